@@ -1,0 +1,497 @@
+/*
+ * jobcache: a persistent memoizing job cache for C.
+ *
+ * A program describes a parameter sweep as a loop of delayed calls. Each call
+ * is hashed (function name, function version, canonical arguments) with
+ * XXH3-128 and looked up in an SQLite cache; only the misses are computed,
+ * their results are stored back, and every result is handed over in the order
+ * the calls were made.
+ *
+ *     static int simulate(jc_call *call)
+ *     {
+ *         double alpha = jc_arg_double(call, 0);
+ *         int64_t seed = jc_arg_int(call, 1);
+ *         return jc_return_double(call, run_model(alpha, seed));
+ *     }
+ *     JC_FUNCTION(simulate, "v1");
+ *
+ *     jc_cache *cache = jc_cache_open("sweep.jobcache", NULL);
+ *     jc_batch *batch = jc_batch_new(cache, &(jc_options){ .n_jobs = -1 });
+ *     for (int i = 0; i < 10; i++)
+ *         jc_delayed(batch, simulate, jc_double(alpha[i]), jc_int(i));
+ *     jc_results *res = jc_run(batch);
+ *
+ * Conventions used throughout this header:
+ *
+ *  - Every public name starts with jc_ or JC_. Names starting with jc__ or
+ *    JC__ are internal details of macros; do not call them directly.
+ *  - Handles are opaque. Every new or open function has a matching free or close, and
+ *    every free/close function accepts NULL and does nothing.
+ *  - Functions that can fail return a negative jc_error code (or NULL), and set
+ *    a message for the calling thread that jc_errmsg() returns. The message
+ *    says what went wrong and where (a file name, a call site, an argument).
+ *  - Value builders (jc_int, jc_str, jc_list, ...) return a new value that the
+ *    caller owns. Passing a value to jc_delayed, jc_memo, jc_list, jc_map,
+ *    jc_kw or jc_return hands its ownership over: do not free it afterwards.
+ *
+ * ABI promise: within one major version (JC_VERSION_MAJOR), a minor release
+ * only adds functions, enum values at the end of an enum, and fields at the
+ * end of jc_options / jc_cache_options (whose zero value keeps the old
+ * behaviour). It never removes or changes the meaning of what exists, and the
+ * shared library keeps its SONAME (libjobcache.so.MAJOR). Patch releases change
+ * no interface at all.
+ */
+#ifndef JOBCACHE_H
+#define JOBCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(JC_STATIC_DEFINE)
+#define JC_EXPORT
+#elif defined(__GNUC__)
+#define JC_EXPORT __attribute__((visibility("default")))
+#else
+#define JC_EXPORT
+#endif
+
+#if defined(__GNUC__)
+#define JC__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define JC__PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define JC_VERSION_MAJOR 0
+#define JC_VERSION_MINOR 1
+#define JC_VERSION_PATCH 0
+#define JC_VERSION_STRING "0.1.0"
+#define JC_VERSION_NUMBER (JC_VERSION_MAJOR * 10000 + JC_VERSION_MINOR * 100 + JC_VERSION_PATCH)
+
+/* The version of the library actually linked, as "MAJOR.MINOR.PATCH". */
+JC_EXPORT const char *jc_version(void);
+/* The same as a number, MAJOR * 10000 + MINOR * 100 + PATCH. */
+JC_EXPORT unsigned jc_version_number(void);
+
+/* The key format that keys are computed with (see docs/format.md). */
+#define JC_KEY_FORMAT_VERSION 1
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* X(name, value, message). Values are never renumbered. */
+#define JC_ERRNO_MAP(X)                                                        \
+    X(OK, 0, "success")                                                      \
+    X(EINVAL, -1, "invalid argument")                                        \
+    X(ENOMEM, -2, "out of memory")                                           \
+    X(EIO, -3, "input/output error")                                         \
+    X(ECORRUPT, -4, "cache file is corrupt or not a jobcache cache")         \
+    X(ESCHEMA, -5, "cache file has a newer schema than this library")        \
+    X(ENOFUNC, -6, "unknown or ambiguous function")                          \
+    X(ETYPE, -7, "value has another type")                                   \
+    X(ERANGE, -8, "index out of range or argument missing")                  \
+    X(ENOTFOUND, -9, "no such entry")                                        \
+    X(EREADONLY, -10, "cache is read-only")                                  \
+    X(EAMBIGUOUS, -11, "key prefix matches several entries")                 \
+    X(EFAILED, -12, "one or more calls failed")                              \
+    X(EINTR, -13, "interrupted")                                             \
+    X(EBUSY, -14, "cache is locked by another process")                      \
+    X(EDECODE, -15, "stored value does not decode")
+
+typedef enum jc_error {
+#define JC__ERR_ENUM(name, value, msg) JC_##name = value,
+    JC_ERRNO_MAP(JC__ERR_ENUM)
+#undef JC__ERR_ENUM
+} jc_error;
+
+/* A static description of an error code ("out of memory"). Never NULL. */
+JC_EXPORT const char *jc_strerror(int code);
+/* The code's name ("JC_ENOMEM"). Never NULL. */
+JC_EXPORT const char *jc_err_name(int code);
+/* The message of the last error in the calling thread, naming what and where.
+ * Valid until the thread's next failing jobcache call. Never NULL. */
+JC_EXPORT const char *jc_errmsg(void);
+/* The code of the last error in the calling thread (JC_OK if none yet). */
+JC_EXPORT int jc_errcode(void);
+
+/* ------------------------------------------------------------------------ */
+/* Values                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jc_value jc_value;
+
+typedef enum jc_type {
+    JC_TYPE_NULL = 0,
+    JC_TYPE_BOOL = 1,
+    JC_TYPE_INT = 2,        /* int64_t */
+    JC_TYPE_DOUBLE = 3,
+    JC_TYPE_STR = 4,        /* UTF-8 text, may not contain NUL */
+    JC_TYPE_BYTES = 5,
+    JC_TYPE_DOUBLES = 6,    /* typed array of double */
+    JC_TYPE_INTS = 7,       /* typed array of int64_t */
+    JC_TYPE_LIST = 8,
+    JC_TYPE_MAP = 9,        /* string keys, kept sorted */
+    JC_TYPE_KWARG = 10      /* a named argument made by jc_kw(); only valid as a call argument */
+} jc_type;
+
+/* Builders. Each returns a new value owned by the caller, or NULL when out of
+ * memory or given invalid input (jc_errmsg() says which). Passing NULL on to
+ * jc_delayed, jc_list, ... is safe: the receiver reports the error. */
+JC_EXPORT jc_value *jc_null(void);
+JC_EXPORT jc_value *jc_bool(bool b);
+JC_EXPORT jc_value *jc_int(int64_t i);
+JC_EXPORT jc_value *jc_double(double d);
+/* Copies the NUL-terminated string s. NULL s is an error. */
+JC_EXPORT jc_value *jc_str(const char *s);
+/* Copies len bytes of text; the text may not contain NUL. */
+JC_EXPORT jc_value *jc_strn(const char *s, size_t len);
+JC_EXPORT jc_value *jc_bytes(const void *p, size_t len);
+/* Typed arrays, copied. */
+JC_EXPORT jc_value *jc_doubles(const double *p, size_t n);
+JC_EXPORT jc_value *jc_ints(const int64_t *p, size_t n);
+/* Typed arrays, borrowed: the value points at the caller's memory instead of
+ * copying it, which is what a large array argument wants. The memory must
+ * stay allocated and unchanged until the value is freed (for an argument of
+ * jc_delayed: until jc_run returns). Forked workers read it in place, so it
+ * is never copied through a pipe. */
+JC_EXPORT jc_value *jc_doubles_ref(const double *p, size_t n);
+JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
+/* A named argument for jc_delayed / jc_memo, or a map entry for jc_map.
+ * Copies name; takes ownership of v. */
+JC_EXPORT jc_value *jc_kw(const char *name, jc_value *v);
+
+/* jc_list(a, b, c): a list of the given values (at least one), taking
+ * ownership of each. These macros are C only; C++ uses the function forms. */
+#define jc_list(...) jc_list_of((jc_value *[]){__VA_ARGS__}, JC__NARGS(__VA_ARGS__))
+/* jc_map(jc_kw("a", x), jc_kw("b", y)): a map from the given entries (at
+ * least one). A repeated key is an error. */
+#define jc_map(...) jc_map_of((jc_value *[]){__VA_ARGS__}, JC__NARGS(__VA_ARGS__))
+/* Function forms of the above, for lists built at run time: items[0..n) are
+ * taken over (all of them, also on failure). A NULL item makes the result
+ * NULL. */
+JC_EXPORT jc_value *jc_list_of(jc_value *const *items, size_t n);
+JC_EXPORT jc_value *jc_map_of(jc_value *const *entries, size_t n);
+/* An empty list to grow with jc_list_append; an empty map for jc_map_set. */
+JC_EXPORT jc_value *jc_list_new(void);
+JC_EXPORT jc_value *jc_map_new(void);
+/* Appends item (taken over) to list. Returns 0 or a negative jc_error. */
+JC_EXPORT int jc_list_append(jc_value *list, jc_value *item);
+/* Adds key -> v (v taken over) to map, replacing an existing key. */
+JC_EXPORT int jc_map_set(jc_value *map, const char *key, jc_value *v);
+
+/* Frees v and everything it owns. NULL is a no-op. */
+JC_EXPORT void jc_value_free(jc_value *v);
+/* A deep copy (borrowed arrays become owned). NULL when out of memory. */
+JC_EXPORT jc_value *jc_value_copy(const jc_value *v);
+/* True when a and b encode to the same canonical bytes. */
+JC_EXPORT bool jc_value_equal(const jc_value *a, const jc_value *b);
+
+/* Inspecting values. All accessors accept NULL (treated as a missing value). */
+JC_EXPORT jc_type jc_value_type(const jc_value *v);
+/* "null", "bool", "int", ... */
+JC_EXPORT const char *jc_type_name(jc_type t);
+/* Typed getters: 0 on success, JC_ETYPE when v has another type (an int is
+ * not silently read as a double, nor the reverse). */
+JC_EXPORT int jc_value_get_bool(const jc_value *v, bool *out);
+JC_EXPORT int jc_value_get_int(const jc_value *v, int64_t *out);
+JC_EXPORT int jc_value_get_double(const jc_value *v, double *out);
+/* *out stays owned by v; it is NUL-terminated. len may be NULL. */
+JC_EXPORT int jc_value_get_str(const jc_value *v, const char **out, size_t *len);
+JC_EXPORT int jc_value_get_bytes(const jc_value *v, const void **out, size_t *len);
+JC_EXPORT int jc_value_get_doubles(const jc_value *v, const double **out, size_t *n);
+JC_EXPORT int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n);
+/* Number of items of a list, map, typed array, string or bytes; 0 otherwise. */
+JC_EXPORT size_t jc_value_len(const jc_value *v);
+/* Item i of a list or value i of a map (maps are in key order); NULL when out
+ * of range or not a container. Owned by v. */
+JC_EXPORT const jc_value *jc_value_at(const jc_value *v, size_t i);
+/* Key i of a map, or the name of a jc_kw value (i ignored). Owned by v. */
+JC_EXPORT const char *jc_value_key_at(const jc_value *v, size_t i);
+/* The value under key in a map; NULL if absent. Owned by v. */
+JC_EXPORT const jc_value *jc_value_get(const jc_value *v, const char *key);
+
+/* Renders v as JSON-like text into a new NUL-terminated string that the
+ * caller frees with free(). Arrays, lists and maps longer than max_items are
+ * abbreviated with "..." (0 means never abbreviate). Doubles are written so
+ * that they read back exactly; bytes as "<N bytes>"; NaN and infinities as
+ * NaN, Infinity, -Infinity. NULL when out of memory. */
+JC_EXPORT char *jc_value_format(const jc_value *v, size_t max_items);
+
+/* Canonical encoding (docs/format.md). jc_value_encode writes a new buffer
+ * that the caller frees with free(). jc_value_decode parses a buffer into a
+ * new value (JC_EDECODE with a message on malformed or trailing input). */
+JC_EXPORT int jc_value_encode(const jc_value *v, void **out, size_t *len);
+JC_EXPORT int jc_value_decode(const void *buf, size_t len, jc_value **out);
+
+/* ------------------------------------------------------------------------ */
+/* Cacheable functions                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jc_call jc_call;
+
+/* A cacheable function: reads its arguments from call, sets a result with a
+ * jc_return* function, and returns 0; or returns jc_fail(call, ...). It must
+ * be a pure function of its arguments: that is what makes caching correct. */
+typedef int (*jc_fn)(jc_call *call);
+
+typedef struct jc_function {
+    const char *name;
+    const char *version;
+    jc_fn fn;
+} jc_function;
+
+/* JC_FUNCTION(fn, "v2") at file scope registers fn under its own name and the
+ * given version before main() runs, so that every process of the program
+ * (including workers not forked from the caller) knows the same table. Bump
+ * the version whenever the function's code changes its results: entries of
+ * the old version are then no longer hits. */
+#define JC_FUNCTION(fn, ver) JC_FUNCTION_NAMED(fn, #fn, ver)
+/* The same with an explicit name, e.g. "model/simulate". */
+#define JC_FUNCTION_NAMED(fn, name, ver)                                        \
+    static const jc_function jc__fn_desc_##fn = {name, ver, fn};             \
+    __attribute__((constructor)) static void jc__fn_register_##fn(void)     \
+    {                                                                        \
+        jc_function_register(&jc__fn_desc_##fn);                             \
+    }                                                                        \
+    typedef int jc__fn_semicolon_##fn
+
+/* Registers a function by hand (what JC_FUNCTION does). desc must stay valid
+ * for the life of the process; it is not copied. An empty name or version is
+ * rejected (JC_EINVAL); a second function under an existing name marks the
+ * name ambiguous, so that using either one fails with JC_ENOFUNC naming both.
+ * Registering the same descriptor twice is harmless. */
+JC_EXPORT int jc_function_register(const jc_function *desc);
+/* Looks up a registered function by name; NULL if unknown or ambiguous. */
+JC_EXPORT const jc_function *jc_function_find(const char *name);
+
+/* Inside a cacheable function: its arguments. Positional arguments are
+ * numbered from 0; named ones are found by name. The typed accessors fail the
+ * call when the argument is missing or has another type: they return 0 (or
+ * NULL), and the call is reported as an error with a message naming the
+ * function, the argument and the types, whatever the function returns. */
+JC_EXPORT size_t jc_arg_count(const jc_call *call);
+JC_EXPORT const jc_value *jc_arg(const jc_call *call, size_t i);     /* NULL if absent */
+JC_EXPORT const jc_value *jc_kwarg(const jc_call *call, const char *name);
+JC_EXPORT bool jc_arg_bool(jc_call *call, size_t i);
+JC_EXPORT int64_t jc_arg_int(jc_call *call, size_t i);
+JC_EXPORT double jc_arg_double(jc_call *call, size_t i);
+JC_EXPORT const char *jc_arg_str(jc_call *call, size_t i);
+JC_EXPORT const double *jc_arg_doubles(jc_call *call, size_t i, size_t *n);
+JC_EXPORT const int64_t *jc_arg_ints(jc_call *call, size_t i, size_t *n);
+JC_EXPORT bool jc_kwarg_bool(jc_call *call, const char *name);
+JC_EXPORT int64_t jc_kwarg_int(jc_call *call, const char *name);
+JC_EXPORT double jc_kwarg_double(jc_call *call, const char *name);
+JC_EXPORT const char *jc_kwarg_str(jc_call *call, const char *name);
+JC_EXPORT const double *jc_kwarg_doubles(jc_call *call, const char *name, size_t *n);
+/* The name of the function being called (for messages). */
+JC_EXPORT const char *jc_call_function(const jc_call *call);
+
+/* Setting the result. jc_return takes ownership of v (NULL means out of
+ * memory and fails the call). Each returns 0, or a negative code that the
+ * function should return. A later jc_return replaces an earlier one. */
+JC_EXPORT int jc_return(jc_call *call, jc_value *v);
+JC_EXPORT int jc_return_int(jc_call *call, int64_t i);
+JC_EXPORT int jc_return_double(jc_call *call, double d);
+JC_EXPORT int jc_return_str(jc_call *call, const char *s);
+/* Fails the call with a printf-style message; returns JC_EFAILED, to be
+ * returned by the function: return jc_fail(call, "diverged at step %d", k). */
+JC_EXPORT int jc_fail(jc_call *call, const char *fmt, ...) JC__PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------ */
+/* The cache                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jc_cache jc_cache;
+
+enum jc_cache_flags {
+    JC_CACHE_RECOMPUTE = 1 << 0, /* ignore hits: compute every call and overwrite its entry */
+    JC_CACHE_READONLY = 1 << 1,  /* use hits, never write (not even hit counts) */
+    JC_CACHE_DISABLED = 1 << 2,  /* no cache at all: open no file, compute everything */
+    JC_CACHE_NOCREATE = 1 << 3   /* fail with JC_ENOTFOUND rather than create a missing file */
+};
+
+typedef struct jc_cache_options {
+    unsigned flags;            /* jc_cache_flags, or-ed */
+    int busy_timeout_ms;       /* wait this long for another process's lock; 0 = 10000 */
+    int64_t max_size;          /* bytes; after a run, least recently used entries beyond this are evicted; 0 = no limit */
+} jc_cache_options;
+
+/* Opens (creating if needed) the cache file at path. NULL path means
+ * $JOBCACHE_PATH if set, else "./jobcache.db". opts may be NULL. Returns NULL
+ * on failure with jc_errmsg() naming the file and the cause: a missing or
+ * unwritable directory, a file that is not SQLite, a corrupt or truncated
+ * file, a schema newer than this library. Free with jc_cache_close. */
+JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts);
+/* Closes the cache, committing anything pending. NULL is a no-op. The cache
+ * must outlive every batch made on it. */
+JC_EXPORT void jc_cache_close(jc_cache *cache);
+/* The file's path (NULL for a disabled cache). Owned by the cache. */
+JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
+
+/* ------------------------------------------------------------------------ */
+/* Batches and runs                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct jc_batch jc_batch;
+typedef struct jc_results jc_results;
+
+typedef enum jc_status {
+    JC_STATUS_OK = 0,
+    JC_STATUS_ERROR = 1,     /* the function failed (jc_fail, a wrong argument type, ...) */
+    JC_STATUS_CRASHED = 2,   /* the worker died: a signal, exit(), out of memory */
+    JC_STATUS_TIMEOUT = 3,   /* the call ran past jc_options.timeout_seconds */
+    JC_STATUS_SKIPPED = 4    /* not run: an earlier call failed under JC_ON_ERROR_STOP, or the run was interrupted */
+} jc_status;
+
+/* "ok", "error", "crashed", "timed out", "skipped". */
+JC_EXPORT const char *jc_status_name(jc_status s);
+
+typedef enum jc_on_error {
+    JC_ON_ERROR_STOP = 0,     /* default, as joblib: the first failure skips the calls not yet started */
+    JC_ON_ERROR_CONTINUE = 1  /* run everything; failures are reported per call */
+} jc_on_error;
+
+typedef enum jc_verbose {
+    JC_VERBOSE_AUTO = 0,  /* the summary line (and live progress) when stderr is a terminal */
+    JC_VERBOSE_ON = 1,
+    JC_VERBOSE_OFF = 2
+} jc_verbose;
+
+typedef enum jc_backend {
+    JC_BACKEND_AUTO = 0,    /* in-process for n_jobs = 1, forked workers otherwise */
+    JC_BACKEND_FORK = 1,
+    JC_BACKEND_THREADS = 2, /* pthreads: only for thread-safe functions */
+    JC_BACKEND_INPROCESS = 3
+} jc_backend;
+
+/* Live figures of a run, for progress callbacks and at its end. */
+typedef struct jc_progress {
+    size_t total;          /* submitted calls */
+    size_t done;           /* calls with a final status */
+    size_t cached;
+    size_t computed;       /* computed successfully */
+    size_t failed;         /* error, crashed or timed out */
+    size_t skipped;
+    size_t running;
+    double elapsed;        /* seconds since jc_run started */
+    double saved;          /* compute seconds that hits saved */
+} jc_progress;
+
+typedef struct jc_options {
+    /* As joblib: 1 runs every miss in the caller's process (no fork, no
+     * thread: debug with gdb as a plain loop); -1 all CPUs; -k all but k-1;
+     * k > 1 that many workers. 0 is an error. */
+    int n_jobs;
+    jc_on_error on_error;
+    jc_verbose verbose;
+    jc_backend backend;
+    double timeout_seconds;    /* per call; 0 = none. Needs the fork backend. */
+    int64_t memory_limit;      /* bytes of address space per worker (RLIMIT_AS); 0 = none */
+    /* Called in completion order with each call's index (of its first
+     * submission), once the result is known, in the caller's thread. */
+    void (*on_result)(const jc_results *res, size_t index, void *userdata);
+    /* Called in the caller's thread at most about 10 times a second. */
+    void (*on_progress)(const jc_progress *p, void *userdata);
+    void *userdata;
+} jc_options;
+
+/* A new, empty batch that will run against cache. opts may be NULL (n_jobs =
+ * 1 and the defaults above); it is copied. NULL on invalid options (n_jobs =
+ * 0, a negative timeout) with jc_errmsg() naming the option. */
+JC_EXPORT jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts);
+/* Frees the batch and the arguments it holds. NULL is a no-op. */
+JC_EXPORT void jc_batch_free(jc_batch *batch);
+/* Number of calls submitted so far. */
+JC_EXPORT size_t jc_batch_count(const jc_batch *batch);
+
+/* jc_delayed(batch, fn, args...): submits fn(args...) to the batch, where fn
+ * was declared with JC_FUNCTION and each argument is a value builder, named
+ * ones made with jc_kw(). The arguments are taken over. Returns 0, or a
+ * negative code: an unregistered or ambiguous function, a NULL argument, a
+ * named argument given twice. A failure is also remembered by the batch, so
+ * that jc_run refuses to run it, reporting the first bad call with its source
+ * file and line. */
+#define jc_delayed(batch, ...)                                                 \
+    jc__delayed((batch), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),     \
+                JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
+/* The same by registered name, for calls built from data. */
+JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
+                              jc_value *const *argv, size_t argc);
+
+/* Runs the batch: hashes every call, computes each distinct call once,
+ * answers hits from the cache, computes the misses (in-process or on
+ * workers), stores their results in batched transactions and returns the
+ * results in submission order. A batch runs once; free it afterwards.
+ * Returns NULL only when the run could not start (a bad call in the batch,
+ * out of memory, a cache error), with jc_errmsg() saying why. Otherwise the
+ * results, which the caller frees with jc_results_free; see
+ * jc_results_status for whether every call succeeded. */
+JC_EXPORT jc_results *jc_run(jc_batch *batch);
+
+JC_EXPORT void jc_results_free(jc_results *res);
+/* JC_OK when every call succeeded, JC_EFAILED when any failed or was
+ * skipped, JC_EINTR when the run was interrupted (SIGINT/SIGTERM), JC_EIO when
+ * results could not be stored. jc_results_message() gives details. */
+JC_EXPORT int jc_results_status(const jc_results *res);
+JC_EXPORT const char *jc_results_message(const jc_results *res);
+JC_EXPORT size_t jc_results_count(const jc_results *res);
+/* The figures of the finished run. */
+JC_EXPORT jc_progress jc_results_summary(const jc_results *res);
+
+/* Per result; k is the submission index. Out of range: a failed status and
+ * NULL values. */
+JC_EXPORT jc_status jc_result_status(const jc_results *res, size_t k);
+/* The result value, owned by res; NULL unless the status is ok. */
+JC_EXPORT const jc_value *jc_result_value(const jc_results *res, size_t k);
+/* Takes the value out of res (the caller then owns it). */
+JC_EXPORT jc_value *jc_result_take(jc_results *res, size_t k);
+JC_EXPORT bool jc_result_cached(const jc_results *res, size_t k);
+/* Seconds the computation took (for a hit: when it was computed). */
+JC_EXPORT double jc_result_seconds(const jc_results *res, size_t k);
+/* For a failure: "simulate(0.5, 3, steps=1000): diverged at step 12"; NULL
+ * otherwise. Owned by res. */
+JC_EXPORT const char *jc_result_error(const jc_results *res, size_t k);
+/* Convenience: the result as a double / int; NaN / 0 when the call failed or
+ * the value has another type. */
+JC_EXPORT double jc_result_double(const jc_results *res, size_t k);
+JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
+
+/* jc_memo(cache, fn, args...): one memoized call outside a batch, like
+ * joblib's Memory.cache(f)(x): a hit is returned from the cache, a miss is
+ * computed in the caller's process and stored. Returns a new value that the
+ * caller owns, or NULL on failure with jc_errmsg() naming the call. */
+#define jc_memo(cache, ...)                                                    \
+    jc__memo((cache), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),        \
+             JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
+
+/* ------------------------------------------------------------------------ */
+/* Macro internals                                                           */
+/* ------------------------------------------------------------------------ */
+
+#define JC__HEAD(x, ...) x
+#define JC__TAIL(x, ...) __VA_ARGS__
+#define JC__NARGS(...) (sizeof((jc_value *[]){__VA_ARGS__}) / sizeof(jc_value *))
+/* The arguments after the function, as an array whose last element is NULL. */
+#define JC__ARGV(...) ((jc_value *[]){JC__TAIL(__VA_ARGS__, 0)})
+/* How many arguments follow the function (sizeof does not evaluate them). */
+#define JC__ARGC(...) (JC__NARGS(JC__TAIL(__VA_ARGS__, 0)) - 1)
+
+JC_EXPORT int jc__delayed(jc_batch *batch, jc_fn fn, jc_value *const *argv, size_t argc,
+                          const char *file, int line);
+JC_EXPORT jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc,
+                             const char *file, int line);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* JOBCACHE_H */

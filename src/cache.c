@@ -1,0 +1,174 @@
+/*
+ * cache: the cache handle that a program opens, over the store.
+ *
+ * It chooses the file (argument, $JOBCACHE_PATH, ./jobcache.db), applies the
+ * modes (recompute, read-only, disabled), turns stored blobs into values and
+ * back, and defers hit bookkeeping so that a hit costs one lookup.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jc_internal.h"
+#include "store.h"
+
+jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
+{
+    jc_cache_options o = opts ? *opts : (jc_cache_options){0};
+    if ((o.flags & JC_CACHE_READONLY) && (o.flags & JC_CACHE_RECOMPUTE)) {
+        jc__set_error(JC_EINVAL, "jc_cache_open: JC_CACHE_READONLY and JC_CACHE_RECOMPUTE contradict "
+                      "each other (recompute overwrites entries)");
+        return NULL;
+    }
+    if (o.max_size < 0) {
+        jc__set_error(JC_EINVAL, "jc_cache_open: max_size is negative (%lld)", (long long)o.max_size);
+        return NULL;
+    }
+    jc_cache *c = calloc(1, sizeof *c);
+    if (!c) {
+        jc__set_error(JC_ENOMEM, "out of memory opening a cache");
+        return NULL;
+    }
+    c->flags = o.flags;
+    c->max_size = o.max_size;
+    if (o.flags & JC_CACHE_DISABLED)
+        return c;
+
+    if (!path || !*path) {
+        const char *env = getenv("JOBCACHE_PATH");
+        path = env && *env ? env : "./jobcache.db";
+    }
+    c->path = jc__strdup(path);
+    if (!c->path) {
+        free(c);
+        jc__set_error(JC_ENOMEM, "out of memory opening a cache");
+        return NULL;
+    }
+    unsigned sflags = 0;
+    if (o.flags & JC_CACHE_READONLY)
+        sflags |= JC__STORE_READONLY | JC__STORE_NOCREATE;
+    if (o.flags & JC_CACHE_NOCREATE)
+        sflags |= JC__STORE_NOCREATE;
+    if (jc__store_open(c->path, sflags, o.busy_timeout_ms, &c->store)) {
+        free(c->path);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void jc_cache_close(jc_cache *cache)
+{
+    if (!cache)
+        return;
+    if (cache->store && cache->ntouched) {
+        /* Best effort: hit counts are bookkeeping, never results. */
+        if (jc__store_begin(cache->store) == 0) {
+            jc__cache_flush_touches(cache);
+            jc__store_commit(cache->store);
+        }
+    }
+    jc__store_close(cache->store);
+    free(cache->touched);
+    free(cache->touched_at);
+    free(cache->path);
+    free(cache);
+}
+
+const char *jc_cache_path(const jc_cache *cache)
+{
+    return cache ? cache->path : NULL;
+}
+
+bool jc__cache_writable(const jc_cache *cache)
+{
+    return cache->store && !(cache->flags & JC_CACHE_READONLY);
+}
+
+void jc__cache_touch(jc_cache *cache, int64_t rowid)
+{
+    if (!jc__cache_writable(cache))
+        return;
+    if (cache->ntouched == cache->touched_cap) {
+        size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
+        int64_t *t = realloc(cache->touched, cap * sizeof *t);
+        if (t)
+            cache->touched = t;
+        double *a = realloc(cache->touched_at, cap * sizeof *a);
+        if (a)
+            cache->touched_at = a;
+        if (!t || !a)
+            return; /* out of memory: this hit goes uncounted, nothing else is lost */
+        cache->touched_cap = cap;
+    }
+    cache->touched[cache->ntouched] = rowid;
+    cache->touched_at[cache->ntouched] = jc__now();
+    cache->ntouched++;
+    /* A program that only ever hits (jc_memo in a loop) still writes its hit
+     * counts now and then. Inside a run's transaction this nests into it. */
+    if (cache->ntouched >= 4096 && jc__store_begin(cache->store) == 0) {
+        jc__cache_flush_touches(cache);
+        jc__store_commit(cache->store);
+    }
+}
+
+int jc__cache_flush_touches(jc_cache *cache)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cache->ntouched && !rc; i++)
+        rc = jc__store_touch(cache->store, cache->touched[i], cache->touched_at[i]);
+    cache->ntouched = 0;
+    return rc;
+}
+
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value **value,
+                     double *seconds)
+{
+    *value = NULL;
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
+        return 0;
+    jc__hit hit;
+    int rc = jc__store_get(cache->store, key, &hit);
+    if (rc <= 0)
+        return rc;
+    if (jc__decode_value(hit.result, hit.result_len, value)) {
+        /* A blob that does not decode is treated as a miss: the call is
+         * computed again and its entry overwritten. */
+        *value = NULL;
+        return 0;
+    }
+    *seconds = hit.compute_seconds;
+    jc__cache_touch(cache, hit.rowid);
+    return 1;
+}
+
+int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
+                  jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
+                  size_t blob_len, double seconds, double now)
+{
+    jc__buf args = {0}, res = {0};
+    int rc = jc__encode_args(argv, argc, jc__buf_write, &args);
+    if (!rc && !blob) {
+        rc = jc__encode_value(value, jc__buf_write, &res);
+        blob = res.data;
+        blob_len = res.len;
+    }
+    if (!rc && (args.oom || res.oom))
+        rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
+    if (!rc) {
+        jc__entry_in e = {
+            .key = key,
+            .function = fn->name,
+            .version = fn->version,
+            .args = args.data,
+            .args_len = args.len,
+            .result = blob ? blob : "",
+            .result_len = blob_len,
+            .compute_seconds = seconds,
+            .now = now,
+        };
+        rc = jc__store_put(cache->store, &e);
+    }
+    jc__buf_free(&args);
+    jc__buf_free(&res);
+    return rc;
+}

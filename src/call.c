@@ -1,0 +1,263 @@
+/*
+ * call: what a cacheable function sees (its arguments, its result) and the
+ * in-thread invocation every backend ends in.
+ *
+ * Argument accessors never abort the function: on a missing argument or a
+ * wrong type they record the failure in the call and return a zero value, and
+ * the call is then reported as an error naming the function and the
+ * argument, whatever the function returns afterwards.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jc_internal.h"
+
+double jc__monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Records the first failure of a call; later ones keep the first message. */
+static void call_failv(jc_call *call, const char *fmt, va_list ap)
+{
+    if (call->failed)
+        return;
+    call->failed = true;
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    call->error = msg;
+}
+
+static void call_fail(jc_call *call, const char *fmt, ...) JC__PRINTF(2, 3);
+static void call_fail(jc_call *call, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    call_failv(call, fmt, ap);
+    va_end(ap);
+}
+
+int jc_fail(jc_call *call, const char *fmt, ...)
+{
+    if (!call)
+        return JC_EFAILED;
+    va_list ap;
+    va_start(ap, fmt);
+    call_failv(call, fmt ? fmt : "failed", ap);
+    va_end(ap);
+    return JC_EFAILED;
+}
+
+size_t jc_arg_count(const jc_call *call)
+{
+    size_t n = 0;
+    for (size_t i = 0; call && i < call->argc; i++)
+        n += call->argv[i]->type != JC_TYPE_KWARG;
+    return n;
+}
+
+const jc_value *jc_arg(const jc_call *call, size_t i)
+{
+    for (size_t k = 0; call && k < call->argc; k++)
+        if (call->argv[k]->type != JC_TYPE_KWARG && i-- == 0)
+            return call->argv[k];
+    return NULL;
+}
+
+const jc_value *jc_kwarg(const jc_call *call, const char *name)
+{
+    for (size_t k = 0; call && name && k < call->argc; k++)
+        if (call->argv[k]->type == JC_TYPE_KWARG && strcmp(call->argv[k]->u.kw.name, name) == 0)
+            return call->argv[k]->u.kw.val;
+    return NULL;
+}
+
+const char *jc_call_function(const jc_call *call)
+{
+    return call && call->fn ? call->fn->name : NULL;
+}
+
+/* The positional argument i, of type t, or NULL with the call failed. */
+static const jc_value *pos_typed(jc_call *call, size_t i, jc_type t)
+{
+    const jc_value *v = jc_arg(call, i);
+    if (!v)
+        call_fail(call, "argument %zu is missing (the call has %zu positional argument%s), expected %s",
+                  i, jc_arg_count(call), jc_arg_count(call) == 1 ? "" : "s", jc_type_name(t));
+    else if (v->type != t)
+        call_fail(call, "argument %zu is %s, expected %s", i, jc_type_name(v->type), jc_type_name(t));
+    else
+        return v;
+    return NULL;
+}
+
+static const jc_value *kw_typed(jc_call *call, const char *name, jc_type t)
+{
+    const jc_value *v = jc_kwarg(call, name);
+    if (!v)
+        call_fail(call, "named argument \"%s\" is missing, expected %s", name ? name : "(null)",
+                  jc_type_name(t));
+    else if (v->type != t)
+        call_fail(call, "named argument \"%s\" is %s, expected %s", name, jc_type_name(v->type),
+                  jc_type_name(t));
+    else
+        return v;
+    return NULL;
+}
+
+bool jc_arg_bool(jc_call *call, size_t i)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_BOOL);
+    return v ? v->u.b : false;
+}
+
+int64_t jc_arg_int(jc_call *call, size_t i)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_INT);
+    return v ? v->u.i : 0;
+}
+
+double jc_arg_double(jc_call *call, size_t i)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_DOUBLE);
+    return v ? v->u.d : 0.0;
+}
+
+const char *jc_arg_str(jc_call *call, size_t i)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_STR);
+    return v ? v->u.s : NULL;
+}
+
+const double *jc_arg_doubles(jc_call *call, size_t i, size_t *n)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_DOUBLES);
+    if (n)
+        *n = v ? v->len : 0;
+    return v ? v->u.arr : NULL;
+}
+
+const int64_t *jc_arg_ints(jc_call *call, size_t i, size_t *n)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_INTS);
+    if (n)
+        *n = v ? v->len : 0;
+    return v ? v->u.arr : NULL;
+}
+
+bool jc_kwarg_bool(jc_call *call, const char *name)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_BOOL);
+    return v ? v->u.b : false;
+}
+
+int64_t jc_kwarg_int(jc_call *call, const char *name)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_INT);
+    return v ? v->u.i : 0;
+}
+
+double jc_kwarg_double(jc_call *call, const char *name)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_DOUBLE);
+    return v ? v->u.d : 0.0;
+}
+
+const char *jc_kwarg_str(jc_call *call, const char *name)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_STR);
+    return v ? v->u.s : NULL;
+}
+
+const double *jc_kwarg_doubles(jc_call *call, const char *name, size_t *n)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_DOUBLES);
+    if (n)
+        *n = v ? v->len : 0;
+    return v ? v->u.arr : NULL;
+}
+
+int jc_return(jc_call *call, jc_value *v)
+{
+    if (!call) {
+        jc_value_free(v);
+        return JC_EINVAL;
+    }
+    if (!v) {
+        call_fail(call, "the result is NULL (%s)", jc_errmsg());
+        return JC_EFAILED;
+    }
+    if (v->type == JC_TYPE_KWARG) {
+        call_fail(call, "the result is a jc_kw named value; return a jc_map instead");
+        jc_value_free(v);
+        return JC_EFAILED;
+    }
+    jc_value_free(call->result);
+    call->result = v;
+    return 0;
+}
+
+int jc_return_int(jc_call *call, int64_t i) { return jc_return(call, jc_int(i)); }
+int jc_return_double(jc_call *call, double d) { return jc_return(call, jc_double(d)); }
+int jc_return_str(jc_call *call, const char *s) { return jc_return(call, jc_str(s)); }
+
+char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc)
+{
+    jc__buf b = {0};
+    jc__buf_write(&b, name, strlen(name));
+    jc__buf_write(&b, "(", 1);
+    for (size_t i = 0; i < argc; i++) {
+        char *s = jc_value_format(argv[i], 8);
+        if (i)
+            jc__buf_write(&b, ", ", 2);
+        if (s) {
+            /* Keep a message readable even when an argument is a long string. */
+            size_t n = strlen(s);
+            if (n > 200) {
+                jc__buf_write(&b, s, 190);
+                jc__buf_write(&b, "...", 3);
+            } else {
+                jc__buf_write(&b, s, n);
+            }
+        }
+        free(s);
+    }
+    jc__buf_write(&b, ")", 2); /* with the NUL */
+    if (b.oom) {
+        jc__buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t argc,
+                          jc_value **result, char **error, double *seconds)
+{
+    jc_call call = {.fn = fn, .argv = argv, .argc = argc};
+    double t0 = jc__monotonic();
+    int rc = fn->fn(&call);
+    *seconds = jc__monotonic() - t0;
+    *result = NULL;
+    *error = NULL;
+    if (!call.failed && rc == 0) {
+        *result = call.result ? call.result : jc_null();
+        if (*result)
+            return JC_STATUS_OK;
+        call_fail(&call, "out of memory making the result");
+    }
+    jc_value_free(call.result);
+    char *what = call.error;
+    if (!call.failed)
+        what = jc__strdup_printf("returned %d (%s) without calling jc_fail", rc, jc_strerror(rc));
+    char *desc = jc__call_describe(fn->name, argv, argc);
+    *error = jc__strdup_printf("%s: %s", desc ? desc : fn->name, what ? what : "failed");
+    free(desc);
+    free(what);
+    return JC_STATUS_ERROR;
+}

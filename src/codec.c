@@ -1,0 +1,454 @@
+/*
+ * codec: the one canonical encoding of values, with msgpack-c
+ * (docs/format.md is the specification; key format version 1).
+ *
+ * Canonical means the same value always gives the same bytes, on every
+ * machine: ints in msgpack's shortest form, doubles always as float64 with
+ * -0.0 written as 0.0 and every NaN as the one quiet NaN 0x7ff8000000000000,
+ * map keys sorted by byte order, typed arrays as little-endian ext payloads.
+ *
+ * The encoder writes through a callback, so the same walk feeds a growable
+ * buffer (the stored argument and result blobs) or a running XXH3 state (the
+ * key), without building the whole encoding of a large array in memory.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "jc_internal.h"
+
+enum { EXT_DOUBLES = 1, EXT_INTS = 2 };
+
+/* ---- buffer ---- */
+
+int jc__buf_write(void *ctx, const char *p, size_t n)
+{
+    jc__buf *b = ctx;
+    if (b->oom)
+        return -1;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = true;
+                return -1;
+            }
+            cap *= 2;
+        }
+        char *data = realloc(b->data, cap);
+        if (!data) {
+            b->oom = true;
+            return -1;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void jc__buf_free(jc__buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->oom = false;
+}
+
+/* ---- encoding ---- */
+
+static uint64_t canonical_double_bits(double d)
+{
+    uint64_t bits;
+    if (isnan(d))
+        return UINT64_C(0x7ff8000000000000);
+    if (d == 0.0)
+        d = 0.0; /* -0.0 == 0.0: both become +0.0 */
+    memcpy(&bits, &d, sizeof bits);
+    return bits;
+}
+
+static uint64_t to_le64(uint64_t x)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(x);
+#else
+    return x;
+#endif
+}
+
+/* Writes a typed array's payload. On a little-endian host an int array, or a
+ * double array with no -0.0 and no NaN, goes to the writer straight from the
+ * value's memory (for a borrowed array: the caller's). Otherwise it is
+ * converted in chunks on the stack. */
+static int write_array_body(const jc_value *v, msgpack_packer *pk)
+{
+    const uint64_t *src = v->u.arr;
+    size_t n = v->len;
+    uint64_t chunk[512];
+    bool ints = v->type == JC_TYPE_INTS;
+    while (n) {
+        size_t m = n < 512 ? n : 512;
+        bool clean = to_le64(1) == 1;
+        if (clean && !ints) {
+            const double *d = (const double *)src;
+            for (size_t i = 0; i < m && clean; i++)
+                clean = !isnan(d[i]) && !(d[i] == 0.0 && signbit(d[i]));
+        }
+        if (clean) {
+            if (msgpack_pack_ext_body(pk, src, m * 8))
+                return -1;
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                uint64_t bits = src[i];
+                if (!ints) {
+                    double d;
+                    memcpy(&d, &src[i], 8);
+                    bits = canonical_double_bits(d);
+                }
+                chunk[i] = to_le64(bits);
+            }
+            if (msgpack_pack_ext_body(pk, chunk, m * 8))
+                return -1;
+        }
+        src += m;
+        n -= m;
+    }
+    return 0;
+}
+
+static int write_failed(void)
+{
+    return jc__set_error(JC_ENOMEM, "out of memory encoding a value");
+}
+
+static int encode(const jc_value *v, msgpack_packer *pk, int depth)
+{
+    int r = 0;
+    if (!v)
+        return jc__set_error(JC_EINVAL, "cannot encode a NULL value");
+    switch ((jc_type)v->type) {
+    case JC_TYPE_NULL: r = msgpack_pack_nil(pk); break;
+    case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
+    case JC_TYPE_DOUBLE: {
+        uint64_t bits = canonical_double_bits(v->u.d);
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        r = msgpack_pack_double(pk, d);
+        break;
+    }
+    case JC_TYPE_STR:
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "string of %zu bytes is longer than 4 GiB", v->len);
+        r = msgpack_pack_str(pk, v->len) || msgpack_pack_str_body(pk, v->u.s, v->len);
+        break;
+    case JC_TYPE_BYTES:
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "bytes value of %zu bytes is longer than 4 GiB", v->len);
+        r = msgpack_pack_bin(pk, v->len) || msgpack_pack_bin_body(pk, v->u.s, v->len);
+        break;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        if (v->len > UINT32_MAX / 8)
+            return jc__set_error(JC_EINVAL, "typed array of %zu elements is larger than 4 GiB", v->len);
+        r = msgpack_pack_ext(pk, v->len * 8, v->type == JC_TYPE_DOUBLES ? EXT_DOUBLES : EXT_INTS) ||
+            write_array_body(v, pk);
+        break;
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (depth >= JC__MAX_DEPTH)
+            return jc__set_error(JC_EINVAL, "value nested more than %d levels deep", JC__MAX_DEPTH);
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "%s of %zu items is too long", jc_type_name(v->type), v->len);
+        r = v->type == JC_TYPE_LIST ? msgpack_pack_array(pk, v->len) : msgpack_pack_map(pk, v->len);
+        for (size_t i = 0; i < v->len && !r; i++) {
+            if (v->type == JC_TYPE_MAP) {
+                size_t kl = strlen(v->keys[i]);
+                if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, v->keys[i], kl))
+                    return write_failed();
+            }
+            int rc = encode(v->u.items[i], pk, depth + 1);
+            if (rc)
+                return rc;
+        }
+        break;
+    case JC_TYPE_KWARG:
+        return jc__set_error(JC_EINVAL, "named argument \"%s\" is only valid as a call argument; "
+                             "inside values use jc_map", v->u.kw.name);
+    }
+    return r ? write_failed() : 0;
+}
+
+int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    return encode(v, &pk, 0);
+}
+
+static int cmp_kw(const void *a, const void *b)
+{
+    const jc_value *x = *(const jc_value *const *)a, *y = *(const jc_value *const *)b;
+    return strcmp(x->u.kw.name, y->u.kw.name);
+}
+
+int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    size_t nkw = 0;
+    for (size_t i = 0; i < argc; i++)
+        nkw += argv[i]->type == JC_TYPE_KWARG;
+
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_array(&pk, argc - nkw))
+        return write_failed();
+    for (size_t i = 0; i < argc; i++)
+        if (argv[i]->type != JC_TYPE_KWARG) {
+            int rc = encode(argv[i], &pk, 1);
+            if (rc)
+                return rc;
+        }
+    if (msgpack_pack_map(&pk, nkw))
+        return write_failed();
+    if (!nkw)
+        return 0;
+
+    /* Named arguments in byte order of their names, whatever the call's order. */
+    jc_value *stackbuf[16];
+    jc_value **kw = nkw <= 16 ? stackbuf : malloc(nkw * sizeof *kw);
+    if (!kw)
+        return write_failed();
+    size_t k = 0;
+    for (size_t i = 0; i < argc; i++)
+        if (argv[i]->type == JC_TYPE_KWARG)
+            kw[k++] = argv[i];
+    qsort(kw, nkw, sizeof *kw, cmp_kw);
+    int rc = 0;
+    for (size_t i = 0; i < nkw && !rc; i++) {
+        if (i && strcmp(kw[i - 1]->u.kw.name, kw[i]->u.kw.name) == 0) {
+            rc = jc__set_error(JC_EINVAL, "named argument \"%s\" is given twice", kw[i]->u.kw.name);
+            break;
+        }
+        size_t kl = strlen(kw[i]->u.kw.name);
+        if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
+            rc = write_failed();
+        else
+            rc = encode(kw[i]->u.kw.val, &pk, 1);
+    }
+    if (kw != stackbuf)
+        free(kw);
+    return rc;
+}
+
+/* ---- decoding ---- */
+
+static int bad(const char *what)
+{
+    return jc__set_error(JC_EDECODE, "stored value does not decode: %s", what);
+}
+
+static int from_object(const msgpack_object *o, jc_value **out, int depth);
+
+static int decode_array_ext(const msgpack_object_ext *e, jc_value **out)
+{
+    if (e->size % 8)
+        return bad("typed array payload is not a multiple of 8 bytes");
+    size_t n = e->size / 8;
+    uint64_t *data = malloc(n ? n * 8 : 1);
+    if (!data)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding an array of %zu elements", n);
+    memcpy(data, e->ptr, n * 8);
+    for (size_t i = 0; i < n; i++)
+        data[i] = to_le64(data[i]);
+    jc_value *v = e->type == EXT_DOUBLES ? jc_doubles_ref((double *)data, n)
+                                         : jc_ints_ref((int64_t *)data, n);
+    if (!v) {
+        free(data);
+        return JC_ENOMEM;
+    }
+    v->flags &= (uint8_t)~JC__V_BORROWED; /* the value owns data */
+    *out = v;
+    return 0;
+}
+
+static int decode_container(const msgpack_object *o, jc_value **out, int depth)
+{
+    if (depth >= JC__MAX_DEPTH)
+        return bad("nested too deep");
+    bool map = o->type == MSGPACK_OBJECT_MAP;
+    jc_value *c = map ? jc_map_new() : jc_list_new();
+    if (!c)
+        return JC_ENOMEM;
+    uint32_t n = map ? o->via.map.size : o->via.array.size;
+    for (uint32_t i = 0; i < n; i++) {
+        jc_value *item = NULL;
+        const msgpack_object *src = map ? &o->via.map.ptr[i].val : &o->via.array.ptr[i];
+        int rc = from_object(src, &item, depth + 1);
+        if (!rc && map) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR || memchr(k->via.str.ptr, '\0', k->via.str.size)) {
+                jc_value_free(item);
+                rc = bad("a map key is not a string");
+            } else {
+                char *key = strndup(k->via.str.ptr, k->via.str.size);
+                if (!key) {
+                    jc_value_free(item);
+                    rc = jc__set_error(JC_ENOMEM, "out of memory decoding a map");
+                } else if (jc__map_insert(c, key, item)) {
+                    rc = bad("a map key is repeated");
+                }
+            }
+        } else if (!rc) {
+            rc = jc_list_append(c, item);
+        }
+        if (rc) {
+            jc_value_free(c);
+            return rc;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static int from_object(const msgpack_object *o, jc_value **out, int depth)
+{
+    jc_value *v = NULL;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: v = jc_null(); break;
+    case MSGPACK_OBJECT_BOOLEAN: v = jc_bool(o->via.boolean); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > INT64_MAX)
+            return bad("integer larger than INT64_MAX");
+        v = jc_int((int64_t)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: v = jc_int(o->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: v = jc_double(o->via.f64); break;
+    case MSGPACK_OBJECT_STR:
+        if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+            return bad("a string contains a NUL byte");
+        v = jc_strn(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN: v = jc_bytes(o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)
+            return bad("unknown extension type");
+        return decode_array_ext(&o->via.ext, out);
+    case MSGPACK_OBJECT_ARRAY:
+    case MSGPACK_OBJECT_MAP:
+        return decode_container(o, out, depth);
+    default:
+        return bad("unknown msgpack type");
+    }
+    if (!v)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
+    *out = v;
+    return 0;
+}
+
+/* Parses exactly one msgpack object filling buf into zone. */
+static int unpack_one(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *obj)
+{
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack(buf, len, &off, zone, obj);
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding %zu bytes", len);
+    if (r == MSGPACK_UNPACK_CONTINUE)
+        return bad("truncated");
+    if (r == MSGPACK_UNPACK_EXTRA_BYTES || (r == MSGPACK_UNPACK_SUCCESS && off != len))
+        return bad("trailing bytes after the value");
+    if (r != MSGPACK_UNPACK_SUCCESS)
+        return bad("malformed msgpack");
+    return 0;
+}
+
+int jc__decode_value(const void *buf, size_t len, jc_value **out)
+{
+    *out = NULL;
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 2048))
+        return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
+    msgpack_object obj;
+    int rc = unpack_one(buf, len, &zone, &obj);
+    if (!rc)
+        rc = from_object(&obj, out, 0);
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+int jc_value_decode(const void *buf, size_t len, jc_value **out)
+{
+    if (!out)
+        return jc__set_error(JC_EINVAL, "jc_value_decode: NULL out");
+    if (!buf && len)
+        return jc__set_error(JC_EINVAL, "jc_value_decode: NULL buffer");
+    return jc__decode_value(buf, len, out);
+}
+
+int jc_value_encode(const jc_value *v, void **out, size_t *len)
+{
+    if (!out || !len)
+        return jc__set_error(JC_EINVAL, "jc_value_encode: NULL out or len");
+    jc__buf b = {0};
+    int rc = jc__encode_value(v, jc__buf_write, &b);
+    if (!rc && b.oom)
+        rc = write_failed();
+    if (rc) {
+        jc__buf_free(&b);
+        return rc;
+    }
+    *out = b.data ? (void *)b.data : malloc(1);
+    *len = b.len;
+    return *out ? 0 : write_failed();
+}
+
+int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *argc_out)
+{
+    jc_value *whole = NULL;
+    int rc = jc__decode_value(buf, len, &whole);
+    if (rc)
+        return rc;
+    if (whole->type != JC_TYPE_LIST || whole->len != 2 || whole->u.items[0]->type != JC_TYPE_LIST ||
+        whole->u.items[1]->type != JC_TYPE_MAP) {
+        jc_value_free(whole);
+        return bad("arguments are not [positional list, named map]");
+    }
+    jc_value *pos = whole->u.items[0], *named = whole->u.items[1];
+    size_t argc = pos->len + named->len;
+    jc_value **argv = calloc(argc ? argc : 1, sizeof *argv);
+    if (!argv) {
+        jc_value_free(whole);
+        return jc__set_error(JC_ENOMEM, "out of memory decoding arguments");
+    }
+    /* Move the items out of the decoded containers. */
+    size_t k = 0;
+    for (size_t i = 0; i < pos->len; i++) {
+        argv[k++] = pos->u.items[i];
+        pos->u.items[i] = NULL;
+    }
+    for (size_t i = 0; i < named->len; i++) {
+        jc_value *kw = calloc(1, sizeof *kw);
+        if (!kw) {
+            for (size_t j = 0; j < k; j++)
+                jc_value_free(argv[j]);
+            free(argv);
+            jc_value_free(whole);
+            return jc__set_error(JC_ENOMEM, "out of memory decoding arguments");
+        }
+        kw->type = JC_TYPE_KWARG;
+        kw->u.kw.name = named->keys[i];
+        kw->u.kw.val = named->u.items[i];
+        named->keys[i] = NULL;
+        named->u.items[i] = NULL;
+        argv[k++] = kw;
+    }
+    jc_value_free(whole);
+    *argv_out = argv;
+    *argc_out = argc;
+    return 0;
+}

@@ -1,0 +1,161 @@
+/*
+ * Internals shared between jobcache's source files. Nothing here is exported:
+ * the library is built with -fvisibility=hidden and only JC_EXPORT names in
+ * jobcache.h are visible.
+ */
+#ifndef JC_INTERNAL_H
+#define JC_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobcache.h"
+
+#define JC__KEY_LEN 16
+
+/* ---- errors (error.c) ---- */
+
+/* Sets the calling thread's error code and message; returns code, so that
+ * `return jc__set_error(JC_EINVAL, "...")` reads naturally. */
+int jc__set_error(int code, const char *fmt, ...) JC__PRINTF(2, 3);
+int jc__set_errorv(int code, const char *fmt, va_list ap);
+
+/* malloc'd printf; NULL when out of memory. */
+char *jc__strdup_printf(const char *fmt, ...) JC__PRINTF(1, 2);
+char *jc__strdup(const char *s);
+
+/* ---- values (value.c) ---- */
+
+enum { JC__V_BORROWED = 1 }; /* array data points at the caller's memory */
+
+struct jc_value {
+    uint8_t type;  /* jc_type */
+    uint8_t flags; /* JC__V_* */
+    size_t len;    /* bytes of str/bytes, elements of arrays, items of list/map */
+    size_t cap;    /* allocated items of list/map */
+    union {
+        bool b;
+        int64_t i;
+        double d;
+        char *s;          /* str (NUL-terminated) and bytes */
+        const void *arr;  /* doubles / ints */
+        jc_value **items; /* list items; map values (parallel to keys) */
+        struct {
+            char *name;
+            jc_value *val;
+        } kw;
+    } u;
+    char **keys; /* map keys, sorted by strcmp, unique */
+};
+
+/* Inserts key -> v into a map, taking both over (freed on failure); a key
+ * already present is JC_EINVAL. */
+int jc__map_insert(jc_value *map, char *key, jc_value *v);
+
+/* Maximum nesting of lists and maps in a value (msgpack-c's unpacker stack
+ * is 32 deep; the argument wrappers take two levels). */
+#define JC__MAX_DEPTH 24
+
+/* ---- codec (codec.c) ---- */
+
+/* A growable byte buffer. */
+typedef struct jc__buf {
+    char *data;
+    size_t len, cap;
+    bool oom; /* a write failed: the contents are incomplete */
+} jc__buf;
+int jc__buf_write(void *buf, const char *p, size_t n); /* msgpack write callback */
+void jc__buf_free(jc__buf *b);
+
+/* The write target of the encoder: any msgpack-style callback. */
+typedef int (*jc__write_fn)(void *ctx, const char *p, size_t n);
+
+/* Canonical encoding of one value. Returns 0 or a negative code with the
+ * message set (JC_EINVAL for a KWARG outside a call, too deep, ...). */
+int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx);
+/* Canonical encoding of call arguments: [ [positional...], {named...} ].
+ * argv holds positional values and KWARG values in any order; named ones are
+ * emitted sorted by name. */
+int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+/* Decodes exactly one value filling buf. */
+int jc__decode_value(const void *buf, size_t len, jc_value **out);
+/* Decodes an argument blob into positional values and KWARG values. */
+int jc__decode_args(const void *buf, size_t len, jc_value ***argv, size_t *argc);
+
+/* ---- key (key.c) ---- */
+
+/* key = XXH3-128 of the msgpack array [1, name, version, ARGS], stored as the
+ * 16-byte canonical (big-endian) form. */
+int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,
+                    uint8_t key[JC__KEY_LEN]);
+/* The same from an already-encoded argument blob (for verify). */
+int jc__key_from_blob(const char *name, const char *version, const void *args, size_t len,
+                      uint8_t key[JC__KEY_LEN]);
+/* 32 lowercase hex digits + NUL. */
+void jc__key_hex(const uint8_t key[JC__KEY_LEN], char out[2 * JC__KEY_LEN + 1]);
+
+/* ---- registry (registry.c) ---- */
+
+/* The registered descriptor of fn; NULL with the message set (unregistered,
+ * ambiguous name). */
+const jc_function *jc__function_by_ptr(jc_fn fn);
+
+/* ---- calls (call.c) ---- */
+
+struct jc_call {
+    const jc_function *fn;
+    jc_value *const *argv; /* positional and KWARG values, as submitted */
+    size_t argc;
+    jc_value *result;
+    char *error; /* malloc'd, set by jc_fail or a failing accessor */
+    bool failed;
+};
+
+/* Runs fn on argv in this thread. On success *result gets the value (owned),
+ * on failure *error a malloc'd message "name(args): what". Returns
+ * JC_STATUS_OK or JC_STATUS_ERROR. seconds gets the wall time. */
+jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t argc,
+                          jc_value **result, char **error, double *seconds);
+/* "simulate(0.5, 3, steps=1000)", abbreviated; malloc'd (NULL on OOM). */
+char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc);
+
+/* ---- cache (cache.c) ---- */
+
+typedef struct jc__store jc__store;
+
+struct jc_cache {
+    jc__store *store; /* NULL when disabled */
+    char *path;
+    unsigned flags;   /* jc_cache_flags */
+    int64_t max_size;
+    /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
+     * lookup only, and the counts go to the file with the next write
+     * transaction, or at close. */
+    int64_t *touched;
+    double *touched_at;
+    size_t ntouched, touched_cap;
+};
+
+/* Queues a hit on rowid for the next flush (no-op when read-only). */
+void jc__cache_touch(jc_cache *cache, int64_t rowid);
+/* Writes the queued hits; call inside a write transaction or alone. */
+int jc__cache_flush_touches(jc_cache *cache);
+/* Looks key up; on a hit decodes the result into *value (owned) and fills
+ * *seconds, records the hit and returns 1. Returns 0 on a miss, and also on
+ * an entry whose blob does not decode (it is then recomputed and
+ * overwritten). Negative on a store error. */
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value **value,
+                     double *seconds);
+/* Stores a computed result: encodes argv (and value when blob is NULL).
+ * Must be inside a write transaction of the store. */
+int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
+                  jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
+                  size_t blob_len, double seconds, double now);
+bool jc__cache_writable(const jc_cache *cache);
+
+/* Monotonic seconds. */
+double jc__monotonic(void);
+
+#endif

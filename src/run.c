@@ -1,0 +1,742 @@
+/*
+ * run: the orchestrator. A batch collects delayed calls; a run hashes them,
+ * computes each distinct call once, answers hits from the cache, hands the
+ * misses to a backend (exec.h), stores results as they arrive in batched
+ * transactions, and returns every result in submission order.
+ *
+ * Invariants:
+ *  - Every submission maps to exactly one slot (a distinct call); a slot ends
+ *    with exactly one final status.
+ *  - A failure is never stored. A success is stored before the run returns,
+ *    and at most ~100 ms (or COMMIT_EVERY results) after it arrived, so an
+ *    interrupted run keeps its finished work.
+ */
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec.h"
+#include "progress.h"
+#include "store.h"
+
+enum { COMMIT_EVERY = 2000 };
+#define COMMIT_SECONDS 0.1
+
+typedef struct pending {
+    const jc_function *fn;
+    jc_value **argv; /* owned */
+    size_t argc;
+    uint8_t key[JC__KEY_LEN];
+} pending;
+
+struct jc_batch {
+    jc_cache *cache;
+    jc_options opts;
+    pending *calls;
+    size_t n, cap;
+    int error;    /* the first bad call's code, 0 if none */
+    char *errmsg; /* ... and its message */
+    bool ran;
+};
+
+typedef struct slot {
+    jc_value *value;
+    char *error;
+    double seconds;
+    size_t first; /* the first submission of this call */
+    uint8_t status;
+    bool cached;
+    bool done;
+} slot;
+
+struct jc_results {
+    size_t n;
+    size_t *slot_of; /* submission -> slot */
+    slot *slots;
+    size_t nslots;
+    int status;
+    char *message;
+    jc_progress summary;
+};
+
+/* ---- options and batches ---- */
+
+static int cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* joblib's rule: -1 is all CPUs, -2 all but one, ...; at least 1. */
+static int resolve_n_jobs(int n_jobs)
+{
+    if (n_jobs > 0)
+        return n_jobs;
+    int n = cpu_count() + 1 + n_jobs;
+    return n > 1 ? n : 1;
+}
+
+jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
+{
+    jc_options o = opts ? *opts : (jc_options){.n_jobs = 1};
+    if (!cache) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: the cache is NULL (did jc_cache_open fail? %s)", jc_errmsg());
+        return NULL;
+    }
+    if (o.n_jobs == 0) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: n_jobs = 0 is not valid; use 1 to run in this process, "
+                      "-1 for all CPUs, or k > 1 for k workers");
+        return NULL;
+    }
+    if (!(o.timeout_seconds >= 0)) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds is %g; it must be >= 0 (0 = none)",
+                      o.timeout_seconds);
+        return NULL;
+    }
+    if (o.memory_limit < 0) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: memory_limit is negative (%lld)", (long long)o.memory_limit);
+        return NULL;
+    }
+    if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_OFF ||
+        (unsigned)o.backend > JC_BACKEND_INPROCESS) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: on_error, verbose or backend has an unknown value");
+        return NULL;
+    }
+    jc_batch *b = calloc(1, sizeof *b);
+    if (!b) {
+        jc__set_error(JC_ENOMEM, "out of memory making a batch");
+        return NULL;
+    }
+    b->cache = cache;
+    b->opts = o;
+    return b;
+}
+
+static void free_args(jc_value *const *argv, size_t argc)
+{
+    for (size_t i = 0; i < argc; i++)
+        jc_value_free(argv[i]);
+}
+
+void jc_batch_free(jc_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        free_args(b->calls[i].argv, b->calls[i].argc);
+        free(b->calls[i].argv);
+    }
+    free(b->calls);
+    free(b->errmsg);
+    free(b);
+}
+
+size_t jc_batch_count(const jc_batch *b)
+{
+    return b ? b->n : 0;
+}
+
+/* Checks a call and computes its key. where is "file:line: " or "". On
+ * failure the arguments are freed and the message names the call. */
+static int prepare(const char *where, const char *api, const jc_function *fn, jc_value *const *argv,
+                   size_t argc, uint8_t key[JC__KEY_LEN])
+{
+    if (!fn) {
+        int code = jc_errcode();
+        char *why = jc__strdup(jc_errmsg());
+        free_args(argv, argc);
+        jc__set_error(code, "%s%s: %s", where, api, why ? why : "unknown function");
+        free(why);
+        return code;
+    }
+    for (size_t i = 0; i < argc; i++)
+        if (!argv[i]) {
+            int code = jc_errcode() ? jc_errcode() : JC_EINVAL;
+            char *why = jc__strdup(jc_errmsg());
+            free_args(argv, argc);
+            jc__set_error(code, "%s%s(%s, ...): argument %zu is NULL (a value builder failed: %s)", where,
+                          api, fn->name, i, why ? why : "?");
+            free(why);
+            return code;
+        }
+    int rc = jc__key_compute(fn->name, fn->version, argv, argc, key);
+    if (rc) {
+        char *why = jc__strdup(jc_errmsg());
+        free_args(argv, argc);
+        jc__set_error(rc, "%s%s(%s, ...): %s", where, api, fn->name, why ? why : "bad argument");
+        free(why);
+    }
+    return rc;
+}
+
+static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_value *const *argv,
+                     size_t argc)
+{
+    if (b->error) { /* the batch is already refused: keep the first error */
+        free_args(argv, argc);
+        return jc__set_error(b->error, "%s", b->errmsg ? b->errmsg : jc_strerror(b->error));
+    }
+    int rc = 0;
+    if (b->ran) {
+        free_args(argv, argc);
+        rc = jc__set_error(JC_EINVAL, "%sjc_delayed: this batch has already run; make a new one", where);
+        goto fail;
+    }
+    pending p = {.fn = fn, .argc = argc};
+    rc = prepare(where, "jc_delayed", fn, argv, argc, p.key);
+    if (rc)
+        goto fail;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        pending *calls = realloc(b->calls, cap * sizeof *calls);
+        if (calls) {
+            b->calls = calls;
+            b->cap = cap;
+        }
+    }
+    p.argv = malloc((argc ? argc : 1) * sizeof *p.argv);
+    if (!p.argv || b->n == b->cap) {
+        free(p.argv);
+        free_args(argv, argc);
+        rc = jc__set_error(JC_ENOMEM, "%sjc_delayed(%s, ...): out of memory", where, fn->name);
+        goto fail;
+    }
+    memcpy(p.argv, argv, argc * sizeof *argv);
+    b->calls[b->n++] = p;
+    return 0;
+fail:
+    b->error = rc;
+    b->errmsg = jc__strdup(jc_errmsg());
+    return rc;
+}
+
+int jc__delayed(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
+{
+    char where[256];
+    snprintf(where, sizeof where, "%s:%d: ", file ? file : "?", line);
+    if (!b) {
+        free_args(argv, argc);
+        return jc__set_error(JC_EINVAL, "%sjc_delayed: the batch is NULL", where);
+    }
+    return batch_add(b, where, jc__function_by_ptr(fn), argv, argc);
+}
+
+int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t argc)
+{
+    if (!b || !name || (!argv && argc)) {
+        if (argv)
+            free_args(argv, argc);
+        return jc__set_error(JC_EINVAL, "jc_delayed_name: NULL %s", !b ? "batch" : !name ? "name" : "argv");
+    }
+    return batch_add(b, "", jc_function_find(name), argv, argc);
+}
+
+/* ---- the run ---- */
+
+typedef struct run {
+    jc_batch *batch;
+    jc_cache *cache;
+    jc_results *res;
+    jc__task *tasks;
+    size_t *task_slot; /* task -> slot */
+    size_t ntasks;
+    size_t *cached_count; /* per slot: submissions of it (for per-submission counts) */
+    bool writable;
+    bool in_txn;
+    size_t uncommitted;
+    double last_commit;
+    int store_rc;     /* the first store error */
+    char *store_msg;
+    bool stopped;     /* stop on error was triggered */
+    double t0;
+    jc_progress p;
+    jc__progress_line line;
+} run;
+
+static void note_store_error(run *r, int rc)
+{
+    if (r->store_rc)
+        return;
+    r->store_rc = rc;
+    r->store_msg = jc__strdup(jc_errmsg());
+}
+
+static int begin_write(run *r)
+{
+    if (!r->writable || r->in_txn)
+        return 0;
+    int rc = jc__store_begin(r->cache->store);
+    if (rc)
+        return rc;
+    r->in_txn = true;
+    return jc__cache_flush_touches(r->cache);
+}
+
+static void commit(run *r)
+{
+    if (!r->in_txn)
+        return;
+    int rc = jc__store_commit(r->cache->store);
+    if (rc) {
+        note_store_error(r, rc);
+        jc__store_rollback(r->cache->store);
+    }
+    r->in_txn = false;
+    r->uncommitted = 0;
+    r->last_commit = jc__monotonic();
+}
+
+static void update_progress(run *r, size_t running, bool force)
+{
+    r->p.running = running;
+    r->p.elapsed = jc__monotonic() - r->t0;
+    if (r->batch->opts.on_progress)
+        r->batch->opts.on_progress(&r->p, r->batch->opts.userdata);
+    jc__progress_update(&r->line, &r->p, force);
+}
+
+static void tick(void *ctx, size_t running)
+{
+    run *r = ctx;
+    if (r->in_txn && jc__monotonic() - r->last_commit >= COMMIT_SECONDS)
+        commit(r);
+    update_progress(r, running, false);
+}
+
+/* How many submissions share slot s (for per-submission counts). */
+static size_t weight(const run *r, size_t s)
+{
+    return r->cached_count[s];
+}
+
+static bool deliver(void *ctx, jc__outcome *o)
+{
+    run *r = ctx;
+    size_t s = r->task_slot[o->task];
+    slot *sl = &r->res->slots[s];
+    const pending *call = &r->batch->calls[sl->first];
+    sl->seconds = o->seconds;
+    sl->status = (uint8_t)o->status;
+    sl->done = true;
+    if (o->status == JC_STATUS_OK && !o->value) {
+        if (jc__decode_value(o->blob, o->blob_len, &o->value)) {
+            char *desc = jc__call_describe(call->fn->name, call->argv, call->argc);
+            sl->status = JC_STATUS_ERROR;
+            o->error = jc__strdup_printf("%s: the result came back undecodable: %s", desc ? desc : call->fn->name,
+                                         jc_errmsg());
+            free(desc);
+        }
+    }
+    if (sl->status == JC_STATUS_OK) {
+        sl->value = o->value;
+        o->value = NULL;
+        r->p.computed += weight(r, s);
+        if (r->writable) {
+            int rc = begin_write(r);
+            if (!rc)
+                rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, o->blob,
+                                   o->blob_len, o->seconds, jc__now());
+            if (rc)
+                note_store_error(r, rc);
+            else
+                r->uncommitted++;
+        }
+    } else {
+        jc_value_free(o->value);
+        o->value = NULL;
+        sl->error = o->error ? o->error : jc__strdup_printf("%s: failed", call->fn->name);
+        o->error = NULL;
+        r->p.failed += weight(r, s);
+        if (r->batch->opts.on_error == JC_ON_ERROR_STOP)
+            r->stopped = true;
+    }
+    free(o->blob);
+    free(o->error);
+    r->p.done += weight(r, s);
+    if (r->in_txn && (r->uncommitted >= COMMIT_EVERY || jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
+        commit(r);
+    if (r->batch->opts.on_result)
+        r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+    return r->stopped;
+}
+
+static void results_free_slots(jc_results *res)
+{
+    for (size_t i = 0; i < res->nslots; i++) {
+        jc_value_free(res->slots[i].value);
+        free(res->slots[i].error);
+    }
+}
+
+void jc_results_free(jc_results *res)
+{
+    if (!res)
+        return;
+    results_free_slots(res);
+    free(res->slots);
+    free(res->slot_of);
+    free(res->message);
+    free(res);
+}
+
+/* Gives each submission its slot: identical calls (same key) share one. The
+ * table is open addressing on the key's first 8 bytes (already a hash). */
+static int dedup(jc_batch *b, jc_results *res)
+{
+    size_t cap = 16;
+    while (cap < 2 * b->n)
+        cap *= 2;
+    size_t *table = calloc(cap, sizeof *table); /* slot + 1, 0 = empty */
+    if (!table)
+        return jc__set_error(JC_ENOMEM, "out of memory deduplicating %zu calls", b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        uint64_t h;
+        memcpy(&h, b->calls[i].key, sizeof h);
+        size_t at = (size_t)h & (cap - 1);
+        for (;;) {
+            if (!table[at]) {
+                size_t s = res->nslots++;
+                res->slots[s].first = i;
+                table[at] = s + 1;
+                res->slot_of[i] = s;
+                break;
+            }
+            size_t s = table[at] - 1;
+            if (memcmp(b->calls[res->slots[s].first].key, b->calls[i].key, JC__KEY_LEN) == 0) {
+                res->slot_of[i] = s;
+                break;
+            }
+            at = (at + 1) & (cap - 1);
+        }
+    }
+    free(table);
+    return 0;
+}
+
+/* Answers hits from the cache; the rest become tasks. */
+static int lookup(run *r)
+{
+    jc_results *res = r->res;
+    int rc = 0;
+    if (r->writable && res->nslots > 1)
+        rc = begin_write(r); /* one transaction for all lookups (and queued hit counts) */
+    for (size_t s = 0; s < res->nslots && !rc; s++) {
+        slot *sl = &res->slots[s];
+        double secs = 0;
+        rc = jc__cache_lookup(r->cache, r->batch->calls[sl->first].key, &sl->value, &secs);
+        if (rc == 1) {
+            rc = 0;
+            sl->status = JC_STATUS_OK;
+            sl->cached = true;
+            sl->done = true;
+            sl->seconds = secs;
+            r->p.cached += weight(r, s);
+            r->p.done += weight(r, s);
+            r->p.saved += secs * (double)weight(r, s);
+        } else if (rc == 0) {
+            const pending *call = &r->batch->calls[sl->first];
+            r->task_slot[r->ntasks] = s;
+            r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
+        }
+    }
+    if (!rc)
+        commit(r);
+    return rc;
+}
+
+static int execute(run *r)
+{
+    jc_options *o = &r->batch->opts;
+    int workers = resolve_n_jobs(o->n_jobs);
+    if ((size_t)workers > r->ntasks)
+        workers = r->ntasks ? (int)r->ntasks : 1;
+    jc__exec ex = {
+        .tasks = r->tasks,
+        .ntasks = r->ntasks,
+        .nworkers = workers,
+        .timeout = o->timeout_seconds,
+        .memory_limit = o->memory_limit,
+        .deliver = deliver,
+        .tick = tick,
+        .ctx = r,
+    };
+    jc_backend backend = o->backend;
+    if (backend == JC_BACKEND_AUTO)
+        backend = workers == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
+                                                                                  : JC_BACKEND_FORK;
+    switch (backend) {
+    case JC_BACKEND_FORK: return jc__exec_fork(&ex);
+    case JC_BACKEND_THREADS: return jc__exec_threads(&ex);
+    default: return jc__exec_inprocess(&ex);
+    }
+}
+
+/* Marks what never ran as skipped, and settles the run's status. */
+static void finish(run *r, int exec_rc)
+{
+    jc_results *res = r->res;
+    for (size_t s = 0; s < res->nslots; s++) {
+        slot *sl = &res->slots[s];
+        if (sl->done)
+            continue;
+        const pending *call = &r->batch->calls[sl->first];
+        sl->status = JC_STATUS_SKIPPED;
+        sl->done = true;
+        sl->error = jc__strdup_printf("%s: skipped: %s", call->fn->name,
+                                      exec_rc == JC_EINTR ? "the run was interrupted"
+                                      : r->stopped        ? "an earlier call failed (on_error = stop)"
+                                                          : "the run stopped early");
+        r->p.skipped += weight(r, s);
+        r->p.done += weight(r, s);
+    }
+    if (exec_rc == JC_EINTR) {
+        res->status = JC_EINTR;
+        res->message = jc__strdup(jc_errmsg());
+    } else if (exec_rc) {
+        res->status = exec_rc;
+        res->message = jc__strdup(jc_errmsg());
+    } else if (r->store_rc) {
+        res->status = JC_EIO;
+        res->message = jc__strdup_printf("results could not be stored: %s", r->store_msg);
+    } else if (r->p.failed || r->p.skipped) {
+        res->status = JC_EFAILED;
+        for (size_t s = 0; s < res->nslots; s++)
+            if (res->slots[s].status != JC_STATUS_OK && res->slots[s].status != JC_STATUS_SKIPPED) {
+                res->message = jc__strdup_printf("%zu of %zu calls failed; the first: %s", r->p.failed,
+                                                 r->p.total, res->slots[s].error);
+                break;
+            }
+    }
+}
+
+jc_results *jc_run(jc_batch *b)
+{
+    if (!b) {
+        jc__set_error(JC_EINVAL, "jc_run: the batch is NULL");
+        return NULL;
+    }
+    if (b->error) {
+        jc__set_error(b->error, "jc_run: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
+        return NULL;
+    }
+    if (b->ran) {
+        jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
+        return NULL;
+    }
+    b->ran = true;
+
+    run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
+    r.last_commit = r.t0;
+    r.writable = jc__cache_writable(b->cache);
+    r.p.total = b->n;
+    jc__progress_init(&r.line, b->opts.verbose);
+    jc_results *res = r.res = calloc(1, sizeof *res);
+    size_t n = b->n ? b->n : 1;
+    if (res) {
+        res->n = b->n;
+        res->slot_of = malloc(n * sizeof *res->slot_of);
+        res->slots = calloc(n, sizeof *res->slots);
+    }
+    r.tasks = malloc(n * sizeof *r.tasks);
+    r.task_slot = malloc(n * sizeof *r.task_slot);
+    r.cached_count = calloc(n, sizeof *r.cached_count);
+    int rc = 0;
+    if (!res || !res->slot_of || !res->slots || !r.tasks || !r.task_slot || !r.cached_count)
+        rc = jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
+    if (!rc)
+        rc = dedup(b, res);
+    if (!rc) {
+        for (size_t i = 0; i < b->n; i++)
+            r.cached_count[res->slot_of[i]]++;
+        rc = lookup(&r);
+    }
+    if (!rc) {
+        update_progress(&r, 0, false);
+        int exec_rc = r.ntasks ? execute(&r) : 0;
+        commit(&r);
+        if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
+            rc = exec_rc; /* the backend could not start at all */
+        } else {
+            finish(&r, exec_rc);
+            r.p.elapsed = jc__monotonic() - r.t0;
+            r.p.running = 0;
+            res->summary = r.p;
+            if (b->opts.on_progress)
+                b->opts.on_progress(&r.p, b->opts.userdata);
+            jc__progress_finish(&r.line, &r.p);
+        }
+    }
+    if (rc && r.in_txn)
+        commit(&r); /* keep whatever was stored before the failure */
+    free(r.tasks);
+    free(r.task_slot);
+    free(r.cached_count);
+    free(r.store_msg);
+    if (rc) {
+        char *msg = jc__strdup(jc_errmsg());
+        if (res) {
+            if (res->slots && res->slot_of)
+                results_free_slots(res);
+            free(res->slots);
+            free(res->slot_of);
+            free(res);
+        }
+        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+        free(msg);
+        return NULL;
+    }
+    return res;
+}
+
+/* ---- results ---- */
+
+int jc_results_status(const jc_results *res)
+{
+    return res ? res->status : JC_EINVAL;
+}
+
+const char *jc_results_message(const jc_results *res)
+{
+    if (!res)
+        return "no results";
+    return res->message ? res->message : jc_strerror(res->status);
+}
+
+size_t jc_results_count(const jc_results *res)
+{
+    return res ? res->n : 0;
+}
+
+jc_progress jc_results_summary(const jc_results *res)
+{
+    return res ? res->summary : (jc_progress){0};
+}
+
+static slot *slot_at(const jc_results *res, size_t k)
+{
+    return res && k < res->n ? &res->slots[res->slot_of[k]] : NULL;
+}
+
+jc_status jc_result_status(const jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    return s ? (jc_status)s->status : JC_STATUS_ERROR;
+}
+
+const jc_value *jc_result_value(const jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    return s && s->status == JC_STATUS_OK ? s->value : NULL;
+}
+
+jc_value *jc_result_take(jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    if (!s || s->status != JC_STATUS_OK)
+        return NULL;
+    jc_value *v = s->value;
+    s->value = NULL;
+    return v;
+}
+
+bool jc_result_cached(const jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    return s && s->cached;
+}
+
+double jc_result_seconds(const jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    return s ? s->seconds : 0.0;
+}
+
+const char *jc_result_error(const jc_results *res, size_t k)
+{
+    slot *s = slot_at(res, k);
+    if (!s)
+        return "no such result";
+    return s->status == JC_STATUS_OK ? NULL : s->error;
+}
+
+double jc_result_double(const jc_results *res, size_t k)
+{
+    double d;
+    return jc_value_get_double(jc_result_value(res, k), &d) == 0 ? d : (double)NAN;
+}
+
+int64_t jc_result_int(const jc_results *res, size_t k)
+{
+    int64_t i;
+    return jc_value_get_int(jc_result_value(res, k), &i) == 0 ? i : 0;
+}
+
+const char *jc_status_name(jc_status s)
+{
+    switch (s) {
+    case JC_STATUS_OK: return "ok";
+    case JC_STATUS_ERROR: return "error";
+    case JC_STATUS_CRASHED: return "crashed";
+    case JC_STATUS_TIMEOUT: return "timed out";
+    case JC_STATUS_SKIPPED: return "skipped";
+    }
+    return "unknown";
+}
+
+/* ---- one memoized call ---- */
+
+jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
+{
+    char where[256];
+    snprintf(where, sizeof where, "%s:%d: ", file ? file : "?", line);
+    if (!cache) {
+        free_args(argv, argc);
+        jc__set_error(JC_EINVAL, "%sjc_memo: the cache is NULL", where);
+        return NULL;
+    }
+    const jc_function *desc = jc__function_by_ptr(fn);
+    uint8_t key[JC__KEY_LEN];
+    if (prepare(where, "jc_memo", desc, argv, argc, key))
+        return NULL;
+
+    jc_value *value = NULL;
+    double secs = 0;
+    int rc = jc__cache_lookup(cache, key, &value, &secs);
+    if (rc < 0) {
+        free_args(argv, argc);
+        return NULL;
+    }
+    if (rc == 1) {
+        free_args(argv, argc);
+        return value;
+    }
+    char *error = NULL;
+    if (jc__call_invoke(desc, argv, argc, &value, &error, &secs) != JC_STATUS_OK) {
+        jc__set_error(JC_EFAILED, "%s%s", where, error ? error : desc->name);
+        free(error);
+        free_args(argv, argc);
+        return NULL;
+    }
+    if (jc__cache_writable(cache)) {
+        /* A result that cannot be stored is still returned: the computation
+         * succeeded. jc_errcode() tells the caller it was not cached. */
+        rc = jc__store_begin(cache->store);
+        if (!rc) {
+            rc = jc__cache_flush_touches(cache);
+            if (!rc)
+                rc = jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now());
+            if (rc)
+                jc__store_rollback(cache->store);
+            else
+                jc__store_commit(cache->store);
+        }
+    }
+    free_args(argv, argc);
+    return value;
+}

@@ -1,0 +1,739 @@
+/*
+ * value: the typed values that arguments and results are made of.
+ *
+ * A value is a tree. Scalars live inline; strings, bytes and owned arrays are
+ * malloc'd; a borrowed typed array (jc_doubles_ref) points at the caller's
+ * memory and is never freed here. Maps keep their keys sorted (strcmp, i.e.
+ * byte order) and unique at every moment, so the canonical encoding is a
+ * plain walk.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jc_internal.h"
+
+static jc_value *new_value(jc_type t)
+{
+    jc_value *v = calloc(1, sizeof *v);
+    if (!v) {
+        jc__set_error(JC_ENOMEM, "out of memory making a %s value", jc_type_name(t));
+        return NULL;
+    }
+    v->type = (uint8_t)t;
+    return v;
+}
+
+jc_value *jc_null(void)
+{
+    return new_value(JC_TYPE_NULL);
+}
+
+jc_value *jc_bool(bool b)
+{
+    jc_value *v = new_value(JC_TYPE_BOOL);
+    if (v)
+        v->u.b = b;
+    return v;
+}
+
+jc_value *jc_int(int64_t i)
+{
+    jc_value *v = new_value(JC_TYPE_INT);
+    if (v)
+        v->u.i = i;
+    return v;
+}
+
+jc_value *jc_double(double d)
+{
+    jc_value *v = new_value(JC_TYPE_DOUBLE);
+    if (v)
+        v->u.d = d;
+    return v;
+}
+
+static jc_value *new_blob(jc_type t, const void *p, size_t len)
+{
+    jc_value *v = new_value(t);
+    if (!v)
+        return NULL;
+    v->u.s = malloc(len + 1);
+    if (!v->u.s) {
+        free(v);
+        jc__set_error(JC_ENOMEM, "out of memory copying %zu bytes", len);
+        return NULL;
+    }
+    if (len)
+        memcpy(v->u.s, p, len);
+    v->u.s[len] = '\0';
+    v->len = len;
+    return v;
+}
+
+jc_value *jc_strn(const char *s, size_t len)
+{
+    if (!s) {
+        jc__set_error(JC_EINVAL, "jc_str: NULL string");
+        return NULL;
+    }
+    if (memchr(s, '\0', len)) {
+        jc__set_error(JC_EINVAL, "jc_strn: the text contains a NUL byte; use jc_bytes for binary data");
+        return NULL;
+    }
+    return new_blob(JC_TYPE_STR, s, len);
+}
+
+jc_value *jc_str(const char *s)
+{
+    if (!s) {
+        jc__set_error(JC_EINVAL, "jc_str: NULL string");
+        return NULL;
+    }
+    return new_blob(JC_TYPE_STR, s, strlen(s));
+}
+
+jc_value *jc_bytes(const void *p, size_t len)
+{
+    if (!p && len) {
+        jc__set_error(JC_EINVAL, "jc_bytes: NULL pointer with length %zu", len);
+        return NULL;
+    }
+    return new_blob(JC_TYPE_BYTES, p, len);
+}
+
+static jc_value *new_array(jc_type t, const void *p, size_t n, bool borrow)
+{
+    if (!p && n) {
+        jc__set_error(JC_EINVAL, "%s: NULL pointer with %zu elements",
+                      t == JC_TYPE_DOUBLES ? "jc_doubles" : "jc_ints", n);
+        return NULL;
+    }
+    if (n > SIZE_MAX / 8) {
+        jc__set_error(JC_EINVAL, "typed array of %zu elements is too large", n);
+        return NULL;
+    }
+    jc_value *v = new_value(t);
+    if (!v)
+        return NULL;
+    v->len = n;
+    if (borrow) {
+        v->flags |= JC__V_BORROWED;
+        v->u.arr = p;
+        return v;
+    }
+    void *copy = malloc(n ? n * 8 : 1);
+    if (!copy) {
+        free(v);
+        jc__set_error(JC_ENOMEM, "out of memory copying an array of %zu elements", n);
+        return NULL;
+    }
+    if (n)
+        memcpy(copy, p, n * 8);
+    v->u.arr = copy;
+    return v;
+}
+
+jc_value *jc_doubles(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, false); }
+jc_value *jc_ints(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, false); }
+jc_value *jc_doubles_ref(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, true); }
+jc_value *jc_ints_ref(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, true); }
+
+jc_value *jc_kw(const char *name, jc_value *val)
+{
+    if (!name || !*name) {
+        jc_value_free(val);
+        jc__set_error(JC_EINVAL, "jc_kw: the name is %s", name ? "empty" : "NULL");
+        return NULL;
+    }
+    if (!val) {
+        jc__set_error(jc_errcode() ? jc_errcode() : JC_EINVAL,
+                      "jc_kw(\"%s\"): the value is NULL (%s)", name, jc_errmsg());
+        return NULL;
+    }
+    jc_value *v = new_value(JC_TYPE_KWARG);
+    char *copy = jc__strdup(name);
+    if (!v || !copy) {
+        free(v);
+        free(copy);
+        jc_value_free(val);
+        jc__set_error(JC_ENOMEM, "out of memory in jc_kw(\"%s\")", name);
+        return NULL;
+    }
+    v->u.kw.name = copy;
+    v->u.kw.val = val;
+    return v;
+}
+
+jc_value *jc_list_new(void)
+{
+    return new_value(JC_TYPE_LIST);
+}
+
+jc_value *jc_map_new(void)
+{
+    return new_value(JC_TYPE_MAP);
+}
+
+static int reserve(jc_value *c, size_t need)
+{
+    if (need <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap * 2 : 4;
+    while (cap < need)
+        cap *= 2;
+    jc_value **items = realloc(c->u.items, cap * sizeof *items);
+    if (!items)
+        return jc__set_error(JC_ENOMEM, "out of memory growing a %s", jc_type_name(c->type));
+    c->u.items = items;
+    if (c->type == JC_TYPE_MAP) {
+        char **keys = realloc(c->keys, cap * sizeof *keys);
+        if (!keys)
+            return jc__set_error(JC_ENOMEM, "out of memory growing a map");
+        c->keys = keys;
+    }
+    c->cap = cap;
+    return 0;
+}
+
+int jc_list_append(jc_value *list, jc_value *item)
+{
+    if (!list || list->type != JC_TYPE_LIST) {
+        jc_value_free(item);
+        return jc__set_error(JC_ETYPE, "jc_list_append: not a list");
+    }
+    if (!item)
+        return jc__set_error(JC_EINVAL, "jc_list_append: item %zu is NULL", list->len);
+    if (item->type == JC_TYPE_KWARG) {
+        jc_value_free(item);
+        return jc__set_error(JC_EINVAL, "jc_list_append: item %zu is a jc_kw named value; "
+                             "lists hold plain values", list->len);
+    }
+    int rc = reserve(list, list->len + 1);
+    if (rc) {
+        jc_value_free(item);
+        return rc;
+    }
+    list->u.items[list->len++] = item;
+    return 0;
+}
+
+/* Binary search for key; returns its index, or -(insertion point) - 1. */
+static ptrdiff_t map_find(const jc_value *m, const char *key)
+{
+    size_t lo = 0, hi = m->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->keys[mid], key);
+        if (c == 0)
+            return (ptrdiff_t)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(ptrdiff_t)lo - 1;
+}
+
+/* Inserts key (taken over) -> v (taken over). With replace false a repeated
+ * key is an error. */
+static int map_put(jc_value *m, char *key, jc_value *v, bool replace)
+{
+    ptrdiff_t at = map_find(m, key);
+    if (at >= 0) {
+        if (!replace) {
+            jc__set_error(JC_EINVAL, "jc_map: the key \"%s\" is given twice", key);
+            free(key);
+            jc_value_free(v);
+            return JC_EINVAL;
+        }
+        free(key);
+        jc_value_free(m->u.items[at]);
+        m->u.items[at] = v;
+        return 0;
+    }
+    int rc = reserve(m, m->len + 1);
+    if (rc) {
+        free(key);
+        jc_value_free(v);
+        return rc;
+    }
+    size_t pos = (size_t)(-at - 1);
+    memmove(m->keys + pos + 1, m->keys + pos, (m->len - pos) * sizeof *m->keys);
+    memmove(m->u.items + pos + 1, m->u.items + pos, (m->len - pos) * sizeof *m->u.items);
+    m->keys[pos] = key;
+    m->u.items[pos] = v;
+    m->len++;
+    return 0;
+}
+
+int jc__map_insert(jc_value *map, char *key, jc_value *v)
+{
+    return map_put(map, key, v, false);
+}
+
+int jc_map_set(jc_value *map, const char *key, jc_value *v)
+{
+    if (!map || map->type != JC_TYPE_MAP) {
+        jc_value_free(v);
+        return jc__set_error(JC_ETYPE, "jc_map_set: not a map");
+    }
+    if (!key) {
+        jc_value_free(v);
+        return jc__set_error(JC_EINVAL, "jc_map_set: NULL key");
+    }
+    if (!v)
+        return jc__set_error(JC_EINVAL, "jc_map_set(\"%s\"): the value is NULL", key);
+    if (v->type == JC_TYPE_KWARG) {
+        jc_value_free(v);
+        return jc__set_error(JC_EINVAL, "jc_map_set(\"%s\"): the value is a jc_kw named value", key);
+    }
+    char *copy = jc__strdup(key);
+    if (!copy) {
+        jc_value_free(v);
+        return jc__set_error(JC_ENOMEM, "out of memory in jc_map_set");
+    }
+    return map_put(map, copy, v, true);
+}
+
+static void free_all(jc_value *const *items, size_t n, size_t from)
+{
+    for (size_t i = from; i < n; i++)
+        jc_value_free(items[i]);
+}
+
+jc_value *jc_list_of(jc_value *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!items[i]) {
+            free_all(items, n, 0);
+            jc__set_error(JC_EINVAL, "jc_list: item %zu is NULL", i);
+            return NULL;
+        }
+    jc_value *list = jc_list_new();
+    if (!list || reserve(list, n)) {
+        jc_value_free(list);
+        free_all(items, n, 0);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (jc_list_append(list, items[i])) {
+            free_all(items, n, i + 1);
+            jc_value_free(list);
+            return NULL;
+        }
+    return list;
+}
+
+jc_value *jc_map_of(jc_value *const *entries, size_t n)
+{
+    jc_value *map = jc_map_new();
+    if (!map) {
+        free_all(entries, n, 0);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jc_value *e = entries[i];
+        int rc;
+        if (!e) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: entry %zu is NULL", i);
+        } else if (e->type != JC_TYPE_KWARG) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: entry %zu is a %s; make entries with jc_kw(name, value)",
+                               i, jc_type_name(e->type));
+            jc_value_free(e);
+        } else {
+            /* The entry's name and value move into the map (map_put frees
+             * them on failure); only the shell is left to free. */
+            rc = map_put(map, e->u.kw.name, e->u.kw.val, false);
+            free(e);
+        }
+        if (rc) {
+            free_all(entries, n, i + 1);
+            jc_value_free(map);
+            return NULL;
+        }
+    }
+    return map;
+}
+
+void jc_value_free(jc_value *v)
+{
+    if (!v)
+        return;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_STR:
+    case JC_TYPE_BYTES:
+        free(v->u.s);
+        break;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        if (!(v->flags & JC__V_BORROWED))
+            free((void *)v->u.arr);
+        break;
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++)
+            free(v->keys[i]);
+        free(v->keys);
+        /* fall through */
+    case JC_TYPE_LIST:
+        for (size_t i = 0; i < v->len; i++)
+            jc_value_free(v->u.items[i]);
+        free(v->u.items);
+        break;
+    case JC_TYPE_KWARG:
+        free(v->u.kw.name);
+        jc_value_free(v->u.kw.val);
+        break;
+    default:
+        break;
+    }
+    free(v);
+}
+
+jc_value *jc_value_copy(const jc_value *v)
+{
+    if (!v) {
+        jc__set_error(JC_EINVAL, "jc_value_copy: NULL value");
+        return NULL;
+    }
+    switch ((jc_type)v->type) {
+    case JC_TYPE_NULL: return jc_null();
+    case JC_TYPE_BOOL: return jc_bool(v->u.b);
+    case JC_TYPE_INT: return jc_int(v->u.i);
+    case JC_TYPE_DOUBLE: return jc_double(v->u.d);
+    case JC_TYPE_STR: return new_blob(JC_TYPE_STR, v->u.s, v->len);
+    case JC_TYPE_BYTES: return new_blob(JC_TYPE_BYTES, v->u.s, v->len);
+    case JC_TYPE_DOUBLES: return jc_doubles(v->u.arr, v->len);
+    case JC_TYPE_INTS: return jc_ints(v->u.arr, v->len);
+    case JC_TYPE_KWARG: return jc_kw(v->u.kw.name, jc_value_copy(v->u.kw.val));
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP: {
+        jc_value *c = new_value((jc_type)v->type);
+        if (!c || reserve(c, v->len)) {
+            jc_value_free(c);
+            return NULL;
+        }
+        for (size_t i = 0; i < v->len; i++) {
+            jc_value *item = jc_value_copy(v->u.items[i]);
+            char *key = v->type == JC_TYPE_MAP ? jc__strdup(v->keys[i]) : NULL;
+            if (!item || (v->type == JC_TYPE_MAP && !key)) {
+                jc_value_free(item);
+                free(key);
+                jc_value_free(c);
+                jc__set_error(JC_ENOMEM, "out of memory copying a value");
+                return NULL;
+            }
+            /* Keys are already sorted and unique: append in order. */
+            c->u.items[i] = item;
+            if (key)
+                c->keys[i] = key;
+            c->len = i + 1;
+        }
+        return c;
+    }
+    }
+    jc__set_error(JC_EINVAL, "jc_value_copy: bad value type %d", v->type);
+    return NULL;
+}
+
+/* Canonical comparison of doubles: -0.0 equals 0.0 and all NaNs are equal. */
+static bool same_double(double a, double b)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    return a == b;
+}
+
+bool jc_value_equal(const jc_value *a, const jc_value *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->type != b->type)
+        return false;
+    switch ((jc_type)a->type) {
+    case JC_TYPE_NULL: return true;
+    case JC_TYPE_BOOL: return a->u.b == b->u.b;
+    case JC_TYPE_INT: return a->u.i == b->u.i;
+    case JC_TYPE_DOUBLE: return same_double(a->u.d, b->u.d);
+    case JC_TYPE_STR:
+    case JC_TYPE_BYTES: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case JC_TYPE_INTS: return a->len == b->len && memcmp(a->u.arr, b->u.arr, a->len * 8) == 0;
+    case JC_TYPE_DOUBLES: {
+        if (a->len != b->len)
+            return false;
+        const double *x = a->u.arr, *y = b->u.arr;
+        for (size_t i = 0; i < a->len; i++)
+            if (!same_double(x[i], y[i]))
+                return false;
+        return true;
+    }
+    case JC_TYPE_KWARG:
+        return strcmp(a->u.kw.name, b->u.kw.name) == 0 && jc_value_equal(a->u.kw.val, b->u.kw.val);
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (a->len != b->len)
+            return false;
+        for (size_t i = 0; i < a->len; i++) {
+            if (a->type == JC_TYPE_MAP && strcmp(a->keys[i], b->keys[i]) != 0)
+                return false;
+            if (!jc_value_equal(a->u.items[i], b->u.items[i]))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ---- inspection ---- */
+
+jc_type jc_value_type(const jc_value *v)
+{
+    return v ? (jc_type)v->type : JC_TYPE_NULL;
+}
+
+const char *jc_type_name(jc_type t)
+{
+    static const char *const names[] = {"null", "bool", "int", "double", "str", "bytes",
+                                        "doubles", "ints", "list", "map", "named argument"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
+
+static int want(const jc_value *v, jc_type t)
+{
+    if (!v)
+        return jc__set_error(JC_ETYPE, "expected %s, got no value", jc_type_name(t));
+    if (v->type != t)
+        return jc__set_error(JC_ETYPE, "expected %s, got %s", jc_type_name(t), jc_type_name(v->type));
+    return 0;
+}
+
+int jc_value_get_bool(const jc_value *v, bool *out)
+{
+    int rc = want(v, JC_TYPE_BOOL);
+    if (!rc && out)
+        *out = v->u.b;
+    return rc;
+}
+
+int jc_value_get_int(const jc_value *v, int64_t *out)
+{
+    int rc = want(v, JC_TYPE_INT);
+    if (!rc && out)
+        *out = v->u.i;
+    return rc;
+}
+
+int jc_value_get_double(const jc_value *v, double *out)
+{
+    int rc = want(v, JC_TYPE_DOUBLE);
+    if (!rc && out)
+        *out = v->u.d;
+    return rc;
+}
+
+int jc_value_get_str(const jc_value *v, const char **out, size_t *len)
+{
+    int rc = want(v, JC_TYPE_STR);
+    if (!rc) {
+        if (out)
+            *out = v->u.s;
+        if (len)
+            *len = v->len;
+    }
+    return rc;
+}
+
+int jc_value_get_bytes(const jc_value *v, const void **out, size_t *len)
+{
+    int rc = want(v, JC_TYPE_BYTES);
+    if (!rc) {
+        if (out)
+            *out = v->u.s;
+        if (len)
+            *len = v->len;
+    }
+    return rc;
+}
+
+int jc_value_get_doubles(const jc_value *v, const double **out, size_t *n)
+{
+    int rc = want(v, JC_TYPE_DOUBLES);
+    if (!rc) {
+        if (out)
+            *out = v->u.arr;
+        if (n)
+            *n = v->len;
+    }
+    return rc;
+}
+
+int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n)
+{
+    int rc = want(v, JC_TYPE_INTS);
+    if (!rc) {
+        if (out)
+            *out = v->u.arr;
+        if (n)
+            *n = v->len;
+    }
+    return rc;
+}
+
+size_t jc_value_len(const jc_value *v)
+{
+    if (!v)
+        return 0;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_STR:
+    case JC_TYPE_BYTES:
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        return v->len;
+    default:
+        return 0;
+    }
+}
+
+const jc_value *jc_value_at(const jc_value *v, size_t i)
+{
+    if (!v || (v->type != JC_TYPE_LIST && v->type != JC_TYPE_MAP) || i >= v->len)
+        return NULL;
+    return v->u.items[i];
+}
+
+const char *jc_value_key_at(const jc_value *v, size_t i)
+{
+    if (v && v->type == JC_TYPE_KWARG)
+        return v->u.kw.name;
+    if (!v || v->type != JC_TYPE_MAP || i >= v->len)
+        return NULL;
+    return v->keys[i];
+}
+
+const jc_value *jc_value_get(const jc_value *v, const char *key)
+{
+    if (!v || v->type != JC_TYPE_MAP || !key)
+        return NULL;
+    ptrdiff_t at = map_find(v, key);
+    return at >= 0 ? v->u.items[at] : NULL;
+}
+
+/* ---- rendering ---- */
+
+static void put_text(jc__buf *b, const char *s)
+{
+    jc__buf_write(b, s, strlen(s));
+}
+
+static void put_double(jc__buf *b, double d)
+{
+    char tmp[40];
+    if (isnan(d))
+        put_text(b, "NaN");
+    else if (isinf(d))
+        put_text(b, d > 0 ? "Infinity" : "-Infinity");
+    else {
+        /* %.17g reads back exactly; try the shorter %.15g first when it does. */
+        snprintf(tmp, sizeof tmp, "%.15g", d);
+        if (strtod(tmp, NULL) != d)
+            snprintf(tmp, sizeof tmp, "%.17g", d);
+        /* Keep doubles distinguishable from ints: 1.0, not 1. */
+        if (!strpbrk(tmp, ".eE"))
+            strcat(tmp, ".0");
+        put_text(b, tmp);
+    }
+}
+
+static void put_json_string(jc__buf *b, const char *s, size_t len)
+{
+    jc__buf_write(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            jc__buf_write(b, esc, 2);
+        } else if (c < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            put_text(b, esc);
+        } else {
+            jc__buf_write(b, (const char *)&s[i], 1);
+        }
+    }
+    jc__buf_write(b, "\"", 1);
+}
+
+static void render(jc__buf *b, const jc_value *v, size_t max)
+{
+    char tmp[64];
+    if (!v) {
+        put_text(b, "null");
+        return;
+    }
+    switch ((jc_type)v->type) {
+    case JC_TYPE_NULL: put_text(b, "null"); break;
+    case JC_TYPE_BOOL: put_text(b, v->u.b ? "true" : "false"); break;
+    case JC_TYPE_INT:
+        snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i);
+        put_text(b, tmp);
+        break;
+    case JC_TYPE_DOUBLE: put_double(b, v->u.d); break;
+    case JC_TYPE_STR: put_json_string(b, v->u.s, v->len); break;
+    case JC_TYPE_BYTES:
+        snprintf(tmp, sizeof tmp, "\"<%zu bytes>\"", v->len);
+        put_text(b, tmp);
+        break;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP: {
+        bool map = v->type == JC_TYPE_MAP;
+        size_t shown = (max && v->len > max) ? max : v->len;
+        put_text(b, map ? "{" : "[");
+        for (size_t i = 0; i < shown; i++) {
+            if (i)
+                put_text(b, ", ");
+            if (v->type == JC_TYPE_DOUBLES) {
+                put_double(b, ((const double *)v->u.arr)[i]);
+            } else if (v->type == JC_TYPE_INTS) {
+                snprintf(tmp, sizeof tmp, "%lld", (long long)((const int64_t *)v->u.arr)[i]);
+                put_text(b, tmp);
+            } else {
+                if (map) {
+                    put_json_string(b, v->keys[i], strlen(v->keys[i]));
+                    put_text(b, ": ");
+                }
+                render(b, v->u.items[i], max);
+            }
+        }
+        if (shown < v->len) {
+            snprintf(tmp, sizeof tmp, ", ... (%zu %s)", v->len,
+                     v->type == JC_TYPE_LIST || map ? "items" : "elements");
+            put_text(b, tmp);
+        }
+        put_text(b, map ? "}" : "]");
+        break;
+    }
+    case JC_TYPE_KWARG:
+        put_text(b, v->u.kw.name);
+        put_text(b, "=");
+        render(b, v->u.kw.val, max);
+        break;
+    }
+}
+
+char *jc_value_format(const jc_value *v, size_t max_items)
+{
+    jc__buf b = {0};
+    render(&b, v, max_items);
+    if (jc__buf_write(&b, "", 1)) { /* the terminating NUL; fails only on OOM */
+        jc__buf_free(&b);
+        jc__set_error(JC_ENOMEM, "out of memory formatting a value");
+        return NULL;
+    }
+    return b.data;
+}
