@@ -1,11 +1,662 @@
 /*
- * exec_fork: TEMPORARY until the pool lands (issue 3): runs in-process.
+ * exec_fork: the pool of forked workers. The only code in jobcache that
+ * forks.
+ *
+ * Workers are forked when the run starts, so they see the caller's memory as
+ * it is at that moment, copy-on-write: a task is sent as nothing more than a
+ * range of task indices, and the worker reads the arguments (large arrays
+ * included) in place. Results come back length-prefixed over one
+ * socketpair per worker, encoded with the canonical codec; the coordinating
+ * process decodes and stores them. Workers never touch SQLite.
+ *
+ * Batching. A tiny task must not pay a wake-up of its own (one pipe round
+ * trip costs 35-60 us here), so tasks go out in contiguous ranges whose size
+ * adapts to the measured task duration (about BATCH_SECONDS of work), capped
+ * by a guided share of what is left so that the last tasks spread over all
+ * workers instead of straggling on one. Two ranges are kept in flight per
+ * worker, so a worker never waits for a round trip. A worker buffers its
+ * results and writes them at the end of a range, or every FLUSH_SECONDS.
+ *
+ * Crashes and timeouts. Each worker publishes, in a shared anonymous
+ * mapping, the task it is running and when it started. When a worker dies
+ * (a signal, exit(), the OOM killer) or overruns the timeout (the parent
+ * kills it), that task alone gets the failure; every other task it held,
+ * including finished ones whose buffered results died with it, is queued
+ * again, and a fresh worker replaces it.
+ *
+ * Signals. The parent blocks SIGINT/SIGTERM around fork, so no worker starts
+ * with a half-installed handler; workers ignore SIGINT (a Ctrl-C reaches the
+ * whole process group, and the parent decides what stops) and die with the
+ * parent (PR_SET_PDEATHSIG). The parent waits in ppoll() with those signals
+ * unblocked, so an interrupt is seen at once, never lost between a check and
+ * a wait.
+ *
+ * Threads. jobcache starts no thread of its own in this backend, so none is
+ * running while it forks. A caller's own threads do not exist in the workers:
+ * a lock that such a thread held at the moment of the fork stays locked in
+ * the worker forever (docs/pool.md).
  */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "exec.h"
 
-volatile sig_atomic_t jc__interrupted;
+#define BATCH_SECONDS 0.01
+#define FLUSH_SECONDS 0.02
+enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2 };
+
+/* Parent -> worker: a range of task indices. */
+typedef struct range_msg {
+    uint32_t start, count;
+} range_msg;
+
+/* Worker -> parent: one outcome, followed by len payload bytes (the encoded
+ * result, or the failure message). */
+typedef struct result_hdr {
+    uint32_t len;
+    uint32_t task;
+    uint32_t status;
+    uint32_t oom; /* the failure was an allocation failure */
+    double seconds;
+} result_hdr;
+
+/* Shared between parent and worker, one per worker slot. */
+typedef struct shared_slot {
+    _Atomic uint64_t current; /* task index + 1 being run, 0 when between tasks */
+    _Atomic int64_t started_ns; /* CLOCK_MONOTONIC of its start */
+    _Atomic int crash_errno;  /* errno seen by the crash handler */
+    _Atomic int stop;         /* parent asks: finish this task, flush, exit */
+} shared_slot;
+
+typedef struct inflight {
+    uint32_t start, count, delivered;
+} inflight;
+
+typedef struct worker {
+    pid_t pid;   /* 0 when the slot is empty */
+    int fd;      /* parent's end of the socketpair, -1 when closed */
+    inflight q[INFLIGHT];
+    int nq;
+    jc__buf in;  /* bytes received, not yet parsed */
+    bool timed_out; /* the parent killed it for overrunning */
+    uint64_t timed_out_task;
+} worker;
+
+typedef struct pool {
+    jc__exec *ex;
+    worker *w;
+    int n;
+    shared_slot *shm;
+    size_t next;        /* next task never dispatched */
+    uint32_t *retry;    /* tasks to dispatch again (a worker died holding them) */
+    size_t nretry;
+    size_t outstanding; /* tasks dispatched and not yet delivered */
+    bool stopping;
+    double mean;        /* running mean of task seconds, 0 = none yet */
+    size_t measured;
+    int futile_deaths;  /* workers that died while idle, in a row */
+    sigset_t run_mask;  /* the mask to wait with (SIGINT/SIGTERM unblocked) */
+} pool;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the worker side ---- */
+
+static shared_slot *my_slot;
+
+/* Records errno for the parent (an allocation that failed just before a
+ * crash means out of memory), then dies of the same signal. Only
+ * async-signal-safe calls. */
+static void crash_handler(int sig)
+{
+    if (my_slot)
+        atomic_store(&my_slot->crash_errno, errno);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static bool write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        c += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+static bool read_all(int fd, void *p, size_t n)
+{
+    char *c = p;
+    while (n) {
+        ssize_t k = read(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        c += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
+{
+    /* Die with the parent; if it is already gone, go at once. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    my_slot = &p->shm[slot];
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+
+    static char altstack[1 << 15];
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa = {.sa_handler = crash_handler, .sa_flags = SA_ONSTACK | SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGABRT, &sa, NULL);
+
+    if (p->ex->memory_limit > 0) {
+        struct rlimit rl = {(rlim_t)p->ex->memory_limit, (rlim_t)p->ex->memory_limit};
+        setrlimit(RLIMIT_AS, &rl);
+    }
+    /* The parent's ends of the other workers' sockets are not ours. */
+    for (int i = 0; i < p->n; i++)
+        if (p->w[i].fd >= 0 && p->w[i].fd != fd)
+            close(p->w[i].fd);
+    sigset_t mask = *old_mask;
+    sigdelset(&mask, SIGTERM);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+}
+
+/* Appends one outcome to out. */
+static void worker_emit(jc__buf *out, uint32_t task, jc_status st, double secs, const void *payload,
+                        size_t len, bool oom)
+{
+    result_hdr h = {.len = (uint32_t)len, .task = task, .status = (uint32_t)st, .oom = oom, .seconds = secs};
+    jc__buf_write(out, (const char *)&h, sizeof h);
+    jc__buf_write(out, payload, len);
+}
+
+static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
+{
+    const jc__task *task = &p->ex->tasks[t];
+    atomic_store(&my_slot->started_ns, now_ns());
+    atomic_store(&my_slot->current, (uint64_t)t + 1);
+    jc_value *value = NULL;
+    char *error = NULL;
+    double secs = 0;
+    jc_status st = jc__call_invoke(task->fn, task->argv, task->argc, &value, &error, &secs);
+    atomic_store(&my_slot->current, 0);
+    if (st == JC_STATUS_OK) {
+        jc__buf enc = {0};
+        if (jc__encode_value(value, jc__buf_write, &enc) == 0 && !enc.oom) {
+            worker_emit(out, t, st, secs, enc.data, enc.len, false);
+        } else {
+            char *msg = jc__strdup_printf("%s: the result cannot be encoded: %s", task->fn->name, jc_errmsg());
+            worker_emit(out, t, JC_STATUS_ERROR, secs, msg ? msg : "", msg ? strlen(msg) : 0,
+                        jc_errcode() == JC_ENOMEM);
+            free(msg);
+        }
+        jc__buf_free(&enc);
+        jc_value_free(value);
+    } else {
+        worker_emit(out, t, st, secs, error ? error : "", error ? strlen(error) : 0, !error);
+        free(error);
+    }
+}
+
+static void worker_flush(int fd, jc__buf *out)
+{
+    if (out->oom || !write_all(fd, out->data, out->len))
+        _exit(3); /* the parent sees the death and queues the tasks again */
+    out->len = 0;
+}
+
+static _Noreturn void worker_main(pool *p, int slot, int fd)
+{
+    jc__buf out = {0};
+    range_msg m;
+    while (read_all(fd, &m, sizeof m)) {
+        double last_flush = jc__monotonic();
+        for (uint32_t i = 0; i < m.count; i++) {
+            if (atomic_load(&my_slot->stop))
+                break;
+            worker_run_task(p, m.start + i, &out);
+            if (out.len >= FLUSH_BYTES || jc__monotonic() - last_flush >= FLUSH_SECONDS) {
+                worker_flush(fd, &out);
+                last_flush = jc__monotonic();
+            }
+        }
+        worker_flush(fd, &out);
+        if (atomic_load(&my_slot->stop))
+            break;
+    }
+    (void)slot;
+    /* _exit, not exit: the parent's atexit handlers and stdio buffers are
+     * the parent's business. */
+    _exit(0);
+}
+
+/* ---- the parent side ---- */
+
+static int spawn(pool *p, int slot)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return jc__set_error(JC_EIO, "cannot make a socket pair for a worker: %s", strerror(errno));
+    worker *w = &p->w[slot];
+    atomic_store(&p->shm[slot].current, 0);
+    atomic_store(&p->shm[slot].crash_errno, 0);
+    atomic_store(&p->shm[slot].stop, 0);
+
+    /* Nothing buffered in stdio may be written twice, by parent and child. */
+    fflush(stdout);
+    fflush(stderr);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        worker_setup(p, slot, sv[1], &p->run_mask);
+        worker_main(p, slot, sv[1]);
+    }
+    int saved = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return jc__set_error(JC_EIO, "cannot fork a worker: %s", strerror(saved));
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    w->pid = pid;
+    w->fd = sv[0];
+    w->nq = 0;
+    w->in.len = 0;
+    w->timed_out = false;
+    return 0;
+}
+
+static uint32_t batch_size(const pool *p)
+{
+    size_t left = p->ex->ntasks - p->next;
+    /* Guided share: never more than half of a fair share of what is left. */
+    size_t guided = left / (2 * (size_t)p->n);
+    size_t by_time = p->mean > 0 ? (size_t)(BATCH_SECONDS / p->mean) : 1;
+    size_t b = by_time < guided ? by_time : guided;
+    if (b < 1)
+        b = 1;
+    if (b > MAX_BATCH)
+        b = MAX_BATCH;
+    return (uint32_t)b;
+}
+
+static void dispatch(pool *p, int i)
+{
+    worker *w = &p->w[i];
+    while (!p->stopping && w->fd >= 0 && w->nq < INFLIGHT) {
+        range_msg m;
+        bool from_retry = p->nretry > 0;
+        if (from_retry) {
+            m.start = p->retry[--p->nretry];
+            m.count = 1;
+        } else if (p->next < p->ex->ntasks) {
+            m.start = (uint32_t)p->next;
+            m.count = batch_size(p);
+            p->next += m.count;
+        } else {
+            return;
+        }
+        /* MSG_NOSIGNAL: a worker that just died must not take the caller
+         * down with SIGPIPE; its death is seen on the next read. */
+        if (send(w->fd, &m, sizeof m, MSG_NOSIGNAL) != (ssize_t)sizeof m) {
+            if (from_retry)
+                p->retry[p->nretry++] = m.start;
+            else
+                p->next -= m.count; /* it was the last range taken */
+            return;
+        }
+        w->q[w->nq++] = (inflight){.start = m.start, .count = m.count};
+        p->outstanding += m.count;
+    }
+}
+
+static void learn(pool *p, double secs)
+{
+    p->measured++;
+    double k = p->measured < 16 ? 1.0 / (double)p->measured : 1.0 / 16;
+    p->mean += (secs - p->mean) * k;
+}
+
+/* Parses whole messages out of w->in and delivers them. */
+static void consume(pool *p, worker *w)
+{
+    size_t off = 0;
+    while (w->in.len - off >= sizeof(result_hdr)) {
+        result_hdr h;
+        memcpy(&h, w->in.data + off, sizeof h);
+        if (w->in.len - off - sizeof h < h.len)
+            break;
+        const char *payload = w->in.data + off + sizeof h;
+        off += sizeof h + h.len;
+        if (!w->nq || h.task != w->q[0].start + w->q[0].delivered)
+            continue; /* cannot happen: results come in dispatch order */
+        if (++w->q[0].delivered == w->q[0].count) {
+            memmove(&w->q[0], &w->q[1], sizeof(inflight) * (size_t)(INFLIGHT - 1));
+            w->nq--;
+        }
+        p->outstanding--;
+        p->futile_deaths = 0;
+        learn(p, h.seconds);
+        jc__outcome o = {.task = h.task, .status = (jc_status)h.status, .seconds = h.seconds};
+        if (h.status == JC_STATUS_OK) {
+            o.blob = malloc(h.len ? h.len : 1);
+            if (o.blob)
+                memcpy(o.blob, payload, h.len);
+            o.blob_len = h.len;
+            if (!o.blob) {
+                o.status = JC_STATUS_ERROR;
+                o.error = jc__strdup_printf("%s: out of memory receiving its result",
+                                            p->ex->tasks[h.task].fn->name);
+            }
+        } else {
+            o.error = strndup(payload, h.len);
+        }
+        if (p->ex->deliver(p->ex->ctx, &o))
+            p->stopping = true;
+    }
+    memmove(w->in.data, w->in.data + off, w->in.len - off);
+    w->in.len -= off;
+}
+
+static const char *signal_text(int sig, char *buf, size_t size)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    snprintf(buf, size, "SIG%s (%s)", abbrev ? abbrev : "?", strsignal(sig));
+    return buf;
+}
+
+/* Says how worker i died, for the message of the task it was running. */
+static void death_message(const pool *p, int i, int status, char *what, size_t size)
+{
+    char sigbuf[96];
+    int crash_errno = atomic_load(&p->shm[i].crash_errno);
+    if (p->w[i].timed_out) {
+        snprintf(what, size, "timed out after %g s (the worker was killed)", p->ex->timeout);
+    } else if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        signal_text(sig, sigbuf, sizeof sigbuf);
+        if (crash_errno == ENOMEM)
+            snprintf(what, size, "out of memory: an allocation failed, then the worker was killed by %s", sigbuf);
+        else if (p->ex->memory_limit > 0)
+            snprintf(what, size, "the worker was killed by %s (the memory limit is %lld bytes; out of memory?)",
+                     sigbuf, (long long)p->ex->memory_limit);
+        else if (sig == SIGKILL)
+            snprintf(what, size, "the worker was killed by %s (out of memory? the kernel's OOM killer sends SIGKILL)",
+                     sigbuf);
+        else
+            snprintf(what, size, "the worker was killed by %s", sigbuf);
+    } else if (WIFEXITED(status)) {
+        snprintf(what, size, "the worker exited with status %d (the function called exit())", WEXITSTATUS(status));
+    } else {
+        snprintf(what, size, "the worker died");
+    }
+}
+
+/* A worker is gone (or killed by us): reap it, fail the task it was
+ * running, queue the others again. */
+static void bury(pool *p, int i)
+{
+    worker *w = &p->w[i];
+    int status = 0;
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = -1;
+    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    w->pid = 0;
+    uint64_t cur = atomic_load(&p->shm[i].current);
+    if (w->timed_out && cur != w->timed_out_task)
+        cur = 0; /* it finished that task just before the kill: nobody to blame */
+
+    bool blamed = false;
+    for (int k = 0; k < w->nq; k++) {
+        inflight *q = &w->q[k];
+        for (uint32_t t = q->start + q->delivered; t < q->start + q->count; t++) {
+            p->outstanding--;
+            if (cur && t == cur - 1) {
+                blamed = true;
+                const jc__task *task = &p->ex->tasks[t];
+                char *desc = jc__call_describe(task->fn->name, task->argv, task->argc);
+                char what[384];
+                jc__outcome o = {.task = t, .status = w->timed_out ? JC_STATUS_TIMEOUT : JC_STATUS_CRASHED};
+                death_message(p, i, status, what, sizeof what);
+                o.error = jc__strdup_printf("%s: %s", desc ? desc : task->fn->name, what);
+                free(desc);
+                if (p->ex->deliver(p->ex->ctx, &o))
+                    p->stopping = true;
+            } else {
+                p->retry[p->nretry++] = t;
+            }
+        }
+    }
+    w->nq = 0;
+    w->in.len = 0;
+    if (!blamed)
+        p->futile_deaths++;
+}
+
+static int spawn_all(pool *p)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!p->w[i].pid) {
+            int rc = spawn(p, i);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+static void teardown(pool *p, bool kill_now)
+{
+    for (int i = 0; i < p->n; i++) {
+        worker *w = &p->w[i];
+        if (!w->pid)
+            continue;
+        if (kill_now)
+            kill(w->pid, SIGKILL);
+        if (w->fd >= 0)
+            close(w->fd); /* EOF: an idle worker exits */
+        w->fd = -1;
+        int status;
+        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        w->pid = 0;
+    }
+}
+
+/* Reads what a worker sent; false when it is gone. */
+static bool receive(pool *p, worker *w)
+{
+    for (;;) {
+        if (w->in.cap - w->in.len < 65536) {
+            size_t need = w->in.len + 65536;
+            size_t cap = w->in.cap ? w->in.cap : 65536;
+            while (cap < need)
+                cap *= 2;
+            char *d = realloc(w->in.data, cap);
+            if (!d)
+                return false;
+            w->in.data = d;
+            w->in.cap = cap;
+        }
+        ssize_t k = read(w->fd, w->in.data + w->in.len, w->in.cap - w->in.len);
+        if (k > 0) {
+            w->in.len += (size_t)k;
+            consume(p, w);
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        return false; /* EOF or error */
+    }
+}
+
+static void check_timeouts(pool *p)
+{
+    if (p->ex->timeout <= 0)
+        return;
+    int64_t now = now_ns();
+    for (int i = 0; i < p->n; i++) {
+        worker *w = &p->w[i];
+        uint64_t cur = atomic_load(&p->shm[i].current);
+        if (!w->pid || !cur || w->timed_out)
+            continue;
+        double ran = (double)(now - atomic_load(&p->shm[i].started_ns)) * 1e-9;
+        if (ran > p->ex->timeout) {
+            w->timed_out = true;
+            w->timed_out_task = cur;
+            kill(w->pid, SIGKILL);
+        }
+    }
+}
+
+static int wait_and_handle(pool *p, struct pollfd *fds)
+{
+    int nfds = 0;
+    for (int i = 0; i < p->n; i++) {
+        fds[nfds].fd = p->w[i].fd;
+        fds[nfds].events = POLLIN;
+        fds[nfds].revents = 0;
+        nfds++;
+    }
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    int r = ppoll(fds, (nfds_t)nfds, &ts, &p->run_mask);
+    if (r < 0 && errno != EINTR)
+        return jc__set_error(JC_EIO, "waiting for workers: %s", strerror(errno));
+    if (jc__interrupted)
+        return JC_EINTR;
+    for (int i = 0; i < p->n && r > 0; i++) {
+        worker *w = &p->w[i];
+        if (w->fd < 0 || !fds[i].revents)
+            continue;
+        if (!receive(p, w))
+            bury(p, i);
+    }
+    check_timeouts(p);
+    return 0;
+}
+
+static size_t running(const pool *p)
+{
+    size_t n = 0;
+    for (int i = 0; i < p->n; i++)
+        n += p->w[i].pid && p->w[i].nq;
+    return n;
+}
+
+static int loop(pool *p, struct pollfd *fds)
+{
+    double last_tick = jc__monotonic();
+    for (;;) {
+        bool work_left = !p->stopping && (p->nretry || p->next < p->ex->ntasks);
+        if (work_left) {
+            if (p->futile_deaths > 2 * p->n + 2)
+                return jc__set_error(JC_EIO, "workers keep dying before they run any task; "
+                                     "giving up with %zu tasks not run", p->ex->ntasks - p->next + p->nretry);
+            int rc = spawn_all(p);
+            if (rc)
+                return rc;
+        }
+        for (int i = 0; i < p->n; i++)
+            dispatch(p, i);
+        if (!p->outstanding && (p->stopping || (!p->nretry && p->next >= p->ex->ntasks)))
+            return 0;
+        if (p->stopping) {
+            for (int i = 0; i < p->n; i++)
+                atomic_store(&p->shm[i].stop, 1);
+        }
+        int rc = wait_and_handle(p, fds);
+        if (rc)
+            return rc;
+        double now = jc__monotonic();
+        if (p->ex->tick && now - last_tick >= 0.1) {
+            p->ex->tick(p->ex->ctx, running(p));
+            last_tick = now;
+        }
+    }
+}
 
 int jc__exec_fork(jc__exec *ex)
 {
-    return jc__exec_inprocess(ex);
+    if (ex->ntasks > UINT32_MAX - 1)
+        return jc__set_error(JC_EINVAL, "a run of %zu distinct calls is too large for the pool", ex->ntasks);
+    pool p = {.ex = ex, .n = ex->nworkers > 0 ? ex->nworkers : 1};
+    int rc = 0;
+    p.w = calloc((size_t)p.n, sizeof *p.w);
+    p.retry = malloc((ex->ntasks ? ex->ntasks : 1) * sizeof *p.retry);
+    struct pollfd *fds = calloc((size_t)p.n, sizeof *fds);
+    p.shm = mmap(NULL, (size_t)p.n * sizeof *p.shm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p.shm == MAP_FAILED)
+        p.shm = NULL;
+    if (!p.w || !p.retry || !fds || !p.shm) {
+        rc = jc__set_error(JC_ENOMEM, "out of memory starting %d workers", p.n);
+        goto out;
+    }
+    for (int i = 0; i < p.n; i++)
+        p.w[i].fd = -1;
+    /* SIGINT/SIGTERM stay blocked except inside ppoll, so the check of
+     * jc__interrupted and the wait cannot miss one. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    p.run_mask = old;
+    sigdelset(&p.run_mask, SIGINT);
+    sigdelset(&p.run_mask, SIGTERM);
+
+    rc = loop(&p, fds);
+    if (rc == JC_EINTR)
+        jc__set_error(JC_EINTR, "interrupted by a signal; the workers were stopped and the finished results kept");
+    teardown(&p, rc != 0);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+out:
+    if (p.w)
+        for (int i = 0; i < p.n; i++)
+            jc__buf_free(&p.w[i].in);
+    free(p.w);
+    free(p.retry);
+    free(fds);
+    if (p.shm)
+        munmap(p.shm, (size_t)p.n * sizeof *p.shm);
+    return rc;
 }

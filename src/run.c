@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,16 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
     if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_OFF ||
         (unsigned)o.backend > JC_BACKEND_INPROCESS) {
         jc__set_error(JC_EINVAL, "jc_batch_new: on_error, verbose or backend has an unknown value");
+        return NULL;
+    }
+    if (o.backend == JC_BACKEND_THREADS && (o.timeout_seconds > 0 || o.memory_limit > 0)) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds and memory_limit need worker processes; "
+                      "the threads backend cannot stop or limit one thread");
+        return NULL;
+    }
+    if (o.backend == JC_BACKEND_INPROCESS && (o.timeout_seconds > 0 || o.memory_limit > 0)) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds and memory_limit need worker processes; "
+                      "they cannot apply to the in-process backend");
         return NULL;
     }
     jc_batch *b = calloc(1, sizeof *b);
@@ -450,6 +461,48 @@ static int lookup(run *r)
     return rc;
 }
 
+volatile sig_atomic_t jc__interrupted;
+
+/* The first SIGINT/SIGTERM asks the run to stop cleanly: workers stopped,
+ * finished results committed, jc_run returns JC_EINTR. A second one, while
+ * a long in-process call is still running, gets the default action. */
+static void on_interrupt(int sig)
+{
+    if (jc__interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    jc__interrupted = 1;
+}
+
+typedef struct saved_signals {
+    struct sigaction sigint, sigterm;
+    bool int_set, term_set;
+} saved_signals;
+
+/* Takes over SIGINT and SIGTERM for the run, unless the program handles or
+ * ignores them itself (then they are left alone). */
+static void catch_interrupts(saved_signals *s)
+{
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    jc__interrupted = 0;
+    s->int_set = s->term_set = false;
+    if (sigaction(SIGINT, NULL, &s->sigint) == 0 && s->sigint.sa_handler == SIG_DFL)
+        s->int_set = sigaction(SIGINT, &sa, NULL) == 0;
+    if (sigaction(SIGTERM, NULL, &s->sigterm) == 0 && s->sigterm.sa_handler == SIG_DFL)
+        s->term_set = sigaction(SIGTERM, &sa, NULL) == 0;
+}
+
+static void release_interrupts(const saved_signals *s)
+{
+    if (s->int_set)
+        sigaction(SIGINT, &s->sigint, NULL);
+    if (s->term_set)
+        sigaction(SIGTERM, &s->sigterm, NULL);
+}
+
 static int execute(run *r)
 {
     jc_options *o = &r->batch->opts;
@@ -470,11 +523,16 @@ static int execute(run *r)
     if (backend == JC_BACKEND_AUTO)
         backend = workers == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
                                                                                   : JC_BACKEND_FORK;
+    saved_signals saved;
+    catch_interrupts(&saved);
+    int rc;
     switch (backend) {
-    case JC_BACKEND_FORK: return jc__exec_fork(&ex);
-    case JC_BACKEND_THREADS: return jc__exec_threads(&ex);
-    default: return jc__exec_inprocess(&ex);
+    case JC_BACKEND_FORK: rc = jc__exec_fork(&ex); break;
+    case JC_BACKEND_THREADS: rc = jc__exec_threads(&ex); break;
+    default: rc = jc__exec_inprocess(&ex); break;
     }
+    release_interrupts(&saved);
+    return rc;
 }
 
 /* Marks what never ran as skipped, and settles the run's status. */

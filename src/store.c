@@ -21,7 +21,6 @@
  *    closing it there frees only our own memory.
  */
 #include <errno.h>
-#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,12 +251,12 @@ static int query_int(jc__store *st, const char *sql, int64_t *out)
     if (rc == SQLITE_ROW)
         *out = sqlite3_column_int64(s, 0);
     else
-        ret = store_error(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the schema");
+        ret = store_error(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the file");
     sqlite3_finalize(s);
     return ret;
 }
 
-/* Settings of this connection; none of them touches the file. */
+/* Settings of this connection, made once the file is known to be ours. */
 static int tune(jc__store *st)
 {
     /* WAL keeps a commit durable across a killed process: the commit is in
@@ -369,24 +368,41 @@ static int create_schema(jc__store *st)
     return rc;
 }
 
-/* The first read of the file: this is where SQLite, which opens lazily, finds
- * out that a file is not a database or is damaged. */
+/* Reads user_version and counts the schema objects. This is the first read
+ * of the file, where SQLite, which opens lazily, finds out that a file is not
+ * a database or is damaged. */
+static int read_schema_info(jc__store *st, int64_t *version, int64_t *objects)
+{
+    int rc = query_int(st, "PRAGMA user_version", version);
+    if (!rc)
+        rc = query_int(st, count_sql, objects);
+    /* A read that fails as a write: to read a WAL database, even a read-only
+     * connection must create the -shm file beside it. */
+    if (rc == JC_EREADONLY)
+        rc = jc__set_error(JC_EIO,
+                           "cannot read cache file '%s': reading a WAL database needs '%s-shm', "
+                           "which cannot be created (is its directory read-only?)",
+                           st->path, st->path);
+    return rc;
+}
+
+/* Refuses what is not ours; makes an empty file a cache. */
 static int check_schema(jc__store *st)
 {
     int64_t version = 0, objects = 0;
-    int rc = query_int(st, "PRAGMA user_version", &version);
-    if (!rc)
-        rc = query_int(st, count_sql, &objects);
+    int rc = read_schema_info(st, &version, &objects);
     if (!rc)
         rc = classify(st, version, objects);
     if (rc < 0)
         return rc;
-    if (rc == 1 && (st->flags & JC__STORE_READONLY))
-        return jc__set_error(JC_ECORRUPT, "cache file '%s' is empty: not a jobcache cache",
-                             st->path);
-    if (st->flags & JC__STORE_READONLY)
-        return 0; /* never write, not even the journal mode */
-    int empty = rc;
+    bool empty = rc == 1;
+    if (st->flags & JC__STORE_READONLY) {
+        /* Never write, not even the journal mode. */
+        if (empty)
+            return jc__set_error(JC_ECORRUPT, "cache file '%s' is empty: not a jobcache cache",
+                                 st->path);
+        return 0;
+    }
     rc = set_wal(st);
     if (!rc && empty)
         rc = create_schema(st);
@@ -462,9 +478,9 @@ int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__st
 
     rc = open_db(st);
     if (!rc)
-        rc = tune(st);
-    if (!rc)
         rc = check_schema(st);
+    if (!rc)
+        rc = tune(st);
     if (!rc)
         rc = prepare_all(st);
     if (rc)
