@@ -270,14 +270,17 @@ static int tune(jc__store *st)
      * instead of a read() per page. temp_store=MEMORY keeps sorting (the
      * inspection tool, eviction) off the disk. journal_size_limit truncates
      * the -wal file back to 64 MiB after a checkpoint that followed a large
-     * transaction. */
+     * transaction. (The map cannot make a damaged file crash us: SQLite
+     * checks pages read through it as it checks pages read with read(). Only
+     * truncating the file under an open connection, which SQLite never does,
+     * could fault.) */
     return run_sql(st,
-                "PRAGMA synchronous=NORMAL;"
-                "PRAGMA cache_size=-65536;"
-                "PRAGMA mmap_size=268435456;"
-                "PRAGMA temp_store=MEMORY;"
-                "PRAGMA journal_size_limit=67108864;",
-                "configuring the connection");
+                   "PRAGMA synchronous=NORMAL;"
+                   "PRAGMA cache_size=-65536;"
+                   "PRAGMA mmap_size=268435456;"
+                   "PRAGMA temp_store=MEMORY;"
+                   "PRAGMA journal_size_limit=67108864;",
+                   "configuring the connection");
 }
 
 static int set_wal(jc__store *st)
@@ -429,7 +432,7 @@ static int prepare_all(jc__store *st)
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
     rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid = ?2",
-                     &st->touch);
+                 &st->touch);
     if (!rc)
         rc = prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"
@@ -497,7 +500,7 @@ fail:
 
 static void finalize_all(jc__store *st)
 {
-    sqlite3_stmt *all[] = {st->get,    st->touch,  st->put,     st->del,
+    sqlite3_stmt *all[] = {st->get,   st->touch,  st->put,     st->del,
                            st->begin, st->commit, st->rollback};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
@@ -510,8 +513,10 @@ void jc__store_close(jc__store *st)
     /* In a forked child the connection belongs to the parent: leave it. */
     if (st->db && st->pid == getpid()) {
         if (st->depth > 0) {
-            st->depth = 1; /* close ends every level */
-            jc__store_commit(st); /* a failure is in jc_errmsg; nothing else to do */
+            /* Close ends every level. A failure is left in jc_errmsg:
+             * close has no way to report it. */
+            st->depth = 1;
+            jc__store_commit(st);
         }
         finalize_all(st);
         sqlite3_close_v2(st->db);
@@ -621,14 +626,16 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
 {
     int64_t rowid = sqlite3_column_int64(s, 0);
     if (sqlite3_column_type(s, 1) != SQLITE_BLOB)
-        return jc__set_error(JC_ECORRUPT, "cache file '%s' is corrupt: entry %lld has no result blob",
+        return jc__set_error(JC_ECORRUPT,
+                             "cache file '%s' is corrupt: entry %lld has no result blob",
                              st->path, (long long)rowid);
     const void *p = sqlite3_column_blob(s, 1);
     size_t n = (size_t)sqlite3_column_bytes(s, 1);
     if (n > st->buf_cap || !st->buf) {
         void *nb = realloc(st->buf, n ? n : 1);
         if (!nb)
-            return jc__set_error(JC_ENOMEM, "cache file '%s': out of memory reading a %zu-byte result",
+            return jc__set_error(JC_ENOMEM,
+                                 "cache file '%s': out of memory reading a %zu-byte result",
                                  st->path, n);
         st->buf = nb;
         st->buf_cap = n ? n : 1;
@@ -714,12 +721,19 @@ int jc__store_put(jc__store *st, const jc__entry_in *e)
         (!e->result && e->result_len))
         return jc__set_error(JC_EINVAL, "cache file '%s': storing an incomplete entry", st->path);
     rc = bind_entry(st->put, e);
-    if (rc != SQLITE_OK) {
+    if (rc == SQLITE_OK)
+        return step_done(st, st->put, "storing an entry");
+    if ((rc & 0xff) == SQLITE_TOOBIG)
+        rc = jc__set_error(JC_EINVAL,
+                           "cache file '%s': cannot store an entry of %s with %zu bytes of "
+                           "arguments and %zu bytes of result: SQLite stores at most %d bytes "
+                           "in one value",
+                           st->path, e->function, e->args_len, e->result_len,
+                           sqlite3_limit(st->db, SQLITE_LIMIT_LENGTH, -1));
+    else
         rc = store_error(st, rc, "storing an entry");
-        sqlite3_reset(st->put);
-        return rc;
-    }
-    return step_done(st, st->put, "storing an entry");
+    sqlite3_reset(st->put);
+    return rc;
 }
 
 int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN])

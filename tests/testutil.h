@@ -51,15 +51,22 @@ static inline const char *jc_test_dir(void)
     return dir;
 }
 
-/* Removes path and the -wal, -shm and -journal files SQLite keeps beside it. */
-static inline void jc_test_remove_db(const char *path)
+/* Removes the -wal, -shm and -journal files SQLite keeps beside path. */
+static inline void jc_test_remove_db_sidecars(const char *path)
 {
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    static const char *const suffixes[] = {"-wal", "-shm", "-journal"};
     char buf[4096];
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
         snprintf(buf, sizeof buf, "%s%s", path, suffixes[i]);
         unlink(buf);
     }
+}
+
+/* Removes path and its sidecar files. */
+static inline void jc_test_remove_db(const char *path)
+{
+    unlink(path);
+    jc_test_remove_db_sidecars(path);
 }
 
 /* Writes "<scratch dir>/<name>" into buf and removes whatever a previous run
@@ -69,6 +76,154 @@ static inline const char *jc_test_path(char *buf, size_t size, const char *name)
     snprintf(buf, size, "%s/%s", jc_test_dir(), name);
     jc_test_remove_db(buf);
     return buf;
+}
+
+/* ---- looking at a cache file with SQLite directly, files, stderr ---- */
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* Runs sql (any number of statements) on the database at path, opened
+ * read-write without creating it. Returns SQLITE_OK or SQLite's code, and
+ * prints SQLite's message on stderr when it fails. */
+static inline int jc_test_sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "jc_test_sql_exec('%s', \"%s\"): %s\n", path, sql,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The first column of the first row of the query sql on the database at
+ * path, opened read-only (so that looking never changes the file). Returns 0
+ * and sets *out, or SQLite's code (SQLITE_DONE when there is no row); quiet,
+ * so that it can poll a file that does not exist yet. */
+static inline int jc_test_sql_int_rc(const char *path, const char *sql, int64_t *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The same, for a query that must succeed: -1 (and a message on stderr) when
+ * it does not, which no count or sum in a test equals. */
+static inline int64_t jc_test_sql_int(const char *path, const char *sql)
+{
+    int64_t v = -1;
+    int rc = jc_test_sql_int_rc(path, sql, &v);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "jc_test_sql_int('%s', \"%s\"): %s\n", path, sql, sqlite3_errstr(rc));
+        return -1;
+    }
+    return v;
+}
+
+/* The first column of the first row of sql as a new string (free() it), or
+ * NULL; the database is opened read-write, as PRAGMA integrity_check after a
+ * crash may need to recover the -wal file. */
+static inline char *jc_test_sql_text(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    else
+        fprintf(stderr, "jc_test_sql_text('%s', \"%s\"): %s\n", path, sql,
+                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+/* The whole contents of path in a new buffer (free() it), or NULL. */
+static inline void *jc_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            break;
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    if (buf && len)
+        *len = n;
+    return buf;
+}
+
+/* Whether path exists (as anything). */
+static inline int jc_test_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* Sends stderr to the file path until jc_test_stderr_restore(saved); returns
+ * the saved descriptor, or -1. */
+static inline int jc_test_stderr_to(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (saved < 0 || fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+        if (fd >= 0)
+            close(fd);
+        if (saved >= 0)
+            close(saved);
+        return -1;
+    }
+    close(fd);
+    return saved;
+}
+
+static inline void jc_test_stderr_restore(int saved)
+{
+    if (saved < 0)
+        return;
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
 }
 
 #endif

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds jobcache with -Wall -Wextra -Werror and runs the test suite twice:
+# once plainly, once under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+. "$top/.ci/deps.sh"
+jc_install_deps
+jobs="$(nproc)"
+for variant in plain sanitize; do
+    dir="$top/build-test-$variant"
+    san=OFF
+    [ "$variant" = sanitize ] && san=ON
+    echo "== $variant build"
+    cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJOBCACHE_WERROR=ON \
+          -DJOBCACHE_SANITIZE="$san" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+    echo "== $variant tests"
+    (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --output-on-failure -j"$jobs")
+done
