@@ -240,30 +240,15 @@ static int run_sql(jc__store *st, const char *sql, const char *what)
     return rc == SQLITE_OK ? 0 : store_error(st, rc, what);
 }
 
-/* Runs a query whose first row's first column is an integer. */
-static int query_int(jc__store *st, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *s = NULL;
-    int ret = 0;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else
-        ret = store_error(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the file");
-    sqlite3_finalize(s);
-    return ret;
-}
-
 /* Settings of this connection, made once the file is known to be ours. */
 static int tune(jc__store *st)
 {
     /* WAL keeps a commit durable across a killed process: the commit is in
-     * the -wal file (in the OS's cache) before COMMIT returns, and recovery
-     * replays it. synchronous=NORMAL only skips the fsync per commit, so a
-     * power loss or OS crash may lose the last transactions but never
-     * corrupts the file; FULL would cost an fsync for every batch of results.
+     * the -wal file before COMMIT returns, and recovery replays it.
+     * synchronous=FULL adds an fsync of the -wal file per commit, so that a
+     * power loss or OS crash keeps every committed result too (DESIGN.md).
+     * Runs commit at most about ten times a second, so that fsync is cheap;
+     * NORMAL would save it at the price of losing the last transactions.
      *
      * A lookup of a cache of many entries walks a few B-tree pages; a 64 MiB
      * page cache and a 256 MiB memory map keep those pages in this process
@@ -275,7 +260,7 @@ static int tune(jc__store *st)
      * truncating the file under an open connection, which SQLite never does,
      * could fault.) */
     return run_sql(st,
-                   "PRAGMA synchronous=NORMAL;"
+                   "PRAGMA synchronous=FULL;"
                    "PRAGMA cache_size=-65536;"
                    "PRAGMA mmap_size=268435456;"
                    "PRAGMA temp_store=MEMORY;"
@@ -283,25 +268,55 @@ static int tune(jc__store *st)
                    "configuring the connection");
 }
 
-static int set_wal(jc__store *st)
+static double monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+enum { WAL_BUSY = 1 };
+
+/* One attempt at PRAGMA journal_mode=WAL: 0 when the file is in WAL mode,
+ * WAL_BUSY to try again, or a negative code with the message set. */
+static int try_set_wal(jc__store *st)
 {
     sqlite3_stmt *s = NULL;
     int ret = 0;
     int rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW) {
-        ret = store_error(st, rc, "switching to WAL mode");
-    } else {
+    if (rc == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(s, 0);
         if (!mode || strcmp(mode, "wal") != 0)
             ret = jc__set_error(JC_EIO,
                                 "cache file '%s': cannot switch to WAL mode (journal mode "
                                 "stays '%s'; is it on a file system without shared memory?)",
                                 st->path, mode ? mode : "?");
+    } else {
+        ret = (rc & 0xff) == SQLITE_BUSY ? WAL_BUSY : store_error(st, rc, "switching to WAL mode");
     }
     sqlite3_finalize(s);
     return ret;
+}
+
+/* Switching to WAL takes an exclusive lock (a no-op once the file is in WAL
+ * mode). Where waiting for it could deadlock, SQLite returns SQLITE_BUSY
+ * without calling the busy handler: two processes opening a new file at once
+ * meet here while one of them creates the schema. So wait here, under the
+ * same timeout. */
+static int set_wal(jc__store *st)
+{
+    double deadline = monotonic_ms() + st->busy_timeout_ms;
+    int rc;
+    while ((rc = try_set_wal(st)) == WAL_BUSY && monotonic_ms() < deadline)
+        sqlite3_sleep(5);
+    if (rc == WAL_BUSY)
+        rc = jc__set_error(JC_EBUSY,
+                           "cache file '%s' is locked by another process; gave up switching it "
+                           "to WAL mode after %d ms",
+                           st->path, st->busy_timeout_ms);
+    return rc;
 }
 
 static const char schema_sql[] =
@@ -327,9 +342,29 @@ static const char schema_sql[] =
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
 
-/* Counts tables, indexes, views and triggers that SQLite did not make. */
-static const char count_sql[] =
-    "SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
+/* The file's user_version, and how many tables, indexes, views and triggers
+ * it has that SQLite did not make. One statement reads both from one
+ * snapshot: read apart, another process could create the schema in between,
+ * and the file would look like a foreign database (tables, no version). */
+static int read_schema_info(jc__store *st, int64_t *version, int64_t *objects)
+{
+    static const char sql[] =
+        "SELECT (SELECT user_version FROM pragma_user_version),"
+        " (SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\')";
+    sqlite3_stmt *s = NULL;
+    int ret = 0;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int64(s, 0);
+        *objects = sqlite3_column_int64(s, 1);
+    } else {
+        ret = store_error(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the file");
+    }
+    sqlite3_finalize(s);
+    return ret;
+}
 
 /* Decides what the file is from its user_version and its objects. */
 static int classify(jc__store *st, int64_t version, int64_t objects)
@@ -357,9 +392,7 @@ static int create_schema(jc__store *st)
     int rc = run_sql(st, "BEGIN IMMEDIATE", "locking the new cache file");
     if (rc)
         return rc;
-    rc = query_int(st, "PRAGMA user_version", &version);
-    if (!rc)
-        rc = query_int(st, count_sql, &objects);
+    rc = read_schema_info(st, &version, &objects);
     if (!rc)
         rc = classify(st, version, objects);
     if (rc == 1)
@@ -371,29 +404,20 @@ static int create_schema(jc__store *st)
     return rc;
 }
 
-/* Reads user_version and counts the schema objects. This is the first read
- * of the file, where SQLite, which opens lazily, finds out that a file is not
- * a database or is damaged. */
-static int read_schema_info(jc__store *st, int64_t *version, int64_t *objects)
-{
-    int rc = query_int(st, "PRAGMA user_version", version);
-    if (!rc)
-        rc = query_int(st, count_sql, objects);
-    /* A read that fails as a write: to read a WAL database, even a read-only
-     * connection must create the -shm file beside it. */
-    if (rc == JC_EREADONLY)
-        rc = jc__set_error(JC_EIO,
-                           "cannot read cache file '%s': reading a WAL database needs '%s-shm', "
-                           "which cannot be created (is its directory read-only?)",
-                           st->path, st->path);
-    return rc;
-}
-
-/* Refuses what is not ours; makes an empty file a cache. */
+/* Refuses what is not ours; makes an empty file a cache. This is the first
+ * read of the file, where SQLite, which opens lazily, finds out that a file
+ * is not a database or is damaged. */
 static int check_schema(jc__store *st)
 {
     int64_t version = 0, objects = 0;
     int rc = read_schema_info(st, &version, &objects);
+    /* A read that fails as a write: to read a WAL database, even a read-only
+     * connection must create the -shm file beside it. */
+    if (rc == JC_EREADONLY)
+        return jc__set_error(JC_EIO,
+                             "cannot read cache file '%s': reading a WAL database needs '%s-shm', "
+                             "which cannot be created (is its directory read-only?)",
+                             st->path, st->path);
     if (!rc)
         rc = classify(st, version, objects);
     if (rc < 0)

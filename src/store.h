@@ -39,12 +39,18 @@ void jc__store_close(jc__store *st);
 const char *jc__store_path(const jc__store *st);
 
 /* Explicit write transaction (BEGIN IMMEDIATE, retried under the busy
- * timeout). Nested begin calls are counted; the outermost commit commits. */
+ * timeout). Nested begin calls are counted; the outermost commit commits.
+ * An inner rollback dooms the whole transaction: the outermost commit then
+ * rolls back and returns JC_EIO. Commit or rollback without begin is
+ * JC_EINVAL. On a read-only store begin, put, touch and delete return
+ * JC_EREADONLY. A lock held past the busy timeout gives JC_EBUSY. A store
+ * used in a process other than the one that opened it refuses every call
+ * (JC_EINVAL): an SQLite connection must not cross fork. */
 int jc__store_begin(jc__store *st);
 int jc__store_commit(jc__store *st);
 int jc__store_rollback(jc__store *st);
 
-/* What a lookup finds. blob points into SQLite's memory and is valid only
+/* What a lookup finds. result points into a buffer the store owns, valid
  * until the next call on the store. */
 typedef struct jc__hit {
     int64_t rowid;

@@ -843,6 +843,10 @@ static void writer_child(const char *path, uint32_t base)
             ok = put_entry(st, i, &i, sizeof i, 1.0) == 0;
         }
         ok = ok && jc__store_commit(st) == 0;
+        /* And a hit recorded outside any transaction (autocommit). */
+        jc__hit hit;
+        ok = ok && get_entry(st, base + t * 10, &hit) == 1;
+        ok = ok && jc__store_touch(st, hit.rowid, 2.0) == 0;
     }
     if (!ok)
         fprintf(stderr, "writer %u: %s\n", base, jc_errmsg());
@@ -870,6 +874,7 @@ static void store_two_processes_write_concurrently(void **state)
         assert_int_equal(WEXITSTATUS(status), 0);
     }
     assert_int_equal(sql_int(path, "SELECT count(*) FROM entries"), 1000);
+    assert_int_equal(sql_int(path, "SELECT sum(hits) FROM entries"), 100);
     assert_sql_text(path, "PRAGMA integrity_check", "ok");
 }
 

@@ -163,7 +163,8 @@ static inline char *jc_test_sql_text(const char *path, const char *sql)
     return out;
 }
 
-/* The whole contents of path in a new buffer (free() it), or NULL. */
+/* The whole contents of path in a new buffer (free() it) with a NUL after
+ * the *len bytes (len may be NULL), or NULL. */
 static inline void *jc_test_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -174,9 +175,11 @@ static inline void *jc_test_read_file(const char *path, size_t *len)
     for (;;) {
         if (!buf)
             break;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
+        n += fread(buf + n, 1, cap - 1 - n, f);
+        if (n < cap - 1) {
+            buf[n] = '\0';
             break;
+        }
         char *nb = realloc(buf, cap * 2);
         if (!nb) {
             free(buf);
