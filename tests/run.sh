@@ -4,7 +4,7 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 . "$top/.ci/deps.sh"
-jc_install_deps
+jc_install_deps python3 python3-joblib python3-numpy sqlite3
 jobs="$(nproc)"
 for variant in plain sanitize; do
     dir="$top/build-test-$variant"
@@ -18,3 +18,7 @@ for variant in plain sanitize; do
     (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --output-on-failure -j"$jobs")
 done
+
+# A smoke-sized run of the benchmarks (bench/run.py without --smoke writes BENCHMARKS.md).
+echo "== benchmark smoke"
+/usr/bin/python3 "$top/bench/run.py" --bench "$top/build-test-plain/jobcache_bench" --smoke

@@ -1,0 +1,174 @@
+/*
+ * bench: the jobcache side of the benchmarks (bench/run.py drives it and
+ * joblib side by side and writes BENCHMARKS.md).
+ *
+ *     jobcache_bench WORKLOAD DB [N] [N_JOBS]
+ *
+ * prints one JSON object with the figures of one run of WORKLOAD:
+ *   tiny     N tiny calls f(i, 7) = i*31 + 7 against DB (cold or warm: whatever DB holds)
+ *   cpu      400 calls of about 5 ms of arithmetic, cache disabled
+ *   arrays   N calls each taking a distinct 1 MB double array
+ *   memo     N single memoized calls of one argument (jc_memo), against DB
+ *   fill     fills DB with N entries quickly (for the cache-size series)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <jobcache.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int tiny(jc_call *call)
+{
+    return jc_return_int(call, jc_arg_int(call, 0) * 31 + jc_arg_int(call, 1));
+}
+JC_FUNCTION(tiny, "v1");
+
+/* About 5 ms of floating point work on this machine. */
+static int cpu(jc_call *call)
+{
+    int64_t seed = jc_arg_int(call, 0);
+    int64_t iters = jc_arg_int(call, 1);
+    double x = (double)seed * 1e-3, acc = 0;
+    for (int64_t k = 0; k < iters; k++) {
+        x = x * 1.0000001 + 1e-9;
+        acc += x / (1.0 + x * x);
+    }
+    return jc_return_double(call, acc);
+}
+JC_FUNCTION(cpu, "v1");
+
+static int array_sum(jc_call *call)
+{
+    size_t n;
+    const double *a = jc_arg_doubles(call, 0, &n);
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i];
+    return jc_return_double(call, s);
+}
+JC_FUNCTION(array_sum, "v1");
+
+static jc_cache *open_cache(const char *db)
+{
+    jc_cache *c = jc_cache_open(db, NULL);
+    if (!c) {
+        fprintf(stderr, "bench: %s\n", jc_errmsg());
+        exit(2);
+    }
+    return c;
+}
+
+static long peak_rss_bytes(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss * 1024L;
+}
+
+static int run_batch(jc_batch *b, double t0, const char *name, size_t n, int check)
+{
+    jc_results *res = jc_run(b);
+    double t = now() - t0;
+    if (!res || jc_results_status(res) != JC_OK) {
+        fprintf(stderr, "bench: %s\n", res ? jc_results_message(res) : jc_errmsg());
+        return 2;
+    }
+    if (check == 1)
+        for (size_t k = 0; k < n; k++)
+            if (jc_result_int(res, k) != (int64_t)k * 31 + 7) {
+                fprintf(stderr, "bench: wrong result %zu\n", k);
+                return 2;
+            }
+    jc_progress p = jc_results_summary(res);
+    double sum = 0;
+    for (size_t k = 0; check == 2 && k < n; k++)
+        sum += jc_result_double(res, k);
+    printf("{\"workload\": \"%s\", \"n\": %zu, \"seconds\": %.6f, \"cached\": %zu, \"computed\": %zu, "
+           "\"per_second\": %.1f, \"peak_rss\": %ld, \"checksum\": %.17g}\n",
+           name, n, t, p.cached, p.computed, (double)n / t, peak_rss_bytes(), sum);
+    jc_results_free(res);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: jobcache_bench tiny|cpu|arrays|memo|fill DB [N] [N_JOBS]\n");
+        return 2;
+    }
+    const char *w = argv[1], *db = argv[2];
+    size_t n = argc > 3 ? strtoull(argv[3], NULL, 10) : 100000;
+    int n_jobs = argc > 4 ? atoi(argv[4]) : 2;
+    jc_options opts = {.n_jobs = n_jobs, .verbose = JC_VERBOSE_OFF};
+    int rc = 0;
+
+    if (strcmp(w, "tiny") == 0 || strcmp(w, "fill") == 0) {
+        jc_cache *c = open_cache(db);
+        double t0 = now();
+        jc_batch *b = jc_batch_new(c, &opts);
+        for (size_t i = 0; i < n; i++)
+            jc_delayed(b, tiny, jc_int((int64_t)i), jc_int(7));
+        rc = run_batch(b, t0, w, n, 1);
+        jc_batch_free(b);
+        jc_cache_close(c);
+    } else if (strcmp(w, "cpu") == 0) {
+        jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
+        int64_t iters = argc > 5 ? atoll(argv[5]) : 500000;
+        double t0 = now();
+        jc_batch *b = jc_batch_new(c, &opts);
+        for (size_t i = 0; i < n; i++)
+            jc_delayed(b, cpu, jc_int((int64_t)i), jc_int(iters));
+        rc = run_batch(b, t0, w, n, 2);
+        jc_batch_free(b);
+        jc_cache_close(c);
+    } else if (strcmp(w, "arrays") == 0) {
+        const size_t len = 131072; /* 1 MiB of doubles per call */
+        double *data = malloc(n * len * sizeof *data);
+        if (!data)
+            return 2;
+        for (size_t i = 0; i < n * len; i++)
+            data[i] = (double)(i % 1000) * 0.25 + (double)(i / len);
+        jc_cache *c = open_cache(db);
+        double t0 = now();
+        jc_batch *b = jc_batch_new(c, &opts);
+        for (size_t i = 0; i < n; i++)
+            jc_delayed(b, array_sum, jc_doubles_ref(data + i * len, len));
+        rc = run_batch(b, t0, w, n, 2);
+        jc_batch_free(b);
+        jc_cache_close(c);
+        free(data);
+    } else if (strcmp(w, "memo") == 0) {
+        jc_cache *c = open_cache(db);
+        size_t distinct = 1000;
+        for (size_t i = 0; i < distinct; i++) /* warm it */
+            jc_value_free(jc_memo(c, tiny, jc_int((int64_t)i), jc_int(7)));
+        double t0 = now();
+        int64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            jc_value *v = jc_memo(c, tiny, jc_int((int64_t)(i % distinct)), jc_int(7));
+            int64_t x = 0;
+            jc_value_get_int(v, &x);
+            sum += x;
+            jc_value_free(v);
+        }
+        double t = now() - t0;
+        printf("{\"workload\": \"memo\", \"n\": %zu, \"seconds\": %.6f, \"per_second\": %.1f, "
+               "\"us_per_call\": %.3f, \"checksum\": %lld}\n",
+               n, t, (double)n / t, t / (double)n * 1e6, (long long)sum);
+        jc_cache_close(c);
+    } else {
+        fprintf(stderr, "bench: unknown workload %s\n", w);
+        return 2;
+    }
+    return rc;
+}
