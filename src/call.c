@@ -25,7 +25,7 @@ double jc__monotonic(void)
 /* Records the first failure of a call; later ones keep the first message. */
 static void call_failv(jc_call *call, const char *fmt, va_list ap)
 {
-    if (call->failed)
+    if (!call || call->failed) /* a NULL call: an accessor used outside a function */
         return;
     call->failed = true;
     char *msg = NULL;
@@ -183,6 +183,26 @@ const double *jc_kwarg_doubles(jc_call *call, const char *name, size_t *n)
     return v ? v->u.arr : NULL;
 }
 
+/* Whether v, or a value inside it, borrows the caller's memory. */
+static bool borrows(const jc_value *v)
+{
+    switch ((jc_type)v->type) {
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        return (v->flags & JC__V_BORROWED) != 0;
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++)
+            if (borrows(v->u.items[i]))
+                return true;
+        return false;
+    case JC_TYPE_KWARG:
+        return borrows(v->u.kw.val);
+    default:
+        return false;
+    }
+}
+
 int jc_return(jc_call *call, jc_value *v)
 {
     if (!call) {
@@ -197,6 +217,18 @@ int jc_return(jc_call *call, jc_value *v)
         call_fail(call, "the result is a jc_kw named value; return a jc_map instead");
         jc_value_free(v);
         return JC_EFAILED;
+    }
+    if (borrows(v)) {
+        /* A result outlives the call (it is stored, sent back from a worker,
+         * handed to the caller), while a borrowed array typically points at
+         * the function's own stack or scratch memory: keep a copy. */
+        jc_value *copy = jc_value_copy(v);
+        jc_value_free(v);
+        if (!copy) {
+            call_fail(call, "out of memory copying the result (%s)", jc_errmsg());
+            return JC_EFAILED;
+        }
+        v = copy;
     }
     jc_value_free(call->result);
     call->result = v;
@@ -236,6 +268,37 @@ char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc)
     return b.data;
 }
 
+/* Whether v can be encoded (and so stored and sent back): the limits of the
+ * codec, checked before anything is stored so that a bad result fails its
+ * own call, the same way in every backend. */
+static const char *result_problem(const jc_value *v, int depth)
+{
+    switch ((jc_type)v->type) {
+    case JC_TYPE_STR:
+    case JC_TYPE_BYTES:
+        return v->len > UINT32_MAX ? "a string or bytes value is longer than 4 GiB" : NULL;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        return v->len > UINT32_MAX / 8 ? "a typed array is larger than 4 GiB" : NULL;
+    case JC_TYPE_KWARG:
+        return "a jc_kw named value is not a result; use jc_map";
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (depth >= JC__MAX_DEPTH)
+            return "the result is nested more than " JC__STR(JC__MAX_DEPTH) " levels deep";
+        if (v->len > UINT32_MAX)
+            return "a list or map has more than 2^32 items";
+        for (size_t i = 0; i < v->len; i++) {
+            const char *why = result_problem(v->u.items[i], depth + 1);
+            if (why)
+                return why;
+        }
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
 jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t argc,
                           jc_value **result, char **error, double *seconds)
 {
@@ -247,9 +310,13 @@ jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t a
     *error = NULL;
     if (!call.failed && rc == 0) {
         *result = call.result ? call.result : jc_null();
-        if (*result)
+        const char *why = *result ? result_problem(*result, 0) : "out of memory making the result";
+        if (!why)
             return JC_STATUS_OK;
-        call_fail(&call, "out of memory making the result");
+        if (*result != call.result)
+            jc_value_free(*result);
+        *result = NULL;
+        call_fail(&call, "%s", why);
     }
     jc_value_free(call.result);
     char *what = call.error;

@@ -209,7 +209,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode(argv[i], &pk, 1);
+            int rc = encode(argv[i], &pk, 0);
             if (rc)
                 return rc;
         }
@@ -238,7 +238,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode(kw[i]->u.kw.val, &pk, 1);
+            rc = encode(kw[i]->u.kw.val, &pk, 0);
     }
     if (kw != stackbuf)
         free(kw);
@@ -254,6 +254,12 @@ static int bad(const char *what)
 
 static int from_object(const msgpack_object *o, jc_value **out, int depth);
 
+/* msgpack-c leaves the pointer of a zero-length str, bin or ext NULL. */
+static const char *payload(const char *p)
+{
+    return p ? p : "";
+}
+
 static int decode_array_ext(const msgpack_object_ext *e, jc_value **out)
 {
     if (e->size % 8)
@@ -262,7 +268,8 @@ static int decode_array_ext(const msgpack_object_ext *e, jc_value **out)
     uint64_t *data = malloc(n ? n * 8 : 1);
     if (!data)
         return jc__set_error(JC_ENOMEM, "out of memory decoding an array of %zu elements", n);
-    memcpy(data, e->ptr, n * 8);
+    if (n)
+        memcpy(data, e->ptr, n * 8);
     for (size_t i = 0; i < n; i++)
         data[i] = to_le64(data[i]);
     jc_value *v = e->type == EXT_DOUBLES ? jc_doubles_ref((double *)data, n)
@@ -291,15 +298,18 @@ static int decode_container(const msgpack_object *o, jc_value **out, int depth)
         int rc = from_object(src, &item, depth + 1);
         if (!rc && map) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type != MSGPACK_OBJECT_STR || memchr(k->via.str.ptr, '\0', k->via.str.size)) {
+            if (k->type != MSGPACK_OBJECT_STR) {
                 jc_value_free(item);
                 rc = bad("a map key is not a string");
+            } else if (memchr(payload(k->via.str.ptr), '\0', k->via.str.size)) {
+                jc_value_free(item);
+                rc = bad("a map key contains a NUL byte");
             } else {
-                char *key = strndup(k->via.str.ptr, k->via.str.size);
+                char *key = strndup(payload(k->via.str.ptr), k->via.str.size);
                 if (!key) {
                     jc_value_free(item);
                     rc = jc__set_error(JC_ENOMEM, "out of memory decoding a map");
-                } else if (jc__map_insert(c, key, item)) {
+                } else if ((rc = jc__map_insert(c, key, item)) == JC_EINVAL) {
                     rc = bad("a map key is repeated");
                 }
             }
@@ -330,11 +340,11 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: v = jc_double(o->via.f64); break;
     case MSGPACK_OBJECT_STR:
-        if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+        if (memchr(payload(o->via.str.ptr), '\0', o->via.str.size))
             return bad("a string contains a NUL byte");
-        v = jc_strn(o->via.str.ptr, o->via.str.size);
+        v = jc_strn(payload(o->via.str.ptr), o->via.str.size);
         break;
-    case MSGPACK_OBJECT_BIN: v = jc_bytes(o->via.bin.ptr, o->via.bin.size); break;
+    case MSGPACK_OBJECT_BIN: v = jc_bytes(payload(o->via.bin.ptr), o->via.bin.size); break;
     case MSGPACK_OBJECT_EXT:
         if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)
             return bad("unknown extension type");
@@ -348,6 +358,86 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
     if (!v)
         return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
     *out = v;
+    return 0;
+}
+
+/* Checks that buf holds exactly one complete msgpack object in which lists
+ * and maps nest at most max_levels deep, before msgpack-c sees it. msgpack-c
+ * allocates a container's items as soon as it reads the header, so without
+ * this a hostile 5-byte array32 header makes it ask for 128 GiB; and its
+ * parser stack is 32 deep (deeper input fails as "out of memory"). A
+ * container that claims more items than there are bytes left (an item takes
+ * at least one byte) is truncated; so is anything msgpack-c then allocates
+ * bounded by the input's length. */
+static int check_shape(const unsigned char *p, size_t len, int max_levels)
+{
+    uint64_t left[JC__MAX_DEPTH + 2]; /* items still to come in each open container */
+    int open = 0;
+    size_t i = 0;
+    do {
+        if (i >= len)
+            return bad("truncated");
+        unsigned c = p[i++];
+        int kind = 0;       /* 0: scalar with n payload bytes; 1: array, 2: map of n items */
+        int lenbytes = 0;   /* a big-endian length field follows, added to n */
+        uint64_t n = 0;
+        if (c >= 0xa0 && c <= 0xbf)
+            n = c & 0x1f; /* fixstr */
+        else if (c >= 0x90 && c <= 0x9f)
+            kind = 1, n = c & 0x0f;
+        else if (c >= 0x80 && c <= 0x8f)
+            kind = 2, n = c & 0x0f;
+        else if (c >= 0xc0 && c <= 0xdf) {
+            switch (c) {
+            case 0xc0: case 0xc2: case 0xc3: break;          /* nil, false, true */
+            case 0xc4: case 0xd9: lenbytes = 1; break;       /* bin8, str8 */
+            case 0xc5: case 0xda: lenbytes = 2; break;       /* bin16, str16 */
+            case 0xc6: case 0xdb: lenbytes = 4; break;       /* bin32, str32 */
+            case 0xc7: lenbytes = 1, n = 1; break;           /* ext8/16/32: + type byte */
+            case 0xc8: lenbytes = 2, n = 1; break;
+            case 0xc9: lenbytes = 4, n = 1; break;
+            case 0xcc: case 0xd0: n = 1; break;
+            case 0xcd: case 0xd1: n = 2; break;
+            case 0xca: case 0xce: case 0xd2: n = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: n = 8; break;
+            case 0xd4: n = 2; break;                         /* fixext 1..16: type + data */
+            case 0xd5: n = 3; break;
+            case 0xd6: n = 5; break;
+            case 0xd7: n = 9; break;
+            case 0xd8: n = 17; break;
+            case 0xdc: kind = 1, lenbytes = 2; break;
+            case 0xdd: kind = 1, lenbytes = 4; break;
+            case 0xde: kind = 2, lenbytes = 2; break;
+            case 0xdf: kind = 2, lenbytes = 4; break;
+            default: return bad("malformed msgpack (byte 0xc1)");
+            }
+        } /* else positive or negative fixint */
+        if ((size_t)lenbytes > len - i)
+            return bad("truncated");
+        uint64_t field = 0;
+        for (int k = 0; k < lenbytes; k++)
+            field = field << 8 | p[i++];
+        n += field;
+        if (kind == 2)
+            n *= 2; /* keys and values */
+        if (n > len - i)
+            return bad("truncated");
+        if (kind) {
+            if (open >= max_levels)
+                return bad("nested too deep");
+            if (n) {
+                left[open++] = n;
+                continue;
+            }
+        } else {
+            i += (size_t)n;
+        }
+        /* One item is complete: so is every container it completes. */
+        while (open > 0 && --left[open - 1] == 0)
+            open--;
+    } while (open > 0);
+    if (i != len)
+        return bad("trailing bytes after the value");
     return 0;
 }
 
@@ -367,18 +457,28 @@ static int unpack_one(const void *buf, size_t len, msgpack_zone *zone, msgpack_o
     return 0;
 }
 
-int jc__decode_value(const void *buf, size_t len, jc_value **out)
+/* Decodes one value whose outermost container is at depth (negative for
+ * wrappers that do not count against JC__MAX_DEPTH). */
+static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
 {
     *out = NULL;
+    int rc = check_shape(buf, len, JC__MAX_DEPTH - depth);
+    if (rc)
+        return rc;
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 2048))
         return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
     msgpack_object obj;
-    int rc = unpack_one(buf, len, &zone, &obj);
+    rc = unpack_one(buf, len, &zone, &obj);
     if (!rc)
-        rc = from_object(&obj, out, 0);
+        rc = from_object(&obj, out, depth);
     msgpack_zone_destroy(&zone);
     return rc;
+}
+
+int jc__decode_value(const void *buf, size_t len, jc_value **out)
+{
+    return decode_at(buf, len, out, 0);
 }
 
 int jc_value_decode(const void *buf, size_t len, jc_value **out)
@@ -410,7 +510,9 @@ int jc_value_encode(const jc_value *v, void **out, size_t *len)
 int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *argc_out)
 {
     jc_value *whole = NULL;
-    int rc = jc__decode_value(buf, len, &whole);
+    /* The [positional, named] wrapper's two levels do not count: an
+     * argument may nest as deep as any value. */
+    int rc = decode_at(buf, len, &whole, -2);
     if (rc)
         return rc;
     if (whole->type != JC_TYPE_LIST || whole->len != 2 || whole->u.items[0]->type != JC_TYPE_LIST ||

@@ -43,6 +43,10 @@ typedef struct jc__exec {
      * with the number of tasks running: commits and progress. */
     void (*tick)(void *ctx, size_t running);
     void *ctx;
+    /* The signals the run took over (SIGINT, SIGTERM, or neither: a program
+     * that handles, ignores or blocks one keeps it). A backend that waits
+     * unblocks only these, and its workers ignore them. */
+    sigset_t interrupts;
 } jc__exec;
 
 /* Each returns 0 when it ran until done or told to stop, JC_EINTR when the run

@@ -168,9 +168,13 @@ static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
     /* Die with the parent; if it is already gone, go at once. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     my_slot = &p->shm[slot];
+    /* A Ctrl-C reaches the whole process group: the coordinating process
+     * decides what stops. So does a SIGTERM to the group when the run took
+     * SIGTERM over; otherwise a worker keeps the default action. */
     signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
+    signal(SIGTERM, sigismember(&p->ex->interrupts, SIGTERM) ? SIG_IGN : SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
 
     static char altstack[1 << 15];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
@@ -190,7 +194,7 @@ static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
         if (p->w[i].fd >= 0 && p->w[i].fd != fd)
             close(p->w[i].fd);
     sigset_t mask = *old_mask;
-    sigdelset(&mask, SIGTERM);
+    sigdelset(&mask, SIGCHLD);
     sigprocmask(SIG_SETMASK, &mask, NULL);
 }
 
@@ -208,6 +212,7 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
     const jc__task *task = &p->ex->tasks[t];
     atomic_store(&my_slot->started_ns, now_ns());
     atomic_store(&my_slot->current, (uint64_t)t + 1);
+    errno = 0; /* so that the crash handler sees this call's errno only */
     jc_value *value = NULL;
     char *error = NULL;
     double secs = 0;
@@ -215,10 +220,18 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
     atomic_store(&my_slot->current, 0);
     if (st == JC_STATUS_OK) {
         jc__buf enc = {0};
-        if (jc__encode_value(value, jc__buf_write, &enc) == 0 && !enc.oom) {
+        int rc = jc__encode_value(value, jc__buf_write, &enc);
+        if (!rc && enc.oom)
+            rc = jc__set_error(JC_ENOMEM, "out of memory encoding the result");
+        if (!rc && enc.len > UINT32_MAX)
+            rc = jc__set_error(JC_EINVAL, "the encoded result is %zu bytes, more than 4 GiB", enc.len);
+        if (!rc) {
             worker_emit(out, t, st, secs, enc.data, enc.len, false);
         } else {
-            char *msg = jc__strdup_printf("%s: the result cannot be encoded: %s", task->fn->name, jc_errmsg());
+            char *desc = jc__call_describe(task->fn->name, task->argv, task->argc);
+            char *msg = jc__strdup_printf("%s: the result cannot be sent back: %s", desc ? desc : task->fn->name,
+                                          jc_errmsg());
+            free(desc);
             worker_emit(out, t, JC_STATUS_ERROR, secs, msg ? msg : "", msg ? strlen(msg) : 0,
                         jc_errcode() == JC_ENOMEM);
             free(msg);
@@ -233,6 +246,11 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
 
 static void worker_flush(int fd, jc__buf *out)
 {
+    /* What the functions printed goes out too (a worker ends with _exit,
+     * which would drop it). Only this worker's own streams: fflush(NULL)
+     * could write a stream the parent had buffered before the fork. */
+    fflush(stdout);
+    fflush(stderr);
     if (out->oom || !write_all(fd, out->data, out->len))
         _exit(3); /* the parent sees the death and queues the tasks again */
     out->len = 0;
@@ -276,8 +294,7 @@ static int spawn(pool *p, int slot)
     atomic_store(&p->shm[slot].stop, 0);
 
     /* Nothing buffered in stdio may be written twice, by parent and child. */
-    fflush(stdout);
-    fflush(stderr);
+    fflush(NULL);
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
@@ -354,8 +371,9 @@ static void learn(pool *p, double secs)
     p->mean += (secs - p->mean) * k;
 }
 
-/* Parses whole messages out of w->in and delivers them. */
-static void consume(pool *p, worker *w)
+/* Parses whole messages out of w->in and delivers them; false when the
+ * worker broke the protocol (it is then killed). */
+static bool consume(pool *p, worker *w)
 {
     size_t off = 0;
     while (w->in.len - off >= sizeof(result_hdr)) {
@@ -365,8 +383,13 @@ static void consume(pool *p, worker *w)
             break;
         const char *payload = w->in.data + off + sizeof h;
         off += sizeof h + h.len;
-        if (!w->nq || h.task != w->q[0].start + w->q[0].delivered)
-            continue; /* cannot happen: results come in dispatch order */
+        if (!w->nq || h.task != w->q[0].start + w->q[0].delivered) {
+            /* Cannot happen: a worker answers its ranges in order. Should it
+             * ever, the worker is replaced and its tasks queued again. */
+            kill(w->pid, SIGKILL);
+            w->in.len = 0;
+            return false;
+        }
         if (++w->q[0].delivered == w->q[0].count) {
             memmove(&w->q[0], &w->q[1], sizeof(inflight) * (size_t)(INFLIGHT - 1));
             w->nq--;
@@ -393,6 +416,7 @@ static void consume(pool *p, worker *w)
     }
     memmove(w->in.data, w->in.data + off, w->in.len - off);
     w->in.len -= off;
+    return true;
 }
 
 static const char *signal_text(int sig, char *buf, size_t size)
@@ -407,14 +431,17 @@ static void death_message(const pool *p, int i, int status, char *what, size_t s
 {
     char sigbuf[96];
     int crash_errno = atomic_load(&p->shm[i].crash_errno);
-    if (p->w[i].timed_out) {
+    if (status == -1 && !p->w[i].timed_out) {
+        snprintf(what, size, "the worker died; its exit status is unavailable (another part of the program "
+                 "reaped it)");
+    } else if (p->w[i].timed_out) {
         snprintf(what, size, "timed out after %g s (the worker was killed)", p->ex->timeout);
     } else if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         signal_text(sig, sigbuf, sizeof sigbuf);
         if (crash_errno == ENOMEM)
             snprintf(what, size, "out of memory: an allocation failed, then the worker was killed by %s", sigbuf);
-        else if (p->ex->memory_limit > 0)
+        else if (p->ex->memory_limit > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGKILL))
             snprintf(what, size, "the worker was killed by %s (the memory limit is %lld bytes; out of memory?)",
                      sigbuf, (long long)p->ex->memory_limit);
         else if (sig == SIGKILL)
@@ -434,12 +461,15 @@ static void death_message(const pool *p, int i, int status, char *what, size_t s
 static void bury(pool *p, int i)
 {
     worker *w = &p->w[i];
-    int status = 0;
+    int status = -1;
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
-    while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+    pid_t got;
+    while ((got = waitpid(w->pid, &status, 0)) < 0 && errno == EINTR)
         ;
+    if (got != w->pid)
+        status = -1; /* reaped by someone else: how it died is unknown */
     w->pid = 0;
     uint64_t cur = atomic_load(&p->shm[i].current);
     if (w->timed_out && cur != w->timed_out_task)
@@ -511,15 +541,18 @@ static bool receive(pool *p, worker *w)
             while (cap < need)
                 cap *= 2;
             char *d = realloc(w->in.data, cap);
-            if (!d)
+            if (!d) {
+                kill(w->pid, SIGKILL); /* its tasks are queued again */
                 return false;
+            }
             w->in.data = d;
             w->in.cap = cap;
         }
         ssize_t k = read(w->fd, w->in.data + w->in.len, w->in.cap - w->in.len);
         if (k > 0) {
             w->in.len += (size_t)k;
-            consume(p, w);
+            if (!consume(p, w))
+                return false;
             continue;
         }
         if (k < 0 && errno == EINTR)
@@ -633,21 +666,33 @@ int jc__exec_fork(jc__exec *ex)
     }
     for (int i = 0; i < p.n; i++)
         p.w[i].fd = -1;
-    /* SIGINT/SIGTERM stay blocked except inside ppoll, so the check of
-     * jc__interrupted and the wait cannot miss one. */
+    /* The signals the run took over stay blocked except inside ppoll, so
+     * the check of jc__interrupted and the wait cannot miss one. SIGCHLD is
+     * blocked, and set to its default action if the program ignores it
+     * (which would reap workers before bury() learns how they died). */
     sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
+    block = ex->interrupts;
+    sigaddset(&block, SIGCHLD);
     sigprocmask(SIG_BLOCK, &block, &old);
     p.run_mask = old;
-    sigdelset(&p.run_mask, SIGINT);
-    sigdelset(&p.run_mask, SIGTERM);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&ex->interrupts, sig))
+            sigdelset(&p.run_mask, sig);
+    sigaddset(&p.run_mask, SIGCHLD);
+    struct sigaction chld_old, chld_dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&chld_dfl.sa_mask);
+    sigaction(SIGCHLD, NULL, &chld_old);
+    bool chld_reset = chld_old.sa_handler == SIG_IGN || (chld_old.sa_flags & SA_NOCLDWAIT);
+    if (chld_reset)
+        sigaction(SIGCHLD, &chld_dfl, NULL);
 
     rc = loop(&p, fds);
     if (rc == JC_EINTR)
         jc__set_error(JC_EINTR, "interrupted by a signal; the workers were stopped and the finished results kept");
     teardown(&p, rc != 0);
+    if (chld_reset)
+        sigaction(SIGCHLD, &chld_old, NULL);
+    /* A signal still pending is delivered here, and jc_run sees it. */
     sigprocmask(SIG_SETMASK, &old, NULL);
 out:
     if (p.w)

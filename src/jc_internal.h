@@ -57,6 +57,8 @@ int jc__map_insert(jc_value *map, char *key, jc_value *v);
 /* Maximum nesting of lists and maps in a value (msgpack-c's unpacker stack
  * is 32 deep; the argument wrappers take two levels). */
 #define JC__MAX_DEPTH 24
+#define JC__STR_(x) #x
+#define JC__STR(x) JC__STR_(x)
 
 /* ---- codec (codec.c) ---- */
 

@@ -36,14 +36,15 @@ int jc_function_register(const jc_function *desc)
     pthread_mutex_lock(&lock);
     bool clash = false;
     for (size_t i = 0; i < count; i++) {
-        if (table[i].desc == desc)
-            goto out; /* the same descriptor again: harmless */
-        if (strcmp(table[i].desc->name, desc->name) == 0 ||
-            (table[i].desc->fn == desc->fn)) {
-            table[i].ambiguous = true;
-            clash = true;
-        }
+        const jc_function *d = table[i].desc;
+        /* The same descriptor again, or an identical copy of one (same name,
+         * version and function): the same function, so harmless. */
+        if (d == desc || (d->fn == desc->fn && strcmp(d->name, desc->name) == 0 &&
+                          strcmp(d->version, desc->version) == 0))
+            goto out;
     }
+    /* Grow first: a registration that fails must not leave other functions
+     * marked ambiguous. */
     if (count == cap) {
         size_t ncap = cap ? cap * 2 : 32;
         entry *t = realloc(table, ncap * sizeof *t);
@@ -53,6 +54,13 @@ int jc_function_register(const jc_function *desc)
         }
         table = t;
         cap = ncap;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(table[i].desc->name, desc->name) == 0 ||
+            (table[i].desc->fn == desc->fn)) {
+            table[i].ambiguous = true;
+            clash = true;
+        }
     }
     table[count].desc = desc;
     table[count].ambiguous = clash;

@@ -48,6 +48,7 @@ typedef struct slot {
     char *error;
     double seconds;
     size_t first; /* the first submission of this call */
+    size_t refs;  /* submissions sharing this slot whose value was not taken */
     uint8_t status;
     bool cached;
     bool done;
@@ -168,13 +169,14 @@ static int prepare(const char *where, const char *api, const jc_function *fn, jc
     }
     for (size_t i = 0; i < argc; i++)
         if (!argv[i]) {
-            int code = jc_errcode() ? jc_errcode() : JC_EINVAL;
+            /* The builder that failed set a message; it is the thread's last
+             * one unless something else failed since, so it is quoted as such. */
             char *why = jc__strdup(jc_errmsg());
             free_args(argv, argc);
-            jc__set_error(code, "%s%s(%s, ...): argument %zu is NULL (a value builder failed: %s)", where,
-                          api, fn->name, i, why ? why : "?");
+            jc__set_error(JC_EINVAL, "%s%s(%s, ...): argument %zu is NULL: a value builder failed "
+                          "(the thread's last error: %s)", where, api, fn->name, i, why ? why : "?");
             free(why);
-            return code;
+            return JC_EINVAL;
         }
     int rc = jc__key_compute(fn->name, fn->version, argv, argc, key);
     if (rc) {
@@ -218,7 +220,8 @@ static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_v
         rc = jc__set_error(JC_ENOMEM, "%sjc_delayed(%s, ...): out of memory", where, fn->name);
         goto fail;
     }
-    memcpy(p.argv, argv, argc * sizeof *argv);
+    if (argc)
+        memcpy(p.argv, argv, argc * sizeof *argv);
     b->calls[b->n++] = p;
     return 0;
 fail:
@@ -450,6 +453,8 @@ static int lookup(run *r)
             r->p.cached += weight(r, s);
             r->p.done += weight(r, s);
             r->p.saved += secs * (double)weight(r, s);
+            if (r->batch->opts.on_result)
+                r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
         } else if (rc == 0) {
             const pending *call = &r->batch->calls[sl->first];
             r->task_slot[r->ntasks] = s;
@@ -481,18 +486,30 @@ typedef struct saved_signals {
     bool int_set, term_set;
 } saved_signals;
 
-/* Takes over SIGINT and SIGTERM for the run, unless the program handles or
- * ignores them itself (then they are left alone). */
-static void catch_interrupts(saved_signals *s)
+/* Takes over SIGINT and SIGTERM for the run, unless the program handles,
+ * ignores or blocks them itself (then they are left alone: a program that
+ * waits for its signals with sigwait or a signalfd keeps them). SA_RESTART,
+ * so that a Ctrl-C during an in-process call does not make the function's
+ * own system calls fail with EINTR. */
+static void catch_interrupts(saved_signals *s, sigset_t *taken)
 {
-    struct sigaction sa = {.sa_handler = on_interrupt};
+    struct sigaction sa = {.sa_handler = on_interrupt, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
+    sigemptyset(taken);
     jc__interrupted = 0;
+    sigset_t mask;
+    sigprocmask(SIG_BLOCK, NULL, &mask);
     s->int_set = s->term_set = false;
-    if (sigaction(SIGINT, NULL, &s->sigint) == 0 && s->sigint.sa_handler == SIG_DFL)
+    if (!sigismember(&mask, SIGINT) && sigaction(SIGINT, NULL, &s->sigint) == 0 &&
+        s->sigint.sa_handler == SIG_DFL && !(s->sigint.sa_flags & SA_SIGINFO))
         s->int_set = sigaction(SIGINT, &sa, NULL) == 0;
-    if (sigaction(SIGTERM, NULL, &s->sigterm) == 0 && s->sigterm.sa_handler == SIG_DFL)
+    if (!sigismember(&mask, SIGTERM) && sigaction(SIGTERM, NULL, &s->sigterm) == 0 &&
+        s->sigterm.sa_handler == SIG_DFL && !(s->sigterm.sa_flags & SA_SIGINFO))
         s->term_set = sigaction(SIGTERM, &sa, NULL) == 0;
+    if (s->int_set)
+        sigaddset(taken, SIGINT);
+    if (s->term_set)
+        sigaddset(taken, SIGTERM);
 }
 
 static void release_interrupts(const saved_signals *s)
@@ -524,7 +541,7 @@ static int execute(run *r)
         backend = workers == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
                                                                                   : JC_BACKEND_FORK;
     saved_signals saved;
-    catch_interrupts(&saved);
+    catch_interrupts(&saved, &ex.interrupts);
     int rc;
     switch (backend) {
     case JC_BACKEND_FORK: rc = jc__exec_fork(&ex); break;
@@ -532,6 +549,10 @@ static int execute(run *r)
     default: rc = jc__exec_inprocess(&ex); break;
     }
     release_interrupts(&saved);
+    /* A signal that arrived as the last calls finished still counts: the
+     * program asked to stop. */
+    if (!rc && jc__interrupted)
+        rc = jc__set_error(JC_EINTR, "interrupted by a signal");
     return rc;
 }
 
@@ -610,8 +631,10 @@ jc_results *jc_run(jc_batch *b)
     if (!rc)
         rc = dedup(b, res);
     if (!rc) {
-        for (size_t i = 0; i < b->n; i++)
+        for (size_t i = 0; i < b->n; i++) {
             r.cached_count[res->slot_of[i]]++;
+            res->slots[res->slot_of[i]].refs++;
+        }
         rc = lookup(&r);
     }
     if (!rc) {
@@ -696,10 +719,17 @@ const jc_value *jc_result_value(const jc_results *res, size_t k)
 jc_value *jc_result_take(jc_results *res, size_t k)
 {
     slot *s = slot_at(res, k);
-    if (!s || s->status != JC_STATUS_OK)
+    if (!s || s->status != JC_STATUS_OK || !s->value)
         return NULL;
+    /* Identical submissions share one value: each but the last take gets a
+     * copy, so that every submission can be taken. */
+    if (s->refs > 1) {
+        s->refs--;
+        return jc_value_copy(s->value);
+    }
     jc_value *v = s->value;
     s->value = NULL;
+    s->refs = 0;
     return v;
 }
 
@@ -789,10 +819,10 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
             rc = jc__cache_flush_touches(cache);
             if (!rc)
                 rc = jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now());
+            if (!rc)
+                rc = jc__store_commit(cache->store);
             if (rc)
                 jc__store_rollback(cache->store);
-            else
-                jc__store_commit(cache->store);
         }
     }
     free_args(argv, argc);

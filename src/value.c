@@ -148,8 +148,11 @@ jc_value *jc_kw(const char *name, jc_value *val)
         return NULL;
     }
     if (!val) {
-        jc__set_error(jc_errcode() ? jc_errcode() : JC_EINVAL,
-                      "jc_kw(\"%s\"): the value is NULL (%s)", name, jc_errmsg());
+        /* The cause is copied first: the message buffer is the target. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", jc_errmsg());
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is NULL: a value builder failed "
+                      "(the thread's last error: %s)", name, why);
         return NULL;
     }
     jc_value *v = new_value(JC_TYPE_KWARG);
@@ -341,6 +344,10 @@ jc_value *jc_map_of(jc_value *const *entries, size_t n)
         } else if (e->type != JC_TYPE_KWARG) {
             rc = jc__set_error(JC_EINVAL, "jc_map: entry %zu is a %s; make entries with jc_kw(name, value)",
                                i, jc_type_name(e->type));
+            jc_value_free(e);
+        } else if (e->u.kw.val->type == JC_TYPE_KWARG) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: the value of \"%s\" is a jc_kw named value",
+                               e->u.kw.name);
             jc_value_free(e);
         } else {
             /* The entry's name and value move into the map (map_put frees

@@ -1,0 +1,392 @@
+/*
+ * Tests of jc_memo: one memoized call outside a batch, computed in the
+ * caller's process on a miss and answered from the cache on a hit.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobcache.h>
+
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+static int add_calls;
+static int add(jc_call *call)
+{
+    add_calls++;
+    return jc_return_int(call, jc_arg_int(call, 0) + jc_arg_int(call, 1));
+}
+JC_FUNCTION(add, "v1");
+
+static int fails_calls;
+static int fails(jc_call *call)
+{
+    fails_calls++;
+    int64_t x = jc_arg_int(call, 0);
+    if (x == 3)
+        return jc_fail(call, "three is not allowed");
+    return jc_return_int(call, x * 10);
+}
+JC_FUNCTION(fails, "v1");
+
+static int nothing(jc_call *call)
+{
+    (void)call;
+    return 0;
+}
+JC_FUNCTION(nothing, "v1");
+
+/* Returns a nested value, to check that what comes back from the file is
+ * what went in. */
+static int describe(jc_call *call)
+{
+    const char *name = jc_arg_str(call, 0);
+    double w = jc_kwarg_double(call, "weight");
+    const double xs[] = {w, w * 2, w * 3};
+    return jc_return(call, jc_map(jc_kw("name", jc_str(name)), jc_kw("xs", jc_doubles(xs, 3)),
+                                  jc_kw("tags", jc_list(jc_int(1), jc_bool(true), jc_null()))));
+}
+JC_FUNCTION(describe, "v1");
+
+static int unregistered(jc_call *call)
+{
+    return jc_return_int(call, 0);
+}
+
+static jc_cache *open_cache(const char *path, unsigned flags)
+{
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
+    if (!c)
+        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
+    return c;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+static int64_t int_of(const jc_value *v)
+{
+    int64_t i = -999;
+    assert_int_equal(jc_value_get_int(v, &i), 0);
+    return i;
+}
+
+static int64_t count_entries(const char *path)
+{
+    return jc_test_sql_int(path, "SELECT count(*) FROM entries");
+}
+
+static void a_miss_is_computed_in_process_and_stored(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "miss.db"), 0);
+    add_calls = 0;
+    jc_value *v = jc_memo(c, add, jc_int(2), jc_int(3));
+    assert_non_null(v);
+    assert_int_equal(add_calls, 1); /* in this process */
+    assert_int_equal(int_of(v), 5);
+    jc_value_free(v);
+    /* Committed at once: another connection sees it while the cache is open. */
+    assert_int_equal(count_entries(path), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE function = 'add' "
+                                           "AND version = 'v1' AND hits = 0"),
+                     1);
+    jc_cache_close(c);
+}
+
+static void a_second_call_is_a_hit_also_after_reopening(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "hit.db");
+    jc_cache *c = open_cache(path, 0);
+    add_calls = 0;
+    jc_value *first = jc_memo(c, add, jc_int(2), jc_int(3));
+    jc_value *second = jc_memo(c, add, jc_int(2), jc_int(3));
+    assert_int_equal(add_calls, 1);
+    assert_non_null(second);
+    assert_true(jc_value_equal(first, second));
+    jc_value_free(second);
+    jc_cache_close(c);
+
+    c = open_cache(path, 0);
+    jc_value *third = jc_memo(c, add, jc_int(2), jc_int(3));
+    assert_int_equal(add_calls, 1);
+    assert_true(jc_value_equal(first, third));
+    /* Other arguments are another call. */
+    jc_value *other = jc_memo(c, add, jc_int(3), jc_int(2));
+    assert_int_equal(add_calls, 2);
+    assert_int_equal(int_of(other), 5);
+    jc_value_free(first);
+    jc_value_free(third);
+    jc_value_free(other);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 2);
+}
+
+static void a_nested_result_comes_back_from_the_file_unchanged(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "nested.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_value *computed = jc_memo(c, describe, jc_str("ab\"c"), jc_kw("weight", jc_double(0.1)));
+    assert_non_null(computed);
+    jc_cache_close(c);
+    c = open_cache(path, 0);
+    jc_value *stored = jc_memo(c, describe, jc_str("ab\"c"), jc_kw("weight", jc_double(0.1)));
+    assert_non_null(stored);
+    assert_true(jc_value_equal(computed, stored));
+    const double *xs = NULL;
+    size_t n = 0;
+    assert_int_equal(jc_value_get_doubles(jc_value_get(stored, "xs"), &xs, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(xs[2] == 0.1 * 3);
+    jc_value_free(computed);
+    jc_value_free(stored);
+    jc_cache_close(c);
+}
+
+static void a_failure_returns_null_naming_the_call_and_caches_nothing(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "failure.db");
+    jc_cache *c = open_cache(path, 0);
+    fails_calls = 0;
+    for (int round = 1; round <= 2; round++) {
+        int line = __LINE__ + 1;
+        jc_value *v = jc_memo(c, fails, jc_int(3), jc_kw("mode", jc_str("fast")));
+        assert_null(v);
+        assert_int_equal(fails_calls, round); /* never a hit */
+        assert_int_equal(jc_errcode(), JC_EFAILED);
+        char where[64];
+        snprintf(where, sizeof where, "test_memo.c:%d", line);
+        assert_contains(jc_errmsg(), where);
+        assert_contains(jc_errmsg(), "fails(3, mode=\"fast\"): three is not allowed");
+    }
+    assert_int_equal(count_entries(path), 0);
+    jc_value *ok = jc_memo(c, fails, jc_int(4));
+    assert_int_equal(int_of(ok), 40);
+    jc_value_free(ok);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 1);
+}
+
+static void an_unregistered_function_gives_enofunc_with_file_and_line(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    int line = __LINE__ + 1;
+    jc_value *v = jc_memo(c, unregistered, jc_int(1), jc_str("freed")); /* arguments freed */
+    assert_null(v);
+    assert_int_equal(jc_errcode(), JC_ENOFUNC);
+    char where[64];
+    snprintf(where, sizeof where, "test_memo.c:%d", line);
+    assert_contains(jc_errmsg(), where);
+    assert_contains(jc_errmsg(), "jc_memo");
+    jc_cache_close(c);
+}
+
+static void bad_arguments_and_a_null_cache_are_refused(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    int line = __LINE__ + 1;
+    assert_null(jc_memo(c, add, jc_int(1), jc_str(NULL)));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    char where[64];
+    snprintf(where, sizeof where, "test_memo.c:%d", line);
+    assert_contains(jc_errmsg(), where);
+    assert_contains(jc_errmsg(), "argument 1 is NULL");
+
+    assert_null(jc_memo(c, add, jc_kw("a", jc_int(1)), jc_kw("a", jc_int(2))));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "given twice");
+
+    assert_null(jc_memo(NULL, add, jc_int(1), jc_int(2))); /* arguments freed */
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "cache is NULL");
+    jc_cache_close(c);
+}
+
+static void a_disabled_cache_computes_every_time(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    add_calls = 0;
+    for (int i = 0; i < 3; i++) {
+        jc_value *v = jc_memo(c, add, jc_int(20), jc_int(22));
+        assert_non_null(v);
+        assert_int_equal(int_of(v), 42);
+        jc_value_free(v);
+    }
+    assert_int_equal(add_calls, 3);
+    jc_cache_close(c);
+}
+
+static void a_function_returning_nothing_gives_a_null_value(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "nothing.db"), 0);
+    for (int i = 0; i < 2; i++) {
+        jc_value *v = jc_memo(c, nothing);
+        assert_non_null(v);
+        assert_int_equal(jc_value_type(v), JC_TYPE_NULL);
+        jc_value_free(v);
+    }
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 1);
+}
+
+static void hit_counts_reach_the_file_after_close(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "hits.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
+    jc_value_free(jc_memo(c, add, jc_int(2), jc_int(2)));
+    for (int i = 0; i < 3; i++)
+        jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
+    jc_value_free(jc_memo(c, add, jc_int(2), jc_int(2)));
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 4);
+    assert_int_equal(jc_test_sql_int(path, "SELECT max(hits) FROM entries"), 3);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE last_used > created"), 2);
+}
+
+static void many_hits_are_written_now_and_then_and_all_counted_at_close(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "many-hits.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
+    for (int i = 0; i < 5000; i++)
+        jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
+    /* A program that only hits still writes its counts while it runs. */
+    int64_t while_open = jc_test_sql_int(path, "SELECT hits FROM entries");
+    assert_true(while_open >= 4096 && while_open <= 5000);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 5000);
+
+    /* The same for hits inside a run's lookup transaction. */
+    c = open_cache(path, 0);
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+        for (int i = 0; i < 5000; i++)
+            jc_delayed(b, add, jc_int(i), jc_int(-1));
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(jc_results_summary(res).cached, round == 0 ? 0 : 5000);
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries WHERE hits < 5000"), 5000);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 5000);
+}
+
+static void readonly_answers_hits_and_computes_misses_without_storing(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "readonly.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
+    jc_cache_close(c);
+
+    c = open_cache(path, JC_CACHE_READONLY);
+    add_calls = 0;
+    jc_value *hit = jc_memo(c, add, jc_int(1), jc_int(1));
+    jc_value *miss = jc_memo(c, add, jc_int(5), jc_int(5));
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(int_of(hit), 2);
+    assert_int_equal(int_of(miss), 10);
+    jc_value_free(hit);
+    jc_value_free(miss);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0);
+}
+
+static void memo_and_batches_share_entries(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "shared.db"), 0);
+    jc_value_free(jc_memo(c, add, jc_int(7), jc_int(8)));
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, add, jc_int(7), jc_int(8));
+    jc_delayed(b, add, jc_int(8), jc_int(9));
+    add_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(add_calls, 1);
+    assert_true(jc_result_cached(res, 0));
+    assert_int_equal(jc_result_int(res, 0), 15);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_value *v = jc_memo(c, add, jc_int(8), jc_int(9));
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(int_of(v), 17);
+    jc_value_free(v);
+    jc_cache_close(c);
+}
+
+static void recompute_computes_again_and_overwrites(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "recompute.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_value_free(jc_memo(c, add, jc_int(1), jc_int(2)));
+    jc_value_free(jc_memo(c, add, jc_int(1), jc_int(2))); /* a hit */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 1);
+
+    c = open_cache(path, JC_CACHE_RECOMPUTE);
+    add_calls = 0;
+    jc_value *v = jc_memo(c, add, jc_int(1), jc_int(2));
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(int_of(v), 3);
+    jc_value_free(v);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0); /* a new entry */
+}
+
+int main(void)
+{
+    unsetenv("JOBCACHE_PATH");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_miss_is_computed_in_process_and_stored),
+        cmocka_unit_test(a_second_call_is_a_hit_also_after_reopening),
+        cmocka_unit_test(a_nested_result_comes_back_from_the_file_unchanged),
+        cmocka_unit_test(a_failure_returns_null_naming_the_call_and_caches_nothing),
+        cmocka_unit_test(an_unregistered_function_gives_enofunc_with_file_and_line),
+        cmocka_unit_test(bad_arguments_and_a_null_cache_are_refused),
+        cmocka_unit_test(a_disabled_cache_computes_every_time),
+        cmocka_unit_test(a_function_returning_nothing_gives_a_null_value),
+        cmocka_unit_test(hit_counts_reach_the_file_after_close),
+        cmocka_unit_test(many_hits_are_written_now_and_then_and_all_counted_at_close),
+        cmocka_unit_test(readonly_answers_hits_and_computes_misses_without_storing),
+        cmocka_unit_test(memo_and_batches_share_entries),
+        cmocka_unit_test(recompute_computes_again_and_overwrites),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1396 @@
+/*
+ * Tests of batches and runs (src/run.c, with call.c and cache.c beneath):
+ * what a program sees when it submits delayed calls and runs them against a
+ * cache, in-process (n_jobs = 1) unless a test says otherwise.
+ *
+ * The test functions count their invocations in globals, so that a test can
+ * say "computed exactly N times". Counters only move for calls computed in
+ * this process, so the tests that count use n_jobs = 1.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+/* ---- the cacheable functions the tests use ---- */
+
+static int add_calls;
+static int add(jc_call *call)
+{
+    add_calls++;
+    return jc_return_int(call, jc_arg_int(call, 0) + jc_arg_int(call, 1));
+}
+JC_FUNCTION(add, "v1");
+
+/* Fails for 3. */
+static int fails_calls;
+static int fails(jc_call *call)
+{
+    fails_calls++;
+    int64_t x = jc_arg_int(call, 0);
+    if (x == 3)
+        return jc_fail(call, "three is not allowed");
+    return jc_return_int(call, x * 10);
+}
+JC_FUNCTION(fails, "v1");
+
+static int wants_double(jc_call *call)
+{
+    double d = jc_arg_double(call, 0);
+    return jc_return_double(call, d * 2);
+}
+JC_FUNCTION(wants_double, "v1");
+
+static int wants_steps(jc_call *call)
+{
+    int64_t steps = jc_kwarg_int(call, "steps");
+    return jc_return_int(call, steps + 1);
+}
+JC_FUNCTION(wants_steps, "v1");
+
+static int nothing_calls;
+static int nothing(jc_call *call)
+{
+    (void)call;
+    nothing_calls++;
+    return 0;
+}
+JC_FUNCTION(nothing, "v1");
+
+/* Sleeps 2 ms, so that compute time (and time saved by hits) is measurable. */
+static int slow_calls;
+static int slow(jc_call *call)
+{
+    slow_calls++;
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    return jc_return_double(call, (double)jc_arg_int(call, 0) / 4);
+}
+JC_FUNCTION(slow, "v1");
+
+/* Impure on purpose: its result depends on a global, so that a test can tell
+ * a recomputed entry from a stored one. */
+static int generation = 1;
+static int versioned_calls;
+static int versioned(jc_call *call)
+{
+    versioned_calls++;
+    return jc_return_int(call, jc_arg_int(call, 0) * 100 + generation);
+}
+JC_FUNCTION(versioned, "v1");
+
+/* Returns an error code without saying why. */
+static int silent_failure(jc_call *call)
+{
+    (void)call;
+    return JC_EINVAL;
+}
+JC_FUNCTION(silent_failure, "v1");
+
+/* Fails, then sets a result anyway: still a failure. */
+static int fail_then_return(jc_call *call)
+{
+    jc_fail(call, "first %s", "reason");
+    jc_fail(call, "second reason");
+    return jc_return_int(call, 1);
+}
+JC_FUNCTION(fail_then_return, "v1");
+
+/* Returns an array borrowed from its own stack frame: the result outlives
+ * the call, so the library must not keep pointing at the frame. */
+static int stack_array(jc_call *call)
+{
+    double xs[64];
+    for (int i = 0; i < 64; i++)
+        xs[i] = jc_arg_double(call, 0) + i;
+    return jc_return(call, jc_list(jc_doubles_ref(xs, 64), jc_doubles_ref(xs, 2)));
+}
+JC_FUNCTION(stack_array, "v1");
+
+/* Never registered. */
+static int unregistered(jc_call *call)
+{
+    return jc_return_int(call, 1);
+}
+
+/* ---- helpers ---- */
+
+static jc_cache *open_cache(const char *path, unsigned flags)
+{
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
+    if (!c)
+        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
+    return c;
+}
+
+static jc_batch *new_batch(jc_cache *c, int n_jobs, jc_on_error on_error)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = n_jobs, .on_error = on_error,
+                                                .verbose = JC_VERBOSE_OFF});
+    if (!b)
+        fail_msg("jc_batch_new: %s", jc_errmsg());
+    return b;
+}
+
+/* Runs add(i, 1000) for i in [from, to) and returns the results. */
+static jc_results *run_adds(jc_cache *c, int from, int to)
+{
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    for (int i = from; i < to; i++)
+        assert_int_equal(jc_delayed(b, add, jc_int(i), jc_int(1000)), 0);
+    jc_results *res = jc_run(b);
+    if (!res)
+        fail_msg("jc_run: %s", jc_errmsg());
+    jc_batch_free(b);
+    return res;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+static int64_t count_entries(const char *path)
+{
+    return jc_test_sql_int(path, "SELECT count(*) FROM entries");
+}
+
+/* ---- order, hits, deduplication ---- */
+
+static void results_come_back_in_submission_order(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "order.db"), 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    /* Descending, and interleaved with another function. */
+    for (int i = 49; i >= 0; i--) {
+        assert_int_equal(jc_delayed(b, add, jc_int(i), jc_int(1000)), 0);
+        assert_int_equal(jc_delayed(b, fails, jc_int(i == 3 ? 4 : i)), 0);
+    }
+    assert_int_equal(jc_batch_count(b), 100);
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_results_count(res), 100);
+    for (int k = 0; k < 50; k++) {
+        int i = 49 - k;
+        assert_int_equal(jc_result_status(res, 2 * k), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, 2 * k), i + 1000);
+        assert_int_equal(jc_result_int(res, 2 * k + 1), (i == 3 ? 4 : i) * 10);
+        assert_null(jc_result_error(res, 2 * k));
+    }
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void rerun_on_the_same_cache_is_all_hits(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "rerun.db");
+
+    jc_cache *c = open_cache(path, 0);
+    add_calls = 0;
+    jc_results *first = run_adds(c, 0, 20);
+    assert_int_equal(add_calls, 20);
+    for (size_t k = 0; k < 20; k++)
+        assert_false(jc_result_cached(first, k));
+    jc_progress p = jc_results_summary(first);
+    assert_int_equal(p.cached, 0);
+    assert_int_equal(p.computed, 20);
+    jc_cache_close(c);
+
+    /* A new process would reopen the file: so does the test. */
+    c = open_cache(path, 0);
+    jc_results *second = run_adds(c, 0, 20);
+    assert_int_equal(add_calls, 20); /* nothing computed */
+    assert_int_equal(jc_results_status(second), JC_OK);
+    for (size_t k = 0; k < 20; k++) {
+        assert_true(jc_result_cached(second, k));
+        assert_int_equal(jc_result_status(second, k), JC_STATUS_OK);
+        assert_true(jc_value_equal(jc_result_value(first, k), jc_result_value(second, k)));
+        assert_int_equal(jc_result_int(second, k), (int64_t)k + 1000);
+    }
+    p = jc_results_summary(second);
+    assert_int_equal(p.total, 20);
+    assert_int_equal(p.cached, 20);
+    assert_int_equal(p.computed, 0);
+    assert_int_equal(p.done, 20);
+    jc_results_free(first);
+    jc_results_free(second);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 20);
+    /* Each hit was counted in the file. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 20);
+}
+
+static void extending_a_sweep_computes_only_the_new_calls(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "extend.db"), 0);
+    add_calls = 0;
+    jc_results_free(run_adds(c, 0, 10));
+    assert_int_equal(add_calls, 10);
+
+    jc_results *res = run_adds(c, 0, 15);
+    assert_int_equal(add_calls, 15);
+    for (size_t k = 0; k < 15; k++) {
+        assert_int_equal(jc_result_cached(res, k), k < 10);
+        assert_int_equal(jc_result_int(res, k), (int64_t)k + 1000);
+    }
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.cached, 10);
+    assert_int_equal(p.computed, 5);
+    jc_results_free(res);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 15);
+}
+
+static int results_seen;
+static size_t result_index[64];
+static void record_result(const jc_results *res, size_t index, void *userdata)
+{
+    /* The result is known when the callback fires. */
+    assert_int_equal(jc_result_status(res, index), JC_STATUS_OK);
+    assert_ptr_equal(userdata, &results_seen);
+    if (results_seen < 64)
+        result_index[results_seen] = index;
+    results_seen++;
+}
+
+static void identical_calls_in_one_batch_are_computed_once_and_reported_for_each(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "dedup.db"), 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF,
+                                                .on_result = record_result, .userdata = &results_seen});
+    assert_non_null(b);
+    /* Positions: 0 1 2 3 4 5 */
+    jc_delayed(b, add, jc_int(1), jc_int(2));
+    jc_delayed(b, add, jc_int(2), jc_int(3));
+    jc_delayed(b, add, jc_int(1), jc_int(2));
+    jc_delayed(b, add, jc_int(1), jc_int(2));
+    jc_delayed(b, add, jc_int(2), jc_int(3));
+    jc_delayed(b, add, jc_int(2), jc_int(1)); /* another call: same sum, other arguments */
+    add_calls = 0;
+    results_seen = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(add_calls, 3);
+    assert_int_equal(jc_results_count(res), 6);
+    const int64_t want[] = {3, 5, 3, 3, 5, 3};
+    for (size_t k = 0; k < 6; k++) {
+        assert_int_equal(jc_result_status(res, k), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, k), want[k]);
+        assert_false(jc_result_cached(res, k));
+    }
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.total, 6);
+    assert_int_equal(p.computed, 6); /* counted per submission */
+    assert_int_equal(p.done, 6);
+    /* on_result fires once per distinct call, with its first submission. */
+    assert_int_equal(results_seen, 3);
+    bool seen[6] = {false};
+    for (int i = 0; i < results_seen; i++) {
+        assert_true(result_index[i] < 6);
+        assert_false(seen[result_index[i]]);
+        seen[result_index[i]] = true;
+    }
+    assert_true(seen[0] && seen[1] && seen[5]);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 3);
+}
+
+static void on_result_fires_once_per_distinct_computed_call(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "onresult.db"), 0);
+    jc_results_free(run_adds(c, 0, 3)); /* 0..2 become hits */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF,
+                                                .on_result = record_result, .userdata = &results_seen});
+    for (int i = 0; i < 8; i++)
+        jc_delayed(b, add, jc_int(i % 6), jc_int(1000)); /* 0..5, then 0, 1 again */
+    results_seen = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    /* 3, 4 and 5 were computed, each once; hits are not "computed". */
+    int computed_seen = 0;
+    bool seen[8] = {false};
+    for (int i = 0; i < results_seen && i < 64; i++) {
+        size_t k = result_index[i];
+        assert_true(k < 8);
+        assert_false(seen[k]);
+        seen[k] = true;
+        if (!jc_result_cached(res, k)) {
+            assert_true(k >= 3 && k <= 5);
+            computed_seen++;
+        }
+    }
+    assert_int_equal(computed_seen, 3);
+    assert_int_equal(results_seen, 6); /* and the 3 distinct hits, each once */
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static int progress_calls;
+static jc_progress last_progress;
+static void record_progress(const jc_progress *p, void *userdata)
+{
+    (void)userdata;
+    progress_calls++;
+    assert_true(p->done <= p->total);
+    assert_true(p->cached + p->computed + p->failed + p->skipped <= p->total);
+    last_progress = *p;
+}
+
+static void on_progress_fires_and_ends_with_every_call_done(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "progress.db"), 0);
+    jc_results_free(run_adds(c, 0, 4));
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF,
+                                                .on_progress = record_progress});
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, add, jc_int(i), jc_int(1000));
+    progress_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_true(progress_calls >= 1);
+    assert_int_equal(last_progress.total, 10);
+    assert_int_equal(last_progress.done, 10);
+    assert_int_equal(last_progress.cached, 4);
+    assert_int_equal(last_progress.computed, 6);
+    assert_int_equal(last_progress.running, 0);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* ---- failures ---- */
+
+static void errors_are_never_cached(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "nocache-errors.db");
+    for (int round = 0; round < 2; round++) {
+        jc_cache *c = open_cache(path, 0);
+        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+        for (int i = 0; i < 6; i++)
+            jc_delayed(b, fails, jc_int(i));
+        fails_calls = 0;
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        /* First round: all 6 run. Second: only the failing one runs again. */
+        assert_int_equal(fails_calls, round == 0 ? 6 : 1);
+        assert_int_equal(jc_result_status(res, 3), JC_STATUS_ERROR);
+        assert_false(jc_result_cached(res, 3));
+        for (size_t k = 0; k < 6; k++)
+            if (k != 3)
+                assert_int_equal(jc_result_cached(res, k), round == 1);
+        jc_results_free(res);
+        jc_batch_free(b);
+        jc_cache_close(c);
+        assert_int_equal(count_entries(path), 5);
+    }
+}
+
+static void stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "stop.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP); /* the default, made explicit */
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, fails, jc_int(i));
+    fails_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(fails_calls, 4); /* 0, 1, 2, then 3 fails */
+    assert_int_equal(jc_results_status(res), JC_EFAILED);
+    for (size_t k = 0; k < 3; k++) {
+        assert_int_equal(jc_result_status(res, k), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, k), (int64_t)k * 10);
+    }
+    assert_int_equal(jc_result_status(res, 3), JC_STATUS_ERROR);
+    for (size_t k = 4; k < 10; k++) {
+        assert_int_equal(jc_result_status(res, k), JC_STATUS_SKIPPED);
+        assert_null(jc_result_value(res, k));
+        assert_contains(jc_result_error(res, k), "skipped");
+        assert_contains(jc_result_error(res, k), "fails");
+    }
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.total, 10);
+    assert_int_equal(p.computed, 3);
+    assert_int_equal(p.failed, 1);
+    assert_int_equal(p.skipped, 6);
+    assert_int_equal(p.done, 10);
+    assert_contains(jc_results_message(res), "fails(3): three is not allowed");
+    jc_results_free(res);
+    jc_batch_free(b);
+
+    /* What ran before the failure is stored: a new run hits it. */
+    assert_int_equal(count_entries(path), 3);
+    b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, fails, jc_int(i));
+    fails_calls = 0;
+    res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(fails_calls, 7);
+    for (size_t k = 0; k < 3; k++)
+        assert_true(jc_result_cached(res, k));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void continue_on_error_runs_every_call(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "continue.db"), 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, fails, jc_int(i % 5)); /* 3 fails twice: one distinct call */
+    fails_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(fails_calls, 5);
+    assert_int_equal(jc_results_status(res), JC_EFAILED);
+    for (size_t k = 0; k < 10; k++) {
+        if (k % 5 == 3) {
+            assert_int_equal(jc_result_status(res, k), JC_STATUS_ERROR);
+            assert_contains(jc_result_error(res, k), "fails(3): three is not allowed");
+        } else {
+            assert_int_equal(jc_result_status(res, k), JC_STATUS_OK);
+            assert_int_equal(jc_result_int(res, k), (int64_t)(k % 5) * 10);
+        }
+    }
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.computed, 8);
+    assert_int_equal(p.failed, 2);
+    assert_int_equal(p.skipped, 0);
+    assert_contains(jc_results_message(res), "fails(3)");
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_failure_message_names_the_function_and_its_arguments(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, fails, jc_int(3), jc_str("label"), jc_kw("weight", jc_double(0.5)));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+    assert_string_equal(jc_result_error(res, 0), "fails(3, \"label\", weight=0.5): three is not allowed");
+    assert_null(jc_result_value(res, 0));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_wrong_typed_argument_is_an_error_naming_the_argument_and_types(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, wants_double, jc_int(2));      /* an int is not read as a double */
+    jc_delayed(b, wants_double, jc_double(2));
+    jc_delayed(b, wants_double);                 /* missing */
+    jc_delayed(b, wants_steps, jc_kw("steps", jc_str("many")));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+    assert_string_equal(jc_result_error(res, 0), "wants_double(2): argument 0 is int, expected double");
+    assert_int_equal(jc_result_status(res, 1), JC_STATUS_OK);
+    assert_true(jc_result_double(res, 1) == 4.0);
+    assert_int_equal(jc_result_status(res, 2), JC_STATUS_ERROR);
+    assert_contains(jc_result_error(res, 2), "wants_double(): argument 0 is missing");
+    assert_contains(jc_result_error(res, 2), "double");
+    assert_int_equal(jc_result_status(res, 3), JC_STATUS_ERROR);
+    assert_string_equal(jc_result_error(res, 3),
+                        "wants_steps(steps=\"many\"): named argument \"steps\" is str, expected int");
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_missing_named_argument_is_an_error_naming_it(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, wants_steps, jc_int(5), jc_kw("stops", jc_int(3)));
+    jc_delayed(b, wants_steps, jc_kw("steps", jc_int(3)));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+    assert_string_equal(jc_result_error(res, 0),
+                        "wants_steps(5, stops=3): named argument \"steps\" is missing, expected int");
+    assert_int_equal(jc_result_status(res, 1), JC_STATUS_OK);
+    assert_int_equal(jc_result_int(res, 1), 4);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_function_that_returns_nothing_gives_a_null_result_which_is_cached(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "nothing.db"), 0);
+    nothing_calls = 0;
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+        jc_delayed(b, nothing, jc_int(1));
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(jc_results_status(res), JC_OK);
+        assert_int_equal(jc_result_status(res, 0), JC_STATUS_OK);
+        assert_non_null(jc_result_value(res, 0));
+        assert_int_equal(jc_value_type(jc_result_value(res, 0)), JC_TYPE_NULL);
+        assert_int_equal(jc_result_cached(res, 0), round == 1);
+        assert_true(isnan(jc_result_double(res, 0))); /* null is not a double */
+        assert_int_equal(jc_result_int(res, 0), 0);
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    assert_int_equal(nothing_calls, 1);
+    jc_cache_close(c);
+}
+
+static void a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "silent.db"), 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, silent_failure, jc_int(1));
+    jc_delayed(b, fail_then_return);
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+    assert_contains(jc_result_error(res, 0), "silent_failure(1): returned -1");
+    assert_contains(jc_result_error(res, 0), "without calling jc_fail");
+    assert_int_equal(jc_result_status(res, 1), JC_STATUS_ERROR);
+    assert_string_equal(jc_result_error(res, 1), "fail_then_return(): first reason"); /* the first wins */
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 0);
+}
+
+static void argument_accessors_given_no_call_return_zero_values(void **state)
+{
+    (void)state;
+    assert_int_equal(jc_arg_count(NULL), 0);
+    assert_null(jc_arg(NULL, 0));
+    assert_null(jc_kwarg(NULL, "x"));
+    assert_int_equal(jc_arg_int(NULL, 0), 0);
+    assert_true(jc_arg_double(NULL, 0) == 0.0);
+    assert_false(jc_arg_bool(NULL, 0));
+    assert_null(jc_arg_str(NULL, 0));
+    size_t n = 99;
+    assert_null(jc_arg_doubles(NULL, 0, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(jc_kwarg_int(NULL, "x"), 0);
+    assert_null(jc_kwarg_str(NULL, "x"));
+    assert_null(jc_call_function(NULL));
+    assert_int_equal(jc_return_int(NULL, 1), JC_EINVAL);
+    assert_int_equal(jc_fail(NULL, "x"), JC_EFAILED);
+}
+
+/* Scribbles over the stack where a returned frame was. */
+static void __attribute__((noinline)) scribble(void)
+{
+    volatile double junk[512];
+    for (int i = 0; i < 512; i++)
+        junk[i] = -1;
+    (void)junk[0];
+}
+
+static void a_result_borrowing_the_functions_own_memory_is_kept_intact(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "borrowed-result.db"), 0);
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+        for (int i = 0; i < 4; i++)
+            jc_delayed(b, stack_array, jc_double(i * 100));
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        scribble();
+        for (size_t k = 0; k < 4; k++) {
+            const jc_value *v = jc_result_value(res, k);
+            const double *xs = NULL;
+            size_t n = 0;
+            assert_int_equal(jc_value_get_doubles(jc_value_at(v, 0), &xs, &n), 0);
+            assert_int_equal(n, 64);
+            for (size_t i = 0; i < 64; i++)
+                assert_true(xs[i] == (double)k * 100 + (double)i);
+            assert_int_equal(jc_value_get_doubles(jc_value_at(v, 1), &xs, &n), 0);
+            assert_int_equal(n, 2);
+            assert_true(xs[1] == (double)k * 100 + 1);
+        }
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_value *v = jc_memo(c, stack_array, jc_double(0.5));
+    scribble();
+    const double *xs = NULL;
+    size_t n = 0;
+    assert_int_equal(jc_value_get_doubles(jc_value_at(v, 0), &xs, &n), 0);
+    assert_true(xs[63] == 63.5);
+    jc_value_free(v);
+    jc_cache_close(c);
+}
+
+/* ---- results ---- */
+
+static void results_status_is_ok_only_when_every_call_succeeded(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, fails, jc_int(1));
+    jc_delayed(b, fails, jc_int(2));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    jc_results_free(res);
+    jc_batch_free(b);
+
+    b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, fails, jc_int(1));
+    jc_delayed(b, fails, jc_int(3));
+    res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_EFAILED);
+    assert_contains(jc_results_message(res), "1 of 2 calls failed");
+    assert_contains(jc_results_message(res), "fails(3): three is not allowed");
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    assert_int_equal(jc_results_status(NULL), JC_EINVAL);
+    assert_int_equal(jc_results_count(NULL), 0);
+}
+
+static void a_warm_rerun_reports_hits_and_the_compute_time_they_saved(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "saved.db"), 0);
+    double computed_seconds[5];
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+        for (int i = 0; i < 5; i++)
+            jc_delayed(b, slow, jc_int(i));
+        jc_delayed(b, fails, jc_int(3));
+        slow_calls = 0;
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(slow_calls, round == 0 ? 5 : 0);
+        jc_progress p = jc_results_summary(res);
+        assert_int_equal(p.total, 6);
+        assert_int_equal(p.cached, round == 0 ? 0 : 5);
+        assert_int_equal(p.computed, round == 0 ? 5 : 0);
+        assert_int_equal(p.failed, 1);
+        assert_int_equal(p.skipped, 0);
+        assert_int_equal(p.done, 6);
+        assert_int_equal(p.running, 0);
+        assert_true(p.elapsed >= 0);
+        for (size_t k = 0; k < 5; k++) {
+            double s = jc_result_seconds(res, k);
+            if (round == 0) {
+                assert_true(s >= 0.0019); /* it slept 2 ms */
+                computed_seconds[k] = s;
+            } else {
+                /* A hit reports when it was computed. */
+                assert_true(s == computed_seconds[k]);
+            }
+            assert_true(jc_result_double(res, k) == (double)k / 4);
+        }
+        if (round == 0)
+            assert_true(p.saved == 0);
+        else
+            assert_true(p.saved >= 5 * 0.0019);
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+}
+
+static void result_double_and_int_convert_or_give_nan_and_zero(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, slow, jc_int(3));          /* 0.75 */
+    jc_delayed(b, add, jc_int(3), jc_int(4)); /* 7 */
+    jc_delayed(b, fails, jc_int(3));          /* error */
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_true(jc_result_double(res, 0) == 0.75);
+    assert_int_equal(jc_result_int(res, 0), 0);    /* a double is not read as an int */
+    assert_int_equal(jc_result_int(res, 1), 7);
+    assert_true(isnan(jc_result_double(res, 1))); /* nor an int as a double */
+    assert_true(isnan(jc_result_double(res, 2)));
+    assert_int_equal(jc_result_int(res, 2), 0);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void result_take_hands_the_value_over(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    jc_delayed(b, add, jc_int(20), jc_int(22));
+    jc_delayed(b, fails, jc_int(3));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    jc_value *v = jc_result_take(res, 0);
+    assert_non_null(v);
+    int64_t i = 0;
+    assert_int_equal(jc_value_get_int(v, &i), 0);
+    assert_int_equal(i, 42);
+    assert_null(jc_result_value(res, 0)); /* taken */
+    assert_null(jc_result_take(res, 0));
+    assert_null(jc_result_take(res, 1)); /* a failure has no value */
+    assert_null(jc_result_take(res, 2)); /* out of range */
+    jc_results_free(res);
+    jc_value_free(v); /* still valid after the results are gone */
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void result_take_gives_each_identical_submission_its_own_value(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    jc_delayed(b, add, jc_int(20), jc_int(22));
+    jc_delayed(b, add, jc_int(20), jc_int(22)); /* the same call: one slot */
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    /* The usual loop: take every result into an array of one's own. */
+    jc_value *taken[2];
+    for (size_t k = 0; k < 2; k++)
+        taken[k] = jc_result_take(res, k);
+    jc_status status1 = jc_result_status(res, 1);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    int64_t i0 = -1, i1 = -1;
+    int rc0 = jc_value_get_int(taken[0], &i0), rc1 = jc_value_get_int(taken[1], &i1);
+    bool distinct = taken[0] != taken[1];
+    if (distinct)
+        jc_value_free(taken[1]);
+    jc_value_free(taken[0]);
+    assert_int_equal(status1, JC_STATUS_OK);
+    assert_int_equal(rc0, 0);
+    assert_int_equal(i0, 42);
+    /* An ok status with no value to take would be a silent loss. */
+    assert_int_equal(rc1, 0);
+    assert_int_equal(i1, 42);
+    assert_true(distinct);
+}
+
+static void an_out_of_range_index_gives_a_failed_status_and_no_value(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    jc_delayed(b, add, jc_int(1), jc_int(1));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    const size_t bad[] = {1, 1000, SIZE_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        size_t k = bad[i];
+        assert_int_not_equal(jc_result_status(res, k), JC_STATUS_OK);
+        assert_null(jc_result_value(res, k));
+        assert_false(jc_result_cached(res, k));
+        assert_non_null(jc_result_error(res, k));
+        assert_true(isnan(jc_result_double(res, k)));
+        assert_int_equal(jc_result_int(res, k), 0);
+        assert_true(jc_result_seconds(res, k) == 0);
+    }
+    /* A NULL results handle is out of range too. */
+    assert_int_not_equal(jc_result_status(NULL, 0), JC_STATUS_OK);
+    assert_null(jc_result_value(NULL, 0));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* ---- options ---- */
+
+static void n_jobs_zero_is_refused_naming_n_jobs(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    assert_null(jc_batch_new(c, &(jc_options){.n_jobs = 0}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "n_jobs");
+    jc_cache_close(c);
+}
+
+static void a_negative_timeout_is_refused(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    assert_null(jc_batch_new(c, &(jc_options){.n_jobs = 1, .timeout_seconds = -1}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "timeout");
+    assert_null(jc_batch_new(c, &(jc_options){.n_jobs = 1, .timeout_seconds = NAN}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_null(jc_batch_new(NULL, &(jc_options){.n_jobs = 1}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "cache");
+    /* NULL options are the defaults. */
+    jc_batch *b = jc_batch_new(c, NULL);
+    assert_non_null(b);
+    jc_batch_free(b);
+    jc_batch_free(NULL);
+    jc_cache_close(c);
+}
+
+/* Runs the same mixed batch with n_jobs and returns the results. */
+static jc_results *run_mixed(const char *name, int n_jobs)
+{
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, name), 0);
+    jc_batch *b = new_batch(c, n_jobs, JC_ON_ERROR_CONTINUE);
+    for (int i = 0; i < 40; i++) {
+        jc_delayed(b, add, jc_int(i), jc_int(i % 7));
+        jc_delayed(b, fails, jc_int(i % 10));
+        jc_delayed(b, wants_steps, jc_kw("steps", jc_int(i)));
+    }
+    jc_results *res = jc_run(b);
+    if (!res)
+        fail_msg("jc_run with n_jobs = %d: %s", n_jobs, jc_errmsg());
+    jc_batch_free(b);
+    jc_cache_close(c);
+    return res;
+}
+
+static void n_jobs_minus_one_and_two_give_the_same_results_as_one(void **state)
+{
+    (void)state;
+    jc_results *one = run_mixed("njobs1.db", 1);
+    const int other[] = {-1, 2};
+    for (int j = 0; j < 2; j++) {
+        char name[32];
+        snprintf(name, sizeof name, "njobs%d.db", other[j]);
+        jc_results *res = run_mixed(name, other[j]);
+        assert_int_equal(jc_results_count(res), jc_results_count(one));
+        assert_int_equal(jc_results_status(res), jc_results_status(one));
+        for (size_t k = 0; k < jc_results_count(one); k++) {
+            assert_int_equal(jc_result_status(res, k), jc_result_status(one, k));
+            assert_false(jc_result_cached(res, k));
+            if (jc_result_status(one, k) == JC_STATUS_OK)
+                assert_true(jc_value_equal(jc_result_value(res, k), jc_result_value(one, k)));
+            else
+                assert_string_equal(jc_result_error(res, k), jc_result_error(one, k));
+        }
+        jc_progress a = jc_results_summary(one), p = jc_results_summary(res);
+        assert_int_equal(p.computed, a.computed);
+        assert_int_equal(p.failed, a.failed);
+        jc_results_free(res);
+    }
+    jc_results_free(one);
+
+    /* What the pool stored is a hit for a run in this process. */
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/njobs2.db", jc_test_dir());
+    assert_int_equal(count_entries(path), 40 + 9 + 40); /* fails(3) is not stored */
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    for (int i = 0; i < 40; i++)
+        jc_delayed(b, add, jc_int(i), jc_int(i % 7));
+    add_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(add_calls, 0);
+    assert_int_equal(jc_results_summary(res).cached, 40);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* ---- bad calls ---- */
+
+static void an_unregistered_function_is_refused_at_the_call_with_file_and_line(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    assert_int_equal(jc_delayed(b, add, jc_int(1), jc_int(2)), 0);
+    int line = __LINE__ + 1;
+    int rc = jc_delayed(b, unregistered, jc_int(1), jc_str("x")); /* the arguments are freed */
+    assert_int_equal(rc, JC_ENOFUNC);
+    assert_int_equal(jc_errcode(), JC_ENOFUNC);
+    char where[64];
+    snprintf(where, sizeof where, "test_run.c:%d", line);
+    assert_contains(jc_errmsg(), where);
+    assert_contains(jc_errmsg(), "not registered");
+    /* Later calls are refused too, reporting the first bad one. */
+    assert_int_equal(jc_delayed(b, add, jc_int(3), jc_int(4)), JC_ENOFUNC);
+    assert_contains(jc_errmsg(), where);
+
+    assert_null(jc_run(b));
+    assert_int_equal(jc_errcode(), JC_ENOFUNC);
+    assert_contains(jc_errmsg(), where);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_null_argument_is_refused_at_the_call(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    int line = __LINE__ + 1;
+    int rc = jc_delayed(b, add, jc_int(1), jc_str(NULL), jc_kw("k", jc_int(2)));
+    assert_int_equal(rc, JC_EINVAL);
+    char where[64];
+    snprintf(where, sizeof where, "test_run.c:%d", line);
+    assert_contains(jc_errmsg(), where);
+    assert_contains(jc_errmsg(), "add");
+    assert_contains(jc_errmsg(), "argument 1 is NULL");
+    assert_contains(jc_errmsg(), "jc_str"); /* why the builder failed */
+    assert_null(jc_run(b));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), where);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_null_argument_is_einval_whatever_the_last_error_was(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    /* Leave an unrelated error behind, then pass a plain NULL. */
+    assert_null(jc_function_find("no such function"));
+    assert_int_equal(jc_errcode(), JC_ENOFUNC);
+    int rc = jc_delayed(b, add, jc_int(1), NULL);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", jc_errmsg());
+    jc_batch_free(b);
+    jc_cache_close(c);
+    /* The code must not be a stale one left by an unrelated earlier call
+     * (here JC_ENOFUNC, which would then be reported for a NULL argument). */
+    assert_int_equal(rc, JC_EINVAL);
+    assert_contains(msg, "argument 1 is NULL");
+}
+
+static void a_named_argument_given_twice_is_refused(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    int line = __LINE__ + 1;
+    int rc = jc_delayed(b, wants_steps, jc_kw("steps", jc_int(1)), jc_kw("steps", jc_int(2)));
+    assert_int_equal(rc, JC_EINVAL);
+    char where[64];
+    snprintf(where, sizeof where, "test_run.c:%d", line);
+    assert_contains(jc_errmsg(), where);
+    assert_contains(jc_errmsg(), "wants_steps");
+    assert_contains(jc_errmsg(), "\"steps\" is given twice");
+    assert_null(jc_run(b));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void running_a_batch_twice_is_an_error(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    jc_delayed(b, add, jc_int(1), jc_int(2));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_null(jc_run(b));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "already run");
+    assert_int_equal(jc_delayed(b, add, jc_int(1), jc_int(2)), JC_EINVAL);
+    assert_contains(jc_errmsg(), "already run");
+    /* The first results are untouched. */
+    assert_int_equal(jc_result_int(res, 0), 3);
+    jc_results_free(res);
+    jc_batch_free(b);
+    assert_null(jc_run(NULL));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    jc_cache_close(c);
+}
+
+static void an_empty_batch_runs_fine(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "empty-batch.db"), 0);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+    assert_int_equal(jc_batch_count(b), 0);
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_results_count(res), 0);
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.total, 0);
+    assert_int_equal(p.done, 0);
+    assert_null(jc_result_value(res, 0));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* ---- cache modes and files ---- */
+
+static void recompute_computes_every_call_and_overwrites_its_entry(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "recompute.db");
+    const unsigned modes[] = {0, JC_CACHE_RECOMPUTE, 0};
+    for (int round = 0; round < 3; round++) {
+        generation = round + 1;
+        jc_cache *c = open_cache(path, modes[round]);
+        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
+        for (int i = 0; i < 5; i++)
+            jc_delayed(b, versioned, jc_int(i));
+        versioned_calls = 0;
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        /* Round 1 computes, round 2 recomputes, round 3 hits round 2's values. */
+        assert_int_equal(versioned_calls, round < 2 ? 5 : 0);
+        for (size_t k = 0; k < 5; k++) {
+            assert_int_equal(jc_result_cached(res, k), round == 2);
+            assert_int_equal(jc_result_int(res, k), (int64_t)k * 100 + (round < 2 ? round + 1 : 2));
+        }
+        jc_results_free(res);
+        jc_batch_free(b);
+        jc_cache_close(c);
+        assert_int_equal(count_entries(path), 5);
+    }
+    generation = 1;
+}
+
+static void readonly_uses_hits_and_never_writes(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "readonly.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 5));
+    jc_results_free(run_adds(c, 0, 2)); /* some hits, so that hits > 0 */
+    jc_cache_close(c);
+
+    size_t len0 = 0;
+    void *bytes0 = jc_test_read_file(path, &len0);
+    assert_non_null(bytes0);
+    struct stat st0, st1;
+    assert_int_equal(stat(path, &st0), 0);
+    int64_t hits0 = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
+    int64_t used0 = jc_test_sql_int(path, "SELECT sum(CAST(last_used * 1000 AS INTEGER)) FROM entries");
+    assert_int_equal(hits0, 2);
+
+    for (int round = 0; round < 2; round++) {
+        c = open_cache(path, JC_CACHE_READONLY);
+        add_calls = 0;
+        jc_results *res = run_adds(c, 0, 8);
+        assert_int_equal(jc_results_status(res), JC_OK);
+        assert_int_equal(add_calls, 3); /* never stored: computed again each time */
+        for (size_t k = 0; k < 8; k++) {
+            assert_int_equal(jc_result_cached(res, k), k < 5);
+            assert_int_equal(jc_result_int(res, k), (int64_t)k + 1000);
+        }
+        jc_progress p = jc_results_summary(res);
+        assert_int_equal(p.cached, 5);
+        assert_int_equal(p.computed, 3);
+        jc_results_free(res);
+        jc_cache_close(c);
+    }
+
+    assert_int_equal(count_entries(path), 5);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), hits0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(CAST(last_used * 1000 AS INTEGER)) FROM entries"),
+                     used0);
+    size_t len1 = 0;
+    void *bytes1 = jc_test_read_file(path, &len1);
+    assert_non_null(bytes1);
+    assert_int_equal(len1, len0);
+    assert_memory_equal(bytes1, bytes0, len0);
+    assert_int_equal(stat(path, &st1), 0);
+    assert_true(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+    free(bytes0);
+    free(bytes1);
+}
+
+static void readonly_on_a_missing_file_fails_naming_it(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "readonly-missing.db");
+    assert_null(jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY}));
+    assert_int_equal(jc_errcode(), JC_ENOTFOUND);
+    assert_contains(jc_errmsg(), path);
+    assert_contains(jc_errmsg(), "does not exist");
+    assert_false(jc_test_exists(path)); /* and it made none */
+}
+
+static void disabled_computes_everything_and_creates_no_file(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "disabled.db");
+    jc_cache *c = open_cache(path, JC_CACHE_DISABLED);
+    assert_null(jc_cache_path(c));
+    add_calls = 0;
+    for (int round = 0; round < 2; round++) {
+        jc_results *res = run_adds(c, 0, 4);
+        for (size_t k = 0; k < 4; k++) {
+            assert_false(jc_result_cached(res, k));
+            assert_int_equal(jc_result_int(res, k), (int64_t)k + 1000);
+        }
+        jc_results_free(res);
+    }
+    assert_int_equal(add_calls, 8);
+    jc_cache_close(c);
+    assert_false(jc_test_exists(path));
+    char wal[PATH_CAP + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    assert_false(jc_test_exists(wal));
+}
+
+static void jobcache_path_chooses_the_file_when_path_is_null(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], other[PATH_CAP];
+    jc_test_path(path, sizeof path, "from-env.db");
+    jc_test_path(other, sizeof other, "explicit.db");
+    assert_int_equal(setenv("JOBCACHE_PATH", path, 1), 0);
+
+    jc_cache *c = open_cache(NULL, 0);
+    assert_string_equal(jc_cache_path(c), path);
+    jc_results_free(run_adds(c, 0, 3));
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 3);
+
+    /* An explicit path wins over the variable. */
+    c = open_cache(other, 0);
+    assert_string_equal(jc_cache_path(c), other);
+    jc_cache_close(c);
+
+    unsetenv("JOBCACHE_PATH");
+}
+
+static void the_default_file_is_jobcache_db_in_the_current_directory(void **state)
+{
+    (void)state;
+    char cwd[PATH_CAP];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(jc_test_dir()), 0);
+    jc_test_remove_db("jobcache.db");
+    unsetenv("JOBCACHE_PATH");
+
+    jc_cache *c = jc_cache_open(NULL, NULL);
+    if (!c) {
+        assert_int_equal(chdir(cwd), 0);
+        fail_msg("jc_cache_open(NULL): %s", jc_errmsg());
+    }
+    jc_results *res = run_adds(c, 0, 2);
+    jc_results_free(res);
+    jc_cache_close(c);
+    bool exists = jc_test_exists("jobcache.db");
+    int64_t n = count_entries("jobcache.db");
+    /* An empty JOBCACHE_PATH is as good as none. */
+    setenv("JOBCACHE_PATH", "", 1);
+    c = jc_cache_open(NULL, NULL);
+    unsetenv("JOBCACHE_PATH");
+    jc_test_remove_db("jobcache.db");
+    assert_int_equal(chdir(cwd), 0);
+
+    assert_true(exists);
+    assert_int_equal(n, 2);
+    assert_non_null(c);
+    assert_contains(jc_cache_path(c), "jobcache.db");
+    jc_cache_close(c);
+}
+
+static void a_corrupted_result_is_recomputed_and_its_entry_repaired(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "corrupt-result.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 3));
+    jc_cache_close(c);
+
+    /* 0xc1 is the one byte MessagePack never uses. */
+    assert_int_equal(jc_test_sql_exec(path, "UPDATE entries SET result = x'c1' "
+                                            "WHERE rowid = (SELECT min(rowid) FROM entries)"),
+                     0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE result = x'c1'"), 1);
+
+    c = open_cache(path, 0);
+    add_calls = 0;
+    jc_results *res = run_adds(c, 0, 3);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(jc_results_summary(res).cached, 2);
+    for (size_t k = 0; k < 3; k++)
+        assert_int_equal(jc_result_int(res, k), (int64_t)k + 1000);
+    jc_results_free(res);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE result = x'c1'"), 0);
+    assert_int_equal(count_entries(path), 3);
+
+    c = open_cache(path, 0);
+    res = run_adds(c, 0, 3);
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(jc_results_summary(res).cached, 3);
+    jc_results_free(res);
+    jc_cache_close(c);
+}
+
+/* ---- the summary line ---- */
+
+/* Runs 4 adds (2 of them stored before) with verbose v, stderr going to a
+ * file, and returns what was written there (NUL-terminated). */
+static char *stderr_of_run(const char *name, jc_verbose v, size_t *len)
+{
+    char path[PATH_CAP], out[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, name), 0);
+    jc_results_free(run_adds(c, 0, 2));
+    snprintf(out, sizeof out, "%s/%s.stderr", jc_test_dir(), name);
+
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = v});
+    for (int i = 0; i < 4; i++)
+        jc_delayed(b, add, jc_int(i), jc_int(1000));
+    int saved = jc_test_stderr_to(out);
+    assert_true(saved >= 0);
+    jc_results *res = jc_run(b);
+    jc_test_stderr_restore(saved);
+    assert_non_null(res);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    char *text = jc_test_read_file(out, len);
+    assert_non_null(text);
+    return text;
+}
+
+static void verbose_on_writes_exactly_one_summary_line(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *text = stderr_of_run("verbose-on.db", JC_VERBOSE_ON, &len);
+    regex_t re;
+    assert_int_equal(regcomp(&re,
+                             "^jobcache: 4 calls, 2 cached, 2 computed, 0 failed in [0-9]+\\.[0-9]+ s "
+                             "\\(saved [0-9]+\\.[0-9]+ s of compute\\)\n$",
+                             REG_EXTENDED),
+                     0);
+    int m = regexec(&re, text, 0, NULL, 0);
+    regfree(&re);
+    size_t newlines = 0;
+    for (size_t i = 0; i < len; i++)
+        newlines += text[i] == '\n';
+    if (m != 0 || newlines != 1 || strlen(text) != len)
+        fail_msg("stderr was \"%s\"", text);
+    free(text);
+}
+
+static void verbose_off_and_auto_without_a_terminal_write_nothing(void **state)
+{
+    (void)state;
+    char *text = stderr_of_run("verbose-off.db", JC_VERBOSE_OFF, NULL);
+    assert_string_equal(text, "");
+    free(text);
+    text = stderr_of_run("verbose-auto.db", JC_VERBOSE_AUTO, NULL); /* stderr is a file */
+    assert_string_equal(text, "");
+    free(text);
+}
+
+int main(void)
+{
+    unsetenv("JOBCACHE_PATH");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(results_come_back_in_submission_order),
+        cmocka_unit_test(rerun_on_the_same_cache_is_all_hits),
+        cmocka_unit_test(extending_a_sweep_computes_only_the_new_calls),
+        cmocka_unit_test(identical_calls_in_one_batch_are_computed_once_and_reported_for_each),
+        cmocka_unit_test(on_result_fires_once_per_distinct_computed_call),
+        cmocka_unit_test(on_progress_fires_and_ends_with_every_call_done),
+        cmocka_unit_test(errors_are_never_cached),
+        cmocka_unit_test(stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results),
+        cmocka_unit_test(continue_on_error_runs_every_call),
+        cmocka_unit_test(a_failure_message_names_the_function_and_its_arguments),
+        cmocka_unit_test(a_wrong_typed_argument_is_an_error_naming_the_argument_and_types),
+        cmocka_unit_test(a_missing_named_argument_is_an_error_naming_it),
+        cmocka_unit_test(a_function_that_returns_nothing_gives_a_null_result_which_is_cached),
+        cmocka_unit_test(a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error),
+        cmocka_unit_test(argument_accessors_given_no_call_return_zero_values),
+        cmocka_unit_test(a_result_borrowing_the_functions_own_memory_is_kept_intact),
+        cmocka_unit_test(results_status_is_ok_only_when_every_call_succeeded),
+        cmocka_unit_test(a_warm_rerun_reports_hits_and_the_compute_time_they_saved),
+        cmocka_unit_test(result_double_and_int_convert_or_give_nan_and_zero),
+        cmocka_unit_test(result_take_hands_the_value_over),
+        cmocka_unit_test(result_take_gives_each_identical_submission_its_own_value),
+        cmocka_unit_test(an_out_of_range_index_gives_a_failed_status_and_no_value),
+        cmocka_unit_test(n_jobs_zero_is_refused_naming_n_jobs),
+        cmocka_unit_test(a_negative_timeout_is_refused),
+        cmocka_unit_test(n_jobs_minus_one_and_two_give_the_same_results_as_one),
+        cmocka_unit_test(an_unregistered_function_is_refused_at_the_call_with_file_and_line),
+        cmocka_unit_test(a_null_argument_is_refused_at_the_call),
+        cmocka_unit_test(a_null_argument_is_einval_whatever_the_last_error_was),
+        cmocka_unit_test(a_named_argument_given_twice_is_refused),
+        cmocka_unit_test(running_a_batch_twice_is_an_error),
+        cmocka_unit_test(an_empty_batch_runs_fine),
+        cmocka_unit_test(recompute_computes_every_call_and_overwrites_its_entry),
+        cmocka_unit_test(readonly_uses_hits_and_never_writes),
+        cmocka_unit_test(readonly_on_a_missing_file_fails_naming_it),
+        cmocka_unit_test(disabled_computes_everything_and_creates_no_file),
+        cmocka_unit_test(jobcache_path_chooses_the_file_when_path_is_null),
+        cmocka_unit_test(the_default_file_is_jobcache_db_in_the_current_directory),
+        cmocka_unit_test(a_corrupted_result_is_recomputed_and_its_entry_repaired),
+        cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
+        cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
