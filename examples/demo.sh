@@ -8,6 +8,6 @@ cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j"$(nproc)" --target sweep >/dev/null
 cd "$top/build"
 echo "== first run: every call is computed"
-./sweep 10 -1
+./sweep 16 -1
 echo "== second run: every call is a cache hit"
-./sweep 10 -1
+./sweep 16 -1

@@ -65,7 +65,7 @@ JC_FUNCTION(sir, "v1");
 
 int main(int argc, char **argv)
 {
-    int seeds = argc > 1 ? atoi(argv[1]) : 10;
+    int seeds = argc > 1 ? atoi(argv[1]) : 16;
     int n_jobs = argc > 2 ? atoi(argv[2]) : 1;
     const double betas[] = {0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0};
     const int nbeta = sizeof betas / sizeof *betas;
@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     for (int b = 0; b < nbeta; b++)
         for (int seed = 0; seed < seeds; seed++)
             jc_delayed(batch, sir, jc_double(betas[b]), jc_int(seed),
-                       jc_kw("population", jc_int(60000)), jc_kw("gamma", jc_double(0.1)));
+                       jc_kw("population", jc_int(150000)), jc_kw("gamma", jc_double(0.1)));
 
     jc_results *res = jc_run(batch);
     if (!res) {
