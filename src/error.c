@@ -51,11 +51,15 @@ int jc_errcode(void)
 
 int jc__set_errorv(int code, const char *fmt, va_list ap)
 {
-    last_code = code;
+    /* Formatted aside first: a message often quotes the previous one
+     * (jc_errmsg() as an argument), which is this very buffer. */
+    char tmp[sizeof last_msg];
     if (fmt)
-        vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+        vsnprintf(tmp, sizeof tmp, fmt, ap);
     else
-        snprintf(last_msg, sizeof last_msg, "%s", jc_strerror(code));
+        snprintf(tmp, sizeof tmp, "%s", jc_strerror(code));
+    memcpy(last_msg, tmp, sizeof last_msg);
+    last_code = code;
     return code;
 }
 

@@ -465,7 +465,8 @@ bool jc_value_equal(const jc_value *a, const jc_value *b)
     case JC_TYPE_DOUBLE: return same_double(a->u.d, b->u.d);
     case JC_TYPE_STR:
     case JC_TYPE_BYTES: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
-    case JC_TYPE_INTS: return a->len == b->len && memcmp(a->u.arr, b->u.arr, a->len * 8) == 0;
+    case JC_TYPE_INTS: /* an empty borrowed array may have a NULL pointer */
+        return a->len == b->len && (a->len == 0 || memcmp(a->u.arr, b->u.arr, a->len * 8) == 0);
     case JC_TYPE_DOUBLES: {
         if (a->len != b->len)
             return false;

@@ -1,0 +1,501 @@
+/*
+ * Golden vectors of the key (src/key.c, docs/format.md, key format 1).
+ *
+ * The hex strings below are the keys of key format version 1. They are
+ * literals on purpose: if one of them fails, the key format changed, and
+ * every cache file written so far silently stops hitting. That is only
+ * allowed as a new key format version (JC_KEY_FORMAT_VERSION), documented in
+ * docs/format.md, with these vectors updated in the same change.
+ *
+ * Several vectors are also computed independently here: the key input
+ *     [1, name, version, [[positional...], {named...}]]
+ * is written out byte by byte from the MessagePack specification and hashed
+ * with XXH3-128 directly, which proves the documented format.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "jc_internal.h"
+
+/* ---- helpers ---- */
+
+static void expect_error(int code, const char *what)
+{
+    assert_int_equal(jc_errcode(), code);
+    if (!strstr(jc_errmsg(), what)) {
+        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
+        fail();
+    }
+}
+
+/* XXH3-128 with seed 0 of p, as 32 lowercase hex digits of its canonical
+ * (big-endian) form; written without jc__key_hex on purpose. */
+static void xxh3_hex(const void *p, size_t n, char hex[33])
+{
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, XXH3_128bits(p, n));
+    for (int k = 0; k < 16; k++)
+        snprintf(hex + 2 * k, 3, "%02x", canon.digest[k]);
+}
+
+static void free_argv(jc_value *const *argv, size_t argc)
+{
+    for (size_t k = 0; k < argc; k++)
+        jc_value_free(argv[k]);
+}
+
+/* The key of name/version/argv as hex; also checks that the key from the
+ * encoded argument blob is the same. Does not free argv. */
+static void key_hex(const char *name, const char *version, jc_value *const *argv, size_t argc,
+                    char hex[33])
+{
+    uint8_t key[JC__KEY_LEN], key2[JC__KEY_LEN];
+    assert_int_equal(jc__key_compute(name, version, argv, argc, key), 0);
+    jc__key_hex(key, hex);
+
+    jc__buf blob = {0};
+    assert_int_equal(jc__encode_args(argv, argc, jc__buf_write, &blob), 0);
+    assert_false(blob.oom);
+    assert_int_equal(jc__key_from_blob(name, version, blob.data, blob.len, key2), 0);
+    assert_memory_equal(key, key2, JC__KEY_LEN);
+    jc__buf_free(&blob);
+}
+
+static int mismatches;
+
+/* Compares the key of the call (argv taken over) with want. */
+static void check_key(const char *want, const char *name, const char *version, jc_value *const *argv,
+                      size_t argc)
+{
+    for (size_t k = 0; k < argc; k++)
+        assert_non_null(argv[k]);
+    char hex[33];
+    key_hex(name, version, argv, argc, hex);
+    free_argv(argv, argc);
+    if (strcmp(hex, want) != 0) {
+        fprintf(stderr, "key of %s/%s: got \"%s\", want \"%s\"\n", name, version, hex, want);
+        mismatches++;
+    }
+}
+
+#define ARGS(...) (jc_value *[]){__VA_ARGS__}, (sizeof((jc_value *[]){__VA_ARGS__}) / sizeof(jc_value *))
+#define EXPECT_KEY(want, name, version, ...) check_key((want), (name), (version), ARGS(__VA_ARGS__))
+
+/* The key of a call as hex, argv taken over. */
+static void hex_of(char hex[33], const char *name, const char *version, jc_value *const *argv, size_t argc)
+{
+    key_hex(name, version, argv, argc, hex);
+    free_argv(argv, argc);
+}
+
+/* Deterministic contents of the large arrays. */
+enum { LARGE = 100000 };
+
+static double *large_doubles(void)
+{
+    double *d = malloc(LARGE * sizeof *d);
+    assert_non_null(d);
+    for (size_t k = 0; k < LARGE; k++)
+        d[k] = (double)k * 0.25 - 7.0; /* exact in binary: no libm, no rounding */
+    return d;
+}
+
+static int64_t *large_ints(void)
+{
+    int64_t *v = malloc(LARGE * sizeof *v);
+    assert_non_null(v);
+    for (size_t k = 0; k < LARGE; k++)
+        v[k] = (int64_t)(k * k) - 5000000000;
+    return v;
+}
+
+/* ---- golden vectors ---- */
+
+#define KEY_NO_ARGS "ffed47a5952294b81c09c5064472a99f"
+#define KEY_INT_1 "cd7671b43ecfbba1a3e40295fe19ba36"
+#define KEY_DOUBLE_1 "956e111720784e321e45f7beb4727318"
+#define KEY_ZERO "89e8f5337a69fd19cfabd27ae405dd90"
+#define KEY_NAN "87743bd1bbccd60f918643ee1cf7da15"
+#define KEY_NAMED "bcb110e83adbc8d3835318f9c0eec734"
+#define KEY_STRINGS "bcda85c77caacdf88e48518a363ca187"
+#define KEY_BYTES "639744ce82038c1bd54162c3eff9e16d"
+#define KEY_DOUBLES "0c603662fcf2af5b92e41d7c0b4ae972"
+#define KEY_INTS "3feb58d058a915a1e24ee7c218f13a16"
+#define KEY_NESTED "1340f014e9fc8a63861267de3c876cb9"
+#define KEY_VERSION_2 "8165a0dbae58bfa913e221f82071134c"
+#define KEY_NAME_G "6821b5d433fd4d1ec1ef6296bd0eeaab"
+#define KEY_LARGE_DOUBLES "e76ca487670641778b226eca001499b6"
+#define KEY_LARGE_INTS "824cf18ebeedc84527b32746645a647e"
+#define KEY_NULL_BOOL "00d984818e8421f02c937b842f969329"
+#define KEY_INT_EDGES "2f89a7268083d5e41f68deb82e123638"
+#define KEY_EMPTIES "dca09151dc3d45397d2060c2a4733866"
+#define KEY_LONG_NAME "fffeb4f37b02e6ee6e1a453ddc3f2e4f"
+#define KEY_MAP_ARG "5235113ee14cf5dd9d2b4d00bb13c8bc"
+
+static void key_golden_vectors(void **state)
+{
+    (void)state;
+    mismatches = 0;
+    check_key(KEY_NO_ARGS, "f", "v1", NULL, 0);
+    EXPECT_KEY(KEY_INT_1, "f", "v1", jc_int(1));
+    EXPECT_KEY(KEY_DOUBLE_1, "f", "v1", jc_double(1.0));
+    EXPECT_KEY(KEY_ZERO, "f", "v1", jc_double(0.0));
+    EXPECT_KEY(KEY_NAN, "f", "v1", jc_double(NAN));
+    EXPECT_KEY(KEY_NAMED, "simulate", "v2", jc_double(0.5), jc_int(3), jc_kw("steps", jc_int(1000)),
+               jc_kw("alpha", jc_str("x")));
+    EXPECT_KEY(KEY_STRINGS, "f", "v1", jc_str("hello"), jc_str("héllo ✓"));
+    EXPECT_KEY(KEY_BYTES, "f", "v1", jc_bytes("\0\1\2\377", 4));
+    EXPECT_KEY(KEY_DOUBLES, "f", "v1", jc_doubles((double[]){1.0, -0.0, NAN, 2.5}, 4));
+    EXPECT_KEY(KEY_INTS, "f", "v1", jc_ints((int64_t[]){INT64_MIN, -1, 0, 1, INT64_MAX}, 5));
+    EXPECT_KEY(KEY_NESTED, "f", "v1",
+               jc_list(jc_int(1), jc_map(jc_kw("b", jc_map_new()), jc_kw("a", jc_list(jc_null(), jc_bool(true))))),
+               jc_kw("cfg", jc_map(jc_kw("x", jc_list(jc_double(1.5))))));
+    EXPECT_KEY(KEY_VERSION_2, "f", "v2", jc_int(1));
+    EXPECT_KEY(KEY_NAME_G, "g", "v1", jc_int(1));
+    double *d = large_doubles();
+    EXPECT_KEY(KEY_LARGE_DOUBLES, "f", "v1", jc_doubles_ref(d, LARGE));
+    int64_t *i = large_ints();
+    EXPECT_KEY(KEY_LARGE_INTS, "f", "v1", jc_ints_ref(i, LARGE), jc_kw("n", jc_int(LARGE)));
+    EXPECT_KEY(KEY_NULL_BOOL, "f", "v1", jc_null(), jc_bool(true), jc_bool(false));
+    EXPECT_KEY(KEY_INT_EDGES, "f", "v1", jc_int(INT64_MIN), jc_int(INT64_MAX), jc_int(-33), jc_int(200),
+               jc_int(-1), jc_int(65536));
+    EXPECT_KEY(KEY_EMPTIES, "f", "v1", jc_str(""), jc_bytes(NULL, 0), jc_list_new(), jc_map_new(),
+               jc_doubles(NULL, 0), jc_ints(NULL, 0));
+    EXPECT_KEY(KEY_LONG_NAME, "model/simulate_with_a_rather_long_name", "2024-01-15 (fixed seed handling)",
+               jc_double(0.1));
+    EXPECT_KEY(KEY_MAP_ARG, "f", "v1", jc_map(jc_kw("alpha", jc_double(0.5)), jc_kw("seed", jc_int(7))));
+    free(d);
+    free(i);
+    assert_int_equal(mismatches, 0);
+}
+
+/* ---- the same keys, computed independently from the documented format ---- */
+
+static void key_no_args_from_hand_written_bytes(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[], {}]] */
+    static const unsigned char in[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x90, 0x80};
+    char hex[33];
+    xxh3_hex(in, sizeof in, hex);
+    assert_string_equal(hex, KEY_NO_ARGS);
+}
+
+static void key_int_and_double_from_hand_written_bytes(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[1], {}]] */
+    static const unsigned char in_int[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91, 0x01, 0x80};
+    /* [1, "f", "v1", [[1.0], {}]] */
+    static const unsigned char in_double[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91,
+                                              0xcb, 0x3f, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80};
+    char hex[33];
+    xxh3_hex(in_int, sizeof in_int, hex);
+    assert_string_equal(hex, KEY_INT_1);
+    xxh3_hex(in_double, sizeof in_double, hex);
+    assert_string_equal(hex, KEY_DOUBLE_1);
+}
+
+static void key_named_args_from_hand_written_bytes(void **state)
+{
+    (void)state;
+    /* [1, "simulate", "v2", [[0.5, 3], {"alpha": "x", "steps": 1000}]] */
+    static const unsigned char in[] = {
+        0x94, 0x01,
+        0xa8, 's', 'i', 'm', 'u', 'l', 'a', 't', 'e',
+        0xa2, 'v', '2',
+        0x92,
+        0x92, 0xcb, 0x3f, 0xe0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+        0x82, 0xa5, 'a', 'l', 'p', 'h', 'a', 0xa1, 'x',
+              0xa5, 's', 't', 'e', 'p', 's', 0xcd, 0x03, 0xe8,
+    };
+    char hex[33];
+    xxh3_hex(in, sizeof in, hex);
+    assert_string_equal(hex, KEY_NAMED);
+}
+
+static void key_doubles_array_from_hand_written_bytes(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[ext1 [1.0, -0.0 -> 0.0, NaN -> 7ff8.., 2.5]], {}]] */
+    static const unsigned char in[] = {
+        0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91,
+        0xc7, 0x20, 0x01,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf0, 0x3f,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xf8, 0x7f,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x40,
+        0x80,
+    };
+    char hex[33];
+    xxh3_hex(in, sizeof in, hex);
+    assert_string_equal(hex, KEY_DOUBLES);
+}
+
+static void key_large_array_from_hand_written_bytes(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[ext32 type 1, 800000 bytes], {}]], the payload
+     * little-endian: what the streaming path must hash. */
+    size_t n = 12 + 6 + (size_t)LARGE * 8 + 1;
+    unsigned char *in = malloc(n);
+    assert_non_null(in);
+    static const unsigned char head[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91,
+                                         0xc9, 0x00, 0x0c, 0x35, 0x00, 0x01};
+    memcpy(in, head, sizeof head);
+    size_t at = sizeof head;
+    double *d = large_doubles();
+    for (size_t k = 0; k < LARGE; k++) {
+        uint64_t bits;
+        memcpy(&bits, &d[k], 8);
+        for (int b = 0; b < 8; b++)
+            in[at++] = (unsigned char)(bits >> (8 * b));
+    }
+    in[at++] = 0x80;
+    assert_int_equal(at, sizeof head + (size_t)LARGE * 8 + 1);
+    char hex[33];
+    xxh3_hex(in, at, hex);
+    assert_string_equal(hex, KEY_LARGE_DOUBLES);
+    free(d);
+    free(in);
+}
+
+static void key_worked_example_of_format_md(void **state)
+{
+    (void)state;
+    /* docs/format.md: simulate(0.5, 3, steps=1000), version "v2". */
+    static const unsigned char in[] = {
+        0x94, 0x01, 0xa8, 's', 'i', 'm', 'u', 'l', 'a', 't', 'e', 0xa2, 'v', '2',
+        0x92, 0x92, 0xcb, 0x3f, 0xe0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+        0x81, 0xa5, 's', 't', 'e', 'p', 's', 0xcd, 0x03, 0xe8,
+    };
+    static const char want[] = "258e5c6d66120f9f383bfe05291df482";
+    char hex[33];
+    xxh3_hex(in, sizeof in, hex);
+    assert_string_equal(hex, want);
+    hex_of(hex, "simulate", "v2", ARGS(jc_double(0.5), jc_int(3), jc_kw("steps", jc_int(1000))));
+    assert_string_equal(hex, want);
+}
+
+/* ---- properties ---- */
+
+static void key_negative_zero_and_zero_give_the_same_key(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    hex_of(a, "f", "v1", ARGS(jc_double(-0.0)));
+    hex_of(b, "f", "v1", ARGS(jc_double(0.0)));
+    assert_string_equal(a, b);
+    assert_string_equal(a, KEY_ZERO);
+    hex_of(a, "f", "v1", ARGS(jc_doubles((double[]){-0.0, 1}, 2)));
+    hex_of(b, "f", "v1", ARGS(jc_doubles((double[]){0.0, 1}, 2)));
+    assert_string_equal(a, b);
+}
+
+static void key_different_nans_give_the_same_key(void **state)
+{
+    (void)state;
+    const uint64_t nans[] = {UINT64_C(0x7ff8000000000000), UINT64_C(0xfff8000000000000),
+                             UINT64_C(0x7ff0000000000001), UINT64_C(0x7ffabcdef0123456)};
+    for (size_t k = 0; k < sizeof nans / sizeof *nans; k++) {
+        double d;
+        memcpy(&d, &nans[k], 8);
+        char hex[33];
+        hex_of(hex, "f", "v1", ARGS(jc_double(d)));
+        assert_string_equal(hex, KEY_NAN);
+        char a[33], b[33];
+        hex_of(a, "f", "v1", ARGS(jc_doubles((double[]){1, d}, 2)));
+        hex_of(b, "f", "v1", ARGS(jc_doubles((double[]){1, NAN}, 2)));
+        assert_string_equal(a, b);
+    }
+}
+
+static void key_named_args_in_any_order_give_the_same_key(void **state)
+{
+    (void)state;
+    char a[33], b[33], c[33];
+    hex_of(a, "simulate", "v2",
+           ARGS(jc_kw("alpha", jc_str("x")), jc_double(0.5), jc_kw("steps", jc_int(1000)), jc_int(3)));
+    hex_of(b, "simulate", "v2",
+           ARGS(jc_double(0.5), jc_kw("steps", jc_int(1000)), jc_int(3), jc_kw("alpha", jc_str("x"))));
+    hex_of(c, "simulate", "v2",
+           ARGS(jc_double(0.5), jc_int(3), jc_kw("alpha", jc_str("x")), jc_kw("steps", jc_int(1000))));
+    assert_string_equal(a, KEY_NAMED);
+    assert_string_equal(b, KEY_NAMED);
+    assert_string_equal(c, KEY_NAMED);
+}
+
+static void key_borrowed_and_owned_arrays_give_the_same_key(void **state)
+{
+    (void)state;
+    double *d = large_doubles();
+    int64_t *i = large_ints();
+    char a[33], b[33];
+    hex_of(a, "f", "v1", ARGS(jc_doubles(d, LARGE)));
+    assert_string_equal(a, KEY_LARGE_DOUBLES);
+    hex_of(a, "f", "v1", ARGS(jc_ints(i, LARGE), jc_kw("n", jc_int(LARGE))));
+    assert_string_equal(a, KEY_LARGE_INTS);
+    hex_of(a, "f", "v1", ARGS(jc_ints_ref(i, 3)));
+    hex_of(b, "f", "v1", ARGS(jc_ints(i, 3)));
+    assert_string_equal(a, b);
+    free(d);
+    free(i);
+}
+
+static void key_changes_with_function_version_and_name(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    assert_string_not_equal(KEY_INT_1, KEY_VERSION_2);
+    assert_string_not_equal(KEY_INT_1, KEY_NAME_G);
+    assert_string_not_equal(KEY_VERSION_2, KEY_NAME_G);
+    /* The name/version boundary is part of the encoding. */
+    hex_of(a, "ab", "c", ARGS(jc_int(1)));
+    hex_of(b, "a", "bc", ARGS(jc_int(1)));
+    assert_string_not_equal(a, b);
+    hex_of(a, "f", "v1", ARGS(jc_int(1)));
+    hex_of(b, "f", "v1 ", ARGS(jc_int(1)));
+    assert_string_not_equal(a, b);
+}
+
+static void key_distinguishes_values_that_differ(void **state)
+{
+    (void)state;
+    assert_string_not_equal(KEY_INT_1, KEY_DOUBLE_1); /* 1 is not 1.0 */
+    struct {
+        const char *what;
+        char a[33], b[33];
+    } pairs[9];
+    size_t n = 0;
+    pairs[n].what = "int 1 vs true";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_int(1)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_bool(true)));
+    pairs[n].what = "str vs bytes";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_str("ab")));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_bytes("ab", 2)));
+    pairs[n].what = "doubles array vs list of doubles";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_doubles((double[]){1, 2}, 2)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_list(jc_double(1), jc_double(2))));
+    pairs[n].what = "doubles array vs ints array";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_doubles((double[]){0}, 1)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_ints((int64_t[]){0}, 1)));
+    pairs[n].what = "two arguments vs one list";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_int(1), jc_int(2)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_list(jc_int(1), jc_int(2))));
+    pairs[n].what = "positional vs named";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_int(1)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_kw("x", jc_int(1))));
+    pairs[n].what = "named vs a map argument";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_kw("x", jc_int(1))));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_map(jc_kw("x", jc_int(1)))));
+    pairs[n].what = "argument order";
+    hex_of(pairs[n].a, "f", "v1", ARGS(jc_int(1), jc_int(2)));
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_int(2), jc_int(1)));
+    pairs[n].what = "no argument vs null";
+    hex_of(pairs[n].a, "f", "v1", NULL, 0);
+    hex_of(pairs[n++].b, "f", "v1", ARGS(jc_null()));
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(pairs[k].a, pairs[k].b) == 0) {
+            fprintf(stderr, "%s: same key %s\n", pairs[k].what, pairs[k].a);
+            fail();
+        }
+}
+
+static void key_streaming_matches_one_shot_around_buffer_size(void **state)
+{
+    (void)state;
+    /* The key input goes through a 1024-byte buffer and then a streaming
+     * XXH3 state; whatever the length, the key is the one-shot XXH3-128 of
+     * the whole input. */
+    static const unsigned char head[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1'};
+    unsigned char *raw = malloc(5000);
+    assert_non_null(raw);
+    for (size_t k = 0; k < 5000; k++)
+        raw[k] = (unsigned char)(k * 31 + 7);
+    const size_t lens[] = {0, 1, 990, 1000, 1005, 1006, 1007, 1008, 1010, 1014, 1015, 1016, 1017,
+                           1020, 1024, 1030, 2000, 2030, 2040, 2048, 4096, 5000};
+    for (size_t t = 0; t < sizeof lens / sizeof *lens; t++) {
+        jc_value *argv[] = {jc_bytes(raw, lens[t]), jc_kw("k", jc_bytes(raw, lens[t] / 2))};
+        jc__buf in = {0};
+        assert_int_equal(jc__buf_write(&in, (const char *)head, sizeof head), 0);
+        assert_int_equal(jc__encode_args(argv, 2, jc__buf_write, &in), 0);
+        char want[33], got[33];
+        xxh3_hex(in.data, in.len, want);
+        key_hex("f", "v1", argv, 2, got);
+        if (strcmp(want, got) != 0) {
+            fprintf(stderr, "bytes of %zu: key %s, XXH3 of the input %s\n", lens[t], got, want);
+            fail();
+        }
+        jc__buf_free(&in);
+        free_argv(argv, 2);
+    }
+    free(raw);
+}
+
+static void key_hex_is_32_lowercase_digits(void **state)
+{
+    (void)state;
+    uint8_t key[JC__KEY_LEN];
+    for (int k = 0; k < JC__KEY_LEN; k++)
+        key[k] = (uint8_t)(k * 17 + 10);
+    char hex[2 * JC__KEY_LEN + 1];
+    memset(hex, 'X', sizeof hex);
+    jc__key_hex(key, hex);
+    assert_string_equal(hex, "0a1b2c3d4e5f708192a3b4c5d6e7f809");
+    assert_int_equal(JC_KEY_FORMAT_VERSION, 1);
+}
+
+static void key_compute_refuses_bad_arguments(void **state)
+{
+    (void)state;
+    uint8_t key[JC__KEY_LEN];
+    jc_value *dup[] = {jc_kw("a", jc_int(1)), jc_kw("a", jc_int(2))};
+    assert_int_equal(jc__key_compute("f", "v1", dup, 2, key), JC_EINVAL);
+    expect_error(JC_EINVAL, "named argument \"a\" is given twice");
+    free_argv(dup, 2);
+
+    jc_value *deep = jc_int(1);
+    for (int k = 0; k <= JC__MAX_DEPTH; k++)
+        deep = jc_list(deep);
+    assert_int_equal(jc__key_compute("f", "v1", &deep, 1, key), JC_EINVAL);
+    expect_error(JC_EINVAL, "nested more than 24 levels deep");
+    jc_value_free(deep);
+
+    jc_value *kwkw[] = {jc_kw("a", jc_kw("b", jc_int(1)))};
+    assert_int_equal(jc__key_compute("f", "v1", kwkw, 1, key), JC_EINVAL);
+    expect_error(JC_EINVAL, "only valid as a call argument");
+    free_argv(kwkw, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(key_golden_vectors),
+        cmocka_unit_test(key_no_args_from_hand_written_bytes),
+        cmocka_unit_test(key_int_and_double_from_hand_written_bytes),
+        cmocka_unit_test(key_named_args_from_hand_written_bytes),
+        cmocka_unit_test(key_doubles_array_from_hand_written_bytes),
+        cmocka_unit_test(key_large_array_from_hand_written_bytes),
+        cmocka_unit_test(key_worked_example_of_format_md),
+        cmocka_unit_test(key_negative_zero_and_zero_give_the_same_key),
+        cmocka_unit_test(key_different_nans_give_the_same_key),
+        cmocka_unit_test(key_named_args_in_any_order_give_the_same_key),
+        cmocka_unit_test(key_borrowed_and_owned_arrays_give_the_same_key),
+        cmocka_unit_test(key_changes_with_function_version_and_name),
+        cmocka_unit_test(key_distinguishes_values_that_differ),
+        cmocka_unit_test(key_streaming_matches_one_shot_around_buffer_size),
+        cmocka_unit_test(key_hex_is_32_lowercase_digits),
+        cmocka_unit_test(key_compute_refuses_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

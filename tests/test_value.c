@@ -1,0 +1,880 @@
+/*
+ * Tests of the value model (src/value.c): builders, getters, containers,
+ * ownership, copying, equality and rendering.
+ *
+ * Every test frees what it makes: the suite also runs under ASan, whose leak
+ * check and free checks are part of what is tested here (ownership handed
+ * over on failure, borrowed arrays never freed).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jc_internal.h"
+
+/* ---- helpers ---- */
+
+/* The last error is code, and its message contains what. */
+static void expect_error(int code, const char *what)
+{
+    assert_int_equal(jc_errcode(), code);
+    if (!strstr(jc_errmsg(), what)) {
+        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
+        fail();
+    }
+}
+
+/* rc is code, which is also the last error, whose message contains what. */
+static void expect_rc(int rc, int code, const char *what)
+{
+    assert_int_equal(rc, code);
+    expect_error(code, what);
+}
+
+/* Formats v (taken over) with max_items and compares the text with want. */
+static void expect_format(jc_value *v, size_t max_items, const char *want)
+{
+    assert_non_null(v);
+    char *s = jc_value_format(v, max_items);
+    assert_non_null(s);
+    if (strcmp(s, want) != 0) {
+        fprintf(stderr, "format: got  %s\n        want %s\n", s, want);
+        free(s);
+        jc_value_free(v);
+        fail();
+    }
+    free(s);
+    jc_value_free(v);
+}
+
+/* Makes the last error something recognizable, to see that a call that
+ * succeeds does not touch it and one that fails replaces it. */
+static void reset_error(void)
+{
+    jc__set_error(JC_EIO, "marker");
+}
+
+/* ---- scalars ---- */
+
+static void value_null_bool_int_double_build_and_read_back(void **state)
+{
+    (void)state;
+    jc_value *n = jc_null(), *t = jc_bool(true), *f = jc_bool(false);
+    jc_value *i = jc_int(-42), *big = jc_int(INT64_MIN), *d = jc_double(2.5);
+    assert_int_equal(jc_value_type(n), JC_TYPE_NULL);
+    assert_int_equal(jc_value_type(t), JC_TYPE_BOOL);
+    assert_int_equal(jc_value_type(i), JC_TYPE_INT);
+    assert_int_equal(jc_value_type(d), JC_TYPE_DOUBLE);
+
+    bool b = false;
+    assert_int_equal(jc_value_get_bool(t, &b), 0);
+    assert_true(b);
+    assert_int_equal(jc_value_get_bool(f, &b), 0);
+    assert_false(b);
+    int64_t x = 0;
+    assert_int_equal(jc_value_get_int(i, &x), 0);
+    assert_int_equal(x, -42);
+    assert_int_equal(jc_value_get_int(big, &x), 0);
+    assert_true(x == INT64_MIN);
+    double y = 0;
+    assert_int_equal(jc_value_get_double(d, &y), 0);
+    assert_true(y == 2.5);
+
+    /* Scalars have no length. */
+    assert_int_equal(jc_value_len(i), 0);
+    assert_int_equal(jc_value_len(d), 0);
+    jc_value_free(n);
+    jc_value_free(t);
+    jc_value_free(f);
+    jc_value_free(i);
+    jc_value_free(big);
+    jc_value_free(d);
+}
+
+static void value_getters_accept_null_out_pointers(void **state)
+{
+    (void)state;
+    jc_value *i = jc_int(1), *s = jc_str("abc"), *a = jc_doubles((double[]){1, 2}, 2);
+    assert_int_equal(jc_value_get_int(i, NULL), 0);
+    assert_int_equal(jc_value_get_str(s, NULL, NULL), 0);
+    size_t len = 0;
+    assert_int_equal(jc_value_get_str(s, NULL, &len), 0);
+    assert_int_equal(len, 3);
+    assert_int_equal(jc_value_get_doubles(a, NULL, &len), 0);
+    assert_int_equal(len, 2);
+    jc_value_free(i);
+    jc_value_free(s);
+    jc_value_free(a);
+}
+
+static void value_int_is_not_read_as_double_nor_double_as_int(void **state)
+{
+    (void)state;
+    jc_value *i = jc_int(1), *d = jc_double(1.0);
+    double y = 7;
+    int64_t x = 7;
+    expect_rc(jc_value_get_double(i, &y), JC_ETYPE, "expected double, got int");
+    assert_true(y == 7); /* untouched on failure */
+    expect_rc(jc_value_get_int(d, &x), JC_ETYPE, "expected int, got double");
+    assert_int_equal(x, 7);
+    jc_value_free(i);
+    jc_value_free(d);
+}
+
+static void value_every_getter_gives_etype_for_another_type(void **state)
+{
+    (void)state;
+    jc_value *n = jc_null(), *s = jc_str("x"), *by = jc_bytes("x", 1);
+    jc_value *ds = jc_doubles((double[]){1}, 1), *is = jc_ints((int64_t[]){1}, 1);
+    bool b;
+    int64_t i;
+    const char *cs;
+    const void *p;
+    const double *dp;
+    const int64_t *ip;
+    size_t len;
+    expect_rc(jc_value_get_bool(n, &b), JC_ETYPE, "expected bool, got null");
+    expect_rc(jc_value_get_int(s, &i), JC_ETYPE, "expected int, got str");
+    expect_rc(jc_value_get_str(by, &cs, &len), JC_ETYPE, "expected str, got bytes");
+    expect_rc(jc_value_get_bytes(s, &p, &len), JC_ETYPE, "expected bytes, got str");
+    expect_rc(jc_value_get_doubles(is, &dp, &len), JC_ETYPE, "expected doubles, got ints");
+    expect_rc(jc_value_get_ints(ds, &ip, &len), JC_ETYPE, "expected ints, got doubles");
+    expect_rc(jc_value_get_doubles(n, &dp, &len), JC_ETYPE, "expected doubles, got null");
+    jc_value_free(n);
+    jc_value_free(s);
+    jc_value_free(by);
+    jc_value_free(ds);
+    jc_value_free(is);
+}
+
+static void value_getters_on_null_value_give_etype_naming_no_value(void **state)
+{
+    (void)state;
+    int64_t i;
+    double d;
+    bool b;
+    const char *s;
+    expect_rc(jc_value_get_int(NULL, &i), JC_ETYPE, "got no value");
+    expect_rc(jc_value_get_double(NULL, &d), JC_ETYPE, "expected double, got no value");
+    expect_rc(jc_value_get_bool(NULL, &b), JC_ETYPE, "got no value");
+    expect_rc(jc_value_get_str(NULL, &s, NULL), JC_ETYPE, "expected str, got no value");
+    assert_int_equal(jc_value_type(NULL), JC_TYPE_NULL);
+    assert_int_equal(jc_value_len(NULL), 0);
+    jc_value_free(NULL); /* a no-op */
+}
+
+static void value_type_names(void **state)
+{
+    (void)state;
+    assert_string_equal(jc_type_name(JC_TYPE_NULL), "null");
+    assert_string_equal(jc_type_name(JC_TYPE_BOOL), "bool");
+    assert_string_equal(jc_type_name(JC_TYPE_INT), "int");
+    assert_string_equal(jc_type_name(JC_TYPE_DOUBLE), "double");
+    assert_string_equal(jc_type_name(JC_TYPE_STR), "str");
+    assert_string_equal(jc_type_name(JC_TYPE_BYTES), "bytes");
+    assert_string_equal(jc_type_name(JC_TYPE_DOUBLES), "doubles");
+    assert_string_equal(jc_type_name(JC_TYPE_INTS), "ints");
+    assert_string_equal(jc_type_name(JC_TYPE_LIST), "list");
+    assert_string_equal(jc_type_name(JC_TYPE_MAP), "map");
+    assert_string_equal(jc_type_name(JC_TYPE_KWARG), "named argument");
+    assert_string_equal(jc_type_name((jc_type)99), "unknown");
+}
+
+/* ---- strings and bytes ---- */
+
+static void value_str_copies_the_text(void **state)
+{
+    (void)state;
+    char text[] = "héllo"; /* UTF-8: 6 bytes */
+    jc_value *s = jc_str(text);
+    text[0] = 'X';
+    const char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(jc_value_get_str(s, &out, &len), 0);
+    assert_string_equal(out, "héllo");
+    assert_int_equal(len, 6);
+    assert_int_equal(jc_value_len(s), 6);
+    jc_value_free(s);
+
+    jc_value *e = jc_str("");
+    assert_int_equal(jc_value_get_str(e, &out, &len), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(len, 0);
+    jc_value_free(e);
+}
+
+static void value_strn_copies_len_bytes_and_terminates(void **state)
+{
+    (void)state;
+    jc_value *s = jc_strn("abcdef", 3);
+    const char *out;
+    size_t len;
+    assert_int_equal(jc_value_get_str(s, &out, &len), 0);
+    assert_int_equal(len, 3);
+    assert_string_equal(out, "abc"); /* NUL-terminated */
+    jc_value_free(s);
+}
+
+static void value_str_rejects_null_and_nul_bytes(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_str(NULL));
+    expect_error(JC_EINVAL, "NULL string");
+    reset_error();
+    assert_null(jc_strn(NULL, 0));
+    expect_error(JC_EINVAL, "NULL string");
+    reset_error();
+    assert_null(jc_strn("a\0b", 3));
+    expect_error(JC_EINVAL, "NUL byte");
+}
+
+static void value_bytes_copy_and_may_hold_nul(void **state)
+{
+    (void)state;
+    unsigned char raw[] = {0, 1, 2, 0, 255};
+    jc_value *b = jc_bytes(raw, sizeof raw);
+    raw[1] = 9;
+    const void *p;
+    size_t len;
+    assert_int_equal(jc_value_type(b), JC_TYPE_BYTES);
+    assert_int_equal(jc_value_get_bytes(b, &p, &len), 0);
+    assert_int_equal(len, 5);
+    assert_memory_equal(p, ((unsigned char[]){0, 1, 2, 0, 255}), 5);
+    assert_int_equal(jc_value_len(b), 5);
+    jc_value_free(b);
+
+    jc_value *e = jc_bytes(NULL, 0); /* empty bytes need no pointer */
+    assert_non_null(e);
+    assert_int_equal(jc_value_get_bytes(e, &p, &len), 0);
+    assert_int_equal(len, 0);
+    jc_value_free(e);
+
+    reset_error();
+    assert_null(jc_bytes(NULL, 3));
+    expect_error(JC_EINVAL, "NULL pointer with length 3");
+}
+
+/* ---- typed arrays ---- */
+
+static void value_typed_arrays_copy_caller_memory(void **state)
+{
+    (void)state;
+    double d[] = {1.5, -2, 3};
+    int64_t i[] = {INT64_MIN, 0, INT64_MAX};
+    jc_value *dv = jc_doubles(d, 3), *iv = jc_ints(i, 3);
+    d[0] = 99;
+    i[0] = 99;
+    const double *dp;
+    const int64_t *ip;
+    size_t n;
+    assert_int_equal(jc_value_get_doubles(dv, &dp, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(dp != d && dp[0] == 1.5 && dp[1] == -2 && dp[2] == 3);
+    assert_int_equal(jc_value_get_ints(iv, &ip, &n), 0);
+    assert_int_equal(n, 3);
+    assert_true(ip != i && ip[0] == INT64_MIN && ip[2] == INT64_MAX);
+    assert_int_equal(jc_value_len(dv), 3);
+    assert_int_equal(jc_value_len(iv), 3);
+    jc_value_free(dv);
+    jc_value_free(iv);
+}
+
+static void value_borrowed_arrays_reflect_caller_memory_and_are_not_freed(void **state)
+{
+    (void)state;
+    /* On the heap, so that ASan would see a free by the library as a double
+     * free below; on the stack, so that it would see a bad free at once. */
+    double *heap = malloc(4 * sizeof *heap);
+    assert_non_null(heap);
+    for (int k = 0; k < 4; k++)
+        heap[k] = k;
+    int64_t stack[3] = {7, 8, 9};
+    jc_value *dv = jc_doubles_ref(heap, 4), *iv = jc_ints_ref(stack, 3);
+    const double *dp;
+    const int64_t *ip;
+    size_t n;
+    assert_int_equal(jc_value_get_doubles(dv, &dp, &n), 0);
+    assert_ptr_equal(dp, heap); /* no copy */
+    assert_int_equal(n, 4);
+    heap[2] = 42;
+    assert_true(dp[2] == 42);
+    assert_int_equal(jc_value_get_ints(iv, &ip, &n), 0);
+    assert_ptr_equal(ip, stack);
+    stack[0] = -1;
+    assert_int_equal(ip[0], -1);
+    jc_value_free(dv);
+    jc_value_free(iv);
+    heap[3] = 5; /* still ours */
+    free(heap);
+}
+
+static void value_typed_array_null_pointer_needs_zero_elements(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_doubles(NULL, 2));
+    expect_error(JC_EINVAL, "jc_doubles: NULL pointer with 2 elements");
+    reset_error();
+    assert_null(jc_ints_ref(NULL, 1));
+    expect_error(JC_EINVAL, "jc_ints: NULL pointer with 1 elements");
+    reset_error();
+    assert_null(jc_doubles(NULL, SIZE_MAX / 4));
+    expect_error(JC_EINVAL, "NULL pointer");
+
+    jc_value *a = jc_doubles(NULL, 0), *b = jc_ints_ref(NULL, 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(jc_value_len(a), 0);
+    assert_int_equal(jc_value_len(b), 0);
+    jc_value_free(a);
+    jc_value_free(b);
+}
+
+static void value_typed_array_too_large_is_einval(void **state)
+{
+    (void)state;
+    static const double one = 1;
+    reset_error();
+    assert_null(jc_doubles_ref(&one, SIZE_MAX / 4));
+    expect_error(JC_EINVAL, "too large");
+}
+
+/* ---- lists ---- */
+
+static void value_list_macro_takes_items_in_order(void **state)
+{
+    (void)state;
+    jc_value *l = jc_list(jc_int(1), jc_str("two"), jc_list(jc_null()));
+    assert_non_null(l);
+    assert_int_equal(jc_value_type(l), JC_TYPE_LIST);
+    assert_int_equal(jc_value_len(l), 3);
+    int64_t x;
+    assert_int_equal(jc_value_get_int(jc_value_at(l, 0), &x), 0);
+    assert_int_equal(x, 1);
+    const char *s;
+    assert_int_equal(jc_value_get_str(jc_value_at(l, 1), &s, NULL), 0);
+    assert_string_equal(s, "two");
+    assert_int_equal(jc_value_type(jc_value_at(jc_value_at(l, 2), 0)), JC_TYPE_NULL);
+    assert_null(jc_value_at(l, 3));
+    assert_null(jc_value_key_at(l, 0)); /* lists have no keys */
+    assert_null(jc_value_get(l, "x"));
+    jc_value_free(l);
+}
+
+static void value_list_of_with_null_item_frees_the_others(void **state)
+{
+    (void)state;
+    reset_error();
+    /* ASan's leak check proves the other items are freed. */
+    jc_value *l = jc_list(jc_int(1), NULL, jc_str("three"), jc_doubles((double[]){1}, 1));
+    assert_null(l);
+    expect_error(JC_EINVAL, "jc_list: item 1 is NULL");
+
+    jc_value *items[2] = {jc_str("x"), NULL};
+    assert_null(jc_list_of(items, 2));
+    expect_error(JC_EINVAL, "item 1 is NULL");
+}
+
+static void value_list_of_zero_items_is_empty_list(void **state)
+{
+    (void)state;
+    jc_value *l = jc_list_of(NULL, 0);
+    assert_non_null(l);
+    assert_int_equal(jc_value_type(l), JC_TYPE_LIST);
+    assert_int_equal(jc_value_len(l), 0);
+    assert_null(jc_value_at(l, 0));
+    jc_value_free(l);
+}
+
+static void value_list_rejects_named_value_and_frees_everything(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_list(jc_int(1), jc_kw("a", jc_int(2)), jc_str("c")));
+    expect_error(JC_EINVAL, "item 1 is a jc_kw named value");
+}
+
+static void value_list_append_grows_in_order(void **state)
+{
+    (void)state;
+    jc_value *l = jc_list_new();
+    assert_non_null(l);
+    assert_int_equal(jc_value_len(l), 0);
+    for (int64_t k = 0; k < 1000; k++)
+        assert_int_equal(jc_list_append(l, jc_int(k)), 0);
+    assert_int_equal(jc_value_len(l), 1000);
+    for (size_t k = 0; k < 1000; k += 97) {
+        int64_t x;
+        assert_int_equal(jc_value_get_int(jc_value_at(l, k), &x), 0);
+        assert_int_equal(x, (int64_t)k);
+    }
+    assert_null(jc_value_at(l, 1000));
+    assert_null(jc_value_at(l, SIZE_MAX));
+    jc_value_free(l);
+}
+
+static void value_list_append_errors_take_the_item_over(void **state)
+{
+    (void)state;
+    jc_value *l = jc_list_new(), *m = jc_map_new();
+    /* Not a list: the item is freed (ASan checks). */
+    expect_rc(jc_list_append(m, jc_str("lost")), JC_ETYPE, "not a list");
+    expect_rc(jc_list_append(NULL, jc_str("lost")), JC_ETYPE, "not a list");
+    expect_rc(jc_list_append(l, NULL), JC_EINVAL, "item 0 is NULL");
+    expect_rc(jc_list_append(l, jc_kw("k", jc_int(1))), JC_EINVAL, "jc_kw named value");
+    assert_int_equal(jc_value_len(l), 0);
+    jc_value_free(l);
+    jc_value_free(m);
+}
+
+/* ---- maps ---- */
+
+static void value_map_keeps_keys_sorted_by_bytes(void **state)
+{
+    (void)state;
+    jc_value *m = jc_map(jc_kw("b", jc_int(2)), jc_kw("ab", jc_int(3)), jc_kw("a", jc_int(1)),
+                         jc_kw("B", jc_int(0)), jc_kw("é", jc_int(4)));
+    assert_non_null(m);
+    assert_int_equal(jc_value_type(m), JC_TYPE_MAP);
+    assert_int_equal(jc_value_len(m), 5);
+    /* Byte order: "B" (0x42) < "a" < "ab" < "b" < "é" (0xc3 0xa9). */
+    static const char *const keys[] = {"B", "a", "ab", "b", "é"};
+    static const int64_t vals[] = {0, 1, 3, 2, 4};
+    for (size_t k = 0; k < 5; k++) {
+        assert_string_equal(jc_value_key_at(m, k), keys[k]);
+        int64_t x;
+        assert_int_equal(jc_value_get_int(jc_value_at(m, k), &x), 0);
+        assert_int_equal(x, vals[k]);
+        assert_ptr_equal(jc_value_get(m, keys[k]), jc_value_at(m, k));
+    }
+    assert_null(jc_value_key_at(m, 5));
+    assert_null(jc_value_at(m, 5));
+    assert_null(jc_value_get(m, "c"));
+    assert_null(jc_value_get(m, NULL));
+    assert_null(jc_value_get(NULL, "a"));
+    jc_value_free(m);
+}
+
+static void value_map_rejects_duplicate_key(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_map(jc_kw("a", jc_int(1)), jc_kw("b", jc_str("x")), jc_kw("a", jc_int(2)),
+                       jc_kw("c", jc_int(3))));
+    expect_error(JC_EINVAL, "the key \"a\" is given twice");
+}
+
+static void value_map_rejects_entry_not_made_with_kw(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_map(jc_kw("a", jc_int(1)), jc_int(2), jc_kw("c", jc_int(3))));
+    expect_error(JC_EINVAL, "entry 1 is a int; make entries with jc_kw");
+    reset_error();
+    assert_null(jc_map(jc_kw("a", jc_int(1)), NULL, jc_kw("c", jc_int(3))));
+    expect_error(JC_EINVAL, "entry 1 is NULL");
+    reset_error();
+    /* A named value is not a map value either. */
+    assert_null(jc_map(jc_kw("a", jc_kw("b", jc_int(1))), jc_kw("c", jc_int(3))));
+    expect_error(JC_EINVAL, "the value of \"a\" is a jc_kw named value");
+}
+
+static void value_map_set_inserts_sorted_and_replaces(void **state)
+{
+    (void)state;
+    jc_value *m = jc_map_new();
+    assert_non_null(m);
+    assert_int_equal(jc_value_len(m), 0);
+    assert_int_equal(jc_map_set(m, "m", jc_int(1)), 0);
+    assert_int_equal(jc_map_set(m, "z", jc_int(2)), 0);
+    assert_int_equal(jc_map_set(m, "a", jc_int(3)), 0);
+    assert_int_equal(jc_map_set(m, "m", jc_str("replaced")), 0); /* old value freed */
+    assert_int_equal(jc_value_len(m), 3);
+    assert_string_equal(jc_value_key_at(m, 0), "a");
+    assert_string_equal(jc_value_key_at(m, 1), "m");
+    assert_string_equal(jc_value_key_at(m, 2), "z");
+    const char *s;
+    assert_int_equal(jc_value_get_str(jc_value_get(m, "m"), &s, NULL), 0);
+    assert_string_equal(s, "replaced");
+
+    /* Many keys in reverse order come out sorted. */
+    char key[16];
+    for (int k = 99; k >= 0; k--) {
+        snprintf(key, sizeof key, "k%03d", k);
+        assert_int_equal(jc_map_set(m, key, jc_int(k)), 0);
+    }
+    assert_int_equal(jc_value_len(m), 103);
+    for (size_t k = 1; k < jc_value_len(m); k++)
+        assert_true(strcmp(jc_value_key_at(m, k - 1), jc_value_key_at(m, k)) < 0);
+    int64_t x;
+    assert_int_equal(jc_value_get_int(jc_value_get(m, "k042"), &x), 0);
+    assert_int_equal(x, 42);
+    jc_value_free(m);
+}
+
+static void value_map_set_errors_take_the_value_over(void **state)
+{
+    (void)state;
+    jc_value *m = jc_map_new(), *l = jc_list_new();
+    expect_rc(jc_map_set(l, "a", jc_str("lost")), JC_ETYPE, "not a map");
+    expect_rc(jc_map_set(NULL, "a", jc_str("lost")), JC_ETYPE, "not a map");
+    expect_rc(jc_map_set(m, NULL, jc_str("lost")), JC_EINVAL, "NULL key");
+    expect_rc(jc_map_set(m, "a", NULL), JC_EINVAL, "jc_map_set(\"a\"): the value is NULL");
+    expect_rc(jc_map_set(m, "a", jc_kw("b", jc_int(1))), JC_EINVAL, "jc_kw named value");
+    assert_int_equal(jc_value_len(m), 0);
+    jc_value_free(m);
+    jc_value_free(l);
+}
+
+/* ---- named values ---- */
+
+static void value_kw_names_a_value(void **state)
+{
+    (void)state;
+    char name[] = "steps";
+    jc_value *k = jc_kw(name, jc_int(1000));
+    name[0] = 'X'; /* the name is copied */
+    assert_non_null(k);
+    assert_int_equal(jc_value_type(k), JC_TYPE_KWARG);
+    assert_string_equal(jc_value_key_at(k, 0), "steps");
+    assert_string_equal(jc_value_key_at(k, 12345), "steps"); /* i is ignored */
+    assert_null(jc_value_at(k, 0));
+    assert_int_equal(jc_value_len(k), 0);
+    jc_value_free(k);
+}
+
+static void value_kw_rejects_empty_or_null_name_and_frees_the_value(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_kw("", jc_str("lost")));
+    expect_error(JC_EINVAL, "jc_kw: the name is empty");
+    reset_error();
+    assert_null(jc_kw(NULL, jc_str("lost")));
+    expect_error(JC_EINVAL, "jc_kw: the name is NULL");
+}
+
+static void value_kw_with_null_value_keeps_the_cause(void **state)
+{
+    (void)state;
+    reset_error();
+    assert_null(jc_kw("name", jc_str(NULL)));
+    expect_error(JC_EINVAL, "jc_kw(\"name\"): the value is NULL");
+    expect_error(JC_EINVAL, "jc_str: NULL string");
+}
+
+/* ---- copy and equality ---- */
+
+static jc_value *sample_tree(void)
+{
+    return jc_map(jc_kw("list", jc_list(jc_int(1), jc_double(-0.5), jc_null(), jc_bool(true))),
+                  jc_kw("str", jc_str("text")), jc_kw("bytes", jc_bytes("\0\1", 2)),
+                  jc_kw("doubles", jc_doubles((double[]){1, NAN, -0.0}, 3)),
+                  jc_kw("ints", jc_ints((int64_t[]){-1, 2}, 2)),
+                  jc_kw("map", jc_map(jc_kw("inner", jc_list(jc_map(jc_kw("x", jc_int(1))))))));
+}
+
+static void value_copy_is_deep_and_equal(void **state)
+{
+    (void)state;
+    jc_value *a = sample_tree();
+    assert_non_null(a);
+    jc_value *b = jc_value_copy(a);
+    assert_non_null(b);
+    assert_true(jc_value_equal(a, b));
+    /* Nothing is shared: changing the copy leaves the original alone. */
+    assert_ptr_not_equal(jc_value_get(a, "list"), jc_value_get(b, "list"));
+    const char *sa, *sb;
+    assert_int_equal(jc_value_get_str(jc_value_get(a, "str"), &sa, NULL), 0);
+    assert_int_equal(jc_value_get_str(jc_value_get(b, "str"), &sb, NULL), 0);
+    assert_ptr_not_equal(sa, sb);
+    assert_int_equal(jc_map_set(b, "str", jc_str("changed")), 0);
+    assert_false(jc_value_equal(a, b));
+    assert_int_equal(jc_value_get_str(jc_value_get(a, "str"), &sa, NULL), 0);
+    assert_string_equal(sa, "text");
+    jc_value_free(a); /* b lives on alone */
+    assert_int_equal(jc_list_append((jc_value *)jc_value_get(b, "list"), jc_int(5)), 0);
+    assert_int_equal(jc_value_len(jc_value_get(b, "list")), 5);
+    jc_value_free(b);
+}
+
+static void value_copy_of_borrowed_array_is_owned(void **state)
+{
+    (void)state;
+    double *d = malloc(3 * sizeof *d);
+    assert_non_null(d);
+    d[0] = 1, d[1] = 2, d[2] = 3;
+    jc_value *ref = jc_doubles_ref(d, 3);
+    jc_value *copy = jc_value_copy(ref);
+    assert_non_null(copy);
+    assert_false(copy->flags & JC__V_BORROWED);
+    const double *p;
+    size_t n;
+    assert_int_equal(jc_value_get_doubles(copy, &p, &n), 0);
+    assert_ptr_not_equal(p, d);
+    assert_int_equal(n, 3);
+    d[1] = 20;
+    assert_true(p[1] == 2); /* the copy does not follow the caller's memory */
+    jc_value_free(ref);
+    free(d);
+    assert_true(p[2] == 3); /* and outlives it */
+    jc_value_free(copy);
+
+    int64_t is[2] = {5, 6};
+    jc_value *iref = jc_ints_ref(is, 2), *icopy = jc_value_copy(iref);
+    assert_true(jc_value_equal(iref, icopy));
+    assert_false(icopy->flags & JC__V_BORROWED);
+    jc_value_free(iref);
+    jc_value_free(icopy); /* frees its own copy; freeing the stack would fail under ASan */
+}
+
+static void value_copy_of_scalars_kw_and_null(void **state)
+{
+    (void)state;
+    jc_value *vals[] = {jc_null(), jc_bool(true), jc_int(-3), jc_double(NAN), jc_str(""),
+                        jc_bytes(NULL, 0), jc_kw("n", jc_list(jc_int(1))), jc_list_new(), jc_map_new(),
+                        jc_doubles(NULL, 0)};
+    for (size_t k = 0; k < sizeof vals / sizeof *vals; k++) {
+        assert_non_null(vals[k]);
+        jc_value *c = jc_value_copy(vals[k]);
+        assert_non_null(c);
+        assert_int_equal(jc_value_type(c), jc_value_type(vals[k]));
+        assert_true(jc_value_equal(vals[k], c));
+        jc_value_free(c);
+        jc_value_free(vals[k]);
+    }
+    reset_error();
+    assert_null(jc_value_copy(NULL));
+    expect_error(JC_EINVAL, "jc_value_copy: NULL value");
+}
+
+static void value_equal_follows_the_canonical_encoding(void **state)
+{
+    (void)state;
+    struct {
+        jc_value *a, *b;
+        bool equal;
+    } cases[] = {
+        {jc_double(-0.0), jc_double(0.0), true},
+        {jc_double(NAN), jc_double(NAN), true},
+        {jc_double(NAN), jc_double(-NAN), true},
+        {jc_double(NAN), jc_double(0.0), false},
+        {jc_double(1.0), jc_double(1.0 + 0x1p-52), false},
+        {jc_int(1), jc_double(1.0), false}, /* different types */
+        {jc_int(1), jc_int(1), true},
+        {jc_int(1), jc_int(2), false},
+        {jc_bool(true), jc_bool(true), true},
+        {jc_bool(true), jc_bool(false), false},
+        {jc_null(), jc_null(), true},
+        {jc_null(), jc_bool(false), false},
+        {jc_str("ab"), jc_str("ab"), true},
+        {jc_str("ab"), jc_str("abc"), false},
+        {jc_str("ab"), jc_bytes("ab", 2), false},
+        {jc_bytes("a\0b", 3), jc_bytes("a\0b", 3), true},
+        {jc_bytes("a\0b", 3), jc_bytes("a\0c", 3), false},
+        {jc_doubles((double[]){-0.0, NAN}, 2), jc_doubles((double[]){0.0, -NAN}, 2), true},
+        {jc_doubles((double[]){1, 2}, 2), jc_doubles((double[]){1, 2, 3}, 3), false},
+        {jc_doubles((double[]){1, 2}, 2), jc_ints((int64_t[]){1, 2}, 2), false},
+        {jc_ints((int64_t[]){1, 2}, 2), jc_ints_ref((int64_t[]){1, 2}, 2), true},
+        {jc_ints((int64_t[]){1, 2}, 2), jc_ints((int64_t[]){1, 3}, 2), false},
+        {jc_ints_ref(NULL, 0), jc_ints(NULL, 0), true},
+        {jc_list(jc_int(1), jc_double(-0.0)), jc_list(jc_int(1), jc_double(0.0)), true},
+        {jc_list(jc_int(1)), jc_list(jc_int(1), jc_int(2)), false},
+        {jc_list(jc_int(1)), jc_list(jc_double(1)), false},
+        {jc_list_new(), jc_map_new(), false},
+        {jc_map(jc_kw("a", jc_int(1)), jc_kw("b", jc_int(2))),
+         jc_map(jc_kw("b", jc_int(2)), jc_kw("a", jc_int(1))), true},
+        {jc_map(jc_kw("a", jc_int(1))), jc_map(jc_kw("b", jc_int(1))), false},
+        {jc_map(jc_kw("a", jc_int(1))), jc_map(jc_kw("a", jc_int(2))), false},
+        {jc_kw("a", jc_int(1)), jc_kw("a", jc_int(1)), true},
+        {jc_kw("a", jc_int(1)), jc_kw("b", jc_int(1)), false},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        assert_non_null(cases[k].a);
+        assert_non_null(cases[k].b);
+        if (jc_value_equal(cases[k].a, cases[k].b) != cases[k].equal ||
+            jc_value_equal(cases[k].b, cases[k].a) != cases[k].equal) {
+            fprintf(stderr, "case %zu: expected %s\n", k, cases[k].equal ? "equal" : "different");
+            fail();
+        }
+        assert_true(jc_value_equal(cases[k].a, cases[k].a));
+        jc_value_free(cases[k].a);
+        jc_value_free(cases[k].b);
+    }
+    jc_value *one = jc_int(1);
+    assert_true(jc_value_equal(NULL, NULL));
+    assert_false(jc_value_equal(one, NULL));
+    assert_false(jc_value_equal(NULL, one));
+    jc_value_free(one);
+}
+
+/* ---- rendering ---- */
+
+static void value_format_scalars(void **state)
+{
+    (void)state;
+    expect_format(jc_null(), 0, "null");
+    expect_format(jc_bool(true), 0, "true");
+    expect_format(jc_bool(false), 0, "false");
+    expect_format(jc_int(0), 0, "0");
+    expect_format(jc_int(-42), 0, "-42");
+    expect_format(jc_int(INT64_MIN), 0, "-9223372036854775808");
+    expect_format(jc_int(INT64_MAX), 0, "9223372036854775807");
+}
+
+static void value_format_doubles_read_back_exactly_and_look_like_doubles(void **state)
+{
+    (void)state;
+    expect_format(jc_double(1.0), 0, "1.0");
+    expect_format(jc_double(-3.0), 0, "-3.0");
+    expect_format(jc_double(0.0), 0, "0.0");
+    expect_format(jc_double(-0.0), 0, "-0.0");
+    expect_format(jc_double(2.5), 0, "2.5");
+    expect_format(jc_double(0.1), 0, "0.1");
+    expect_format(jc_double(0.1 + 0.2), 0, "0.30000000000000004");
+    expect_format(jc_double(1e16), 0, "1e+16");
+    expect_format(jc_double(-1.5e-300), 0, "-1.5e-300");
+    expect_format(jc_double(123456789.0), 0, "123456789.0");
+    expect_format(jc_double(NAN), 0, "NaN");
+    expect_format(jc_double(-NAN), 0, "NaN");
+    expect_format(jc_double(INFINITY), 0, "Infinity");
+    expect_format(jc_double(-INFINITY), 0, "-Infinity");
+
+    /* Whatever the digits, they read back to the same double. */
+    const double samples[] = {1.0 / 3, 2.0 / 3, 1e-320, 0x1.fffffffffffffp+1023, 6.02214076e23};
+    for (size_t k = 0; k < sizeof samples / sizeof *samples; k++) {
+        jc_value *v = jc_double(samples[k]);
+        char *s = jc_value_format(v, 0);
+        assert_non_null(s);
+        assert_true(strtod(s, NULL) == samples[k]);
+        free(s);
+        jc_value_free(v);
+    }
+}
+
+static void value_format_strings_are_quoted_and_escaped(void **state)
+{
+    (void)state;
+    expect_format(jc_str(""), 0, "\"\"");
+    expect_format(jc_str("plain"), 0, "\"plain\"");
+    expect_format(jc_str("q\"b\\s"), 0, "\"q\\\"b\\\\s\"");
+    expect_format(jc_str("tab\tnl\n\x01\x1f"), 0, "\"tab\\u0009nl\\u000a\\u0001\\u001f\"");
+    expect_format(jc_str("héllo ✓"), 0, "\"héllo ✓\""); /* UTF-8 passes through */
+    expect_format(jc_bytes("\0\1\2", 3), 0, "\"<3 bytes>\"");
+    expect_format(jc_bytes(NULL, 0), 0, "\"<0 bytes>\"");
+}
+
+static void value_format_containers(void **state)
+{
+    (void)state;
+    expect_format(jc_list_new(), 0, "[]");
+    expect_format(jc_map_new(), 0, "{}");
+    expect_format(jc_doubles(NULL, 0), 0, "[]");
+    expect_format(jc_doubles((double[]){1, 2.5, -0.0, NAN, -INFINITY}, 5), 0,
+                  "[1.0, 2.5, -0.0, NaN, -Infinity]");
+    expect_format(jc_ints((int64_t[]){1, -2, 3}, 3), 0, "[1, -2, 3]");
+    expect_format(jc_list(jc_int(1), jc_str("x"), jc_list(jc_bool(true)), jc_null()), 0,
+                  "[1, \"x\", [true], null]");
+    expect_format(jc_map(jc_kw("b", jc_null()), jc_kw("a", jc_double(1)), jc_kw("q\"", jc_list_new())), 0,
+                  "{\"a\": 1.0, \"b\": null, \"q\\\"\": []}");
+    expect_format(jc_kw("steps", jc_int(1000)), 0, "steps=1000");
+}
+
+static void value_format_abbreviates_after_max_items(void **state)
+{
+    (void)state;
+    int64_t ten[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    expect_format(jc_ints(ten, 10), 3, "[0, 1, 2, ... (10 elements)]");
+    expect_format(jc_ints(ten, 10), 10, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"); /* exactly max: all */
+    expect_format(jc_ints(ten, 10), 0, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]");  /* 0: never */
+    expect_format(jc_doubles((double[]){1, 2, 3}, 3), 1, "[1.0, ... (3 elements)]");
+    expect_format(jc_list(jc_int(1), jc_int(2), jc_int(3)), 2, "[1, 2, ... (3 items)]");
+    expect_format(jc_map(jc_kw("a", jc_int(1)), jc_kw("b", jc_int(2)), jc_kw("c", jc_int(3))), 1,
+                  "{\"a\": 1, ... (3 items)}");
+    /* Each level is abbreviated on its own. */
+    expect_format(jc_list(jc_list(jc_int(1), jc_int(2), jc_int(3)), jc_int(4), jc_int(5)), 2,
+                  "[[1, 2, ... (3 items)], 4, ... (3 items)]");
+}
+
+static void value_format_null_is_null(void **state)
+{
+    (void)state;
+    char *s = jc_value_format(NULL, 0);
+    assert_non_null(s);
+    assert_string_equal(s, "null");
+    free(s);
+}
+
+/* ---- lengths and accessors on every type ---- */
+
+static void value_len_and_accessors_outside_containers(void **state)
+{
+    (void)state;
+    jc_value *vals[] = {jc_null(), jc_bool(true), jc_int(1), jc_double(1), jc_str("abcd"),
+                        jc_bytes("ab", 2), jc_doubles((double[]){1, 2, 3}, 3),
+                        jc_ints((int64_t[]){1}, 1)};
+    const size_t lens[] = {0, 0, 0, 0, 4, 2, 3, 1};
+    for (size_t k = 0; k < sizeof vals / sizeof *vals; k++) {
+        assert_int_equal(jc_value_len(vals[k]), lens[k]);
+        assert_null(jc_value_at(vals[k], 0)); /* not containers */
+        assert_null(jc_value_key_at(vals[k], 0));
+        assert_null(jc_value_get(vals[k], "a"));
+        jc_value_free(vals[k]);
+    }
+    assert_null(jc_value_at(NULL, 0));
+    assert_null(jc_value_key_at(NULL, 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(value_null_bool_int_double_build_and_read_back),
+        cmocka_unit_test(value_getters_accept_null_out_pointers),
+        cmocka_unit_test(value_int_is_not_read_as_double_nor_double_as_int),
+        cmocka_unit_test(value_every_getter_gives_etype_for_another_type),
+        cmocka_unit_test(value_getters_on_null_value_give_etype_naming_no_value),
+        cmocka_unit_test(value_type_names),
+        cmocka_unit_test(value_str_copies_the_text),
+        cmocka_unit_test(value_strn_copies_len_bytes_and_terminates),
+        cmocka_unit_test(value_str_rejects_null_and_nul_bytes),
+        cmocka_unit_test(value_bytes_copy_and_may_hold_nul),
+        cmocka_unit_test(value_typed_arrays_copy_caller_memory),
+        cmocka_unit_test(value_borrowed_arrays_reflect_caller_memory_and_are_not_freed),
+        cmocka_unit_test(value_typed_array_null_pointer_needs_zero_elements),
+        cmocka_unit_test(value_typed_array_too_large_is_einval),
+        cmocka_unit_test(value_list_macro_takes_items_in_order),
+        cmocka_unit_test(value_list_of_with_null_item_frees_the_others),
+        cmocka_unit_test(value_list_of_zero_items_is_empty_list),
+        cmocka_unit_test(value_list_rejects_named_value_and_frees_everything),
+        cmocka_unit_test(value_list_append_grows_in_order),
+        cmocka_unit_test(value_list_append_errors_take_the_item_over),
+        cmocka_unit_test(value_map_keeps_keys_sorted_by_bytes),
+        cmocka_unit_test(value_map_rejects_duplicate_key),
+        cmocka_unit_test(value_map_rejects_entry_not_made_with_kw),
+        cmocka_unit_test(value_map_set_inserts_sorted_and_replaces),
+        cmocka_unit_test(value_map_set_errors_take_the_value_over),
+        cmocka_unit_test(value_kw_names_a_value),
+        cmocka_unit_test(value_kw_rejects_empty_or_null_name_and_frees_the_value),
+        cmocka_unit_test(value_kw_with_null_value_keeps_the_cause),
+        cmocka_unit_test(value_copy_is_deep_and_equal),
+        cmocka_unit_test(value_copy_of_borrowed_array_is_owned),
+        cmocka_unit_test(value_copy_of_scalars_kw_and_null),
+        cmocka_unit_test(value_equal_follows_the_canonical_encoding),
+        cmocka_unit_test(value_format_scalars),
+        cmocka_unit_test(value_format_doubles_read_back_exactly_and_look_like_doubles),
+        cmocka_unit_test(value_format_strings_are_quoted_and_escaped),
+        cmocka_unit_test(value_format_containers),
+        cmocka_unit_test(value_format_abbreviates_after_max_items),
+        cmocka_unit_test(value_format_null_is_null),
+        cmocka_unit_test(value_len_and_accessors_outside_containers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
