@@ -36,8 +36,9 @@
  *
  * ABI promise: within one major version (JC_VERSION_MAJOR), a minor release
  * only adds functions, enum values at the end of an enum, and fields at the
- * end of jc_options / jc_cache_options (whose zero value keeps the old
- * behaviour). It never removes or changes the meaning of what exists, and the
+ * end of jc_options / jc_cache_options / jc_filter / jc_prune_options (whose
+ * zero value keeps the old behaviour), and of structs the library allocates
+ * (jc_stats, jc_function_stats). It never removes or changes the meaning of what exists, and the
  * shared library keeps its SONAME (libjobcache.so.MAJOR). Patch releases change
  * no interface at all.
  */
@@ -396,8 +397,10 @@ typedef struct jc_options {
     jc_backend backend;
     double timeout_seconds;    /* per call; 0 = none. Needs the fork backend. */
     int64_t memory_limit;      /* bytes of address space per worker (RLIMIT_AS); 0 = none */
-    /* Called in completion order with each call's index (of its first
-     * submission), once the result is known, in the caller's thread. */
+    /* Called in the caller's thread once per distinct call, with the index
+     * of its first submission, as soon as its result is known: hits first
+     * (found before anything is computed), then computed calls and failures
+     * in completion order. Calls skipped are not reported. */
     void (*on_result)(const jc_results *res, size_t index, void *userdata);
     /* Called in the caller's thread at most about 10 times a second. */
     void (*on_progress)(const jc_progress *p, void *userdata);
@@ -472,6 +475,236 @@ JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
 #define jc_memo(cache, ...)                                                    \
     jc__memo((cache), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),        \
              JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
+
+/* ------------------------------------------------------------------------ */
+/* Inspecting and tending a cache                                            */
+/* ------------------------------------------------------------------------ */
+
+/* What the `jobcache` command does (docs/jobcache.1), for programs: list,
+ * look into, remove, prune, verify, merge and compact the entries of a cache.
+ *
+ * Every function here takes a cache opened with jc_cache_open; a disabled
+ * cache (JC_CACHE_DISABLED) has no entries to inspect and gives JC_EINVAL.
+ * The ones that change the file refuse a read-only cache with JC_EREADONLY;
+ * open a cache with JC_CACHE_READONLY to look without ever writing (that
+ * also refuses to create a missing file). Each change is one transaction,
+ * so all of them are safe while another process runs batches on the same
+ * file: they wait for its transactions up to the busy timeout, and it waits
+ * for theirs. None of them may be called while the cache runs a batch.
+ *
+ * The age of an entry is the time since it was last used: since it was
+ * stored, or since its last hit. The size of an entry is the bytes of its
+ * encoded arguments and result (its payload); the file is somewhat larger
+ * (keys, metadata, SQLite's pages), and gives space back to the system only
+ * when vacuumed (jc_cache_vacuum), though new entries reuse freed pages. */
+
+/* Bytes in a key. */
+#define JC_KEY_SIZE 16
+
+/* What the cache records about one entry. */
+typedef struct jc_entry_info {
+    uint8_t key[JC_KEY_SIZE];
+    char key_hex[2 * JC_KEY_SIZE + 1]; /* 32 lowercase hex digits */
+    const char *function;              /* see the function that filled it for how long */
+    const char *version;
+    int64_t args_size;                 /* bytes of the encoded arguments */
+    int64_t result_size;               /* bytes of the encoded result */
+    double created;                    /* when stored, seconds since the epoch */
+    double last_used;                  /* when stored or last hit, seconds since the epoch */
+    double compute_seconds;            /* how long computing it took */
+    int64_t hits;                      /* how many times it was answered from the cache */
+} jc_entry_info;
+
+typedef enum jc_sort {
+    JC_SORT_NAME = 0,    /* by function, version, then oldest first (the default) */
+    JC_SORT_USED = 1,    /* most recently used first */
+    JC_SORT_SIZE = 2,    /* largest first */
+    JC_SORT_TIME = 3,    /* longest compute time first */
+    JC_SORT_HITS = 4,    /* most hits first */
+    JC_SORT_CREATED = 5  /* newest first */
+} jc_sort;
+
+/* Which entries, in what order. The zero value selects every entry in the
+ * default order. Strings are copied where needed: they need to live only
+ * during the call that takes the filter. */
+typedef struct jc_filter {
+    const char *function; /* only entries of this function; NULL = any */
+    const char *version;  /* only entries of this version; NULL = any */
+    double older_than;    /* only entries last used more than this many seconds ago; 0 = any */
+    double newer_than;    /* only entries last used less than this many seconds ago; 0 = any */
+    jc_sort sort;
+    bool reverse;         /* the sort order reversed */
+    size_t limit;         /* at most this many entries; 0 = all */
+} jc_filter;
+
+/* An iterator over entries. */
+typedef struct jc_entries jc_entries;
+
+/* Selects the entries that filter (NULL: all) picks, in its order. Which
+ * entries and their order are fixed here; jc_entries_next then reads each
+ * entry as it is at that moment, skipping one removed meanwhile, so no read
+ * snapshot is held between calls and a long iteration never holds up
+ * another process. Returns a new iterator to free with jc_entries_free
+ * (the cache must outlive it), or NULL with jc_errmsg() on failure
+ * (JC_EINVAL for a negative age or an unknown sort). */
+JC_EXPORT jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter);
+/* Fills *info with the next entry and returns 1; returns 0 at the end, or
+ * a negative jc_error. info's strings are owned by the iterator and valid
+ * until its next call or its free. */
+JC_EXPORT int jc_entries_next(jc_entries *it, jc_entry_info *info);
+/* Frees the iterator. NULL is a no-op. */
+JC_EXPORT void jc_entries_free(jc_entries *it);
+
+/* Finds the one entry whose key starts with hex_prefix (1 to 32 hex
+ * digits, either case) and fills *info. Returns 0; JC_ENOTFOUND when no key
+ * starts so, JC_EAMBIGUOUS when several do, JC_EINVAL when hex_prefix is not
+ * hex. info's strings are owned by the cache and valid until the next call
+ * that passes the cache. */
+JC_EXPORT int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info);
+/* Decodes the entry under key. *args gets its positional arguments as a
+ * list, *kwargs its named arguments as a map (name -> value; empty when
+ * none), *result its result: new values that the caller frees with
+ * jc_value_free. Any of the three may be NULL to skip it. Returns 0, or
+ * JC_ENOTFOUND, or JC_EDECODE when a stored blob does not decode (nothing
+ * is returned then: every out is NULL). */
+JC_EXPORT int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_value **args,
+                            jc_value **kwargs, jc_value **result);
+/* Removes the entry under key. Returns 0, or JC_ENOTFOUND. */
+JC_EXPORT int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE]);
+/* Removes every entry that filter picks (its sort and limit are ignored; a
+ * NULL or zero filter removes everything). *count and *bytes (each may be
+ * NULL) get how many entries and payload bytes were removed; with dry_run
+ * nothing is removed and they say what would have been. Returns 0 or a
+ * negative jc_error (then nothing was removed). */
+JC_EXPORT int jc_cache_remove_matching(jc_cache *cache, const jc_filter *filter, bool dry_run,
+                                       int64_t *count, int64_t *bytes);
+
+/* What jc_cache_prune removes; the zero value removes nothing. The rules
+ * apply in this order, each to what the previous ones left. */
+typedef struct jc_prune_options {
+    bool stale_versions; /* every version of a function but its newest, the one stored last */
+    double older_than;   /* entries last used more than this many seconds ago; 0 = none */
+    int64_t max_entries; /* then least recently used entries until at most this many remain; 0 = no limit */
+    int64_t max_size;    /* then least recently used entries until at most this many payload bytes remain; 0 = no limit */
+} jc_prune_options;
+
+/* Prunes the cache by opts (what jc_cache_options.max_size does after a
+ * run is opts->max_size alone). Hits not yet written are written first, so
+ * that an entry just used counts as used. *count and *bytes (each may be
+ * NULL) get how many entries and payload bytes were removed; with dry_run
+ * nothing is removed and they say what would have been (a dry run still
+ * needs a writable cache: it removes inside a transaction that it rolls
+ * back). Returns 0 or a negative jc_error (then nothing was removed). */
+JC_EXPORT int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run,
+                             int64_t *count, int64_t *bytes);
+
+/* Figures of one function at one version. */
+typedef struct jc_function_stats {
+    const char *function;
+    const char *version;
+    int64_t entries;
+    int64_t bytes;           /* payload: arguments and results */
+    double compute_seconds;  /* total over the entries */
+    double mean_seconds;     /* compute_seconds / entries */
+    int64_t hits;
+    double saved_seconds;    /* sum over the entries of hits x compute time */
+    double oldest;           /* earliest `created`, seconds since the epoch */
+    double newest;           /* latest `created` */
+    double last_used;        /* latest `last_used` */
+} jc_function_stats;
+
+/* Figures of a whole cache, made by jc_cache_stats. Times are 0 when the
+ * cache has no entries. */
+typedef struct jc_stats {
+    const char *path;
+    int schema_version;      /* of the file's tables */
+    int key_format;          /* JC_KEY_FORMAT_VERSION of the library that made the file */
+    int64_t entries;
+    int64_t file_bytes;      /* on disk: the database file and its -wal file */
+    int64_t free_bytes;      /* of the database file, unused pages that jc_cache_vacuum gives back */
+    int64_t payload_bytes;   /* args_bytes + result_bytes */
+    int64_t args_bytes;
+    int64_t result_bytes;
+    double compute_seconds;
+    int64_t hits;
+    double saved_seconds;
+    double oldest, newest, last_used;
+    size_t nfunctions;
+    const jc_function_stats *functions; /* by function name, then version */
+} jc_stats;
+
+/* The figures of cache, from one read of the file: a new jc_stats that the
+ * caller frees with jc_stats_free (everything it points to goes with it).
+ * NULL on failure, with jc_errmsg() saying why. */
+JC_EXPORT jc_stats *jc_cache_stats(jc_cache *cache);
+/* NULL is a no-op. */
+JC_EXPORT void jc_stats_free(jc_stats *stats);
+
+/* Called by jc_cache_verify for each problem: entry is the bad entry (its
+ * strings valid during the call), or NULL for a problem of the file itself
+ * that SQLite's integrity check found. */
+typedef void (*jc_verify_fn)(const jc_entry_info *entry, const char *problem, void *userdata);
+
+typedef struct jc_verify_result {
+    int64_t checked;          /* entries read */
+    int64_t bad_entries;      /* entries with a problem */
+    int64_t removed;          /* of those, removed by repair */
+    int64_t file_problems;    /* problems SQLite's integrity check found */
+} jc_verify_result;
+
+/* Checks the cache: SQLite's integrity check of the file, then each entry:
+ * its key is recomputed from its function, version and argument bytes and
+ * compared; its arguments and result must decode; its arguments must be in
+ * canonical form (decoding and encoding again gives the same bytes); its
+ * recorded sizes must be its blobs' sizes. fn (may be NULL) hears of each
+ * problem. With repair, the bad entries are removed (an entry that another
+ * process rewrote meanwhile is checked again first); a damaged file itself
+ * is not repaired. *out (may be NULL) gets the figures. Returns 0 when the
+ * check ran, whatever it found, or a negative jc_error when it could not
+ * run (JC_EREADONLY: repair on a read-only cache). */
+JC_EXPORT int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdata,
+                              jc_verify_result *out);
+
+typedef struct jc_merge_result {
+    int64_t added;    /* entries the cache did not have */
+    int64_t replaced; /* entries the other cache had newer (by created) */
+    int64_t kept;     /* entries the cache already had as new or newer */
+    int64_t rejected; /* entries of the other cache that failed the checks of jc_cache_verify */
+} jc_merge_result;
+
+/* Copies into cache the entries of the cache file other_path (opened
+ * read-only; never created or changed). Where both have an entry under the
+ * same key, the one created later wins, with its hits and times. An entry
+ * of the other file whose key does not match its arguments, or whose
+ * arguments or result do not decode, is rejected: a file from elsewhere
+ * cannot plant a wrong result under a key. The entries are committed in
+ * batches, so that a run using the cache meanwhile waits only briefly.
+ * *out (may be NULL) gets the counts. Returns 0, or a negative jc_error as
+ * jc_cache_open would give for other_path (JC_ENOTFOUND when missing), or a
+ * failure writing cache (entries committed before it stay). */
+JC_EXPORT int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out);
+
+/* Rewrites the file without its free pages, giving the space to the system
+ * (SQLite's VACUUM), and truncates the -wal file. Needs free disk space of
+ * about the file's size, and holds the write lock while it rewrites: a run
+ * on the same file that waits longer than its busy timeout cannot store its
+ * results meanwhile. Returns 0 or a negative jc_error. */
+JC_EXPORT int jc_cache_vacuum(jc_cache *cache);
+/* Removes every entry; *count (may be NULL) gets how many. Returns 0 or a
+ * negative jc_error. */
+JC_EXPORT int jc_cache_clear(jc_cache *cache, int64_t *count);
+
+/* Parses a size: a number (decimals allowed) with an optional unit K, M, G
+ * or T (powers of 1024, either case, optionally followed by "B" or "iB"):
+ * "500M", "2G", "1.5K", "4096". Returns 0 and sets *out, or JC_EINVAL (with
+ * a message quoting text) for anything else, a negative size or one beyond
+ * INT64_MAX bytes. */
+JC_EXPORT int jc_parse_size(const char *text, int64_t *out);
+/* Parses an age: a number (decimals allowed) and a unit, s, m (minutes), h,
+ * d or w: "90s", "12h", "30d", "1.5w". The unit is required, so that "30"
+ * is never silently read as seconds. Returns 0 and sets *out in seconds, or
+ * JC_EINVAL with a message quoting text. */
+JC_EXPORT int jc_parse_age(const char *text, double *out);
 
 /* ------------------------------------------------------------------------ */
 /* Macro internals                                                           */

@@ -594,6 +594,19 @@ static void finish(run *r, int exec_rc)
     }
 }
 
+/* With a maximum size, least recently used entries beyond it go after the
+ * run (the hits of this run count as recent). A failure is reported like a
+ * store error: the results themselves are fine. */
+static void evict(run *r)
+{
+    jc_cache *c = r->cache;
+    if (c->max_size <= 0 || !jc__cache_writable(c))
+        return;
+    int rc = jc_cache_prune(c, &(jc_prune_options){.max_size = c->max_size}, false, NULL, NULL);
+    if (rc)
+        note_store_error(r, rc);
+}
+
 jc_results *jc_run(jc_batch *b)
 {
     if (!b) {
@@ -641,6 +654,7 @@ jc_results *jc_run(jc_batch *b)
         update_progress(&r, 0, false);
         int exec_rc = r.ntasks ? execute(&r) : 0;
         commit(&r);
+        evict(&r);
         if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
             rc = exec_rc; /* the backend could not start at all */
         } else {

@@ -47,7 +47,13 @@ struct jc__store {
     /* The last lookup's result, copied out of SQLite (see the note above). */
     void *buf;
     size_t buf_cap;
+    /* The last jc__store_row's strings and blobs (see store.h). */
+    char *rowbuf;
+    size_t rowbuf_cap;
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
+    /* Prepared on first use by inspect.c's calls, which a run never makes:
+     * [0] without blobs, [1] with them. */
+    sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
 };
 
 /* ---- errors ---- */
@@ -524,8 +530,10 @@ fail:
 
 static void finalize_all(jc__store *st)
 {
-    sqlite3_stmt *all[] = {st->get,   st->touch,  st->put,     st->del,
-                           st->begin, st->commit, st->rollback};
+    sqlite3_stmt *all[] = {st->get,        st->touch,      st->put,         st->del,
+                           st->begin,      st->commit,     st->rollback,    st->row[0],
+                           st->row[1],     st->row_key[0], st->row_key[1],  st->range,
+                           st->put_row,    st->del_rowid};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -546,6 +554,7 @@ void jc__store_close(jc__store *st)
         sqlite3_close_v2(st->db);
     }
     free(st->buf);
+    free(st->rowbuf);
     free(st->path);
     free(st);
 }
@@ -770,6 +779,543 @@ int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN])
     sqlite3_bind_blob(st->del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     rc = step_done(st, st->del, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
+}
+
+/* ---- inspecting and tending (store.h) ---- */
+
+/* Statements prepared on first use; they stay until the store closes. */
+static int lazy(jc__store *st, sqlite3_stmt **s, const char *sql)
+{
+    return *s ? 0 : prepare(st, sql, s);
+}
+
+#define ROW_COLUMNS                                                                                \
+    "rowid, key, function, version, args_size, result_size, created, last_used,"                   \
+    " compute_seconds, hits"
+enum { COL_BLOBS = 10 }; /* args and result follow the metadata columns */
+
+/* Grows st->rowbuf to n bytes. */
+static int reserve_rowbuf(jc__store *st, size_t n)
+{
+    if (n <= st->rowbuf_cap)
+        return 0;
+    char *nb = realloc(st->rowbuf, n);
+    if (!nb)
+        return jc__set_error(JC_ENOMEM, "cache file '%s': out of memory reading a %zu-byte entry",
+                             st->path, n);
+    st->rowbuf = nb;
+    st->rowbuf_cap = n;
+    return 0;
+}
+
+/* Copies the row under s into *row; strings and blobs go into st->rowbuf.
+ * Nothing read from the file is trusted: every length is SQLite's. */
+static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
+{
+    const void *key = sqlite3_column_blob(s, 1);
+    size_t key_len = (size_t)sqlite3_column_bytes(s, 1);
+    const char *fn = (const char *)sqlite3_column_text(s, 2);
+    size_t fn_len = fn ? (size_t)sqlite3_column_bytes(s, 2) : 0;
+    const char *ver = (const char *)sqlite3_column_text(s, 3);
+    size_t ver_len = ver ? (size_t)sqlite3_column_bytes(s, 3) : 0;
+    const void *args = blobs ? sqlite3_column_blob(s, COL_BLOBS) : NULL;
+    size_t args_len = args ? (size_t)sqlite3_column_bytes(s, COL_BLOBS) : 0;
+    const void *res = blobs ? sqlite3_column_blob(s, COL_BLOBS + 1) : NULL;
+    size_t res_len = res ? (size_t)sqlite3_column_bytes(s, COL_BLOBS + 1) : 0;
+
+    int rc = reserve_rowbuf(st, fn_len + ver_len + args_len + res_len + 2);
+    if (rc)
+        return rc;
+    char *p = st->rowbuf;
+    memset(row, 0, sizeof *row);
+    row->rowid = sqlite3_column_int64(s, 0);
+    row->key_len = key_len;
+    if (key)
+        memcpy(row->key, key, key_len < JC__KEY_LEN ? key_len : JC__KEY_LEN);
+    row->function = p;
+    if (fn_len)
+        memcpy(p, fn, fn_len);
+    p[fn_len] = '\0';
+    p += fn_len + 1;
+    row->version = p;
+    if (ver_len)
+        memcpy(p, ver, ver_len);
+    p[ver_len] = '\0';
+    p += ver_len + 1;
+    if (blobs) {
+        row->args = p;
+        row->args_len = args_len;
+        if (args_len)
+            memcpy(p, args, args_len);
+        p += args_len;
+        row->result = p;
+        row->result_len = res_len;
+        if (res_len)
+            memcpy(p, res, res_len);
+    }
+    row->args_size = sqlite3_column_int64(s, 4);
+    row->result_size = sqlite3_column_int64(s, 5);
+    row->created = sqlite3_column_double(s, 6);
+    row->last_used = sqlite3_column_double(s, 7);
+    row->compute_seconds = sqlite3_column_double(s, 8);
+    row->hits = sqlite3_column_int64(s, 9);
+    return 0;
+}
+
+/* Steps s once: 1 and *row filled on a row, 0 on none; resets s. */
+static int step_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row, const char *what)
+{
+    int rc = 0;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        rc = fill_row(st, s, blobs, row);
+        if (rc == 0)
+            rc = 1;
+    } else if (step != SQLITE_DONE) {
+        rc = store_error(st, step, what);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row)
+{
+    static const char *const sql[2] = {
+        "SELECT " ROW_COLUMNS " FROM entries WHERE rowid = ?1",
+        "SELECT " ROW_COLUMNS ", args, result FROM entries WHERE rowid = ?1"};
+    int rc = store_enter(st);
+    if (!rc && !row)
+        rc = jc__set_error(JC_EINVAL, "cache file '%s': reading an entry into NULL", st->path);
+    if (!rc)
+        rc = lazy(st, &st->row[blobs], sql[blobs]);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st->row[blobs], 1, rowid);
+    return step_row(st, st->row[blobs], blobs, row, "reading an entry");
+}
+
+int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row)
+{
+    static const char *const sql[2] = {
+        "SELECT " ROW_COLUMNS " FROM entries WHERE key = ?1",
+        "SELECT " ROW_COLUMNS ", args, result FROM entries WHERE key = ?1"};
+    int rc = store_enter(st);
+    if (!rc && (!key || !row))
+        rc = jc__set_error(JC_EINVAL, "cache file '%s': reading an entry with a NULL key or row",
+                           st->path);
+    if (!rc)
+        rc = lazy(st, &st->row_key[blobs], sql[blobs]);
+    if (rc)
+        return rc;
+    /* SQLITE_STATIC: key is only read before step_row resets. */
+    sqlite3_bind_blob(st->row_key[blobs], 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    return step_row(st, st->row_key[blobs], blobs, row, "reading an entry");
+}
+
+int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
+                         jc__row *row)
+{
+    /* Keys compare as bytes (memcmp), so a hex prefix is a range of the
+     * unique index: no scan of the table. */
+    int rc = store_enter(st);
+    if (!rc && (!lo || !hi || !row))
+        rc = jc__set_error(JC_EINVAL, "cache file '%s': finding a key with NULL bounds", st->path);
+    if (!rc)
+        rc = lazy(st, &st->range,
+                  "SELECT " ROW_COLUMNS " FROM entries WHERE key BETWEEN ?1 AND ?2 ORDER BY key LIMIT 2");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st->range, 1, lo, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(st->range, 2, hi, JC__KEY_LEN, SQLITE_STATIC);
+    int found = 0;
+    int step = sqlite3_step(st->range);
+    if (step == SQLITE_ROW) {
+        rc = fill_row(st, st->range, false, row);
+        found = 1;
+        if (!rc && (step = sqlite3_step(st->range)) == SQLITE_ROW)
+            found = 2;
+    }
+    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = store_error(st, step, "finding an entry by key prefix");
+    sqlite3_reset(st->range);
+    sqlite3_clear_bindings(st->range);
+    return rc ? rc : found;
+}
+
+int jc__store_put_row(jc__store *st, const jc__row *row)
+{
+    int rc = store_enter_write(st, "store an entry");
+    if (!rc && (!row || row->key_len != JC__KEY_LEN || (!row->args && row->args_len) ||
+                (!row->result && row->result_len)))
+        rc = jc__set_error(JC_EINVAL, "cache file '%s': storing an incomplete entry", st->path);
+    if (!rc)
+        rc = lazy(st, &st->put_row,
+                  "INSERT INTO entries (key, function, version, args, result, args_size,"
+                  " result_size, created, last_used, compute_seconds, hits)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                  " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
+                  " version = excluded.version, args = excluded.args,"
+                  " result = excluded.result, args_size = excluded.args_size,"
+                  " result_size = excluded.result_size, created = excluded.created,"
+                  " last_used = excluded.last_used,"
+                  " compute_seconds = excluded.compute_seconds, hits = excluded.hits");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = st->put_row;
+    /* The sizes written are the blobs' own, whatever the source recorded. */
+    int b = sqlite3_bind_blob(s, 1, row->key, JC__KEY_LEN, SQLITE_STATIC);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_text(s, 2, row->function, -1, SQLITE_STATIC);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_text(s, 3, row->version, -1, SQLITE_STATIC);
+    if (b == SQLITE_OK)
+        b = bind_bytes(s, 4, row->args, row->args_len);
+    if (b == SQLITE_OK)
+        b = bind_bytes(s, 5, row->result, row->result_len);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 6, (sqlite3_int64)row->args_len);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 7, (sqlite3_int64)row->result_len);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_double(s, 8, row->created);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_double(s, 9, row->last_used);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_double(s, 10, row->compute_seconds);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 11, row->hits);
+    if (b == SQLITE_OK)
+        return step_done(st, s, "storing an entry");
+    rc = store_error(st, b, "storing an entry");
+    sqlite3_reset(s);
+    return rc;
+}
+
+int jc__store_delete_rowid(jc__store *st, int64_t rowid)
+{
+    int rc = store_enter_write(st, "remove an entry");
+    if (!rc)
+        rc = lazy(st, &st->del_rowid, "DELETE FROM entries WHERE rowid = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st->del_rowid, 1, rowid);
+    rc = step_done(st, st->del_rowid, "removing an entry");
+    return rc ? rc : sqlite3_changes(st->db) > 0;
+}
+
+/* The filter of jc__select as SQL over bound parameters ?1..?4: the SQL
+ * text is fixed, whatever the filter holds. */
+static const char filter_where[] =
+    "(?1 IS NULL OR function = ?1) AND (?2 IS NULL OR version = ?2)"
+    " AND (?3 IS NULL OR last_used < ?3) AND (?4 IS NULL OR last_used >= ?4)";
+
+static int bind_filter(sqlite3_stmt *s, const void *ctx)
+{
+    const jc__select *q = ctx;
+    int rc = q->function ? sqlite3_bind_text(s, 1, q->function, -1, SQLITE_STATIC)
+                         : sqlite3_bind_null(s, 1);
+    if (rc == SQLITE_OK)
+        rc = q->version ? sqlite3_bind_text(s, 2, q->version, -1, SQLITE_STATIC)
+                        : sqlite3_bind_null(s, 2);
+    if (rc == SQLITE_OK)
+        rc = q->used_before > 0 ? sqlite3_bind_double(s, 3, q->used_before) : sqlite3_bind_null(s, 3);
+    if (rc == SQLITE_OK)
+        rc = q->used_since > 0 ? sqlite3_bind_double(s, 4, q->used_since) : sqlite3_bind_null(s, 4);
+    return rc;
+}
+
+/* ORDER BY clauses, [order][reverse]; fixed text chosen by an enum. */
+static const char *const order_by[JC__ORDER_COUNT][2] = {
+    [JC__ORDER_ROWID] = {"rowid", "rowid DESC"},
+    [JC__ORDER_NAME] = {"function, version, created, rowid",
+                        "function DESC, version DESC, created DESC, rowid DESC"},
+    [JC__ORDER_USED] = {"last_used DESC, rowid DESC", "last_used, rowid"},
+    [JC__ORDER_SIZE] = {"args_size + result_size DESC, rowid DESC", "args_size + result_size, rowid"},
+    [JC__ORDER_TIME] = {"compute_seconds DESC, rowid DESC", "compute_seconds, rowid"},
+    [JC__ORDER_HITS] = {"hits DESC, rowid DESC", "hits, rowid"},
+    [JC__ORDER_CREATED] = {"created DESC, rowid DESC", "created, rowid"},
+};
+
+/* Appends v to a growing array. */
+static int push_rowid(int64_t **a, size_t *n, size_t *cap, int64_t v)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        int64_t *na = realloc(*a, nc * sizeof *na);
+        if (!na)
+            return jc__set_error(JC_ENOMEM, "out of memory listing %zu entries", *n);
+        *a = na;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+
+int jc__store_select(jc__store *st, const jc__select *q, int64_t **rowids, size_t *n)
+{
+    char sql[512];
+    sqlite3_stmt *s = NULL;
+    int64_t *ids = NULL;
+    size_t count = 0, cap = 0;
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (!q || !rowids || !n || q->order < 0 || q->order >= JC__ORDER_COUNT || q->limit < 0)
+        return jc__set_error(JC_EINVAL, "cache file '%s': invalid selection of entries", st->path);
+    snprintf(sql, sizeof sql, "SELECT rowid FROM entries WHERE %s ORDER BY %s LIMIT ?5",
+             filter_where, order_by[q->order][q->reverse]);
+    rc = prepare(st, sql, &s);
+    if (rc)
+        goto out;
+    int b = bind_filter(s, q);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 5, q->limit > 0 ? q->limit : -1);
+    if (b != SQLITE_OK) {
+        rc = store_error(st, b, "listing entries");
+        goto out;
+    }
+    int step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW)
+        rc = push_rowid(&ids, &count, &cap, sqlite3_column_int64(s, 0));
+    if (!rc && step != SQLITE_DONE)
+        rc = store_error(st, step, "listing entries");
+out:
+    sqlite3_finalize(s);
+    if (rc) {
+        free(ids);
+        ids = NULL;
+        count = 0;
+    }
+    *rowids = ids;
+    *n = count;
+    return rc;
+}
+
+typedef int (*binder)(sqlite3_stmt *s, const void *ctx);
+
+/* Prepares sql_head + where, binds it with bind, and steps it once; for
+ * a SELECT, the row stays for the caller to read (finalize *out). */
+static int run_where(jc__store *st, const char *head, const char *where, binder bind,
+                     const void *ctx, const char *what, sqlite3_stmt **out)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s WHERE %s", head, where);
+    int rc = prepare(st, sql, out);
+    if (rc)
+        return rc;
+    int b = bind ? bind(*out, ctx) : SQLITE_OK;
+    if (b != SQLITE_OK)
+        return store_error(st, b, what);
+    b = sqlite3_step(*out);
+    return b == SQLITE_ROW || b == SQLITE_DONE ? 0 : store_error(st, b, what);
+}
+
+/* Counts what `where` selects, then removes it: inside the caller's
+ * transaction both see the same entries. */
+static int remove_where(jc__store *st, const char *where, binder bind, const void *ctx,
+                        int64_t *count, int64_t *bytes)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t c = 0, b = 0;
+    int rc = store_enter_write(st, "remove entries");
+    if (rc)
+        return rc;
+    rc = run_where(st, "SELECT count(*), total(args_size + result_size) FROM entries", where, bind,
+                   ctx, "counting entries to remove", &s);
+    if (!rc) {
+        c = sqlite3_column_int64(s, 0);
+        b = (int64_t)sqlite3_column_double(s, 1);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (!rc && c > 0)
+        rc = run_where(st, "DELETE FROM entries", where, bind, ctx, "removing entries", &s);
+    sqlite3_finalize(s);
+    if (count)
+        *count = rc ? 0 : c;
+    if (bytes)
+        *bytes = rc ? 0 : b;
+    return rc;
+}
+
+int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes)
+{
+    if (!q)
+        return jc__set_error(JC_EINVAL, "store: removing entries with a NULL filter");
+    return remove_where(st, filter_where, bind_filter, q, count, bytes);
+}
+
+int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes)
+{
+    /* The window runs over the groups: for each function, its versions
+     * ranked by their latest `created`. */
+    static const char where[] =
+        "(function, version) NOT IN (SELECT function, version FROM"
+        " (SELECT function, version, row_number() OVER (PARTITION BY function"
+        " ORDER BY max(created) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
+        " WHERE r = 1)";
+    return remove_where(st, where, NULL, NULL, count, bytes);
+}
+
+typedef struct lru_bounds {
+    int64_t entries, bytes;
+} lru_bounds;
+
+static int bind_lru(sqlite3_stmt *s, const void *ctx)
+{
+    const lru_bounds *b = ctx;
+    int rc = sqlite3_bind_int64(s, 1, b->entries);
+    return rc == SQLITE_OK ? sqlite3_bind_int64(s, 2, b->bytes) : rc;
+}
+
+int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
+                         int64_t *bytes)
+{
+    /* Walking from the most recently used entry, n counts entries and cum
+     * their bytes; whatever lies beyond either bound goes. As sizes are not
+     * negative, what stays is the longest most recently used run that fits:
+     * exactly what removing the least recently used one at a time until
+     * both bounds hold leaves. total() rather than sum(): a hostile file's
+     * sizes cannot make it fail with an integer overflow. */
+    static const char where[] =
+        "rowid IN (SELECT id FROM (SELECT rowid AS id, row_number() OVER w AS n,"
+        " total(args_size + result_size) OVER w AS cum FROM entries"
+        " WINDOW w AS (ORDER BY last_used DESC, rowid DESC"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
+        " WHERE (?1 > 0 AND n > ?1) OR (?2 > 0 AND cum > ?2))";
+    lru_bounds b = {keep_entries, keep_bytes};
+    if (keep_entries < 0 || keep_bytes < 0)
+        return jc__set_error(JC_EINVAL, "store: negative bound for eviction");
+    if (!keep_entries && !keep_bytes) {
+        if (count)
+            *count = 0;
+        if (bytes)
+            *bytes = 0;
+        return store_enter(st);
+    }
+    return remove_where(st, where, bind_lru, &b, count, bytes);
+}
+
+int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (!fn)
+        return jc__set_error(JC_EINVAL, "store: NULL callback for groups");
+    rc = prepare(st,
+                 "SELECT function, version, count(*), total(args_size), total(result_size),"
+                 " total(hits), total(compute_seconds), total(hits * compute_seconds),"
+                 " min(created), max(created), max(last_used)"
+                 " FROM entries GROUP BY function, version ORDER BY function, version",
+                 &s);
+    int step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *f = (const char *)sqlite3_column_text(s, 0);
+        const char *v = (const char *)sqlite3_column_text(s, 1);
+        jc__group g = {
+            .function = f ? f : "",
+            .version = v ? v : "",
+            .entries = sqlite3_column_int64(s, 2),
+            .args_bytes = (int64_t)sqlite3_column_double(s, 3),
+            .result_bytes = (int64_t)sqlite3_column_double(s, 4),
+            .hits = (int64_t)sqlite3_column_double(s, 5),
+            .compute_seconds = sqlite3_column_double(s, 6),
+            .saved_seconds = sqlite3_column_double(s, 7),
+            .oldest = sqlite3_column_double(s, 8),
+            .newest = sqlite3_column_double(s, 9),
+            .last_used = sqlite3_column_double(s, 10),
+        };
+        rc = fn(ctx, &g);
+    }
+    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = store_error(st, step, "summing up entries");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_facts_get(jc__store *st, jc__store_facts *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (!out)
+        return jc__set_error(JC_EINVAL, "store: NULL facts");
+    memset(out, 0, sizeof *out);
+    rc = prepare(st,
+                 "SELECT (SELECT user_version FROM pragma_user_version),"
+                 " (SELECT page_count FROM pragma_page_count),"
+                 " (SELECT page_size FROM pragma_page_size),"
+                 " (SELECT freelist_count FROM pragma_freelist_count)",
+                 &s);
+    if (!rc) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW) {
+            int64_t page = sqlite3_column_int64(s, 2);
+            out->schema_version = sqlite3_column_int64(s, 0);
+            out->page_bytes = sqlite3_column_int64(s, 1) * page;
+            out->free_bytes = sqlite3_column_int64(s, 3) * page;
+        } else {
+            rc = store_error(st, step == SQLITE_DONE ? SQLITE_CORRUPT : step, "reading the file");
+        }
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    /* The meta table is informative: a file without it is still usable. */
+    if (!rc && sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE name = 'key_format'", -1,
+                                  &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        out->key_format = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem), void *ctx)
+{
+    sqlite3_stmt *s = NULL;
+    int problems = 0;
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    rc = prepare(st, "PRAGMA integrity_check(100)", &s);
+    int step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *msg = (const char *)sqlite3_column_text(s, 0);
+        if (msg && strcmp(msg, "ok") == 0)
+            continue;
+        problems++;
+        if (fn)
+            fn(ctx, msg ? msg : "(no message)");
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = store_error(st, step, "checking the file's integrity");
+    sqlite3_finalize(s);
+    return rc ? rc : problems;
+}
+
+int jc__store_vacuum(jc__store *st)
+{
+    int rc = store_enter_write(st, "vacuum");
+    if (rc)
+        return rc;
+    if (st->depth > 0)
+        return jc__set_error(JC_EINVAL, "cache file '%s': cannot vacuum inside a transaction",
+                             st->path);
+    rc = run_sql(st, "VACUUM", "vacuuming");
+    /* Without a checkpoint the rewritten pages sit in the -wal file, which
+     * then is as large as the database. A reader of another process may
+     * keep part of it: the checkpoint then does what it can, quietly. */
+    if (!rc)
+        sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    return rc;
+}
+
+bool jc__store_in_transaction(const jc__store *st)
+{
+    return st && st->depth > 0;
 }
 
 double jc__now(void)

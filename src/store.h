@@ -14,6 +14,7 @@
 #ifndef JC_STORE_H
 #define JC_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,122 @@ typedef struct jc__entry_in {
 int jc__store_put(jc__store *st, const jc__entry_in *e);
 /* Removes the entry under key; 1 if removed, 0 if absent. */
 int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN]);
+
+/* ---- inspecting and tending a cache (for inspect.c) ----
+ *
+ * These read every column of an entry, select entries by a filter in a
+ * chosen order, remove entries in bulk, and give per-function figures. A
+ * cache file may be hostile: a column of the wrong type or a NULL where the
+ * library never writes one is read as it comes (a NULL text as "", a key of
+ * the wrong length as its first bytes, zero-padded), never trusted for
+ * lengths, and left for verify to report. */
+
+/* One entry as stored. Strings and blobs point into a buffer the store owns,
+ * valid until the next call on the store. */
+typedef struct jc__row {
+    int64_t rowid;
+    uint8_t key[JC__KEY_LEN];
+    size_t key_len;       /* bytes in the key column: JC__KEY_LEN in a sound entry */
+    const char *function; /* never NULL */
+    const char *version;  /* never NULL */
+    const void *args;     /* only when blobs were asked for; else NULL */
+    size_t args_len;
+    const void *result;
+    size_t result_len;
+    int64_t args_size;    /* the sizes recorded in the row */
+    int64_t result_size;
+    double created, last_used, compute_seconds;
+    int64_t hits;
+} jc__row;
+
+/* The orders of jc__store_select; every one ends with rowid, so that the
+ * order is total. */
+enum jc__order {
+    JC__ORDER_ROWID = 0,   /* storage order */
+    JC__ORDER_NAME = 1,    /* function, version, created */
+    JC__ORDER_USED = 2,    /* most recently used first */
+    JC__ORDER_SIZE = 3,    /* args + result, largest first */
+    JC__ORDER_TIME = 4,    /* compute time, longest first */
+    JC__ORDER_HITS = 5,    /* most hits first */
+    JC__ORDER_CREATED = 6, /* newest first */
+    JC__ORDER_COUNT
+};
+
+/* Which entries: each bound is ignored when NULL or 0. Times are seconds
+ * since the epoch and compare with last_used. */
+typedef struct jc__select {
+    const char *function;
+    const char *version;
+    double used_before; /* last_used < used_before */
+    double used_since;  /* last_used >= used_since */
+    int order;          /* enum jc__order */
+    bool reverse;
+    int64_t limit;      /* at most this many; 0 = all */
+} jc__select;
+
+/* The rowids of the selected entries, in order, in a new array (*rowids,
+ * free() it; NULL when none). Listing rowids first and reading each entry
+ * afterwards (jc__store_row) leaves no statement pending between calls, so
+ * that a slow reader never pins a WAL snapshot (see store.c). */
+int jc__store_select(jc__store *st, const jc__select *q, int64_t **rowids, size_t *n);
+/* Reads one entry by rowid / by key, with its blobs when blobs is true.
+ * Returns 1 and fills *row, 0 when there is no such entry (any more), or a
+ * negative code. */
+int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row);
+int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
+/* The entries whose key lies in [lo, hi] (a hex prefix widened to 16
+ * bytes): returns how many, counting no further than 2, and fills *row (no
+ * blobs) with the first. */
+int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
+                         jc__row *row);
+/* Writes row with all its metadata (created, last_used, hits, ...), blobs
+ * included, replacing an entry under the same key. For merging. */
+int jc__store_put_row(jc__store *st, const jc__row *row);
+/* Removes the entry rowid; 1 if removed, 0 if absent. */
+int jc__store_delete_rowid(jc__store *st, int64_t rowid);
+
+/* Bulk removal; call inside a write transaction (the count and the removal
+ * then see the same entries). Each sets *count and *bytes (args + result as
+ * recorded) to what it removed. */
+/* The entries q selects (its order and limit are ignored). */
+int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
+/* Every version of a function but its newest: the one whose latest
+ * `created` is latest (ties: the greatest version string). */
+int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);
+/* Least recently used entries beyond the keep_entries most recently used or
+ * beyond keep_bytes of them (args + result); 0 = no such bound. */
+int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
+                         int64_t *bytes);
+
+/* Figures of one (function, version); strings valid during the callback. */
+typedef struct jc__group {
+    const char *function;
+    const char *version;
+    int64_t entries, args_bytes, result_bytes, hits;
+    double compute_seconds, saved_seconds; /* saved: sum of hits * compute_seconds */
+    double oldest, newest, last_used;
+} jc__group;
+/* Calls fn for each (function, version) in name order, from one snapshot;
+ * stops at fn's first nonzero return and returns it. The callback must not
+ * call the store. */
+int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx);
+
+typedef struct jc__store_facts {
+    int64_t schema_version;
+    int64_t key_format;  /* from the meta table; 0 when absent */
+    int64_t page_bytes;  /* pages in use by the database, in bytes */
+    int64_t free_bytes;  /* of those, free pages that vacuum would return */
+} jc__store_facts;
+int jc__store_facts_get(jc__store *st, jc__store_facts *out);
+
+/* Runs SQLite's integrity check; calls fn with each problem it reports (at
+ * most 100). Returns the number of problems, or a negative code. */
+int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem), void *ctx);
+/* VACUUM, then a checkpoint that truncates the -wal file. Not inside a
+ * transaction (JC_EINVAL). */
+int jc__store_vacuum(jc__store *st);
+/* Whether an explicit transaction (jc__store_begin) is open. */
+bool jc__store_in_transaction(const jc__store *st);
 
 /* Current time as used for created/last_used: seconds since the epoch. */
 double jc__now(void);

@@ -1347,6 +1347,43 @@ static void verbose_off_and_auto_without_a_terminal_write_nothing(void **state)
     free(text);
 }
 
+static void max_size_evicts_least_recently_used_entries_after_a_run(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "maxsize.db");
+    /* Without a limit: 200 entries. */
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 200));
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 200);
+    int64_t payload = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
+    assert_true(payload > 0);
+
+    /* With a limit of about a quarter of that, a run touching 0..19 keeps
+     * those (just used) and evicts the least recently used others. */
+    int64_t limit = payload / 4;
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    add_calls = 0;
+    jc_results *res = run_adds(c, 0, 20);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(add_calls, 0); /* all hits */
+    jc_results_free(res);
+    jc_cache_close(c);
+    int64_t after = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
+    assert_true(after <= limit);
+    assert_true(count_entries(path) >= 20);
+    assert_true(count_entries(path) < 200);
+    /* The 20 just used survived. */
+    c = open_cache(path, 0);
+    add_calls = 0;
+    res = run_adds(c, 0, 20);
+    assert_int_equal(add_calls, 0);
+    jc_results_free(res);
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -1391,6 +1428,7 @@ int main(void)
         cmocka_unit_test(a_corrupted_result_is_recomputed_and_its_entry_repaired),
         cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
         cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
+        cmocka_unit_test(max_size_evicts_least_recently_used_entries_after_a_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

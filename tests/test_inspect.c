@@ -1,0 +1,968 @@
+/*
+ * Tests of inspecting and tending a cache (src/inspect.c and the store's
+ * inspection calls): listing, finding, loading, removing, pruning, figures,
+ * verifying, merging, vacuuming and clearing, and parsing sizes and ages.
+ *
+ * Caches are made by the library (jc_run), or written through the store
+ * where a test needs exact times and sizes; the file is changed with SQLite
+ * directly to damage entries.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobcache.h>
+
+#include "store.h"
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+static int square(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(square, "v1");
+
+/* greet(name, times=k) -> "name name ..." */
+static int greet(jc_call *call)
+{
+    const char *name = jc_arg_str(call, 0);
+    int64_t times = jc_kwarg_int(call, "times");
+    char buf[256] = "";
+    size_t len = 0;
+    for (int64_t i = 0; name && i < times && i < 8; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.20s", i ? " " : "", name);
+    return jc_return_str(call, buf);
+}
+JC_FUNCTION(greet, "v2");
+
+/* ---- helpers ---- */
+
+static jc_cache *open_cache(const char *path, unsigned flags)
+{
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
+    if (!c)
+        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
+    return c;
+}
+
+/* A cache with square(0..nsq-1) and greet("bob", times=1..ngreet). */
+static void make_cache(const char *path, int nsq, int ngreet)
+{
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, NULL);
+    assert_non_null(b);
+    for (int i = 0; i < nsq; i++)
+        assert_int_equal(jc_delayed(b, square, jc_int(i)), 0);
+    for (int i = 1; i <= ngreet; i++)
+        assert_int_equal(jc_delayed(b, greet, jc_str("bob"), jc_kw("times", jc_int(i))), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* Stores fn/ver(x) through the store with exact times and a result of
+ * result_bytes bytes: created and last used at `when`. */
+static void put_direct(jc__store *st, const char *fn, const char *ver, int64_t x, double when,
+                       size_t result_bytes)
+{
+    jc__buf args = {0}, res = {0};
+    uint8_t key[JC__KEY_LEN];
+    jc_value *argv[1] = {jc_int(x)};
+    void *zeros = calloc(1, result_bytes + 1);
+    jc_value *rv = jc_bytes(zeros, result_bytes);
+    assert_int_equal(jc__encode_args(argv, 1, jc__buf_write, &args), 0);
+    assert_int_equal(jc__encode_value(rv, jc__buf_write, &res), 0);
+    assert_int_equal(jc__key_from_blob(fn, ver, args.data, args.len, key), 0);
+    jc__entry_in e = {.key = key, .function = fn, .version = ver, .args = args.data,
+                      .args_len = args.len, .result = res.data, .result_len = res.len,
+                      .compute_seconds = 0.5, .now = when};
+    assert_int_equal(jc__store_put(st, &e), 0);
+    jc_value_free(argv[0]);
+    jc_value_free(rv);
+    free(zeros);
+    jc__buf_free(&args);
+    jc__buf_free(&res);
+}
+
+/* n entries of fn/ver, x = 0..n-1, the later x used the more recently. */
+static void seed(const char *path, const char *fn, const char *ver, int n, double t0,
+                 size_t result_bytes)
+{
+    jc__store *st = NULL;
+    assert_int_equal(jc__store_open(path, 0, 0, &st), 0);
+    assert_int_equal(jc__store_begin(st), 0);
+    for (int i = 0; i < n; i++)
+        put_direct(st, fn, ver, i, t0 + i, result_bytes);
+    assert_int_equal(jc__store_commit(st), 0);
+    jc__store_close(st);
+}
+
+static int64_t count_rows(const char *path, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM entries WHERE %s", where);
+    return jc_test_sql_int(path, sql);
+}
+
+static void sql(const char *path, const char *stmt)
+{
+    assert_int_equal(jc_test_sql_exec(path, stmt), SQLITE_OK);
+}
+
+/* Lists what the filter selects: count, and each entry's function and
+ * first argument... kept simple: the functions in order, comma-joined. */
+static size_t list(jc_cache *c, const jc_filter *f, char *out, size_t cap)
+{
+    jc_entry_info info;
+    size_t n = 0;
+    jc_entries *it = jc_entries_query(c, f);
+    assert_non_null(it);
+    out[0] = '\0';
+    int rc;
+    while ((rc = jc_entries_next(it, &info)) == 1) {
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s/%s", n ? "," : "", info.function, info.version);
+        assert_int_equal(strlen(info.key_hex), 32);
+        n++;
+    }
+    assert_int_equal(rc, 0);
+    jc_entries_free(it);
+    return n;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+/* The key of the first entry whose function is fn, in name order. */
+static void key_of(jc_cache *c, const char *fn, uint8_t key[JC_KEY_SIZE], char hex[33])
+{
+    jc_entry_info info;
+    jc_entries *it = jc_entries_query(c, &(jc_filter){.function = fn, .limit = 1});
+    assert_non_null(it);
+    assert_int_equal(jc_entries_next(it, &info), 1);
+    memcpy(key, info.key, JC_KEY_SIZE);
+    if (hex)
+        memcpy(hex, info.key_hex, 33);
+    jc_entries_free(it);
+}
+
+/* ---- sizes and ages ---- */
+
+static void parse_size_accepts_units(void **state)
+{
+    (void)state;
+    int64_t v = -1;
+    assert_int_equal(jc_parse_size("4096", &v), 0);
+    assert_int_equal(v, 4096);
+    assert_int_equal(jc_parse_size("500M", &v), 0);
+    assert_int_equal(v, 500LL << 20);
+    assert_int_equal(jc_parse_size("2G", &v), 0);
+    assert_int_equal(v, 2LL << 30);
+    assert_int_equal(jc_parse_size("1.5K", &v), 0);
+    assert_int_equal(v, 1536);
+    assert_int_equal(jc_parse_size("3k", &v), 0);
+    assert_int_equal(v, 3072);
+    assert_int_equal(jc_parse_size("1KiB", &v), 0);
+    assert_int_equal(v, 1024);
+    assert_int_equal(jc_parse_size("2MB", &v), 0);
+    assert_int_equal(v, 2LL << 20);
+    assert_int_equal(jc_parse_size("1T", &v), 0);
+    assert_int_equal(v, 1LL << 40);
+    assert_int_equal(jc_parse_size("100B", &v), 0);
+    assert_int_equal(v, 100);
+    assert_int_equal(jc_parse_size("0", &v), 0);
+    assert_int_equal(v, 0);
+}
+
+static void parse_size_rejects_garbage_einval(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"",   "M",    "-1",    "1.2.3", "12Q", "1 G",
+                                      "G1", "1GG",  "0x10",  " 5",    "5 ",  "99999999999999999999",
+                                      "9999999999T", "1e3"};
+    int64_t v = 7;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (jc_parse_size(bad[i], &v) != JC_EINVAL)
+            fail_msg("jc_parse_size(\"%s\") accepted", bad[i]);
+        assert_contains(jc_errmsg(), "is not a size");
+    }
+    assert_int_equal(v, 7);
+    assert_int_equal(jc_parse_size(NULL, &v), JC_EINVAL);
+    assert_int_equal(jc_parse_size("1", NULL), JC_EINVAL);
+}
+
+static void parse_age_accepts_units(void **state)
+{
+    (void)state;
+    double v = -1;
+    assert_int_equal(jc_parse_age("90s", &v), 0);
+    assert_true(v == 90);
+    assert_int_equal(jc_parse_age("12m", &v), 0);
+    assert_true(v == 720);
+    assert_int_equal(jc_parse_age("12h", &v), 0);
+    assert_true(v == 12 * 3600);
+    assert_int_equal(jc_parse_age("30d", &v), 0);
+    assert_true(v == 30 * 86400);
+    assert_int_equal(jc_parse_age("2w", &v), 0);
+    assert_true(v == 14 * 86400);
+    assert_int_equal(jc_parse_age("1.5h", &v), 0);
+    assert_true(v == 5400);
+    assert_int_equal(jc_parse_age("0s", &v), 0);
+    assert_true(v == 0);
+}
+
+static void parse_age_needs_a_unit_einval(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"30", "", "h", "-1d", "1dd", "1y", "1 d", "d1"};
+    double v = 7;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (jc_parse_age(bad[i], &v) != JC_EINVAL)
+            fail_msg("jc_parse_age(\"%s\") accepted", bad[i]);
+        assert_contains(jc_errmsg(), "is not an age");
+    }
+    assert_true(v == 7);
+    assert_int_equal(jc_parse_age(NULL, &v), JC_EINVAL);
+}
+
+/* ---- listing ---- */
+
+static void entries_query_lists_in_name_order_and_filters(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], out[4096];
+    make_cache(jc_test_path(path, sizeof path, "list.db"), 5, 3);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+
+    assert_int_equal(list(c, NULL, out, sizeof out), 8);
+    assert_string_equal(out, "greet/v2,greet/v2,greet/v2,square/v1,square/v1,square/v1,square/v1,square/v1");
+    assert_int_equal(list(c, &(jc_filter){.function = "square"}, out, sizeof out), 5);
+    assert_int_equal(list(c, &(jc_filter){.function = "square", .version = "v2"}, out, sizeof out), 0);
+    assert_int_equal(list(c, &(jc_filter){.function = "greet", .version = "v2"}, out, sizeof out), 3);
+    assert_int_equal(list(c, &(jc_filter){.function = "nope"}, out, sizeof out), 0);
+    assert_int_equal(list(c, &(jc_filter){.limit = 2}, out, sizeof out), 2);
+    assert_int_equal(list(c, &(jc_filter){.reverse = true, .limit = 1}, out, sizeof out), 1);
+    assert_string_equal(out, "square/v1");
+    /* A filter string is bound, never pasted into SQL. */
+    assert_int_equal(list(c, &(jc_filter){.function = "x' OR '1'='1"}, out, sizeof out), 0);
+    jc_cache_close(c);
+}
+
+static void entries_query_sorts_and_ages(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], out[4096];
+    jc_entry_info info;
+    make_cache(jc_test_path(path, sizeof path, "sort.db"), 4, 0);
+    /* x = 2 has the most hits and is the largest; x = 0 was used long ago. */
+    sql(path, "UPDATE entries SET hits = 9, result_size = 1000 WHERE rowid = 3;"
+              "UPDATE entries SET last_used = last_used - 7200 WHERE rowid = 1;");
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+
+    jc_entries *it = jc_entries_query(c, &(jc_filter){.sort = JC_SORT_HITS});
+    assert_int_equal(jc_entries_next(it, &info), 1);
+    assert_int_equal(info.hits, 9);
+    jc_entries_free(it);
+    it = jc_entries_query(c, &(jc_filter){.sort = JC_SORT_SIZE});
+    assert_int_equal(jc_entries_next(it, &info), 1);
+    assert_int_equal(info.result_size, 1000);
+    jc_entries_free(it);
+    it = jc_entries_query(c, &(jc_filter){.sort = JC_SORT_USED, .reverse = true});
+    assert_int_equal(jc_entries_next(it, &info), 1);
+    assert_true(info.last_used < info.created);
+    jc_entries_free(it);
+    for (jc_sort s = JC_SORT_NAME; s <= JC_SORT_CREATED; s++)
+        assert_int_equal(list(c, &(jc_filter){.sort = s}, out, sizeof out), 4);
+
+    assert_int_equal(list(c, &(jc_filter){.older_than = 3600}, out, sizeof out), 1);
+    assert_int_equal(list(c, &(jc_filter){.newer_than = 3600}, out, sizeof out), 3);
+    assert_int_equal(list(c, &(jc_filter){.older_than = 60, .newer_than = 3 * 3600}, out, sizeof out), 1);
+    /* An age reaching before 1970 is older than every entry. */
+    assert_int_equal(list(c, &(jc_filter){.older_than = 1e12}, out, sizeof out), 0);
+
+    assert_null(jc_entries_query(c, &(jc_filter){.older_than = -1}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_null(jc_entries_query(c, &(jc_filter){.newer_than = NAN}));
+    assert_null(jc_entries_query(c, &(jc_filter){.sort = (jc_sort)99}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    jc_cache_close(c);
+}
+
+static void entries_next_skips_entries_removed_meanwhile(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_entry_info info;
+    make_cache(jc_test_path(path, sizeof path, "skip.db"), 3, 0);
+    jc_cache *c = open_cache(path, 0);
+    jc_entries *it = jc_entries_query(c, NULL);
+    assert_non_null(it);
+    sql(path, "DELETE FROM entries WHERE rowid = 2");
+    int n = 0;
+    while (jc_entries_next(it, &info) == 1)
+        n++;
+    assert_int_equal(n, 2);
+    assert_int_equal(jc_entries_next(it, &info), 0);
+    assert_int_equal(jc_entries_next(NULL, &info), JC_EINVAL);
+    assert_int_equal(jc_entries_next(it, NULL), JC_EINVAL);
+    jc_entries_free(it);
+    jc_entries_free(NULL);
+    jc_cache_close(c);
+}
+
+/* ---- single entries ---- */
+
+static void entry_find_by_prefix(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], hex[33], upper[33], prefix[33];
+    uint8_t key[JC_KEY_SIZE];
+    jc_entry_info info;
+    make_cache(jc_test_path(path, sizeof path, "find.db"), 17, 1);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    key_of(c, "greet", key, hex);
+
+    for (size_t len = 32; len >= 8; len -= 8) {
+        snprintf(prefix, sizeof prefix, "%.*s", (int)len, hex);
+        assert_int_equal(jc_entry_find(c, prefix, &info), 0);
+        assert_memory_equal(info.key, key, JC_KEY_SIZE);
+        assert_string_equal(info.key_hex, hex);
+        assert_string_equal(info.function, "greet");
+        assert_string_equal(info.version, "v2");
+        assert_true(info.args_size > 0 && info.result_size > 0);
+    }
+    for (int i = 0; i < 33; i++)
+        upper[i] = (char)((hex[i] >= 'a' && hex[i] <= 'f') ? hex[i] - 32 : hex[i]);
+    assert_int_equal(jc_entry_find(c, upper, &info), 0);
+    assert_memory_equal(info.key, key, JC_KEY_SIZE);
+    /* An odd number of digits: the last one is half a byte. */
+    snprintf(prefix, sizeof prefix, "%.7s", hex);
+    assert_int_equal(jc_entry_find(c, prefix, &info), 0);
+
+    /* 18 entries and 16 first digits: some digit starts two keys. */
+    int ambiguous = 0;
+    for (int d = 0; d < 16; d++) {
+        snprintf(prefix, sizeof prefix, "%x", d);
+        int rc = jc_entry_find(c, prefix, &info);
+        assert_true(rc == 0 || rc == JC_ENOTFOUND || rc == JC_EAMBIGUOUS);
+        if (rc == JC_EAMBIGUOUS) {
+            ambiguous++;
+            assert_contains(jc_errmsg(), "several entries");
+        }
+    }
+    assert_true(ambiguous > 0);
+
+    snprintf(prefix, sizeof prefix, "%.31s%c", hex, hex[31] == '0' ? '1' : '0');
+    assert_int_equal(jc_entry_find(c, prefix, &info), JC_ENOTFOUND);
+    assert_contains(jc_errmsg(), prefix);
+    assert_int_equal(jc_entry_find(c, "xyz", &info), JC_EINVAL);
+    assert_contains(jc_errmsg(), "not a hex digit");
+    assert_int_equal(jc_entry_find(c, "", &info), JC_EINVAL);
+    assert_int_equal(jc_entry_find(c, "0123456789abcdef0123456789abcdef0", &info), JC_EINVAL);
+    assert_int_equal(jc_entry_find(c, NULL, &info), JC_EINVAL);
+    assert_int_equal(jc_entry_find(c, "ab", NULL), JC_EINVAL);
+    jc_cache_close(c);
+}
+
+static void entry_load_decodes_args_kwargs_result(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    uint8_t key[JC_KEY_SIZE];
+    jc_value *args = NULL, *kwargs = NULL, *result = NULL;
+    const char *s;
+    int64_t i;
+    make_cache(jc_test_path(path, sizeof path, "load.db"), 0, 2);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    key_of(c, "greet", key, NULL);
+
+    assert_int_equal(jc_entry_load(c, key, &args, &kwargs, &result), 0);
+    assert_int_equal(jc_value_type(args), JC_TYPE_LIST);
+    assert_int_equal(jc_value_len(args), 1);
+    assert_int_equal(jc_value_get_str(jc_value_at(args, 0), &s, NULL), 0);
+    assert_string_equal(s, "bob");
+    assert_int_equal(jc_value_type(kwargs), JC_TYPE_MAP);
+    assert_int_equal(jc_value_len(kwargs), 1);
+    assert_int_equal(jc_value_get_int(jc_value_get(kwargs, "times"), &i), 0);
+    assert_int_equal(jc_value_get_str(result, &s, NULL), 0);
+    assert_string_equal(s, i == 1 ? "bob" : "bob bob");
+    jc_value_free(args);
+    jc_value_free(kwargs);
+    jc_value_free(result);
+
+    /* Any out may be skipped. */
+    assert_int_equal(jc_entry_load(c, key, NULL, NULL, &result), 0);
+    assert_non_null(result);
+    jc_value_free(result);
+    assert_int_equal(jc_entry_load(c, key, NULL, &kwargs, NULL), 0);
+    assert_int_equal(jc_value_len(kwargs), 1);
+    jc_value_free(kwargs);
+
+    uint8_t none[JC_KEY_SIZE] = {0};
+    assert_int_equal(jc_entry_load(c, none, &args, &kwargs, &result), JC_ENOTFOUND);
+    assert_null(args);
+    assert_null(result);
+    assert_int_equal(jc_entry_load(c, NULL, &args, NULL, NULL), JC_EINVAL);
+    jc_cache_close(c);
+
+    /* A result that does not decode: nothing comes back, the message names
+     * the entry. */
+    sql(path, "UPDATE entries SET result = x'c1'");
+    c = open_cache(path, JC_CACHE_READONLY);
+    char hex[33];
+    key_of(c, "greet", key, hex);
+    assert_int_equal(jc_entry_load(c, key, &args, &kwargs, &result), JC_EDECODE);
+    assert_null(args);
+    assert_null(kwargs);
+    assert_null(result);
+    assert_contains(jc_errmsg(), hex);
+    assert_contains(jc_errmsg(), "result does not decode");
+    /* The arguments alone still load. */
+    assert_int_equal(jc_entry_load(c, key, &args, NULL, NULL), 0);
+    jc_value_free(args);
+    jc_cache_close(c);
+}
+
+static void entry_remove_removes_one(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    uint8_t key[JC_KEY_SIZE];
+    make_cache(jc_test_path(path, sizeof path, "remove.db"), 3, 1);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    key_of(c, "greet", key, NULL);
+    assert_int_equal(jc_entry_remove(c, key), JC_EREADONLY);
+    jc_cache_close(c);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_entry_remove(c, key), 0);
+    assert_int_equal(count_rows(path, "1"), 3);
+    assert_int_equal(jc_entry_remove(c, key), JC_ENOTFOUND);
+    assert_int_equal(jc_entry_remove(c, NULL), JC_EINVAL);
+    jc_cache_close(c);
+}
+
+/* ---- removing in bulk ---- */
+
+static void remove_matching_counts_and_dry_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1, bytes = -1;
+    make_cache(jc_test_path(path, sizeof path, "match.db"), 4, 2);
+    int64_t square_bytes = jc_test_sql_int(
+        path, "SELECT sum(args_size + result_size) FROM entries WHERE function = 'square'");
+    jc_cache *c = open_cache(path, 0);
+
+    assert_int_equal(jc_cache_remove_matching(c, &(jc_filter){.function = "square"}, true, &n, &bytes), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(bytes, square_bytes);
+    assert_int_equal(count_rows(path, "1"), 6);
+
+    assert_int_equal(jc_cache_remove_matching(c, &(jc_filter){.function = "square", .version = "v0"},
+                                              false, &n, &bytes), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(jc_cache_remove_matching(c, &(jc_filter){.function = "square"}, false, &n, NULL), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(count_rows(path, "function = 'square'"), 0);
+    assert_int_equal(count_rows(path, "1"), 2);
+    /* NULL removes everything. */
+    assert_int_equal(jc_cache_remove_matching(c, NULL, false, NULL, NULL), 0);
+    assert_int_equal(count_rows(path, "1"), 0);
+    assert_int_equal(jc_cache_remove_matching(c, &(jc_filter){.older_than = -5}, false, &n, NULL), JC_EINVAL);
+    jc_cache_close(c);
+
+    c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_remove_matching(c, NULL, true, &n, NULL), JC_EREADONLY);
+    jc_cache_close(c);
+}
+
+static void prune_by_each_rule(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1, bytes = -1;
+    double now = jc__now();
+    jc_test_path(path, sizeof path, "prune.db");
+    /* f v1: 4 entries made 4000 s ago; f v2: 6 entries made 100 s ago;
+     * g v1: 2 entries made 2 days ago (its only version). */
+    seed(path, "f", "v1", 4, now - 4000, 100);
+    seed(path, "f", "v2", 6, now - 100, 100);
+    seed(path, "g", "v1", 2, now - 2 * 86400, 100);
+    int64_t one = jc_test_sql_int(path, "SELECT args_size + result_size FROM entries LIMIT 1");
+    jc_cache *c = open_cache(path, 0);
+
+    jc_prune_options stale = {.stale_versions = true};
+    assert_int_equal(jc_cache_prune(c, &stale, true, &n, &bytes), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(bytes, 4 * one);
+    assert_int_equal(count_rows(path, "1"), 12); /* a dry run */
+    assert_int_equal(jc_cache_prune(c, &stale, false, &n, &bytes), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(count_rows(path, "version = 'v1' AND function = 'f'"), 0);
+    assert_int_equal(count_rows(path, "function = 'g'"), 2);
+
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.older_than = 86400}, false, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(count_rows(path, "function = 'g'"), 0);
+
+    /* 6 left, x = 5 the most recently used. */
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 4}, false, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(count_rows(path, "1"), 4);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 2 * one + one / 2}, false, &n, &bytes), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(bytes, 2 * one);
+    assert_int_equal(count_rows(path, "1"), 2);
+    /* What stays is the most recently used. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT min(last_used) > (SELECT max(last_used) - 2 FROM entries) FROM entries"), 1);
+    /* Within the bounds: nothing to do. */
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 1 << 30, .max_entries = 5}, false, &n, &bytes), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(jc_cache_prune(c, NULL, false, &n, NULL), 0);
+    assert_int_equal(n, 0);
+    jc_cache_close(c);
+}
+
+static void prune_rules_apply_in_order(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1;
+    double now = jc__now();
+    jc_test_path(path, sizeof path, "prune-order.db");
+    seed(path, "f", "v1", 3, now - 3000, 10);
+    seed(path, "f", "v2", 5, now - 50, 10);
+    jc_cache *c = open_cache(path, 0);
+    /* Stale: 3, then of the 5 left keep 2. */
+    jc_prune_options o = {.stale_versions = true, .older_than = 3600, .max_entries = 2};
+    assert_int_equal(jc_cache_prune(c, &o, true, &n, NULL), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(count_rows(path, "1"), 8);
+    assert_int_equal(jc_cache_prune(c, &o, false, &n, NULL), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(count_rows(path, "version = 'v2'"), 2);
+    jc_cache_close(c);
+}
+
+static void prune_counts_a_hit_not_yet_written(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1;
+    double now = jc__now();
+    jc_test_path(path, sizeof path, "prune-hit.db");
+    seed(path, "square", "v1", 3, now - 1000, 8); /* square(0) the least recently used */
+    jc_cache *c = open_cache(path, 0);
+    /* A hit is queued in the cache, not yet in the file. */
+    jc_value *v = jc_memo(c, square, jc_int(0));
+    assert_non_null(v);
+    jc_value_free(v);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, true, &n, NULL), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, false, &n, NULL), 0);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 1);
+    assert_int_equal(count_rows(path, "hits = 1"), 1);
+}
+
+static void prune_refuses_bad_options_and_readonly(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1;
+    make_cache(jc_test_path(path, sizeof path, "prune-bad.db"), 2, 0);
+    jc_cache *c = open_cache(path, 0);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = -1}, false, &n, NULL), JC_EINVAL);
+    assert_contains(jc_errmsg(), "max_size");
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = -1}, false, &n, NULL), JC_EINVAL);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.older_than = NAN}, false, &n, NULL), JC_EINVAL);
+    assert_int_equal(n, 0);
+    jc_cache_close(c);
+    c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, false, &n, NULL), JC_EREADONLY);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 2);
+}
+
+/* ---- figures ---- */
+
+static void stats_sums_up_per_function(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "stats.db"), 4, 2);
+    sql(path, "UPDATE entries SET hits = 3, compute_seconds = 2 WHERE function = 'square';"
+              "UPDATE entries SET hits = 0, compute_seconds = 1 WHERE function = 'greet';");
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    assert_string_equal(s->path, path);
+    assert_int_equal(s->schema_version, 1);
+    assert_int_equal(s->key_format, JC_KEY_FORMAT_VERSION);
+    assert_int_equal(s->entries, 6);
+    assert_int_equal(s->payload_bytes, jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries"));
+    assert_int_equal(s->args_bytes + s->result_bytes, s->payload_bytes);
+    assert_true(s->file_bytes > 0);
+    assert_int_equal(s->hits, 12);
+    assert_true(fabs(s->compute_seconds - 10) < 1e-9);
+    assert_true(fabs(s->saved_seconds - 24) < 1e-9);
+    assert_true(s->oldest > 0 && s->oldest <= s->newest && s->newest <= s->last_used);
+
+    assert_int_equal(s->nfunctions, 2);
+    const jc_function_stats *g = &s->functions[0], *q = &s->functions[1];
+    assert_string_equal(g->function, "greet");
+    assert_string_equal(g->version, "v2");
+    assert_int_equal(g->entries, 2);
+    assert_int_equal(g->hits, 0);
+    assert_true(g->saved_seconds == 0);
+    assert_string_equal(q->function, "square");
+    assert_int_equal(q->entries, 4);
+    assert_true(fabs(q->mean_seconds - 2) < 1e-9);
+    assert_true(fabs(q->saved_seconds - 24) < 1e-9);
+    assert_int_equal(g->bytes + q->bytes, s->payload_bytes);
+    jc_stats_free(s);
+    jc_stats_free(NULL);
+    jc_cache_close(c);
+}
+
+static void stats_of_an_empty_cache(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "stats-empty.db"), 0);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    assert_int_equal(s->entries, 0);
+    assert_int_equal(s->nfunctions, 0);
+    assert_true(s->oldest == 0 && s->last_used == 0);
+    jc_stats_free(s);
+    jc_cache_close(c);
+}
+
+/* ---- verify ---- */
+
+typedef struct seen {
+    int entries, file;
+    char text[4096];
+} seen;
+
+static void on_problem(const jc_entry_info *e, const char *problem, void *userdata)
+{
+    seen *s = userdata;
+    size_t len = strlen(s->text);
+    if (e)
+        s->entries++;
+    else
+        s->file++;
+    snprintf(s->text + len, sizeof s->text - len, "%s: %s\n", e ? e->key_hex : "file", problem);
+}
+
+static void verify_sound_cache(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    seen s = {0};
+    jc_verify_result r;
+    make_cache(jc_test_path(path, sizeof path, "verify-ok.db"), 5, 3);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
+    assert_int_equal(r.checked, 8);
+    assert_int_equal(r.bad_entries, 0);
+    assert_int_equal(r.file_problems, 0);
+    assert_int_equal(s.entries + s.file, 0);
+    assert_int_equal(jc_cache_verify(c, true, NULL, NULL, &r), JC_EREADONLY);
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, NULL), 0);
+    jc_cache_close(c);
+}
+
+/* A canonical-looking entry stored through the store: args [[1], {}] with
+ * the 1 written as a 9-byte int64, and a key made from those bytes. */
+static void put_non_canonical(const char *path)
+{
+    static const char args[] = "\x92\x91\xd3\x00\x00\x00\x00\x00\x00\x00\x01\x80";
+    uint8_t key[JC__KEY_LEN];
+    jc__store *st = NULL;
+    assert_int_equal(jc__key_from_blob("square", "v1", args, sizeof args - 1, key), 0);
+    assert_int_equal(jc__store_open(path, 0, 0, &st), 0);
+    jc__entry_in e = {.key = key, .function = "square", .version = "v1", .args = args,
+                      .args_len = sizeof args - 1, .result = "\x01", .result_len = 1,
+                      .compute_seconds = 0.1, .now = jc__now()};
+    assert_int_equal(jc__store_put(st, &e), 0);
+    jc__store_close(st);
+}
+
+static void verify_finds_and_repairs_bad_entries(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    seen s = {0};
+    jc_verify_result r;
+    make_cache(jc_test_path(path, sizeof path, "verify-bad.db"), 6, 0);
+    /* 1: arguments changed, so the key no longer matches; 2: a result that
+     * is not msgpack; 3: a result of the wrong SQL type; 4: sizes that lie. */
+    sql(path, "UPDATE entries SET args = x'929101' || x'80' WHERE rowid = 1;"
+              "UPDATE entries SET result = x'c1c1' WHERE rowid = 2;"
+              "UPDATE entries SET result = 'text' WHERE rowid = 3;"
+              "UPDATE entries SET args_size = 999 WHERE rowid = 4;");
+    put_non_canonical(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
+    assert_int_equal(r.checked, 7);
+    assert_int_equal(r.bad_entries, 5);
+    assert_int_equal(r.removed, 0);
+    assert_int_equal(s.entries, 5);
+    assert_contains(s.text, "the key does not match");
+    assert_contains(s.text, "the result does not decode");
+    assert_contains(s.text, "not in canonical form");
+    assert_contains(s.text, "recorded sizes");
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 7);
+
+    c = open_cache(path, 0);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jc_cache_verify(c, true, on_problem, &s, &r), 0);
+    assert_int_equal(r.bad_entries, 5);
+    assert_int_equal(r.removed, 5);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
+    assert_int_equal(r.checked, 2);
+    assert_int_equal(r.bad_entries, 0);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 2);
+}
+
+static void verify_damaged_file_does_not_crash(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    seen s = {0};
+    jc_verify_result r;
+    jc_test_path(path, sizeof path, "verify-damaged.db");
+    seed(path, "f", "v1", 300, jc__now(), 900);
+    jc_test_remove_db_sidecars(path);
+    /* Garbage over pages in the middle of the file. */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 40 * 4096, SEEK_SET), 0);
+    for (int i = 0; i < 3 * 4096; i++)
+        fputc((i * 7919) & 0xff, f);
+    fclose(f);
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    if (!c)
+        return; /* refused at open: also fine */
+    int rc = jc_cache_verify(c, false, on_problem, &s, &r);
+    assert_true(rc < 0 || r.file_problems > 0 || r.bad_entries > 0);
+    if (rc == 0)
+        assert_int_equal(s.file, r.file_problems);
+    jc_cache_close(c);
+}
+
+/* ---- merge ---- */
+
+static void merge_adds_replaces_keeps(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP];
+    jc_merge_result r;
+    double now = jc__now();
+    jc_test_path(mine, sizeof mine, "merge-mine.db");
+    jc_test_path(theirs, sizeof theirs, "merge-theirs.db");
+    seed(mine, "f", "v1", 4, now - 100, 10);   /* x = 0..3 */
+    seed(theirs, "f", "v1", 6, now - 200, 10); /* x = 0..5, x = 0..1 older, 2..3 newer below */
+    sql(theirs, "UPDATE entries SET created = created + 1000, hits = 7 WHERE rowid IN (3, 4)");
+    jc_cache *c = open_cache(mine, 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.added, 2);
+    assert_int_equal(r.replaced, 2);
+    assert_int_equal(r.kept, 2);
+    assert_int_equal(r.rejected, 0);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(mine, "1"), 6);
+    assert_int_equal(count_rows(mine, "hits = 7"), 2);
+    assert_int_equal(count_rows(theirs, "1"), 6); /* the other file is only read */
+
+    /* Again: everything is kept. Into itself: the same. */
+    c = open_cache(mine, 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.kept, 6);
+    assert_int_equal(r.added + r.replaced, 0);
+    assert_int_equal(jc_cache_merge(c, mine, &r), 0);
+    assert_int_equal(r.kept, 6);
+    jc_cache_close(c);
+}
+
+static void merge_rejects_bad_entries_and_bad_files(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP], text[PATH_CAP];
+    jc_merge_result r;
+    make_cache(jc_test_path(theirs, sizeof theirs, "merge-bad-theirs.db"), 3, 0);
+    /* A planted result: the key of square(1) with the arguments of square(2). */
+    sql(theirs, "UPDATE entries SET args = (SELECT args FROM entries WHERE rowid = 3) WHERE rowid = 2;"
+                "UPDATE entries SET result = x'c1' WHERE rowid = 1;");
+    jc_cache *c = open_cache(jc_test_path(mine, sizeof mine, "merge-bad-mine.db"), 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.added, 1);
+    assert_int_equal(r.rejected, 2);
+
+    jc_test_path(text, sizeof text, "merge-missing.db");
+    assert_int_equal(jc_cache_merge(c, text, &r), JC_ENOTFOUND);
+    assert_false(jc_test_exists(text));
+    FILE *f = fopen(text, "w");
+    fputs("not a database, not at all, but long enough to look like one perhaps", f);
+    fclose(f);
+    assert_int_equal(jc_cache_merge(c, text, &r), JC_ECORRUPT);
+    assert_int_equal(jc_cache_merge(c, NULL, &r), JC_EINVAL);
+    jc_cache_close(c);
+
+    c = open_cache(mine, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), JC_EREADONLY);
+    jc_cache_close(c);
+}
+
+static void merge_commits_in_batches(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP];
+    jc_merge_result r;
+    jc_test_path(theirs, sizeof theirs, "merge-many-theirs.db");
+    seed(theirs, "f", "v1", 1234, jc__now(), 4);
+    jc_cache *c = open_cache(jc_test_path(mine, sizeof mine, "merge-many-mine.db"), 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.added, 1234);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(mine, "1"), 1234);
+}
+
+/* ---- vacuum and clear ---- */
+
+static void clear_then_vacuum_shrinks_the_file(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1;
+    jc_test_path(path, sizeof path, "vacuum.db");
+    seed(path, "f", "v1", 200, jc__now(), 2000);
+    jc_cache *c = open_cache(path, 0);
+    jc_stats *before = jc_cache_stats(c);
+    assert_int_equal(jc_cache_clear(c, &n), 0);
+    assert_int_equal(n, 200);
+    assert_int_equal(jc_cache_vacuum(c), 0);
+    jc_stats *after = jc_cache_stats(c);
+    assert_int_equal(after->entries, 0);
+    assert_true(after->file_bytes < before->file_bytes / 4);
+    jc_stats_free(before);
+    jc_stats_free(after);
+    assert_int_equal(jc_cache_clear(c, NULL), 0);
+    jc_cache_close(c);
+
+    c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_vacuum(c), JC_EREADONLY);
+    assert_int_equal(jc_cache_clear(c, &n), JC_EREADONLY);
+    jc_cache_close(c);
+}
+
+/* ---- handles without a file ---- */
+
+static void disabled_and_null_caches_are_einval(void **state)
+{
+    (void)state;
+    jc_entry_info info;
+    jc_verify_result vr;
+    jc_merge_result mr;
+    uint8_t key[JC_KEY_SIZE] = {0};
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_cache *both[] = {c, NULL};
+    for (int i = 0; i < 2; i++) {
+        jc_cache *x = both[i];
+        assert_null(jc_entries_query(x, NULL));
+        assert_int_equal(jc_errcode(), JC_EINVAL);
+        assert_int_equal(jc_entry_find(x, "ab", &info), JC_EINVAL);
+        assert_int_equal(jc_entry_load(x, key, NULL, NULL, NULL), JC_EINVAL);
+        assert_int_equal(jc_entry_remove(x, key), JC_EINVAL);
+        assert_int_equal(jc_cache_remove_matching(x, NULL, false, NULL, NULL), JC_EINVAL);
+        assert_int_equal(jc_cache_prune(x, NULL, false, NULL, NULL), JC_EINVAL);
+        assert_null(jc_cache_stats(x));
+        assert_int_equal(jc_cache_verify(x, false, NULL, NULL, &vr), JC_EINVAL);
+        assert_int_equal(jc_cache_merge(x, "x.db", &mr), JC_EINVAL);
+        assert_int_equal(jc_cache_vacuum(x), JC_EINVAL);
+        assert_int_equal(jc_cache_clear(x, NULL), JC_EINVAL);
+    }
+    jc_cache_close(c);
+}
+
+/* The eviction a run does with jc_cache_options.max_size. */
+static void prune_max_size_after_a_run(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "evict.db"), 50, 0);
+    int64_t total = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
+    jc_cache *c = open_cache(path, 0);
+    int64_t n = -1, bytes = -1;
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = total / 2}, false, &n, &bytes), 0);
+    jc_cache_close(c);
+    /* Later entries are larger (x * x takes more bytes), so more than
+     * half of them go; what stays fits, and the last entry to go (the most
+     * recently used of those removed, square(n - 1)) would not have. */
+    int64_t left = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
+    int64_t sq = (n - 1) * (n - 1);
+    int64_t last_gone = 4 + (sq < 128 ? 1 : sq < 256 ? 2 : 3);
+    assert_true(n >= 25 && n < 50);
+    assert_int_equal(total - bytes, left);
+    assert_true(left <= total / 2);
+    assert_true(left + last_gone > total / 2);
+    assert_int_equal(jc_test_sql_int(path, "SELECT min(rowid) FROM entries"), n + 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parse_size_accepts_units),
+        cmocka_unit_test(parse_size_rejects_garbage_einval),
+        cmocka_unit_test(parse_age_accepts_units),
+        cmocka_unit_test(parse_age_needs_a_unit_einval),
+        cmocka_unit_test(entries_query_lists_in_name_order_and_filters),
+        cmocka_unit_test(entries_query_sorts_and_ages),
+        cmocka_unit_test(entries_next_skips_entries_removed_meanwhile),
+        cmocka_unit_test(entry_find_by_prefix),
+        cmocka_unit_test(entry_load_decodes_args_kwargs_result),
+        cmocka_unit_test(entry_remove_removes_one),
+        cmocka_unit_test(remove_matching_counts_and_dry_runs),
+        cmocka_unit_test(prune_by_each_rule),
+        cmocka_unit_test(prune_rules_apply_in_order),
+        cmocka_unit_test(prune_counts_a_hit_not_yet_written),
+        cmocka_unit_test(prune_refuses_bad_options_and_readonly),
+        cmocka_unit_test(prune_max_size_after_a_run),
+        cmocka_unit_test(stats_sums_up_per_function),
+        cmocka_unit_test(stats_of_an_empty_cache),
+        cmocka_unit_test(verify_sound_cache),
+        cmocka_unit_test(verify_finds_and_repairs_bad_entries),
+        cmocka_unit_test(verify_damaged_file_does_not_crash),
+        cmocka_unit_test(merge_adds_replaces_keeps),
+        cmocka_unit_test(merge_rejects_bad_entries_and_bad_files),
+        cmocka_unit_test(merge_commits_in_batches),
+        cmocka_unit_test(clear_then_vacuum_shrinks_the_file),
+        cmocka_unit_test(disabled_and_null_caches_are_einval),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

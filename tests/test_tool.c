@@ -1,0 +1,636 @@
+/*
+ * Tests of the jobcache command (tools/jobcache.c): every subcommand and
+ * its errors, run as a program (JC_TOOL_PATH) on caches made by the
+ * library, checking exit codes and output; and the read-only commands run
+ * over and over while another process writes to the same cache.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#include "testutil.h"
+
+#ifndef JC_TOOL_PATH
+#error "JC_TOOL_PATH must name the built jobcache command"
+#endif
+
+#define PATH_CAP 4096
+
+static int square(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(square, "v1");
+
+/* scale(xs, factor=f) -> xs * f, a long array in and out. */
+static int scale(jc_call *call)
+{
+    size_t n = 0;
+    const double *xs = jc_arg_doubles(call, 0, &n);
+    double f = jc_kwarg_double(call, "factor");
+    double out[256];
+    for (size_t i = 0; i < n && i < 256; i++)
+        out[i] = xs[i] * f;
+    return jc_return(call, jc_doubles(out, n < 256 ? n : 256));
+}
+JC_FUNCTION(scale, "v1");
+
+/* A call that takes a little while, for the concurrent writer. */
+static int slow(jc_call *call)
+{
+    struct timespec ts = {0, 200000};
+    nanosleep(&ts, NULL);
+    return jc_return_int(call, jc_arg_int(call, 0));
+}
+JC_FUNCTION(slow, "v1");
+
+/* ---- running the command ---- */
+
+/* Runs `jobcache ARGS` through the shell with stderr joined to stdout;
+ * *out (may be NULL) gets the output (free() it). Returns the exit code,
+ * or -1 when the command did not exit normally. */
+static int tool(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int tool(char **out, const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", JC_TOOL_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += got;
+        if (cap - n < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    buf[n] = '\0';
+    int status = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+static void assert_lacks(const char *haystack, const char *needle)
+{
+    if (haystack && strstr(haystack, needle))
+        fail_msg("did not expect \"%s\" in \"%s\"", needle, haystack);
+}
+
+/* Runs the command, expects exit code `code` and `needle` in its output. */
+static void expect(int code, const char *needle, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void expect(int code, const char *needle, const char *fmt, ...)
+{
+    char args[8192];
+    char *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    int rc = tool(&out, "%s", args);
+    if (rc != code)
+        fail_msg("jobcache %s: exit %d, expected %d; output:\n%s", args, rc, code, out);
+    if (needle)
+        assert_contains(out, needle);
+    free(out);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static size_t count_of(const char *s, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void sql(const char *path, const char *stmt)
+{
+    assert_int_equal(jc_test_sql_exec(path, stmt), SQLITE_OK);
+}
+
+/* ---- caches ---- */
+
+/* square(0..nsq-1) and scale(xs of 100, factor = 1..nscale). */
+static void make_cache(const char *path, int nsq, int nscale)
+{
+    double xs[100];
+    for (int i = 0; i < 100; i++)
+        xs[i] = i * 0.5;
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, NULL);
+    for (int i = 0; i < nsq; i++)
+        assert_int_equal(jc_delayed(b, square, jc_int(i)), 0);
+    for (int i = 1; i <= nscale; i++)
+        assert_int_equal(jc_delayed(b, scale, jc_doubles(xs, 100), jc_kw("factor", jc_double(i))), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* The full key of the entry at rowid, as hex. */
+static void key_at(const char *path, int rowid, char hex[33])
+{
+    char q[128];
+    snprintf(q, sizeof q, "SELECT lower(hex(key)) FROM entries WHERE rowid = %d", rowid);
+    char *t = jc_test_sql_text(path, q);
+    assert_non_null(t);
+    snprintf(hex, 33, "%s", t);
+    free(t);
+}
+
+static int64_t entries(const char *path)
+{
+    return jc_test_sql_int(path, "SELECT count(*) FROM entries");
+}
+
+/* ---- help and usage ---- */
+
+static void tool_help_everywhere(void **state)
+{
+    (void)state;
+    static const char *const cmds[] = {"stats", "ls",    "show",  "diff",   "rm",   "prune",
+                                       "verify", "export", "merge", "vacuum", "clear"};
+    char needle[64];
+    expect(0, "usage: jobcache COMMAND", "--help");
+    expect(0, "usage: jobcache COMMAND", "help");
+    expect(2, "usage: jobcache COMMAND", " ");
+    expect(2, "unknown command 'bogus'", "bogus");
+    expect(2, "unknown command 'bogus'", "help bogus");
+    expect(0, "jobcache " JC_VERSION_STRING, "--version");
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        snprintf(needle, sizeof needle, "usage: jobcache %s", cmds[i]);
+        expect(0, needle, "help %s", cmds[i]);
+        expect(0, needle, "%s --help", cmds[i]);
+        expect(0, "--file FILE", "%s -h", cmds[i]);
+    }
+}
+
+static void tool_usage_errors(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "usage.db"), 3, 0);
+    expect(2, "unknown option '--bogus'", "ls -f %s --bogus", path);
+    expect(2, "takes no --repair", "ls -f %s --repair", path);
+    expect(2, "--limit needs a value", "ls -f %s --limit", path);
+    expect(2, "--limit takes a count", "ls -f %s --limit 0", path);
+    expect(2, "--limit takes a count", "ls -f %s --limit x", path);
+    expect(2, "--sort takes name, used", "ls -f %s --sort colour", path);
+    expect(2, "--version needs --function", "ls -f %s --version v1", path);
+    expect(2, "unexpected argument", "stats %s other.db", path);
+    expect(2, "the file is given twice", "stats %s --file %s", path, path);
+    expect(2, "missing argument", "show -f %s", path);
+    expect(2, "missing argument", "diff -f %s abc", path);
+    expect(2, "--json takes no value", "stats %s --json=1", path);
+    expect(2, "is not an age", "ls -f %s --older-than 30", path);
+    expect(2, "is not an age", "prune -f %s --older-than 3y", path);
+    expect(2, "is not a size", "prune -f %s --max-size 12Q", path);
+    expect(2, "--max-size must be more than 0", "prune -f %s --max-size 0", path);
+    expect(2, "say what to prune", "prune %s", path);
+    expect(2, "give key prefixes, or --function", "rm -f %s", path);
+    expect(2, "not both", "rm -f %s ab --function square", path);
+    expect(2, "add --yes", "clear %s", path);
+    assert_int_equal(entries(path), 3);
+}
+
+/* ---- choosing and opening the file ---- */
+
+static void tool_finds_the_file(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], dir[PATH_CAP];
+    snprintf(dir, sizeof dir, "%s/tool-cwd", jc_test_dir());
+    assert_int_equal(jc_test_mkdirs(dir), 0);
+    snprintf(path, sizeof path, "%s/jobcache.db", dir);
+    jc_test_remove_db(path);
+    make_cache(path, 4, 0);
+    expect(0, "entries       4", "stats %s", path);
+    expect(0, "entries       4", "stats --file %s", path);
+    expect(0, "entries       4", "stats -f %s", path);
+    expect(0, "entries       4", "stats -f%s", path);
+    expect(0, "entries       4", "stats --file=%s", path);
+    /* $JOBCACHE_PATH, then ./jobcache.db. The tool is an absolute path,
+     * so `cd` does not lose it. */
+    char cmd[PATH_CAP * 2];
+    snprintf(cmd, sizeof cmd, "JOBCACHE_PATH='%s' %s stats", path, JC_TOOL_PATH);
+    FILE *p = popen(cmd, "r");
+    char buf[4096] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_contains(buf, "entries       4");
+    snprintf(cmd, sizeof cmd, "cd '%s' && env -u JOBCACHE_PATH %s ls", dir, JC_TOOL_PATH);
+    p = popen(cmd, "r");
+    n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_int_equal(count_lines(buf), 5);
+}
+
+static void tool_readonly_commands_never_create_a_file(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "missing.db");
+    expect(2, "does not exist", "stats %s", path);
+    expect(2, "does not exist", "ls %s", path);
+    expect(2, "does not exist", "show -f %s ab", path);
+    expect(2, "does not exist", "diff -f %s ab cd", path);
+    expect(2, "does not exist", "export %s", path);
+    expect(2, "does not exist", "verify %s", path);
+    /* Commands that change a cache do not make one either. */
+    expect(2, "does not exist", "verify %s --repair", path);
+    expect(2, "does not exist", "prune %s --max-entries 3", path);
+    expect(2, "does not exist", "rm -f %s --function f", path);
+    expect(2, "does not exist", "vacuum %s", path);
+    expect(2, "does not exist", "clear %s --yes", path);
+    assert_false(jc_test_exists(path));
+}
+
+static void tool_refuses_a_file_that_is_not_a_cache(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "not-a-cache.txt");
+    FILE *f = fopen(path, "w");
+    fputs("this is a text file, not a cache; it is long enough to be read as one", f);
+    fclose(f);
+    expect(2, "not an SQLite database", "stats %s", path);
+    expect(2, "not an SQLite database", "verify %s", path);
+    jc_test_path(path, sizeof path, "foreign.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE songs (title TEXT)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    expect(2, "not a jobcache cache", "ls %s", path);
+}
+
+/* ---- looking ---- */
+
+static void tool_stats_text_and_json(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "stats.db"), 5, 2);
+    sql(path, "UPDATE entries SET hits = 2, compute_seconds = 1.5");
+    assert_int_equal(tool(&out, "stats %s", path), 0);
+    assert_contains(out, "entries       7");
+    assert_contains(out, "schema        version 1, key format 1");
+    assert_contains(out, "of which 14 hits saved 21.0s");
+    assert_contains(out, "FUNCTION");
+    assert_contains(out, "square");
+    assert_contains(out, "scale");
+    free(out);
+    assert_int_equal(tool(&out, "stats %s --json", path), 0);
+    assert_contains(out, "\"entries\": 7");
+    assert_contains(out, "\"schema_version\": 1");
+    assert_contains(out, "\"hits\": 14");
+    assert_contains(out, "\"saved_seconds\": 21");
+    assert_contains(out, "{\"function\": \"scale\", \"version\": \"v1\", \"entries\": 2");
+    assert_contains(out, "{\"function\": \"square\", \"version\": \"v1\", \"entries\": 5");
+    free(out);
+}
+
+static void tool_ls_filters_sorts_and_json(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "ls.db"), 6, 2);
+    sql(path, "UPDATE entries SET hits = 42 WHERE rowid = 4;"
+              "UPDATE entries SET last_used = last_used - 7200 WHERE rowid IN (1, 2)");
+    assert_int_equal(tool(&out, "ls %s", path), 0);
+    assert_int_equal(count_lines(out), 9);
+    assert_contains(out, "KEY");
+    assert_contains(out, "LAST USED");
+    assert_contains(out, "doubles[100], factor=1"); /* long arrays in brief */
+    free(out);
+    expect(0, NULL, "ls %s --function square", path);
+    assert_int_equal(tool(&out, "ls %s --function square", path), 0);
+    assert_int_equal(count_lines(out), 7);
+    assert_lacks(out, "scale");
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --function square --version v2", path), 0);
+    assert_int_equal(count_lines(out), 0);
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --sort hits --limit 1", path), 0);
+    assert_int_equal(count_lines(out), 2);
+    assert_contains(out, " 42 ");
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --older-than 1h", path), 0);
+    assert_int_equal(count_lines(out), 3);
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --newer-than 1h -n 100 --sort size -r", path), 0);
+    assert_int_equal(count_lines(out), 7);
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --json", path), 0);
+    assert_int_equal(count_of(out, "\"key\": "), 8);
+    assert_true(out[0] == '[');
+    assert_contains(out, "\"hits\": 42");
+    free(out);
+    assert_int_equal(tool(&out, "ls %s --json --function nothing", path), 0);
+    assert_string_equal(out, "[]\n");
+    free(out);
+}
+
+static void tool_show_entry(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], hex[33], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "show.db"), 20, 1);
+    key_at(path, 21, hex); /* the scale entry */
+    assert_int_equal(tool(&out, "show -f %s %.10s", path, hex), 0);
+    assert_contains(out, hex);
+    assert_contains(out, "function    scale");
+    assert_contains(out, "kwargs      factor = 1.0");
+    assert_contains(out, "... (100 elements)");
+    free(out);
+    assert_int_equal(tool(&out, "show -f %s %.10s --full", path, hex), 0);
+    assert_lacks(out, "...");
+    assert_contains(out, "49.5]");
+    free(out);
+    assert_int_equal(tool(&out, "show -f %s %.10s --json", path, hex), 0);
+    assert_contains(out, "\"function\": \"scale\"");
+    assert_contains(out, "\"kwargs\": {\"factor\": 1.0}");
+    assert_lacks(out, "...");
+    free(out);
+    expect(2, "is not a key prefix", "show -f %s xyz", path);
+    /* 21 entries, 16 first digits: some digit starts two keys. */
+    char *digit = jc_test_sql_text(path, "SELECT d FROM (SELECT substr(lower(hex(key)), 1, 1) AS d"
+                                         " FROM entries) GROUP BY d HAVING count(*) > 1 LIMIT 1");
+    assert_non_null(digit);
+    expect(2, "matches several entries", "show -f %s %s", path, digit);
+    free(digit);
+    char other[40];
+    snprintf(other, sizeof other, "%.31s%c", hex, hex[31] == '0' ? '1' : '0');
+    expect(2, "has a key starting with", "show -f %s %s", path, other);
+}
+
+static void tool_show_entry_that_does_not_decode(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], hex[33];
+    make_cache(jc_test_path(path, sizeof path, "show-bad.db"), 2, 0);
+    sql(path, "UPDATE entries SET result = x'c1' WHERE rowid = 1");
+    key_at(path, 1, hex);
+    expect(1, "does not decode", "show -f %s %s", path, hex);
+    expect(0, "<does not decode>", "ls %s", path);
+    expect(1, "\"error\": ", "export %s", path);
+}
+
+static void tool_diff_two_calls(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], a[33], b[33], c[33], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "diff.db"), 2, 2);
+    key_at(path, 1, a); /* square(0) */
+    key_at(path, 2, b); /* square(1) */
+    key_at(path, 3, c); /* scale(xs, factor=1) */
+    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, a, b), 0);
+    assert_contains(out, "ARGUMENT");
+    assert_contains(out, "[0]");
+    free(out);
+    char d[33];
+    key_at(path, 4, d); /* scale(xs, factor=2) */
+    sql(path, "UPDATE entries SET version = 'v2' WHERE rowid = 4");
+    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, c, d), 0);
+    assert_contains(out, "(version)");
+    assert_contains(out, "factor");
+    assert_contains(out, "1.0");
+    assert_contains(out, "2.0");
+    assert_lacks(out, "[0]"); /* the arrays are equal */
+    free(out);
+    expect(0, "no difference", "diff -f %s %.8s %.8s", path, a, a);
+    expect(2, "different functions", "diff -f %s %.8s %.8s", path, a, c);
+    expect(2, "is not a key prefix", "diff -f %s %.8s zz", path, a);
+}
+
+/* ---- changing ---- */
+
+static void tool_rm_by_key_and_function(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], a[33], b[33];
+    make_cache(jc_test_path(path, sizeof path, "rm.db"), 5, 2);
+    key_at(path, 1, a);
+    key_at(path, 2, b);
+    expect(0, "would remove 1 entry", "rm -f %s %.12s --dry-run", path, a);
+    assert_int_equal(entries(path), 7);
+    expect(2, "is not a key prefix", "rm -f %s %.12s nothex", path, a);
+    assert_int_equal(entries(path), 7); /* a bad prefix removes nothing */
+    expect(0, "removed 2 entries", "rm -f %s %.12s %s %.10s", path, a, b, a);
+    assert_int_equal(entries(path), 5);
+    expect(2, "has a key starting with", "rm -f %s %.12s", path, a);
+    expect(0, "would remove 3 entries", "rm -f %s --function square --dry-run", path);
+    expect(0, "removed 0 entries", "rm -f %s --function square --version v9", path);
+    expect(0, "removed 3 entries", "rm -f %s --function square", path);
+    assert_int_equal(entries(path), 2);
+}
+
+static void tool_prune(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "prune.db"), 20, 2);
+    sql(path, "UPDATE entries SET last_used = last_used - 40 * 86400 WHERE rowid <= 4;"
+              "UPDATE entries SET version = 'v0', created = created - 100 WHERE rowid = 22");
+    expect(0, "would remove 1 entry", "prune %s --stale-versions --dry-run", path);
+    expect(0, "removed 1 entry", "prune %s --stale-versions", path);
+    expect(0, "would remove 4 entries", "prune %s --older-than 30d --dry-run", path);
+    expect(0, "removed 4 entries", "prune %s --older-than 4w", path);
+    assert_int_equal(entries(path), 17);
+    expect(0, "removed 7 entries", "prune %s --max-entries 10", path);
+    assert_int_equal(entries(path), 10);
+    /* The scale entry is the largest and the most recently used: it stays. */
+    int64_t big = jc_test_sql_int(path, "SELECT max(args_size + result_size) FROM entries");
+    char size[32];
+    snprintf(size, sizeof size, "%lld", (long long)big);
+    expect(0, "removed 9 entries", "prune %s --max-size %s", path, size);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE function = 'scale'"), 1);
+    expect(0, "removed 0 entries", "prune %s --max-size 1G", path);
+}
+
+static void tool_verify_finds_corrupted_entries(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], a[33], b[33], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "verify.db"), 6, 1);
+    expect(0, "checked 7 entries: all sound", "verify %s", path);
+    key_at(path, 2, a);
+    key_at(path, 5, b);
+    /* The arguments of square(1) become those of square(0): the key no
+     * longer matches. The result of square(4) is not msgpack. */
+    sql(path, "UPDATE entries SET args = (SELECT args FROM entries WHERE rowid = 1) WHERE rowid = 2;"
+              "UPDATE entries SET result = x'c1ffff' WHERE rowid = 5");
+    assert_int_equal(tool(&out, "verify %s", path), 1);
+    assert_contains(out, "checked 7 entries: 2 bad");
+    char line[64];
+    snprintf(line, sizeof line, "%.12s  square v1: the key does not match", a);
+    assert_contains(out, line);
+    snprintf(line, sizeof line, "%.12s  square v1: the result does not decode", b);
+    assert_contains(out, line);
+    free(out);
+    assert_int_equal(entries(path), 7); /* verify alone changes nothing */
+    expect(1, "2 bad, 2 removed", "verify %s --repair", path);
+    assert_int_equal(entries(path), 5);
+    expect(0, "checked 5 entries: all sound", "verify %s", path);
+}
+
+static void tool_export_json_lines(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "export.db"), 3, 1);
+    assert_int_equal(tool(&out, "export %s", path), 0);
+    assert_int_equal(count_lines(out), 4);
+    assert_int_equal(count_of(out, "\n{\"key\": \""), 3);
+    assert_contains(out, "\"args\": [2], \"kwargs\": {}, \"result\": 4}");
+    assert_contains(out, "\"kwargs\": {\"factor\": 1.0}");
+    free(out);
+    assert_int_equal(tool(&out, "export %s --function scale", path), 0);
+    assert_int_equal(count_lines(out), 1);
+    free(out);
+}
+
+static void tool_merge_vacuum_clear(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP], missing[PATH_CAP];
+    /* Theirs first: mine is newer where both have an entry. */
+    make_cache(jc_test_path(theirs, sizeof theirs, "merge-theirs.db"), 5, 1);
+    make_cache(jc_test_path(mine, sizeof mine, "merge-mine.db"), 3, 0);
+    sql(theirs, "UPDATE entries SET created = created + 100 WHERE rowid = 1");
+    expect(0, "added 3, replaced 1, kept 2", "merge -f %s %s", mine, theirs);
+    assert_int_equal(entries(mine), 6);
+    sql(theirs, "UPDATE entries SET result = x'c1' WHERE rowid = 6");
+    expect(1, "rejected 1", "merge -f %s %s", mine, theirs);
+    jc_test_path(missing, sizeof missing, "merge-missing.db");
+    expect(2, "does not exist", "merge -f %s %s", mine, missing);
+    assert_false(jc_test_exists(missing));
+    /* merge makes the file it merges into, when missing. */
+    char fresh[PATH_CAP];
+    jc_test_path(fresh, sizeof fresh, "merge-fresh.db");
+    expect(1, "added 5, replaced 0, kept 0, rejected 1", "merge -f %s %s", fresh, theirs);
+
+    expect(0, "removed 6 entries", "clear %s --yes", mine);
+    assert_int_equal(entries(mine), 0);
+    expect(0, "before", "vacuum %s", mine);
+    expect(0, "checked 0 entries: all sound", "verify %s", mine);
+}
+
+/* ---- while another process writes ---- */
+
+static void writer(const char *path, double seconds)
+{
+    jc_cache *c = jc_cache_open(path, NULL);
+    if (!c)
+        _exit(10);
+    double start = (double)time(NULL);
+    int64_t base = 0;
+    while ((double)time(NULL) - start < seconds) {
+        jc_batch *b = jc_batch_new(c, NULL);
+        for (int i = 0; i < 300; i++)
+            jc_delayed(b, slow, jc_int(base + i));
+        jc_results *r = jc_run(b);
+        int ok = r && jc_results_status(r) == JC_OK;
+        jc_results_free(r);
+        jc_batch_free(b);
+        if (!ok)
+            _exit(11);
+        base += 300;
+    }
+    jc_cache_close(c);
+    _exit(0);
+}
+
+static void tool_reads_while_a_run_writes(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "concurrent.db"), 10, 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        writer(path, 3);
+    int rounds = 0, status = 0;
+    static const char *const cmds[] = {"ls %s -n 5", "stats %s", "verify %s", "export %s",
+                                       "ls %s --json --sort used", "stats --json %s"};
+    while (waitpid(pid, &status, WNOHANG) == 0 || rounds == 0) {
+        for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+            char *out = NULL;
+            int rc = tool(&out, cmds[i], path);
+            if (rc != 0)
+                fail_msg("'%s' exited %d while a run wrote:\n%s", cmds[i], rc, out);
+            free(out);
+        }
+        rounds++;
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(rounds >= 1);
+    assert_true(entries(path) > 10);
+    expect(0, "all sound", "verify %s", path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tool_help_everywhere),
+        cmocka_unit_test(tool_usage_errors),
+        cmocka_unit_test(tool_finds_the_file),
+        cmocka_unit_test(tool_readonly_commands_never_create_a_file),
+        cmocka_unit_test(tool_refuses_a_file_that_is_not_a_cache),
+        cmocka_unit_test(tool_stats_text_and_json),
+        cmocka_unit_test(tool_ls_filters_sorts_and_json),
+        cmocka_unit_test(tool_show_entry),
+        cmocka_unit_test(tool_show_entry_that_does_not_decode),
+        cmocka_unit_test(tool_diff_two_calls),
+        cmocka_unit_test(tool_rm_by_key_and_function),
+        cmocka_unit_test(tool_prune),
+        cmocka_unit_test(tool_verify_finds_corrupted_entries),
+        cmocka_unit_test(tool_export_json_lines),
+        cmocka_unit_test(tool_merge_vacuum_clear),
+        cmocka_unit_test(tool_reads_while_a_run_writes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
