@@ -141,6 +141,40 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value *
     return 1;
 }
 
+typedef struct many_ctx {
+    jc__cache_found_fn found;
+    void *ctx;
+    int64_t *rowids; /* of the hits, recorded after the lookups */
+    size_t nrowids;
+} many_ctx;
+
+static void on_many_hit(void *p, size_t i, const jc__hit *hit)
+{
+    many_ctx *m = p;
+    jc_value *v = NULL;
+    if (jc__decode_value(hit->result, hit->result_len, &v))
+        return; /* does not decode: a miss, computed again and overwritten */
+    m->rowids[m->nrowids++] = hit->rowid;
+    m->found(m->ctx, i, v, hit->compute_seconds);
+}
+
+int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                          void *ctx)
+{
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
+        return 0;
+    many_ctx m = {.found = found, .ctx = ctx, .rowids = malloc(n * sizeof *m.rowids)};
+    if (!m.rowids)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", n);
+    int rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+    /* Hits are recorded once the lookups are over: the store is not to be
+     * called back from inside them. */
+    for (size_t k = 0; k < m.nrowids; k++)
+        jc__cache_touch(cache, m.rowids[k]);
+    free(m.rowids);
+    return rc;
+}
+
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now)

@@ -150,6 +150,12 @@ int jc__cache_flush_touches(jc_cache *cache);
  * overwritten). Negative on a store error. */
 int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value **value,
                      double *seconds);
+/* Looks up n distinct keys at once; found(ctx, i, value, seconds) is called
+ * for each keys[i] that hits, with a decoded value the callee then owns.
+ * Entries that do not decode are misses. Hits are recorded. */
+typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc_value *value, double seconds);
+int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                          void *ctx);
 /* Stores a computed result: encodes argv (and value when blob is NULL).
  * Must be inside a write transaction of the store. */
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,

@@ -433,33 +433,44 @@ static int dedup(jc_batch *b, jc_results *res)
     return 0;
 }
 
-/* Answers hits from the cache; the rest become tasks. */
+static void on_found(void *ctx, size_t s, jc_value *value, double secs)
+{
+    run *r = ctx;
+    slot *sl = &r->res->slots[s];
+    sl->value = value;
+    sl->status = JC_STATUS_OK;
+    sl->cached = true;
+    sl->done = true;
+    sl->seconds = secs;
+    r->p.cached += weight(r, s);
+    r->p.done += weight(r, s);
+    r->p.saved += secs * (double)weight(r, s);
+    if (r->batch->opts.on_result)
+        r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+}
+
+/* Answers hits from the cache, all distinct calls in one go; the rest
+ * become tasks. */
 static int lookup(run *r)
 {
     jc_results *res = r->res;
+    const uint8_t **keys = malloc((res->nslots ? res->nslots : 1) * sizeof *keys);
+    if (!keys)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", res->nslots);
+    for (size_t s = 0; s < res->nslots; s++)
+        keys[s] = r->batch->calls[res->slots[s].first].key;
     int rc = 0;
     if (r->writable && res->nslots > 1)
         rc = begin_write(r); /* one transaction for all lookups (and queued hit counts) */
+    if (!rc)
+        rc = jc__cache_lookup_many(r->cache, keys, res->nslots, on_found, r);
+    free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {
-        slot *sl = &res->slots[s];
-        double secs = 0;
-        rc = jc__cache_lookup(r->cache, r->batch->calls[sl->first].key, &sl->value, &secs);
-        if (rc == 1) {
-            rc = 0;
-            sl->status = JC_STATUS_OK;
-            sl->cached = true;
-            sl->done = true;
-            sl->seconds = secs;
-            r->p.cached += weight(r, s);
-            r->p.done += weight(r, s);
-            r->p.saved += secs * (double)weight(r, s);
-            if (r->batch->opts.on_result)
-                r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
-        } else if (rc == 0) {
-            const pending *call = &r->batch->calls[sl->first];
-            r->task_slot[r->ntasks] = s;
-            r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
-        }
+        if (res->slots[s].done)
+            continue;
+        const pending *call = &r->batch->calls[res->slots[s].first];
+        r->task_slot[r->ntasks] = s;
+        r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
     }
     if (!rc)
         commit(r);

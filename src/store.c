@@ -23,6 +23,8 @@
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -42,6 +44,7 @@ struct jc__store {
     unsigned flags;
     int busy_timeout_ms;
     pid_t pid;   /* the process that opened the store */
+    unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
     bool doomed; /* an inner rollback happened: the outermost commit rolls back */
     /* The last lookup's result, copied out of SQLite (see the note above). */
@@ -51,6 +54,7 @@ struct jc__store {
     char *rowbuf;
     size_t rowbuf_cap;
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
+    sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -101,11 +105,33 @@ static int store_error(const jc__store *st, int rc, const char *what)
 }
 
 /* Common entry check of every call on an open store. */
+/* Counts forks in this process's history: a child sees a higher count than
+ * the store it inherited. Checking it costs a load, where getpid() is a
+ * system call on every lookup. (A raw clone() that skips the atfork
+ * handlers escapes this check; fork() and posix_spawn do not matter.) */
+static atomic_ulong fork_generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void install_atfork(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static bool same_process(const jc__store *st)
+{
+    return st->generation == atomic_load_explicit(&fork_generation, memory_order_relaxed);
+}
+
 static int store_enter(const jc__store *st)
 {
     if (!st)
         return jc__set_error(JC_EINVAL, "store: NULL store");
-    if (st->pid != getpid())
+    if (!same_process(st))
         return jc__set_error(JC_EINVAL,
                              "cache file '%s' was opened in process %ld and cannot be used in "
                              "process %ld (an SQLite connection must not cross fork)",
@@ -342,7 +368,10 @@ static const char schema_sql[] =
      * WITHOUT ROWID table would keep in its (key-ordered) B-tree pages. */
     "CREATE UNIQUE INDEX entries_key ON entries(key);"
     "CREATE INDEX entries_function ON entries(function, version);"
-    "CREATE INDEX entries_last_used ON entries(last_used);"
+    /* No index on last_used: every hit rewrites last_used, and an index on
+     * it would cost an index update per hit on the hot path of a warm
+     * rerun. Ordering by it (ls --sort used, prune) sorts instead, which
+     * only the rare inspection and eviction pay for. */
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
@@ -459,6 +488,12 @@ static int prepare_all(jc__store *st)
 {
     int rc = prepare(st, "SELECT rowid, result, compute_seconds FROM entries WHERE key = ?1",
                      &st->get);
+    /* key first: a row whose key is not wanted is passed over without
+     * reading its arguments or result (overflow pages stay unread). */
+    if (!rc)
+        rc = prepare(st, "SELECT key, rowid, compute_seconds, result FROM entries", &st->scan);
+    if (!rc)
+        rc = prepare(st, "SELECT max(rowid) FROM entries", &st->max_rowid);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
     rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid = ?2",
@@ -508,6 +543,8 @@ int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__st
     st->flags = flags;
     st->busy_timeout_ms = busy_timeout_ms > 0 ? busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS;
     st->pid = getpid();
+    pthread_once(&atfork_once, install_atfork);
+    st->generation = atomic_load(&fork_generation);
 
     rc = open_db(st);
     if (!rc)
@@ -533,7 +570,7 @@ static void finalize_all(jc__store *st)
     sqlite3_stmt *all[] = {st->get,        st->touch,      st->put,         st->del,
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
-                           st->put_row,    st->del_rowid};
+                           st->put_row,    st->del_rowid,  st->scan,        st->max_rowid};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -543,7 +580,7 @@ void jc__store_close(jc__store *st)
     if (!st)
         return;
     /* In a forked child the connection belongs to the parent: leave it. */
-    if (st->db && st->pid == getpid()) {
+    if (st->db && same_process(st)) {
         if (st->depth > 0) {
             /* Close ends every level. A failure is left in jc_errmsg:
              * close has no way to report it. */
@@ -701,6 +738,143 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
     }
     sqlite3_reset(st->get);
     return rc;
+}
+
+/* ---- many lookups at once ---- */
+
+/* Open-addressing set of the wanted keys: slot holds index + 1. The keys
+ * are hashes already, so their first 8 bytes index the table. */
+typedef struct keyset {
+    size_t *slots;
+    size_t mask;
+} keyset;
+
+static uint64_t key_bits(const uint8_t *k)
+{
+    uint64_t h;
+    memcpy(&h, k, sizeof h);
+    return h;
+}
+
+static int keyset_build(keyset *ks, const uint8_t *const *keys, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    ks->slots = calloc(cap, sizeof *ks->slots);
+    if (!ks->slots)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    ks->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (size_t)key_bits(keys[i]) & ks->mask;
+        while (ks->slots[at])
+            at = (at + 1) & ks->mask;
+        ks->slots[at] = i + 1;
+    }
+    return 0;
+}
+
+/* The index of key among the wanted keys, or SIZE_MAX. */
+static size_t keyset_find(const keyset *ks, const uint8_t *const *keys, const uint8_t *key)
+{
+    size_t at = (size_t)key_bits(key) & ks->mask;
+    for (; ks->slots[at]; at = (at + 1) & ks->mask)
+        if (memcmp(keys[ks->slots[at] - 1], key, JC__KEY_LEN) == 0)
+            return ks->slots[at] - 1;
+    return SIZE_MAX;
+}
+
+/* One pass over the whole table, picking out the wanted rows. */
+static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    keyset ks = {0};
+    int rc = keyset_build(&ks, keys, n);
+    if (rc)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(st->scan)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st->scan, 0) != JC__KEY_LEN)
+            continue; /* the schema's CHECK makes this impossible; verify reports it */
+        size_t i = keyset_find(&ks, keys, sqlite3_column_blob(st->scan, 0));
+        if (i == SIZE_MAX)
+            continue;
+        if (sqlite3_column_type(st->scan, 3) != SQLITE_BLOB)
+            continue; /* like a blob that does not decode: computed again */
+        jc__hit hit = {
+            .rowid = sqlite3_column_int64(st->scan, 1),
+            .compute_seconds = sqlite3_column_double(st->scan, 2),
+            .result = sqlite3_column_blob(st->scan, 3),
+            .result_len = (size_t)sqlite3_column_bytes(st->scan, 3),
+        };
+        if (!hit.result)
+            hit.result = "";
+        on_hit(ctx, i, &hit);
+    }
+    if (step != SQLITE_DONE)
+        rc = store_error(st, step, "scanning for entries");
+    sqlite3_reset(st->scan);
+    free(ks.slots);
+    return rc;
+}
+
+static const uint8_t *const *sort_keys;
+static int cmp_key_index(const void *a, const void *b)
+{
+    return memcmp(sort_keys[*(const size_t *)a], sort_keys[*(const size_t *)b], JC__KEY_LEN);
+}
+
+/* Point lookups, in key order: neighbouring keys share index pages. */
+static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (!order)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    sort_keys = keys; /* qsort has no context argument; the store is single-threaded */
+    qsort(order, n, sizeof *order, cmp_key_index);
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = order[k];
+        sqlite3_bind_blob(st->get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
+        int step = sqlite3_step(st->get);
+        if (step == SQLITE_ROW && sqlite3_column_type(st->get, 1) == SQLITE_BLOB) {
+            jc__hit hit = {
+                .rowid = sqlite3_column_int64(st->get, 0),
+                .result = sqlite3_column_blob(st->get, 1),
+                .result_len = (size_t)sqlite3_column_bytes(st->get, 1),
+                .compute_seconds = sqlite3_column_double(st->get, 2),
+            };
+            if (!hit.result)
+                hit.result = "";
+            on_hit(ctx, i, &hit);
+        } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = store_error(st, step, "looking up an entry");
+        }
+        sqlite3_reset(st->get);
+    }
+    free(order);
+    return rc;
+}
+
+int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    int rc = store_enter(st);
+    if (rc || !n)
+        return rc;
+    /* max(rowid) bounds the number of rows, found in O(log n). When the
+     * batch asks for a good share of the table, one sequential pass beats
+     * n B-tree descents (each a few microseconds); otherwise point lookups. */
+    int64_t rows = 0;
+    int step = sqlite3_step(st->max_rowid);
+    if (step == SQLITE_ROW)
+        rows = sqlite3_column_int64(st->max_rowid, 0);
+    sqlite3_reset(st->max_rowid);
+    if (step != SQLITE_ROW)
+        return store_error(st, step, "counting entries");
+    if ((uint64_t)rows <= 4 * (uint64_t)n)
+        return get_by_scan(st, keys, n, on_hit, ctx);
+    return get_by_points(st, keys, n, on_hit, ctx);
 }
 
 int jc__store_touch(jc__store *st, int64_t rowid, double now)

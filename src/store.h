@@ -63,6 +63,15 @@ typedef struct jc__hit {
 /* Looks key up. Returns 1 and fills *hit when found, 0 when absent, or a
  * negative code. */
 int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
+/* Looks up n keys at once, calling on_hit(ctx, i, hit) for each keys[i]
+ * found (in no particular order; hit->result is valid during the call only,
+ * which must not call the store). Keys absent, or whose result is not a
+ * blob, get no call. Chooses one pass over the table when the batch is a
+ * large share of it, else point lookups in key order. Returns 0 or a
+ * negative code. */
+typedef void (*jc__hit_fn)(void *ctx, size_t i, const jc__hit *hit);
+int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+
 /* Records a hit on rowid: hits += 1, last_used = now. */
 int jc__store_touch(jc__store *st, int64_t rowid, double now);
 
