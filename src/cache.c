@@ -111,11 +111,45 @@ void jc__cache_touch(jc_cache *cache, int64_t rowid)
     }
 }
 
-int jc__cache_flush_touches(jc_cache *cache)
+static int cmp_rowid(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether the queued rowids are distinct. Sorting them also puts the
+ * updates in table order, which is kinder to the page cache. */
+static bool distinct_rowids(jc_cache *cache)
+{
+    qsort(cache->touched, cache->ntouched, sizeof *cache->touched, cmp_rowid);
+    for (size_t i = 1; i < cache->ntouched; i++)
+        if (cache->touched[i] == cache->touched[i - 1])
+            return false;
+    return true;
+}
+
+static int touch_each(jc_cache *cache, double at)
 {
     int rc = 0;
     for (size_t i = 0; i < cache->ntouched && !rc; i++)
-        rc = jc__store_touch(cache->store, cache->touched[i], cache->touched_at[i]);
+        rc = jc__store_touch(cache->store, cache->touched[i], at);
+    return rc;
+}
+
+int jc__cache_flush_touches(jc_cache *cache)
+{
+    if (!cache->ntouched)
+        return 0;
+    /* All queued hits get the latest of their times: last_used orders
+     * eviction, and a few milliseconds do not change that order. A rowid hit
+     * twice (jc_memo in a loop) is counted twice, as the chunked statement
+     * would count it once: those go one by one. */
+    double latest = 0;
+    for (size_t i = 0; i < cache->ntouched; i++)
+        if (cache->touched_at[i] > latest)
+            latest = cache->touched_at[i];
+    int rc = distinct_rowids(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
+                                    : touch_each(cache, latest);
     cache->ntouched = 0;
     return rc;
 }

@@ -154,16 +154,25 @@ size_t jc_batch_count(const jc_batch *b)
     return b ? b->n : 0;
 }
 
-/* Checks a call and computes its key. where is "file:line: " or "". On
- * failure the arguments are freed and the message names the call. */
-static int prepare(const char *where, const char *api, const jc_function *fn, jc_value *const *argv,
+/* Prefixes the thread's error message with the call site, when known. The
+ * site is formatted only on failure: jc_delayed is a hot path. */
+static int at_site(int code, const char *file, int line)
+{
+    if (file)
+        jc__set_error(code, "%s:%d: %s", file, line, jc_errmsg());
+    return code;
+}
+
+/* Checks a call and computes its key. On failure the arguments are freed
+ * and the message names the call (the caller adds the site). */
+static int prepare(const char *api, const jc_function *fn, jc_value *const *argv,
                    size_t argc, uint8_t key[JC__KEY_LEN])
 {
     if (!fn) {
         int code = jc_errcode();
         char *why = jc__strdup(jc_errmsg());
         free_args(argv, argc);
-        jc__set_error(code, "%s%s: %s", where, api, why ? why : "unknown function");
+        jc__set_error(code, "%s: %s", api, why ? why : "unknown function");
         free(why);
         return code;
     }
@@ -173,8 +182,8 @@ static int prepare(const char *where, const char *api, const jc_function *fn, jc
              * one unless something else failed since, so it is quoted as such. */
             char *why = jc__strdup(jc_errmsg());
             free_args(argv, argc);
-            jc__set_error(JC_EINVAL, "%s%s(%s, ...): argument %zu is NULL: a value builder failed "
-                          "(the thread's last error: %s)", where, api, fn->name, i, why ? why : "?");
+            jc__set_error(JC_EINVAL, "%s(%s, ...): argument %zu is NULL: a value builder failed "
+                          "(the thread's last error: %s)", api, fn->name, i, why ? why : "?");
             free(why);
             return JC_EINVAL;
         }
@@ -182,13 +191,13 @@ static int prepare(const char *where, const char *api, const jc_function *fn, jc
     if (rc) {
         char *why = jc__strdup(jc_errmsg());
         free_args(argv, argc);
-        jc__set_error(rc, "%s%s(%s, ...): %s", where, api, fn->name, why ? why : "bad argument");
+        jc__set_error(rc, "%s(%s, ...): %s", api, fn->name, why ? why : "bad argument");
         free(why);
     }
     return rc;
 }
 
-static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_value *const *argv,
+static int batch_add(jc_batch *b, const char *file, int line, const jc_function *fn, jc_value *const *argv,
                      size_t argc)
 {
     if (b->error) { /* the batch is already refused: keep the first error */
@@ -198,11 +207,11 @@ static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_v
     int rc = 0;
     if (b->ran) {
         free_args(argv, argc);
-        rc = jc__set_error(JC_EINVAL, "%sjc_delayed: this batch has already run; make a new one", where);
+        rc = jc__set_error(JC_EINVAL, "jc_delayed: this batch has already run; make a new one");
         goto fail;
     }
     pending p = {.fn = fn, .argc = argc};
-    rc = prepare(where, "jc_delayed", fn, argv, argc, p.key);
+    rc = prepare("jc_delayed", fn, argv, argc, p.key);
     if (rc)
         goto fail;
     if (b->n == b->cap) {
@@ -217,7 +226,7 @@ static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_v
     if (!p.argv || b->n == b->cap) {
         free(p.argv);
         free_args(argv, argc);
-        rc = jc__set_error(JC_ENOMEM, "%sjc_delayed(%s, ...): out of memory", where, fn->name);
+        rc = jc__set_error(JC_ENOMEM, "jc_delayed(%s, ...): out of memory", fn->name);
         goto fail;
     }
     if (argc)
@@ -225,6 +234,7 @@ static int batch_add(jc_batch *b, const char *where, const jc_function *fn, jc_v
     b->calls[b->n++] = p;
     return 0;
 fail:
+    at_site(rc, file, line);
     b->error = rc;
     b->errmsg = jc__strdup(jc_errmsg());
     return rc;
@@ -232,13 +242,11 @@ fail:
 
 int jc__delayed(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
 {
-    char where[256];
-    snprintf(where, sizeof where, "%s:%d: ", file ? file : "?", line);
     if (!b) {
         free_args(argv, argc);
-        return jc__set_error(JC_EINVAL, "%sjc_delayed: the batch is NULL", where);
+        return at_site(jc__set_error(JC_EINVAL, "jc_delayed: the batch is NULL"), file, line);
     }
-    return batch_add(b, where, jc__function_by_ptr(fn), argv, argc);
+    return batch_add(b, file, line, jc__function_by_ptr(fn), argv, argc);
 }
 
 int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t argc)
@@ -248,7 +256,7 @@ int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t
             free_args(argv, argc);
         return jc__set_error(JC_EINVAL, "jc_delayed_name: NULL %s", !b ? "batch" : !name ? "name" : "argv");
     }
-    return batch_add(b, "", jc_function_find(name), argv, argc);
+    return batch_add(b, NULL, 0, jc_function_find(name), argv, argc);
 }
 
 /* ---- the run ---- */
@@ -806,17 +814,17 @@ const char *jc_status_name(jc_status s)
 
 jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
 {
-    char where[256];
-    snprintf(where, sizeof where, "%s:%d: ", file ? file : "?", line);
     if (!cache) {
         free_args(argv, argc);
-        jc__set_error(JC_EINVAL, "%sjc_memo: the cache is NULL", where);
+        at_site(jc__set_error(JC_EINVAL, "jc_memo: the cache is NULL"), file, line);
         return NULL;
     }
     const jc_function *desc = jc__function_by_ptr(fn);
     uint8_t key[JC__KEY_LEN];
-    if (prepare(where, "jc_memo", desc, argv, argc, key))
+    if (prepare("jc_memo", desc, argv, argc, key)) {
+        at_site(jc_errcode(), file, line);
         return NULL;
+    }
 
     jc_value *value = NULL;
     double secs = 0;
@@ -831,7 +839,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     }
     char *error = NULL;
     if (jc__call_invoke(desc, argv, argc, &value, &error, &secs) != JC_STATUS_OK) {
-        jc__set_error(JC_EFAILED, "%s%s", where, error ? error : desc->name);
+        jc__set_error(JC_EFAILED, "%s", error ? error : desc->name);
+        at_site(JC_EFAILED, file, line);
         free(error);
         free_args(argv, argc);
         return NULL;

@@ -55,6 +55,7 @@ struct jc__store {
     size_t rowbuf_cap;
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
+    sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK rowids */
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -484,6 +485,8 @@ static int prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
                          st->path, sqlite3_errmsg(st->db));
 }
 
+enum { TOUCH_CHUNK = 256 };
+
 static int prepare_all(jc__store *st)
 {
     int rc = prepare(st, "SELECT rowid, result, compute_seconds FROM entries WHERE key = ?1",
@@ -498,6 +501,17 @@ static int prepare_all(jc__store *st)
         return rc; /* a read-only store never writes: nothing more to prepare */
     rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid = ?2",
                  &st->touch);
+    if (!rc) {
+        /* UPDATE ... WHERE rowid IN (?2, ..., ?TOUCH_CHUNK+1): one statement
+         * records TOUCH_CHUNK hits, so a warm rerun does not pay a statement
+         * (step, reset, binds) per hit. */
+        char sql[64 + TOUCH_CHUNK * 8];
+        int len = snprintf(sql, sizeof sql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid IN (");
+        for (int i = 0; i < TOUCH_CHUNK; i++)
+            len += snprintf(sql + len, sizeof sql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
+        snprintf(sql + len, sizeof sql - (size_t)len, ")");
+        rc = prepare(st, sql, &st->touch_many);
+    }
     if (!rc)
         rc = prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"
@@ -570,7 +584,8 @@ static void finalize_all(jc__store *st)
     sqlite3_stmt *all[] = {st->get,        st->touch,      st->put,         st->del,
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
-                           st->put_row,    st->del_rowid,  st->scan,        st->max_rowid};
+                           st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
+                           st->touch_many};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -742,10 +757,16 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
 
 /* ---- many lookups at once ---- */
 
-/* Open-addressing set of the wanted keys: slot holds index + 1. The keys
- * are hashes already, so their first 8 bytes index the table. */
+/* Open-addressing set of the wanted keys. The keys are hashes already, so
+ * their first 8 bytes index the table; each slot keeps them too, so that a
+ * probe compares against the caller's key only on a likely match. */
+typedef struct keyslot {
+    uint64_t bits;
+    size_t index; /* + 1; 0 = empty */
+} keyslot;
+
 typedef struct keyset {
-    size_t *slots;
+    keyslot *slots;
     size_t mask;
 } keyset;
 
@@ -766,10 +787,11 @@ static int keyset_build(keyset *ks, const uint8_t *const *keys, size_t n)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     ks->mask = cap - 1;
     for (size_t i = 0; i < n; i++) {
-        size_t at = (size_t)key_bits(keys[i]) & ks->mask;
-        while (ks->slots[at])
+        uint64_t bits = key_bits(keys[i]);
+        size_t at = (size_t)bits & ks->mask;
+        while (ks->slots[at].index)
             at = (at + 1) & ks->mask;
-        ks->slots[at] = i + 1;
+        ks->slots[at] = (keyslot){bits, i + 1};
     }
     return 0;
 }
@@ -777,10 +799,10 @@ static int keyset_build(keyset *ks, const uint8_t *const *keys, size_t n)
 /* The index of key among the wanted keys, or SIZE_MAX. */
 static size_t keyset_find(const keyset *ks, const uint8_t *const *keys, const uint8_t *key)
 {
-    size_t at = (size_t)key_bits(key) & ks->mask;
-    for (; ks->slots[at]; at = (at + 1) & ks->mask)
-        if (memcmp(keys[ks->slots[at] - 1], key, JC__KEY_LEN) == 0)
-            return ks->slots[at] - 1;
+    uint64_t bits = key_bits(key);
+    for (size_t at = (size_t)bits & ks->mask; ks->slots[at].index; at = (at + 1) & ks->mask)
+        if (ks->slots[at].bits == bits && memcmp(keys[ks->slots[at].index - 1], key, JC__KEY_LEN) == 0)
+            return ks->slots[at].index - 1;
     return SIZE_MAX;
 }
 
@@ -885,6 +907,21 @@ int jc__store_touch(jc__store *st, int64_t rowid, double now)
     sqlite3_bind_double(st->touch, 1, now);
     sqlite3_bind_int64(st->touch, 2, rowid);
     return step_done(st, st->touch, "recording a hit");
+}
+
+int jc__store_touch_many(jc__store *st, const int64_t *rowids, size_t n, double now)
+{
+    int rc = store_enter_write(st, "record hits");
+    size_t i = 0;
+    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
+        sqlite3_bind_double(st->touch_many, 1, now);
+        for (int k = 0; k < TOUCH_CHUNK; k++)
+            sqlite3_bind_int64(st->touch_many, k + 2, rowids[i + (size_t)k]);
+        rc = step_done(st, st->touch_many, "recording hits");
+    }
+    for (; !rc && i < n; i++)
+        rc = jc__store_touch(st, rowids[i], now);
+    return rc;
 }
 
 /* Binds a blob that stays a BLOB when empty: a zero-length blob bound from

@@ -74,6 +74,8 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
 
 /* Records a hit on rowid: hits += 1, last_used = now. */
 int jc__store_touch(jc__store *st, int64_t rowid, double now);
+/* The same for n rowids (distinct) at once, all with one last_used. */
+int jc__store_touch_many(jc__store *st, const int64_t *rowids, size_t n, double now);
 
 /* What a store writes. */
 typedef struct jc__entry_in {
