@@ -368,7 +368,9 @@ static const char schema_sql[] =
     /* A rowid table, not WITHOUT ROWID: results can be large blobs, which a
      * WITHOUT ROWID table would keep in its (key-ordered) B-tree pages. */
     "CREATE UNIQUE INDEX entries_key ON entries(key);"
-    "CREATE INDEX entries_function ON entries(function, version);"
+    /* Only the key is indexed. Every stored result pays for each index, and
+     * storing is the hot path of a cold run; per-function queries (stats,
+     * rm --function) are rare and scan. */
     /* No index on last_used: every hit rewrites last_used, and an index on
      * it would cost an index update per hit on the hot path of a warm
      * rerun. Ordering by it (ls --sort used, prune) sorts instead, which
