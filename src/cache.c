@@ -161,7 +161,7 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value *
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
         return 0;
     jc__hit hit;
-    int rc = jc__store_get(cache->store, key, &hit);
+    int rc = jc__store_get_held(cache->store, key, &hit);
     if (rc <= 0)
         return rc;
     if (jc__decode_value(hit.result, hit.result_len, value)) {

@@ -144,7 +144,8 @@ struct jc_cache {
 void jc__cache_touch(jc_cache *cache, int64_t rowid);
 /* Writes the queued hits; call inside a write transaction or alone. */
 int jc__cache_flush_touches(jc_cache *cache);
-/* Looks key up; on a hit decodes the result into *value (owned) and fills
+/* For single lookups (jc_memo): the store holds its read transaction for up
+ * to 50 ms between them. Looks key up; on a hit decodes the result into *value (owned) and fills
  * *seconds, records the hit and returns 1. Returns 0 on a miss, and also on
  * an entry whose blob does not decode (it is then recomputed and
  * overwritten). Negative on a store error. */

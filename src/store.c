@@ -56,6 +56,14 @@ struct jc__store {
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
     sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK rowids */
+    /* A read transaction kept open across point lookups made outside any
+     * write transaction (jc_memo in a loop): without it, every lookup takes
+     * and drops WAL read locks (fcntl calls on the -shm file). It ends after
+     * READ_HOLD_MS, before any write, and at close, so another process's new
+     * entries are seen within that time and checkpoints are not held off. */
+    sqlite3_stmt *begin_read, *end_read;
+    bool reading;
+    double read_since;
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -140,7 +148,11 @@ static int store_enter(const jc__store *st)
     return 0;
 }
 
-static int store_enter_write(const jc__store *st, const char *what)
+static void end_read(jc__store *st);
+
+/* The gate of every write: also ends a held read transaction, so that the
+ * write is not swallowed into it (and committed only with it). */
+static int store_enter_write(jc__store *st, const char *what)
 {
     int rc = store_enter(st);
     if (rc)
@@ -148,6 +160,7 @@ static int store_enter_write(const jc__store *st, const char *what)
     if (st->flags & JC__STORE_READONLY)
         return jc__set_error(JC_EREADONLY, "cache file '%s' was opened read-only: cannot %s",
                              st->path, what);
+    end_read(st);
     return 0;
 }
 
@@ -488,6 +501,7 @@ static int prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
 }
 
 enum { TOUCH_CHUNK = 256 };
+#define READ_HOLD_MS 50.0
 
 static int prepare_all(jc__store *st)
 {
@@ -499,6 +513,10 @@ static int prepare_all(jc__store *st)
         rc = prepare(st, "SELECT key, rowid, compute_seconds, result FROM entries", &st->scan);
     if (!rc)
         rc = prepare(st, "SELECT max(rowid) FROM entries", &st->max_rowid);
+    if (!rc)
+        rc = prepare(st, "BEGIN", &st->begin_read);
+    if (!rc)
+        rc = prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
     rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid = ?2",
@@ -587,7 +605,7 @@ static void finalize_all(jc__store *st)
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many};
+                           st->touch_many, st->begin_read, st->end_read};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -598,6 +616,7 @@ void jc__store_close(jc__store *st)
         return;
     /* In a forked child the connection belongs to the parent: leave it. */
     if (st->db && same_process(st)) {
+        end_read(st);
         if (st->depth > 0) {
             /* Close ends every level. A failure is left in jc_errmsg:
              * close has no way to report it. */
@@ -629,11 +648,23 @@ static int step_done(jc__store *st, sqlite3_stmt *s, const char *what)
     return ret;
 }
 
+static void end_read(jc__store *st)
+{
+    if (!st->reading)
+        return;
+    st->reading = false;
+    if (!sqlite3_get_autocommit(st->db)) {
+        sqlite3_step(st->end_read); /* a read transaction: nothing to lose */
+        sqlite3_reset(st->end_read);
+    }
+}
+
 int jc__store_begin(jc__store *st)
 {
     int rc = store_enter_write(st, "begin a write transaction");
     if (rc)
         return rc;
+    end_read(st);
     if (st->depth > 0) {
         st->depth++;
         return 0;
@@ -736,13 +767,21 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
     return 0;
 }
 
-int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
+static int get_one(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit, bool hold)
 {
     int rc = store_enter(st);
     if (rc)
         return rc;
     if (!key || !hit)
         return jc__set_error(JC_EINVAL, "cache file '%s': lookup with a NULL key or hit", st->path);
+    if (hold && st->depth == 0 && !st->reading) {
+        int b = sqlite3_step(st->begin_read);
+        sqlite3_reset(st->begin_read);
+        if (b == SQLITE_DONE) {
+            st->reading = true;
+            st->read_since = monotonic_ms();
+        }
+    }
     /* SQLITE_STATIC: key is only read before the reset below. */
     sqlite3_bind_blob(st->get, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     int step = sqlite3_step(st->get);
@@ -754,7 +793,19 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
         rc = store_error(st, step, "looking up an entry");
     }
     sqlite3_reset(st->get);
+    if (st->reading && (!hold || rc < 0 || monotonic_ms() - st->read_since > READ_HOLD_MS))
+        end_read(st);
     return rc;
+}
+
+int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
+{
+    return get_one(st, key, hit, false);
+}
+
+int jc__store_get_held(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
+{
+    return get_one(st, key, hit, true);
 }
 
 /* ---- many lookups at once ---- */
@@ -1517,6 +1568,7 @@ int jc__store_vacuum(jc__store *st)
     if (st->depth > 0)
         return jc__set_error(JC_EINVAL, "cache file '%s': cannot vacuum inside a transaction",
                              st->path);
+    end_read(st);
     rc = run_sql(st, "VACUUM", "vacuuming");
     /* Without a checkpoint the rewritten pages sit in the -wal file, which
      * then is as large as the database. A reader of another process may
