@@ -141,7 +141,12 @@ typedef enum jc_type {
     JC_TYPE_INTS = 7,       /* typed array of int64_t */
     JC_TYPE_LIST = 8,
     JC_TYPE_MAP = 9,        /* string keys, kept sorted */
-    JC_TYPE_KWARG = 10      /* a named argument made by jc_kw(); only valid as a call argument */
+    JC_TYPE_KWARG = 10,     /* a named argument made by jc_kw(); only valid as a call argument */
+    /* A large argument as the cache stores it: a typed array or bytes of
+     * 64 KiB or more is kept as its length and XXH3-128 digest (see
+     * docs/format.md). Only found in decoded stored arguments (jobcache
+     * show, jc_entry_load); jc_value_len gives its length in elements. */
+    JC_TYPE_DIGEST = 11
 } jc_type;
 
 /* Builders. Each returns a new value owned by the caller, or NULL when out of

@@ -16,10 +16,12 @@
 #include <string.h>
 
 #include <msgpack.h>
+#include <xxhash.h>
 
 #include "jc_internal.h"
 
-enum { EXT_DOUBLES = 1, EXT_INTS = 2 };
+enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3 };
+enum { DIGEST_LEN = 25 }; /* kind, count (u64 LE), XXH3-128 (canonical) */
 
 /* ---- buffer ---- */
 
@@ -126,12 +128,62 @@ static int write_failed(void)
     return jc__set_error(JC_ENOMEM, "out of memory encoding a value");
 }
 
-static int encode(const jc_value *v, msgpack_packer *pk, int depth)
+static int xxh_write(void *ctx, const char *p, size_t n)
+{
+    return XXH3_128bits_update(ctx, p, n) == XXH_OK ? 0 : -1;
+}
+
+/* An argument of JC__DIGEST_MIN bytes or more is encoded as its digest:
+ * ext 3 holding its kind (1 doubles, 2 ints, 3 bytes), its length in
+ * elements (u64, little-endian) and the XXH3-128 of its canonical payload.
+ * The key still depends on every byte; the stored arguments stay small. */
+static int write_digest(const jc_value *v, msgpack_packer *pk)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return write_failed();
+    XXH3_128bits_reset(st);
+    if (v->type == JC_TYPE_BYTES) {
+        XXH3_128bits_update(st, v->u.s, v->len);
+    } else {
+        msgpack_packer hp;
+        msgpack_packer_init(&hp, st, xxh_write);
+        if (write_array_body(v, &hp)) {
+            XXH3_freeState(st);
+            return write_failed();
+        }
+    }
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+    XXH3_freeState(st);
+    unsigned char payload[DIGEST_LEN];
+    payload[0] = v->type == JC_TYPE_DOUBLES ? 1 : v->type == JC_TYPE_INTS ? 2 : 3;
+    uint64_t n = to_le64((uint64_t)v->len);
+    memcpy(payload + 1, &n, 8);
+    memcpy(payload + 9, c.digest, 16);
+    return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
+               ? write_failed()
+               : 0;
+}
+
+static bool digested(const jc_value *v, bool args)
+{
+    size_t bytes = v->type == JC_TYPE_BYTES ? v->len : v->len * 8;
+    return args && (v->type == JC_TYPE_BYTES || v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS) &&
+           bytes >= JC__DIGEST_MIN;
+}
+
+static int encode(const jc_value *v, msgpack_packer *pk, int depth, bool args)
 {
     int r = 0;
     if (!v)
         return jc__set_error(JC_EINVAL, "cannot encode a NULL value");
+    if (digested(v, args))
+        return write_digest(v, pk);
     switch ((jc_type)v->type) {
+    case JC_TYPE_DIGEST:
+        r = msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->u.s, DIGEST_LEN);
+        break;
     case JC_TYPE_NULL: r = msgpack_pack_nil(pk); break;
     case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
     case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
@@ -172,7 +224,7 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth)
                 if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, v->keys[i], kl))
                     return write_failed();
             }
-            int rc = encode(v->u.items[i], pk, depth + 1);
+            int rc = encode(v->u.items[i], pk, depth + 1, args);
             if (rc)
                 return rc;
         }
@@ -188,7 +240,7 @@ int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
-    return encode(v, &pk, 0);
+    return encode(v, &pk, 0, false);
 }
 
 static int cmp_kw(const void *a, const void *b)
@@ -209,7 +261,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode(argv[i], &pk, 0);
+            int rc = encode(argv[i], &pk, 0, true);
             if (rc)
                 return rc;
         }
@@ -238,7 +290,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode(kw[i]->u.kw.val, &pk, 0);
+            rc = encode(kw[i]->u.kw.val, &pk, 0, true);
     }
     if (kw != stackbuf)
         free(kw);
@@ -346,6 +398,13 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
         break;
     case MSGPACK_OBJECT_BIN: v = jc_bytes(payload(o->via.bin.ptr), o->via.bin.size); break;
     case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type == EXT_DIGEST) {
+            const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
+            if (o->via.ext.size != DIGEST_LEN || d[0] < 1 || d[0] > 3)
+                return bad("malformed argument digest");
+            v = jc__digest_value(d);
+            break;
+        }
         if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)
             return bad("unknown extension type");
         return decode_array_ext(&o->via.ext, out);

@@ -54,6 +54,13 @@ struct jc_value {
  * already present is JC_EINVAL. */
 int jc__map_insert(jc_value *map, char *key, jc_value *v);
 
+/* An argument whose payload is at least this many bytes (a typed array or
+ * bytes) is encoded, for its key and in the stored arguments, as a digest:
+ * see docs/format.md. Results are always stored whole. */
+#define JC__DIGEST_MIN 65536
+/* A JC_TYPE_DIGEST value from the 25-byte ext 3 payload (copied). */
+jc_value *jc__digest_value(const unsigned char payload[25]);
+
 /* Maximum nesting of lists and maps in a value (msgpack-c's unpacker stack
  * is 32 deep; the argument wrappers take two levels). */
 #define JC__MAX_DEPTH 24

@@ -169,6 +169,23 @@ jc_value *jc_kw(const char *name, jc_value *val)
     return v;
 }
 
+jc_value *jc__digest_value(const unsigned char payload[25])
+{
+    jc_value *v = new_blob(JC_TYPE_DIGEST, payload, 25);
+    if (v)
+        v->len = 25;
+    return v;
+}
+
+/* The element count of a digest value. */
+static size_t digest_count(const jc_value *v)
+{
+    uint64_t n = 0;
+    for (int b = 0; b < 8; b++)
+        n |= (uint64_t)(unsigned char)v->u.s[1 + b] << (8 * b);
+    return (size_t)n;
+}
+
 jc_value *jc_list_new(void)
 {
     return new_value(JC_TYPE_LIST);
@@ -371,6 +388,7 @@ void jc_value_free(jc_value *v)
     switch ((jc_type)v->type) {
     case JC_TYPE_STR:
     case JC_TYPE_BYTES:
+    case JC_TYPE_DIGEST:
         free(v->u.s);
         break;
     case JC_TYPE_DOUBLES:
@@ -411,6 +429,7 @@ jc_value *jc_value_copy(const jc_value *v)
     case JC_TYPE_DOUBLE: return jc_double(v->u.d);
     case JC_TYPE_STR: return new_blob(JC_TYPE_STR, v->u.s, v->len);
     case JC_TYPE_BYTES: return new_blob(JC_TYPE_BYTES, v->u.s, v->len);
+    case JC_TYPE_DIGEST: return jc__digest_value((const unsigned char *)v->u.s);
     case JC_TYPE_DOUBLES: return jc_doubles(v->u.arr, v->len);
     case JC_TYPE_INTS: return jc_ints(v->u.arr, v->len);
     case JC_TYPE_KWARG: return jc_kw(v->u.kw.name, jc_value_copy(v->u.kw.val));
@@ -464,7 +483,8 @@ bool jc_value_equal(const jc_value *a, const jc_value *b)
     case JC_TYPE_INT: return a->u.i == b->u.i;
     case JC_TYPE_DOUBLE: return same_double(a->u.d, b->u.d);
     case JC_TYPE_STR:
-    case JC_TYPE_BYTES: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case JC_TYPE_BYTES:
+    case JC_TYPE_DIGEST: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
     case JC_TYPE_INTS: /* an empty borrowed array may have a NULL pointer */
         return a->len == b->len && (a->len == 0 || memcmp(a->u.arr, b->u.arr, a->len * 8) == 0);
     case JC_TYPE_DOUBLES: {
@@ -503,7 +523,7 @@ jc_type jc_value_type(const jc_value *v)
 const char *jc_type_name(jc_type t)
 {
     static const char *const names[] = {"null", "bool", "int", "double", "str", "bytes",
-                                        "doubles", "ints", "list", "map", "named argument"};
+                                        "doubles", "ints", "list", "map", "named argument", "digest"};
     return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
 
@@ -600,6 +620,8 @@ size_t jc_value_len(const jc_value *v)
     case JC_TYPE_LIST:
     case JC_TYPE_MAP:
         return v->len;
+    case JC_TYPE_DIGEST:
+        return digest_count(v);
     default:
         return 0;
     }
@@ -695,6 +717,18 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
         snprintf(tmp, sizeof tmp, "\"<%zu bytes>\"", v->len);
         put_text(b, tmp);
         break;
+    case JC_TYPE_DIGEST: {
+        /* "<doubles[131072] xxh3 0123...>": what the cache kept of it. */
+        static const char *const kinds[] = {"?", "doubles", "ints", "bytes"};
+        unsigned kind = (unsigned char)v->u.s[0];
+        char hex[33];
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", (unsigned char)v->u.s[9 + i]);
+        char text[96];
+        snprintf(text, sizeof text, "\"<%s[%zu] xxh3 %s>\"", kinds[kind < 4 ? kind : 0], digest_count(v), hex);
+        put_text(b, text);
+        break;
+    }
     case JC_TYPE_DOUBLES:
     case JC_TYPE_INTS:
     case JC_TYPE_LIST:

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -605,10 +606,90 @@ static void codec_decode_unknown_ext_type(void **state)
     (void)state;
     EXPECT_DECODE_ERROR("unknown extension type", 0xd4, 0x05, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x00);
-    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x03);
+    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x04);
     /* -1 is msgpack's timestamp: not a jobcache type. */
     EXPECT_DECODE_ERROR("unknown extension type", 0xd6, 0xff, 0x00, 0x00, 0x00, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0x91, 0xd7, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+static void codec_decode_malformed_digest(void **state)
+{
+    (void)state;
+    /* ext 3 is an argument digest: exactly 25 bytes, kind 1 to 3. */
+    EXPECT_DECODE_ERROR("malformed argument digest", 0xc7, 0x00, 0x03);
+    EXPECT_DECODE_ERROR("malformed argument digest", 0xd4, 0x03, 0x01);
+    unsigned char bad_kind[3 + 25] = {0xc7, 25, 0x03, 9};
+    jc_value *v = NULL;
+    assert_int_equal(jc_value_decode(bad_kind, sizeof bad_kind, &v), JC_EDECODE);
+    assert_null(v);
+}
+
+static void codec_large_arguments_are_stored_as_digests(void **state)
+{
+    (void)state;
+    /* An argument of 64 KiB or more: the stored arguments hold its kind,
+     * length and XXH3-128, not its bytes; results are stored whole. */
+    enum { N = 8192 }; /* 64 KiB of doubles: the threshold */
+    double *d = malloc(N * sizeof *d);
+    assert_non_null(d);
+    for (size_t i = 0; i < N; i++)
+        d[i] = (double)i;
+    d[5] = -0.0; /* canonicalised inside the digest too */
+    jc_value *argv[] = {jc_doubles_ref(d, N), jc_doubles_ref(d, N - 1)};
+    jc__buf b = {0};
+    assert_int_equal(jc__encode_args(argv, 2, jc__buf_write, &b), 0);
+    /* [[ext 3 (25 bytes), ext 1 (65528 bytes)], {}] */
+    assert_true(b.len > 65528 && b.len < 65528 + 64);
+    assert_int_equal((unsigned char)b.data[0], 0x92);
+    assert_int_equal((unsigned char)b.data[1], 0x92);
+    assert_int_equal((unsigned char)b.data[2], 0xc7);
+    assert_int_equal((unsigned char)b.data[3], 25);
+    assert_int_equal((unsigned char)b.data[4], 0x03);
+    assert_int_equal((unsigned char)b.data[5], 1); /* doubles */
+    assert_int_equal((unsigned char)b.data[6], N & 0xff);
+    assert_int_equal((unsigned char)b.data[7], N >> 8);
+    /* The digest is XXH3-128 of the canonical little-endian payload. */
+    unsigned char *payload = malloc(N * 8);
+    assert_non_null(payload);
+    for (size_t i = 0; i < N; i++) {
+        uint64_t bits;
+        double x = i == 5 ? 0.0 : d[i];
+        memcpy(&bits, &x, 8);
+        for (int k = 0; k < 8; k++)
+            payload[i * 8 + (size_t)k] = (unsigned char)(bits >> (8 * k));
+    }
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(payload, N * 8));
+    assert_memory_equal(b.data + 14, c.digest, 16);
+    /* It decodes to a digest value that re-encodes to the same bytes. */
+    jc_value **out = NULL;
+    size_t n = 0;
+    assert_int_equal(jc__decode_args(b.data, b.len, &out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jc_value_type(out[0]), JC_TYPE_DIGEST);
+    assert_int_equal(jc_value_len(out[0]), N);
+    assert_int_equal(jc_value_type(out[1]), JC_TYPE_DOUBLES);
+    char *text = jc_value_format(out[0], 0);
+    assert_non_null(strstr(text, "<doubles[8192] xxh3 "));
+    free(text);
+    jc__buf again = {0};
+    assert_int_equal(jc__encode_args(out, n, jc__buf_write, &again), 0);
+    assert_int_equal(again.len, b.len);
+    assert_memory_equal(again.data, b.data, b.len);
+    /* As a result, the same array is encoded whole. */
+    jc__buf whole = {0};
+    assert_int_equal(jc__encode_value(argv[0], jc__buf_write, &whole), 0);
+    assert_true(whole.len > N * 8);
+    for (size_t i = 0; i < n; i++)
+        jc_value_free(out[i]);
+    free(out);
+    jc__buf_free(&b);
+    jc__buf_free(&again);
+    jc__buf_free(&whole);
+    jc_value_free(argv[0]);
+    jc_value_free(argv[1]);
+    free(payload);
+    free(d);
 }
 
 static void codec_decode_ext_payload_not_multiple_of_8(void **state)
@@ -1129,6 +1210,8 @@ int main(void)
         cmocka_unit_test(codec_decode_container_claiming_more_items_than_bytes_is_truncated),
         cmocka_unit_test(codec_decode_trailing_bytes),
         cmocka_unit_test(codec_decode_unknown_ext_type),
+        cmocka_unit_test(codec_decode_malformed_digest),
+        cmocka_unit_test(codec_large_arguments_are_stored_as_digests),
         cmocka_unit_test(codec_decode_ext_payload_not_multiple_of_8),
         cmocka_unit_test(codec_decode_map_with_non_string_key),
         cmocka_unit_test(codec_decode_duplicate_map_key),

@@ -134,8 +134,8 @@ static int64_t *large_ints(void)
 #define KEY_NESTED "1340f014e9fc8a63861267de3c876cb9"
 #define KEY_VERSION_2 "8165a0dbae58bfa913e221f82071134c"
 #define KEY_NAME_G "6821b5d433fd4d1ec1ef6296bd0eeaab"
-#define KEY_LARGE_DOUBLES "e76ca487670641778b226eca001499b6"
-#define KEY_LARGE_INTS "824cf18ebeedc84527b32746645a647e"
+#define KEY_LARGE_DOUBLES "7ae4cfab01a6d28381546415812a7df7"
+#define KEY_LARGE_INTS "a3f8ab48fab7fa97250530c7291f9f78"
 #define KEY_NULL_BOOL "00d984818e8421f02c937b842f969329"
 #define KEY_INT_EDGES "2f89a7268083d5e41f68deb82e123638"
 #define KEY_EMPTIES "dca09151dc3d45397d2060c2a4733866"
@@ -245,29 +245,32 @@ static void key_doubles_array_from_hand_written_bytes(void **state)
 static void key_large_array_from_hand_written_bytes(void **state)
 {
     (void)state;
-    /* [1, "f", "v1", [[ext32 type 1, 800000 bytes], {}]], the payload
-     * little-endian: what the streaming path must hash. */
-    size_t n = 12 + 6 + (size_t)LARGE * 8 + 1;
-    unsigned char *in = malloc(n);
-    assert_non_null(in);
-    static const unsigned char head[] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91,
-                                         0xc9, 0x00, 0x0c, 0x35, 0x00, 0x01};
-    memcpy(in, head, sizeof head);
-    size_t at = sizeof head;
+    /* An argument of 64 KiB or more enters the key as its digest:
+     * [1, "f", "v1", [[ext8 type 3: kind 1, count u64 LE, XXH3-128 of the
+     * little-endian payload], {}]]. The 800000 bytes are hashed once. */
+    unsigned char *payload = malloc((size_t)LARGE * 8);
+    assert_non_null(payload);
     double *d = large_doubles();
     for (size_t k = 0; k < LARGE; k++) {
         uint64_t bits;
         memcpy(&bits, &d[k], 8);
         for (int b = 0; b < 8; b++)
-            in[at++] = (unsigned char)(bits >> (8 * b));
+            payload[k * 8 + (size_t)b] = (unsigned char)(bits >> (8 * b));
     }
+    XXH128_canonical_t digest;
+    XXH128_canonicalFromHash(&digest, XXH3_128bits(payload, (size_t)LARGE * 8));
+    unsigned char in[64] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91, 0xc7, 25, 0x03, 0x01};
+    size_t at = 13;
+    for (int b = 0; b < 8; b++)
+        in[at++] = (unsigned char)((uint64_t)LARGE >> (8 * b));
+    memcpy(in + at, digest.digest, 16);
+    at += 16;
     in[at++] = 0x80;
-    assert_int_equal(at, sizeof head + (size_t)LARGE * 8 + 1);
     char hex[33];
     xxh3_hex(in, at, hex);
     assert_string_equal(hex, KEY_LARGE_DOUBLES);
     free(d);
-    free(in);
+    free(payload);
 }
 
 static void key_worked_example_of_format_md(void **state)
