@@ -179,12 +179,14 @@ typedef struct many_ctx {
     jc__cache_found_fn found;
     void *ctx;
     int64_t *rowids; /* of the hits, recorded after the lookups */
-    size_t nrowids;
+    size_t nrowids, cap;
 } many_ctx;
 
 static void on_many_hit(void *p, size_t i, const jc__hit *hit)
 {
     many_ctx *m = p;
+    if (m->nrowids == m->cap)
+        return; /* cannot happen: the store answers each key once */
     jc_value *v = NULL;
     if (jc__decode_value(hit->result, hit->result_len, &v))
         return; /* does not decode: a miss, computed again and overwritten */
@@ -197,10 +199,14 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
 {
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
-    many_ctx m = {.found = found, .ctx = ctx, .rowids = malloc(n * sizeof *m.rowids)};
+    many_ctx m = {.found = found, .ctx = ctx, .rowids = malloc(n * sizeof *m.rowids), .cap = n};
     if (!m.rowids)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", n);
-    int rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+    /* One snapshot for all of them (a no-op inside a write transaction). */
+    int rc = jc__store_read_begin(cache->store);
+    if (!rc)
+        rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+    jc__store_read_end(cache->store);
     /* Hits are recorded once the lookups are over: the store is not to be
      * called back from inside them. */
     for (size_t k = 0; k < m.nrowids; k++)

@@ -6,6 +6,7 @@
 #ifndef JC_INTERNAL_H
 #define JC_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -142,6 +143,11 @@ struct jc_cache {
     /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
      * lookup only, and the counts go to the file with the next write
      * transaction, or at close. */
+    /* jc_run in progress, and its thread: jc_memo from another thread (a
+     * function under the threads backend) is refused rather than racing on
+     * the one SQLite connection. */
+    bool running;
+    pthread_t run_thread;
     int64_t *touched;
     double *touched_at;
     size_t ntouched, touched_cap;

@@ -12,6 +12,7 @@
  *    interrupted run keeps its finished work.
  */
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ typedef struct slot {
     double seconds;
     size_t first; /* the first submission of this call */
     size_t refs;  /* submissions sharing this slot whose value was not taken */
+    size_t nsubs; /* submissions of this call (for per-submission counts) */
     uint8_t status;
     bool cached;
     bool done;
@@ -261,6 +263,14 @@ int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t
 
 /* ---- the run ---- */
 
+/* A computed result waiting to be written. */
+typedef struct unstored {
+    size_t slot;
+    void *blob; /* the encoded result from a worker, or NULL: encode the slot's value */
+    size_t blob_len;
+    double seconds;
+} unstored;
+
 typedef struct run {
     jc_batch *batch;
     jc_cache *cache;
@@ -268,14 +278,18 @@ typedef struct run {
     jc__task *tasks;
     size_t *task_slot; /* task -> slot */
     size_t ntasks;
-    size_t *cached_count; /* per slot: submissions of it (for per-submission counts) */
     bool writable;
-    bool in_txn;
-    size_t uncommitted;
+    /* Results are written in short transactions (flush): the write lock is
+     * never held while a user's function runs or a worker is awaited, so
+     * other processes sharing the cache are not kept waiting. */
+    unstored *queue;
+    size_t nqueue;
     double last_commit;
-    int store_rc;     /* the first store error */
+    double last_seconds; /* compute time of the last result delivered */
+    int store_rc;        /* the first store error */
     char *store_msg;
-    bool stopped;     /* stop on error was triggered */
+    bool stopped;        /* stop on error was triggered */
+    char *evict_msg;     /* eviction after the run failed (results are fine) */
     double t0;
     jc_progress p;
     jc__progress_line line;
@@ -289,29 +303,44 @@ static void note_store_error(run *r, int rc)
     r->store_msg = jc__strdup(jc_errmsg());
 }
 
-static int begin_write(run *r)
+/* Writes the queued results and hit counts in one transaction. */
+static void flush(run *r)
 {
-    if (!r->writable || r->in_txn)
-        return 0;
-    int rc = jc__store_begin(r->cache->store);
+    if (!r->writable || (!r->nqueue && !r->cache->ntouched))
+        return;
+    jc__store *st = r->cache->store;
+    int rc = jc__store_begin(st);
+    if (!rc) {
+        jc__cache_flush_touches(r->cache); /* bookkeeping: a failure here loses no result */
+        double now = jc__now();
+        for (size_t i = 0; i < r->nqueue && !rc; i++) {
+            const unstored *u = &r->queue[i];
+            const slot *sl = &r->res->slots[u->slot];
+            const pending *call = &r->batch->calls[sl->first];
+            rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob,
+                               u->blob_len, u->seconds, now);
+        }
+        if (rc)
+            jc__store_rollback(st);
+        else
+            rc = jc__store_commit(st);
+    }
     if (rc)
-        return rc;
-    r->in_txn = true;
-    return jc__cache_flush_touches(r->cache);
+        note_store_error(r, rc);
+    for (size_t i = 0; i < r->nqueue; i++)
+        free(r->queue[i].blob);
+    r->nqueue = 0;
+    r->last_commit = jc__monotonic();
 }
 
-static void commit(run *r)
+/* Commits when due: every COMMIT_SECONDS, every COMMIT_EVERY results, and
+ * after every result that took 10 ms or more (such a result is worth a
+ * commit at once; a kill during a long call then loses nothing). */
+static void flush_if_due(run *r)
 {
-    if (!r->in_txn)
-        return;
-    int rc = jc__store_commit(r->cache->store);
-    if (rc) {
-        note_store_error(r, rc);
-        jc__store_rollback(r->cache->store);
-    }
-    r->in_txn = false;
-    r->uncommitted = 0;
-    r->last_commit = jc__monotonic();
+    if (r->nqueue && (r->nqueue >= COMMIT_EVERY || r->last_seconds >= 0.01 ||
+                      jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
+        flush(r);
 }
 
 static void update_progress(run *r, size_t running, bool force)
@@ -326,15 +355,14 @@ static void update_progress(run *r, size_t running, bool force)
 static void tick(void *ctx, size_t running)
 {
     run *r = ctx;
-    if (r->in_txn && jc__monotonic() - r->last_commit >= COMMIT_SECONDS)
-        commit(r);
+    flush_if_due(r);
     update_progress(r, running, false);
 }
 
 /* How many submissions share slot s (for per-submission counts). */
 static size_t weight(const run *r, size_t s)
 {
-    return r->cached_count[s];
+    return r->res->slots[s].nsubs;
 }
 
 static bool deliver(void *ctx, jc__outcome *o)
@@ -355,19 +383,15 @@ static bool deliver(void *ctx, jc__outcome *o)
             free(desc);
         }
     }
+    r->last_seconds = o->seconds;
     if (sl->status == JC_STATUS_OK) {
         sl->value = o->value;
         o->value = NULL;
         r->p.computed += weight(r, s);
         if (r->writable) {
-            int rc = begin_write(r);
-            if (!rc)
-                rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, o->blob,
-                                   o->blob_len, o->seconds, jc__now());
-            if (rc)
-                note_store_error(r, rc);
-            else
-                r->uncommitted++;
+            r->queue[r->nqueue++] = (unstored){.slot = s, .blob = o->blob, .blob_len = o->blob_len,
+                                                .seconds = o->seconds};
+            o->blob = NULL;
         }
     } else {
         jc_value_free(o->value);
@@ -381,8 +405,7 @@ static bool deliver(void *ctx, jc__outcome *o)
     free(o->blob);
     free(o->error);
     r->p.done += weight(r, s);
-    if (r->in_txn && (r->uncommitted >= COMMIT_EVERY || jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
-        commit(r);
+    flush_if_due(r);
     if (r->batch->opts.on_result)
         r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
     return r->stopped;
@@ -445,6 +468,10 @@ static void on_found(void *ctx, size_t s, jc_value *value, double secs)
 {
     run *r = ctx;
     slot *sl = &r->res->slots[s];
+    if (sl->done) { /* cannot happen: each key is answered once */
+        jc_value_free(value);
+        return;
+    }
     sl->value = value;
     sl->status = JC_STATUS_OK;
     sl->cached = true;
@@ -453,8 +480,6 @@ static void on_found(void *ctx, size_t s, jc_value *value, double secs)
     r->p.cached += weight(r, s);
     r->p.done += weight(r, s);
     r->p.saved += secs * (double)weight(r, s);
-    if (r->batch->opts.on_result)
-        r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
 }
 
 /* Answers hits from the cache, all distinct calls in one go; the rest
@@ -467,21 +492,22 @@ static int lookup(run *r)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", res->nslots);
     for (size_t s = 0; s < res->nslots; s++)
         keys[s] = r->batch->calls[res->slots[s].first].key;
-    int rc = 0;
-    if (r->writable && res->nslots > 1)
-        rc = begin_write(r); /* one transaction for all lookups (and queued hit counts) */
-    if (!rc)
-        rc = jc__cache_lookup_many(r->cache, keys, res->nslots, on_found, r);
+    /* Lookups only read: the hits they record are written with the first
+     * results, or at the end of the run. */
+    int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, on_found, r);
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {
-        if (res->slots[s].done)
+        slot *sl = &res->slots[s];
+        if (sl->done) {
+            /* After the lookups, so that the callback may use the cache. */
+            if (r->batch->opts.on_result)
+                r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
             continue;
-        const pending *call = &r->batch->calls[res->slots[s].first];
+        }
+        const pending *call = &r->batch->calls[sl->first];
         r->task_slot[r->ntasks] = s;
         r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
     }
-    if (!rc)
-        commit(r);
     return rc;
 }
 
@@ -542,9 +568,10 @@ static void release_interrupts(const saved_signals *s)
 static int execute(run *r)
 {
     jc_options *o = &r->batch->opts;
-    int workers = resolve_n_jobs(o->n_jobs);
-    if ((size_t)workers > r->ntasks)
-        workers = r->ntasks ? (int)r->ntasks : 1;
+    int want = resolve_n_jobs(o->n_jobs);
+    /* The backend follows from n_jobs, not from how many misses there are:
+     * a single miss of an n_jobs = -1 run still runs isolated in a worker. */
+    int workers = (size_t)want > r->ntasks ? (r->ntasks ? (int)r->ntasks : 1) : want;
     jc__exec ex = {
         .tasks = r->tasks,
         .ntasks = r->ntasks,
@@ -557,8 +584,8 @@ static int execute(run *r)
     };
     jc_backend backend = o->backend;
     if (backend == JC_BACKEND_AUTO)
-        backend = workers == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
-                                                                                  : JC_BACKEND_FORK;
+        backend = want == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
+                                                                               : JC_BACKEND_FORK;
     saved_signals saved;
     catch_interrupts(&saved, &ex.interrupts);
     int rc;
@@ -611,19 +638,22 @@ static void finish(run *r, int exec_rc)
                 break;
             }
     }
+    if (!res->message && r->evict_msg)
+        res->message = jc__strdup(r->evict_msg); /* the status stays: every result is fine */
 }
 
 /* With a maximum size, least recently used entries beyond it go after the
- * run (the hits of this run count as recent). A failure is reported like a
- * store error: the results themselves are fine. */
+ * run (the hits of this run count as recent). A failure only adds to the
+ * results' message: the results themselves are fine and stored. */
 static void evict(run *r)
 {
     jc_cache *c = r->cache;
     if (c->max_size <= 0 || !jc__cache_writable(c))
         return;
     int rc = jc_cache_prune(c, &(jc_prune_options){.max_size = c->max_size}, false, NULL, NULL);
-    if (rc)
-        note_store_error(r, rc);
+    if (rc && !r->evict_msg)
+        r->evict_msg = jc__strdup_printf("every result was stored, but evicting down to max_size failed: %s",
+                                         jc_errmsg());
 }
 
 jc_results *jc_run(jc_batch *b)
@@ -642,6 +672,12 @@ jc_results *jc_run(jc_batch *b)
     }
     b->ran = true;
 
+    if (b->cache->running) {
+        jc__set_error(JC_EBUSY, "jc_run: this cache is already running a batch; a cache runs one at a time");
+        return NULL;
+    }
+    b->cache->running = true;
+    b->cache->run_thread = pthread_self();
     run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
     r.last_commit = r.t0;
     r.writable = jc__cache_writable(b->cache);
@@ -656,15 +692,15 @@ jc_results *jc_run(jc_batch *b)
     }
     r.tasks = malloc(n * sizeof *r.tasks);
     r.task_slot = malloc(n * sizeof *r.task_slot);
-    r.cached_count = calloc(n, sizeof *r.cached_count);
+    r.queue = malloc(n * sizeof *r.queue);
     int rc = 0;
-    if (!res || !res->slot_of || !res->slots || !r.tasks || !r.task_slot || !r.cached_count)
+    if (!res || !res->slot_of || !res->slots || !r.tasks || !r.task_slot || !r.queue)
         rc = jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
     if (!rc)
         rc = dedup(b, res);
     if (!rc) {
         for (size_t i = 0; i < b->n; i++) {
-            r.cached_count[res->slot_of[i]]++;
+            res->slots[res->slot_of[i]].nsubs++;
             res->slots[res->slot_of[i]].refs++;
         }
         rc = lookup(&r);
@@ -672,7 +708,7 @@ jc_results *jc_run(jc_batch *b)
     if (!rc) {
         update_progress(&r, 0, false);
         int exec_rc = r.ntasks ? execute(&r) : 0;
-        commit(&r);
+        flush(&r);
         evict(&r);
         if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
             rc = exec_rc; /* the backend could not start at all */
@@ -686,11 +722,13 @@ jc_results *jc_run(jc_batch *b)
             jc__progress_finish(&r.line, &r.p);
         }
     }
-    if (rc && r.in_txn)
-        commit(&r); /* keep whatever was stored before the failure */
+    if (rc && res && res->slots)
+        flush(&r); /* keep whatever was computed before the failure */
     free(r.tasks);
     free(r.task_slot);
-    free(r.cached_count);
+    free(r.queue);
+    free(r.evict_msg);
+    b->cache->running = false;
     free(r.store_msg);
     if (rc) {
         char *msg = jc__strdup(jc_errmsg());
@@ -819,6 +857,12 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         at_site(jc__set_error(JC_EINVAL, "jc_memo: the cache is NULL"), file, line);
         return NULL;
     }
+    if (cache->running && !pthread_equal(cache->run_thread, pthread_self())) {
+        free_args(argv, argc);
+        at_site(jc__set_error(JC_EBUSY, "jc_memo: this cache is running a batch in another thread; a "
+                              "cache is used by one thread at a time"), file, line);
+        return NULL;
+    }
     const jc_function *desc = jc__function_by_ptr(fn);
     uint8_t key[JC__KEY_LEN];
     if (prepare("jc_memo", desc, argv, argc, key)) {
@@ -845,19 +889,15 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         free_args(argv, argc);
         return NULL;
     }
-    if (jc__cache_writable(cache)) {
+    if (jc__cache_writable(cache) && jc__store_begin(cache->store) == 0) {
         /* A result that cannot be stored is still returned: the computation
-         * succeeded. jc_errcode() tells the caller it was not cached. */
-        rc = jc__store_begin(cache->store);
-        if (!rc) {
-            rc = jc__cache_flush_touches(cache);
-            if (!rc)
-                rc = jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now());
-            if (!rc)
-                rc = jc__store_commit(cache->store);
-            if (rc)
-                jc__store_rollback(cache->store);
-        }
+         * succeeded, and the file stays as it was (see jc_memo). Hit counts
+         * are bookkeeping: their failure does not stop the result. */
+        jc__cache_flush_touches(cache);
+        if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()))
+            jc__store_rollback(cache->store);
+        else
+            jc__store_commit(cache->store); /* rolls back by itself on failure */
     }
     free_args(argv, argc);
     return value;

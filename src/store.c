@@ -63,6 +63,7 @@ struct jc__store {
      * entries are seen within that time and checkpoints are not held off. */
     sqlite3_stmt *begin_read, *end_read;
     bool reading;
+    bool read_held; /* opened by a held lookup (else by jc__store_read_begin) */
     double read_since;
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
@@ -136,7 +137,7 @@ static bool same_process(const jc__store *st)
     return st->generation == atomic_load_explicit(&fork_generation, memory_order_relaxed);
 }
 
-static int store_enter(const jc__store *st)
+static int store_check(const jc__store *st)
 {
     if (!st)
         return jc__set_error(JC_EINVAL, "store: NULL store");
@@ -149,6 +150,16 @@ static int store_enter(const jc__store *st)
 }
 
 static void end_read(jc__store *st);
+
+/* The gate of every call but the held lookup: a snapshot held for jc_memo
+ * ends here, so that nothing else reads through it. */
+static int store_enter(jc__store *st)
+{
+    int rc = store_check(st);
+    if (!rc && st->reading && st->read_held)
+        end_read(st);
+    return rc;
+}
 
 /* The gate of every write: also ends a held read transaction, so that the
  * write is not swallowed into it (and committed only with it). */
@@ -739,14 +750,13 @@ int jc__store_rollback(jc__store *st)
 
 /* ---- entries ---- */
 
-/* Copies the found row into *hit; the result goes into st->buf. */
+/* Copies the found row into *hit; the result goes into st->buf. Returns 1,
+ * 0 when the row has no usable result, or a negative code. */
 static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
 {
     int64_t rowid = sqlite3_column_int64(s, 0);
     if (sqlite3_column_type(s, 1) != SQLITE_BLOB)
-        return jc__set_error(JC_ECORRUPT,
-                             "cache file '%s' is corrupt: entry %lld has no result blob",
-                             st->path, (long long)rowid);
+        return 0; /* like a blob that does not decode: a miss, computed again */
     const void *p = sqlite3_column_blob(s, 1);
     size_t n = (size_t)sqlite3_column_bytes(s, 1);
     if (n > st->buf_cap || !st->buf) {
@@ -764,21 +774,25 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
     hit->result = st->buf;
     hit->result_len = n;
     hit->compute_seconds = sqlite3_column_double(s, 2);
-    return 0;
+    return 1;
 }
 
 static int get_one(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit, bool hold)
 {
-    int rc = store_enter(st);
+    int rc = hold ? store_check(st) : store_enter(st);
     if (rc)
         return rc;
     if (!key || !hit)
         return jc__set_error(JC_EINVAL, "cache file '%s': lookup with a NULL key or hit", st->path);
+    /* A held snapshot older than READ_HOLD_MS is renewed before it is read. */
+    if (hold && st->reading && st->read_held && monotonic_ms() - st->read_since > READ_HOLD_MS)
+        end_read(st);
     if (hold && st->depth == 0 && !st->reading) {
         int b = sqlite3_step(st->begin_read);
         sqlite3_reset(st->begin_read);
         if (b == SQLITE_DONE) {
             st->reading = true;
+            st->read_held = true;
             st->read_since = monotonic_ms();
         }
     }
@@ -786,16 +800,36 @@ static int get_one(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit, 
     sqlite3_bind_blob(st->get, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     int step = sqlite3_step(st->get);
     if (step == SQLITE_ROW) {
-        rc = fill_hit(st, st->get, hit);
-        if (rc == 0)
-            rc = 1;
+        rc = fill_hit(st, st->get, hit); /* 1 found, 0 unusable, < 0 error */
     } else if (step != SQLITE_DONE) {
         rc = store_error(st, step, "looking up an entry");
     }
     sqlite3_reset(st->get);
-    if (st->reading && (!hold || rc < 0 || monotonic_ms() - st->read_since > READ_HOLD_MS))
+    /* A miss is about to be computed (perhaps for long) and then written:
+     * the snapshot is not kept across that. */
+    if (st->reading && st->read_held && rc != 1)
         end_read(st);
     return rc;
+}
+
+int jc__store_read_begin(jc__store *st)
+{
+    int rc = store_enter(st);
+    if (rc || st->depth > 0 || st->reading)
+        return rc;
+    int b = sqlite3_step(st->begin_read);
+    sqlite3_reset(st->begin_read);
+    if (b != SQLITE_DONE)
+        return store_error(st, b, "beginning a read transaction");
+    st->reading = true;
+    st->read_held = false;
+    return 0;
+}
+
+void jc__store_read_end(jc__store *st)
+{
+    if (st && same_process(st))
+        end_read(st);
 }
 
 int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
@@ -806,6 +840,17 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
 int jc__store_get_held(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
 {
     return get_one(st, key, hit, true);
+}
+
+/* A sum from the file as an int64: a hostile file can make total() any
+ * double, and converting one out of range is undefined. */
+static int64_t clamp_int64(double d)
+{
+    if (!(d >= 0))
+        return 0;
+    if (d >= 9.2e18)
+        return INT64_MAX;
+    return (int64_t)d;
 }
 
 /* ---- many lookups at once ---- */
@@ -866,13 +911,21 @@ static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__
     int rc = keyset_build(&ks, keys, n);
     if (rc)
         return rc;
+    bool *seen = calloc(n, sizeof *seen);
+    if (!seen) {
+        free(ks.slots);
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    }
     int step;
     while ((step = sqlite3_step(st->scan)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(st->scan, 0) != JC__KEY_LEN)
             continue; /* the schema's CHECK makes this impossible; verify reports it */
         size_t i = keyset_find(&ks, keys, sqlite3_column_blob(st->scan, 0));
-        if (i == SIZE_MAX)
+        /* Each wanted key is answered once: a hostile file can hold the same
+         * key twice behind an index that claims to be unique. */
+        if (i == SIZE_MAX || seen[i])
             continue;
+        seen[i] = true;
         if (sqlite3_column_type(st->scan, 3) != SQLITE_BLOB)
             continue; /* like a blob that does not decode: computed again */
         jc__hit hit = {
@@ -889,28 +942,32 @@ static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__
         rc = store_error(st, step, "scanning for entries");
     sqlite3_reset(st->scan);
     free(ks.slots);
+    free(seen);
     return rc;
 }
 
-static const uint8_t *const *sort_keys;
-static int cmp_key_index(const void *a, const void *b)
+typedef struct key_ref {
+    const uint8_t *key;
+    size_t index;
+} key_ref;
+
+static int cmp_key_ref(const void *a, const void *b)
 {
-    return memcmp(sort_keys[*(const size_t *)a], sort_keys[*(const size_t *)b], JC__KEY_LEN);
+    return memcmp(((const key_ref *)a)->key, ((const key_ref *)b)->key, JC__KEY_LEN);
 }
 
 /* Point lookups, in key order: neighbouring keys share index pages. */
 static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    key_ref *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    sort_keys = keys; /* qsort has no context argument; the store is single-threaded */
-    qsort(order, n, sizeof *order, cmp_key_index);
+        order[i] = (key_ref){keys[i], i};
+    qsort(order, n, sizeof *order, cmp_key_ref);
     int rc = 0;
     for (size_t k = 0; k < n && !rc; k++) {
-        size_t i = order[k];
+        size_t i = order[k].index;
         sqlite3_bind_blob(st->get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
         int step = sqlite3_step(st->get);
         if (step == SQLITE_ROW && sqlite3_column_type(st->get, 1) == SQLITE_BLOB) {
@@ -1389,7 +1446,7 @@ static int remove_where(jc__store *st, const char *where, binder bind, const voi
                    ctx, "counting entries to remove", &s);
     if (!rc) {
         c = sqlite3_column_int64(s, 0);
-        b = (int64_t)sqlite3_column_double(s, 1);
+        b = clamp_int64(sqlite3_column_double(s, 1));
     }
     sqlite3_finalize(s);
     s = NULL;
@@ -1483,9 +1540,9 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
             .function = f ? f : "",
             .version = v ? v : "",
             .entries = sqlite3_column_int64(s, 2),
-            .args_bytes = (int64_t)sqlite3_column_double(s, 3),
-            .result_bytes = (int64_t)sqlite3_column_double(s, 4),
-            .hits = (int64_t)sqlite3_column_double(s, 5),
+            .args_bytes = clamp_int64(sqlite3_column_double(s, 3)),
+            .result_bytes = clamp_int64(sqlite3_column_double(s, 4)),
+            .hits = clamp_int64(sqlite3_column_double(s, 5)),
             .compute_seconds = sqlite3_column_double(s, 6),
             .saved_seconds = sqlite3_column_double(s, 7),
             .oldest = sqlite3_column_double(s, 8),

@@ -79,6 +79,11 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
  * jc__store_get, end the held transaction. */
 int jc__store_get_held(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
 
+/* A read transaction around many lookups (one snapshot, one set of WAL
+ * read locks). Ends by jc__store_read_end, or by any write. */
+int jc__store_read_begin(jc__store *st);
+void jc__store_read_end(jc__store *st);
+
 /* Records a hit on rowid: hits += 1, last_used = now. */
 int jc__store_touch(jc__store *st, int64_t rowid, double now);
 /* The same for n rowids (distinct) at once, all with one last_used. */
