@@ -100,8 +100,10 @@ int main(int argc, char **argv)
         double size = 0, peak = 0, days = 0;
         for (int seed = 0; seed < seeds; seed++) {
             const jc_value *v = jc_result_value(res, (size_t)(b * seeds + seed));
-            double x;
-            int64_t p;
+            double x = 0;
+            int64_t p = 0;
+            if (jc_result_status(res, (size_t)(b * seeds + seed)) != JC_STATUS_OK)
+                continue; /* reported below */
             jc_value_get_double(jc_value_get(v, "final_size"), &x);
             jc_value_get_int(jc_value_get(v, "peak"), &p);
             size += x;

@@ -40,6 +40,8 @@ struct jc_batch {
     pending *calls;
     size_t n, cap;
     int error;    /* the first bad call's code, 0 if none */
+    jc_fn last_fn; /* the last function looked up, and its descriptor: a */
+    const jc_function *last_desc; /* sweep calls one function many times */
     char *errmsg; /* ... and its message */
     bool ran;
 };
@@ -248,7 +250,11 @@ int jc__delayed(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const
         free_args(argv, argc);
         return at_site(jc__set_error(JC_EINVAL, "jc_delayed: the batch is NULL"), file, line);
     }
-    return batch_add(b, file, line, jc__function_by_ptr(fn), argv, argc);
+    if (!fn || fn != b->last_fn) {
+        b->last_desc = jc__function_by_ptr(fn);
+        b->last_fn = b->last_desc ? fn : NULL;
+    }
+    return batch_add(b, file, line, b->last_fn ? b->last_desc : NULL, argv, argc);
 }
 
 int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t argc)
