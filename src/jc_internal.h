@@ -148,6 +148,8 @@ struct jc_cache {
      * the one SQLite connection. */
     bool running;
     pthread_t run_thread;
+    jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
+    const jc_function *memo_desc;
     int64_t *touched;
     double *touched_at;
     size_t ntouched, touched_cap;

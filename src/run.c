@@ -869,7 +869,11 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
                               "cache is used by one thread at a time"), file, line);
         return NULL;
     }
-    const jc_function *desc = jc__function_by_ptr(fn);
+    if (!fn || fn != cache->memo_fn) { /* a memo loop calls one function: look it up once */
+        cache->memo_desc = jc__function_by_ptr(fn);
+        cache->memo_fn = cache->memo_desc ? fn : NULL;
+    }
+    const jc_function *desc = cache->memo_fn ? cache->memo_desc : NULL;
     uint8_t key[JC__KEY_LEN];
     if (prepare("jc_memo", desc, argv, argc, key)) {
         at_site(jc_errcode(), file, line);
