@@ -293,11 +293,15 @@ JC_EXPORT double jc_arg_double(jc_call *call, size_t i);
 JC_EXPORT const char *jc_arg_str(jc_call *call, size_t i);
 JC_EXPORT const double *jc_arg_doubles(jc_call *call, size_t i, size_t *n);
 JC_EXPORT const int64_t *jc_arg_ints(jc_call *call, size_t i, size_t *n);
+/* A bytes argument: its data (owned by the call) and *len (may be NULL). */
+JC_EXPORT const void *jc_arg_bytes(jc_call *call, size_t i, size_t *len);
 JC_EXPORT bool jc_kwarg_bool(jc_call *call, const char *name);
 JC_EXPORT int64_t jc_kwarg_int(jc_call *call, const char *name);
 JC_EXPORT double jc_kwarg_double(jc_call *call, const char *name);
 JC_EXPORT const char *jc_kwarg_str(jc_call *call, const char *name);
 JC_EXPORT const double *jc_kwarg_doubles(jc_call *call, const char *name, size_t *n);
+JC_EXPORT const int64_t *jc_kwarg_ints(jc_call *call, const char *name, size_t *n);
+JC_EXPORT const void *jc_kwarg_bytes(jc_call *call, const char *name, size_t *len);
 /* The name of the function being called (for messages). */
 JC_EXPORT const char *jc_call_function(const jc_call *call);
 
@@ -373,7 +377,8 @@ typedef enum jc_verbose {
 } jc_verbose;
 
 typedef enum jc_backend {
-    JC_BACKEND_AUTO = 0,    /* in-process for n_jobs = 1, forked workers otherwise */
+    JC_BACKEND_AUTO = 0,    /* in-process for n_jobs = 1 (unless a timeout or memory limit needs a
+                             * worker process), forked workers otherwise */
     JC_BACKEND_FORK = 1,
     JC_BACKEND_THREADS = 2, /* pthreads: only for thread-safe functions */
     JC_BACKEND_INPROCESS = 3
@@ -404,8 +409,9 @@ typedef struct jc_options {
     int64_t memory_limit;      /* bytes of address space per worker (RLIMIT_AS); 0 = none */
     /* Called in the caller's thread once per distinct call, with the index
      * of its first submission, as soon as its result is known: hits first
-     * (found before anything is computed), then computed calls and failures
-     * in completion order. Calls skipped are not reported. */
+     * (once all lookups are done), then computed calls and failures in
+     * completion order. Calls skipped are not reported. It may read res and
+     * use other caches; it must not free res or run a batch. */
     void (*on_result)(const jc_results *res, size_t index, void *userdata);
     /* Called in the caller's thread at most about 10 times a second. */
     void (*on_progress)(const jc_progress *p, void *userdata);
@@ -439,6 +445,16 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  * answers hits from the cache, computes the misses (in-process or on
  * workers), stores their results in batched transactions and returns the
  * results in submission order. A batch runs once; free it afterwards.
+ *
+ * Results are committed at least every 100 ms, every 2000 results, and at
+ * once after a call that took 10 ms or more; no lock on the file is held
+ * while a function runs, so other processes share the cache meanwhile. A
+ * cache runs one batch at a time (JC_EBUSY otherwise), and is used by one
+ * thread at a time: a function under the threads backend must not use the
+ * running cache (jc_memo there fails with JC_EBUSY), nor can a function in a
+ * forked worker (the SQLite connection stays with the caller). SIGINT and
+ * SIGTERM are taken over during the run (see docs/pool.md); run batches
+ * from one thread of a process at a time.
  * Returns NULL only when the run could not start (a bad call in the batch,
  * out of memory, a cache error), with jc_errmsg() saying why. Otherwise the
  * results, which the caller frees with jc_results_free; see
@@ -460,7 +476,10 @@ JC_EXPORT jc_progress jc_results_summary(const jc_results *res);
 JC_EXPORT jc_status jc_result_status(const jc_results *res, size_t k);
 /* The result value, owned by res; NULL unless the status is ok. */
 JC_EXPORT const jc_value *jc_result_value(const jc_results *res, size_t k);
-/* Takes the value out of res (the caller then owns it). */
+/* Takes the value out of res (the caller then owns it); NULL unless the
+ * status is ok, and when out of memory. Identical submissions share one
+ * value: each but the last take of them gets a copy. Once taken,
+ * jc_result_value(res, k) is NULL (the status stays ok). */
 JC_EXPORT jc_value *jc_result_take(jc_results *res, size_t k);
 JC_EXPORT bool jc_result_cached(const jc_results *res, size_t k);
 /* Seconds the computation took (for a hit: when it was computed). */
@@ -476,7 +495,11 @@ JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
 /* jc_memo(cache, fn, args...): one memoized call outside a batch, like
  * joblib's Memory.cache(f)(x): a hit is returned from the cache, a miss is
  * computed in the caller's process and stored. Returns a new value that the
- * caller owns, or NULL on failure with jc_errmsg() naming the call. */
+ * caller owns, or NULL on failure with jc_errmsg() naming the call. A
+ * result that cannot be stored (a full disk, a lock held past the busy
+ * timeout) is still returned; it is then simply not cached. Between
+ * consecutive hits the cache keeps one read snapshot for up to 50 ms, so
+ * another process's newest entries may be seen that much later. */
 #define jc_memo(cache, ...)                                                    \
     jc__memo((cache), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),        \
              JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
@@ -679,10 +702,18 @@ typedef struct jc_merge_result {
 
 /* Copies into cache the entries of the cache file other_path (opened
  * read-only; never created or changed). Where both have an entry under the
- * same key, the one created later wins, with its hits and times. An entry
- * of the other file whose key does not match its arguments, or whose
- * arguments or result do not decode, is rejected: a file from elsewhere
- * cannot plant a wrong result under a key. The entries are committed in
+ * same key, the one created later wins, with its hits and times. Times of
+ * the other file later than now are taken as now, so that they neither win
+ * every later merge nor escape eviction (an entry so dated does not replace
+ * the copy of itself that an earlier merge made).
+ * Each entry of the other file gets the checks of jc_cache_verify: its key
+ * must be the one computed from its function, version and arguments, its
+ * arguments must decode and be in canonical form, its result must decode,
+ * and its recorded sizes must be those of its blobs; an entry failing any
+ * of them is rejected. That catches damage and a result filed under the key
+ * of other arguments, but not a wrong result filed under its own key: a
+ * result is trusted as the other cache computed it, so merge only files you
+ * trust as much as your own runs. The entries are committed in
  * batches, so that a run using the cache meanwhile waits only briefly.
  * *out (may be NULL) gets the counts. Returns 0, or a negative jc_error as
  * jc_cache_open would give for other_path (JC_ENOTFOUND when missing), or a

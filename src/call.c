@@ -151,6 +151,14 @@ const int64_t *jc_arg_ints(jc_call *call, size_t i, size_t *n)
     return v ? v->u.arr : NULL;
 }
 
+const void *jc_arg_bytes(jc_call *call, size_t i, size_t *len)
+{
+    const jc_value *v = pos_typed(call, i, JC_TYPE_BYTES);
+    if (len)
+        *len = v ? v->len : 0;
+    return v ? v->u.s : NULL;
+}
+
 bool jc_kwarg_bool(jc_call *call, const char *name)
 {
     const jc_value *v = kw_typed(call, name, JC_TYPE_BOOL);
@@ -181,6 +189,22 @@ const double *jc_kwarg_doubles(jc_call *call, const char *name, size_t *n)
     if (n)
         *n = v ? v->len : 0;
     return v ? v->u.arr : NULL;
+}
+
+const int64_t *jc_kwarg_ints(jc_call *call, const char *name, size_t *n)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_INTS);
+    if (n)
+        *n = v ? v->len : 0;
+    return v ? v->u.arr : NULL;
+}
+
+const void *jc_kwarg_bytes(jc_call *call, const char *name, size_t *len)
+{
+    const jc_value *v = kw_typed(call, name, JC_TYPE_BYTES);
+    if (len)
+        *len = v ? v->len : 0;
+    return v ? v->u.s : NULL;
 }
 
 /* Whether v, or a value inside it, borrows the caller's memory. */

@@ -12,6 +12,7 @@
  * key), without building the whole encoding of a large array in memory.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -516,6 +517,40 @@ static int unpack_one(const void *buf, size_t len, msgpack_zone *zone, msgpack_o
     return 0;
 }
 
+/* One msgpack zone per thread, cleared after each use rather than made
+ * anew: a warm rerun decodes one small result per hit, and a fresh zone
+ * costs a malloc and a free each time. The zone keeps its first chunk, and
+ * a thread-specific key's destructor frees it when the thread exits (a
+ * _Thread_local pointer alone would leak it with every thread). */
+static pthread_once_t zone_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t zone_key;
+static bool zone_key_ok;
+
+static void zone_free(void *zone)
+{
+    msgpack_zone_free(zone);
+}
+
+static void zone_key_make(void)
+{
+    zone_key_ok = pthread_key_create(&zone_key, zone_free) == 0;
+}
+
+/* The calling thread's zone, made on first use; NULL when none could be
+ * made (no memory, or no key: then *own says the caller must free it). */
+static msgpack_zone *thread_zone(bool *own)
+{
+    *own = false;
+    pthread_once(&zone_key_once, zone_key_make);
+    msgpack_zone *zone = zone_key_ok ? pthread_getspecific(zone_key) : NULL;
+    if (zone)
+        return zone;
+    zone = msgpack_zone_new(2048);
+    if (zone && (!zone_key_ok || pthread_setspecific(zone_key, zone) != 0))
+        *own = true; /* not kept: a zone for this call only */
+    return zone;
+}
+
 /* Decodes one value whose outermost container is at depth (negative for
  * wrappers that do not count against JC__MAX_DEPTH). */
 static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
@@ -524,17 +559,18 @@ static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
     int rc = check_shape(buf, len, JC__MAX_DEPTH - depth);
     if (rc)
         return rc;
-    /* One zone per thread, cleared after each use rather than made anew: a
-     * warm rerun decodes one small result per hit, and a fresh zone costs a
-     * malloc and a free each time. The zone keeps its first chunk. */
-    static _Thread_local msgpack_zone *zone;
-    if (!zone && !(zone = msgpack_zone_new(2048)))
+    bool own;
+    msgpack_zone *zone = thread_zone(&own);
+    if (!zone)
         return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
     msgpack_object obj;
     rc = unpack_one(buf, len, zone, &obj);
     if (!rc)
         rc = from_object(&obj, out, depth);
-    msgpack_zone_clear(zone);
+    if (own)
+        msgpack_zone_free(zone);
+    else
+        msgpack_zone_clear(zone);
     return rc;
 }
 

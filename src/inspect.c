@@ -13,8 +13,12 @@
  *    insert gave the same rowid.
  *  - A dry run makes its changes in a transaction that it rolls back, so
  *    that it reports exactly what the real run would remove.
- *  - Nothing read from a file is trusted: an entry is checked (check_row)
- *    before merge copies it, and a bad one is reported, never a crash.
+ *  - Nothing read from a file is trusted blindly: an entry is checked
+ *    (check_row: its key against its function, version and arguments,
+ *    canonical arguments, a result that decodes, its sizes) before merge
+ *    copies it, and a bad one is reported, never a crash. Its result itself
+ *    cannot be checked: it is taken as the other cache computed it. Its
+ *    times are clamped to now.
  */
 #include <ctype.h>
 #include <math.h>
@@ -66,7 +70,10 @@ static int begin_write(jc_cache *cache)
 }
 
 /* Ends the transaction of begin_write: commits when rc is not an error and
- * keep is set, else rolls back. Returns rc, or the commit's failure. */
+ * keep is set, else rolls back. Returns rc, or the commit's failure. Only
+ * after a begin_write that succeeded: a failed one has no transaction left,
+ * and rolling back would replace its error with "rollback without a
+ * transaction". */
 static int end_write(jc_cache *cache, int rc, bool keep)
 {
     if (rc < 0 || !keep) {
@@ -86,7 +93,7 @@ static int prepare_dry_run(jc_cache *cache, const char *what)
     if (!cache->ntouched)
         return 0;
     int rc = begin_write(cache);
-    return end_write(cache, rc, true);
+    return rc ? rc : end_write(cache, 0, true);
 }
 
 static void info_from_row(const jc__row *r, jc_entry_info *info)
@@ -771,6 +778,8 @@ static int remove_bad(jc_cache *cache, verifier *v)
 {
     char problem[600];
     int rc = begin_write(cache);
+    if (rc) /* no transaction to end: keep begin's own error (JC_EBUSY, ...) */
+        return rc;
     for (size_t i = 0; i < v->nbad && !rc; i++) {
         jc__row r;
         rc = jc__store_row(cache->store, v->bad[i], true, &r);
@@ -833,6 +842,15 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
         res->rejected++;
         return 0;
     }
+    /* Times from another file are clamped to now: a far-future `created`
+     * would win every later merge, and a far-future `last_used` would never
+     * be evicted as least recently used. */
+    double now = jc__now();
+    bool future = !(theirs.created <= now); /* or NaN */
+    if (future)
+        theirs.created = now;
+    if (!(theirs.last_used <= now))
+        theirs.last_used = now;
     /* theirs points into other's buffer, which calls on cache's store
      * leave alone. */
     int found = jc__store_row_by_key(cache->store, theirs.key, false, &mine);
@@ -841,6 +859,20 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
     if (found && mine.created >= theirs.created) {
         res->kept++;
         return 0;
+    }
+    /* An entry dated in the future, taken as created now, would replace its
+     * own copy at every merge of the same file, each time as newer: it is
+     * kept when the cache already has its result and compute time. */
+    if (found && future) {
+        found = jc__store_row_by_key(cache->store, theirs.key, true, &mine);
+        if (found < 0)
+            return found;
+        if (found && mine.result_len == theirs.result_len &&
+            mine.compute_seconds == theirs.compute_seconds &&
+            (mine.result_len == 0 || memcmp(mine.result, theirs.result, mine.result_len) == 0)) {
+            res->kept++;
+            return 0;
+        }
     }
     rc = jc__store_put_row(cache->store, &theirs);
     if (rc)

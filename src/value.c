@@ -7,7 +7,9 @@
  * byte order) and unique at every moment, so the canonical encoding is a
  * plain walk.
  */
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -658,18 +660,59 @@ static void put_text(jc__buf *b, const char *s)
     jc__buf_write(b, s, strlen(s));
 }
 
-static void put_double(jc__buf *b, double d)
+/* The "C" locale, made once: doubles are rendered with it, so that the text
+ * (error messages, the jobcache command's output, JSON) always has a '.'
+ * whatever setlocale() the program made. uselocale() switches the calling
+ * thread only, so rendering is thread-safe. (locale_t)0 when it could not
+ * be made (glibc and musl never fail for "C"): see normalize_radix. */
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale_obj;
+
+static void c_locale_make(void)
 {
-    char tmp[40];
+    c_locale_obj = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+static locale_t c_locale(void)
+{
+    pthread_once(&c_locale_once, c_locale_make);
+    return c_locale_obj;
+}
+
+/* Only without the C locale object: rewrites the decimal separator of the
+ * thread's locale (any run of bytes that a C-locale %g never writes, such
+ * as ',' or a multibyte one) to '.'. */
+static void normalize_radix(char *s)
+{
+    char *p = s, *q = s;
+    bool in_radix = false;
+    for (; *p; p++) {
+        bool plain = (*p >= '0' && *p <= '9') || *p == '-' || *p == '+' || *p == 'e' || *p == 'E';
+        if (plain)
+            *q++ = *p;
+        else if (!in_radix)
+            *q++ = '.';
+        in_radix = !plain;
+    }
+    *q = '\0';
+}
+
+/* Renders d; called with the C locale in effect when there is one. */
+static void put_double(jc__buf *b, double d, bool c_loc)
+{
+    char tmp[48];
     if (isnan(d))
         put_text(b, "NaN");
     else if (isinf(d))
         put_text(b, d > 0 ? "Infinity" : "-Infinity");
     else {
-        /* %.17g reads back exactly; try the shorter %.15g first when it does. */
+        /* %.17g reads back exactly; try the shorter %.15g first when it does.
+         * snprintf and strtod use the same locale, so the check holds. */
         snprintf(tmp, sizeof tmp, "%.15g", d);
         if (strtod(tmp, NULL) != d)
             snprintf(tmp, sizeof tmp, "%.17g", d);
+        if (!c_loc)
+            normalize_radix(tmp);
         /* Keep doubles distinguishable from ints: 1.0, not 1. */
         if (!strpbrk(tmp, ".eE"))
             strcat(tmp, ".0");
@@ -697,7 +740,7 @@ static void put_json_string(jc__buf *b, const char *s, size_t len)
     jc__buf_write(b, "\"", 1);
 }
 
-static void render(jc__buf *b, const jc_value *v, size_t max)
+static void render(jc__buf *b, const jc_value *v, size_t max, bool c_loc)
 {
     char tmp[64];
     if (!v) {
@@ -711,7 +754,7 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
         snprintf(tmp, sizeof tmp, "%lld", (long long)v->u.i);
         put_text(b, tmp);
         break;
-    case JC_TYPE_DOUBLE: put_double(b, v->u.d); break;
+    case JC_TYPE_DOUBLE: put_double(b, v->u.d, c_loc); break;
     case JC_TYPE_STR: put_json_string(b, v->u.s, v->len); break;
     case JC_TYPE_BYTES:
         snprintf(tmp, sizeof tmp, "\"<%zu bytes>\"", v->len);
@@ -740,7 +783,7 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
             if (i)
                 put_text(b, ", ");
             if (v->type == JC_TYPE_DOUBLES) {
-                put_double(b, ((const double *)v->u.arr)[i]);
+                put_double(b, ((const double *)v->u.arr)[i], c_loc);
             } else if (v->type == JC_TYPE_INTS) {
                 snprintf(tmp, sizeof tmp, "%lld", (long long)((const int64_t *)v->u.arr)[i]);
                 put_text(b, tmp);
@@ -749,7 +792,7 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
                     put_json_string(b, v->keys[i], strlen(v->keys[i]));
                     put_text(b, ": ");
                 }
-                render(b, v->u.items[i], max);
+                render(b, v->u.items[i], max, c_loc);
             }
         }
         if (shown < v->len) {
@@ -763,7 +806,7 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
     case JC_TYPE_KWARG:
         put_text(b, v->u.kw.name);
         put_text(b, "=");
-        render(b, v->u.kw.val, max);
+        render(b, v->u.kw.val, max, c_loc);
         break;
     }
 }
@@ -771,7 +814,11 @@ static void render(jc__buf *b, const jc_value *v, size_t max)
 char *jc_value_format(const jc_value *v, size_t max_items)
 {
     jc__buf b = {0};
-    render(&b, v, max_items);
+    locale_t c = c_locale();
+    locale_t old = c ? uselocale(c) : (locale_t)0;
+    render(&b, v, max_items, c && old);
+    if (old)
+        uselocale(old);
     if (jc__buf_write(&b, "", 1)) { /* the terminating NUL; fails only on OOM */
         jc__buf_free(&b);
         jc__set_error(JC_ENOMEM, "out of memory formatting a value");

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <jobcache.h>
+#include <xxhash.h>
 
 #include "store.h"
 #include "testutil.h"
@@ -44,6 +45,19 @@ static int greet(jc_call *call)
     return jc_return_str(call, buf);
 }
 JC_FUNCTION(greet, "v2");
+
+/* total(xs: doubles, tag=anything optional) -> the sum of xs plus the
+ * tag's length. */
+static int total(jc_call *call)
+{
+    size_t n = 0;
+    const double *xs = jc_arg_doubles(call, 0, &n);
+    double sum = 0;
+    for (size_t i = 0; xs && i < n; i++)
+        sum += xs[i];
+    return jc_return_double(call, sum + (double)jc_value_len(jc_kwarg(call, "tag")));
+}
+JC_FUNCTION(total, "v1");
 
 /* ---- helpers ---- */
 
@@ -788,7 +802,8 @@ static void merge_adds_replaces_keeps(void **state)
     jc_test_path(theirs, sizeof theirs, "merge-theirs.db");
     seed(mine, "f", "v1", 4, now - 100, 10);   /* x = 0..3 */
     seed(theirs, "f", "v1", 6, now - 200, 10); /* x = 0..5, x = 0..1 older, 2..3 newer below */
-    sql(theirs, "UPDATE entries SET created = created + 1000, hits = 7 WHERE rowid IN (3, 4)");
+    /* Newer than mine, still in the past (times after now are clamped). */
+    sql(theirs, "UPDATE entries SET created = created + 150, hits = 7 WHERE rowid IN (3, 4)");
     jc_cache *c = open_cache(mine, 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
     assert_int_equal(r.added, 2);
@@ -851,6 +866,273 @@ static void merge_commits_in_batches(void **state)
     assert_int_equal(r.added, 1234);
     jc_cache_close(c);
     assert_int_equal(count_rows(mine, "1"), 1234);
+}
+
+/* ---- an error to begin a transaction is reported as it is ---- */
+
+static void a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_verify_result r;
+    int64_t n = -1;
+    make_cache(jc_test_path(path, sizeof path, "busy.db"), 3, 0);
+    sql(path, "UPDATE entries SET result = x'c1' WHERE rowid = 1");
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 50});
+    assert_non_null(c);
+    jc_value *v = jc_memo(c, square, jc_int(2)); /* a hit, queued for the next write */
+    assert_non_null(v);
+    jc_value_free(v);
+
+    /* Another connection holds the write lock. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    /* verify --repair: the check runs, the removal cannot begin. */
+    assert_int_equal(jc_cache_verify(c, true, NULL, NULL, &r), JC_EBUSY);
+    assert_int_equal(jc_errcode(), JC_EBUSY);
+    assert_contains(jc_errmsg(), "locked by another process");
+    assert_null(strstr(jc_errmsg(), "rollback"));
+    assert_int_equal(r.bad_entries, 1);
+    assert_int_equal(r.removed, 0);
+    /* A dry run first writes the queued hit: that cannot begin either. */
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, true, &n, NULL), JC_EBUSY);
+    assert_int_equal(jc_errcode(), JC_EBUSY);
+    assert_contains(jc_errmsg(), "locked by another process");
+    assert_null(strstr(jc_errmsg(), "rollback"));
+    assert_int_equal(n, 0);
+    assert_int_equal(jc_cache_remove_matching(c, NULL, true, &n, NULL), JC_EBUSY);
+    assert_null(strstr(jc_errmsg(), "rollback"));
+    assert_int_equal(jc_cache_clear(c, &n), JC_EBUSY);
+    assert_null(strstr(jc_errmsg(), "rollback"));
+
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* The lock gone, the same calls work. */
+    assert_int_equal(jc_cache_verify(c, true, NULL, NULL, &r), 0);
+    assert_int_equal(r.removed, 1);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, true, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 2);
+    assert_int_equal(count_rows(path, "hits = 1"), 1);
+}
+
+/* ---- merge: what it checks, and times from another file ---- */
+
+static void merge_trusts_a_result_under_its_own_key(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP];
+    jc_merge_result r;
+    seen s = {0};
+    jc_verify_result vr;
+    make_cache(jc_test_path(theirs, sizeof theirs, "merge-trust-theirs.db"), 3, 0);
+    /* square(2) = 5: a wrong result, but a well-formed entry under its own
+     * key. Neither verify nor merge can tell (jobcache.h says so). */
+    sql(theirs, "UPDATE entries SET result = x'05' WHERE result = x'04'");
+    jc_cache *c = open_cache(theirs, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &vr), 0);
+    assert_int_equal(vr.bad_entries, 0);
+    jc_cache_close(c);
+    c = open_cache(jc_test_path(mine, sizeof mine, "merge-trust-mine.db"), 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.added, 3);
+    assert_int_equal(r.rejected, 0);
+    jc_value *v = jc_memo(c, square, jc_int(2));
+    int64_t x = 0;
+    assert_int_equal(jc_value_get_int(v, &x), 0);
+    assert_int_equal(x, 5); /* the other cache's result, as it computed it */
+    jc_value_free(v);
+    jc_cache_close(c);
+}
+
+static void merge_clamps_times_from_the_future(void **state)
+{
+    (void)state;
+    char mine[PATH_CAP], theirs[PATH_CAP];
+    jc_merge_result r;
+    double now = jc__now();
+    jc_test_path(mine, sizeof mine, "merge-future-mine.db");
+    jc_test_path(theirs, sizeof theirs, "merge-future-theirs.db");
+    seed(mine, "f", "v1", 2, now - 50, 10);    /* x = 0, 1 */
+    seed(theirs, "f", "v1", 3, now - 100, 10); /* x = 0, 1, 2 */
+    /* x = 0: created after mine, but last used in the year 33658; x = 1
+     * and 2: created and used then. */
+    sql(theirs, "UPDATE entries SET created = created + 90, last_used = 1e12 WHERE rowid = 1;"
+                "UPDATE entries SET created = 1e12, last_used = 1e12, hits = 9 WHERE rowid IN (2, 3)");
+    sql(mine, "UPDATE entries SET compute_seconds = 0.25 WHERE rowid = 2"); /* x = 1 computed here */
+    jc_cache *c = open_cache(mine, 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.replaced, 2); /* x = 0; x = 1, as created now */
+    assert_int_equal(r.added, 1);    /* x = 2 */
+    assert_int_equal(r.kept + r.rejected, 0);
+    jc_cache_close(c);
+    double after = jc__now();
+    char where[128];
+    snprintf(where, sizeof where, "created > %.6f OR last_used > %.6f", after, after);
+    assert_int_equal(count_rows(mine, where), 0);
+    assert_int_equal(count_rows(mine, "hits = 9"), 2); /* x = 1 and 2, with their hits */
+    assert_int_equal(count_rows(mine, "created < 1e11 AND last_used < 1e11"), 3);
+
+    /* Merging the same file again changes nothing: the entries dated in
+     * the future do not win again over their own copies as "created now". */
+    c = open_cache(mine, 0);
+    assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
+    assert_int_equal(r.kept, 3);
+    assert_int_equal(r.added + r.replaced + r.rejected, 0);
+    jc_cache_close(c);
+    /* And the merged entries are evicted as least recently used like any
+     * other: with their last use moved 1000 s back, an entry used here now
+     * outlives them (unclamped, 33658 minus 1000 s would still be newer). */
+    sql(mine, "UPDATE entries SET last_used = last_used - 1000");
+    jc__store *st = NULL;
+    assert_int_equal(jc__store_open(mine, 0, 0, &st), 0);
+    assert_int_equal(jc__store_begin(st), 0);
+    put_direct(st, "g", "v1", 0, jc__now(), 10);
+    assert_int_equal(jc__store_commit(st), 0);
+    jc__store_close(st);
+    c = open_cache(mine, 0);
+    int64_t n = -1;
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 1}, false, &n, NULL), 0);
+    assert_int_equal(n, 3);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(mine, "function = 'g'"), 1);
+}
+
+/* ---- entries whose arguments are kept as digests ---- */
+
+/* The text jc_value_format gives a digested array: its kind, length and
+ * the XXH3-128 of its little-endian payload. */
+static void digest_text(char *out, size_t cap, const char *kind, const void *payload, size_t bytes,
+                        size_t count)
+{
+    XXH128_canonical_t h;
+    XXH128_canonicalFromHash(&h, XXH3_128bits(payload, bytes));
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h.digest[i]);
+    snprintf(out, cap, "\"<%s[%zu] xxh3 %s>\"", kind, count, hex);
+}
+
+static void load_args(jc_cache *c, jc_value *const *argv, size_t argc, jc_value **args,
+                      jc_value **kwargs, jc_value **result, jc_entry_info *info)
+{
+    uint8_t key[JC__KEY_LEN];
+    char hex[33];
+    assert_int_equal(jc__key_compute("total", "v1", argv, argc, key), 0);
+    assert_int_equal(jc_entry_load(c, key, args, kwargs, result), 0);
+    jc__key_hex(key, hex);
+    assert_int_equal(jc_entry_find(c, hex, info), 0);
+}
+
+static void digested_arguments_load_show_verify_and_diff(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], other[PATH_CAP], want[128];
+    enum { N = 100000, NTAG = 70000 };
+    double *xs = malloc(N * sizeof *xs), *ys = malloc(N * sizeof *ys);
+    unsigned char *tag = calloc(1, NTAG);
+    assert_true(xs && ys && tag);
+    double sum = 0;
+    for (size_t i = 0; i < N; i++)
+        sum += xs[i] = ys[i] = (double)i * 0.5;
+    ys[500] += 1;
+    assert_true(((const unsigned char *)&(uint64_t){1})[0] == 1); /* the payload below is LE */
+
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "digest.db"), 0);
+    jc_batch *b = jc_batch_new(c, NULL);
+    assert_non_null(b);
+    assert_int_equal(jc_delayed(b, total, jc_doubles_ref(xs, N)), 0);
+    assert_int_equal(jc_delayed(b, total, jc_doubles_ref(ys, N)), 0);
+    assert_int_equal(jc_delayed(b, total, jc_doubles_ref(xs, N), jc_kw("tag", jc_bytes(tag, NTAG))), 0);
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    jc_results_free(res);
+    jc_batch_free(b);
+
+    /* jc_entry_load: the array comes back as its digest. */
+    jc_value *a_args, *a_kw, *a_res, *b_args, *b_kw, *b_res, *c_args, *c_kw, *c_res;
+    jc_entry_info ia, ib, ic;
+    jc_value *va[] = {jc_doubles_ref(xs, N)}, *vb[] = {jc_doubles_ref(ys, N)},
+             *vc[] = {jc_doubles_ref(xs, N), jc_kw("tag", jc_bytes(tag, NTAG))};
+    load_args(c, va, 1, &a_args, &a_kw, &a_res, &ia);
+    load_args(c, vb, 1, &b_args, &b_kw, &b_res, &ib);
+    load_args(c, vc, 2, &c_args, &c_kw, &c_res, &ic);
+    assert_true(ia.args_size < 64 && ic.args_size < 96); /* not 800 KB */
+    const jc_value *da = jc_value_at(a_args, 0);
+    assert_int_equal(jc_value_type(da), JC_TYPE_DIGEST);
+    assert_int_equal(jc_value_len(da), N);
+    assert_int_equal(jc_value_len(a_kw), 0);
+    double got = 0;
+    assert_int_equal(jc_value_get_double(a_res, &got), 0);
+    assert_true(got == sum);
+
+    /* show: "<doubles[100000] xxh3 ...>", and the same in JSON. */
+    digest_text(want, sizeof want, "doubles", xs, N * sizeof *xs, N);
+    char *text = jc_value_format(da, 8);
+    assert_string_equal(text, want);
+    free(text);
+    text = jc_value_format(a_args, 0);
+    char list[160];
+    snprintf(list, sizeof list, "[%s]", want);
+    assert_string_equal(text, list);
+    free(text);
+    digest_text(want, sizeof want, "bytes", tag, NTAG, NTAG);
+    text = jc_value_format(jc_value_get(c_kw, "tag"), 0);
+    assert_string_equal(text, want);
+    free(text);
+    assert_int_equal(jc_value_len(jc_value_get(c_kw, "tag")), NTAG);
+
+    /* diff: the same array gives the same digest, another array another. */
+    assert_true(jc_value_equal(da, jc_value_at(c_args, 0)));
+    assert_false(jc_value_equal(da, jc_value_at(b_args, 0)));
+    char *ta = jc_value_format(da, 8), *tb = jc_value_format(jc_value_at(b_args, 0), 8);
+    assert_string_not_equal(ta, tb);
+    digest_text(want, sizeof want, "doubles", ys, N * sizeof *ys, N);
+    assert_string_equal(tb, want);
+    free(ta);
+    free(tb);
+    /* A copy is the same digest. */
+    jc_value *copy = jc_value_copy(da);
+    assert_true(jc_value_equal(copy, da));
+    jc_value_free(copy);
+
+    /* verify: sound (key recomputed from the stored blob, canonical). */
+    seen s = {0};
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &vr), 0);
+    assert_int_equal(vr.checked, 3);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_string_equal(s.text, "");
+    /* A rerun hits all three (the stored digest is the key's). */
+    b = jc_batch_new(c, NULL);
+    assert_int_equal(jc_delayed(b, total, jc_doubles_ref(ys, N)), 0);
+    assert_int_equal(jc_delayed(b, total, jc_doubles_ref(xs, N), jc_kw("tag", jc_bytes(tag, NTAG))), 0);
+    res = jc_run(b);
+    assert_non_null(res);
+    assert_true(jc_result_cached(res, 0) && jc_result_cached(res, 1));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    /* merge: digest entries pass its checks. */
+    c = open_cache(jc_test_path(other, sizeof other, "digest-merged.db"), 0);
+    jc_merge_result mr;
+    assert_int_equal(jc_cache_merge(c, path, &mr), 0);
+    assert_int_equal(mr.added, 3);
+    assert_int_equal(mr.rejected, 0);
+    jc_cache_close(c);
+
+    jc_value *all[] = {a_args, a_kw, a_res, b_args, b_kw, b_res, c_args, c_kw, c_res,
+                       va[0], vb[0], vc[0], vc[1]};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        jc_value_free(all[i]);
+    free(xs);
+    free(ys);
+    free(tag);
 }
 
 /* ---- vacuum and clear ---- */
@@ -961,6 +1243,10 @@ int main(void)
         cmocka_unit_test(merge_adds_replaces_keeps),
         cmocka_unit_test(merge_rejects_bad_entries_and_bad_files),
         cmocka_unit_test(merge_commits_in_batches),
+        cmocka_unit_test(merge_trusts_a_result_under_its_own_key),
+        cmocka_unit_test(merge_clamps_times_from_the_future),
+        cmocka_unit_test(a_locked_file_gives_ebusy_not_a_rollback_error),
+        cmocka_unit_test(digested_arguments_load_show_verify_and_diff),
         cmocka_unit_test(clear_then_vacuum_shrinks_the_file),
         cmocka_unit_test(disabled_and_null_caches_are_einval),
     };

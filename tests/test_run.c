@@ -1384,6 +1384,116 @@ static void max_size_evicts_least_recently_used_entries_after_a_run(void **state
     jc_cache_close(c);
 }
 
+/* ---- the bytes and ints accessors ---- */
+
+/* blob_sum(data: bytes, xs=ints, tag=bytes) -> the sum of data's bytes, of
+ * xs and of tag's bytes, times 1000 plus the three lengths summed. */
+static int blob_sum(jc_call *call)
+{
+    size_t n = 99, nxs = 99, ntag = 99;
+    const unsigned char *data = jc_arg_bytes(call, 0, &n);
+    const int64_t *xs = jc_kwarg_ints(call, "xs", &nxs);
+    const unsigned char *tag = jc_kwarg_bytes(call, "tag", &ntag);
+    if (!data || !xs || !tag)
+        return jc_fail(call, "accessor gave NULL (%zu, %zu, %zu)", n, nxs, ntag);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += data[i];
+    for (size_t i = 0; i < nxs; i++)
+        sum += xs[i];
+    for (size_t i = 0; i < ntag; i++)
+        sum += tag[i];
+    return jc_return_int(call, sum * 1000 + (int64_t)(n + nxs + ntag));
+}
+JC_FUNCTION(blob_sum, "v1");
+
+static void bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them(void **state)
+{
+    (void)state;
+    jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
+    jc_batch *b = new_batch(c, 1, JC_ON_ERROR_CONTINUE);
+    static const int64_t xs[] = {10, 20, 30};
+    jc_delayed(b, blob_sum, jc_bytes("\x01\x02\x00\x03", 4), jc_kw("xs", jc_ints(xs, 3)),
+               jc_kw("tag", jc_bytes("ab", 2)));
+    /* Empty bytes and arrays are values too: a pointer, length 0. */
+    jc_delayed(b, blob_sum, jc_bytes(NULL, 0), jc_kw("xs", jc_ints(NULL, 0)), jc_kw("tag", jc_bytes(NULL, 0)));
+    jc_delayed(b, blob_sum, jc_str("text"), jc_kw("xs", jc_ints(xs, 3)), jc_kw("tag", jc_bytes("ab", 2)));
+    jc_delayed(b, blob_sum, jc_bytes("a", 1), jc_kw("xs", jc_doubles((const double[]){1.5}, 1)),
+               jc_kw("tag", jc_bytes("ab", 2)));
+    jc_delayed(b, blob_sum, jc_bytes("a", 1), jc_kw("xs", jc_ints(xs, 1)), jc_kw("tag", jc_str("ab")));
+    jc_delayed(b, blob_sum, jc_kw("xs", jc_ints(xs, 1)), jc_kw("tag", jc_bytes("ab", 2)));
+    jc_delayed(b, blob_sum, jc_bytes("a", 1), jc_kw("tag", jc_bytes("ab", 2)));
+    jc_delayed(b, blob_sum, jc_bytes("a", 1), jc_kw("xs", jc_ints(xs, 1)));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_OK);
+    assert_int_equal(jc_result_int(res, 0), (6 + 60 + 'a' + 'b') * 1000 + 9);
+    assert_int_equal(jc_result_status(res, 1), JC_STATUS_OK);
+    assert_int_equal(jc_result_int(res, 1), 0);
+    assert_string_equal(jc_result_error(res, 2),
+                        "blob_sum(\"text\", xs=[10, 20, 30], tag=\"<2 bytes>\"): argument 0 is str, "
+                        "expected bytes");
+    assert_string_equal(jc_result_error(res, 3),
+                        "blob_sum(\"<1 bytes>\", xs=[1.5], tag=\"<2 bytes>\"): named argument \"xs\" "
+                        "is doubles, expected ints");
+    assert_string_equal(jc_result_error(res, 4),
+                        "blob_sum(\"<1 bytes>\", xs=[10], tag=\"ab\"): named argument \"tag\" is str, "
+                        "expected bytes");
+    assert_contains(jc_result_error(res, 5), "argument 0 is missing");
+    assert_contains(jc_result_error(res, 5), "expected bytes");
+    assert_contains(jc_result_error(res, 6), "named argument \"xs\" is missing, expected ints");
+    assert_contains(jc_result_error(res, 7), "named argument \"tag\" is missing, expected bytes");
+    for (size_t k = 2; k < 8; k++)
+        assert_int_equal(jc_result_status(res, k), JC_STATUS_ERROR);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    /* Outside a call: NULL and a zero length. */
+    size_t n = 99;
+    assert_null(jc_arg_bytes(NULL, 0, &n));
+    assert_int_equal(n, 0);
+    n = 99;
+    assert_null(jc_kwarg_bytes(NULL, "x", &n));
+    assert_int_equal(n, 0);
+    n = 99;
+    assert_null(jc_kwarg_ints(NULL, "x", &n));
+    assert_int_equal(n, 0);
+    assert_null(jc_arg_bytes(NULL, 0, NULL));
+}
+
+/* A bytes argument of 64 KiB or more (kept in the cache as its digest)
+ * reaches the function whole, in-process and in forked workers, and a
+ * rerun is a hit. */
+static void a_large_bytes_argument_reaches_the_function_whole(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    enum { N = 100000 };
+    unsigned char *data = malloc(N);
+    assert_non_null(data);
+    int64_t want = 0;
+    for (size_t i = 0; i < N; i++)
+        want += data[i] = (unsigned char)(i * 7);
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "large-bytes.db"), 0);
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, round ? 1 : 2, JC_ON_ERROR_CONTINUE);
+        jc_delayed(b, blob_sum, jc_bytes(data, N), jc_kw("xs", jc_ints(NULL, 0)), jc_kw("tag", jc_bytes("", 0)));
+        jc_delayed(b, blob_sum, jc_bytes(data, N - 1), jc_kw("xs", jc_ints(NULL, 0)),
+                   jc_kw("tag", jc_bytes("", 0)));
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(jc_results_status(res), JC_OK);
+        assert_int_equal(jc_result_int(res, 0), want * 1000 + N);
+        assert_int_equal(jc_result_int(res, 1), (want - data[N - 1]) * 1000 + N - 1);
+        assert_int_equal(jc_result_cached(res, 0), round == 1);
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    free(data);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -1429,6 +1539,8 @@ int main(void)
         cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
         cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
         cmocka_unit_test(max_size_evicts_least_recently_used_entries_after_a_run),
+        cmocka_unit_test(bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
+        cmocka_unit_test(a_large_bytes_argument_reaches_the_function_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

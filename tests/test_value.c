@@ -12,7 +12,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -815,6 +817,114 @@ static void value_format_null_is_null(void **state)
 
 /* ---- lengths and accessors on every type ---- */
 
+/* ---- rendering under a locale whose decimal separator is a comma ---- */
+
+/* Locales that write 1.5 as "1,5"; whichever this machine has. (Debian
+ * images often have only C and C.UTF-8: the test is then skipped. Point
+ * LOCPATH at a directory made with `localedef -i de_DE -f UTF-8
+ * DIR/de_DE.UTF-8` to run it anyway.) */
+static const char *const comma_locales[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE", "fr_FR.UTF-8",
+                                            "fr_FR.utf8", "nl_NL.UTF-8", "it_IT.UTF-8", "es_ES.UTF-8",
+                                            "ru_RU.UTF-8", "pt_BR.UTF-8", "de_DE@euro"};
+
+/* The name of an installed comma locale, or NULL. */
+static const char *find_comma_locale(void)
+{
+    for (size_t i = 0; i < sizeof comma_locales / sizeof *comma_locales; i++) {
+        locale_t l = newlocale(LC_ALL_MASK, comma_locales[i], (locale_t)0);
+        if (!l)
+            continue;
+        char buf[16];
+        locale_t old = uselocale(l);
+        snprintf(buf, sizeof buf, "%.1f", 1.5);
+        uselocale(old);
+        freelocale(l);
+        if (strcmp(buf, "1,5") == 0)
+            return comma_locales[i];
+    }
+    return NULL;
+}
+
+/* What every rendering below must give, whatever the locale. */
+static void expect_dots(void)
+{
+    expect_format(jc_double(1.5), 0, "1.5");
+    expect_format(jc_double(-0.25), 0, "-0.25");
+    expect_format(jc_double(0.1 + 0.2), 0, "0.30000000000000004");
+    expect_format(jc_double(-1.5e-300), 0, "-1.5e-300");
+    expect_format(jc_double(3.0), 0, "3.0");
+    expect_format(jc_doubles((const double[]){0.5, 2.0, 1.0 / 3}, 3), 0,
+                  "[0.5, 2.0, 0.33333333333333331]");
+    expect_format(jc_map(jc_kw("alpha", jc_double(0.125)), jc_kw("n", jc_int(1000000))), 0,
+                  "{\"alpha\": 0.125, \"n\": 1000000}");
+}
+
+typedef struct locale_thread {
+    const char *name;
+    int ok; /* 1: rendered with dots and left the thread's locale alone */
+} locale_thread;
+
+/* A thread with its own comma locale (uselocale, not setlocale). */
+static void *render_in_thread_locale(void *arg)
+{
+    locale_thread *t = arg;
+    locale_t l = newlocale(LC_ALL_MASK, t->name, (locale_t)0);
+    if (!l)
+        return NULL;
+    uselocale(l);
+    jc_value *v = jc_list(jc_double(2.75), jc_doubles((const double[]){0.5}, 1));
+    char *s = jc_value_format(v, 0);
+    char after[16];
+    snprintf(after, sizeof after, "%.2f", 2.75);
+    t->ok = s && strcmp(s, "[2.75, [0.5]]") == 0 && strcmp(after, "2,75") == 0;
+    free(s);
+    jc_value_free(v);
+    uselocale(LC_GLOBAL_LOCALE);
+    freelocale(l);
+    return NULL;
+}
+
+static void value_format_writes_a_dot_whatever_the_locale(void **state)
+{
+    (void)state;
+    const char *name = find_comma_locale();
+    if (!name) {
+        fprintf(stderr, "no locale with a decimal comma is installed (locale -a): skipped\n");
+        skip();
+    }
+    assert_non_null(setlocale(LC_ALL, name));
+    char buf[16];
+    snprintf(buf, sizeof buf, "%g", 1.5);
+    assert_string_equal(buf, "1,5"); /* the locale is in effect */
+    expect_dots();
+    /* The text reads back (in the C locale) to the same double. */
+    jc_value *v = jc_double(1.0 / 3);
+    char *s = jc_value_format(v, 0);
+    assert_non_null(s);
+    assert_non_null(strchr(s, '.'));
+    assert_null(strchr(s, ','));
+    free(s);
+    jc_value_free(v);
+    /* Formatting leaves the program's locale as it was. */
+    snprintf(buf, sizeof buf, "%g", 2.5);
+    assert_string_equal(buf, "2,5");
+    assert_string_equal(setlocale(LC_NUMERIC, NULL), name);
+
+    /* Other threads, each with its own locale, at the same time. */
+    pthread_t th[4];
+    locale_thread t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (locale_thread){.name = name};
+        assert_int_equal(pthread_create(&th[i], NULL, render_in_thread_locale, &t[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(t[i].ok, 1);
+    }
+    setlocale(LC_ALL, "C");
+    expect_dots();
+}
+
 static void value_len_and_accessors_outside_containers(void **state)
 {
     (void)state;
@@ -875,6 +985,7 @@ int main(void)
         cmocka_unit_test(value_format_abbreviates_after_max_items),
         cmocka_unit_test(value_format_null_is_null),
         cmocka_unit_test(value_len_and_accessors_outside_containers),
+        cmocka_unit_test(value_format_writes_a_dot_whatever_the_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
