@@ -406,7 +406,7 @@ typedef struct jc_options {
     jc_verbose verbose;
     jc_backend backend;
     double timeout_seconds;    /* per call; 0 = none. Needs the fork backend. */
-    int64_t memory_limit;      /* bytes of address space per worker (RLIMIT_AS); 0 = none */
+    int64_t memory_limit;      /* bytes a worker may allocate beyond what it inherits from the caller (RLIMIT_AS); 0 = none */
     /* Called in the caller's thread once per distinct call, with the index
      * of its first submission, as soon as its result is known: hits first
      * (once all lookups are done), then computed calls and failures in

@@ -34,7 +34,7 @@ typedef struct jc__exec {
     size_t ntasks;
     int nworkers;
     double timeout;       /* seconds per call, 0 = none */
-    int64_t memory_limit; /* bytes per worker, 0 = none */
+    int64_t memory_limit; /* bytes a worker may allocate beyond what it inherits, 0 = none */
     /* In the caller's thread, for every finished task. Takes the outcome's
      * pointers over. Returns true when no further task should start (stop on
      * error). */

@@ -22,14 +22,25 @@
  * (a signal, exit(), the OOM killer) or overruns the timeout (the parent
  * kills it), that task alone gets the failure; every other task it held,
  * including finished ones whose buffered results died with it, is queued
- * again, and a fresh worker replaces it.
+ * again, and a fresh worker replaces it. A worker that cannot be started
+ * (fork or socketpair failing: EAGAIN, the descriptor limit) leaves its slot
+ * empty, to be tried again SPAWN_RETRY_SECONDS later; the run fails only
+ * when no worker at all is alive. Workers keep a crash handler the program
+ * installed: the pool's own (which records errno) goes only where the
+ * disposition is the default.
  *
  * Signals. The parent blocks SIGINT/SIGTERM around fork, so no worker starts
  * with a half-installed handler; workers ignore SIGINT (a Ctrl-C reaches the
  * whole process group, and the parent decides what stops) and die with the
  * parent (PR_SET_PDEATHSIG). The parent waits in ppoll() with those signals
  * unblocked, so an interrupt is seen at once, never lost between a check and
- * a wait.
+ * a wait. On an interrupt the parent first takes what the workers already
+ * sent, then asks them to stop after their current call and flush, waits up
+ * to SALVAGE_SECONDS for that, and kills what is left.
+ *
+ * Memory limit. RLIMIT_AS counts the whole address space, including what a
+ * worker inherits from the caller (its heap, SQLite's mappings, ...), so the
+ * worker sets it to its own size at start plus memory_limit.
  *
  * Threads. jobcache starts no thread of its own in this backend, so none is
  * running while it forks. A caller's own threads do not exist in the workers:
@@ -56,6 +67,8 @@
 
 #define BATCH_SECONDS 0.01
 #define FLUSH_SECONDS 0.02
+#define SPAWN_RETRY_SECONDS 0.1 /* after a worker could not be started */
+#define SALVAGE_SECONDS 0.1     /* after an interrupt, for workers to flush */
 enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2 };
 
 /* Parent -> worker: a range of task indices. */
@@ -108,6 +121,7 @@ typedef struct pool {
     double mean;        /* running mean of task seconds, 0 = none yet */
     size_t measured;
     int futile_deaths;  /* workers that died while idle, in a row */
+    double spawn_retry_at; /* jc__monotonic() before which no spawn is tried */
     sigset_t run_mask;  /* the mask to wait with (SIGINT/SIGTERM unblocked) */
 } pool;
 
@@ -163,10 +177,62 @@ static bool read_all(int fd, void *p, size_t n)
     return true;
 }
 
-static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
+/* The pool's crash handler, only where the program left the default: a
+ * handler of its own (or a sanitizer's) stays in effect in the worker. */
+static void catch_crash(int sig, const struct sigaction *sa)
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL)
+        sigaction(sig, sa, NULL);
+}
+
+/* The address space the worker has at start, inherited from the caller, in
+ * bytes; 0 when /proc cannot tell. */
+static rlim_t inherited_address_space(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    if (k <= 0)
+        return 0;
+    buf[k] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long pages = strtoull(buf, &end, 10);
+    long page = sysconf(_SC_PAGESIZE);
+    if (end == buf || errno || page <= 0)
+        return 0;
+    if (pages > (unsigned long long)RLIM_INFINITY / (unsigned long long)page)
+        return RLIM_INFINITY;
+    return (rlim_t)(pages * (unsigned long long)page);
+}
+
+/* RLIMIT_AS: what the worker inherited plus memory_limit (saturating), so
+ * that the limit bounds what the function allocates, whatever the size of
+ * the caller. Never above the hard limit the process already has. */
+static void limit_memory(int64_t memory_limit)
+{
+    rlim_t base = inherited_address_space();
+    rlim_t extra = (rlim_t)memory_limit;
+    rlim_t want = base > RLIM_INFINITY - extra ? RLIM_INFINITY : base + extra;
+    struct rlimit cur;
+    if (getrlimit(RLIMIT_AS, &cur) == 0 && cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
+        want = cur.rlim_max;
+    struct rlimit rl = {want, want};
+    setrlimit(RLIMIT_AS, &rl);
+}
+
+static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask, pid_t parent)
 {
     /* Die with the parent; if it is already gone, go at once. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
     my_slot = &p->shm[slot];
     /* A Ctrl-C reaches the whole process group: the coordinating process
      * decides what stops. So does a SIGTERM to the group when the run took
@@ -181,14 +247,12 @@ static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
     sigaltstack(&ss, NULL);
     struct sigaction sa = {.sa_handler = crash_handler, .sa_flags = SA_ONSTACK | SA_RESETHAND};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
-    sigaction(SIGBUS, &sa, NULL);
-    sigaction(SIGABRT, &sa, NULL);
+    catch_crash(SIGSEGV, &sa);
+    catch_crash(SIGBUS, &sa);
+    catch_crash(SIGABRT, &sa);
 
-    if (p->ex->memory_limit > 0) {
-        struct rlimit rl = {(rlim_t)p->ex->memory_limit, (rlim_t)p->ex->memory_limit};
-        setrlimit(RLIMIT_AS, &rl);
-    }
+    if (p->ex->memory_limit > 0)
+        limit_memory(p->ex->memory_limit);
     /* The parent's ends of the other workers' sockets are not ours. */
     for (int i = 0; i < p->n; i++)
         if (p->w[i].fd >= 0 && p->w[i].fd != fd)
@@ -202,6 +266,10 @@ static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask)
 static void worker_emit(jc__buf *out, uint32_t task, jc_status st, double secs, const void *payload,
                         size_t len, bool oom)
 {
+    /* A result is refused beyond 4 GiB before it gets here; a message that
+     * long is cut, so that the header always tells the payload's length. */
+    if (len > UINT32_MAX)
+        len = UINT32_MAX;
     result_hdr h = {.len = (uint32_t)len, .task = task, .status = (uint32_t)st, .oom = oom, .seconds = secs};
     jc__buf_write(out, (const char *)&h, sizeof h);
     jc__buf_write(out, payload, len);
@@ -298,10 +366,11 @@ static int spawn(pool *p, int slot)
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        worker_setup(p, slot, sv[1], &p->run_mask);
+        worker_setup(p, slot, sv[1], &p->run_mask, parent);
         worker_main(p, slot, sv[1]);
     }
     int saved = errno;
@@ -502,14 +571,32 @@ static void bury(pool *p, int i)
         p->futile_deaths++;
 }
 
+/* Fills the empty slots. A worker that cannot be started (fork or
+ * socketpair failing: EAGAIN, the process or descriptor limit) leaves its
+ * slot empty while the others go on, and is tried again SPAWN_RETRY_SECONDS
+ * later, not in a hot loop. Fails only when no worker at all is alive. */
 static int spawn_all(pool *p)
 {
+    int alive = 0;
     for (int i = 0; i < p->n; i++)
-        if (!p->w[i].pid) {
-            int rc = spawn(p, i);
-            if (rc)
+        alive += p->w[i].pid != 0;
+    if (alive == p->n)
+        return 0;
+    double now = jc__monotonic();
+    if (alive && now < p->spawn_retry_at)
+        return 0;
+    for (int i = 0; i < p->n; i++) {
+        if (p->w[i].pid)
+            continue;
+        int rc = spawn(p, i);
+        if (rc) {
+            if (!alive)
                 return rc;
+            p->spawn_retry_at = now + SPAWN_RETRY_SECONDS;
+            return 0; /* the next slot would most likely fail the same way */
         }
+        alive++;
+    }
     return 0;
 }
 
@@ -582,6 +669,48 @@ static void check_timeouts(pool *p)
     }
 }
 
+/* After an interrupt: deliver what the workers already finished. What they
+ * sent is read at once; then each is asked to stop after its current call
+ * and flush (worker_main), and given up to SALVAGE_SECONDS for it. A worker
+ * that ends or breaks off now is not blamed for anything (a signal to the
+ * process group may have ended it): what it held is reported skipped, and
+ * teardown kills and reaps what is left. */
+static void salvage(pool *p, struct pollfd *fds)
+{
+    p->stopping = true;
+    for (int i = 0; i < p->n; i++)
+        atomic_store(&p->shm[i].stop, 1);
+    double deadline = jc__monotonic() + SALVAGE_SECONDS;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < p->n; i++) {
+            worker *w = &p->w[i];
+            fds[i].fd = -1;
+            fds[i].events = POLLIN;
+            fds[i].revents = 0;
+            if (w->fd < 0)
+                continue;
+            if (!receive(p, w)) {
+                close(w->fd);
+                w->fd = -1;
+                continue;
+            }
+            if (w->nq) {
+                fds[i].fd = w->fd;
+                waiting++;
+            }
+        }
+        double left = deadline - jc__monotonic();
+        if (!waiting || left <= 0)
+            return;
+        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        /* With the current mask: the interrupts stay blocked, so that a
+         * second Ctrl-C cannot cut this short wait. */
+        if (ppoll(fds, (nfds_t)p->n, &ts, NULL) < 0 && errno != EINTR)
+            return;
+    }
+}
+
 static int wait_and_handle(pool *p, struct pollfd *fds)
 {
     int nfds = 0;
@@ -638,6 +767,8 @@ static int loop(pool *p, struct pollfd *fds)
                 atomic_store(&p->shm[i].stop, 1);
         }
         int rc = wait_and_handle(p, fds);
+        if (rc == JC_EINTR)
+            salvage(p, fds);
         if (rc)
             return rc;
         double now = jc__monotonic();

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,12 +107,21 @@ static bool same_disposition(const struct sigaction *a, const struct sigaction *
  * result does not depend on it. */
 static double call_sleep = 0.01;
 
+/* In the interrupted child: a mapping shared with its workers, where each
+ * call of slow_ten marks itself finished just before it returns. A call
+ * marked but not reported ok is a result computed and then lost. */
+static volatile unsigned char *finished_marks;
+static size_t finished_cap;
+
 static int slow_ten(jc_call *call)
 {
     int64_t i = jc_arg_int(call, 0);
     if (call_sleep > 0)
         sleep_seconds(call_sleep);
-    return jc_return_int(call, i * 3 + 1);
+    int rc = jc_return_int(call, i * 3 + 1);
+    if (finished_marks && i >= 0 && (size_t)i < finished_cap)
+        finished_marks[i] = 1;
+    return rc;
 }
 JC_FUNCTION(slow_ten, "v1");
 
@@ -151,6 +161,9 @@ typedef struct report {
     int handlers_restored; /* SIGINT and SIGTERM back to SIG_DFL */
     int leaks;             /* LeakSanitizer found leaks (ASan builds) */
     double run_seconds;    /* how long jc_run took */
+    size_t finished;       /* calls that ran to their end, in any process */
+    size_t lost;           /* of those, the ones not reported ok */
+    size_t ok_unfinished;  /* reported ok but never finished: impossible */
     char message[256];
 } report;
 
@@ -177,6 +190,11 @@ static _Noreturn void child_main(int wfd, int started_fd, const char *path, jc_o
         o.on_progress = say_started;
         o.userdata = &started_fd;
     }
+    void *marks = mmap(NULL, (size_t)n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (marks != MAP_FAILED) {
+        finished_marks = marks;
+        finished_cap = (size_t)n;
+    }
     jc_cache *c = jc_cache_open(path, NULL);
     jc_batch *b = c ? jc_batch_new(c, &o) : NULL;
     for (int64_t i = 0; b && i < n; i++)
@@ -195,6 +213,10 @@ static _Noreturn void child_main(int wfd, int started_fd, const char *path, jc_o
         snprintf(rep.message, sizeof rep.message, "%s", jc_results_message(r));
         for (size_t k = 0; k < jc_results_count(r); k++) {
             jc_status s = jc_result_status(r, k);
+            bool finished = finished_marks && k < finished_cap && finished_marks[k];
+            rep.finished += finished;
+            rep.lost += finished && s != JC_STATUS_OK;
+            rep.ok_unfinished += fn == slow_ten && !finished && s == JC_STATUS_OK;
             if (s == JC_STATUS_OK) {
                 rep.ok++;
                 if (jc_result_int(r, k) != (int64_t)k * 3 + 1)
@@ -218,6 +240,10 @@ static _Noreturn void child_main(int wfd, int started_fd, const char *path, jc_o
     jc_results_free(r);
     jc_batch_free(b);
     jc_cache_close(c);
+    if (finished_marks) {
+        munmap((void *)finished_marks, finished_cap);
+        finished_marks = NULL;
+    }
     rep.fds_after = count_fds();
 #ifdef __SANITIZE_ADDRESS__
     rep.leaks = __lsan_do_recoverable_leak_check() != 0;
@@ -240,16 +266,17 @@ static size_t read_report(int fd, report *rep)
     return got;
 }
 
-/* Runs N_CALLS slow calls in a child with options o, sends it sig once some
- * results are committed (to_group: to its whole process group, workers
- * included, as a Ctrl-C in a terminal does), and checks what the child, the
- * file and a rerun say. */
-static void interrupt_run(int sig, bool to_group, jc_options o, const char *name)
+/* Runs n calls of slow_ten, each sleeping sleep_s, in a child with options
+ * o, sends it sig once some results are committed (to_group: to its whole
+ * process group, workers included, as a Ctrl-C in a terminal does), and
+ * checks what the child, the file and a rerun say. Returns the child's
+ * report. */
+static report interrupt_run_calls(int sig, bool to_group, jc_options o, const char *name, int n, double sleep_s)
 {
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, name);
     o.verbose = JC_VERBOSE_OFF;
-    call_sleep = 0.01;
+    call_sleep = sleep_s;
     int fds0 = count_fds();
 
     int pfd[2];
@@ -261,7 +288,7 @@ static void interrupt_run(int sig, bool to_group, jc_options o, const char *name
         close(pfd[0]);
         if (to_group)
             setpgid(0, 0);
-        child_main(pfd[1], -1, path, o, slow_ten, N_CALLS);
+        child_main(pfd[1], -1, path, o, slow_ten, n);
     }
     close(pfd[1]);
     if (to_group)
@@ -299,17 +326,18 @@ static void interrupt_run(int sig, bool to_group, jc_options o, const char *name
     assert_true(rep.ran);
     assert_int_equal(rep.status, JC_EINTR);
     assert_contains(rep.message, "interrupted");
-    print_message("# %s: %zu ok, %zu skipped, the child's run took %.2f s, %.2f s in all\n", name, rep.ok,
-                  rep.skipped, rep.run_seconds, took);
+    print_message("# %s: %zu ok, %zu skipped, %zu finished but lost, the child's run took %.2f s, %.2f s "
+                  "in all\n", name, rep.ok, rep.skipped, rep.lost, rep.run_seconds, took);
     assert_int_equal(rep.other, 0);
     assert_int_equal(rep.wrong_values, 0);
-    assert_int_equal(rep.ok + rep.skipped, N_CALLS);
+    assert_int_equal(rep.ok + rep.skipped, (size_t)n);
     assert_true(rep.skipped > 0);
     assert_true(rep.ok > 0);
     assert_int_equal(rep.skipped_msg_bad, 0);
-    assert_int_equal(rep.summary_done, N_CALLS);
+    assert_int_equal(rep.summary_done, (size_t)n);
     assert_int_equal(rep.summary_skipped, rep.skipped);
     assert_int_equal(rep.summary_computed, rep.ok);
+    assert_int_equal(rep.ok_unfinished, 0);
     if (rep.children_left)
         print_error("%s: a worker was left unreaped after jc_run\n", name);
     assert_false(rep.children_left);
@@ -326,7 +354,7 @@ static void interrupt_run(int sig, bool to_group, jc_options o, const char *name
     free(check);
     int64_t stored = jc_test_sql_int(path, "SELECT count(*) FROM entries");
     assert_true(stored > 0);
-    assert_true(stored < N_CALLS);
+    assert_true(stored < (int64_t)n);
     assert_int_equal(stored, (int64_t)rep.ok);
 
     /* A rerun computes only what is missing. */
@@ -335,23 +363,29 @@ static void interrupt_run(int sig, bool to_group, jc_options o, const char *name
     assert_non_null(c);
     jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .verbose = JC_VERBOSE_OFF});
     assert_non_null(b);
-    for (int64_t i = 0; i < N_CALLS; i++)
+    for (int64_t i = 0; i < n; i++)
         jc_delayed(b, slow_ten, jc_int(i));
     jc_results *r = jc_run(b);
     assert_non_null(r);
     assert_int_equal(jc_results_status(r), JC_OK);
     jc_progress p = jc_results_summary(r);
     assert_int_equal(p.cached, (size_t)stored);
-    assert_int_equal(p.computed, N_CALLS - (size_t)stored);
-    for (size_t k = 0; k < N_CALLS; k++)
+    assert_int_equal(p.computed, (size_t)n - (size_t)stored);
+    for (size_t k = 0; k < (size_t)n; k++)
         assert_int_equal(jc_result_int(r, k), (int64_t)k * 3 + 1);
     jc_results_free(r);
     jc_batch_free(b);
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), N_CALLS);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), (size_t)n);
 
     assert_true(no_children_left());
     assert_int_equal(count_fds(), fds0);
+    return rep;
+}
+
+static void interrupt_run(int sig, bool to_group, jc_options o, const char *name)
+{
+    (void)interrupt_run_calls(sig, to_group, o, name, N_CALLS, 0.01);
 }
 
 static void test_sigint_stops_a_forked_run_keeping_finished_results(void **state)
@@ -364,6 +398,26 @@ static void test_sigterm_stops_a_forked_run_keeping_finished_results(void **stat
 {
     (void)state;
     interrupt_run(SIGTERM, false, (jc_options){.n_jobs = 2}, "term-fork.jobcache");
+}
+
+/* Calls of 1 ms: a worker holds a few buffered results at any moment, and
+ * more may wait unread in its socket. An interrupt delivers those instead of
+ * throwing them away; only a result finished in the last instant (a worker
+ * that got no CPU time during the ~100 ms the pool waits) may be lost. */
+static void test_sigint_keeps_results_finished_in_workers(void **state)
+{
+    (void)state;
+    size_t lost = 0, finished = 0;
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "int-fork-fast-%d.jobcache", k);
+        report rep = interrupt_run_calls(SIGINT, false, (jc_options){.n_jobs = 2}, name, 4000, 0.001);
+        lost += rep.lost;
+        finished += rep.finished;
+    }
+    print_message("# %zu of %zu finished calls lost in 3 interrupted runs\n", lost, finished);
+    /* Typically none; without the salvage, 13 to 31 here. */
+    assert_true(lost <= 6);
 }
 
 static void test_sigint_stops_an_in_process_run_between_calls(void **state)
@@ -699,6 +753,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigint_stops_a_forked_run_keeping_finished_results),
         cmocka_unit_test(test_sigterm_stops_a_forked_run_keeping_finished_results),
+        cmocka_unit_test(test_sigint_keeps_results_finished_in_workers),
         cmocka_unit_test(test_sigint_stops_an_in_process_run_between_calls),
         cmocka_unit_test(test_sigterm_stops_an_in_process_run_between_calls),
         cmocka_unit_test(test_sigint_stops_a_threads_run_keeping_finished_results),

@@ -3,8 +3,9 @@
  * public interface: the same results whatever the backend, failures reported
  * per call and naming the call (an error, a signal, exit(), a timeout, the
  * memory limit), stop versus continue on error, many tiny calls, workers
- * reading the caller's memory in place, callbacks, and no child process or
- * file descriptor left behind.
+ * reading the caller's memory in place, callbacks, workers that cannot be
+ * started, the program's own crash handlers, and no child process or file
+ * descriptor left behind.
  *
  * Every test ends with assert_clean(): no child is left unreaped and no
  * descriptor leaked. That check is only valid because this test process
@@ -24,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,9 +128,28 @@ static jc_batch *new_batch(jc_cache *c, jc_options o)
     return b;
 }
 
+/* Workers keep the crash handlers the program installed, and during a test
+ * cmocka has its own on SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGSYS (it
+ * jumps back into its test runner: in a worker, the rest of the test suite
+ * would run there). The runs of this file, which crash workers on purpose,
+ * go with the default dispositions; cmocka's come back after. */
+static jc_results *run_pool(jc_batch *b)
+{
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGSYS};
+    enum { NSIGS = sizeof sigs / sizeof sigs[0] };
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, old[NSIGS];
+    sigemptyset(&dfl.sa_mask);
+    for (int k = 0; k < NSIGS; k++)
+        sigaction(sigs[k], &dfl, &old[k]);
+    jc_results *r = jc_run(b);
+    for (int k = 0; k < NSIGS; k++)
+        sigaction(sigs[k], &old[k], NULL);
+    return r;
+}
+
 static jc_results *run_ok(jc_batch *b)
 {
-    jc_results *r = jc_run(b);
+    jc_results *r = run_pool(b);
     if (!r)
         print_error("jc_run: %s\n", jc_errmsg());
     assert_non_null(r);
@@ -378,6 +400,42 @@ static int too_deep(jc_call *call)
     return jc_return(call, v);
 }
 JC_FUNCTION(too_deep, "v1");
+
+/* Returns [i, the pid of the process that ran it]; i == 40 kills its worker. */
+static int pid_or_die(jc_call *call)
+{
+    int64_t i = jc_arg_int(call, 0);
+    sleep_seconds(0.005);
+    if (i == 40)
+        raise(SIGKILL);
+    return jc_return(call, jc_list(jc_int(i), jc_int((int64_t)getpid())));
+}
+JC_FUNCTION(pid_or_die, "v1");
+
+/* i == 2 raises SIGSEGV. */
+static int segv_at_2(jc_call *call)
+{
+    int64_t i = jc_arg_int(call, 0);
+    if (i == 2)
+        raise(SIGSEGV);
+    return jc_return_int(call, i + 40);
+}
+JC_FUNCTION(segv_at_2, "v1");
+
+/* Allocates and touches 16 MiB. */
+static int alloc_16m(jc_call *call)
+{
+    int64_t i = jc_arg_int(call, 0);
+    size_t n = (size_t)16 << 20;
+    char *volatile p = malloc(n);
+    if (!p)
+        return jc_fail(call, "out of memory allocating %zu bytes", n);
+    memset(p, (int)i, n);
+    int64_t last = p[n - 1];
+    free(p);
+    return jc_return_int(call, last + i);
+}
+JC_FUNCTION(alloc_16m, "v1");
 
 /* ---- same results everywhere ---- */
 
@@ -961,6 +1019,39 @@ static void test_memory_limit_fails_the_hungry_call_and_keeps_the_others(void **
 #endif
 }
 
+/* The limit is what a worker may allocate beyond what it inherits: a caller
+ * holding 300 MiB, with a limit of 64 MiB, still has its 16 MiB calls run. */
+static void test_memory_limit_does_not_count_the_callers_own_memory(void **state)
+{
+    (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    skip(); /* RLIMIT_AS cannot work with AddressSanitizer's shadow memory */
+#else
+    int fds = count_fds();
+    size_t big = (size_t)300 << 20;
+    char *volatile held = malloc(big);
+    assert_non_null(held);
+    memset(held, 7, big);
+    jc_cache *c = open_disabled();
+    jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE,
+                                            .memory_limit = (int64_t)64 << 20});
+    for (int64_t i = 0; i < 6; i++)
+        jc_delayed(b, alloc_16m, jc_int(i));
+    jc_results *r = run_ok(b);
+    if (jc_results_status(r) != JC_OK)
+        print_error("%s\n", jc_results_message(r));
+    assert_int_equal(jc_results_status(r), JC_OK);
+    for (size_t k = 0; k < 6; k++)
+        expect_int(r, k, 2 * (int64_t)k);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_true(held[big - 1] == 7);
+    free(held);
+    assert_clean(fds);
+#endif
+}
+
 /* ---- callbacks ---- */
 
 typedef struct result_log {
@@ -1233,7 +1324,7 @@ static void test_output_printed_by_functions_in_workers_is_not_lost(void **state
     jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2});
     for (int64_t i = 0; i < 10; i++)
         jc_delayed(b, talk, jc_int(i));
-    jc_results *r = jc_run(b);
+    jc_results *r = run_pool(b);
 
     fflush(stdout);
     dup2(saved, STDOUT_FILENO);
@@ -1341,7 +1432,7 @@ static void test_crash_is_named_when_the_program_ignores_sigchld(void **state)
     jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE});
     for (int64_t i = 0; i < 20; i++)
         jc_delayed(b, crash_some, jc_int(i));
-    jc_results *r = jc_run(b);
+    jc_results *r = run_pool(b);
     sigaction(SIGCHLD, &old, NULL);
     assert_non_null(r);
     for (size_t k = 0; k < 20; k++)
@@ -1384,7 +1475,7 @@ static void test_crash_is_named_when_the_program_reaps_children_itself(void **st
     jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE});
     for (int64_t i = 0; i < 20; i++)
         jc_delayed(b, always_crash, jc_int(i));
-    jc_results *r = jc_run(b);
+    jc_results *r = run_pool(b);
     sigaction(SIGCHLD, &old, NULL);
     assert_non_null(r);
     int wrong = 0;
@@ -1405,10 +1496,238 @@ static void test_crash_is_named_when_the_program_reaps_children_itself(void **st
     assert_clean(fds);
 }
 
+/* ---- workers that cannot be started ---- */
+
+/* Highest descriptor open in this process, not counting opendir's own. */
+static int max_fd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int top = -1, own = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != own && fd > top)
+            top = fd;
+    }
+    closedir(d);
+    return top;
+}
+
+/* Makes every new descriptor fail with EMFILE: the soft RLIMIT_NOFILE
+ * lowered to just above the highest descriptor open, the holes below it
+ * filled. No worker can be started then (no socket pair), while the
+ * workers already running go on. */
+typedef struct fd_squeeze {
+    struct rlimit saved;
+    int fill[1024];
+    int nfill;
+    bool on;
+} fd_squeeze;
+
+static void squeeze_fds(fd_squeeze *q)
+{
+    assert_false(q->on);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &q->saved), 0);
+    struct rlimit low = q->saved;
+    low.rlim_cur = (rlim_t)max_fd() + 1;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    q->nfill = 0;
+    int fd;
+    while (q->nfill < 1024 && (fd = dup(STDERR_FILENO)) >= 0)
+        q->fill[q->nfill++] = fd;
+    q->on = true;
+}
+
+static void release_fds(fd_squeeze *q)
+{
+    if (!q->on)
+        return;
+    for (int k = 0; k < q->nfill; k++)
+        close(q->fill[k]);
+    setrlimit(RLIMIT_NOFILE, &q->saved);
+    q->on = false;
+}
+
+typedef struct spawn_watch {
+    fd_squeeze squeeze;
+    size_t seen;             /* results delivered so far */
+    pid_t pids[8];           /* distinct worker pids, in the order seen */
+    size_t first_seen[8];    /* the result count when each first appeared */
+    int npids;
+    size_t released_at;      /* the result count when descriptors came back */
+    bool too_many_pids;
+} spawn_watch;
+
+enum { RESPAWN_N = 240, RELEASE_AFTER = 100 };
+
+/* From the first result on, no descriptor can be made, so the worker that
+ * dies at call 40 cannot be replaced; after RELEASE_AFTER results they come
+ * back. Records which worker computed what. */
+static void watch_spawns(const jc_results *res, size_t index, void *userdata)
+{
+    spawn_watch *w = userdata;
+    w->seen++;
+    if (w->seen == 1)
+        squeeze_fds(&w->squeeze);
+    if (w->seen == RELEASE_AFTER) {
+        release_fds(&w->squeeze);
+        w->released_at = w->seen;
+    }
+    if (jc_result_status(res, index) != JC_STATUS_OK)
+        return;
+    int64_t pid = 0;
+    jc_value_get_int(jc_value_at(jc_result_value(res, index), 1), &pid);
+    for (int k = 0; k < w->npids; k++)
+        if (w->pids[k] == (pid_t)pid)
+            return;
+    if (w->npids == 8) {
+        w->too_many_pids = true;
+        return;
+    }
+    w->first_seen[w->npids] = w->seen;
+    w->pids[w->npids++] = (pid_t)pid;
+}
+
+/* A worker that cannot be replaced (socketpair failing with EMFILE) leaves
+ * its slot empty: the other worker finishes the run, and the slot is filled
+ * once descriptors are available again. */
+static void test_worker_that_cannot_be_replaced_leaves_the_others_running(void **state)
+{
+    (void)state;
+    int fds = count_fds();
+    jc_cache *c = open_disabled();
+    spawn_watch w = {0};
+    jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE,
+                                            .on_result = watch_spawns, .userdata = &w});
+    for (int64_t i = 0; i < RESPAWN_N; i++)
+        jc_delayed(b, pid_or_die, jc_int(i));
+    jc_results *r = run_pool(b);
+    int err = jc_errcode();
+    bool was_squeezed_at_end = w.squeeze.on;
+    release_fds(&w.squeeze);
+    if (!r)
+        print_error("jc_run: %s (%s)\n", jc_errmsg(), jc_err_name(err));
+    assert_non_null(r);
+    if (jc_results_status(r) != JC_EFAILED)
+        print_error("run status %s: %s\n", jc_err_name(jc_results_status(r)), jc_results_message(r));
+    assert_int_equal(jc_results_status(r), JC_EFAILED);
+    assert_false(was_squeezed_at_end);
+    for (size_t k = 0; k < RESPAWN_N; k++) {
+        if (k == 40) {
+            expect_status(r, k, JC_STATUS_CRASHED);
+            assert_contains(jc_result_error(r, k), "pid_or_die(40)");
+            assert_contains(jc_result_error(r, k), "SIGKILL");
+        } else {
+            expect_status(r, k, JC_STATUS_OK);
+            int64_t i = -1;
+            assert_int_equal(jc_value_get_int(jc_value_at(jc_result_value(r, k), 0), &i), 0);
+            assert_int_equal(i, (int64_t)k);
+        }
+    }
+    jc_progress s = jc_results_summary(r);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.computed, RESPAWN_N - 1);
+    /* The two first workers; no third while descriptors were short; one
+     * once they came back. */
+    print_message("# %d workers seen; descriptors back after %zu results, the new worker's first result "
+                  "was number %zu\n", w.npids, w.released_at, w.npids > 2 ? w.first_seen[2] : 0);
+    assert_false(w.too_many_pids);
+    assert_int_equal(w.released_at, RELEASE_AFTER);
+    assert_int_equal(w.npids, 3);
+    assert_true(w.first_seen[1] < RELEASE_AFTER);
+    assert_true(w.first_seen[2] > RELEASE_AFTER);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_clean(fds);
+}
+
+/* When not a single worker can start, the run fails and says why. */
+static void test_run_fails_when_no_worker_can_start(void **state)
+{
+    (void)state;
+    int fds = count_fds();
+    jc_cache *c = open_disabled();
+    jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2});
+    for (int64_t i = 0; i < 10; i++)
+        jc_delayed(b, tiny, jc_int(i), jc_int(1));
+    fd_squeeze q = {0};
+    squeeze_fds(&q);
+    jc_results *r = run_pool(b);
+    int err = jc_errcode();
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", r ? jc_results_message(r) : jc_errmsg());
+    release_fds(&q);
+    if (r) {
+        print_error("jc_run returned results: %s: %s\n", jc_err_name(jc_results_status(r)), msg);
+        jc_results_free(r);
+        fail();
+    }
+    assert_int_equal(err, JC_EIO);
+    assert_contains(msg, "socket pair");
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_clean(fds);
+}
+
+/* ---- the program's own crash handlers ---- */
+
+static volatile unsigned char *own_marker;
+
+static void own_segv_handler(int sig)
+{
+    (void)sig;
+    if (own_marker)
+        *own_marker = 1;
+    _exit(7);
+}
+
+/* A SIGSEGV handler the program installed stays in effect in the workers:
+ * it runs, and the call is reported crashed with the status it exits with. */
+static void test_program_crash_handler_stays_in_effect_in_workers(void **state)
+{
+    (void)state;
+    int fds = count_fds();
+    void *m = mmap(NULL, 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    own_marker = m;
+    *own_marker = 0;
+    struct sigaction sa = {.sa_handler = own_segv_handler}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGSEGV, &sa, &old), 0);
+
+    jc_cache *c = open_disabled();
+    jc_batch *b = new_batch(c, (jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE});
+    for (int64_t i = 0; i < 6; i++)
+        jc_delayed(b, segv_at_2, jc_int(i));
+    jc_results *r = jc_run(b);
+    sigaction(SIGSEGV, &old, NULL);
+    unsigned char marked = *own_marker;
+    own_marker = NULL;
+    munmap(m, 1);
+    assert_non_null(r);
+    for (size_t k = 0; k < 6; k++) {
+        if (k == 2) {
+            expect_status(r, k, JC_STATUS_CRASHED);
+            assert_contains(jc_result_error(r, k), "segv_at_2(2)");
+            assert_contains(jc_result_error(r, k), "exited with status 7");
+        } else {
+            expect_int(r, k, (int64_t)k + 40);
+        }
+    }
+    assert_int_equal(marked, 1);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_clean(fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_limit_fails_the_hungry_call_and_keeps_the_others),
+        cmocka_unit_test(test_memory_limit_does_not_count_the_callers_own_memory),
         cmocka_unit_test(test_same_results_with_in_process_forked_and_threads_backends),
         cmocka_unit_test(test_results_stored_by_workers_are_hits_for_an_in_process_rerun),
         cmocka_unit_test(test_function_error_fails_only_that_call),
@@ -1437,6 +1756,9 @@ int main(void)
         cmocka_unit_test(test_threads_backend_refuses_timeout_and_memory_limit),
         cmocka_unit_test(test_crash_is_named_when_the_program_ignores_sigchld),
         cmocka_unit_test(test_crash_is_named_when_the_program_reaps_children_itself),
+        cmocka_unit_test(test_worker_that_cannot_be_replaced_leaves_the_others_running),
+        cmocka_unit_test(test_run_fails_when_no_worker_can_start),
+        cmocka_unit_test(test_program_crash_handler_stays_in_effect_in_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
