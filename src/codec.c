@@ -88,6 +88,18 @@ static uint64_t to_le64(uint64_t x)
  * double array with no -0.0 and no NaN, goes to the writer straight from the
  * value's memory (for a borrowed array: the caller's). Otherwise it is
  * converted in chunks on the stack. */
+/* Whether m doubles (as bits) hold no NaN and no -0.0, in one branch-free
+ * pass the compiler vectorises: a NaN is an all-ones exponent with a
+ * non-zero mantissa, so its bits without the sign exceed those of infinity. */
+static bool doubles_canonical(const uint64_t *bits, size_t m)
+{
+    uint64_t bad = 0;
+    for (size_t i = 0; i < m; i++)
+        bad |= (uint64_t)((bits[i] << 1) > UINT64_C(0xffe0000000000000)) |
+               (uint64_t)(bits[i] == UINT64_C(0x8000000000000000));
+    return !bad;
+}
+
 static int write_array_body(const jc_value *v, msgpack_packer *pk)
 {
     const uint64_t *src = v->u.arr;
@@ -96,12 +108,7 @@ static int write_array_body(const jc_value *v, msgpack_packer *pk)
     bool ints = v->type == JC_TYPE_INTS;
     while (n) {
         size_t m = n < 512 ? n : 512;
-        bool clean = to_le64(1) == 1;
-        if (clean && !ints) {
-            const double *d = (const double *)src;
-            for (size_t i = 0; i < m && clean; i++)
-                clean = !isnan(d[i]) && !(d[i] == 0.0 && signbit(d[i]));
-        }
+        bool clean = to_le64(1) == 1 && (ints || doubles_canonical(src, m));
         if (clean) {
             if (msgpack_pack_ext_body(pk, src, m * 8))
                 return -1;
@@ -140,6 +147,13 @@ static int xxh_write(void *ctx, const char *p, size_t n)
  * The key still depends on every byte; the stored arguments stay small. */
 static int write_digest(const jc_value *v, msgpack_packer *pk)
 {
+    /* A call's arguments are encoded twice (for its key at jc_delayed, and
+     * for the store after a miss): the digest is computed once and kept in
+     * the value, which must stay unchanged until the run returns anyway. */
+    if (v->digest)
+        return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->digest, DIGEST_LEN)
+                   ? write_failed()
+                   : 0;
     XXH3_state_t *st = XXH3_createState();
     if (!st)
         return write_failed();
@@ -162,6 +176,11 @@ static int write_digest(const jc_value *v, msgpack_packer *pk)
     uint64_t n = to_le64((uint64_t)v->len);
     memcpy(payload + 1, &n, 8);
     memcpy(payload + 9, c.digest, 16);
+    unsigned char *keep = malloc(DIGEST_LEN);
+    if (keep) { /* out of memory: computed again next time, no harm */
+        memcpy(keep, payload, DIGEST_LEN);
+        ((jc_value *)v)->digest = keep;
+    }
     return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
                ? write_failed()
                : 0;

@@ -49,6 +49,7 @@ struct jc_value {
         } kw;
     } u;
     char **keys; /* map keys, sorted by strcmp, unique */
+    unsigned char *digest; /* a large argument's ext 3 payload, once computed (codec.c) */
 };
 
 /* Inserts key -> v into a map, taking both over (freed on failure); a key

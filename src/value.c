@@ -415,6 +415,7 @@ void jc_value_free(jc_value *v)
     default:
         break;
     }
+    free(v->digest);
     free(v);
 }
 
