@@ -497,9 +497,7 @@ JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
  * computed in the caller's process and stored. Returns a new value that the
  * caller owns, or NULL on failure with jc_errmsg() naming the call. A
  * result that cannot be stored (a full disk, a lock held past the busy
- * timeout) is still returned; it is then simply not cached. Between
- * consecutive hits the cache keeps one read snapshot for up to 50 ms, so
- * another process's newest entries may be seen that much later. */
+ * timeout) is still returned; it is then simply not cached. */
 #define jc_memo(cache, ...)                                                    \
     jc__memo((cache), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),        \
              JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)

@@ -56,6 +56,21 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
     return c;
 }
 
+int jc__cache_commit(jc_cache *cache)
+{
+    int rc = jc__store_commit(cache->store);
+    /* SQLite may keep the transaction open after a failed COMMIT (a busy
+     * lock): end it, or every later begin would nest into it and nothing
+     * would be committed again. Its message is kept. */
+    if (rc && jc__store_in_transaction(cache->store)) {
+        char *msg = jc__strdup(jc_errmsg());
+        jc__store_rollback(cache->store);
+        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+        free(msg);
+    }
+    return rc;
+}
+
 void jc_cache_close(jc_cache *cache)
 {
     if (!cache)
@@ -64,7 +79,7 @@ void jc_cache_close(jc_cache *cache)
         /* Best effort: hit counts are bookkeeping, never results. */
         if (jc__store_begin(cache->store) == 0) {
             jc__cache_flush_touches(cache);
-            jc__store_commit(cache->store);
+            jc__cache_commit(cache);
         }
     }
     jc__store_close(cache->store);
@@ -104,10 +119,18 @@ void jc__cache_touch(jc_cache *cache, int64_t rowid)
     cache->touched_at[cache->ntouched] = jc__now();
     cache->ntouched++;
     /* A program that only ever hits (jc_memo in a loop) still writes its hit
-     * counts now and then. Inside a run's transaction this nests into it. */
-    if (cache->ntouched >= 4096 && jc__store_begin(cache->store) == 0) {
-        jc__cache_flush_touches(cache);
-        jc__store_commit(cache->store);
+     * counts now and then. Not during a run, which writes them itself; and
+     * after a failed attempt (the file locked by another process) only
+     * 4096 hits later, so that a locked file costs one busy timeout per 4096
+     * hits, not one per hit. */
+    if (!cache->running && cache->ntouched >= (cache->touch_flush_at ? cache->touch_flush_at : 4096)) {
+        if (jc__store_begin(cache->store) == 0) {
+            jc__cache_flush_touches(cache);
+            jc__cache_commit(cache);
+            cache->touch_flush_at = 0;
+        } else {
+            cache->touch_flush_at = cache->ntouched + 4096;
+        }
     }
 }
 
@@ -161,7 +184,7 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value *
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
         return 0;
     jc__hit hit;
-    int rc = jc__store_get_held(cache->store, key, &hit);
+    int rc = jc__store_get(cache->store, key, &hit);
     if (rc <= 0)
         return rc;
     if (jc__decode_value(hit.result, hit.result_len, value)) {

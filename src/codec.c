@@ -91,18 +91,21 @@ static uint64_t to_le64(uint64_t x)
 /* Whether m doubles (as bits) hold no NaN and no -0.0, in one branch-free
  * pass the compiler vectorises: a NaN is an all-ones exponent with a
  * non-zero mantissa, so its bits without the sign exceed those of infinity. */
-static bool doubles_canonical(const uint64_t *bits, size_t m)
+static bool doubles_canonical(const void *p, size_t m)
 {
+    const unsigned char *bytes = p;
     uint64_t bad = 0;
-    for (size_t i = 0; i < m; i++)
-        bad |= (uint64_t)((bits[i] << 1) > UINT64_C(0xffe0000000000000)) |
-               (uint64_t)(bits[i] == UINT64_C(0x8000000000000000));
+    for (size_t i = 0; i < m; i++) {
+        uint64_t b; /* memcpy, not a cast: the data are doubles (aliasing rules) */
+        memcpy(&b, bytes + 8 * i, 8);
+        bad |= (uint64_t)((b << 1) > UINT64_C(0xffe0000000000000)) | (uint64_t)(b == UINT64_C(0x8000000000000000));
+    }
     return !bad;
 }
 
 static int write_array_body(const jc_value *v, msgpack_packer *pk)
 {
-    const uint64_t *src = v->u.arr;
+    const unsigned char *src = v->u.arr; /* doubles or int64s, read with memcpy */
     size_t n = v->len;
     uint64_t chunk[512];
     bool ints = v->type == JC_TYPE_INTS;
@@ -114,10 +117,11 @@ static int write_array_body(const jc_value *v, msgpack_packer *pk)
                 return -1;
         } else {
             for (size_t i = 0; i < m; i++) {
-                uint64_t bits = src[i];
+                uint64_t bits;
+                memcpy(&bits, src + 8 * i, 8);
                 if (!ints) {
                     double d;
-                    memcpy(&d, &src[i], 8);
+                    memcpy(&d, src + 8 * i, 8);
                     bits = canonical_double_bits(d);
                 }
                 chunk[i] = to_le64(bits);
@@ -125,7 +129,7 @@ static int write_array_body(const jc_value *v, msgpack_packer *pk)
             if (msgpack_pack_ext_body(pk, chunk, m * 8))
                 return -1;
         }
-        src += m;
+        src += 8 * m;
         n -= m;
     }
     return 0;

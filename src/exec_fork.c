@@ -221,8 +221,13 @@ static void limit_memory(int64_t memory_limit)
     rlim_t extra = (rlim_t)memory_limit;
     rlim_t want = base > RLIM_INFINITY - extra ? RLIM_INFINITY : base + extra;
     struct rlimit cur;
-    if (getrlimit(RLIMIT_AS, &cur) == 0 && cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
-        want = cur.rlim_max;
+    /* Never above a limit the program set itself, soft or hard. */
+    if (getrlimit(RLIMIT_AS, &cur) == 0) {
+        if (cur.rlim_cur != RLIM_INFINITY && want > cur.rlim_cur)
+            want = cur.rlim_cur;
+        if (cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
+            want = cur.rlim_max;
+    }
     struct rlimit rl = {want, want};
     setrlimit(RLIMIT_AS, &rl);
 }

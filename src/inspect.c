@@ -80,7 +80,7 @@ static int end_write(jc_cache *cache, int rc, bool keep)
         jc__store_rollback(cache->store);
         return rc;
     }
-    int c = jc__store_commit(cache->store);
+    int c = jc__cache_commit(cache);
     return c ? c : rc;
 }
 

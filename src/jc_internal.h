@@ -112,6 +112,9 @@ void jc__key_hex(const uint8_t key[JC__KEY_LEN], char out[2 * JC__KEY_LEN + 1]);
 /* The registered descriptor of fn; NULL with the message set (unregistered,
  * ambiguous name). */
 const jc_function *jc__function_by_ptr(jc_fn fn);
+/* Changes whenever a function is registered: a cached lookup is stale then
+ * (a new registration can make a name ambiguous). */
+unsigned long jc__registry_generation(void);
 
 /* ---- calls (call.c) ---- */
 
@@ -151,17 +154,21 @@ struct jc_cache {
     pthread_t run_thread;
     jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
     const jc_function *memo_desc;
+    unsigned long memo_gen;
     int64_t *touched;
     double *touched_at;
     size_t ntouched, touched_cap;
+    size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
 };
 
 /* Queues a hit on rowid for the next flush (no-op when read-only). */
 void jc__cache_touch(jc_cache *cache, int64_t rowid);
+/* Commits the store's transaction; on failure rolls back what SQLite left
+ * open, keeping the commit's message. */
+int jc__cache_commit(jc_cache *cache);
 /* Writes the queued hits; call inside a write transaction or alone. */
 int jc__cache_flush_touches(jc_cache *cache);
-/* For single lookups (jc_memo): the store holds its read transaction for up
- * to 50 ms between them. Looks key up; on a hit decodes the result into *value (owned) and fills
+/* Looks key up; on a hit decodes the result into *value (owned) and fills
  * *seconds, records the hit and returns 1. Returns 0 on a miss, and also on
  * an entry whose blob does not decode (it is then recomputed and
  * overwritten). Negative on a store error. */

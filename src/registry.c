@@ -9,6 +9,7 @@
  * at jc_delayed.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,12 @@ typedef struct entry {
 } entry;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_ulong generation;
+
+unsigned long jc__registry_generation(void)
+{
+    return atomic_load_explicit(&generation, memory_order_acquire);
+}
 static entry *table;
 static size_t count, cap;
 
@@ -62,6 +69,7 @@ int jc_function_register(const jc_function *desc)
             clash = true;
         }
     }
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     table[count].desc = desc;
     table[count].ambiguous = clash;
     count++;

@@ -42,6 +42,7 @@ struct jc_batch {
     int error;    /* the first bad call's code, 0 if none */
     jc_fn last_fn; /* the last function looked up, and its descriptor: a */
     const jc_function *last_desc; /* sweep calls one function many times */
+    unsigned long last_gen;       /* the registry's generation when looked up */
     char *errmsg; /* ... and its message */
     bool ran;
 };
@@ -250,9 +251,10 @@ int jc__delayed(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const
         free_args(argv, argc);
         return at_site(jc__set_error(JC_EINVAL, "jc_delayed: the batch is NULL"), file, line);
     }
-    if (!fn || fn != b->last_fn) {
+    if (!fn || fn != b->last_fn || b->last_gen != jc__registry_generation()) {
         b->last_desc = jc__function_by_ptr(fn);
         b->last_fn = b->last_desc ? fn : NULL;
+        b->last_gen = jc__registry_generation();
     }
     return batch_add(b, file, line, b->last_fn ? b->last_desc : NULL, argv, argc);
 }
@@ -285,6 +287,7 @@ typedef struct run {
     size_t *task_slot; /* task -> slot */
     size_t ntasks;
     bool writable;
+    bool inprocess; /* misses run in this thread */
     /* Results are written in short transactions (flush): the write lock is
      * never held while a user's function runs or a worker is awaited, so
      * other processes sharing the cache are not kept waiting. */
@@ -309,44 +312,64 @@ static void note_store_error(run *r, int rc)
     r->store_msg = jc__strdup(jc_errmsg());
 }
 
-/* Writes the queued results and hit counts in one transaction. */
-static void flush(run *r)
+/* Writes the queued results and hit counts in one transaction. A result
+ * that cannot be stored (too large for SQLite, out of memory encoding it)
+ * is reported and skipped; the others are stored. When the transaction
+ * cannot even begin (the file locked past the busy timeout), the queue is
+ * kept for the next attempt; the last attempt (final) reports it. */
+static void flush(run *r, bool final)
 {
     if (!r->writable || (!r->nqueue && !r->cache->ntouched))
         return;
     jc__store *st = r->cache->store;
-    int rc = jc__store_begin(st);
-    if (!rc) {
-        jc__cache_flush_touches(r->cache); /* bookkeeping: a failure here loses no result */
-        double now = jc__now();
-        for (size_t i = 0; i < r->nqueue && !rc; i++) {
-            const unstored *u = &r->queue[i];
-            const slot *sl = &r->res->slots[u->slot];
-            const pending *call = &r->batch->calls[sl->first];
-            rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob,
-                               u->blob_len, u->seconds, now);
-        }
-        if (rc)
-            jc__store_rollback(st);
-        else
-            rc = jc__store_commit(st);
-    }
-    if (rc)
-        note_store_error(r, rc);
-    for (size_t i = 0; i < r->nqueue; i++)
-        free(r->queue[i].blob);
-    r->nqueue = 0;
     r->last_commit = jc__monotonic();
+    int rc = jc__store_begin(st);
+    if (rc) {
+        if (final && r->nqueue)
+            note_store_error(r, rc);
+        if (final)
+            r->cache->ntouched = 0; /* hit counts are bookkeeping: dropped, not retried forever */
+        return;
+    }
+    /* Bookkeeping: a failure loses no result; if SQLite ended the
+     * transaction over it, a new one is begun for the results. */
+    if (jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && jc__store_begin(st)) {
+        if (final && r->nqueue)
+            note_store_error(r, jc_errcode());
+        return;
+    }
+    double now = jc__now();
+    size_t done = 0;
+    for (; done < r->nqueue && jc__store_in_transaction(st); done++) {
+        const unstored *u = &r->queue[done];
+        const slot *sl = &r->res->slots[u->slot];
+        const pending *call = &r->batch->calls[sl->first];
+        if (jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob, u->blob_len,
+                          u->seconds, now))
+            note_store_error(r, jc_errcode());
+    }
+    rc = jc__store_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
+    if (rc) {
+        note_store_error(r, rc);
+        done = r->nqueue; /* rolled back: what was queued is lost to the file, not to the caller */
+    }
+    for (size_t i = 0; i < done; i++)
+        free(r->queue[i].blob);
+    memmove(r->queue, r->queue + done, (r->nqueue - done) * sizeof *r->queue);
+    r->nqueue -= done;
 }
 
-/* Commits when due: every COMMIT_SECONDS, every COMMIT_EVERY results, and
- * after every result that took 10 ms or more (such a result is worth a
- * commit at once; a kill during a long call then loses nothing). */
+/* Commits when due: every COMMIT_SECONDS, every COMMIT_EVERY results, when
+ * the run is being interrupted (a second signal may end the program), and,
+ * in-process, after every result that took 10 ms or more: the next call
+ * runs in this thread and may be long, and what it waits behind would be
+ * lost to a kill. Worker backends commit on the timer, since nothing long
+ * runs in this thread. */
 static void flush_if_due(run *r)
 {
-    if (r->nqueue && (r->nqueue >= COMMIT_EVERY || r->last_seconds >= 0.01 ||
+    if (r->nqueue && (r->nqueue >= COMMIT_EVERY || jc__interrupted || (r->inprocess && r->last_seconds >= 0.01) ||
                       jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
-        flush(r);
+        flush(r, false);
 }
 
 static void update_progress(run *r, size_t running, bool force)
@@ -592,6 +615,7 @@ static int execute(run *r)
     if (backend == JC_BACKEND_AUTO)
         backend = want == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
                                                                                : JC_BACKEND_FORK;
+    r->inprocess = backend == JC_BACKEND_INPROCESS;
     saved_signals saved;
     catch_interrupts(&saved, &ex.interrupts);
     int rc;
@@ -676,12 +700,11 @@ jc_results *jc_run(jc_batch *b)
         jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
         return NULL;
     }
-    b->ran = true;
-
     if (b->cache->running) {
         jc__set_error(JC_EBUSY, "jc_run: this cache is already running a batch; a cache runs one at a time");
         return NULL;
     }
+    b->ran = true;
     b->cache->running = true;
     b->cache->run_thread = pthread_self();
     run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
@@ -714,7 +737,7 @@ jc_results *jc_run(jc_batch *b)
     if (!rc) {
         update_progress(&r, 0, false);
         int exec_rc = r.ntasks ? execute(&r) : 0;
-        flush(&r);
+        flush(&r, true);
         evict(&r);
         if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
             rc = exec_rc; /* the backend could not start at all */
@@ -729,9 +752,11 @@ jc_results *jc_run(jc_batch *b)
         }
     }
     if (rc && res && res->slots)
-        flush(&r); /* keep whatever was computed before the failure */
+        flush(&r, true); /* keep whatever was computed before the failure */
     free(r.tasks);
     free(r.task_slot);
+    for (size_t i = 0; i < r.nqueue; i++) /* results the file could not take */
+        free(r.queue[i].blob);
     free(r.queue);
     free(r.evict_msg);
     b->cache->running = false;
@@ -869,9 +894,11 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
                               "cache is used by one thread at a time"), file, line);
         return NULL;
     }
-    if (!fn || fn != cache->memo_fn) { /* a memo loop calls one function: look it up once */
+    if (!fn || fn != cache->memo_fn || cache->memo_gen != jc__registry_generation()) {
+        /* a memo loop calls one function: look it up once */
         cache->memo_desc = jc__function_by_ptr(fn);
         cache->memo_fn = cache->memo_desc ? fn : NULL;
+        cache->memo_gen = jc__registry_generation();
     }
     const jc_function *desc = cache->memo_fn ? cache->memo_desc : NULL;
     uint8_t key[JC__KEY_LEN];
@@ -907,7 +934,7 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()))
             jc__store_rollback(cache->store);
         else
-            jc__store_commit(cache->store); /* rolls back by itself on failure */
+            jc__cache_commit(cache);
     }
     free_args(argv, argc);
     return value;

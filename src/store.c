@@ -56,15 +56,13 @@ struct jc__store {
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
     sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK rowids */
-    /* A read transaction kept open across point lookups made outside any
-     * write transaction (jc_memo in a loop): without it, every lookup takes
-     * and drops WAL read locks (fcntl calls on the -shm file). It ends after
-     * READ_HOLD_MS, before any write, and at close, so another process's new
-     * entries are seen within that time and checkpoints are not held off. */
+    /* An explicit read transaction around many lookups (a run's): one
+     * snapshot, one set of WAL read locks. Any write ends it first. (A
+     * snapshot held across jc_memo calls was tried and dropped: after the
+     * last hit nothing ends it, and it holds off other processes'
+     * checkpoints for as long as the program then computes.) */
     sqlite3_stmt *begin_read, *end_read;
     bool reading;
-    bool read_held; /* opened by a held lookup (else by jc__store_read_begin) */
-    double read_since;
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -151,14 +149,9 @@ static int store_check(const jc__store *st)
 
 static void end_read(jc__store *st);
 
-/* The gate of every call but the held lookup: a snapshot held for jc_memo
- * ends here, so that nothing else reads through it. */
 static int store_enter(jc__store *st)
 {
-    int rc = store_check(st);
-    if (!rc && st->reading && st->read_held)
-        end_read(st);
-    return rc;
+    return store_check(st);
 }
 
 /* The gate of every write: also ends a held read transaction, so that the
@@ -512,7 +505,6 @@ static int prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
 }
 
 enum { TOUCH_CHUNK = 256 };
-#define READ_HOLD_MS 50.0
 
 static int prepare_all(jc__store *st)
 {
@@ -777,25 +769,13 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
     return 1;
 }
 
-static int get_one(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit, bool hold)
+int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
 {
-    int rc = hold ? store_check(st) : store_enter(st);
+    int rc = store_enter(st);
     if (rc)
         return rc;
     if (!key || !hit)
         return jc__set_error(JC_EINVAL, "cache file '%s': lookup with a NULL key or hit", st->path);
-    /* A held snapshot older than READ_HOLD_MS is renewed before it is read. */
-    if (hold && st->reading && st->read_held && monotonic_ms() - st->read_since > READ_HOLD_MS)
-        end_read(st);
-    if (hold && st->depth == 0 && !st->reading) {
-        int b = sqlite3_step(st->begin_read);
-        sqlite3_reset(st->begin_read);
-        if (b == SQLITE_DONE) {
-            st->reading = true;
-            st->read_held = true;
-            st->read_since = monotonic_ms();
-        }
-    }
     /* SQLITE_STATIC: key is only read before the reset below. */
     sqlite3_bind_blob(st->get, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     int step = sqlite3_step(st->get);
@@ -805,10 +785,6 @@ static int get_one(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit, 
         rc = store_error(st, step, "looking up an entry");
     }
     sqlite3_reset(st->get);
-    /* A miss is about to be computed (perhaps for long) and then written:
-     * the snapshot is not kept across that. */
-    if (st->reading && st->read_held && rc != 1)
-        end_read(st);
     return rc;
 }
 
@@ -822,7 +798,6 @@ int jc__store_read_begin(jc__store *st)
     if (b != SQLITE_DONE)
         return store_error(st, b, "beginning a read transaction");
     st->reading = true;
-    st->read_held = false;
     return 0;
 }
 
@@ -832,15 +807,6 @@ void jc__store_read_end(jc__store *st)
         end_read(st);
 }
 
-int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
-{
-    return get_one(st, key, hit, false);
-}
-
-int jc__store_get_held(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
-{
-    return get_one(st, key, hit, true);
-}
 
 /* A sum from the file as an int64: a hostile file can make total() any
  * double, and converting one out of range is undefined. */

@@ -72,12 +72,6 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
 typedef void (*jc__hit_fn)(void *ctx, size_t i, const jc__hit *hit);
 int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
 
-/* The same, keeping the read transaction open for up to 50 ms so that a
- * loop of single lookups (jc_memo) does not take and drop the WAL read lock
- * each time. Another process's entries may then be seen up to 50 ms late
- * (a late entry is a miss: computed again and overwritten). Any write, and
- * jc__store_get, end the held transaction. */
-int jc__store_get_held(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
 
 /* A read transaction around many lookups (one snapshot, one set of WAL
  * read locks). Ends by jc__store_read_end, or by any write. */

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <math.h>
 #include <regex.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1494,6 +1495,77 @@ static void a_large_bytes_argument_reaches_the_function_whole(void **state)
     free(data);
 }
 
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Another process's write lock on the file, held by a second connection. */
+static sqlite3 *hold_write_lock(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "locked-cold.db");
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 50});
+    assert_non_null(c);
+    sqlite3 *lock = hold_write_lock(path);
+    add_calls = 0;
+    jc_results *res = run_adds(c, 0, 30);
+    /* Every result is there; the run says they could not be stored. */
+    assert_int_equal(jc_results_status(res), JC_EIO);
+    assert_contains(jc_results_message(res), "could not be stored");
+    for (size_t k = 0; k < 30; k++) {
+        assert_int_equal(jc_result_status(res, k), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, k), (int64_t)k + 1000);
+    }
+    jc_results_free(res);
+    sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(lock);
+    /* Nothing was stored, and nothing is left half-written: the next run
+     * computes and stores them all. */
+    res = run_adds(c, 0, 30);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(add_calls, 60);
+    jc_results_free(res);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 30);
+}
+
+static void hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "locked-warm.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 6000));
+    jc_cache_close(c);
+    c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 50});
+    assert_non_null(c);
+    sqlite3 *lock = hold_write_lock(path);
+    double t0 = now_seconds();
+    jc_results *res = run_adds(c, 0, 6000);
+    double took = now_seconds() - t0;
+    /* All hits, reported ok: hit counts are bookkeeping, not results. */
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_results_summary(res).cached, 6000);
+    if (took > 5.0)
+        fail_msg("6000 hits on a locked file took %.1f s", took);
+    jc_results_free(res);
+    sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(lock);
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -1539,6 +1611,8 @@ int main(void)
         cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
         cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
         cmocka_unit_test(max_size_evicts_least_recently_used_entries_after_a_run),
+        cmocka_unit_test(a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored),
+        cmocka_unit_test(hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),
         cmocka_unit_test(bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
         cmocka_unit_test(a_large_bytes_argument_reaches_the_function_whole),
     };
