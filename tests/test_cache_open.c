@@ -17,22 +17,11 @@
 
 #include <jobcache.h>
 
+/* square/v1 comes from testutil.h. */
+#define JC_TEST_WANT_SQUARE
 #include "testutil.h"
 
 #define PATH_CAP 4096
-
-static int square(jc_call *call)
-{
-    int64_t x = jc_arg_int(call, 0);
-    return jc_return_int(call, x * x);
-}
-JC_FUNCTION(square, "v1");
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
-}
 
 /* Opening path with flags fails with code, and the message names path. */
 static void assert_open_fails(const char *path, unsigned flags, int code)

@@ -19,23 +19,9 @@
 #include <string.h>
 
 #include "jc_internal.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
-
-static void expect_error(int code, const char *what)
-{
-    assert_int_equal(jc_errcode(), code);
-    if (!strstr(jc_errmsg(), what)) {
-        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
-        fail();
-    }
-}
-
-static void expect_rc(int rc, int code, const char *what)
-{
-    assert_int_equal(rc, code);
-    expect_error(code, what);
-}
 
 static void dump(const char *label, const unsigned char *p, size_t n)
 {

@@ -22,16 +22,11 @@
 #include <xxhash.h>
 
 #include "store.h"
+/* square/v1 comes from testutil.h. */
+#define JC_TEST_WANT_SQUARE
 #include "testutil.h"
 
 #define PATH_CAP 4096
-
-static int square(jc_call *call)
-{
-    int64_t x = jc_arg_int(call, 0);
-    return jc_return_int(call, x * x);
-}
-JC_FUNCTION(square, "v1");
 
 /* greet(name, times=k) -> "name name ..." */
 static int greet(jc_call *call)
@@ -60,14 +55,6 @@ static int total(jc_call *call)
 JC_FUNCTION(total, "v1");
 
 /* ---- helpers ---- */
-
-static jc_cache *open_cache(const char *path, unsigned flags)
-{
-    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
-    if (!c)
-        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
-    return c;
-}
 
 /* A cache with square(0..nsq-1) and greet("bob", times=1..ngreet). */
 static void make_cache(const char *path, int nsq, int ngreet)
@@ -131,11 +118,6 @@ static int64_t count_rows(const char *path, const char *where)
     return jc_test_sql_int(path, sql);
 }
 
-static void sql(const char *path, const char *stmt)
-{
-    assert_int_equal(jc_test_sql_exec(path, stmt), SQLITE_OK);
-}
-
 /* Lists what the filter selects: count, and each entry's function and
  * first argument... kept simple: the functions in order, comma-joined. */
 static size_t list(jc_cache *c, const jc_filter *f, char *out, size_t cap)
@@ -155,12 +137,6 @@ static size_t list(jc_cache *c, const jc_filter *f, char *out, size_t cap)
     assert_int_equal(rc, 0);
     jc_entries_free(it);
     return n;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
 }
 
 /* The key of the first entry whose function is fn, in name order. */

@@ -43,50 +43,16 @@ enum { N_CALLS = 400 };
 
 /* ---- helpers ---- */
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void sleep_seconds(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
 }
 
-/* Open descriptors of this process, not counting the one opendir uses. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0, own = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (atoi(e->d_name) == own)
-            continue;
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
 static bool no_children_left(void)
 {
     errno = 0;
     return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected \"%s\" in \"%s\"\n", needle, hay ? hay : "(null)");
-        fail();
-    }
 }
 
 static bool same_disposition(const struct sigaction *a, const struct sigaction *b)

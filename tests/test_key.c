@@ -26,17 +26,9 @@
 #include <xxhash.h>
 
 #include "jc_internal.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
-
-static void expect_error(int code, const char *what)
-{
-    assert_int_equal(jc_errcode(), code);
-    if (!strstr(jc_errmsg(), what)) {
-        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
-        fail();
-    }
-}
 
 /* XXH3-128 with seed 0 of p, as 32 lowercase hex digits of its canonical
  * (big-endian) form; written without jc__key_hex on purpose. */

@@ -14,28 +14,11 @@
 
 #include <jobcache.h>
 
+/* add/v1 and fails/v1, with their call counters, come from testutil.h. */
+#define JC_TEST_WANT_ADD_FAILS
 #include "testutil.h"
 
 #define PATH_CAP 4096
-
-static int add_calls;
-static int add(jc_call *call)
-{
-    add_calls++;
-    return jc_return_int(call, jc_arg_int(call, 0) + jc_arg_int(call, 1));
-}
-JC_FUNCTION(add, "v1");
-
-static int fails_calls;
-static int fails(jc_call *call)
-{
-    fails_calls++;
-    int64_t x = jc_arg_int(call, 0);
-    if (x == 3)
-        return jc_fail(call, "three is not allowed");
-    return jc_return_int(call, x * 10);
-}
-JC_FUNCTION(fails, "v1");
 
 static int nothing(jc_call *call)
 {
@@ -59,20 +42,6 @@ JC_FUNCTION(describe, "v1");
 static int unregistered(jc_call *call)
 {
     return jc_return_int(call, 0);
-}
-
-static jc_cache *open_cache(const char *path, unsigned flags)
-{
-    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
-    if (!c)
-        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
-    return c;
-}
-
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
 }
 
 static int64_t int_of(const jc_value *v)

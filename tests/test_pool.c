@@ -39,37 +39,11 @@
 
 /* ---- helpers ---- */
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void sleep_seconds(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-/* Open descriptors of this process, not counting the one opendir uses. */
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0, own = dirfd(d);
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (atoi(e->d_name) == own)
-            continue;
-        n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* No child left unreaped (this process starts none of its own) and as many
@@ -87,14 +61,6 @@ static void assert_clean(int fds_before)
     if (fds != fds_before)
         print_error("descriptors open: %d before, %d after\n", fds_before, fds);
     assert_int_equal(fds, fds_before);
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-    if (!hay || !strstr(hay, needle)) {
-        print_error("expected \"%s\" in \"%s\"\n", needle, hay ? hay : "(null)");
-        fail();
-    }
 }
 
 /* A disabled cache: nothing is looked up or stored, every call computes. */

@@ -57,12 +57,6 @@ static int unnamed(jc_call *call)
     return jc_return_int(call, 5);
 }
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
-}
-
 static void jc_function_registers_before_main_and_is_found_by_name(void **state)
 {
     (void)state;

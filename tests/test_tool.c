@@ -20,6 +20,8 @@
 
 #include <jobcache.h>
 
+/* square/v1 comes from testutil.h. */
+#define JC_TEST_WANT_SQUARE
 #include "testutil.h"
 
 #ifndef JC_TOOL_PATH
@@ -27,13 +29,6 @@
 #endif
 
 #define PATH_CAP 4096
-
-static int square(jc_call *call)
-{
-    int64_t x = jc_arg_int(call, 0);
-    return jc_return_int(call, x * x);
-}
-JC_FUNCTION(square, "v1");
 
 /* scale(xs, factor=f) -> xs * f, a long array in and out. */
 static int scale(jc_call *call)
@@ -94,12 +89,6 @@ static int tool(char **out, const char *fmt, ...)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-    if (!haystack || !strstr(haystack, needle))
-        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
-}
-
 static void assert_lacks(const char *haystack, const char *needle)
 {
     if (haystack && strstr(haystack, needle))
@@ -138,11 +127,6 @@ static size_t count_of(const char *s, const char *needle)
     for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle))
         n++;
     return n;
-}
-
-static void sql(const char *path, const char *stmt)
-{
-    assert_int_equal(jc_test_sql_exec(path, stmt), SQLITE_OK);
 }
 
 /* ---- caches ---- */

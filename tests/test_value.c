@@ -20,25 +20,9 @@
 #include <string.h>
 
 #include "jc_internal.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
-
-/* The last error is code, and its message contains what. */
-static void expect_error(int code, const char *what)
-{
-    assert_int_equal(jc_errcode(), code);
-    if (!strstr(jc_errmsg(), what)) {
-        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
-        fail();
-    }
-}
-
-/* rc is code, which is also the last error, whose message contains what. */
-static void expect_rc(int rc, int code, const char *what)
-{
-    assert_int_equal(rc, code);
-    expect_error(code, what);
-}
 
 /* Formats v (taken over) with max_items and compares the text with want. */
 static void expect_format(jc_value *v, size_t max_items, const char *want)

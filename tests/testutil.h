@@ -229,4 +229,128 @@ static inline void jc_test_stderr_restore(int saved)
     close(saved);
 }
 
+/* ---- assertions and small helpers for cmocka tests ----
+ *
+ * These were copied between test files; they live here once now. All are
+ * static inline, so a test that does not use one gets no warning. */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <time.h>
+
+#include <jobcache.h>
+
+/* Fails the test unless needle occurs in haystack. */
+static inline void assert_contains(const char *haystack, const char *needle)
+{
+    if (!haystack || !strstr(haystack, needle))
+        fail_msg("expected \"%s\" in \"%s\"", needle, haystack ? haystack : "(null)");
+}
+
+/* The last error is code, and its message contains what. */
+static inline void expect_error(int code, const char *what)
+{
+    assert_int_equal(jc_errcode(), code);
+    if (!strstr(jc_errmsg(), what)) {
+        fprintf(stderr, "message \"%s\" does not contain \"%s\"\n", jc_errmsg(), what);
+        fail();
+    }
+}
+
+/* rc is code, which is also the last error, whose message contains what. */
+static inline void expect_rc(int rc, int code, const char *what)
+{
+    assert_int_equal(rc, code);
+    expect_error(code, what);
+}
+
+/* Opens the cache at path (NULL with JC_CACHE_DISABLED) with flags, failing
+ * the test when it cannot. */
+static inline jc_cache *open_cache(const char *path, unsigned flags)
+{
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = flags});
+    if (!c)
+        fail_msg("jc_cache_open('%s'): %s", path ? path : "(null)", jc_errmsg());
+    return c;
+}
+
+/* Runs stmt on the database at path; it must succeed. */
+static inline void sql(const char *path, const char *stmt)
+{
+    assert_int_equal(jc_test_sql_exec(path, stmt), SQLITE_OK);
+}
+
+/* Seconds on the monotonic clock. */
+static inline double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Open descriptors of this process, not counting the one opendir uses. */
+static inline int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0, own = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (atoi(e->d_name) == own)
+            continue;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* ---- cacheable functions that several tests register ----
+ *
+ * JC_FUNCTION registers a function in the binary that defines it, and a name
+ * registered twice becomes ambiguous, so these are only defined in a test
+ * that asks for them by defining the macro before including this file:
+ *
+ *   JC_TEST_WANT_SQUARE     square(x) -> x * x, as "square" version "v1";
+ *   JC_TEST_WANT_ADD_FAILS  add(a, b) -> a + b and fails(x) -> x * 10 (fails
+ *                           for 3), both version "v1", each counting its
+ *                           calls in add_calls / fails_calls. */
+
+#ifdef JC_TEST_WANT_SQUARE
+static int square(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(square, "v1");
+#endif
+
+#ifdef JC_TEST_WANT_ADD_FAILS
+static int add_calls;
+static int add(jc_call *call)
+{
+    add_calls++;
+    return jc_return_int(call, jc_arg_int(call, 0) + jc_arg_int(call, 1));
+}
+JC_FUNCTION(add, "v1");
+
+/* Fails for 3. */
+static int fails_calls;
+static int fails(jc_call *call)
+{
+    fails_calls++;
+    int64_t x = jc_arg_int(call, 0);
+    if (x == 3)
+        return jc_fail(call, "three is not allowed");
+    return jc_return_int(call, x * 10);
+}
+JC_FUNCTION(fails, "v1");
+#endif
+
 #endif
