@@ -509,7 +509,11 @@ static void death_message(const pool *p, int i, int status, char *what, size_t s
         snprintf(what, size, "the worker died; its exit status is unavailable (another part of the program "
                  "reaped it)");
     } else if (p->w[i].timed_out) {
+        locale_t c = jc__c_locale(); /* "0.5 s" whatever setlocale() the program made */
+        locale_t old = c ? uselocale(c) : (locale_t)0;
         snprintf(what, size, "timed out after %g s (the worker was killed)", p->ex->timeout);
+        if (c)
+            uselocale(old);
     } else if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         signal_text(sig, sigbuf, sizeof sigbuf);

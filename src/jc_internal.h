@@ -6,6 +6,7 @@
 #ifndef JC_INTERNAL_H
 #define JC_INTERNAL_H
 
+#include <locale.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,6 +29,11 @@ char *jc__strdup_printf(const char *fmt, ...) JC__PRINTF(1, 2);
 char *jc__strdup(const char *s);
 
 /* ---- values (value.c) ---- */
+
+/* The "C" locale, made once, for text with numbers that must not follow the
+ * program's setlocale() (a decimal comma); (locale_t)0 if unavailable. Use
+ * with uselocale(), which switches the calling thread only. */
+locale_t jc__c_locale(void);
 
 enum { JC__V_BORROWED = 1 }; /* array data points at the caller's memory */
 

@@ -40,6 +40,8 @@ void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force
     if (!force && now - pl->last_draw < 0.1)
         return;
     pl->last_draw = now;
+    locale_t c = jc__c_locale();
+    locale_t old = c ? uselocale(c) : (locale_t)0;
     size_t fresh = p->computed + p->failed; /* calls that ran in this run */
     double rate = p->elapsed > 0 ? (double)fresh / p->elapsed : 0;
     size_t left = p->total - p->done;
@@ -49,16 +51,23 @@ void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force
             "%.1f calls/s, ETA %s", p->done, p->total, p->cached, p->computed, p->failed, p->running, rate,
             left ? eta : "0s");
     fflush(stderr);
+    if (c)
+        uselocale(old);
     pl->drawn = true;
 }
 
 void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
 {
+    /* "0.537 s" whatever locale the program chose: the line is for logs. */
+    locale_t c = jc__c_locale();
+    locale_t old = c ? uselocale(c) : (locale_t)0;
     char skipped[48] = "";
     if (p->skipped)
         snprintf(skipped, sizeof skipped, ", %zu skipped", p->skipped);
     snprintf(buf, size, "jobcache: %zu calls, %zu cached, %zu computed, %zu failed%s in %.3f s (saved %.3f s of compute)",
              p->total, p->cached, p->computed, p->failed, skipped, p->elapsed, p->saved);
+    if (c)
+        uselocale(old);
 }
 
 void jc__progress_finish(jc__progress_line *pl, const jc_progress *p)

@@ -674,7 +674,7 @@ static void c_locale_make(void)
     c_locale_obj = newlocale(LC_ALL_MASK, "C", (locale_t)0);
 }
 
-static locale_t c_locale(void)
+locale_t jc__c_locale(void)
 {
     pthread_once(&c_locale_once, c_locale_make);
     return c_locale_obj;
@@ -815,7 +815,7 @@ static void render(jc__buf *b, const jc_value *v, size_t max, bool c_loc)
 char *jc_value_format(const jc_value *v, size_t max_items)
 {
     jc__buf b = {0};
-    locale_t c = c_locale();
+    locale_t c = jc__c_locale();
     locale_t old = c ? uselocale(c) : (locale_t)0;
     render(&b, v, max_items, c && old);
     if (old)
