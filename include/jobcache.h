@@ -446,9 +446,10 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  * workers), stores their results in batched transactions and returns the
  * results in submission order. A batch runs once; free it afterwards.
  *
- * Results are committed at least every 100 ms, every 2000 results, and at
- * once after a call that took 10 ms or more; no lock on the file is held
- * while a function runs, so other processes share the cache meanwhile. A
+ * Results are committed at least every 100 ms and every 2000 results, and,
+ * when calls run in this process, right after a call that took 10 ms or
+ * more; no lock on the file is held while a function runs, so other
+ * processes share the cache meanwhile. A
  * cache runs one batch at a time (JC_EBUSY otherwise), and is used by one
  * thread at a time: a function under the threads backend must not use the
  * running cache (jc_memo there fails with JC_EBUSY), nor can a function in a
