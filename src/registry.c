@@ -18,6 +18,7 @@
 typedef struct entry {
     const jc_function *desc;
     bool ambiguous; /* another function has the same name */
+    const char *refused; /* why registration refused it (kept so that its use can say why), or NULL */
 } entry;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -30,20 +31,50 @@ unsigned long jc__registry_generation(void)
 static entry *table;
 static size_t count, cap;
 
+/* Room for one more entry; false when out of memory (nothing changed). */
+static bool grow(void)
+{
+    if (count < cap)
+        return true;
+    size_t ncap = cap ? cap * 2 : 32;
+    entry *t = realloc(table, ncap * sizeof *t);
+    if (!t)
+        return false;
+    table = t;
+    cap = ncap;
+    return true;
+}
+
 int jc_function_register(const jc_function *desc)
 {
     if (!desc || !desc->fn)
         return jc__set_error(JC_EINVAL, "jc_function_register: NULL %s", desc ? "function" : "descriptor");
-    if (!desc->name || !*desc->name)
-        return jc__set_error(JC_EINVAL, "jc_function_register: a function has an empty name");
-    if (!desc->version || !*desc->version)
-        return jc__set_error(JC_EINVAL, "jc_function_register: function \"%s\" has an empty version",
-                             desc->name);
+    const char *refused = !desc->name || !*desc->name         ? "its name is empty"
+                          : !desc->version || !*desc->version ? "its version is empty"
+                                                              : NULL;
     int rc = 0;
     pthread_mutex_lock(&lock);
+    if (refused) {
+        /* Registration runs before main, where nobody sees an error: the
+         * refusal is kept, and the call that uses the function reports it. */
+        if (!desc->name || !*desc->name)
+            rc = jc__set_error(JC_EINVAL, "jc_function_register: a function has an empty name");
+        else
+            rc = jc__set_error(JC_EINVAL, "jc_function_register: function \"%s\" has an empty version",
+                               desc->name);
+        if (grow()) {
+            table[count].desc = desc;
+            table[count].ambiguous = false;
+            table[count].refused = refused;
+            count++;
+        }
+        goto out;
+    }
     bool clash = false;
     for (size_t i = 0; i < count; i++) {
         const jc_function *d = table[i].desc;
+        if (table[i].refused)
+            continue;
         /* The same descriptor again, or an identical copy of one (same name,
          * version and function): the same function, so harmless. */
         if (d == desc || (d->fn == desc->fn && strcmp(d->name, desc->name) == 0 &&
@@ -52,17 +83,13 @@ int jc_function_register(const jc_function *desc)
     }
     /* Grow first: a registration that fails must not leave other functions
      * marked ambiguous. */
-    if (count == cap) {
-        size_t ncap = cap ? cap * 2 : 32;
-        entry *t = realloc(table, ncap * sizeof *t);
-        if (!t) {
-            rc = jc__set_error(JC_ENOMEM, "out of memory registering function \"%s\"", desc->name);
-            goto out;
-        }
-        table = t;
-        cap = ncap;
+    if (!grow()) {
+        rc = jc__set_error(JC_ENOMEM, "out of memory registering function \"%s\"", desc->name);
+        goto out;
     }
     for (size_t i = 0; i < count; i++) {
+        if (table[i].refused)
+            continue;
         if (strcmp(table[i].desc->name, desc->name) == 0 ||
             (table[i].desc->fn == desc->fn)) {
             table[i].ambiguous = true;
@@ -72,6 +99,7 @@ int jc_function_register(const jc_function *desc)
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     table[count].desc = desc;
     table[count].ambiguous = clash;
+    table[count].refused = NULL;
     count++;
 out:
     pthread_mutex_unlock(&lock);
@@ -80,11 +108,21 @@ out:
 
 /* Describes the clash around table[at] for an error message. Called with the
  * lock held. */
+/* Says why table[at] was refused. Called with the lock held. */
+static int refused_error(size_t at)
+{
+    const jc_function *d = table[at].desc;
+    return jc__set_error(JC_ENOFUNC, "function \"%s\" is not registered: %s; declare it with a name and a "
+                         "version, e.g. JC_FUNCTION(fn, \"v1\")", d->name ? d->name : "", table[at].refused);
+}
+
 static int ambiguity_error(size_t at)
 {
     const jc_function *d = table[at].desc;
     for (size_t i = 0; i < count; i++) {
         const jc_function *o = table[i].desc;
+        if (table[i].refused)
+            continue;
         if (i != at && (strcmp(o->name, d->name) == 0 || o->fn == d->fn))
             return jc__set_error(JC_ENOFUNC,
                                  "function \"%s\" (version \"%s\") clashes with function \"%s\" "
@@ -104,11 +142,16 @@ const jc_function *jc_function_find(const char *name)
     const jc_function *found = NULL;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < count; i++)
-        if (strcmp(table[i].desc->name, name) == 0) {
+        if (!table[i].refused && strcmp(table[i].desc->name, name) == 0) {
             if (table[i].ambiguous)
                 ambiguity_error(i);
             else
                 found = table[i].desc;
+            goto out;
+        }
+    for (size_t i = 0; i < count; i++)
+        if (table[i].refused && table[i].desc->name && strcmp(table[i].desc->name, name) == 0) {
+            refused_error(i);
             goto out;
         }
     jc__set_error(JC_ENOFUNC, "no function is registered under the name \"%s\"; declare it "
@@ -127,11 +170,16 @@ const jc_function *jc__function_by_ptr(jc_fn fn)
     }
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < count; i++)
-        if (table[i].desc->fn == fn) {
+        if (!table[i].refused && table[i].desc->fn == fn) {
             if (table[i].ambiguous)
                 ambiguity_error(i);
             else
                 found = table[i].desc;
+            goto out;
+        }
+    for (size_t i = 0; i < count; i++)
+        if (table[i].refused && table[i].desc->fn == fn) {
+            refused_error(i);
             goto out;
         }
     jc__set_error(JC_ENOFUNC, "the function at %p is not registered; declare it at file scope "

@@ -280,6 +280,33 @@ static void delayed_name_accepts_a_null_argv_with_no_arguments(void **state)
     assert_true(right);
 }
 
+/* Declared at file scope with an empty version: registration (before main)
+ * refuses it, and the call that uses it says why, where. */
+static int versionless(jc_call *call)
+{
+    return jc_return_int(call, 1);
+}
+JC_FUNCTION(versionless, "");
+
+static void a_function_declared_with_an_empty_version_fails_where_it_is_used(void **state)
+{
+    (void)state;
+    jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    assert_non_null(b);
+    assert_int_equal(jc_delayed(b, versionless, jc_int(1)), JC_ENOFUNC);
+    assert_contains(jc_errmsg(), "\"versionless\"");
+    assert_contains(jc_errmsg(), "version is empty");
+    assert_contains(jc_errmsg(), "test_registry.c:");
+    assert_null(jc_run(b));
+    assert_contains(jc_errmsg(), "version is empty");
+    assert_null(jc_function_find("versionless"));
+    assert_contains(jc_errmsg(), "version is empty");
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -288,6 +315,7 @@ int main(void)
         cmocka_unit_test(a_function_is_called_under_its_registered_name),
         cmocka_unit_test(an_unknown_name_is_enofunc_naming_it),
         cmocka_unit_test(registering_bad_descriptors_is_einval),
+        cmocka_unit_test(a_function_declared_with_an_empty_version_fails_where_it_is_used),
         cmocka_unit_test(two_functions_under_one_name_are_refused_naming_both),
         cmocka_unit_test(one_function_under_two_names_is_refused_by_address),
         cmocka_unit_test(registering_the_same_descriptor_twice_is_harmless),
