@@ -272,7 +272,8 @@ typedef struct jc_function {
 
 /* Registers a function by hand (what JC_FUNCTION does). desc must stay valid
  * for the life of the process; it is not copied. An empty name or version is
- * rejected (JC_EINVAL); a second function under an existing name marks the
+ * rejected (JC_EINVAL; a later jc_delayed or jc_memo of that function then
+ * fails with JC_ENOFUNC saying why); a second function under an existing name marks the
  * name ambiguous, so that using either one fails with JC_ENOFUNC naming both.
  * Registering the same descriptor twice is harmless. */
 JC_EXPORT int jc_function_register(const jc_function *desc);
