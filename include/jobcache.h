@@ -396,12 +396,37 @@ typedef struct jc_progress {
     size_t running;
     double elapsed;        /* seconds since jc_run started */
     double saved;          /* compute seconds that hits saved */
+    /* Entries found damaged (their result no longer matches the checksum
+     * stored with it): not served, computed again and overwritten. */
+    size_t damaged;
+    /* Hits whose entry was computed by other code under the same function
+     * name and version (jc_on_code_change); counted whatever the policy. */
+    size_t code_changed;
 } jc_progress;
+
+/* What a run does with a hit whose entry was computed by different code
+ * under the same function name and version: the machine code of the
+ * function (and of the functions it calls directly) has changed since, and
+ * its version was not bumped, which would otherwise serve stale results
+ * silently (joblib checks a function's code the same way). The code is
+ * known by a fingerprint stored with each entry (docs/format.md says how it
+ * is made and its limits). An entry stored before fingerprints existed, or
+ * by code whose fingerprint cannot be taken, never counts as changed.
+ * The environment variable JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore
+ * overrides the program's choice. */
+typedef enum jc_on_code_change {
+    JC_ON_CODE_CHANGE_WARN = 0,      /* default: serve the hits, and print one line per function on
+                                      * stderr naming it, its version, how many entries, what to do */
+    JC_ON_CODE_CHANGE_RECOMPUTE = 1, /* treat them as misses: computed again and overwritten */
+    JC_ON_CODE_CHANGE_IGNORE = 2     /* serve them, say nothing (the count stays in jc_progress) */
+} jc_on_code_change;
 
 typedef struct jc_options {
     /* As joblib: 1 runs every miss in the caller's process (no fork, no
      * thread: debug with gdb as a plain loop); -1 all CPUs; -k all but k-1;
-     * k > 1 that many workers. 0 is an error. */
+     * k > 1 that many workers. 0 is the default, 1, so that a
+     * zero-initialised jc_options (or a compound literal naming only the
+     * fields it changes) is the default everywhere. */
     int n_jobs;
     jc_on_error on_error;
     jc_verbose verbose;
@@ -417,11 +442,13 @@ typedef struct jc_options {
     /* Called in the caller's thread at most about 10 times a second. */
     void (*on_progress)(const jc_progress *p, void *userdata);
     void *userdata;
+    jc_on_code_change on_code_change;
 } jc_options;
 
-/* A new, empty batch that will run against cache. opts may be NULL (n_jobs =
- * 1 and the defaults above); it is copied. NULL on invalid options (n_jobs =
- * 0, a negative timeout) with jc_errmsg() naming the option. */
+/* A new, empty batch that will run against cache. opts may be NULL, or
+ * zero-initialised, for the defaults above (n_jobs = 1); it is copied. NULL
+ * on invalid options (a negative timeout, an unknown enum value, a bad
+ * JOBCACHE_ON_CODE_CHANGE) with jc_errmsg() naming the option. */
 JC_EXPORT jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts);
 /* Frees the batch and the arguments it holds. NULL is a no-op. */
 JC_EXPORT void jc_batch_free(jc_batch *batch);
@@ -469,6 +496,24 @@ JC_EXPORT void jc_results_free(jc_results *res);
  * results could not be stored. jc_results_message() gives details. */
 JC_EXPORT int jc_results_status(const jc_results *res);
 JC_EXPORT const char *jc_results_message(const jc_results *res);
+
+/* The signal (SIGINT or SIGTERM) that interrupted the last jc_run of this
+ * process, or 0 when it was not interrupted (or no run was made). */
+JC_EXPORT int jc_interrupted_signal(void);
+/* Ends the process as if it had been killed by the signal that interrupted
+ * the last jc_run, so that a shell sees it (`for s in ...; do ./sweep; done`
+ * stops on Ctrl-C only when the child was killed by SIGINT: exit(130) is not
+ * enough; see https://www.cons.org/cracauer/sigint.html). Flushes stdio,
+ * restores the signal's default action, unblocks it and raises it: never
+ * returns then. Returns at once when the last run was not interrupted.
+ * Call it after jc_results_free and jc_cache_close, once everything is
+ * committed and the file checkpointed:
+ *
+ *     jc_results *res = jc_run(batch);  ...  jc_cache_close(cache);
+ *     jc_raise_interrupt();             // exit status 128 + SIGINT in a shell
+ *     return status;
+ */
+JC_EXPORT void jc_raise_interrupt(void);
 JC_EXPORT size_t jc_results_count(const jc_results *res);
 /* The figures of the finished run. */
 JC_EXPORT jc_progress jc_results_summary(const jc_results *res);

@@ -4,10 +4,16 @@
  * It chooses the file (argument, $JOBCACHE_PATH, ./jobcache.db), applies the
  * modes (recompute, read-only, disabled), turns stored blobs into values and
  * back, and defers hit bookkeeping so that a hit costs one lookup.
+ *
+ * A hit is served only when its result's bytes match the checksum stored
+ * with them (XXH3-128, as ccache checks a result on read): a mismatch is a
+ * miss, recomputed and overwritten, and counted in cache->damaged. Results
+ * are encoded exactly (jc__encode_result), never canonicalised.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "fingerprint.h"
 #include "jc_internal.h"
 #include "store.h"
 
@@ -84,7 +90,8 @@ void jc_cache_close(jc_cache *cache)
     }
     jc__store_close(cache->store);
     free(cache->touched);
-    free(cache->touched_at);
+    free(cache->touched_secs);
+    free(cache->warned);
     free(cache->path);
     free(cache);
 }
@@ -99,25 +106,26 @@ bool jc__cache_writable(const jc_cache *cache)
     return cache->store && !(cache->flags & JC_CACHE_READONLY);
 }
 
-void jc__cache_touch(jc_cache *cache, int64_t rowid)
+void jc__cache_touch(jc_cache *cache, const uint8_t key[JC__KEY_LEN], double compute_seconds)
 {
     if (!jc__cache_writable(cache))
         return;
     if (cache->ntouched == cache->touched_cap) {
         size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
-        int64_t *t = realloc(cache->touched, cap * sizeof *t);
+        uint8_t *t = realloc(cache->touched, cap * JC__KEY_LEN);
         if (t)
             cache->touched = t;
-        double *a = realloc(cache->touched_at, cap * sizeof *a);
-        if (a)
-            cache->touched_at = a;
-        if (!t || !a)
+        double *secs = realloc(cache->touched_secs, cap * sizeof *secs);
+        if (secs)
+            cache->touched_secs = secs;
+        if (!t || !secs)
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
         cache->touched_cap = cap;
     }
-    cache->touched[cache->ntouched] = rowid;
-    cache->touched_at[cache->ntouched] = jc__now();
+    memcpy(cache->touched + JC__KEY_LEN * cache->ntouched, key, JC__KEY_LEN);
+    cache->touched_secs[cache->ntouched] = compute_seconds;
     cache->ntouched++;
+    cache->touched_last = jc__now();
     /* A program that only ever hits (jc_memo in a loop) still writes its hit
      * counts now and then. Not during a run, which writes them itself; and
      * after a failed attempt (the file locked by another process) only
@@ -134,19 +142,19 @@ void jc__cache_touch(jc_cache *cache, int64_t rowid)
     }
 }
 
-static int cmp_rowid(const void *a, const void *b)
+static int cmp_key(const void *a, const void *b)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+    return memcmp(a, b, JC__KEY_LEN);
 }
 
-/* Whether the queued rowids are distinct. Sorting them also puts the
- * updates in table order, which is kinder to the page cache. */
-static bool distinct_rowids(jc_cache *cache)
+/* Whether the queued keys are distinct. Sorting them also puts the updates
+ * in index order, which is kinder to the page cache. (The compute seconds
+ * beside them are only needed before a flush, by jc_cache_stats.) */
+static bool distinct_keys(jc_cache *cache)
 {
-    qsort(cache->touched, cache->ntouched, sizeof *cache->touched, cmp_rowid);
+    qsort(cache->touched, cache->ntouched, JC__KEY_LEN, cmp_key);
     for (size_t i = 1; i < cache->ntouched; i++)
-        if (cache->touched[i] == cache->touched[i - 1])
+        if (memcmp(cache->touched + JC__KEY_LEN * i, cache->touched + JC__KEY_LEN * (i - 1), JC__KEY_LEN) == 0)
             return false;
     return true;
 }
@@ -155,7 +163,7 @@ static int touch_each(jc_cache *cache, double at)
 {
     int rc = 0;
     for (size_t i = 0; i < cache->ntouched && !rc; i++)
-        rc = jc__store_touch(cache->store, cache->touched[i], at);
+        rc = jc__store_touch(cache->store, cache->touched + JC__KEY_LEN * i, at);
     return rc;
 }
 
@@ -163,58 +171,84 @@ int jc__cache_flush_touches(jc_cache *cache)
 {
     if (!cache->ntouched)
         return 0;
-    /* All queued hits get the latest of their times: last_used orders
-     * eviction, and a few milliseconds do not change that order. A rowid hit
+    /* All queued hits get the time of the latest: last_used orders
+     * eviction, and a few milliseconds do not change that order. A key hit
      * twice (jc_memo in a loop) is counted twice, as the chunked statement
-     * would count it once: those go one by one. */
-    double latest = 0;
-    for (size_t i = 0; i < cache->ntouched; i++)
-        if (cache->touched_at[i] > latest)
-            latest = cache->touched_at[i];
-    int rc = distinct_rowids(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
-                                    : touch_each(cache, latest);
+     * would count it once: those go one by one. Hits are recorded by key,
+     * not rowid: an entry removed and stored anew since (its rowid reused)
+     * must not get another entry's hits. */
+    double latest = cache->touched_last;
+    int rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
+                                  : touch_each(cache, latest);
     cache->ntouched = 0;
     return rc;
 }
 
-int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value **value,
-                     double *seconds)
+void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved)
 {
-    *value = NULL;
+    *hits = (int64_t)cache->ntouched;
+    *saved = 0;
+    for (size_t i = 0; i < cache->ntouched; i++)
+        *saved += cache->touched_secs[i];
+}
+
+/* Whether a stored result may be served: its bytes match its checksum. An
+ * entry without one (a read-only look at a 0.1.0 file, or a row a 0.1.0
+ * program wrote into a migrated file) is served as 0.1.0 served it. */
+static bool result_sound(jc_cache *cache, const jc__hit *hit)
+{
+    if (!hit->has_check)
+        return true;
+    uint8_t check[JC__CHECK_LEN];
+    jc__result_check(hit->result, hit->result_len, check);
+    if (memcmp(check, hit->check, JC__CHECK_LEN) == 0)
+        return true;
+    cache->damaged++;
+    return false;
+}
+
+static void found_from_hit(const jc__hit *hit, jc__found *f)
+{
+    f->seconds = hit->compute_seconds;
+    f->has_code_fp = hit->has_code_fp;
+    if (hit->has_code_fp)
+        memcpy(f->code_fp, hit->code_fp, JC__CHECK_LEN);
+}
+
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found)
+{
+    memset(found, 0, sizeof *found);
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
         return 0;
     jc__hit hit;
     int rc = jc__store_get(cache->store, key, &hit);
     if (rc <= 0)
         return rc;
-    if (jc__decode_value(hit.result, hit.result_len, value)) {
-        /* A blob that does not decode is treated as a miss: the call is
-         * computed again and its entry overwritten. */
-        *value = NULL;
+    /* A blob that does not match its checksum, or does not decode, is
+     * treated as a miss: the call is computed again and its entry
+     * overwritten. */
+    if (!result_sound(cache, &hit) || jc__decode_value(hit.result, hit.result_len, &found->value)) {
+        found->value = NULL;
         return 0;
     }
-    *seconds = hit.compute_seconds;
-    jc__cache_touch(cache, hit.rowid);
+    found_from_hit(&hit, found);
     return 1;
 }
 
 typedef struct many_ctx {
     jc__cache_found_fn found;
     void *ctx;
-    int64_t *rowids; /* of the hits, recorded after the lookups */
-    size_t nrowids, cap;
+    jc_cache *cache;
 } many_ctx;
 
 static void on_many_hit(void *p, size_t i, const jc__hit *hit)
 {
     many_ctx *m = p;
-    if (m->nrowids == m->cap)
-        return; /* cannot happen: the store answers each key once */
-    jc_value *v = NULL;
-    if (jc__decode_value(hit->result, hit->result_len, &v))
-        return; /* does not decode: a miss, computed again and overwritten */
-    m->rowids[m->nrowids++] = hit->rowid;
-    m->found(m->ctx, i, v, hit->compute_seconds);
+    jc__found f = {0};
+    if (!result_sound(m->cache, hit) || jc__decode_value(hit->result, hit->result_len, &f.value))
+        return; /* damaged or does not decode: a miss, computed again and overwritten */
+    found_from_hit(hit, &f);
+    m->found(m->ctx, i, &f);
 }
 
 int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
@@ -222,19 +256,12 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
 {
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
-    many_ctx m = {.found = found, .ctx = ctx, .rowids = malloc(n * sizeof *m.rowids), .cap = n};
-    if (!m.rowids)
-        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", n);
+    many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
     /* One snapshot for all of them (a no-op inside a write transaction). */
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
         rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
     jc__store_read_end(cache->store);
-    /* Hits are recorded once the lookups are over: the store is not to be
-     * called back from inside them. */
-    for (size_t k = 0; k < m.nrowids; k++)
-        jc__cache_touch(cache, m.rowids[k]);
-    free(m.rowids);
     return rc;
 }
 
@@ -245,13 +272,14 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     jc__buf args = {0}, res = {0};
     int rc = jc__encode_args(argv, argc, jc__buf_write, &args);
     if (!rc && !blob) {
-        rc = jc__encode_value(value, jc__buf_write, &res);
+        rc = jc__encode_result(value, jc__buf_write, &res);
         blob = res.data;
         blob_len = res.len;
     }
     if (!rc && (args.oom || res.oom))
         rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
     if (!rc) {
+        uint8_t fp[JC__CHECK_LEN];
         jc__entry_in e = {
             .key = key,
             .function = fn->name,
@@ -262,6 +290,7 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
             .result_len = blob_len,
             .compute_seconds = seconds,
             .now = now,
+            .code_fp = jc__code_fingerprint(fn->fn, fp) == 1 ? fp : NULL,
         };
         rc = jc__store_put(cache->store, &e);
     }

@@ -7,6 +7,11 @@
  * -0.0 written as 0.0 and every NaN as the one quiet NaN 0x7ff8000000000000,
  * map keys sorted by byte order, typed arrays as little-endian ext payloads.
  *
+ * Canonical form is for keys and stored arguments. Results are encoded
+ * exactly (MODE_EXACT): the same layout, but every double, alone or in a
+ * typed array, keeps its own bits (-0.0, NaN payloads), so that a hit, and
+ * a result carried from a worker, is bit for bit what the function returned.
+ *
  * The encoder writes through a callback, so the same walk feeds a growable
  * buffer (the stored argument and result blobs) or a running XXH3 state (the
  * key), without building the whole encoding of a large array in memory.
@@ -103,12 +108,16 @@ static bool doubles_canonical(const void *p, size_t m)
     return !bad;
 }
 
-static int write_array_body(const jc_value *v, msgpack_packer *pk)
+/* How a value is encoded: MODE_ARGS digests large arguments (keys and
+ * stored arguments); MODE_EXACT keeps doubles' bits (results). */
+enum { MODE_ARGS = 1, MODE_EXACT = 2 };
+
+static int write_array_body(const jc_value *v, msgpack_packer *pk, int mode)
 {
     const unsigned char *src = v->u.arr; /* doubles or int64s, read with memcpy */
     size_t n = v->len;
     uint64_t chunk[512];
-    bool ints = v->type == JC_TYPE_INTS;
+    bool ints = v->type == JC_TYPE_INTS || (mode & MODE_EXACT); /* exact: bits as they are */
     while (n) {
         size_t m = n < 512 ? n : 512;
         bool clean = to_le64(1) == 1 && (ints || doubles_canonical(src, m));
@@ -167,7 +176,7 @@ static int write_digest(const jc_value *v, msgpack_packer *pk)
     } else {
         msgpack_packer hp;
         msgpack_packer_init(&hp, st, xxh_write);
-        if (write_array_body(v, &hp)) {
+        if (write_array_body(v, &hp, MODE_ARGS)) {
             XXH3_freeState(st);
             return write_failed();
         }
@@ -190,19 +199,19 @@ static int write_digest(const jc_value *v, msgpack_packer *pk)
                : 0;
 }
 
-static bool digested(const jc_value *v, bool args)
+static bool digested(const jc_value *v, int mode)
 {
     size_t bytes = v->type == JC_TYPE_BYTES ? v->len : v->len * 8;
-    return args && (v->type == JC_TYPE_BYTES || v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS) &&
+    return (mode & MODE_ARGS) && (v->type == JC_TYPE_BYTES || v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS) &&
            bytes >= JC__DIGEST_MIN;
 }
 
-static int encode(const jc_value *v, msgpack_packer *pk, int depth, bool args)
+static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
 {
     int r = 0;
     if (!v)
         return jc__set_error(JC_EINVAL, "cannot encode a NULL value");
-    if (digested(v, args))
+    if (digested(v, mode))
         return write_digest(v, pk);
     switch ((jc_type)v->type) {
     case JC_TYPE_DIGEST:
@@ -212,9 +221,11 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, bool args)
     case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
     case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
     case JC_TYPE_DOUBLE: {
+        /* msgpack-c writes the double's 8 bytes as they are (big-endian). */
         uint64_t bits = canonical_double_bits(v->u.d);
-        double d;
-        memcpy(&d, &bits, sizeof d);
+        double d = v->u.d;
+        if (!(mode & MODE_EXACT))
+            memcpy(&d, &bits, sizeof d);
         r = msgpack_pack_double(pk, d);
         break;
     }
@@ -233,7 +244,7 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, bool args)
         if (v->len > UINT32_MAX / 8)
             return jc__set_error(JC_EINVAL, "typed array of %zu elements is larger than 4 GiB", v->len);
         r = msgpack_pack_ext(pk, v->len * 8, v->type == JC_TYPE_DOUBLES ? EXT_DOUBLES : EXT_INTS) ||
-            write_array_body(v, pk);
+            write_array_body(v, pk, mode);
         break;
     case JC_TYPE_LIST:
     case JC_TYPE_MAP:
@@ -248,7 +259,7 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, bool args)
                 if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, v->keys[i], kl))
                     return write_failed();
             }
-            int rc = encode(v->u.items[i], pk, depth + 1, args);
+            int rc = encode(v->u.items[i], pk, depth + 1, mode);
             if (rc)
                 return rc;
         }
@@ -264,7 +275,14 @@ int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
-    return encode(v, &pk, 0, false);
+    return encode(v, &pk, 0, 0);
+}
+
+int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    return encode(v, &pk, 0, MODE_EXACT);
 }
 
 static int cmp_kw(const void *a, const void *b)
@@ -285,7 +303,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode(argv[i], &pk, 0, true);
+            int rc = encode(argv[i], &pk, 0, MODE_ARGS);
             if (rc)
                 return rc;
         }
@@ -314,7 +332,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode(kw[i]->u.kw.val, &pk, 0, true);
+            rc = encode(kw[i]->u.kw.val, &pk, 0, MODE_ARGS);
     }
     if (kw != stackbuf)
         free(kw);

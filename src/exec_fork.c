@@ -293,7 +293,7 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
     atomic_store(&my_slot->current, 0);
     if (st == JC_STATUS_OK) {
         jc__buf enc = {0};
-        int rc = jc__encode_value(value, jc__buf_write, &enc);
+        int rc = jc__encode_result(value, jc__buf_write, &enc);
         if (!rc && enc.oom)
             rc = jc__set_error(JC_ENOMEM, "out of memory encoding the result");
         if (!rc && enc.len > UINT32_MAX)

@@ -92,6 +92,11 @@ typedef int (*jc__write_fn)(void *ctx, const char *p, size_t n);
 /* Canonical encoding of one value. Returns 0 or a negative code with the
  * message set (JC_EINVAL for a KWARG outside a call, too deep, ...). */
 int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx);
+/* Exact encoding of a result: the layout of the canonical one, but doubles
+ * (alone and in typed arrays) keep their bits, -0.0 and NaN payloads
+ * included. Results are stored and carried between processes this way, so
+ * that what is served is what the function returned. */
+int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
 /* Canonical encoding of call arguments: [ [positional...], {named...} ].
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */
@@ -161,33 +166,56 @@ struct jc_cache {
     jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
     const jc_function *memo_desc;
     unsigned long memo_gen;
-    int64_t *touched;
-    double *touched_at;
+    /* Hits not yet written: their keys (JC__KEY_LEN bytes each) and
+     * compute seconds, and the time of the latest. */
+    uint8_t *touched;
+    double *touched_secs;
+    double touched_last;
     size_t ntouched, touched_cap;
     size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
+    /* Entries whose result failed its checksum since the cache was opened
+     * (each then a miss, recomputed and overwritten). */
+    size_t damaged;
+    /* Functions jc_memo has warned about (jc_on_code_change): once each. */
+    const jc_function **warned;
+    size_t nwarned;
 };
 
-/* Queues a hit on rowid for the next flush (no-op when read-only). */
-void jc__cache_touch(jc_cache *cache, int64_t rowid);
+/* Queues a hit on the entry under key for the next flush (no-op when
+ * read-only); compute_seconds is the entry's, for jc_cache_stats. */
+void jc__cache_touch(jc_cache *cache, const uint8_t key[JC__KEY_LEN], double compute_seconds);
+/* The hits queued and not yet written, and the compute seconds they saved. */
+void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved);
 /* Commits the store's transaction; on failure rolls back what SQLite left
  * open, keeping the commit's message. */
 int jc__cache_commit(jc_cache *cache);
 /* Writes the queued hits; call inside a write transaction or alone. */
 int jc__cache_flush_touches(jc_cache *cache);
-/* Looks key up; on a hit decodes the result into *value (owned) and fills
- * *seconds, records the hit and returns 1. Returns 0 on a miss, and also on
- * an entry whose blob does not decode (it is then recomputed and
- * overwritten). Negative on a store error. */
-int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc_value **value,
-                     double *seconds);
-/* Looks up n distinct keys at once; found(ctx, i, value, seconds) is called
- * for each keys[i] that hits, with a decoded value the callee then owns.
- * Entries that do not decode are misses. Hits are recorded. */
-typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc_value *value, double seconds);
+
+/* What a lookup found: the decoded result (owned by whoever receives it),
+ * its compute time, and the fingerprint of the code that computed it. */
+typedef struct jc__found {
+    jc_value *value;
+    double seconds;
+    bool has_code_fp;
+    uint8_t code_fp[16];
+} jc__found;
+/* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
+ * recorded: the caller decides to serve it, then calls jc__cache_touch).
+ * Returns 0 on a miss, and also on an entry whose result fails its
+ * checksum or does not decode (it is then recomputed and overwritten).
+ * Negative on a store error. */
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
+/* Looks up n distinct keys at once; found(ctx, i, f) is called for each
+ * keys[i] that hits, and then owns f->value. Damaged entries are misses.
+ * Hits are not recorded: the callee calls jc__cache_touch for those served,
+ * after the lookups (the store is not to be called from inside them). */
+typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc__found *f);
 int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
                           void *ctx);
-/* Stores a computed result: encodes argv (and value when blob is NULL).
- * Must be inside a write transaction of the store. */
+/* Stores a computed result: encodes argv (and value, exactly, when blob is
+ * NULL), with the fingerprint of fn's code. Must be inside a write
+ * transaction of the store. */
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "fingerprint.h"
 #include "progress.h"
 #include "store.h"
 
@@ -89,18 +90,37 @@ static int resolve_n_jobs(int n_jobs)
     return n > 1 ? n : 1;
 }
 
+/* JOBCACHE_ON_CODE_CHANGE, when set, over the program's choice. */
+static int code_change_from_env(jc_on_code_change *policy)
+{
+    const char *env = getenv("JOBCACHE_ON_CODE_CHANGE");
+    if (!env || !*env)
+        return 0;
+    static const char *const names[] = {"warn", "recompute", "ignore"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(env, names[i]) == 0) {
+            *policy = (jc_on_code_change)i;
+            return 0;
+        }
+    return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_ON_CODE_CHANGE is '%s'; it must be warn, "
+                         "recompute or ignore", env);
+}
+
 jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
 {
-    jc_options o = opts ? *opts : (jc_options){.n_jobs = 1};
+    jc_options o = opts ? *opts : (jc_options){0};
     if (!cache) {
         jc__set_error(JC_EINVAL, "jc_batch_new: the cache is NULL (did jc_cache_open fail? %s)", jc_errmsg());
         return NULL;
     }
-    if (o.n_jobs == 0) {
-        jc__set_error(JC_EINVAL, "jc_batch_new: n_jobs = 0 is not valid; use 1 to run in this process, "
-                      "-1 for all CPUs, or k > 1 for k workers");
+    if (o.n_jobs == 0)
+        o.n_jobs = 1; /* the default: a zero-initialised jc_options is the default */
+    if ((unsigned)o.on_code_change > JC_ON_CODE_CHANGE_IGNORE) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: on_code_change has an unknown value (%d)", (int)o.on_code_change);
         return NULL;
     }
+    if (code_change_from_env(&o.on_code_change))
+        return NULL;
     if (!(o.timeout_seconds >= 0)) {
         jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds is %g; it must be >= 0 (0 = none)",
                       o.timeout_seconds);
@@ -302,6 +322,12 @@ typedef struct run {
     double t0;
     jc_progress p;
     jc__progress_line line;
+    /* Hits computed by other code, per function (few functions a run). */
+    struct code_change {
+        const jc_function *fn;
+        size_t entries;
+    } *changed;
+    size_t nchanged;
 } run;
 
 static void note_store_error(run *r, int rc)
@@ -493,22 +519,71 @@ static int dedup(jc_batch *b, jc_results *res)
     return 0;
 }
 
-static void on_found(void *ctx, size_t s, jc_value *value, double secs)
+/* Whether a hit was computed by other code than fn's (both fingerprints
+ * known and different). */
+static bool code_changed(const jc_function *fn, const jc__found *f)
+{
+    uint8_t fp[16];
+    return f->has_code_fp && jc__code_fingerprint(fn->fn, fp) == 1 && memcmp(fp, f->code_fp, sizeof fp) != 0;
+}
+
+static void note_code_change(run *r, const jc_function *fn)
+{
+    r->p.code_changed++;
+    for (size_t i = 0; i < r->nchanged; i++)
+        if (r->changed[i].fn == fn) {
+            r->changed[i].entries++;
+            return;
+        }
+    struct code_change *c = realloc(r->changed, (r->nchanged + 1) * sizeof *c);
+    if (!c)
+        return; /* out of memory: counted, not named */
+    r->changed = c;
+    r->changed[r->nchanged++] = (struct code_change){fn, 1};
+}
+
+/* One line per function whose hits came from other code. */
+static void warn_code_changes(const run *r)
+{
+    if (r->batch->opts.on_code_change != JC_ON_CODE_CHANGE_WARN)
+        return;
+    for (size_t i = 0; i < r->nchanged; i++) {
+        const jc_function *fn = r->changed[i].fn;
+        fprintf(stderr,
+                "jobcache: warning: %zu cached result%s of %s (version %s) %s computed by different code: "
+                "its machine code has changed since; if the change alters results, bump the version in "
+                "JC_FUNCTION(%s, ...), or set JOBCACHE_ON_CODE_CHANGE=recompute (=ignore to silence this)\n",
+                r->changed[i].entries, r->changed[i].entries == 1 ? "" : "s", fn->name, fn->version,
+                r->changed[i].entries == 1 ? "was" : "were", fn->name);
+    }
+}
+
+static void on_found(void *ctx, size_t s, jc__found *f)
 {
     run *r = ctx;
     slot *sl = &r->res->slots[s];
+    const pending *call = &r->batch->calls[sl->first];
     if (sl->done) { /* cannot happen: each key is answered once */
-        jc_value_free(value);
+        jc_value_free(f->value);
         return;
     }
-    sl->value = value;
+    if (code_changed(call->fn, f)) {
+        note_code_change(r, call->fn);
+        if (r->batch->opts.on_code_change == JC_ON_CODE_CHANGE_RECOMPUTE) {
+            jc_value_free(f->value); /* a miss: computed again, the entry overwritten */
+            return;
+        }
+    }
+    /* Recorded in memory only during a run: the store is not called back. */
+    jc__cache_touch(r->cache, call->key, f->seconds);
+    sl->value = f->value;
     sl->status = JC_STATUS_OK;
     sl->cached = true;
     sl->done = true;
-    sl->seconds = secs;
+    sl->seconds = f->seconds;
     r->p.cached += weight(r, s);
     r->p.done += weight(r, s);
-    r->p.saved += secs * (double)weight(r, s);
+    r->p.saved += f->seconds * (double)weight(r, s);
 }
 
 /* Answers hits from the cache, all distinct calls in one go; the rest
@@ -523,7 +598,9 @@ static int lookup(run *r)
         keys[s] = r->batch->calls[res->slots[s].first].key;
     /* Lookups only read: the hits they record are written with the first
      * results, or at the end of the run. */
+    size_t damaged = r->cache->damaged;
     int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, on_found, r);
+    r->p.damaged += r->cache->damaged - damaged;
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {
         slot *sl = &res->slots[s];
@@ -540,7 +617,10 @@ static int lookup(run *r)
     return rc;
 }
 
+/* The signal that asked the running jc_run to stop, 0 if none; and the one
+ * that stopped the last run, for jc_raise_interrupt. */
 volatile sig_atomic_t jc__interrupted;
+static volatile sig_atomic_t last_interrupt;
 
 /* The first SIGINT/SIGTERM asks the run to stop cleanly: workers stopped,
  * finished results committed, jc_run returns JC_EINTR. A second one, while
@@ -552,7 +632,30 @@ static void on_interrupt(int sig)
         raise(sig);
         return;
     }
-    jc__interrupted = 1;
+    jc__interrupted = sig;
+}
+
+int jc_interrupted_signal(void)
+{
+    return last_interrupt;
+}
+
+void jc_raise_interrupt(void)
+{
+    int sig = last_interrupt;
+    if (!sig)
+        return;
+    fflush(NULL);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    /* The default action of SIGINT and SIGTERM ends the process; should a
+     * program have set it up otherwise after all, end it as a shell would
+     * report the signal. */
+    _exit(128 + sig);
 }
 
 typedef struct saved_signals {
@@ -625,10 +728,11 @@ static int execute(run *r)
     default: rc = jc__exec_inprocess(&ex); break;
     }
     release_interrupts(&saved);
+    last_interrupt = rc == JC_EINTR || jc__interrupted ? (jc__interrupted ? jc__interrupted : SIGINT) : 0;
     /* A signal that arrived as the last calls finished still counts: the
      * program asked to stop. */
     if (!rc && jc__interrupted)
-        rc = jc__set_error(JC_EINTR, "interrupted by a signal");
+        rc = jc__set_error(JC_EINTR, "interrupted by %s", jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
     return rc;
 }
 
@@ -705,6 +809,7 @@ jc_results *jc_run(jc_batch *b)
         return NULL;
     }
     b->ran = true;
+    last_interrupt = 0;
     b->cache->running = true;
     b->cache->run_thread = pthread_self();
     run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
@@ -739,6 +844,7 @@ jc_results *jc_run(jc_batch *b)
         int exec_rc = r.ntasks ? execute(&r) : 0;
         flush(&r, true);
         evict(&r);
+        warn_code_changes(&r);
         if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
             rc = exec_rc; /* the backend could not start at all */
         } else {
@@ -759,6 +865,7 @@ jc_results *jc_run(jc_batch *b)
         free(r.queue[i].blob);
     free(r.queue);
     free(r.evict_msg);
+    free(r.changed);
     b->cache->running = false;
     free(r.store_msg);
     if (rc) {
@@ -881,6 +988,33 @@ const char *jc_status_name(jc_status s)
 
 /* ---- one memoized call ---- */
 
+/* The policy for a jc_memo hit computed by other code: the environment's,
+ * else warn, once per function and cache handle. */
+static jc_on_code_change memo_code_change(jc_cache *cache, const jc_function *fn)
+{
+    jc_on_code_change policy = JC_ON_CODE_CHANGE_WARN;
+    if (code_change_from_env(&policy)) {
+        fprintf(stderr, "jobcache: %s; warning instead\n", jc_errmsg());
+        policy = JC_ON_CODE_CHANGE_WARN;
+    }
+    if (policy != JC_ON_CODE_CHANGE_WARN)
+        return policy;
+    for (size_t i = 0; i < cache->nwarned; i++)
+        if (cache->warned[i] == fn)
+            return policy;
+    const jc_function **w = realloc(cache->warned, (cache->nwarned + 1) * sizeof *w);
+    if (w) {
+        cache->warned = w;
+        cache->warned[cache->nwarned++] = fn;
+    }
+    fprintf(stderr,
+            "jobcache: warning: a cached result of %s (version %s) was computed by different code: its "
+            "machine code has changed since; if the change alters results, bump the version in "
+            "JC_FUNCTION(%s, ...), or set JOBCACHE_ON_CODE_CHANGE=recompute (=ignore to silence this)\n",
+            fn->name, fn->version, fn->name);
+    return policy;
+}
+
 jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
 {
     if (!cache) {
@@ -907,17 +1041,23 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         return NULL;
     }
 
-    jc_value *value = NULL;
-    double secs = 0;
-    int rc = jc__cache_lookup(cache, key, &value, &secs);
+    jc__found found;
+    int rc = jc__cache_lookup(cache, key, &found);
     if (rc < 0) {
         free_args(argv, argc);
         return NULL;
     }
-    if (rc == 1) {
-        free_args(argv, argc);
-        return value;
+    if (rc == 1 && code_changed(desc, &found) && memo_code_change(cache, desc) == JC_ON_CODE_CHANGE_RECOMPUTE) {
+        jc_value_free(found.value);
+        rc = 0;
     }
+    if (rc == 1) {
+        jc__cache_touch(cache, key, found.seconds);
+        free_args(argv, argc);
+        return found.value;
+    }
+    jc_value *value = NULL;
+    double secs = 0;
     char *error = NULL;
     if (jc__call_invoke(desc, argv, argc, &value, &error, &secs) != JC_STATUS_OK) {
         jc__set_error(JC_EFAILED, "%s", error ? error : desc->name);

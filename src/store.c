@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "store.h"
 
 #define DEFAULT_BUSY_TIMEOUT_MS 10000
@@ -43,6 +45,8 @@ struct jc__store {
     char *path;
     unsigned flags;
     int busy_timeout_ms;
+    int schema;  /* the file's schema version: JC__SCHEMA_VERSION once a
+                  * writable open has migrated it; older when read-only */
     pid_t pid;   /* the process that opened the store */
     unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
@@ -369,6 +373,8 @@ static int set_wal(jc__store *st)
     return rc;
 }
 
+/* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
+ * older version is brought here by the migrations below. */
 static const char schema_sql[] =
     "CREATE TABLE entries ("
     " key BLOB NOT NULL CHECK (length(key) = " STR(JC__KEY_LEN) "),"
@@ -381,7 +387,12 @@ static const char schema_sql[] =
     " created REAL NOT NULL,"         /* unix seconds */
     " last_used REAL NOT NULL,"       /* unix seconds */
     " compute_seconds REAL NOT NULL,"
-    " hits INTEGER NOT NULL DEFAULT 0);"
+    " hits INTEGER NOT NULL DEFAULT 0,"
+    /* Schema 2: XXH3-128 of `result` (canonical, big-endian), checked on
+     * every hit and by verify; and the fingerprint of the code that
+     * computed the entry. NULL is unknown: never a mismatch. */
+    " result_check BLOB,"
+    " code_fp BLOB);"
     /* A rowid table, not WITHOUT ROWID: results can be large blobs, which a
      * WITHOUT ROWID table would keep in its (key-ordered) B-tree pages. */
     "CREATE UNIQUE INDEX entries_key ON entries(key);"
@@ -397,75 +408,177 @@ static const char schema_sql[] =
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
 
-/* The file's user_version, and how many tables, indexes, views and triggers
- * it has that SQLite did not make. One statement reads both from one
- * snapshot: read apart, another process could create the schema in between,
- * and the file would look like a foreign database (tables, no version). */
-static int read_schema_info(jc__store *st, int64_t *version, int64_t *objects)
+/* The chain of migrations: migrations[k] takes a file of schema k + 1 to
+ * k + 2. A writable open runs every step the file needs, and sets
+ * user_version, in one transaction: a kill in the middle leaves the file as
+ * it was. A read-only open reads an older schema as it is (store.h). Each
+ * later schema change adds one step here, and a file made by the code
+ * before it under tests/data, which a test migrates. */
+static const char *const migrations[] = {
+    /* 1 -> 2 (jobcache 0.2.0): result checksums and code fingerprints.
+     * Entries of 0.1.0 get their checksum now, so that they keep hitting
+     * and a later change to their bytes is caught; their code is unknown. */
+    "ALTER TABLE entries ADD COLUMN result_check BLOB;"
+    "ALTER TABLE entries ADD COLUMN code_fp BLOB;"
+    "UPDATE entries SET result_check = jc_xxh3_128(result) WHERE typeof(result) = 'blob';"
+    "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+};
+_Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
+               "one migration step per schema version");
+
+void jc__result_check(const void *result, size_t len, uint8_t out[JC__CHECK_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(len ? result : "", len));
+    memcpy(out, c.digest, JC__CHECK_LEN);
+}
+
+/* jc_xxh3_128(blob) for the migration: the checksum of a result. Direct
+ * only (no use from a schema, views or triggers of a hostile file). */
+static void sql_xxh3_128(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    uint8_t out[JC__CHECK_LEN];
+    jc__result_check(sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), out);
+    sqlite3_result_blob(ctx, out, JC__CHECK_LEN, SQLITE_TRANSIENT);
+}
+
+/* What the file is, read without writing anything: its user_version, how
+ * many tables, indexes, views and triggers it has that SQLite did not make,
+ * and whether it has jobcache's two tables with the meta row every cache
+ * has. One statement reads them from one snapshot: read apart, another
+ * process could create the schema in between, and the file would look like
+ * a foreign database (tables, no version). */
+typedef struct schema_info {
+    int64_t version, objects;
+    bool ours; /* entries and meta tables, meta has key_format */
+} schema_info;
+
+static int read_schema_info(jc__store *st, schema_info *info)
 {
     static const char sql[] =
         "SELECT (SELECT user_version FROM pragma_user_version),"
-        " (SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\')";
+        " (SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'),"
+        " (SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('entries', 'meta'))";
     sqlite3_stmt *s = NULL;
     int ret = 0;
     int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
-        *version = sqlite3_column_int64(s, 0);
-        *objects = sqlite3_column_int64(s, 1);
+        info->version = sqlite3_column_int64(s, 0);
+        info->objects = sqlite3_column_int64(s, 1);
+        info->ours = sqlite3_column_int64(s, 2) == 2;
     } else {
         ret = store_error(st, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the file");
     }
     sqlite3_finalize(s);
-    return ret;
+    if (ret || !info->ours)
+        return ret;
+    /* Both tables are there: the meta row says they are jobcache's (another
+     * application may have tables of these names too). */
+    s = NULL;
+    rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM meta WHERE name = 'key_format'", -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        info->ours = sqlite3_column_int64(s, 0) == 1;
+    else
+        info->ours = false; /* a meta table of another shape: not ours */
+    sqlite3_finalize(s);
+    return 0;
 }
 
-/* Decides what the file is from its user_version and its objects. */
-static int classify(jc__store *st, int64_t version, int64_t objects)
+/* Decides what the file is: 0 ours and current, 1 empty, 2 ours and older
+ * (migrated by a writable open), or a negative code. Nothing is written
+ * before this has said the file is ours. */
+static int classify(jc__store *st, const schema_info *info)
 {
-    if (version > JC__SCHEMA_VERSION)
+    if (info->version == 0 && info->objects == 0)
+        return 1; /* empty */
+    if (info->version >= 1 && info->version <= JC__SCHEMA_VERSION && !info->ours)
+        return jc__set_error(JC_ECORRUPT,
+                             "cache file '%s' is not a jobcache cache: it is an SQLite database "
+                             "of another application (user_version %lld, %lld schema objects, "
+                             "no jobcache tables)",
+                             st->path, (long long)info->version, (long long)info->objects);
+    if (info->version > JC__SCHEMA_VERSION)
         return jc__set_error(JC_ESCHEMA,
                              "cache file '%s' has schema version %lld, newer than version %d of "
                              "this library (jobcache %s); use a newer jobcache",
-                             st->path, (long long)version, JC__SCHEMA_VERSION, JC_VERSION_STRING);
-    if (version == JC__SCHEMA_VERSION)
+                             st->path, (long long)info->version, JC__SCHEMA_VERSION, JC_VERSION_STRING);
+    if (info->version == JC__SCHEMA_VERSION)
         return 0;
-    if (version != 0 || objects != 0)
-        return jc__set_error(JC_ECORRUPT,
-                             "cache file '%s' is not a jobcache cache: it is an SQLite database "
-                             "of another application (user_version %lld, %lld schema objects)",
-                             st->path, (long long)version, (long long)objects);
-    return 1; /* empty */
+    if (info->version >= 1)
+        return 2;
+    return jc__set_error(JC_ECORRUPT,
+                         "cache file '%s' is not a jobcache cache: it is an SQLite database "
+                         "of another application (user_version %lld, %lld schema objects)",
+                         st->path, (long long)info->version, (long long)info->objects);
+}
+
+/* Brings an older file to JC__SCHEMA_VERSION in one write transaction.
+ * Another process may be doing the same: the version is read again under
+ * the write lock, so the steps run once. */
+static int migrate(jc__store *st)
+{
+    int rc = sqlite3_create_function_v2(st->db, "jc_xxh3_128", 1,
+                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+                                        sql_xxh3_128, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_error(st, rc, "preparing the schema migration");
+    rc = run_sql(st, "BEGIN IMMEDIATE", "locking the file to migrate its schema");
+    if (rc)
+        return rc;
+    schema_info info = {0};
+    rc = read_schema_info(st, &info);
+    if (!rc)
+        rc = classify(st, &info);
+    int64_t from = info.version;
+    for (int64_t v = from; rc == 2 && v < JC__SCHEMA_VERSION; v++) {
+        char what[96];
+        snprintf(what, sizeof what, "migrating the schema from version %lld to %lld", (long long)v,
+                 (long long)v + 1);
+        if ((rc = run_sql(st, migrations[v - 1], what)) == 0)
+            rc = 2;
+    }
+    if (rc == 2)
+        rc = run_sql(st, "PRAGMA user_version = " STR(JC__SCHEMA_VERSION), "migrating the schema");
+    if (rc >= 0)
+        rc = run_sql(st, "COMMIT", "migrating the schema");
+    if (rc < 0)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* harmless if none is open */
+    sqlite3_create_function_v2(st->db, "jc_xxh3_128", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
+    return rc;
 }
 
 /* Creates the schema in an empty file. Another process may be doing the
- * same: the check is repeated under the write lock, so exactly one creates. */
+ * same: the check is repeated under the write lock, so exactly one creates;
+ * the others find a current file, or (an older library won the race) one
+ * to migrate. */
 static int create_schema(jc__store *st)
 {
-    int64_t version = 0, objects = 0;
+    schema_info info = {0};
     int rc = run_sql(st, "BEGIN IMMEDIATE", "locking the new cache file");
     if (rc)
         return rc;
-    rc = read_schema_info(st, &version, &objects);
+    rc = read_schema_info(st, &info);
     if (!rc)
-        rc = classify(st, version, objects);
+        rc = classify(st, &info);
     if (rc == 1)
         rc = run_sql(st, schema_sql, "creating the schema");
     if (rc >= 0)
         rc = run_sql(st, "COMMIT", "creating the schema");
     if (rc < 0)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* harmless if none is open */
-    return rc;
+    return rc == 2 ? migrate(st) : rc < 0 ? rc : 0;
 }
 
-/* Refuses what is not ours; makes an empty file a cache. This is the first
- * read of the file, where SQLite, which opens lazily, finds out that a file
- * is not a database or is damaged. */
+/* Refuses what is not ours; makes an empty file a cache; migrates an older
+ * one. This is the first read of the file, where SQLite, which opens
+ * lazily, finds out that a file is not a database or is damaged. */
 static int check_schema(jc__store *st)
 {
-    int64_t version = 0, objects = 0;
-    int rc = read_schema_info(st, &version, &objects);
+    schema_info info = {0};
+    int rc = read_schema_info(st, &info);
     /* A read that fails as a write: to read a WAL database, even a read-only
      * connection must create the -shm file beside it. */
     if (rc == JC_EREADONLY)
@@ -474,20 +587,26 @@ static int check_schema(jc__store *st)
                              "which cannot be created (is its directory read-only?)",
                              st->path, st->path);
     if (!rc)
-        rc = classify(st, version, objects);
+        rc = classify(st, &info);
     if (rc < 0)
         return rc;
-    bool empty = rc == 1;
+    st->schema = rc == 1 ? JC__SCHEMA_VERSION : (int)info.version;
     if (st->flags & JC__STORE_READONLY) {
-        /* Never write, not even the journal mode. */
-        if (empty)
+        /* Never write, not even the journal mode; an older schema is read
+         * as it is. */
+        if (rc == 1)
             return jc__set_error(JC_ECORRUPT, "cache file '%s' is empty: not a jobcache cache",
                                  st->path);
         return 0;
     }
+    int kind = rc;
     rc = set_wal(st);
-    if (!rc && empty)
+    if (!rc && kind == 1)
         rc = create_schema(st);
+    if (!rc && kind == 2)
+        rc = migrate(st);
+    if (!rc)
+        st->schema = JC__SCHEMA_VERSION;
     return rc;
 }
 
@@ -506,14 +625,24 @@ static int prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
 
 enum { TOUCH_CHUNK = 256 };
 
+/* The schema-2 columns, or NULLs in their place in an older file read as
+ * it is. */
+static const char *v2_columns(const jc__store *st)
+{
+    return st->schema >= 2 ? "result_check, code_fp" : "NULL, NULL";
+}
+
 static int prepare_all(jc__store *st)
 {
-    int rc = prepare(st, "SELECT rowid, result, compute_seconds FROM entries WHERE key = ?1",
-                     &st->get);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT rowid, result, compute_seconds, %s FROM entries WHERE key = ?1",
+             v2_columns(st));
+    int rc = prepare(st, sql, &st->get);
     /* key first: a row whose key is not wanted is passed over without
      * reading its arguments or result (overflow pages stay unread). */
+    snprintf(sql, sizeof sql, "SELECT key, rowid, compute_seconds, result, %s FROM entries", v2_columns(st));
     if (!rc)
-        rc = prepare(st, "SELECT key, rowid, compute_seconds, result FROM entries", &st->scan);
+        rc = prepare(st, sql, &st->scan);
     if (!rc)
         rc = prepare(st, "SELECT max(rowid) FROM entries", &st->max_rowid);
     if (!rc)
@@ -522,30 +651,30 @@ static int prepare_all(jc__store *st)
         rc = prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
-    rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid = ?2",
-                 &st->touch);
+    rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE key = ?2", &st->touch);
     if (!rc) {
-        /* UPDATE ... WHERE rowid IN (?2, ..., ?TOUCH_CHUNK+1): one statement
+        /* UPDATE ... WHERE key IN (?2, ..., ?TOUCH_CHUNK+1): one statement
          * records TOUCH_CHUNK hits, so a warm rerun does not pay a statement
          * (step, reset, binds) per hit. */
-        char sql[64 + TOUCH_CHUNK * 8];
-        int len = snprintf(sql, sizeof sql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid IN (");
+        char tsql[64 + TOUCH_CHUNK * 8];
+        int len = snprintf(tsql, sizeof tsql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE key IN (");
         for (int i = 0; i < TOUCH_CHUNK; i++)
-            len += snprintf(sql + len, sizeof sql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
-        snprintf(sql + len, sizeof sql - (size_t)len, ")");
-        rc = prepare(st, sql, &st->touch_many);
+            len += snprintf(tsql + len, sizeof tsql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
+        snprintf(tsql + len, sizeof tsql - (size_t)len, ")");
+        rc = prepare(st, tsql, &st->touch_many);
     }
     if (!rc)
         rc = prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"
-                     " result_size, created, last_used, compute_seconds, hits)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0)"
+                     " result_size, created, last_used, compute_seconds, hits, result_check, code_fp)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11)"
                      " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                      " version = excluded.version, args = excluded.args,"
                      " result = excluded.result, args_size = excluded.args_size,"
                      " result_size = excluded.result_size, created = excluded.created,"
                      " last_used = excluded.last_used,"
-                     " compute_seconds = excluded.compute_seconds, hits = 0",
+                     " compute_seconds = excluded.compute_seconds, hits = 0,"
+                     " result_check = excluded.result_check, code_fp = excluded.code_fp",
                      &st->put);
     if (!rc)
         rc = prepare(st, "DELETE FROM entries WHERE key = ?1", &st->del);
@@ -742,6 +871,31 @@ int jc__store_rollback(jc__store *st)
 
 /* ---- entries ---- */
 
+/* A 16-byte blob column into out; false when NULL or of another length (a
+ * hostile file: an unknown checksum is no checksum, and verify reports the
+ * bad length). */
+static bool column_check(sqlite3_stmt *s, int col, uint8_t out[JC__CHECK_LEN])
+{
+    if (sqlite3_column_type(s, col) != SQLITE_BLOB || sqlite3_column_bytes(s, col) != JC__CHECK_LEN)
+        return false;
+    memcpy(out, sqlite3_column_blob(s, col), JC__CHECK_LEN);
+    return true;
+}
+
+/* The checksum and code fingerprint at columns col, col + 1. A checksum
+ * column that holds something other than NULL but not 16 bytes still
+ * counts as a checksum (all zero bytes), so that it fails: the row was
+ * damaged. */
+static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
+{
+    hit->has_check = column_check(s, col, hit->check);
+    if (!hit->has_check && sqlite3_column_type(s, col) != SQLITE_NULL) {
+        hit->has_check = true;
+        memset(hit->check, 0, sizeof hit->check);
+    }
+    hit->has_code_fp = column_check(s, col + 1, hit->code_fp);
+}
+
 /* Copies the found row into *hit; the result goes into st->buf. Returns 1,
  * 0 when the row has no usable result, or a negative code. */
 static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
@@ -766,6 +920,7 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
     hit->result = st->buf;
     hit->result_len = n;
     hit->compute_seconds = sqlite3_column_double(s, 2);
+    hit_checks(s, 3, hit);
     return 1;
 }
 
@@ -902,6 +1057,7 @@ static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__
         };
         if (!hit.result)
             hit.result = "";
+        hit_checks(st->scan, 4, &hit);
         on_hit(ctx, i, &hit);
     }
     if (step != SQLITE_DONE)
@@ -945,6 +1101,7 @@ static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc
             };
             if (!hit.result)
                 hit.result = "";
+            hit_checks(st->get, 3, &hit);
             on_hit(ctx, i, &hit);
         } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = store_error(st, step, "looking up an entry");
@@ -975,28 +1132,29 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
     return get_by_points(st, keys, n, on_hit, ctx);
 }
 
-int jc__store_touch(jc__store *st, int64_t rowid, double now)
+int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
 {
     int rc = store_enter_write(st, "record a hit");
     if (rc)
         return rc;
     sqlite3_bind_double(st->touch, 1, now);
-    sqlite3_bind_int64(st->touch, 2, rowid);
+    sqlite3_bind_blob(st->touch, 2, key, JC__KEY_LEN, SQLITE_STATIC);
     return step_done(st, st->touch, "recording a hit");
 }
 
-int jc__store_touch_many(jc__store *st, const int64_t *rowids, size_t n, double now)
+int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
 {
     int rc = store_enter_write(st, "record hits");
     size_t i = 0;
     for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
         sqlite3_bind_double(st->touch_many, 1, now);
         for (int k = 0; k < TOUCH_CHUNK; k++)
-            sqlite3_bind_int64(st->touch_many, k + 2, rowids[i + (size_t)k]);
+            sqlite3_bind_blob(st->touch_many, k + 2, keys + JC__KEY_LEN * (i + (size_t)k), JC__KEY_LEN,
+                              SQLITE_STATIC);
         rc = step_done(st, st->touch_many, "recording hits");
     }
     for (; !rc && i < n; i++)
-        rc = jc__store_touch(st, rowids[i], now);
+        rc = jc__store_touch(st, keys + JC__KEY_LEN * i, now);
     return rc;
 }
 
@@ -1010,7 +1168,7 @@ static int bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n)
 }
 
 /* Binds e to the insert; returns SQLite's first failure. */
-static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e)
+static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e, const uint8_t check[JC__CHECK_LEN])
 {
     int rc = sqlite3_bind_blob(s, 1, e->key, JC__KEY_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
@@ -1029,6 +1187,11 @@ static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e)
         rc = sqlite3_bind_double(s, 8, e->now);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_double(s, 9, e->compute_seconds);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob(s, 10, check, JC__CHECK_LEN, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = e->code_fp ? sqlite3_bind_blob(s, 11, e->code_fp, JC__CHECK_LEN, SQLITE_STATIC)
+                        : sqlite3_bind_null(s, 11);
     return rc;
 }
 
@@ -1040,7 +1203,9 @@ int jc__store_put(jc__store *st, const jc__entry_in *e)
     if (!e || !e->key || !e->function || !e->version || (!e->args && e->args_len) ||
         (!e->result && e->result_len))
         return jc__set_error(JC_EINVAL, "cache file '%s': storing an incomplete entry", st->path);
-    rc = bind_entry(st->put, e);
+    uint8_t check[JC__CHECK_LEN];
+    jc__result_check(e->result, e->result_len, check);
+    rc = bind_entry(st->put, e, check);
     if (rc == SQLITE_OK)
         return step_done(st, st->put, "storing an entry");
     if ((rc & 0xff) == SQLITE_TOOBIG)
@@ -1076,10 +1241,21 @@ static int lazy(jc__store *st, sqlite3_stmt **s, const char *sql)
     return *s ? 0 : prepare(st, sql, s);
 }
 
+/* The metadata columns of a row, then (schema 2) its checksum and code
+ * fingerprint, then, when asked for, its blobs. */
 #define ROW_COLUMNS                                                                                \
     "rowid, key, function, version, args_size, result_size, created, last_used,"                   \
     " compute_seconds, hits"
-enum { COL_BLOBS = 10 }; /* args and result follow the metadata columns */
+enum { COL_CHECK = 10, COL_BLOBS = 12 };
+
+/* "SELECT <row columns> [, args, result] FROM entries WHERE <where>" for
+ * this file's schema, into buf. */
+static const char *row_sql(const jc__store *st, bool blobs, const char *where, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "SELECT " ROW_COLUMNS ", %s%s FROM entries WHERE %s", v2_columns(st),
+             blobs ? ", args, result" : "", where);
+    return buf;
+}
 
 /* Grows st->rowbuf to n bytes. */
 static int reserve_rowbuf(jc__store *st, size_t n)
@@ -1146,6 +1322,20 @@ static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
     row->last_used = sqlite3_column_double(s, 7);
     row->compute_seconds = sqlite3_column_double(s, 8);
     row->hits = sqlite3_column_int64(s, 9);
+    for (int k = 0; k < 2; k++) {
+        int col = COL_CHECK + k;
+        uint8_t *out = k ? row->code_fp : row->check;
+        size_t n = sqlite3_column_type(s, col) == SQLITE_NULL ? 0 : (size_t)sqlite3_column_bytes(s, col);
+        const void *blob = n ? sqlite3_column_blob(s, col) : NULL;
+        if (!blob)
+            n = 0;
+        else
+            memcpy(out, blob, n < JC__CHECK_LEN ? n : JC__CHECK_LEN);
+        if (k)
+            row->code_fp_len = n;
+        else
+            row->check_len = n;
+    }
     return 0;
 }
 
@@ -1168,14 +1358,12 @@ static int step_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row, co
 
 int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row)
 {
-    static const char *const sql[2] = {
-        "SELECT " ROW_COLUMNS " FROM entries WHERE rowid = ?1",
-        "SELECT " ROW_COLUMNS ", args, result FROM entries WHERE rowid = ?1"};
+    char sql[256];
     int rc = store_enter(st);
     if (!rc && !row)
         rc = jc__set_error(JC_EINVAL, "cache file '%s': reading an entry into NULL", st->path);
     if (!rc)
-        rc = lazy(st, &st->row[blobs], sql[blobs]);
+        rc = lazy(st, &st->row[blobs], row_sql(st, blobs, "rowid = ?1", sql, sizeof sql));
     if (rc)
         return rc;
     sqlite3_bind_int64(st->row[blobs], 1, rowid);
@@ -1184,15 +1372,13 @@ int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row)
 
 int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row)
 {
-    static const char *const sql[2] = {
-        "SELECT " ROW_COLUMNS " FROM entries WHERE key = ?1",
-        "SELECT " ROW_COLUMNS ", args, result FROM entries WHERE key = ?1"};
+    char sql[256];
     int rc = store_enter(st);
     if (!rc && (!key || !row))
         rc = jc__set_error(JC_EINVAL, "cache file '%s': reading an entry with a NULL key or row",
                            st->path);
     if (!rc)
-        rc = lazy(st, &st->row_key[blobs], sql[blobs]);
+        rc = lazy(st, &st->row_key[blobs], row_sql(st, blobs, "key = ?1", sql, sizeof sql));
     if (rc)
         return rc;
     /* SQLITE_STATIC: key is only read before step_row resets. */
@@ -1208,9 +1394,10 @@ int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uin
     int rc = store_enter(st);
     if (!rc && (!lo || !hi || !row))
         rc = jc__set_error(JC_EINVAL, "cache file '%s': finding a key with NULL bounds", st->path);
+    char sql[256];
     if (!rc)
         rc = lazy(st, &st->range,
-                  "SELECT " ROW_COLUMNS " FROM entries WHERE key BETWEEN ?1 AND ?2 ORDER BY key LIMIT 2");
+                  row_sql(st, false, "key BETWEEN ?1 AND ?2 ORDER BY key LIMIT 2", sql, sizeof sql));
     if (rc)
         return rc;
     sqlite3_bind_blob(st->range, 1, lo, JC__KEY_LEN, SQLITE_STATIC);
@@ -1239,14 +1426,15 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
     if (!rc)
         rc = lazy(st, &st->put_row,
                   "INSERT INTO entries (key, function, version, args, result, args_size,"
-                  " result_size, created, last_used, compute_seconds, hits)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                  " result_size, created, last_used, compute_seconds, hits, result_check, code_fp)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
                   " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                   " version = excluded.version, args = excluded.args,"
                   " result = excluded.result, args_size = excluded.args_size,"
                   " result_size = excluded.result_size, created = excluded.created,"
                   " last_used = excluded.last_used,"
-                  " compute_seconds = excluded.compute_seconds, hits = excluded.hits");
+                  " compute_seconds = excluded.compute_seconds, hits = excluded.hits,"
+                  " result_check = excluded.result_check, code_fp = excluded.code_fp");
     if (rc)
         return rc;
     sqlite3_stmt *s = st->put_row;
@@ -1272,6 +1460,13 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
         b = sqlite3_bind_double(s, 10, row->compute_seconds);
     if (b == SQLITE_OK)
         b = sqlite3_bind_int64(s, 11, row->hits);
+    uint8_t check[JC__CHECK_LEN];
+    jc__result_check(row->result, row->result_len, check);
+    if (b == SQLITE_OK)
+        b = sqlite3_bind_blob(s, 12, check, JC__CHECK_LEN, SQLITE_STATIC);
+    if (b == SQLITE_OK)
+        b = row->code_fp_len == JC__CHECK_LEN ? sqlite3_bind_blob(s, 13, row->code_fp, JC__CHECK_LEN, SQLITE_STATIC)
+                                              : sqlite3_bind_null(s, 13);
     if (b == SQLITE_OK)
         return step_done(st, s, "storing an entry");
     rc = store_error(st, b, "storing an entry");
@@ -1492,12 +1687,14 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
         return rc;
     if (!fn)
         return jc__set_error(JC_EINVAL, "store: NULL callback for groups");
-    rc = prepare(st,
-                 "SELECT function, version, count(*), total(args_size), total(result_size),"
-                 " total(hits), total(compute_seconds), total(hits * compute_seconds),"
-                 " min(created), max(created), max(last_used)"
-                 " FROM entries GROUP BY function, version ORDER BY function, version",
-                 &s);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT function, version, count(*), total(args_size), total(result_size),"
+             " total(hits), total(compute_seconds), total(hits * compute_seconds),"
+             " min(created), max(created), max(last_used), %s"
+             " FROM entries GROUP BY function, version ORDER BY function, version",
+             st->schema >= 2 ? "count(DISTINCT code_fp)" : "0");
+    rc = prepare(st, sql, &s);
     int step = SQLITE_DONE;
     while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
         const char *f = (const char *)sqlite3_column_text(s, 0);
@@ -1514,6 +1711,7 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
             .oldest = sqlite3_column_double(s, 8),
             .newest = sqlite3_column_double(s, 9),
             .last_used = sqlite3_column_double(s, 10),
+            .code_fingerprints = sqlite3_column_int64(s, 11),
         };
         rc = fn(ctx, &g);
     }
@@ -1599,6 +1797,11 @@ int jc__store_vacuum(jc__store *st)
     if (!rc)
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
     return rc;
+}
+
+int jc__store_schema(const jc__store *st)
+{
+    return st ? st->schema : 0;
 }
 
 bool jc__store_in_transaction(const jc__store *st)

@@ -20,7 +20,14 @@
 
 #include "jc_internal.h"
 
-#define JC__SCHEMA_VERSION 1
+/* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
+ * fingerprints. store.c keeps the chain of migrations between them. */
+#define JC__SCHEMA_VERSION 2
+
+/* The checksum of a stored result: XXH3-128 of its bytes, in canonical
+ * (big-endian) form. Also the length of a code fingerprint. */
+#define JC__CHECK_LEN 16
+void jc__result_check(const void *result, size_t len, uint8_t out[JC__CHECK_LEN]);
 
 typedef struct jc__store jc__store;
 
@@ -29,7 +36,10 @@ enum {
     JC__STORE_NOCREATE = 1 << 1  /* a missing file is JC_ENOTFOUND */
 };
 
-/* Opens or creates path. busy_timeout_ms <= 0 means 10000. On failure returns
+/* Opens or creates path. busy_timeout_ms <= 0 means 10000. A file is
+ * recognised as a cache (user_version, its tables and meta row) before
+ * anything is written to it. A writable open migrates a file of an older
+ * schema in place, in one transaction; a read-only open reads it as it is. On failure returns
  * a negative code and *out is NULL: JC_EIO (missing or unwritable directory,
  * unreadable file), JC_ECORRUPT (not SQLite, truncated, corrupt, or an SQLite
  * file that is not a jobcache cache), JC_ESCHEMA (newer schema), JC_ENOTFOUND
@@ -58,6 +68,10 @@ typedef struct jc__hit {
     const void *result;
     size_t result_len;
     double compute_seconds;
+    bool has_check;   /* the entry has a checksum (schema 2; NULL in older rows) */
+    bool has_code_fp; /* the entry records the code that computed it */
+    uint8_t check[JC__CHECK_LEN];
+    uint8_t code_fp[JC__CHECK_LEN];
 } jc__hit;
 
 /* Looks key up. Returns 1 and fills *hit when found, 0 when absent, or a
@@ -78,10 +92,12 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
 int jc__store_read_begin(jc__store *st);
 void jc__store_read_end(jc__store *st);
 
-/* Records a hit on rowid: hits += 1, last_used = now. */
-int jc__store_touch(jc__store *st, int64_t rowid, double now);
-/* The same for n rowids (distinct) at once, all with one last_used. */
-int jc__store_touch_many(jc__store *st, const int64_t *rowids, size_t n, double now);
+/* Records a hit on the entry under key: hits += 1, last_used = now. By key,
+ * not rowid: an entry removed and replaced since the hit (its rowid reused)
+ * must not get the hit. No entry under key any more is not an error. */
+int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now);
+/* The same for n distinct keys (keys + JC__KEY_LEN * i), one last_used. */
+int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now);
 
 /* What a store writes. */
 typedef struct jc__entry_in {
@@ -94,9 +110,11 @@ typedef struct jc__entry_in {
     size_t result_len;
     double compute_seconds;
     double now; /* becomes created and last_used */
+    const uint8_t *code_fp; /* JC__CHECK_LEN bytes, or NULL: unknown */
 } jc__entry_in;
 
-/* Inserts or replaces the entry under e->key (hits restart at 0). */
+/* Inserts or replaces the entry under e->key (hits restart at 0), with the
+ * checksum of its result computed here. */
 int jc__store_put(jc__store *st, const jc__entry_in *e);
 /* Removes the entry under key; 1 if removed, 0 if absent. */
 int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN]);
@@ -126,6 +144,12 @@ typedef struct jc__row {
     int64_t result_size;
     double created, last_used, compute_seconds;
     int64_t hits;
+    /* result_check and code_fp: check_len / code_fp_len bytes as stored (0
+     * when NULL, or in a schema-1 file read as it is; JC__CHECK_LEN in a
+     * sound entry, anything in a hostile one, truncated to JC__CHECK_LEN). */
+    size_t check_len, code_fp_len;
+    uint8_t check[JC__CHECK_LEN];
+    uint8_t code_fp[JC__CHECK_LEN];
 } jc__row;
 
 /* The orders of jc__store_select; every one ends with rowid, so that the
@@ -168,8 +192,9 @@ int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blo
  * blobs) with the first. */
 int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row);
-/* Writes row with all its metadata (created, last_used, hits, ...), blobs
- * included, replacing an entry under the same key. For merging. */
+/* Writes row with all its metadata (created, last_used, hits, code_fp),
+ * blobs included, replacing an entry under the same key; the checksum is
+ * computed from the result written. For merging. */
 int jc__store_put_row(jc__store *st, const jc__row *row);
 /* Removes the entry rowid; 1 if removed, 0 if absent. */
 int jc__store_delete_rowid(jc__store *st, int64_t rowid);
@@ -194,6 +219,7 @@ typedef struct jc__group {
     int64_t entries, args_bytes, result_bytes, hits;
     double compute_seconds, saved_seconds; /* saved: sum of hits * compute_seconds */
     double oldest, newest, last_used;
+    int64_t code_fingerprints; /* distinct known code fingerprints among the entries */
 } jc__group;
 /* Calls fn for each (function, version) in name order, from one snapshot;
  * stops at fn's first nonzero return and returns it. The callback must not
@@ -214,6 +240,9 @@ int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem
 /* VACUUM, then a checkpoint that truncates the -wal file. Not inside a
  * transaction (JC_EINVAL). */
 int jc__store_vacuum(jc__store *st);
+/* The file's schema version as it is read: JC__SCHEMA_VERSION, or an older
+ * one when a read-only store reads an older file as it is. */
+int jc__store_schema(const jc__store *st);
 /* Whether an explicit transaction (jc__store_begin) is open. */
 bool jc__store_in_transaction(const jc__store *st);
 

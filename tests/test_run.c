@@ -827,13 +827,45 @@ static void an_out_of_range_index_gives_a_failed_status_and_no_value(void **stat
 
 /* ---- options ---- */
 
-static void n_jobs_zero_is_refused_naming_n_jobs(void **state)
+static pid_t seen_pid;
+static int where_am_i(jc_call *call)
+{
+    seen_pid = getpid();
+    return jc_return_int(call, jc_arg_int(call, 0));
+}
+JC_FUNCTION(where_am_i, "v1");
+
+/* A zero-initialised jc_options is the default: n_jobs = 0 means 1 (in this
+ * process), and a literal naming only one field works. */
+static void zero_initialised_options_are_the_default(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
-    assert_null(jc_batch_new(c, &(jc_options){.n_jobs = 0}));
-    assert_int_equal(jc_errcode(), JC_EINVAL);
-    assert_contains(jc_errmsg(), "n_jobs");
+    jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE});
+    assert_non_null(b);
+    jc_delayed(b, where_am_i, jc_int(1));
+    jc_delayed(b, fails, jc_int(3));
+    jc_delayed(b, where_am_i, jc_int(3));
+    seen_pid = 0;
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(seen_pid, getpid()); /* computed in this process: n_jobs 1 */
+    assert_int_equal(jc_result_status(res, 1), JC_STATUS_ERROR);
+    assert_int_equal(jc_result_status(res, 2), JC_STATUS_OK); /* continued after the failure */
+    jc_results_free(res);
+    jc_batch_free(b);
+
+    jc_options zero;
+    memset(&zero, 0, sizeof zero);
+    b = jc_batch_new(c, &zero);
+    assert_non_null(b);
+    jc_delayed(b, where_am_i, jc_int(4));
+    seen_pid = 0;
+    res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(seen_pid, getpid());
+    jc_results_free(res);
+    jc_batch_free(b);
     jc_cache_close(c);
 }
 
@@ -1560,7 +1592,7 @@ int main(void)
         cmocka_unit_test(result_take_hands_the_value_over),
         cmocka_unit_test(result_take_gives_each_identical_submission_its_own_value),
         cmocka_unit_test(an_out_of_range_index_gives_a_failed_status_and_no_value),
-        cmocka_unit_test(n_jobs_zero_is_refused_naming_n_jobs),
+        cmocka_unit_test(zero_initialised_options_are_the_default),
         cmocka_unit_test(a_negative_timeout_is_refused),
         cmocka_unit_test(n_jobs_minus_one_and_two_give_the_same_results_as_one),
         cmocka_unit_test(an_unregistered_function_is_refused_at_the_call_with_file_and_line),

@@ -300,7 +300,7 @@ static void tool_stats_text_and_json(void **state)
     sql(path, "UPDATE entries SET hits = 2, compute_seconds = 1.5");
     assert_int_equal(tool(&out, "stats %s", path), 0);
     assert_contains(out, "entries       7");
-    assert_contains(out, "schema        version 1, key format 1");
+    assert_contains(out, "schema        version 2, key format 1");
     assert_contains(out, "of which 14 hits saved 21.0s");
     assert_contains(out, "FUNCTION");
     assert_contains(out, "square");
@@ -308,7 +308,7 @@ static void tool_stats_text_and_json(void **state)
     free(out);
     assert_int_equal(tool(&out, "stats %s --json", path), 0);
     assert_contains(out, "\"entries\": 7");
-    assert_contains(out, "\"schema_version\": 1");
+    assert_contains(out, "\"schema_version\": 2");
     assert_contains(out, "\"hits\": 14");
     assert_contains(out, "\"saved_seconds\": 21");
     assert_contains(out, "{\"function\": \"scale\", \"version\": \"v1\", \"entries\": 2");
