@@ -684,6 +684,11 @@ typedef struct jc_function_stats {
     double oldest;           /* earliest `created`, seconds since the epoch */
     double newest;           /* latest `created` */
     double last_used;        /* latest `last_used` */
+    /* How many different code fingerprints its entries were computed by
+     * (jc_on_code_change): 1 is the normal case; more means the function's
+     * code changed under one version; 0 when none is known (entries of
+     * jobcache 0.1.0, or code whose fingerprint cannot be taken). */
+    int64_t code_fingerprints;
 } jc_function_stats;
 
 /* Figures of a whole cache, made by jc_cache_stats. Times are 0 when the
@@ -723,13 +728,17 @@ typedef struct jc_verify_result {
     int64_t bad_entries;      /* entries with a problem */
     int64_t removed;          /* of those, removed by repair */
     int64_t file_problems;    /* problems SQLite's integrity check found */
+    int64_t unchecked;        /* entries read that have no result checksum (a schema-1 file
+                               * of jobcache 0.1.0 read as it is): their result was decoded,
+                               * not checked against its bytes as stored */
 } jc_verify_result;
 
 /* Checks the cache: SQLite's integrity check of the file, then each entry:
  * its key is recomputed from its function, version and argument bytes and
- * compared; its arguments and result must decode; its arguments must be in
- * canonical form (decoding and encoding again gives the same bytes); its
- * recorded sizes must be its blobs' sizes. fn (may be NULL) hears of each
+ * compared; its result must match the XXH3-128 checksum stored with it
+ * (docs/format.md); its arguments and result must decode; its arguments
+ * must be in canonical form (decoding and encoding again gives the same
+ * bytes); its recorded sizes must be its blobs' sizes. fn (may be NULL) hears of each
  * problem. With repair, the bad entries are removed (an entry that another
  * process rewrote meanwhile is checked again first); a damaged file itself
  * is not repaired. *out (may be NULL) gets the figures. Returns 0 when the

@@ -575,6 +575,7 @@ static int add_group(void *ctx, const jc__group *g)
     f->oldest = g->oldest;
     f->newest = g->newest;
     f->last_used = g->last_used;
+    f->code_fingerprints = g->code_fingerprints;
 
     bool first = s->entries == 0;
     s->entries += g->entries;
@@ -609,9 +610,21 @@ jc_stats *jc_cache_stats(jc_cache *cache)
         jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
         goto fail;
     }
+    /* Hits not yet written count too: written first when the file takes
+     * them, else added to the totals (not per function) from memory. */
+    int64_t pending_hits = 0;
+    double pending_saved = 0;
+    if (cache->ntouched && jc__cache_writable(cache) && !jc__store_in_transaction(cache->store) &&
+        jc__store_begin(cache->store) == 0) {
+        jc__cache_flush_touches(cache);
+        jc__cache_commit(cache);
+    }
+    jc__cache_pending_hits(cache, &pending_hits, &pending_saved);
     if (jc__store_facts_get(cache->store, &facts) ||
         jc__store_groups(cache->store, add_group, &b))
         goto fail;
+    b.s->hits += pending_hits;
+    b.s->saved_seconds += pending_saved;
     b.s->schema_version = (int)facts.schema_version;
     b.s->key_format = (int)facts.key_format;
     b.s->free_bytes = facts.free_bytes;
@@ -699,6 +712,23 @@ static int check_row(const jc__row *r, char *problem, size_t cap)
         snprintf(problem, cap, "the arguments are not in canonical form");
         return 1;
     }
+    if (r->check_len && r->check_len != JC__CHECK_LEN) {
+        snprintf(problem, cap, "the result's checksum is %zu bytes long, not %d", r->check_len, JC__CHECK_LEN);
+        return 1;
+    }
+    if (r->check_len) {
+        uint8_t check[JC__CHECK_LEN];
+        jc__result_check(r->result, r->result_len, check);
+        if (memcmp(check, r->check, JC__CHECK_LEN) != 0) {
+            snprintf(problem, cap, "the result does not match the checksum stored with it (its bytes "
+                                   "changed after it was stored)");
+            return 1;
+        }
+    }
+    if (r->code_fp_len && r->code_fp_len != JC__CHECK_LEN) {
+        snprintf(problem, cap, "the code fingerprint is %zu bytes long, not %d", r->code_fp_len, JC__CHECK_LEN);
+        return 1;
+    }
     rc = jc__decode_value(r->result, r->result_len, &res);
     jc_value_free(res);
     if (rc == JC_EDECODE) {
@@ -768,6 +798,7 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
     if (rc <= 0)
         return rc;
     v->res.checked++;
+    v->res.unchecked += r.check_len == 0;
     rc = check_row(&r, problem, sizeof problem);
     return rc == 1 ? note_bad(v, &r, problem, repair) : rc;
 }

@@ -708,36 +708,42 @@ static void verify_finds_and_repairs_bad_entries(void **state)
     jc_verify_result r;
     make_cache(jc_test_path(path, sizeof path, "verify-bad.db"), 6, 0);
     /* 1: arguments changed, so the key no longer matches; 2: a result that
-     * is not msgpack; 3: a result of the wrong SQL type; 4: sizes that lie. */
+     * is not msgpack; 3: a result of the wrong SQL type (2 and 3 without a
+     * checksum, as a 0.1.0 row, so that decoding is what finds them); 4:
+     * sizes that lie; 5: another valid result in place of the stored one,
+     * which only its checksum tells. */
     sql(path, "UPDATE entries SET args = x'929101' || x'80' WHERE rowid = 1;"
-              "UPDATE entries SET result = x'c1c1' WHERE rowid = 2;"
-              "UPDATE entries SET result = 'text' WHERE rowid = 3;"
-              "UPDATE entries SET args_size = 999 WHERE rowid = 4;");
+              "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE rowid = 2;"
+              "UPDATE entries SET result = 'text', result_check = NULL WHERE rowid = 3;"
+              "UPDATE entries SET args_size = 999 WHERE rowid = 4;"
+              "UPDATE entries SET result = x'05' WHERE rowid = 5;");
     put_non_canonical(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
     assert_int_equal(r.checked, 7);
-    assert_int_equal(r.bad_entries, 5);
+    assert_int_equal(r.bad_entries, 6);
     assert_int_equal(r.removed, 0);
-    assert_int_equal(s.entries, 5);
+    assert_int_equal(r.unchecked, 2);
+    assert_int_equal(s.entries, 6);
     assert_contains(s.text, "the key does not match");
     assert_contains(s.text, "the result does not decode");
     assert_contains(s.text, "not in canonical form");
     assert_contains(s.text, "recorded sizes");
+    assert_contains(s.text, "does not match the checksum stored with it");
     jc_cache_close(c);
     assert_int_equal(count_rows(path, "1"), 7);
 
     c = open_cache(path, 0);
     memset(&s, 0, sizeof s);
     assert_int_equal(jc_cache_verify(c, true, on_problem, &s, &r), 0);
-    assert_int_equal(r.bad_entries, 5);
-    assert_int_equal(r.removed, 5);
+    assert_int_equal(r.bad_entries, 6);
+    assert_int_equal(r.removed, 6);
     memset(&s, 0, sizeof s);
     assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
-    assert_int_equal(r.checked, 2);
+    assert_int_equal(r.checked, 1);
     assert_int_equal(r.bad_entries, 0);
     jc_cache_close(c);
-    assert_int_equal(count_rows(path, "1"), 2);
+    assert_int_equal(count_rows(path, "1"), 1);
 }
 
 static void verify_damaged_file_does_not_crash(void **state)
@@ -897,7 +903,7 @@ static void a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
 
 /* ---- merge: what it checks, and times from another file ---- */
 
-static void merge_trusts_a_result_under_its_own_key(void **state)
+static void merge_rejects_a_result_that_fails_its_checksum(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP];
@@ -905,21 +911,22 @@ static void merge_trusts_a_result_under_its_own_key(void **state)
     seen s = {0};
     jc_verify_result vr;
     make_cache(jc_test_path(theirs, sizeof theirs, "merge-trust-theirs.db"), 3, 0);
-    /* square(2) = 5: a wrong result, but a well-formed entry under its own
-     * key. Neither verify nor merge can tell (jobcache.h says so). */
+    /* square(2) = 5: a well-formed entry under its own key, whose result
+     * was changed after it was stored; its checksum tells (0.1.0 could not). */
     sql(theirs, "UPDATE entries SET result = x'05' WHERE result = x'04'");
     jc_cache *c = open_cache(theirs, JC_CACHE_READONLY);
     assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &vr), 0);
-    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.bad_entries, 1);
+    assert_contains(s.text, "does not match the checksum");
     jc_cache_close(c);
     c = open_cache(jc_test_path(mine, sizeof mine, "merge-trust-mine.db"), 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
-    assert_int_equal(r.added, 3);
-    assert_int_equal(r.rejected, 0);
+    assert_int_equal(r.added, 2);
+    assert_int_equal(r.rejected, 1);
     jc_value *v = jc_memo(c, square, jc_int(2));
     int64_t x = 0;
     assert_int_equal(jc_value_get_int(v, &x), 0);
-    assert_int_equal(x, 5); /* the other cache's result, as it computed it */
+    assert_int_equal(x, 4); /* computed here: the damaged entry was not taken */
     jc_value_free(v);
     jc_cache_close(c);
 }
@@ -1219,7 +1226,7 @@ int main(void)
         cmocka_unit_test(merge_adds_replaces_keeps),
         cmocka_unit_test(merge_rejects_bad_entries_and_bad_files),
         cmocka_unit_test(merge_commits_in_batches),
-        cmocka_unit_test(merge_trusts_a_result_under_its_own_key),
+        cmocka_unit_test(merge_rejects_a_result_that_fails_its_checksum),
         cmocka_unit_test(merge_clamps_times_from_the_future),
         cmocka_unit_test(a_locked_file_gives_ebusy_not_a_rollback_error),
         cmocka_unit_test(digested_arguments_load_show_verify_and_diff),

@@ -147,8 +147,9 @@ static const command commands[] = {
      "The rules apply in this order."},
     {"verify", cmd_verify, OPT_FILE | OPT_REPAIR, 0, 0, true, MODE_VERIFY, NULL, "verify [FILE] [--repair]",
      "Run SQLite's integrity check, then check every entry: its key against its function,\n"
-     "version and arguments, that its arguments and result decode, that its arguments are\n"
-     "canonical. Exits 1 when it finds a problem; --repair removes the bad entries."},
+     "version and arguments, its result against its checksum, that its arguments and result\n"
+     "decode, that its arguments are canonical. Exits 1 when it finds a problem; --repair\n"
+     "removes the bad entries."},
     {"export", cmd_export, OPT_FILE | OPT_FUNCTION | OPT_VERSION, 0, 0, true, MODE_READ,
      NULL, "export [FILE] [--function F] [--version V]",
      "Write the entries as JSON Lines, one entry a line, with decoded arguments and result."},
@@ -793,21 +794,27 @@ static void stats_json(const jc_stats *s)
         json_time(stdout, f->newest);
         printf(", \"last_used\": ");
         json_time(stdout, f->last_used);
-        printf("}");
+        printf(", \"code_fingerprints\": %lld}", (long long)f->code_fingerprints);
     }
     printf("%s]}\n", s->nfunctions ? "\n" : "");
 }
 
 static bool stats_function_table(const jc_stats *s)
 {
-    table t = {.ncols = 11, .align = "llrrrrrrlll"};
+    table t = {.ncols = 12, .align = "llrrrrrrlllr"};
     bool ok = table_add(&t, (const char *const[]){"FUNCTION", "VERSION", "ENTRIES",
                                                                "SIZE", "TIME", "MEAN", "HITS",
                                                                "SAVED", "OLDEST", "NEWEST",
-                                                               "LAST USED"});
+                                                               "LAST USED", "CODE"});
+    bool changed = false;
     for (size_t i = 0; i < s->nfunctions && ok; i++) {
         const jc_function_stats *f = &s->functions[i];
-        char n[24], size[16], tm[16], mean[16], hits[24], saved[16], old[32], new_[32], used[32];
+        char n[24], size[16], tm[16], mean[16], hits[24], saved[16], old[32], new_[32], used[32], code[24];
+        if (f->code_fingerprints)
+            snprintf(code, sizeof code, "%lld", (long long)f->code_fingerprints);
+        else
+            snprintf(code, sizeof code, "-");
+        changed |= f->code_fingerprints > 1;
         snprintf(n, sizeof n, "%lld", (long long)f->entries);
         fmt_size(size, sizeof size, f->bytes);
         fmt_seconds(tm, sizeof tm, f->compute_seconds);
@@ -818,10 +825,14 @@ static bool stats_function_table(const jc_stats *s)
         fmt_time(new_, sizeof new_, f->newest);
         fmt_ago(used, sizeof used, f->last_used);
         ok = table_add(&t, (const char *const[]){f->function, f->version, n, size, tm, mean, hits,
-                                                 saved, old, new_, used});
+                                                 saved, old, new_, used, code});
     }
     if (ok)
         table_print(&t, stdout);
+    if (ok && changed)
+        printf("\nCODE counts the different machine code that computed a version's entries (\"-\": not\n"
+               "known). More than 1: the function changed without a version bump; if that changed its\n"
+               "results, bump the version, or rerun with JOBCACHE_ON_CODE_CHANGE=recompute.\n");
     table_free(&t);
     return ok;
 }
@@ -1256,6 +1267,9 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (repair)
         printf(", %lld removed", (long long)r.removed);
     putchar('\n');
+    if (r.unchecked)
+        printf("%lld entr%s no result checksum (written by jobcache 0.1.0; a writable open adds them)\n",
+               (long long)r.unchecked, r.unchecked == 1 ? "y has" : "ies have");
     if (r.file_problems)
         printf("SQLite's integrity check found %lld problem%s in the file\n",
                (long long)r.file_problems, r.file_problems == 1 ? "" : "s");
