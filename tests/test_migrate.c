@@ -1,0 +1,231 @@
+/*
+ * Tests of schema migrations, on files made by earlier releases and checked
+ * in under tests/data (each made by the code before the schema change that
+ * follows it; tests/data/make_v1_cache.c says how):
+ *
+ *   v0.1.0.jobcache  schema 1, jobcache 0.1.0: 32 entries of sq, half and
+ *                    greet, 5 of them hit once.
+ *
+ * A read-only open reads an older schema as it is, never writing; a
+ * writable open migrates it in place, in one transaction. Either way every
+ * entry hits. A file of another application is refused untouched.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+/* The functions of tests/data/make_v1_cache.c, under the same names and
+ * versions. */
+static int sq(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(sq, "v1");
+
+static int half(jc_call *call)
+{
+    return jc_return_double(call, jc_arg_double(call, 0) / 2);
+}
+JC_FUNCTION(half, "v1");
+
+static int greet(jc_call *call)
+{
+    const char *who = jc_arg_str(call, 0);
+    int64_t times = jc_kwarg_int(call, "times");
+    jc_value *m = jc_map(jc_kw("who", jc_str(who)), jc_kw("times", jc_int(times)),
+                         jc_kw("scale", jc_doubles((double[]){1.5, -2.25, 0.0}, 3)));
+    return jc_return(call, m);
+}
+JC_FUNCTION(greet, "v2");
+
+/* Creates an SQLite database at path with sql run in it. */
+static void make_db(const char *path, const char *stmts)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, stmts, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* Copies the checked-in file to a scratch path. */
+static const char *copy_data(const char *name, char *path, size_t cap)
+{
+    char src[PATH_CAP];
+    snprintf(src, sizeof src, "%s/%s", JC_TEST_DATA_DIR, name);
+    jc_test_path(path, cap, name);
+    size_t len = 0;
+    void *bytes = jc_test_read_file(src, &len);
+    assert_non_null(bytes);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    free(bytes);
+    return path;
+}
+
+/* Runs the calls of make_v1_cache.c and checks every result; returns how
+ * many were hits. */
+static size_t run_v1_calls(jc_cache *c)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < 20; i++)
+        jc_delayed(b, sq, jc_int(i));
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, half, jc_double(i * 0.5));
+    jc_delayed(b, greet, jc_str("ada"), jc_kw("times", jc_int(3)));
+    jc_delayed(b, greet, jc_str("grace"), jc_kw("times", jc_int(1)));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(jc_result_int(res, (size_t)i), i * i);
+    for (int i = 0; i < 10; i++)
+        assert_true(jc_result_double(res, 20 + (size_t)i) == i * 0.25);
+    const jc_value *g = jc_result_value(res, 30);
+    const char *who = NULL;
+    size_t len = 0;
+    assert_int_equal(jc_value_get_str(jc_value_get(g, "who"), &who, &len), 0);
+    assert_string_equal(who, "ada");
+    size_t hits = jc_results_summary(res).cached;
+    jc_results_free(res);
+    jc_batch_free(b);
+    return hits;
+}
+
+static void a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v0.1.0.jobcache", path, sizeof path);
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(path, &before_len);
+
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->schema_version, 1);
+    assert_int_equal(s->entries, 32);
+    assert_int_equal(s->hits, 5);
+    jc_stats_free(s);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 32);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.unchecked, 32); /* no checksums in schema 1 */
+    jc_cache_close(c);
+
+    void *after = jc_test_read_file(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len); /* not a byte written */
+    free(before);
+    free(after);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 1);
+}
+
+static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v0.1.0.jobcache", path, sizeof path);
+    int64_t hits_before = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
+
+    jc_cache *c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 2);
+    /* Every old entry got its checksum; its code is unknown. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE length(result_check) = 16"), 32);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE code_fp IS NULL"), 32);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), hits_before);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 32);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.unchecked, 0);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->schema_version, 2);
+    assert_int_equal(s->hits, hits_before + 32);
+    jc_stats_free(s);
+    jc_cache_close(c);
+
+    /* Opened again: nothing more to migrate, still every entry a hit. */
+    c = open_cache(path, 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+    /* A checksum made by the migration catches a later change too. */
+    sql(path, "UPDATE entries SET result = x'05' WHERE function = 'sq' AND result = x'10'");
+    c = open_cache(path, 0);
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.bad_entries, 1);
+    assert_int_equal(run_v1_calls(c), 31);
+    jc_cache_close(c);
+}
+
+/* Another program's database whose user_version happens to be 1 (or 2) is
+ * refused without a byte changed: not switched to WAL, not migrated. */
+static void a_foreign_database_is_refused_untouched(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    for (int version = 1; version <= 2; version++) {
+        jc_test_path(path, sizeof path, "foreign.db");
+        char setup[256];
+        snprintf(setup, sizeof setup,
+                 "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+                 "INSERT INTO notes (body) VALUES ('keep me');"
+                 "PRAGMA user_version = %d;",
+                 version);
+        make_db(path, setup);
+        size_t before_len = 0, after_len = 0;
+        void *before = jc_test_read_file(path, &before_len);
+        for (int ro = 0; ro <= 1; ro++) {
+            assert_null(jc_cache_open(path, &(jc_cache_options){.flags = ro ? JC_CACHE_READONLY : 0}));
+            assert_int_equal(jc_errcode(), JC_ECORRUPT);
+            assert_contains(jc_errmsg(), "another application");
+        }
+        void *after = jc_test_read_file(path, &after_len);
+        assert_int_equal(after_len, before_len);
+        assert_memory_equal(after, before, before_len);
+        free(before);
+        free(after);
+        char *mode = jc_test_sql_text(path, "PRAGMA journal_mode");
+        assert_string_equal(mode, "delete");
+        free(mode);
+        char wal[PATH_CAP + 8];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        assert_false(jc_test_exists(wal));
+    }
+    /* Tables named as ours, but no meta row of ours: still foreign. */
+    jc_test_path(path, sizeof path, "foreign-lookalike.db");
+    make_db(path, "CREATE TABLE entries (x); CREATE TABLE meta (name TEXT, value TEXT); PRAGMA user_version = 1;");
+    assert_null(jc_cache_open(path, NULL));
+    assert_int_equal(jc_errcode(), JC_ECORRUPT);
+    char *mode = jc_test_sql_text(path, "PRAGMA journal_mode");
+    assert_string_equal(mode, "delete");
+    free(mode);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_0_1_0_file_is_read_as_it_is_when_read_only),
+        cmocka_unit_test(a_0_1_0_file_is_migrated_in_place_when_writable),
+        cmocka_unit_test(a_foreign_database_is_refused_untouched),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
