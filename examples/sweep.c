@@ -119,5 +119,8 @@ int main(int argc, char **argv)
     jc_results_free(res);
     jc_batch_free(batch);
     jc_cache_close(cache);
+    /* Interrupted (Ctrl-C): what finished is stored; now end as killed by
+     * the signal, so that a shell loop around the sweep stops too. */
+    jc_raise_interrupt();
     return status == JC_OK ? 0 : 1;
 }

@@ -61,11 +61,14 @@ void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
     /* "0.537 s" whatever locale the program chose: the line is for logs. */
     locale_t c = jc__c_locale();
     locale_t old = c ? uselocale(c) : (locale_t)0;
-    char skipped[48] = "";
+    char skipped[48] = "", damaged[80] = "";
     if (p->skipped)
         snprintf(skipped, sizeof skipped, ", %zu skipped", p->skipped);
-    snprintf(buf, size, "jobcache: %zu calls, %zu cached, %zu computed, %zu failed%s in %.3f s (saved %.3f s of compute)",
-             p->total, p->cached, p->computed, p->failed, skipped, p->elapsed, p->saved);
+    if (p->damaged)
+        snprintf(damaged, sizeof damaged, "; %zu damaged entr%s recomputed", p->damaged,
+                 p->damaged == 1 ? "y" : "ies");
+    snprintf(buf, size, "jobcache: %zu calls, %zu cached, %zu computed, %zu failed%s in %.3f s (saved %.3f s of compute)%s",
+             p->total, p->cached, p->computed, p->failed, skipped, p->elapsed, p->saved, damaged);
     if (c)
         uselocale(old);
 }
