@@ -607,6 +607,11 @@ static int check_schema(jc__store *st)
         rc = migrate(st);
     if (!rc)
         st->schema = JC__SCHEMA_VERSION;
+    /* A new or migrated schema goes into the database file at once: a copy
+     * of the file alone, even after a crash, is then still a cache (it may
+     * lack the results committed since, never its tables). */
+    if (!rc && kind != 0)
+        sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return rc;
 }
 
@@ -756,6 +761,13 @@ void jc__store_close(jc__store *st)
             jc__store_commit(st);
         }
         finalize_all(st);
+        /* A closed cache is complete on its own: what the -wal file holds
+         * goes into the database file now, as far as other processes'
+         * readers allow (PASSIVE: close never waits for them). SQLite does
+         * the same, and removes the -wal file, when this is the last
+         * connection; this covers a file other programs still hold. */
+        if (!(st->flags & JC__STORE_READONLY))
+            sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         sqlite3_close_v2(st->db);
     }
     free(st->buf);
@@ -1796,6 +1808,72 @@ int jc__store_vacuum(jc__store *st)
      * keep part of it: the checkpoint then does what it can, quietly. */
     if (!rc)
         sqlite3_exec(st->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    return rc;
+}
+
+int jc__store_backup(jc__store *st, const char *dest)
+{
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (!dest || !*dest)
+        return jc__set_error(JC_EINVAL, "backup of '%s': no destination path", st->path);
+    if (access(dest, F_OK) == 0)
+        return jc__set_error(JC_EIO, "backup of '%s': '%s' already exists; remove it first or choose "
+                             "another name", st->path, dest);
+    if (st->depth > 0)
+        return jc__set_error(JC_EINVAL, "backup of '%s': not inside a transaction", st->path);
+    end_read(st);
+    /* Written under a temporary name beside dest and renamed at the end, so
+     * that dest is either absent or a complete copy. */
+    size_t n = strlen(dest) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return jc__set_error(JC_ENOMEM, "out of memory backing up '%s'", st->path);
+    snprintf(tmp, n, "%s.tmp%ld", dest, (long)getpid());
+    sqlite3 *out = NULL;
+    int src = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, NULL);
+    if (src != SQLITE_OK) {
+        rc = jc__set_error(JC_EIO, "backup of '%s': cannot create '%s': %s", st->path, tmp,
+                           out ? sqlite3_errmsg(out) : sqlite3_errstr(src));
+        sqlite3_close(out);
+        free(tmp);
+        return rc;
+    }
+    /* One step (-1) copies every page under one read transaction of the
+     * source: a consistent snapshot, which writers of other processes do
+     * not wait for (WAL). https://www.sqlite.org/backup.html */
+    sqlite3_backup *b = sqlite3_backup_init(out, "main", st->db, "main");
+    int step = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(out);
+    int fin = b ? sqlite3_backup_finish(b) : SQLITE_OK;
+    if (step != SQLITE_DONE || fin != SQLITE_OK) {
+        int code = (step & 0xff) == SQLITE_BUSY || (step & 0xff) == SQLITE_LOCKED ? JC_EBUSY
+                   : (step & 0xff) == SQLITE_FULL                                 ? JC_EIO
+                                                                                  : JC_EIO;
+        rc = jc__set_error(code, "backup of '%s' to '%s' failed: %s", st->path, dest, sqlite3_errmsg(out));
+    }
+    /* The copy is in WAL mode like its source; closing the only connection
+     * to it checkpoints and removes its -wal file: one self-contained file. */
+    if (!rc && sqlite3_exec(out, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
+        rc = jc__set_error(JC_EIO, "backup of '%s' to '%s' failed: %s", st->path, dest, sqlite3_errmsg(out));
+    if (sqlite3_close(out) != SQLITE_OK && !rc)
+        rc = jc__set_error(JC_EIO, "backup of '%s' to '%s': closing the copy failed", st->path, dest);
+    if (!rc && rename(tmp, dest) != 0)
+        rc = jc__set_error(JC_EIO, "backup of '%s': cannot rename '%s' to '%s': %s", st->path, tmp, dest,
+                           strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        size_t m = strlen(tmp) + 8;
+        char *side = malloc(m);
+        if (side) {
+            snprintf(side, m, "%s-wal", tmp);
+            unlink(side);
+            snprintf(side, m, "%s-shm", tmp);
+            unlink(side);
+            free(side);
+        }
+    }
+    free(tmp);
     return rc;
 }
 

@@ -240,6 +240,12 @@ int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem
 /* VACUUM, then a checkpoint that truncates the -wal file. Not inside a
  * transaction (JC_EINVAL). */
 int jc__store_vacuum(jc__store *st);
+/* Writes a consistent copy of the whole file to dest with SQLite's online
+ * backup API, while other processes may keep writing: dest is written under
+ * a temporary name and renamed, so it is absent or complete; it is one
+ * self-contained file (no -wal beside it). dest must not exist (JC_EIO).
+ * Not inside a transaction (JC_EINVAL). */
+int jc__store_backup(jc__store *st, const char *dest);
 /* The file's schema version as it is read: JC__SCHEMA_VERSION, or an older
  * one when a read-only store reads an older file as it is. */
 int jc__store_schema(const jc__store *st);
