@@ -835,7 +835,9 @@ static int fp_hash_function(fp_walk *w, size_t k)
         }
         const cs_insn *in = w->insn;
         if (fp_relative_branch(in)) {
-            fp_put_u64(w, 'B', in->id);
+            /* The mnemonic ("jne", "call"), not capstone's instruction id,
+             * whose numbering changes between capstone versions. */
+            fp_put_str(w, 'B', in->mnemonic);
             fp_branch_target(w, f, (uint64_t)in->detail->x86.operands[0].imm);
         } else {
             fp_plain_insn(w, f, in);
@@ -869,6 +871,7 @@ static int fp_compute(const fp_obj *o, uint64_t code, uint8_t out[JC__FINGERPRIN
     if (!(w->insn = cs_malloc(w->cs)) || !(w->xx = XXH3_createState()))
         goto done;
     XXH3_128bits_reset(w->xx);
+    fp_put_u64(w, 'v', JC__FINGERPRINT_SCHEME);
     /* The offset of code in its function: a code address inside a function
      * is a different entry point. Zero for a registered function. */
     fp_put_u64(w, 'E', code - root->addr);

@@ -44,7 +44,8 @@
  * change in the source (false alarms): other compiler versions or flags (-O0 vs -O2,
  * -march, sanitizers, -fcf-protection), LTO decisions driven by other code,
  * an unrelated edit that changes inlining or cloning decisions inside the
- * function, a breakpoint set by a debugger in the covered code. Measured by
+ * function, thread-local variables added elsewhere (%fs offsets are hashed
+ * raw), a breakpoint set by a debugger in the covered code. Measured by
  * tests/fingerprint_rebuild.sh (docs/fingerprint.md).
  *
  * UNKNOWN (returns 0; never a reason to warn): no symbol of non-zero size
@@ -69,6 +70,13 @@
 #include "jobcache.h"
 
 #define JC__FINGERPRINT_LEN 16
+/* The hashing scheme: part of every fingerprint. Bumped when what is hashed
+ * changes (a new normalisation), which changes every fingerprint: store it
+ * beside them and treat fingerprints of another scheme as unknown, so that
+ * upgrading jobcache raises no alarm. Capstone is asked only for decoding
+ * (instruction lengths, mnemonics, where the address fields are), not for
+ * its version-dependent instruction numbers. */
+#define JC__FINGERPRINT_SCHEME 1
 
 /* Writes fn's fingerprint to out and returns 1, or returns 0 (unknown; out
  * is zeroed) for the cases above. Never fails loudly, never sets the
