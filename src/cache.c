@@ -265,6 +265,25 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
     return rc;
 }
 
+bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16])
+{
+    uint8_t fp[16];
+    if (jc__code_fingerprint(fn->fn, fp) != 1)
+        return false;
+    out[0] = JC__FINGERPRINT_SCHEME;
+    memcpy(out + 1, fp, 15);
+    return true;
+}
+
+bool jc__cache_code_changed(const jc_function *fn, const jc__found *f)
+{
+    uint8_t fp[16];
+    /* A fingerprint of another scheme (another jobcache's way of hashing
+     * code) says nothing about this code: unknown, never a change. */
+    return f->has_code_fp && f->code_fp[0] == JC__FINGERPRINT_SCHEME && jc__cache_code_fp(fn, fp) &&
+           memcmp(fp, f->code_fp, sizeof fp) != 0;
+}
+
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now)
@@ -290,7 +309,7 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
             .result_len = blob_len,
             .compute_seconds = seconds,
             .now = now,
-            .code_fp = jc__code_fingerprint(fn->fn, fp) == 1 ? fp : NULL,
+            .code_fp = jc__cache_code_fp(fn, fp) ? fp : NULL,
         };
         rc = jc__store_put(cache->store, &e);
     }

@@ -220,6 +220,13 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now);
 bool jc__cache_writable(const jc_cache *cache);
+/* The code fingerprint stored with fn's entries: the fingerprint scheme
+ * (JC__FINGERPRINT_SCHEME) in byte 0, then 15 bytes of the fingerprint of
+ * fn's code (fingerprint.h). False when it cannot be taken (unknown). */
+bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16]);
+/* Whether a hit was computed by other code than fn's: both fingerprints
+ * known, of the same scheme, and different. */
+bool jc__cache_code_changed(const jc_function *fn, const jc__found *f);
 
 /* Monotonic seconds. */
 double jc__monotonic(void);

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "exec.h"
-#include "fingerprint.h"
 #include "progress.h"
 #include "store.h"
 
@@ -519,12 +518,9 @@ static int dedup(jc_batch *b, jc_results *res)
     return 0;
 }
 
-/* Whether a hit was computed by other code than fn's (both fingerprints
- * known and different). */
 static bool code_changed(const jc_function *fn, const jc__found *f)
 {
-    uint8_t fp[16];
-    return f->has_code_fp && jc__code_fingerprint(fn->fn, fp) == 1 && memcmp(fp, f->code_fp, sizeof fp) != 0;
+    return jc__cache_code_changed(fn, f);
 }
 
 static void note_code_change(run *r, const jc_function *fn)
