@@ -25,7 +25,15 @@
 #include <jobcache.h>
 
 #define JC_TEST_WANT_SQUARE
+#include "fingerprint.h"
 #include "testutil.h"
+
+/* SQL setting code_fp to a fingerprint of this scheme that no code has. */
+static const char *other_code_sql(const char *where, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "UPDATE entries SET code_fp = x'%02x%030d' WHERE %s", JC__FINGERPRINT_SCHEME, 0, where);
+    return buf;
+}
 
 #define PATH_CAP 4096
 
@@ -360,6 +368,137 @@ static void an_interrupted_program_ends_as_killed_by_the_signal(void **state)
     jc_cache_close(c);
 }
 
+/* Runs sq(0..n) with a policy, stderr captured into *err (malloc'd). */
+static jc_progress run_sq_policy(const char *path, int n, jc_on_code_change policy, char **err)
+{
+    char errpath[PATH_CAP + 16];
+    snprintf(errpath, sizeof errpath, "%s.stderr", path);
+    int saved = jc_test_stderr_to(errpath);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .on_code_change = policy});
+    assert_non_null(b);
+    for (int x = 0; x < n; x++)
+        jc_delayed(b, sq, jc_int(x));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    for (int x = 0; x < n; x++)
+        assert_int_equal(jc_result_int(res, (size_t)x), x * x);
+    jc_progress p = jc_results_summary(res);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    jc_test_stderr_restore(saved);
+    size_t len = 0;
+    *err = jc_test_read_file(errpath, &len);
+    return p;
+}
+
+/* Item 4: entries computed by other code under the same name and version
+ * (their stored fingerprint differs from the running code's) are warned
+ * about, recomputed or served, as the policy says; unknown ones never. */
+static void hits_from_other_code_follow_the_policy(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *err = NULL;
+    jc_test_path(path, sizeof path, "code-change.db");
+    jc_progress p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
+    free(err);
+    /* The running code has a fingerprint, stored with every entry. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE length(code_fp) = 16"), 6);
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
+    assert_int_equal(p.cached, 6);
+    assert_int_equal(p.code_changed, 0);
+    assert_string_equal(err, "");
+    free(err);
+
+    /* As if another build had computed four of them (same scheme byte),
+     * and 0.1.0 one of them (no fingerprint). */
+    char q[256];
+    sql(path, other_code_sql("rowid <= 4", q, sizeof q));
+    sql(path, "UPDATE entries SET code_fp = NULL WHERE rowid = 5");
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
+    assert_int_equal(p.cached, 6);
+    assert_int_equal(p.code_changed, 4);
+    assert_contains(err, "4 cached results of sq (version v1) were computed by different code");
+    assert_contains(err, "JOBCACHE_ON_CODE_CHANGE=recompute");
+    assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err)); /* one line for the function */
+    free(err);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *st = jc_cache_stats(c);
+    assert_int_equal(st->functions[0].code_fingerprints, 2);
+    jc_stats_free(st);
+    jc_cache_close(c);
+
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_IGNORE, &err);
+    assert_int_equal(p.cached, 6);
+    assert_int_equal(p.code_changed, 4);
+    assert_string_equal(err, "");
+    free(err);
+
+    /* The environment over the program: recompute. */
+    setenv("JOBCACHE_ON_CODE_CHANGE", "recompute", 1);
+    sq_calls = 0;
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_IGNORE, &err);
+    unsetenv("JOBCACHE_ON_CODE_CHANGE");
+    assert_int_equal(p.cached, 2);
+    assert_int_equal(p.computed, 4);
+    assert_int_equal(sq_calls, 4);
+    free(err);
+    /* Recomputed entries carry the running code's fingerprint again. */
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
+    assert_int_equal(p.code_changed, 0);
+    assert_int_equal(p.cached, 6);
+    free(err);
+
+    /* A fingerprint of another scheme says nothing: never a change. */
+    sql(path, "UPDATE entries SET code_fp = x'ff000000000000000000000000000000' WHERE rowid = 1");
+    p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
+    assert_int_equal(p.code_changed, 0);
+    free(err);
+
+    /* A bad value of the variable is an error naming it and the value. */
+    setenv("JOBCACHE_ON_CODE_CHANGE", "sometimes", 1);
+    c = open_cache(path, 0);
+    assert_null(jc_batch_new(c, NULL));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "JOBCACHE_ON_CODE_CHANGE");
+    assert_contains(jc_errmsg(), "sometimes");
+    unsetenv("JOBCACHE_ON_CODE_CHANGE");
+    jc_cache_close(c);
+}
+
+/* Item 4 through jc_memo: warned once per function, recomputed on demand. */
+static void a_memo_hit_from_other_code_warns_once(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], errpath[PATH_CAP + 16];
+    jc_test_path(path, sizeof path, "code-change-memo.db");
+    snprintf(errpath, sizeof errpath, "%s.stderr", path);
+    jc_cache *c = open_cache(path, 0);
+    for (int x = 0; x < 3; x++)
+        jc_value_free(jc_memo(c, sq, jc_int(x)));
+    jc_cache_close(c);
+    char q[256];
+    sql(path, other_code_sql("1", q, sizeof q));
+    int saved = jc_test_stderr_to(errpath);
+    c = open_cache(path, 0);
+    sq_calls = 0;
+    for (int x = 0; x < 3; x++)
+        jc_value_free(jc_memo(c, sq, jc_int(x)));
+    assert_int_equal(sq_calls, 0);
+    setenv("JOBCACHE_ON_CODE_CHANGE", "recompute", 1);
+    jc_value_free(jc_memo(c, sq, jc_int(1)));
+    unsetenv("JOBCACHE_ON_CODE_CHANGE");
+    assert_int_equal(sq_calls, 1);
+    jc_cache_close(c);
+    jc_test_stderr_restore(saved);
+    size_t len = 0;
+    char *err = jc_test_read_file(errpath, &len);
+    assert_contains(err, "a cached result of sq (version v1) was computed by different code");
+    assert_int_equal(strchr(err, '\n') - err + 1, (long)strlen(err)); /* once */
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +508,8 @@ int main(void)
         cmocka_unit_test(stats_counts_hits_not_yet_written),
         cmocka_unit_test(stats_counts_pending_hits_while_the_file_is_locked),
         cmocka_unit_test(an_interrupted_program_ends_as_killed_by_the_signal),
+        cmocka_unit_test(hits_from_other_code_follow_the_policy),
+        cmocka_unit_test(a_memo_hit_from_other_code_warns_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
