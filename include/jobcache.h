@@ -709,6 +709,8 @@ typedef struct jc_stats {
     double oldest, newest, last_used;
     size_t nfunctions;
     const jc_function_stats *functions; /* by function name, then version */
+    int64_t wal_bytes;       /* of file_bytes, the -wal file: when not 0, committed results may
+                              * sit there, not yet in the database file (copy with jc_cache_backup) */
 } jc_stats;
 
 /* The figures of cache, from one read of the file: a new jc_stats that the
@@ -780,6 +782,16 @@ JC_EXPORT int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_r
  * on the same file that waits longer than its busy timeout cannot store its
  * results meanwhile. Returns 0 or a negative jc_error. */
 JC_EXPORT int jc_cache_vacuum(jc_cache *cache);
+/* Writes a consistent copy of the cache to dest_path, a new file, while
+ * this and other processes may go on using the cache, with SQLite's online
+ * backup API (https://www.sqlite.org/backup.html). Use it rather than cp:
+ * committed results may still be in the -wal file beside the database,
+ * which a copy of the database file alone misses. The copy is written under
+ * a temporary name beside dest_path and renamed when complete, and is one
+ * self-contained file (no -wal). Works on a read-only cache too. Returns 0,
+ * JC_EIO when dest_path exists or cannot be written (nothing is left
+ * behind), JC_EBUSY during a run of this cache, or another jc_error. */
+JC_EXPORT int jc_cache_backup(jc_cache *cache, const char *dest_path);
 /* Removes every entry; *count (may be NULL) gets how many. Returns 0 or a
  * negative jc_error. */
 JC_EXPORT int jc_cache_clear(jc_cache *cache, int64_t *count);

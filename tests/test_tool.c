@@ -597,6 +597,32 @@ static void tool_reads_while_a_run_writes(void **state)
     expect(0, "all sound", "verify %s", path);
 }
 
+/* backup SRC DEST while a program holds the cache with results in its
+ * -wal file; stats and verify say the -wal file holds data. */
+static void tool_backup_and_wal_notice(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], dest[PATH_CAP];
+    jc_test_path(path, sizeof path, "backup-src.db");
+    jc_test_path(dest, sizeof dest, "backup-dest.db");
+    jc_cache *holder = jc_cache_open(path, NULL); /* a program using the cache */
+    assert_non_null(holder);
+    jc_batch *b = jc_batch_new(holder, NULL);
+    for (int i = 0; i < 500; i++)
+        jc_delayed(b, square, jc_int(i));
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    expect(0, "copy the cache with", "stats %s", path);
+    expect(0, "\"wal_bytes\": ", "stats %s --json", path);
+    expect(0, "with 'jobcache backup', not cp", "verify %s", path);
+    expect(0, "backed up", "backup %s %s", path, dest);
+    assert_int_equal(jc_test_sql_int(dest, "SELECT count(*) FROM entries"), 500);
+    expect(0, "checked 500 entries: all sound", "verify %s", dest);
+    expect(2, "already exists", "backup %s %s", path, dest);
+    expect(2, "missing argument", "backup");
+    jc_cache_close(holder);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -616,6 +642,7 @@ int main(void)
         cmocka_unit_test(tool_export_json_lines),
         cmocka_unit_test(tool_merge_vacuum_clear),
         cmocka_unit_test(tool_reads_while_a_run_writes),
+        cmocka_unit_test(tool_backup_and_wal_notice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

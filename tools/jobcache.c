@@ -114,6 +114,7 @@ static int cmd_export(jc_cache *cache, const opts *o);
 static int cmd_merge(jc_cache *cache, const opts *o);
 static int cmd_vacuum(jc_cache *cache, const opts *o);
 static int cmd_clear(jc_cache *cache, const opts *o);
+static int cmd_backup(jc_cache *cache, const opts *o);
 static int check_rm(const command *c, const opts *o);
 static int check_prune(const command *c, const opts *o);
 static int check_clear(const command *c, const opts *o);
@@ -160,6 +161,10 @@ static const command commands[] = {
      "Compact the file, giving the space of removed entries back to the system."},
     {"clear", cmd_clear, OPT_FILE | OPT_YES, 0, 0, true, MODE_WRITE, check_clear, "clear [FILE] --yes",
      "Remove every entry."},
+    {"backup", cmd_backup, OPT_FILE, 1, 1, true, MODE_READ, NULL, "backup [SRC] DEST",
+     "Write a consistent copy of the cache to the new file DEST, while programs may go on\n"
+     "using it (SQLite's online backup). Use it rather than cp: committed results may still\n"
+     "sit in the -wal file beside the cache, which a copy of the file alone misses."},
 };
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
 
@@ -339,10 +344,16 @@ static int check_positionals(const command *c, opts *o)
     if (o->npos > max)
         return usage_error(c, "unexpected argument '%s'", o->pos[max]);
     if (c->file_pos && o->npos > c->max_pos) {
+        /* The FILE comes last (merge OTHER [FILE]), but first where the
+         * command copies from it (backup SRC DEST). */
+        bool file_first = c->run == cmd_backup;
+        const char *file = file_first ? o->pos[0] : o->pos[o->npos - 1];
         if (o->file)
-            return usage_error(c, "the file is given twice ('%s' and --file '%s')",
-                               o->pos[o->npos - 1], o->file);
-        o->file = o->pos[--o->npos];
+            return usage_error(c, "the file is given twice ('%s' and --file '%s')", file, o->file);
+        o->file = file;
+        if (file_first)
+            memmove(o->pos, o->pos + 1, (o->npos - 1) * sizeof *o->pos);
+        o->npos--;
     }
     if ((o->given & OPT_VERSION) && !(o->given & OPT_FUNCTION))
         return usage_error(c, "--version needs --function");
@@ -759,6 +770,7 @@ static void stats_json(const jc_stats *s)
 {
     printf("{\"path\": ");
     json_string(stdout, s->path);
+    printf(", \"wal_bytes\": %lld", (long long)s->wal_bytes);
     printf(", \"schema_version\": %d, \"key_format\": %d, \"entries\": %lld, \"file_bytes\": %lld, "
            "\"free_bytes\": %lld, \"payload_bytes\": %lld, \"args_bytes\": %lld, "
            "\"result_bytes\": %lld, \"compute_seconds\": ",
@@ -861,6 +873,11 @@ static void stats_text(const jc_stats *s)
     fmt_time(c, sizeof c, s->last_used);
     fmt_ago(d, sizeof d, s->last_used);
     printf("oldest        %s\nnewest        %s\nlast used     %s (%s)\n", a, b, c, d);
+    if (s->wal_bytes > 0) {
+        fmt_size(a, sizeof a, s->wal_bytes);
+        printf("wal           %s in %s-wal, maybe not yet in the file itself: copy the cache with\n"
+               "              'jobcache backup', not cp\n", a, s->path);
+    }
 }
 
 static int cmd_stats(jc_cache *cache, const opts *o)
@@ -1270,6 +1287,14 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (r.unchecked)
         printf("%lld entr%s no result checksum (written by jobcache 0.1.0; a writable open adds them)\n",
                (long long)r.unchecked, r.unchecked == 1 ? "y has" : "ies have");
+    jc_stats *st = jc_cache_stats(cache);
+    if (st && st->wal_bytes > 0) {
+        char wal[32];
+        fmt_size(wal, sizeof wal, st->wal_bytes);
+        printf("the cache has %s in %s-wal beside it, maybe not yet in the file itself: copy it\n"
+               "with 'jobcache backup', not cp\n", wal, st->path);
+    }
+    jc_stats_free(st);
     if (r.file_problems)
         printf("SQLite's integrity check found %lld problem%s in the file\n",
                (long long)r.file_problems, r.file_problems == 1 ? "" : "s");
@@ -1324,6 +1349,16 @@ static int cmd_merge(jc_cache *cache, const opts *o)
     if (rc)
         return failed("merge");
     return r.rejected ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/* ---- backup ---- */
+
+static int cmd_backup(jc_cache *cache, const opts *o)
+{
+    if (jc_cache_backup(cache, o->pos[0]))
+        return failed("backup");
+    printf("backed up %s to %s\n", jc_cache_path(cache), o->pos[0]);
+    return EXIT_OK;
 }
 
 /* ---- main ---- */

@@ -1,0 +1,148 @@
+/*
+ * Tests of the cache file in the real world (issue "The cache file in the
+ * real world"): copies have every committed result, a closed cache is
+ * complete on its own, backups are consistent while the cache is in use.
+ * Each test failed on jobcache 0.1.0.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#define JC_TEST_WANT_SQUARE
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+static void run_squares(jc_cache *c, int from, int to)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int x = from; x < to; x++)
+        jc_delayed(b, square, jc_int(x));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    jc_results_free(res);
+    jc_batch_free(b);
+}
+
+/* Copies the database file alone, as `cp cache.db elsewhere/` does. */
+static void copy_file_alone(const char *from, const char *to)
+{
+    size_t len = 0;
+    void *bytes = jc_test_read_file(from, &len);
+    assert_non_null(bytes);
+    jc_test_remove_db(to);
+    FILE *f = fopen(to, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+    free(bytes);
+}
+
+static int64_t entries_in(const char *path)
+{
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    int64_t n = s->entries;
+    jc_stats_free(s);
+    jc_cache_close(c);
+    return n;
+}
+
+/* A cache closed by its program while another still holds the file: the
+ * file alone has every result (0.1.0 left them in the -wal file). */
+static void a_closed_cache_is_complete_on_its_own(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], copy[PATH_CAP];
+    jc_test_path(path, sizeof path, "closed.db");
+    jc_test_path(copy, sizeof copy, "closed-copy.db");
+    jc_cache *reader = open_cache(path, 0); /* another program holding the file */
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 2000);
+    jc_cache_close(c);
+    copy_file_alone(path, copy);
+    assert_int_equal(entries_in(copy), 2000);
+    jc_cache_close(reader);
+}
+
+/* A copy of a file made right after it was created (say, after a crash)
+ * is still a cache: the schema is in the database file, not only the WAL. */
+static void a_new_cache_file_holds_its_schema_at_once(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], copy[PATH_CAP];
+    jc_test_path(path, sizeof path, "new.db");
+    jc_test_path(copy, sizeof copy, "new-copy.db");
+    jc_cache *c = open_cache(path, 0);
+    copy_file_alone(path, copy);
+    jc_cache *cc = jc_cache_open(copy, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    assert_non_null(cc);
+    jc_cache_close(cc);
+    jc_cache_close(c);
+}
+
+/* jc_cache_backup while the cache is open and written: the copy has every
+ * committed result, is sound, and stands alone. */
+static void a_backup_of_a_cache_in_use_is_complete(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], dest[PATH_CAP], wal[PATH_CAP + 8];
+    jc_test_path(path, sizeof path, "inuse.db");
+    jc_test_path(dest, sizeof dest, "inuse-backup.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 3000);
+    jc_stats *s = jc_cache_stats(c);
+    assert_true(s->wal_bytes > 0); /* committed results sit in the -wal file */
+    jc_stats_free(s);
+
+    /* From another handle, read-only, as `jobcache backup` does. */
+    jc_cache *ro = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_backup(ro, dest), 0);
+    jc_cache_close(ro);
+    snprintf(wal, sizeof wal, "%s-wal", dest);
+    assert_false(jc_test_exists(wal));
+    assert_int_equal(jc_test_sql_int(dest, "SELECT count(*) FROM entries"), 3000);
+    jc_cache *b = open_cache(dest, JC_CACHE_READONLY);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(b, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 3000);
+    assert_int_equal(vr.bad_entries, 0);
+    jc_cache_close(b);
+
+    /* An existing destination is refused and left as it is. */
+    sql(dest, "PRAGMA user_version = 2");
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(dest, &before_len);
+    assert_int_equal(jc_cache_backup(c, dest), JC_EIO);
+    assert_contains(jc_errmsg(), "already exists");
+    void *after = jc_test_read_file(dest, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+    /* A destination that cannot be written: nothing left behind. */
+    assert_int_equal(jc_cache_backup(c, "/nonexistent-dir/copy.db"), JC_EIO);
+    assert_contains(jc_errmsg(), "/nonexistent-dir/copy.db");
+    jc_cache_close(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_closed_cache_is_complete_on_its_own),
+        cmocka_unit_test(a_new_cache_file_holds_its_schema_at_once),
+        cmocka_unit_test(a_backup_of_a_cache_in_use_is_complete),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
