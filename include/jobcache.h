@@ -246,7 +246,10 @@ typedef struct jc_call jc_call;
 
 /* A cacheable function: reads its arguments from call, sets a result with a
  * jc_return* function, and returns 0; or returns jc_fail(call, ...). It must
- * be a pure function of its arguments: that is what makes caching correct. */
+ * be a pure function of its arguments: that is what makes caching correct.
+ * Returning 0 without setting a result is an error of the call (naming the
+ * function), never a cached null: return jc_return(call, jc_null()) for that.
+ * Returning non-zero without jc_fail is an error too. */
 typedef int (*jc_fn)(jc_call *call);
 
 typedef struct jc_function {

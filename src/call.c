@@ -333,13 +333,16 @@ jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t a
     *result = NULL;
     *error = NULL;
     if (!call.failed && rc == 0) {
-        *result = call.result ? call.result : jc_null();
-        const char *why = *result ? result_problem(*result, 0) : "out of memory making the result";
-        if (!why)
+        /* Returning 0 without a result is a mistake (a forgotten jc_return,
+         * a path that falls through), not a null to cache: a null result is
+         * asked for with jc_return(call, jc_null()). */
+        const char *why = call.result ? result_problem(call.result, 0)
+                                      : "returned 0 without setting a result (set one with jc_return*, "
+                                        "e.g. jc_return(call, jc_null()), or fail with jc_fail)";
+        if (!why) {
+            *result = call.result;
             return JC_STATUS_OK;
-        if (*result != call.result)
-            jc_value_free(*result);
-        *result = NULL;
+        }
         call_fail(&call, "%s", why);
     }
     jc_value_free(call.result);
