@@ -437,7 +437,11 @@ JC_EXPORT size_t jc_batch_count(const jc_batch *batch);
  * negative code: an unregistered or ambiguous function, a NULL argument, a
  * named argument given twice. A failure is also remembered by the batch, so
  * that jc_run refuses to run it, reporting the first bad call with its source
- * file and line. */
+ * file and line. The function receives the arguments in the canonical form
+ * their key is made from: -0.0 as +0.0 and every NaN as the one quiet NaN,
+ * also in typed arrays and nested values (docs/format.md); a borrowed array
+ * that holds either is copied once (the caller's memory is never written),
+ * one that does not is read in place. The same holds for jc_memo. */
 #define jc_delayed(batch, ...)                                                 \
     jc__delayed((batch), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),     \
                 JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)

@@ -62,6 +62,15 @@ struct jc_value {
  * already present is JC_EINVAL. */
 int jc__map_insert(jc_value *map, char *key, jc_value *v);
 
+/* Makes call arguments what their key is made from (docs/format.md): every
+ * double, also in typed arrays and nested in lists, maps and named
+ * arguments, becomes canonical (-0.0 -> +0.0, every NaN -> the quiet NaN
+ * 0x7ff8000000000000). A borrowed array that needs a change is copied first
+ * (the caller's memory is never written) and owned from then on; one that
+ * needs none stays borrowed. Call it after the key is computed (the encoder
+ * bounds the depth). 0, or JC_ENOMEM with the message set. */
+int jc__args_canonicalize(jc_value *const *argv, size_t argc);
+
 /* An argument whose payload is at least this many bytes (a typed array or
  * bytes) is encoded, for its key and in the stored arguments, as a digest:
  * see docs/format.md. Results are always stored whole. */
