@@ -54,17 +54,42 @@ int jc_fail(jc_call *call, const char *fmt, ...)
     return JC_EFAILED;
 }
 
+/* Indexes the positional arguments of call (see struct jc_call): positional
+ * arguments before every named one, the usual order, need no copy; others
+ * get an index, returned for the caller to free (NULL when none is needed or
+ * out of memory: jc_arg then scans). */
+static jc_value **index_positional(jc_call *call)
+{
+    size_t npos = 0, prefix = 0;
+    for (size_t k = 0; k < call->argc; k++)
+        if (call->argv[k]->type != JC_TYPE_KWARG) {
+            if (npos++ == k)
+                prefix = npos;
+        }
+    call->npos = npos;
+    call->pos = call->argv;
+    if (prefix == npos)
+        return NULL;
+    jc_value **index = malloc(npos * sizeof *index);
+    call->pos = index;
+    for (size_t k = 0, n = 0; index && k < call->argc; k++)
+        if (call->argv[k]->type != JC_TYPE_KWARG)
+            index[n++] = call->argv[k];
+    return index;
+}
+
 size_t jc_arg_count(const jc_call *call)
 {
-    size_t n = 0;
-    for (size_t i = 0; call && i < call->argc; i++)
-        n += call->argv[i]->type != JC_TYPE_KWARG;
-    return n;
+    return call ? call->npos : 0;
 }
 
 const jc_value *jc_arg(const jc_call *call, size_t i)
 {
-    for (size_t k = 0; call && k < call->argc; k++)
+    if (!call || i >= call->npos)
+        return NULL;
+    if (call->pos)
+        return call->pos[i];
+    for (size_t k = 0; k < call->argc; k++) /* no index: out of memory */
         if (call->argv[k]->type != JC_TYPE_KWARG && i-- == 0)
             return call->argv[k];
     return NULL;
@@ -327,9 +352,11 @@ jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t a
                           jc_value **result, char **error, double *seconds)
 {
     jc_call call = {.fn = fn, .argv = argv, .argc = argc};
+    jc_value **index = index_positional(&call);
     double t0 = jc__monotonic();
     int rc = fn->fn(&call);
     *seconds = jc__monotonic() - t0;
+    free(index);
     *result = NULL;
     *error = NULL;
     if (!call.failed && rc == 0) {

@@ -137,6 +137,12 @@ struct jc_call {
     const jc_function *fn;
     jc_value *const *argv; /* positional and KWARG values, as submitted */
     size_t argc;
+    /* The positional values in order, so that jc_arg(i) is constant time:
+     * argv itself when the positional ones come first (the usual call),
+     * else an index made once per call. NULL (then jc_arg scans argv) only
+     * when that index could not be allocated. */
+    jc_value *const *pos;
+    size_t npos;
     jc_value *result;
     char *error; /* malloc'd, set by jc_fail or a failing accessor */
     bool failed;
