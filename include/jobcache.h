@@ -156,9 +156,11 @@ JC_EXPORT jc_value *jc_null(void);
 JC_EXPORT jc_value *jc_bool(bool b);
 JC_EXPORT jc_value *jc_int(int64_t i);
 JC_EXPORT jc_value *jc_double(double d);
-/* Copies the NUL-terminated string s. NULL s is an error. */
+/* Copies the NUL-terminated string s. NULL s is an error, and so is text
+ * that is not valid UTF-8 (JC_EINVAL naming the byte offset of the first bad
+ * byte): binary data goes in jc_bytes. */
 JC_EXPORT jc_value *jc_str(const char *s);
-/* Copies len bytes of text; the text may not contain NUL. */
+/* Copies len bytes of text; the text may not contain NUL and must be UTF-8. */
 JC_EXPORT jc_value *jc_strn(const char *s, size_t len);
 JC_EXPORT jc_value *jc_bytes(const void *p, size_t len);
 /* Typed arrays, copied. */
@@ -172,7 +174,8 @@ JC_EXPORT jc_value *jc_ints(const int64_t *p, size_t n);
 JC_EXPORT jc_value *jc_doubles_ref(const double *p, size_t n);
 JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
 /* A named argument for jc_delayed / jc_memo, or a map entry for jc_map.
- * Copies name; takes ownership of v. */
+ * Copies name (non-empty UTF-8); takes ownership of v, which may not itself
+ * be a jc_kw. */
 JC_EXPORT jc_value *jc_kw(const char *name, jc_value *v);
 
 /* jc_list(a, b, c): a list of the given values (at least one), taking
@@ -189,9 +192,16 @@ JC_EXPORT jc_value *jc_map_of(jc_value *const *entries, size_t n);
 /* An empty list to grow with jc_list_append; an empty map for jc_map_set. */
 JC_EXPORT jc_value *jc_list_new(void);
 JC_EXPORT jc_value *jc_map_new(void);
-/* Appends item (taken over) to list. Returns 0 or a negative jc_error. */
+/* Appends item (taken over) to list. Returns 0 or a negative jc_error.
+ * Lists and maps nest at most 24 levels ([[1]] is 2): a builder that would
+ * go deeper (jc_list, jc_map, jc_list_append, jc_map_set), also by adding to
+ * a list or map that is already inside another, fails with JC_EINVAL and
+ * frees the item. A value has one owner: an item already inside a list, map
+ * or jc_kw, or one that would contain itself, is refused with JC_EINVAL and
+ * left to its owner (not freed). */
 JC_EXPORT int jc_list_append(jc_value *list, jc_value *item);
-/* Adds key -> v (v taken over) to map, replacing an existing key. */
+/* Adds key -> v (v taken over) to map, replacing an existing key. The key
+ * must be UTF-8; the rules of jc_list_append apply to v. */
 JC_EXPORT int jc_map_set(jc_value *map, const char *key, jc_value *v);
 
 /* Frees v and everything it owns. NULL is a no-op. */

@@ -262,6 +262,11 @@ int jc_return(jc_call *call, jc_value *v)
         call_fail(call, "the result is NULL (%s)", jc_errmsg());
         return JC_EFAILED;
     }
+    if (v->parent) { /* not freed: it belongs to the value it is inside */
+        call_fail(call, "the result is inside another list, map or jc_kw (a value has one owner; "
+                  "return a jc_value_copy of it)");
+        return JC_EFAILED;
+    }
     if (v->type == JC_TYPE_KWARG) {
         call_fail(call, "the result is a jc_kw named value; return a jc_map instead");
         jc_value_free(v);

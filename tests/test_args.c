@@ -117,6 +117,15 @@ static int weighted_sum(jc_call *call)
 }
 JC_FUNCTION(weighted_sum, "v1");
 
+/* Returns its text argument with a byte that is not UTF-8 appended. */
+static int bad_text(jc_call *call)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s\xff", jc_arg_str(call, 0));
+    return jc_return_str(call, buf);
+}
+JC_FUNCTION(bad_text, "v1");
+
 /* ---- helpers ---- */
 
 static jc_batch *new_batch(jc_cache *c, int n_jobs)
@@ -340,6 +349,46 @@ static void many_positional_arguments_are_read_by_index_in_constant_time(void **
     jc_cache_close(c);
 }
 
+/* ---- issue 9 item 8: text that is not UTF-8 is refused where it is made ---- */
+
+/* A string argument that is not UTF-8 makes jc_delayed fail with the call
+ * site, the builder and the byte offset; so does jc_memo. A function that
+ * returns such text fails, naming itself and the offset, and nothing is
+ * stored. */
+static void text_that_is_not_utf8_is_refused_at_the_call_and_in_results(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "utf8.db"), 0);
+    jc_batch *b = new_batch(c, 1);
+    int line = __LINE__ + 1;
+    assert_int_equal(jc_delayed(b, bad_text, jc_str("caf\xc3")), JC_EINVAL);
+    char where[64];
+    snprintf(where, sizeof where, "test_args.c:%d", line);
+    expect_error(JC_EINVAL, where);
+    expect_error(JC_EINVAL, "jc_str: the text is not valid UTF-8 at byte offset 3");
+    assert_null(jc_run(b)); /* the batch remembers its bad call */
+    assert_contains(jc_errmsg(), where);
+    jc_batch_free(b);
+
+    assert_null(jc_memo(c, bad_text, jc_kw("na\xefme", jc_int(1))));
+    expect_error(JC_EINVAL, "jc_kw: the name is not valid UTF-8 at byte offset 2");
+
+    for (int n_jobs = 1; n_jobs <= 2; n_jobs++) {
+        b = new_batch(c, n_jobs);
+        assert_int_equal(jc_delayed(b, bad_text, jc_str("ok")), 0);
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+        assert_contains(jc_result_error(res, 0), "bad_text(\"ok\"): the result is NULL");
+        assert_contains(jc_result_error(res, 0), "not valid UTF-8 at byte offset 2");
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +397,7 @@ int main(void)
         cmocka_unit_test(every_double_reaches_the_function_canonical),
         cmocka_unit_test(canonical_and_raw_arguments_share_one_entry),
         cmocka_unit_test(many_positional_arguments_are_read_by_index_in_constant_time),
+        cmocka_unit_test(text_that_is_not_utf8_is_refused_at_the_call_and_in_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
