@@ -156,9 +156,11 @@ JC_EXPORT jc_value *jc_null(void);
 JC_EXPORT jc_value *jc_bool(bool b);
 JC_EXPORT jc_value *jc_int(int64_t i);
 JC_EXPORT jc_value *jc_double(double d);
-/* Copies the NUL-terminated string s. NULL s is an error. */
+/* Copies the NUL-terminated string s. NULL s is an error, and so is text
+ * that is not valid UTF-8 (JC_EINVAL naming the byte offset of the first bad
+ * byte): binary data goes in jc_bytes. */
 JC_EXPORT jc_value *jc_str(const char *s);
-/* Copies len bytes of text; the text may not contain NUL. */
+/* Copies len bytes of text; the text may not contain NUL and must be UTF-8. */
 JC_EXPORT jc_value *jc_strn(const char *s, size_t len);
 JC_EXPORT jc_value *jc_bytes(const void *p, size_t len);
 /* Typed arrays, copied. */
@@ -172,7 +174,8 @@ JC_EXPORT jc_value *jc_ints(const int64_t *p, size_t n);
 JC_EXPORT jc_value *jc_doubles_ref(const double *p, size_t n);
 JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
 /* A named argument for jc_delayed / jc_memo, or a map entry for jc_map.
- * Copies name; takes ownership of v. */
+ * Copies name (non-empty UTF-8); takes ownership of v, which may not itself
+ * be a jc_kw. */
 JC_EXPORT jc_value *jc_kw(const char *name, jc_value *v);
 
 /* jc_list(a, b, c): a list of the given values (at least one), taking
@@ -189,9 +192,16 @@ JC_EXPORT jc_value *jc_map_of(jc_value *const *entries, size_t n);
 /* An empty list to grow with jc_list_append; an empty map for jc_map_set. */
 JC_EXPORT jc_value *jc_list_new(void);
 JC_EXPORT jc_value *jc_map_new(void);
-/* Appends item (taken over) to list. Returns 0 or a negative jc_error. */
+/* Appends item (taken over) to list. Returns 0 or a negative jc_error.
+ * Lists and maps nest at most 24 levels ([[1]] is 2): a builder that would
+ * go deeper (jc_list, jc_map, jc_list_append, jc_map_set), also by adding to
+ * a list or map that is already inside another, fails with JC_EINVAL and
+ * frees the item. A value has one owner: an item already inside a list, map
+ * or jc_kw, or one that would contain itself, is refused with JC_EINVAL and
+ * left to its owner (not freed). */
 JC_EXPORT int jc_list_append(jc_value *list, jc_value *item);
-/* Adds key -> v (v taken over) to map, replacing an existing key. */
+/* Adds key -> v (v taken over) to map, replacing an existing key. The key
+ * must be UTF-8; the rules of jc_list_append apply to v. */
 JC_EXPORT int jc_map_set(jc_value *map, const char *key, jc_value *v);
 
 /* Frees v and everything it owns. NULL is a no-op. */
@@ -246,7 +256,10 @@ typedef struct jc_call jc_call;
 
 /* A cacheable function: reads its arguments from call, sets a result with a
  * jc_return* function, and returns 0; or returns jc_fail(call, ...). It must
- * be a pure function of its arguments: that is what makes caching correct. */
+ * be a pure function of its arguments: that is what makes caching correct.
+ * Returning 0 without setting a result is an error of the call (naming the
+ * function), never a cached null: return jc_return(call, jc_null()) for that.
+ * Returning non-zero without jc_fail is an error too. */
 typedef int (*jc_fn)(jc_call *call);
 
 typedef struct jc_function {
@@ -461,7 +474,11 @@ JC_EXPORT size_t jc_batch_count(const jc_batch *batch);
  * negative code: an unregistered or ambiguous function, a NULL argument, a
  * named argument given twice. A failure is also remembered by the batch, so
  * that jc_run refuses to run it, reporting the first bad call with its source
- * file and line. */
+ * file and line. The function receives the arguments in the canonical form
+ * their key is made from: -0.0 as +0.0 and every NaN as the one quiet NaN,
+ * also in typed arrays and nested values (docs/format.md); a borrowed array
+ * that holds either is copied once (the caller's memory is never written),
+ * one that does not is read in place. The same holds for jc_memo. */
 #define jc_delayed(batch, ...)                                                 \
     jc__delayed((batch), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),     \
                 JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)

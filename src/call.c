@@ -54,17 +54,42 @@ int jc_fail(jc_call *call, const char *fmt, ...)
     return JC_EFAILED;
 }
 
+/* Indexes the positional arguments of call (see struct jc_call): positional
+ * arguments before every named one, the usual order, need no copy; others
+ * get an index, returned for the caller to free (NULL when none is needed or
+ * out of memory: jc_arg then scans). */
+static jc_value **index_positional(jc_call *call)
+{
+    size_t npos = 0, prefix = 0;
+    for (size_t k = 0; k < call->argc; k++)
+        if (call->argv[k]->type != JC_TYPE_KWARG) {
+            if (npos++ == k)
+                prefix = npos;
+        }
+    call->npos = npos;
+    call->pos = call->argv;
+    if (prefix == npos)
+        return NULL;
+    jc_value **index = malloc(npos * sizeof *index);
+    call->pos = index;
+    for (size_t k = 0, n = 0; index && k < call->argc; k++)
+        if (call->argv[k]->type != JC_TYPE_KWARG)
+            index[n++] = call->argv[k];
+    return index;
+}
+
 size_t jc_arg_count(const jc_call *call)
 {
-    size_t n = 0;
-    for (size_t i = 0; call && i < call->argc; i++)
-        n += call->argv[i]->type != JC_TYPE_KWARG;
-    return n;
+    return call ? call->npos : 0;
 }
 
 const jc_value *jc_arg(const jc_call *call, size_t i)
 {
-    for (size_t k = 0; call && k < call->argc; k++)
+    if (!call || i >= call->npos)
+        return NULL;
+    if (call->pos)
+        return call->pos[i];
+    for (size_t k = 0; k < call->argc; k++) /* no index: out of memory */
         if (call->argv[k]->type != JC_TYPE_KWARG && i-- == 0)
             return call->argv[k];
     return NULL;
@@ -237,6 +262,11 @@ int jc_return(jc_call *call, jc_value *v)
         call_fail(call, "the result is NULL (%s)", jc_errmsg());
         return JC_EFAILED;
     }
+    if (v->parent) { /* not freed: it belongs to the value it is inside */
+        call_fail(call, "the result is inside another list, map or jc_kw (a value has one owner; "
+                  "return a jc_value_copy of it)");
+        return JC_EFAILED;
+    }
     if (v->type == JC_TYPE_KWARG) {
         call_fail(call, "the result is a jc_kw named value; return a jc_map instead");
         jc_value_free(v);
@@ -327,19 +357,24 @@ jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t a
                           jc_value **result, char **error, double *seconds)
 {
     jc_call call = {.fn = fn, .argv = argv, .argc = argc};
+    jc_value **index = index_positional(&call);
     double t0 = jc__monotonic();
     int rc = fn->fn(&call);
     *seconds = jc__monotonic() - t0;
+    free(index);
     *result = NULL;
     *error = NULL;
     if (!call.failed && rc == 0) {
-        *result = call.result ? call.result : jc_null();
-        const char *why = *result ? result_problem(*result, 0) : "out of memory making the result";
-        if (!why)
+        /* Returning 0 without a result is a mistake (a forgotten jc_return,
+         * a path that falls through), not a null to cache: a null result is
+         * asked for with jc_return(call, jc_null()). */
+        const char *why = call.result ? result_problem(call.result, 0)
+                                      : "returned 0 without setting a result (set one with jc_return*, "
+                                        "e.g. jc_return(call, jc_null()), or fail with jc_fail)";
+        if (!why) {
+            *result = call.result;
             return JC_STATUS_OK;
-        if (*result != call.result)
-            jc_value_free(*result);
-        *result = NULL;
+        }
         call_fail(&call, "%s", why);
     }
     jc_value_free(call.result);

@@ -408,7 +408,7 @@ static int decode_container(const msgpack_object *o, jc_value **out, int depth)
                 }
             }
         } else if (!rc) {
-            rc = jc_list_append(c, item);
+            rc = jc__list_push(c, item); /* depth bounded above (check_shape) */
         }
         if (rc) {
             jc_value_free(c);
@@ -436,7 +436,7 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
     case MSGPACK_OBJECT_STR:
         if (memchr(payload(o->via.str.ptr), '\0', o->via.str.size))
             return bad("a string contains a NUL byte");
-        v = jc_strn(payload(o->via.str.ptr), o->via.str.size);
+        v = jc__str_stored(payload(o->via.str.ptr), o->via.str.size);
         break;
     case MSGPACK_OBJECT_BIN: v = jc_bytes(payload(o->via.bin.ptr), o->via.bin.size); break;
     case MSGPACK_OBJECT_EXT:
@@ -671,6 +671,7 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *a
     for (size_t i = 0; i < pos->len; i++) {
         argv[k++] = pos->u.items[i];
         pos->u.items[i] = NULL;
+        argv[k - 1]->parent = NULL; /* top-level arguments now */
     }
     for (size_t i = 0; i < named->len; i++) {
         jc_value *kw = calloc(1, sizeof *kw);
@@ -684,6 +685,8 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *a
         kw->type = JC_TYPE_KWARG;
         kw->u.kw.name = named->keys[i];
         kw->u.kw.val = named->u.items[i];
+        kw->u.kw.val->parent = kw;
+        kw->height = kw->u.kw.val->height;
         named->keys[i] = NULL;
         named->u.items[i] = NULL;
         argv[k++] = kw;

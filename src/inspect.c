@@ -332,7 +332,7 @@ static int split_args(jc_value **argv, size_t argc, jc_value **args, jc_value **
             jc_value_free(v);
             rc = jc__map_insert(map, name, val); /* takes both over */
         } else {
-            rc = jc_list_append(list, v);
+            rc = jc__list_push(list, v); /* an argument may be as deep as the limit */
         }
     }
     free(argv);

@@ -40,6 +40,16 @@ enum { JC__V_BORROWED = 1 }; /* array data points at the caller's memory */
 struct jc_value {
     uint8_t type;  /* jc_type */
     uint8_t flags; /* JC__V_* */
+    /* Levels of lists and maps in this value: 0 for a scalar, 1 for [1],
+     * 2 for [[1]]; a jc_kw has its value's. Never above JC__MAX_DEPTH: the
+     * builders refuse to go deeper, so every walk of a value (free, copy,
+     * equal, format, encode) recurses a bounded number of times. */
+    uint8_t height;
+    /* The list, map or jc_kw that owns this value, NULL at the top. Lets a
+     * value be added to a container that is itself inside another (heights
+     * are kept up to date to the top) and refuses a value that is already
+     * inside one (it would be freed twice) or would contain itself. */
+    jc_value *parent;
     size_t len;    /* bytes of str/bytes, elements of arrays, items of list/map */
     size_t cap;    /* allocated items of list/map */
     union {
@@ -58,9 +68,28 @@ struct jc_value {
     unsigned char *digest; /* a large argument's ext 3 payload, once computed (codec.c) */
 };
 
+/* Appends item (taken over, freed on failure) to list without the checks of
+ * jc_list_append: for the decoder, whose input is already bounded (the
+ * [positional, named] wrapper of stored arguments is two levels above the
+ * limit of a value), and for values taken out of a container being taken
+ * apart (the parent link is dropped). */
+int jc__list_push(jc_value *list, jc_value *item);
+/* A str value of stored text, as it was stored (not checked for UTF-8: a
+ * file made before the check keeps decoding). NUL bytes are refused. */
+jc_value *jc__str_stored(const char *s, size_t len);
 /* Inserts key -> v into a map, taking both over (freed on failure); a key
- * already present is JC_EINVAL. */
+ * already present is JC_EINVAL. v may come out of a container being taken
+ * apart (its parent link is dropped). */
 int jc__map_insert(jc_value *map, char *key, jc_value *v);
+
+/* Makes call arguments what their key is made from (docs/format.md): every
+ * double, also in typed arrays and nested in lists, maps and named
+ * arguments, becomes canonical (-0.0 -> +0.0, every NaN -> the quiet NaN
+ * 0x7ff8000000000000). A borrowed array that needs a change is copied first
+ * (the caller's memory is never written) and owned from then on; one that
+ * needs none stays borrowed. Call it after the key is computed (the encoder
+ * bounds the depth). 0, or JC_ENOMEM with the message set. */
+int jc__args_canonicalize(jc_value *const *argv, size_t argc);
 
 /* An argument whose payload is at least this many bytes (a typed array or
  * bytes) is encoded, for its key and in the stored arguments, as a digest:
@@ -133,6 +162,12 @@ struct jc_call {
     const jc_function *fn;
     jc_value *const *argv; /* positional and KWARG values, as submitted */
     size_t argc;
+    /* The positional values in order, so that jc_arg(i) is constant time:
+     * argv itself when the positional ones come first (the usual call),
+     * else an index made once per call. NULL (then jc_arg scans argv) only
+     * when that index could not be allocated. */
+    jc_value *const *pos;
+    size_t npos;
     jc_value *result;
     char *error; /* malloc'd, set by jc_fail or a failing accessor */
     bool failed;

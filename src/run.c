@@ -212,6 +212,8 @@ static int prepare(const char *api, const jc_function *fn, jc_value *const *argv
             return JC_EINVAL;
         }
     int rc = jc__key_compute(fn->name, fn->version, argv, argc, key);
+    if (!rc) /* the function sees what the key was made from */
+        rc = jc__args_canonicalize(argv, argc);
     if (rc) {
         char *why = jc__strdup(jc_errmsg());
         free_args(argv, argc);

@@ -6,6 +6,11 @@
  * memory and is never freed here. Maps keep their keys sorted (strcmp, i.e.
  * byte order) and unique at every moment, so the canonical encoding is a
  * plain walk.
+ *
+ * Text (strings, named-argument names, map keys) is valid UTF-8, and lists
+ * and maps nest at most JC__MAX_DEPTH levels: both are checked where a value
+ * is made, so that nothing downstream (a JSON reader of `jobcache export`, a
+ * recursive walk of a value) meets anything else.
  */
 #include <locale.h>
 #include <math.h>
@@ -24,7 +29,128 @@ static jc_value *new_value(jc_type t)
         return NULL;
     }
     v->type = (uint8_t)t;
+    v->height = t == JC_TYPE_LIST || t == JC_TYPE_MAP; /* [] is one level */
     return v;
+}
+
+/* ---- text ---- */
+
+/* Offset of the first byte of text[0..len) that does not start a
+ * well-formed UTF-8 sequence (RFC 3629: no overlong form, no surrogate,
+ * nothing above U+10FFFF, no truncated sequence), or len when all is. */
+static size_t utf8_error_at(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t more; /* continuation bytes */
+        unsigned char lo = 0x80, hi = 0xbf; /* range of the first of them */
+        if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* UTF-16 surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i; /* a continuation byte, an overlong 2-byte lead, or 0xf5-0xff */
+        }
+        if (len - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        i += more + 1;
+    }
+    return len;
+}
+
+/* 0, or JC_EINVAL naming api, what the text is and the byte offset of the
+ * first byte that is not UTF-8. */
+static int check_utf8(const char *api, const char *what, const char *text, size_t len)
+{
+    size_t at = utf8_error_at(text, len);
+    if (at == len)
+        return 0;
+    return jc__set_error(JC_EINVAL, "%s: the %s is not valid UTF-8 at byte offset %zu (0x%02x)%s", api, what, at,
+                         (unsigned char)text[at],
+                         strcmp(what, "text") == 0 ? "; use jc_bytes for binary data" : "");
+}
+
+/* ---- nesting ---- */
+
+/* Levels a container adds to the values inside it (a jc_kw adds none). */
+static unsigned levels(const jc_value *v)
+{
+    return v->type == JC_TYPE_LIST || v->type == JC_TYPE_MAP;
+}
+
+/* Whether item may go into c (a list, map or jc_kw): it must have no owner
+ * yet and not be c or above c (a value inside itself would be freed and
+ * walked forever), and c's outermost container must stay within
+ * JC__MAX_DEPTH levels. The walk up is short: a jc_kw is never inside
+ * anything, so every step but one adds a level. Returns 0, or JC_EINVAL with
+ * the message set and *owned telling whether item belongs to a value already
+ * (then the caller must not free it). */
+static int check_adopt(const jc_value *c, const jc_value *item, const char *api, bool *owned)
+{
+    *owned = true;
+    if (item->parent)
+        return jc__set_error(JC_EINVAL, "%s: the value is already inside another list, map or jc_kw "
+                             "(a value has one owner; add a jc_value_copy of it)", api);
+    unsigned h = item->height;
+    for (const jc_value *p = c; p; p = p->parent) {
+        if (p == item)
+            return jc__set_error(JC_EINVAL, "%s: the value would contain itself", api);
+        h += levels(p);
+    }
+    *owned = false;
+    if (h > JC__MAX_DEPTH)
+        return jc__set_error(JC_EINVAL, "%s: the value would be nested more than " JC__STR(JC__MAX_DEPTH)
+                             " levels deep (lists and maps; the limit of the encoding)", api);
+    return 0;
+}
+
+/* Makes c the owner of item and raises the heights above it. */
+static void adopt(jc_value *c, jc_value *item)
+{
+    item->parent = c;
+    unsigned h = item->height;
+    for (jc_value *p = c; p; p = p->parent) {
+        h += levels(p);
+        if (h <= p->height)
+            break;
+        p->height = (uint8_t)h;
+    }
+}
+
+/* After a child of p was replaced: recomputes the heights from p up. */
+static void refresh_heights(jc_value *p)
+{
+    for (; p; p = p->parent) {
+        unsigned h = levels(p);
+        if (p->type == JC_TYPE_KWARG)
+            h = p->u.kw.val->height;
+        else
+            for (size_t i = 0; i < p->len; i++)
+                if (p->u.items[i]->height + 1u > h)
+                    h = p->u.items[i]->height + 1u;
+        if (h == p->height)
+            break;
+        p->height = (uint8_t)h;
+    }
 }
 
 jc_value *jc_null(void)
@@ -84,6 +210,8 @@ jc_value *jc_strn(const char *s, size_t len)
         jc__set_error(JC_EINVAL, "jc_strn: the text contains a NUL byte; use jc_bytes for binary data");
         return NULL;
     }
+    if (check_utf8("jc_strn", "text", s, len))
+        return NULL;
     return new_blob(JC_TYPE_STR, s, len);
 }
 
@@ -93,7 +221,19 @@ jc_value *jc_str(const char *s)
         jc__set_error(JC_EINVAL, "jc_str: NULL string");
         return NULL;
     }
-    return new_blob(JC_TYPE_STR, s, strlen(s));
+    size_t len = strlen(s);
+    if (check_utf8("jc_str", "text", s, len))
+        return NULL;
+    return new_blob(JC_TYPE_STR, s, len);
+}
+
+jc_value *jc__str_stored(const char *s, size_t len)
+{
+    if (memchr(s, '\0', len)) {
+        jc__set_error(JC_EINVAL, "a string contains a NUL byte");
+        return NULL;
+    }
+    return new_blob(JC_TYPE_STR, s, len);
 }
 
 jc_value *jc_bytes(const void *p, size_t len)
@@ -149,12 +289,26 @@ jc_value *jc_kw(const char *name, jc_value *val)
         jc__set_error(JC_EINVAL, "jc_kw: the name is %s", name ? "empty" : "NULL");
         return NULL;
     }
+    if (check_utf8("jc_kw", "name", name, strlen(name))) {
+        jc_value_free(val);
+        return NULL;
+    }
     if (!val) {
         /* The cause is copied first: the message buffer is the target. */
         char why[256];
         snprintf(why, sizeof why, "%s", jc_errmsg());
         jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is NULL: a value builder failed "
                       "(the thread's last error: %s)", name, why);
+        return NULL;
+    }
+    if (val->type == JC_TYPE_KWARG) {
+        jc_value_free(val);
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is itself a jc_kw named value", name);
+        return NULL;
+    }
+    if (val->parent) { /* not freed: it belongs to another value */
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is already inside another list, map or jc_kw "
+                      "(a value has one owner; add a jc_value_copy of it)", name);
         return NULL;
     }
     jc_value *v = new_value(JC_TYPE_KWARG);
@@ -168,6 +322,7 @@ jc_value *jc_kw(const char *name, jc_value *val)
     }
     v->u.kw.name = copy;
     v->u.kw.val = val;
+    adopt(v, val);
     return v;
 }
 
@@ -232,12 +387,26 @@ int jc_list_append(jc_value *list, jc_value *item)
         return jc__set_error(JC_EINVAL, "jc_list_append: item %zu is a jc_kw named value; "
                              "lists hold plain values", list->len);
     }
+    bool owned;
+    int rc = check_adopt(list, item, "jc_list_append", &owned);
+    if (rc) {
+        if (!owned)
+            jc_value_free(item);
+        return rc;
+    }
+    return jc__list_push(list, item);
+}
+
+int jc__list_push(jc_value *list, jc_value *item)
+{
     int rc = reserve(list, list->len + 1);
     if (rc) {
         jc_value_free(item);
         return rc;
     }
     list->u.items[list->len++] = item;
+    item->parent = NULL; /* taken out of a container being taken apart */
+    adopt(list, item);
     return 0;
 }
 
@@ -273,6 +442,9 @@ static int map_put(jc_value *m, char *key, jc_value *v, bool replace)
         free(key);
         jc_value_free(m->u.items[at]);
         m->u.items[at] = v;
+        v->parent = NULL;
+        adopt(m, v);
+        refresh_heights(m); /* the old value may have been the deepest */
         return 0;
     }
     int rc = reserve(m, m->len + 1);
@@ -287,6 +459,8 @@ static int map_put(jc_value *m, char *key, jc_value *v, bool replace)
     m->keys[pos] = key;
     m->u.items[pos] = v;
     m->len++;
+    v->parent = NULL;
+    adopt(m, v);
     return 0;
 }
 
@@ -310,6 +484,17 @@ int jc_map_set(jc_value *map, const char *key, jc_value *v)
     if (v->type == JC_TYPE_KWARG) {
         jc_value_free(v);
         return jc__set_error(JC_EINVAL, "jc_map_set(\"%s\"): the value is a jc_kw named value", key);
+    }
+    bool owned;
+    int rc = check_utf8("jc_map_set", "key", key, strlen(key));
+    if (!rc)
+        rc = check_adopt(map, v, "jc_map_set", &owned);
+    else
+        owned = false;
+    if (rc) {
+        if (!owned)
+            jc_value_free(v);
+        return rc;
     }
     char *copy = jc__strdup(key);
     if (!copy) {
@@ -370,9 +555,18 @@ jc_value *jc_map_of(jc_value *const *entries, size_t n)
             jc_value_free(e);
         } else {
             /* The entry's name and value move into the map (map_put frees
-             * them on failure); only the shell is left to free. */
-            rc = map_put(map, e->u.kw.name, e->u.kw.val, false);
-            free(e);
+             * them on failure); only the shell is left to free. The name
+             * was checked by jc_kw. */
+            jc_value *val = e->u.kw.val;
+            bool owned;
+            val->parent = NULL;
+            rc = check_adopt(map, val, "jc_map", &owned);
+            if (rc) {
+                jc_value_free(e);
+            } else {
+                rc = map_put(map, e->u.kw.name, val, false);
+                free(e);
+            }
         }
         if (rc) {
             free_all(entries, n, i + 1);
@@ -455,15 +649,106 @@ jc_value *jc_value_copy(const jc_value *v)
             }
             /* Keys are already sorted and unique: append in order. */
             c->u.items[i] = item;
+            item->parent = c;
             if (key)
                 c->keys[i] = key;
             c->len = i + 1;
         }
+        c->height = v->height;
         return c;
     }
     }
     jc__set_error(JC_EINVAL, "jc_value_copy: bad value type %d", v->type);
     return NULL;
+}
+
+/* ---- canonical arguments ---- */
+
+/* The key is made from canonical doubles (docs/format.md): -0.0 is +0.0 and
+ * every NaN is the one quiet NaN 0x7ff8000000000000. A function must see
+ * exactly what its key was made from, or two calls with one key could give
+ * different results (1/x for -0.0 and +0.0), and which one the cache keeps
+ * would depend on which ran first. */
+static const uint64_t canonical_nan_bits = UINT64_C(0x7ff8000000000000);
+
+/* Whether the bits of a double are those of -0.0 or of a NaN other than the
+ * canonical one: the same test as the codec's, on the bits. */
+static bool bits_need_canonical(uint64_t b)
+{
+    return ((b << 1) > UINT64_C(0xffe0000000000000) && b != canonical_nan_bits) ||
+           b == UINT64_C(0x8000000000000000);
+}
+
+static double canonical_double(double d)
+{
+    if (isnan(d)) {
+        memcpy(&d, &canonical_nan_bits, sizeof d);
+        return d;
+    }
+    return d == 0.0 ? 0.0 : d; /* -0.0 == 0.0 */
+}
+
+/* Index of the first element of a double array that is not canonical, or n. */
+static size_t first_non_canonical(const void *p, size_t n)
+{
+    const unsigned char *bytes = p;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b; /* memcpy, not a cast: the data are doubles */
+        memcpy(&b, bytes + 8 * i, 8);
+        if (bits_need_canonical(b))
+            return i;
+    }
+    return n;
+}
+
+static int make_canonical(jc_value *v)
+{
+    switch ((jc_type)v->type) {
+    case JC_TYPE_DOUBLE:
+        v->u.d = canonical_double(v->u.d);
+        return 0;
+    case JC_TYPE_DOUBLES: {
+        size_t from = first_non_canonical(v->u.arr, v->len);
+        if (from == v->len)
+            return 0; /* a borrowed array that needs no change stays borrowed */
+        double *data = (double *)v->u.arr;
+        if (v->flags & JC__V_BORROWED) {
+            /* Never write to the caller's memory: copy it, once. */
+            data = malloc(v->len * sizeof *data);
+            if (!data)
+                return jc__set_error(JC_ENOMEM, "out of memory copying an array of %zu doubles to "
+                                     "make -0.0 and NaN canonical", v->len);
+            memcpy(data, v->u.arr, v->len * sizeof *data);
+            v->u.arr = data;
+            v->flags &= (uint8_t)~JC__V_BORROWED;
+        }
+        for (size_t i = from; i < v->len; i++)
+            data[i] = canonical_double(data[i]);
+        return 0;
+    }
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++) {
+            int rc = make_canonical(v->u.items[i]);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case JC_TYPE_KWARG:
+        return make_canonical(v->u.kw.val);
+    default:
+        return 0;
+    }
+}
+
+int jc__args_canonicalize(jc_value *const *argv, size_t argc)
+{
+    for (size_t i = 0; i < argc; i++) {
+        int rc = make_canonical(argv[i]);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /* Canonical comparison of doubles: -0.0 equals 0.0 and all NaNs are equal. */

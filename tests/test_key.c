@@ -459,17 +459,16 @@ static void key_compute_refuses_bad_arguments(void **state)
     expect_error(JC_EINVAL, "named argument \"a\" is given twice");
     free_argv(dup, 2);
 
+    /* A value nested too deep, and a jc_kw of a jc_kw, cannot be built
+     * (the builders refuse them: test_value), so no key is made of one. */
     jc_value *deep = jc_int(1);
     for (int k = 0; k <= JC__MAX_DEPTH; k++)
         deep = jc_list(deep);
-    assert_int_equal(jc__key_compute("f", "v1", &deep, 1, key), JC_EINVAL);
+    assert_null(deep);
     expect_error(JC_EINVAL, "nested more than 24 levels deep");
-    jc_value_free(deep);
 
-    jc_value *kwkw[] = {jc_kw("a", jc_kw("b", jc_int(1)))};
-    assert_int_equal(jc__key_compute("f", "v1", kwkw, 1, key), JC_EINVAL);
-    expect_error(JC_EINVAL, "only valid as a call argument");
-    free_argv(kwkw, 1);
+    assert_null(jc_kw("a", jc_kw("b", jc_int(1))));
+    expect_error(JC_EINVAL, "the value is itself a jc_kw named value");
 }
 
 int main(void)

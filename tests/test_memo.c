@@ -206,19 +206,25 @@ static void a_disabled_cache_computes_every_time(void **state)
     jc_cache_close(c);
 }
 
-static void a_function_returning_nothing_gives_a_null_value(void **state)
+/* Issue 9 item 5: returning 0 without a result is an error naming the
+ * function and the call site, and nothing is cached. */
+static void a_function_returning_0_without_a_result_fails_and_caches_nothing(void **state)
 {
     (void)state;
     char path[PATH_CAP];
     jc_cache *c = open_cache(jc_test_path(path, sizeof path, "nothing.db"), 0);
     for (int i = 0; i < 2; i++) {
-        jc_value *v = jc_memo(c, nothing);
-        assert_non_null(v);
-        assert_int_equal(jc_value_type(v), JC_TYPE_NULL);
-        jc_value_free(v);
+        int line = __LINE__ + 1;
+        jc_value *v = jc_memo(c, nothing, jc_int(7));
+        assert_null(v);
+        assert_int_equal(jc_errcode(), JC_EFAILED);
+        char where[64];
+        snprintf(where, sizeof where, "test_memo.c:%d", line);
+        assert_contains(jc_errmsg(), where);
+        assert_contains(jc_errmsg(), "nothing(7): returned 0 without setting a result");
     }
     jc_cache_close(c);
-    assert_int_equal(count_entries(path), 1);
+    assert_int_equal(count_entries(path), 0);
 }
 
 static void hit_counts_reach_the_file_after_close(void **state)
@@ -350,7 +356,7 @@ int main(void)
         cmocka_unit_test(an_unregistered_function_gives_enofunc_with_file_and_line),
         cmocka_unit_test(bad_arguments_and_a_null_cache_are_refused),
         cmocka_unit_test(a_disabled_cache_computes_every_time),
-        cmocka_unit_test(a_function_returning_nothing_gives_a_null_value),
+        cmocka_unit_test(a_function_returning_0_without_a_result_fails_and_caches_nothing),
         cmocka_unit_test(hit_counts_reach_the_file_after_close),
         cmocka_unit_test(many_hits_are_written_now_and_then_and_all_counted_at_close),
         cmocka_unit_test(readonly_answers_hits_and_computes_misses_without_storing),

@@ -57,6 +57,13 @@ static int nothing(jc_call *call)
 }
 JC_FUNCTION(nothing, "v1");
 
+static int returns_null(jc_call *call)
+{
+    (void)call;
+    return jc_return(call, jc_null());
+}
+JC_FUNCTION(returns_null, "v1");
+
 /* Sleeps 2 ms, so that compute time (and time saved by hits) is measurable. */
 static int slow_calls;
 static int slow(jc_call *call)
@@ -535,29 +542,39 @@ static void a_missing_named_argument_is_an_error_naming_it(void **state)
     jc_cache_close(c);
 }
 
-static void a_function_that_returns_nothing_gives_a_null_result_which_is_cached(void **state)
+/* Issue 9 item 5: returning 0 without a result is a forgotten jc_return, an
+ * error naming the function, never a cached null; in-process and in forked
+ * workers alike. */
+static void a_function_that_returns_0_without_a_result_is_an_error_naming_it(void **state)
 {
     (void)state;
-    char path[PATH_CAP];
-    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "nothing.db"), 0);
-    nothing_calls = 0;
-    for (int round = 0; round < 2; round++) {
-        jc_batch *b = new_batch(c, 1, JC_ON_ERROR_STOP);
-        jc_delayed(b, nothing, jc_int(1));
-        jc_results *res = jc_run(b);
-        assert_non_null(res);
-        assert_int_equal(jc_results_status(res), JC_OK);
-        assert_int_equal(jc_result_status(res, 0), JC_STATUS_OK);
-        assert_non_null(jc_result_value(res, 0));
-        assert_int_equal(jc_value_type(jc_result_value(res, 0)), JC_TYPE_NULL);
-        assert_int_equal(jc_result_cached(res, 0), round == 1);
-        assert_true(isnan(jc_result_double(res, 0))); /* null is not a double */
-        assert_int_equal(jc_result_int(res, 0), 0);
-        jc_results_free(res);
-        jc_batch_free(b);
+    static const int jobs[] = {1, 2};
+    for (size_t j = 0; j < 2; j++) {
+        char path[PATH_CAP];
+        jc_cache *c = open_cache(jc_test_path(path, sizeof path, "nothing.db"), 0);
+        nothing_calls = 0;
+        for (int round = 0; round < 2; round++) {
+            jc_batch *b = new_batch(c, jobs[j], JC_ON_ERROR_CONTINUE);
+            jc_delayed(b, nothing, jc_int(1));
+            jc_delayed(b, returns_null, jc_int(1));
+            jc_results *res = jc_run(b);
+            assert_non_null(res);
+            assert_int_equal(jc_result_status(res, 0), JC_STATUS_ERROR);
+            assert_null(jc_result_value(res, 0));
+            assert_false(jc_result_cached(res, 0)); /* computed again on the second round */
+            assert_contains(jc_result_error(res, 0), "nothing(1): returned 0 without setting a result");
+            /* An explicit null is a result like any other, and cached. */
+            assert_int_equal(jc_result_status(res, 1), JC_STATUS_OK);
+            assert_int_equal(jc_value_type(jc_result_value(res, 1)), JC_TYPE_NULL);
+            assert_int_equal(jc_result_cached(res, 1), round == 1);
+            jc_results_free(res);
+            jc_batch_free(b);
+        }
+        if (jobs[j] == 1)
+            assert_int_equal(nothing_calls, 2); /* never a hit */
+        jc_cache_close(c);
+        assert_int_equal(count_entries(path), 1); /* returns_null's only */
     }
-    assert_int_equal(nothing_calls, 1);
-    jc_cache_close(c);
 }
 
 static void a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error(void **state)
@@ -1582,7 +1599,7 @@ int main(void)
         cmocka_unit_test(a_failure_message_names_the_function_and_its_arguments),
         cmocka_unit_test(a_wrong_typed_argument_is_an_error_naming_the_argument_and_types),
         cmocka_unit_test(a_missing_named_argument_is_an_error_naming_it),
-        cmocka_unit_test(a_function_that_returns_nothing_gives_a_null_result_which_is_cached),
+        cmocka_unit_test(a_function_that_returns_0_without_a_result_is_an_error_naming_it),
         cmocka_unit_test(a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error),
         cmocka_unit_test(argument_accessors_given_no_call_return_zero_values),
         cmocka_unit_test(a_result_borrowing_the_functions_own_memory_is_kept_intact),

@@ -468,9 +468,11 @@ static void value_map_rejects_entry_not_made_with_kw(void **state)
     assert_null(jc_map(jc_kw("a", jc_int(1)), NULL, jc_kw("c", jc_int(3))));
     expect_error(JC_EINVAL, "entry 1 is NULL");
     reset_error();
-    /* A named value is not a map value either. */
+    /* A named value is not a map value either: jc_kw refuses to wrap one. */
     assert_null(jc_map(jc_kw("a", jc_kw("b", jc_int(1))), jc_kw("c", jc_int(3))));
-    expect_error(JC_EINVAL, "the value of \"a\" is a jc_kw named value");
+    expect_error(JC_EINVAL, "entry 0 is NULL");
+    assert_null(jc_kw("a", jc_kw("b", jc_int(1))));
+    expect_error(JC_EINVAL, "jc_kw(\"a\"): the value is itself a jc_kw named value");
 }
 
 static void value_map_set_inserts_sorted_and_replaces(void **state)
@@ -927,6 +929,209 @@ static void value_len_and_accessors_outside_containers(void **state)
     assert_null(jc_value_key_at(NULL, 0));
 }
 
+/* ---- issue 9 item 8: values that cannot be trusted are refused where made ---- */
+
+/* Text is UTF-8: jc_str, jc_strn, jc_kw names and map keys refuse anything
+ * else with JC_EINVAL naming the byte offset; bytes stay for binary. */
+static void value_text_must_be_utf8_and_the_error_names_the_byte_offset(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t len, at;
+    } bad[] = {
+        {"ab\xff" "cd", 5, 2},         /* never in UTF-8 */
+        {"\x80", 1, 0},                /* a stray continuation byte */
+        {"x\xc0\xaf", 3, 1},           /* overlong '/' */
+        {"xy\xe0\x80\xaf", 5, 2},      /* overlong, 3 bytes */
+        {"\xed\xa0\x80", 3, 0},        /* a UTF-16 surrogate */
+        {"ok\xf4\x90\x80\x80", 6, 2},  /* above U+10FFFF */
+        {"caf\xc3", 4, 3},             /* truncated at the end */
+        {"caf\xc3(", 5, 3},            /* a lead byte without its continuation */
+        {"\xf0\x9f\x98", 3, 0},        /* truncated 4-byte sequence */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char want[96];
+        reset_error();
+        assert_null(jc_strn(bad[i].text, bad[i].len));
+        snprintf(want, sizeof want, "jc_strn: the text is not valid UTF-8 at byte offset %zu", bad[i].at);
+        expect_error(JC_EINVAL, want);
+        expect_error(JC_EINVAL, "use jc_bytes for binary data");
+        if (strlen(bad[i].text) == bad[i].len) {
+            assert_null(jc_str(bad[i].text));
+            snprintf(want, sizeof want, "jc_str: the text is not valid UTF-8 at byte offset %zu", bad[i].at);
+            expect_error(JC_EINVAL, want);
+            assert_null(jc_kw(bad[i].text, jc_int(1))); /* the value is freed */
+            snprintf(want, sizeof want, "jc_kw: the name is not valid UTF-8 at byte offset %zu", bad[i].at);
+            expect_error(JC_EINVAL, want);
+            jc_value *m = jc_map_new();
+            assert_int_equal(jc_map_set(m, bad[i].text, jc_int(1)), JC_EINVAL);
+            snprintf(want, sizeof want, "jc_map_set: the key is not valid UTF-8 at byte offset %zu", bad[i].at);
+            expect_error(JC_EINVAL, want);
+            assert_int_equal(jc_value_len(m), 0);
+            jc_value_free(m);
+        }
+        jc_value *b = jc_bytes(bad[i].text, bad[i].len); /* binary is what bytes are for */
+        assert_non_null(b);
+        jc_value_free(b);
+    }
+    /* Every plane of Unicode, at the edges of each sequence length. */
+    const char *good = "a\x7f \xc2\x80 \xdf\xbf \xe0\xa0\x80 caf\xc3\xa9 \xe2\x82\xac \xed\x9f\xbf \xee\x80\x80 "
+                       "\xef\xbf\xbf \xf0\x90\x80\x80 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf";
+    jc_value *v = jc_map(jc_kw(good, jc_str(good)), jc_kw("x", jc_strn(good, strlen(good))));
+    assert_non_null(v);
+    assert_int_equal(jc_map_set(v, good + 1, jc_int(1)), 0);
+    jc_value_free(v);
+}
+
+/* Lists of lists JC__MAX_DEPTH deep are values; one level more is refused by
+ * whichever builder would make it, bottom up or top down. */
+static void value_nesting_deeper_than_the_limit_is_refused_by_the_builders(void **state)
+{
+    (void)state;
+    /* Bottom up: jc_list around jc_list. */
+    jc_value *v = jc_int(1);
+    for (int k = 0; k < JC__MAX_DEPTH; k++) {
+        v = jc_list(v);
+        assert_non_null(v);
+    }
+    reset_error();
+    jc_value *copy = jc_value_copy(v);
+    assert_null(jc_list(copy)); /* the copy is freed */
+    expect_error(JC_EINVAL, "jc_list_append: the value would be nested more than 24 levels deep");
+    assert_null(jc_map(jc_kw("k", jc_value_copy(v))));
+    expect_error(JC_EINVAL, "jc_map: the value would be nested more than 24 levels deep");
+    jc_value *m = jc_map_new();
+    assert_int_equal(jc_map_set(m, "k", jc_value_copy(v)), JC_EINVAL);
+    expect_error(JC_EINVAL, "jc_map_set: the value would be nested more than 24 levels deep");
+    /* The deepest value there may be is a value like any other. */
+    jc_value *kw = jc_kw("deep", jc_value_copy(v));
+    assert_non_null(kw);
+    jc_value_free(kw);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(jc_value_encode(v, &buf, &len), 0);
+    jc_value *back = NULL;
+    assert_int_equal(jc_value_decode(buf, len, &back), 0);
+    assert_true(jc_value_equal(v, back));
+    /* A decoded value knows its depth as well as a built one. */
+    jc_value *holder = jc_list_new();
+    assert_int_equal(jc_list_append(holder, back), JC_EINVAL); /* back is freed */
+    expect_error(JC_EINVAL, "would be nested more than 24 levels deep");
+    jc_value_free(holder);
+    free(buf);
+    jc_value_free(v);
+    jc_value_free(m);
+
+    /* Top down: growing the innermost list of a value from outside. */
+    jc_value *root = jc_list_new(), *inner = root;
+    for (int k = 1; k < JC__MAX_DEPTH; k++) {
+        bool in_list = k % 2 == 1; /* lists and maps by turns */
+        jc_value *next = in_list ? jc_map_new() : jc_list_new();
+        if (in_list) {
+            assert_int_equal(jc_list_append(inner, jc_int(k)), 0);
+            assert_int_equal(jc_list_append(inner, next), 0);
+        } else {
+            assert_int_equal(jc_map_set(inner, "n", jc_int(k)), 0);
+            assert_int_equal(jc_map_set(inner, "in", next), 0);
+        }
+        inner = next;
+    }
+    /* root is 24 levels deep now; inner, its innermost map, can hold a
+     * scalar but no list. */
+    assert_int_equal(jc_map_set(inner, "leaf", jc_int(0)), 0);
+    assert_int_equal(jc_map_set(inner, "list", jc_list_new()), JC_EINVAL);
+    expect_error(JC_EINVAL, "would be nested more than 24 levels deep");
+    jc_value_free(root);
+
+    /* Replacing the deepest value of a map makes room again. */
+    jc_value *deep = jc_int(1);
+    for (int k = 0; k < JC__MAX_DEPTH - 1; k++)
+        deep = jc_list(deep);
+    jc_value *m2 = jc_map(jc_kw("a", deep), jc_kw("b", jc_int(2)));
+    assert_non_null(m2);
+    jc_value *outer = jc_list_new();
+    assert_int_equal(jc_list_append(outer, jc_value_copy(m2)), JC_EINVAL);
+    assert_int_equal(jc_map_set(m2, "a", jc_list(jc_int(1))), 0);
+    assert_int_equal(jc_list_append(outer, m2), 0);
+    jc_value_free(outer);
+}
+
+/* A value has one owner: one already inside another, or one that would
+ * contain itself, is refused and left as it is (not freed twice). */
+static void value_a_value_inside_another_or_itself_is_refused(void **state)
+{
+    (void)state;
+    jc_value *a = jc_list_new(), *b = jc_list_new(), *x = jc_int(7);
+    assert_int_equal(jc_list_append(a, x), 0);
+    expect_rc(jc_list_append(b, x), JC_EINVAL, "already inside another list, map or jc_kw");
+    jc_value *m = jc_map_new();
+    expect_rc(jc_map_set(m, "k", x), JC_EINVAL, "already inside");
+    jc_value_free(m);
+    assert_null(jc_kw("k", x));
+    expect_error(JC_EINVAL, "already inside");
+    expect_rc(jc_list_append(a, a), JC_EINVAL, "would contain itself");
+    assert_int_equal(jc_list_append(b, a), 0);
+    expect_rc(jc_list_append(a, b), JC_EINVAL, "would contain itself");
+    assert_int_equal(jc_value_len(a), 1);
+    assert_int_equal(jc_value_len(b), 1);
+    jc_value_free(b); /* frees a and x, once */
+}
+
+/* No value function recurses without bound on a value built through the
+ * API: 1,000,000 levels of nesting are refused at level 25, bottom up and
+ * top down, and every function works on what was built (under ASan this
+ * overflowed the stack in jc_value_free). */
+static void value_a_million_nesting_levels_are_refused_and_nothing_recurses_without_bound(void **state)
+{
+    (void)state;
+    enum { LEVELS = 1000000 };
+    jc_value *v = jc_int(0);
+    int refused_at = 0;
+    for (int k = 1; k <= LEVELS; k++) {
+        v = jc_list(v); /* after a refusal: NULL, refused again */
+        if (!v && !refused_at) {
+            refused_at = k;
+            expect_error(JC_EINVAL, "nested more than 24 levels deep");
+        }
+    }
+    jc_value_free(v); /* NULL; before, a million levels freed recursively */
+    assert_int_equal(refused_at, JC__MAX_DEPTH + 1);
+    v = jc_int(0);
+    for (int k = 0; k < JC__MAX_DEPTH; k++)
+        v = jc_list(v);
+    assert_non_null(v);
+
+    jc_value *root = jc_list_new(), *cur = root;
+    int depth = 1, appended = 0;
+    for (int k = 1; k < LEVELS; k++) {
+        jc_value *next = jc_list_new();
+        if (jc_list_append(cur, next) == 0) {
+            cur = next;
+            depth++;
+            appended++;
+        }
+    }
+    assert_int_equal(depth, JC__MAX_DEPTH);
+    assert_int_equal(appended, JC__MAX_DEPTH - 1);
+
+    jc_value *copy = jc_value_copy(root);
+    assert_non_null(copy);
+    assert_true(jc_value_equal(root, copy));
+    assert_false(jc_value_equal(root, v));
+    char *text = jc_value_format(root, 0);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), 2 * JC__MAX_DEPTH);
+    free(text);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(jc_value_encode(copy, &buf, &len), 0);
+    free(buf);
+    jc_value_free(copy);
+    jc_value_free(root);
+    jc_value_free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -966,6 +1171,10 @@ int main(void)
         cmocka_unit_test(value_format_doubles_read_back_exactly_and_look_like_doubles),
         cmocka_unit_test(value_format_strings_are_quoted_and_escaped),
         cmocka_unit_test(value_format_containers),
+        cmocka_unit_test(value_text_must_be_utf8_and_the_error_names_the_byte_offset),
+        cmocka_unit_test(value_nesting_deeper_than_the_limit_is_refused_by_the_builders),
+        cmocka_unit_test(value_a_value_inside_another_or_itself_is_refused),
+        cmocka_unit_test(value_a_million_nesting_levels_are_refused_and_nothing_recurses_without_bound),
         cmocka_unit_test(value_format_abbreviates_after_max_items),
         cmocka_unit_test(value_format_null_is_null),
         cmocka_unit_test(value_len_and_accessors_outside_containers),
