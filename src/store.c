@@ -67,6 +67,10 @@ struct jc__store {
      * checkpoints for as long as the program then computes.) */
     sqlite3_stmt *begin_read, *end_read;
     bool reading;
+    /* Opened with SQLite's immutable flag: a read-only look at a file in a
+     * directory or on a mount this process cannot write, with no -wal data
+     * beside it (see open_db). */
+    bool immutable;
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -166,8 +170,12 @@ static int store_enter_write(jc__store *st, const char *what)
     if (rc)
         return rc;
     if (st->flags & JC__STORE_READONLY)
-        return jc__set_error(JC_EREADONLY, "cache file '%s' was opened read-only: cannot %s",
-                             st->path, what);
+        return jc__set_error(JC_EREADONLY, "cache file '%s' was opened read-only%s: cannot %s",
+                             st->path,
+                             st->immutable ? " (its directory or mount is not writable: hits are "
+                                             "served, nothing is stored or recorded)"
+                                           : "",
+                             what);
     end_read(st);
     return 0;
 }
@@ -208,8 +216,11 @@ static int check_dir_writable(const char *path, const char *verb)
         rc = jc__set_error(JC_EIO, "cannot %s cache file '%s': '%s' is not a directory", verb,
                            path, dir);
     } else if (access(dir, W_OK | X_OK) != 0) {
-        rc = jc__set_error(JC_EIO, "cannot %s cache file '%s': directory '%s' is not writable (%s)",
-                           verb, path, dir, strerror(errno));
+        rc = jc__set_error(JC_EIO, "cannot %s cache file '%s': directory '%s' is not writable (%s)%s",
+                           verb, path, dir, strerror(errno),
+                           strcmp(verb, "open") == 0 ? "; open it read-only (JC_CACHE_READONLY) to use "
+                                                       "its entries"
+                                                     : "");
     }
     free(dir);
     return rc;
@@ -265,6 +276,70 @@ static void harden(sqlite3 *db)
 #endif
 }
 
+/* Size of path + suffix, 0 when absent. */
+static int64_t side_size(const char *path, const char *suffix)
+{
+    char *p = jc__strdup_printf("%s%s", path, suffix);
+    struct stat sb;
+    int64_t n = p && stat(p, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    free(p);
+    return n;
+}
+
+/* Whether a reader can use the WAL index beside path: the -shm file exists
+ * and is readable, or it could be created (a writable directory). */
+static bool shm_usable(const char *path)
+{
+    char *shm = jc__strdup_printf("%s-shm", path);
+    char *dir = parent_dir(path);
+    bool ok = (shm && access(shm, R_OK) == 0) || (dir && access(dir, W_OK | X_OK) == 0);
+    free(shm);
+    free(dir);
+    return ok;
+}
+
+/* "file:" URI of path with SQLite's immutable flag: every byte but the
+ * unreserved ones and '/' percent-encoded (https://www.sqlite.org/uri.html). */
+static char *immutable_uri(const char *path)
+{
+    size_t n = strlen(path);
+    char *uri = malloc(3 * n + 32);
+    if (!uri)
+        return NULL;
+    char *o = uri + sprintf(uri, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("/-._~", *p))
+            *o++ = (char)*p;
+        else
+            o += sprintf(o, "%%%02X", *p);
+    }
+    strcpy(o, "?immutable=1");
+    return uri;
+}
+
+/* A read-only open of a file in a directory (or on a mount) that this
+ * process cannot write: SQLite must create the -shm file to read a WAL
+ * database, and cannot. Without -wal data beside the file (a closed cache,
+ * checkpointed), the file alone is the whole cache: it is opened immutable,
+ * which needs no -shm and takes no locks. With -wal data and no -shm to
+ * read it through, the committed results in it cannot be read safely: that
+ * is said, rather than serving a partial cache. */
+static int readonly_mode(jc__store *st)
+{
+    if (!(st->flags & JC__STORE_READONLY) || shm_usable(st->path))
+        return 0;
+    if (side_size(st->path, "-wal") > 0)
+        return jc__set_error(JC_EIO,
+                             "cannot read cache file '%s': results are still in '%s-wal' and the "
+                             "directory is not writable, so SQLite cannot create '%s-shm' to read "
+                             "them; ask the program using it to close it (a closed cache is "
+                             "complete on its own), or copy it with 'jobcache backup'",
+                             st->path, st->path, st->path);
+    st->immutable = true;
+    return 0;
+}
+
 static int open_db(jc__store *st)
 {
     /* NOMUTEX: the store is used by one thread at a time (see the top). */
@@ -276,7 +351,17 @@ static int open_db(jc__store *st)
     else
         oflags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
-    int rc = sqlite3_open_v2(st->path, &st->db, oflags, NULL);
+    int rc = readonly_mode(st);
+    if (rc)
+        return rc;
+    char *uri = NULL;
+    if (st->immutable) {
+        if (!(uri = immutable_uri(st->path)))
+            return jc__set_error(JC_ENOMEM, "out of memory opening cache file '%s'", st->path);
+        oflags |= SQLITE_OPEN_URI;
+    }
+    rc = sqlite3_open_v2(uri ? uri : st->path, &st->db, oflags, NULL);
+    free(uri);
     if (rc != SQLITE_OK)
         return store_error(st, rc, "opening");
     harden(st->db);

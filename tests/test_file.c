@@ -137,12 +137,142 @@ static void a_backup_of_a_cache_in_use_is_complete(void **state)
     jc_cache_close(c);
 }
 
+/* ---- a cache on a read-only share or mount ---- */
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #cond, jc_errmsg()); \
+            return 1;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+typedef struct ro_case {
+    const char *path;
+    int entries;
+} ro_case;
+
+/* In the read-only mount: every entry hits, nothing can be written, and the
+ * library says why. */
+static int read_the_readonly_cache(void *ctx)
+{
+    const ro_case *rc = ctx;
+    jc_cache *w = jc_cache_open(rc->path, NULL);
+    CHECK(!w && jc_errcode() == JC_EIO);
+    CHECK(strstr(jc_errmsg(), "open it read-only"));
+    jc_cache *c = jc_cache_open(rc->path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    CHECK(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int x = 0; x <= rc->entries; x++) /* one more than stored: a miss */
+        jc_delayed(b, square, jc_int(x));
+    jc_results *res = jc_run(b);
+    CHECK(res && jc_results_status(res) == JC_OK);
+    jc_progress p = jc_results_summary(res);
+    CHECK(p.cached == (size_t)rc->entries && p.computed == 1);
+    for (int x = 0; x <= rc->entries; x++)
+        CHECK(jc_result_int(res, (size_t)x) == (int64_t)x * x);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_value *v = jc_memo(c, square, jc_int(3));
+    int64_t nine = 0;
+    CHECK(v && jc_value_get_int(v, &nine) == 0 && nine == 9);
+    jc_value_free(v);
+    jc_verify_result vr;
+    CHECK(jc_cache_verify(c, false, NULL, NULL, &vr) == 0 && vr.checked == rc->entries && vr.bad_entries == 0);
+    CHECK(jc_cache_verify(c, true, NULL, NULL, &vr) == JC_EREADONLY);
+    jc_stats *s = jc_cache_stats(c);
+    CHECK(s && s->entries == rc->entries);
+    jc_stats_free(s);
+    jc_cache_close(c);
+    return 0;
+}
+
+static void a_closed_cache_on_a_read_only_mount_is_read(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048];
+    snprintf(dir, sizeof dir, "%s/ro-share", jc_test_dir());
+    jc_test_mkdirs(dir);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 100);
+    jc_cache_close(c);
+    ro_case rc = {path, 100};
+    int status = jc_test_in_readonly_mount(dir, read_the_readonly_cache, &rc);
+    if (status < 0)
+        skip();
+    assert_int_equal(status, 0);
+}
+
+/* The same while a program on a writable view of the share still holds the
+ * cache, with results in its -wal file: read through the -wal file. */
+static void a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048];
+    snprintf(dir, sizeof dir, "%s/ro-share-busy", jc_test_dir());
+    jc_test_mkdirs(dir);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 300);
+    jc_stats *s = jc_cache_stats(c);
+    assert_true(s->wal_bytes > 0);
+    jc_stats_free(s);
+    ro_case rc = {path, 300};
+    int status = jc_test_in_readonly_mount(dir, read_the_readonly_cache, &rc);
+    jc_cache_close(c);
+    if (status < 0)
+        skip();
+    assert_int_equal(status, 0);
+}
+
+/* Results in a -wal file with no -shm to read them through (a copy made
+ * while a program held the cache, or after a crash) cannot be read safely
+ * from a read-only place: a clear error, not a partial cache. */
+static int open_is_refused_naming_the_wal(void *ctx)
+{
+    const ro_case *rc = ctx;
+    jc_cache *c = jc_cache_open(rc->path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    CHECK(!c && jc_errcode() == JC_EIO);
+    CHECK(strstr(jc_errmsg(), "-wal") && strstr(jc_errmsg(), "jobcache backup"));
+    return 0;
+}
+
+static void wal_data_without_shm_on_a_read_only_mount_is_refused_clearly(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048], copy[2048];
+    snprintf(dir, sizeof dir, "%s/ro-share-crashed", jc_test_dir());
+    jc_test_mkdirs(dir);
+    jc_test_path(path, sizeof path, "crashed-src.db");
+    snprintf(copy, sizeof copy, "%s/cache.db", dir);
+    jc_test_remove_db(copy);
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 50);
+    char from[4096], to[4096];
+    copy_file_alone(path, copy);
+    snprintf(from, sizeof from, "%s-wal", path);
+    snprintf(to, sizeof to, "%s-wal", copy);
+    copy_file_alone(from, to);
+    jc_cache_close(c);
+    ro_case rc = {copy, 50};
+    int status = jc_test_in_readonly_mount(dir, open_is_refused_naming_the_wal, &rc);
+    if (status < 0)
+        skip();
+    assert_int_equal(status, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_closed_cache_is_complete_on_its_own),
         cmocka_unit_test(a_new_cache_file_holds_its_schema_at_once),
         cmocka_unit_test(a_backup_of_a_cache_in_use_is_complete),
+        cmocka_unit_test(a_closed_cache_on_a_read_only_mount_is_read),
+        cmocka_unit_test(a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal),
+        cmocka_unit_test(wal_data_without_shm_on_a_read_only_mount_is_refused_clearly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -623,6 +623,38 @@ static void tool_backup_and_wal_notice(void **state)
     jc_cache_close(holder);
 }
 
+/* The read-only commands read a cache on a read-only mount. */
+static int read_commands_on_readonly_mount(void *ctx)
+{
+    const char *path = ctx;
+    static const char *const cmds[] = {"stats", "ls", "verify", "export"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char cmd[8192];
+        snprintf(cmd, sizeof cmd, "%s %s %s >/dev/null 2>&1", JC_TOOL_PATH, cmds[i], path);
+        int st = system(cmd);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "jobcache %s on a read-only mount: status %d\n", cmds[i], st);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void tool_reads_a_cache_on_a_read_only_mount(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048];
+    snprintf(dir, sizeof dir, "%s/ro-share", jc_test_dir());
+    jc_test_mkdirs(dir);
+    snprintf(path, sizeof path, "%s/cache.db", dir);
+    jc_test_remove_db(path);
+    make_cache(path, 5, 1);
+    int status = jc_test_in_readonly_mount(dir, read_commands_on_readonly_mount, path);
+    if (status < 0)
+        skip();
+    assert_int_equal(status, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +675,7 @@ int main(void)
         cmocka_unit_test(tool_merge_vacuum_clear),
         cmocka_unit_test(tool_reads_while_a_run_writes),
         cmocka_unit_test(tool_backup_and_wal_notice),
+        cmocka_unit_test(tool_reads_a_cache_on_a_read_only_mount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,6 +69,53 @@ static inline void jc_test_remove_db(const char *path)
     jc_test_remove_db_sidecars(path);
 }
 
+/* Runs fn(ctx) in a child process in which dir is a read-only bind mount
+ * (a private mount namespace: unshare(CLONE_NEWNS)), as a cache on a
+ * read-only share or mount is seen. Returns the child's exit status (fn's
+ * return value), or -1 when this process may not make a mount namespace
+ * (not root), with the reason on stderr: the caller skips. Root ignores
+ * file modes, so a read-only mount is the way to test them as root. */
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx), void *ctx)
+{
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: a read-only mount needs root (unshare -m)\n");
+        return -1;
+    }
+    int pipefd[2];
+    if (pipe(pipefd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(pipefd[0]);
+        char ok = 1;
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount(dir, dir, NULL, MS_BIND, NULL) != 0 ||
+            mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+            fprintf(stderr, "skipped: cannot make a read-only mount of '%s': %s\n", dir, strerror(errno));
+            ok = 0;
+        }
+        if (write(pipefd[1], &ok, 1) != 1 || !ok)
+            _exit(0);
+        close(pipefd[1]);
+        _exit(fn(ctx));
+    }
+    close(pipefd[1]);
+    char ok = 0;
+    if (read(pipefd[0], &ok, 1) != 1)
+        ok = 0;
+    close(pipefd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!ok)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* Writes "<scratch dir>/<name>" into buf and removes whatever a previous run
  * left under that name, so every test starts from no file. */
 static inline const char *jc_test_path(char *buf, size_t size, const char *name)
