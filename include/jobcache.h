@@ -106,7 +106,8 @@ JC_EXPORT unsigned jc_version_number(void);
     X(EFAILED, -12, "one or more calls failed")                              \
     X(EINTR, -13, "interrupted")                                             \
     X(EBUSY, -14, "cache is locked by another process")                      \
-    X(EDECODE, -15, "stored value does not decode")
+    X(EDECODE, -15, "stored value does not decode")                          \
+    X(EFULL, -16, "disk or file system full")
 
 typedef enum jc_error {
 #define JC__ERR_ENUM(name, value, msg) JC_##name = value,
@@ -509,8 +510,11 @@ JC_EXPORT jc_results *jc_run(jc_batch *batch);
 
 JC_EXPORT void jc_results_free(jc_results *res);
 /* JC_OK when every call succeeded, JC_EFAILED when any failed or was
- * skipped, JC_EINTR when the run was interrupted (SIGINT/SIGTERM), JC_EIO when
- * results could not be stored. jc_results_message() gives details. */
+ * skipped, JC_EINTR when the run was interrupted (SIGINT/SIGTERM), JC_EFULL
+ * when the disk filled: what fitted was stored (in smaller and smaller
+ * transactions, down to one result), the rest could not be, and every
+ * result is still returned; JC_EIO when results could not be stored for
+ * another reason. jc_results_message() gives details (how many). */
 JC_EXPORT int jc_results_status(const jc_results *res);
 JC_EXPORT const char *jc_results_message(const jc_results *res);
 

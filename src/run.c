@@ -323,6 +323,11 @@ typedef struct run {
     double t0;
     jc_progress p;
     jc__progress_line line;
+    /* The disk was found full: what fits is committed result by result;
+     * unstored counts results that did not fit, full_msg says why. */
+    bool full;
+    size_t unstored;
+    char *full_msg;
     /* Hits computed by other code, per function (few functions a run). */
     struct code_change {
         const jc_function *fn;
@@ -339,46 +344,92 @@ static void note_store_error(run *r, int rc)
     r->store_msg = jc__strdup(jc_errmsg());
 }
 
-/* Writes the queued results and hit counts in one transaction. A result
- * that cannot be stored (too large for SQLite, out of memory encoding it)
- * is reported and skipped; the others are stored. When the transaction
- * cannot even begin (the file locked past the busy timeout), the queue is
- * kept for the next attempt; the last attempt (final) reports it. */
+/* Writes queue[from, from + n) in one transaction (with the queued hit
+ * counts when touches). A result that cannot be stored for a reason of its
+ * own (too large for SQLite, out of memory encoding it) is reported and
+ * skipped; the others are stored. Returns 0 when the transaction committed,
+ * JC_EFULL when the disk was full (everything rolled back), or another
+ * negative code when it could not begin or commit. */
+static int write_piece(run *r, size_t from, size_t n, bool touches)
+{
+    jc__store *st = r->cache->store;
+    int rc = jc__store_begin(st);
+    if (rc)
+        return rc;
+    /* Bookkeeping: a failure loses no result; if SQLite ended the
+     * transaction over it, a new one is begun for the results. */
+    if (touches && jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
+        return rc;
+    double now = jc__now();
+    for (size_t i = from; i < from + n && jc__store_in_transaction(st); i++) {
+        const unstored *u = &r->queue[i];
+        const slot *sl = &r->res->slots[u->slot];
+        const pending *call = &r->batch->calls[sl->first];
+        rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob, u->blob_len,
+                           u->seconds, now);
+        if (rc == JC_EFULL)
+            break;
+        if (rc)
+            note_store_error(r, rc);
+    }
+    if (rc != JC_EFULL)
+        rc = jc__store_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
+    if (rc == JC_EFULL && jc__store_in_transaction(st))
+        jc__store_rollback(st);
+    return rc;
+}
+
+/* Writes the queued results and hit counts in one transaction. When the
+ * transaction cannot even begin (the file locked past the busy timeout),
+ * the queue is kept for the next attempt; the last attempt (final) reports
+ * it. When the disk is full, what fits is committed in smaller and smaller
+ * pieces, down to one result; a result that does not fit alone is not
+ * stored (counted in r->unstored: the caller still gets it), and the run
+ * goes on. */
 static void flush(run *r, bool final)
 {
     if (!r->writable || (!r->nqueue && !r->cache->ntouched))
         return;
-    jc__store *st = r->cache->store;
     r->last_commit = jc__monotonic();
-    int rc = jc__store_begin(st);
-    if (rc) {
-        if (final && r->nqueue)
-            note_store_error(r, rc);
-        if (final)
-            r->cache->ntouched = 0; /* hit counts are bookkeeping: dropped, not retried forever */
-        return;
-    }
-    /* Bookkeeping: a failure loses no result; if SQLite ended the
-     * transaction over it, a new one is begun for the results. */
-    if (jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && jc__store_begin(st)) {
-        if (final && r->nqueue)
-            note_store_error(r, jc_errcode());
-        return;
-    }
-    double now = jc__now();
     size_t done = 0;
-    for (; done < r->nqueue && jc__store_in_transaction(st); done++) {
-        const unstored *u = &r->queue[done];
-        const slot *sl = &r->res->slots[u->slot];
-        const pending *call = &r->batch->calls[sl->first];
-        if (jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob, u->blob_len,
-                          u->seconds, now))
-            note_store_error(r, jc_errcode());
-    }
-    rc = jc__store_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
-    if (rc) {
-        note_store_error(r, rc);
-        done = r->nqueue; /* rolled back: what was queued is lost to the file, not to the caller */
+    int rc = r->full ? JC_EFULL : write_piece(r, 0, r->nqueue, true);
+    if (rc == 0) {
+        done = r->nqueue;
+    } else if (rc == JC_EFULL) {
+        char *full_msg = jc__strdup(jc_errmsg());
+        r->full = true;
+        r->cache->ntouched = 0; /* hit counts first give way to results */
+        size_t piece = r->nqueue > 1 ? r->nqueue / 2 : 1;
+        while (done < r->nqueue) {
+            size_t n = piece < r->nqueue - done ? piece : r->nqueue - done;
+            int prc = write_piece(r, done, n, false);
+            if (prc == 0) {
+                done += n;
+            } else if (prc == JC_EFULL && n > 1) {
+                piece = n / 2;
+            } else if (prc == JC_EFULL) {
+                r->unstored++; /* does not fit even alone */
+                done++;
+            } else {
+                note_store_error(r, prc);
+                if (final)
+                    r->unstored += r->nqueue - done, done = r->nqueue;
+                break;
+            }
+        }
+        if (r->unstored && !r->full_msg)
+            r->full_msg = full_msg, full_msg = NULL;
+        free(full_msg);
+    } else {
+        /* Could not begin (locked), or the commit failed: kept for the next
+         * attempt, which the last flush reports. */
+        if (final) {
+            if (r->nqueue)
+                note_store_error(r, rc);
+            r->cache->ntouched = 0; /* hit counts are bookkeeping: dropped, not retried forever */
+            r->unstored += r->nqueue;
+            done = r->nqueue; /* what was queued is lost to the file, not to the caller */
+        }
     }
     for (size_t i = 0; i < done; i++)
         free(r->queue[i].blob);
@@ -758,6 +809,11 @@ static void finish(run *r, int exec_rc)
     } else if (exec_rc) {
         res->status = exec_rc;
         res->message = jc__strdup(jc_errmsg());
+    } else if (r->unstored && r->full_msg) {
+        res->status = JC_EFULL;
+        res->message = jc__strdup_printf("%zu of %zu results could not be stored (every result is returned; "
+                                         "what fitted is stored): %s",
+                                         r->unstored, r->p.computed, r->full_msg);
     } else if (r->store_rc) {
         res->status = JC_EIO;
         res->message = jc__strdup_printf("results could not be stored: %s", r->store_msg);
@@ -864,6 +920,7 @@ jc_results *jc_run(jc_batch *b)
     free(r.queue);
     free(r.evict_msg);
     free(r.changed);
+    free(r.full_msg);
     b->cache->running = false;
     free(r.store_msg);
     if (rc) {

@@ -91,6 +91,8 @@ static int map_sqlite(int rc)
         return JC_EBUSY;
     case SQLITE_READONLY:
         return JC_EREADONLY;
+    case SQLITE_FULL:
+        return JC_EFULL;
     case SQLITE_TOOBIG:
     case SQLITE_RANGE:
         return JC_EINVAL;

@@ -69,19 +69,23 @@ static inline void jc_test_remove_db(const char *path)
     jc_test_remove_db_sidecars(path);
 }
 
-/* Runs fn(ctx) in a child process in which dir is a read-only bind mount
- * (a private mount namespace: unshare(CLONE_NEWNS)), as a cache on a
- * read-only share or mount is seen. Returns the child's exit status (fn's
+/* Runs fn(ctx) in a child process in which dir is a read-only bind mount,
+ * or a small tmpfs (a private mount namespace: unshare(CLONE_NEWNS)), as a
+ * cache on a read-only share or mount, or on a disk that fills, is seen. Returns the child's exit status (fn's
  * return value), or -1 when this process may not make a mount namespace
  * (not root), with the reason on stderr: the caller skips. Root ignores
  * file modes, so a read-only mount is the way to test them as root. */
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
-static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx), void *ctx)
+/* How jc_test_in_mount mounts dir. */
+enum { JC_TEST_READONLY_BIND, JC_TEST_SMALL_TMPFS };
+
+static inline int jc_test_in_mount(const char *dir, int kind, const char *tmpfs_size, int (*fn)(void *ctx),
+                                   void *ctx)
 {
     if (geteuid() != 0) {
-        fprintf(stderr, "skipped: a read-only mount needs root (unshare -m)\n");
+        fprintf(stderr, "skipped: a private mount needs root (unshare -m)\n");
         return -1;
     }
     int pipefd[2];
@@ -93,10 +97,14 @@ static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx
     if (pid == 0) {
         close(pipefd[0]);
         char ok = 1;
+        char opts[64];
+        snprintf(opts, sizeof opts, "size=%s", tmpfs_size ? tmpfs_size : "1m");
         if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-            mount(dir, dir, NULL, MS_BIND, NULL) != 0 ||
-            mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
-            fprintf(stderr, "skipped: cannot make a read-only mount of '%s': %s\n", dir, strerror(errno));
+            (kind == JC_TEST_READONLY_BIND
+                 ? mount(dir, dir, NULL, MS_BIND, NULL) != 0 ||
+                       mount(NULL, dir, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0
+                 : mount("tmpfs", dir, "tmpfs", 0, opts) != 0)) {
+            fprintf(stderr, "skipped: cannot mount over '%s': %s\n", dir, strerror(errno));
             ok = 0;
         }
         if (write(pipefd[1], &ok, 1) != 1 || !ok)
@@ -114,6 +122,11 @@ static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx
     if (!ok)
         return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx), void *ctx)
+{
+    return jc_test_in_mount(dir, JC_TEST_READONLY_BIND, NULL, fn, ctx);
 }
 
 /* Writes "<scratch dir>/<name>" into buf and removes whatever a previous run
