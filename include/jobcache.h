@@ -754,6 +754,8 @@ typedef struct jc_verify_result {
     int64_t unchecked;        /* entries read that have no result checksum (a schema-1 file
                                * of jobcache 0.1.0 read as it is): their result was decoded,
                                * not checked against its bytes as stored */
+    int64_t unreadable;       /* entries that could not be read at all (on damaged pages of
+                               * the file); the entries around them are still checked */
 } jc_verify_result;
 
 /* Checks the cache: SQLite's integrity check of the file, then each entry:
@@ -764,7 +766,9 @@ typedef struct jc_verify_result {
  * bytes); its recorded sizes must be its blobs' sizes. fn (may be NULL) hears of each
  * problem. With repair, the bad entries are removed (an entry that another
  * process rewrote meanwhile is checked again first); a damaged file itself
- * is not repaired. *out (may be NULL) gets the figures. Returns 0 when the
+ * is not repaired. A damaged file is a finding, not a failure: SQLite's
+ * reports are counted as file_problems, and every entry that can still be
+ * read is checked. *out (may be NULL) gets the figures. Returns 0 when the
  * check ran, whatever it found, or a negative jc_error when it could not
  * run (JC_EREADONLY: repair on a read-only cache). */
 JC_EXPORT int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdata,

@@ -806,7 +806,10 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
     jc__row r;
     int rc = jc__store_row(cache->store, rowid, true, &r);
     if (rc == JC_ECORRUPT) {
-        file_problem(v, jc_errmsg());
+        /* On a damaged page: counted; the first one's message is reported
+         * (the others say the same of their neighbours). */
+        if (v->res.unreadable++ == 0)
+            file_problem(v, jc_errmsg());
         return 0;
     }
     if (rc <= 0)
@@ -850,16 +853,32 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     if (rc)
         goto out;
     rc = jc__store_integrity(cache->store, file_problem, &v);
+    if (rc == JC_ECORRUPT) {
+        /* The check itself stopped on damage: that is a finding too. */
+        file_problem(&v, jc_errmsg());
+        rc = 0;
+    }
     if (rc < 0)
         goto out;
     rc = jc__store_select(cache->store, &(jc__select){.order = JC__ORDER_ROWID}, &ids, &n);
     if (rc == JC_ECORRUPT) {
-        /* The table cannot even be listed: that is the finding. */
+        /* The table cannot be listed past a damaged page: that is a
+         * finding, and every entry that can still be read is checked, by
+         * row id up to the largest (each read touches only its own pages). */
         file_problem(&v, jc_errmsg());
-        rc = 0;
+        int64_t max = 0;
+        rc = jc__store_max_rowid(cache->store, &max);
+        if (rc == JC_ECORRUPT) {
+            file_problem(&v, jc_errmsg());
+            rc = 0;
+        }
+        for (int64_t id = 1; id <= max && !rc; id++)
+            rc = verify_one(cache, &v, id, repair);
+        goto done;
     }
     for (size_t i = 0; i < n && !rc; i++)
         rc = verify_one(cache, &v, ids[i], repair);
+done:
     if (!rc && v.nbad)
         rc = remove_bad(cache, &v);
 out:

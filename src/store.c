@@ -1964,6 +1964,19 @@ int jc__store_backup(jc__store *st, const char *dest)
     return rc;
 }
 
+int jc__store_max_rowid(jc__store *st, int64_t *out)
+{
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    *out = 0;
+    int step = sqlite3_step(st->max_rowid);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(st->max_rowid, 0);
+    sqlite3_reset(st->max_rowid);
+    return step == SQLITE_ROW ? 0 : store_error(st, step, "finding the largest row id");
+}
+
 int jc__store_schema(const jc__store *st)
 {
     return st ? st->schema : 0;

@@ -196,6 +196,9 @@ int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uin
  * blobs included, replacing an entry under the same key; the checksum is
  * computed from the result written. For merging. */
 int jc__store_put_row(jc__store *st, const jc__row *row);
+/* The largest row id in use (0 when none): the bound of a walk over row
+ * ids when listing them fails on a damaged page. */
+int jc__store_max_rowid(jc__store *st, int64_t *out);
 /* Removes the entry rowid; 1 if removed, 0 if absent. */
 int jc__store_delete_rowid(jc__store *st, int64_t rowid);
 

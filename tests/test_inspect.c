@@ -746,6 +746,45 @@ static void verify_finds_and_repairs_bad_entries(void **state)
     assert_int_equal(count_rows(path, "1"), 1);
 }
 
+/* A leaf page of the entries table in the middle of the file, from SQLite's
+ * dbstat table; 0 when it is not compiled in. */
+static int64_t middle_leaf_page(const char *path)
+{
+    return jc_test_sql_int(path, "SELECT pageno FROM dbstat WHERE name = 'entries' AND pagetype = 'leaf' "
+                                 "ORDER BY pageno LIMIT 1 OFFSET (SELECT count(*) / 2 FROM dbstat "
+                                 "WHERE name = 'entries' AND pagetype = 'leaf')");
+}
+
+/* One damaged leaf page: verify reports it as a finding (0.1.0 failed with
+ * JC_ECORRUPT having checked nothing), and checks every other entry. */
+static void verify_reports_a_damaged_page_and_checks_the_rest(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    seen s = {0};
+    jc_verify_result r;
+    jc_test_path(path, sizeof path, "verify-damaged-page.db");
+    seed(path, "f", "v1", 2000, jc__now(), 200);
+    jc_test_remove_db_sidecars(path);
+    int64_t page = middle_leaf_page(path);
+    int64_t page_size = jc_test_sql_int(path, "PRAGMA page_size");
+    assert_true(page > 1);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)((page - 1) * page_size), SEEK_SET), 0);
+    for (int64_t i = 0; i < page_size; i++)
+        fputc((int)((i * 7919) & 0xff), f);
+    fclose(f);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
+    assert_true(r.file_problems > 0);
+    assert_true(r.unreadable > 0);
+    assert_true(r.checked > 1000); /* the pages around the damage */
+    assert_true(r.checked + r.unreadable >= 1900);
+    assert_int_equal(r.bad_entries, 0);
+    jc_cache_close(c);
+}
+
 static void verify_damaged_file_does_not_crash(void **state)
 {
     (void)state;
@@ -1223,6 +1262,7 @@ int main(void)
         cmocka_unit_test(verify_sound_cache),
         cmocka_unit_test(verify_finds_and_repairs_bad_entries),
         cmocka_unit_test(verify_damaged_file_does_not_crash),
+        cmocka_unit_test(verify_reports_a_damaged_page_and_checks_the_rest),
         cmocka_unit_test(merge_adds_replaces_keeps),
         cmocka_unit_test(merge_rejects_bad_entries_and_bad_files),
         cmocka_unit_test(merge_commits_in_batches),
