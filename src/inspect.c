@@ -464,8 +464,10 @@ static int check_prune_options(const jc_prune_options *o)
 static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count, int64_t *bytes)
 {
     int64_t c = 0, b = 0;
-    int rc = 0;
-    if (o->stale_versions) {
+    /* Times later than now are written back as now first: every rule below
+     * reads them as now anyway, and written back they age from today. */
+    int rc = jc__store_clamp_future(st, NULL);
+    if (!rc && o->stale_versions) {
         rc = jc__store_remove_stale(st, &c, &b);
         *count += c;
         *bytes += b;
@@ -910,7 +912,7 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
      * would win every later merge, and a far-future `last_used` would never
      * be evicted as least recently used. */
     double now = jc__now();
-    bool future = !(theirs.created <= now); /* or NaN */
+    bool future = theirs.created_future || !(theirs.created <= now); /* (the store reads them as now) */
     if (future)
         theirs.created = now;
     if (!(theirs.last_used <= now))

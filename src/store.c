@@ -1417,8 +1417,16 @@ static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
     }
     row->args_size = sqlite3_column_int64(s, 4);
     row->result_size = sqlite3_column_int64(s, 5);
+    /* Times later than now count as now (see USED). */
+    double now = jc__now();
     row->created = sqlite3_column_double(s, 6);
     row->last_used = sqlite3_column_double(s, 7);
+    if (!(row->created <= now)) {
+        row->created = now;
+        row->created_future = true;
+    }
+    if (!(row->last_used <= now))
+        row->last_used = now;
     row->compute_seconds = sqlite3_column_double(s, 8);
     row->hits = sqlite3_column_int64(s, 9);
     for (int k = 0; k < 2; k++) {
@@ -1585,11 +1593,20 @@ int jc__store_delete_rowid(jc__store *st, int64_t rowid)
     return rc ? rc : sqlite3_changes(st->db) > 0;
 }
 
+/* Times from the file later than now count as now, everywhere they are
+ * compared or ordered (an entry stored while the clock was a year ahead
+ * must not stay the most recently used for a year): USED and CREATED are
+ * the columns so clamped, with SQLite's own clock ('now' is the same for
+ * every row of one statement). jc__store_clamp_future writes them back. */
+#define NOW_SQL "((julianday('now') - 2440587.5) * 86400.0)"
+#define USED "min(last_used, " NOW_SQL ")"
+#define CREATED "min(created, " NOW_SQL ")"
+
 /* The filter of jc__select as SQL over bound parameters ?1..?4: the SQL
  * text is fixed, whatever the filter holds. */
 static const char filter_where[] =
     "(?1 IS NULL OR function = ?1) AND (?2 IS NULL OR version = ?2)"
-    " AND (?3 IS NULL OR last_used < ?3) AND (?4 IS NULL OR last_used >= ?4)";
+    " AND (?3 IS NULL OR " USED " < ?3) AND (?4 IS NULL OR " USED " >= ?4)";
 
 static int bind_filter(sqlite3_stmt *s, const void *ctx)
 {
@@ -1609,13 +1626,13 @@ static int bind_filter(sqlite3_stmt *s, const void *ctx)
 /* ORDER BY clauses, [order][reverse]; fixed text chosen by an enum. */
 static const char *const order_by[JC__ORDER_COUNT][2] = {
     [JC__ORDER_ROWID] = {"rowid", "rowid DESC"},
-    [JC__ORDER_NAME] = {"function, version, created, rowid",
-                        "function DESC, version DESC, created DESC, rowid DESC"},
-    [JC__ORDER_USED] = {"last_used DESC, rowid DESC", "last_used, rowid"},
+    [JC__ORDER_NAME] = {"function, version, " CREATED ", rowid",
+                        "function DESC, version DESC, " CREATED " DESC, rowid DESC"},
+    [JC__ORDER_USED] = {USED " DESC, rowid DESC", USED ", rowid"},
     [JC__ORDER_SIZE] = {"args_size + result_size DESC, rowid DESC", "args_size + result_size, rowid"},
     [JC__ORDER_TIME] = {"compute_seconds DESC, rowid DESC", "compute_seconds, rowid"},
     [JC__ORDER_HITS] = {"hits DESC, rowid DESC", "hits, rowid"},
-    [JC__ORDER_CREATED] = {"created DESC, rowid DESC", "created, rowid"},
+    [JC__ORDER_CREATED] = {CREATED " DESC, rowid DESC", CREATED ", rowid"},
 };
 
 /* Appends v to a growing array. */
@@ -1727,14 +1744,29 @@ int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t
     return remove_where(st, filter_where, bind_filter, q, count, bytes);
 }
 
+int jc__store_clamp_future(jc__store *st, int64_t *count)
+{
+    int rc = store_enter_write(st, "clamp times later than now");
+    if (rc)
+        return rc;
+    rc = run_sql(st,
+                 "UPDATE entries SET created = " CREATED ", last_used = " USED
+                 " WHERE created > " NOW_SQL " OR last_used > " NOW_SQL,
+                 "clamping times later than now");
+    if (!rc && count)
+        *count = sqlite3_changes(st->db);
+    return rc;
+}
+
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes)
 {
     /* The window runs over the groups: for each function, its versions
-     * ranked by their latest `created`. */
+     * ranked by when they were last used (after rolling back to v1, v1 is
+     * the one in use, though v2 was stored last). */
     static const char where[] =
         "(function, version) NOT IN (SELECT function, version FROM"
         " (SELECT function, version, row_number() OVER (PARTITION BY function"
-        " ORDER BY max(created) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
+        " ORDER BY max(" USED ") DESC, version DESC) AS r FROM entries GROUP BY function, version)"
         " WHERE r = 1)";
     return remove_where(st, where, NULL, NULL, count, bytes);
 }
@@ -1762,7 +1794,7 @@ int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes
     static const char where[] =
         "rowid IN (SELECT id FROM (SELECT rowid AS id, row_number() OVER w AS n,"
         " total(args_size + result_size) OVER w AS cum FROM entries"
-        " WINDOW w AS (ORDER BY last_used DESC, rowid DESC"
+        " WINDOW w AS (ORDER BY " USED " DESC, rowid DESC"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
         " WHERE (?1 > 0 AND n > ?1) OR (?2 > 0 AND cum > ?2))";
     lru_bounds b = {keep_entries, keep_bytes};
@@ -1790,7 +1822,7 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
     snprintf(sql, sizeof sql,
              "SELECT function, version, count(*), total(args_size), total(result_size),"
              " total(hits), total(compute_seconds), total(hits * compute_seconds),"
-             " min(created), max(created), max(last_used), %s"
+             " min(" CREATED "), max(" CREATED "), max(" USED "), %s"
              " FROM entries GROUP BY function, version ORDER BY function, version",
              st->schema >= 2 ? "count(DISTINCT code_fp)" : "0");
     rc = prepare(st, sql, &s);

@@ -142,8 +142,9 @@ typedef struct jc__row {
     size_t result_len;
     int64_t args_size;    /* the sizes recorded in the row */
     int64_t result_size;
-    double created, last_used, compute_seconds;
+    double created, last_used, compute_seconds; /* times later than now read as now */
     int64_t hits;
+    bool created_future; /* created was later than now in the file */
     /* result_check and code_fp: check_len / code_fp_len bytes as stored (0
      * when NULL, or in a schema-1 file read as it is; JC__CHECK_LEN in a
      * sound entry, anything in a hostile one, truncated to JC__CHECK_LEN). */
@@ -207,8 +208,13 @@ int jc__store_delete_rowid(jc__store *st, int64_t rowid);
  * recorded) to what it removed. */
 /* The entries q selects (its order and limit are ignored). */
 int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
-/* Every version of a function but its newest: the one whose latest
- * `created` is latest (ties: the greatest version string). */
+/* Writes back as now every created and last_used later than now (stored
+ * while the clock was ahead), so that such an entry does not stay the
+ * newest; *count (may be NULL) gets how many entries. Everything else here
+ * already reads such times as now. Call inside a write transaction. */
+int jc__store_clamp_future(jc__store *st, int64_t *count);
+/* Every version of a function but the one most recently used (ties: the
+ * greatest version string). */
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);
 /* Least recently used entries beyond the keep_entries most recently used or
  * beyond keep_bytes of them (args + result); 0 = no such bound. */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jobcache.h>
@@ -333,6 +334,105 @@ static void a_full_disk_keeps_what_fits(void **state)
     assert_int_equal(status, 0);
 }
 
+/* ---- clocks that were wrong ---- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* 100 entries stored while the clock was a year ahead, beside a working
+ * set of 100 calls rerun daily with eviction to 120 entries: the future
+ * ones go, the working set stays. 0.1.0 evicted 80 of the working set
+ * after every run, forever. */
+static void entries_from_a_clock_ahead_do_not_stay_newest(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "clock-ahead.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 1000, 1100); /* made while the clock was ahead */
+    jc_cache_close(c);
+    char q[256];
+    snprintf(q, sizeof q, "UPDATE entries SET created = %.0f, last_used = %.0f", now_seconds() + 365 * 86400.0,
+             now_seconds() + 365 * 86400.0);
+    sql(path, q);
+    size_t cached[3];
+    for (int day = 0; day < 3; day++) {
+        c = open_cache(path, 0);
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+        for (int x = 0; x < 100; x++)
+            jc_delayed(b, square, jc_int(x));
+        jc_results *res = jc_run(b);
+        cached[day] = jc_results_summary(res).cached;
+        jc_results_free(res);
+        jc_batch_free(b);
+        assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 120}, false, NULL, NULL), 0);
+        jc_cache_close(c);
+    }
+    assert_int_equal(cached[0], 0);   /* the first day computes the working set */
+    assert_int_equal(cached[2], 100); /* from then on, it stays */
+    snprintf(q, sizeof q, "SELECT count(*) FROM entries WHERE created > %.0f OR last_used > %.0f", now_seconds() + 1,
+             now_seconds() + 1);
+    assert_int_equal(jc_test_sql_int(path, q), 0); /* written back */
+}
+
+/* Future times read as now in stats and listings. */
+static void future_times_read_as_now(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "clock-stats.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 5);
+    jc_cache_close(c);
+    sql(path, "UPDATE entries SET created = 4e9, last_used = 4e9"); /* year 2096 */
+    double before = now_seconds();
+    c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *s = jc_cache_stats(c);
+    double after = now_seconds() + 1;
+    assert_true(s->last_used <= after && s->newest <= after && s->functions[0].last_used <= after);
+    assert_true(s->last_used >= before - 1);
+    jc_stats_free(s);
+    jc_entries *it = jc_entries_query(c, &(jc_filter){.sort = JC_SORT_USED});
+    jc_entry_info info;
+    int n = 0;
+    while (jc_entries_next(it, &info) == 1) {
+        assert_true(info.last_used <= after && info.created <= after);
+        n++;
+    }
+    assert_int_equal(n, 5);
+    jc_entries_free(it);
+    jc_cache_close(c);
+}
+
+/* prune --stale-versions keeps the version in use: after rolling back from
+ * v2 to v1, v1's entries (hit today) stay, though v2 was stored last. */
+static void stale_versions_keep_the_version_used_last(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "stale-used.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 10);
+    jc_cache_close(c);
+    char q[256];
+    double now = now_seconds();
+    snprintf(q, sizeof q,
+             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE rowid > 5;"
+             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE rowid <= 5",
+             now - 3600, now - 3600, now - 86400, now - 60);
+    sql(path, q);
+    c = open_cache(path, 0);
+    int64_t n = 0;
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.stale_versions = true}, false, &n, NULL), 0);
+    assert_int_equal(n, 5);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE version = 'v1'"), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +443,9 @@ int main(void)
         cmocka_unit_test(a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal),
         cmocka_unit_test(wal_data_without_shm_on_a_read_only_mount_is_refused_clearly),
         cmocka_unit_test(a_full_disk_keeps_what_fits),
+        cmocka_unit_test(entries_from_a_clock_ahead_do_not_stay_newest),
+        cmocka_unit_test(future_times_read_as_now),
+        cmocka_unit_test(stale_versions_keep_the_version_used_last),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,7 +65,7 @@ static const option_spec option_specs[] = {
     {"limit", 'n', OPT_LIMIT, "N", "at most N entries"},
     {"max-size", 0, OPT_MAX_SIZE, "SIZE", "remove least recently used entries beyond SIZE (500M, 2G)"},
     {"max-entries", 0, OPT_MAX_ENTRIES, "N", "remove least recently used entries beyond N"},
-    {"stale-versions", 0, OPT_STALE, NULL, "keep only each function's newest version"},
+    {"stale-versions", 0, OPT_STALE, NULL, "keep only the version of each function used last"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "only say what would be removed"},
     {"repair", 0, OPT_REPAIR, NULL, "remove the bad entries"},
     {"full", 0, OPT_FULL, NULL, "do not abbreviate long arrays and lists"},
@@ -143,7 +143,7 @@ static const command commands[] = {
     {"prune", cmd_prune,
      OPT_FILE | OPT_MAX_SIZE | OPT_MAX_ENTRIES | OPT_OLDER | OPT_STALE | OPT_DRY_RUN, 0, 0, true,
      MODE_WRITE, check_prune, "prune [FILE] [--stale-versions] [--older-than AGE] [--max-entries N] [--max-size SIZE]",
-     "Remove entries: every version of a function but its newest, entries not used for\n"
+     "Remove entries: every version of a function but the one used last, entries not used for\n"
      "AGE, then least recently used entries beyond N entries or SIZE bytes of payload.\n"
      "The rules apply in this order."},
     {"verify", cmd_verify, OPT_FILE | OPT_REPAIR, 0, 0, true, MODE_VERIFY, NULL, "verify [FILE] [--repair]",
