@@ -416,6 +416,10 @@ typedef struct jc_progress {
     /* Hits whose entry was computed by other code under the same function
      * name and version (jc_on_code_change); counted whatever the policy. */
     size_t code_changed;
+    /* Distinct calls this run waits for because another process on the
+     * same cache is computing them (it claimed them first); each becomes a
+     * hit when stored, or is computed here if that process fails or dies. */
+    size_t waiting;
 } jc_progress;
 
 /* What a run does with a hit whose entry was computed by different code
@@ -732,6 +736,9 @@ typedef struct jc_stats {
     const jc_function_stats *functions; /* by function name, then version */
     int64_t wal_bytes;       /* of file_bytes, the -wal file: when not 0, committed results may
                               * sit there, not yet in the database file (copy with jc_cache_backup) */
+    int64_t leases_alive;    /* processes holding claims on calls now (jc_cache_leases) */
+    int64_t leases_stale;    /* claims of processes gone, which the next run drops */
+    int64_t leases_calls;    /* calls the live ones claim */
 } jc_stats;
 
 /* The figures of cache, from one read of the file: a new jc_stats that the
@@ -807,6 +814,31 @@ JC_EXPORT int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_r
  * on the same file that waits longer than its busy timeout cannot store its
  * results meanwhile. Returns 0 or a negative jc_error. */
 JC_EXPORT int jc_cache_vacuum(jc_cache *cache);
+/* One process's claim on calls of the cache: while it computes them, runs
+ * of other processes wait for their results instead of computing them too
+ * (docs/pool.md). */
+typedef struct jc_lease_info {
+    const char *owner;  /* "BOOT ID|PID NAMESPACE|PID|START TIME" of the claiming process */
+    long pid;           /* from owner; 0 if it cannot be read */
+    double started;     /* seconds since the epoch */
+    double expires;     /* when the claim lapses unless renewed (an owner in this boot and
+                         * pid namespace holds it while its process lives, whatever this says) */
+    int64_t calls;      /* calls claimed */
+    bool alive;         /* the owner holds it now; false: stale, the next run drops it */
+} jc_lease_info;
+typedef void (*jc_lease_fn)(const jc_lease_info *lease, void *userdata);
+/* Calls fn for each process holding claims on cache (strings valid during
+ * the call only); *count (may be NULL) gets how many. Nothing for a file
+ * older than schema 3 read as it is. Returns 0 or a negative jc_error. */
+JC_EXPORT int jc_cache_leases(jc_cache *cache, jc_lease_fn fn, void *userdata, size_t *count);
+/* Removes the claims of owner (as jc_lease_info.owner gives it), or with
+ * owner NULL every stale claim (alive false). A live owner's claims are
+ * removed only when named: its calls may then be computed twice. *count
+ * (may be NULL) gets how many owners were removed. Needs a writable cache.
+ * Returns 0, JC_ENOTFOUND when a named owner holds no claim, or a negative
+ * jc_error. */
+JC_EXPORT int jc_cache_break_lease(jc_cache *cache, const char *owner, size_t *count);
+
 /* Writes a consistent copy of the cache to dest_path, a new file, while
  * this and other processes may go on using the cache, with SQLite's online
  * backup API (https://www.sqlite.org/backup.html). Use it rather than cp:

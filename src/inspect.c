@@ -614,6 +614,17 @@ static int64_t file_size(const char *path, const char *suffix)
     return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
 }
 
+static void count_lease(const jc_lease_info *l, void *userdata)
+{
+    jc_stats *s = userdata;
+    if (l->alive) {
+        s->leases_alive++;
+        s->leases_calls += l->calls;
+    } else {
+        s->leases_stale++;
+    }
+}
+
 jc_stats *jc_cache_stats(jc_cache *cache)
 {
     jc__store_facts facts;
@@ -644,6 +655,8 @@ jc_stats *jc_cache_stats(jc_cache *cache)
     b.s->key_format = (int)facts.key_format;
     b.s->free_bytes = facts.free_bytes;
     b.s->wal_bytes = file_size(cache->path, "-wal");
+    if (jc_cache_leases(cache, count_lease, b.s, NULL))
+        goto fail;
     b.s->file_bytes = file_size(cache->path, "") + b.s->wal_bytes;
     return b.s;
 

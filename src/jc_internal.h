@@ -263,6 +263,33 @@ bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16]);
  * known, of the same scheme, and different. */
 bool jc__cache_code_changed(const jc_function *fn, const jc__found *f);
 
+/* ---- leases (cache.c) ---- */
+
+/* This process's identity as a lease owner: "BOOT ID|PID NAMESPACE|PID|START
+ * TIME"; owned by the library (per thread). */
+const char *jc__cache_owner(void);
+/* Whether the owner of a claim that expires at expires is alive at now: in
+ * this boot and pid namespace, while its process (pid and start time)
+ * lives; elsewhere, until its claim expires. */
+bool jc__cache_owner_alive(const char *owner, double expires, double now);
+/* Whether this cache takes leases (writable, schema 3 or later). */
+bool jc__cache_leases_enabled(const jc_cache *cache);
+/* Claims keys[0..n) for this process in one transaction, to expire in ttl
+ * seconds unless renewed: theirs[i] is set for each key a live owner of
+ * another process holds (wait for its result); the others are claimed.
+ * Dead owners' claims are dropped on the way. On failure nothing is
+ * claimed and theirs is all false: compute them all. */
+int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, double ttl, bool *theirs);
+/* held_out[i]: keys[i] is still held by a live owner of another process. */
+int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, bool *held_out);
+/* Renews this process's claims (inside a write transaction). */
+int jc__cache_lease_renew(jc_cache *cache, double ttl);
+/* Releases this process's claim on key (its call failed: a waiter computes
+ * it itself). Inside a write transaction. */
+int jc__cache_lease_release(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
+/* Releases every claim of this process, in a transaction of its own. */
+int jc__cache_lease_end(jc_cache *cache);
+
 /* Monotonic seconds. */
 double jc__monotonic(void);
 

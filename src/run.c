@@ -328,6 +328,15 @@ typedef struct run {
     bool full;
     size_t unstored;
     char *full_msg;
+    /* Leases (cache.c): the misses this run claimed, renewed with its
+     * write transactions; the slots whose calls another process holds,
+     * waited for after this run's own; keys of failed calls to release. */
+    bool leases;
+    double lease_ttl, last_renew, longest_call;
+    size_t *waiting;
+    size_t nwaiting;
+    uint8_t *release;
+    size_t nrelease;
     /* Hits computed by other code, per function (few functions a run). */
     struct code_change {
         const jc_function *fn;
@@ -361,6 +370,19 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
     if (touches && jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
         return rc;
     double now = jc__now();
+    if (touches && r->leases) {
+        /* Leases ride on the same transaction: this run's claims renewed,
+         * and those of its failed calls released, so that a process
+         * waiting for them computes them itself. Bookkeeping: a failure
+         * here stores every result all the same. */
+        for (size_t i = 0; i < r->nrelease; i++)
+            jc__cache_lease_release(r->cache, r->release + JC__KEY_LEN * i);
+        r->nrelease = 0;
+        jc__cache_lease_renew(r->cache, r->lease_ttl);
+        r->last_renew = jc__monotonic();
+        if (!jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
+            return rc;
+    }
     for (size_t i = from; i < from + n && jc__store_in_transaction(st); i++) {
         const unstored *u = &r->queue[i];
         const slot *sl = &r->res->slots[u->slot];
@@ -388,7 +410,7 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
  * goes on. */
 static void flush(run *r, bool final)
 {
-    if (!r->writable || (!r->nqueue && !r->cache->ntouched))
+    if (!r->writable || (!r->nqueue && !r->cache->ntouched && !r->nrelease))
         return;
     r->last_commit = jc__monotonic();
     size_t done = 0;
@@ -443,11 +465,40 @@ static void flush(run *r, bool final)
  * runs in this thread and may be long, and what it waits behind would be
  * lost to a kill. Worker backends commit on the timer, since nothing long
  * runs in this thread. */
+/* How long this run's claims last unless renewed: a claim is renewed with
+ * every write transaction and at least every quarter of it, but not while a
+ * call runs in this thread (n_jobs = 1), so it outlasts the longest call
+ * seen so far four times over. Only owners in another pid namespace or on
+ * another machine rely on it: in this one, a claim lasts while its process
+ * lives. */
+#define LEASE_TTL 30.0
+
+static void renew_if_due(run *r)
+{
+    if (!r->leases)
+        return;
+    double ttl = r->longest_call * 4 > LEASE_TTL ? r->longest_call * 4 : LEASE_TTL;
+    if (ttl > r->lease_ttl)
+        r->lease_ttl = ttl;
+    if (jc__monotonic() - r->last_renew < r->lease_ttl / 4 && !r->nrelease)
+        return;
+    if (jc__store_begin(r->cache->store) == 0) {
+        for (size_t i = 0; i < r->nrelease; i++)
+            jc__cache_lease_release(r->cache, r->release + JC__KEY_LEN * i);
+        r->nrelease = 0;
+        jc__cache_lease_renew(r->cache, r->lease_ttl);
+        jc__cache_commit(r->cache);
+    }
+    r->last_renew = jc__monotonic();
+}
+
 static void flush_if_due(run *r)
 {
-    if (r->nqueue && (r->nqueue >= COMMIT_EVERY || jc__interrupted || (r->inprocess && r->last_seconds >= 0.01) ||
-                      jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
+    if ((r->nqueue || r->nrelease) &&
+        (r->nqueue >= COMMIT_EVERY || jc__interrupted || (r->inprocess && r->last_seconds >= 0.01) ||
+         r->nrelease || jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
         flush(r, false);
+    renew_if_due(r);
 }
 
 static void update_progress(run *r, size_t running, bool force)
@@ -491,6 +542,11 @@ static bool deliver(void *ctx, jc__outcome *o)
         }
     }
     r->last_seconds = o->seconds;
+    if (o->seconds > r->longest_call)
+        r->longest_call = o->seconds;
+    if (sl->status != JC_STATUS_OK && r->leases && r->release) {
+        memcpy(r->release + JC__KEY_LEN * r->nrelease++, call->key, JC__KEY_LEN);
+    }
     if (sl->status == JC_STATUS_OK) {
         sl->value = o->value;
         o->value = NULL;
@@ -785,6 +841,172 @@ static int execute(run *r)
     return rc;
 }
 
+/* ---- leases: claiming the misses, waiting for other processes' ---- */
+
+/* The keys of the slots of r->tasks. */
+static const uint8_t **task_keys(run *r, const size_t *slots, size_t n)
+{
+    const uint8_t **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (keys)
+        for (size_t i = 0; i < n; i++)
+            keys[i] = r->batch->calls[r->res->slots[slots[i]].first].key;
+    return keys;
+}
+
+/* Claims the misses before computing them. Those another live process
+ * holds move from r->tasks to r->waiting: this run computes its own first,
+ * then waits for theirs (wait_for_others). A failure to claim is not an
+ * error of the run: it computes everything, as without leases. */
+static int claim_misses(run *r)
+{
+    if (!jc__cache_leases_enabled(r->cache) || !r->ntasks)
+        return 0;
+    r->leases = true;
+    r->lease_ttl = LEASE_TTL;
+    r->last_renew = jc__monotonic();
+    r->release = malloc(r->ntasks * JC__KEY_LEN);
+    r->waiting = malloc(r->ntasks * sizeof *r->waiting);
+    const uint8_t **keys = task_keys(r, r->task_slot, r->ntasks);
+    bool *theirs = malloc(r->ntasks * sizeof *theirs);
+    if (!r->release || !r->waiting || !keys || !theirs) {
+        free(keys);
+        free(theirs);
+        return jc__set_error(JC_ENOMEM, "out of memory claiming %zu calls", r->ntasks);
+    }
+    jc__cache_claim(r->cache, keys, r->ntasks, r->lease_ttl, theirs);
+    size_t k = 0;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        if (theirs[i]) {
+            r->waiting[r->nwaiting++] = r->task_slot[i];
+            continue;
+        }
+        r->tasks[k] = r->tasks[i];
+        r->task_slot[k++] = r->task_slot[i];
+    }
+    r->ntasks = k;
+    r->p.waiting = r->nwaiting;
+    free(keys);
+    free(theirs);
+    return 0;
+}
+
+/* Sleeps about seconds, or less when a signal arrives. */
+static void nap(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static void on_found(void *ctx, size_t s, jc__found *f);
+
+/* lookup_many answers by index into its keys: the waiting slots'. */
+typedef struct waiting_ctx {
+    run *r;
+    const size_t *slots;
+} waiting_ctx;
+
+static void on_found_waiting(void *ctx, size_t i, jc__found *f)
+{
+    waiting_ctx *wc = ctx;
+    on_found(wc->r, wc->slots[i], f);
+}
+
+/* After its own misses, the run waits for the calls other processes hold:
+ * it polls the store (20 ms at first, then at most every 200 ms; no lock
+ * is held between polls) and takes each result as a hit as it is stored.
+ * A call whose owner died, or released it (its call failed: failures are
+ * not cached), or whose claim expired, is claimed and computed here. The
+ * wait ends with the last such call; SIGINT and SIGTERM end it at once. */
+static int wait_for_others(run *r)
+{
+    double delay = 0.02;
+    int rc = 0;
+    while (r->nwaiting && !rc && !r->stopped) {
+        r->ntasks = 0; /* the tasks of the last round are done */
+        saved_signals saved;
+        sigset_t taken;
+        catch_interrupts(&saved, &taken);
+        if (!jc__interrupted)
+            nap(delay);
+        release_interrupts(&saved);
+        if (jc__interrupted) {
+            last_interrupt = jc__interrupted;
+            return jc__set_error(JC_EINTR, "interrupted by %s while waiting for calls of other processes",
+                                 jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
+        delay = delay * 2 < 0.2 ? delay * 2 : 0.2;
+        renew_if_due(r);
+        update_progress(r, 0, false);
+
+        /* Results stored meanwhile: hits. */
+        const uint8_t **keys = task_keys(r, r->waiting, r->nwaiting);
+        if (!keys)
+            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+        waiting_ctx wc = {r, r->waiting};
+        rc = jc__cache_lookup_many(r->cache, keys, r->nwaiting, on_found_waiting, &wc);
+        size_t k = 0;
+        for (size_t i = 0; i < r->nwaiting; i++) {
+            slot *sl = &r->res->slots[r->waiting[i]];
+            if (sl->done) {
+                if (r->batch->opts.on_result)
+                    r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+                continue;
+            }
+            r->waiting[k++] = r->waiting[i];
+        }
+        r->nwaiting = k;
+        r->p.waiting = k;
+        free(keys);
+        if (rc || !r->nwaiting)
+            break;
+
+        /* Calls no longer held by a live owner: claimed, and computed here. */
+        keys = task_keys(r, r->waiting, r->nwaiting);
+        bool *held = malloc(r->nwaiting * sizeof *held);
+        if (!keys || !held) {
+            free(keys);
+            free(held);
+            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+        }
+        jc__cache_still_held(r->cache, keys, r->nwaiting, held);
+        size_t nfree = 0;
+        for (size_t i = 0; i < r->nwaiting; i++)
+            if (!held[i])
+                keys[nfree++] = keys[i];
+        if (nfree) {
+            bool *theirs = held; /* reused: nfree <= nwaiting */
+            jc__cache_claim(r->cache, keys, nfree, r->lease_ttl, theirs);
+            size_t j = 0;
+            k = 0;
+            for (size_t i = 0; i < r->nwaiting; i++) {
+                size_t s = r->waiting[i];
+                const uint8_t *key = r->batch->calls[r->res->slots[s].first].key;
+                if (j < nfree && keys[j] == key) {
+                    if (!theirs[j]) {
+                        const pending *call = &r->batch->calls[r->res->slots[s].first];
+                        r->task_slot[r->ntasks] = s;
+                        r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
+                        j++;
+                        continue;
+                    }
+                    j++;
+                }
+                r->waiting[k++] = s;
+            }
+            r->nwaiting = k;
+            r->p.waiting = k;
+        }
+        free(keys);
+        free(held);
+        if (r->ntasks) {
+            rc = execute(r);
+            flush(r, false);
+            delay = 0.02;
+        }
+    }
+    return rc;
+}
+
 /* Marks what never ran as skipped, and settles the run's status. */
 static void finish(run *r, int exec_rc)
 {
@@ -895,8 +1117,16 @@ jc_results *jc_run(jc_batch *b)
     }
     if (!rc) {
         update_progress(&r, 0, false);
-        int exec_rc = r.ntasks ? execute(&r) : 0;
+        int exec_rc = claim_misses(&r);
+        if (!exec_rc && r.ntasks)
+            exec_rc = execute(&r);
+        if (!exec_rc && r.nwaiting) {
+            flush(&r, false); /* this run's own results first: others may wait for them */
+            exec_rc = wait_for_others(&r);
+        }
         flush(&r, true);
+        if (r.leases)
+            jc__cache_lease_end(r.cache);
         evict(&r);
         warn_code_changes(&r);
         if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
@@ -921,6 +1151,8 @@ jc_results *jc_run(jc_batch *b)
     free(r.evict_msg);
     free(r.changed);
     free(r.full_msg);
+    free(r.waiting);
+    free(r.release);
     b->cache->running = false;
     free(r.store_msg);
     if (rc) {

@@ -460,6 +460,17 @@ static int set_wal(jc__store *st)
     return rc;
 }
 
+/* Leases (schema 3): a run claims the calls it is about to compute, so
+ * that another process on the same cache waits for them instead of
+ * computing them too. One row per owner (its identity, see cache.c, and
+ * when its claim lapses unless renewed), and its claimed keys in rows of up
+ * to a few thousand sorted keys each (a blob of 16-byte keys): a cold run
+ * of 100,000 calls writes some 25 rows, not 100,000, and renewing is one
+ * update of the owner's row. */
+#define LEASE_TABLES                                                                               \
+    "CREATE TABLE lease_owners (owner TEXT PRIMARY KEY, expires REAL NOT NULL, started REAL NOT NULL);" \
+    "CREATE TABLE leases (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, keys BLOB NOT NULL);"
+
 /* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
  * older version is brought here by the migrations below. */
 static const char schema_sql[] =
@@ -491,6 +502,7 @@ static const char schema_sql[] =
      * rerun. Ordering by it (ls --sort used, prune) sorts instead, which
      * only the rare inspection and eviction pay for. */
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    LEASE_TABLES
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
@@ -509,6 +521,8 @@ static const char *const migrations[] = {
     "ALTER TABLE entries ADD COLUMN code_fp BLOB;"
     "UPDATE entries SET result_check = jc_xxh3_128(result) WHERE typeof(result) = 'blob';"
     "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 2 -> 3: leases (jobcache 0.2.0). */
+    LEASE_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
@@ -2007,6 +2021,114 @@ int jc__store_max_rowid(jc__store *st, int64_t *out)
         *out = sqlite3_column_int64(st->max_rowid, 0);
     sqlite3_reset(st->max_rowid);
     return step == SQLITE_ROW ? 0 : store_error(st, step, "finding the largest row id");
+}
+
+/* ---- leases ---- */
+
+int jc__store_lease_owner(jc__store *st, const char *owner, double expires, bool create)
+{
+    int rc = store_enter_write(st, "claim calls");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st,
+                 create ? "INSERT INTO lease_owners (owner, expires, started) VALUES (?1, ?2, ?2)"
+                          " ON CONFLICT (owner) DO UPDATE SET expires = excluded.expires"
+                        : "UPDATE lease_owners SET expires = ?2 WHERE owner = ?1",
+                 &s);
+    if (!rc) {
+        sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_double(s, 2, expires);
+        rc = step_done(st, s, "renewing a lease");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_lease_add(jc__store *st, const char *owner, const uint8_t *keys, size_t n)
+{
+    int rc = store_enter_write(st, "claim calls");
+    if (rc || !n)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", &s);
+    if (!rc) {
+        sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(s, 2, keys, (sqlite3_uint64)n * JC__KEY_LEN, SQLITE_STATIC);
+        rc = step_done(st, s, "claiming calls");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx)
+{
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (st->schema < 3)
+        return 0; /* an older file read as it is: no leases */
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st,
+                 "SELECT o.owner, o.expires, o.started, l.id, l.keys FROM lease_owners o"
+                 " LEFT JOIN leases l ON l.owner = o.owner ORDER BY o.owner, l.id",
+                 &s);
+    int step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *owner = (const char *)sqlite3_column_text(s, 0);
+        int bytes = sqlite3_column_bytes(s, 4);
+        jc__lease l = {
+            .owner = owner ? owner : "",
+            .expires = sqlite3_column_double(s, 1),
+            .started = sqlite3_column_double(s, 2),
+            .id = sqlite3_column_int64(s, 3),
+            .keys = sqlite3_column_type(s, 4) == SQLITE_BLOB ? sqlite3_column_blob(s, 4) : NULL,
+        };
+        /* A hostile length is cut to whole keys. */
+        l.n = l.keys ? (size_t)bytes / JC__KEY_LEN : 0;
+        rc = fn(ctx, &l);
+    }
+    if (!rc && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = store_error(st, step, "reading leases");
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, size_t n)
+{
+    int rc = store_enter_write(st, "release a call");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st, n ? "UPDATE leases SET keys = ?2 WHERE id = ?1" : "DELETE FROM leases WHERE id = ?1", &s);
+    if (!rc) {
+        sqlite3_bind_int64(s, 1, id);
+        if (n)
+            sqlite3_bind_blob64(s, 2, keys, (sqlite3_uint64)n * JC__KEY_LEN, SQLITE_STATIC);
+        rc = step_done(st, s, "releasing a call");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_lease_drop(jc__store *st, const char *owner)
+{
+    int rc = store_enter_write(st, "release calls");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    int dropped = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = prepare(st, k ? "DELETE FROM lease_owners WHERE owner = ?1" : "DELETE FROM leases WHERE owner = ?1", &s);
+        if (!rc) {
+            sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+            rc = step_done(st, s, "releasing calls");
+            dropped += k ? sqlite3_changes(st->db) : 0;
+        }
+        sqlite3_finalize(s);
+        s = NULL;
+    }
+    return rc ? rc : dropped;
 }
 
 int jc__store_schema(const jc__store *st)

@@ -21,8 +21,8 @@
 #include "jc_internal.h"
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
- * fingerprints. store.c keeps the chain of migrations between them. */
-#define JC__SCHEMA_VERSION 2
+ * fingerprints; 3 adds leases. store.c keeps the chain of migrations between them. */
+#define JC__SCHEMA_VERSION 3
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -255,6 +255,32 @@ int jc__store_vacuum(jc__store *st);
  * self-contained file (no -wal beside it). dest must not exist (JC_EIO).
  * Not inside a transaction (JC_EINVAL). */
 int jc__store_backup(jc__store *st, const char *dest);
+/* ---- leases (for cache.c; see store.c for the tables) ---- */
+
+/* Creates or renews owner's row (create), or only renews it, to expire at
+ * expires (seconds since the epoch). Inside a write transaction. */
+int jc__store_lease_owner(jc__store *st, const char *owner, double expires, bool create);
+/* Adds a row of n claimed keys (keys + JC__KEY_LEN * i, sorted) for owner. */
+int jc__store_lease_add(jc__store *st, const char *owner, const uint8_t *keys, size_t n);
+/* One lease row as read: keys valid during the callback only. An owner
+ * without keys comes once with id 0 and n 0. */
+typedef struct jc__lease {
+    const char *owner;
+    double expires, started;
+    int64_t id;
+    const uint8_t *keys;
+    size_t n;
+} jc__lease;
+/* Calls fn for each lease row, by owner; stops at fn's first nonzero
+ * return and returns it. The callback must not call the store. Nothing (0)
+ * in a file older than schema 3 read as it is. */
+int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx);
+/* Replaces the keys of lease row id (n = 0 removes the row). */
+int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, size_t n);
+/* Removes owner and all its lease rows; returns 1 if the owner was there,
+ * 0 if not, or a negative code. */
+int jc__store_lease_drop(jc__store *st, const char *owner);
+
 /* The file's schema version as it is read: JC__SCHEMA_VERSION, or an older
  * one when a read-only store reads an older file as it is. */
 int jc__store_schema(const jc__store *st);

@@ -115,6 +115,8 @@ static int cmd_merge(jc_cache *cache, const opts *o);
 static int cmd_vacuum(jc_cache *cache, const opts *o);
 static int cmd_clear(jc_cache *cache, const opts *o);
 static int cmd_backup(jc_cache *cache, const opts *o);
+static int cmd_leases(jc_cache *cache, const opts *o);
+static int cmd_break_lease(jc_cache *cache, const opts *o);
 static int check_rm(const command *c, const opts *o);
 static int check_prune(const command *c, const opts *o);
 static int check_clear(const command *c, const opts *o);
@@ -165,6 +167,12 @@ static const command commands[] = {
      "Write a consistent copy of the cache to the new file DEST, while programs may go on\n"
      "using it (SQLite's online backup). Use it rather than cp: committed results may still\n"
      "sit in the -wal file beside the cache, which a copy of the file alone misses."},
+    {"leases", cmd_leases, OPT_FILE, 0, 0, true, MODE_READ, NULL, "leases [FILE]",
+     "List the processes that hold claims on calls of the cache (runs computing them, for which\n"
+     "runs of other processes wait): pid, calls, since when, until when, alive or stale."},
+    {"break-lease", cmd_break_lease, OPT_FILE, 1, 1, true, MODE_WRITE, NULL, "break-lease OWNER|stale [FILE]",
+     "Remove the claims of OWNER (as 'leases' shows it), or with 'stale' every claim whose\n"
+     "owner is gone. Runs drop stale claims themselves; this is for looking and tidying."},
 };
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
 
@@ -770,7 +778,9 @@ static void stats_json(const jc_stats *s)
 {
     printf("{\"path\": ");
     json_string(stdout, s->path);
-    printf(", \"wal_bytes\": %lld", (long long)s->wal_bytes);
+    printf(", \"wal_bytes\": %lld, \"leases_alive\": %lld, \"leases_stale\": %lld, \"leases_calls\": %lld",
+           (long long)s->wal_bytes, (long long)s->leases_alive, (long long)s->leases_stale,
+           (long long)s->leases_calls);
     printf(", \"schema_version\": %d, \"key_format\": %d, \"entries\": %lld, \"file_bytes\": %lld, "
            "\"free_bytes\": %lld, \"payload_bytes\": %lld, \"args_bytes\": %lld, "
            "\"result_bytes\": %lld, \"compute_seconds\": ",
@@ -873,6 +883,10 @@ static void stats_text(const jc_stats *s)
     fmt_time(c, sizeof c, s->last_used);
     fmt_ago(d, sizeof d, s->last_used);
     printf("oldest        %s\nnewest        %s\nlast used     %s (%s)\n", a, b, c, d);
+    if (s->leases_alive || s->leases_stale)
+        printf("leases        %lld process%s computing %lld calls for this cache%s ('jobcache leases')\n",
+               (long long)s->leases_alive, s->leases_alive == 1 ? "" : "es", (long long)s->leases_calls,
+               s->leases_stale ? ", and stale claims" : "");
     if (s->wal_bytes > 0) {
         fmt_size(a, sizeof a, s->wal_bytes);
         printf("wal           %s in %s-wal, maybe not yet in the file itself: copy the cache with\n"
@@ -1358,6 +1372,40 @@ static int cmd_backup(jc_cache *cache, const opts *o)
     if (jc_cache_backup(cache, o->pos[0]))
         return failed("backup");
     printf("backed up %s to %s\n", jc_cache_path(cache), o->pos[0]);
+    return EXIT_OK;
+}
+
+/* ---- leases ---- */
+
+static void print_lease(const jc_lease_info *l, void *userdata)
+{
+    (void)userdata;
+    char since[32], until[32];
+    fmt_ago(since, sizeof since, l->started);
+    fmt_time(until, sizeof until, l->expires);
+    printf("%-7ld %8lld  %-14s %-20s %-6s %s\n", l->pid, (long long)l->calls, since, until,
+           l->alive ? "alive" : "stale", l->owner);
+}
+
+static int cmd_leases(jc_cache *cache, const opts *o)
+{
+    (void)o;
+    size_t n = 0;
+    printf("%-7s %8s  %-14s %-20s %-6s %s\n", "PID", "CALLS", "SINCE", "EXPIRES", "STATE", "OWNER");
+    if (jc_cache_leases(cache, print_lease, NULL, &n))
+        return failed("leases");
+    if (!n)
+        printf("(no process holds claims)\n");
+    return EXIT_OK;
+}
+
+static int cmd_break_lease(jc_cache *cache, const opts *o)
+{
+    size_t n = 0;
+    bool stale = strcmp(o->pos[0], "stale") == 0;
+    if (jc_cache_break_lease(cache, stale ? NULL : o->pos[0], &n))
+        return failed("break-lease");
+    printf("removed the claims of %zu process%s\n", n, n == 1 ? "" : "es");
     return EXIT_OK;
 }
 

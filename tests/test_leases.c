@@ -1,0 +1,404 @@
+/*
+ * Tests of leases: two programs on one cache never compute the same call
+ * twice at once. A run claims its misses; a run of another process that
+ * needs the same calls computes its own first, then waits for them and
+ * takes them as hits. A killed owner costs no hang, a failed call is not
+ * cached (the waiter computes it), and an owner of another machine or
+ * container is trusted until its claim expires. 0.1.0 computed every
+ * shared call in every process.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#include "jc_internal.h"
+#include "store.h"
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+/* Computations of every process, counted in shared memory. */
+static atomic_int *computed;
+static int fail_three; /* set in one process only: its call of 3 fails */
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int slow_sq(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    atomic_fetch_add(computed, 1);
+    nap_ms(10);
+    if (x == 3 && fail_three)
+        return jc_fail(call, "three fails in this process");
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(slow_sq, "v1");
+
+static int setup(void **state)
+{
+    (void)state;
+    computed = mmap(NULL, sizeof *computed, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(computed != MAP_FAILED);
+    atomic_store(computed, 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    munmap(computed, sizeof *computed);
+    return 0;
+}
+
+typedef struct run_out {
+    size_t cached, computed, failed;
+    double seconds;
+    int status;
+} run_out;
+
+static void notify_first(const jc_results *res, size_t index, void *userdata)
+{
+    (void)res;
+    (void)index;
+    int *fd = userdata;
+    if (*fd >= 0) {
+        if (write(*fd, "r", 1) != 1) {
+        }
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Runs slow_sq(0..n) on path; with notify_fd >= 0, writes a byte to it at
+ * the first result (the claims are made by then). */
+static run_out run_sq(const char *path, int n, int n_jobs, int notify_fd)
+{
+    run_out o = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    jc_cache *c = jc_cache_open(path, NULL);
+    if (!c) {
+        o.status = jc_errcode();
+        return o;
+    }
+    int fd = notify_fd;
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = n_jobs,
+                                                .verbose = JC_VERBOSE_OFF,
+                                                .on_error = JC_ON_ERROR_CONTINUE,
+                                                .on_result = fd >= 0 ? notify_first : NULL,
+                                                .userdata = &fd});
+    for (int x = 0; x < n; x++)
+        jc_delayed(b, slow_sq, jc_int(x));
+    jc_results *res = jc_run(b);
+    o.status = jc_results_status(res);
+    for (int x = 0; x < n; x++)
+        if (jc_result_status(res, (size_t)x) == JC_STATUS_OK && jc_result_int(res, (size_t)x) != (int64_t)x * x)
+            o.status = -999; /* a wrong result */
+    jc_progress p = jc_results_summary(res);
+    o.cached = p.cached;
+    o.computed = p.computed;
+    o.failed = p.failed;
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    o.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    return o;
+}
+
+/* Two processes started together on one cache, the same 100 calls of 10 ms
+ * each: every call is computed once (0.1.0: twice), and both get every
+ * result. */
+static void two_processes_compute_each_call_once(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "two.db");
+    jc_cache_close(open_cache(path, 0)); /* the file exists before both start */
+    int go[2], back[2];
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(back), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char ch;
+        close(go[1]);
+        close(back[0]);
+        if (read(go[0], &ch, 1) != 1)
+            _exit(2);
+        run_out o = run_sq(path, 100, 1, -1);
+        if (write(back[1], &o, sizeof o) != (ssize_t)sizeof o)
+            _exit(3);
+        _exit(o.status == JC_OK ? 0 : 1);
+    }
+    close(go[0]);
+    close(back[1]);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    run_out mine = run_sq(path, 100, 1, -1);
+    run_out theirs;
+    assert_int_equal(read(back[0], &theirs, sizeof theirs), (ssize_t)sizeof theirs);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(mine.status, JC_OK);
+    assert_int_equal(atomic_load(computed), 100);
+    assert_int_equal(mine.computed + theirs.computed, 100);
+    assert_int_equal(mine.cached + theirs.cached, 100);
+    close(go[1]);
+    close(back[0]);
+    /* Nothing left claimed. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM leases"), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 0);
+}
+
+/* The owner is killed with SIGKILL while it computes: the waiter sees its
+ * process is gone and computes the rest at once, no hang. */
+static void a_killed_owner_costs_no_hang(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "killed.db");
+    jc_cache_close(open_cache(path, 0));
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        run_sq(path, 300, 1, ready[1]); /* 3 s of calls */
+        _exit(0);
+    }
+    close(ready[1]);
+    char ch;
+    assert_int_equal(read(ready[0], &ch, 1), 1); /* claimed, computing */
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int before = atomic_load(computed);
+    run_out o = run_sq(path, 300, 1, -1);
+    assert_int_equal(o.status, JC_OK);
+    assert_true(o.seconds < 10);
+    assert_true(o.cached >= (size_t)before - 1 && o.cached <= (size_t)before);
+    assert_int_equal(o.cached + o.computed, 300);
+}
+
+/* The owner's call fails: failures are not cached, and its claim on it is
+ * released, so the waiter computes it itself. */
+static void a_failure_of_the_owner_is_computed_by_the_waiter(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "owner-fails.db");
+    jc_cache_close(open_cache(path, 0));
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        fail_three = 1;
+        run_out o = run_sq(path, 100, 1, ready[1]);
+        _exit(o.failed == 1 ? 0 : 1);
+    }
+    close(ready[1]);
+    char ch;
+    assert_int_equal(read(ready[0], &ch, 1), 1);
+    close(ready[0]);
+    run_out o = run_sq(path, 100, 1, -1);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(o.status, JC_OK); /* 3 computed here, successfully */
+    assert_true(o.computed >= 1);
+    assert_int_equal(o.cached + o.computed, 100);
+    assert_int_equal(atomic_load(computed), 101); /* 100, and 3 once more */
+}
+
+/* A claim of an owner on another machine or in another container (another
+ * boot id or pid namespace) holds until it expires: live, the run waits
+ * for it; expired, the run computes the call at once. */
+static void a_foreign_owner_holds_until_its_claim_expires(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "foreign-owner.db");
+    jc_cache_close(open_cache(path, 0));
+    uint8_t key[JC__KEY_LEN];
+    jc_value *arg = jc_int(5);
+    assert_int_equal(jc__key_compute("slow_sq", "v1", &arg, 1, key), 0);
+    jc_value_free(arg);
+    for (int live = 1; live >= 0; live--) {
+        sqlite3 *db;
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_stmt *s;
+        sqlite3_exec(db, "DELETE FROM entries; DELETE FROM leases; DELETE FROM lease_owners;", NULL, NULL, NULL);
+        const char *owner = "00000000-feed-0000-0000-000000000000|pid:[1]|42|4242";
+        char sql[256];
+        snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, 0)", owner,
+                 jc__now() + (live ? 1.5 : -5));
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", -1, &s, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(s, 2, key, JC__KEY_LEN, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+        sqlite3_finalize(s);
+        sqlite3_close(db);
+
+        run_out o = run_sq(path, 8, 1, -1);
+        assert_int_equal(o.status, JC_OK);
+        assert_int_equal(o.computed, 8); /* nobody else stores it: computed here */
+        if (live)
+            assert_true(o.seconds >= 1.2); /* waited for the claim to lapse */
+        else
+            assert_true(o.seconds < 1.0); /* an expired claim is no claim */
+        /* The dead claim is gone. */
+        assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 0);
+    }
+}
+
+/* A run interrupted while it waits returns JC_EINTR promptly. */
+static void a_wait_is_interruptible(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "wait-intr.db");
+    jc_cache_close(open_cache(path, 0));
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t owner = fork();
+    assert_true(owner >= 0);
+    if (owner == 0) {
+        close(ready[0]);
+        run_sq(path, 1000, 1, ready[1]); /* 10 s */
+        _exit(0);
+    }
+    close(ready[1]);
+    char ch;
+    assert_int_equal(read(ready[0], &ch, 1), 1);
+    close(ready[0]);
+    pid_t waiter = fork();
+    assert_true(waiter >= 0);
+    if (waiter == 0) {
+        run_out o = run_sq(path, 1000, 1, -1);
+        _exit(o.status == JC_EINTR ? 0 : 1);
+    }
+    nap_ms(500);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kill(waiter, SIGINT);
+    int status;
+    waitpid(waiter, &status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kill(owner, SIGKILL);
+    waitpid(owner, NULL, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true((double)(t1.tv_sec - t0.tv_sec) < 2.0);
+}
+
+static void insert_owner(const char *path, const char *owner, double expires, int ncalls)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, %.3f)", owner, expires, jc__now() - 60);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    snprintf(sql, sizeof sql, "INSERT INTO leases (owner, keys) VALUES ('%s', zeroblob(%d))", owner, 16 * ncalls);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static char *tool_output(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", JC_TOOL_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, p);
+    buf[n] = '\0';
+    pclose(p);
+    return buf;
+}
+
+/* stats, jc_cache_leases and `jobcache leases` show who holds claims;
+ * stale ones can be broken, live ones only by name. */
+static void leases_are_listed_and_stale_ones_broken(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "list.db");
+    jc_cache_close(open_cache(path, 0));
+    const char *live = "11111111-0000-0000-0000-000000000000|pid:[7]|101|5";
+    const char *stale = "22222222-0000-0000-0000-000000000000|pid:[7]|202|6";
+    insert_owner(path, live, jc__now() + 3600, 12);
+    insert_owner(path, stale, jc__now() - 10, 3);
+
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *st = jc_cache_stats(c);
+    assert_int_equal(st->leases_alive, 1);
+    assert_int_equal(st->leases_stale, 1);
+    assert_int_equal(st->leases_calls, 12);
+    jc_stats_free(st);
+    size_t n = 0;
+    assert_int_equal(jc_cache_leases(c, NULL, NULL, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jc_cache_break_lease(c, NULL, &n), JC_EREADONLY);
+    jc_cache_close(c);
+
+    char args[PATH_CAP + 64];
+    snprintf(args, sizeof args, "leases %s", path);
+    char *out = tool_output(args);
+    assert_contains(out, "101");
+    assert_contains(out, "alive");
+    assert_contains(out, "stale");
+    free(out);
+    snprintf(args, sizeof args, "stats %s", path);
+    out = tool_output(args);
+    assert_contains(out, "1 process computing 12 calls");
+    free(out);
+    snprintf(args, sizeof args, "break-lease stale %s", path);
+    out = tool_output(args);
+    assert_contains(out, "removed the claims of 1 process");
+    free(out);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 1);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_cache_break_lease(c, "nobody", &n), JC_ENOTFOUND);
+    assert_int_equal(jc_cache_break_lease(c, live, &n), 0);
+    assert_int_equal(n, 1);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM leases"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(two_processes_compute_each_call_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_killed_owner_costs_no_hang, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_failure_of_the_owner_is_computed_by_the_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_foreign_owner_holds_until_its_claim_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_wait_is_interruptible, setup, teardown),
+        cmocka_unit_test(leases_are_listed_and_stale_ones_broken),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
