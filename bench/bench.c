@@ -10,6 +10,9 @@
  *   arrays   N calls each taking a distinct 1 MB double array
  *   memo     N single memoized calls of one argument (jc_memo), against DB
  *   fill     fills DB with N entries quickly (for the cache-size series)
+ *   shared   N calls of 1 ms CPU, half shared with the other processes of a
+ *            group: jobcache_bench shared DB N N_JOBS PROC NPROCS (PROC -1:
+ *            the union of the group's calls, in one process)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -46,6 +49,22 @@ static int cpu(jc_call *call)
     return jc_return_double(call, acc);
 }
 JC_FUNCTION(cpu, "v1");
+
+/* About 1 ms of this thread's CPU time, whatever else runs on the machine. */
+static int ms_task(jc_call *call)
+{
+    int64_t key = jc_arg_int(call, 0);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    double acc = (double)key;
+    do {
+        for (int k = 0; k < 1000; k++)
+            acc = acc * 1.0000001 + 1e-9;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) * 1e-9 < 1e-3);
+    return jc_return_int(call, key * 3 + (acc < 0));
+}
+JC_FUNCTION(ms_task, "v1");
 
 static int array_sum(jc_call *call)
 {
@@ -103,7 +122,7 @@ static int run_batch(jc_batch *b, double t0, const char *name, size_t n, int che
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: jobcache_bench tiny|cpu|arrays|memo|fill DB [N] [N_JOBS]\n");
+        fprintf(stderr, "usage: jobcache_bench tiny|cpu|arrays|memo|fill|shared DB [N] [N_JOBS] [PROC NPROCS]\n");
         return 2;
     }
     const char *w = argv[1], *db = argv[2];
@@ -147,6 +166,22 @@ int main(int argc, char **argv)
         jc_batch_free(b);
         jc_cache_close(c);
         free(data);
+    } else if (strcmp(w, "shared") == 0) {
+        /* Process PROC of NPROCS: N calls of 1 ms, the first half shared by
+         * every process, the second its own; PROC -1 runs their union. */
+        int proc = argc > 5 ? atoi(argv[5]) : 0, nprocs = argc > 6 ? atoi(argv[6]) : 4;
+        jc_cache *c = open_cache(db);
+        double t0 = now();
+        jc_batch *b = jc_batch_new(c, &opts);
+        size_t half = n / 2;
+        for (size_t i = 0; i < half; i++)
+            jc_delayed(b, ms_task, jc_int((int64_t)i));
+        for (int q = proc < 0 ? 0 : proc; q < (proc < 0 ? nprocs : proc + 1); q++)
+            for (size_t i = 0; i < n - half; i++)
+                jc_delayed(b, ms_task, jc_int((int64_t)(n * (size_t)(q + 1) + i)));
+        rc = run_batch(b, t0, w, jc_batch_count(b), 0);
+        jc_batch_free(b);
+        jc_cache_close(c);
     } else if (strcmp(w, "memo") == 0) {
         jc_cache *c = open_cache(db);
         size_t distinct = 1000;
