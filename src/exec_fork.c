@@ -29,14 +29,29 @@
  * installed: the pool's own (which records errno) goes only where the
  * disposition is the default.
  *
- * Signals. The parent blocks SIGINT/SIGTERM around fork, so no worker starts
- * with a half-installed handler; workers ignore SIGINT (a Ctrl-C reaches the
- * whole process group, and the parent decides what stops) and die with the
- * parent (PR_SET_PDEATHSIG). The parent waits in ppoll() with those signals
- * unblocked, so an interrupt is seen at once, never lost between a check and
- * a wait. On an interrupt the parent first takes what the workers already
- * sent, then asks them to stop after their current call and flush, waits up
- * to SALVAGE_SECONDS for that, and kills what is left.
+ * Signals and process groups. The parent blocks SIGINT/SIGTERM around fork,
+ * so no worker starts with a half-installed handler. Each worker leads a
+ * process group of its own, so a Ctrl-C at the terminal reaches only the
+ * parent, which decides what stops; a worker has the default disposition
+ * for the interrupts the run took over (so what its calls start inherits
+ * nothing ignored), and dies with the parent (PR_SET_PDEATHSIG). A timeout,
+ * a crash and the end of an interrupted run kill the worker's whole group:
+ * what a call started ends with it. The parent waits in ppoll() with those
+ * signals unblocked, so an interrupt is seen at once, never lost between a
+ * check and a wait. On an interrupt the parent first takes what the workers
+ * already sent, then asks them to stop after their current call and flush,
+ * waits up to SALVAGE_SECONDS for that, and kills what is left.
+ *
+ * Every wait is bounded. A worker whose pipe closes while it runs on (a call
+ * closed every descriptor) is killed after EOF_GRACE_SECONDS and its call
+ * blamed; the parent also checks its workers by pid every LIVENESS_SECONDS;
+ * a killed worker is reaped within REAP_SECONDS or given up on. Workers are
+ * reaped by pid only: a program that ignores SIGCHLD gets its disposition
+ * back after the run, and its children that ended meanwhile reaped.
+ *
+ * Output. A worker drops the stdio output it inherited pending (the parent
+ * writes it), prints stdout line-buffered, and flushes every stream when it
+ * reports and before _exit.
  *
  * Memory limit. RLIMIT_AS counts the whole address space, including what a
  * worker inherits from the caller (its heap, SQLite's mappings, ...), so the
