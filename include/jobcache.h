@@ -349,7 +349,10 @@ typedef struct jc_cache_options {
     int64_t max_size;          /* bytes; after a run, least recently used entries beyond this are evicted; 0 = no limit */
 } jc_cache_options;
 
-/* Opens (creating if needed) the cache file at path. NULL path means
+/* Opens (creating if needed) the cache file at path. A new file gets mode
+ * 0666 less the process's umask, as files made by other Unix tools do (so
+ * umask 002 in a setgid directory lets a group share a cache; README), and
+ * SQLite gives the -wal and -shm files beside it the same mode. NULL path means
  * $JOBCACHE_PATH if set, else "./jobcache.db". opts may be NULL. Returns NULL
  * on failure with jc_errmsg() naming the file and the cause: a missing or
  * unwritable directory, a file that is not SQLite, a corrupt or truncated
@@ -358,7 +361,11 @@ JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */
 JC_EXPORT void jc_cache_close(jc_cache *cache);
-/* The file's path (NULL for a disabled cache). Owned by the cache. */
+/* The file's path (NULL for a disabled cache), made absolute at open: a
+ * relative path is resolved against the working directory of that moment
+ * (the real path of its directory, then its name), so that a program that
+ * changes directory afterwards still uses and measures the same file.
+ * Owned by the cache. */
 JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
 
 /* ------------------------------------------------------------------------ */

@@ -10,12 +10,40 @@
  * miss, recomputed and overwritten, and counted in cache->damaged. Results
  * are encoded exactly (jc__encode_result), never canonicalised.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fingerprint.h"
 #include "jc_internal.h"
 #include "store.h"
+
+/* path made absolute once, at open: the real path of its directory and its
+ * name (malloc'd; NULL when out of memory). A program that changes
+ * directory later still measures, names and reopens the same file (SQLite
+ * itself resolves the path at open, but stats and messages use this one).
+ * The file itself may be a symbolic link, and may not exist yet; a
+ * directory that cannot be resolved leaves path as it is, for the store to
+ * report. */
+static char *absolute_path(const char *path)
+{
+    if (path[0] == '/')
+        return jc__strdup(path);
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    char *dir = slash ? jc__strdup_printf("%.*s", (int)(slash - path), path) : jc__strdup(".");
+    if (!dir)
+        return NULL;
+    char *real = realpath(*dir ? dir : "/", NULL);
+    free(dir);
+    if (!real || !*name) {
+        free(real);
+        return jc__strdup(path);
+    }
+    char *out = jc__strdup_printf("%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", name);
+    free(real);
+    return out;
+}
 
 jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
 {
@@ -43,7 +71,7 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         const char *env = getenv("JOBCACHE_PATH");
         path = env && *env ? env : "./jobcache.db";
     }
-    c->path = jc__strdup(path);
+    c->path = absolute_path(path);
     if (!c->path) {
         free(c);
         jc__set_error(JC_ENOMEM, "out of memory opening a cache");

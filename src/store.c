@@ -21,6 +21,7 @@
  *    closing it there frees only our own memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -233,6 +234,25 @@ static int check_existing(const char *path, const struct stat *sb, unsigned flag
     return check_dir_writable(path, "open");
 }
 
+/* Creates the new, empty cache file with mode 0666 as the umask allows,
+ * as every Unix tool does: SQLite would create it 0644 whatever the umask,
+ * so that the members of a group could not share it even with umask 002 in
+ * a setgid directory (README). SQLite takes an empty file for a new
+ * database, and gives the -wal and -shm files it makes beside it the
+ * database file's mode (and, run as root, its owner). Another process
+ * creating the same file at the same moment is no error (EEXIST). */
+static int create_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    return jc__set_error(JC_EIO, "cannot create cache file '%s': %s", path, strerror(errno));
+}
+
 static int check_path(const char *path, unsigned flags)
 {
     struct stat sb;
@@ -244,7 +264,8 @@ static int check_path(const char *path, unsigned flags)
     /* A read-only store cannot create the file either. */
     if (flags & (JC__STORE_NOCREATE | JC__STORE_READONLY))
         return jc__set_error(JC_ENOTFOUND, "cache file '%s' does not exist", path);
-    return check_dir_writable(path, "create");
+    int rc = check_dir_writable(path, "create");
+    return rc ? rc : create_file(path);
 }
 
 /* ---- opening ---- */
