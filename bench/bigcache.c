@@ -79,7 +79,7 @@ static int run1(const char *path, const char *size)
             fprintf(stderr, "run failed: %s\n", jc_errmsg());
             return 1;
         }
-        printf("one-call run %d: %.4f s%s\n", k + 1, t, jc_results_message(r) ? " (with a message)" : "");
+        printf("one-call run %d: %.4f s\n", k + 1, t);
         jc_results_free(r);
         jc_batch_free(b);
     }

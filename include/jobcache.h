@@ -346,7 +346,22 @@ enum jc_cache_flags {
 typedef struct jc_cache_options {
     unsigned flags;            /* jc_cache_flags, or-ed */
     int busy_timeout_ms;       /* wait this long for another process's lock; 0 = 10000 */
-    int64_t max_size;          /* bytes; after a run, least recently used entries beyond this are evicted; 0 = no limit */
+    /* Bytes the cache may take on disk, as `du` shows it: the database file
+     * and its -wal file, once a run, a jc_memo call that stored a result,
+     * or jc_cache_close has finished (and jc_cache_open, which brings a
+     * larger file back). Then, when the files take more, the least recently
+     * used entries are evicted down to 90% of it and their pages given back
+     * to the system, and the -wal file is truncated. The check costs two
+     * stat() calls; only an eviction reads the entries. The bound holds
+     * within a few pages of 4 KiB, with two exceptions: an empty cache takes
+     * about 24 KiB (6 pages), which a smaller max_size cannot go below; and
+     * a -wal file that another process is reading or writing at that moment
+     * keeps its size until a later checkpoint (SQLite cannot truncate it
+     * under a reader). A result that could not be kept even alone is not
+     * stored, and reported (jc_progress.too_large, and a warning). A file
+     * made before this schema (without auto_vacuum) is vacuumed once, the
+     * first time eviction cannot shrink it. 0 = no limit. */
+    int64_t max_size;
 } jc_cache_options;
 
 /* Opens (creating if needed) the cache file at path. A new file gets mode
@@ -422,6 +437,10 @@ typedef struct jc_progress {
     /* Hits whose entry was computed by other code under the same function
      * name and version (jc_on_code_change); counted whatever the policy. */
     size_t code_changed;
+    /* Results not stored because a cache of jc_cache_options.max_size could
+     * not keep them even alone (each function is also warned about once on
+     * stderr, per cache handle): they are computed again by every run. */
+    size_t too_large;
 } jc_progress;
 
 /* What a run does with a hit whose entry was computed by different code
@@ -682,11 +701,21 @@ typedef struct jc_prune_options {
     bool stale_versions; /* every version of a function but its newest, the one stored last */
     double older_than;   /* entries last used more than this many seconds ago; 0 = none */
     int64_t max_entries; /* then least recently used entries until at most this many remain; 0 = no limit */
-    int64_t max_size;    /* then least recently used entries until at most this many payload bytes remain; 0 = no limit */
+    /* Then least recently used entries until the file's pages in use take
+     * at most this many bytes (the size on disk of jc_cache_options.max_size:
+     * the freed pages are given back to the system, and the -wal file is
+     * truncated unless another process holds it); 0 = no limit. */
+    int64_t max_size;
+    /* First of all, entries made by a release of another key format (never
+     * served by this one; jc_verify_result.other_format counts them). */
+    bool other_formats;
+    /* With max_entries: least recently used entries until at most this many
+     * payload bytes (arguments and results as encoded) remain; 0 = no limit. */
+    int64_t max_payload;
 } jc_prune_options;
 
 /* Prunes the cache by opts (what jc_cache_options.max_size does after a
- * run is opts->max_size alone). Hits not yet written are written first, so
+ * run is about opts->max_size alone, to 90% of it). Hits not yet written are written first, so
  * that an entry just used counts as used. *count and *bytes (each may be
  * NULL) get how many entries and payload bytes were removed; with dry_run
  * nothing is removed and they say what would have been (a dry run still
@@ -735,6 +764,10 @@ typedef struct jc_stats {
     const jc_function_stats *functions; /* by function name, then version */
     int64_t wal_bytes;       /* of file_bytes, the -wal file: when not 0, committed results may
                               * sit there, not yet in the database file (copy with jc_cache_backup) */
+    /* Entries made by a release of another key format: never served by this
+     * one; kept by verify's repair, removed by jc_prune_options.other_formats.
+     * file_bytes (not payload_bytes) is what jc_cache_options.max_size bounds. */
+    int64_t other_format_entries;
 } jc_stats;
 
 /* The figures of cache, from one read of the file: a new jc_stats that the
@@ -757,6 +790,9 @@ typedef struct jc_verify_result {
     int64_t unchecked;        /* entries read that have no result checksum (a schema-1 file
                                * of jobcache 0.1.0 read as it is): their result was decoded,
                                * not checked against its bytes as stored */
+    int64_t other_format;     /* entries of another key format (made by a release whose keys
+                               * differ): not damage, never served, not counted in checked,
+                               * kept by repair; jc_prune_options.other_formats removes them */
 } jc_verify_result;
 
 /* Checks the cache: SQLite's integrity check of the file, then each entry:
@@ -778,6 +814,8 @@ typedef struct jc_merge_result {
     int64_t replaced; /* entries the other cache had newer (by created) */
     int64_t kept;     /* entries the cache already had as new or newer */
     int64_t rejected; /* entries of the other cache that failed the checks of jc_cache_verify */
+    int64_t other_format; /* entries of the other cache of another key format: skipped (this
+                           * release never serves them, and cannot check their keys) */
 } jc_merge_result;
 
 /* Copies into cache the entries of the cache file other_path (opened

@@ -300,7 +300,7 @@ static void tool_stats_text_and_json(void **state)
     sql(path, "UPDATE entries SET hits = 2, compute_seconds = 1.5");
     assert_int_equal(tool(&out, "stats %s", path), 0);
     assert_contains(out, "entries       7");
-    assert_contains(out, "schema        version 2, key format 1");
+    assert_contains(out, "schema        version 3, key format 1");
     assert_contains(out, "of which 14 hits saved 21.0s");
     assert_contains(out, "FUNCTION");
     assert_contains(out, "square");
@@ -308,7 +308,7 @@ static void tool_stats_text_and_json(void **state)
     free(out);
     assert_int_equal(tool(&out, "stats %s --json", path), 0);
     assert_contains(out, "\"entries\": 7");
-    assert_contains(out, "\"schema_version\": 2");
+    assert_contains(out, "\"schema_version\": 3");
     assert_contains(out, "\"hits\": 14");
     assert_contains(out, "\"saved_seconds\": 21");
     assert_contains(out, "{\"function\": \"scale\", \"version\": \"v1\", \"entries\": 2");
@@ -469,7 +469,7 @@ static void tool_prune(void **state)
     int64_t big = jc_test_sql_int(path, "SELECT max(args_size + result_size) FROM entries");
     char size[32];
     snprintf(size, sizeof size, "%lld", (long long)big);
-    expect(0, "removed 9 entries", "prune %s --max-size %s", path, size);
+    expect(0, "removed 9 entries", "prune %s --max-payload %s", path, size);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE function = 'scale'"), 1);
     expect(0, "removed 0 entries", "prune %s --max-size 1G", path);
 }
