@@ -656,11 +656,16 @@ typedef struct jc_filter {
 /* An iterator over entries. */
 typedef struct jc_entries jc_entries;
 
-/* Selects the entries that filter (NULL: all) picks, in its order. Which
- * entries and their order are fixed here; jc_entries_next then reads each
- * entry as it is at that moment, skipping one removed meanwhile, so no read
- * snapshot is held between calls and a long iteration never holds up
- * another process. Returns a new iterator to free with jc_entries_free
+/* Selects the entries that filter (NULL: all) picks, in its order.
+ * jc_entries_next reads them a page at a time (a few hundred entries at
+ * first, growing to 65536), each entry as it is at that moment, skipping
+ * one removed meanwhile: memory does not grow with the number of entries,
+ * no read snapshot is held between calls, and a long iteration never holds
+ * up another process. An entry that moves in the order meanwhile (a hit,
+ * in JC_SORT_USED) may come twice or not at all, and one added meanwhile
+ * may come. In storage order a page costs what it reads; in any other
+ * order each page costs one pass over the entries (there is no index on
+ * those columns). Returns a new iterator to free with jc_entries_free
  * (the cache must outlive it), or NULL with jc_errmsg() on failure
  * (JC_EINVAL for a negative age or an unknown sort). */
 JC_EXPORT jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter);
