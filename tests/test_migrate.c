@@ -231,6 +231,43 @@ static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
     jc_cache_close(c);
 }
 
+
+/* A file made before schema 3 has no auto_vacuum: the pages of evicted
+ * entries would stay in it. The first time max_size cannot be kept
+ * otherwise, it is vacuumed once, and gives pages back by itself from then
+ * on. */
+static void an_older_file_is_vacuumed_once_to_keep_max_size(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], wal[PATH_CAP + 8];
+    copy_data("v2.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA auto_vacuum"), 0);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int i = 100; i < 3100; i++)
+        jc_delayed(b, sq, jc_int(i));
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_cache_close(c);
+    const int64_t limit = 64 * 1024;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    size_t len = 0;
+    free(jc_test_read_file(path, &len));
+    assert_true((int64_t)len > 2 * limit);
+
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    jc_cache_close(c);
+    free(jc_test_read_file(path, &len));
+    size_t wal_len = 0;
+    void *w = jc_test_read_file(wal, &wal_len);
+    free(w);
+    assert_true((int64_t)(len + wal_len) <= limit + 4 * 4096);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA auto_vacuum"), 2);
+    int64_t left = jc_test_sql_int(path, "SELECT count(*) FROM entries");
+    assert_true(left > 0 && left < 3032);
+}
+
 /* Another program's database whose user_version happens to be 1 (to 3) is
  * refused without a byte changed: not switched to WAL, not migrated. */
 static void a_foreign_database_is_refused_untouched(void **state)
@@ -281,6 +318,7 @@ int main(void)
         cmocka_unit_test(a_0_1_0_file_is_read_as_it_is_when_read_only),
         cmocka_unit_test(a_0_1_0_file_is_migrated_in_place_when_writable),
         cmocka_unit_test(a_schema_2_file_gets_the_key_format_of_each_entry),
+        cmocka_unit_test(an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(a_foreign_database_is_refused_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
