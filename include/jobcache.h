@@ -357,7 +357,9 @@ typedef struct jc_cache_options {
      * about 24 KiB (6 pages), which a smaller max_size cannot go below; and
      * a -wal file that another process is reading or writing at that moment
      * keeps its size until a later checkpoint (SQLite cannot truncate it
-     * under a reader). A result that could not be kept even alone is not
+     * under a reader). While a program has the cache open, SQLite also keeps
+     * a -shm file of 32 KiB beside it, not counted (removed when the last
+     * program closes the cache). A result that could not be kept even alone is not
      * stored, and reported (jc_progress.too_large, and a warning). A file
      * made before this schema (without auto_vacuum) is vacuumed once, the
      * first time eviction cannot shrink it. 0 = no limit. */
