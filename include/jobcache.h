@@ -347,10 +347,30 @@ enum jc_cache_flags {
 typedef struct jc_cache_options {
     unsigned flags;            /* jc_cache_flags, or-ed */
     int busy_timeout_ms;       /* wait this long for another process's lock; 0 = 10000 */
-    int64_t max_size;          /* bytes; after a run, least recently used entries beyond this are evicted; 0 = no limit */
+    /* Bytes the cache may take on disk, as `du` shows it: the database file
+     * and its -wal file, once a run, a jc_memo call that stored a result,
+     * or jc_cache_close has finished (and jc_cache_open, which brings a
+     * larger file back). Then, when the files take more, the least recently
+     * used entries are evicted down to 90% of it and their pages given back
+     * to the system, and the -wal file is truncated. The check costs two
+     * stat() calls; only an eviction reads the entries. The bound holds
+     * within a few pages of 4 KiB, with two exceptions: an empty cache takes
+     * about 24 KiB (6 pages), which a smaller max_size cannot go below; and
+     * a -wal file that another process is reading or writing at that moment
+     * keeps its size until a later checkpoint (SQLite cannot truncate it
+     * under a reader). While a program has the cache open, SQLite also keeps
+     * a -shm file of 32 KiB beside it, not counted (removed when the last
+     * program closes the cache). A result that could not be kept even alone is not
+     * stored, and reported (jc_progress.too_large, and a warning). A file
+     * made before this schema (without auto_vacuum) is vacuumed once, the
+     * first time eviction cannot shrink it. 0 = no limit. */
+    int64_t max_size;
 } jc_cache_options;
 
-/* Opens (creating if needed) the cache file at path. NULL path means
+/* Opens (creating if needed) the cache file at path. A new file gets mode
+ * 0666 less the process's umask, as files made by other Unix tools do (so
+ * umask 002 in a setgid directory lets a group share a cache; README), and
+ * SQLite gives the -wal and -shm files beside it the same mode. NULL path means
  * $JOBCACHE_PATH if set, else "./jobcache.db". opts may be NULL. Returns NULL
  * on failure with jc_errmsg() naming the file and the cause: a missing or
  * unwritable directory, a file that is not SQLite, a corrupt or truncated
@@ -359,7 +379,11 @@ JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */
 JC_EXPORT void jc_cache_close(jc_cache *cache);
-/* The file's path (NULL for a disabled cache). Owned by the cache. */
+/* The file's path (NULL for a disabled cache), made absolute at open: a
+ * relative path is resolved against the working directory of that moment
+ * (the real path of its directory, then its name), so that a program that
+ * changes directory afterwards still uses and measures the same file.
+ * Owned by the cache. */
 JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
 
 /* ------------------------------------------------------------------------ */
@@ -416,6 +440,10 @@ typedef struct jc_progress {
     /* Hits whose entry was computed by other code under the same function
      * name and version (jc_on_code_change); counted whatever the policy. */
     size_t code_changed;
+    /* Results not stored because a cache of jc_cache_options.max_size could
+     * not keep them even alone (each function is also warned about once on
+     * stderr, per cache handle): they are computed again by every run. */
+    size_t too_large;
     /* Distinct calls this run waits for because another process on the
      * same cache is computing them (it claimed them first); each becomes a
      * hit when stored, or is computed here if that process fails or dies. */
@@ -638,11 +666,16 @@ typedef struct jc_filter {
 /* An iterator over entries. */
 typedef struct jc_entries jc_entries;
 
-/* Selects the entries that filter (NULL: all) picks, in its order. Which
- * entries and their order are fixed here; jc_entries_next then reads each
- * entry as it is at that moment, skipping one removed meanwhile, so no read
- * snapshot is held between calls and a long iteration never holds up
- * another process. Returns a new iterator to free with jc_entries_free
+/* Selects the entries that filter (NULL: all) picks, in its order.
+ * jc_entries_next reads them a page at a time (a few hundred entries at
+ * first, growing to 65536), each entry as it is at that moment, skipping
+ * one removed meanwhile: memory does not grow with the number of entries,
+ * no read snapshot is held between calls, and a long iteration never holds
+ * up another process. An entry that moves in the order meanwhile (a hit,
+ * in JC_SORT_USED) may come twice or not at all, and one added meanwhile
+ * may come. In storage order a page costs what it reads; in any other
+ * order each page costs one pass over the entries (there is no index on
+ * those columns). Returns a new iterator to free with jc_entries_free
  * (the cache must outlive it), or NULL with jc_errmsg() on failure
  * (JC_EINVAL for a negative age or an unknown sort). */
 JC_EXPORT jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter);
@@ -683,11 +716,21 @@ typedef struct jc_prune_options {
     bool stale_versions; /* every version of a function but the one most recently used (hit or stored) */
     double older_than;   /* entries last used more than this many seconds ago; 0 = none */
     int64_t max_entries; /* then least recently used entries until at most this many remain; 0 = no limit */
-    int64_t max_size;    /* then least recently used entries until at most this many payload bytes remain; 0 = no limit */
+    /* Then least recently used entries until the file's pages in use take
+     * at most this many bytes (the size on disk of jc_cache_options.max_size:
+     * the freed pages are given back to the system, and the -wal file is
+     * truncated unless another process holds it); 0 = no limit. */
+    int64_t max_size;
+    /* First of all, entries made by a release of another key format (never
+     * served by this one; jc_verify_result.other_format counts them). */
+    bool other_formats;
+    /* With max_entries: least recently used entries until at most this many
+     * payload bytes (arguments and results as encoded) remain; 0 = no limit. */
+    int64_t max_payload;
 } jc_prune_options;
 
 /* Prunes the cache by opts (what jc_cache_options.max_size does after a
- * run is opts->max_size alone). Hits not yet written are written first, so
+ * run is about opts->max_size alone, to 90% of it). Hits not yet written are written first, so
  * that an entry just used counts as used. *count and *bytes (each may be
  * NULL) get how many entries and payload bytes were removed; with dry_run
  * nothing is removed and they say what would have been (a dry run still
@@ -736,6 +779,10 @@ typedef struct jc_stats {
     const jc_function_stats *functions; /* by function name, then version */
     int64_t wal_bytes;       /* of file_bytes, the -wal file: when not 0, committed results may
                               * sit there, not yet in the database file (copy with jc_cache_backup) */
+    /* Entries made by a release of another key format: never served by this
+     * one; kept by verify's repair, removed by jc_prune_options.other_formats.
+     * file_bytes (not payload_bytes) is what jc_cache_options.max_size bounds. */
+    int64_t other_format_entries;
     int64_t leases_alive;    /* processes holding claims on calls now (jc_cache_leases) */
     int64_t leases_stale;    /* claims of processes gone, which the next run drops */
     int64_t leases_calls;    /* calls the live ones claim */
@@ -763,6 +810,9 @@ typedef struct jc_verify_result {
                                * not checked against its bytes as stored */
     int64_t unreadable;       /* entries that could not be read at all (on damaged pages of
                                * the file); the entries around them are still checked */
+    int64_t other_format;     /* entries of another key format (made by a release whose keys
+                               * differ): not damage, never served, not counted in checked,
+                               * kept by repair; jc_prune_options.other_formats removes them */
 } jc_verify_result;
 
 /* Checks the cache: SQLite's integrity check of the file, then each entry:
@@ -786,6 +836,8 @@ typedef struct jc_merge_result {
     int64_t replaced; /* entries the other cache had newer (by created) */
     int64_t kept;     /* entries the cache already had as new or newer */
     int64_t rejected; /* entries of the other cache that failed the checks of jc_cache_verify */
+    int64_t other_format; /* entries of the other cache of another key format: skipped (this
+                           * release never serves them, and cannot check their keys) */
 } jc_merge_result;
 
 /* Copies into cache the entries of the cache file other_path (opened
@@ -829,7 +881,7 @@ typedef struct jc_lease_info {
 typedef void (*jc_lease_fn)(const jc_lease_info *lease, void *userdata);
 /* Calls fn for each process holding claims on cache (strings valid during
  * the call only); *count (may be NULL) gets how many. Nothing for a file
- * older than schema 3 read as it is. Returns 0 or a negative jc_error. */
+ * older than schema 4 read as it is. Returns 0 or a negative jc_error. */
 JC_EXPORT int jc_cache_leases(jc_cache *cache, jc_lease_fn fn, void *userdata, size_t *count);
 /* Removes the claims of owner (as jc_lease_info.owner gives it), or with
  * owner NULL every stale claim (alive false). A live owner's claims are

@@ -10,6 +10,7 @@
  * miss, recomputed and overwritten, and counted in cache->damaged. Results
  * are encoded exactly (jc__encode_result), never canonicalised.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,33 @@
 #include "fingerprint.h"
 #include "jc_internal.h"
 #include "store.h"
+
+/* path made absolute once, at open: the real path of its directory and its
+ * name (malloc'd; NULL when out of memory). A program that changes
+ * directory later still measures, names and reopens the same file (SQLite
+ * itself resolves the path at open, but stats and messages use this one).
+ * The file itself may be a symbolic link, and may not exist yet; a
+ * directory that cannot be resolved leaves path as it is, for the store to
+ * report. */
+static char *absolute_path(const char *path)
+{
+    if (path[0] == '/')
+        return jc__strdup(path);
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    char *dir = slash ? jc__strdup_printf("%.*s", (int)(slash - path), path) : jc__strdup(".");
+    if (!dir)
+        return NULL;
+    char *real = realpath(*dir ? dir : "/", NULL);
+    free(dir);
+    if (!real || !*name) {
+        free(real);
+        return jc__strdup(path);
+    }
+    char *out = jc__strdup_printf("%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", name);
+    free(real);
+    return out;
+}
 
 jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
 {
@@ -45,7 +73,7 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         const char *env = getenv("JOBCACHE_PATH");
         path = env && *env ? env : "./jobcache.db";
     }
-    c->path = jc__strdup(path);
+    c->path = absolute_path(path);
     if (!c->path) {
         free(c);
         jc__set_error(JC_ENOMEM, "out of memory opening a cache");
@@ -61,6 +89,10 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         free(c);
         return NULL;
     }
+    /* A file grown beyond max_size (by a program with a larger one, or by
+     * one without) is brought back at once. Best effort: a file locked by
+     * another process is brought back after the next run instead. */
+    jc__cache_enforce_size(c);
     return c;
 }
 
@@ -90,7 +122,13 @@ void jc_cache_close(jc_cache *cache)
             jc__cache_commit(cache);
         }
     }
+    /* With a maximum size, the -wal file counts: a closed cache is its
+     * database file alone whenever no other process holds the file. */
+    if (cache->store && cache->max_size > 0 && jc__cache_writable(cache) &&
+        jc__cache_enforce_size(cache) == 0)
+        jc__store_checkpoint(cache->store);
     jc__store_close(cache->store);
+    free(cache->too_large);
     free(cache->touched);
     free(cache->touched_secs);
     free(cache->warned);
@@ -286,6 +324,88 @@ bool jc__cache_code_changed(const jc_function *fn, const jc__found *f)
            memcmp(fp, f->code_fp, sizeof fp) != 0;
 }
 
+/* ---- max_size ---- */
+
+/* Eviction goes down to this much below max_size, so that a run adding a
+ * few entries to a full cache does not scan it again each time. */
+static int64_t evict_target(int64_t max_size)
+{
+    return max_size - max_size / 10;
+}
+
+void jc__cache_settle(jc_cache *cache, int64_t limit)
+{
+    if (!jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+        return;
+    jc__store_checkpoint(cache->store);
+    jc__store_size z;
+    if (limit > 0 && jc__store_disk_bytes(cache->store) > limit && jc__store_size_get(cache->store, &z) == 0 &&
+        !z.incremental) {
+        /* A file made before auto_vacuum was set at creation keeps the
+         * pages of removed entries: vacuumed once, it gives them back
+         * from then on by itself (jc__store_vacuum). */
+        jc__store_vacuum(cache->store);
+    }
+}
+
+int jc__cache_enforce_size(jc_cache *cache)
+{
+    if (cache->max_size <= 0 || !jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+        return 0;
+    /* The check that every run and every stored jc_memo result makes: two
+     * stat() calls, whatever the number of entries. */
+    if (jc__store_disk_bytes(cache->store) <= cache->max_size)
+        return 0;
+    /* Over: first the -wal file, which a checkpoint may empty. */
+    if (jc__store_checkpoint(cache->store) < 0)
+        return jc_errcode();
+    if (jc__store_disk_bytes(cache->store) <= cache->max_size)
+        return 0;
+    int rc = jc__store_begin(cache->store);
+    if (rc)
+        return rc;
+    jc__cache_flush_touches(cache); /* an entry just hit counts as used */
+    rc = jc__store_evict(cache->store, evict_target(cache->max_size), NULL, NULL);
+    if (rc)
+        jc__store_rollback(cache->store);
+    else
+        rc = jc__cache_commit(cache);
+    if (!rc)
+        jc__cache_settle(cache, cache->max_size);
+    return rc;
+}
+
+/* Whether an entry of payload bytes could be kept within max_size even
+ * alone; when not, warns once per function. */
+static bool fits(jc_cache *cache, const jc_function *fn, size_t payload)
+{
+    if (cache->max_size <= 0)
+        return true;
+    if (!cache->empty_bytes) {
+        jc__store_size z;
+        if (jc__store_size_get(cache->store, &z))
+            return true; /* unknown: stored, and eviction decides */
+        cache->empty_bytes = z.empty_bytes + z.page_bytes; /* and a page of slack */
+    }
+    int64_t room = evict_target(cache->max_size) - cache->empty_bytes;
+    if ((uint64_t)payload <= (uint64_t)(room > 0 ? room : 0))
+        return true;
+    for (size_t i = 0; i < cache->ntoo_large; i++)
+        if (cache->too_large[i] == fn)
+            return false;
+    const jc_function **t = realloc(cache->too_large, (cache->ntoo_large + 1) * sizeof *t);
+    if (t) {
+        cache->too_large = t;
+        cache->too_large[cache->ntoo_large++] = fn;
+    }
+    fprintf(stderr,
+            "jobcache: warning: a result of %s (version %s) takes %zu bytes with its arguments, more than a "
+            "cache of max_size %lld bytes can keep (an empty cache takes %lld): it is not stored, and is "
+            "computed again by every run that needs it; raise max_size to keep it\n",
+            fn->name, fn->version, payload, (long long)cache->max_size, (long long)cache->empty_bytes);
+    return false;
+}
+
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now)
@@ -299,6 +419,8 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     }
     if (!rc && (args.oom || res.oom))
         rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
+    if (!rc && !fits(cache, fn, args.len + blob_len))
+        rc = 1;
     if (!rc) {
         uint8_t fp[JC__CHECK_LEN];
         jc__entry_in e = {
@@ -511,7 +633,7 @@ static bool held(const lease_scan *sc, const uint8_t *key)
 
 bool jc__cache_leases_enabled(const jc_cache *cache)
 {
-    return jc__cache_writable(cache) && jc__store_schema(cache->store) >= 3;
+    return jc__cache_writable(cache) && jc__store_schema(cache->store) >= 4;
 }
 
 enum { LEASE_ROW_KEYS = 4096 };

@@ -45,7 +45,7 @@ typedef struct jc__exec {
     void *ctx;
     /* The signals the run took over (SIGINT, SIGTERM, or neither: a program
      * that handles, ignores or blocks one keeps it). A backend that waits
-     * unblocks only these, and its workers ignore them. */
+     * unblocks only these; its workers have the default for them. */
     sigset_t interrupts;
 } jc__exec;
 

@@ -29,14 +29,29 @@
  * installed: the pool's own (which records errno) goes only where the
  * disposition is the default.
  *
- * Signals. The parent blocks SIGINT/SIGTERM around fork, so no worker starts
- * with a half-installed handler; workers ignore SIGINT (a Ctrl-C reaches the
- * whole process group, and the parent decides what stops) and die with the
- * parent (PR_SET_PDEATHSIG). The parent waits in ppoll() with those signals
- * unblocked, so an interrupt is seen at once, never lost between a check and
- * a wait. On an interrupt the parent first takes what the workers already
- * sent, then asks them to stop after their current call and flush, waits up
- * to SALVAGE_SECONDS for that, and kills what is left.
+ * Signals and process groups. The parent blocks SIGINT/SIGTERM around fork,
+ * so no worker starts with a half-installed handler. Each worker leads a
+ * process group of its own, so a Ctrl-C at the terminal reaches only the
+ * parent, which decides what stops; a worker has the default disposition
+ * for the interrupts the run took over (so what its calls start inherits
+ * nothing ignored), and dies with the parent (PR_SET_PDEATHSIG). A timeout,
+ * a crash and the end of an interrupted run kill the worker's whole group:
+ * what a call started ends with it. The parent waits in ppoll() with those
+ * signals unblocked, so an interrupt is seen at once, never lost between a
+ * check and a wait. On an interrupt the parent first takes what the workers
+ * already sent, then asks them to stop after their current call and flush,
+ * waits up to SALVAGE_SECONDS for that, and kills what is left.
+ *
+ * Every wait is bounded. A worker whose pipe closes while it runs on (a call
+ * closed every descriptor) is killed after EOF_GRACE_SECONDS and its call
+ * blamed; the parent also checks its workers by pid every LIVENESS_SECONDS;
+ * a killed worker is reaped within REAP_SECONDS or given up on. Workers are
+ * reaped by pid only: a program that ignores SIGCHLD gets its disposition
+ * back after the run, and its children that ended meanwhile reaped.
+ *
+ * Output. A worker drops the stdio output it inherited pending (the parent
+ * writes it), prints stdout line-buffered, and flushes every stream when it
+ * reports and before _exit.
  *
  * Memory limit. RLIMIT_AS counts the whole address space, including what a
  * worker inherits from the caller (its heap, SQLite's mappings, ...), so the
@@ -48,16 +63,19 @@
  * the worker forever (docs/pool.md).
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <time.h>
@@ -69,6 +87,9 @@
 #define FLUSH_SECONDS 0.02
 #define SPAWN_RETRY_SECONDS 0.1 /* after a worker could not be started */
 #define SALVAGE_SECONDS 0.1     /* after an interrupt, for workers to flush */
+#define EOF_GRACE_SECONDS 0.5   /* a worker whose pipe closed, to finish dying by itself */
+#define REAP_SECONDS 10.0       /* a worker sent SIGKILL, to be reaped (it may be in D state) */
+#define LIVENESS_SECONDS 0.05   /* how often the parent checks that its workers live */
 enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2 };
 
 /* Parent -> worker: a range of task indices. */
@@ -92,6 +113,10 @@ typedef struct shared_slot {
     _Atomic int64_t started_ns; /* CLOCK_MONOTONIC of its start */
     _Atomic int crash_errno;  /* errno seen by the crash handler */
     _Atomic int stop;         /* parent asks: finish this task, flush, exit */
+    _Atomic uint64_t lost;    /* task index + 1 whose call closed or replaced the worker's end of
+                               * the pipe (the worker then exits: it can no longer report) */
+    _Atomic int64_t crash_vsize; /* address space in bytes when the crash handler ran, 0 = unknown */
+    _Atomic int64_t as_limit; /* RLIMIT_AS the worker set for memory_limit, 0 = none */
 } shared_slot;
 
 typedef struct inflight {
@@ -106,6 +131,7 @@ typedef struct worker {
     jc__buf in;  /* bytes received, not yet parsed */
     bool timed_out; /* the parent killed it for overrunning */
     uint64_t timed_out_task;
+    int64_t oom_kills; /* the kernel's count of OOM kills when it started, -1 = unknown */
 } worker;
 
 typedef struct pool {
@@ -123,6 +149,11 @@ typedef struct pool {
     int futile_deaths;  /* workers that died while idle, in a row */
     double spawn_retry_at; /* jc__monotonic() before which no spawn is tried */
     sigset_t run_mask;  /* the mask to wait with (SIGINT/SIGTERM unblocked) */
+    double last_liveness; /* jc__monotonic() of the last check that workers live */
+    struct sigaction chld_program; /* the program's SIGCHLD disposition, given back to workers */
+    char **env;         /* the workers' environment (thread-count defaults), or NULL for the program's */
+    pid_t *strays;      /* workers killed that could not be reaped in time */
+    size_t nstrays;
 } pool;
 
 static int64_t now_ns(void)
@@ -135,14 +166,40 @@ static int64_t now_ns(void)
 /* ---- the worker side ---- */
 
 static shared_slot *my_slot;
+static long my_page_size;
+static dev_t my_pipe_dev; /* the worker's end of its pipe, to see a call close or replace it */
+static ino_t my_pipe_ino;
 
-/* Records errno for the parent (an allocation that failed just before a
- * crash means out of memory), then dies of the same signal. Only
- * async-signal-safe calls. */
+/* The address space of this process in bytes, from /proc/self/statm (first
+ * field, in pages), or 0. Async-signal-safe: open, read and close only. */
+static int64_t address_space_now(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[64];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof buf)) < 0 && errno == EINTR)
+        ;
+    close(fd);
+    int64_t pages = 0;
+    for (ssize_t i = 0; i < k && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (buf[i] - '0');
+    return pages * (int64_t)my_page_size;
+}
+
+/* Records errno and the size of the address space for the parent (an
+ * allocation refused just before the crash, or a size at the memory limit,
+ * is evidence of running out of memory; nothing else is), then dies of the
+ * same signal. Only async-signal-safe calls. */
 static void crash_handler(int sig)
 {
-    if (my_slot)
-        atomic_store(&my_slot->crash_errno, errno);
+    int saved = errno;
+    if (my_slot) {
+        atomic_store(&my_slot->crash_errno, saved);
+        if (atomic_load(&my_slot->as_limit))
+            atomic_store(&my_slot->crash_vsize, address_space_now());
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -229,23 +286,86 @@ static void limit_memory(int64_t memory_limit)
             want = cur.rlim_max;
     }
     struct rlimit rl = {want, want};
-    setrlimit(RLIMIT_AS, &rl);
+    if (setrlimit(RLIMIT_AS, &rl) == 0 && want != RLIM_INFINITY && want <= INT64_MAX)
+        atomic_store(&my_slot->as_limit, (int64_t)want);
+}
+
+/* Output the program had buffered in any stdio stream at the fork is the
+ * program's to write: the parent writes it. A copy left in the worker would
+ * come out a second time when the worker flushes (a logging thread may have
+ * refilled stdout between the parent's fflush and the fork), so the worker
+ * drops every stream's pending output before running anything. glibc keeps
+ * its streams in the exported list _IO_list_all (the child is single-threaded
+ * here, so walking it needs no lock); elsewhere only stdout and stderr are
+ * known, and the parent's fflush(NULL) right before the fork is what
+ * remains. Input streams are left alone. */
+#ifdef __GLIBC__
+extern FILE *_IO_list_all __attribute__((weak));
+#endif
+static void drop_inherited_output(void)
+{
+    bool walked = false;
+#ifdef __GLIBC__
+    if (&_IO_list_all) {
+        for (FILE *f = _IO_list_all; f; f = f->_chain)
+            if (__fpending(f))
+                __fpurge(f);
+        walked = true;
+    }
+#endif
+    if (!walked) {
+        __fpurge(stdout);
+        __fpurge(stderr);
+    }
+    /* Whole lines: with stdout a file or a pipe (fully buffered), two
+     * workers' output would be cut into 4 KiB pieces and spliced. */
+    setvbuf(stdout, NULL, _IOLBF, BUFSIZ);
+}
+
+/* Each of the program's interrupts that the run took over (its disposition
+ * was the default) is the default again in a worker, and so in whatever the
+ * worker starts (system(), fork + exec of a simulator): nothing a call starts
+ * inherits an ignored SIGINT or SIGTERM from jobcache. A worker is not in the
+ * terminal's process group (it has its own), so a Ctrl-C reaches only the
+ * coordinating process, which stops the workers itself. */
+static void reset_interrupts(const jc__exec *ex)
+{
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    if (sigismember(&ex->interrupts, SIGINT))
+        sigaction(SIGINT, &dfl, NULL);
+    if (sigismember(&ex->interrupts, SIGTERM))
+        sigaction(SIGTERM, &dfl, NULL);
 }
 
 static void worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask, pid_t parent)
 {
+    /* A process group of its own (the parent sets it too, whichever runs
+     * first): what a call starts is in it, and a timeout, a crash or an
+     * interrupted run kills the whole group. */
+    setpgid(0, 0);
     /* Die with the parent; if it is already gone, go at once. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(0);
     my_slot = &p->shm[slot];
-    /* A Ctrl-C reaches the whole process group: the coordinating process
-     * decides what stops. So does a SIGTERM to the group when the run took
-     * SIGTERM over; otherwise a worker keeps the default action. */
-    signal(SIGINT, SIG_IGN);
-    signal(SIGTERM, sigismember(&p->ex->interrupts, SIGTERM) ? SIG_IGN : SIG_DFL);
+    my_page_size = sysconf(_SC_PAGESIZE);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0) {
+        my_pipe_dev = sb.st_dev;
+        my_pipe_ino = sb.st_ino;
+    }
+    drop_inherited_output();
+    reset_interrupts(p->ex);
     signal(SIGPIPE, SIG_DFL);
-    signal(SIGCHLD, SIG_DFL);
+    /* The program's own SIGCHLD disposition (the run set the default in the
+     * parent, to learn how workers die); ignored stays ignored for what the
+     * calls start. */
+    sigaction(SIGCHLD, &p->chld_program, NULL);
+    if (p->env) {
+        extern char **environ;
+        environ = p->env; /* built by the parent: no allocation or lock here */
+    }
 
     static char altstack[1 << 15];
     stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
@@ -280,7 +400,7 @@ static void worker_emit(jc__buf *out, uint32_t task, jc_status st, double secs, 
     jc__buf_write(out, payload, len);
 }
 
-static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
+static void worker_run_task(pool *p, int fd, uint32_t t, jc__buf *out)
 {
     const jc__task *task = &p->ex->tasks[t];
     atomic_store(&my_slot->started_ns, now_ns());
@@ -290,6 +410,15 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
     char *error = NULL;
     double secs = 0;
     jc_status st = jc__call_invoke(task->fn, task->argv, task->argc, &value, &error, &secs);
+    /* A call that closed or replaced the worker's end of the pipe (closing
+     * every descriptor above 2 is common in code that starts daemons) took
+     * the worker's only way to report. Say so through the shared slot and
+     * go: the parent sees the pipe close, and blames this call. */
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || sb.st_dev != my_pipe_dev || sb.st_ino != my_pipe_ino) {
+        atomic_store(&my_slot->lost, (uint64_t)t + 1);
+        _exit(3);
+    }
     atomic_store(&my_slot->current, 0);
     if (st == JC_STATUS_OK) {
         jc__buf enc = {0};
@@ -319,11 +448,11 @@ static void worker_run_task(pool *p, uint32_t t, jc__buf *out)
 
 static void worker_flush(int fd, jc__buf *out)
 {
-    /* What the functions printed goes out too (a worker ends with _exit,
-     * which would drop it). Only this worker's own streams: fflush(NULL)
-     * could write a stream the parent had buffered before the fork. */
-    fflush(stdout);
-    fflush(stderr);
+    /* What the functions wrote goes out too, to stdout or to any FILE *
+     * of the program's (a worker ends with _exit, which would drop it).
+     * Every stream holds only what this worker wrote: what it inherited
+     * was dropped at start. */
+    fflush(NULL);
     if (out->oom || !write_all(fd, out->data, out->len))
         _exit(3); /* the parent sees the death and queues the tasks again */
     out->len = 0;
@@ -338,7 +467,7 @@ static _Noreturn void worker_main(pool *p, int slot, int fd)
         for (uint32_t i = 0; i < m.count; i++) {
             if (atomic_load(&my_slot->stop))
                 break;
-            worker_run_task(p, m.start + i, &out);
+            worker_run_task(p, fd, m.start + i, &out);
             if (out.len >= FLUSH_BYTES || jc__monotonic() - last_flush >= FLUSH_SECONDS) {
                 worker_flush(fd, &out);
                 last_flush = jc__monotonic();
@@ -349,12 +478,82 @@ static _Noreturn void worker_main(pool *p, int slot, int fd)
             break;
     }
     (void)slot;
+    fflush(NULL);
     /* _exit, not exit: the parent's atexit handlers and stdio buffers are
      * the parent's business. */
     _exit(0);
 }
 
 /* ---- the parent side ---- */
+
+/* The kernel's count of OOM kills (/proc/vmstat oom_kill, Linux 4.13 and
+ * later), or -1: a worker killed by SIGKILL while it rose was most likely
+ * chosen by the OOM killer; otherwise nothing says so. */
+static int64_t oom_kill_count(void)
+{
+    FILE *f = fopen("/proc/vmstat", "re");
+    if (!f)
+        return -1;
+    char line[128];
+    long long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "oom_kill %lld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* Kills worker i and everything in its process group (what its calls
+ * started). The worker's pid is not reaped yet, so neither it nor the
+ * group's id can have been reused. */
+static void kill_group(const worker *w)
+{
+    if (w->pid > 0) {
+        kill(-w->pid, SIGKILL);
+        kill(w->pid, SIGKILL); /* should a call have moved it to another group */
+    }
+}
+
+/* Whether worker w has ended, without reaping it (so that its pid, and its
+ * process group's id, stay its own until kill_group). */
+static bool has_ended(const worker *w)
+{
+    siginfo_t si;
+    si.si_pid = 0;
+    if (waitid(P_PID, (id_t)w->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD; /* reaped by someone else: gone all the same */
+    return si.si_pid == w->pid;
+}
+
+/* Sleeps up to seconds with the run's interrupts deliverable, so that a
+ * Ctrl-C cuts every wait of the coordinator short. */
+static void nap(const pool *p, double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    ppoll(NULL, 0, &ts, &p->run_mask);
+}
+
+/* Reaps pid, waiting until deadline (jc__monotonic()) at most; sets *status
+ * (-1 when someone else reaped it). False when it is still not gone: it is
+ * left to the kernel (it dies, it was sent SIGKILL) and reaped by teardown. */
+static bool reap(const pool *p, pid_t pid, int *status, double deadline)
+{
+    double step = 0.0005;
+    for (;;) {
+        pid_t got = waitpid(pid, status, WNOHANG);
+        if (got == pid)
+            return true;
+        if (got < 0 && errno != EINTR) {
+            *status = -1; /* ECHILD: reaped by another part of the program */
+            return true;
+        }
+        if (jc__monotonic() >= deadline)
+            return false;
+        nap(p, step);
+        if (step < 0.01)
+            step *= 2;
+    }
+}
 
 static int spawn(pool *p, int slot)
 {
@@ -365,8 +564,14 @@ static int spawn(pool *p, int slot)
     atomic_store(&p->shm[slot].current, 0);
     atomic_store(&p->shm[slot].crash_errno, 0);
     atomic_store(&p->shm[slot].stop, 0);
+    atomic_store(&p->shm[slot].lost, 0);
+    atomic_store(&p->shm[slot].crash_vsize, 0);
+    atomic_store(&p->shm[slot].as_limit, 0);
+    w->oom_kills = oom_kill_count();
 
-    /* Nothing buffered in stdio may be written twice, by parent and child. */
+    /* What the program buffered is written now, by the program; the worker
+     * drops its copy of whatever is buffered at the fork (a thread of the
+     * program may refill a stream in between). */
     fflush(NULL);
     sigset_t all, old;
     sigfillset(&all);
@@ -385,6 +590,7 @@ static int spawn(pool *p, int slot)
         close(sv[0]);
         return jc__set_error(JC_EIO, "cannot fork a worker: %s", strerror(saved));
     }
+    setpgid(pid, pid); /* as the worker does: no kill can miss the group */
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     w->pid = pid;
     w->fd = sv[0];
@@ -500,33 +706,65 @@ static const char *signal_text(int sig, char *buf, size_t size)
     return buf;
 }
 
-/* Says how worker i died, for the message of the task it was running. */
-static void death_message(const pool *p, int i, int status, char *what, size_t size)
+/* How a worker ended, as far as the parent saw it. */
+typedef struct ending {
+    int status;   /* from waitpid, -1 when unknown */
+    bool silent;  /* its pipe closed while it ran on: it was killed for it */
+    bool lost;    /* the call closed or replaced the pipe; the worker said so and exited */
+} ending;
+
+/* Whether a crash of worker i is evidence of running out of memory, and
+ * which: an allocation refused just before it (errno ENOMEM, seen by the
+ * crash handler), an address space at the memory limit, or (for SIGKILL)
+ * the kernel's OOM killer having run meanwhile. Anything else is not
+ * evidence: a NULL pointer under a memory limit is just a NULL pointer. */
+static void memory_evidence(const pool *p, int i, int sig, char *why, size_t size)
 {
-    char sigbuf[96];
+    why[0] = '\0';
+    int64_t vsize = atomic_load(&p->shm[i].crash_vsize);
+    int64_t limit = atomic_load(&p->shm[i].as_limit);
+    int64_t margin = p->ex->memory_limit / 8 > (1 << 20) ? p->ex->memory_limit / 8 : (1 << 20);
+    if (sig != SIGKILL && limit > 0 && vsize > 0 && vsize + margin >= limit) {
+        snprintf(why, size, " (its address space was %lld MiB, at its limit of %lld MiB that memory_limit "
+                 "sets: out of memory?)", (long long)(vsize >> 20), (long long)(limit >> 20));
+    } else if (sig == SIGKILL && p->w[i].oom_kills >= 0) {
+        int64_t now = oom_kill_count();
+        if (now > p->w[i].oom_kills)
+            snprintf(why, size, " (the kernel's OOM killer killed %lld process%s meanwhile: out of memory?)",
+                     (long long)(now - p->w[i].oom_kills), now - p->w[i].oom_kills == 1 ? "" : "es");
+    }
+}
+
+/* Says how worker i ended, for the message of the task it was running:
+ * only what was seen. */
+static void death_message(const pool *p, int i, const ending *e, char *what, size_t size)
+{
+    char sigbuf[96], why[160];
+    int status = e->status;
     int crash_errno = atomic_load(&p->shm[i].crash_errno);
-    if (status == -1 && !p->w[i].timed_out) {
-        snprintf(what, size, "the worker died; its exit status is unavailable (another part of the program "
-                 "reaped it)");
-    } else if (p->w[i].timed_out) {
+    if (p->w[i].timed_out) {
         locale_t c = jc__c_locale(); /* "0.5 s" whatever setlocale() the program made */
         locale_t old = c ? uselocale(c) : (locale_t)0;
         snprintf(what, size, "timed out after %g s (the worker was killed)", p->ex->timeout);
         if (c)
             uselocale(old);
+    } else if (e->silent) {
+        snprintf(what, size, "the worker stopped talking: its connection to the coordinating process closed "
+                 "while this call ran (did the call close descriptors it did not open?); it was killed");
+    } else if (e->lost) {
+        snprintf(what, size, "the call closed or replaced the worker's connection to the coordinating process "
+                 "(a descriptor it did not open), so the worker could not report its result and ended");
+    } else if (status == -1) {
+        snprintf(what, size, "the worker died; its exit status is unavailable (another part of the program "
+                 "reaped it)");
     } else if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         signal_text(sig, sigbuf, sizeof sigbuf);
-        if (crash_errno == ENOMEM)
+        memory_evidence(p, i, sig, why, sizeof why);
+        if (crash_errno == ENOMEM && sig != SIGKILL)
             snprintf(what, size, "out of memory: an allocation failed, then the worker was killed by %s", sigbuf);
-        else if (p->ex->memory_limit > 0 && (sig == SIGSEGV || sig == SIGBUS || sig == SIGKILL))
-            snprintf(what, size, "the worker was killed by %s (the memory limit is %lld bytes; out of memory?)",
-                     sigbuf, (long long)p->ex->memory_limit);
-        else if (sig == SIGKILL)
-            snprintf(what, size, "the worker was killed by %s (out of memory? the kernel's OOM killer sends SIGKILL)",
-                     sigbuf);
         else
-            snprintf(what, size, "the worker was killed by %s", sigbuf);
+            snprintf(what, size, "the worker was killed by %s%s", sigbuf, why);
     } else if (WIFEXITED(status)) {
         snprintf(what, size, "the worker exited with status %d (the function called exit())", WEXITSTATUS(status));
     } else {
@@ -534,22 +772,54 @@ static void death_message(const pool *p, int i, int status, char *what, size_t s
     }
 }
 
-/* A worker is gone (or killed by us): reap it, fail the task it was
- * running, queue the others again. */
+/* Remembers a killed worker that could not be reaped in time. */
+static void add_stray(pool *p, pid_t pid)
+{
+    pid_t *s = realloc(p->strays, (p->nstrays + 1) * sizeof *s);
+    if (!s)
+        return; /* it stays a zombie of the program's: nothing worse */
+    p->strays = s;
+    p->strays[p->nstrays++] = pid;
+}
+
+/* A worker is gone, or must go: its pipe closed, it broke the protocol, it
+ * overran the timeout (killed), or the liveness check found it ended. Its
+ * process group is killed (whatever its calls started ends with it), it is
+ * reaped, the task it was running fails, and the others are queued again.
+ *
+ * A worker whose pipe closed while it runs on (a call closed every
+ * descriptor above 2, say) would never be heard from again: it is given
+ * EOF_GRACE_SECONDS to be seen ending by itself (its descriptors close a
+ * moment before it becomes a zombie), then treated as dead. No wait here is
+ * unbounded. */
 static void bury(pool *p, int i)
 {
     worker *w = &p->w[i];
-    int status = -1;
     if (w->fd >= 0)
         close(w->fd);
     w->fd = -1;
-    pid_t got;
-    while ((got = waitpid(w->pid, &status, 0)) < 0 && errno == EINTR)
-        ;
-    if (got != w->pid)
-        status = -1; /* reaped by someone else: how it died is unknown */
+    ending e = {.status = -1};
+    if (!w->timed_out && !has_ended(w)) {
+        double until = jc__monotonic() + EOF_GRACE_SECONDS, step = 0.0005;
+        while (!has_ended(w) && jc__monotonic() < until && !jc__interrupted) {
+            nap(p, step);
+            if (step < 0.02)
+                step *= 2;
+        }
+        e.silent = !has_ended(w);
+    }
+    kill_group(w);
+    if (!reap(p, w->pid, &e.status, jc__monotonic() + REAP_SECONDS)) {
+        add_stray(p, w->pid);
+        e.status = -1;
+    }
     w->pid = 0;
     uint64_t cur = atomic_load(&p->shm[i].current);
+    uint64_t lost = atomic_load(&p->shm[i].lost);
+    if (lost && !e.silent && !w->timed_out) {
+        e.lost = true;
+        cur = lost;
+    }
     if (w->timed_out && cur != w->timed_out_task)
         cur = 0; /* it finished that task just before the kill: nobody to blame */
 
@@ -562,9 +832,9 @@ static void bury(pool *p, int i)
                 blamed = true;
                 const jc__task *task = &p->ex->tasks[t];
                 char *desc = jc__call_describe(task->fn->name, task->argv, task->argc);
-                char what[384];
+                char what[512];
                 jc__outcome o = {.task = t, .status = w->timed_out ? JC_STATUS_TIMEOUT : JC_STATUS_CRASHED};
-                death_message(p, i, status, what, sizeof what);
+                death_message(p, i, &e, what, sizeof what);
                 o.error = jc__strdup_printf("%s: %s", desc ? desc : task->fn->name, what);
                 free(desc);
                 if (p->ex->deliver(p->ex->ctx, &o))
@@ -609,21 +879,56 @@ static int spawn_all(pool *p)
     return 0;
 }
 
+/* Ends the pool and reaps every worker it started, by pid. After a normal
+ * run every worker is idle, and closing its pipe makes it flush and exit
+ * (its process group is left alone: what a call started on purpose and
+ * that outlives it is the program's). After an error or an interrupt
+ * (kill_now), or when a worker is not gone within the timeout in force, or
+ * a SIGINT/SIGTERM arrives meanwhile, the workers left are killed with
+ * their process groups. Killed workers get REAP_SECONDS to be reaped; one
+ * that is still not gone then (stuck in the kernel) is given up on. */
 static void teardown(pool *p, bool kill_now)
 {
     for (int i = 0; i < p->n; i++) {
         worker *w = &p->w[i];
-        if (!w->pid)
-            continue;
-        if (kill_now)
-            kill(w->pid, SIGKILL);
+        if (w->pid && kill_now)
+            kill_group(w);
         if (w->fd >= 0)
             close(w->fd); /* EOF: an idle worker exits */
         w->fd = -1;
-        int status;
-        while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        w->pid = 0;
+    }
+    double start = jc__monotonic();
+    double kill_at = kill_now ? start : p->ex->timeout > 0 ? start + p->ex->timeout : -1;
+    double give_up = kill_now ? start + REAP_SECONDS : -1;
+    double step = 0.0005;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < p->n; i++) {
+            worker *w = &p->w[i];
+            int status;
+            if (w->pid && waitpid(w->pid, &status, WNOHANG) != 0)
+                w->pid = 0; /* reaped, or ECHILD: reaped by someone else */
+            left += w->pid != 0;
+        }
+        for (size_t k = 0; k < p->nstrays; k++) {
+            int status;
+            if (p->strays[k] && waitpid(p->strays[k], &status, WNOHANG) != 0)
+                p->strays[k] = 0;
+            left += p->strays[k] != 0;
+        }
+        if (!left)
+            return;
+        double now = jc__monotonic();
+        if (give_up < 0 && (jc__interrupted || (kill_at >= 0 && now >= kill_at))) {
+            for (int i = 0; i < p->n; i++)
+                kill_group(&p->w[i]);
+            give_up = now + REAP_SECONDS;
+        }
+        if (give_up >= 0 && now >= give_up)
+            return;
+        nap(p, step);
+        if (step < 0.02)
+            step *= 2;
     }
 }
 
@@ -673,7 +978,7 @@ static void check_timeouts(pool *p)
         if (ran > p->ex->timeout) {
             w->timed_out = true;
             w->timed_out_task = cur;
-            kill(w->pid, SIGKILL);
+            kill_group(w);
         }
     }
 }
@@ -720,6 +1025,28 @@ static void salvage(pool *p, struct pollfd *fds)
     }
 }
 
+/* A worker's death is normally seen as its pipe closing. Not always: a
+ * process a call forked (without exec) holds a copy of the pipe, and the
+ * pipe stays open after the worker is gone. So every LIVENESS_SECONDS the
+ * parent also asks the kernel, by pid; what a dead worker had sent is read
+ * before it is buried. */
+static void check_liveness(pool *p)
+{
+    double now = jc__monotonic();
+    if (now - p->last_liveness < LIVENESS_SECONDS)
+        return;
+    p->last_liveness = now;
+    for (int i = 0; i < p->n; i++) {
+        worker *w = &p->w[i];
+        if (!w->pid || !has_ended(w))
+            continue;
+        if (w->fd >= 0)
+            receive(p, w);
+        if (w->pid)
+            bury(p, i);
+    }
+}
+
 static int wait_and_handle(pool *p, struct pollfd *fds)
 {
     int nfds = 0;
@@ -743,6 +1070,7 @@ static int wait_and_handle(pool *p, struct pollfd *fds)
             bury(p, i);
     }
     check_timeouts(p);
+    check_liveness(p);
     return 0;
 }
 
@@ -788,6 +1116,73 @@ static int loop(pool *p, struct pollfd *fds)
     }
 }
 
+/* Thread pools of OpenMP and BLAS libraries do not survive a fork, and n
+ * workers each starting a pool as wide as the machine oversubscribe it. As
+ * joblib does for its workers, each of these that the program did not set
+ * is 1 in the workers' environment (and so in what their calls start). The
+ * array is built here, by the parent, so that the worker has nothing to
+ * allocate or lock: it only points environ at it. NULL when nothing is
+ * added (or out of memory: the workers then get the program's environment). */
+static const char *const thread_knobs[] = {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                           "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"};
+enum { N_THREAD_KNOBS = sizeof thread_knobs / sizeof thread_knobs[0] };
+
+static char **workers_environment(void)
+{
+    extern char **environ;
+    const char *add[N_THREAD_KNOBS];
+    size_t nadd = 0, n = 0;
+    for (size_t k = 0; k < N_THREAD_KNOBS; k++)
+        if (!getenv(thread_knobs[k]))
+            add[nadd++] = thread_knobs[k];
+    if (!nadd)
+        return NULL;
+    while (environ && environ[n])
+        n++;
+    /* The array, then the new "NAME=1" strings after it, in one block. */
+    size_t bytes = (n + nadd + 1) * sizeof(char *);
+    size_t text = 0;
+    for (size_t k = 0; k < nadd; k++)
+        text += strlen(add[k]) + 3;
+    char **env = malloc(bytes + text);
+    if (!env)
+        return NULL;
+    char *t = (char *)env + bytes;
+    for (size_t k = 0; k < n; k++)
+        env[k] = environ[k];
+    for (size_t k = 0; k < nadd; k++) {
+        size_t len = strlen(add[k]);
+        memcpy(t, add[k], len);
+        memcpy(t + len, "=1", 3);
+        env[n + k] = t;
+        t += len + 3;
+    }
+    env[n + nadd] = NULL;
+    return env;
+}
+
+/* The program ignores SIGCHLD (its children are reaped by the kernel as
+ * they end), and the run set the default for its duration, to learn how
+ * its workers die. Any child of the program's that ended meanwhile is a
+ * zombie the program did not ask for: the kernel would have reaped it. The
+ * workers are all reaped by pid by now, so every zombie left is such a
+ * child; reaping them is what the program's disposition would have done.
+ * Called after SIGCHLD is ignored again: a child ending from then on is
+ * reaped by the kernel. waitid(WNOWAIT) first, so that a child still
+ * running is never waited for. */
+static void reap_what_sigchld_ign_would_have(void)
+{
+    for (;;) {
+        siginfo_t si;
+        si.si_pid = 0;
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+            return;
+        int status;
+        if (waitpid(si.si_pid, &status, WNOHANG) <= 0)
+            return;
+    }
+}
+
 int jc__exec_fork(jc__exec *ex)
 {
     if (ex->ntasks > UINT32_MAX - 1)
@@ -822,16 +1217,20 @@ int jc__exec_fork(jc__exec *ex)
     struct sigaction chld_old, chld_dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&chld_dfl.sa_mask);
     sigaction(SIGCHLD, NULL, &chld_old);
+    p.chld_program = chld_old;
     bool chld_reset = chld_old.sa_handler == SIG_IGN || (chld_old.sa_flags & SA_NOCLDWAIT);
     if (chld_reset)
         sigaction(SIGCHLD, &chld_dfl, NULL);
+    p.env = workers_environment();
 
     rc = loop(&p, fds);
     if (rc == JC_EINTR)
         jc__set_error(JC_EINTR, "interrupted by a signal; the workers were stopped and the finished results kept");
     teardown(&p, rc != 0);
-    if (chld_reset)
+    if (chld_reset) {
         sigaction(SIGCHLD, &chld_old, NULL);
+        reap_what_sigchld_ign_would_have();
+    }
     /* A signal still pending is delivered here, and jc_run sees it. */
     sigprocmask(SIG_SETMASK, &old, NULL);
 out:
@@ -840,6 +1239,8 @@ out:
             jc__buf_free(&p.w[i].in);
     free(p.w);
     free(p.retry);
+    free(p.strays);
+    free(p.env);
     free(fds);
     if (p.shm)
         munmap(p.shm, (size_t)p.n * sizeof *p.shm);

@@ -162,7 +162,8 @@ static void set_out(int64_t *p, int64_t v)
 
 struct jc_entries {
     jc_cache *cache;
-    int64_t *rowids;
+    jc__pager *pager;
+    const int64_t *rowids; /* the current page, owned by the pager */
     size_t n, next;
     char *text; /* the current entry's function and version */
     size_t text_cap;
@@ -180,7 +181,7 @@ jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter)
         return NULL;
     }
     it->cache = cache;
-    if (jc__store_select(cache->store, &q, &it->rowids, &it->n)) {
+    if (jc__store_pager_new(cache->store, &q, &it->pager)) {
         free(it);
         return NULL;
     }
@@ -210,7 +211,13 @@ int jc_entries_next(jc_entries *it, jc_entry_info *info)
 {
     if (!it || !info)
         return jc__set_error(JC_EINVAL, "jc_entries_next: NULL %s", it ? "info" : "iterator");
-    while (it->next < it->n) {
+    for (;;) {
+        if (it->next == it->n) {
+            int rc = jc__store_pager_next(it->pager, &it->rowids, &it->n);
+            it->next = 0;
+            if (rc || it->n == 0)
+                return rc;
+        }
         jc__row r;
         int rc = jc__store_row(it->cache->store, it->rowids[it->next++], false, &r);
         if (rc == 0)
@@ -223,14 +230,13 @@ int jc_entries_next(jc_entries *it, jc_entry_info *info)
         info_from_row(&r, info);
         return 1;
     }
-    return 0;
 }
 
 void jc_entries_free(jc_entries *it)
 {
     if (!it)
         return;
-    free(it->rowids);
+    jc__store_pager_free(it->pager);
     free(it->text);
     free(it);
 }
@@ -454,9 +460,9 @@ static int check_prune_options(const jc_prune_options *o)
 {
     if (bad_age(o->older_than))
         return jc__set_error(JC_EINVAL, "jc_cache_prune: older_than is negative or not a number");
-    if (o->max_entries < 0 || o->max_size < 0)
+    if (o->max_entries < 0 || o->max_size < 0 || o->max_payload < 0)
         return jc__set_error(JC_EINVAL, "jc_cache_prune: max_%s is negative",
-                             o->max_size < 0 ? "size" : "entries");
+                             o->max_size < 0 ? "size" : o->max_payload < 0 ? "payload" : "entries");
     return 0;
 }
 
@@ -467,6 +473,11 @@ static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count,
     /* Times later than now are written back as now first: every rule below
      * reads them as now anyway, and written back they age from today. */
     int rc = jc__store_clamp_future(st, NULL);
+    if (!rc && o->other_formats) {
+        rc = jc__store_remove(st, &(jc__select){.other_formats = true}, &c, &b);
+        *count += c;
+        *bytes += b;
+    }
     if (!rc && o->stale_versions) {
         rc = jc__store_remove_stale(st, &c, &b);
         *count += c;
@@ -478,8 +489,13 @@ static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count,
         *count += c;
         *bytes += b;
     }
-    if (!rc && (o->max_entries > 0 || o->max_size > 0)) {
-        rc = jc__store_remove_lru(st, o->max_entries, o->max_size, &c, &b);
+    if (!rc && (o->max_entries > 0 || o->max_payload > 0)) {
+        rc = jc__store_remove_lru(st, o->max_entries, o->max_payload, &c, &b);
+        *count += c;
+        *bytes += b;
+    }
+    if (!rc && o->max_size > 0) {
+        rc = jc__store_evict(st, o->max_size, &c, &b);
         *count += c;
         *bytes += b;
     }
@@ -508,6 +524,10 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
     rc = end_write(cache, prune_rules(cache->store, opts, &c, &b), !dry_run);
     if (rc)
         return rc;
+    /* The file shrinks to what it holds now (the -wal file is truncated,
+     * an older file without auto_vacuum is vacuumed once). */
+    if (!dry_run && (opts->max_size > 0 || c > 0))
+        jc__cache_settle(cache, opts->max_size);
     set_out(count, c);
     set_out(bytes, b);
     return 0;
@@ -591,6 +611,7 @@ static int add_group(void *ctx, const jc__group *g)
     f->newest = g->newest;
     f->last_used = g->last_used;
     f->code_fingerprints = g->code_fingerprints;
+    s->other_format_entries += g->other_formats;
 
     bool first = s->entries == 0;
     s->entries += g->entries;
@@ -829,6 +850,12 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
     }
     if (rc <= 0)
         return rc;
+    if (r.key_format != JC_KEY_FORMAT_VERSION) {
+        /* Made by a release of another key format: its key cannot be
+         * recomputed here, and it is no damage (it is never served). */
+        v->res.other_format++;
+        return 0;
+    }
     v->res.checked++;
     v->res.unchecked += r.check_len == 0;
     rc = check_row(&r, problem, sizeof problem);
@@ -846,6 +873,8 @@ static int remove_bad(jc_cache *cache, verifier *v)
     for (size_t i = 0; i < v->nbad && !rc; i++) {
         jc__row r;
         rc = jc__store_row(cache->store, v->bad[i], true, &r);
+        if (rc == 1 && r.key_format != JC_KEY_FORMAT_VERSION)
+            rc = 0; /* rewritten meanwhile by a release of another key format: kept */
         if (rc == 1 && (rc = check_row(&r, problem, sizeof problem)) == 1) {
             rc = jc__store_delete_rowid(cache->store, v->bad[i]);
             v->res.removed += rc == 1;
@@ -862,7 +891,8 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
                     jc_verify_result *out)
 {
     verifier v = {.fn = fn, .userdata = userdata};
-    int64_t *ids = NULL;
+    jc__pager *pg = NULL;
+    const int64_t *ids = NULL;
     size_t n = 0;
     int rc = repair ? writable(cache, "jc_cache_verify") : usable(cache, "jc_cache_verify");
     if (rc)
@@ -875,11 +905,18 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     }
     if (rc < 0)
         goto out;
-    rc = jc__store_select(cache->store, &(jc__select){.order = JC__ORDER_ROWID}, &ids, &n);
+    rc = jc__store_pager_new(cache->store, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
+    int64_t last = 0; /* the last row id checked: pages come in row id order */
+    while (!rc && (rc = jc__store_pager_next(pg, &ids, &n)) == 0 && n)
+        for (size_t i = 0; i < n && !rc; i++) {
+            rc = verify_one(cache, &v, ids[i], repair);
+            last = ids[i];
+        }
     if (rc == JC_ECORRUPT) {
         /* The table cannot be listed past a damaged page: that is a
-         * finding, and every entry that can still be read is checked, by
-         * row id up to the largest (each read touches only its own pages). */
+         * finding, and every entry after the last one checked that can
+         * still be read is checked, by row id up to the largest (each read
+         * touches only its own pages). */
         file_problem(&v, jc_errmsg());
         int64_t max = 0;
         rc = jc__store_max_rowid(cache->store, &max);
@@ -887,17 +924,13 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
             file_problem(&v, jc_errmsg());
             rc = 0;
         }
-        for (int64_t id = 1; id <= max && !rc; id++)
+        for (int64_t id = last + 1; id <= max && !rc; id++)
             rc = verify_one(cache, &v, id, repair);
-        goto done;
     }
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = verify_one(cache, &v, ids[i], repair);
-done:
     if (!rc && v.nbad)
         rc = remove_bad(cache, &v);
 out:
-    free(ids);
+    jc__store_pager_free(pg);
     free(v.bad);
     if (out)
         *out = v.res;
@@ -914,6 +947,12 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
     int rc = jc__store_row(other, rowid, true, &theirs);
     if (rc <= 0)
         return rc;
+    if (theirs.key_format != JC_KEY_FORMAT_VERSION) {
+        /* Of another release's key format: never served by this one, and
+         * its key cannot be checked here. Skipped, not rejected. */
+        res->other_format++;
+        return 0;
+    }
     rc = check_row(&theirs, problem, sizeof problem);
     if (rc < 0)
         return rc;
@@ -967,8 +1006,9 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
 {
     jc_merge_result res = {0};
     jc__store *other = NULL;
-    int64_t *ids = NULL;
-    size_t n = 0;
+    jc__pager *pg = NULL;
+    const int64_t *ids = NULL;
+    size_t n = 0, done = 0;
     bool in_txn = false;
     int rc = writable(cache, "jc_cache_merge");
     if (!rc && !other_path)
@@ -976,23 +1016,25 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     if (!rc)
         rc = jc__store_open(other_path, JC__STORE_READONLY | JC__STORE_NOCREATE, 0, &other);
     if (!rc)
-        rc = jc__store_select(other, &(jc__select){.order = JC__ORDER_ROWID}, &ids, &n);
-    for (size_t i = 0; i < n && !rc; i++) {
-        if (!in_txn) {
-            rc = begin_write(cache);
-            in_txn = rc == 0;
-        }
-        if (!rc)
-            rc = merge_one(cache, other, ids[i], &res);
-        if (!rc && (i + 1) % MERGE_BATCH == 0) {
-            in_txn = false;
-            rc = end_write(cache, rc, true);
+        rc = jc__store_pager_new(other, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
+    while (!rc && (rc = jc__store_pager_next(pg, &ids, &n)) == 0 && n) {
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (!in_txn) {
+                rc = begin_write(cache);
+                in_txn = rc == 0;
+            }
+            if (!rc)
+                rc = merge_one(cache, other, ids[i], &res);
+            if (!rc && ++done % MERGE_BATCH == 0) {
+                in_txn = false;
+                rc = end_write(cache, rc, true);
+            }
         }
     }
     if (in_txn)
         rc = end_write(cache, rc, true);
+    jc__store_pager_free(pg);
     jc__store_close(other);
-    free(ids);
     if (out)
         *out = res;
     return rc;

@@ -214,6 +214,12 @@ struct jc_cache {
     /* Functions jc_memo has warned about (jc_on_code_change): once each. */
     const jc_function **warned;
     size_t nwarned;
+    /* Functions warned about for a result too large for max_size: once
+     * each. And the bytes an empty cache takes, plus a page (0 = not read
+     * yet). */
+    const jc_function **too_large;
+    size_t ntoo_large;
+    int64_t empty_bytes;
 };
 
 /* Queues a hit on the entry under key for the next flush (no-op when
@@ -250,11 +256,22 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
                           void *ctx);
 /* Stores a computed result: encodes argv (and value, exactly, when blob is
  * NULL), with the fingerprint of fn's code. Must be inside a write
- * transaction of the store. */
+ * transaction of the store. Returns 0, or 1 when the entry is not stored
+ * because a cache of max_size could not keep it even alone (warned about
+ * once per function), or a negative code. */
 int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
                   jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
                   size_t blob_len, double seconds, double now);
 bool jc__cache_writable(const jc_cache *cache);
+/* Keeps the file within max_size (a no-op without one): when the database
+ * and -wal files take more, checkpoints, then evicts least recently used
+ * entries down to 90% of it and gives their pages back. Constant time when
+ * within. Not inside a transaction (a no-op there). 0 or a negative code. */
+int jc__cache_enforce_size(jc_cache *cache);
+/* After entries were removed: truncates the -wal file if no other process
+ * holds it, and when the files still take more than limit (> 0) in a file
+ * without auto_vacuum, vacuums it once. */
+void jc__cache_settle(jc_cache *cache, int64_t limit);
 /* The code fingerprint stored with fn's entries: the fingerprint scheme
  * (JC__FINGERPRINT_SCHEME) in byte 0, then 15 bytes of the fingerprint of
  * fn's code (fingerprint.h). False when it cannot be taken (unknown). */
@@ -272,7 +289,7 @@ const char *jc__cache_owner(void);
  * this boot and pid namespace, while its process (pid and start time)
  * lives; elsewhere, until its claim expires. */
 bool jc__cache_owner_alive(const char *owner, double expires, double now);
-/* Whether this cache takes leases (writable, schema 3 or later). */
+/* Whether this cache takes leases (writable, schema 4 or later). */
 bool jc__cache_leases_enabled(const jc_cache *cache);
 /* Claims keys[0..n) for this process in one transaction, to expire in ttl
  * seconds unless renewed: theirs[i] is set for each key a live owner of

@@ -7,6 +7,15 @@
  * alone. The table is small (one entry per cacheable function), so lookups
  * are a linear scan behind a mutex; a run looks each call's function up once,
  * at jc_delayed.
+ *
+ * Fork. A program thread may be inside jc_delayed, jc_memo or
+ * jc_function_find (holding the mutex) at the instant another thread forks
+ * a worker, or the program forks for itself; the child would inherit the
+ * mutex locked, with no thread to unlock it, and a function that uses
+ * jobcache in that child would wait forever. So the mutex is taken around
+ * every fork (pthread_atfork: prepare locks, parent and child unlock), and
+ * the table is whole in the child. No code holding the mutex forks or calls
+ * out, so the prepare handler cannot deadlock.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +32,31 @@ typedef struct entry {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ulong generation;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+static void install_atfork(void)
+{
+    /* Fails only when out of memory: the registry then works as before,
+     * without the fork guarantee. */
+    (void)pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+/* Takes the registry's mutex; the first time, makes it fork-safe. */
+static void registry_lock(void)
+{
+    pthread_once(&atfork_once, install_atfork);
+    pthread_mutex_lock(&lock);
+}
 
 unsigned long jc__registry_generation(void)
 {
@@ -53,7 +87,7 @@ int jc_function_register(const jc_function *desc)
                           : !desc->version || !*desc->version ? "its version is empty"
                                                               : NULL;
     int rc = 0;
-    pthread_mutex_lock(&lock);
+    registry_lock();
     if (refused) {
         /* Registration runs before main, where nobody sees an error: the
          * refusal is kept, and the call that uses the function reports it. */
@@ -140,7 +174,7 @@ const jc_function *jc_function_find(const char *name)
         return NULL;
     }
     const jc_function *found = NULL;
-    pthread_mutex_lock(&lock);
+    registry_lock();
     for (size_t i = 0; i < count; i++)
         if (!table[i].refused && strcmp(table[i].desc->name, name) == 0) {
             if (table[i].ambiguous)
@@ -168,7 +202,7 @@ const jc_function *jc__function_by_ptr(jc_fn fn)
         jc__set_error(JC_ENOFUNC, "the function is NULL");
         return NULL;
     }
-    pthread_mutex_lock(&lock);
+    registry_lock();
     for (size_t i = 0; i < count; i++)
         if (!table[i].refused && table[i].desc->fn == fn) {
             if (table[i].ambiguous)

@@ -370,6 +370,7 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
     if (touches && jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
         return rc;
     double now = jc__now();
+    size_t too_large = 0;
     if (touches && r->leases) {
         /* Leases ride on the same transaction: this run's claims renewed,
          * and those of its failed calls released, so that a process
@@ -391,11 +392,16 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
                            u->seconds, now);
         if (rc == JC_EFULL)
             break;
-        if (rc)
+        if (rc == 1)
+            too_large++; /* too large for max_size: warned about, not stored */
+        else if (rc)
             note_store_error(r, rc);
+        rc = 0;
     }
     if (rc != JC_EFULL)
         rc = jc__store_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
+    if (rc == 0)
+        r->p.too_large += too_large;
     if (rc == JC_EFULL && jc__store_in_transaction(st))
         jc__store_rollback(st);
     return rc;
@@ -1052,15 +1058,17 @@ static void finish(run *r, int exec_rc)
         res->message = jc__strdup(r->evict_msg); /* the status stays: every result is fine */
 }
 
-/* With a maximum size, least recently used entries beyond it go after the
- * run (the hits of this run count as recent). A failure only adds to the
- * results' message: the results themselves are fine and stored. */
+/* With a maximum size, least recently used entries go after the run when
+ * the file takes more (the hits of this run count as recent): a check in
+ * constant time, and a pass over the entries only when eviction is due
+ * (jc__cache_enforce_size). A failure only adds to the results' message:
+ * the results themselves are fine and stored. */
 static void evict(run *r)
 {
     jc_cache *c = r->cache;
     if (c->max_size <= 0 || !jc__cache_writable(c))
         return;
-    int rc = jc_cache_prune(c, &(jc_prune_options){.max_size = c->max_size}, false, NULL, NULL);
+    int rc = jc__cache_enforce_size(c);
     if (rc && !r->evict_msg)
         r->evict_msg = jc__strdup_printf("every result was stored, but evicting down to max_size failed: %s",
                                          jc_errmsg());
@@ -1358,10 +1366,12 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
          * succeeded, and the file stays as it was (see jc_memo). Hit counts
          * are bookkeeping: their failure does not stop the result. */
         jc__cache_flush_touches(cache);
-        if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()))
+        if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()) < 0)
             jc__store_rollback(cache->store);
         else
             jc__cache_commit(cache);
+        /* jc_memo keeps max_size as a run does (constant time when within). */
+        jc__cache_enforce_size(cache);
     }
     free_args(argv, argc);
     return value;

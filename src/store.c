@@ -21,6 +21,7 @@
  *    closing it there frees only our own memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <pthread.h>
@@ -74,6 +75,7 @@ struct jc__store {
     /* Prepared on first use by inspect.c's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
+    sqlite3_stmt *size; /* jc__store_size_get */
 };
 
 /* ---- errors ---- */
@@ -246,6 +248,25 @@ static int check_existing(const char *path, const struct stat *sb, unsigned flag
     return check_dir_writable(path, "open");
 }
 
+/* Creates the new, empty cache file with mode 0666 as the umask allows,
+ * as every Unix tool does: SQLite would create it 0644 whatever the umask,
+ * so that the members of a group could not share it even with umask 002 in
+ * a setgid directory (README). SQLite takes an empty file for a new
+ * database, and gives the -wal and -shm files it makes beside it the
+ * database file's mode (and, run as root, its owner). Another process
+ * creating the same file at the same moment is no error (EEXIST). */
+static int create_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    return jc__set_error(JC_EIO, "cannot create cache file '%s': %s", path, strerror(errno));
+}
+
 static int check_path(const char *path, unsigned flags)
 {
     struct stat sb;
@@ -257,7 +278,8 @@ static int check_path(const char *path, unsigned flags)
     /* A read-only store cannot create the file either. */
     if (flags & (JC__STORE_NOCREATE | JC__STORE_READONLY))
         return jc__set_error(JC_ENOTFOUND, "cache file '%s' does not exist", path);
-    return check_dir_writable(path, "create");
+    int rc = check_dir_writable(path, "create");
+    return rc ? rc : create_file(path);
 }
 
 /* ---- opening ---- */
@@ -460,7 +482,7 @@ static int set_wal(jc__store *st)
     return rc;
 }
 
-/* Leases (schema 3): a run claims the calls it is about to compute, so
+/* Leases (schema 4): a run claims the calls it is about to compute, so
  * that another process on the same cache waits for them instead of
  * computing them too. One row per owner (its identity, see cache.c, and
  * when its claim lapses unless renewed), and its claimed keys in rows of up
@@ -490,7 +512,11 @@ static const char schema_sql[] =
      * every hit and by verify; and the fingerprint of the code that
      * computed the entry. NULL is unknown: never a mismatch. */
     " result_check BLOB,"
-    " code_fp BLOB);"
+    " code_fp BLOB,"
+    /* Schema 3: the key format (JC_KEY_FORMAT_VERSION) the entry's key was
+     * made with. An entry of another format is never served, and verify
+     * and merge tell it apart from damage (docs/format.md). */
+    " key_format INTEGER NOT NULL DEFAULT 1);"
     /* A rowid table, not WITHOUT ROWID: results can be large blobs, which a
      * WITHOUT ROWID table would keep in its (key-ordered) B-tree pages. */
     "CREATE UNIQUE INDEX entries_key ON entries(key);"
@@ -521,7 +547,12 @@ static const char *const migrations[] = {
     "ALTER TABLE entries ADD COLUMN code_fp BLOB;"
     "UPDATE entries SET result_check = jc_xxh3_128(result) WHERE typeof(result) = 'blob';"
     "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
-    /* 2 -> 3: leases (jobcache 0.2.0). */
+    /* 2 -> 3: each entry's key format. Every entry written before it was
+     * made with key format 1, the only one there was. (Adding a column with
+     * a constant default rewrites no row: instant on any cache.) */
+    "ALTER TABLE entries ADD COLUMN key_format INTEGER NOT NULL DEFAULT 1;"
+    "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 3 -> 4: leases (jobcache 0.2.0). */
     LEASE_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
@@ -701,7 +732,14 @@ static int check_schema(jc__store *st)
         return 0;
     }
     int kind = rc;
-    rc = set_wal(st);
+    /* An empty file gets auto_vacuum=INCREMENTAL, so that it can give the
+     * pages of removed entries back to the system (PRAGMA
+     * incremental_vacuum), which keeping it within max_size needs; it costs
+     * a pointer-map page per about 800 pages. SQLite takes it only before
+     * the first table and before the switch to WAL. It writes nothing. */
+    rc = kind == 1 ? run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL", "creating the schema") : 0;
+    if (!rc)
+        rc = set_wal(st);
     if (!rc && kind == 1)
         rc = create_schema(st);
     if (!rc && kind == 2)
@@ -738,15 +776,29 @@ static const char *v2_columns(const jc__store *st)
     return st->schema >= 2 ? "result_check, code_fp" : "NULL, NULL";
 }
 
+/* The key format of each entry: its column (schema 3), or 1 in an older
+ * file read as it is (every entry of one was made with key format 1). */
+static const char *key_format_column(const jc__store *st)
+{
+    return st->schema >= 3 ? "key_format" : "1";
+}
+
 static int prepare_all(jc__store *st)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT rowid, result, compute_seconds, %s FROM entries WHERE key = ?1",
-             v2_columns(st));
+    /* An entry of another key format is never served, not even under an
+     * equal key (formats cannot collide in practice; a run does not count
+     * on it). */
+    snprintf(sql, sizeof sql,
+             "SELECT rowid, result, compute_seconds, %s FROM entries WHERE key = ?1 AND %s = "
+             STR(JC_KEY_FORMAT_VERSION),
+             v2_columns(st), key_format_column(st));
     int rc = prepare(st, sql, &st->get);
     /* key first: a row whose key is not wanted is passed over without
      * reading its arguments or result (overflow pages stay unread). */
-    snprintf(sql, sizeof sql, "SELECT key, rowid, compute_seconds, result, %s FROM entries", v2_columns(st));
+    snprintf(sql, sizeof sql,
+             "SELECT key, rowid, compute_seconds, result, %s FROM entries WHERE %s = " STR(JC_KEY_FORMAT_VERSION),
+             v2_columns(st), key_format_column(st));
     if (!rc)
         rc = prepare(st, sql, &st->scan);
     if (!rc)
@@ -772,15 +824,18 @@ static int prepare_all(jc__store *st)
     if (!rc)
         rc = prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"
-                     " result_size, created, last_used, compute_seconds, hits, result_check, code_fp)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11)"
+                     " result_size, created, last_used, compute_seconds, hits, result_check, code_fp,"
+                     " key_format)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11, "
+                     STR(JC_KEY_FORMAT_VERSION) ")"
                      " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                      " version = excluded.version, args = excluded.args,"
                      " result = excluded.result, args_size = excluded.args_size,"
                      " result_size = excluded.result_size, created = excluded.created,"
                      " last_used = excluded.last_used,"
                      " compute_seconds = excluded.compute_seconds, hits = 0,"
-                     " result_check = excluded.result_check, code_fp = excluded.code_fp",
+                     " result_check = excluded.result_check, code_fp = excluded.code_fp,"
+                     " key_format = excluded.key_format",
                      &st->put);
     if (!rc)
         rc = prepare(st, "DELETE FROM entries WHERE key = ?1", &st->del);
@@ -843,7 +898,7 @@ static void finalize_all(jc__store *st)
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many, st->begin_read, st->end_read};
+                           st->touch_many, st->begin_read, st->end_read, st->size};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -1359,14 +1414,14 @@ static int lazy(jc__store *st, sqlite3_stmt **s, const char *sql)
 #define ROW_COLUMNS                                                                                \
     "rowid, key, function, version, args_size, result_size, created, last_used,"                   \
     " compute_seconds, hits"
-enum { COL_CHECK = 10, COL_BLOBS = 12 };
+enum { COL_CHECK = 10, COL_KEY_FORMAT = 12, COL_BLOBS = 13 };
 
 /* "SELECT <row columns> [, args, result] FROM entries WHERE <where>" for
  * this file's schema, into buf. */
 static const char *row_sql(const jc__store *st, bool blobs, const char *where, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "SELECT " ROW_COLUMNS ", %s%s FROM entries WHERE %s", v2_columns(st),
-             blobs ? ", args, result" : "", where);
+    snprintf(buf, cap, "SELECT " ROW_COLUMNS ", %s, %s%s FROM entries WHERE %s", v2_columns(st),
+             key_format_column(st), blobs ? ", args, result" : "", where);
     return buf;
 }
 
@@ -1443,6 +1498,7 @@ static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
         row->last_used = now;
     row->compute_seconds = sqlite3_column_double(s, 8);
     row->hits = sqlite3_column_int64(s, 9);
+    row->key_format = sqlite3_column_int64(s, COL_KEY_FORMAT);
     for (int k = 0; k < 2; k++) {
         int col = COL_CHECK + k;
         uint8_t *out = k ? row->code_fp : row->check;
@@ -1547,15 +1603,17 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
     if (!rc)
         rc = lazy(st, &st->put_row,
                   "INSERT INTO entries (key, function, version, args, result, args_size,"
-                  " result_size, created, last_used, compute_seconds, hits, result_check, code_fp)"
-                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                  " result_size, created, last_used, compute_seconds, hits, result_check, code_fp,"
+                  " key_format)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                   " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                   " version = excluded.version, args = excluded.args,"
                   " result = excluded.result, args_size = excluded.args_size,"
                   " result_size = excluded.result_size, created = excluded.created,"
                   " last_used = excluded.last_used,"
                   " compute_seconds = excluded.compute_seconds, hits = excluded.hits,"
-                  " result_check = excluded.result_check, code_fp = excluded.code_fp");
+                  " result_check = excluded.result_check, code_fp = excluded.code_fp,"
+                  " key_format = excluded.key_format");
     if (rc)
         return rc;
     sqlite3_stmt *s = st->put_row;
@@ -1589,6 +1647,8 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
         b = row->code_fp_len == JC__CHECK_LEN ? sqlite3_bind_blob(s, 13, row->code_fp, JC__CHECK_LEN, SQLITE_STATIC)
                                               : sqlite3_bind_null(s, 13);
     if (b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 14, row->key_format);
+    if (b == SQLITE_OK)
         return step_done(st, s, "storing an entry");
     rc = store_error(st, b, "storing an entry");
     sqlite3_reset(s);
@@ -1616,11 +1676,18 @@ int jc__store_delete_rowid(jc__store *st, int64_t rowid)
 #define USED "min(last_used, " NOW_SQL ")"
 #define CREATED "min(created, " NOW_SQL ")"
 
-/* The filter of jc__select as SQL over bound parameters ?1..?4: the SQL
- * text is fixed, whatever the filter holds. */
-static const char filter_where[] =
-    "(?1 IS NULL OR function = ?1) AND (?2 IS NULL OR version = ?2)"
-    " AND (?3 IS NULL OR " USED " < ?3) AND (?4 IS NULL OR " USED " >= ?4)";
+/* The filter of jc__select as SQL over bound parameters ?1..?4 and ?6
+ * (?5 is a listing's LIMIT), into buf: the SQL text depends only on the
+ * file's schema, whatever the filter holds. */
+static const char *filter_sql(const jc__store *st, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "(?1 IS NULL OR function = ?1) AND (?2 IS NULL OR version = ?2)"
+             " AND (?3 IS NULL OR " USED " < ?3) AND (?4 IS NULL OR " USED " >= ?4)"
+             " AND (?6 IS NULL OR %s IS NOT ?6)",
+             key_format_column(st));
+    return buf;
+}
 
 static int bind_filter(sqlite3_stmt *s, const void *ctx)
 {
@@ -1634,74 +1701,201 @@ static int bind_filter(sqlite3_stmt *s, const void *ctx)
         rc = q->used_before > 0 ? sqlite3_bind_double(s, 3, q->used_before) : sqlite3_bind_null(s, 3);
     if (rc == SQLITE_OK)
         rc = q->used_since > 0 ? sqlite3_bind_double(s, 4, q->used_since) : sqlite3_bind_null(s, 4);
+    if (rc == SQLITE_OK)
+        rc = q->other_formats ? sqlite3_bind_int(s, 6, JC_KEY_FORMAT_VERSION) : sqlite3_bind_null(s, 6);
     return rc;
 }
 
-/* ORDER BY clauses, [order][reverse]; fixed text chosen by an enum. */
-static const char *const order_by[JC__ORDER_COUNT][2] = {
-    [JC__ORDER_ROWID] = {"rowid", "rowid DESC"},
-    [JC__ORDER_NAME] = {"function, version, " CREATED ", rowid",
-                        "function DESC, version DESC, " CREATED " DESC, rowid DESC"},
-    [JC__ORDER_USED] = {USED " DESC, rowid DESC", USED ", rowid"},
-    [JC__ORDER_SIZE] = {"args_size + result_size DESC, rowid DESC", "args_size + result_size, rowid"},
-    [JC__ORDER_TIME] = {"compute_seconds DESC, rowid DESC", "compute_seconds, rowid"},
-    [JC__ORDER_HITS] = {"hits DESC, rowid DESC", "hits, rowid"},
-    [JC__ORDER_CREATED] = {CREATED " DESC, rowid DESC", CREATED ", rowid"},
+/* ---- listing in pages ----
+ *
+ * A listing reads the rowids of the selected entries a page at a time, each
+ * page by its own statement that continues after the sort key of the last
+ * entry of the page before (keyset pagination): no statement stays pending
+ * between pages, so a slow reader never pins a WAL snapshot, and memory is
+ * bounded by the page, whatever the number of entries. In storage order a
+ * page is a range of the rowid B-tree; in the other orders (no index: see
+ * the schema) each page is one pass over the table that keeps the first
+ * page-many entries after the cursor (SQLite's ORDER BY ... LIMIT keeps no
+ * more rows than the limit). Pages grow from a few hundred entries (the
+ * first lines come after one pass) to PAGE_MAX.
+ *
+ * The sort keys are cast to one type each (a hostile file may store any
+ * type in any column), so that the cursor comparison orders rows exactly as
+ * ORDER BY does, and the listing always moves forward: with the rowid last,
+ * every key is distinct. */
+enum { PAGE_FIRST = 256, PAGE_ROWID = 4096, PAGE_MAX = 65536, SORT_KEYS_MAX = 3 };
+
+static const char *const sort_keys[JC__ORDER_COUNT][SORT_KEYS_MAX] = {
+    [JC__ORDER_ROWID] = {NULL},
+    [JC__ORDER_NAME] = {"ifnull(CAST(function AS TEXT), '')", "ifnull(CAST(version AS TEXT), '')",
+                        "ifnull(CAST(created AS REAL), 0)"},
+    [JC__ORDER_USED] = {"ifnull(CAST(last_used AS REAL), 0)"},
+    [JC__ORDER_SIZE] = {"ifnull(CAST(args_size AS INTEGER), 0) + ifnull(CAST(result_size AS INTEGER), 0)"},
+    [JC__ORDER_TIME] = {"ifnull(CAST(compute_seconds AS REAL), 0)"},
+    [JC__ORDER_HITS] = {"ifnull(CAST(hits AS INTEGER), 0)"},
+    [JC__ORDER_CREATED] = {"ifnull(CAST(created AS REAL), 0)"},
+};
+/* Orders whose natural direction is descending (largest, newest first). */
+static const bool sort_desc[JC__ORDER_COUNT] = {
+    [JC__ORDER_USED] = true, [JC__ORDER_SIZE] = true, [JC__ORDER_TIME] = true,
+    [JC__ORDER_HITS] = true, [JC__ORDER_CREATED] = true,
 };
 
-/* Appends v to a growing array. */
-static int push_rowid(int64_t **a, size_t *n, size_t *cap, int64_t v)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        int64_t *na = realloc(*a, nc * sizeof *na);
-        if (!na)
-            return jc__set_error(JC_ENOMEM, "out of memory listing %zu entries", *n);
-        *a = na;
-        *cap = nc;
-    }
-    (*a)[(*n)++] = v;
-    return 0;
-}
+struct jc__pager {
+    jc__store *st;
+    jc__select q;
+    char *function, *version; /* q's strings, copied */
+    int nkeys;
+    sqlite3_value *last[SORT_KEYS_MAX]; /* the sort keys of the last entry returned */
+    int64_t last_rowid;
+    bool started, done;
+    int64_t left; /* entries the limit still allows; -1 = no limit */
+    size_t page;  /* rows in the next page */
+    int64_t *rowids;
+    size_t cap;
+};
 
-int jc__store_select(jc__store *st, const jc__select *q, int64_t **rowids, size_t *n)
+int jc__store_pager_new(jc__store *st, const jc__select *q, jc__pager **out)
 {
-    char sql[512];
-    sqlite3_stmt *s = NULL;
-    int64_t *ids = NULL;
-    size_t count = 0, cap = 0;
     int rc = store_enter(st);
     if (rc)
         return rc;
-    if (!q || !rowids || !n || q->order < 0 || q->order >= JC__ORDER_COUNT || q->limit < 0)
+    if (!q || !out || q->order < 0 || q->order >= JC__ORDER_COUNT || q->limit < 0)
         return jc__set_error(JC_EINVAL, "cache file '%s': invalid selection of entries", st->path);
-    snprintf(sql, sizeof sql, "SELECT rowid FROM entries WHERE %s ORDER BY %s LIMIT ?5",
-             filter_where, order_by[q->order][q->reverse]);
-    rc = prepare(st, sql, &s);
-    if (rc)
-        goto out;
-    int b = bind_filter(s, q);
+    jc__pager *p = calloc(1, sizeof *p);
+    if (!p)
+        return jc__set_error(JC_ENOMEM, "out of memory listing entries");
+    p->st = st;
+    p->q = *q;
+    p->function = q->function ? jc__strdup(q->function) : NULL;
+    p->version = q->version ? jc__strdup(q->version) : NULL;
+    if ((q->function && !p->function) || (q->version && !p->version)) {
+        jc__store_pager_free(p);
+        return jc__set_error(JC_ENOMEM, "out of memory listing entries");
+    }
+    p->q.function = p->function;
+    p->q.version = p->version;
+    while (p->nkeys < SORT_KEYS_MAX && sort_keys[q->order][p->nkeys])
+        p->nkeys++;
+    p->left = q->limit > 0 ? q->limit : -1;
+    p->page = q->order == JC__ORDER_ROWID ? PAGE_ROWID : PAGE_FIRST;
+    *out = p;
+    return 0;
+}
+
+void jc__store_pager_free(jc__pager *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < SORT_KEYS_MAX; i++)
+        sqlite3_value_free(p->last[i]);
+    free(p->function);
+    free(p->version);
+    free(p->rowids);
+    free(p);
+}
+
+/* "SELECT rowid, <keys> FROM entries WHERE <filter> [AND (<keys>, rowid) >
+ * (?7, ...)] ORDER BY <keys>, rowid LIMIT ?5" for the pager, into buf. */
+static void page_sql(const jc__pager *p, char *buf, size_t cap)
+{
+    char filter[512];
+    const char *const *keys = sort_keys[p->q.order];
+    bool desc = sort_desc[p->q.order] != p->q.reverse;
+    const char *dir = desc ? " DESC" : "";
+    size_t len = (size_t)snprintf(buf, cap, "SELECT rowid");
+    for (int i = 0; i < p->nkeys; i++)
+        len += (size_t)snprintf(buf + len, cap - len, ", %s", keys[i]);
+    len += (size_t)snprintf(buf + len, cap - len, " FROM entries WHERE %s",
+                            filter_sql(p->st, filter, sizeof filter));
+    if (p->started) {
+        len += (size_t)snprintf(buf + len, cap - len, " AND (");
+        for (int i = 0; i < p->nkeys; i++)
+            len += (size_t)snprintf(buf + len, cap - len, "%s, ", keys[i]);
+        len += (size_t)snprintf(buf + len, cap - len, "rowid) %s (", desc ? "<" : ">");
+        for (int i = 0; i <= p->nkeys; i++)
+            len += (size_t)snprintf(buf + len, cap - len, "%s?%d", i ? ", " : "", 7 + i);
+        len += (size_t)snprintf(buf + len, cap - len, ")");
+    }
+    len += (size_t)snprintf(buf + len, cap - len, " ORDER BY ");
+    for (int i = 0; i < p->nkeys; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s, ", keys[i], dir);
+    snprintf(buf + len, cap - len, "rowid%s LIMIT ?5", dir);
+}
+
+static int page_bind(const jc__pager *p, sqlite3_stmt *s, size_t want)
+{
+    int b = bind_filter(s, &p->q);
     if (b == SQLITE_OK)
-        b = sqlite3_bind_int64(s, 5, q->limit > 0 ? q->limit : -1);
-    if (b != SQLITE_OK) {
-        rc = store_error(st, b, "listing entries");
-        goto out;
+        b = sqlite3_bind_int64(s, 5, (sqlite3_int64)want);
+    for (int i = 0; p->started && b == SQLITE_OK && i < p->nkeys; i++)
+        b = sqlite3_bind_value(s, 7 + i, p->last[i]);
+    if (p->started && b == SQLITE_OK)
+        b = sqlite3_bind_int64(s, 7 + p->nkeys, p->last_rowid);
+    return b;
+}
+
+/* Keeps the sort keys of the row under s as the cursor. */
+static int page_keep_cursor(jc__pager *p, sqlite3_stmt *s)
+{
+    for (int i = 0; i < p->nkeys; i++) {
+        sqlite3_value_free(p->last[i]);
+        p->last[i] = sqlite3_value_dup(sqlite3_column_value(s, 1 + i));
+        if (!p->last[i])
+            return jc__set_error(JC_ENOMEM, "out of memory listing entries");
     }
+    p->last_rowid = sqlite3_column_int64(s, 0);
+    p->started = true;
+    return 0;
+}
+
+int jc__store_pager_next(jc__pager *p, const int64_t **rowids, size_t *n)
+{
+    char sql[2048];
+    sqlite3_stmt *s = NULL;
+    *rowids = NULL;
+    *n = 0;
+    int rc = store_enter(p->st);
+    if (rc || p->done || p->left == 0)
+        return rc;
+    size_t want = p->page;
+    if (p->left > 0 && (uint64_t)p->left < want)
+        want = (size_t)p->left;
+    if (want > p->cap) {
+        int64_t *r = realloc(p->rowids, want * sizeof *r);
+        if (!r)
+            return jc__set_error(JC_ENOMEM, "out of memory listing entries");
+        p->rowids = r;
+        p->cap = want;
+    }
+    page_sql(p, sql, sizeof sql);
+    rc = prepare(p->st, sql, &s);
+    if (!rc) {
+        int b = page_bind(p, s, want);
+        if (b != SQLITE_OK)
+            rc = store_error(p->st, b, "listing entries");
+    }
+    size_t got = 0;
     int step = SQLITE_DONE;
-    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW)
-        rc = push_rowid(&ids, &count, &cap, sqlite3_column_int64(s, 0));
-    if (!rc && step != SQLITE_DONE)
-        rc = store_error(st, step, "listing entries");
-out:
-    sqlite3_finalize(s);
-    if (rc) {
-        free(ids);
-        ids = NULL;
-        count = 0;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        p->rowids[got++] = sqlite3_column_int64(s, 0);
+        if (got == want)
+            rc = page_keep_cursor(p, s); /* the last row of a full page */
     }
-    *rowids = ids;
-    *n = count;
-    return rc;
+    if (!rc && step != SQLITE_DONE)
+        rc = store_error(p->st, step, "listing entries");
+    sqlite3_finalize(s);
+    if (rc)
+        return rc;
+    if (got < want)
+        p->done = true; /* a short page is the last */
+    if (p->left > 0)
+        p->left -= (int64_t)got;
+    if (p->page < PAGE_MAX)
+        p->page *= 2;
+    *rowids = p->rowids;
+    *n = got;
+    return 0;
 }
 
 typedef int (*binder)(sqlite3_stmt *s, const void *ctx);
@@ -1753,9 +1947,10 @@ static int remove_where(jc__store *st, const char *where, binder bind, const voi
 
 int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes)
 {
+    char where[512];
     if (!q)
         return jc__set_error(JC_EINVAL, "store: removing entries with a NULL filter");
-    return remove_where(st, filter_where, bind_filter, q, count, bytes);
+    return remove_where(st, filter_sql(st, where, sizeof where), bind_filter, q, count, bytes);
 }
 
 int jc__store_clamp_future(jc__store *st, int64_t *count)
@@ -1824,6 +2019,154 @@ int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes
     return remove_where(st, where, bind_lru, &b, count, bytes);
 }
 
+/* ---- the size on disk, and eviction down to one ---- */
+
+/* Pages of an empty cache: the schema table, a pointer map (auto_vacuum),
+ * the entries table and its key index, the meta table and its index. */
+enum { EMPTY_PAGES = 6 };
+
+static int64_t stat_size(const char *path, const char *suffix)
+{
+    char buf[4096];
+    struct stat sb;
+    snprintf(buf, sizeof buf, "%s%s", path, suffix);
+    return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+int64_t jc__store_disk_bytes(const jc__store *st)
+{
+    return st ? stat_size(st->path, "") + stat_size(st->path, "-wal") : 0;
+}
+
+int jc__store_size_get(jc__store *st, jc__store_size *out)
+{
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    rc = lazy(st, &st->size,
+              "SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size),"
+              " (SELECT freelist_count FROM pragma_freelist_count),"
+              " (SELECT auto_vacuum FROM pragma_auto_vacuum)");
+    if (rc)
+        return rc;
+    int step = sqlite3_step(st->size);
+    if (step == SQLITE_ROW) {
+        out->page_bytes = sqlite3_column_int64(st->size, 1);
+        out->pages = sqlite3_column_int64(st->size, 0);
+        out->free_pages = sqlite3_column_int64(st->size, 2);
+        out->incremental = sqlite3_column_int64(st->size, 3) == 2;
+        out->empty_bytes = EMPTY_PAGES * out->page_bytes;
+    } else {
+        rc = store_error(st, step == SQLITE_DONE ? SQLITE_CORRUPT : step, "reading the file's size");
+    }
+    sqlite3_reset(st->size);
+    return rc;
+}
+
+int jc__store_checkpoint(jc__store *st)
+{
+    int rc = store_enter_write(st, "checkpoint");
+    if (rc)
+        return rc;
+    if (st->depth > 0)
+        return jc__set_error(JC_EINVAL, "cache file '%s': cannot checkpoint inside a transaction", st->path);
+    /* TRUNCATE waits for readers under the busy handler; a run that ends
+     * must not wait for another process's long read, so none here. When
+     * another process reads (or writes) the file meanwhile, the checkpoint
+     * copies what it can, and the -wal file keeps its size until a later
+     * checkpoint resets it (journal_size_limit then truncates it). */
+    sqlite3_busy_timeout(st->db, 0);
+    int log = -1, done = -1;
+    int c = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
+    if (c == SQLITE_OK)
+        return 0;
+    if ((c & 0xff) == SQLITE_BUSY || (c & 0xff) == SQLITE_LOCKED)
+        return 1;
+    return store_error(st, c, "checkpointing");
+}
+
+/* Bytes of the pages in use (the file's size once free pages are given
+ * back), as this connection sees them, its own transaction included. */
+static int used_bytes(jc__store *st, int64_t *used, jc__store_size *z)
+{
+    int rc = jc__store_size_get(st, z);
+    if (!rc)
+        *used = (z->pages - z->free_pages) * z->page_bytes;
+    return rc;
+}
+
+typedef struct evict_bounds {
+    double overhead, excess;
+} evict_bounds;
+
+static int bind_evict(sqlite3_stmt *s, const void *ctx)
+{
+    const evict_bounds *b = ctx;
+    int rc = sqlite3_bind_double(s, 1, b->overhead);
+    return rc == SQLITE_OK ? sqlite3_bind_double(s, 2, b->excess) : rc;
+}
+
+int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes)
+{
+    /* The least recently used entries whose estimated share of the file
+     * (payload + overhead each) covers the excess: those before which less
+     * than the excess is covered. */
+    static const char where[] =
+        "rowid IN (SELECT id FROM (SELECT rowid AS id, args_size + result_size + ?1 AS own,"
+        " total(args_size + result_size + ?1) OVER (ORDER BY " USED ", rowid"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM entries)"
+        " WHERE cum - own < ?2)";
+    int64_t c_total = 0, b_total = 0;
+    int rc = store_enter_write(st, "evict entries");
+    if (!rc && st->depth == 0)
+        rc = jc__set_error(JC_EINVAL, "cache file '%s': eviction outside a transaction", st->path);
+    /* Times later than now age from today once eviction is due (they
+     * already count as now in the order below). */
+    if (!rc)
+        rc = jc__store_clamp_future(st, NULL);
+    /* Each round gives free pages back (PRAGMA incremental_vacuum, a no-op
+     * in a file without auto_vacuum, whose size then counts its pages in
+     * use), measures, and removes what the estimate says covers the excess.
+     * Entries removed here and there may free no whole page (an index page
+     * keeps its other keys), so the estimate is refined from what the
+     * file really lost, and the excess asked for grows each round; every
+     * round removes at least one entry. */
+    for (int round = 0; !rc && round < 16; round++) {
+        jc__store_size z;
+        int64_t used = 0, n = 0;
+        double payload = 0;
+        rc = run_sql(st, "PRAGMA incremental_vacuum", "giving free pages back");
+        if (!rc)
+            rc = used_bytes(st, &used, &z);
+        if (rc || used <= target)
+            break;
+        sqlite3_stmt *s = NULL;
+        rc = run_where(st, "SELECT count(*), total(args_size + result_size) FROM entries", "1", NULL, NULL,
+                       "measuring entries", &s);
+        if (!rc) {
+            n = sqlite3_column_int64(s, 0);
+            payload = sqlite3_column_double(s, 1);
+        }
+        sqlite3_finalize(s);
+        if (rc || n == 0)
+            break;
+        double over = ((double)(used - z.empty_bytes) - payload) / (double)n;
+        evict_bounds b = {.overhead = over > 32 ? over : 32, .excess = (double)(used - target) * (1 + round)};
+        int64_t c = 0, by = 0;
+        rc = remove_where(st, where, bind_evict, &b, &c, &by);
+        c_total += c;
+        b_total = by > INT64_MAX - b_total ? INT64_MAX : b_total + by;
+    }
+    if (!rc)
+        rc = run_sql(st, "PRAGMA incremental_vacuum", "giving free pages back");
+    if (count)
+        *count = rc ? 0 : c_total;
+    if (bytes)
+        *bytes = rc ? 0 : b_total;
+    return rc;
+}
+
 int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)
 {
     sqlite3_stmt *s = NULL;
@@ -1836,9 +2179,9 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
     snprintf(sql, sizeof sql,
              "SELECT function, version, count(*), total(args_size), total(result_size),"
              " total(hits), total(compute_seconds), total(hits * compute_seconds),"
-             " min(" CREATED "), max(" CREATED "), max(" USED "), %s"
+             " min(" CREATED "), max(" CREATED "), max(" USED "), %s, total(%s IS NOT " STR(JC_KEY_FORMAT_VERSION) ")"
              " FROM entries GROUP BY function, version ORDER BY function, version",
-             st->schema >= 2 ? "count(DISTINCT code_fp)" : "0");
+             st->schema >= 2 ? "count(DISTINCT code_fp)" : "0", key_format_column(st));
     rc = prepare(st, sql, &s);
     int step = SQLITE_DONE;
     while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1857,6 +2200,7 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
             .newest = sqlite3_column_double(s, 9),
             .last_used = sqlite3_column_double(s, 10),
             .code_fingerprints = sqlite3_column_int64(s, 11),
+            .other_formats = clamp_int64(sqlite3_column_double(s, 12)),
         };
         rc = fn(ctx, &g);
     }
@@ -1935,7 +2279,10 @@ int jc__store_vacuum(jc__store *st)
         return jc__set_error(JC_EINVAL, "cache file '%s': cannot vacuum inside a transaction",
                              st->path);
     end_read(st);
-    rc = run_sql(st, "VACUUM", "vacuuming");
+    /* From now on the file can give pages back without a VACUUM (eviction
+     * runs PRAGMA incremental_vacuum): a file made before auto_vacuum was
+     * set at creation gets it here, once. */
+    rc = run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuuming");
     /* Without a checkpoint the rewritten pages sit in the -wal file, which
      * then is as large as the database. A reader of another process may
      * keep part of it: the checkpoint then does what it can, quietly. */
@@ -2066,7 +2413,7 @@ int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), vo
     int rc = store_enter(st);
     if (rc)
         return rc;
-    if (st->schema < 3)
+    if (st->schema < 4)
         return 0; /* an older file read as it is: no leases */
     sqlite3_stmt *s = NULL;
     rc = prepare(st,

@@ -21,8 +21,9 @@
 #include "jc_internal.h"
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
- * fingerprints; 3 adds leases. store.c keeps the chain of migrations between them. */
-#define JC__SCHEMA_VERSION 3
+ * fingerprints; 3 each entry's key format; 4 adds leases. store.c keeps the
+ * chain of migrations between them. */
+#define JC__SCHEMA_VERSION 4
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -151,6 +152,11 @@ typedef struct jc__row {
     size_t check_len, code_fp_len;
     uint8_t check[JC__CHECK_LEN];
     uint8_t code_fp[JC__CHECK_LEN];
+    /* The key format its key was made with (1 in a file older than schema
+     * 3 read as it is). An entry of another format than
+     * JC_KEY_FORMAT_VERSION is never served, and its key cannot be checked
+     * here. */
+    int64_t key_format;
 } jc__row;
 
 /* The orders of jc__store_select; every one ends with rowid, so that the
@@ -176,13 +182,24 @@ typedef struct jc__select {
     int order;          /* enum jc__order */
     bool reverse;
     int64_t limit;      /* at most this many; 0 = all */
+    bool other_formats; /* only entries of another key format than JC_KEY_FORMAT_VERSION */
 } jc__select;
 
-/* The rowids of the selected entries, in order, in a new array (*rowids,
- * free() it; NULL when none). Listing rowids first and reading each entry
- * afterwards (jc__store_row) leaves no statement pending between calls, so
- * that a slow reader never pins a WAL snapshot (see store.c). */
-int jc__store_select(jc__store *st, const jc__select *q, int64_t **rowids, size_t *n);
+/* A listing of the entries a selection picks, a page of rowids at a time
+ * (keyset pagination, see store.c): memory bounded by a page, whatever the
+ * number of entries, and no statement pending between calls, so that a
+ * slow reader never pins a WAL snapshot. Read each entry afterwards with
+ * jc__store_row. An entry changed between pages may move in the order (a
+ * hit, in JC__ORDER_USED) and be listed twice or not at all; one added
+ * meanwhile may be listed. */
+typedef struct jc__pager jc__pager;
+/* A new pager over q (its strings are copied); free with
+ * jc__store_pager_free (NULL is a no-op), before the store closes. */
+int jc__store_pager_new(jc__store *st, const jc__select *q, jc__pager **out);
+/* The next page: *rowids (owned by the pager, valid until its next call)
+ * and *n; *n is 0 at the end. Returns 0 or a negative code. */
+int jc__store_pager_next(jc__pager *p, const int64_t **rowids, size_t *n);
+void jc__store_pager_free(jc__pager *p);
 /* Reads one entry by rowid / by key, with its blobs when blobs is true.
  * Returns 1 and fills *row, 0 when there is no such entry (any more), or a
  * negative code. */
@@ -221,6 +238,35 @@ int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);
 int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
                          int64_t *bytes);
 
+/* ---- the size on disk (max_size) ----
+ *
+ * What max_size bounds is what `du` shows: the database file and its -wal
+ * file. A file made with auto_vacuum=INCREMENTAL (every file this schema
+ * creates; an older one gets it at its first jc__store_vacuum) gives the
+ * pages of removed entries back to the system at once. */
+
+/* The database file and its -wal file on disk, in bytes, from two stat()
+ * calls: constant time, whatever the number of entries. */
+int64_t jc__store_disk_bytes(const jc__store *st);
+typedef struct jc__store_size {
+    int64_t page_bytes;  /* the page size */
+    int64_t pages;       /* pages of the database as this connection sees it */
+    int64_t free_pages;  /* of those, free */
+    int64_t empty_bytes; /* the size of an empty cache (its schema's pages) */
+    bool incremental;    /* auto_vacuum=INCREMENTAL */
+} jc__store_size;
+/* Reads the figures above from the file's header: constant time. */
+int jc__store_size_get(jc__store *st, jc__store_size *out);
+/* A checkpoint that truncates the -wal file, without waiting for other
+ * processes: 0 when done, 1 when another process's reader or writer kept
+ * part of it (the -wal file then keeps its size for now), or a negative
+ * code. Not inside a transaction (JC_EINVAL). */
+int jc__store_checkpoint(jc__store *st);
+/* Inside a write transaction: removes least recently used entries until
+ * the pages in use (free pages given back) take at most target bytes, or
+ * no entry is left. *count and *bytes (payload) get what it removed. */
+int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes);
+
 /* Figures of one (function, version); strings valid during the callback. */
 typedef struct jc__group {
     const char *function;
@@ -229,6 +275,7 @@ typedef struct jc__group {
     double compute_seconds, saved_seconds; /* saved: sum of hits * compute_seconds */
     double oldest, newest, last_used;
     int64_t code_fingerprints; /* distinct known code fingerprints among the entries */
+    int64_t other_formats;     /* entries of another key format */
 } jc__group;
 /* Calls fn for each (function, version) in name order, from one snapshot;
  * stops at fn's first nonzero return and returns it. The callback must not
@@ -246,8 +293,9 @@ int jc__store_facts_get(jc__store *st, jc__store_facts *out);
 /* Runs SQLite's integrity check; calls fn with each problem it reports (at
  * most 100). Returns the number of problems, or a negative code. */
 int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem), void *ctx);
-/* VACUUM, then a checkpoint that truncates the -wal file. Not inside a
- * transaction (JC_EINVAL). */
+/* VACUUM, then a checkpoint that truncates the -wal file. Makes the file
+ * auto_vacuum=INCREMENTAL if it was not. Not inside a transaction
+ * (JC_EINVAL). */
 int jc__store_vacuum(jc__store *st);
 /* Writes a consistent copy of the whole file to dest with SQLite's online
  * backup API, while other processes may keep writing: dest is written under
@@ -273,7 +321,7 @@ typedef struct jc__lease {
 } jc__lease;
 /* Calls fn for each lease row, by owner; stops at fn's first nonzero
  * return and returns it. The callback must not call the store. Nothing (0)
- * in a file older than schema 3 read as it is. */
+ * in a file older than schema 4 read as it is. */
 int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx);
 /* Replaces the keys of lease row id (n = 0 removes the row). */
 int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, size_t n);

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jobcache.h>
@@ -433,6 +436,143 @@ static void stale_versions_keep_the_version_used_last(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE version = 'v1'"), 5);
 }
 
+/* The permission bits of path, or -1 when it does not exist. */
+static int mode_of(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (int)(sb.st_mode & 07777) : -1;
+}
+
+/* A new cache file, and the -wal and -shm files beside it, get mode 0666
+ * less the umask, as files of other Unix tools do (SQLite alone makes it
+ * 0644 whatever the umask). */
+static void a_new_cache_file_gets_the_mode_the_umask_allows(void **state)
+{
+    (void)state;
+    static const struct {
+        mode_t umask;
+        int mode;
+    } cases[] = {{002, 0664}, {022, 0644}, {077, 0600}};
+    char path[PATH_CAP], side[PATH_CAP + 8];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        jc_test_path(path, sizeof path, "umask.jobcache");
+        mode_t old = umask(cases[i].umask);
+        jc_cache *c = open_cache(path, 0);
+        run_squares(c, 0, 10);
+        assert_int_equal(mode_of(path), cases[i].mode);
+        snprintf(side, sizeof side, "%s-wal", path);
+        assert_int_equal(mode_of(side), cases[i].mode);
+        snprintf(side, sizeof side, "%s-shm", path);
+        assert_int_equal(mode_of(side), cases[i].mode);
+        jc_cache_close(c);
+        umask(old);
+        assert_int_equal(mode_of(path), cases[i].mode);
+    }
+}
+
+/* Runs squares of 0..9 as user and group nobody (65534) with umask 002 in a
+ * child process: its exit status is 0 when it could open and write the
+ * cache, and 5 of the calls were hits. */
+static int run_as_nobody(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        umask(002);
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(3);
+        jc_cache *c = jc_cache_open(path, NULL);
+        if (!c) {
+            fprintf(stderr, "as nobody: %s\n", jc_errmsg());
+            _exit(4);
+        }
+        jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+        for (int x = 0; x < 10; x++)
+            jc_delayed(b, square, jc_int(x));
+        jc_results *res = jc_run(b);
+        int ok = res && jc_results_status(res) == JC_OK && jc_results_summary(res).cached == 5;
+        if (!ok)
+            fprintf(stderr, "as nobody: %s\n", res ? jc_results_message(res) : jc_errmsg());
+        jc_results_free(res);
+        jc_batch_free(b);
+        jc_cache_close(c);
+        _exit(ok ? 0 : 5);
+    }
+    int status = 0;
+    assert_true(pid > 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+}
+
+/* The group sharing of the README: in a setgid directory of a group, with
+ * umask 002, a cache one user made can be written by another member of the
+ * group. Needs root (to be a second user); skipped otherwise. */
+static void a_group_member_can_write_a_cache_in_a_setgid_directory(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "skipped: sharing a cache with another user needs root (to run as nobody)\n");
+        skip();
+    }
+    char dir[] = "/tmp/jc-group-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chown(dir, 0, 65534), 0);
+    assert_int_equal(chmod(dir, 02775), 0);
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/shared.jobcache", dir);
+
+    mode_t old = umask(002);
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 5);
+    jc_cache_close(c);
+    umask(old);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0664);
+    assert_int_equal(sb.st_gid, 65534); /* the directory's group */
+
+    assert_int_equal(run_as_nobody(path), 0);
+    c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->entries, 10);
+    jc_stats_free(s);
+    jc_cache_close(c);
+    jc_test_remove_db(path);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* A cache opened by a relative path is the file of that moment's working
+ * directory, whatever directory the program changes to later: its path,
+ * its figures and its runs. */
+static void a_relative_path_is_resolved_once_at_open(void **state)
+{
+    (void)state;
+    char here[PATH_CAP], path[PATH_CAP], real[PATH_CAP];
+    assert_non_null(getcwd(here, sizeof here));
+    jc_test_path(path, sizeof path, "relative.jobcache");
+    assert_int_equal(chdir(jc_test_dir()), 0);
+    assert_non_null(realpath(".", real));
+    strcat(real, "/relative.jobcache");
+    jc_cache *c = open_cache("relative.jobcache", 0);
+    run_squares(c, 0, 20);
+    assert_int_equal(chdir("/"), 0);
+
+    assert_string_equal(jc_cache_path(c), real);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    struct stat sb;
+    assert_int_equal(stat(real, &sb), 0);
+    assert_true(s->file_bytes >= (int64_t)sb.st_size);
+    assert_true(s->file_bytes > 0);
+    assert_int_equal(s->entries, 20);
+    assert_string_equal(s->path, real);
+    jc_stats_free(s);
+    run_squares(c, 20, 30); /* still the same file */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 30);
+    assert_false(jc_test_exists("/relative.jobcache"));
+    assert_int_equal(chdir(here), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +586,9 @@ int main(void)
         cmocka_unit_test(entries_from_a_clock_ahead_do_not_stay_newest),
         cmocka_unit_test(future_times_read_as_now),
         cmocka_unit_test(stale_versions_keep_the_version_used_last),
+        cmocka_unit_test(a_new_cache_file_gets_the_mode_the_umask_allows),
+        cmocka_unit_test(a_group_member_can_write_a_cache_in_a_setgid_directory),
+        cmocka_unit_test(a_relative_path_is_resolved_once_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -517,14 +517,14 @@ static void prune_by_each_rule(void **state)
     assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_entries = 4}, false, &n, NULL), 0);
     assert_int_equal(n, 2);
     assert_int_equal(count_rows(path, "1"), 4);
-    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 2 * one + one / 2}, false, &n, &bytes), 0);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_payload = 2 * one + one / 2}, false, &n, &bytes), 0);
     assert_int_equal(n, 2);
     assert_int_equal(bytes, 2 * one);
     assert_int_equal(count_rows(path, "1"), 2);
     /* What stays is the most recently used. */
     assert_int_equal(jc_test_sql_int(path, "SELECT min(last_used) > (SELECT max(last_used) - 2 FROM entries) FROM entries"), 1);
     /* Within the bounds: nothing to do. */
-    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 1 << 30, .max_entries = 5}, false, &n, &bytes), 0);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 1 << 30, .max_payload = 1 << 30, .max_entries = 5}, false, &n, &bytes), 0);
     assert_int_equal(n, 0);
     assert_int_equal(bytes, 0);
     assert_int_equal(jc_cache_prune(c, NULL, false, &n, NULL), 0);
@@ -606,7 +606,7 @@ static void stats_sums_up_per_function(void **state)
     jc_stats *s = jc_cache_stats(c);
     assert_non_null(s);
     assert_string_equal(s->path, path);
-    assert_int_equal(s->schema_version, 2);
+    assert_int_equal(s->schema_version, 4);
     assert_int_equal(s->key_format, JC_KEY_FORMAT_VERSION);
     assert_int_equal(s->entries, 6);
     assert_int_equal(s->payload_bytes, jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries"));
@@ -1214,8 +1214,8 @@ static void disabled_and_null_caches_are_einval(void **state)
     jc_cache_close(c);
 }
 
-/* The eviction a run does with jc_cache_options.max_size. */
-static void prune_max_size_after_a_run(void **state)
+/* Least recently used entries beyond a payload bound. */
+static void prune_max_payload(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1223,7 +1223,7 @@ static void prune_max_size_after_a_run(void **state)
     int64_t total = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
     jc_cache *c = open_cache(path, 0);
     int64_t n = -1, bytes = -1;
-    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = total / 2}, false, &n, &bytes), 0);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_payload = total / 2}, false, &n, &bytes), 0);
     jc_cache_close(c);
     /* Later entries are larger (x * x takes more bytes), so more than
      * half of them go; what stays fits, and the last entry to go (the most
@@ -1236,6 +1236,104 @@ static void prune_max_size_after_a_run(void **state)
     assert_true(left <= total / 2);
     assert_true(left + last_gone > total / 2);
     assert_int_equal(jc_test_sql_int(path, "SELECT min(rowid) FROM entries"), n + 1);
+}
+
+
+/* ---- entries of another key format (issue 16, item 8) ---- */
+
+/* Makes rowids 1..n of the cache at path look like entries a release of key
+ * format 2 wrote: their keys (made by that release's own rules) are not
+ * this release's keys of their arguments. */
+static void other_format_rows(const char *path, int n)
+{
+    char stmt[256];
+    snprintf(stmt, sizeof stmt,
+             "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE rowid <= %d", n);
+    sql(path, stmt);
+}
+
+static void entries_of_another_key_format_are_kept_apart(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    int64_t n = -1, bytes = -1;
+    make_cache(jc_test_path(path, sizeof path, "formats.db"), 10, 0);
+    other_format_rows(path, 3);
+    jc_cache *c = open_cache(path, 0);
+
+    /* verify: not damage, counted apart; repair keeps them. */
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, true, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 7);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.removed, 0);
+    assert_int_equal(vr.other_format, 3);
+    assert_int_equal(count_rows(path, "1"), 10);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->entries, 10);
+    assert_int_equal(s->other_format_entries, 3);
+    jc_stats_free(s);
+
+    /* Removed on purpose, and only them. */
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.other_formats = true}, true, &n, &bytes), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(count_rows(path, "1"), 10);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.other_formats = true}, false, &n, &bytes), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(count_rows(path, "key_format = 2"), 0);
+    assert_int_equal(count_rows(path, "1"), 7);
+    jc_cache_close(c);
+}
+
+/* An entry of another format is never served, even under the very key a
+ * lookup asks for: the call is computed and its entry replaced. */
+static void an_entry_of_another_key_format_is_never_served(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "formats-served.db"), 6, 0);
+    sql(path, "UPDATE entries SET key_format = 2, result = x'05', result_check = NULL WHERE rowid <= 2");
+    jc_cache *c = open_cache(path, 0);
+    for (int many = 0; many <= 1; many++) { /* point lookups, then one pass over the table */
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+        int upto = many ? 6 : 1;
+        for (int i = 0; i < upto; i++)
+            jc_delayed(b, square, jc_int(i));
+        jc_results *r = jc_run(b);
+        assert_int_equal(jc_results_status(r), JC_OK);
+        for (int i = 0; i < upto; i++)
+            assert_int_equal(jc_result_int(r, (size_t)i), i * i);
+        assert_int_equal(jc_results_summary(r).computed, 1);
+        jc_results_free(r);
+        jc_batch_free(b);
+    }
+    jc_value *v = jc_memo(c, square, jc_int(1));
+    int64_t one = 0;
+    assert_int_equal(jc_value_get_int(v, &one), 0);
+    assert_int_equal(one, 1);
+    jc_value_free(v);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "key_format = 2"), 0);
+    assert_int_equal(count_rows(path, "key_format = 1"), 6);
+}
+
+/* A cache of another key format is merged entry by entry: its entries of
+ * this format are added, the others skipped with their own count, none
+ * rejected. */
+static void merge_skips_entries_of_another_key_format(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], other[PATH_CAP];
+    make_cache(jc_test_path(other, sizeof other, "formats-other.db"), 8, 0);
+    other_format_rows(other, 5);
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "formats-into.db"), 0);
+    jc_merge_result mr;
+    assert_int_equal(jc_cache_merge(c, other, &mr), 0);
+    assert_int_equal(mr.added, 3);
+    assert_int_equal(mr.rejected, 0);
+    assert_int_equal(mr.other_format, 5);
+    jc_cache_close(c);
+    assert_int_equal(count_rows(path, "1"), 3);
 }
 
 int main(void)
@@ -1256,7 +1354,7 @@ int main(void)
         cmocka_unit_test(prune_rules_apply_in_order),
         cmocka_unit_test(prune_counts_a_hit_not_yet_written),
         cmocka_unit_test(prune_refuses_bad_options_and_readonly),
-        cmocka_unit_test(prune_max_size_after_a_run),
+        cmocka_unit_test(prune_max_payload),
         cmocka_unit_test(stats_sums_up_per_function),
         cmocka_unit_test(stats_of_an_empty_cache),
         cmocka_unit_test(verify_sound_cache),
@@ -1268,6 +1366,9 @@ int main(void)
         cmocka_unit_test(merge_commits_in_batches),
         cmocka_unit_test(merge_rejects_a_result_that_fails_its_checksum),
         cmocka_unit_test(merge_clamps_times_from_the_future),
+        cmocka_unit_test(entries_of_another_key_format_are_kept_apart),
+        cmocka_unit_test(an_entry_of_another_key_format_is_never_served),
+        cmocka_unit_test(merge_skips_entries_of_another_key_format),
         cmocka_unit_test(a_locked_file_gives_ebusy_not_a_rollback_error),
         cmocka_unit_test(digested_arguments_load_show_verify_and_diff),
         cmocka_unit_test(clear_then_vacuum_shrinks_the_file),

@@ -345,6 +345,72 @@ static void recompute_computes_again_and_overwrites(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0); /* a new entry */
 }
 
+
+/* The database file and its -wal file, as `du` counts them. */
+static int64_t disk_bytes(const char *path)
+{
+    char wal[PATH_CAP + 8];
+    struct stat sb;
+    int64_t n = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    return n + (stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0);
+}
+
+/* "x" repeated n times: a result of about n bytes. */
+static int padded(jc_call *call)
+{
+    char buf[256];
+    int64_t n = jc_arg_int(call, 1);
+    memset(buf, 'x', sizeof buf);
+    buf[n < 255 ? n : 255] = '\0';
+    return jc_return_str(call, buf);
+}
+JC_FUNCTION(padded, "v1");
+
+/* jc_memo keeps max_size as a run does: after every stored result, the
+ * database and -wal files take at most max_size (within a few pages); and a
+ * cache grown larger without a limit is brought back when it is opened with
+ * one. */
+static void memo_keeps_max_size(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    const int64_t limit = 64 * 1024, margin = 4 * 4096;
+    jc_test_path(path, sizeof path, "memo-max.db");
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    int64_t worst = 0;
+    for (int i = 0; i < 1000; i++) {
+        jc_value *v = jc_memo(c, padded, jc_int(i), jc_int(100));
+        assert_non_null(v);
+        jc_value_free(v);
+        int64_t now = disk_bytes(path);
+        worst = now > worst ? now : worst;
+    }
+    assert_true(worst <= limit + margin);
+    jc_stats *s = jc_cache_stats(c);
+    assert_true(s->entries > 50 && s->entries < 1000);
+    jc_stats_free(s);
+    /* The most recent ones are still hits. */
+    jc_value *v = jc_memo(c, padded, jc_int(999), jc_int(100));
+    jc_value_free(v);
+    assert_int_equal(count_entries(path) > 0, 1);
+    jc_cache_close(c);
+    assert_true(disk_bytes(path) <= limit + margin);
+
+    /* 1000 more without a limit, then reopened with it. */
+    c = open_cache(path, 0);
+    for (int i = 1000; i < 2000; i++)
+        jc_value_free(jc_memo(c, padded, jc_int(i), jc_int(100)));
+    jc_cache_close(c);
+    assert_true(disk_bytes(path) > limit + margin);
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    assert_true(disk_bytes(path) <= limit + margin);
+    jc_cache_close(c);
+    assert_true(disk_bytes(path) <= limit + margin);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -362,6 +428,7 @@ int main(void)
         cmocka_unit_test(readonly_answers_hits_and_computes_misses_without_storing),
         cmocka_unit_test(memo_and_batches_share_entries),
         cmocka_unit_test(recompute_computes_again_and_overwrites),
+        cmocka_unit_test(memo_keeps_max_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,10 @@
  *
  *   v0.1.0.jobcache  schema 1, jobcache 0.1.0: 32 entries of sq, half and
  *                    greet, 5 of them hit once.
+ *   v2.jobcache      schema 2, main at e46f85e (make_v2_cache.c): the same
+ *                    calls, with checksums and code fingerprints.
+ *   v3.jobcache      schema 3, main at 6784307 (make_v3_cache.c): the same,
+ *                    with each entry's key format; before leases (schema 4).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -24,6 +28,7 @@
 
 #include <jobcache.h>
 
+#include "store.h"
 #include "testutil.h"
 
 #define PATH_CAP 4096
@@ -146,7 +151,7 @@ static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
     int64_t hits_before = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
 
     jc_cache *c = open_cache(path, 0);
-    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
     /* Every old entry got its checksum; its code is unknown. */
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE length(result_check) = 16"), 32);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE code_fp IS NULL"), 32);
@@ -158,7 +163,7 @@ static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
     assert_int_equal(vr.bad_entries, 0);
     assert_int_equal(vr.unchecked, 0);
     jc_stats *s = jc_cache_stats(c);
-    assert_int_equal(s->schema_version, 2);
+    assert_int_equal(s->schema_version, JC__SCHEMA_VERSION);
     assert_int_equal(s->hits, hits_before + 32);
     jc_stats_free(s);
     jc_cache_close(c);
@@ -176,13 +181,145 @@ static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
     jc_cache_close(c);
 }
 
-/* Another program's database whose user_version happens to be 1 (or 2) is
+
+/* Schema 2 -> 3: each entry's key format, 1 for every entry made before.
+ * Read-only, the file is read as it is (its entries of format 1); writable,
+ * it is migrated in place, and its entries keep hitting. */
+static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v2.jobcache", path, sizeof path);
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(path, &before_len);
+    int64_t hits_before = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
+
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->schema_version, 2);
+    assert_int_equal(s->entries, 32);
+    assert_int_equal(s->other_format_entries, 0);
+    jc_stats_free(s);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 32);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.other_format, 0);
+    assert_int_equal(vr.unchecked, 0);
+    jc_cache_close(c);
+    void *after = jc_test_read_file(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE key_format = 1"), 32);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE length(code_fp) = 16"), 32);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 32);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.other_format, 0);
+    s = jc_cache_stats(c);
+    assert_int_equal(s->schema_version, JC__SCHEMA_VERSION);
+    assert_int_equal(s->hits, hits_before + 32);
+    jc_stats_free(s);
+    jc_cache_close(c);
+    /* Opened again: nothing more to migrate. */
+    c = open_cache(path, 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+}
+
+/* A schema-3 file gains the lease tables: read-only, it is read as it is
+ * (no leases listed, nothing written); writable, it is migrated, and a run
+ * on it claims and releases its misses. */
+static void a_schema_3_file_gets_leases(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v3.jobcache", path, sizeof path);
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(path, &before_len);
+
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(run_v1_calls(c), 32);
+    size_t n = 99;
+    assert_int_equal(jc_cache_leases(c, NULL, NULL, &n), 0);
+    assert_int_equal(n, 0);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->schema_version, 3);
+    assert_int_equal(s->leases_alive + s->leases_stale, 0);
+    jc_stats_free(s);
+    jc_cache_close(c);
+    void *after = jc_test_read_file(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    sql(path, "DELETE FROM entries WHERE function = 'sq'");
+    assert_int_equal(run_v1_calls(c), 12); /* the 20 of sq computed again, under claims */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM leases"), 0); /* released */
+    jc_verify_result vr;
+    c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 32);
+    assert_int_equal(vr.bad_entries, 0);
+    jc_cache_close(c);
+}
+
+/* A file made before schema 3 has no auto_vacuum: the pages of evicted
+ * entries would stay in it. The first time max_size cannot be kept
+ * otherwise, it is vacuumed once, and gives pages back by itself from then
+ * on. */
+static void an_older_file_is_vacuumed_once_to_keep_max_size(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], wal[PATH_CAP + 8];
+    copy_data("v2.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA auto_vacuum"), 0);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int i = 100; i < 3100; i++)
+        jc_delayed(b, sq, jc_int(i));
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_cache_close(c);
+    const int64_t limit = 64 * 1024;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    size_t len = 0;
+    free(jc_test_read_file(path, &len));
+    assert_true((int64_t)len > 2 * limit);
+
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    jc_cache_close(c);
+    free(jc_test_read_file(path, &len));
+    size_t wal_len = 0;
+    void *w = jc_test_read_file(wal, &wal_len);
+    free(w);
+    assert_true((int64_t)(len + wal_len) <= limit + 4 * 4096);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA auto_vacuum"), 2);
+    int64_t left = jc_test_sql_int(path, "SELECT count(*) FROM entries");
+    assert_true(left > 0 && left < 3032);
+}
+
+/* Another program's database whose user_version happens to be 1 (to 3) is
  * refused without a byte changed: not switched to WAL, not migrated. */
 static void a_foreign_database_is_refused_untouched(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    for (int version = 1; version <= 2; version++) {
+    for (int version = 1; version <= 3; version++) {
         jc_test_path(path, sizeof path, "foreign.db");
         char setup[256];
         snprintf(setup, sizeof setup,
@@ -225,6 +362,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_0_1_0_file_is_read_as_it_is_when_read_only),
         cmocka_unit_test(a_0_1_0_file_is_migrated_in_place_when_writable),
+        cmocka_unit_test(a_schema_2_file_gets_the_key_format_of_each_entry),
+        cmocka_unit_test(a_schema_3_file_gets_leases),
+        cmocka_unit_test(an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(a_foreign_database_is_refused_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

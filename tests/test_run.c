@@ -1365,41 +1365,116 @@ static void verbose_off_and_auto_without_a_terminal_write_nothing(void **state)
     free(text);
 }
 
-static void max_size_evicts_least_recently_used_entries_after_a_run(void **state)
+/* The database file and its -wal file, as `du` counts them. */
+static int64_t disk_bytes(const char *path)
+{
+    char wal[PATH_CAP + 8];
+    struct stat sb;
+    int64_t n = stat(path, &sb) == 0 ? (int64_t)sb.st_size : 0;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    return n + (stat(wal, &sb) == 0 ? (int64_t)sb.st_size : 0);
+}
+
+/* The margin jc_cache_options.max_size promises: a few pages. */
+#define SIZE_MARGIN (4 * 4096)
+
+/* max_size bounds the files on disk (database and -wal), not the payload:
+ * after a run, least recently used entries go until they fit, their pages
+ * are given back, and the entries just used stay. */
+static void max_size_bounds_the_files_on_disk_after_a_run(void **state)
 {
     (void)state;
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "maxsize.db");
-    /* Without a limit: 200 entries. */
     jc_cache *c = open_cache(path, 0);
-    jc_results_free(run_adds(c, 0, 200));
+    jc_results_free(run_adds(c, 0, 2000));
     jc_cache_close(c);
-    assert_int_equal(count_entries(path), 200);
+    assert_int_equal(count_entries(path), 2000);
     int64_t payload = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
-    assert_true(payload > 0);
+    int64_t full = disk_bytes(path);
+    const int64_t limit = 64 * 1024;
+    assert_true(payload < limit); /* what max_size counted before */
+    assert_true(full > 2 * limit);
 
-    /* With a limit of about a quarter of that, a run touching 0..19 keeps
-     * those (just used) and evicts the least recently used others. */
-    int64_t limit = payload / 4;
+    /* Opening with the limit brings the file within it at once; the most
+     * recently used entries stay. */
     c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
     assert_non_null(c);
+    assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
+    int64_t left = count_entries(path);
+    assert_true(left >= 20 && left < 2000);
     add_calls = 0;
-    jc_results *res = run_adds(c, 0, 20);
+    jc_results *res = run_adds(c, 1980, 2000);
     assert_int_equal(jc_results_status(res), JC_OK);
     assert_int_equal(add_calls, 0); /* all hits */
     jc_results_free(res);
-    jc_cache_close(c);
-    int64_t after = jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries");
-    assert_true(after <= limit);
-    assert_true(count_entries(path) >= 20);
-    assert_true(count_entries(path) < 200);
-    /* The 20 just used survived. */
-    c = open_cache(path, 0);
+    jc_stats *s = jc_cache_stats(c);
+    assert_true(s->file_bytes <= limit + SIZE_MARGIN);
+    assert_true(s->payload_bytes < s->file_bytes); /* two figures */
+    jc_stats_free(s);
+    /* A run of 1000 new calls: evicted down after it, its newest kept. */
+    res = run_adds(c, 5000, 6000);
+    jc_results_free(res);
+    assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
     add_calls = 0;
-    res = run_adds(c, 0, 20);
+    res = run_adds(c, 5980, 6000);
     assert_int_equal(add_calls, 0);
     jc_results_free(res);
     jc_cache_close(c);
+    assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
+    left = count_entries(path);
+    assert_true(left >= 20 && left < 1000);
+}
+
+/* A result that a cache of max_size could not keep even alone is not
+ * stored (it would be evicted by its own run and recomputed every time,
+ * silently): it is counted, and its function warned about once. */
+static int big_result(jc_call *call)
+{
+    size_t n = (size_t)jc_arg_int(call, 0);
+    char *zeros = calloc(1, n);
+    int rc = jc_return(call, jc_bytes(zeros, n));
+    free(zeros);
+    return rc;
+}
+JC_FUNCTION(big_result, "v1");
+
+static void a_result_too_large_for_max_size_is_reported_once(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], err[PATH_CAP];
+    jc_test_path(path, sizeof path, "toolarge.db");
+    jc_test_path(err, sizeof err, "toolarge.err");
+    const int64_t limit = 64 * 1024;
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    int saved = jc_test_stderr_to(err);
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+        jc_delayed(b, big_result, jc_int(100000));
+        jc_delayed(b, big_result, jc_int(100001));
+        jc_delayed(b, big_result, jc_int(100));
+        jc_results *res = jc_run(b);
+        assert_int_equal(jc_results_status(res), JC_OK);
+        assert_int_equal(jc_results_summary(res).too_large, 2);
+        assert_int_equal(jc_results_summary(res).computed, round == 0 ? 3 : 2);
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_value *v = jc_memo(c, big_result, jc_int(100002));
+    assert_non_null(v);
+    jc_value_free(v);
+    jc_test_stderr_restore(saved);
+    jc_cache_close(c);
+    char *text = jc_test_read_file(err, NULL);
+    assert_non_null(text);
+    assert_contains(text, "big_result");
+    assert_contains(text, "max_size");
+    const char *first = strstr(text, "big_result");
+    assert_null(strstr(first + 1, "big_result")); /* once */
+    free(text);
+    assert_int_equal(count_entries(path), 1);
+    assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
 }
 
 /* ---- the bytes and ints accessors ---- */
@@ -1627,7 +1702,8 @@ int main(void)
         cmocka_unit_test(a_corrupted_result_is_recomputed_and_its_entry_repaired),
         cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
         cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
-        cmocka_unit_test(max_size_evicts_least_recently_used_entries_after_a_run),
+        cmocka_unit_test(max_size_bounds_the_files_on_disk_after_a_run),
+        cmocka_unit_test(a_result_too_large_for_max_size_is_reported_once),
         cmocka_unit_test(a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored),
         cmocka_unit_test(hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),
         cmocka_unit_test(bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),

@@ -300,7 +300,7 @@ static void tool_stats_text_and_json(void **state)
     sql(path, "UPDATE entries SET hits = 2, compute_seconds = 1.5");
     assert_int_equal(tool(&out, "stats %s", path), 0);
     assert_contains(out, "entries       7");
-    assert_contains(out, "schema        version 2, key format 1");
+    assert_contains(out, "schema        version 4, key format 1");
     assert_contains(out, "of which 14 hits saved 21.0s");
     assert_contains(out, "FUNCTION");
     assert_contains(out, "square");
@@ -308,7 +308,7 @@ static void tool_stats_text_and_json(void **state)
     free(out);
     assert_int_equal(tool(&out, "stats %s --json", path), 0);
     assert_contains(out, "\"entries\": 7");
-    assert_contains(out, "\"schema_version\": 2");
+    assert_contains(out, "\"schema_version\": 4");
     assert_contains(out, "\"hits\": 14");
     assert_contains(out, "\"saved_seconds\": 21");
     assert_contains(out, "{\"function\": \"scale\", \"version\": \"v1\", \"entries\": 2");
@@ -469,7 +469,7 @@ static void tool_prune(void **state)
     int64_t big = jc_test_sql_int(path, "SELECT max(args_size + result_size) FROM entries");
     char size[32];
     snprintf(size, sizeof size, "%lld", (long long)big);
-    expect(0, "removed 9 entries", "prune %s --max-size %s", path, size);
+    expect(0, "removed 9 entries", "prune %s --max-payload %s", path, size);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE function = 'scale'"), 1);
     expect(0, "removed 0 entries", "prune %s --max-size 1G", path);
 }
@@ -655,9 +655,93 @@ static void tool_reads_a_cache_on_a_read_only_mount(void **state)
     assert_int_equal(status, 0);
 }
 
+/* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
+ * while it is printing the first ones are not printed. (Before, it read and
+ * formatted every entry to size its columns before printing a line: 1 GB
+ * and 25 s on 2 million entries before `ls | head -1` printed anything.) */
+static void tool_ls_prints_as_it_reads(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], cmd[PATH_CAP + 256], line[1024];
+    make_cache(jc_test_path(path, sizeof path, "ls-stream.db"), 5000, 0);
+    snprintf(cmd, sizeof cmd, "%s ls %s", JC_TOOL_PATH, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(line, sizeof line, p));
+    assert_contains(line, "KEY");
+    size_t header_at = (size_t)(strstr(line, "SIZE") - line);
+    /* ls now waits on the full pipe, a few hundred lines in. */
+    jc_cache *c = open_cache(path, 0);
+    assert_int_equal(jc_cache_clear(c, NULL), 0);
+    jc_cache_close(c);
+    size_t lines = 1;
+    while (fgets(line, sizeof line, p)) {
+        lines++;
+        /* Columns of fixed widths: every line has its size where the
+         * header says. */
+        assert_true(strlen(line) > header_at + 4);
+        assert_true(line[header_at + 3] == 'B');
+    }
+    assert_int_equal(pclose(p), 0);
+    assert_true(lines > 1);
+    assert_true(lines < 2500);
+}
+
+/* Entries of another key format (issue 16, item 8) in the command. */
+static void tool_other_key_formats(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], other[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "formats.db"), 10, 0);
+    sql(path, "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE rowid <= 3");
+    expect(0, "3 entries are of another key format", "verify %s", path);
+    expect(0, "checked 7 entries: all sound", "verify %s", path);
+    expect(0, "kept", "verify %s --repair", path);
+    assert_int_equal(entries(path), 10);
+    expect(0, "of which 3 of another key format", "stats %s", path);
+    expect(0, "\"other_format_entries\": 3", "stats %s --json", path);
+    jc_test_path(other, sizeof other, "formats-into.db");
+    assert_int_equal(tool(&out, "merge -f %s %s", other, path), 0);
+    assert_contains(out, "added 7");
+    assert_contains(out, "skipped 3 of another key format");
+    free(out);
+    expect(0, "would remove 3 entries", "prune %s --other-formats --dry-run", path);
+    expect(0, "removed 3 entries", "prune %s --other-formats", path);
+    assert_int_equal(entries(path), 7);
+    expect(0, "checked 7 entries: all sound", "verify %s", path);
+}
+
+/* prune --max-size bounds the file on disk, as max_size does. */
+static void tool_prune_max_size_bounds_the_file(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    struct stat sb;
+    make_cache(jc_test_path(path, sizeof path, "prune-disk.db"), 3000, 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 128 * 1024);
+    expect(0, "would remove", "prune %s --max-size 64K --dry-run", path);
+    assert_int_equal(entries(path), 3000);
+    expect(0, "removed", "prune %s --max-size 64K", path);
+    int64_t left = entries(path);
+    assert_true(left > 20 && left < 3000);
+    char wal[PATH_CAP + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    assert_int_equal(stat(path, &sb), 0);
+    int64_t total = sb.st_size;
+    if (stat(wal, &sb) == 0)
+        total += sb.st_size;
+    assert_true(total <= 64 * 1024);
+    /* The newest stayed. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT max(rowid) FROM entries"), 3000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tool_ls_prints_as_it_reads),
+        cmocka_unit_test(tool_other_key_formats),
+        cmocka_unit_test(tool_prune_max_size_bounds_the_file),
         cmocka_unit_test(tool_help_everywhere),
         cmocka_unit_test(tool_usage_errors),
         cmocka_unit_test(tool_finds_the_file),

@@ -21,8 +21,8 @@
 
 enum { EXIT_OK = 0, EXIT_PROBLEMS = 1, EXIT_USAGE = 2 };
 
-/* Width of the abbreviated arguments and result in `ls`, in characters. */
-enum { ARGS_WIDTH = 44, RESULT_WIDTH = 48, SHOW_ITEMS = 10, LS_ITEMS = 4 };
+/* Elements of long arrays and lists that `show` and `ls` print. */
+enum { SHOW_ITEMS = 10, LS_ITEMS = 4 };
 
 /* ---- options ---- */
 
@@ -43,7 +43,9 @@ enum {
     OPT_STALE = 1 << 13,
     OPT_REPAIR = 1 << 14,
     OPT_YES = 1 << 15,
-    OPT_HELP = 1 << 16
+    OPT_HELP = 1 << 16,
+    OPT_MAX_PAYLOAD = 1 << 17,
+    OPT_OTHER_FORMATS = 1 << 18
 };
 
 typedef struct option_spec {
@@ -63,7 +65,9 @@ static const option_spec option_specs[] = {
     {"sort", 0, OPT_SORT, "KEY", "order by name (default), used, size, time, hits or created"},
     {"reverse", 'r', OPT_REVERSE, NULL, "reverse the order"},
     {"limit", 'n', OPT_LIMIT, "N", "at most N entries"},
-    {"max-size", 0, OPT_MAX_SIZE, "SIZE", "remove least recently used entries beyond SIZE (500M, 2G)"},
+    {"max-size", 0, OPT_MAX_SIZE, "SIZE", "remove least recently used entries until the file takes SIZE (500M, 2G)"},
+    {"max-payload", 0, OPT_MAX_PAYLOAD, "SIZE", "remove least recently used entries beyond SIZE of payload"},
+    {"other-formats", 0, OPT_OTHER_FORMATS, NULL, "remove the entries of another key format"},
     {"max-entries", 0, OPT_MAX_ENTRIES, "N", "remove least recently used entries beyond N"},
     {"stale-versions", 0, OPT_STALE, NULL, "keep only the version of each function used last"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "only say what would be removed"},
@@ -82,7 +86,7 @@ typedef struct opts {
     double older_than, newer_than;
     jc_sort sort;
     size_t limit;
-    int64_t max_size, max_entries;
+    int64_t max_size, max_entries, max_payload;
     const char **pos; /* positional arguments */
     size_t npos;
 } opts;
@@ -143,11 +147,15 @@ static const command commands[] = {
      "Remove the entries with the given key prefixes, or every entry of a function\n"
      "(of one version of it), and say how many."},
     {"prune", cmd_prune,
-     OPT_FILE | OPT_MAX_SIZE | OPT_MAX_ENTRIES | OPT_OLDER | OPT_STALE | OPT_DRY_RUN, 0, 0, true,
-     MODE_WRITE, check_prune, "prune [FILE] [--stale-versions] [--older-than AGE] [--max-entries N] [--max-size SIZE]",
-     "Remove entries: every version of a function but the one used last, entries not used for\n"
-     "AGE, then least recently used entries beyond N entries or SIZE bytes of payload.\n"
-     "The rules apply in this order."},
+     OPT_FILE | OPT_MAX_SIZE | OPT_MAX_ENTRIES | OPT_OLDER | OPT_STALE | OPT_DRY_RUN | OPT_MAX_PAYLOAD |
+         OPT_OTHER_FORMATS,
+     0, 0, true, MODE_WRITE, check_prune,
+     "prune [FILE] [--other-formats] [--stale-versions] [--older-than AGE] [--max-entries N]\n"
+     "      [--max-payload SIZE] [--max-size SIZE]",
+     "Remove entries: those of another key format, every version of a function but the one\n"
+     "used last, entries not used for AGE, least recently used entries beyond N entries or SIZE\n"
+     "bytes of payload, then least recently used entries until the file on disk takes at\n"
+     "most SIZE (what max_size bounds; the space is given back). The rules apply in this order."},
     {"verify", cmd_verify, OPT_FILE | OPT_REPAIR, 0, 0, true, MODE_VERIFY, NULL, "verify [FILE] [--repair]",
      "Run SQLite's integrity check, then check every entry: its key against its function,\n"
      "version and arguments, its result against its checksum, that its arguments and result\n"
@@ -285,11 +293,14 @@ static int set_value(const command *c, const option_spec *s, const char *v, opts
             return usage_error(c, "--%s: %s", s->name, jc_errmsg());
         return 0;
     case OPT_MAX_SIZE:
-        if (jc_parse_size(v, &o->max_size))
-            return usage_error(c, "--max-size: %s", jc_errmsg());
-        if (o->max_size == 0)
-            return usage_error(c, "--max-size must be more than 0 (to remove everything: clear)");
+    case OPT_MAX_PAYLOAD: {
+        int64_t *out = s->bit == OPT_MAX_SIZE ? &o->max_size : &o->max_payload;
+        if (jc_parse_size(v, out))
+            return usage_error(c, "--%s: %s", s->name, jc_errmsg());
+        if (*out == 0)
+            return usage_error(c, "--%s must be more than 0 (to remove everything: clear)", s->name);
         return 0;
+    }
     case OPT_LIMIT:
     case OPT_MAX_ENTRIES:
         if (!parse_count(v, INT64_MAX, &n))
@@ -778,9 +789,10 @@ static void stats_json(const jc_stats *s)
 {
     printf("{\"path\": ");
     json_string(stdout, s->path);
-    printf(", \"wal_bytes\": %lld, \"leases_alive\": %lld, \"leases_stale\": %lld, \"leases_calls\": %lld",
-           (long long)s->wal_bytes, (long long)s->leases_alive, (long long)s->leases_stale,
-           (long long)s->leases_calls);
+    printf(", \"wal_bytes\": %lld, \"other_format_entries\": %lld, \"leases_alive\": %lld, \"leases_stale\": %lld,"
+           " \"leases_calls\": %lld",
+           (long long)s->wal_bytes, (long long)s->other_format_entries, (long long)s->leases_alive,
+           (long long)s->leases_stale, (long long)s->leases_calls);
     printf(", \"schema_version\": %d, \"key_format\": %d, \"entries\": %lld, \"file_bytes\": %lld, "
            "\"free_bytes\": %lld, \"payload_bytes\": %lld, \"args_bytes\": %lld, "
            "\"result_bytes\": %lld, \"compute_seconds\": ",
@@ -865,12 +877,17 @@ static void stats_text(const jc_stats *s)
     printf("file          %s\n", s->path);
     printf("schema        version %d, key format %d\n", s->schema_version, s->key_format);
     printf("entries       %lld\n", (long long)s->entries);
+    if (s->other_format_entries)
+        printf("              of which %lld of another key format (never used by this release;\n"
+               "              'jobcache prune --other-formats' removes them)\n",
+               (long long)s->other_format_entries);
     fmt_size(a, sizeof a, s->file_bytes);
     fmt_size(b, sizeof b, s->free_bytes);
     if (s->free_bytes > 0)
-        printf("on disk       %s (%s free: 'jobcache vacuum' gives it back)\n", a, b);
+        printf("on disk       %s, with the -wal file (what max_size bounds; %s free: 'jobcache vacuum'\n"
+               "              gives it back)\n", a, b);
     else
-        printf("on disk       %s\n", a);
+        printf("on disk       %s, with the -wal file (what max_size bounds)\n", a);
     fmt_size(a, sizeof a, s->payload_bytes);
     fmt_size(b, sizeof b, s->args_bytes);
     fmt_size(c, sizeof c, s->result_bytes);
@@ -916,8 +933,35 @@ static int cmd_stats(jc_cache *cache, const opts *o)
 
 /* ---- ls ---- */
 
-/* Adds one entry's line to the listing. */
-static bool ls_row(jc_cache *cache, const jc_entry_info *info, table *t)
+/* `ls` prints each entry as it reads it, in columns of fixed widths, so that
+ * the first line comes at once and memory does not grow with the number of
+ * entries (sizing columns to their contents would read every entry first).
+ * A function or version name longer than its column pushes the rest of its
+ * line to the right; arguments and results are abbreviated to theirs. */
+enum { LS_KEY = 12, LS_FUNCTION = 14, LS_VERSION = 7, LS_ARGS = 36, LS_RESULT = 36, LS_SIZE = 6,
+       LS_TIME = 7, LS_HITS = 5 };
+
+static void ls_cell(const char *s, size_t width, bool right, bool last)
+{
+    size_t w = text_width(s);
+    int pad = (int)(w < width ? width - w : 0);
+    if (right)
+        printf("%*s%s", pad, "", s);
+    else
+        printf("%s%*s", s, last ? 0 : pad, "");
+    fputs(last ? "\n" : "  ", stdout);
+}
+
+static void ls_line(const char *const cells[9])
+{
+    static const size_t width[9] = {LS_KEY, LS_FUNCTION, LS_VERSION, LS_ARGS, LS_RESULT,
+                                    LS_SIZE, LS_TIME, LS_HITS, 0};
+    for (int i = 0; i < 9; i++)
+        ls_cell(cells[i], width[i], i >= 5 && i <= 7, i == 8);
+}
+
+/* Prints one entry's line. */
+static bool ls_row(jc_cache *cache, const jc_entry_info *info)
 {
     entry e;
     char key[13], size[16], tm[16], hits[24], used[32];
@@ -930,17 +974,16 @@ static bool ls_row(jc_cache *cache, const jc_entry_info *info, table *t)
     }
     if (ok) {
         if (!e.error) {
-            abbreviate(args, ARGS_WIDTH);
-            abbreviate(result, RESULT_WIDTH);
+            abbreviate(args, LS_ARGS);
+            abbreviate(result, LS_RESULT);
         }
         snprintf(key, sizeof key, "%.12s", info->key_hex);
         fmt_size(size, sizeof size, entry_size(info));
         fmt_seconds(tm, sizeof tm, info->compute_seconds);
         snprintf(hits, sizeof hits, "%lld", (long long)info->hits);
         fmt_ago(used, sizeof used, info->last_used);
-        ok = table_add(t, (const char *const[]){key, e.function, e.version,
-                                                e.error ? "<does not decode>" : args,
-                                                e.error ? "-" : result, size, tm, hits, used});
+        ls_line((const char *const[]){key, e.function, e.version, e.error ? "<does not decode>" : args,
+                                      e.error ? "-" : result, size, tm, hits, used});
     }
     free(args);
     free(result);
@@ -952,15 +995,11 @@ static int cmd_ls(jc_cache *cache, const opts *o)
 {
     jc_filter f = filter_of(o);
     jc_entry_info info;
-    table t = {.ncols = 9, .align = "lllllrrrl"};
     bool json = o->given & OPT_JSON, ok = true;
     size_t n = 0;
     jc_entries *it = jc_entries_query(cache, &f);
     if (!it)
         return failed("ls");
-    if (!json)
-        ok = table_add(&t, (const char *const[]){"KEY", "FUNCTION", "VERSION", "ARGS", "RESULT",
-                                                 "SIZE", "TIME", "HITS", "LAST USED"});
     int rc;
     while (ok && (rc = jc_entries_next(it, &info)) == 1) {
         if (json) {
@@ -968,15 +1007,15 @@ static int cmd_ls(jc_cache *cache, const opts *o)
             json_entry_fields(stdout, &info);
             putchar('}');
         } else {
-            ok = ls_row(cache, &info, &t);
+            if (n == 0)
+                ls_line((const char *const[]){"KEY", "FUNCTION", "VERSION", "ARGS", "RESULT", "SIZE", "TIME",
+                                              "HITS", "LAST USED"});
+            ok = ls_row(cache, &info);
         }
         n++;
     }
     if (json)
         printf("%s]\n", n ? "\n" : "[");
-    else if (ok && n)
-        table_print(&t, stdout);
-    table_free(&t);
     jc_entries_free(it);
     if (!ok)
         return out_of_memory("ls");
@@ -1216,9 +1255,9 @@ static int cmd_rm(jc_cache *cache, const opts *o)
 
 static int check_prune(const command *c, const opts *o)
 {
-    if (!(o->given & (OPT_MAX_SIZE | OPT_MAX_ENTRIES | OPT_OLDER | OPT_STALE)))
-        return usage_error(c, "say what to prune: --max-size, --max-entries, --older-than or "
-                              "--stale-versions");
+    if (!(o->given & (OPT_MAX_SIZE | OPT_MAX_ENTRIES | OPT_OLDER | OPT_STALE | OPT_MAX_PAYLOAD | OPT_OTHER_FORMATS)))
+        return usage_error(c, "say what to prune: --max-size, --max-payload, --max-entries, --older-than, "
+                              "--stale-versions or --other-formats");
     return -1;
 }
 
@@ -1227,13 +1266,15 @@ static int cmd_prune(jc_cache *cache, const opts *o)
     jc_prune_options p = {.stale_versions = (o->given & OPT_STALE) != 0,
                           .older_than = o->older_than,
                           .max_entries = o->max_entries,
-                          .max_size = o->max_size};
+                          .max_size = o->max_size,
+                          .max_payload = o->max_payload,
+                          .other_formats = (o->given & OPT_OTHER_FORMATS) != 0};
     bool dry = o->given & OPT_DRY_RUN;
     int64_t count, bytes;
     if (jc_cache_prune(cache, &p, dry, &count, &bytes))
         return failed("prune");
     report_removed(dry, count, bytes);
-    if (!dry && count)
+    if (!dry && count && !p.max_size)
         printf("the file keeps its size for new entries; 'jobcache vacuum' gives the space back\n");
     return EXIT_OK;
 }
@@ -1301,6 +1342,12 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (r.unchecked)
         printf("%lld entr%s no result checksum (written by jobcache 0.1.0; a writable open adds them)\n",
                (long long)r.unchecked, r.unchecked == 1 ? "y has" : "ies have");
+    if (r.other_format)
+        printf("%lld entr%s of another key format than %d (made by another release of jobcache): not\n"
+               "damage and never used by this one; not checked%s; 'jobcache prune --other-formats'\n"
+               "removes them\n",
+               (long long)r.other_format, r.other_format == 1 ? "y is" : "ies are", JC_KEY_FORMAT_VERSION,
+               repair ? ", kept" : "");
     jc_stats *st = jc_cache_stats(cache);
     if (st && st->wal_bytes > 0) {
         char wal[32];
@@ -1359,6 +1406,8 @@ static int cmd_merge(jc_cache *cache, const opts *o)
            (long long)r.kept);
     if (r.rejected)
         printf(", rejected %lld (they fail 'jobcache verify')", (long long)r.rejected);
+    if (r.other_format)
+        printf(", skipped %lld of another key format", (long long)r.other_format);
     putchar('\n');
     if (rc)
         return failed("merge");
