@@ -131,6 +131,7 @@ void jc_cache_close(jc_cache *cache)
     free(cache->too_large);
     free(cache->touched);
     free(cache->touched_secs);
+    free(cache->touched_rowids);
     free(cache->warned);
     free(cache->path);
     free(cache);
@@ -146,7 +147,7 @@ bool jc__cache_writable(const jc_cache *cache)
     return cache->store && !(cache->flags & JC_CACHE_READONLY);
 }
 
-void jc__cache_touch(jc_cache *cache, const uint8_t key[JC__KEY_LEN], double compute_seconds)
+void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN])
 {
     if (!jc__cache_writable(cache))
         return;
@@ -158,12 +159,23 @@ void jc__cache_touch(jc_cache *cache, const uint8_t key[JC__KEY_LEN], double com
         double *secs = realloc(cache->touched_secs, cap * sizeof *secs);
         if (secs)
             cache->touched_secs = secs;
-        if (!t || !secs)
+        int64_t *ids = realloc(cache->touched_rowids, cap * sizeof *ids);
+        if (ids)
+            cache->touched_rowids = ids;
+        if (!t || !secs || !ids)
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
         cache->touched_cap = cap;
     }
+    if (cache->ntouched == 0) {
+        cache->touch_ver_data = f->ver_data;
+        cache->touch_ver_deletes = f->ver_deletes;
+        cache->touch_ver_ok = f->ver_data >= 0;
+    } else if (f->ver_data != cache->touch_ver_data || f->ver_deletes != cache->touch_ver_deletes) {
+        cache->touch_ver_ok = false;
+    }
     memcpy(cache->touched + JC__KEY_LEN * cache->ntouched, key, JC__KEY_LEN);
-    cache->touched_secs[cache->ntouched] = compute_seconds;
+    cache->touched_secs[cache->ntouched] = f->seconds;
+    cache->touched_rowids[cache->ntouched] = f->rowid;
     cache->ntouched++;
     cache->touched_last = jc__now();
     /* A program that only ever hits (jc_memo in a loop) still writes its hit
@@ -199,6 +211,25 @@ static bool distinct_keys(jc_cache *cache)
     return true;
 }
 
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether the queued rowids are distinct (jc_memo may hit one entry many
+ * times: those are counted one by one); sorts them, in table order. Called
+ * only on the way to recording by rowid, after which the queue is emptied:
+ * the keys beside them are not needed any more. */
+static bool distinct_rowids(jc_cache *cache)
+{
+    qsort(cache->touched_rowids, cache->ntouched, sizeof *cache->touched_rowids, cmp_int64);
+    for (size_t i = 1; i < cache->ntouched; i++)
+        if (cache->touched_rowids[i] == cache->touched_rowids[i - 1])
+            return false;
+    return true;
+}
+
 static int touch_each(jc_cache *cache, double at)
 {
     int rc = 0;
@@ -218,7 +249,17 @@ int jc__cache_flush_touches(jc_cache *cache)
      * not rowid: an entry removed and stored anew since (its rowid reused)
      * must not get another entry's hits. */
     double latest = cache->touched_last;
-    int rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
+    int rc;
+    /* By rowid when every queued hit was found under the store's current
+     * version (no other process has committed since, this one removed
+     * nothing): a rowid cannot name another entry then, and the rowid
+     * B-tree is what the update walks anyway. Else by key. */
+    jc__store_ver now;
+    if (cache->touch_ver_ok && jc__store_version(cache->store, &now) == 0 && now.data == cache->touch_ver_data &&
+        now.deletes == cache->touch_ver_deletes && distinct_rowids(cache))
+        rc = jc__store_touch_rowids(cache->store, cache->touched_rowids, cache->ntouched, latest);
+    else
+        rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
                                   : touch_each(cache, latest);
     cache->ntouched = 0;
     return rc;
@@ -250,6 +291,7 @@ static bool result_sound(jc_cache *cache, const jc__hit *hit)
 static void found_from_hit(const jc__hit *hit, jc__found *f)
 {
     f->seconds = hit->compute_seconds;
+    f->rowid = hit->rowid;
     f->has_code_fp = hit->has_code_fp;
     if (hit->has_code_fp)
         memcpy(f->code_fp, hit->code_fp, JC__CHECK_LEN);
@@ -272,6 +314,7 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found 
         return 0;
     }
     found_from_hit(&hit, found);
+    found->ver_data = -1; /* not read per call (jc_memo's hot path): recorded by key */
     return 1;
 }
 
@@ -279,6 +322,7 @@ typedef struct many_ctx {
     jc__cache_found_fn found;
     void *ctx;
     jc_cache *cache;
+    jc__store_ver ver;
 } many_ctx;
 
 static void on_many_hit(void *p, size_t i, const jc__hit *hit)
@@ -288,6 +332,8 @@ static void on_many_hit(void *p, size_t i, const jc__hit *hit)
     if (!result_sound(m->cache, hit) || jc__decode_value(hit->result, hit->result_len, &f.value))
         return; /* damaged or does not decode: a miss, computed again and overwritten */
     found_from_hit(hit, &f);
+    f.ver_data = m->ver.data;
+    f.ver_deletes = m->ver.deletes;
     m->found(m->ctx, i, &f);
 }
 
@@ -297,6 +343,11 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
     many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
+    /* The version before the snapshot: a commit of another process after
+     * it changes the version, so rowids found here are trusted only while
+     * nothing changed (jc__cache_flush_touches). */
+    if (jc__store_version(cache->store, &m.ver))
+        m.ver.data = -1;
     /* One snapshot for all of them (a no-op inside a write transaction). */
     int rc = jc__store_read_begin(cache->store);
     if (!rc)

@@ -204,8 +204,15 @@ struct jc_cache {
     /* Hits not yet written: their keys (JC__KEY_LEN bytes each) and
      * compute seconds, and the time of the latest. */
     uint8_t *touched;
+    int64_t *touched_rowids;
     double *touched_secs;
     double touched_last;
+    /* The store's version when the first queued hit was looked up, and
+     * whether every queued hit was looked up under that same version: then
+     * their rowids still name their entries, and are recorded by rowid. */
+    int64_t touch_ver_data;
+    uint64_t touch_ver_deletes;
+    bool touch_ver_ok;
     size_t ntouched, touched_cap;
     size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
     /* Entries whose result failed its checksum since the cache was opened
@@ -222,9 +229,6 @@ struct jc_cache {
     int64_t empty_bytes;
 };
 
-/* Queues a hit on the entry under key for the next flush (no-op when
- * read-only); compute_seconds is the entry's, for jc_cache_stats. */
-void jc__cache_touch(jc_cache *cache, const uint8_t key[JC__KEY_LEN], double compute_seconds);
 /* The hits queued and not yet written, and the compute seconds they saved. */
 void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved);
 /* Commits the store's transaction; on failure rolls back what SQLite left
@@ -240,7 +244,14 @@ typedef struct jc__found {
     double seconds;
     bool has_code_fp;
     uint8_t code_fp[16];
+    int64_t rowid;        /* where it was found, under the store version below */
+    int64_t ver_data;
+    uint64_t ver_deletes;
 } jc__found;
+/* Queues a hit on the entry found as f under key for the next flush (no-op
+ * when read-only); f's compute seconds count in jc_cache_stats until then,
+ * and its rowid and store version let the flush record it by rowid. */
+void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN]);
 /* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
  * recorded: the caller decides to serve it, then calls jc__cache_touch).
  * Returns 0 on a miss, and also on an entry whose result fails its

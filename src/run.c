@@ -337,6 +337,10 @@ typedef struct run {
     size_t nwaiting;
     uint8_t *release;
     size_t nrelease;
+    /* The running code's fingerprint of the function of the last hit. */
+    const jc_function *fp_fn;
+    uint8_t fp[16];
+    bool fp_known;
     /* Hits computed by other code, per function (few functions a run). */
     struct code_change {
         const jc_function *fn;
@@ -633,9 +637,18 @@ static int dedup(jc_batch *b, jc_results *res)
     return 0;
 }
 
-static bool code_changed(const jc_function *fn, const jc__found *f)
+/* Whether a hit of fn was computed by other code. The running code's
+ * fingerprint is taken once per function and run (a sweep calls one
+ * function many times). */
+static bool code_changed(run *r, const jc_function *fn, const jc__found *f)
 {
-    return jc__cache_code_changed(fn, f);
+    if (!f->has_code_fp)
+        return false;
+    if (r->fp_fn != fn) {
+        r->fp_fn = fn;
+        r->fp_known = jc__cache_code_fp(fn, r->fp);
+    }
+    return r->fp_known && f->code_fp[0] == r->fp[0] && memcmp(f->code_fp, r->fp, sizeof r->fp) != 0;
 }
 
 static void note_code_change(run *r, const jc_function *fn)
@@ -678,7 +691,7 @@ static void on_found(void *ctx, size_t s, jc__found *f)
         jc_value_free(f->value);
         return;
     }
-    if (code_changed(call->fn, f)) {
+    if (code_changed(r, call->fn, f)) {
         note_code_change(r, call->fn);
         if (r->batch->opts.on_code_change == JC_ON_CODE_CHANGE_RECOMPUTE) {
             jc_value_free(f->value); /* a miss: computed again, the entry overwritten */
@@ -686,7 +699,7 @@ static void on_found(void *ctx, size_t s, jc__found *f)
         }
     }
     /* Recorded in memory only during a run: the store is not called back. */
-    jc__cache_touch(r->cache, call->key, f->seconds);
+    jc__cache_touch(r->cache, f, call->key);
     sl->value = f->value;
     sl->status = JC_STATUS_OK;
     sl->cached = true;
@@ -1342,12 +1355,13 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         free_args(argv, argc);
         return NULL;
     }
-    if (rc == 1 && code_changed(desc, &found) && memo_code_change(cache, desc) == JC_ON_CODE_CHANGE_RECOMPUTE) {
+    if (rc == 1 && found.has_code_fp && jc__cache_code_changed(desc, &found) &&
+        memo_code_change(cache, desc) == JC_ON_CODE_CHANGE_RECOMPUTE) {
         jc_value_free(found.value);
         rc = 0;
     }
     if (rc == 1) {
-        jc__cache_touch(cache, key, found.seconds);
+        jc__cache_touch(cache, &found, key);
         free_args(argv, argc);
         return found.value;
     }

@@ -60,7 +60,10 @@ struct jc__store {
     size_t rowbuf_cap;
     sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
-    sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK rowids */
+    sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK keys */
+    sqlite3_stmt *touch_rowids;     /* the same by rowid (jc__store_touch_rowids) */
+    sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_version) */
+    uint64_t deletes;               /* statements of this connection that removed entries */
     /* An explicit read transaction around many lookups (a run's): one
      * snapshot, one set of WAL read locks. Any write ends it first. (A
      * snapshot held across jc_memo calls was tried and dropped: after the
@@ -820,6 +823,13 @@ static int prepare_all(jc__store *st)
             len += snprintf(tsql + len, sizeof tsql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
         snprintf(tsql + len, sizeof tsql - (size_t)len, ")");
         rc = prepare(st, tsql, &st->touch_many);
+        if (!rc) {
+            len = snprintf(tsql, sizeof tsql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid IN (");
+            for (int i = 0; i < TOUCH_CHUNK; i++)
+                len += snprintf(tsql + len, sizeof tsql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
+            snprintf(tsql + len, sizeof tsql - (size_t)len, ")");
+            rc = prepare(st, tsql, &st->touch_rowids);
+        }
     }
     if (!rc)
         rc = prepare(st,
@@ -898,7 +908,7 @@ static void finalize_all(jc__store *st)
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many, st->begin_read, st->end_read, st->size};
+                           st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -1310,6 +1320,41 @@ int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
     return step_done(st, st->touch, "recording a hit");
 }
 
+int jc__store_version(jc__store *st, jc__store_ver *out)
+{
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    if (!st->data_version && (rc = prepare(st, "PRAGMA data_version", &st->data_version)))
+        return rc;
+    int step = sqlite3_step(st->data_version);
+    out->data = step == SQLITE_ROW ? sqlite3_column_int64(st->data_version, 0) : -1;
+    out->deletes = st->deletes;
+    sqlite3_reset(st->data_version);
+    return step == SQLITE_ROW ? 0 : store_error(st, step, "reading the data version");
+}
+
+int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now)
+{
+    int rc = store_enter_write(st, "record hits");
+    size_t i = 0;
+    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
+        sqlite3_bind_double(st->touch_rowids, 1, now);
+        for (int k = 0; k < TOUCH_CHUNK; k++)
+            sqlite3_bind_int64(st->touch_rowids, k + 2, rowids[i + (size_t)k]);
+        rc = step_done(st, st->touch_rowids, "recording hits");
+    }
+    if (!rc && i < n) {
+        /* The rest in one more statement, padded with a rowid that is never
+         * used (SQLite's rowids of this table are positive). */
+        sqlite3_bind_double(st->touch_rowids, 1, now);
+        for (size_t k = 0; k < TOUCH_CHUNK; k++)
+            sqlite3_bind_int64(st->touch_rowids, (int)k + 2, i + k < n ? rowids[i + k] : -1);
+        rc = step_done(st, st->touch_rowids, "recording hits");
+    }
+    return rc;
+}
+
 int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
 {
     int rc = store_enter_write(st, "record hits");
@@ -1396,6 +1441,7 @@ int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN])
         return rc;
     if (!key)
         return jc__set_error(JC_EINVAL, "cache file '%s': removing a NULL key", st->path);
+    st->deletes++;
     sqlite3_bind_blob(st->del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     rc = step_done(st, st->del, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
@@ -1662,6 +1708,7 @@ int jc__store_delete_rowid(jc__store *st, int64_t rowid)
         rc = lazy(st, &st->del_rowid, "DELETE FROM entries WHERE rowid = ?1");
     if (rc)
         return rc;
+    st->deletes++;
     sqlite3_bind_int64(st->del_rowid, 1, rowid);
     rc = step_done(st, st->del_rowid, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
@@ -1936,7 +1983,7 @@ static int remove_where(jc__store *st, const char *where, binder bind, const voi
     sqlite3_finalize(s);
     s = NULL;
     if (!rc && c > 0)
-        rc = run_where(st, "DELETE FROM entries", where, bind, ctx, "removing entries", &s);
+        st->deletes++, rc = run_where(st, "DELETE FROM entries", where, bind, ctx, "removing entries", &s);
     sqlite3_finalize(s);
     if (count)
         *count = rc ? 0 : c;
@@ -2282,6 +2329,7 @@ int jc__store_vacuum(jc__store *st)
     /* From now on the file can give pages back without a VACUUM (eviction
      * runs PRAGMA incremental_vacuum): a file made before auto_vacuum was
      * set at creation gets it here, once. */
+    st->deletes++; /* VACUUM may renumber rowids */
     rc = run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuuming");
     /* Without a checkpoint the rewritten pages sit in the -wal file, which
      * then is as large as the database. A reader of another process may

@@ -93,6 +93,19 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
 int jc__store_read_begin(jc__store *st);
 void jc__store_read_end(jc__store *st);
 
+/* What can make a rowid found by a lookup name another entry later: other
+ * connections' commits (SQLite's data_version) and this connection's
+ * removals. Two equal versions: every rowid found between them still names
+ * the entry it named. */
+typedef struct jc__store_ver {
+    int64_t data;
+    uint64_t deletes;
+} jc__store_ver;
+int jc__store_version(jc__store *st, jc__store_ver *out);
+/* Records hits by rowid (n distinct rowids, one last_used): the fast way,
+ * for rowids known to be current (jc__store_version unchanged since they
+ * were found). */
+int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now);
 /* Records a hit on the entry under key: hits += 1, last_used = now. By key,
  * not rowid: an entry removed and replaced since the hit (its rowid reused)
  * must not get the hit. No entry under key any more is not an error. */
