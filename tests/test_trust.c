@@ -265,6 +265,49 @@ static void hits_land_on_the_entry_they_hit(void **state)
                 stored_used);
 }
 
+/* The same for the hits of a run, queued while it runs: another process
+ * replaces the entry it hit in the middle of the run (from on_result). */
+static const char *replace_path;
+static void replace_entry(const jc_results *res, size_t index, void *userdata)
+{
+    (void)res;
+    (void)index;
+    int *done = userdata;
+    if (*done)
+        return;
+    *done = 1;
+    jc_cache *other = open_cache(replace_path, 0);
+    char *hex = jc_test_sql_text(replace_path, "SELECT lower(hex(key)) FROM entries");
+    jc_entry_info info;
+    assert_int_equal(jc_entry_find(other, hex, &info), 0);
+    free(hex);
+    assert_int_equal(jc_entry_remove(other, info.key), 0);
+    jc_value_free(jc_memo(other, sq, jc_int(2)));
+    jc_cache_close(other);
+}
+
+static void hits_of_a_run_land_on_the_entry_they_hit(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "rowid-reuse-run.db");
+    replace_path = path;
+    jc_cache *c = open_cache(path, 0);
+    jc_value_free(jc_memo(c, sq, jc_int(1)));
+    int64_t rowid = jc_test_sql_int(path, "SELECT rowid FROM entries");
+    int done = 0;
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .on_result = replace_entry,
+                                                .userdata = &done});
+    jc_delayed(b, sq, jc_int(1)); /* a hit, recorded at the end of the run */
+    jc_results *res = jc_run(b);
+    assert_true(jc_result_cached(res, 0));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT rowid FROM entries"), rowid); /* sq(2), same rowid */
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0);
+}
+
 /* Item 7: jc_cache_stats counts the hits this process has not written yet. */
 static void stats_counts_hits_not_yet_written(void **state)
 {
@@ -505,6 +548,7 @@ int main(void)
         cmocka_unit_test(results_keep_their_bits_cold_and_warm),
         cmocka_unit_test(a_result_changed_on_disk_is_recomputed_and_counted),
         cmocka_unit_test(hits_land_on_the_entry_they_hit),
+        cmocka_unit_test(hits_of_a_run_land_on_the_entry_they_hit),
         cmocka_unit_test(stats_counts_hits_not_yet_written),
         cmocka_unit_test(stats_counts_pending_hits_while_the_file_is_locked),
         cmocka_unit_test(an_interrupted_program_ends_as_killed_by_the_signal),
