@@ -609,8 +609,13 @@ static void tool_json_is_strict(void **state)
     assert_int_equal(tool(&out, "export %s", path), 0);
     assert_contains(out, "\"result\": \"NaN\"}");
     assert_contains(out, "\"result\": \"-Infinity\"}");
-    /* -0.0 is stored as +0.0 (docs/format.md), and written as a double. */
+    /* -0.0 is stored as +0.0 (docs/format.md), and written as a double;
+     * a file may still hold a -0.0, which is written as such. */
     assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": 0.0}");
+    free(out);
+    sql(path, "UPDATE entries SET result = x'cb8000000000000000' WHERE rowid = 7");
+    assert_int_equal(tool(&out, "export %s", path), 0);
+    assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": -0.0}");
     assert_contains(out, "\"result\": 0.1}");
     assert_contains(out, "\"result\": [\"NaN\", \"Infinity\", \"-Infinity\", 1.5]}");
     assert_contains(out, "\"result\": {\"$bytes\": \"AAH/\"}}");
