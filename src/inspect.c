@@ -466,6 +466,17 @@ static int check_prune_options(const jc_prune_options *o)
     return 0;
 }
 
+/* a + b for sums of figures read from the file (sizes, counts, hits): a
+ * hostile file can hold INT64_MAX in any of them, so sums saturate
+ * instead of overflowing. */
+static int64_t sum_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 /* The rules of o in their documented order, inside one transaction. */
 static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count, int64_t *bytes)
 {
@@ -475,29 +486,29 @@ static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count,
     int rc = jc__store_clamp_future(st, NULL);
     if (!rc && o->other_formats) {
         rc = jc__store_remove(st, &(jc__select){.other_formats = true}, &c, &b);
-        *count += c;
-        *bytes += b;
+        *count = sum_sat(*count, c);
+        *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->stale_versions) {
         rc = jc__store_remove_stale(st, &c, &b);
-        *count += c;
-        *bytes += b;
+        *count = sum_sat(*count, c);
+        *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->older_than > 0) {
         jc__select q = {.used_before = used_before(o->older_than)};
         rc = jc__store_remove(st, &q, &c, &b);
-        *count += c;
-        *bytes += b;
+        *count = sum_sat(*count, c);
+        *bytes = sum_sat(*bytes, b);
     }
     if (!rc && (o->max_entries > 0 || o->max_payload > 0)) {
         rc = jc__store_remove_lru(st, o->max_entries, o->max_payload, &c, &b);
-        *count += c;
-        *bytes += b;
+        *count = sum_sat(*count, c);
+        *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->max_size > 0) {
         rc = jc__store_evict(st, o->max_size, &c, &b);
-        *count += c;
-        *bytes += b;
+        *count = sum_sat(*count, c);
+        *bytes = sum_sat(*bytes, b);
     }
     return rc;
 }
@@ -602,7 +613,7 @@ static int add_group(void *ctx, const jc__group *g)
     if (!f->function || !f->version)
         return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
     f->entries = g->entries;
-    f->bytes = g->args_bytes + g->result_bytes;
+    f->bytes = sum_sat(g->args_bytes, g->result_bytes);
     f->compute_seconds = g->compute_seconds;
     f->mean_seconds = g->entries ? g->compute_seconds / (double)g->entries : 0;
     f->hits = g->hits;
@@ -614,12 +625,12 @@ static int add_group(void *ctx, const jc__group *g)
     s->other_format_entries += g->other_formats;
 
     bool first = s->entries == 0;
-    s->entries += g->entries;
-    s->args_bytes += g->args_bytes;
-    s->result_bytes += g->result_bytes;
-    s->payload_bytes += g->args_bytes + g->result_bytes;
+    s->entries = sum_sat(s->entries, g->entries);
+    s->args_bytes = sum_sat(s->args_bytes, g->args_bytes);
+    s->result_bytes = sum_sat(s->result_bytes, g->result_bytes);
+    s->payload_bytes = sum_sat(s->payload_bytes, f->bytes);
     s->compute_seconds += g->compute_seconds;
-    s->hits += g->hits;
+    s->hits = sum_sat(s->hits, g->hits);
     s->saved_seconds += g->saved_seconds;
     s->oldest = first || g->oldest < s->oldest ? g->oldest : s->oldest;
     s->newest = first || g->newest > s->newest ? g->newest : s->newest;

@@ -4,7 +4,7 @@
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 . "$top/.ci/deps.sh"
-jc_install_deps python3 python3-joblib python3-numpy sqlite3
+jc_install_deps python3 python3-joblib python3-numpy sqlite3 jq
 jobs="$(nproc)"
 for variant in plain sanitize; do
     dir="$top/build-test-$variant"
@@ -18,6 +18,16 @@ for variant in plain sanitize; do
     (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --output-on-failure -j"$jobs")
 done
+
+# Each libFuzzer harness for 60 s (tests/fuzz/run.sh), when clang and its
+# fuzzer runtime can be had; the corpus replay ran in ctest above either way.
+echo "== fuzz"
+jc_install_deps clang libclang-rt-14-dev || true
+if command -v clang >/dev/null 2>&1 && dpkg-query -W -f='${Status}' libclang-rt-14-dev 2>/dev/null | grep -q "install ok installed"; then
+    JOBS="$jobs" "$top/tests/fuzz/run.sh" 60
+else
+    echo "fuzz: skipped (clang or libclang-rt-14-dev missing)"
+fi
 
 # A smoke-sized run of the benchmarks (bench/run.py without --smoke writes BENCHMARKS.md).
 echo "== benchmark smoke"

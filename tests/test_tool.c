@@ -10,7 +10,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,13 @@ static int slow(jc_call *call)
     return jc_return_int(call, jc_arg_int(call, 0));
 }
 JC_FUNCTION(slow, "v1");
+
+/* echo(x) -> x: stores whatever it is given. */
+static int echo(jc_call *call)
+{
+    return jc_return(call, jc_value_copy(jc_arg(call, 0)));
+}
+JC_FUNCTION(echo, "v1");
 
 /* ---- running the command ---- */
 
@@ -166,6 +175,149 @@ static void key_at(const char *path, int rowid, char hex[33])
 static int64_t entries(const char *path)
 {
     return jc_test_sql_int(path, "SELECT count(*) FROM entries");
+}
+
+/* A cache of hostile text and awkward numbers: strings, a map key and a
+ * named argument with ESC sequences (clear screen, set title), a C1 CSI in
+ * UTF-8 form, DEL, bytes that are not UTF-8; NaN, infinities, -0.0 and
+ * bytes. Then, with the sqlite3 API, a function name and version that are
+ * escape sequences (as a merged file could bring). */
+static const char HOSTILE_FN[] = "echo\x1b]0;pwned\x07\x1b[2J";
+
+/* Replaces, in column col of every entry, each run of the bytes from with
+ * to (as long), as a hostile file would hold them: text that the library's
+ * builders refuse (invalid UTF-8) can only come from a file. The result's
+ * checksum is dropped where a result changes (as a file of 0.1.0 has none). */
+static void patch_blobs(const char *path, const char *col, const char *from, const char *to, size_t n)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT rowid, %s FROM entries", col);
+    sqlite3_stmt *s, *u;
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+    snprintf(q, sizeof q, "UPDATE entries SET %s = ?2%s WHERE rowid = ?1", col,
+             strcmp(col, "result") == 0 ? ", result_check = NULL" : "");
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &u, NULL), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        unsigned char *blob = malloc(len + 1);
+        memcpy(blob, sqlite3_column_blob(s, 1), len);
+        bool changed = false;
+        for (size_t i = 0; i + n <= len; i++)
+            if (memcmp(blob + i, from, n) == 0) {
+                memcpy(blob + i, to, n);
+                changed = true;
+            }
+        if (changed) {
+            sqlite3_bind_int64(u, 1, sqlite3_column_int64(s, 0));
+            sqlite3_bind_blob(u, 2, blob, (int)len, SQLITE_TRANSIENT);
+            assert_int_equal(sqlite3_step(u), SQLITE_DONE);
+            sqlite3_reset(u);
+        }
+        free(blob);
+    }
+    sqlite3_finalize(s);
+    sqlite3_finalize(u);
+    sqlite3_close(db);
+}
+
+static void make_hostile_cache(const char *path)
+{
+    double ds[4] = {NAN, INFINITY, -INFINITY, 1.5};
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, NULL);
+    assert_int_equal(jc_delayed(b, echo, jc_str("\x1b]0;title\x07\x1b[2J\xc2\x9b" "1m\x7f tab\t")), 0);
+    /* Made valid, patched below into what the builders refuse. */
+    assert_int_equal(jc_delayed(b, echo, jc_strn("bad @@@ utf8 ###", 16)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_map(jc_kw("\x1b[31mkey\xc2\x85", jc_int(1)))), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_int(7), jc_kw("\x1b[5mname~", jc_int(2))), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_double(NAN)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_double(-INFINITY)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_double(-0.0)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_doubles(ds, 4)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_bytes("\x00\x01\xff", 3)), 0);
+    assert_int_equal(jc_delayed(b, echo, jc_double(0.1)), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    char stmt[256];
+    snprintf(stmt, sizeof stmt,
+             "UPDATE entries SET function = '%s', version = 'v1' || char(155) || char(27) || 'c'"
+             " WHERE rowid IN (1, 2)",
+             HOSTILE_FN);
+    sql(path, stmt);
+    patch_blobs(path, "result", "@@@", "\xff\xc0\x80", 3);
+    patch_blobs(path, "args", "@@@", "\xff\xc0\x80", 3);
+    patch_blobs(path, "result", "###", "\xed\xa0\x80", 3);
+    patch_blobs(path, "args", "###", "\xed\xa0\x80", 3);
+    patch_blobs(path, "args", "name~", "name\xff", 5);
+}
+
+/* Fails when s holds what a terminal obeys or cannot read: a C0 control
+ * other than the newline, DEL, a C1 control in UTF-8 form, or a byte
+ * that is not well-formed UTF-8. */
+static void assert_terminal_safe(const char *what, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i];) {
+        unsigned char c = p[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                                  : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        bool ok = len > 0 && (c >= 0x20 || c == '\n') && c != 0x7f;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[i + k] & 0xc0) == 0x80;
+        if (ok && len == 2)
+            ok = !(c == 0xc2 && p[i + 1] <= 0x9f); /* C1 */
+        if (ok && len == 3)
+            ok = !(c == 0xe0 && p[i + 1] < 0xa0) && !(c == 0xed && p[i + 1] >= 0xa0);
+        if (!ok)
+            fail_msg("%s: byte 0x%02x at %zu is not for a terminal, in:\n%s", what, c, i, s);
+        i += len;
+    }
+}
+
+/* Runs the command and checks that its whole output is safe to show. */
+static char *safe_output(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *safe_output(int code, const char *fmt, ...)
+{
+    char args[8192], *out = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    int rc = tool(&out, "%s", args);
+    if (rc != code)
+        fail_msg("jobcache %s: exit %d, expected %d; output:\n%s", args, rc, code, out);
+    assert_terminal_safe(args, out);
+    return out;
+}
+
+/* Runs `jobcache ARGS | CHECKER`, expecting both to succeed. */
+static void pipe_through(const char *checker, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pipe_through(const char *checker, const char *fmt, ...)
+{
+    char args[4096], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "set -o pipefail; %s %s | %s", JC_TOOL_PATH, args, checker);
+    char *argv_sh[] = {"bash", "-c", cmd, NULL};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execvp("bash", argv_sh);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("failed (status %d): %s", status, cmd);
 }
 
 /* ---- help and usage ---- */
@@ -427,6 +579,120 @@ static void tool_diff_two_calls(void **state)
     expect(0, "no difference", "diff -f %s %.8s %.8s", path, a, a);
     expect(2, "different functions", "diff -f %s %.8s %.8s", path, a, c);
     expect(2, "is not a key prefix", "diff -f %s %.8s zz", path, a);
+}
+
+/* ---- hostile files ---- */
+
+static void tool_output_escapes_hostile_text(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], other[PATH_CAP], k[5][33], *out;
+    make_hostile_cache(jc_test_path(path, sizeof path, "hostile.db"));
+    for (int i = 1; i <= 4; i++)
+        key_at(path, i, k[i]);
+    out = safe_output(0, "ls %s", path);
+    assert_contains(out, "echo\\x1b]0;pwned\\x07\\x1b[2J");
+    assert_contains(out, "v1\\xc2\\x9b\\x1bc"); /* (ls cuts long values to its columns: show has them) */
+    free(out);
+    out = safe_output(0, "stats %s", path);
+    assert_contains(out, "echo\\x1b]0;pwned\\x07\\x1b[2J");
+    free(out);
+    out = safe_output(0, "show -f %s %s", path, k[1]);
+    assert_contains(out, "function    echo\\x1b]0;pwned\\x07\\x1b[2J");
+    assert_contains(out, "\\xc2\\x9b1m\\x7f");
+    free(out);
+    out = safe_output(0, "show -f %s %s", path, k[2]);
+    assert_contains(out, "bad \\xff\\xc0\\x80 utf8 \\xed\\xa0\\x80");
+    free(out);
+    out = safe_output(0, "show -f %s %s", path, k[3]);
+    assert_contains(out, "[31mkey\\xc2\\x85");
+    free(out);
+    out = safe_output(0, "show -f %s %s", path, k[4]);
+    assert_contains(out, "kwargs      \\x1b[5mname\\xff = 2");
+    free(out);
+    free(safe_output(0, "ls %s --function echo", path));
+    free(safe_output(0, "diff -f %s %s %s", path, k[1], k[2]));
+    free(safe_output(0, "rm -f %s %s --dry-run", path, k[1]));
+    /* The renamed entries no longer match their keys. */
+    out = safe_output(1, "verify %s", path);
+    assert_contains(out, "echo\\x1b]0;pwned\\x07\\x1b[2J v1\\xc2\\x9b\\x1bc: the key does not match");
+    free(out);
+    make_cache(jc_test_path(other, sizeof other, "hostile-into.db"), 1, 0);
+    free(safe_output(1, "merge -f %s %s", other, path));
+    /* Arguments quoted back in messages are escaped too. */
+    out = safe_output(2, "ls %s --sort \"$(printf 'x\\033[2J')\"", path);
+    assert_contains(out, "x\\x1b[2J");
+    free(out);
+}
+
+/* Every JSON output is strict JSON: python's json with bare constants
+ * refused, on strictly decoded UTF-8; jq too when it is installed. */
+static void tool_json_is_strict(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], key[33], *out = NULL;
+    make_hostile_cache(jc_test_path(path, sizeof path, "json.db"));
+    const char *lines = "python3 " JC_TEST_SOURCE_DIR "/strict_json.py lines";
+    const char *doc = "python3 " JC_TEST_SOURCE_DIR "/strict_json.py doc";
+    const char *jq = system("command -v jq >/dev/null 2>&1") == 0 ? "jq -e . >/dev/null" : NULL;
+    pipe_through(lines, "export %s", path);
+    pipe_through(doc, "stats %s --json", path);
+    pipe_through(doc, "ls %s --json", path);
+    for (int i = 1; i <= 10; i++) {
+        key_at(path, i, key);
+        pipe_through(doc, "show -f %s %s --json", path, key);
+        if (jq)
+            pipe_through(jq, "show -f %s %s --json", path, key);
+    }
+    if (jq) {
+        pipe_through(jq, "export %s", path);
+        pipe_through(jq, "stats %s --json", path);
+        pipe_through(jq, "ls %s --json", path);
+    }
+    /* The documented forms (jobcache(1), JSON). */
+    assert_int_equal(tool(&out, "export %s", path), 0);
+    assert_contains(out, "\"result\": \"NaN\"}");
+    assert_contains(out, "\"result\": \"-Infinity\"}");
+    /* -0.0 is stored as +0.0 (docs/format.md), and written as a double;
+     * a file may still hold a -0.0, which is written as such. */
+    assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": 0.0}");
+    free(out);
+    sql(path, "UPDATE entries SET result = x'cb8000000000000000' WHERE rowid = 7");
+    assert_int_equal(tool(&out, "export %s", path), 0);
+    assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": -0.0}");
+    assert_contains(out, "\"result\": 0.1}");
+    assert_contains(out, "\"result\": [\"NaN\", \"Infinity\", \"-Infinity\", 1.5]}");
+    assert_contains(out, "\"result\": {\"$bytes\": \"AAH/\"}}");
+    assert_contains(out, "\"result\": \"bad \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd utf8 ");
+    assert_contains(out, "\"result\": {\"\\u001B[31mkey\xc2\x85\": 1}");
+    assert_contains(out, "\"function\": \"echo\\u001B]0;pwned\\u0007\\u001B[2J\"");
+    assert_lacks(out, "NaN]");
+    assert_lacks(out, ": NaN");
+    assert_lacks(out, "\x1b");
+    free(out);
+}
+
+/* Sizes of INT64_MAX in the file: every sum saturates (no signed overflow,
+ * which UBSan stops on in the sanitizer build). */
+static void tool_sums_of_hostile_sizes_saturate(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], a[33], b[33], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "huge.db"), 3, 1);
+    key_at(path, 1, a);
+    key_at(path, 2, b);
+    sql(path, "UPDATE entries SET args_size = 9223372036854775807, result_size = 9223372036854775807");
+    assert_int_equal(tool(&out, "stats %s --json", path), 0);
+    assert_contains(out, "\"payload_bytes\": 9223372036854775807");
+    assert_contains(out, "\"args_bytes\": 9223372036854775807");
+    assert_contains(out, "\"bytes\": 9223372036854775807");
+    free(out);
+    expect(0, "payload       8.0E", "stats %s", path);
+    expect(0, "8.0E", "ls %s", path);
+    expect(0, "\"size\": 9223372036854775807", "ls %s --json", path);
+    expect(0, "\"size\": 9223372036854775807", "show -f %s %s --json", path, a);
+    expect(0, "would remove 2 entries (8.0E)", "rm -f %s %s %s --dry-run", path, a, b);
+    expect(0, "would remove 4 entries (8.0E)", "prune %s --max-size 1 --older-than 1s --dry-run", path);
 }
 
 /* ---- changing ---- */
@@ -757,6 +1023,9 @@ int main(void)
         cmocka_unit_test(tool_verify_finds_corrupted_entries),
         cmocka_unit_test(tool_export_json_lines),
         cmocka_unit_test(tool_merge_vacuum_clear),
+        cmocka_unit_test(tool_output_escapes_hostile_text),
+        cmocka_unit_test(tool_json_is_strict),
+        cmocka_unit_test(tool_sums_of_hostile_sizes_saturate),
         cmocka_unit_test(tool_reads_while_a_run_writes),
         cmocka_unit_test(tool_backup_and_wal_notice),
         cmocka_unit_test(tool_reads_a_cache_on_a_read_only_mount),

@@ -7,6 +7,11 @@
  * function given the parsed options and the open cache; option parsing,
  * tables, JSON and the formatting of sizes, times and values are shared
  * helpers. Exit codes: 0 ok, 1 problems found, 2 usage or open errors.
+ *
+ * A cache file is data from whoever wrote it: nothing read from it reaches
+ * the terminal raw. Human-readable output goes out through say() (a line)
+ * or a table, both of which escape with text_escape (text.h); JSON goes
+ * through the one writer of json.h.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -18,6 +23,9 @@
 #include <time.h>
 
 #include <jobcache.h>
+
+#include "json.h"
+#include "text.h"
 
 enum { EXIT_OK = 0, EXIT_PROBLEMS = 1, EXIT_USAGE = 2 };
 
@@ -192,6 +200,49 @@ static const command *find_command(const char *name)
     return NULL;
 }
 
+/* ---- saying things ---- */
+
+/* fmt's text in a new string (free() it); NULL when out of memory. */
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+/* Writes one line of human-readable output: fmt's text with every control
+ * character and bad byte escaped (text_escape), then a newline. Every line
+ * that may hold text from a cache file, or from its messages, goes out
+ * this way. */
+static void say(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(FILE *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *raw = vformat(fmt, ap);
+    va_end(ap);
+    char *safe = raw ? text_escape(raw) : NULL;
+    fputs(safe ? safe : "(out of memory)", f);
+    fputc('\n', f);
+    free(raw);
+    free(safe);
+}
+
+/* a + b, held at INT64_MAX or INT64_MIN instead of overflowing: sizes come
+ * from the file, which may hold any number. */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return a > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 /* ---- help ---- */
 
 static void usage(FILE *f)
@@ -231,7 +282,7 @@ static int cmd_help(int argc, char **argv)
     }
     const command *c = find_command(argv[0]);
     if (!c) {
-        fprintf(stderr, "jobcache help: unknown command '%s'\n", argv[0]);
+        say(stderr, "jobcache help: unknown command '%s'", argv[0]);
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -241,14 +292,16 @@ static int cmd_help(int argc, char **argv)
 
 /* ---- parsing options ---- */
 
+static int usage_error(const command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int usage_error(const command *c, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "jobcache %s: ", c->name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    char *msg = vformat(fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see 'jobcache help %s')\n", c->name);
+    say(stderr, "jobcache %s: %s (see 'jobcache help %s')", c->name, msg ? msg : "out of memory",
+        c->name);
+    free(msg);
     return EXIT_USAGE;
 }
 
@@ -583,46 +636,6 @@ static char *result_text(const jc_value *v, size_t max)
     return text_close(&t);
 }
 
-/* ---- JSON ---- */
-
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* A double that reads back exactly; null when not finite. */
-static void json_number(FILE *f, double d)
-{
-    char buf[40];
-    if (!isfinite(d)) {
-        fputs("null", f);
-        return;
-    }
-    snprintf(buf, sizeof buf, "%.15g", d);
-    if (strtod(buf, NULL) != d)
-        snprintf(buf, sizeof buf, "%.17g", d);
-    fputs(buf, f);
-}
-
-/* A time in seconds since the epoch, to the microsecond; null for none. */
-static void json_time(FILE *f, double t)
-{
-    if (t > 0 && isfinite(t))
-        fprintf(f, "%.6f", t);
-    else
-        fputs("null", f);
-}
-
 /* ---- tables ---- */
 
 typedef struct table {
@@ -632,7 +645,7 @@ typedef struct table {
     size_t nrows, cap;
 } table;
 
-/* Adds a row of t->ncols strings, copied. */
+/* Adds a row of t->ncols strings, copied with text_escape. */
 static bool table_add(table *t, const char *const *cells)
 {
     if (t->nrows == t->cap) {
@@ -645,8 +658,9 @@ static bool table_add(table *t, const char *const *cells)
     }
     char **row = t->cells + t->nrows * t->ncols;
     bool ok = true;
+    /* Cells are shown on a terminal: escaped here, once for all tables. */
     for (size_t i = 0; i < t->ncols; i++)
-        ok &= (row[i] = strdup(cells[i] ? cells[i] : "")) != NULL;
+        ok &= (row[i] = text_escape(cells[i] ? cells[i] : "")) != NULL;
     t->nrows++; /* even a partial row, so that table_free frees it */
     return ok;
 }
@@ -720,43 +734,45 @@ static bool entry_load(jc_cache *cache, const jc_entry_info *info, entry *e)
 
 static int64_t entry_size(const jc_entry_info *e)
 {
-    return e->args_size + e->result_size;
+    return sat_add(e->args_size, e->result_size);
 }
 
-/* The metadata fields of an entry's JSON object, without the braces. */
-static void json_entry_fields(FILE *f, const jc_entry_info *e)
+/* The metadata fields of an entry, as a JSON object; NULL when out of
+ * memory. */
+static json_t *entry_json_fields(const jc_entry_info *e)
 {
-    fprintf(f, "\"key\": \"%s\", \"function\": ", e->key_hex);
-    json_string(f, e->function);
-    fputs(", \"version\": ", f);
-    json_string(f, e->version);
-    fprintf(f, ", \"args_size\": %lld, \"result_size\": %lld, \"size\": %lld, \"created\": ",
-            (long long)e->args_size, (long long)e->result_size, (long long)entry_size(e));
-    json_time(f, e->created);
-    fputs(", \"last_used\": ", f);
-    json_time(f, e->last_used);
-    fputs(", \"compute_seconds\": ", f);
-    json_number(f, e->compute_seconds);
-    fprintf(f, ", \"hits\": %lld", (long long)e->hits);
+    json_t *j = json_object();
+    bool ok = j && json_put(j, "key", json_text(e->key_hex)) &&
+              json_put(j, "function", json_text(e->function)) &&
+              json_put(j, "version", json_text(e->version)) &&
+              json_put(j, "args_size", json_integer(e->args_size)) &&
+              json_put(j, "result_size", json_integer(e->result_size)) &&
+              json_put(j, "size", json_integer(entry_size(e))) &&
+              json_put(j, "created", json_time(e->created)) &&
+              json_put(j, "last_used", json_time(e->last_used)) &&
+              json_put(j, "compute_seconds", json_seconds(e->compute_seconds)) &&
+              json_put(j, "hits", json_integer(e->hits));
+    if (!ok)
+        json_decref(j);
+    return ok ? j : NULL;
 }
 
-/* An entry with its decoded values, as one JSON object (show, export). */
-static void json_entry(FILE *f, const entry *e)
+/* An entry with its decoded values, as one JSON object (show, export);
+ * NULL when out of memory. */
+static json_t *entry_json(const entry *e)
 {
-    fputc('{', f);
-    json_entry_fields(f, &e->info);
-    if (e->error) {
-        fputs(", \"args\": null, \"kwargs\": null, \"result\": null, \"error\": ", f);
-        json_string(f, e->error);
-    } else {
-        fputs(", \"args\": ", f);
-        put_value(f, e->args, 0);
-        fputs(", \"kwargs\": ", f);
-        put_value(f, e->kwargs, 0);
-        fputs(", \"result\": ", f);
-        put_value(f, e->result, 0);
-    }
-    fputc('}', f);
+    json_t *j = entry_json_fields(&e->info);
+    bool ok = j != NULL;
+    if (ok && e->error)
+        ok = json_put(j, "args", json_null()) && json_put(j, "kwargs", json_null()) &&
+             json_put(j, "result", json_null()) && json_put(j, "error", json_text(e->error));
+    else if (ok)
+        ok = json_put(j, "args", json_value(e->args)) &&
+             json_put(j, "kwargs", json_value(e->kwargs)) &&
+             json_put(j, "result", json_value(e->result));
+    if (!ok)
+        json_decref(j);
+    return ok ? j : NULL;
 }
 
 static jc_filter filter_of(const opts *o)
@@ -773,7 +789,7 @@ static jc_filter filter_of(const opts *o)
 
 static int failed(const char *cmd)
 {
-    fprintf(stderr, "jobcache %s: %s\n", cmd, jc_errmsg());
+    say(stderr, "jobcache %s: %s", cmd, jc_errmsg());
     return EXIT_USAGE;
 }
 
@@ -785,52 +801,61 @@ static int out_of_memory(const char *cmd)
 
 /* ---- stats ---- */
 
-static void stats_json(const jc_stats *s)
+/* One function and version of stats --json; NULL when out of memory. */
+static json_t *stats_function_json(const jc_function_stats *f)
 {
-    printf("{\"path\": ");
-    json_string(stdout, s->path);
-    printf(", \"wal_bytes\": %lld, \"other_format_entries\": %lld, \"leases_alive\": %lld, \"leases_stale\": %lld,"
-           " \"leases_calls\": %lld",
-           (long long)s->wal_bytes, (long long)s->other_format_entries, (long long)s->leases_alive,
-           (long long)s->leases_stale, (long long)s->leases_calls);
-    printf(", \"schema_version\": %d, \"key_format\": %d, \"entries\": %lld, \"file_bytes\": %lld, "
-           "\"free_bytes\": %lld, \"payload_bytes\": %lld, \"args_bytes\": %lld, "
-           "\"result_bytes\": %lld, \"compute_seconds\": ",
-           s->schema_version, s->key_format, (long long)s->entries, (long long)s->file_bytes,
-           (long long)s->free_bytes, (long long)s->payload_bytes, (long long)s->args_bytes,
-           (long long)s->result_bytes);
-    json_number(stdout, s->compute_seconds);
-    printf(", \"hits\": %lld, \"saved_seconds\": ", (long long)s->hits);
-    json_number(stdout, s->saved_seconds);
-    printf(", \"oldest\": ");
-    json_time(stdout, s->oldest);
-    printf(", \"newest\": ");
-    json_time(stdout, s->newest);
-    printf(", \"last_used\": ");
-    json_time(stdout, s->last_used);
-    printf(", \"functions\": [");
-    for (size_t i = 0; i < s->nfunctions; i++) {
-        const jc_function_stats *f = &s->functions[i];
-        printf("%s\n  {\"function\": ", i ? "," : "");
-        json_string(stdout, f->function);
-        printf(", \"version\": ");
-        json_string(stdout, f->version);
-        printf(", \"entries\": %lld, \"bytes\": %lld, \"compute_seconds\": ", (long long)f->entries,
-               (long long)f->bytes);
-        json_number(stdout, f->compute_seconds);
-        printf(", \"mean_seconds\": ");
-        json_number(stdout, f->mean_seconds);
-        printf(", \"hits\": %lld, \"saved_seconds\": ", (long long)f->hits);
-        json_number(stdout, f->saved_seconds);
-        printf(", \"oldest\": ");
-        json_time(stdout, f->oldest);
-        printf(", \"newest\": ");
-        json_time(stdout, f->newest);
-        printf(", \"last_used\": ");
-        json_time(stdout, f->last_used);
-        printf(", \"code_fingerprints\": %lld}", (long long)f->code_fingerprints);
+    json_t *j = json_object();
+    bool ok = j && json_put(j, "function", json_text(f->function)) &&
+              json_put(j, "version", json_text(f->version)) &&
+              json_put(j, "entries", json_integer(f->entries)) &&
+              json_put(j, "bytes", json_integer(f->bytes)) &&
+              json_put(j, "compute_seconds", json_seconds(f->compute_seconds)) &&
+              json_put(j, "mean_seconds", json_seconds(f->mean_seconds)) &&
+              json_put(j, "hits", json_integer(f->hits)) &&
+              json_put(j, "saved_seconds", json_seconds(f->saved_seconds)) &&
+              json_put(j, "oldest", json_time(f->oldest)) &&
+              json_put(j, "newest", json_time(f->newest)) &&
+              json_put(j, "last_used", json_time(f->last_used)) &&
+              json_put(j, "code_fingerprints", json_integer(f->code_fingerprints));
+    if (!ok)
+        json_decref(j);
+    return ok ? j : NULL;
+}
+
+/* Writes stats --json; false when out of memory. */
+static bool stats_json(const jc_stats *s)
+{
+    json_t *j = json_object(), *fs = json_array();
+    bool ok = j && fs && json_put(j, "path", json_text(s->path)) &&
+              json_put(j, "schema_version", json_integer(s->schema_version)) &&
+              json_put(j, "key_format", json_integer(s->key_format)) &&
+              json_put(j, "entries", json_integer(s->entries)) &&
+              json_put(j, "file_bytes", json_integer(s->file_bytes)) &&
+              json_put(j, "free_bytes", json_integer(s->free_bytes)) &&
+              json_put(j, "payload_bytes", json_integer(s->payload_bytes)) &&
+              json_put(j, "args_bytes", json_integer(s->args_bytes)) &&
+              json_put(j, "result_bytes", json_integer(s->result_bytes)) &&
+              json_put(j, "compute_seconds", json_seconds(s->compute_seconds)) &&
+              json_put(j, "hits", json_integer(s->hits)) &&
+              json_put(j, "saved_seconds", json_seconds(s->saved_seconds)) &&
+              json_put(j, "oldest", json_time(s->oldest)) &&
+              json_put(j, "newest", json_time(s->newest)) &&
+              json_put(j, "last_used", json_time(s->last_used)) &&
+              json_put(j, "wal_bytes", json_integer(s->wal_bytes)) &&
+              json_put(j, "other_format_entries", json_integer(s->other_format_entries)) &&
+              json_put(j, "leases_alive", json_integer(s->leases_alive)) &&
+              json_put(j, "leases_stale", json_integer(s->leases_stale)) &&
+              json_put(j, "leases_calls", json_integer(s->leases_calls));
+    for (size_t i = 0; ok && i < s->nfunctions; i++) {
+        json_t *f = stats_function_json(&s->functions[i]);
+        ok = f && json_array_append_new(fs, f) == 0;
     }
-    printf("%s]}\n", s->nfunctions ? "\n" : "");
+    ok = ok && json_put(j, "functions", json_incref(fs)) && json_out(stdout, j, false) == 0;
+    if (ok)
+        putchar('\n');
+    json_decref(fs);
+    json_decref(j);
+    return ok;
 }
 
 static bool stats_function_table(const jc_stats *s)
@@ -874,7 +899,7 @@ static bool stats_function_table(const jc_stats *s)
 static void stats_text(const jc_stats *s)
 {
     char a[32], b[32], c[32], d[32];
-    printf("file          %s\n", s->path);
+    say(stdout, "file          %s", s->path);
     printf("schema        version %d, key format %d\n", s->schema_version, s->key_format);
     printf("entries       %lld\n", (long long)s->entries);
     if (s->other_format_entries)
@@ -906,8 +931,9 @@ static void stats_text(const jc_stats *s)
                s->leases_stale ? ", and stale claims" : "");
     if (s->wal_bytes > 0) {
         fmt_size(a, sizeof a, s->wal_bytes);
-        printf("wal           %s in %s-wal, maybe not yet in the file itself: copy the cache with\n"
-               "              'jobcache backup', not cp\n", a, s->path);
+        say(stdout, "wal           %s in %s-wal, maybe not yet in the file itself: copy the cache with", a,
+            s->path);
+        say(stdout, "              'jobcache backup', not cp");
     }
 }
 
@@ -918,7 +944,8 @@ static int cmd_stats(jc_cache *cache, const opts *o)
         return failed("stats");
     int rc = EXIT_OK;
     if (o->given & OPT_JSON) {
-        stats_json(s);
+        if (!stats_json(s))
+            rc = out_of_memory("stats");
     } else {
         stats_text(s);
         if (s->nfunctions) {
@@ -941,8 +968,12 @@ static int cmd_stats(jc_cache *cache, const opts *o)
 enum { LS_KEY = 12, LS_FUNCTION = 14, LS_VERSION = 7, LS_ARGS = 36, LS_RESULT = 36, LS_SIZE = 6,
        LS_TIME = 7, LS_HITS = 5 };
 
-static void ls_cell(const char *s, size_t width, bool right, bool last)
+static void ls_cell(const char *raw, size_t width, bool right, bool last)
 {
+    /* Every cell escaped (a function name or version from the file may
+     * hold escape sequences); escaping escaped text changes nothing. */
+    char *safe = text_escape(raw);
+    const char *s = safe ? safe : "?";
     size_t w = text_width(s);
     int pad = (int)(w < width ? width - w : 0);
     if (right)
@@ -950,6 +981,7 @@ static void ls_cell(const char *s, size_t width, bool right, bool last)
     else
         printf("%s%*s", s, last ? 0 : pad, "");
     fputs(last ? "\n" : "  ", stdout);
+    free(safe);
 }
 
 static void ls_line(const char *const cells[9])
@@ -968,13 +1000,30 @@ static bool ls_row(jc_cache *cache, const jc_entry_info *info)
     char *args = NULL, *result = NULL;
     bool ok = entry_load(cache, info, &e);
     if (ok && !e.error) {
-        args = args_text(e.args, e.kwargs, LS_ITEMS);
-        result = result_text(e.result, LS_ITEMS);
+        /* Escaped before they are cut to width, so that the width is what
+         * the terminal shows (table_add's escaping then changes nothing). */
+        char *a = args_text(e.args, e.kwargs, LS_ITEMS), *r = result_text(e.result, LS_ITEMS);
+        args = a ? text_escape(a) : NULL;
+        result = r ? text_escape(r) : NULL;
+        free(a);
+        free(r);
         ok = args && result;
+    } else if (ok) {
+        /* A result that does not decode is shown as such in the result
+         * column, beside the arguments when those decode. */
+        jc_value *pa = NULL, *ka = NULL;
+        if (jc_entry_load(cache, info->key, &pa, &ka, NULL) == 0) {
+            char *a = args_text(pa, ka, LS_ITEMS);
+            args = a ? text_escape(a) : NULL;
+            free(a);
+        }
+        jc_value_free(pa);
+        jc_value_free(ka);
     }
     if (ok) {
-        if (!e.error) {
+        if (args)
             abbreviate(args, LS_ARGS);
+        if (!e.error) {
             abbreviate(result, LS_RESULT);
         }
         snprintf(key, sizeof key, "%.12s", info->key_hex);
@@ -982,8 +1031,8 @@ static bool ls_row(jc_cache *cache, const jc_entry_info *info)
         fmt_seconds(tm, sizeof tm, info->compute_seconds);
         snprintf(hits, sizeof hits, "%lld", (long long)info->hits);
         fmt_ago(used, sizeof used, info->last_used);
-        ls_line((const char *const[]){key, e.function, e.version, e.error ? "<does not decode>" : args,
-                                      e.error ? "-" : result, size, tm, hits, used});
+        ls_line((const char *const[]){key, e.function, e.version, args ? args : "?",
+                                      e.error ? "<does not decode>" : result, size, tm, hits, used});
     }
     free(args);
     free(result);
@@ -1003,9 +1052,10 @@ static int cmd_ls(jc_cache *cache, const opts *o)
     int rc;
     while (ok && (rc = jc_entries_next(it, &info)) == 1) {
         if (json) {
-            printf("%s\n  {", n ? "," : "[");
-            json_entry_fields(stdout, &info);
-            putchar('}');
+            /* Streamed, an entry at a time: the framing is written here,
+             * each object by the JSON writer. */
+            fputs(n ? ",\n  " : "[\n  ", stdout);
+            ok = json_out(stdout, entry_json_fields(&info), true) == 0;
         } else {
             if (n == 0)
                 ls_line((const char *const[]){"KEY", "FUNCTION", "VERSION", "ARGS", "RESULT", "SIZE", "TIME",
@@ -1024,31 +1074,40 @@ static int cmd_ls(jc_cache *cache, const opts *o)
 
 /* ---- show ---- */
 
+/* A value as show writes it; "?" when out of memory (free() it). */
+static char *value_text(const jc_value *v, size_t max)
+{
+    char *s = jc_value_format(v, max);
+    return s ? s : strdup("?");
+}
+
 static void show_values(const entry *e, size_t max)
 {
     size_t n = jc_value_len(e->args), k = jc_value_len(e->kwargs);
     for (size_t i = 0; i < n; i++) {
-        printf("%-11s [%zu] ", i ? "" : "args", i);
-        put_value(stdout, jc_value_at(e->args, i), max);
-        putchar('\n');
+        char *s = value_text(jc_value_at(e->args, i), max);
+        say(stdout, "%-11s [%zu] %s", i ? "" : "args", i, s ? s : "?");
+        free(s);
     }
     for (size_t i = 0; i < k; i++) {
-        printf("%-11s %s = ", i ? "" : "kwargs", jc_value_key_at(e->kwargs, i));
-        put_value(stdout, jc_value_at(e->kwargs, i), max);
-        putchar('\n');
+        char *s = value_text(jc_value_at(e->kwargs, i), max);
+        say(stdout, "%-11s %s = %s", i ? "" : "kwargs", jc_value_key_at(e->kwargs, i), s ? s : "?");
+        free(s);
     }
     if (n + k == 0)
         printf("args        (none)\n");
-    printf("result      ");
-    put_value(stdout, e->result, max);
-    putchar('\n');
+    char *s = value_text(e->result, max);
+    say(stdout, "result      %s", s ? s : "?");
+    free(s);
 }
 
 static void show_text(const entry *e, size_t max)
 {
     const jc_entry_info *i = &e->info;
     char a[32], b[32], c[32];
-    printf("key         %s\nfunction    %s\nversion     %s\n", i->key_hex, i->function, i->version);
+    say(stdout, "key         %s", i->key_hex);
+    say(stdout, "function    %s", i->function);
+    say(stdout, "version     %s", i->version);
     fmt_time(a, sizeof a, i->created);
     fmt_ago(b, sizeof b, i->created);
     printf("created     %s (%s)\n", a, b);
@@ -1062,7 +1121,7 @@ static void show_text(const entry *e, size_t max)
     fmt_size(c, sizeof c, i->result_size);
     printf("size        %s (arguments %s, result %s)\n", a, b, c);
     if (e->error)
-        printf("error       %s\n", e->error);
+        say(stdout, "error       %s", e->error);
     else
         show_values(e, max);
 }
@@ -1077,15 +1136,15 @@ static int cmd_show(jc_cache *cache, const opts *o)
         entry_free(&e);
         return out_of_memory("show");
     }
-    if (o->given & OPT_JSON) {
-        json_entry(stdout, &e);
-        putchar('\n');
-    } else {
-        show_text(&e, (o->given & OPT_FULL) ? 0 : SHOW_ITEMS);
-    }
     int rc = e.error ? EXIT_PROBLEMS : EXIT_OK;
+    if (!(o->given & OPT_JSON))
+        show_text(&e, (o->given & OPT_FULL) ? 0 : SHOW_ITEMS);
+    else if (json_out(stdout, entry_json(&e), true) == 0)
+        putchar('\n');
+    else
+        rc = out_of_memory("show");
     if (e.error)
-        fprintf(stderr, "jobcache show: %s\n", e.error);
+        say(stderr, "jobcache show: %s", e.error);
     entry_free(&e);
     return rc;
 }
@@ -1106,7 +1165,7 @@ static bool find_entry(jc_cache *cache, const char *prefix, entry *e)
         return false;
     }
     if (e->error) {
-        fprintf(stderr, "jobcache diff: %s\n", e->error);
+        say(stderr, "jobcache diff: %s", e->error);
         return false;
     }
     return true;
@@ -1169,9 +1228,9 @@ static int cmd_diff(jc_cache *cache, const opts *o)
     memset(&b, 0, sizeof b);
     if (found && (found = find_entry(cache, o->pos[1], &b)) &&
         strcmp(a.function, b.function) != 0) {
-        fprintf(stderr, "jobcache diff: the entries are of different functions (%s and %s); diff "
-                        "compares calls of one function\n",
-                a.function, b.function);
+        say(stderr, "jobcache diff: the entries are of different functions (%s and %s); diff "
+                    "compares calls of one function",
+            a.function, b.function);
         found = false;
     }
     if (found && !diff_table(&a, &b, &t)) {
@@ -1224,7 +1283,7 @@ static int rm_keys(jc_cache *cache, const opts *o)
         if (!dry && jc_entry_remove(cache, found[i].key))
             rc = failed("rm");
         count++;
-        bytes += entry_size(&found[i]);
+        bytes = sat_add(bytes, entry_size(&found[i]));
     }
     free(found);
     if (rc == EXIT_OK)
@@ -1307,7 +1366,7 @@ static int cmd_vacuum(jc_cache *cache, const opts *o)
     if (rc == EXIT_OK) {
         fmt_size(a, sizeof a, before->file_bytes);
         fmt_size(b, sizeof b, after->file_bytes);
-        printf("%s: %s before, %s after\n", jc_cache_path(cache), a, b);
+        say(stdout, "%s: %s before, %s after", jc_cache_path(cache), a, b);
     }
     jc_stats_free(before);
     jc_stats_free(after);
@@ -1320,9 +1379,9 @@ static void print_problem(const jc_entry_info *e, const char *problem, void *use
 {
     (void)userdata;
     if (e)
-        printf("%.12s  %s %s: %s\n", e->key_hex, e->function, e->version, problem);
+        say(stdout, "%.12s  %s %s: %s", e->key_hex, e->function, e->version, problem);
     else
-        printf("file: %s\n", problem);
+        say(stdout, "file: %s", problem);
 }
 
 static int cmd_verify(jc_cache *cache, const opts *o)
@@ -1352,8 +1411,9 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (st && st->wal_bytes > 0) {
         char wal[32];
         fmt_size(wal, sizeof wal, st->wal_bytes);
-        printf("the cache has %s in %s-wal beside it, maybe not yet in the file itself: copy it\n"
-               "with 'jobcache backup', not cp\n", wal, st->path);
+        say(stdout, "the cache has %s in %s-wal beside it, maybe not yet in the file itself: copy it", wal,
+            st->path);
+        say(stdout, "with 'jobcache backup', not cp");
     }
     jc_stats_free(st);
     if (r.file_problems)
@@ -1376,8 +1436,7 @@ static int cmd_export(jc_cache *cache, const opts *o)
     while (ok && (rc = jc_entries_next(it, &info)) == 1) {
         entry e;
         ok = entry_load(cache, &info, &e);
-        if (ok) {
-            json_entry(stdout, &e);
+        if (ok && (ok = json_out(stdout, entry_json(&e), true) == 0)) {
             putchar('\n');
             bad |= e.error != NULL;
         }
@@ -1420,7 +1479,7 @@ static int cmd_backup(jc_cache *cache, const opts *o)
 {
     if (jc_cache_backup(cache, o->pos[0]))
         return failed("backup");
-    printf("backed up %s to %s\n", jc_cache_path(cache), o->pos[0]);
+    say(stdout, "backed up %s to %s", jc_cache_path(cache), o->pos[0]);
     return EXIT_OK;
 }
 
@@ -1432,7 +1491,7 @@ static void print_lease(const jc_lease_info *l, void *userdata)
     char since[32], until[32];
     fmt_ago(since, sizeof since, l->started);
     fmt_time(until, sizeof until, l->expires);
-    printf("%-7ld %8lld  %-14s %-20s %-6s %s\n", l->pid, (long long)l->calls, since, until,
+    say(stdout, "%-7ld %8lld  %-14s %-20s %-6s %s", l->pid, (long long)l->calls, since, until,
            l->alive ? "alive" : "stale", l->owner);
 }
 
@@ -1488,7 +1547,7 @@ int main(int argc, char **argv)
     }
     const command *c = find_command(argv[1]);
     if (!c) {
-        fprintf(stderr, "jobcache: unknown command '%s' (see 'jobcache help')\n", argv[1]);
+        say(stderr, "jobcache: unknown command '%s' (see 'jobcache help')", argv[1]);
         return EXIT_USAGE;
     }
     opts o;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Fuzzes each libFuzzer harness of tests/fuzz for SECONDS (default 60), one
+# after the other and one process at a time (-jobs=1 -workers=1), starting
+# from the seed corpus. New inputs go to a scratch corpus under the build
+# directory, never into the repository; a crash stops the script with the
+# input saved as build-fuzz/artifacts/NAME-crash-* (add it to
+# corpus/NAME/ once fixed, so that ctest replays it).
+#
+# Usage: tests/fuzz/run.sh [SECONDS] [HARNESS...]    (needs clang and
+# libclang-rt-14-dev; BUILD_DIR overrides build-fuzz)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+top="$(cd "$here/../.." && pwd)"
+seconds="${1:-60}"
+shift || true
+build="${BUILD_DIR:-$top/build-fuzz}"
+
+cmake -S "$top" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DJOBCACHE_FUZZ=ON -DJOBCACHE_WERROR=ON -DBUILD_SHARED_LIBS=OFF -DJOBCACHE_BUILD_TESTS=OFF \
+      -DJOBCACHE_BUILD_TOOLS=OFF -DJOBCACHE_BUILD_EXAMPLES=OFF -DJOBCACHE_BUILD_BENCH=OFF >/dev/null
+if [ $# -gt 0 ]; then
+    harnesses=("$@")
+else
+    mapfile -t harnesses < "$build/tests/fuzz/fuzzers.txt"
+fi
+targets=()
+for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
+cmake --build "$build" -j"${JOBS:-1}" --target "${targets[@]}"
+
+mkdir -p "$build/artifacts"
+status=0
+for h in "${harnesses[@]}"; do
+    work="$build/corpus/$h"
+    mkdir -p "$work"
+    echo "== fuzz $h for ${seconds}s"
+    log="$build/fuzz-$h.log"
+    # -jobs=1 runs the one fuzzing process in the background with its output
+    # in fuzz-0.log of the working directory: run it in $build, keep the log.
+    if (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$build/tests/fuzz/fuzz_$h" -jobs=1 -workers=1 -max_total_time="$seconds" -timeout=10 \
+            -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$build/artifacts/$h-" \
+            "$work" "$here/corpus/$h" >/dev/null 2>&1); then
+        :
+    else
+        status=1
+    fi
+    mv -f "$build/fuzz-0.log" "$log" 2>/dev/null || true
+    grep -E "^#[0-9]+.*(DONE|pulse|NEW)" "$log" | tail -1 || true
+    if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz check failed|deadly signal" "$log"; then
+        echo "!! $h: crash; see $log and $build/artifacts/" >&2
+        grep -E "ERROR|runtime error|fuzz check|SUMMARY|Test unit written" "$log" | head -20 >&2
+        status=1
+    fi
+done
+exit $status
