@@ -1398,6 +1398,9 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (repair)
         printf(", %lld removed", (long long)r.removed);
     putchar('\n');
+    if (r.unreadable)
+        printf("%lld entr%s could not be read at all (on damaged pages of the file)\n", (long long)r.unreadable,
+               r.unreadable == 1 ? "y" : "ies");
     if (r.unchecked)
         printf("%lld entr%s no result checksum (written by jobcache 0.1.0; a writable open adds them)\n",
                (long long)r.unchecked, r.unchecked == 1 ? "y has" : "ies have");
