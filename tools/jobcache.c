@@ -1394,7 +1394,7 @@ static int cmd_verify(jc_cache *cache, const opts *o)
     if (r.bad_entries)
         printf("%lld bad", (long long)r.bad_entries);
     else
-        printf("all sound");
+        printf(r.file_problems || r.unreadable ? "none of them bad" : "all sound");
     if (repair)
         printf(", %lld removed", (long long)r.removed);
     putchar('\n');
