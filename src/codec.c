@@ -18,6 +18,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -341,9 +342,20 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
 
 /* ---- decoding ---- */
 
+/* Why the last decoding of this thread failed, without the lead-in of the
+ * message (jc__decode_reason): callers that name the entry themselves use
+ * it, rather than taking the message apart. */
+static _Thread_local char decode_reason[160];
+
 static int bad(const char *what)
 {
+    snprintf(decode_reason, sizeof decode_reason, "%s", what);
     return jc__set_error(JC_EDECODE, "stored value does not decode: %s", what);
+}
+
+const char *jc__decode_reason(void)
+{
+    return decode_reason;
 }
 
 static int from_object(const msgpack_object *o, jc_value **out, int depth);

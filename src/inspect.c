@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 
 #include "jc_internal.h"
-#include "store.h"
+#include "cache.h"
 
 _Static_assert(JC_KEY_SIZE == JC__KEY_LEN, "the public and the internal key sizes agree");
 
@@ -42,7 +42,7 @@ static int usable(const jc_cache *cache, const char *what)
 {
     if (!cache)
         return jc__set_error(JC_EINVAL, "%s: NULL cache", what);
-    if (!cache->store)
+    if (!jc__cache_has_store(cache))
         return jc__set_error(JC_EINVAL, "%s: the cache is disabled (JC_CACHE_DISABLED) and has no file",
                              what);
     return 0;
@@ -53,20 +53,14 @@ static int writable(const jc_cache *cache, const char *what)
     int rc = usable(cache, what);
     if (!rc && !jc__cache_writable(cache))
         rc = jc__set_error(JC_EREADONLY, "%s: cache file '%s' was opened read-only", what,
-                           cache->path);
+                           jc_cache_path(cache));
     return rc;
 }
 
 /* Opens a write transaction, writing the queued hits first. */
 static int begin_write(jc_cache *cache)
 {
-    int rc = jc__store_begin(cache->store);
-    if (rc)
-        return rc;
-    rc = jc__cache_flush_touches(cache);
-    if (rc)
-        jc__store_rollback(cache->store);
-    return rc;
+    return jc__cache_write_begin(cache);
 }
 
 /* Ends the transaction of begin_write: commits when rc is not an error and
@@ -76,21 +70,16 @@ static int begin_write(jc_cache *cache)
  * transaction". */
 static int end_write(jc_cache *cache, int rc, bool keep)
 {
-    if (rc < 0 || !keep) {
-        jc__store_rollback(cache->store);
-        return rc;
-    }
-    int c = jc__cache_commit(cache);
-    return c ? c : rc;
+    return jc__cache_write_end(cache, rc, keep);
 }
 
 /* Before a dry run: its rollback must not take queued hits or an
  * enclosing transaction with it. */
 static int prepare_dry_run(jc_cache *cache, const char *what)
 {
-    if (jc__store_in_transaction(cache->store))
+    if (jc__cache_in_transaction(cache))
         return jc__set_error(JC_EINVAL, "%s: a dry run cannot be nested in a transaction", what);
-    if (!cache->ntouched)
+    if (!jc__cache_pending(cache))
         return 0;
     int rc = begin_write(cache);
     return rc ? rc : end_write(cache, 0, true);
@@ -181,7 +170,7 @@ jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter)
         return NULL;
     }
     it->cache = cache;
-    if (jc__store_pager_new(cache->store, &q, &it->pager)) {
+    if (jc__cache_pager_new(cache, &q, &it->pager)) {
         free(it);
         return NULL;
     }
@@ -213,13 +202,13 @@ int jc_entries_next(jc_entries *it, jc_entry_info *info)
         return jc__set_error(JC_EINVAL, "jc_entries_next: NULL %s", it ? "info" : "iterator");
     for (;;) {
         if (it->next == it->n) {
-            int rc = jc__store_pager_next(it->pager, &it->rowids, &it->n);
+            int rc = jc__cache_pager_next(it->pager, &it->rowids, &it->n);
             it->next = 0;
             if (rc || it->n == 0)
                 return rc;
         }
         jc__row r;
-        int rc = jc__store_row(it->cache->store, it->rowids[it->next++], false, &r);
+        int rc = jc__cache_row(it->cache, it->rowids[it->next++], false, &r);
         if (rc == 0)
             continue; /* removed since the query */
         if (rc < 0)
@@ -236,7 +225,7 @@ void jc_entries_free(jc_entries *it)
 {
     if (!it)
         return;
-    jc__store_pager_free(it->pager);
+    jc__cache_pager_free(it->pager);
     free(it->text);
     free(it);
 }
@@ -290,15 +279,15 @@ int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info)
     if (!rc)
         rc = prefix_range(hex_prefix, lo, hi);
     if (!rc)
-        rc = jc__store_find_range(cache->store, lo, hi, &r);
+        rc = jc__cache_find_range(cache, lo, hi, &r);
     if (rc == 0)
         return jc__set_error(JC_ENOTFOUND, "no entry of cache file '%s' has a key starting with '%s'",
-                             cache->path, hex_prefix);
+                             jc_cache_path(cache), hex_prefix);
     if (rc == 2)
         return jc__set_error(JC_EAMBIGUOUS,
                              "key prefix '%s' matches several entries of cache file '%s'; give more "
                              "digits",
-                             hex_prefix, cache->path);
+                             hex_prefix, jc_cache_path(cache));
     if (rc < 0)
         return rc;
     info_from_row(&r, info);
@@ -310,14 +299,12 @@ static int decode_failed(int rc, const jc_cache *cache, const uint8_t key[JC__KE
                          const char *what)
 {
     char hex[2 * JC__KEY_LEN + 1], why[512];
-    static const char prefix[] = "stored value does not decode: ";
-    const char *msg = jc_errmsg();
-    if (strncmp(msg, prefix, sizeof prefix - 1) == 0)
-        msg += sizeof prefix - 1;
-    snprintf(why, sizeof why, "%s", msg); /* the message buffer is rewritten below */
+    /* The codec's own reason (an error code and its reason, not the text
+     * of its message taken apart). The message buffer is rewritten below. */
+    snprintf(why, sizeof why, "%s", rc == JC_EDECODE ? jc__decode_reason() : jc_errmsg());
     jc__key_hex(key, hex);
     return jc__set_error(rc, "entry %s of cache file '%s': the %s do%s not decode (%s)", hex,
-                         cache->path, what, strcmp(what, "result") == 0 ? "es" : "", why);
+                         jc_cache_path(cache), what, strcmp(what, "result") == 0 ? "es" : "", why);
 }
 
 /* Splits decoded arguments (positional values and KWARG values, taken
@@ -375,11 +362,11 @@ int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_value **ar
     if (!rc && !key)
         rc = jc__set_error(JC_EINVAL, "jc_entry_load: NULL key");
     if (!rc)
-        rc = jc__store_row_by_key(cache->store, key, true, &r);
+        rc = jc__cache_row_by_key(cache, key, true, &r);
     if (rc == 0) {
         char hex[2 * JC__KEY_LEN + 1];
         jc__key_hex(key, hex);
-        return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", cache->path, hex);
+        return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", jc_cache_path(cache), hex);
     }
     if (rc < 0)
         return rc;
@@ -420,11 +407,11 @@ int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE])
         rc = begin_write(cache);
     if (rc)
         return rc;
-    rc = end_write(cache, jc__store_delete(cache->store, key), true);
+    rc = end_write(cache, jc__cache_delete(cache, key), true);
     if (rc == 0) {
         char hex[2 * JC__KEY_LEN + 1];
         jc__key_hex(key, hex);
-        return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", cache->path, hex);
+        return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", jc_cache_path(cache), hex);
     }
     return rc < 0 ? rc : 0;
 }
@@ -448,7 +435,7 @@ int jc_cache_remove_matching(jc_cache *cache, const jc_filter *filter, bool dry_
         rc = begin_write(cache);
     if (rc)
         return rc;
-    rc = end_write(cache, jc__store_remove(cache->store, &q, &c, &b), !dry_run);
+    rc = end_write(cache, jc__cache_remove(cache, &q, &c, &b), !dry_run);
     if (rc)
         return rc;
     set_out(count, c);
@@ -478,35 +465,35 @@ static int64_t sum_sat(int64_t a, int64_t b)
 }
 
 /* The rules of o in their documented order, inside one transaction. */
-static int prune_rules(jc__store *st, const jc_prune_options *o, int64_t *count, int64_t *bytes)
+static int prune_rules(jc_cache *cache, const jc_prune_options *o, int64_t *count, int64_t *bytes)
 {
     int64_t c = 0, b = 0;
     /* Times later than now are written back as now first: every rule below
      * reads them as now anyway, and written back they age from today. */
-    int rc = jc__store_clamp_future(st, NULL);
+    int rc = jc__cache_clamp_future(cache, NULL);
     if (!rc && o->other_formats) {
-        rc = jc__store_remove(st, &(jc__select){.other_formats = true}, &c, &b);
+        rc = jc__cache_remove(cache, &(jc__select){.other_formats = true}, &c, &b);
         *count = sum_sat(*count, c);
         *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->stale_versions) {
-        rc = jc__store_remove_stale(st, &c, &b);
+        rc = jc__cache_remove_stale(cache, &c, &b);
         *count = sum_sat(*count, c);
         *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->older_than > 0) {
         jc__select q = {.used_before = used_before(o->older_than)};
-        rc = jc__store_remove(st, &q, &c, &b);
+        rc = jc__cache_remove(cache, &q, &c, &b);
         *count = sum_sat(*count, c);
         *bytes = sum_sat(*bytes, b);
     }
     if (!rc && (o->max_entries > 0 || o->max_payload > 0)) {
-        rc = jc__store_remove_lru(st, o->max_entries, o->max_payload, &c, &b);
+        rc = jc__cache_remove_lru(cache, o->max_entries, o->max_payload, &c, &b);
         *count = sum_sat(*count, c);
         *bytes = sum_sat(*bytes, b);
     }
     if (!rc && o->max_size > 0) {
-        rc = jc__store_evict(st, o->max_size, &c, &b);
+        rc = jc__cache_evict(cache, o->max_size, &c, &b);
         *count = sum_sat(*count, c);
         *bytes = sum_sat(*bytes, b);
     }
@@ -532,7 +519,7 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
         rc = begin_write(cache);
     if (rc)
         return rc;
-    rc = end_write(cache, prune_rules(cache->store, opts, &c, &b), !dry_run);
+    rc = end_write(cache, prune_rules(cache, opts, &c, &b), !dry_run);
     if (rc)
         return rc;
     /* The file shrinks to what it holds now (the -wal file is truncated,
@@ -554,7 +541,7 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
         rc = begin_write(cache);
     if (rc)
         return rc;
-    rc = end_write(cache, jc__store_remove(cache->store, &all, &c, NULL), true);
+    rc = end_write(cache, jc__cache_remove(cache, &all, &c, NULL), true);
     if (!rc)
         set_out(count, c);
     return rc;
@@ -563,12 +550,12 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
 int jc_cache_vacuum(jc_cache *cache)
 {
     int rc = writable(cache, "jc_cache_vacuum");
-    if (!rc && cache->ntouched) {
+    if (!rc && jc__cache_pending(cache)) {
         rc = begin_write(cache);
         if (!rc)
             rc = end_write(cache, 0, true);
     }
-    return rc ? rc : jc__store_vacuum(cache->store);
+    return rc ? rc : jc__cache_vacuum_store(cache);
 }
 
 int jc_cache_backup(jc_cache *cache, const char *dest_path)
@@ -576,12 +563,12 @@ int jc_cache_backup(jc_cache *cache, const char *dest_path)
     int rc = usable(cache, "jc_cache_backup");
     if (rc)
         return rc;
-    if (cache->running)
+    if (jc__cache_running(cache))
         return jc__set_error(JC_EBUSY, "jc_cache_backup: the cache is running a batch");
     /* This process's hits not yet written go into the copy too. */
-    if (cache->ntouched && jc__cache_writable(cache) && begin_write(cache) == 0)
+    if (jc__cache_pending(cache) && jc__cache_writable(cache) && begin_write(cache) == 0)
         end_write(cache, 0, true);
-    return jc__store_backup(cache->store, dest_path);
+    return jc__cache_backup_store(cache, dest_path);
 }
 
 /* ---- figures ---- */
@@ -664,7 +651,7 @@ jc_stats *jc_cache_stats(jc_cache *cache)
     if (usable(cache, "jc_cache_stats"))
         return NULL;
     b.s = calloc(1, sizeof *b.s);
-    if (!b.s || !(b.s->path = jc__strdup(cache->path))) {
+    if (!b.s || !(b.s->path = jc__strdup(jc_cache_path(cache)))) {
         jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
         goto fail;
     }
@@ -672,24 +659,24 @@ jc_stats *jc_cache_stats(jc_cache *cache)
      * them, else added to the totals (not per function) from memory. */
     int64_t pending_hits = 0;
     double pending_saved = 0;
-    if (cache->ntouched && jc__cache_writable(cache) && !jc__store_in_transaction(cache->store) &&
-        jc__store_begin(cache->store) == 0) {
+    if (jc__cache_pending(cache) && jc__cache_writable(cache) && !jc__cache_in_transaction(cache) &&
+        jc__cache_begin(cache) == 0) {
         jc__cache_flush_touches(cache);
         jc__cache_commit(cache);
     }
     jc__cache_pending_hits(cache, &pending_hits, &pending_saved);
-    if (jc__store_facts_get(cache->store, &facts) ||
-        jc__store_groups(cache->store, add_group, &b))
+    if (jc__cache_facts(cache, &facts) ||
+        jc__cache_groups(cache, add_group, &b))
         goto fail;
     b.s->hits += pending_hits;
     b.s->saved_seconds += pending_saved;
     b.s->schema_version = (int)facts.schema_version;
     b.s->key_format = (int)facts.key_format;
     b.s->free_bytes = facts.free_bytes;
-    b.s->wal_bytes = file_size(cache->path, "-wal");
+    b.s->wal_bytes = file_size(jc_cache_path(cache), "-wal");
     if (jc_cache_leases(cache, count_lease, b.s, NULL))
         goto fail;
-    b.s->file_bytes = file_size(cache->path, "") + b.s->wal_bytes;
+    b.s->file_bytes = file_size(jc_cache_path(cache), "") + b.s->wal_bytes;
     return b.s;
 
 fail:
@@ -716,11 +703,7 @@ void jc_stats_free(jc_stats *stats)
 /* Writes why a decoding failed, without the codec's generic lead-in. */
 static void decode_problem(char *problem, size_t cap, const char *what)
 {
-    static const char prefix[] = "stored value does not decode: ";
-    const char *msg = jc_errmsg();
-    if (strncmp(msg, prefix, sizeof prefix - 1) == 0)
-        msg += sizeof prefix - 1;
-    snprintf(problem, cap, "the %s not decode (%s)", what, msg);
+    snprintf(problem, cap, "the %s not decode (%s)", what, jc__decode_reason());
 }
 
 /* Whether the decoded arguments encode back to exactly the stored bytes:
@@ -851,7 +834,7 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
 {
     char problem[600];
     jc__row r;
-    int rc = jc__store_row(cache->store, rowid, true, &r);
+    int rc = jc__cache_row(cache, rowid, true, &r);
     if (rc == JC_ECORRUPT) {
         /* On a damaged page: counted; the first one's message is reported
          * (the others say the same of their neighbours). */
@@ -883,11 +866,11 @@ static int remove_bad(jc_cache *cache, verifier *v)
         return rc;
     for (size_t i = 0; i < v->nbad && !rc; i++) {
         jc__row r;
-        rc = jc__store_row(cache->store, v->bad[i], true, &r);
+        rc = jc__cache_row(cache, v->bad[i], true, &r);
         if (rc == 1 && r.key_format != JC_KEY_FORMAT_VERSION)
             rc = 0; /* rewritten meanwhile by a release of another key format: kept */
         if (rc == 1 && (rc = check_row(&r, problem, sizeof problem)) == 1) {
-            rc = jc__store_delete_rowid(cache->store, v->bad[i]);
+            rc = jc__cache_delete_rowid(cache, v->bad[i]);
             v->res.removed += rc == 1;
         }
         rc = rc < 0 ? rc : 0;
@@ -908,7 +891,7 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     int rc = repair ? writable(cache, "jc_cache_verify") : usable(cache, "jc_cache_verify");
     if (rc)
         goto out;
-    rc = jc__store_integrity(cache->store, file_problem, &v);
+    rc = jc__cache_integrity(cache, file_problem, &v);
     if (rc == JC_ECORRUPT) {
         /* The check itself stopped on damage: that is a finding too. */
         file_problem(&v, jc_errmsg());
@@ -916,9 +899,9 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     }
     if (rc < 0)
         goto out;
-    rc = jc__store_pager_new(cache->store, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
+    rc = jc__cache_pager_new(cache, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
     int64_t last = 0; /* the last row id checked: pages come in row id order */
-    while (!rc && (rc = jc__store_pager_next(pg, &ids, &n)) == 0 && n)
+    while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n)
         for (size_t i = 0; i < n && !rc; i++) {
             rc = verify_one(cache, &v, ids[i], repair);
             last = ids[i];
@@ -930,7 +913,7 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
          * touches only its own pages). */
         file_problem(&v, jc_errmsg());
         int64_t max = 0;
-        rc = jc__store_max_rowid(cache->store, &max);
+        rc = jc__cache_max_rowid(cache, &max);
         if (rc == JC_ECORRUPT) {
             file_problem(&v, jc_errmsg());
             rc = 0;
@@ -941,7 +924,7 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     if (!rc && v.nbad)
         rc = remove_bad(cache, &v);
 out:
-    jc__store_pager_free(pg);
+    jc__cache_pager_free(pg);
     free(v.bad);
     if (out)
         *out = v.res;
@@ -951,11 +934,11 @@ out:
 /* ---- merging ---- */
 
 /* Copies one entry of other into cache. */
-static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_result *res)
+static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, jc_merge_result *res)
 {
     char problem[600];
     jc__row theirs, mine;
-    int rc = jc__store_row(other, rowid, true, &theirs);
+    int rc = jc__cache_row(other, rowid, true, &theirs);
     if (rc <= 0)
         return rc;
     if (theirs.key_format != JC_KEY_FORMAT_VERSION) {
@@ -982,7 +965,7 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
         theirs.last_used = now;
     /* theirs points into other's buffer, which calls on cache's store
      * leave alone. */
-    int found = jc__store_row_by_key(cache->store, theirs.key, false, &mine);
+    int found = jc__cache_row_by_key(cache, theirs.key, false, &mine);
     if (found < 0)
         return found;
     if (found && mine.created >= theirs.created) {
@@ -993,7 +976,7 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
      * own copy at every merge of the same file, each time as newer: it is
      * kept when the cache already has its result and compute time. */
     if (found && future) {
-        found = jc__store_row_by_key(cache->store, theirs.key, true, &mine);
+        found = jc__cache_row_by_key(cache, theirs.key, true, &mine);
         if (found < 0)
             return found;
         if (found && mine.result_len == theirs.result_len &&
@@ -1003,7 +986,7 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
             return 0;
         }
     }
-    rc = jc__store_put_row(cache->store, &theirs);
+    rc = jc__cache_put_row(cache, &theirs);
     if (rc)
         return rc;
     if (found)
@@ -1016,7 +999,7 @@ static int merge_one(jc_cache *cache, jc__store *other, int64_t rowid, jc_merge_
 int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out)
 {
     jc_merge_result res = {0};
-    jc__store *other = NULL;
+    jc_cache *other = NULL;
     jc__pager *pg = NULL;
     const int64_t *ids = NULL;
     size_t n = 0, done = 0;
@@ -1024,11 +1007,11 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     int rc = writable(cache, "jc_cache_merge");
     if (!rc && !other_path)
         rc = jc__set_error(JC_EINVAL, "jc_cache_merge: NULL path of the other cache");
+    if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
+        rc = jc_errcode();
     if (!rc)
-        rc = jc__store_open(other_path, JC__STORE_READONLY | JC__STORE_NOCREATE, 0, &other);
-    if (!rc)
-        rc = jc__store_pager_new(other, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
-    while (!rc && (rc = jc__store_pager_next(pg, &ids, &n)) == 0 && n) {
+        rc = jc__cache_pager_new(other, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
+    while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n) {
         for (size_t i = 0; i < n && !rc; i++) {
             if (!in_txn) {
                 rc = begin_write(cache);
@@ -1044,8 +1027,8 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     }
     if (in_txn)
         rc = end_write(cache, rc, true);
-    jc__store_pager_free(pg);
-    jc__store_close(other);
+    jc__cache_pager_free(pg);
+    jc_cache_close(other);
     if (out)
         *out = res;
     return rc;

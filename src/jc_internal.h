@@ -130,6 +130,9 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+/* After a decoding failed with JC_EDECODE: why, in a few words
+ * ("truncated", "nested too deep"), valid until the thread's next decoding. */
+const char *jc__decode_reason(void);
 /* Decodes exactly one value filling buf. */
 int jc__decode_value(const void *buf, size_t len, jc_value **out);
 /* Decodes an argument blob into positional values and KWARG values. */

@@ -22,7 +22,7 @@
 
 #include "exec.h"
 #include "progress.h"
-#include "store.h"
+#include "cache.h"
 
 enum { COMMIT_EVERY = 2000 };
 #define COMMIT_SECONDS 0.1
@@ -365,13 +365,13 @@ static void note_store_error(run *r, int rc)
  * negative code when it could not begin or commit. */
 static int write_piece(run *r, size_t from, size_t n, bool touches)
 {
-    jc__store *st = r->cache->store;
-    int rc = jc__store_begin(st);
+    jc_cache *st = r->cache;
+    int rc = jc__cache_begin(st);
     if (rc)
         return rc;
     /* Bookkeeping: a failure loses no result; if SQLite ended the
      * transaction over it, a new one is begun for the results. */
-    if (touches && jc__cache_flush_touches(r->cache) && !jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
+    if (touches && jc__cache_flush_touches(r->cache) && !jc__cache_in_transaction(st) && (rc = jc__cache_begin(st)))
         return rc;
     double now = jc__now();
     size_t too_large = 0;
@@ -385,10 +385,10 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
         r->nrelease = 0;
         jc__cache_lease_renew(r->cache, r->lease_ttl);
         r->last_renew = jc__monotonic();
-        if (!jc__store_in_transaction(st) && (rc = jc__store_begin(st)))
+        if (!jc__cache_in_transaction(st) && (rc = jc__cache_begin(st)))
             return rc;
     }
-    for (size_t i = from; i < from + n && jc__store_in_transaction(st); i++) {
+    for (size_t i = from; i < from + n && jc__cache_in_transaction(st); i++) {
         const unstored *u = &r->queue[i];
         const slot *sl = &r->res->slots[u->slot];
         const pending *call = &r->batch->calls[sl->first];
@@ -403,11 +403,11 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
         rc = 0;
     }
     if (rc != JC_EFULL)
-        rc = jc__store_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
+        rc = jc__cache_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
     if (rc == 0)
         r->p.too_large += too_large;
-    if (rc == JC_EFULL && jc__store_in_transaction(st))
-        jc__store_rollback(st);
+    if (rc == JC_EFULL && jc__cache_in_transaction(st))
+        jc__cache_rollback(st);
     return rc;
 }
 
@@ -420,7 +420,7 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
  * goes on. */
 static void flush(run *r, bool final)
 {
-    if (!r->writable || (!r->nqueue && !r->cache->ntouched && !r->nrelease))
+    if (!r->writable || (!r->nqueue && !jc__cache_pending(r->cache) && !r->nrelease))
         return;
     r->last_commit = jc__monotonic();
     size_t done = 0;
@@ -430,7 +430,7 @@ static void flush(run *r, bool final)
     } else if (rc == JC_EFULL) {
         char *full_msg = jc__strdup(jc_errmsg());
         r->full = true;
-        r->cache->ntouched = 0; /* hit counts first give way to results */
+        jc__cache_drop_pending(r->cache); /* hit counts first give way to results */
         size_t piece = r->nqueue > 1 ? r->nqueue / 2 : 1;
         while (done < r->nqueue) {
             size_t n = piece < r->nqueue - done ? piece : r->nqueue - done;
@@ -458,7 +458,7 @@ static void flush(run *r, bool final)
         if (final) {
             if (r->nqueue)
                 note_store_error(r, rc);
-            r->cache->ntouched = 0; /* hit counts are bookkeeping: dropped, not retried forever */
+            jc__cache_drop_pending(r->cache); /* hit counts are bookkeeping: dropped, not retried forever */
             r->unstored += r->nqueue;
             done = r->nqueue; /* what was queued is lost to the file, not to the caller */
         }
@@ -492,7 +492,7 @@ static void renew_if_due(run *r)
         r->lease_ttl = ttl;
     if (jc__monotonic() - r->last_renew < r->lease_ttl / 4 && !r->nrelease)
         return;
-    if (jc__store_begin(r->cache->store) == 0) {
+    if (jc__cache_begin(r->cache) == 0) {
         for (size_t i = 0; i < r->nrelease; i++)
             jc__cache_lease_release(r->cache, r->release + JC__KEY_LEN * i);
         r->nrelease = 0;
@@ -722,9 +722,9 @@ static int lookup(run *r)
         keys[s] = r->batch->calls[res->slots[s].first].key;
     /* Lookups only read: the hits they record are written with the first
      * results, or at the end of the run. */
-    size_t damaged = r->cache->damaged;
+    size_t damaged = jc__cache_damaged(r->cache);
     int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, on_found, r);
-    r->p.damaged += r->cache->damaged - damaged;
+    r->p.damaged += jc__cache_damaged(r->cache) - damaged;
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {
         slot *sl = &res->slots[s];
@@ -1078,10 +1078,8 @@ static void finish(run *r, int exec_rc)
  * the results themselves are fine and stored. */
 static void evict(run *r)
 {
-    jc_cache *c = r->cache;
-    if (c->max_size <= 0 || !jc__cache_writable(c))
-        return;
-    int rc = jc__cache_enforce_size(c);
+    /* (A cache without max_size, or read-only, returns at once.) */
+    int rc = jc__cache_enforce_size(r->cache);
     if (rc && !r->evict_msg)
         r->evict_msg = jc__strdup_printf("every result was stored, but evicting down to max_size failed: %s",
                                          jc_errmsg());
@@ -1101,14 +1099,11 @@ jc_results *jc_run(jc_batch *b)
         jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
         return NULL;
     }
-    if (b->cache->running) {
-        jc__set_error(JC_EBUSY, "jc_run: this cache is already running a batch; a cache runs one at a time");
+    if (jc__cache_run_start(b->cache))
         return NULL;
-    }
     b->ran = true;
     last_interrupt = 0;
-    b->cache->running = true;
-    b->cache->run_thread = pthread_self();
+
     run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
     r.last_commit = r.t0;
     r.writable = jc__cache_writable(b->cache);
@@ -1174,7 +1169,7 @@ jc_results *jc_run(jc_batch *b)
     free(r.full_msg);
     free(r.waiting);
     free(r.release);
-    b->cache->running = false;
+    jc__cache_run_end(b->cache);
     free(r.store_msg);
     if (rc) {
         char *msg = jc__strdup(jc_errmsg());
@@ -1307,14 +1302,8 @@ static jc_on_code_change memo_code_change(jc_cache *cache, const jc_function *fn
     }
     if (policy != JC_ON_CODE_CHANGE_WARN)
         return policy;
-    for (size_t i = 0; i < cache->nwarned; i++)
-        if (cache->warned[i] == fn)
-            return policy;
-    const jc_function **w = realloc(cache->warned, (cache->nwarned + 1) * sizeof *w);
-    if (w) {
-        cache->warned = w;
-        cache->warned[cache->nwarned++] = fn;
-    }
+    if (!jc__cache_warn_once(cache, fn))
+        return policy;
     fprintf(stderr,
             "jobcache: warning: a cached result of %s (version %s) was computed by different code: its "
             "machine code has changed since; if the change alters results, bump the version in "
@@ -1330,19 +1319,13 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         at_site(jc__set_error(JC_EINVAL, "jc_memo: the cache is NULL"), file, line);
         return NULL;
     }
-    if (cache->running && !pthread_equal(cache->run_thread, pthread_self())) {
+    if (jc__cache_busy_elsewhere(cache)) {
         free_args(argv, argc);
         at_site(jc__set_error(JC_EBUSY, "jc_memo: this cache is running a batch in another thread; a "
                               "cache is used by one thread at a time"), file, line);
         return NULL;
     }
-    if (!fn || fn != cache->memo_fn || cache->memo_gen != jc__registry_generation()) {
-        /* a memo loop calls one function: look it up once */
-        cache->memo_desc = jc__function_by_ptr(fn);
-        cache->memo_fn = cache->memo_desc ? fn : NULL;
-        cache->memo_gen = jc__registry_generation();
-    }
-    const jc_function *desc = cache->memo_fn ? cache->memo_desc : NULL;
+    const jc_function *desc = jc__cache_memo_function(cache, fn);
     uint8_t key[JC__KEY_LEN];
     if (prepare("jc_memo", desc, argv, argc, key)) {
         at_site(jc_errcode(), file, line);
@@ -1375,13 +1358,13 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         free_args(argv, argc);
         return NULL;
     }
-    if (jc__cache_writable(cache) && jc__store_begin(cache->store) == 0) {
+    if (jc__cache_writable(cache) && jc__cache_begin(cache) == 0) {
         /* A result that cannot be stored is still returned: the computation
          * succeeded, and the file stays as it was (see jc_memo). Hit counts
          * are bookkeeping: their failure does not stop the result. */
         jc__cache_flush_touches(cache);
         if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()) < 0)
-            jc__store_rollback(cache->store);
+            jc__cache_rollback(cache);
         else
             jc__cache_commit(cache);
         /* jc_memo keeps max_size as a run does (constant time when within). */
