@@ -863,6 +863,27 @@ static void tool_reads_while_a_run_writes(void **state)
     expect(0, "all sound", "verify %s", path);
 }
 
+/* ls shows a result that does not decode in the result column, beside
+ * its arguments (0.1.0 put the mark in the arguments column). */
+static void tool_ls_shows_a_damaged_result_in_its_column(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "ls-damaged.db"), 3, 0);
+    sql(path, "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE rowid = 2");
+    assert_int_equal(tool(&out, "ls %s --sort created --reverse", path), 0);
+    char *line = strstr(out, "<does not decode>");
+    assert_non_null(line);
+    while (line > out && line[-1] != '\n')
+        line--;
+    /* square(1): its argument 1 in ARGS, the mark in RESULT (after it). */
+    char *args = strstr(line, "  1  ");
+    char *mark = strstr(line, "<does not decode>");
+    assert_non_null(args);
+    assert_true(args < mark);
+    free(out);
+}
+
 /* backup SRC DEST while a program holds the cache with results in its
  * -wal file; stats and verify say the -wal file holds data. */
 static void tool_backup_and_wal_notice(void **state)
@@ -1028,6 +1049,7 @@ int main(void)
         cmocka_unit_test(tool_sums_of_hostile_sizes_saturate),
         cmocka_unit_test(tool_reads_while_a_run_writes),
         cmocka_unit_test(tool_backup_and_wal_notice),
+        cmocka_unit_test(tool_ls_shows_a_damaged_result_in_its_column),
         cmocka_unit_test(tool_reads_a_cache_on_a_read_only_mount),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
