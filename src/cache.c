@@ -229,11 +229,19 @@ static bool distinct_rowids(jc_cache *cache)
     return true;
 }
 
+/* Queued keys that repeat (jc_memo in a loop hits one entry many times),
+ * sorted by distinct_keys: one statement per distinct key, with its count. */
 static int touch_each(jc_cache *cache, double at)
 {
     int rc = 0;
-    for (size_t i = 0; i < cache->ntouched && !rc; i++)
-        rc = jc__store_touch(cache->store, cache->touched + JC__KEY_LEN * i, at);
+    for (size_t i = 0; i < cache->ntouched && !rc;) {
+        const uint8_t *key = cache->touched + JC__KEY_LEN * i;
+        size_t j = i + 1;
+        while (j < cache->ntouched && memcmp(cache->touched + JC__KEY_LEN * j, key, JC__KEY_LEN) == 0)
+            j++;
+        rc = jc__store_touch_n(cache->store, key, (int64_t)(j - i), at);
+        i = j;
+    }
     return rc;
 }
 

@@ -812,7 +812,7 @@ static int prepare_all(jc__store *st)
         rc = prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
-    rc = prepare(st, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE key = ?2", &st->touch);
+    rc = prepare(st, "UPDATE entries SET hits = hits + ?3, last_used = ?1 WHERE key = ?2", &st->touch);
     if (!rc) {
         /* UPDATE ... WHERE key IN (?2, ..., ?TOUCH_CHUNK+1): one statement
          * records TOUCH_CHUNK hits, so a warm rerun does not pay a statement
@@ -1312,11 +1312,17 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
 
 int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
 {
+    return jc__store_touch_n(st, key, 1, now);
+}
+
+int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
+{
     int rc = store_enter_write(st, "record a hit");
     if (rc)
         return rc;
     sqlite3_bind_double(st->touch, 1, now);
     sqlite3_bind_blob(st->touch, 2, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st->touch, 3, hits);
     return step_done(st, st->touch, "recording a hit");
 }
 

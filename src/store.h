@@ -110,6 +110,8 @@ int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, doubl
  * not rowid: an entry removed and replaced since the hit (its rowid reused)
  * must not get the hit. No entry under key any more is not an error. */
 int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now);
+/* The same for hits hits of one entry at once (jc_memo in a loop). */
+int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now);
 /* The same for n distinct keys (keys + JC__KEY_LEN * i), one last_used. */
 int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now);
 
