@@ -365,12 +365,26 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
 
 bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16])
 {
-    uint8_t fp[16];
-    if (jc__code_fingerprint(fn->fn, fp) != 1)
-        return false;
-    out[0] = JC__FINGERPRINT_SCHEME;
-    memcpy(out + 1, fp, 15);
-    return true;
+    /* A sweep stores results of one function after another: the last
+     * function's fingerprint is kept (per thread; the fingerprint module
+     * keeps them all, behind a lock). A library unloaded, and another loaded
+     * at the same address, within one thread between two stores would keep
+     * the old fingerprint: at worst a warning missed, never a wrong hit. */
+    static _Thread_local const jc_function *last_fn;
+    static _Thread_local jc_fn last_code;
+    static _Thread_local uint8_t last_fp[16];
+    static _Thread_local bool last_known;
+    if (fn != last_fn || fn->fn != last_code) {
+        uint8_t fp[16];
+        last_known = jc__code_fingerprint(fn->fn, fp) == 1;
+        last_fp[0] = JC__FINGERPRINT_SCHEME;
+        memcpy(last_fp + 1, fp, 15);
+        last_fn = fn;
+        last_code = fn->fn;
+    }
+    if (last_known)
+        memcpy(out, last_fp, 16);
+    return last_known;
 }
 
 bool jc__cache_code_changed(const jc_function *fn, const jc__found *f)
