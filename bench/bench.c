@@ -10,6 +10,8 @@
  *   arrays   N calls each taking a distinct 1 MB double array
  *   memo     N single memoized calls of one argument (jc_memo), against DB
  *   fill     fills DB with N entries quickly (for the cache-size series)
+ *   tinyfrom the tiny calls FROM .. FROM + N - 1: jobcache_bench tinyfrom DB N N_JOBS FROM
+ *   bigresult one call whose result is N MiB of doubles (n_jobs = 1): peak memory
  *   shared   N calls of 1 ms CPU, half shared with the other processes of a
  *            group: jobcache_bench shared DB N N_JOBS PROC NPROCS (PROC -1:
  *            the union of the group's calls, in one process)
@@ -65,6 +67,21 @@ static int ms_task(jc_call *call)
     return jc_return_int(call, key * 3 + (acc < 0));
 }
 JC_FUNCTION(ms_task, "v1");
+
+/* A result of N MiB of doubles (the bigresult workload). */
+static int big_result(jc_call *call)
+{
+    size_t n = (size_t)jc_arg_int(call, 0) * 131072;
+    double *a = malloc(n * sizeof *a);
+    if (!a)
+        return jc_fail(call, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        a[i] = (double)i * 0.5;
+    jc_value *v = jc_doubles(a, n);
+    free(a);
+    return jc_return(call, v);
+}
+JC_FUNCTION(big_result, "v1");
 
 static int array_sum(jc_call *call)
 {
@@ -131,13 +148,16 @@ int main(int argc, char **argv)
     jc_options opts = {.n_jobs = n_jobs, .verbose = JC_VERBOSE_OFF};
     int rc = 0;
 
-    if (strcmp(w, "tiny") == 0 || strcmp(w, "fill") == 0) {
+    if (strcmp(w, "tiny") == 0 || strcmp(w, "fill") == 0 || strcmp(w, "tinyfrom") == 0) {
+        /* tinyfrom: the calls i = FROM .. FROM + N - 1 (argv[5]): new ones
+         * for a cache that holds 0 .. FROM - 1. */
+        size_t from = strcmp(w, "tinyfrom") == 0 && argc > 5 ? strtoull(argv[5], NULL, 10) : 0;
         jc_cache *c = open_cache(db);
         double t0 = now();
         jc_batch *b = jc_batch_new(c, &opts);
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = from; i < from + n; i++)
             jc_delayed(b, tiny, jc_int((int64_t)i), jc_int(7));
-        rc = run_batch(b, t0, w, n, 1);
+        rc = run_batch(b, t0, w, n, from ? 0 : 1);
         jc_batch_free(b);
         jc_cache_close(c);
     } else if (strcmp(w, "cpu") == 0) {
@@ -182,6 +202,24 @@ int main(int argc, char **argv)
         rc = run_batch(b, t0, w, jc_batch_count(b), 0);
         jc_batch_free(b);
         jc_cache_close(c);
+    } else if (strcmp(w, "bigresult") == 0) {
+        /* One call whose result is N MiB: the coordinating process's peak
+         * memory, cold (computed, stored) then warm (read back), as a
+         * multiple of the result's size. */
+        jc_cache *c = open_cache(db);
+        double t0 = now();
+        jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+        jc_delayed(b, big_result, jc_int((int64_t)n));
+        jc_results *res = jc_run(b);
+        int ok = res && jc_results_status(res) == JC_OK;
+        int cached = res && jc_result_cached(res, 0);
+        jc_results_free(res);
+        jc_batch_free(b);
+        jc_cache_close(c);
+        printf("{\"workload\": \"bigresult\", \"mib\": %zu, \"seconds\": %.6f, \"cached\": %d, "
+               "\"peak_rss\": %ld, \"rss_per_result\": %.3f}\n",
+               n, now() - t0, cached, peak_rss_bytes(), (double)peak_rss_bytes() / ((double)n * 1048576));
+        rc = ok ? 0 : 2;
     } else if (strcmp(w, "memo") == 0) {
         jc_cache *c = open_cache(db);
         size_t distinct = 1000;

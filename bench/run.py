@@ -184,6 +184,44 @@ class Bench:
         self.row("h", "single memoized call (Memory.cache analogue), warm", us, jus, "us/call", False,
                  "<= 1.5 us (>= 40x joblib)", statistics.median(us) <= 1.5 and ratio >= 40, ous)
 
+    # (j) one large result: peak memory of the coordinating process, cold then warm,
+    # each in a process of its own; (k) a cold run into a large cache against an empty one
+    def big(self):
+        mib = self.s["bigresult"]
+        vals = {"cold": [], "warm": []}
+        old = {"cold": [], "warm": []}
+        for _ in range(self.reps):
+            db = self.fresh("big.db")
+            vals["cold"].append(self.jc("bigresult", db, mib)["rss_per_result"])
+            vals["warm"].append(self.jc("bigresult", db, mib)["rss_per_result"])
+            if self.base:
+                db = self.fresh("old-big.db")
+                try:
+                    old["cold"].append(self.old("bigresult", db, mib)["rss_per_result"])
+                    old["warm"].append(self.old("bigresult", db, mib)["rss_per_result"])
+                except subprocess.CalledProcessError:
+                    pass
+        for k in ("cold", "warm"):
+            self.row("j", f"one result of {mib} MiB, {k}: peak memory of the coordinating process / result size",
+                     vals[k], [], "x", False, "<= 2x", statistics.median(vals[k]) <= 2, old[k])
+        big_n, new_n = self.s["bigcache"], self.s["bigcache_new"]
+        into_big, into_empty, o_big, o_empty = [], [], [], []
+        for binary, big, empty in ((self.bin, into_big, into_empty), (self.base, o_big, o_empty)):
+            if not binary:
+                continue
+            db = self.fresh("bigcache.db")
+            self.jc("fill", db, big_n, 2, binary=binary)
+            for _ in range(self.reps):
+                # fresh keys each time: tiny(i, 7) with i past the cache's range
+                e = self.fresh("empty.db")
+                empty.append(self.jc("tiny", e, new_n, 2, binary=binary)["seconds"])
+                r = self.jc("tinyfrom", db, new_n, 2, big_n + len(big) * new_n, binary=binary)
+                big.append(r["seconds"])
+        ratio = statistics.median(into_big) / statistics.median(into_empty)
+        self.row("k", f"cold run of {new_n:,} new calls into a cache of {big_n:,} entries: time / the same "
+                 "into an empty cache", [b / e for b, e in zip(into_big, into_empty)], [], "x", False, "<= 2x",
+                 ratio <= 2, [b / e for b, e in zip(o_big, o_empty)] if o_big else None)
+
     # (i) concurrent runs sharing work (leases): bench/leases.py
     def shared(self):
         n, procs = self.s["shared"], 4
@@ -258,9 +296,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "BENCHMARKS.md"))
     args = ap.parse_args()
     full = dict(tiny=100000, tiny_joblib=5000, cpu=400, arrays=1000, arrays_joblib=200, probe=10000,
-                sizes=[10000, 100000, 1000000], rss_joblib=200000, memo=200000, memo_joblib=5000, shared=20000)
+                sizes=[10000, 100000, 1000000], rss_joblib=200000, memo=200000, memo_joblib=5000, shared=20000,
+                bigresult=200, bigcache=1500000, bigcache_new=50000)
     smoke = dict(tiny=2000, tiny_joblib=200, cpu=8, arrays=10, arrays_joblib=4, probe=500,
-                 sizes=[1000, 5000], rss_joblib=2000, memo=2000, memo_joblib=200, shared=200)
+                 sizes=[1000, 5000], rss_joblib=2000, memo=2000, memo_joblib=200, shared=200,
+                 bigresult=4, bigcache=5000, bigcache_new=500)
     sizes = smoke if args.smoke else full
     reps = 1 if args.smoke else args.reps
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -268,7 +308,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="jobcache-bench-") as tmp:
         b = Bench(os.path.abspath(args.bench), reps, tmp, sizes,
                   os.path.abspath(args.baseline) if args.baseline else None)
-        for step in (b.tiny, b.cpu, b.arrays, b.sizes, b.memo, b.shared):
+        for step in (b.tiny, b.cpu, b.arrays, b.sizes, b.memo, b.big, b.shared):
             print(f"{step.__name__}...", file=sys.stderr)
             step()
     if args.smoke:
