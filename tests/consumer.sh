@@ -22,7 +22,7 @@ for linkage in shared static; do
     out="$work/pkgconfig-$linkage"
     cp -r "$src/examples/consumer" "$out"
     if [ $linkage = static ]; then make -s -C "$out" STATIC=1; else make -s -C "$out"; fi
-    if [ $linkage = static ] && ldd "$out/consumer" | grep -q libjobcache; then
+    if [ $linkage = static ] && grep -q libjobcache <<<"$(ldd "$out/consumer")"; then
         echo "pkg-config static build links libjobcache dynamically" >&2; exit 1
     fi
     (cd "$out" && LD_LIBRARY_PATH="$prefix/lib:$libdir/.." ./consumer "$out/c.db")
@@ -39,10 +39,10 @@ for linkage in shared static; do
     flag=OFF; [ $linkage = static ] && flag=ON
     cmake -S "$src/examples/consumer" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" -DCONSUMER_STATIC=$flag >/dev/null
     cmake --build "$out" >/dev/null
-    if [ $linkage = static ] && ldd "$out/consumer" | grep -q libjobcache; then
+    if [ $linkage = static ] && grep -q libjobcache <<<"$(ldd "$out/consumer")"; then
         echo "find_package static build links libjobcache dynamically" >&2; exit 1
     fi
-    if [ $linkage = shared ] && ! ldd "$out/consumer" | grep -q libjobcache.so.0; then
+    if [ $linkage = shared ] && ! grep -q libjobcache.so.0 <<<"$(ldd "$out/consumer")"; then
         echo "find_package shared build does not link libjobcache.so.0" >&2; exit 1
     fi
     (cd "$out" && ./consumer "$out/c.db")
@@ -69,7 +69,10 @@ cp "$src/examples/sweep.c" "$out/"
 (cd "$out" && export PKG_CONFIG_LIBDIR="$libdir" && eval "$recipe")
 readelf -d "$out/sweep" | grep -Eq '(RPATH|RUNPATH).*'"$prefix" || { echo "README recipe: no rpath to $prefix" >&2; exit 1; }
 (cd "$out" && env -u LD_LIBRARY_PATH JOBCACHE_PATH="$out/sweep.db" ./sweep 2 1 >/dev/null)
-env -u LD_LIBRARY_PATH ldd "$out/sweep" | grep -q "libjobcache.so.0 => $prefix" || { echo "README recipe: libjobcache not from $prefix" >&2; exit 1; }
+# (ldd's output is captured first: with pipefail, grep -q ending the pipe
+# early can fail it by SIGPIPE.)
+deps=$(env -u LD_LIBRARY_PATH ldd "$out/sweep")
+grep -q "libjobcache.so.0 => $prefix" <<<"$deps" || { echo "README recipe: libjobcache not from $prefix" >&2; exit 1; }
 
 # The Python reader, installed into the prefix's site directory.
 if [ -n "$python" ]; then
