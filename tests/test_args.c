@@ -313,7 +313,7 @@ static void many_positional_arguments_are_read_by_index_in_constant_time(void **
              * and at the end; layout 1: all after the positional ones. */
             bool named = k < nkw && (layout == 0 ? (p == (size_t)k * (N / 9) || p == N) : p == N);
             if (named) {
-                char name[8];
+                char name[24]; /* room for any size_t: GCC 14 (Debian 13) checks */
                 snprintf(name, sizeof name, "k%zu", k);
                 argv[a] = jc_kw(name, jc_int((int64_t)(k + 1) * 1000));
                 k++;

@@ -1,0 +1,20 @@
+"""jobcache: read the cache files of the jobcache C library from Python.
+
+    import jobcache
+    cache = jobcache.open("jobcache.db")        # read-only, never changes the file
+    for e in cache.entries("sir", "v1"):
+        print(e.args, e.result)
+    df = cache.frame("sir")                      # pandas DataFrame, one row per entry
+
+Depends on sqlite3 and msgpack; numpy (typed arrays), pandas (frame) and
+xxhash (result checksums) are used when present. See docs/format.md.
+"""
+
+from .codec import DecodeError, Digest
+from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEntryError, Entry,
+                     Error, NotACacheError, SchemaError, open)
+
+__version__ = "0.1.0"
+
+__all__ = ["open", "Cache", "Entry", "Digest", "Error", "NotACacheError", "SchemaError",
+           "DamagedEntryError", "DecodeError", "ChecksumWarning", "MAX_SCHEMA", "KEY_FORMATS"]
