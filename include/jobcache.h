@@ -341,7 +341,10 @@ enum jc_cache_flags {
     JC_CACHE_RECOMPUTE = 1 << 0, /* ignore hits: compute every call and overwrite its entry */
     JC_CACHE_READONLY = 1 << 1,  /* use hits, never write (not even hit counts) */
     JC_CACHE_DISABLED = 1 << 2,  /* no cache at all: open no file, compute everything */
-    JC_CACHE_NOCREATE = 1 << 3   /* fail with JC_ENOTFOUND rather than create a missing file */
+    JC_CACHE_NOCREATE = 1 << 3,  /* fail with JC_ENOTFOUND rather than create a missing file */
+    JC_CACHE_IGNORE_ENV = 1 << 4 /* the JOBCACHE_* environment variables below do not apply to this
+                                  * cache nor to its batches (a program embedding jobcache that
+                                  * wants its own settings only) */
 };
 
 typedef struct jc_cache_options {
@@ -367,6 +370,25 @@ typedef struct jc_cache_options {
     int64_t max_size;
 } jc_cache_options;
 
+/* The environment (read at jc_cache_open and jc_batch_new, unless
+ * JC_CACHE_IGNORE_ENV). Precedence: the environment, then what the program
+ * set, then the settings kept in the file (jc_cache_config_set), then the
+ * defaults. A bad value is an error at open (or jc_batch_new) naming the
+ * variable and the value, never ignored.
+ *
+ *   JOBCACHE_PATH=FILE          the cache file when the program passes NULL
+ *   JOBCACHE_READONLY=1         as JC_CACHE_READONLY (0: not, whatever the program says)
+ *   JOBCACHE_RECOMPUTE=1        as JC_CACHE_RECOMPUTE
+ *   JOBCACHE_DISABLE=1          as JC_CACHE_DISABLED: no file, compute everything
+ *   JOBCACHE_MAX_SIZE=SIZE      max_size, with jc_parse_size's suffixes (0: no limit)
+ *   JOBCACHE_N_JOBS=N           n_jobs, as joblib's (1 in this process, for gdb; -1 all CPUs)
+ *   JOBCACHE_VERBOSE=0|1|2      0 quiet, 1 the summary line, 2 also a line per failure and
+ *                               per tenth of the run finished (JC_VERBOSE_DETAIL)
+ *   JOBCACHE_TIMEOUT=SECONDS    timeout_seconds (0: none)
+ *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
+ *
+ * Boolean variables take 1/0, yes/no, true/false, on/off. */
+
 /* Opens (creating if needed) the cache file at path. A new file gets mode
  * 0666 less the process's umask, as files made by other Unix tools do (so
  * umask 002 in a setgid directory lets a group share a cache; README), and
@@ -385,6 +407,23 @@ JC_EXPORT void jc_cache_close(jc_cache *cache);
  * changes directory afterwards still uses and measures the same file.
  * Owned by the cache. */
 JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
+
+/* Settings kept in the cache file itself (as ccache -M keeps its limit),
+ * which every program that opens the file honours unless it or the
+ * environment sets its own. Keys: "max-size" (a size, jc_parse_size;
+ * applies as jc_cache_options.max_size when the program passes 0). A value
+ * is checked before it is stored: a bad one is JC_EINVAL naming the key and
+ * the value. value NULL removes the setting. Needs a writable cache
+ * (JC_EREADONLY). */
+JC_EXPORT int jc_cache_config_set(jc_cache *cache, const char *key, const char *value);
+/* The stored value of key in *value (malloc'd, the caller frees it; NULL
+ * when not set). Returns 0, or JC_EINVAL for an unknown key. */
+JC_EXPORT int jc_cache_config_get(jc_cache *cache, const char *key, char **value);
+/* Each known setting with the value in force for this handle and where it
+ * comes from: "environment", "program", "file" or "default". Strings are
+ * valid during the call only. */
+typedef void (*jc_config_fn)(const char *key, const char *value, const char *source, void *userdata);
+JC_EXPORT int jc_cache_config_list(jc_cache *cache, jc_config_fn fn, void *userdata);
 
 /* ------------------------------------------------------------------------ */
 /* Batches and runs                                                          */
@@ -411,8 +450,10 @@ typedef enum jc_on_error {
 
 typedef enum jc_verbose {
     JC_VERBOSE_AUTO = 0,  /* the summary line (and live progress) when stderr is a terminal */
-    JC_VERBOSE_ON = 1,
-    JC_VERBOSE_OFF = 2
+    JC_VERBOSE_ON = 1,    /* the summary line always */
+    JC_VERBOSE_OFF = 2,   /* nothing */
+    JC_VERBOSE_DETAIL = 3 /* the summary line, and a line for each failure and each tenth of the
+                           * run finished (joblib's verbose levels above 1) */
 } jc_verbose;
 
 typedef enum jc_backend {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -46,9 +47,78 @@ static char *absolute_path(const char *path)
     return out;
 }
 
+/* ---- the environment ---- */
+
+const char *jc__env(const jc_cache *cache, const char *name)
+{
+    if (cache && (cache->flags & JC_CACHE_IGNORE_ENV))
+        return NULL;
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int jc__env_bool(const jc_cache *cache, const char *name, bool *on)
+{
+    const char *v = jc__env(cache, name);
+    if (!v)
+        return 0;
+    static const char *const yes[] = {"1", "yes", "true", "on"}, *const no[] = {"0", "no", "false", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *on = true;
+            return 1;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *on = false;
+            return 1;
+        }
+    }
+    return jc__set_error(JC_EINVAL, "%s is '%s'; it must be 1 or 0 (yes/no, true/false, on/off)", name, v);
+}
+
+/* Applies the environment's switches over the program's options; a bad
+ * value is an error naming the variable. (jc__env_bool reads cache's
+ * flags: a stand-in carries the program's JC_CACHE_IGNORE_ENV.) */
+static int options_from_env(jc_cache_options *o, const char **max_size_source)
+{
+    jc_cache probe = {.flags = o->flags};
+    bool on = false;
+    int rc;
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } flags[] = {{"JOBCACHE_READONLY", JC_CACHE_READONLY},
+                 {"JOBCACHE_RECOMPUTE", JC_CACHE_RECOMPUTE},
+                 {"JOBCACHE_DISABLE", JC_CACHE_DISABLED}};
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++) {
+        if ((rc = jc__env_bool(&probe, flags[i].name, &on)) < 0)
+            return jc__set_error(rc, "jc_cache_open: %s", jc_errmsg());
+        if (rc == 1) {
+            o->flags = on ? o->flags | flags[i].flag : o->flags & ~flags[i].flag;
+            /* The environment wins over a contradicting choice of the program. */
+            if (on && flags[i].flag == JC_CACHE_READONLY)
+                o->flags &= ~(unsigned)JC_CACHE_RECOMPUTE;
+            if (on && flags[i].flag == JC_CACHE_RECOMPUTE)
+                o->flags &= ~(unsigned)JC_CACHE_READONLY;
+        }
+    }
+    const char *size = jc__env(&probe, "JOBCACHE_MAX_SIZE");
+    if (size) {
+        int64_t bytes = 0;
+        if (jc_parse_size(size, &bytes))
+            return jc__set_error(JC_EINVAL, "jc_cache_open: JOBCACHE_MAX_SIZE is '%s': %s", size, jc_errmsg());
+        o->max_size = bytes;
+        *max_size_source = "environment";
+    }
+    return 0;
+}
+
 jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
 {
     jc_cache_options o = opts ? *opts : (jc_cache_options){0};
+    const char *max_size_source = o.max_size > 0 ? "program" : "default";
+    if (options_from_env(&o, &max_size_source))
+        return NULL;
     if ((o.flags & JC_CACHE_READONLY) && (o.flags & JC_CACHE_RECOMPUTE)) {
         jc__set_error(JC_EINVAL, "jc_cache_open: JC_CACHE_READONLY and JC_CACHE_RECOMPUTE contradict "
                       "each other (recompute overwrites entries)");
@@ -65,12 +135,13 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
     }
     c->flags = o.flags;
     c->max_size = o.max_size;
+    c->max_size_source = max_size_source;
     if (o.flags & JC_CACHE_DISABLED)
         return c;
 
     if (!path || !*path) {
-        const char *env = getenv("JOBCACHE_PATH");
-        path = env && *env ? env : "./jobcache.db";
+        const char *env = jc__env(c, "JOBCACHE_PATH");
+        path = env ? env : "./jobcache.db";
     }
     c->path = absolute_path(path);
     if (!c->path) {
@@ -87,6 +158,17 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         free(c->path);
         free(c);
         return NULL;
+    }
+    /* The file's own settings, where neither the environment nor the
+     * program chose. A bad stored value is reported, not used. */
+    if (c->max_size == 0 && strcmp(c->max_size_source, "default") == 0) {
+        char *v = NULL;
+        int64_t bytes = 0;
+        if (jc__store_meta_get(c->store, "config.max-size", &v) == 0 && v && jc_parse_size(v, &bytes) == 0) {
+            c->max_size = bytes;
+            c->max_size_source = "file";
+        }
+        free(v);
     }
     /* A file grown beyond max_size (by a program with a larger one, or by
      * one without) is brought back at once. Best effort: a file locked by
@@ -1137,4 +1219,66 @@ int jc__cache_vacuum_store(jc_cache *cache)
 int jc__cache_backup_store(jc_cache *cache, const char *dest)
 {
     return jc__store_backup(cache->store, dest);
+}
+
+/* ---- settings kept in the file ---- */
+
+static const char *const config_keys[] = {"max-size"};
+
+static int config_key(const char *key, char *meta, size_t cap)
+{
+    for (size_t i = 0; i < sizeof config_keys / sizeof *config_keys; i++)
+        if (key && strcmp(key, config_keys[i]) == 0) {
+            snprintf(meta, cap, "config.%s", key);
+            return 0;
+        }
+    return jc__set_error(JC_EINVAL, "unknown setting '%s' (known: max-size)", key ? key : "(null)");
+}
+
+int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
+{
+    char meta[64];
+    if (!cache || !cache->store)
+        return jc__set_error(JC_EINVAL, "jc_cache_config_set: %s", cache ? "the cache is disabled" : "NULL cache");
+    int rc = config_key(key, meta, sizeof meta);
+    if (rc)
+        return rc;
+    if (!jc__cache_writable(cache))
+        return jc__set_error(JC_EREADONLY, "jc_cache_config_set: cache file '%s' was opened read-only", cache->path);
+    int64_t bytes = 0;
+    if (value && jc_parse_size(value, &bytes))
+        return jc__set_error(JC_EINVAL, "setting %s: '%s' is not a size (%s)", key, value, jc_errmsg());
+    rc = jc__store_begin(cache->store);
+    if (!rc) {
+        rc = jc__store_meta_set(cache->store, meta, value);
+        rc = rc ? (jc__store_rollback(cache->store), rc) : jc__cache_commit(cache);
+    }
+    /* In force at once for this handle too, where the file's setting rules. */
+    if (!rc && (strcmp(cache->max_size_source, "file") == 0 || strcmp(cache->max_size_source, "default") == 0)) {
+        cache->max_size = value ? bytes : 0;
+        cache->max_size_source = value ? "file" : "default";
+    }
+    return rc;
+}
+
+int jc_cache_config_get(jc_cache *cache, const char *key, char **value)
+{
+    char meta[64];
+    if (!value)
+        return jc__set_error(JC_EINVAL, "jc_cache_config_get: NULL value");
+    *value = NULL;
+    if (!cache || !cache->store)
+        return jc__set_error(JC_EINVAL, "jc_cache_config_get: %s", cache ? "the cache is disabled" : "NULL cache");
+    int rc = config_key(key, meta, sizeof meta);
+    return rc ? rc : jc__store_meta_get(cache->store, meta, value);
+}
+
+int jc_cache_config_list(jc_cache *cache, jc_config_fn fn, void *userdata)
+{
+    if (!cache || !fn)
+        return jc__set_error(JC_EINVAL, "jc_cache_config_list: NULL %s", cache ? "callback" : "cache");
+    char text[32];
+    snprintf(text, sizeof text, "%lld", (long long)cache->max_size);
+    fn("max-size", text, cache->max_size_source, userdata);
+    return 0;
 }

@@ -193,6 +193,9 @@ struct jc_cache {
     char *path;
     unsigned flags;   /* jc_cache_flags */
     int64_t max_size;
+    /* Where max_size comes from: "environment", "program", "file" or
+     * "default" (jc_cache_config_list). */
+    const char *max_size_source;
     /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
      * lookup only, and the counts go to the file with the next write
      * transaction, or at close. */
@@ -320,6 +323,15 @@ int jc__cache_lease_renew(jc_cache *cache, double ttl);
 int jc__cache_lease_release(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
 /* Releases every claim of this process, in a transaction of its own. */
 int jc__cache_lease_end(jc_cache *cache);
+
+/* ---- the environment (cache.c) ---- */
+
+/* Reads a boolean JOBCACHE_* variable: 0 when unset (or the cache ignores
+ * the environment), 1 with *on set, or JC_EINVAL naming the variable and
+ * its value. */
+int jc__env_bool(const jc_cache *cache, const char *name, bool *on);
+/* The variable's value, NULL when unset, empty, or ignored by cache. */
+const char *jc__env(const jc_cache *cache, const char *name);
 
 /* Monotonic seconds. */
 double jc__monotonic(void);

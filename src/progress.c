@@ -14,7 +14,8 @@
 void jc__progress_init(jc__progress_line *pl, jc_verbose v)
 {
     bool tty = isatty(STDERR_FILENO) == 1;
-    pl->summary = v == JC_VERBOSE_ON || (v == JC_VERBOSE_AUTO && tty);
+    pl->summary = v == JC_VERBOSE_ON || v == JC_VERBOSE_DETAIL || (v == JC_VERBOSE_AUTO && tty);
+    pl->detail = v == JC_VERBOSE_DETAIL;
     pl->live = pl->summary && tty;
     pl->drawn = false;
     pl->last_draw = 0;
@@ -73,13 +74,23 @@ void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
         uselocale(old);
 }
 
-void jc__progress_finish(jc__progress_line *pl, const jc_progress *p)
+void jc__progress_note(jc__progress_line *pl, const char *text)
+{
+    fprintf(stderr, "%sjobcache: %s\n", pl->drawn ? "\r\033[K" : "", text);
+    fflush(stderr);
+    pl->drawn = false;
+}
+
+void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path)
 {
     if (!pl->summary)
         return;
     char line[256];
     jc__progress_summary(p, line, sizeof line);
-    fprintf(stderr, "%s%s\n", pl->drawn ? "\r\033[K" : "", line);
+    /* The file, so that a run from another directory (a new, empty cache)
+     * is noticed. */
+    fprintf(stderr, "%s%s; cache %s\n", pl->drawn ? "\r\033[K" : "", line,
+            cache_path ? cache_path : "disabled");
     fflush(stderr);
     pl->drawn = false;
 }

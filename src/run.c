@@ -90,10 +90,10 @@ static int resolve_n_jobs(int n_jobs)
 }
 
 /* JOBCACHE_ON_CODE_CHANGE, when set, over the program's choice. */
-static int code_change_from_env(jc_on_code_change *policy)
+static int code_change_from_env(const jc_cache *cache, jc_on_code_change *policy)
 {
-    const char *env = getenv("JOBCACHE_ON_CODE_CHANGE");
-    if (!env || !*env)
+    const char *env = jc__env(cache, "JOBCACHE_ON_CODE_CHANGE");
+    if (!env)
         return 0;
     static const char *const names[] = {"warn", "recompute", "ignore"};
     for (int i = 0; i < 3; i++)
@@ -103,6 +103,36 @@ static int code_change_from_env(jc_on_code_change *policy)
         }
     return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_ON_CODE_CHANGE is '%s'; it must be warn, "
                          "recompute or ignore", env);
+}
+
+/* JOBCACHE_N_JOBS, JOBCACHE_VERBOSE and JOBCACHE_TIMEOUT over the
+ * program's choice; a bad value names the variable and the value. */
+static int options_from_env(const jc_cache *cache, jc_options *o)
+{
+    const char *v = jc__env(cache, "JOBCACHE_N_JOBS");
+    char *end = NULL;
+    if (v) {
+        long n = strtol(v, &end, 10);
+        if (*end || end == v || n == 0 || n < -4096 || n > 4096)
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_N_JOBS is '%s'; it must be a whole number "
+                                 "of workers (1: in this process; -1: every CPU; -2: all but one)", v);
+        o->n_jobs = (int)n;
+    }
+    if ((v = jc__env(cache, "JOBCACHE_VERBOSE"))) {
+        static const jc_verbose levels[] = {JC_VERBOSE_OFF, JC_VERBOSE_ON, JC_VERBOSE_DETAIL};
+        if (strlen(v) != 1 || v[0] < '0' || v[0] > '2')
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_VERBOSE is '%s'; it must be 0 (quiet), 1 "
+                                 "(a summary line) or 2 (also a line per failure and per tenth of the run)", v);
+        o->verbose = levels[v[0] - '0'];
+    }
+    if ((v = jc__env(cache, "JOBCACHE_TIMEOUT"))) {
+        double t = strtod(v, &end);
+        if (*end || end == v || !(t >= 0) || t > 1e9)
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_TIMEOUT is '%s'; it must be seconds "
+                                 "per call, 0 for none", v);
+        o->timeout_seconds = t;
+    }
+    return 0;
 }
 
 jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
@@ -118,7 +148,7 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
         jc__set_error(JC_EINVAL, "jc_batch_new: on_code_change has an unknown value (%d)", (int)o.on_code_change);
         return NULL;
     }
-    if (code_change_from_env(&o.on_code_change))
+    if (code_change_from_env(cache, &o.on_code_change) || options_from_env(cache, &o))
         return NULL;
     if (!(o.timeout_seconds >= 0)) {
         jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds is %g; it must be >= 0 (0 = none)",
@@ -129,7 +159,7 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
         jc__set_error(JC_EINVAL, "jc_batch_new: memory_limit is negative (%lld)", (long long)o.memory_limit);
         return NULL;
     }
-    if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_OFF ||
+    if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_DETAIL ||
         (unsigned)o.backend > JC_BACKEND_INPROCESS) {
         jc__set_error(JC_EINVAL, "jc_batch_new: on_error, verbose or backend has an unknown value");
         return NULL;
@@ -323,6 +353,7 @@ typedef struct run {
     double t0;
     jc_progress p;
     jc__progress_line line;
+    size_t tenths_told; /* JC_VERBOSE_DETAIL: tenths of the run told so far */
     /* The disk was found full: what fits is committed result by result;
      * unstored counts results that did not fit, full_msg says why. */
     bool full;
@@ -533,6 +564,23 @@ static size_t weight(const run *r, size_t s)
     return r->res->slots[s].nsubs;
 }
 
+/* JC_VERBOSE_DETAIL: a line for each failure, and for each tenth of the
+ * run finished (joblib's verbose above 1). */
+static void detail_lines(run *r, const slot *sl)
+{
+    if (sl->status != JC_STATUS_OK && sl->error)
+        jc__progress_note(&r->line, sl->error);
+    size_t tenth = r->p.total ? r->p.done * 10 / r->p.total : 10;
+    if (tenth > r->tenths_told && tenth < 10) {
+        r->tenths_told = tenth;
+        char text[160];
+        double elapsed = jc__monotonic() - r->t0;
+        snprintf(text, sizeof text, "%zu0%% done (%zu of %zu calls, %zu cached, %zu computed, %zu failed) "
+                 "after %.1f s", tenth, r->p.done, r->p.total, r->p.cached, r->p.computed, r->p.failed, elapsed);
+        jc__progress_note(&r->line, text);
+    }
+}
+
 static bool deliver(void *ctx, jc__outcome *o)
 {
     run *r = ctx;
@@ -578,6 +626,8 @@ static bool deliver(void *ctx, jc__outcome *o)
     free(o->blob);
     free(o->error);
     r->p.done += weight(r, s);
+    if (r->line.detail)
+        detail_lines(r, sl);
     flush_if_due(r);
     if (r->batch->opts.on_result)
         r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
@@ -1154,7 +1204,7 @@ jc_results *jc_run(jc_batch *b)
             res->summary = r.p;
             if (b->opts.on_progress)
                 b->opts.on_progress(&r.p, b->opts.userdata);
-            jc__progress_finish(&r.line, &r.p);
+            jc__progress_finish(&r.line, &r.p, jc_cache_path(b->cache));
         }
     }
     if (rc && res && res->slots)
@@ -1296,7 +1346,7 @@ const char *jc_status_name(jc_status s)
 static jc_on_code_change memo_code_change(jc_cache *cache, const jc_function *fn)
 {
     jc_on_code_change policy = JC_ON_CODE_CHANGE_WARN;
-    if (code_change_from_env(&policy)) {
+    if (code_change_from_env(cache, &policy)) {
         fprintf(stderr, "jobcache: %s; warning instead\n", jc_errmsg());
         policy = JC_ON_CODE_CHANGE_WARN;
     }

@@ -2532,6 +2532,47 @@ int jc__store_lease_drop(jc__store *st, const char *owner)
     return rc ? rc : dropped;
 }
 
+int jc__store_meta_get(jc__store *st, const char *name, char **value)
+{
+    *value = NULL;
+    int rc = store_enter(st);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st, "SELECT value FROM meta WHERE name = ?1", &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(s, 0);
+        if (!(*value = jc__strdup(v ? v : "")))
+            rc = jc__set_error(JC_ENOMEM, "out of memory reading a setting");
+    } else if (step != SQLITE_DONE) {
+        rc = store_error(st, step, "reading a setting");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__store_meta_set(jc__store *st, const char *name, const char *value)
+{
+    int rc = store_enter_write(st, "change a setting");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st, value ? "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)"
+                           : "DELETE FROM meta WHERE name = ?1", &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    if (value)
+        sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    rc = step_done(st, s, "changing a setting");
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int jc__store_schema(const jc__store *st)
 {
     return st ? st->schema : 0;

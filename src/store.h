@@ -344,6 +344,10 @@ int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, siz
  * 0 if not, or a negative code. */
 int jc__store_lease_drop(jc__store *st, const char *owner);
 
+/* A row of the meta table: *value gets a malloc'd copy, or NULL when the
+ * name is absent. jc__store_meta_set writes it (value NULL removes it). */
+int jc__store_meta_get(jc__store *st, const char *name, char **value);
+int jc__store_meta_set(jc__store *st, const char *name, const char *value);
 /* The file's schema version as it is read: JC__SCHEMA_VERSION, or an older
  * one when a read-only store reads an older file as it is. */
 int jc__store_schema(const jc__store *st);
