@@ -496,6 +496,19 @@ static int set_wal(jc__store *st)
     "CREATE TABLE lease_owners (owner TEXT PRIMARY KEY, expires REAL NOT NULL, started REAL NOT NULL);" \
     "CREATE TABLE leases (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, keys BLOB NOT NULL);"
 
+/* The record of runs (schema 5): a row per jc_run (and per cache session
+ * of jc_memo calls), and the failures of each, which are never cached as
+ * results and would otherwise leave no trace. Bounded: the oldest runs go
+ * past the setting log-runs (jc__store_run_add). */
+#define RUN_TABLES                                                                                 \
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL NOT NULL,"      \
+    " host TEXT NOT NULL, pid INTEGER NOT NULL, command TEXT NOT NULL, kind TEXT NOT NULL,"        \
+    " n_jobs INTEGER NOT NULL, backend TEXT NOT NULL, calls INTEGER NOT NULL,"                     \
+    " cached INTEGER NOT NULL, computed INTEGER NOT NULL, failed INTEGER NOT NULL,"                \
+    " skipped INTEGER NOT NULL, elapsed REAL NOT NULL, saved REAL NOT NULL, status TEXT NOT NULL);" \
+    "CREATE TABLE run_failures (run INTEGER NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL);" \
+    "CREATE INDEX run_failures_run ON run_failures(run);"
+
 /* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
  * older version is brought here by the migrations below. */
 static const char schema_sql[] =
@@ -532,6 +545,7 @@ static const char schema_sql[] =
      * only the rare inspection and eviction pay for. */
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
     LEASE_TABLES
+    RUN_TABLES
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
@@ -557,6 +571,8 @@ static const char *const migrations[] = {
     "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
     /* 3 -> 4: leases (jobcache 0.2.0). */
     LEASE_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 4 -> 5: the record of runs (jobcache 0.2.0). */
+    RUN_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
@@ -2530,6 +2546,133 @@ int jc__store_lease_drop(jc__store *st, const char *owner)
         s = NULL;
     }
     return rc ? rc : dropped;
+}
+
+/* ---- the record of runs ---- */
+
+int jc__store_run_add(jc__store *st, const jc__run_row *r, int64_t keep)
+{
+    int rc = store_enter_write(st, "record a run");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = NULL;
+    rc = prepare(st,
+                 "INSERT INTO runs (started, ended, host, pid, command, kind, n_jobs, backend, calls, cached,"
+                 " computed, failed, skipped, elapsed, saved, status)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 &s);
+    if (rc)
+        return rc;
+    sqlite3_bind_double(s, 1, r->started);
+    sqlite3_bind_double(s, 2, r->ended);
+    sqlite3_bind_text(s, 3, r->host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, r->pid);
+    sqlite3_bind_text(s, 5, r->command, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, r->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 7, r->n_jobs);
+    sqlite3_bind_text(s, 8, r->backend, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 9, r->calls);
+    sqlite3_bind_int64(s, 10, r->cached);
+    sqlite3_bind_int64(s, 11, r->computed);
+    sqlite3_bind_int64(s, 12, r->failed);
+    sqlite3_bind_int64(s, 13, r->skipped);
+    sqlite3_bind_double(s, 14, r->elapsed);
+    sqlite3_bind_double(s, 15, r->saved);
+    sqlite3_bind_text(s, 16, r->status, -1, SQLITE_STATIC);
+    rc = step_done(st, s, "recording a run");
+    sqlite3_finalize(s);
+    if (rc)
+        return rc;
+    int64_t id = sqlite3_last_insert_rowid(st->db);
+    s = NULL;
+    rc = prepare(st, "INSERT INTO run_failures (run, status, message) VALUES (?1, ?2, ?3)", &s);
+    for (size_t i = 0; !rc && i < r->nfailures; i++) {
+        sqlite3_bind_int64(s, 1, id);
+        sqlite3_bind_text(s, 2, r->failures[i].status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, r->failures[i].message, -1, SQLITE_STATIC);
+        rc = step_done(st, s, "recording a failure");
+    }
+    sqlite3_finalize(s);
+    /* Bounded: the runs older than the last keep go, with their failures. */
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM run_failures WHERE run <= %lld; DELETE FROM runs WHERE id <= %lld",
+             (long long)(id - keep), (long long)(id - keep));
+    if (!rc && keep > 0 && id > keep)
+        rc = run_sql(st, sql, "pruning the record of runs");
+    return rc;
+}
+
+int jc__store_runs(jc__store *st, int64_t last_n, bool failed_only,
+                   int (*fn)(void *ctx, const jc__run_row *r), void *ctx)
+{
+    int rc = store_enter(st);
+    if (rc || st->schema < 5)
+        return rc;
+    sqlite3_stmt *s = NULL, *f = NULL;
+    rc = prepare(st,
+                 "SELECT id, started, ended, host, pid, command, kind, n_jobs, backend, calls, cached, computed,"
+                 " failed, skipped, elapsed, saved, status FROM (SELECT * FROM runs"
+                 " WHERE (?2 = 0 OR failed > 0 OR status != 'ok') ORDER BY id DESC LIMIT ?1) ORDER BY id",
+                 &s);
+    if (!rc)
+        rc = prepare(st, "SELECT status, message FROM run_failures WHERE run = ?1 ORDER BY rowid", &f);
+    if (rc) {
+        sqlite3_finalize(s);
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, last_n > 0 ? last_n : -1);
+    sqlite3_bind_int(s, 2, failed_only);
+    int step;
+    jc__run_failure *fails = NULL;
+    size_t cap = 0;
+#define TEXT(col) (sqlite3_column_text(s, col) ? (const char *)sqlite3_column_text(s, col) : "")
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        jc__run_row r = {
+            .id = sqlite3_column_int64(s, 0), .started = sqlite3_column_double(s, 1),
+            .ended = sqlite3_column_double(s, 2), .host = TEXT(3), .pid = sqlite3_column_int64(s, 4),
+            .command = TEXT(5), .kind = TEXT(6), .n_jobs = sqlite3_column_int(s, 7), .backend = TEXT(8),
+            .calls = sqlite3_column_int64(s, 9), .cached = sqlite3_column_int64(s, 10),
+            .computed = sqlite3_column_int64(s, 11), .failed = sqlite3_column_int64(s, 12),
+            .skipped = sqlite3_column_int64(s, 13), .elapsed = sqlite3_column_double(s, 14),
+            .saved = sqlite3_column_double(s, 15), .status = TEXT(16),
+        };
+        /* The failures' texts are copied: the statement below reuses its
+         * buffers row by row. */
+        sqlite3_bind_int64(f, 1, r.id);
+        size_t n = 0;
+        int fs;
+        while ((fs = sqlite3_step(f)) == SQLITE_ROW) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                jc__run_failure *nf = realloc(fails, nc * sizeof *nf);
+                if (!nf) {
+                    rc = jc__set_error(JC_ENOMEM, "out of memory reading the record of runs");
+                    break;
+                }
+                fails = nf;
+                cap = nc;
+            }
+            const char *st_ = (const char *)sqlite3_column_text(f, 0), *msg = (const char *)sqlite3_column_text(f, 1);
+            fails[n].status = jc__strdup(st_ ? st_ : "");
+            fails[n].message = jc__strdup(msg ? msg : "");
+            n++;
+        }
+        sqlite3_reset(f);
+        r.failures = fails;
+        r.nfailures = n;
+        if (!rc)
+            rc = fn(ctx, &r);
+        for (size_t i = 0; i < n; i++) {
+            free((char *)fails[i].status);
+            free((char *)fails[i].message);
+        }
+    }
+#undef TEXT
+    free(fails);
+    sqlite3_finalize(s);
+    sqlite3_finalize(f);
+    return rc;
 }
 
 int jc__store_meta_get(jc__store *st, const char *name, char **value)

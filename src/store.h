@@ -21,9 +21,9 @@
 #include "jc_internal.h"
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
- * fingerprints; 3 each entry's key format; 4 adds leases. store.c keeps the
- * chain of migrations between them. */
-#define JC__SCHEMA_VERSION 4
+ * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
+ * runs. store.c keeps the chain of migrations between them. */
+#define JC__SCHEMA_VERSION 5
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -344,6 +344,30 @@ int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, siz
  * 0 if not, or a negative code. */
 int jc__store_lease_drop(jc__store *st, const char *owner);
 
+/* The record of runs (store.c's RUN_TABLES). */
+typedef struct jc__run_failure {
+    const char *status, *message;
+} jc__run_failure;
+typedef struct jc__run_row {
+    int64_t id;
+    double started, ended;
+    const char *host;
+    int64_t pid;
+    const char *command, *kind, *backend, *status;
+    int n_jobs;
+    int64_t calls, cached, computed, failed, skipped;
+    double elapsed, saved;
+    const jc__run_failure *failures;
+    size_t nfailures;
+} jc__run_row;
+/* Appends r with its failures, then keeps only the last keep runs (keep
+ * <= 0: all). Inside a write transaction. */
+int jc__store_run_add(jc__store *st, const jc__run_row *r, int64_t keep);
+/* Calls fn for each of the last last_n runs (<= 0: all), oldest first,
+ * only those with failures when failed_only; strings valid during the call.
+ * Nothing in a file older than schema 5 read as it is. */
+int jc__store_runs(jc__store *st, int64_t last_n, bool failed_only,
+                   int (*fn)(void *ctx, const jc__run_row *r), void *ctx);
 /* A row of the meta table: *value gets a malloc'd copy, or NULL when the
  * name is absent. jc__store_meta_set writes it (value NULL removes it). */
 int jc__store_meta_get(jc__store *st, const char *name, char **value);
