@@ -34,13 +34,16 @@
  *    caller owns. Passing a value to jc_delayed, jc_memo, jc_list, jc_map,
  *    jc_kw or jc_return hands its ownership over: do not free it afterwards.
  *
- * ABI promise: within one major version (JC_VERSION_MAJOR), a minor release
- * only adds functions, enum values at the end of an enum, and fields at the
- * end of jc_options / jc_cache_options / jc_filter / jc_prune_options (whose
- * zero value keeps the old behaviour), and of structs the library allocates
- * (jc_stats, jc_function_stats). It never removes or changes the meaning of what exists, and the
- * shared library keeps its SONAME (libjobcache.so.MAJOR). Patch releases change
- * no interface at all.
+ * ABI promise. Before 1.0, a minor release may change the ABI (0.2.0 grew
+ * jc_progress, jc_options, jc_prune_options, jc_verify_result,
+ * jc_merge_result and jc_function_stats, and changed the meaning of
+ * jc_prune_options.max_size to bytes on disk), and the SONAME names the
+ * minor version: libjobcache.so.0.2 for 0.2.x, so that a program built
+ * against 0.1 never loads 0.2 by mistake; rebuild it. From 1.0 on, within
+ * one major version, a minor release will only add functions, enum values at
+ * the end of an enum, and fields at the end of structs the library
+ * allocates and never hands out by value or in arrays, and the SONAME will
+ * be libjobcache.so.MAJOR. Patch releases change no interface at all.
  */
 #ifndef JOBCACHE_H
 #define JOBCACHE_H
@@ -72,9 +75,9 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define JC_VERSION_MAJOR 0
-#define JC_VERSION_MINOR 1
+#define JC_VERSION_MINOR 2
 #define JC_VERSION_PATCH 0
-#define JC_VERSION_STRING "0.1.0"
+#define JC_VERSION_STRING "0.2.0"
 #define JC_VERSION_NUMBER (JC_VERSION_MAJOR * 10000 + JC_VERSION_MINOR * 100 + JC_VERSION_PATCH)
 
 /* The version of the library actually linked, as "MAJOR.MINOR.PATCH". */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -196,6 +198,16 @@ void jc_cache_close(jc_cache *cache)
 {
     if (!cache)
         return;
+    /* Claims a run could not release (the file was locked when it ended)
+     * go now: other processes would otherwise wait for them as long as
+     * this process lives. Best effort. */
+    if (cache->store && jc__cache_leases_enabled(cache) && jc__store_begin(cache->store) == 0) {
+        int d = jc__store_lease_drop(cache->store, jc__cache_owner());
+        if (d < 0)
+            jc__store_rollback(cache->store);
+        else
+            jc__cache_commit(cache);
+    }
     if (cache->store && cache->ntouched) {
         /* Best effort: hit counts are bookkeeping, never results. */
         if (jc__store_begin(cache->store) == 0) {
@@ -622,25 +634,39 @@ static void read_line(const char *path, char *buf, size_t cap)
 }
 
 /* Field 22 of /proc/PID/stat: the start time in clock ticks since boot;
- * 0 when the process does not exist. The command name (field 2) may hold
- * spaces and parentheses: fields are counted after its last ')'. */
-static unsigned long long start_time(long pid)
+ * 0 when the process does not exist, or has ended and waits to be reaped
+ * (state Z: a zombie computes nothing). The command name (field 2) may hold
+ * spaces and parentheses: fields are counted after its last ')'. *readable
+ * says whether /proc told anything (a /proc mounted hidepid hides other
+ * users' processes). */
+static unsigned long long start_time_of(long pid, bool *readable)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     read_line(path, buf, sizeof buf);
     char *p = strrchr(buf, ')');
+    if (readable)
+        *readable = p != NULL;
     if (!p)
         return 0;
     unsigned long long v = 0;
     int field = 2;
     char *save = NULL;
-    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-        if (++field == 22) {
+    for (char *tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        ++field;
+        if (field == 3 && (tok[0] == 'Z' || tok[0] == 'X'))
+            return 0;
+        if (field == 22) {
             v = strtoull(tok, NULL, 10);
             break;
         }
+    }
     return v;
+}
+
+static unsigned long long start_time(long pid)
+{
+    return start_time_of(pid, NULL);
 }
 
 /* The pid namespace of a process, as "pid:[4026531836]". */
@@ -696,8 +722,14 @@ bool jc__cache_owner_alive(const char *owner, double expires, double now)
     if (strcmp(me.boot, them.boot) != 0 || strcmp(me.ns, them.ns) != 0 || !me.boot[0] || !me.ns[0])
         return expires > now; /* another machine, boot or container: the claim's expiry */
     /* Same boot and pid namespace: alive while its process is (the same
-     * start time: not a reused pid), however long its calls take. */
-    return them.start != 0 && start_time(them.pid) == them.start;
+     * start time: not a reused pid), however long its calls take. Where
+     * /proc hides other users' processes (hidepid), kill(pid, 0) still
+     * tells whether the pid exists (EPERM: it does). */
+    bool readable = false;
+    unsigned long long start = start_time_of(them.pid, &readable);
+    if (!readable)
+        return kill((pid_t)them.pid, 0) == 0 || errno == EPERM;
+    return them.start != 0 && start == them.start;
 }
 
 typedef struct lease_scan {
@@ -807,7 +839,14 @@ int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, doubl
         return rc;
     }
     lease_scan sc;
-    rc = scan_leases(cache, &sc);
+    /* Rows of this process left by an earlier run that could not release
+     * them (its end found the file locked) go first: this run claims anew. */
+    rc = jc__store_lease_drop(cache->store, jc__cache_owner());
+    rc = rc < 0 ? rc : 0;
+    if (!rc)
+        rc = scan_leases(cache, &sc);
+    else
+        memset(&sc, 0, sizeof sc);
     for (size_t i = 0; i < sc.ndead && !rc; i++)
         rc = jc__store_lease_drop(cache->store, sc.dead[i]) < 0 ? jc_errcode() : 0;
     size_t m = 0;
@@ -827,10 +866,12 @@ int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, doubl
     scan_free(&sc);
     free(mine);
     if (rc) {
+        char *msg = jc__strdup(jc_errmsg());
         jc__store_rollback(cache->store);
-        jc__cache_commit(cache); /* ends the doomed transaction */
         for (size_t i = 0; i < n; i++)
             theirs[i] = false; /* nothing claimed: compute them all, as without leases */
+        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+        free(msg);
         return rc;
     }
     return jc__cache_commit(cache);
@@ -854,43 +895,70 @@ int jc__cache_lease_renew(jc_cache *cache, double ttl)
                : 0;
 }
 
-typedef struct release_ctx {
+/* This process's lease rows, read once to release many keys. */
+typedef struct my_rows {
     const char *me;
-    const uint8_t *key;
-    int64_t id;
-    uint8_t *rest; /* the row's keys without key */
-    size_t n;
-    int err;
-} release_ctx;
+    int64_t *ids;
+    uint8_t **keys;
+    size_t *n;
+    size_t count, cap;
+} my_rows;
 
-static int find_my_key(void *ctx, const jc__lease *l)
+static int collect_mine(void *ctx, const jc__lease *l)
 {
-    release_ctx *rc = ctx;
-    if (rc->id || strcmp(l->owner, rc->me) != 0 || !l->n)
+    my_rows *m = ctx;
+    if (strcmp(l->owner, m->me) != 0 || !l->n)
         return 0;
-    const uint8_t *at = bsearch(rc->key, l->keys, l->n, JC__KEY_LEN, cmp_key16);
-    if (!at)
-        return 0;
-    size_t i = (size_t)(at - l->keys) / JC__KEY_LEN;
-    rc->rest = malloc(l->n * JC__KEY_LEN);
-    if (!rc->rest)
-        return jc__set_error(JC_ENOMEM, "out of memory releasing a call");
-    memcpy(rc->rest, l->keys, i * JC__KEY_LEN);
-    memcpy(rc->rest + i * JC__KEY_LEN, at + JC__KEY_LEN, (l->n - i - 1) * JC__KEY_LEN);
-    rc->n = l->n - 1;
-    rc->id = l->id;
+    if (m->count == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 8;
+        int64_t *ids = realloc(m->ids, cap * sizeof *ids);
+        if (ids)
+            m->ids = ids;
+        uint8_t **keys = realloc(m->keys, cap * sizeof *keys);
+        if (keys)
+            m->keys = keys;
+        size_t *n = realloc(m->n, cap * sizeof *n);
+        if (n)
+            m->n = n;
+        if (!ids || !keys || !n)
+            return jc__set_error(JC_ENOMEM, "out of memory releasing calls");
+        m->cap = cap;
+    }
+    uint8_t *copy = malloc(l->n * JC__KEY_LEN);
+    if (!copy)
+        return jc__set_error(JC_ENOMEM, "out of memory releasing calls");
+    memcpy(copy, l->keys, l->n * JC__KEY_LEN);
+    m->ids[m->count] = l->id;
+    m->keys[m->count] = copy;
+    m->n[m->count++] = l->n;
     return 0;
 }
 
-int jc__cache_lease_release(jc_cache *cache, const uint8_t key[JC__KEY_LEN])
+int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n)
 {
-    if (!jc__cache_leases_enabled(cache))
+    if (!jc__cache_leases_enabled(cache) || !n)
         return 0;
-    release_ctx ctx = {.me = jc__cache_owner(), .key = key};
-    int rc = jc__store_leases(cache->store, find_my_key, &ctx);
-    if (!rc && ctx.id)
-        rc = jc__store_lease_set_keys(cache->store, ctx.id, ctx.rest, ctx.n);
-    free(ctx.rest);
+    /* One read of this process's rows, then each row that holds any of the
+     * keys rewritten once: releasing many calls (a run whose calls fail,
+     * or whose results cannot be stored) costs one pass, not one per call. */
+    qsort(keys, n, JC__KEY_LEN, cmp_key16);
+    my_rows m = {.me = jc__cache_owner()};
+    int rc = jc__store_leases(cache->store, collect_mine, &m);
+    for (size_t r = 0; r < m.count && !rc; r++) {
+        size_t kept = 0;
+        for (size_t i = 0; i < m.n[r]; i++) {
+            const uint8_t *k = m.keys[r] + JC__KEY_LEN * i;
+            if (!bsearch(k, keys, n, JC__KEY_LEN, cmp_key16))
+                memmove(m.keys[r] + JC__KEY_LEN * kept++, k, JC__KEY_LEN);
+        }
+        if (kept != m.n[r])
+            rc = jc__store_lease_set_keys(cache->store, m.ids[r], m.keys[r], kept);
+    }
+    for (size_t r = 0; r < m.count; r++)
+        free(m.keys[r]);
+    free(m.ids);
+    free(m.keys);
+    free(m.n);
     return rc;
 }
 

@@ -318,9 +318,10 @@ int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, doubl
 int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, bool *held_out);
 /* Renews this process's claims (inside a write transaction). */
 int jc__cache_lease_renew(jc_cache *cache, double ttl);
-/* Releases this process's claim on key (its call failed: a waiter computes
- * it itself). Inside a write transaction. */
-int jc__cache_lease_release(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
+/* Releases this process's claims on keys[0..n) (JC__KEY_LEN bytes each;
+ * sorted in place): their calls failed or their results could not be
+ * stored, and a waiter computes them itself. Inside a write transaction. */
+int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n);
 /* Releases every claim of this process, in a transaction of its own. */
 int jc__cache_lease_end(jc_cache *cache);
 

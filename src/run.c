@@ -367,7 +367,7 @@ typedef struct run {
     size_t *waiting;
     size_t nwaiting;
     uint8_t *release;
-    size_t nrelease;
+    size_t nrelease, release_cap;
     /* The running code's fingerprint of the function of the last hit. */
     const jc_function *fp_fn;
     uint8_t fp[16];
@@ -386,6 +386,18 @@ static void note_store_error(run *r, int rc)
         return;
     r->store_rc = rc;
     r->store_msg = jc__strdup(jc_errmsg());
+}
+
+/* Queues the release of this run's claim on key: its call failed, or its
+ * result could not be stored, so a process waiting for it must compute it
+ * itself (with the next write transaction, or the run's end). */
+static void release_key(run *r, const uint8_t key[JC__KEY_LEN])
+{
+    /* (A result retried in smaller pieces on a full disk may come again:
+     * past the array's room, the release waits for the run's end, which
+     * releases everything.) */
+    if (r->leases && r->release && r->nrelease < r->release_cap)
+        memcpy(r->release + JC__KEY_LEN * r->nrelease++, key, JC__KEY_LEN);
 }
 
 /* Writes queue[from, from + n) in one transaction (with the queued hit
@@ -411,8 +423,7 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
          * and those of its failed calls released, so that a process
          * waiting for them computes them itself. Bookkeeping: a failure
          * here stores every result all the same. */
-        for (size_t i = 0; i < r->nrelease; i++)
-            jc__cache_lease_release(r->cache, r->release + JC__KEY_LEN * i);
+        jc__cache_lease_release(r->cache, r->release, r->nrelease);
         r->nrelease = 0;
         jc__cache_lease_renew(r->cache, r->lease_ttl);
         r->last_renew = jc__monotonic();
@@ -431,6 +442,8 @@ static int write_piece(run *r, size_t from, size_t n, bool touches)
             too_large++; /* too large for max_size: warned about, not stored */
         else if (rc)
             note_store_error(r, rc);
+        if (rc)
+            release_key(r, call->key); /* not stored: a waiter computes it */
         rc = 0;
     }
     if (rc != JC_EFULL)
@@ -472,6 +485,7 @@ static void flush(run *r, bool final)
                 piece = n / 2;
             } else if (prc == JC_EFULL) {
                 r->unstored++; /* does not fit even alone */
+                release_key(r, r->batch->calls[r->res->slots[r->queue[done].slot].first].key);
                 done++;
             } else {
                 note_store_error(r, prc);
@@ -524,8 +538,7 @@ static void renew_if_due(run *r)
     if (jc__monotonic() - r->last_renew < r->lease_ttl / 4 && !r->nrelease)
         return;
     if (jc__cache_begin(r->cache) == 0) {
-        for (size_t i = 0; i < r->nrelease; i++)
-            jc__cache_lease_release(r->cache, r->release + JC__KEY_LEN * i);
+        jc__cache_lease_release(r->cache, r->release, r->nrelease);
         r->nrelease = 0;
         jc__cache_lease_renew(r->cache, r->lease_ttl);
         jc__cache_commit(r->cache);
@@ -602,9 +615,8 @@ static bool deliver(void *ctx, jc__outcome *o)
     r->last_seconds = o->seconds;
     if (o->seconds > r->longest_call)
         r->longest_call = o->seconds;
-    if (sl->status != JC_STATUS_OK && r->leases && r->release) {
-        memcpy(r->release + JC__KEY_LEN * r->nrelease++, call->key, JC__KEY_LEN);
-    }
+    if (sl->status != JC_STATUS_OK)
+        release_key(r, call->key);
     if (sl->status == JC_STATUS_OK) {
         sl->value = o->value;
         o->value = NULL;
@@ -933,6 +945,7 @@ static int claim_misses(run *r)
     r->leases = true;
     r->lease_ttl = LEASE_TTL;
     r->last_renew = jc__monotonic();
+    r->release_cap = r->ntasks;
     r->release = malloc(r->ntasks * JC__KEY_LEN);
     r->waiting = malloc(r->ntasks * sizeof *r->waiting);
     const uint8_t **keys = task_keys(r, r->task_slot, r->ntasks);
@@ -1102,9 +1115,9 @@ static void finish(run *r, int exec_rc)
         res->message = jc__strdup(jc_errmsg());
     } else if (r->unstored && r->full_msg) {
         res->status = JC_EFULL;
-        res->message = jc__strdup_printf("%zu of %zu results could not be stored (every result is returned; "
+        res->message = jc__strdup_printf("%zu result%s could not be stored (every result is returned; "
                                          "what fitted is stored): %s",
-                                         r->unstored, r->p.computed, r->full_msg);
+                                         r->unstored, r->unstored == 1 ? "" : "s", r->full_msg);
     } else if (r->store_rc) {
         res->status = JC_EIO;
         res->message = jc__strdup_printf("results could not be stored: %s", r->store_msg);
@@ -1188,7 +1201,14 @@ jc_results *jc_run(jc_batch *b)
             exec_rc = execute(&r);
         if (!exec_rc && r.nwaiting) {
             flush(&r, false); /* this run's own results first: others may wait for them */
-            exec_rc = wait_for_others(&r);
+            /* A failure while waiting (the store unreadable a moment) keeps
+             * every result already had: the calls still awaited are skipped
+             * and the run reports why. */
+            int wrc = wait_for_others(&r);
+            if (wrc == JC_EINTR)
+                exec_rc = wrc;
+            else if (wrc)
+                note_store_error(&r, wrc);
         }
         flush(&r, true);
         if (r.leases)

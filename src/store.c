@@ -991,6 +991,12 @@ int jc__store_begin(jc__store *st)
     if (rc)
         return rc;
     end_read(st);
+    if (st->depth > 0 && sqlite3_get_autocommit(st->db)) {
+        /* SQLite rolled the transaction back by itself (a full disk): the
+         * count of begins is stale; what it held is gone. Start afresh. */
+        st->depth = 0;
+        st->doomed = false;
+    }
     if (st->depth > 0) {
         st->depth++;
         return 0;
@@ -1367,11 +1373,13 @@ int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, doubl
         rc = step_done(st, st->touch_rowids, "recording hits");
     }
     if (!rc && i < n) {
-        /* The rest in one more statement, padded with a rowid that is never
-         * used (SQLite's rowids of this table are positive). */
+        /* The rest in one more statement, padded with NULLs. */
         sqlite3_bind_double(st->touch_rowids, 1, now);
         for (size_t k = 0; k < TOUCH_CHUNK; k++)
-            sqlite3_bind_int64(st->touch_rowids, (int)k + 2, i + k < n ? rowids[i + k] : -1);
+            if (i + k < n)
+                sqlite3_bind_int64(st->touch_rowids, (int)k + 2, rowids[i + k]);
+            else
+                sqlite3_bind_null(st->touch_rowids, (int)k + 2); /* IN (NULL) matches no row */
         rc = step_done(st, st->touch_rowids, "recording hits");
     }
     return rc;
@@ -2381,8 +2389,19 @@ int jc__store_backup(jc__store *st, const char *dest)
     if (!tmp)
         return jc__set_error(JC_ENOMEM, "out of memory backing up '%s'", st->path);
     snprintf(tmp, n, "%s.tmp%ld", dest, (long)getpid());
+    /* Made here, exclusively, with the mode the umask allows (SQLite's
+     * SQLITE_OPEN_EXCLUSIVE is ignored by sqlite3_open_v2): a file of that
+     * name that is not ours is never written over, nor removed. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rc = jc__set_error(errno == ENOSPC ? JC_EFULL : JC_EIO, "backup of '%s': cannot create '%s': %s",
+                           st->path, tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    close(fd);
     sqlite3 *out = NULL;
-    int src = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, NULL);
+    int src = sqlite3_open_v2(tmp, &out, SQLITE_OPEN_READWRITE, NULL);
     if (src != SQLITE_OK) {
         rc = jc__set_error(JC_EIO, "backup of '%s': cannot create '%s': %s", st->path, tmp,
                            out ? sqlite3_errmsg(out) : sqlite3_errstr(src));
@@ -2398,7 +2417,7 @@ int jc__store_backup(jc__store *st, const char *dest)
     int fin = b ? sqlite3_backup_finish(b) : SQLITE_OK;
     if (step != SQLITE_DONE || fin != SQLITE_OK) {
         int code = (step & 0xff) == SQLITE_BUSY || (step & 0xff) == SQLITE_LOCKED ? JC_EBUSY
-                   : (step & 0xff) == SQLITE_FULL                                 ? JC_EIO
+                   : (step & 0xff) == SQLITE_FULL                                 ? JC_EFULL
                                                                                   : JC_EIO;
         rc = jc__set_error(code, "backup of '%s' to '%s' failed: %s", st->path, dest, sqlite3_errmsg(out));
     }
@@ -2408,11 +2427,13 @@ int jc__store_backup(jc__store *st, const char *dest)
         rc = jc__set_error(JC_EIO, "backup of '%s' to '%s' failed: %s", st->path, dest, sqlite3_errmsg(out));
     if (sqlite3_close(out) != SQLITE_OK && !rc)
         rc = jc__set_error(JC_EIO, "backup of '%s' to '%s': closing the copy failed", st->path, dest);
-    if (!rc && rename(tmp, dest) != 0)
-        rc = jc__set_error(JC_EIO, "backup of '%s': cannot rename '%s' to '%s': %s", st->path, tmp, dest,
-                           strerror(errno));
+    /* Published with link(), which never replaces: a dest made meanwhile by
+     * someone else is left alone, and reported. */
+    if (!rc && link(tmp, dest) != 0)
+        rc = jc__set_error(JC_EIO, "backup of '%s': cannot name the copy '%s': %s%s", st->path, dest,
+                           strerror(errno), errno == EEXIST ? " (made meanwhile by another program)" : "");
+    unlink(tmp);
     if (rc) {
-        unlink(tmp);
         size_t m = strlen(tmp) + 8;
         char *side = malloc(m);
         if (side) {
@@ -2723,7 +2744,9 @@ int jc__store_schema(const jc__store *st)
 
 bool jc__store_in_transaction(const jc__store *st)
 {
-    return st && st->depth > 0;
+    /* SQLite may roll a transaction back by itself (SQLITE_FULL, an I/O
+     * error): then, whatever the count of begins says, there is none. */
+    return st && st->depth > 0 && !sqlite3_get_autocommit(st->db);
 }
 
 double jc__now(void)

@@ -315,6 +315,115 @@ static void a_wait_is_interruptible(void **state)
     assert_true((double)(t1.tv_sec - t0.tv_sec) < 2.0);
 }
 
+/* Results of 64 KiB, 100 ms each. */
+static int big_slow(jc_call *call)
+{
+    atomic_fetch_add(computed, 1);
+    nap_ms(100);
+    size_t n = 8192;
+    double *a = calloc(n, sizeof *a);
+    a[0] = (double)jc_arg_int(call, 0);
+    jc_value *v = jc_doubles(a, n);
+    free(a);
+    return jc_return(call, v);
+}
+JC_FUNCTION(big_slow, "v1");
+
+/* The owner cannot store its results (its max_size is below one result):
+ * it releases its claim on each at once, and a waiter computes them itself
+ * instead of waiting for the owner's whole run (which, in two processes
+ * waiting on each other, was a deadlock). */
+static void results_the_owner_cannot_store_are_released(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "unstored.db");
+    jc_cache_close(open_cache(path, 0));
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        jc_cache *c = jc_cache_open(path, &(jc_cache_options){.max_size = 40 * 1024});
+        int fd = ready[1];
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .on_result = notify_first,
+                                                    .userdata = &fd});
+        for (int x = 0; x < 60; x++) /* 6 s */
+            jc_delayed(b, big_slow, jc_int(x));
+        jc_results_free(jc_run(b));
+        jc_batch_free(b);
+        jc_cache_close(c);
+        _exit(0);
+    }
+    close(ready[1]);
+    char ch;
+    assert_int_equal(read(ready[0], &ch, 1), 1); /* the owner has computed x = 0 */
+    close(ready[0]);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int x = 0; x < 3; x++)
+        jc_delayed(b, big_slow, jc_int(x));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    assert_true(waited < 3.0); /* not the owner's 6 s */
+}
+
+/* An owner that has ended but is not reaped yet (a zombie) computes
+ * nothing: its claims are taken over at once. */
+static void a_zombie_owner_is_dead(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "zombie.db");
+    jc_cache_close(open_cache(path, 0));
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *me = jc__cache_owner();
+        if (write(p[1], me, strlen(me) + 1) < 0)
+            _exit(1);
+        _exit(0); /* left unreaped below: a zombie */
+    }
+    char owner[256] = {0};
+    assert_true(read(p[0], owner, sizeof owner - 1) > 0);
+    close(p[0]);
+    close(p[1]);
+    nap_ms(100);
+    uint8_t key[JC__KEY_LEN];
+    jc_value *arg = jc_int(5);
+    assert_int_equal(jc__key_compute("slow_sq", "v1", &arg, 1, key), 0);
+    jc_value_free(arg);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, 0)", owner, jc__now() + 3600);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, key, JC__KEY_LEN, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    run_out o = run_sq(path, 8, 1, -1);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(o.status, JC_OK);
+    assert_true(o.seconds < 1.0); /* not a wait of an hour */
+}
+
 static void insert_owner(const char *path, const char *owner, double expires, int ncalls)
 {
     sqlite3 *db;
@@ -399,6 +508,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_foreign_owner_holds_until_its_claim_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(a_wait_is_interruptible, setup, teardown),
         cmocka_unit_test(leases_are_listed_and_stale_ones_broken),
+        cmocka_unit_test_setup_teardown(results_the_owner_cannot_store_are_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_zombie_owner_is_dead, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
