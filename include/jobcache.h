@@ -414,7 +414,9 @@ JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
 /* Settings kept in the cache file itself (as ccache -M keeps its limit),
  * which every program that opens the file honours unless it or the
  * environment sets its own. Keys: "max-size" (a size, jc_parse_size;
- * applies as jc_cache_options.max_size when the program passes 0). A value
+ * applies as jc_cache_options.max_size when the program passes 0), and
+ * "log-runs" (how many runs the record of runs keeps, default 1000; 0:
+ * record none). A value
  * is checked before it is stored: a bad one is JC_EINVAL naming the key and
  * the value. value NULL removes the setting. Needs a writable cache
  * (JC_EREADONLY). */
@@ -934,6 +936,36 @@ JC_EXPORT int jc_cache_leases(jc_cache *cache, jc_lease_fn fn, void *userdata, s
  * Returns 0, JC_ENOTFOUND when a named owner holds no claim, or a negative
  * jc_error. */
 JC_EXPORT int jc_cache_break_lease(jc_cache *cache, const char *owner, size_t *count);
+
+/* The record of runs: each jc_run on a writable cache appends a row (and
+ * each cache session of jc_memo calls one at jc_cache_close), with the
+ * failures of the run, which are never cached as results. The record keeps
+ * the last log-runs runs (a setting kept in the file, default 1000). */
+typedef struct jc_run_failure {
+    const char *status;  /* "error", "crashed", "timed out" */
+    const char *message; /* "simulate(0.5, 3): diverged at step 12" */
+} jc_run_failure;
+typedef struct jc_run_record {
+    int64_t id;
+    double started, ended;   /* seconds since the epoch */
+    const char *host;
+    long pid;
+    const char *command;     /* the program's command line */
+    const char *kind;        /* "run" (jc_run) or "memo" (a session of jc_memo calls) */
+    int n_jobs;              /* resolved: workers, or 1 */
+    const char *backend;     /* "in-process", "fork", "threads" */
+    int64_t calls, cached, computed, failed, skipped;
+    double elapsed, saved;   /* seconds */
+    const char *status;      /* "ok", or the name of the run's jc_error ("JC_EFAILED", "JC_EINTR") */
+    size_t nfailures;        /* kept: at most 1000 a run */
+    const jc_run_failure *failures;
+} jc_run_record;
+typedef void (*jc_run_fn)(const jc_run_record *run, void *userdata);
+/* Calls fn for each of the last `last` runs (0: all kept), oldest first;
+ * with failed_only, only runs with a failure or another status than ok.
+ * Strings are valid during the call only. Nothing for a file older than
+ * schema 5 read as it is. Returns 0 or a negative jc_error. */
+JC_EXPORT int jc_cache_runs(jc_cache *cache, size_t last, bool failed_only, jc_run_fn fn, void *userdata);
 
 /* Writes a consistent copy of the cache to dest_path, a new file, while
  * this and other processes may go on using the cache, with SQLite's online

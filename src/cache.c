@@ -194,10 +194,17 @@ int jc__cache_commit(jc_cache *cache)
     return rc;
 }
 
+static void record_memo_session(jc_cache *cache);
+
 void jc_cache_close(jc_cache *cache)
 {
     if (!cache)
         return;
+    if (cache->store && cache->memo.calls)
+        record_memo_session(cache);
+    for (size_t i = 0; i < cache->memo.nfailures; i++)
+        free(cache->memo.failures[i]);
+    free(cache->memo.failures);
     /* Claims a run could not release (the file was locked when it ended)
      * go now: other processes would otherwise wait for them as long as
      * this process lives. Best effort. */
@@ -1291,7 +1298,7 @@ int jc__cache_backup_store(jc_cache *cache, const char *dest)
 
 /* ---- settings kept in the file ---- */
 
-static const char *const config_keys[] = {"max-size"};
+static const char *const config_keys[] = {"max-size", "log-runs"};
 
 static int config_key(const char *key, char *meta, size_t cap)
 {
@@ -1300,7 +1307,7 @@ static int config_key(const char *key, char *meta, size_t cap)
             snprintf(meta, cap, "config.%s", key);
             return 0;
         }
-    return jc__set_error(JC_EINVAL, "unknown setting '%s' (known: max-size)", key ? key : "(null)");
+    return jc__set_error(JC_EINVAL, "unknown setting '%s' (known: max-size, log-runs)", key ? key : "(null)");
 }
 
 int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
@@ -1314,15 +1321,22 @@ int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
     if (!jc__cache_writable(cache))
         return jc__set_error(JC_EREADONLY, "jc_cache_config_set: cache file '%s' was opened read-only", cache->path);
     int64_t bytes = 0;
-    if (value && jc_parse_size(value, &bytes))
+    bool is_size = strcmp(key, "max-size") == 0;
+    if (value && is_size && jc_parse_size(value, &bytes))
         return jc__set_error(JC_EINVAL, "setting %s: '%s' is not a size (%s)", key, value, jc_errmsg());
+    if (value && !is_size) {
+        char *end = NULL;
+        long long n = strtoll(value, &end, 10);
+        if (end == value || *end || n < 0 || n > 100000000)
+            return jc__set_error(JC_EINVAL, "setting %s: '%s' is not a count of runs", key, value);
+    }
     rc = jc__store_begin(cache->store);
     if (!rc) {
         rc = jc__store_meta_set(cache->store, meta, value);
         rc = rc ? (jc__store_rollback(cache->store), rc) : jc__cache_commit(cache);
     }
     /* In force at once for this handle too, where the file's setting rules. */
-    if (!rc && (strcmp(cache->max_size_source, "file") == 0 || strcmp(cache->max_size_source, "default") == 0)) {
+    if (!rc && is_size && (strcmp(cache->max_size_source, "file") == 0 || strcmp(cache->max_size_source, "default") == 0)) {
         cache->max_size = value ? bytes : 0;
         cache->max_size_source = value ? "file" : "default";
     }
@@ -1348,5 +1362,149 @@ int jc_cache_config_list(jc_cache *cache, jc_config_fn fn, void *userdata)
     char text[32];
     snprintf(text, sizeof text, "%lld", (long long)cache->max_size);
     fn("max-size", text, cache->max_size_source, userdata);
+    snprintf(text, sizeof text, "%lld", (long long)jc__cache_log_runs(cache));
+    char *stored = NULL;
+    if (cache->store)
+        jc__store_meta_get(cache->store, "config.log-runs", &stored);
+    fn("log-runs", text, stored ? "file" : "default", userdata);
+    free(stored);
     return 0;
+}
+
+int64_t jc__cache_log_runs(jc_cache *cache)
+{
+    char *v = NULL;
+    int64_t n = 1000;
+    if (cache->store && jc__store_meta_get(cache->store, "config.log-runs", &v) == 0 && v)
+        n = strtoll(v, NULL, 10);
+    free(v);
+    return n;
+}
+
+/* ---- the record of runs ---- */
+
+/* The program's command line, arguments joined by spaces (quoted where
+ * they hold one); malloc'd. */
+static char *command_line(void)
+{
+    FILE *f = fopen("/proc/self/cmdline", "re");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    jc__buf out = {0};
+    for (size_t i = 0; i < n;) {
+        const char *arg = buf + i;
+        size_t len = strlen(arg);
+        bool quote = strpbrk(arg, " \t'\"") != NULL || len == 0;
+        if (out.len)
+            jc__buf_write(&out, " ", 1);
+        if (quote)
+            jc__buf_write(&out, "'", 1);
+        jc__buf_write(&out, arg, len);
+        if (quote)
+            jc__buf_write(&out, "'", 1);
+        i += len + 1;
+    }
+    jc__buf_write(&out, "", 1);
+    return out.oom ? (jc__buf_free(&out), jc__strdup("?")) : out.data;
+}
+
+void jc__cache_memo_note(jc_cache *cache, jc_status status, bool cached, double seconds, const char *message)
+{
+    if (!cache->memo.calls)
+        cache->memo.started = jc__now();
+    cache->memo.calls++;
+    if (cached) {
+        cache->memo.cached++;
+        cache->memo.saved += seconds;
+    } else if (status == JC_STATUS_OK) {
+        cache->memo.computed++;
+    } else {
+        cache->memo.failed++;
+        if (cache->memo.nfailures < 100) {
+            char **f = realloc(cache->memo.failures, (cache->memo.nfailures + 1) * sizeof *f);
+            char *text = jc__strdup_printf("%s\t%s", jc_status_name(status), message ? message : "?");
+            if (f)
+                cache->memo.failures = f;
+            if (f && text)
+                cache->memo.failures[cache->memo.nfailures++] = text;
+            else
+                free(text);
+        }
+    }
+}
+
+/* The session of jc_memo calls, as one run of kind "memo". */
+static void record_memo_session(jc_cache *cache)
+{
+    jc__run_failure *fails = calloc(cache->memo.nfailures + 1, sizeof *fails);
+    for (size_t i = 0; fails && i < cache->memo.nfailures; i++) {
+        char *tab = strchr(cache->memo.failures[i], '\t');
+        if (tab)
+            *tab = '\0';
+        fails[i].status = cache->memo.failures[i];
+        fails[i].message = tab ? tab + 1 : "";
+    }
+    jc__run_row row = {
+        .started = cache->memo.started, .ended = jc__now(), .kind = "memo", .n_jobs = 1,
+        .backend = "in-process", .calls = (int64_t)cache->memo.calls, .cached = (int64_t)cache->memo.cached,
+        .computed = (int64_t)cache->memo.computed, .failed = (int64_t)cache->memo.failed,
+        .elapsed = jc__now() - cache->memo.started, .saved = cache->memo.saved,
+        .status = cache->memo.failed ? "JC_EFAILED" : "ok", .failures = fails,
+        .nfailures = fails ? cache->memo.nfailures : 0,
+    };
+    jc__cache_record_run(cache, &row);
+    free(fails);
+}
+
+int jc__cache_record_run(jc_cache *cache, jc__run_row *r)
+{
+    if (!jc__cache_writable(cache) || jc__store_schema(cache->store) < 5)
+        return 0;
+    int64_t keep = jc__cache_log_runs(cache);
+    if (keep == 0)
+        return 0;
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    char *cmd = command_line();
+    r->host = host;
+    r->pid = getpid();
+    r->command = cmd ? cmd : "?";
+    int rc = jc__store_begin(cache->store);
+    if (!rc) {
+        rc = jc__store_run_add(cache->store, r, keep);
+        rc = rc ? (jc__store_rollback(cache->store), rc) : jc__cache_commit(cache);
+    }
+    free(cmd);
+    return rc;
+}
+
+typedef struct runs_ctx {
+    jc_run_fn fn;
+    void *userdata;
+} runs_ctx;
+
+static int give_run(void *ctx, const jc__run_row *r)
+{
+    runs_ctx *c = ctx;
+    jc_run_record rec = {
+        .id = r->id, .started = r->started, .ended = r->ended, .host = r->host, .pid = (long)r->pid,
+        .command = r->command, .kind = r->kind, .n_jobs = r->n_jobs, .backend = r->backend, .calls = r->calls,
+        .cached = r->cached, .computed = r->computed, .failed = r->failed, .skipped = r->skipped,
+        .elapsed = r->elapsed, .saved = r->saved, .status = r->status, .nfailures = r->nfailures,
+        .failures = (const jc_run_failure *)r->failures,
+    };
+    c->fn(&rec, c->userdata);
+    return 0;
+}
+
+int jc_cache_runs(jc_cache *cache, size_t last, bool failed_only, jc_run_fn fn, void *userdata)
+{
+    if (!cache || !cache->store || !fn)
+        return jc__set_error(JC_EINVAL, "jc_cache_runs: %s", !cache ? "NULL cache" : !fn ? "NULL callback"
+                                                                                   : "the cache is disabled");
+    runs_ctx c = {fn, userdata};
+    return jc__store_runs(cache->store, (int64_t)last, failed_only, give_run, &c);
 }

@@ -79,4 +79,15 @@ int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *probl
 int jc__cache_vacuum_store(jc_cache *cache);
 int jc__cache_backup_store(jc_cache *cache, const char *dest);
 
+/* ---- the record of runs ---- */
+
+/* Appends r (host, pid and command filled in here) in a transaction of
+ * its own; nothing on a read-only cache, an older schema, or log-runs 0. */
+int jc__cache_record_run(jc_cache *cache, jc__run_row *r);
+/* Counts one jc_memo call of this handle's session (a hit when cached;
+ * message names a failure). */
+void jc__cache_memo_note(jc_cache *cache, jc_status status, bool cached, double seconds, const char *message);
+/* The setting log-runs: how many runs the record keeps. */
+int64_t jc__cache_log_runs(jc_cache *cache);
+
 #endif

@@ -224,6 +224,14 @@ struct jc_cache {
     /* Entries whose result failed its checksum since the cache was opened
      * (each then a miss, recomputed and overwritten). */
     size_t damaged;
+    /* This handle's session of jc_memo calls, recorded at close as one
+     * run of kind "memo" (the record of runs). */
+    struct {
+        size_t calls, cached, computed, failed;
+        double started, saved;
+        char **failures; /* "status\tmessage", at most 100 */
+        size_t nfailures;
+    } memo;
     /* Functions jc_memo has warned about (jc_on_code_change): once each. */
     const jc_function **warned;
     size_t nwarned;

@@ -339,6 +339,9 @@ typedef struct run {
     size_t ntasks;
     bool writable;
     bool inprocess; /* misses run in this thread */
+    const char *backend_name; /* for the record of runs */
+    int workers;
+    double started_wall;
     /* Results are written in short transactions (flush): the write lock is
      * never held while a user's function runs or a worker is awaited, so
      * other processes sharing the cache are not kept waiting. */
@@ -905,6 +908,8 @@ static int execute(run *r)
         backend = want == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
                                                                                : JC_BACKEND_FORK;
     r->inprocess = backend == JC_BACKEND_INPROCESS;
+    r->backend_name = backend == JC_BACKEND_FORK ? "fork" : backend == JC_BACKEND_THREADS ? "threads" : "in-process";
+    r->workers = r->inprocess ? 1 : workers;
     saved_signals saved;
     catch_interrupts(&saved, &ex.interrupts);
     int rc;
@@ -1089,6 +1094,34 @@ static int wait_for_others(run *r)
     return rc;
 }
 
+/* Appends the run to the record of runs, with its failures (at most 1000).
+ * Bookkeeping: a failure to record changes nothing of the run. */
+enum { RECORD_FAILURES = 1000 };
+
+static void record_run(run *r)
+{
+    jc_results *res = r->res;
+    jc__run_failure *fails = calloc(RECORD_FAILURES, sizeof *fails);
+    size_t nf = 0;
+    for (size_t s = 0; fails && s < res->nslots && nf < RECORD_FAILURES; s++) {
+        const slot *sl = &res->slots[s];
+        if (sl->status == JC_STATUS_OK || sl->status == JC_STATUS_SKIPPED || !sl->error)
+            continue;
+        fails[nf].status = jc_status_name((jc_status)sl->status);
+        fails[nf++].message = sl->error;
+    }
+    jc__run_row row = {
+        .started = r->started_wall, .ended = jc__now(), .kind = "run",
+        .n_jobs = r->workers ? r->workers : 1, .backend = r->backend_name ? r->backend_name : "none",
+        .calls = (int64_t)r->p.total, .cached = (int64_t)r->p.cached, .computed = (int64_t)r->p.computed,
+        .failed = (int64_t)r->p.failed, .skipped = (int64_t)r->p.skipped, .elapsed = r->p.elapsed,
+        .saved = r->p.saved, .status = res->status ? jc_err_name(res->status) : "ok",
+        .failures = fails, .nfailures = nf,
+    };
+    jc__cache_record_run(r->cache, &row);
+    free(fails);
+}
+
 /* Marks what never ran as skipped, and settles the run's status. */
 static void finish(run *r, int exec_rc)
 {
@@ -1167,7 +1200,7 @@ jc_results *jc_run(jc_batch *b)
     b->ran = true;
     last_interrupt = 0;
 
-    run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic()};
+    run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
     r.last_commit = r.t0;
     r.writable = jc__cache_writable(b->cache);
     r.p.total = b->n;
@@ -1225,6 +1258,7 @@ jc_results *jc_run(jc_batch *b)
             if (b->opts.on_progress)
                 b->opts.on_progress(&r.p, b->opts.userdata);
             jc__progress_finish(&r.line, &r.p, jc_cache_path(b->cache));
+            record_run(&r);
         }
     }
     if (rc && res && res->slots)
@@ -1415,13 +1449,16 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     }
     if (rc == 1) {
         jc__cache_touch(cache, &found, key);
+        jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
         free_args(argv, argc);
         return found.value;
     }
     jc_value *value = NULL;
     double secs = 0;
     char *error = NULL;
-    if (jc__call_invoke(desc, argv, argc, &value, &error, &secs) != JC_STATUS_OK) {
+    jc_status status = jc__call_invoke(desc, argv, argc, &value, &error, &secs);
+    jc__cache_memo_note(cache, status, false, secs, error ? error : desc->name);
+    if (status != JC_STATUS_OK) {
         jc__set_error(JC_EFAILED, "%s", error ? error : desc->name);
         at_site(JC_EFAILED, file, line);
         free(error);

@@ -493,7 +493,8 @@ static int set_wal(jc__store *st)
  * of 100,000 calls writes some 25 rows, not 100,000, and renewing is one
  * update of the owner's row. */
 #define LEASE_TABLES                                                                               \
-    "CREATE TABLE lease_owners (owner TEXT PRIMARY KEY, expires REAL NOT NULL, started REAL NOT NULL);" \
+    "CREATE TABLE lease_owners (owner TEXT PRIMARY KEY, expires REAL NOT NULL, started REAL NOT NULL)" \
+    " WITHOUT ROWID;" \
     "CREATE TABLE leases (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, keys BLOB NOT NULL);"
 
 /* The record of runs (schema 5): a row per jc_run (and per cache session
@@ -506,8 +507,8 @@ static int set_wal(jc__store *st)
     " n_jobs INTEGER NOT NULL, backend TEXT NOT NULL, calls INTEGER NOT NULL,"                     \
     " cached INTEGER NOT NULL, computed INTEGER NOT NULL, failed INTEGER NOT NULL,"                \
     " skipped INTEGER NOT NULL, elapsed REAL NOT NULL, saved REAL NOT NULL, status TEXT NOT NULL);" \
-    "CREATE TABLE run_failures (run INTEGER NOT NULL, status TEXT NOT NULL, message TEXT NOT NULL);" \
-    "CREATE INDEX run_failures_run ON run_failures(run);"
+    "CREATE TABLE run_failures (run INTEGER NOT NULL, n INTEGER NOT NULL, status TEXT NOT NULL,"  \
+    " message TEXT NOT NULL, PRIMARY KEY (run, n)) WITHOUT ROWID;"
 
 /* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
  * older version is brought here by the migrations below. */
@@ -543,7 +544,7 @@ static const char schema_sql[] =
      * it would cost an index update per hit on the hot path of a warm
      * rerun. Ordering by it (ls --sort used, prune) sorts instead, which
      * only the rare inspection and eviction pay for. */
-    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     LEASE_TABLES
     RUN_TABLES
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
@@ -2606,11 +2607,12 @@ int jc__store_run_add(jc__store *st, const jc__run_row *r, int64_t keep)
         return rc;
     int64_t id = sqlite3_last_insert_rowid(st->db);
     s = NULL;
-    rc = prepare(st, "INSERT INTO run_failures (run, status, message) VALUES (?1, ?2, ?3)", &s);
+    rc = prepare(st, "INSERT INTO run_failures (run, n, status, message) VALUES (?1, ?4, ?2, ?3)", &s);
     for (size_t i = 0; !rc && i < r->nfailures; i++) {
         sqlite3_bind_int64(s, 1, id);
         sqlite3_bind_text(s, 2, r->failures[i].status, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 3, r->failures[i].message, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, (int64_t)i);
         rc = step_done(st, s, "recording a failure");
     }
     sqlite3_finalize(s);
@@ -2637,7 +2639,7 @@ int jc__store_runs(jc__store *st, int64_t last_n, bool failed_only,
                  " WHERE (?2 = 0 OR failed > 0 OR status != 'ok') ORDER BY id DESC LIMIT ?1) ORDER BY id",
                  &s);
     if (!rc)
-        rc = prepare(st, "SELECT status, message FROM run_failures WHERE run = ?1 ORDER BY rowid", &f);
+        rc = prepare(st, "SELECT status, message FROM run_failures WHERE run = ?1 ORDER BY n", &f);
     if (rc) {
         sqlite3_finalize(s);
         return rc;

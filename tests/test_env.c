@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -210,7 +211,104 @@ static void timeout_from_the_environment(void **state)
 static void note_setting(const char *key, const char *value, const char *source, void *userdata)
 {
     char *out = userdata;
-    snprintf(out, 128, "%s=%s (%s)", key, value, source);
+    if (strcmp(key, "max-size") == 0)
+        snprintf(out, 128, "%s=%s (%s)", key, value, source);
+}
+
+static int failing(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    if (x % 3 == 0)
+        return jc_fail(call, "no multiples of three (%lld)", (long long)x);
+    return jc_return_int(call, x);
+}
+JC_FUNCTION(failing, "v1");
+
+typedef struct seen_runs {
+    int n;
+    char kinds[8][8];
+    int64_t calls[8], failed[8], cached[8];
+    char first_failure[256];
+    char command[256];
+} seen_runs;
+
+static void note_run(const jc_run_record *r, void *userdata)
+{
+    seen_runs *s = userdata;
+    if (s->n < 8) {
+        snprintf(s->kinds[s->n], 8, "%s", r->kind);
+        s->calls[s->n] = r->calls;
+        s->failed[s->n] = r->failed;
+        s->cached[s->n] = r->cached;
+        if (r->nfailures && !s->first_failure[0])
+            snprintf(s->first_failure, sizeof s->first_failure, "%s: %s", r->failures[0].status,
+                     r->failures[0].message);
+        snprintf(s->command, sizeof s->command, "%s", r->command);
+    }
+    s->n++;
+}
+
+/* Each run leaves a record with its failures, readable after the program
+ * ended; a session of jc_memo calls is one record; the record is bounded
+ * by log-runs; a read-only cache records nothing. */
+static void runs_are_recorded_with_their_failures(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "log.db");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        jc_cache *c = jc_cache_open(path, NULL);
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .on_error = JC_ON_ERROR_CONTINUE});
+        for (int x = 1; x <= 7; x++)
+            jc_delayed(b, failing, jc_int(x));
+        jc_results_free(jc_run(b));
+        jc_batch_free(b);
+        for (int x = 1; x <= 4; x++)
+            jc_value_free(jc_memo(c, failing, jc_int(x)));
+        jc_cache_close(c);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    seen_runs s = {0};
+    assert_int_equal(jc_cache_runs(c, 0, false, note_run, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.kinds[0], "run");
+    assert_int_equal(s.calls[0], 7);
+    assert_int_equal(s.failed[0], 2);
+    assert_string_equal(s.first_failure, "error: failing(3): no multiples of three (3)");
+    assert_contains(s.command, "test_env");
+    assert_string_equal(s.kinds[1], "memo");
+    assert_int_equal(s.calls[1], 4);
+    assert_int_equal(s.cached[1], 3); /* 1, 2 and 4 stored by the run; 3 fails again */
+    assert_int_equal(s.failed[1], 1);
+    /* A read-only cache records nothing. */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, failing, jc_int(1));
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+
+    /* Bounded: log-runs 3 keeps the last three. */
+    c = open_cache(path, 0);
+    assert_int_equal(jc_cache_config_set(c, "log-runs", "3"), 0);
+    assert_int_equal(jc_cache_config_set(c, "log-runs", "many"), JC_EINVAL);
+    for (int i = 0; i < 5; i++)
+        run_where(c, &(jc_options){.verbose = JC_VERBOSE_OFF}, 0, 2, NULL);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jc_cache_runs(c, 0, false, note_run, &s), 0);
+    assert_int_equal(s.n, 3);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jc_cache_runs(c, 0, true, note_run, &s), 0);
+    assert_int_equal(s.n, 0); /* the failing runs were pruned */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM run_failures"), 0);
 }
 
 static int64_t disk_bytes(const char *path)
@@ -280,6 +378,7 @@ int main(void)
         cmocka_unit_test_setup(verbose_levels_from_the_environment, clean_env),
         cmocka_unit_test_setup(timeout_from_the_environment, clean_env),
         cmocka_unit_test_setup(max_size_kept_in_the_file, clean_env),
+        cmocka_unit_test_setup(runs_are_recorded_with_their_failures, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
  *                    calls, with checksums and code fingerprints.
  *   v3.jobcache      schema 3, main at 6784307 (make_v3_cache.c): the same,
  *                    with each entry's key format; before leases (schema 4).
+ *   v4.jobcache      schema 4, main at da49ab5 (make_v4_cache.c): the same,
+ *                    with leases; before the record of runs (schema 5).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -277,6 +279,41 @@ static void a_schema_3_file_gets_leases(void **state)
     jc_cache_close(c);
 }
 
+static void count_run(const jc_run_record *r, void *userdata)
+{
+    (void)r;
+    ++*(int *)userdata;
+}
+
+/* A schema-4 file gains the record of runs: read-only, read as it is (no
+ * runs listed, nothing written); writable, migrated, and its runs recorded. */
+static void a_schema_4_file_gets_the_record_of_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v4.jobcache", path, sizeof path);
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(path, &before_len);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(run_v1_calls(c), 32);
+    int n = 0;
+    assert_int_equal(jc_cache_runs(c, 0, false, count_run, &n), 0);
+    assert_int_equal(n, 0);
+    jc_cache_close(c);
+    void *after = jc_test_read_file(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_int_equal(jc_cache_runs(c, 0, false, count_run, &n), 0);
+    assert_int_equal(n, 1);
+    jc_cache_close(c);
+}
+
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
  * entries would stay in it. The first time max_size cannot be kept
  * otherwise, it is vacuumed once, and gives pages back by itself from then
@@ -364,6 +401,7 @@ int main(void)
         cmocka_unit_test(a_0_1_0_file_is_migrated_in_place_when_writable),
         cmocka_unit_test(a_schema_2_file_gets_the_key_format_of_each_entry),
         cmocka_unit_test(a_schema_3_file_gets_leases),
+        cmocka_unit_test(a_schema_4_file_gets_the_record_of_runs),
         cmocka_unit_test(an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(a_foreign_database_is_refused_untouched),
     };
