@@ -586,6 +586,31 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  * jc_results_status for whether every call succeeded. */
 JC_EXPORT jc_results *jc_run(jc_batch *batch);
 
+/* What a run of the batch would do, computing nothing (joblib's
+ * check_call_in_cache, for a whole sweep): how many calls, how many the
+ * cache answers, how many to compute, and an estimate of the time from the
+ * mean compute time stored for each function and version, over the workers
+ * in use. */
+typedef struct jc_plan_info {
+    size_t calls;              /* submitted */
+    size_t distinct;           /* after identical calls are merged */
+    size_t cached;             /* distinct calls the cache answers */
+    size_t to_compute;         /* distinct calls to compute */
+    int workers;               /* n_jobs resolved */
+    double estimated_seconds;  /* of the calls to compute whose function has stored entries */
+    size_t not_estimated;      /* calls to compute of functions with no entry to estimate from */
+} jc_plan_info;
+/* Fills *out for batch, which stays as it is (jc_run may follow). Returns
+ * 0 or a negative jc_error (a bad call in the batch, a cache error). With
+ * JOBCACHE_DRY_RUN=1 in the environment, the first jc_run of the program
+ * prints this plan (jc_plan_text) on stderr and ends the program with
+ * status 0, as make -n does: handing it skipped results would let it write
+ * empty outputs. */
+JC_EXPORT int jc_plan(jc_batch *batch, jc_plan_info *out);
+/* "10,000 calls: 8,412 cached, 1,588 to compute, about 26 min on 2 workers";
+ * malloc'd, the caller frees it (NULL when out of memory). */
+JC_EXPORT char *jc_plan_text(const jc_plan_info *plan);
+
 JC_EXPORT void jc_results_free(jc_results *res);
 /* JC_OK when every call succeeded, JC_EFAILED when any failed or was
  * skipped, JC_EINTR when the run was interrupted (SIGINT/SIGTERM), JC_EFULL

@@ -369,6 +369,64 @@ static void max_size_kept_in_the_file(void **state)
     jc_cache_close(c);
 }
 
+/* A plan before a long sweep: counts, and the time from the stored mean
+ * compute times; JOBCACHE_DRY_RUN=1 prints it and ends the program with
+ * status 0, computing nothing. */
+static void a_plan_before_the_sweep(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "plan.db"), 0);
+    run_where(c, &(jc_options){.verbose = JC_VERBOSE_OFF}, 0, 60, NULL);
+    sql(path, "UPDATE entries SET compute_seconds = 2.0"); /* a mean of 2 s a call */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2});
+    for (int x = 0; x < 100; x++)
+        jc_delayed(b, where, jc_int(x % 90)); /* 90 distinct, 60 cached */
+    jc_plan_info p;
+    calls = 0;
+    assert_int_equal(jc_plan(b, &p), 0);
+    assert_int_equal(calls, 0);
+    assert_int_equal(p.calls, 100);
+    assert_int_equal(p.distinct, 90);
+    assert_int_equal(p.cached, 60);
+    assert_int_equal(p.to_compute, 30);
+    assert_int_equal(p.workers, 2);
+    assert_true(p.estimated_seconds > 29.9 && p.estimated_seconds < 30.1); /* 30 x 2 s / 2 */
+    char *text = jc_plan_text(&p);
+    assert_string_equal(text, "100 calls: 60 cached, 30 to compute, about 30 s on 2 workers");
+    free(text);
+    /* The batch still runs as planned. */
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_summary(res).computed, 30);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    char errpath[PATH_CAP + 16];
+    snprintf(errpath, sizeof errpath, "%s.dry", path);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("JOBCACHE_DRY_RUN", "1", 1);
+        jc_test_stderr_to(errpath);
+        jc_cache *cc = jc_cache_open(path, NULL);
+        jc_batch *bb = jc_batch_new(cc, NULL);
+        for (int x = 0; x < 200; x++)
+            jc_delayed(bb, where, jc_int(x));
+        jc_run(bb);
+        _exit(7); /* not reached: the dry run ends the program */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    size_t len = 0;
+    char *err = jc_test_read_file(errpath, &len);
+    assert_contains(err, "dry run (JOBCACHE_DRY_RUN): 200 calls: 90 cached, 110 to compute");
+    free(err);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 90); /* nothing computed */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup(timeout_from_the_environment, clean_env),
         cmocka_unit_test_setup(max_size_kept_in_the_file, clean_env),
         cmocka_unit_test_setup(runs_are_recorded_with_their_failures, clean_env),
+        cmocka_unit_test_setup(a_plan_before_the_sweep, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
