@@ -361,7 +361,7 @@ typedef struct jc_cache_options {
      * to the system, and the -wal file is truncated. The check costs two
      * stat() calls; only an eviction reads the entries. The bound holds
      * within a few pages of 4 KiB, with two exceptions: an empty cache takes
-     * about 24 KiB (6 pages), which a smaller max_size cannot go below; and
+     * about 36 KiB (9 pages), which a smaller max_size cannot go below; and
      * a -wal file that another process is reading or writing at that moment
      * keeps its size until a later checkpoint (SQLite cannot truncate it
      * under a reader). While a program has the cache open, SQLite also keeps
