@@ -1001,6 +1001,59 @@ static void tool_reads_a_cache_on_a_read_only_mount(void **state)
     assert_int_equal(status, 0);
 }
 
+/* The longest line of out, in characters, from the line that holds from
+ * (the table of stats: the lines above it show the file's path). */
+static size_t longest_line(const char *out, const char *from)
+{
+    size_t longest = 0, n = 0;
+    const char *start = from ? strstr(out, from) : out;
+    for (const char *p = start ? start : out; *p; p++) {
+        if (*p == '\n')
+            n = 0;
+        else if (((unsigned char)*p & 0xc0) != 0x80 && ++n > longest)
+            longest = n;
+    }
+    return longest;
+}
+
+/* Tables fit the terminal (issue 13): $COLUMNS stands for it here, as a
+ * pipe has no width; without it, nothing is cut. Sizes are in IEC units
+ * and size options read kB/MB as powers of 1000, KiB/MiB as of 1024. */
+static void tool_tables_fit_the_terminal(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "columns.db"), 3, 2);
+    const char *cmds[] = {"stats %s", "ls %s", "diff -f %s %.8s %.8s"};
+    const char *from[] = {"FUNCTION", NULL, NULL};
+    char a[33], b[33];
+    key_at(path, 4, a);
+    key_at(path, 5, b);
+    for (size_t i = 0; i < 3; i++) {
+        unsetenv("COLUMNS");
+        tool(&out, cmds[i], path, a, b);
+        size_t wide = longest_line(out, from[i]);
+        assert_true(wide > 80); /* else the test shows nothing */
+        free(out);
+        setenv("COLUMNS", "80", 1);
+        tool(&out, cmds[i], path, a, b);
+        if (longest_line(out, from[i]) > 80)
+            fail_msg("'%s' at 80 columns:\n%s", cmds[i], out);
+        free(out);
+        setenv("COLUMNS", "200", 1);
+        tool(&out, cmds[i], path, a, b);
+        assert_true(longest_line(out, from[i]) <= 200);
+        free(out);
+    }
+    unsetenv("COLUMNS");
+    out = safe_output(0, "stats %s", path);
+    assert_contains(out, "KiB");
+    free(out);
+    expect(0, "would remove 0 entries (0B)", "prune %s --max-size 1MB --dry-run", path);
+    expect(0, "would remove 0 entries (0B)", "prune %s --max-payload 64KiB --dry-run", path);
+    expect(2, "kB, MB, GB or TB (powers of 1000)", "prune %s --max-size 5XB", path);
+}
+
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
  * while it is printing the first ones are not printed. (Before, it read and
  * formatted every entry to size its columns before printing a line: 1 GB
@@ -1099,6 +1152,7 @@ int main(void)
         cmocka_unit_test(tool_show_entry_that_does_not_decode),
         cmocka_unit_test(tool_diff_two_calls),
         cmocka_unit_test(tool_diff_versions),
+        cmocka_unit_test(tool_tables_fit_the_terminal),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),

@@ -47,7 +47,7 @@ static size_t layout_fixed(const ls_layout *l)
 
 static ls_layout ls_layout_for(size_t columns)
 {
-    ls_layout l = {.width = {12, 14, 7, 36, 36, 7, 7, 5, 8}};
+    ls_layout l = {.width = {12, 14, 7, 36, 36, 7, 7, 5, 9}};
     for (int c = 0; c < LS_COLS; c++)
         l.shown[c] = true;
     if (!columns)

@@ -74,7 +74,8 @@ static bool stats_json(const jc_stats *s)
 
 static bool stats_function_table(const jc_stats *s)
 {
-    table t = {.ncols = 12, .align = "llrrrrrrlllr"};
+    /* On a narrow terminal NEWEST, OLDEST, SAVED, MEAN and TIME go first. */
+    table t = {.ncols = 12, .align = "llrrrrrrlllr", .fit = "sskkdddddkkk"};
     bool ok = table_add(&t, (const char *const[]){"FUNCTION", "VERSION", "ENTRIES",
                                                                "SIZE", "TIME", "MEAN", "HITS",
                                                                "SAVED", "OLDEST", "NEWEST",
