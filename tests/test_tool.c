@@ -1054,6 +1054,44 @@ static void tool_tables_fit_the_terminal(void **state)
     expect(2, "kB, MB, GB or TB (powers of 1000)", "prune %s --max-size 5XB", path);
 }
 
+/* Bash completion (tools/jobcache.bash) over the hidden helper
+ * `jobcache __complete`: subcommands, a command's options, function names
+ * and versions read from the cache. */
+static void tool_bash_completion(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "complete.db"), 2, 1);
+    expect(0, "break-lease", "__complete commands");
+    assert_int_equal(tool(&out, "__complete options diff"), 0);
+    assert_contains(out, "--versions\n");
+    assert_lacks(out, "--repair");
+    free(out);
+    assert_int_equal(tool(&out, "__complete functions %s", path), 0);
+    assert_string_equal(out, "scale\nsquare\n");
+    free(out);
+    expect(0, "v1", "__complete versions square %s", path);
+    if (system("command -v bash >/dev/null 2>&1") != 0)
+        skip();
+    char cmd[3 * PATH_CAP];
+    const char *dir = strrchr(JC_TOOL_PATH, '/');
+    snprintf(cmd, sizeof cmd,
+             "PATH='%.*s':\"$PATH\" bash -c '. %s/../tools/jobcache.bash && "
+             "COMP_WORDS=(jobcache ls -f %s --function s); COMP_CWORD=5; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(jobcache pr); COMP_CWORD=1; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(jobcache prune --max-e); COMP_CWORD=2; _jobcache; echo \"${COMPREPLY[*]}\"'",
+             (int)(dir - JC_TOOL_PATH), JC_TOOL_PATH, JC_TEST_SOURCE_DIR, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[3][256] = {"", "", ""};
+    for (int i = 0; i < 3; i++)
+        assert_non_null(fgets(line[i], sizeof line[i], p));
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(line[0], "scale square\n");
+    assert_string_equal(line[1], "prune\n");
+    assert_string_equal(line[2], "--max-entries\n");
+}
+
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
  * while it is printing the first ones are not printed. (Before, it read and
  * formatted every entry to size its columns before printing a line: 1 GB
@@ -1153,6 +1191,7 @@ int main(void)
         cmocka_unit_test(tool_diff_two_calls),
         cmocka_unit_test(tool_diff_versions),
         cmocka_unit_test(tool_tables_fit_the_terminal),
+        cmocka_unit_test(tool_bash_completion),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),

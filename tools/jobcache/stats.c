@@ -75,7 +75,7 @@ static bool stats_json(const jc_stats *s)
 static bool stats_function_table(const jc_stats *s)
 {
     /* On a narrow terminal NEWEST, OLDEST, SAVED, MEAN and TIME go first. */
-    table t = {.ncols = 12, .align = "llrrrrrrlllr", .fit = "sskkdddddkkk"};
+    table t = {.ncols = 12, .align = "llrrrrrrlllr", .fit = "sskkddkdddkk"};
     bool ok = table_add(&t, (const char *const[]){"FUNCTION", "VERSION", "ENTRIES",
                                                                "SIZE", "TIME", "MEAN", "HITS",
                                                                "SAVED", "OLDEST", "NEWEST",
