@@ -410,7 +410,12 @@ typedef enum jc_on_error {
 } jc_on_error;
 
 typedef enum jc_verbose {
-    JC_VERBOSE_AUTO = 0,  /* the summary line (and live progress) when stderr is a terminal */
+    /* The summary line when stderr is a terminal, and while the run lasts a
+     * live progress bar fitted to the terminal's width (TIOCGWINSZ). To
+     * follow a resize, a run installs a SIGWINCH handler only when SIGWINCH
+     * has its default disposition, and puts the default back when it ends;
+     * a program's own handler is left alone. */
+    JC_VERBOSE_AUTO = 0,
     JC_VERBOSE_ON = 1,
     JC_VERBOSE_OFF = 2
 } jc_verbose;
