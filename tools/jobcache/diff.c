@@ -306,7 +306,8 @@ static int read_sets(jc_cache *cache, const char *f, const char *v, versions_dif
         return failed("diff");
     if (rc == 1)
         return out_of_memory("diff");
-    qsort(d->sets, d->nsets, sizeof *d->sets, argset_cmp);
+    if (d->nsets)
+        qsort(d->sets, d->nsets, sizeof *d->sets, argset_cmp);
     return -1;
 }
 
@@ -338,7 +339,7 @@ static bool compare_entry(jc_cache *cache, const jc_entry_info *info, versions_d
         d->unreadable++;
         return true;
     }
-    argset *match = bsearch(&key, d->sets, d->nsets, sizeof *d->sets, argset_cmp);
+    argset *match = d->nsets ? bsearch(&key, d->sets, d->nsets, sizeof *d->sets, argset_cmp) : NULL;
     free(key.bytes);
     if (!match) {
         d->only_b++;
