@@ -253,14 +253,15 @@ static int check_positionals(const command *c, opts *o)
     return -1;
 }
 
-/* Fills o from argv (argv[0] the command's name; getopt_long permutes the
- * rest, so options may follow the positional arguments, and "--" ends the
- * options). Returns -1 to go on, or an exit code (after --help: 0). */
+/* Fills o from argv (argv[0] the command's name; options may come before
+ * or after the positional arguments, and "--" ends the options). Returns -1 to go on, or an exit code (after --help: 0). */
 static int parse_args(const command *c, int argc, char **argv, opts *o)
 {
     struct option longopts[NOPTIONS + 1];
-    char shortopts[3 * NOPTIONS + 2] = ":";
-    size_t ns = 1;
+    /* "-": arguments come back in order as 1 (so that options may follow
+     * them whatever POSIXLY_CORRECT says); ":": a missing value is ':'. */
+    char shortopts[3 * NOPTIONS + 3] = "-:";
+    size_t ns = 2;
     for (size_t i = 0; i < NOPTIONS; i++) {
         const option_spec *s = &option_specs[i];
         longopts[i] = (struct option){s->name, s->value ? required_argument : no_argument, NULL, option_val(i)};
@@ -283,6 +284,10 @@ static int parse_args(const command *c, int argc, char **argv, opts *o)
     optind = 1;
     int ret;
     while ((ret = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (ret == 1) {
+            o->pos[o->npos++] = optarg;
+            continue;
+        }
         const option_spec *s = option_of_val(ret);
         if (ret == '?' || ret == ':' || !s)
             return option_error(c, ret, argv, optind - 1);
