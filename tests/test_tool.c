@@ -1,5 +1,5 @@
 /*
- * Tests of the jobcache command (tools/jobcache.c): every subcommand and
+ * Tests of the jobcache command (tools/jobcache/): every subcommand and
  * its errors, run as a program (JC_TOOL_PATH) on caches made by the
  * library, checking exit codes and output; and the read-only commands run
  * over and over while another process writes to the same cache.
