@@ -454,7 +454,12 @@ typedef enum jc_on_error {
 } jc_on_error;
 
 typedef enum jc_verbose {
-    JC_VERBOSE_AUTO = 0,  /* the summary line (and live progress) when stderr is a terminal */
+    /* The summary line when stderr is a terminal, and while the run lasts a
+     * live progress bar fitted to the terminal's width (TIOCGWINSZ). To
+     * follow a resize, a run installs a SIGWINCH handler only when SIGWINCH
+     * has its default disposition, and puts the default back when it ends;
+     * a program's own handler is left alone. */
+    JC_VERBOSE_AUTO = 0,
     JC_VERBOSE_ON = 1,    /* the summary line always */
     JC_VERBOSE_OFF = 2,   /* nothing */
     JC_VERBOSE_DETAIL = 3 /* the summary line, and a line for each failure and each tenth of the
@@ -1006,11 +1011,14 @@ JC_EXPORT int jc_cache_backup(jc_cache *cache, const char *dest_path);
  * negative jc_error. */
 JC_EXPORT int jc_cache_clear(jc_cache *cache, int64_t *count);
 
-/* Parses a size: a number (decimals allowed) with an optional unit K, M, G
- * or T (powers of 1024, either case, optionally followed by "B" or "iB"):
- * "500M", "2G", "1.5K", "4096". Returns 0 and sets *out, or JC_EINVAL (with
- * a message quoting text) for anything else, a negative size or one beyond
- * INT64_MAX bytes. */
+/* Parses a size: a number (decimals allowed) with an optional unit, in
+ * either case: K, M, G or T alone or followed by "iB" are powers of 1024
+ * ("500M" and "500MiB" are 500 * 1024^2 bytes); followed by "B" they are
+ * powers of 1000 ("100MB" and "100mb" are 10^8 bytes, "64kB" 64000); a bare
+ * "B" is bytes. "500M", "2G", "1.5K", "4096", "64KiB", "1.5GB". Returns 0 and
+ * sets *out, or JC_EINVAL (with a message quoting text) for anything else, a
+ * negative size or one beyond INT64_MAX bytes. (jobcache 0.1 read "MB" as
+ * MiB.) */
 JC_EXPORT int jc_parse_size(const char *text, int64_t *out);
 /* Parses an age: a number (decimals allowed) and a unit, s, m (minutes), h,
  * d or w: "90s", "12h", "30d", "1.5w". The unit is required, so that "30"

@@ -1064,7 +1064,8 @@ static int bad_size(const char *text)
 {
     return jc__set_error(JC_EINVAL,
                          "'%.60s' is not a size: give a number of bytes with an optional unit K, "
-                         "M, G or T (powers of 1024), such as 500M or 2G",
+                         "M, G or T (powers of 1024, as KiB, MiB...) or kB, MB, GB or TB (powers of "
+                         "1000), such as 500M, 2G or 100MB",
                          text ? text : "(null)");
 }
 
@@ -1078,14 +1079,20 @@ int jc_parse_size(const char *text, int64_t *out)
         return bad_size(text);
     const char *u = *p ? strchr(units, toupper((unsigned char)*p)) : NULL;
     if (u) {
-        for (const char *k = units; k <= u; k++)
-            mult *= 1024;
+        /* A bare letter and "iB" are powers of 1024 (the promise of 0.1.0:
+         * "500M" is 500 MiB); a letter then "B" is a power of 1000, as SI
+         * and disk makers write it (issue 13). */
         p++;
-        if (*p == 'i' && p[1] == 'B')
+        bool decimal = *p == 'B' || *p == 'b';
+        if (*p == 'i' && (p[1] == 'B' || p[1] == 'b'))
+            p += 2;
+        else if (decimal)
             p++;
-    }
-    if (*p == 'B' || *p == 'b')
+        for (const char *k = units; k <= u; k++)
+            mult *= decimal ? 1000 : 1024;
+    } else if (*p == 'B' || *p == 'b') {
         p++;
+    }
     if (*p)
         return bad_size(text);
     if (whole > (uint64_t)INT64_MAX / mult)

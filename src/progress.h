@@ -14,15 +14,32 @@ typedef struct jc__progress_line {
     bool live;    /* redraw a live line on stderr (a terminal) */
     bool drawn;   /* a live line is on screen */
     bool detail;  /* a line per failure and per tenth of the run (JC_VERBOSE_DETAIL) */
+    bool winch;   /* this line installed the SIGWINCH handler (restore it) */
     double last_draw;
+    size_t columns;   /* the terminal's width, read again after a SIGWINCH */
+    size_t drawn_len; /* characters of the line on screen */
+    unsigned winch_seen; /* the SIGWINCH count when columns was read */
+    int workers;      /* how many workers run calls (0 until known) */
 } jc__progress_line;
 
+/* Starts the display of a run. On a terminal, reads its width and, only
+ * when SIGWINCH has its default disposition (the program has no handler
+ * of its own), installs a handler that notes a change of size; the
+ * previous disposition is put back by jc__progress_finish or
+ * jc__progress_release. */
 void jc__progress_init(jc__progress_line *pl, jc_verbose v);
+/* Redraws the live line in place (at most ~10 times a second unless
+ * force): a bar with done/total, rate, ETA, workers busy and failures,
+ * fitted to the terminal's width. */
 void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force);
-/* The summary line, naming the cache file (NULL: a disabled cache). */
+/* Clears the live line, prints the summary line (naming the cache file;
+ * NULL: a disabled cache), and releases. */
 void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path);
 /* A line of its own ("jobcache: TEXT"), clearing the live line first. */
 void jc__progress_note(jc__progress_line *pl, const char *text);
+/* Clears the live line and puts SIGWINCH's disposition back; idempotent
+ * (a run that fails before its summary calls it too). */
+void jc__progress_release(jc__progress_line *pl);
 /* "jobcache: N calls, H cached, C computed, F failed in T s (saved S s of
  * compute)" into buf. */
 void jc__progress_summary(const jc_progress *p, char *buf, size_t size);

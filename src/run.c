@@ -893,6 +893,7 @@ static int execute(run *r)
     /* The backend follows from n_jobs, not from how many misses there are:
      * a single miss of an n_jobs = -1 run still runs isolated in a worker. */
     int workers = (size_t)want > r->ntasks ? (r->ntasks ? (int)r->ntasks : 1) : want;
+    r->line.workers = workers;
     jc__exec ex = {
         .tasks = r->tasks,
         .ntasks = r->ntasks,
@@ -1389,6 +1390,7 @@ jc_results *jc_run(jc_batch *b)
             record_run(&r);
         }
     }
+    jc__progress_release(&r.line); /* SIGWINCH back as it was, whatever happened */
     if (rc && res && res->slots)
         flush(&r, true); /* keep whatever was computed before the failure */
     free(r.tasks);

@@ -170,8 +170,19 @@ static void parse_size_accepts_units(void **state)
     assert_int_equal(v, 3072);
     assert_int_equal(jc_parse_size("1KiB", &v), 0);
     assert_int_equal(v, 1024);
-    assert_int_equal(jc_parse_size("2MB", &v), 0);
+    assert_int_equal(jc_parse_size("2MiB", &v), 0);
     assert_int_equal(v, 2LL << 20);
+    assert_int_equal(jc_parse_size("3gib", &v), 0);
+    assert_int_equal(v, 3LL << 30);
+    /* With "B" after the letter: powers of 1000 (issue 13). */
+    assert_int_equal(jc_parse_size("2MB", &v), 0);
+    assert_int_equal(v, 2000000);
+    assert_int_equal(jc_parse_size("64kB", &v), 0);
+    assert_int_equal(v, 64000);
+    assert_int_equal(jc_parse_size("1.5GB", &v), 0);
+    assert_int_equal(v, 1500000000);
+    assert_int_equal(jc_parse_size("2tb", &v), 0);
+    assert_int_equal(v, 2000000000000LL);
     assert_int_equal(jc_parse_size("1T", &v), 0);
     assert_int_equal(v, 1LL << 40);
     assert_int_equal(jc_parse_size("100B", &v), 0);
@@ -185,7 +196,8 @@ static void parse_size_rejects_garbage_einval(void **state)
     (void)state;
     static const char *const bad[] = {"",   "M",    "-1",    "1.2.3", "12Q", "1 G",
                                       "G1", "1GG",  "0x10",  " 5",    "5 ",  "99999999999999999999",
-                                      "9999999999T", "1e3"};
+                                      "9999999999T", "1e3", "1MiBB", "1iB", "1KBB", "1kBi",
+                                      "9999999999TB"};
     int64_t v = 7;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         if (jc_parse_size(bad[i], &v) != JC_EINVAL)

@@ -1,5 +1,5 @@
 /*
- * Tests of the jobcache command (tools/jobcache.c): every subcommand and
+ * Tests of the jobcache command (tools/jobcache/): every subcommand and
  * its errors, run as a program (JC_TOOL_PATH) on caches made by the
  * library, checking exit codes and output; and the read-only commands run
  * over and over while another process writes to the same cache.
@@ -566,23 +566,82 @@ static void tool_diff_two_calls(void **state)
     key_at(path, 1, a); /* square(0) */
     key_at(path, 2, b); /* square(1) */
     key_at(path, 3, c); /* scale(xs, factor=1) */
-    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, a, b), 0);
+    /* diff(1)'s exit codes: 0 the same, 1 different, 2 trouble. */
+    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, a, b), 1);
     assert_contains(out, "ARGUMENT");
     assert_contains(out, "[0]");
+    assert_contains(out, "(result)"); /* results are compared too */
+    assert_contains(out, "result: +1");
     free(out);
     char d[33];
     key_at(path, 4, d); /* scale(xs, factor=2) */
     sql(path, "UPDATE entries SET version = 'v2' WHERE rowid = 4");
-    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, c, d), 0);
+    assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, c, d), 1);
     assert_contains(out, "(version)");
     assert_contains(out, "factor");
     assert_contains(out, "1.0");
     assert_contains(out, "2.0");
     assert_lacks(out, "[0]"); /* the arrays are equal */
+    assert_contains(out, "99 of 100 elements differ, the most [99] by +49.5 (+100%)");
     free(out);
     expect(0, "no difference", "diff -f %s %.8s %.8s", path, a, a);
     expect(2, "different functions", "diff -f %s %.8s %.8s", path, a, c);
     expect(2, "is not a key prefix", "diff -f %s %.8s zz", path, a);
+}
+
+/* Two versions of one function: model_a and model_b, renamed in the file
+ * to model v1 and v2. v2 changes the results of 3 (a little), 7 (more)
+ * and 9 (to text). */
+static int model_a(jc_call *call)
+{
+    return jc_return_double(call, 0.5 * (double)jc_arg_int(call, 0));
+}
+JC_FUNCTION(model_a, "v1");
+
+static int model_b(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    if (x == 9)
+        return jc_return_str(call, "nine");
+    return jc_return_double(call, 0.5 * (double)x + (x == 3 ? 0.25 : 0) + (x == 7 ? 2 : 0));
+}
+JC_FUNCTION(model_b, "v2");
+
+static void tool_diff_versions(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    jc_cache *c = jc_cache_open(jc_test_path(path, sizeof path, "versions.db"), NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, NULL);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(jc_delayed(b, model_a, jc_int(i)), 0);
+    for (int i = 2; i < 12; i++)
+        assert_int_equal(jc_delayed(b, model_b, jc_int(i)), 0);
+    jc_results *r = jc_run(b);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    sql(path, "UPDATE entries SET function = 'model' WHERE function IN ('model_a', 'model_b')");
+
+    assert_int_equal(tool(&out, "diff -f %s --versions model v1 v2", path), 1);
+    assert_contains(out, "model v1 -> v2: 8 argument sets under both, 3 results changed, 5 the same");
+    assert_contains(out, "(2 argument sets only under v1, 2 only under v2)");
+    assert_contains(out, "type double -> str");
+    /* The largest first: a change of type, then +2, then +0.25. */
+    char *type = strstr(out, "type double"), *two = strstr(out, "+2 (+57.1%)"), *q = strstr(out, "+0.25 (+16.7%)");
+    assert_true(type && two && q && type < two && two < q);
+    free(out);
+    assert_int_equal(tool(&out, "diff -f %s --versions model v1 v2 --limit 1", path), 1);
+    assert_contains(out, "3 results changed");
+    assert_lacks(out, "+0.25");
+    free(out);
+    expect(0, "0 results changed, 10 the same", "diff -f %s --versions model v1 v1", path);
+    expect(2, "has no entries of version v3", "diff -f %s --versions model v1 v3", path);
+    expect(2, "has no entries of version v0", "diff -f %s --versions model v0 v1", path);
+    expect(2, "missing argument", "diff -f %s --versions model v1", path);
+    expect(2, "--limit goes with --versions", "diff -f %s --limit 2 ab cd", path);
 }
 
 /* ---- hostile files ---- */
@@ -615,7 +674,7 @@ static void tool_output_escapes_hostile_text(void **state)
     assert_contains(out, "kwargs      \\x1b[5mname\\xff = 2");
     free(out);
     free(safe_output(0, "ls %s --function echo", path));
-    free(safe_output(0, "diff -f %s %s %s", path, k[1], k[2]));
+    free(safe_output(1, "diff -f %s %s %s", path, k[1], k[2]));
     free(safe_output(0, "rm -f %s %s --dry-run", path, k[1]));
     /* The renamed entries no longer match their keys. */
     out = safe_output(1, "verify %s", path);
@@ -695,8 +754,8 @@ static void tool_sums_of_hostile_sizes_saturate(void **state)
     expect(0, "8.0E", "ls %s", path);
     expect(0, "\"size\": 9223372036854775807", "ls %s --json", path);
     expect(0, "\"size\": 9223372036854775807", "show -f %s %s --json", path, a);
-    expect(0, "would remove 2 entries (8.0E)", "rm -f %s %s %s --dry-run", path, a, b);
-    expect(0, "would remove 4 entries (8.0E)", "prune %s --max-size 1 --older-than 1s --dry-run", path);
+    expect(0, "would remove 2 entries (8.0EiB)", "rm -f %s %s %s --dry-run", path, a, b);
+    expect(0, "would remove 4 entries (8.0EiB)", "prune %s --max-size 1 --older-than 1s --dry-run", path);
 }
 
 /* ---- changing ---- */
@@ -946,6 +1005,97 @@ static void tool_reads_a_cache_on_a_read_only_mount(void **state)
     assert_int_equal(status, 0);
 }
 
+/* The longest line of out, in characters, from the line that holds from
+ * (the table of stats: the lines above it show the file's path). */
+static size_t longest_line(const char *out, const char *from)
+{
+    size_t longest = 0, n = 0;
+    const char *start = from ? strstr(out, from) : out;
+    for (const char *p = start ? start : out; *p; p++) {
+        if (*p == '\n')
+            n = 0;
+        else if (((unsigned char)*p & 0xc0) != 0x80 && ++n > longest)
+            longest = n;
+    }
+    return longest;
+}
+
+/* Tables fit the terminal (issue 13): $COLUMNS stands for it here, as a
+ * pipe has no width; without it, nothing is cut. Sizes are in IEC units
+ * and size options read kB/MB as powers of 1000, KiB/MiB as of 1024. */
+static void tool_tables_fit_the_terminal(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "columns.db"), 3, 2);
+    const char *cmds[] = {"stats %s", "ls %s", "diff -f %s %.8s %.8s"};
+    const char *from[] = {"FUNCTION", NULL, NULL};
+    char a[33], b[33];
+    key_at(path, 4, a);
+    key_at(path, 5, b);
+    for (size_t i = 0; i < 3; i++) {
+        unsetenv("COLUMNS");
+        tool(&out, cmds[i], path, a, b);
+        size_t wide = longest_line(out, from[i]);
+        assert_true(wide > 80); /* else the test shows nothing */
+        free(out);
+        setenv("COLUMNS", "80", 1);
+        tool(&out, cmds[i], path, a, b);
+        if (longest_line(out, from[i]) > 80)
+            fail_msg("'%s' at 80 columns:\n%s", cmds[i], out);
+        free(out);
+        setenv("COLUMNS", "200", 1);
+        tool(&out, cmds[i], path, a, b);
+        assert_true(longest_line(out, from[i]) <= 200);
+        free(out);
+    }
+    unsetenv("COLUMNS");
+    out = safe_output(0, "stats %s", path);
+    assert_contains(out, "KiB");
+    free(out);
+    expect(0, "would remove 0 entries (0B)", "prune %s --max-size 1MB --dry-run", path);
+    expect(0, "would remove 0 entries (0B)", "prune %s --max-payload 64KiB --dry-run", path);
+    expect(2, "kB, MB, GB or TB (powers of 1000)", "prune %s --max-size 5XB", path);
+}
+
+/* Bash completion (tools/jobcache.bash) over the hidden helper
+ * `jobcache __complete`: subcommands, a command's options, function names
+ * and versions read from the cache. */
+static void tool_bash_completion(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "complete.db"), 2, 1);
+    expect(0, "break-lease", "__complete commands");
+    assert_int_equal(tool(&out, "__complete options diff"), 0);
+    assert_contains(out, "--versions\n");
+    assert_lacks(out, "--repair");
+    free(out);
+    assert_int_equal(tool(&out, "__complete functions %s", path), 0);
+    assert_string_equal(out, "scale\nsquare\n");
+    free(out);
+    expect(0, "v1", "__complete versions square %s", path);
+    if (system("command -v bash >/dev/null 2>&1") != 0)
+        skip();
+    char cmd[3 * PATH_CAP];
+    const char *dir = strrchr(JC_TOOL_PATH, '/');
+    snprintf(cmd, sizeof cmd,
+             "PATH='%.*s':\"$PATH\" bash -c '. %s/../tools/jobcache.bash && "
+             "COMP_WORDS=(jobcache ls -f %s --function s); COMP_CWORD=5; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(jobcache pr); COMP_CWORD=1; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(jobcache prune --max-e); COMP_CWORD=2; _jobcache; echo \"${COMPREPLY[*]}\"'",
+             (int)(dir - JC_TOOL_PATH), JC_TOOL_PATH, JC_TEST_SOURCE_DIR, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[3][256] = {"", "", ""};
+    for (int i = 0; i < 3; i++)
+        assert_non_null(fgets(line[i], sizeof line[i], p));
+    assert_int_equal(pclose(p), 0);
+    assert_string_equal(line[0], "scale square\n");
+    assert_string_equal(line[1], "prune\n");
+    assert_string_equal(line[2], "--max-entries\n");
+}
+
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
  * while it is printing the first ones are not printed. (Before, it read and
  * formatted every entry to size its columns before printing a line: 1 GB
@@ -1043,6 +1193,9 @@ int main(void)
         cmocka_unit_test(tool_show_entry),
         cmocka_unit_test(tool_show_entry_that_does_not_decode),
         cmocka_unit_test(tool_diff_two_calls),
+        cmocka_unit_test(tool_diff_versions),
+        cmocka_unit_test(tool_tables_fit_the_terminal),
+        cmocka_unit_test(tool_bash_completion),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),

@@ -1,0 +1,59 @@
+/*
+ * jobcache leases and break-lease: the claims of runs on calls.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobcache.h>
+
+#include "builtin.h"
+#include "json.h"
+#include "table.h"
+#include "text.h"
+
+static void print_lease(const jc_lease_info *l, void *userdata)
+{
+    (void)userdata;
+    char since[32], until[32];
+    fmt_ago(since, sizeof since, l->started);
+    fmt_time(until, sizeof until, l->expires);
+    say(stdout, "%-7ld %8lld  %-14s %-20s %-6s %s", l->pid, (long long)l->calls, since, until,
+           l->alive ? "alive" : "stale", l->owner);
+}
+
+static int cmd_leases(jc_cache *cache, const opts *o)
+{
+    (void)o;
+    size_t n = 0;
+    printf("%-7s %8s  %-14s %-20s %-6s %s\n", "PID", "CALLS", "SINCE", "EXPIRES", "STATE", "OWNER");
+    if (jc_cache_leases(cache, print_lease, NULL, &n))
+        return failed("leases");
+    if (!n)
+        printf("(no process holds claims)\n");
+    return EXIT_OK;
+}
+
+static int cmd_break_lease(jc_cache *cache, const opts *o)
+{
+    size_t n = 0;
+    bool stale = strcmp(o->pos[0], "stale") == 0;
+    if (jc_cache_break_lease(cache, stale ? NULL : o->pos[0], &n))
+        return failed("break-lease");
+    printf("removed the claims of %zu process%s\n", n, n == 1 ? "" : "es");
+    return EXIT_OK;
+}
+
+/* ---- main ---- */
+
+const command builtin_leases = {
+    "leases", cmd_leases, OPT_FILE, 0, 0, true, false, MODE_READ, NULL, "leases [FILE]",
+    "List the processes that hold claims on calls of the cache (runs computing them, for which\n"
+    "runs of other processes wait): pid, calls, since when, until when, alive or stale."};
+
+const command builtin_break_lease = {
+    "break-lease", cmd_break_lease, OPT_FILE, 1, 1, true, false, MODE_WRITE, NULL, "break-lease OWNER|stale [FILE]",
+    "Remove the claims of OWNER (as 'leases' shows it), or with 'stale' every claim whose\n"
+    "owner is gone. Runs drop stale claims themselves; this is for looking and tidying."};

@@ -1,0 +1,362 @@
+/*
+ * Helpers shared by the commands (builtin.h): saying things, formatting
+ * sizes, times and values, loading entries.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+#include "builtin.h"
+#include "json.h"
+#include "text.h"
+
+/* fmt's text in a new string (free() it); NULL when out of memory. */
+static char *vformat(const char *fmt, va_list ap)
+{
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+/* say() and the rest: see builtin.h. */
+void say(FILE *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *raw = vformat(fmt, ap);
+    va_end(ap);
+    char *safe = raw ? text_escape(raw) : NULL;
+    fputs(safe ? safe : "(out of memory)", f);
+    fputc('\n', f);
+    free(raw);
+    free(safe);
+}
+
+/* a + b, held at INT64_MAX or INT64_MIN instead of overflowing: sizes come
+ * from the file, which may hold any number. */
+int64_t sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return a > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* ---- help ---- */
+
+int usage_error(const command *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(fmt, ap);
+    va_end(ap);
+    say(stderr, "jobcache %s: %s (see 'jobcache help %s')", c->name, msg ? msg : "out of memory",
+        c->name);
+    free(msg);
+    return EXIT_USAGE;
+}
+
+
+int failed(const char *cmd)
+{
+    say(stderr, "jobcache %s: %s", cmd, jc_errmsg());
+    return EXIT_USAGE;
+}
+
+int out_of_memory(const char *cmd)
+{
+    fprintf(stderr, "jobcache %s: out of memory\n", cmd);
+    return EXIT_USAGE;
+}
+
+void fmt_size(char *buf, size_t cap, int64_t bytes)
+{
+    /* IEC units (issue 13): a "K" beside input sizes that are powers of
+     * 1024 read as kilobytes to some and kibibytes to others. */
+    static const char units[] = "KMGTPE";
+    if (bytes < 1024) {
+        snprintf(buf, cap, "%lldB", (long long)bytes);
+        return;
+    }
+    double v = (double)bytes;
+    int u = -1;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, v < 10 ? "%.1f%ciB" : "%.0f%ciB", v, units[u]);
+}
+
+size_t term_columns(void)
+{
+    struct winsize ws;
+    if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    const char *env = getenv("COLUMNS");
+    char *end;
+    long n = env && *env ? strtol(env, &end, 10) : 0;
+    return n > 0 && n < 100000 && !*end ? (size_t)n : 0;
+}
+
+void fmt_seconds(char *buf, size_t cap, double s)
+{
+    if (!(s >= 0))
+        snprintf(buf, cap, "-");
+    else if (s < 1e-3)
+        snprintf(buf, cap, "%.0fus", s * 1e6);
+    else if (s < 1)
+        snprintf(buf, cap, s < 0.01 ? "%.1fms" : "%.0fms", s * 1e3);
+    else if (s < 60)
+        snprintf(buf, cap, s < 10 ? "%.2fs" : "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, cap, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else if (s < 86400)
+        snprintf(buf, cap, "%.1fh", s / 3600);
+    else
+        snprintf(buf, cap, "%.1fd", s / 86400);
+}
+
+/* How long ago t was: "5m ago". */
+void fmt_ago(char *buf, size_t cap, double t)
+{
+    double d = difftime(time(NULL), (time_t)t);
+    if (t <= 0)
+        snprintf(buf, cap, "-");
+    else if (d < 1)
+        snprintf(buf, cap, "just now");
+    else if (d < 60)
+        snprintf(buf, cap, "%.0fs ago", d);
+    else if (d < 3600)
+        snprintf(buf, cap, "%.0fm ago", floor(d / 60));
+    else if (d < 86400)
+        snprintf(buf, cap, "%.0fh ago", floor(d / 3600));
+    else
+        snprintf(buf, cap, "%.0fd ago", floor(d / 86400));
+}
+
+/* Local date and time of t (seconds since the epoch); "-" for none. */
+void fmt_time(char *buf, size_t cap, double t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (t <= 0 || !localtime_r(&tt, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(buf, cap, "-");
+}
+
+/* Characters of UTF-8 text (bytes that do not continue a character). */
+size_t text_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Cuts s (in place) to at most width characters, ending with "...". */
+void abbreviate(char *s, size_t width)
+{
+    if (text_width(s) <= width)
+        return;
+    size_t n = 0;
+    char *p = s;
+    for (; *p; p++)
+        if (((unsigned char)*p & 0xc0) != 0x80 && n++ == width - 3)
+            break;
+    /* p starts character width-3: at least 4 bytes remain, room for "...". */
+    memcpy(p, "...", 4);
+}
+
+
+typedef struct text {
+    FILE *f;
+    char *buf;
+    size_t len;
+} text;
+
+static bool text_open(text *t)
+{
+    t->buf = NULL;
+    t->len = 0;
+    t->f = open_memstream(&t->buf, &t->len);
+    return t->f != NULL;
+}
+
+/* Closes the stream; the text is the caller's (free it). NULL on failure. */
+static char *text_close(text *t)
+{
+    if (!t->f || fclose(t->f) != 0) {
+        free(t->buf);
+        return NULL;
+    }
+    return t->buf;
+}
+
+/* A value rendered like JSON, long containers abbreviated to max items. */
+static void put_value(FILE *f, const jc_value *v, size_t max)
+{
+    char *s = jc_value_format(v, max);
+    fputs(s ? s : "?", f);
+    free(s);
+}
+
+/* A value in a few characters, for one line of `ls`: doubles to 6
+ * digits, map keys bare, and a container longer than max items (or nested
+ * deeper than two) only says what it is ("doubles[100]"), so that the
+ * other arguments still fit on the line. */
+static void put_brief(FILE *f, const jc_value *v, size_t max, int depth)
+{
+    jc_type t = jc_value_type(v);
+    size_t n = jc_value_len(v);
+    double d = 0;
+    bool container = t == JC_TYPE_DOUBLES || t == JC_TYPE_INTS || t == JC_TYPE_LIST || t == JC_TYPE_MAP;
+    if (container && (n > max || depth > 2)) {
+        fprintf(f, "%s[%zu]", jc_type_name(t), n);
+    } else if (t == JC_TYPE_DOUBLE && jc_value_get_double(v, &d) == 0) {
+        fprintf(f, "%.6g", d);
+    } else if (t == JC_TYPE_LIST || t == JC_TYPE_MAP) {
+        fputc(t == JC_TYPE_MAP ? '{' : '[', f);
+        for (size_t i = 0; i < n; i++) {
+            fputs(i ? ", " : "", f);
+            if (t == JC_TYPE_MAP)
+                fprintf(f, "%s: ", jc_value_key_at(v, i));
+            put_brief(f, jc_value_at(v, i), max, depth + 1);
+        }
+        fputc(t == JC_TYPE_MAP ? '}' : ']', f);
+    } else {
+        put_value(f, v, max);
+    }
+}
+
+/* "0.15, 3, gamma=0.1": the arguments of a call, as written in C. */
+char *args_text(const jc_value *args, const jc_value *kwargs, size_t max)
+{
+    text t;
+    if (!text_open(&t))
+        return NULL;
+    size_t n = jc_value_len(args), k = jc_value_len(kwargs);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ", " : "", t.f);
+        put_brief(t.f, jc_value_at(args, i), max, 0);
+    }
+    for (size_t i = 0; i < k; i++) {
+        fprintf(t.f, "%s%s=", n + i ? ", " : "", jc_value_key_at(kwargs, i));
+        put_brief(t.f, jc_value_at(kwargs, i), max, 0);
+    }
+    return text_close(&t);
+}
+
+/* The result in brief, for one line of `ls`. */
+char *result_text(const jc_value *v, size_t max)
+{
+    text t;
+    if (!text_open(&t))
+        return NULL;
+    put_brief(t.f, v, max, 0);
+    return text_close(&t);
+}
+
+/* ---- tables ---- */
+
+/* A value as show writes it; "?" when out of memory (free() it). */
+char *value_text(const jc_value *v, size_t max)
+{
+    char *s = jc_value_format(v, max);
+    return s ? s : strdup("?");
+}
+
+void entry_free(entry *e)
+{
+    free(e->function);
+    free(e->version);
+    free(e->error);
+    jc_value_free(e->args);
+    jc_value_free(e->kwargs);
+    jc_value_free(e->result);
+}
+
+/* Copies info (whose strings a later call may invalidate) and loads the
+ * values. Returns false only when out of memory; a value that does not
+ * decode leaves e->error set. */
+bool entry_load(jc_cache *cache, const jc_entry_info *info, entry *e)
+{
+    memset(e, 0, sizeof *e);
+    e->info = *info;
+    e->function = strdup(info->function);
+    e->version = strdup(info->version);
+    if (!e->function || !e->version)
+        return false;
+    e->info.function = e->function;
+    e->info.version = e->version;
+    if (jc_entry_load(cache, info->key, &e->args, &e->kwargs, &e->result))
+        return (e->error = strdup(jc_errmsg())) != NULL;
+    return true;
+}
+
+int64_t entry_size(const jc_entry_info *e)
+{
+    return sat_add(e->args_size, e->result_size);
+}
+
+/* The metadata fields of an entry, as a JSON object; NULL when out of
+ * memory. */
+json_t *entry_json_fields(const jc_entry_info *e)
+{
+    json_t *j = json_object();
+    bool ok = j && json_put(j, "key", json_text(e->key_hex)) &&
+              json_put(j, "function", json_text(e->function)) &&
+              json_put(j, "version", json_text(e->version)) &&
+              json_put(j, "args_size", json_integer(e->args_size)) &&
+              json_put(j, "result_size", json_integer(e->result_size)) &&
+              json_put(j, "size", json_integer(entry_size(e))) &&
+              json_put(j, "created", json_time(e->created)) &&
+              json_put(j, "last_used", json_time(e->last_used)) &&
+              json_put(j, "compute_seconds", json_seconds(e->compute_seconds)) &&
+              json_put(j, "hits", json_integer(e->hits));
+    if (!ok)
+        json_decref(j);
+    return ok ? j : NULL;
+}
+
+/* An entry with its decoded values, as one JSON object (show, export);
+ * NULL when out of memory. */
+json_t *entry_json(const entry *e)
+{
+    json_t *j = entry_json_fields(&e->info);
+    bool ok = j != NULL;
+    if (ok && e->error)
+        ok = json_put(j, "args", json_null()) && json_put(j, "kwargs", json_null()) &&
+             json_put(j, "result", json_null()) && json_put(j, "error", json_text(e->error));
+    else if (ok)
+        ok = json_put(j, "args", json_value(e->args)) &&
+             json_put(j, "kwargs", json_value(e->kwargs)) &&
+             json_put(j, "result", json_value(e->result));
+    if (!ok)
+        json_decref(j);
+    return ok ? j : NULL;
+}
+
+jc_filter filter_of(const opts *o)
+{
+    jc_filter f = {.function = o->function,
+                   .version = o->version,
+                   .older_than = o->older_than,
+                   .newer_than = o->newer_than,
+                   .sort = o->sort,
+                   .reverse = (o->given & OPT_REVERSE) != 0,
+                   .limit = o->limit};
+    return f;
+}
