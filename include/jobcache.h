@@ -778,6 +778,13 @@ JC_EXPORT int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_
                             jc_value **kwargs, jc_value **result);
 /* Removes the entry under key. Returns 0, or JC_ENOTFOUND. */
 JC_EXPORT int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE]);
+/* The key of the call function(args...) of version (docs/format.md):
+ * args[0..nargs) are positional values and named ones (jc_kw), borrowed,
+ * not taken over. For looking an entry up by its arguments (jobcache
+ * find, joblib's check_call_in_cache). Returns 0 or JC_EINVAL (a NULL or
+ * unencodable argument, a name given twice). */
+JC_EXPORT int jc_call_key(const char *function, const char *version, jc_value *const *args, size_t nargs,
+                          uint8_t key[JC_KEY_SIZE]);
 /* Removes every entry that filter picks (its sort and limit are ignored; a
  * NULL or zero filter removes everything). *count and *bytes (each may be
  * NULL) get how many entries and payload bytes were removed; with dry_run

@@ -1130,3 +1130,16 @@ bad:
                          "or w, such as 90s, 12h or 30d",
                          text ? text : "(null)");
 }
+
+int jc_call_key(const char *function, const char *version, jc_value *const *args, size_t nargs,
+                uint8_t key[JC_KEY_SIZE])
+{
+    if (!function || !version || !key || (!args && nargs))
+        return jc__set_error(JC_EINVAL, "jc_call_key: NULL %s", !function ? "function" : !version ? "version"
+                                                                 : !key     ? "key"
+                                                                            : "args");
+    for (size_t i = 0; i < nargs; i++)
+        if (!args[i])
+            return jc__set_error(JC_EINVAL, "jc_call_key: argument %zu is NULL", i);
+    return jc__key_compute(function, version, args, nargs, key);
+}

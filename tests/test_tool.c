@@ -1177,6 +1177,37 @@ static void tool_prune_max_size_bounds_the_file(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT max(rowid) FROM entries"), 3000);
 }
 
+/* config, log, find and the recent hit rate of stats (issue 12). */
+static void tool_config_log_and_find(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    make_cache(jc_test_path(path, sizeof path, "ops.db"), 6, 0); /* a run: square(0..5) */
+    expect(0, "max-size   0", "config --file %s", path);
+    expect(0, "max-size = 1MiB", "config max-size 1MiB --file %s", path);
+    expect(0, "max-size   1048576        (file)", "config --file %s", path);
+    expect(0, "1MiB", "config max-size --file %s", path);
+    expect(2, "'lots' is not a size", "config max-size lots --file %s", path);
+    expect(2, "unknown setting 'colour'", "config colour blue --file %s", path);
+    expect(0, "back to its default", "config max-size default --file %s", path);
+    expect(0, "(not set)", "config max-size --file %s", path);
+
+    assert_int_equal(tool(&out, "log %s", path), 0);
+    assert_contains(out, "run ");
+    assert_contains(out, "6 calls, 0 cached, 6 computed, 0 failed");
+    free(out);
+    assert_int_equal(tool(&out, "log %s --json", path), 0);
+    assert_contains(out, "\"kind\": \"run\"");
+    assert_contains(out, "\"computed\": 6");
+    free(out);
+    expect(0, "(no runs recorded)", "log %s --failed", path);
+    expect(0, "recent runs   1, 6 calls, 0.0% of them cached", "stats %s", path);
+
+    expect(0, "square v1  9", "find square 3 --file %s", path);
+    expect(1, "no entry of square", "find square 3.0 --file %s", path); /* a double: another call */
+    expect(1, "no entry of square", "find square 3 --version v9 --file %s", path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1206,6 +1237,7 @@ int main(void)
         cmocka_unit_test(tool_sums_of_hostile_sizes_saturate),
         cmocka_unit_test(tool_reads_while_a_run_writes),
         cmocka_unit_test(tool_backup_and_wal_notice),
+        cmocka_unit_test(tool_config_log_and_find),
         cmocka_unit_test(tool_ls_shows_a_damaged_result_in_its_column),
         cmocka_unit_test(tool_reads_a_cache_on_a_read_only_mount),
     };

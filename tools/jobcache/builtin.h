@@ -53,7 +53,8 @@ enum {
     OPT_HELP = 1 << 16,
     OPT_MAX_PAYLOAD = 1 << 17,
     OPT_OTHER_FORMATS = 1 << 18,
-    OPT_VERSIONS = 1 << 19
+    OPT_VERSIONS = 1 << 19,
+    OPT_FAILED = 1 << 20
 };
 
 typedef struct opts {
@@ -88,7 +89,7 @@ typedef struct command {
 /* The commands, one file each; main.c lists them in this order. */
 extern const command builtin_stats, builtin_ls, builtin_show, builtin_diff, builtin_rm, builtin_prune,
     builtin_verify, builtin_export, builtin_merge, builtin_vacuum, builtin_clear, builtin_backup,
-    builtin_leases, builtin_break_lease;
+    builtin_leases, builtin_break_lease, builtin_config, builtin_log, builtin_find;
 
 /* The command table and the option names, for help and completion. */
 const command *const *commands_all(size_t *n);

@@ -27,7 +27,8 @@ static int cmd_complete(int argc, char **argv);
 static const command *const commands[] = {
     &builtin_stats, &builtin_ls,     &builtin_show,   &builtin_diff,   &builtin_rm,
     &builtin_prune, &builtin_verify, &builtin_export, &builtin_merge,  &builtin_vacuum,
-    &builtin_clear, &builtin_backup, &builtin_leases, &builtin_break_lease,
+    &builtin_clear, &builtin_backup, &builtin_leases, &builtin_break_lease, &builtin_config, &builtin_log,
+    &builtin_find,
 };
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
 
@@ -74,6 +75,7 @@ static const option_spec option_specs[] = {
     {"repair", 0, OPT_REPAIR, NULL, "remove the bad entries"},
     {"full", 0, OPT_FULL, NULL, "do not abbreviate long arrays and lists"},
     {"json", 0, OPT_JSON, NULL, "machine-readable output (fields in jobcache(1))"},
+    {"failed", 0, OPT_FAILED, NULL, "log: only runs with a failure"},
     {"yes", 'y', OPT_YES, NULL, "really remove every entry"},
     {"help", 'h', OPT_HELP, NULL, "show this help"},
 };
@@ -248,7 +250,7 @@ static int check_positionals(const command *c, opts *o)
             memmove(o->pos, o->pos + 1, (o->npos - 1) * sizeof *o->pos);
         o->npos--;
     }
-    if ((o->given & OPT_VERSION) && !(o->given & OPT_FUNCTION))
+    if ((o->given & OPT_VERSION) && !(o->given & OPT_FUNCTION) && c != &builtin_find)
         return usage_error(c, "--version needs --function");
     return -1;
 }

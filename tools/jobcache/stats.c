@@ -111,6 +111,27 @@ static bool stats_function_table(const jc_stats *s)
     return ok;
 }
 
+typedef struct recent {
+    int64_t runs, calls, cached;
+} recent;
+
+static void add_run(const jc_run_record *r, void *userdata)
+{
+    recent *t = userdata;
+    t->runs++;
+    t->calls += r->calls;
+    t->cached += r->cached;
+}
+
+/* The hit rate over the last 20 runs, as ccache and sccache show first. */
+static void recent_runs(jc_cache *cache)
+{
+    recent t = {0};
+    if (jc_cache_runs(cache, 20, false, add_run, &t) == 0 && t.runs)
+        printf("recent runs   %lld, %lld calls, %.1f%% of them cached ('jobcache log')\n", (long long)t.runs,
+               (long long)t.calls, t.calls ? 100.0 * (double)t.cached / (double)t.calls : 0.0);
+}
+
 static void stats_text(const jc_stats *s)
 {
     char a[32], b[32], c[32], d[32];
@@ -163,6 +184,7 @@ static int cmd_stats(jc_cache *cache, const opts *o)
             rc = out_of_memory("stats");
     } else {
         stats_text(s);
+        recent_runs(cache);
         if (s->nfunctions) {
             putchar('\n');
             if (!stats_function_table(s))
