@@ -105,14 +105,18 @@ static void compose(const jc__progress_line *pl, const jc_progress *p, char *buf
     seconds_text(rate > 0 ? (double)left / rate : -1, eta, sizeof eta);
     /* In the order of priority. */
     snprintf(parts[0], sizeof parts[0], "%zu/%zu", p->done, p->total);
-    snprintf(parts[1], sizeof parts[1], p->failed ? "%zu failed" : "", p->failed);
+    parts[1][0] = '\0'; /* (a part left empty is not shown) */
+    if (p->failed)
+        snprintf(parts[1], sizeof parts[1], "%zu failed", p->failed);
     snprintf(parts[2], sizeof parts[2], "ETA %s", left ? eta : "0s");
     snprintf(parts[3], sizeof parts[3], "%.1f calls/s", rate);
     if (pl->workers > 0)
         snprintf(parts[4], sizeof parts[4], "%zu/%d busy", p->running, pl->workers);
     else
         snprintf(parts[4], sizeof parts[4], "%zu busy", p->running);
-    snprintf(parts[5], sizeof parts[5], p->cached ? "%zu cached" : "", p->cached);
+    parts[5][0] = '\0';
+    if (p->cached)
+        snprintf(parts[5], sizeof parts[5], "%zu cached", p->cached);
     static const int shown_order[NPARTS] = {0, 3, 2, 4, 1, 5}; /* counts, rate, ETA, busy, failed, cached */
     static const char prefix[] = "jobcache ";
     size_t width = pl->columns > 1 ? pl->columns - 1 : 0, used = sizeof prefix - 1;
