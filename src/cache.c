@@ -898,7 +898,7 @@ int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, 
 int jc__cache_lease_renew(jc_cache *cache, double ttl)
 {
     return jc__cache_leases_enabled(cache)
-               ? jc__store_lease_owner(cache->store, jc__cache_owner(), jc__now() + ttl, false)
+               ? jc__store_lease_owner(cache->store, jc__cache_owner(), jc__now() + ttl, true)
                : 0;
 }
 

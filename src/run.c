@@ -886,7 +886,10 @@ static void release_interrupts(const saved_signals *s)
         sigaction(SIGTERM, &s->sigterm, NULL);
 }
 
-static int execute(run *r)
+/* Runs r->tasks on the backend. With taken NULL, takes SIGINT/SIGTERM over
+ * for the time of it; else they are already taken (the wait for other
+ * processes' calls holds them across its rounds), as *taken says. */
+static int execute_with(run *r, const sigset_t *taken)
 {
     jc_options *o = &r->batch->opts;
     int want = resolve_n_jobs(o->n_jobs);
@@ -912,20 +915,29 @@ static int execute(run *r)
     r->backend_name = backend == JC_BACKEND_FORK ? "fork" : backend == JC_BACKEND_THREADS ? "threads" : "in-process";
     r->workers = r->inprocess ? 1 : workers;
     saved_signals saved;
-    catch_interrupts(&saved, &ex.interrupts);
+    if (taken)
+        ex.interrupts = *taken;
+    else
+        catch_interrupts(&saved, &ex.interrupts);
     int rc;
     switch (backend) {
     case JC_BACKEND_FORK: rc = jc__exec_fork(&ex); break;
     case JC_BACKEND_THREADS: rc = jc__exec_threads(&ex); break;
     default: rc = jc__exec_inprocess(&ex); break;
     }
-    release_interrupts(&saved);
+    if (!taken)
+        release_interrupts(&saved);
     last_interrupt = rc == JC_EINTR || jc__interrupted ? (jc__interrupted ? jc__interrupted : SIGINT) : 0;
     /* A signal that arrived as the last calls finished still counts: the
      * program asked to stop. */
     if (!rc && jc__interrupted)
         rc = jc__set_error(JC_EINTR, "interrupted by %s", jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
     return rc;
+}
+
+static int execute(run *r)
+{
+    return execute_with(r, NULL);
 }
 
 /* ---- leases: claiming the misses, waiting for other processes' ---- */
@@ -1005,18 +1017,14 @@ static void on_found_waiting(void *ctx, size_t i, jc__found *f)
  * A call whose owner died, or released it (its call failed: failures are
  * not cached), or whose claim expired, is claimed and computed here. The
  * wait ends with the last such call; SIGINT and SIGTERM end it at once. */
-static int wait_for_others(run *r)
+static int wait_loop(run *r, const sigset_t *taken)
 {
     double delay = 0.02;
     int rc = 0;
     while (r->nwaiting && !rc && !r->stopped) {
         r->ntasks = 0; /* the tasks of the last round are done */
-        saved_signals saved;
-        sigset_t taken;
-        catch_interrupts(&saved, &taken);
         if (!jc__interrupted)
             nap(delay);
-        release_interrupts(&saved);
         if (jc__interrupted) {
             last_interrupt = jc__interrupted;
             return jc__set_error(JC_EINTR, "interrupted by %s while waiting for calls of other processes",
@@ -1087,10 +1095,28 @@ static int wait_for_others(run *r)
         free(keys);
         free(held);
         if (r->ntasks) {
-            rc = execute(r);
+            rc = execute_with(r, taken);
             flush(r, false);
             delay = 0.02;
         }
+    }
+    return rc;
+}
+
+/* SIGINT and SIGTERM are taken over once for the whole wait, its polls and
+ * the rounds of calls it computes: a signal at any point of it ends the
+ * wait with JC_EINTR (not the default action half-way through a lookup). */
+static int wait_for_others(run *r)
+{
+    saved_signals saved;
+    sigset_t taken;
+    catch_interrupts(&saved, &taken);
+    int rc = wait_loop(r, &taken);
+    release_interrupts(&saved);
+    if (!rc && jc__interrupted) {
+        last_interrupt = jc__interrupted;
+        rc = jc__set_error(JC_EINTR, "interrupted by %s while waiting for calls of other processes",
+                           jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
     }
     return rc;
 }
