@@ -129,8 +129,10 @@ size_t text_width(const char *s);
  * "...". */
 void abbreviate(char *s, size_t width);
 /* "0.15, 3, gamma=0.1": the arguments of a call, as written in C, long
- * containers in brief; NULL when out of memory (free() it). */
-char *args_text(const jc_value *args, const jc_value *kwargs, size_t max);
+ * containers in brief; positional ones named by params (nparams of them,
+ * may be NULL): "beta=0.15, seed=3"; NULL when out of memory (free() it). */
+char *args_text(const jc_value *args, const jc_value *kwargs, char *const *params, size_t nparams,
+                size_t max);
 /* The result in brief, for one line of `ls`. */
 char *result_text(const jc_value *v, size_t max);
 /* A value as show writes it; "?" when out of memory (free() it). */
@@ -149,6 +151,9 @@ typedef struct entry {
     char *function, *version;
     jc_value *args, *kwargs, *result;
     char *error; /* why the values did not load; NULL when they did */
+    char **params; /* the names of its positional parameters, as recorded
+                    * (jc_function_params), or NULL */
+    size_t nparams;
 } entry;
 
 void entry_free(entry *e);
