@@ -54,8 +54,12 @@ enum {
     OPT_MAX_PAYLOAD = 1 << 17,
     OPT_OTHER_FORMATS = 1 << 18,
     OPT_VERSIONS = 1 << 19,
-    OPT_FAILED = 1 << 20
+    OPT_FAILED = 1 << 20,
+    OPT_FORMAT = 1 << 21
 };
+
+/* export --format */
+enum { FORMAT_JSONL = 0, FORMAT_CSV = 1, FORMAT_TSV = 2 };
 
 typedef struct opts {
     unsigned given; /* OPT_* bits seen */
@@ -63,6 +67,7 @@ typedef struct opts {
     const char *function, *version;
     double older_than, newer_than;
     jc_sort sort;
+    int format; /* FORMAT_* */
     size_t limit;
     int64_t max_size, max_entries, max_payload;
     const char **pos; /* positional arguments */
