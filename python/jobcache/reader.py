@@ -288,7 +288,7 @@ class Cache:
     def frame(self, function, version=None):
         """A pandas DataFrame of one function's entries (of one version when
         given): one row per entry; columns key, version, one per argument
-        (arg0, arg1, ... then named ones), one per field of a map result (a
+        (by the recorded parameter names, else arg0, arg1, ...; then named ones), one per field of a map result (a
         field named like an argument becomes "result.<field>") or ``result``
         for other results, created (UTC datetime) and compute_seconds."""
         import pandas as pd
