@@ -21,7 +21,7 @@ jc_msgpack_pkg() {
 }
 
 jc_install_deps() {
-    local pkgs=(gcc g++ make cmake pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev libelf-dev libcapstone-dev libjansson-dev "$@")
+    local pkgs=(gcc g++ make cmake pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev libelf-dev libcapstone-dev libjansson-dev libcsv-dev "$@")
     local missing=() msgpack
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

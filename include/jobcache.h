@@ -287,6 +287,33 @@ typedef struct jc_function {
     }                                                                        \
     typedef int jc__fn_semicolon_##fn
 
+/* JC_FUNCTION_PARAMS(fn, "v1", "beta", "seed") is JC_FUNCTION(fn, "v1") that
+ * also names fn's positional parameters, in order: argument 0 is "beta",
+ * argument 1 "seed". Names are identifiers ([A-Za-z_][A-Za-z0-9_]*). They are
+ * recorded in the cache with the function and version, not in the key
+ * (renaming a parameter changes no result), and used by jobcache ls, show,
+ * export and error messages ("sir(beta=0.3, seed=7)"), and inside fn by
+ * jc_arg_double_named(call, "beta") and the like. Functions declared without
+ * names keep working: their arguments are shown as before, and exported as
+ * arg0, arg1, ... */
+#define JC_FUNCTION_PARAMS(fn, ver, ...) JC_FUNCTION_NAMED_PARAMS(fn, #fn, ver, __VA_ARGS__)
+/* The same with an explicit name. */
+#define JC_FUNCTION_NAMED_PARAMS(fn, name, ver, ...)                            \
+    static const jc_function jc__fn_desc_##fn = {name, ver, fn};             \
+    static const char *const jc__fn_params_##fn[] = {__VA_ARGS__, NULL};     \
+    __attribute__((constructor)) static void jc__fn_register_##fn(void)     \
+    {                                                                        \
+        jc_function_register(&jc__fn_desc_##fn);                             \
+        jc_function_register_params(&jc__fn_desc_##fn, jc__fn_params_##fn);  \
+    }                                                                        \
+    typedef int jc__fn_semicolon_##fn
+
+/* Names the positional parameters of a registered function (what
+ * JC_FUNCTION_PARAMS does): names is a NULL-terminated array that must stay
+ * valid for the life of the process. JC_EINVAL for a name that is not an
+ * identifier, or a name given twice (the function then has no names). */
+JC_EXPORT int jc_function_register_params(const jc_function *desc, const char *const *names);
+
 /* Registers a function by hand (what JC_FUNCTION does). desc must stay valid
  * for the life of the process; it is not copied. An empty name or version is
  * rejected (JC_EINVAL; a later jc_delayed or jc_memo of that function then
@@ -313,6 +340,14 @@ JC_EXPORT const double *jc_arg_doubles(jc_call *call, size_t i, size_t *n);
 JC_EXPORT const int64_t *jc_arg_ints(jc_call *call, size_t i, size_t *n);
 /* A bytes argument: its data (owned by the call) and *len (may be NULL). */
 JC_EXPORT const void *jc_arg_bytes(jc_call *call, size_t i, size_t *len);
+/* Positional arguments by their parameter's name (JC_FUNCTION_PARAMS): the
+ * same as jc_arg_double(call, i) and the like for the i that the name has.
+ * A name the function does not have fails the call, as a missing argument. */
+JC_EXPORT const jc_value *jc_arg_named(const jc_call *call, const char *param); /* NULL if absent */
+JC_EXPORT bool jc_arg_bool_named(jc_call *call, const char *param);
+JC_EXPORT int64_t jc_arg_int_named(jc_call *call, const char *param);
+JC_EXPORT double jc_arg_double_named(jc_call *call, const char *param);
+JC_EXPORT const char *jc_arg_str_named(jc_call *call, const char *param);
 JC_EXPORT bool jc_kwarg_bool(jc_call *call, const char *name);
 JC_EXPORT int64_t jc_kwarg_int(jc_call *call, const char *name);
 JC_EXPORT double jc_kwarg_double(jc_call *call, const char *name);
@@ -768,6 +803,13 @@ JC_EXPORT void jc_entries_free(jc_entries *it);
  * hex. info's strings are owned by the cache and valid until the next call
  * that passes the cache. */
 JC_EXPORT int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info);
+/* The parameter names recorded in the cache for function and version (by a
+ * run of a function declared with JC_FUNCTION_PARAMS): returns 1 with
+ * *names, a NULL-terminated array of *n names, freed with one free(*names);
+ * 0 with *names NULL and *n 0 when none are recorded (also in a file older
+ * than schema 6); or a negative jc_error. */
+JC_EXPORT int jc_function_params(jc_cache *cache, const char *function, const char *version, char ***names,
+                                 size_t *n);
 /* Decodes the entry under key. *args gets its positional arguments as a
  * list, *kwargs its named arguments as a map (name -> value; empty when
  * none), *result its result: new values that the caller frees with

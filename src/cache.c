@@ -609,6 +609,21 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
             .code_fp = jc__cache_code_fp(fn, fp) ? fp : NULL,
         };
         rc = jc__store_put(cache->store, &e);
+        /* The names of its parameters, in the same transaction. */
+        size_t n = 0;
+        const char *const *names = rc ? NULL : jc__function_params(fn, &n);
+        if (names && n) {
+            jc__buf nb = {0};
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    jc__buf_write(&nb, ",", 1);
+                jc__buf_write(&nb, names[i], strlen(names[i]));
+            }
+            jc__buf_write(&nb, "", 1);
+            rc = nb.oom ? jc__set_error(JC_ENOMEM, "out of memory recording the parameters of %s", fn->name)
+                        : jc__store_params_put(cache->store, fn->name, fn->version, nb.data);
+            jc__buf_free(&nb);
+        }
     }
     jc__buf_free(&args);
     jc__buf_free(&res);
@@ -1507,4 +1522,12 @@ int jc_cache_runs(jc_cache *cache, size_t last, bool failed_only, jc_run_fn fn, 
                                                                                    : "the cache is disabled");
     runs_ctx c = {fn, userdata};
     return jc__store_runs(cache->store, (int64_t)last, failed_only, give_run, &c);
+}
+
+int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names)
+{
+    *names = NULL;
+    if (!cache->store)
+        return 0;
+    return jc__store_params_get(cache->store, function, version, names);
 }

@@ -75,6 +75,9 @@ int jc__cache_evict(jc_cache *cache, int64_t target, int64_t *count, int64_t *by
 int jc__cache_clamp_future(jc_cache *cache, int64_t *count);
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
+/* The recorded parameter names of function and version ("beta,seed"):
+ * 1 and *names (malloc'd), or 0 and NULL. */
+int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names);
 int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *problem), void *ctx);
 int jc__cache_vacuum_store(jc_cache *cache);
 int jc__cache_backup_store(jc_cache *cache, const char *dest);

@@ -136,6 +136,71 @@ static const jc_value *kw_typed(jc_call *call, const char *name, jc_type t)
     return NULL;
 }
 
+/* The position of param among the function's parameter names, or
+ * SIZE_MAX with the call failed (when t is not JC_TYPE_NULL). */
+static size_t param_index(const jc_call *call, const char *param)
+{
+    size_t n = 0;
+    const char *const *names = call ? jc__function_params(call->fn, &n) : NULL;
+    for (size_t i = 0; param && i < n; i++)
+        if (strcmp(names[i], param) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+const jc_value *jc_arg_named(const jc_call *call, const char *param)
+{
+    size_t i = param_index(call, param);
+    return i == SIZE_MAX ? NULL : jc_arg(call, i);
+}
+
+static const jc_value *named_typed(jc_call *call, const char *param, jc_type t)
+{
+    size_t i = param_index(call, param);
+    if (i == SIZE_MAX) {
+        size_t n = 0;
+        jc__function_params(call ? call->fn : NULL, &n);
+        call_fail(call, "parameter \"%s\" is not one of the function's %s, expected %s",
+                  param ? param : "(null)", n ? "parameter names" : "(it has no parameter names; "
+                  "declare them with JC_FUNCTION_PARAMS)", jc_type_name(t));
+        return NULL;
+    }
+    const jc_value *v = jc_arg(call, i);
+    if (!v)
+        call_fail(call, "argument %zu (%s) is missing (the call has %zu positional argument%s), expected %s",
+                  i, param, jc_arg_count(call), jc_arg_count(call) == 1 ? "" : "s", jc_type_name(t));
+    else if (v->type != t)
+        call_fail(call, "argument %zu (%s) is %s, expected %s", i, param, jc_type_name(v->type),
+                  jc_type_name(t));
+    else
+        return v;
+    return NULL;
+}
+
+bool jc_arg_bool_named(jc_call *call, const char *param)
+{
+    const jc_value *v = named_typed(call, param, JC_TYPE_BOOL);
+    return v ? v->u.b : false;
+}
+
+int64_t jc_arg_int_named(jc_call *call, const char *param)
+{
+    const jc_value *v = named_typed(call, param, JC_TYPE_INT);
+    return v ? v->u.i : 0;
+}
+
+double jc_arg_double_named(jc_call *call, const char *param)
+{
+    const jc_value *v = named_typed(call, param, JC_TYPE_DOUBLE);
+    return v ? v->u.d : 0.0;
+}
+
+const char *jc_arg_str_named(jc_call *call, const char *param)
+{
+    const jc_value *v = named_typed(call, param, JC_TYPE_STR);
+    return v ? v->u.s : NULL;
+}
+
 bool jc_arg_bool(jc_call *call, size_t i)
 {
     const jc_value *v = pos_typed(call, i, JC_TYPE_BOOL);
@@ -293,15 +358,24 @@ int jc_return_int(jc_call *call, int64_t i) { return jc_return(call, jc_int(i));
 int jc_return_double(jc_call *call, double d) { return jc_return(call, jc_double(d)); }
 int jc_return_str(jc_call *call, const char *s) { return jc_return(call, jc_str(s)); }
 
-char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc)
+char *jc__call_describe(const char *name, const char *const *params, size_t n_params,
+                        jc_value *const *argv, size_t argc)
 {
     jc__buf b = {0};
     jc__buf_write(&b, name, strlen(name));
     jc__buf_write(&b, "(", 1);
+    size_t pos = 0;
     for (size_t i = 0; i < argc; i++) {
         char *s = jc_value_format(argv[i], 8);
         if (i)
             jc__buf_write(&b, ", ", 2);
+        if (argv[i] && argv[i]->type != JC_TYPE_KWARG) {
+            if (params && pos < n_params) {
+                jc__buf_write(&b, params[pos], strlen(params[pos]));
+                jc__buf_write(&b, "=", 1);
+            }
+            pos++;
+        }
         if (s) {
             /* Keep a message readable even when an argument is a long string. */
             size_t n = strlen(s);
@@ -320,6 +394,13 @@ char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc)
         return NULL;
     }
     return b.data;
+}
+
+char *jc__call_describe_fn(const jc_function *fn, jc_value *const *argv, size_t argc)
+{
+    size_t n = 0;
+    const char *const *params = jc__function_params(fn, &n);
+    return jc__call_describe(fn->name, params, n, argv, argc);
 }
 
 /* Whether v can be encoded (and so stored and sent back): the limits of the
@@ -381,7 +462,7 @@ jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t a
     char *what = call.error;
     if (!call.failed)
         what = jc__strdup_printf("returned %d (%s) without calling jc_fail", rc, jc_strerror(rc));
-    char *desc = jc__call_describe(fn->name, argv, argc);
+    char *desc = jc__call_describe_fn(fn, argv, argc);
     *error = jc__strdup_printf("%s: %s", desc ? desc : fn->name, what ? what : "failed");
     free(desc);
     free(what);

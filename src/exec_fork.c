@@ -430,7 +430,7 @@ static void worker_run_task(pool *p, int fd, uint32_t t, jc__buf *out)
         if (!rc) {
             worker_emit(out, t, st, secs, enc.data, enc.len, false);
         } else {
-            char *desc = jc__call_describe(task->fn->name, task->argv, task->argc);
+            char *desc = jc__call_describe_fn(task->fn, task->argv, task->argc);
             char *msg = jc__strdup_printf("%s: the result cannot be sent back: %s", desc ? desc : task->fn->name,
                                           jc_errmsg());
             free(desc);
@@ -831,7 +831,7 @@ static void bury(pool *p, int i)
             if (cur && t == cur - 1) {
                 blamed = true;
                 const jc__task *task = &p->ex->tasks[t];
-                char *desc = jc__call_describe(task->fn->name, task->argv, task->argc);
+                char *desc = jc__call_describe_fn(task->fn, task->argv, task->argc);
                 char what[512];
                 jc__outcome o = {.task = t, .status = w->timed_out ? JC_STATUS_TIMEOUT : JC_STATUS_CRASHED};
                 death_message(p, i, &e, what, sizeof what);

@@ -294,6 +294,46 @@ int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info)
     return 0;
 }
 
+int jc_function_params(jc_cache *cache, const char *function, const char *version, char ***names, size_t *n)
+{
+    if (names)
+        *names = NULL;
+    if (n)
+        *n = 0;
+    int rc = usable(cache, "jc_function_params");
+    if (!rc && (!function || !version || !names || !n))
+        rc = jc__set_error(JC_EINVAL, "jc_function_params: NULL argument");
+    char *text = NULL;
+    if (!rc)
+        rc = jc__cache_params(cache, function, version, &text);
+    if (rc <= 0)
+        return rc;
+    /* "beta,seed": one block holding the pointers, then the text. */
+    size_t count = 1;
+    for (const char *p = text; *p; p++)
+        count += *p == ',';
+    size_t len = strlen(text) + 1;
+    char **out = malloc((count + 1) * sizeof *out + len);
+    if (!out) {
+        free(text);
+        return jc__set_error(JC_ENOMEM, "out of memory reading parameter names");
+    }
+    char *copy = (char *)(out + count + 1);
+    memcpy(copy, text, len);
+    free(text);
+    size_t k = 0;
+    out[k++] = copy;
+    for (char *p = copy; *p; p++)
+        if (*p == ',') {
+            *p = '\0';
+            out[k++] = p + 1;
+        }
+    out[k] = NULL;
+    *names = out;
+    *n = count;
+    return 1;
+}
+
 /* Replaces the message of a failed decoding with one that names the entry. */
 static int decode_failed(int rc, const jc_cache *cache, const uint8_t key[JC__KEY_LEN],
                          const char *what)

@@ -158,6 +158,8 @@ const jc_function *jc__function_by_ptr(jc_fn fn);
 /* Changes whenever a function is registered: a cached lookup is stale then
  * (a new registration can make a name ambiguous). */
 unsigned long jc__registry_generation(void);
+/* The parameter names of desc (JC_FUNCTION_PARAMS), *n of them, or NULL. */
+const char *const *jc__function_params(const jc_function *desc, size_t *n);
 
 /* ---- calls (call.c) ---- */
 
@@ -181,8 +183,13 @@ struct jc_call {
  * JC_STATUS_OK or JC_STATUS_ERROR. seconds gets the wall time. */
 jc_status jc__call_invoke(const jc_function *fn, jc_value *const *argv, size_t argc,
                           jc_value **result, char **error, double *seconds);
-/* "simulate(0.5, 3, steps=1000)", abbreviated; malloc'd (NULL on OOM). */
-char *jc__call_describe(const char *name, jc_value *const *argv, size_t argc);
+/* "simulate(0.5, 3, steps=1000)", abbreviated; malloc'd (NULL on OOM).
+ * Positional arguments are named by params (n_params of them; may be NULL):
+ * "sir(beta=0.3, seed=7)". */
+char *jc__call_describe(const char *name, const char *const *params, size_t n_params,
+                        jc_value *const *argv, size_t argc);
+/* The same for a registered function, named by its parameters. */
+char *jc__call_describe_fn(const jc_function *fn, jc_value *const *argv, size_t argc);
 
 /* ---- cache (cache.c) ---- */
 

@@ -222,3 +222,81 @@ out:
     pthread_mutex_unlock(&lock);
     return found;
 }
+
+/* ---- parameter names (JC_FUNCTION_PARAMS) ----
+ *
+ * Kept apart from the table of functions, by descriptor: a descriptor is
+ * named once, before main, and never unnamed. */
+typedef struct named {
+    const jc_function *desc;
+    const char *const *names;
+    size_t n;
+} named;
+static named *named_table;
+static size_t named_count, named_cap;
+
+static bool is_identifier(const char *s)
+{
+    if (!s || !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+int jc_function_register_params(const jc_function *desc, const char *const *names)
+{
+    if (!desc || !names)
+        return jc__set_error(JC_EINVAL, "jc_function_register_params: NULL %s", desc ? "names" : "descriptor");
+    size_t n = 0;
+    for (; names[n]; n++) {
+        if (!is_identifier(names[n]))
+            return jc__set_error(JC_EINVAL, "function \"%s\": parameter name \"%s\" is not an identifier",
+                                 desc->name ? desc->name : "", names[n]);
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(names[k], names[n]) == 0)
+                return jc__set_error(JC_EINVAL, "function \"%s\": parameter name \"%s\" is given twice",
+                                     desc->name ? desc->name : "", names[n]);
+    }
+    int rc = 0;
+    registry_lock();
+    size_t i = 0;
+    while (i < named_count && named_table[i].desc != desc)
+        i++;
+    if (i == named_count) {
+        if (named_count == named_cap) {
+            size_t ncap = named_cap ? named_cap * 2 : 16;
+            named *t = realloc(named_table, ncap * sizeof *t);
+            if (!t) {
+                rc = jc__set_error(JC_ENOMEM, "out of memory naming the parameters of \"%s\"",
+                                   desc->name ? desc->name : "");
+                goto out;
+            }
+            named_table = t;
+            named_cap = ncap;
+        }
+        named_count++;
+    }
+    named_table[i] = (named){desc, names, n};
+out:
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+const char *const *jc__function_params(const jc_function *desc, size_t *n)
+{
+    const char *const *found = NULL;
+    *n = 0;
+    if (!desc)
+        return NULL;
+    registry_lock();
+    for (size_t i = 0; i < named_count; i++)
+        if (named_table[i].desc == desc) {
+            found = named_table[i].names;
+            *n = named_table[i].n;
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
+}

@@ -608,7 +608,7 @@ static bool deliver(void *ctx, jc__outcome *o)
     sl->done = true;
     if (o->status == JC_STATUS_OK && !o->value) {
         if (jc__decode_value(o->blob, o->blob_len, &o->value)) {
-            char *desc = jc__call_describe(call->fn->name, call->argv, call->argc);
+            char *desc = jc__call_describe_fn(call->fn, call->argv, call->argc);
             sl->status = JC_STATUS_ERROR;
             o->error = jc__strdup_printf("%s: the result came back undecodable: %s", desc ? desc : call->fn->name,
                                          jc_errmsg());

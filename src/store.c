@@ -79,6 +79,7 @@ struct jc__store {
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
+    sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
 };
 
 /* ---- errors ---- */
@@ -510,6 +511,13 @@ static int set_wal(jc__store *st)
     "CREATE TABLE run_failures (run INTEGER NOT NULL, n INTEGER NOT NULL, status TEXT NOT NULL,"  \
     " message TEXT NOT NULL, PRIMARY KEY (run, n)) WITHOUT ROWID;"
 
+/* The names of functions' positional parameters (schema 6), by function
+ * and version: "beta,seed" (identifiers joined by commas). Not part of any
+ * key: renaming a parameter changes no result. */
+#define PARAMS_TABLE                                                                               \
+    "CREATE TABLE params (function TEXT NOT NULL, version TEXT NOT NULL, names TEXT NOT NULL,"   \
+    " PRIMARY KEY (function, version)) WITHOUT ROWID;"
+
 /* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
  * older version is brought here by the migrations below. */
 static const char schema_sql[] =
@@ -547,6 +555,7 @@ static const char schema_sql[] =
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     LEASE_TABLES
     RUN_TABLES
+    PARAMS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
@@ -574,6 +583,9 @@ static const char *const migrations[] = {
     LEASE_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
     /* 4 -> 5: the record of runs (jobcache 0.2.0). */
     RUN_TABLES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 5 -> 6: the names of parameters. Functions of earlier runs have none
+     * until a run stores one of their results again. */
+    PARAMS_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
@@ -925,7 +937,8 @@ static void finalize_all(jc__store *st)
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size};
+                           st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size,
+                           st->params_put, st->params_get};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -1462,6 +1475,58 @@ int jc__store_put(jc__store *st, const jc__entry_in *e)
     else
         rc = store_error(st, rc, "storing an entry");
     sqlite3_reset(st->put);
+    return rc;
+}
+
+static int lazy(jc__store *st, sqlite3_stmt **s, const char *sql);
+
+int jc__store_params_put(jc__store *st, const char *function, const char *version, const char *names)
+{
+    int rc = store_enter_write(st, "record parameter names");
+    if (rc)
+        return rc;
+    if (!function || !version || !names)
+        return jc__set_error(JC_EINVAL, "cache file '%s': recording incomplete parameter names", st->path);
+    /* Written only when new or changed: storing results of a function
+     * with names costs a lookup, not a write. */
+    rc = lazy(st, &st->params_put,
+              "INSERT INTO params (function, version, names) VALUES (?1, ?2, ?3)"
+              " ON CONFLICT (function, version) DO UPDATE SET names = excluded.names"
+              " WHERE names IS NOT excluded.names");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st->params_put, 1, function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st->params_put, 2, version, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st->params_put, 3, names, -1, SQLITE_STATIC);
+    rc = step_done(st, st->params_put, "recording parameter names");
+    sqlite3_clear_bindings(st->params_put);
+    return rc;
+}
+
+int jc__store_params_get(jc__store *st, const char *function, const char *version, char **names)
+{
+    *names = NULL;
+    int rc = store_enter(st);
+    if (rc || st->schema < 6)
+        return rc;
+    if (!function || !version)
+        return jc__set_error(JC_EINVAL, "cache file '%s': parameter names of a NULL function", st->path);
+    rc = lazy(st, &st->params_get, "SELECT names FROM params WHERE function = ?1 AND version = ?2");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = st->params_get;
+    sqlite3_bind_text(s, 1, function, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, version, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        *names = jc__strdup(t ? t : "");
+        rc = *names ? 1 : jc__set_error(JC_ENOMEM, "out of memory reading parameter names");
+    } else if (step != SQLITE_DONE) {
+        rc = store_error(st, step, "reading parameter names");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
     return rc;
 }
 

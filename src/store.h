@@ -22,8 +22,8 @@
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
- * runs. store.c keeps the chain of migrations between them. */
-#define JC__SCHEMA_VERSION 5
+ * runs; 6 the names of parameters. store.c keeps the chain of migrations between them. */
+#define JC__SCHEMA_VERSION 6
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -132,6 +132,12 @@ typedef struct jc__entry_in {
 /* Inserts or replaces the entry under e->key (hits restart at 0), with the
  * checksum of its result computed here. */
 int jc__store_put(jc__store *st, const jc__entry_in *e);
+/* Records the names of function's positional parameters ("beta,seed"),
+ * with version; writes only when they are new or changed. */
+int jc__store_params_put(jc__store *st, const char *function, const char *version, const char *names);
+/* Reads them: 1 and *names (malloc'd) when recorded, 0 and NULL when not
+ * (or in a file older than schema 6, read as it is), or a negative code. */
+int jc__store_params_get(jc__store *st, const char *function, const char *version, char **names);
 /* Removes the entry under key; 1 if removed, 0 if absent. */
 int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN]);
 

@@ -61,14 +61,14 @@ JC_FUNCTION(exact, "v1");
 /* Positional and named arguments together; a map result, as the demo's. */
 static int mixed(jc_call *call)
 {
-    double x = jc_arg_double(call, 0);
-    int64_t k = jc_arg_int(call, 1);
+    double x = jc_arg_double_named(call, "x");
+    int64_t k = jc_arg_int_named(call, "k");
     double scale = jc_kwarg_double(call, "scale");
     const char *label = jc_kwarg_str(call, "label");
     return jc_return(call, jc_map(jc_kw("y", jc_double(x * scale)), jc_kw("k2", jc_int(k * k)),
                                   jc_kw("label", jc_str(label))));
 }
-JC_FUNCTION(mixed, "v2");
+JC_FUNCTION_PARAMS(mixed, "v2", "x", "k");
 
 /* Large arguments (digested in the stored arguments) and a large result
  * (stored whole). */

@@ -389,6 +389,81 @@ static void text_that_is_not_utf8_is_refused_at_the_call_and_in_results(void **s
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 0);
 }
 
+/* A function with parameter names: read by name, named in messages. */
+static int sir(jc_call *call)
+{
+    double beta = jc_arg_double_named(call, "beta");
+    int64_t seed = jc_arg_int_named(call, "seed");
+    const char *tag = jc_arg_str_named(call, "tag");
+    if (seed == 7)
+        return jc_fail(call, "seed 7 is cursed");
+    if (seed == 8)
+        (void)jc_arg_double_named(call, "gamma");
+    if (!tag)
+        return jc_fail(call, "no tag");
+    return jc_return(call, jc_map(jc_kw("beta", jc_double(beta)), jc_kw("seed", jc_int(seed)),
+                                  jc_kw("tag", jc_str(tag))));
+}
+JC_FUNCTION_PARAMS(sir, "v1", "beta", "seed", "tag");
+
+static int unnamed(jc_call *call)
+{
+    (void)jc_arg_double_named(call, "beta");
+    return jc_return_int(call, 1);
+}
+JC_FUNCTION(unnamed, "v1");
+
+static void positional_parameters_are_read_and_shown_by_name(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "named.db"), 0);
+    for (int n_jobs = 1; n_jobs <= 2; n_jobs++) {
+        jc_batch *b = new_batch(c, n_jobs);
+        jc_delayed(b, sir, jc_double(0.3), jc_int(3), jc_str("a"));
+        jc_delayed(b, sir, jc_double(0.3), jc_int(7), jc_str("b"));
+        jc_delayed(b, sir, jc_double(0.5), jc_int(8), jc_str("c"));
+        jc_delayed(b, sir, jc_double(0.5), jc_int(9));
+        jc_delayed(b, unnamed, jc_double(1.5));
+        jc_results *res = jc_run(b);
+        assert_non_null(res);
+        assert_int_equal(jc_result_status(res, 0), JC_STATUS_OK);
+        const jc_value *m = jc_result_value(res, 0);
+        double beta = 0;
+        int64_t seed = 0;
+        assert_int_equal(jc_value_get_double(jc_value_get(m, "beta"), &beta), 0);
+        assert_int_equal(jc_value_get_int(jc_value_get(m, "seed"), &seed), 0);
+        assert_true(beta == 0.3);
+        assert_int_equal(seed, 3);
+        assert_int_equal(jc_result_status(res, 1), JC_STATUS_ERROR);
+        assert_contains(jc_result_error(res, 1), "sir(beta=0.3, seed=7, tag=\"b\"): seed 7 is cursed");
+        assert_contains(jc_result_error(res, 2), "sir(beta=0.5, seed=8, tag=\"c\")");
+        assert_contains(jc_result_error(res, 2), "parameter \"gamma\" is not one of the function's");
+        assert_contains(jc_result_error(res, 3), "sir(beta=0.5, seed=9)");
+        assert_contains(jc_result_error(res, 3), "argument 2 (tag) is missing");
+        assert_contains(jc_result_error(res, 4), "unnamed(1.5)");
+        assert_contains(jc_result_error(res, 4), "it has no parameter names");
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    char **names = NULL;
+    size_t n = 0;
+    assert_int_equal(jc_function_params(c, "sir", "v1", &names, &n), 1);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[2], "tag");
+    free(names);
+    assert_int_equal(jc_function_params(c, "unnamed", "v1", &names, &n), 0);
+    jc_cache_close(c);
+
+    static const jc_function other = {"other", "v1", unnamed};
+    static const char *const bad[] = {"ok", "not ok", NULL};
+    static const char *const twice[] = {"a", "a", NULL};
+    assert_int_equal(jc_function_register_params(&other, bad), JC_EINVAL);
+    assert_contains(jc_errmsg(), "\"not ok\" is not an identifier");
+    assert_int_equal(jc_function_register_params(&other, twice), JC_EINVAL);
+    assert_contains(jc_errmsg(), "given twice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +473,7 @@ int main(void)
         cmocka_unit_test(canonical_and_raw_arguments_share_one_entry),
         cmocka_unit_test(many_positional_arguments_are_read_by_index_in_constant_time),
         cmocka_unit_test(text_that_is_not_utf8_is_refused_at_the_call_and_in_results),
+        cmocka_unit_test(positional_parameters_are_read_and_shown_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,8 @@
  *                    with each entry's key format; before leases (schema 4).
  *   v4.jobcache      schema 4, main at da49ab5 (make_v4_cache.c): the same,
  *                    with leases; before the record of runs (schema 5).
+ *   v5.jobcache      schema 5, main at 3592c08 (make_v5_cache.c): the same,
+ *                    with the record of runs; before parameter names (6).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -59,6 +61,18 @@ static int greet(jc_call *call)
     return jc_return(call, m);
 }
 JC_FUNCTION(greet, "v2");
+
+/* Not in the old files: a function with parameter names. */
+static int power(jc_call *call)
+{
+    double b = jc_arg_double_named(call, "base");
+    int64_t e = jc_arg_int_named(call, "exp");
+    double r = 1;
+    for (int64_t i = 0; i < e; i++)
+        r *= b;
+    return jc_return_double(call, r);
+}
+JC_FUNCTION_PARAMS(power, "v1", "base", "exp");
 
 /* Creates an SQLite database at path with sql run in it. */
 static void make_db(const char *path, const char *stmts)
@@ -314,6 +328,54 @@ static void a_schema_4_file_gets_the_record_of_runs(void **state)
     jc_cache_close(c);
 }
 
+/* A schema-5 file gains the table of parameter names: read-only, read as
+ * it is (no names, nothing written); writable, migrated, and the names of
+ * a function stored later recorded with its results. */
+static void a_schema_5_file_gets_parameter_names(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v5.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 5);
+    size_t before_len = 0, after_len = 0;
+    void *before = jc_test_read_file(path, &before_len);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    assert_int_equal(run_v1_calls(c), 32);
+    char **names = (char **)1;
+    size_t n = 99;
+    assert_int_equal(jc_function_params(c, "power", "v1", &names, &n), 0);
+    assert_null(names);
+    assert_int_equal(n, 0);
+    jc_cache_close(c);
+    void *after = jc_test_read_file(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 6);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_int_equal(jc_function_params(c, "sq", "v1", &names, &n), 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, power, jc_double(2.0), jc_int(10));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_true(jc_result_double(res, 0) == 1024.0);
+    jc_results_free(res);
+    jc_batch_free(b);
+    assert_int_equal(jc_function_params(c, "power", "v1", &names, &n), 1);
+    assert_int_equal(n, 2);
+    assert_string_equal(names[0], "base");
+    assert_string_equal(names[1], "exp");
+    assert_null(names[2]);
+    free(names);
+    assert_int_equal(jc_function_params(c, "power", "v2", &names, &n), 0);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM params"), 1);
+}
+
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
  * entries would stay in it. The first time max_size cannot be kept
  * otherwise, it is vacuumed once, and gives pages back by itself from then
@@ -402,6 +464,7 @@ int main(void)
         cmocka_unit_test(a_schema_2_file_gets_the_key_format_of_each_entry),
         cmocka_unit_test(a_schema_3_file_gets_leases),
         cmocka_unit_test(a_schema_4_file_gets_the_record_of_runs),
+        cmocka_unit_test(a_schema_5_file_gets_parameter_names),
         cmocka_unit_test(an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(a_foreign_database_is_refused_untouched),
     };

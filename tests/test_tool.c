@@ -846,6 +846,72 @@ static void tool_export_json_lines(void **state)
     free(out);
 }
 
+/* A function with parameter names, for names and tables. */
+static int sir(jc_call *call)
+{
+    double beta = jc_arg_double_named(call, "beta");
+    int64_t seed = jc_arg_int_named(call, "seed");
+    const char *label = jc_kwarg_str(call, "label");
+    return jc_return(call, jc_map(jc_kw("final", jc_double(beta * (double)seed / 3.0)),
+                                  jc_kw("curve", jc_doubles((double[]){beta, (double)seed}, 2)),
+                                  jc_kw("label", jc_str(label)), jc_kw("seed", jc_int(2 * seed))));
+}
+JC_FUNCTION_PARAMS(sir, "v1", "beta", "seed");
+
+/* export --format csv|tsv: one function's entries as a table, parsed back
+ * by Python's csv module and compared with the values; a cache of several
+ * functions refused for tables, not for JSON Lines; names in ls and show. */
+static void tool_export_tables(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL, checker[PATH_CAP + 64];
+    make_cache(jc_test_path(path, sizeof path, "tables.db"), 3, 0);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, NULL);
+    for (int i = 1; i <= 3; i++)
+        for (int seed = 1; seed <= 7; seed += 6)
+            assert_int_equal(jc_delayed(b, sir, jc_double(i / 10.0), jc_int(seed),
+                                        jc_kw("label", jc_str(seed == 7 ? "a,\"b\"\nc\td" : "plain"))),
+                             0);
+    jc_results *r = jc_run(b);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    for (int tsv = 0; tsv <= 1; tsv++) {
+        const char *fmt = tsv ? "tsv" : "csv";
+        expect(2, "several functions", "export %s --format %s", path, fmt);
+        expect(2, "--function F", "export %s --format %s", path, fmt);
+        snprintf(checker, sizeof checker, "python3 %s/check_export.py %s", JC_TEST_SOURCE_DIR, fmt);
+        pipe_through(checker, "export %s --format %s --function sir", path, fmt);
+    }
+    /* Unnamed parameters are arg0, ...; a scalar result one result column. */
+    assert_int_equal(tool(&out, "export %s --format csv --function square", path), 0);
+    assert_true(strncmp(out, "key,version,arg0,result,created,compute_seconds\r\n", 49) == 0);
+    assert_int_equal(count_lines(out), 4);
+    free(out);
+    expect(2, "--format takes jsonl, csv or tsv", "export %s --format xml", path);
+    /* JSON Lines takes every function, and names the positional arguments. */
+    assert_int_equal(tool(&out, "export %s --format jsonl", path), 0);
+    assert_int_equal(count_lines(out), 9);
+    assert_contains(out, "\"params\": [\"beta\", \"seed\"]");
+    free(out);
+    expect(0, "beta=0.1, seed=1, label=\"plain\"", "ls %s --function sir", path);
+    assert_int_equal(tool(&out, "ls %s --function sir --json", path), 0);
+    free(out);
+    char hex[33];
+    assert_int_equal(tool(&out, "ls %s --function sir --json --limit 1", path), 0);
+    char *k = strstr(out, "\"key\": \"");
+    assert_non_null(k);
+    memcpy(hex, k + 8, 32);
+    hex[32] = '\0';
+    free(out);
+    expect(0, "[0] beta = 0.", "show -f %s %s", path, hex);
+    expect(0, "[1] seed = ", "show -f %s %s", path, hex);
+}
+
 static void tool_merge_vacuum_clear(void **state)
 {
     (void)state;
@@ -1231,6 +1297,7 @@ int main(void)
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),
         cmocka_unit_test(tool_export_json_lines),
+        cmocka_unit_test(tool_export_tables),
         cmocka_unit_test(tool_merge_vacuum_clear),
         cmocka_unit_test(tool_output_escapes_hostile_text),
         cmocka_unit_test(tool_json_is_strict),

@@ -24,7 +24,7 @@ except ImportError:
 # refused rather than misread. Schema 1: jobcache 0.1.0; 2: result checksums
 # and code fingerprints; 3: each entry's key format; 4: leases (tables this
 # reader does not need).
-MAX_SCHEMA = 5
+MAX_SCHEMA = 6
 # The key formats whose value encoding this reader decodes.
 KEY_FORMATS = (1,)
 
@@ -52,15 +52,16 @@ class ChecksumWarning(UserWarning):
 class Entry:
     """One cached call: its function, version, decoded arguments and result.
 
-    ``args`` is a dict: positional arguments as arg0, arg1, ... (by name once
-    the cache records parameter names), then the named ones by name.
+    ``args`` is a dict: positional arguments by the names the cache records
+    for the function and version (JC_FUNCTION_PARAMS; schema 6), as arg0,
+    arg1, ... otherwise, then the named ones by name.
     ``positional`` and ``named`` keep them apart as the call had them.
     ``checked`` is True when the result's checksum was verified, False when it
     could not be (no xxhash), None when the entry has none (jobcache 0.1.0).
     """
 
     __slots__ = ("key", "function", "version", "positional", "named", "result", "created",
-                 "last_used", "compute_seconds", "hits", "checked", "args_size", "result_size")
+                 "last_used", "compute_seconds", "hits", "checked", "args_size", "result_size", "param_names")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -68,7 +69,7 @@ class Entry:
 
     @property
     def args(self):
-        names = _param_names(self.function, self.version, len(self.positional))
+        names = _param_names(self.param_names, len(self.positional))
         out = dict(zip(names, self.positional))
         for k, v in self.named.items():
             if k in out:
@@ -85,11 +86,11 @@ class Entry:
                                              self.args, self.result)
 
 
-def _param_names(function, version, n):
-    """Column names of the positional arguments. jobcache will record
-    parameter names with each function and version; until then they are
-    arg0, arg1, ..."""
-    return ["arg%d" % i for i in range(n)]
+def _param_names(recorded, n):
+    """Names of n positional arguments: those recorded for the function and
+    version (a list, or None), then arg<i> for any beyond them."""
+    recorded = list(recorded or ())[:n]
+    return recorded + ["arg%d" % i for i in range(len(recorded), n)]
 
 
 def _side_size(path, suffix):
@@ -174,6 +175,13 @@ class Cache:
         # Read the columns the file has: an older schema lacks some, a newer
         # one may add some.
         self._columns = [r[1] for r in db.execute("PRAGMA table_info(entries)")]
+        # Parameter names by function and version (schema 6): "beta,seed".
+        self._params = {}
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'params'"
+                      ).fetchone()[0]:
+            for f, v, names in db.execute("SELECT function, version, names FROM params"):
+                if isinstance(names, str) and names:
+                    self._params[(f, v)] = names.split(",")
 
     # ---- life ----
     def close(self):
@@ -274,12 +282,13 @@ class Cache:
         return Entry(key=key, function=r["function"], version=r["version"], positional=args[0],
                      named=args[1], result=result, created=r["created"], last_used=r["last_used"],
                      compute_seconds=r["compute_seconds"], hits=r["hits"], checked=checked,
-                     args_size=r["args_size"], result_size=r["result_size"])
+                     args_size=r["args_size"], result_size=r["result_size"],
+                     param_names=self._params.get((r["function"], r["version"])))
 
     def frame(self, function, version=None):
         """A pandas DataFrame of one function's entries (of one version when
         given): one row per entry; columns key, version, one per argument
-        (arg0, arg1, ... then named ones), one per field of a map result (a
+        (by the recorded parameter names, else arg0, arg1, ...; then named ones), one per field of a map result (a
         field named like an argument becomes "result.<field>") or ``result``
         for other results, created (UTC datetime) and compute_seconds."""
         import pandas as pd

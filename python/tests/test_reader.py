@@ -90,9 +90,9 @@ def test_results_are_exact(all_cache):
 def test_positional_and_named_arguments(all_cache):
     c = jobcache.open(all_cache)
     got = [(e.args, e.result) for e in c.entries("mixed", "v2")]
-    want = [({"arg0": 0.5 * k, "arg1": k, "label": "odd" if k else "zero", "scale": 2.0},
+    want = [({"x": 0.5 * k, "k": k, "label": "odd" if k else "zero", "scale": 2.0},
              {"k2": k * k, "label": "odd" if k else "zero", "y": k * 1.0}) for k in range(3)]
-    want.append(({"arg0": 1.0, "arg1": 5, "label": "later", "scale": -1.0},
+    want.append(({"x": 1.0, "k": 5, "label": "later", "scale": -1.0},
                  {"k2": 25, "label": "later", "y": -1.0}))
     assert len(got) == 4
     for g, w in zip(got, want):
@@ -147,9 +147,10 @@ def test_frame(all_cache):
     c = jobcache.open(all_cache)
     df = c.frame("mixed")
     # A result field named like an argument is "result.<field>".
-    assert list(df.columns) == ["key", "version", "arg0", "arg1", "label", "scale", "k2",
+    # Positional arguments by the names the cache records (JC_FUNCTION_PARAMS).
+    assert list(df.columns) == ["key", "version", "x", "k", "label", "scale", "k2",
                                 "result.label", "y", "created", "compute_seconds"]
-    assert list(df["arg1"]) == [0, 1, 2, 5]
+    assert list(df["k"]) == [0, 1, 2, 5]
     assert list(df["y"]) == [0.0, 1.0, 2.0, -1.0]
     assert list(df["result.label"]) == ["zero", "odd", "odd", "later"]
     assert str(df["created"].dtype) == "datetime64[ns, UTC]"

@@ -54,8 +54,12 @@ enum {
     OPT_MAX_PAYLOAD = 1 << 17,
     OPT_OTHER_FORMATS = 1 << 18,
     OPT_VERSIONS = 1 << 19,
-    OPT_FAILED = 1 << 20
+    OPT_FAILED = 1 << 20,
+    OPT_FORMAT = 1 << 21
 };
+
+/* export --format */
+enum { FORMAT_JSONL = 0, FORMAT_CSV = 1, FORMAT_TSV = 2 };
 
 typedef struct opts {
     unsigned given; /* OPT_* bits seen */
@@ -63,6 +67,7 @@ typedef struct opts {
     const char *function, *version;
     double older_than, newer_than;
     jc_sort sort;
+    int format; /* FORMAT_* */
     size_t limit;
     int64_t max_size, max_entries, max_payload;
     const char **pos; /* positional arguments */
@@ -129,8 +134,10 @@ size_t text_width(const char *s);
  * "...". */
 void abbreviate(char *s, size_t width);
 /* "0.15, 3, gamma=0.1": the arguments of a call, as written in C, long
- * containers in brief; NULL when out of memory (free() it). */
-char *args_text(const jc_value *args, const jc_value *kwargs, size_t max);
+ * containers in brief; positional ones named by params (nparams of them,
+ * may be NULL): "beta=0.15, seed=3"; NULL when out of memory (free() it). */
+char *args_text(const jc_value *args, const jc_value *kwargs, char *const *params, size_t nparams,
+                size_t max);
 /* The result in brief, for one line of `ls`. */
 char *result_text(const jc_value *v, size_t max);
 /* A value as show writes it; "?" when out of memory (free() it). */
@@ -149,6 +156,9 @@ typedef struct entry {
     char *function, *version;
     jc_value *args, *kwargs, *result;
     char *error; /* why the values did not load; NULL when they did */
+    char **params; /* the names of its positional parameters, as recorded
+                    * (jc_function_params), or NULL */
+    size_t nparams;
 } entry;
 
 void entry_free(entry *e);

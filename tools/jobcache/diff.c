@@ -325,7 +325,7 @@ static bool keep_change(versions_diff *d, const jc_value *args, const jc_value *
     memmove(&d->top[at + 1], &d->top[at], (d->ntop - at) * sizeof *d->top);
     change *c = &d->top[at];
     d->ntop++;
-    *c = (change){.size = size, .args = args_text(args, kwargs, LS_ITEMS), .a = result_text(a, LS_ITEMS),
+    *c = (change){.size = size, .args = args_text(args, kwargs, NULL, 0, LS_ITEMS), .a = result_text(a, LS_ITEMS),
                   .b = result_text(b, LS_ITEMS), .what = strdup(what)};
     return c->args && c->a && c->b && c->what;
 }

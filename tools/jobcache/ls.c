@@ -110,7 +110,7 @@ static bool ls_row(jc_cache *cache, const jc_entry_info *info, const ls_layout *
     if (ok && !e.error) {
         /* Escaped before they are cut to width, so that the width is what
          * the terminal shows (table_add's escaping then changes nothing). */
-        char *a = args_text(e.args, e.kwargs, LS_ITEMS), *r = result_text(e.result, LS_ITEMS);
+        char *a = args_text(e.args, e.kwargs, e.params, e.nparams, LS_ITEMS), *r = result_text(e.result, LS_ITEMS);
         args = a ? text_escape(a) : NULL;
         result = r ? text_escape(r) : NULL;
         free(a);
@@ -121,7 +121,7 @@ static bool ls_row(jc_cache *cache, const jc_entry_info *info, const ls_layout *
          * column, beside the arguments when those decode. */
         jc_value *pa = NULL, *ka = NULL;
         if (jc_entry_load(cache, info->key, &pa, &ka, NULL) == 0) {
-            char *a = args_text(pa, ka, LS_ITEMS);
+            char *a = args_text(pa, ka, e.params, e.nparams, LS_ITEMS);
             args = a ? text_escape(a) : NULL;
             free(a);
         }

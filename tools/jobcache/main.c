@@ -76,6 +76,7 @@ static const option_spec option_specs[] = {
     {"full", 0, OPT_FULL, NULL, "do not abbreviate long arrays and lists"},
     {"json", 0, OPT_JSON, NULL, "machine-readable output (fields in jobcache(1))"},
     {"failed", 0, OPT_FAILED, NULL, "log: only runs with a failure"},
+    {"format", 0, OPT_FORMAT, "FMT", "export: jsonl (default), csv or tsv"},
     {"yes", 'y', OPT_YES, NULL, "really remove every entry"},
     {"help", 'h', OPT_HELP, NULL, "show this help"},
 };
@@ -187,6 +188,16 @@ static int set_value(const command *c, const option_spec *s, const char *v, opts
     case OPT_FUNCTION: o->function = v; return 0;
     case OPT_VERSION: o->version = v; return 0;
     case OPT_SORT: return parse_sort(c, v, &o->sort);
+    case OPT_FORMAT:
+        if (strcmp(v, "jsonl") == 0)
+            o->format = FORMAT_JSONL;
+        else if (strcmp(v, "csv") == 0)
+            o->format = FORMAT_CSV;
+        else if (strcmp(v, "tsv") == 0)
+            o->format = FORMAT_TSV;
+        else
+            return usage_error(c, "--format takes jsonl, csv or tsv, not '%s'", v);
+        return 0;
     case OPT_OLDER:
     case OPT_NEWER:
         if (jc_parse_age(v, s->bit == OPT_OLDER ? &o->older_than : &o->newer_than))

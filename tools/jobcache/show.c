@@ -19,7 +19,10 @@ static void show_values(const entry *e, size_t max)
     size_t n = jc_value_len(e->args), k = jc_value_len(e->kwargs);
     for (size_t i = 0; i < n; i++) {
         char *s = value_text(jc_value_at(e->args, i), max);
-        say(stdout, "%-11s [%zu] %s", i ? "" : "args", i, s ? s : "?");
+        if (e->params && i < e->nparams)
+            say(stdout, "%-11s [%zu] %s = %s", i ? "" : "args", i, e->params[i], s ? s : "?");
+        else
+            say(stdout, "%-11s [%zu] %s", i ? "" : "args", i, s ? s : "?");
         free(s);
     }
     for (size_t i = 0; i < k; i++) {

@@ -242,7 +242,8 @@ static void put_brief(FILE *f, const jc_value *v, size_t max, int depth)
 }
 
 /* "0.15, 3, gamma=0.1": the arguments of a call, as written in C. */
-char *args_text(const jc_value *args, const jc_value *kwargs, size_t max)
+char *args_text(const jc_value *args, const jc_value *kwargs, char *const *params, size_t nparams,
+                size_t max)
 {
     text t;
     if (!text_open(&t))
@@ -250,6 +251,8 @@ char *args_text(const jc_value *args, const jc_value *kwargs, size_t max)
     size_t n = jc_value_len(args), k = jc_value_len(kwargs);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ", " : "", t.f);
+        if (params && i < nparams)
+            fprintf(t.f, "%s=", params[i]);
         put_brief(t.f, jc_value_at(args, i), max, 0);
     }
     for (size_t i = 0; i < k; i++) {
@@ -283,6 +286,7 @@ void entry_free(entry *e)
     free(e->function);
     free(e->version);
     free(e->error);
+    free(e->params);
     jc_value_free(e->args);
     jc_value_free(e->kwargs);
     jc_value_free(e->result);
@@ -301,6 +305,11 @@ bool entry_load(jc_cache *cache, const jc_entry_info *info, entry *e)
         return false;
     e->info.function = e->function;
     e->info.version = e->version;
+    /* Names are a help, not a need: none when they cannot be read. */
+    if (jc_function_params(cache, info->function, info->version, &e->params, &e->nparams) < 0) {
+        e->params = NULL;
+        e->nparams = 0;
+    }
     if (jc_entry_load(cache, info->key, &e->args, &e->kwargs, &e->result))
         return (e->error = strdup(jc_errmsg())) != NULL;
     return true;
@@ -344,6 +353,15 @@ json_t *entry_json(const entry *e)
         ok = json_put(j, "args", json_value(e->args)) &&
              json_put(j, "kwargs", json_value(e->kwargs)) &&
              json_put(j, "result", json_value(e->result));
+    /* The names of the positional arguments, when recorded: "params":
+     * ["beta", "seed"] beside "args": [0.3, 7]. */
+    if (ok && e->params) {
+        json_t *a = json_array();
+        ok = a != NULL;
+        for (size_t i = 0; ok && i < e->nparams; i++)
+            ok = json_array_append_new(a, json_text(e->params[i])) == 0;
+        ok = ok ? json_put(j, "params", a) : (json_decref(a), false);
+    }
     if (!ok)
         json_decref(j);
     return ok ? j : NULL;
