@@ -126,15 +126,10 @@ static void a_backup_of_a_cache_in_use_is_complete(void **state)
 
     /* An existing destination is refused and left as it is. */
     sql(dest, "PRAGMA user_version = 2");
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(dest, &before_len);
+    jc_test_bytes before = jc_test_snapshot(dest);
     assert_int_equal(jc_cache_backup(c, dest), JC_EIO);
     assert_contains(jc_errmsg(), "already exists");
-    void *after = jc_test_read_file(dest, &after_len);
-    assert_int_equal(before_len, after_len);
-    assert_memory_equal(before, after, before_len);
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(dest, before);
     /* A destination that cannot be written: nothing left behind. */
     assert_int_equal(jc_cache_backup(c, "/nonexistent-dir/copy.db"), JC_EIO);
     assert_contains(jc_errmsg(), "/nonexistent-dir/copy.db");

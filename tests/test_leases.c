@@ -125,6 +125,60 @@ static run_out run_sq(const char *path, int n, int n_jobs, int notify_fd)
     return o;
 }
 
+/* Writes a claim as another process would: owner's row, expiring at
+ * expires, and a row of n claimed keys (keys, or n zero keys when NULL). */
+static void insert_claim(const char *path, const char *owner, double expires, const uint8_t *keys, size_t n)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO lease_owners VALUES (?1, ?2, ?3)", -1, &s, NULL), SQLITE_OK);
+    sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_double(s, 2, expires);
+    sqlite3_bind_double(s, 3, jc__now() - 60);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    uint8_t *zeros = keys ? NULL : calloc(n ? n : 1, JC__KEY_LEN);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, keys ? keys : zeros, (int)(n * JC__KEY_LEN), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(zeros);
+}
+
+/* The key of slow_sq(x). */
+static void slow_sq_key(int64_t x, uint8_t key[JC__KEY_LEN])
+{
+    jc_value *arg = jc_int(x);
+    assert_int_equal(jc__key_compute("slow_sq", "v1", &arg, 1, key), 0);
+    jc_value_free(arg);
+}
+
+/* Starts a process that runs slow_sq(0..n) on path (its call of 3 failing
+ * when fail3), and returns once it has claimed its misses and delivered a
+ * first result. It exits 0 when its run failed exactly as expected. */
+static pid_t start_owner(const char *path, int n, bool fail3)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        fail_three = fail3;
+        run_out o = run_sq(path, n, 1, ready[1]);
+        _exit(o.failed == (fail3 ? 1u : 0u) ? 0 : 1);
+    }
+    close(ready[1]);
+    char ch;
+    assert_int_equal(read(ready[0], &ch, 1), 1); /* claimed, computing */
+    close(ready[0]);
+    return pid;
+}
+
 /* Two processes started together on one cache, the same 100 calls of 10 ms
  * each: every call is computed once (0.1.0: twice), and both get every
  * result. */
@@ -178,19 +232,7 @@ static void a_killed_owner_costs_no_hang(void **state)
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "killed.db");
     jc_cache_close(open_cache(path, 0));
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(ready[0]);
-        run_sq(path, 300, 1, ready[1]); /* 3 s of calls */
-        _exit(0);
-    }
-    close(ready[1]);
-    char ch;
-    assert_int_equal(read(ready[0], &ch, 1), 1); /* claimed, computing */
-    close(ready[0]);
+    pid_t pid = start_owner(path, 300, false); /* 3 s of calls */
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     int before = atomic_load(computed);
@@ -209,20 +251,7 @@ static void a_failure_of_the_owner_is_computed_by_the_waiter(void **state)
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "owner-fails.db");
     jc_cache_close(open_cache(path, 0));
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(ready[0]);
-        fail_three = 1;
-        run_out o = run_sq(path, 100, 1, ready[1]);
-        _exit(o.failed == 1 ? 0 : 1);
-    }
-    close(ready[1]);
-    char ch;
-    assert_int_equal(read(ready[0], &ch, 1), 1);
-    close(ready[0]);
+    pid_t pid = start_owner(path, 100, true);
     run_out o = run_sq(path, 100, 1, -1);
     int status;
     waitpid(pid, &status, 0);
@@ -243,26 +272,11 @@ static void a_foreign_owner_holds_until_its_claim_expires(void **state)
     jc_test_path(path, sizeof path, "foreign-owner.db");
     jc_cache_close(open_cache(path, 0));
     uint8_t key[JC__KEY_LEN];
-    jc_value *arg = jc_int(5);
-    assert_int_equal(jc__key_compute("slow_sq", "v1", &arg, 1, key), 0);
-    jc_value_free(arg);
+    slow_sq_key(5, key);
     for (int live = 1; live >= 0; live--) {
-        sqlite3 *db;
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        sqlite3_stmt *s;
-        sqlite3_exec(db, "DELETE FROM entries; DELETE FROM leases; DELETE FROM lease_owners;", NULL, NULL, NULL);
-        const char *owner = "00000000-feed-0000-0000-000000000000|pid:[1]|42|4242";
-        char sql[256];
-        snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, 0)", owner,
-                 jc__now() + (live ? 1.5 : -5));
-        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", -1, &s, NULL),
-                         SQLITE_OK);
-        sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(s, 2, key, JC__KEY_LEN, SQLITE_STATIC);
-        assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-        sqlite3_finalize(s);
-        sqlite3_close(db);
+        sql(path, "DELETE FROM entries; DELETE FROM leases; DELETE FROM lease_owners;");
+        insert_claim(path, "00000000-feed-0000-0000-000000000000|pid:[1]|42|4242", jc__now() + (live ? 1.5 : -5),
+                     key, 1);
 
         run_out o = run_sq(path, 8, 1, -1);
         assert_int_equal(o.status, JC_OK);
@@ -283,19 +297,7 @@ static void a_wait_is_interruptible(void **state)
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "wait-intr.db");
     jc_cache_close(open_cache(path, 0));
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t owner = fork();
-    assert_true(owner >= 0);
-    if (owner == 0) {
-        close(ready[0]);
-        run_sq(path, 1000, 1, ready[1]); /* 10 s */
-        _exit(0);
-    }
-    close(ready[1]);
-    char ch;
-    assert_int_equal(read(ready[0], &ch, 1), 1);
-    close(ready[0]);
+    pid_t owner = start_owner(path, 1000, false); /* 10 s */
     pid_t waiter = fork();
     assert_true(waiter >= 0);
     if (waiter == 0) {
@@ -402,38 +404,12 @@ static void a_zombie_owner_is_dead(void **state)
     close(p[1]);
     nap_ms(100);
     uint8_t key[JC__KEY_LEN];
-    jc_value *arg = jc_int(5);
-    assert_int_equal(jc__key_compute("slow_sq", "v1", &arg, 1, key), 0);
-    jc_value_free(arg);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char sql[512];
-    snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, 0)", owner, jc__now() + 3600);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_stmt *s;
-    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO leases (owner, keys) VALUES (?1, ?2)", -1, &s, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 2, key, JC__KEY_LEN, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+    slow_sq_key(5, key);
+    insert_claim(path, owner, jc__now() + 3600, key, 1);
     run_out o = run_sq(path, 8, 1, -1);
     waitpid(pid, NULL, 0);
     assert_int_equal(o.status, JC_OK);
     assert_true(o.seconds < 1.0); /* not a wait of an hour */
-}
-
-static void insert_owner(const char *path, const char *owner, double expires, int ncalls)
-{
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char sql[512];
-    snprintf(sql, sizeof sql, "INSERT INTO lease_owners VALUES ('%s', %.3f, %.3f)", owner, expires, jc__now() - 60);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    snprintf(sql, sizeof sql, "INSERT INTO leases (owner, keys) VALUES ('%s', zeroblob(%d))", owner, 16 * ncalls);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
 }
 
 static char *tool_output(const char *args)
@@ -459,8 +435,8 @@ static void leases_are_listed_and_stale_ones_broken(void **state)
     jc_cache_close(open_cache(path, 0));
     const char *live = "11111111-0000-0000-0000-000000000000|pid:[7]|101|5";
     const char *stale = "22222222-0000-0000-0000-000000000000|pid:[7]|202|6";
-    insert_owner(path, live, jc__now() + 3600, 12);
-    insert_owner(path, stale, jc__now() - 10, 3);
+    insert_claim(path, live, jc__now() + 3600, NULL, 12);
+    insert_claim(path, stale, jc__now() - 10, NULL, 3);
 
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     jc_stats *st = jc_cache_stats(c);

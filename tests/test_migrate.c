@@ -134,8 +134,7 @@ static void a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
     (void)state;
     char path[PATH_CAP];
     copy_data("v0.1.0.jobcache", path, sizeof path);
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(path, &before_len);
+    jc_test_bytes before = jc_test_snapshot(path);
 
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(run_v1_calls(c), 32);
@@ -151,11 +150,7 @@ static void a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
     assert_int_equal(vr.unchecked, 32); /* no checksums in schema 1 */
     jc_cache_close(c);
 
-    void *after = jc_test_read_file(path, &after_len);
-    assert_int_equal(after_len, before_len);
-    assert_memory_equal(after, before, before_len); /* not a byte written */
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(path, before);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 1);
 }
 
@@ -206,8 +201,7 @@ static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
     (void)state;
     char path[PATH_CAP];
     copy_data("v2.jobcache", path, sizeof path);
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(path, &before_len);
+    jc_test_bytes before = jc_test_snapshot(path);
     int64_t hits_before = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
 
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
@@ -224,11 +218,7 @@ static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
     assert_int_equal(vr.other_format, 0);
     assert_int_equal(vr.unchecked, 0);
     jc_cache_close(c);
-    void *after = jc_test_read_file(path, &after_len);
-    assert_int_equal(after_len, before_len);
-    assert_memory_equal(after, before, before_len);
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(path, before);
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
@@ -258,8 +248,7 @@ static void a_schema_3_file_gets_leases(void **state)
     (void)state;
     char path[PATH_CAP];
     copy_data("v3.jobcache", path, sizeof path);
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(path, &before_len);
+    jc_test_bytes before = jc_test_snapshot(path);
 
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(run_v1_calls(c), 32);
@@ -271,11 +260,7 @@ static void a_schema_3_file_gets_leases(void **state)
     assert_int_equal(s->leases_alive + s->leases_stale, 0);
     jc_stats_free(s);
     jc_cache_close(c);
-    void *after = jc_test_read_file(path, &after_len);
-    assert_int_equal(after_len, before_len);
-    assert_memory_equal(after, before, before_len);
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(path, before);
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
@@ -306,19 +291,14 @@ static void a_schema_4_file_gets_the_record_of_runs(void **state)
     (void)state;
     char path[PATH_CAP];
     copy_data("v4.jobcache", path, sizeof path);
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(path, &before_len);
+    jc_test_bytes before = jc_test_snapshot(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(run_v1_calls(c), 32);
     int n = 0;
     assert_int_equal(jc_cache_runs(c, 0, false, count_run, &n), 0);
     assert_int_equal(n, 0);
     jc_cache_close(c);
-    void *after = jc_test_read_file(path, &after_len);
-    assert_int_equal(after_len, before_len);
-    assert_memory_equal(after, before, before_len);
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(path, before);
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
@@ -337,8 +317,7 @@ static void a_schema_5_file_gets_parameter_names(void **state)
     char path[PATH_CAP];
     copy_data("v5.jobcache", path, sizeof path);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 5);
-    size_t before_len = 0, after_len = 0;
-    void *before = jc_test_read_file(path, &before_len);
+    jc_test_bytes before = jc_test_snapshot(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(run_v1_calls(c), 32);
     char **names = (char **)1;
@@ -347,11 +326,7 @@ static void a_schema_5_file_gets_parameter_names(void **state)
     assert_null(names);
     assert_int_equal(n, 0);
     jc_cache_close(c);
-    void *after = jc_test_read_file(path, &after_len);
-    assert_int_equal(after_len, before_len);
-    assert_memory_equal(after, before, before_len);
-    free(before);
-    free(after);
+    jc_test_assert_unchanged(path, before);
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
@@ -427,18 +402,13 @@ static void a_foreign_database_is_refused_untouched(void **state)
                  "PRAGMA user_version = %d;",
                  version);
         make_db(path, setup);
-        size_t before_len = 0, after_len = 0;
-        void *before = jc_test_read_file(path, &before_len);
+        jc_test_bytes before = jc_test_snapshot(path);
         for (int ro = 0; ro <= 1; ro++) {
             assert_null(jc_cache_open(path, &(jc_cache_options){.flags = ro ? JC_CACHE_READONLY : 0}));
             assert_int_equal(jc_errcode(), JC_ECORRUPT);
             assert_contains(jc_errmsg(), "another application");
         }
-        void *after = jc_test_read_file(path, &after_len);
-        assert_int_equal(after_len, before_len);
-        assert_memory_equal(after, before, before_len);
-        free(before);
-        free(after);
+        jc_test_assert_unchanged(path, before);
         char *mode = jc_test_sql_text(path, "PRAGMA journal_mode");
         assert_string_equal(mode, "delete");
         free(mode);

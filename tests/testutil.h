@@ -305,6 +305,32 @@ static inline void jc_test_stderr_restore(int saved)
 #include <jobcache.h>
 
 /* Fails the test unless needle occurs in haystack. */
+/* A file's bytes, to show later that nothing was written to it. */
+typedef struct jc_test_bytes {
+    void *data;
+    size_t len;
+} jc_test_bytes;
+
+static inline jc_test_bytes jc_test_snapshot(const char *path)
+{
+    jc_test_bytes b = {NULL, 0};
+    b.data = jc_test_read_file(path, &b.len);
+    assert_non_null(b.data);
+    return b;
+}
+
+/* Fails unless path holds exactly the bytes of snap; frees snap. */
+static inline void jc_test_assert_unchanged(const char *path, jc_test_bytes snap)
+{
+    size_t len = 0;
+    void *now = jc_test_read_file(path, &len);
+    assert_non_null(now);
+    assert_int_equal(len, snap.len);
+    assert_memory_equal(now, snap.data, snap.len);
+    free(now);
+    free(snap.data);
+}
+
 static inline void assert_contains(const char *haystack, const char *needle)
 {
     if (!haystack || !strstr(haystack, needle))
