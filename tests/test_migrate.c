@@ -1,18 +1,18 @@
 /*
  * Tests of schema migrations, on files made by earlier releases and checked
  * in under tests/data (each made by the code before the schema change that
- * follows it; tests/data/make_v1_cache.c says how):
+ * follows it; tests/data/make_cache.c says how):
  *
  *   v0.1.0.jobcache  schema 1, jobcache 0.1.0: 32 entries of sq, half and
  *                    greet, 5 of them hit once.
- *   v2.jobcache      schema 2, main at e46f85e (make_v2_cache.c): the same
- *                    calls, with checksums and code fingerprints.
- *   v3.jobcache      schema 3, main at 6784307 (make_v3_cache.c): the same,
- *                    with each entry's key format; before leases (schema 4).
- *   v4.jobcache      schema 4, main at da49ab5 (make_v4_cache.c): the same,
- *                    with leases; before the record of runs (schema 5).
- *   v5.jobcache      schema 5, main at 3592c08 (make_v5_cache.c): the same,
- *                    with the record of runs; before parameter names (6).
+ *   v2.jobcache      schema 2, main at e46f85e: the same calls, with
+ *                    checksums and code fingerprints.
+ *   v3.jobcache      schema 3, main at 6784307: the same, with each entry's
+ *                    key format; before leases (schema 4).
+ *   v4.jobcache      schema 4, main at da49ab5: the same, with leases;
+ *                    before the record of runs (schema 5).
+ *   v5.jobcache      schema 5, main at 3592c08: the same, with the record
+ *                    of runs; before parameter names (6).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -37,7 +37,7 @@
 
 #define PATH_CAP 4096
 
-/* The functions of tests/data/make_v1_cache.c, under the same names and
+/* The functions of tests/data/make_cache.c, under the same names and
  * versions. */
 static int sq(jc_call *call)
 {
@@ -100,7 +100,7 @@ static const char *copy_data(const char *name, char *path, size_t cap)
     return path;
 }
 
-/* Runs the calls of make_v1_cache.c and checks every result; returns how
+/* Runs the calls of make_cache.c and checks every result; returns how
  * many were hits. */
 static size_t run_v1_calls(jc_cache *c)
 {

@@ -1,16 +1,28 @@
 /*
- * Made tests/data/v5.jobcache with the code of main at commit 3592c08
- * (jobcache 0.2.0, schema version 5: checksums, fingerprints, key formats,
- * leases and the record of runs), before schema 6 added parameter names. Kept for
- * the record; it is not built. To make the file again:
+ * Makes the cache files under tests/data that tests/test_migrate.c opens:
+ * each was made by this program built against the code just before the
+ * schema change that follows it, so each holds what that code wrote.
  *
- *   git worktree add /tmp/v5 3592c08 && cmake -S /tmp/v5 -B /tmp/v5/b &&
- *   cmake --build /tmp/v5/b && cc -I/tmp/v5/include make_v5_cache.c
- *   /tmp/v5/b/libjobcache.a $(pkg-config --libs sqlite3 libxxhash msgpack
- *   libelf capstone) -lpthread -lm && ./a.out v5.jobcache
+ *   file             schema  made with (commit)         what the schema has
+ *   v0.1.0.jobcache  1       jobcache 0.1.0 (24c2234)    entries, hits
+ *   v2.jobcache      2       main at e46f85e             + result checksums,
+ *                                                          code fingerprints
+ *   v3.jobcache      3       main at 6784307             + key formats
+ *   v4.jobcache      4       main at da49ab5             + leases
+ *   v5.jobcache      5       main at 3592c08 (0.2.0 dev) + record of runs
  *
- * The calls are those of make_v1_cache.c (the same functions are registered
- * in tests/test_migrate.c), stored, then 5 of them hit once.
+ * Kept for the record; it is not built. To make file F with commit C:
+ *
+ *   git worktree add /tmp/old C && cmake -S /tmp/old -B /tmp/old/b &&
+ *   cmake --build /tmp/old/b && cc -I/tmp/old/include make_cache.c
+ *   /tmp/old/b/libjobcache.a $LIBS -lpthread -lm && ./a.out F
+ *
+ * where LIBS is "-lsqlite3 -lxxhash -lmsgpackc" for 0.1.0 and
+ * "$(pkg-config --libs sqlite3 libxxhash msgpack libelf capstone)" for the
+ * later commits. The program stores 32 calls of sq, half and greet, then
+ * hits 5 of them once; the same functions are registered under the same
+ * names and versions in tests/test_migrate.c, which hits every entry with
+ * the new library.
  */
 #include <jobcache.h>
 #include <stdio.h>
