@@ -5,7 +5,8 @@ set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 . "$top/.ci/deps.sh"
 jc_install_deps python3 python3-joblib python3-numpy sqlite3 jq \
-    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux
+    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux \
+    openmpi-bin libopenmpi-dev
 jobs="$(nproc)"
 for variant in plain sanitize; do
     dir="$top/build-test-$variant"
