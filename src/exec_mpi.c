@@ -557,6 +557,35 @@ typedef struct serve_state {
 
 static serve_state srv;
 
+/* SIGTERM or SIGINT to a worker rank (mpirun and srun pass a Ctrl-C on to
+ * every rank as SIGTERM, and kill the whole job the moment one rank dies):
+ * the rank stops its call at once but stays alive up to TERM_GRACE_SECONDS
+ * for the coordinator, so that the coordinator, which got the same signal,
+ * has time to commit what has arrived. Then it ends as killed by the
+ * signal. */
+#define TERM_GRACE_SECONDS 5.0
+static volatile sig_atomic_t term_signal;
+
+static void on_term(int sig)
+{
+    term_signal = sig;
+}
+
+/* The signals the rank took over (a program's own handler is left alone). */
+static sigset_t term_caught;
+
+static void catch_term(void)
+{
+    struct sigaction sa = {.sa_handler = on_term}, old;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&term_caught);
+    static const int sigs[] = {SIGTERM, SIGINT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL &&
+            sigaction(sigs[i], &sa, NULL) == 0)
+            sigaddset(&term_caught, sigs[i]);
+}
+
 /* Takes every message from the coordinator that has arrived. */
 static void drain(void)
 {
@@ -689,7 +718,7 @@ static bool serve_abandon(void *ctx)
 {
     group_run *g = ctx;
     drain();
-    return srv.finish || g->h.run <= srv.cancelled_up_to;
+    return srv.finish || term_signal || g->h.run <= srv.cancelled_up_to;
 }
 
 /* Decodes one call of the group; false, with *why set (malloc'd), when it
@@ -763,14 +792,16 @@ static void run_group(const queued *qg)
         jc__exec ex = {.tasks = g.tasks, .ntasks = g.n, .nworkers = 1, .timeout = g.h.timeout,
                        .memory_limit = g.h.memory_limit, .deliver = serve_deliver, .abandon = serve_abandon,
                        .ctx = &g};
-        sigemptyset(&ex.interrupts); /* a worker rank takes over no signal: SIGTERM from mpirun ends it */
+        /* Taken over here, so the child gets their default (exec_fork), and
+         * they reach this process during the fork pool's waits only. */
+        ex.interrupts = term_caught;
         int rc = jc__exec_fork(&ex);
         if (rc && rc != JC_EINTR) {
             /* No worker process could be started at all: every call left fails. */
             fprintf(stderr, "jobcache: rank %d (host %s): %s\n", mpi.rank, mpi.host, jc_errmsg());
         }
     }
-    if (!srv.finish && g.h.run > srv.cancelled_up_to)
+    if (!srv.finish && !term_signal && g.h.run > srv.cancelled_up_to)
         flush_results(&g);
     for (size_t i = 0; i < g.n; i++) {
         for (size_t k = 0; k < g.tasks[i].argc; k++)
@@ -794,13 +825,32 @@ static _Noreturn void finish_worker(void)
     exit(srv.status);
 }
 
+/* Signalled: waits for the coordinator's FINISH a bounded time, then ends
+ * as killed by the signal. */
+static _Noreturn void end_by_signal(void)
+{
+    double until = jc__monotonic() + TERM_GRACE_SECONDS;
+    while (!srv.finish && jc__monotonic() < until) {
+        drain();
+        sleep_for(IDLE_MAX, NULL);
+    }
+    if (srv.finish)
+        finish_worker();
+    signal(term_signal, SIG_DFL);
+    raise(term_signal);
+    _exit(128 + term_signal);
+}
+
 static _Noreturn void serve(void)
 {
+    catch_term();
     double step = POLL_MIN;
     for (;;) {
         drain();
         if (srv.finish)
             finish_worker();
+        if (term_signal)
+            end_by_signal();
         if (!srv.nq) {
             sleep_for(step, NULL);
             if (step < IDLE_MAX)
