@@ -477,7 +477,10 @@ static int coordinate(coord *c)
             if (rc)
                 return rc;
         }
-        if (!c->outstanding && (c->stopping || c->next >= c->ex->ntasks))
+        /* Told to stop (the first error under JC_ON_ERROR_STOP): the groups
+         * still out are cancelled at once, calls running included, rather
+         * than waited for (a call may take hours). */
+        if (c->stopping || (!c->outstanding && c->next >= c->ex->ntasks))
             return 0;
         bool got = false;
         int rc = receive_all(c, &got);
@@ -819,8 +822,9 @@ static _Noreturn void finish_worker(void)
         free(srv.q[i].buf);
     free(srv.q);
     MPI_Comm_free(&mpi.comm);
-    if (mpi.ours)
-        MPI_Finalize();
+    /* Whoever initialised MPI: this rank never returns to the program's
+     * own MPI_Finalize. */
+    MPI_Finalize();
     fflush(NULL);
     exit(srv.status);
 }
