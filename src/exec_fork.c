@@ -900,7 +900,7 @@ static void teardown(pool *p, bool kill_now)
     double start = jc__monotonic();
     double kill_at = kill_now ? start : p->ex->timeout > 0 ? start + p->ex->timeout : -1;
     double give_up = kill_now ? start + REAP_SECONDS : -1;
-    double step = 0.0005;
+    double step = 0.00005; /* an idle worker ends within tens of microseconds of its EOF */
     for (;;) {
         int left = 0;
         for (int i = 0; i < p->n; i++) {

@@ -64,6 +64,7 @@
 #define POLL_MAX 1e-3       /* the longest, for the coordinator during a run */
 #define IDLE_MAX 5e-3       /* the longest, for an idle worker rank */
 #define DRAIN_SECONDS 10.0  /* at the end, for sends of a cancelled run to complete */
+#define GROUP_COST_FACTOR 25.0 /* a group holds at least this many times its own cost */
 enum {
     INFLIGHT = 2,
     MAX_GROUP = 65536,
@@ -88,6 +89,7 @@ typedef struct task_hdr {
  * may come in several messages). */
 typedef struct results_hdr {
     uint32_t magic, run, group, n;
+    double cost; /* in the group's last message: seconds the group took beyond its calls' own */
 } results_hdr;
 /* Followed by len bytes: the exact encoding of the result, or the message. */
 typedef struct outcome_hdr {
@@ -201,6 +203,8 @@ typedef struct coord {
     bool stopping;
     double mean;        /* running mean of task seconds, 0 = none yet */
     size_t measured;
+    double group_cost;  /* running mean of what a group costs a rank beyond its calls */
+    size_t groups_measured;
     sigset_t run_mask;  /* the mask to sleep with: the run's interrupts unblocked */
 } coord;
 
@@ -208,7 +212,15 @@ static size_t group_size(const coord *c)
 {
     size_t left = c->ex->ntasks - c->next;
     size_t guided = left / (2 * (size_t)c->n);
-    size_t by_time = c->mean > 0 ? (size_t)(BATCH_SECONDS / c->mean) : 1;
+    /* About BATCH_SECONDS of calls, and at least GROUP_COST_FACTOR times
+     * what a group costs a worker rank beyond its calls (the fork of the
+     * child that runs them, mostly: about 1 ms), so that this cost stays a
+     * few percent. Rounded, not truncated: two calls of 5 ms are a group of
+     * 10 ms. */
+    double seconds = BATCH_SECONDS;
+    if (c->group_cost * GROUP_COST_FACTOR > seconds)
+        seconds = c->group_cost * GROUP_COST_FACTOR;
+    size_t by_time = c->mean > 0 ? (size_t)(seconds / c->mean + 0.5) : 1;
     size_t b = by_time < guided ? by_time : guided;
     if (b < 1)
         b = 1;
@@ -375,6 +387,11 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
         }
         if (c->ex->deliver(c->ex->ctx, &o))
             c->stopping = true;
+    }
+    if (h.cost > 0) {
+        c->groups_measured++;
+        double k = c->groups_measured < 16 ? 1.0 / (double)c->groups_measured : 1.0 / 16;
+        c->group_cost += (h.cost - c->group_cost) * k;
     }
     if (g->delivered == g->ntasks) {
         complete_send(g);
@@ -651,13 +668,16 @@ typedef struct group_run {
     jc__buf out;       /* outcomes not yet sent */
     uint32_t nout;
     double last_flush;
+    uint32_t ndone;    /* outcomes added */
+    double busy;       /* the calls' own seconds, as measured in the child */
+    double cost;       /* set before the last flush: the group's time beyond busy */
 } group_run;
 
 static void flush_results(group_run *g)
 {
     if (!g->nout)
         return;
-    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout};
+    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost};
     memcpy(g->out.data, &h, sizeof h);
     if (g->out.oom || send_sleeping(g->out.data, g->out.len, 0, TAG_RESULTS)) {
         fprintf(stderr, "jobcache: rank %d: cannot send results to the coordinator%s; ending the job\n", mpi.rank,
@@ -677,13 +697,17 @@ static void add_outcome(group_run *g, uint32_t task, jc_status st, double secs, 
     jc__buf_write(&g->out, (const char *)&oh, sizeof oh);
     jc__buf_write(&g->out, payload, len);
     g->nout++;
-    if (g->out.len >= FLUSH_BYTES || jc__monotonic() - g->last_flush >= FLUSH_SECONDS)
+    /* The group's last outcome waits for the last message, which carries
+     * the group's cost. */
+    if (++g->ndone < g->h.ntasks &&
+        (g->out.len >= FLUSH_BYTES || jc__monotonic() - g->last_flush >= FLUSH_SECONDS))
         flush_results(g);
 }
 
 static bool serve_deliver(void *ctx, jc__outcome *o)
 {
     group_run *g = ctx;
+    g->busy += o->seconds;
     uint32_t task = g->index[o->task];
     if (o->status == JC_STATUS_OK) {
         jc__buf enc = {0};
@@ -798,7 +822,9 @@ static void run_group(const queued *qg)
         /* Taken over here, so the child gets their default (exec_fork), and
          * they reach this process during the fork pool's waits only. */
         ex.interrupts = term_caught;
+        double t0 = jc__monotonic();
         int rc = jc__exec_fork(&ex);
+        g.cost = jc__monotonic() - t0 - g.busy;
         if (rc && rc != JC_EINTR) {
             /* No worker process could be started at all: every call left fails. */
             fprintf(stderr, "jobcache: rank %d (host %s): %s\n", mpi.rank, mpi.host, jc_errmsg());
