@@ -21,6 +21,15 @@ for variant in plain sanitize; do
         ctest --output-on-failure -j"$jobs")
 done
 
+# The library built without MPI (JOBCACHE_MPI=OFF) builds and passes as
+# before; test_mpi then checks that jc_mpi_init refuses a job of several ranks.
+echo "== build without MPI"
+dir="$top/build-test-nompi"
+cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJOBCACHE_WERROR=ON -DJOBCACHE_MPI=OFF >/dev/null
+cmake --build "$dir" -j"$jobs"
+echo "== tests without MPI"
+(cd "$dir" && ctest --output-on-failure -j"$jobs")
+
 # Each libFuzzer harness for 60 s (tests/fuzz/run.sh), when clang and its
 # fuzzer runtime can be had; the corpus replay ran in ctest above either way.
 echo "== fuzz"
