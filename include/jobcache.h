@@ -625,9 +625,10 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  * jc_run there sends the misses to ranks 1..N-1 (JC_BACKEND_AUTO chooses the
  * MPI backend; n_jobs does not apply, every worker rank computes). On every
  * other rank it does not return: the rank serves calls until rank 0 ends,
- * then exits with rank 0's exit status (MPI_Finalize is called for you, at
- * exit, when jobcache initialised MPI; a program that calls MPI_Init itself
- * finalizes it itself). A worker rank runs each call in a forked child, so a
+ * then calls MPI_Finalize and exits with rank 0's exit status (0 when the
+ * program calls MPI_Finalize itself before exiting). On rank 0, jobcache
+ * calls MPI_Finalize at exit when it initialised MPI; a program that called
+ * MPI_Init itself finalizes rank 0 itself. A worker rank runs each call in a forked child, so a
  * call that crashes, calls exit() or times out fails alone, named with its
  * rank and host, and the job goes on.
  *

@@ -72,7 +72,7 @@ enum {
     FLUSH_BYTES = 1 << 20,
     MAGIC = 0x6a634d31, /* "jcM1" */
 };
-enum { TAG_GROUP = 1, TAG_RESULTS = 2, TAG_CANCEL = 3, TAG_FINISH = 4 };
+enum { TAG_GROUP = 1, TAG_RESULTS = 2, TAG_CANCEL = 3, TAG_FINISH = 4, TAG_FINISHED = 5 };
 
 /* Coordinator -> worker rank: a group of calls. */
 typedef struct group_hdr {
@@ -121,6 +121,8 @@ static struct {
     orphan *orphans;     /* sends of cancelled runs, not known complete */
     size_t norphans;
     char host[64];
+    pid_t pid;           /* the process that called jc_mpi_init (not a forked child of it) */
+    int init_rc;         /* what jc_mpi_init returned, returned again */
     const char *why_not; /* why there is no MPI backend here */
 } mpi = {.why_not = "the program did not call jc_mpi_init at the top of main"};
 
@@ -370,7 +372,8 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
         off += oh.len;
         g->delivered++;
         c->outstanding--;
-        learn(c, oh.seconds);
+        if (oh.status == JC_STATUS_OK || oh.seconds > 0)
+            learn(c, oh.seconds); /* not a call refused before it ran */
         jc__outcome o = {.task = oh.task, .status = (jc_status)oh.status, .seconds = oh.seconds};
         if (o.status == JC_STATUS_OK) {
             o.blob = malloc(oh.len ? oh.len : 1);
@@ -463,8 +466,8 @@ static void cancel_outstanding(coord *c)
         MPI_Send(&m, sizeof m, MPI_BYTE, s->rank, TAG_CANCEL, mpi.comm); /* tiny: sent eagerly */
         for (int k = 0; k < s->nq; k++) {
             orphan *o = realloc(mpi.orphans, (mpi.norphans + 1) * sizeof *o);
-            if (!o) { /* cannot keep it: wait for it */
-                complete_send(&s->q[k]);
+            if (!o) { /* cannot track it: MPI completes it alone; its buffer is left to it */
+                MPI_Request_free(&s->q[k].req);
                 continue;
             }
             mpi.orphans = o;
@@ -664,38 +667,74 @@ typedef struct group_run {
     group_hdr h;
     jc__task *tasks;   /* the calls to run */
     uint32_t *index;   /* their task numbers in the coordinator's run */
+    bool *done;        /* per call to run: an outcome was added */
     size_t n;
     jc__buf out;       /* outcomes not yet sent */
     uint32_t nout;
     double last_flush;
     uint32_t ndone;    /* outcomes added */
     double busy;       /* the calls' own seconds, as measured in the child */
+    double sending;    /* seconds spent sending results before the end */
     double cost;       /* set before the last flush: the group's time beyond busy */
 } group_run;
 
+/* The largest outcome a message carries: MPI counts bytes in an int. */
+#define MAX_OUTCOME ((size_t)INT_MAX - sizeof(results_hdr) - sizeof(outcome_hdr))
+
+/* The group's run was cancelled or the job is ending: nothing more to send. */
+static bool group_dropped(const group_run *g)
+{
+    return srv.finish || term_signal || g->h.run <= srv.cancelled_up_to;
+}
+
 static void flush_results(group_run *g)
 {
-    if (!g->nout)
+    if (!g->nout || group_dropped(g))
         return;
+    double t0 = jc__monotonic();
     results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost};
     memcpy(g->out.data, &h, sizeof h);
-    if (g->out.oom || send_sleeping(g->out.data, g->out.len, 0, TAG_RESULTS)) {
-        fprintf(stderr, "jobcache: rank %d: cannot send results to the coordinator%s; ending the job\n", mpi.rank,
-                g->out.oom ? " (out of memory)" : "");
+    if (send_sleeping(g->out.data, g->out.len, 0, TAG_RESULTS)) {
+        fprintf(stderr, "jobcache: rank %d: cannot send results to the coordinator; ending the job\n", mpi.rank);
         MPI_Abort(MPI_COMM_WORLD, 70);
     }
     g->out.len = sizeof h;
     g->nout = 0;
     g->last_flush = jc__monotonic();
+    g->sending += g->last_flush - t0;
 }
 
+/* Appends an outcome (payload: the encoded result, or the message). One
+ * that cannot travel (larger than an MPI message) or cannot be held (out of
+ * memory) becomes an error of that call, never the end of the rank. */
 static void add_outcome(group_run *g, uint32_t task, jc_status st, double secs, const void *payload, size_t len)
 {
-    if (len > UINT32_MAX)
-        len = UINT32_MAX;
+    char why[200];
+    if (len > MAX_OUTCOME) {
+        snprintf(why, sizeof why, "its result encodes to %zu bytes, more than an MPI message carries (2 GiB), "
+                 "on MPI rank %d", len, mpi.rank);
+        st = JC_STATUS_ERROR;
+        payload = why;
+        len = strlen(why);
+    }
+    if (g->nout && g->out.len + sizeof(outcome_hdr) + len > (size_t)INT_MAX)
+        flush_results(g); /* what is held goes first: one message stays under 2 GiB */
+    size_t at = g->out.len;
     outcome_hdr oh = {.task = task, .status = (uint32_t)st, .len = (uint32_t)len, .seconds = secs};
     jc__buf_write(&g->out, (const char *)&oh, sizeof oh);
     jc__buf_write(&g->out, payload, len);
+    if (g->out.oom) {
+        g->out.len = at;
+        g->out.oom = false;
+        snprintf(why, sizeof why, "out of memory on MPI rank %d holding its result of %zu bytes", mpi.rank, len);
+        oh = (outcome_hdr){.task = task, .status = JC_STATUS_ERROR, .len = (uint32_t)strlen(why), .seconds = secs};
+        jc__buf_write(&g->out, (const char *)&oh, sizeof oh);
+        jc__buf_write(&g->out, why, oh.len);
+        if (g->out.oom) {
+            fprintf(stderr, "jobcache: rank %d: out of memory; ending the job\n", mpi.rank);
+            MPI_Abort(MPI_COMM_WORLD, 70);
+        }
+    }
     g->nout++;
     /* The group's last outcome waits for the last message, which carries
      * the group's cost. */
@@ -708,6 +747,7 @@ static bool serve_deliver(void *ctx, jc__outcome *o)
 {
     group_run *g = ctx;
     g->busy += o->seconds;
+    g->done[o->task] = true;
     uint32_t task = g->index[o->task];
     if (o->status == JC_STATUS_OK) {
         jc__buf enc = {0};
@@ -745,7 +785,7 @@ static bool serve_abandon(void *ctx)
 {
     group_run *g = ctx;
     drain();
-    return srv.finish || term_signal || g->h.run <= srv.cancelled_up_to;
+    return group_dropped(g);
 }
 
 /* Decodes one call of the group; false, with *why set (malloc'd), when it
@@ -791,19 +831,24 @@ static void run_group(const queued *qg)
     jc__buf_write(&g.out, (const char *)&placeholder, sizeof placeholder);
     g.tasks = calloc(g.h.ntasks ? g.h.ntasks : 1, sizeof *g.tasks);
     g.index = calloc(g.h.ntasks ? g.h.ntasks : 1, sizeof *g.index);
-    if (!g.tasks || !g.index || g.out.oom) {
+    g.done = calloc(g.h.ntasks ? g.h.ntasks : 1, sizeof *g.done);
+    if (!g.tasks || !g.index || !g.done || g.out.oom) {
         fprintf(stderr, "jobcache: rank %d: out of memory for a group of calls; ending the job\n", mpi.rank);
         MPI_Abort(MPI_COMM_WORLD, 70);
     }
     size_t off = sizeof g.h;
     for (uint32_t k = 0; k < g.h.ntasks; k++) {
-        task_hdr th;
-        if (qg->len - off < sizeof th)
-            break; /* cannot happen: the coordinator made it; the count then tells */
-        memcpy(&th, qg->buf + off, sizeof th);
+        task_hdr th = {0};
+        if (qg->len - off >= sizeof th)
+            memcpy(&th, qg->buf + off, sizeof th);
+        if (qg->len - off < sizeof th ||
+            qg->len - off - sizeof th < (size_t)th.name_len + th.version_len + th.args_len) {
+            /* Cannot happen (the coordinator made it, MPI delivers it
+             * whole); were it to, the coordinator would wait forever. */
+            fprintf(stderr, "jobcache: rank %d: a truncated group of calls; ending the job\n", mpi.rank);
+            MPI_Abort(MPI_COMM_WORLD, 70);
+        }
         off += sizeof th;
-        if (qg->len - off < (size_t)th.name_len + th.version_len + th.args_len)
-            break;
         char *why = NULL;
         jc__task t;
         if (decode_task(qg->buf + off, &th, &t, &why)) {
@@ -824,14 +869,26 @@ static void run_group(const queued *qg)
         ex.interrupts = term_caught;
         double t0 = jc__monotonic();
         int rc = jc__exec_fork(&ex);
-        g.cost = jc__monotonic() - t0 - g.busy;
-        if (rc && rc != JC_EINTR) {
-            /* No worker process could be started at all: every call left fails. */
-            fprintf(stderr, "jobcache: rank %d (host %s): %s\n", mpi.rank, mpi.host, jc_errmsg());
+        g.cost = jc__monotonic() - t0 - g.busy - g.sending;
+        if (rc && !group_dropped(&g)) {
+            /* The pool could not run (no child could be started, children
+             * dying before any call): every call it did not deliver fails,
+             * so that the coordinator hears of each. */
+            char *why = jc__strdup_printf("not run: %s (on MPI rank %d, host %s)", jc_errmsg(), mpi.rank, mpi.host);
+            for (size_t i = 0; i < g.n; i++)
+                if (!g.done[i]) {
+                    const jc__task *t = &g.tasks[i];
+                    char *desc = jc__call_describe_fn(t->fn, t->argv, t->argc);
+                    char *msg = jc__strdup_printf("%s: %s", desc ? desc : t->fn->name, why ? why : "not run");
+                    const char *text = msg ? msg : "not run";
+                    add_outcome(&g, g.index[i], JC_STATUS_ERROR, 0, text, strlen(text));
+                    free(msg);
+                    free(desc);
+                }
+            free(why);
         }
     }
-    if (!srv.finish && !term_signal && g.h.run > srv.cancelled_up_to)
-        flush_results(&g);
+    flush_results(&g);
     for (size_t i = 0; i < g.n; i++) {
         for (size_t k = 0; k < g.tasks[i].argc; k++)
             jc_value_free(g.tasks[i].argv[k]);
@@ -839,6 +896,7 @@ static void run_group(const queued *qg)
     }
     free(g.tasks);
     free(g.index);
+    free(g.done);
     jc__buf_free(&g.out);
 }
 
@@ -847,6 +905,9 @@ static _Noreturn void finish_worker(void)
     for (size_t i = 0; i < srv.nq; i++)
         free(srv.q[i].buf);
     free(srv.q);
+    /* Rank 0 drops results until every rank says it is done with sending. */
+    control_msg ack = {.magic = MAGIC, .value = 0};
+    send_sleeping(&ack, sizeof ack, 0, TAG_FINISHED);
     MPI_Comm_free(&mpi.comm);
     /* Whoever initialised MPI: this rank never returns to the program's
      * own MPI_Finalize. */
@@ -914,7 +975,23 @@ static void finish_coordinator(int status)
     control_msg m = {.magic = MAGIC, .value = status};
     for (int r = 1; r < mpi.size; r++)
         MPI_Send(&m, sizeof m, MPI_BYTE, r, TAG_FINISH, mpi.comm);
-    discard_stale_results();
+    /* A worker rank may be in the middle of sending results of a cancelled
+     * run: they are taken (and dropped) until every rank has acknowledged,
+     * so that no rank is left in a send while MPI_Finalize waits for it. */
+    int acked = 0;
+    until = jc__monotonic() + DRAIN_SECONDS;
+    while (acked < mpi.size - 1 && jc__monotonic() < until) {
+        discard_stale_results();
+        int flag = 0, len;
+        MPI_Status st;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_FINISHED, mpi.comm, &flag, &st);
+        if (flag) {
+            free(receive_probed(&st, &len));
+            acked++;
+        } else {
+            sleep_for(POLL_MAX, NULL);
+        }
+    }
     for (size_t i = 0; i < mpi.norphans; i++) {
         MPI_Request_free(&mpi.orphans[i].req);
         /* Its buffer may still be read by MPI: left allocated. */
@@ -934,13 +1011,18 @@ static int at_finalize(MPI_Comm comm, int keyval, void *value, void *extra)
     (void)keyval;
     (void)value;
     (void)extra;
-    finish_coordinator(0);
+    if (getpid() == mpi.pid)
+        finish_coordinator(0);
     return MPI_SUCCESS;
 }
 
 static void at_exit(int status, void *arg)
 {
     (void)arg;
+    /* A forked child of rank 0 (a fork pool worker, a call's own fork)
+     * that calls exit() runs this too: only rank 0 itself may use MPI. */
+    if (getpid() != mpi.pid)
+        return;
     finish_coordinator(status);
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -953,8 +1035,9 @@ static void at_exit(int status, void *arg)
 int jc_mpi_init(int *argc, char ***argv)
 {
     if (mpi.started)
-        return 0;
+        return mpi.init_rc;
     mpi.started = true;
+    mpi.pid = getpid();
     mpi.size = 1;
     long launched = jc__mpi_launched_size();
     if (launched == 0 || launched == 1) {
@@ -967,7 +1050,7 @@ int jc_mpi_init(int *argc, char ***argv)
     if (!inited) {
         if (MPI_Init(argc, argv) != MPI_SUCCESS) {
             mpi.why_not = "MPI_Init failed";
-            return jc__set_error(JC_EIO, "jc_mpi_init: MPI_Init failed");
+            return mpi.init_rc = jc__set_error(JC_EIO, "jc_mpi_init: MPI_Init failed");
         }
         mpi.ours = true;
     }
@@ -982,7 +1065,14 @@ int jc_mpi_init(int *argc, char ***argv)
                       "run srun --mpi=pmix (or pmi2), as the MPI library was built for", launched, mpi.size,
                       mpi.size == 1 ? "" : "s");
         mpi.why_not = "the launcher's tasks are not one MPI job";
-        return JC_EINVAL;
+        char *msg = jc__strdup(jc_errmsg());
+        MPI_Comm_free(&mpi.comm);
+        if (mpi.ours)
+            MPI_Finalize();
+        mpi.size = 1;
+        mpi.init_rc = jc__set_error(JC_EINVAL, "%s", msg ? msg : "jc_mpi_init: the launcher's tasks are not one MPI job");
+        free(msg);
+        return mpi.init_rc;
     }
     if (mpi.size == 1) {
         mpi.why_not = "the job has one rank: nothing to send calls to";

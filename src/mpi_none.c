@@ -5,6 +5,7 @@
  * per rank, each computing every call.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "exec.h"
 
@@ -15,6 +16,10 @@ int jc_mpi_init(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     long n = jc__mpi_launched_size();
+    const char *pmix_rank = getenv("PMIX_RANK");
+    if (n == -1 && pmix_rank && strcmp(pmix_rank, "0") != 0)
+        return jc__set_error(JC_EINVAL, "jc_mpi_init: the program was started as rank %s of a PMIx job, but %s: "
+                             "every rank would run the whole program", pmix_rank, why_not);
     if (n > 1)
         return jc__set_error(JC_EINVAL, "jc_mpi_init: the program was started as %ld ranks, but %s: every rank "
                              "would run the whole program", n, why_not);

@@ -590,6 +590,29 @@ static void the_backend_can_be_chosen_by_the_environment(void **state)
     jc_cache_close(c);
 }
 
+/* A call that calls exit() in a child of rank 0's own fork pool runs the
+ * program's exit handlers there: jobcache's must not end the worker ranks
+ * from that child (nor use MPI in it). The MPI runs after it still work. */
+static void an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone(void **state)
+{
+    (void)state;
+    jc_cache *c = fresh_cache("child-exit.db");
+    setenv("JOBCACHE_BACKEND", "fork", 1);
+    jc_results *r = run_fails(c, 8, 0);
+    unsetenv("JOBCACHE_BACKEND");
+    assert_int_equal(jc_result_status(r, 7), JC_STATUS_CRASHED);
+    assert_non_null(strstr(jc_result_error(r, 7), "exited with status 3"));
+    assert_null(strstr(jc_result_error(r, 7), "MPI rank")); /* it ran on rank 0's pool */
+    jc_results_free(r);
+    reset_log();
+    r = run_squares(c, 0, 4 * jc_mpi_ranks(), 1);
+    jc_results_free(r);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), (size_t)(4 * jc_mpi_ranks()));
+    assert_int_equal(zero, 0);
+    jc_cache_close(c);
+}
+
 /* ---- started on its own ---- */
 
 static void without_a_launcher_nothing_changes_and_mpi_is_refused_clearly(void **state)
@@ -658,6 +681,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_hundred_thousand_tiny_calls_go_in_groups),
         cmocka_unit_test(a_run_stopped_at_an_error_leaves_the_ranks_ready),
         cmocka_unit_test(the_backend_can_be_chosen_by_the_environment),
+        cmocka_unit_test(an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
