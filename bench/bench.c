@@ -15,6 +15,9 @@
  *   shared   N calls of 1 ms CPU, half shared with the other processes of a
  *            group: jobcache_bench shared DB N N_JOBS PROC NPROCS (PROC -1:
  *            the union of the group's calls, in one process)
+ *
+ * Under `mpirun -np 3`, tiny and cpu run on the MPI backend (1 coordinator,
+ * 2 worker ranks); N_JOBS is then ignored.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -104,6 +107,21 @@ static jc_cache *open_cache(const char *db)
     return c;
 }
 
+/* The baseline (bench/baseline.sh) builds this file against 0.1.0, which
+ * has no MPI backend. */
+#if JC_VERSION_MAJOR > 0 || JC_VERSION_MINOR >= 2
+#define BENCH_HAVE_MPI 1
+static int ranks(void)
+{
+    return jc_mpi_ranks();
+}
+#else
+static int ranks(void)
+{
+    return 1;
+}
+#endif
+
 static long peak_rss_bytes(void)
 {
     struct rusage ru;
@@ -130,14 +148,22 @@ static int run_batch(jc_batch *b, double t0, const char *name, size_t n, int che
     for (size_t k = 0; check == 2 && k < n; k++)
         sum += jc_result_double(res, k);
     printf("{\"workload\": \"%s\", \"n\": %zu, \"seconds\": %.6f, \"cached\": %zu, \"computed\": %zu, "
-           "\"per_second\": %.1f, \"peak_rss\": %ld, \"checksum\": %.17g}\n",
-           name, n, t, p.cached, p.computed, (double)n / t, peak_rss_bytes(), sum);
+           "\"per_second\": %.1f, \"peak_rss\": %ld, \"checksum\": %.17g, \"ranks\": %d}\n",
+           name, n, t, p.cached, p.computed, (double)n / t, peak_rss_bytes(), sum, ranks());
     jc_results_free(res);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
+    /* Under mpirun, ranks 1..N-1 stay in here and compute; rank 0 runs the
+     * workload on the MPI backend (bench/run.py, rows l and m). */
+#ifdef BENCH_HAVE_MPI
+    if (jc_mpi_init(&argc, &argv) < 0) {
+        fprintf(stderr, "bench: %s\n", jc_errmsg());
+        return 2;
+    }
+#endif
     if (argc < 3) {
         fprintf(stderr, "usage: jobcache_bench tiny|cpu|arrays|memo|fill|shared DB [N] [N_JOBS] [PROC NPROCS]\n");
         return 2;

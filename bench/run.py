@@ -223,6 +223,44 @@ class Bench:
                  ratio <= 2, [b / e for b, e in zip(o_big, o_empty)] if o_big else None)
 
     # (i) concurrent runs sharing work (leases): bench/leases.py
+    # (l) the 5 ms calls of (c), (m) the tiny calls of (a): the MPI backend
+    # (1 coordinator + 2 worker ranks under mpirun --oversubscribe -np 3)
+    # beside the fork pool with 2 workers, on the same cores, alternating.
+    def mpi(self):
+        mpirun = shutil.which("mpirun")
+        if not mpirun:
+            print("  l, m: skipped (no mpirun)", file=sys.stderr)
+            return
+        launch = [mpirun, "--oversubscribe", "--allow-run-as-root", "-np", "3"]
+
+        def on_mpi(*args):
+            r = run_json(launch + [self.bin] + [str(a) for a in args])
+            assert r["ranks"] == 3, r
+            return r
+
+        n, t = self.s["cpu"], self.s["tiny"]
+        probe = self.jc("cpu", "-", 10, 1, 1000000)
+        iters = max(1000, int(1000000 * 0.005 / (probe["seconds"] / 10)))
+        share, fork_cps, mpi_cps, fork_us, mpi_us = [], [], [], [], []
+        for _ in range(self.reps):
+            f = self.jc("cpu", "-", n, 2, iters)
+            m = on_mpi("cpu", "-", n, 2, iters)
+            assert f["checksum"] == m["checksum"]
+            fork_cps.append(f["per_second"])
+            mpi_cps.append(m["per_second"])
+            share.append(m["per_second"] / f["per_second"] * 100)
+            f = self.jc("tiny", self.fresh("fork-tiny.db"), t, 2)
+            m = on_mpi("tiny", self.fresh("mpi-tiny.db"), t, 2)
+            assert f["computed"] == t and m["computed"] == t
+            fork_us.append(f["seconds"] / t * 1e6)
+            mpi_us.append(m["seconds"] / t * 1e6)
+        self.row("l", f"{n} CPU-bound calls of 5 ms, cache disabled: MPI (1 coordinator + 2 worker ranks) "
+                 f"throughput as % of the fork pool's (2 workers; {statistics.median(fork_cps):,.0f} calls/s "
+                 f"vs MPI {statistics.median(mpi_cps):,.0f})", share, [], "% of fork", True, ">= 90%",
+                 statistics.median(share) >= 90)
+        self.row("m", f"cold run of {t:,} tiny calls, stored: time per call on MPI (fork pool with 2 workers: "
+                 f"{statistics.median(fork_us):.2f} us)", mpi_us, [], "us/call", False, "stated", True)
+
     def shared(self):
         n, procs = self.s["shared"], 4
         cmd = [sys.executable, os.path.join(HERE, "leases.py"), "--n", str(n), "--procs", str(procs), "--json"]
@@ -308,7 +346,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="jobcache-bench-") as tmp:
         b = Bench(os.path.abspath(args.bench), reps, tmp, sizes,
                   os.path.abspath(args.baseline) if args.baseline else None)
-        for step in (b.tiny, b.cpu, b.arrays, b.sizes, b.memo, b.big, b.shared):
+        for step in (b.tiny, b.cpu, b.mpi, b.arrays, b.sizes, b.memo, b.big, b.shared):
             print(f"{step.__name__}...", file=sys.stderr)
             step()
     if args.smoke:

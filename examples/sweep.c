@@ -7,6 +7,10 @@
  * it with more seeds (`./sweep 20`) and only the new seeds are computed.
  *
  *     ./sweep [SEEDS [N_JOBS]]       (the cache is $JOBCACHE_PATH or ./jobcache.db)
+ *
+ * The same program runs on the ranks of an MPI job, on one machine or a
+ * cluster: `mpirun -np 3 ./sweep 16` (rank 0 coordinates, ranks 1 and 2
+ * compute), or `srun ./sweep 16` in a Slurm batch script (README).
  */
 #include <math.h>
 #include <stdint.h>
@@ -65,6 +69,12 @@ JC_FUNCTION(sir, "v1");
 
 int main(int argc, char **argv)
 {
+    /* Under mpirun or srun, the worker ranks stay in here, serving calls;
+     * started on its own, the program just goes on. */
+    if (jc_mpi_init(&argc, &argv) < 0) {
+        fprintf(stderr, "sweep: %s\n", jc_errmsg());
+        return 2;
+    }
     int seeds = argc > 1 ? atoi(argv[1]) : 16;
     int n_jobs = argc > 2 ? atoi(argv[2]) : 1;
     const double betas[] = {0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0};

@@ -423,6 +423,7 @@ typedef struct jc_cache_options {
  *   JOBCACHE_VERBOSE=0|1|2      0 quiet, 1 the summary line, 2 also a line per failure and
  *                               per tenth of the run finished (JC_VERBOSE_DETAIL)
  *   JOBCACHE_TIMEOUT=SECONDS    timeout_seconds (0: none)
+ *   JOBCACHE_BACKEND=NAME       jc_options.backend: auto, fork, threads, in-process or mpi
  *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
  *
  * Boolean variables take 1/0, yes/no, true/false, on/off. */
@@ -502,11 +503,13 @@ typedef enum jc_verbose {
 } jc_verbose;
 
 typedef enum jc_backend {
-    JC_BACKEND_AUTO = 0,    /* in-process for n_jobs = 1 (unless a timeout or memory limit needs a
-                             * worker process), forked workers otherwise */
+    JC_BACKEND_AUTO = 0,    /* the MPI backend on rank 0 of a job of several ranks (jc_mpi_init);
+                             * otherwise in-process for n_jobs = 1 (unless a timeout or memory limit
+                             * needs a worker process), forked workers for any other n_jobs */
     JC_BACKEND_FORK = 1,
     JC_BACKEND_THREADS = 2, /* pthreads: only for thread-safe functions */
-    JC_BACKEND_INPROCESS = 3
+    JC_BACKEND_INPROCESS = 3,
+    JC_BACKEND_MPI = 4      /* the worker ranks of an MPI job (jc_mpi_init; docs/mpi.md) */
 } jc_backend;
 
 /* Live figures of a run, for progress callbacks and at its end. */
@@ -604,6 +607,46 @@ JC_EXPORT size_t jc_batch_count(const jc_batch *batch);
 /* The same by registered name, for calls built from data. */
 JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
                               jc_value *const *argv, size_t argc);
+
+/* ---- MPI: one program over the ranks of a cluster job (docs/mpi.md) ----
+ *
+ * Call jc_mpi_init first thing in main, before anything else the program
+ * does, and run the program with mpirun -np N or srun (srun --mpi=pmix):
+ *
+ *     int main(int argc, char **argv)
+ *     {
+ *         if (jc_mpi_init(&argc, &argv) < 0)   // worker ranks never return
+ *             return fprintf(stderr, "%s\n", jc_errmsg()), 1;
+ *         ... the same code as for the fork pool ...
+ *     }
+ *
+ * On rank 0 it returns 0 and the program goes on: rank 0 is the coordinator,
+ * the only rank that opens the cache, hashes, looks up and stores, and
+ * jc_run there sends the misses to ranks 1..N-1 (JC_BACKEND_AUTO chooses the
+ * MPI backend; n_jobs does not apply, every worker rank computes). On every
+ * other rank it does not return: the rank serves calls until rank 0 ends,
+ * then calls MPI_Finalize and exits with rank 0's exit status (0 when the
+ * program calls MPI_Finalize itself before exiting). On rank 0, jobcache
+ * calls MPI_Finalize at exit when it initialised MPI; a program that called
+ * MPI_Init itself finalizes rank 0 itself. A worker rank runs each call in a forked child, so a
+ * call that crashes, calls exit() or times out fails alone, named with its
+ * rank and host, and the job goes on.
+ *
+ * Worker ranks are separate processes, possibly on other machines, that
+ * never ran main past this call: they do not share the coordinator's
+ * memory. A function must depend only on its arguments (and on what every
+ * rank computes identically before main, or reads from shared files).
+ *
+ * A program started on its own (no launcher in the environment) is not
+ * touched: no MPI initialisation, 0 returned, the fork pool as always; so
+ * is a job of one rank. Returns 0, or on every rank a negative code with
+ * jc_errmsg() saying why: MPI_Init failing, srun starting tasks that are not
+ * one MPI job (srun without --mpi=pmix or pmi2), or a jobcache built without
+ * MPI started as several ranks. Calling it again returns 0. */
+JC_EXPORT int jc_mpi_init(int *argc, char ***argv);
+/* The number of ranks of the job jc_mpi_init joined (coordinator
+ * included), 1 when there is none. */
+JC_EXPORT int jc_mpi_ranks(void);
 
 /* Runs the batch: hashes every call, computes each distinct call once,
  * answers hits from the cache, computes the misses (in-process or on
@@ -1032,7 +1075,7 @@ typedef struct jc_run_record {
     const char *command;     /* the program's command line */
     const char *kind;        /* "run" (jc_run) or "memo" (a session of jc_memo calls) */
     int n_jobs;              /* resolved: workers, or 1 */
-    const char *backend;     /* "in-process", "fork", "threads" */
+    const char *backend;     /* "in-process", "fork", "threads", "mpi" */
     int64_t calls, cached, computed, failed, skipped;
     double elapsed, saved;   /* seconds */
     const char *status;      /* "ok", or the name of the run's jc_error ("JC_EFAILED", "JC_EINTR") */

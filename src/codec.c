@@ -292,7 +292,7 @@ static int cmp_kw(const void *a, const void *b)
     return strcmp(x->u.kw.name, y->u.kw.name);
 }
 
-int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, int mode)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
@@ -304,7 +304,7 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode(argv[i], &pk, 0, MODE_ARGS);
+            int rc = encode(argv[i], &pk, 0, mode);
             if (rc)
                 return rc;
         }
@@ -333,11 +333,21 @@ int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ct
         if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode(kw[i]->u.kw.val, &pk, 0, MODE_ARGS);
+            rc = encode(kw[i]->u.kw.val, &pk, 0, mode);
     }
     if (kw != stackbuf)
         free(kw);
     return rc;
+}
+
+int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+{
+    return encode_args(argv, argc, w, ctx, MODE_ARGS);
+}
+
+int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+{
+    return encode_args(argv, argc, w, ctx, 0);
 }
 
 /* ---- decoding ---- */

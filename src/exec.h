@@ -1,7 +1,8 @@
 /*
  * exec: how misses get computed. One small interface, one file per backend:
- * in-process (exec_inprocess.c), forked workers (exec_fork.c) and threads
- * (exec_threads.c). The run (run.c) hands a backend the list of tasks and a
+ * in-process (exec_inprocess.c), forked workers (exec_fork.c), threads
+ * (exec_threads.c) and the ranks of an MPI job (exec_mpi.c, which runs each
+ * rank's calls through exec_fork). The run (run.c) hands a backend the list of tasks and a
  * deliver callback; the backend computes them in any order and delivers each
  * outcome, in the caller's thread, as soon as it is known. Only exec_fork.c
  * forks.
@@ -42,6 +43,11 @@ typedef struct jc__exec {
     /* In the caller's thread, at least every 100 ms while the run lasts, and
      * with the number of tasks running: commits and progress. */
     void (*tick)(void *ctx, size_t running);
+    /* Optional, for the fork pool: asked at least every 100 ms; true ends
+     * the run at once, killing what runs (jc__exec_fork returns JC_EINTR and
+     * delivers nothing more). An MPI worker rank uses it to drop a group
+     * its coordinator cancelled. */
+    bool (*abandon)(void *ctx);
     void *ctx;
     /* The signals the run took over (SIGINT, SIGTERM, or neither: a program
      * that handles, ignores or blocks one keeps it). A backend that waits
@@ -55,6 +61,17 @@ typedef struct jc__exec {
 int jc__exec_inprocess(jc__exec *ex);
 int jc__exec_fork(jc__exec *ex);
 int jc__exec_threads(jc__exec *ex);
+/* The MPI backend (exec_mpi.c; without MPI, mpi_none.c refuses). */
+int jc__exec_mpi(jc__exec *ex);
+/* How many worker ranks this process coordinates: 0 unless jc_mpi_init
+ * started an MPI job of more than one rank and this is its rank 0. */
+int jc__mpi_workers(void);
+/* Why the MPI backend cannot be used here, for jc_batch_new's message. */
+const char *jc__mpi_unavailable(void);
+/* How many ranks the launcher (mpirun, srun, a PMI launcher) says the job
+ * has, from the environment: 0 when the program was not started by one, -1
+ * when it was but the size is not given (PMIx). mpi_launch.c. */
+long jc__mpi_launched_size(void);
 
 /* Set by the run's SIGINT/SIGTERM handler while a run is in progress. */
 extern volatile sig_atomic_t jc__interrupted;

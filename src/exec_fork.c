@@ -900,7 +900,7 @@ static void teardown(pool *p, bool kill_now)
     double start = jc__monotonic();
     double kill_at = kill_now ? start : p->ex->timeout > 0 ? start + p->ex->timeout : -1;
     double give_up = kill_now ? start + REAP_SECONDS : -1;
-    double step = 0.0005;
+    double step = 0.00005; /* an idle worker ends within tens of microseconds of its EOF */
     for (;;) {
         int left = 0;
         for (int i = 0; i < p->n; i++) {
@@ -1109,9 +1109,14 @@ static int loop(pool *p, struct pollfd *fds)
         if (rc)
             return rc;
         double now = jc__monotonic();
-        if (p->ex->tick && now - last_tick >= 0.1) {
-            p->ex->tick(p->ex->ctx, running(p));
+        if (now - last_tick >= 0.1) {
+            if (p->ex->tick)
+                p->ex->tick(p->ex->ctx, running(p));
             last_tick = now;
+            if (p->ex->abandon && p->ex->abandon(p->ex->ctx)) {
+                p->stopping = true;
+                return jc__set_error(JC_EINTR, "abandoned: the run was cancelled");
+            }
         }
     }
 }
@@ -1224,7 +1229,7 @@ int jc__exec_fork(jc__exec *ex)
     p.env = workers_environment();
 
     rc = loop(&p, fds);
-    if (rc == JC_EINTR)
+    if (rc == JC_EINTR && jc__interrupted)
         jc__set_error(JC_EINTR, "interrupted by a signal; the workers were stopped and the finished results kept");
     teardown(&p, rc != 0);
     if (chld_reset) {

@@ -130,6 +130,11 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+/* The same layout with every argument whole, large arrays included (no
+ * digest): what a call needs to run elsewhere (the MPI backend sends it to
+ * another rank). Canonical, so arguments made canonical at submission
+ * travel bit for bit. */
+int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
 /* After a decoding failed with JC_EDECODE: why, in a few words
  * ("truncated", "nested too deep"), valid until the thread's next decoding. */
 const char *jc__decode_reason(void);

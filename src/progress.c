@@ -230,8 +230,15 @@ void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char
         return;
     char line[256];
     jc__progress_summary(p, line, sizeof line);
+    char where[96] = "";
+    if (pl->backend && pl->ranks > 0)
+        snprintf(where, sizeof where, ", %s: %d ranks, %d computing", pl->backend, pl->ranks, pl->workers);
+    else if (pl->backend && pl->workers > 1)
+        snprintf(where, sizeof where, ", %s: %d workers", pl->backend, pl->workers);
+    else if (pl->backend)
+        snprintf(where, sizeof where, ", %s", pl->backend);
     /* The file, so that a run from another directory (a new, empty cache)
      * is noticed. */
-    fprintf(stderr, "%s; cache %s\n", line, cache_path ? cache_path : "disabled");
+    fprintf(stderr, "%s%s; cache %s\n", line, where, cache_path ? cache_path : "disabled");
     fflush(stderr);
 }

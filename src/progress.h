@@ -20,6 +20,8 @@ typedef struct jc__progress_line {
     size_t drawn_len; /* characters of the line on screen */
     unsigned winch_seen; /* the SIGWINCH count when columns was read */
     int workers;      /* how many workers run calls (0 until known) */
+    const char *backend; /* what computed the misses ("fork", "mpi", ...), NULL when nothing ran */
+    int ranks;        /* the MPI backend: ranks of the job, coordinator included */
 } jc__progress_line;
 
 /* Starts the display of a run. On a terminal, reads its width and, only
@@ -32,8 +34,8 @@ void jc__progress_init(jc__progress_line *pl, jc_verbose v);
  * force): a bar with done/total, rate, ETA, workers busy and failures,
  * fitted to the terminal's width. */
 void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force);
-/* Clears the live line, prints the summary line (naming the cache file;
- * NULL: a disabled cache), and releases. */
+/* Clears the live line, prints the summary line (naming the backend that
+ * computed, and the cache file; NULL: a disabled cache), and releases. */
 void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path);
 /* A line of its own ("jobcache: TEXT"), clearing the live line first. */
 void jc__progress_note(jc__progress_line *pl, const char *text);

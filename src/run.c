@@ -105,7 +105,7 @@ static int code_change_from_env(const jc_cache *cache, jc_on_code_change *policy
                          "recompute or ignore", env);
 }
 
-/* JOBCACHE_N_JOBS, JOBCACHE_VERBOSE and JOBCACHE_TIMEOUT over the
+/* JOBCACHE_N_JOBS, JOBCACHE_VERBOSE, JOBCACHE_BACKEND and JOBCACHE_TIMEOUT over the
  * program's choice; a bad value names the variable and the value. */
 static int options_from_env(const jc_cache *cache, jc_options *o)
 {
@@ -124,6 +124,21 @@ static int options_from_env(const jc_cache *cache, jc_options *o)
             return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_VERBOSE is '%s'; it must be 0 (quiet), 1 "
                                  "(a summary line) or 2 (also a line per failure and per tenth of the run)", v);
         o->verbose = levels[v[0] - '0'];
+    }
+    if ((v = jc__env(cache, "JOBCACHE_BACKEND"))) {
+        static const struct {
+            const char *name;
+            jc_backend backend;
+        } names[] = {{"auto", JC_BACKEND_AUTO},          {"fork", JC_BACKEND_FORK},
+                     {"threads", JC_BACKEND_THREADS},    {"in-process", JC_BACKEND_INPROCESS},
+                     {"inprocess", JC_BACKEND_INPROCESS}, {"mpi", JC_BACKEND_MPI}};
+        size_t i = 0;
+        while (i < sizeof names / sizeof names[0] && strcmp(v, names[i].name) != 0)
+            i++;
+        if (i == sizeof names / sizeof names[0])
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_BACKEND is '%s'; it must be auto, fork, "
+                                 "threads, in-process or mpi", v);
+        o->backend = names[i].backend;
     }
     if ((v = jc__env(cache, "JOBCACHE_TIMEOUT"))) {
         double t = strtod(v, &end);
@@ -160,7 +175,7 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
         return NULL;
     }
     if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_DETAIL ||
-        (unsigned)o.backend > JC_BACKEND_INPROCESS) {
+        (unsigned)o.backend > JC_BACKEND_MPI) {
         jc__set_error(JC_EINVAL, "jc_batch_new: on_error, verbose or backend has an unknown value");
         return NULL;
     }
@@ -172,6 +187,12 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
     if (o.backend == JC_BACKEND_INPROCESS && (o.timeout_seconds > 0 || o.memory_limit > 0)) {
         jc__set_error(JC_EINVAL, "jc_batch_new: timeout_seconds and memory_limit need worker processes; "
                       "they cannot apply to the in-process backend");
+        return NULL;
+    }
+    if (o.backend == JC_BACKEND_MPI && !jc__mpi_workers()) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: the MPI backend was asked for, but %s (start the program with "
+                      "mpirun -np N or srun, and call jc_mpi_init at the top of main; docs/mpi.md)",
+                      jc__mpi_unavailable());
         return NULL;
     }
     jc_batch *b = calloc(1, sizeof *b);
@@ -908,11 +929,25 @@ static int execute_with(run *r, const sigset_t *taken)
         .ctx = r,
     };
     jc_backend backend = o->backend;
-    if (backend == JC_BACKEND_AUTO)
+    if (backend == JC_BACKEND_AUTO && jc__mpi_workers() > 0)
+        backend = JC_BACKEND_MPI;
+    else if (backend == JC_BACKEND_AUTO)
         backend = want == 1 && o->timeout_seconds == 0 && o->memory_limit == 0 ? JC_BACKEND_INPROCESS
                                                                                : JC_BACKEND_FORK;
+    if (backend == JC_BACKEND_MPI) {
+        /* Every worker rank (n_jobs does not apply), none idle by design. */
+        int ranks = jc__mpi_workers();
+        workers = (size_t)ranks > r->ntasks ? (r->ntasks ? (int)r->ntasks : 1) : ranks;
+        ex.nworkers = workers;
+        r->line.workers = workers;
+        r->line.ranks = ranks + 1;
+    }
     r->inprocess = backend == JC_BACKEND_INPROCESS;
-    r->backend_name = backend == JC_BACKEND_FORK ? "fork" : backend == JC_BACKEND_THREADS ? "threads" : "in-process";
+    r->backend_name = backend == JC_BACKEND_FORK      ? "fork"
+                      : backend == JC_BACKEND_THREADS ? "threads"
+                      : backend == JC_BACKEND_MPI     ? "mpi"
+                                                      : "in-process";
+    r->line.backend = r->backend_name;
     r->workers = r->inprocess ? 1 : workers;
     saved_signals saved;
     if (taken)
@@ -923,6 +958,7 @@ static int execute_with(run *r, const sigset_t *taken)
     switch (backend) {
     case JC_BACKEND_FORK: rc = jc__exec_fork(&ex); break;
     case JC_BACKEND_THREADS: rc = jc__exec_threads(&ex); break;
+    case JC_BACKEND_MPI: rc = jc__exec_mpi(&ex); break;
     default: rc = jc__exec_inprocess(&ex); break;
     }
     if (!taken)

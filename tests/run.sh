@@ -5,7 +5,8 @@ set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 . "$top/.ci/deps.sh"
 jc_install_deps python3 python3-joblib python3-numpy sqlite3 jq \
-    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux
+    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux \
+    openmpi-bin libopenmpi-dev
 jobs="$(nproc)"
 for variant in plain sanitize; do
     dir="$top/build-test-$variant"
@@ -19,6 +20,15 @@ for variant in plain sanitize; do
     (cd "$dir" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --output-on-failure -j"$jobs")
 done
+
+# The library built without MPI (JOBCACHE_MPI=OFF) builds and passes as
+# before; test_mpi then checks that jc_mpi_init refuses a job of several ranks.
+echo "== build without MPI"
+dir="$top/build-test-nompi"
+cmake -S "$top" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJOBCACHE_WERROR=ON -DJOBCACHE_MPI=OFF >/dev/null
+cmake --build "$dir" -j"$jobs"
+echo "== tests without MPI"
+(cd "$dir" && ctest --output-on-failure -j"$jobs")
 
 # Each libFuzzer harness for 60 s (tests/fuzz/run.sh), when clang and its
 # fuzzer runtime can be had; the corpus replay ran in ctest above either way.

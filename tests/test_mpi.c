@@ -1,0 +1,687 @@
+/*
+ * The MPI backend (issue 15). ctest runs this program under
+ * `mpirun --oversubscribe -np 3` (and -np 2: one worker rank): rank 0 runs
+ * the tests, ranks 1..N-1 serve calls from jc_mpi_init and exit with rank
+ * 0's status. Run on its own (no launcher), it checks what a program
+ * started without mpirun gets.
+ *
+ * Every computed call appends a line "RANK NAME ARG" to a log in the
+ * scratch directory (O_APPEND, whole lines), written by the process that
+ * ran the call: what was computed, and where, is counted from it.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "jobcache.h"
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+static char log_path[PATH_CAP];
+
+/* Appends "RANK NAME ARG" to the log: the rank the launcher gave this
+ * process (OMPI_COMM_WORLD_RANK, inherited by the forked child). */
+static void log_call(const char *name, int64_t arg)
+{
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    char line[128];
+    int n = snprintf(line, sizeof line, "%s %s %lld\n", rank ? rank : "-", name, (long long)arg);
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        ssize_t w = write(fd, line, (size_t)n);
+        (void)w;
+        close(fd);
+    }
+}
+
+/* Lines of the log, and how many of them were written by rank 0. */
+static size_t log_lines(size_t *on_rank0)
+{
+    FILE *f = fopen(log_path, "re");
+    size_t n = 0, zero = 0;
+    char line[256];
+    while (f && fgets(line, sizeof line, f)) {
+        n++;
+        zero += strncmp(line, "0 ", 2) == 0;
+    }
+    if (f)
+        fclose(f);
+    if (on_rank0)
+        *on_rank0 = zero;
+    return n;
+}
+
+/* Empties the log. Its path is fixed in main before jc_mpi_init, so that
+ * every rank knows it (worker ranks never run the tests). */
+static void reset_log(void)
+{
+    unlink(log_path);
+}
+
+/* ---- the functions ---- */
+
+static double from_bits(uint64_t bits)
+{
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+static uint64_t to_bits(double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    return bits;
+}
+
+/* Doubles that canonical encoding would change (-0.0, NaN payloads), and a plain one. */
+static const uint64_t odd_bits[] = {UINT64_C(0x8000000000000000), UINT64_C(0x7ff80000000abcde),
+                                    UINT64_C(0xfff8000000000001), UINT64_C(0x3ff8000000000000)};
+enum { NODD = sizeof odd_bits / sizeof *odd_bits, BIG = 300000 /* doubles: 2.4 MB, sent by content */ };
+
+/* kind(k, payload...): a result of kind k, built from the arguments, so
+ * that the arguments must arrive whole for the result to be right. */
+static int kind(jc_call *call)
+{
+    int64_t k = jc_arg_int(call, 0);
+    log_call("kind", k);
+    double odd[NODD];
+    for (size_t i = 0; i < NODD; i++)
+        odd[i] = from_bits(odd_bits[i]);
+    switch (k) {
+    case 0: return jc_return(call, jc_null());
+    case 1: return jc_return(call, jc_bool(jc_kwarg_bool(call, "flag")));
+    case 2: return jc_return_int(call, INT64_MIN + jc_kwarg_int(call, "plus"));
+    case 3: return jc_return_double(call, odd[jc_kwarg_int(call, "which")]);
+    case 4: return jc_return_str(call, jc_kwarg_str(call, "text"));
+    case 5: {
+        size_t len;
+        const void *p = jc_kwarg_bytes(call, "data", &len);
+        return jc_return(call, jc_bytes(p, len));
+    }
+    case 6: { /* the big array it was given, and its odd doubles, as they are */
+        size_t n;
+        const double *p = jc_kwarg_doubles(call, "big", &n);
+        jc_value *v = jc_list(jc_doubles(p, n), jc_doubles(odd, NODD));
+        return jc_return(call, v);
+    }
+    case 7: {
+        size_t n;
+        const int64_t *p = jc_kwarg_ints(call, "ints", &n);
+        return jc_return(call, jc_ints(p, n));
+    }
+    case 8: { /* nested: what it was given, inside a map */
+        const jc_value *nested = jc_kwarg(call, "nested");
+        return jc_return(call, jc_map(jc_kw("got", jc_value_copy(nested)), jc_kw("negzero", jc_double(odd[0])),
+                                      jc_kw("nan", jc_double(odd[1]))));
+    }
+    default: return jc_fail(call, "no kind %lld", (long long)k);
+    }
+}
+JC_FUNCTION(kind, "v1");
+
+static int square(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    log_call("square", x);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(square, "v1");
+
+/* fails(x): an error for x = 3, a crash by abort() for x = 5, exit(3) for
+ * x = 7, a sleep past any timeout for x = 9; x + 1 otherwise. */
+static int fails(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    log_call("fails", x);
+    if (x == 3)
+        return jc_fail(call, "three is not allowed");
+    if (x == 5)
+        abort();
+    if (x == 7) {
+#ifdef __SANITIZE_ADDRESS__
+        /* exit() would run LeakSanitizer's exit-time check in the child,
+         * which reports the memory it inherited and exits with status 1. */
+        _exit(3);
+#else
+        exit(3);
+#endif
+    }
+    if (x == 9)
+        sleep(60);
+    return jc_return_int(call, x + 1);
+}
+JC_FUNCTION(fails, "v1");
+
+/* tiny(i): i * 2 and the pid of the process that ran it (one process per
+ * group of calls on a worker rank: the pids tell how calls were grouped). */
+static int tiny(jc_call *call)
+{
+    int64_t i = jc_arg_int(call, 0);
+    return jc_return(call, jc_list(jc_int(i * 2), jc_int(getpid())));
+}
+JC_FUNCTION(tiny, "v1");
+
+/* slow(i): 20 ms, then i; i = 0 fails at once. */
+static int slow(jc_call *call)
+{
+    int64_t i = jc_arg_int(call, 0);
+    log_call("slow", i);
+    if (i == 0)
+        return jc_fail(call, "the first one fails");
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return jc_return_int(call, i);
+}
+JC_FUNCTION(slow, "v1");
+
+/* ---- helpers ---- */
+
+static bool same_bits(const jc_value *a, const jc_value *b)
+{
+    if (jc_value_type(a) != jc_value_type(b))
+        return false;
+    switch (jc_value_type(a)) {
+    case JC_TYPE_DOUBLE: {
+        double x, y;
+        jc_value_get_double(a, &x);
+        jc_value_get_double(b, &y);
+        return to_bits(x) == to_bits(y);
+    }
+    case JC_TYPE_DOUBLES: {
+        const double *x, *y;
+        size_t n, m;
+        jc_value_get_doubles(a, &x, &n);
+        jc_value_get_doubles(b, &y, &m);
+        return n == m && memcmp(x, y, n * sizeof *x) == 0;
+    }
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (jc_value_len(a) != jc_value_len(b))
+            return false;
+        for (size_t i = 0; i < jc_value_len(a); i++) {
+            if (jc_value_type(a) == JC_TYPE_MAP && strcmp(jc_value_key_at(a, i), jc_value_key_at(b, i)) != 0)
+                return false;
+            if (!same_bits(jc_value_at(a, i), jc_value_at(b, i)))
+                return false;
+        }
+        return true;
+    default:
+        return jc_value_equal(a, b);
+    }
+}
+
+static jc_cache *fresh_cache(const char *name)
+{
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, name);
+    jc_test_remove_db(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    return c;
+}
+
+static jc_batch *new_batch(jc_cache *c, jc_backend backend)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.backend = backend, .n_jobs = -1,
+                                                 .on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF});
+    assert_non_null(b);
+    return b;
+}
+
+/* The calls of the value-type test, submitted to b. */
+static void submit_kinds(jc_batch *b, const double *big)
+{
+    double odd[NODD];
+    for (size_t i = 0; i < NODD; i++)
+        odd[i] = from_bits(odd_bits[i]);
+    assert_int_equal(jc_delayed(b, kind, jc_int(0)), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(1), jc_kw("flag", jc_bool(true))), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(2), jc_kw("plus", jc_int(7))), 0);
+    for (int w = 0; w < NODD; w++)
+        assert_int_equal(jc_delayed(b, kind, jc_int(3), jc_kw("which", jc_int(w))), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(4), jc_kw("text", jc_str("gr\xc3\xbc\xc3\x9f \xe2\x82\xac"))), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(5), jc_kw("data", jc_bytes("\x00\xff\x80\x01", 4))), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(6), jc_kw("big", jc_doubles_ref(big, BIG))), 0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(7), jc_kw("ints", jc_ints((int64_t[]){INT64_MIN, -1, 0, INT64_MAX}, 4))),
+                     0);
+    assert_int_equal(jc_delayed(b, kind, jc_int(8),
+                                jc_kw("nested", jc_map(jc_kw("a", jc_list(jc_int(1), jc_str("x"), jc_null())),
+                                                       jc_kw("b", jc_doubles(odd + 3, 1))))),
+                     0);
+}
+
+/* ---- under mpirun ---- */
+
+static void every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
+{
+    (void)state;
+    reset_log();
+    double *big = malloc(BIG * sizeof *big);
+    assert_non_null(big);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (double)i * 0.25 - 1000.0;
+    big[17] = from_bits(odd_bits[3]);
+
+    jc_cache *here = fresh_cache("kinds-inprocess.db"), *there = fresh_cache("kinds-mpi.db");
+    jc_batch *bh = new_batch(here, JC_BACKEND_INPROCESS), *bm = new_batch(there, JC_BACKEND_AUTO);
+    submit_kinds(bh, big);
+    submit_kinds(bm, big);
+    jc_results *rh = jc_run(bh), *rm = jc_run(bm);
+    assert_non_null(rh);
+    assert_non_null(rm);
+    assert_int_equal(jc_results_status(rm), JC_OK);
+    assert_int_equal(jc_results_count(rm), jc_results_count(rh));
+    for (size_t k = 0; k < jc_results_count(rm); k++) {
+        assert_int_equal(jc_result_status(rm, k), JC_STATUS_OK);
+        assert_false(jc_result_cached(rm, k));
+        if (!same_bits(jc_result_value(rm, k), jc_result_value(rh, k)))
+            fail_msg("result %zu differs from the in-process one", k);
+    }
+    /* The value of kind 6 (call 9) is the big array, whole. */
+    const double *p;
+    size_t n;
+    assert_int_equal(jc_value_get_doubles(jc_value_at(jc_result_value(rm, 9), 0), &p, &n), 0);
+    assert_int_equal(n, BIG);
+    assert_memory_equal(p, big, BIG * sizeof *big);
+    /* Computed on the worker ranks, each call once; the in-process run's
+     * calls were on rank 0. */
+    size_t zero;
+    size_t calls = jc_results_count(rm);
+    assert_int_equal(log_lines(&zero), 2 * calls);
+    assert_int_equal(zero, calls);
+
+    /* And read back from the cache as hits, bit for bit. */
+    jc_batch *again = new_batch(there, JC_BACKEND_AUTO);
+    submit_kinds(again, big);
+    jc_results *ra = jc_run(again);
+    for (size_t k = 0; k < jc_results_count(ra); k++) {
+        assert_true(jc_result_cached(ra, k));
+        assert_true(same_bits(jc_result_value(ra, k), jc_result_value(rh, k)));
+    }
+    assert_int_equal(log_lines(NULL), 2 * calls);
+    jc_results_free(ra);
+    jc_batch_free(again);
+    jc_results_free(rh);
+    jc_results_free(rm);
+    jc_batch_free(bh);
+    jc_batch_free(bm);
+    jc_cache_close(here);
+    jc_cache_close(there);
+    free(big);
+}
+
+static jc_results *run_squares(jc_cache *c, int from, int to, int copies)
+{
+    jc_batch *b = new_batch(c, JC_BACKEND_AUTO);
+    for (int k = 0; k < copies; k++)
+        for (int i = from; i < to; i++)
+            assert_int_equal(jc_delayed(b, square, jc_int(i)), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    for (int k = 0; k < copies; k++)
+        for (int i = from; i < to; i++)
+            assert_int_equal(jc_result_int(r, (size_t)(k * (to - from) + (i - from))), (int64_t)i * i);
+    jc_batch_free(b);
+    return r;
+}
+
+static void only_misses_are_sent_and_a_rerun_sends_nothing(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("squares.db");
+    jc_results *r = run_squares(c, 0, 200, 1);
+    jc_progress p = jc_results_summary(r);
+    assert_int_equal(p.computed, 200);
+    jc_results_free(r);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), 200);
+    assert_int_equal(zero, 0); /* none on the coordinator */
+
+    r = run_squares(c, 0, 200, 1);
+    p = jc_results_summary(r);
+    assert_int_equal(p.cached, 200);
+    assert_int_equal(p.computed, 0);
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), 200); /* nothing was sent */
+
+    r = run_squares(c, 0, 250, 1); /* the sweep grows: only the new 50 go out */
+    p = jc_results_summary(r);
+    assert_int_equal(p.cached, 200);
+    assert_int_equal(p.computed, 50);
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), 250);
+    jc_cache_close(c);
+}
+
+static void record_backend(const jc_run_record *run, void *userdata)
+{
+    char *out = userdata;
+    snprintf(out, 64, "%s %d", run->backend, run->n_jobs);
+}
+
+static void the_run_is_recorded_with_the_backend_and_its_worker_ranks(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("record.db");
+    jc_results *r = run_squares(c, 0, 50, 1);
+    jc_results_free(r);
+    char seen[64] = "";
+    assert_int_equal(jc_cache_runs(c, 1, false, record_backend, seen), 0);
+    char want[64];
+    snprintf(want, sizeof want, "mpi %d", jc_mpi_ranks() - 1);
+    assert_string_equal(seen, want);
+    jc_cache_close(c);
+}
+
+static void identical_calls_are_computed_once(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("dedup.db");
+    jc_results *r = run_squares(c, 10, 13, 7); /* 21 submissions, 3 distinct calls */
+    jc_progress p = jc_results_summary(r);
+    assert_int_equal(p.total, 21);
+    assert_int_equal(p.computed, 21); /* per submission, as for every backend */
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), 3);
+    jc_cache_close(c);
+}
+
+static jc_results *run_fails(jc_cache *c, int n, double timeout)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF,
+                                                 .timeout_seconds = timeout});
+    assert_non_null(b);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(jc_delayed(b, fails, jc_int(i)), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    jc_batch_free(b);
+    return r;
+}
+
+static void a_functions_error_is_that_calls_error_and_is_not_cached(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("error.db");
+    jc_results *r = run_fails(c, 5, 0);
+    assert_int_equal(jc_results_status(r), JC_EFAILED);
+    for (int i = 0; i < 5; i++) {
+        if (i == 3) {
+            assert_int_equal(jc_result_status(r, 3), JC_STATUS_ERROR);
+            assert_non_null(strstr(jc_result_error(r, 3), "fails(3): three is not allowed"));
+        } else {
+            assert_int_equal(jc_result_status(r, (size_t)i), JC_STATUS_OK);
+            assert_int_equal(jc_result_int(r, (size_t)i), i + 1);
+        }
+    }
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), 5);
+    /* A failure is never cached: the rerun sends that call alone again. */
+    r = run_fails(c, 5, 0);
+    assert_int_equal(jc_results_summary(r).cached, 4);
+    assert_int_equal(jc_result_status(r, 3), JC_STATUS_ERROR);
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), 6);
+    jc_cache_close(c);
+}
+
+static void a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("crash.db");
+    jc_results *r = run_fails(c, 9, 0); /* 0..8: 3 errs, 5 aborts, 7 exits */
+    for (int i = 0; i < 9; i++) {
+        const char *err = jc_result_error(r, (size_t)i);
+        if (i == 5) {
+            assert_int_equal(jc_result_status(r, 5), JC_STATUS_CRASHED);
+            assert_non_null(strstr(err, "fails(5)"));
+            assert_non_null(strstr(err, "SIGABRT"));
+            assert_non_null(strstr(err, "on MPI rank "));
+        } else if (i == 7) {
+            assert_int_equal(jc_result_status(r, 7), JC_STATUS_CRASHED);
+            assert_non_null(strstr(err, "fails(7)"));
+            assert_non_null(strstr(err, "exited with status 3"));
+            assert_non_null(strstr(err, "on MPI rank "));
+        } else if (i != 3) {
+            assert_int_equal(jc_result_status(r, (size_t)i), JC_STATUS_OK);
+            assert_int_equal(jc_result_int(r, (size_t)i), i + 1);
+        }
+    }
+    jc_results_free(r);
+    /* Every worker rank is alive and serves the next run. */
+    reset_log();
+    r = run_squares(c, 100, 100 + 4 * jc_mpi_ranks(), 1);
+    jc_results_free(r);
+    assert_int_equal(log_lines(NULL), (size_t)(4 * jc_mpi_ranks()));
+    jc_cache_close(c);
+}
+
+static void a_call_past_the_timeout_is_killed_and_fails_as_timed_out(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("timeout.db");
+    jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF,
+                                                 .timeout_seconds = 0.5});
+    assert_non_null(b);
+    assert_int_equal(jc_delayed(b, fails, jc_int(9)), 0);
+    assert_int_equal(jc_delayed(b, fails, jc_int(10)), 0);
+    assert_int_equal(jc_delayed(b, fails, jc_int(11)), 0);
+    time_t t0 = time(NULL);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_true(time(NULL) - t0 < 30); /* not the 60 s sleep */
+    assert_int_equal(jc_result_status(r, 0), JC_STATUS_TIMEOUT);
+    assert_non_null(strstr(jc_result_error(r, 0), "timed out after 0.5 s"));
+    assert_non_null(strstr(jc_result_error(r, 0), "on MPI rank "));
+    assert_int_equal(jc_result_int(r, 1), 11);
+    assert_int_equal(jc_result_int(r, 2), 12);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void a_hundred_thousand_tiny_calls_go_in_groups(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    jc_cache *c = fresh_cache("tiny.db");
+    jc_batch *b = new_batch(c, JC_BACKEND_AUTO);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(jc_delayed(b, tiny, jc_int(i)), 0);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    int64_t *pids = malloc(N * sizeof *pids);
+    assert_non_null(pids);
+    for (size_t i = 0; i < N; i++) {
+        const jc_value *v = jc_result_value(r, i);
+        int64_t twice, pid;
+        assert_int_equal(jc_value_get_int(jc_value_at(v, 0), &twice), 0);
+        assert_int_equal(jc_value_get_int(jc_value_at(v, 1), &pid), 0);
+        assert_int_equal(twice, 2 * (int64_t)i);
+        assert_int_not_equal(pid, getpid()); /* not on the coordinator */
+        pids[i] = pid;
+    }
+    /* A worker rank runs each group of calls in a process of its own: the
+     * number of processes is the number of groups. Tiny calls travel many
+     * to a message, not one each. */
+    qsort(pids, N, sizeof *pids, cmp_i64);
+    size_t groups = 1;
+    for (size_t i = 1; i < N; i++)
+        groups += pids[i] != pids[i - 1];
+    print_message("100000 tiny calls went in %zu groups\n", groups);
+    assert_true(groups <= N / 100);
+    free(pids);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+static void a_run_stopped_at_an_error_leaves_the_ranks_ready(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("stop.db");
+    jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_STOP, .verbose = JC_VERBOSE_OFF});
+    assert_non_null(b);
+    for (int i = 0; i < 400; i++) /* 8 s of work, were it all run */
+        assert_int_equal(jc_delayed(b, slow, jc_int(i)), 0);
+    time_t t0 = time(NULL);
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_EFAILED);
+    assert_int_equal(jc_result_status(r, 0), JC_STATUS_ERROR);
+    assert_true(jc_results_summary(r).skipped > 300);
+    assert_true(time(NULL) - t0 < 5);
+    jc_results_free(r);
+    jc_batch_free(b);
+    /* The cancelled groups are dropped by the ranks, and their late
+     * results by the coordinator: the next run gets its own, right. */
+    jc_results *next = run_squares(c, 1000, 1100, 1);
+    jc_results_free(next);
+    jc_cache_close(c);
+}
+
+static void the_backend_can_be_chosen_by_the_environment(void **state)
+{
+    (void)state;
+    jc_cache *c = fresh_cache("env.db");
+    setenv("JOBCACHE_BACKEND", "in-process", 1);
+    reset_log();
+    jc_results *r = run_squares(c, 0, 10, 1);
+    jc_results_free(r);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), 10);
+    assert_int_equal(zero, 10); /* all on rank 0 */
+    setenv("JOBCACHE_BACKEND", "mpi", 1);
+    r = run_squares(c, 10, 20, 1);
+    jc_results_free(r);
+    assert_int_equal(log_lines(&zero), 20);
+    assert_int_equal(zero, 10);
+    setenv("JOBCACHE_BACKEND", "cluster", 1);
+    assert_null(jc_batch_new(c, NULL));
+    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_BACKEND is 'cluster'"));
+    unsetenv("JOBCACHE_BACKEND");
+    jc_cache_close(c);
+}
+
+/* A call that calls exit() in a child of rank 0's own fork pool runs the
+ * program's exit handlers there: jobcache's must not end the worker ranks
+ * from that child (nor use MPI in it). The MPI runs after it still work. */
+static void an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone(void **state)
+{
+    (void)state;
+    jc_cache *c = fresh_cache("child-exit.db");
+    setenv("JOBCACHE_BACKEND", "fork", 1);
+    jc_results *r = run_fails(c, 8, 0);
+    unsetenv("JOBCACHE_BACKEND");
+    assert_int_equal(jc_result_status(r, 7), JC_STATUS_CRASHED);
+    assert_non_null(strstr(jc_result_error(r, 7), "exited with status 3"));
+    assert_null(strstr(jc_result_error(r, 7), "MPI rank")); /* it ran on rank 0's pool */
+    jc_results_free(r);
+    reset_log();
+    r = run_squares(c, 0, 4 * jc_mpi_ranks(), 1);
+    jc_results_free(r);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), (size_t)(4 * jc_mpi_ranks()));
+    assert_int_equal(zero, 0);
+    jc_cache_close(c);
+}
+
+/* ---- started on its own ---- */
+
+static void without_a_launcher_nothing_changes_and_mpi_is_refused_clearly(void **state)
+{
+    (void)state;
+    assert_int_equal(jc_mpi_ranks(), 1);
+    jc_cache *c = fresh_cache("alone.db");
+    assert_null(jc_batch_new(c, &(jc_options){.backend = JC_BACKEND_MPI}));
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "MPI backend"));
+    assert_non_null(strstr(jc_errmsg(), "mpirun"));
+    setenv("JOBCACHE_BACKEND", "mpi", 1);
+    assert_null(jc_batch_new(c, NULL));
+    unsetenv("JOBCACHE_BACKEND");
+    /* AUTO is the fork pool or in-process, as always. */
+    reset_log();
+    jc_results *r = run_squares(c, 0, 10, 1);
+    jc_results_free(r);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), 10);
+    jc_cache_close(c);
+}
+
+#ifndef JC_TEST_HAVE_MPI
+/* A jobcache built without MPI, started as several ranks, would run the
+ * whole program on each: jc_mpi_init refuses, saying why. */
+static void a_library_without_mpi_refuses_a_job_of_several_ranks(void **state)
+{
+    (void)state;
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    int argc = 1;
+    char *args[] = {"test_mpi", NULL}, **argv = args;
+    assert_int_equal(jc_mpi_init(&argc, &argv), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "started as 3 ranks"));
+    assert_non_null(strstr(jc_errmsg(), "built without MPI"));
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    assert_int_equal(jc_mpi_init(&argc, &argv), 0);
+}
+#endif
+
+int main(int argc, char **argv)
+{
+    jc_test_path(log_path, sizeof log_path, "calls.log");
+    /* Worker ranks stay in here; rank 0 (or a program on its own) goes on. */
+    if (jc_mpi_init(&argc, &argv) < 0) {
+        fprintf(stderr, "test_mpi: %s\n", jc_errmsg());
+        return 2;
+    }
+    if (jc_mpi_ranks() == 1) {
+        const struct CMUnitTest alone[] = {
+            cmocka_unit_test(without_a_launcher_nothing_changes_and_mpi_is_refused_clearly),
+#ifndef JC_TEST_HAVE_MPI
+            cmocka_unit_test(a_library_without_mpi_refuses_a_job_of_several_ranks),
+#endif
+        };
+        return cmocka_run_group_tests(alone, NULL, NULL);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_value_type_comes_back_as_n_jobs_1_gives_it),
+        cmocka_unit_test(only_misses_are_sent_and_a_rerun_sends_nothing),
+        cmocka_unit_test(the_run_is_recorded_with_the_backend_and_its_worker_ranks),
+        cmocka_unit_test(identical_calls_are_computed_once),
+        cmocka_unit_test(a_functions_error_is_that_calls_error_and_is_not_cached),
+        cmocka_unit_test(a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on),
+        cmocka_unit_test(a_call_past_the_timeout_is_killed_and_fails_as_timed_out),
+        cmocka_unit_test(a_hundred_thousand_tiny_calls_go_in_groups),
+        cmocka_unit_test(a_run_stopped_at_an_error_leaves_the_ranks_ready),
+        cmocka_unit_test(the_backend_can_be_chosen_by_the_environment),
+        cmocka_unit_test(an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
