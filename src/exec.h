@@ -66,6 +66,8 @@ int jc__exec_mpi(jc__exec *ex);
 /* How many worker ranks this process coordinates: 0 unless jc_mpi_init
  * started an MPI job of more than one rank and this is its rank 0. */
 int jc__mpi_workers(void);
+/* Whether the program called jc_mpi_init. */
+bool jc__mpi_init_called(void);
 /* Why the MPI backend cannot be used here, for jc_batch_new's message. */
 const char *jc__mpi_unavailable(void);
 /* How many ranks the launcher (mpirun, srun, a PMI launcher) says the job

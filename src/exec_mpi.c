@@ -136,6 +136,11 @@ const char *jc__mpi_unavailable(void)
     return mpi.why_not;
 }
 
+bool jc__mpi_init_called(void)
+{
+    return mpi.started;
+}
+
 int jc_mpi_ranks(void)
 {
     return mpi.started && mpi.size > 0 ? mpi.size : 1;
@@ -1045,6 +1050,15 @@ int jc_mpi_init(int *argc, char ***argv)
                                : "the program was not started by mpirun or srun";
         return 0;
     }
+    /* OpenMPI's MPI_Init installs handlers of its own for the crash signals
+     * (they print a backtrace). A worker rank puts the program's back: its
+     * calls run in forked children, where a crash is a call's failure that
+     * the fork pool reports, not a fault of the job to print. */
+    static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    enum { NCRASH = sizeof crash_sigs / sizeof crash_sigs[0] };
+    struct sigaction before[NCRASH];
+    for (int i = 0; i < NCRASH; i++)
+        sigaction(crash_sigs[i], NULL, &before[i]);
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {
@@ -1080,8 +1094,12 @@ int jc_mpi_init(int *argc, char ***argv)
             on_exit(at_exit, NULL);
         return 0;
     }
-    if (mpi.rank != 0)
+    if (mpi.rank != 0) {
+        if (mpi.ours)
+            for (int i = 0; i < NCRASH; i++)
+                sigaction(crash_sigs[i], &before[i], NULL);
         serve();
+    }
     mpi.coordinator = true;
     mpi.why_not = NULL;
     int keyval;

@@ -11,10 +11,18 @@
 
 static const char *why_not = "this jobcache was built without MPI (JOBCACHE_MPI=OFF, or CMake found no MPI)";
 
+static bool init_called;
+
+bool jc__mpi_init_called(void)
+{
+    return init_called;
+}
+
 int jc_mpi_init(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    init_called = true;
     long n = jc__mpi_launched_size();
     const char *pmix_rank = getenv("PMIX_RANK");
     if (n == -1 && pmix_rank && strcmp(pmix_rank, "0") != 0)

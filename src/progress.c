@@ -231,7 +231,9 @@ void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char
     char line[256];
     jc__progress_summary(p, line, sizeof line);
     char where[96] = "";
-    if (pl->backend && pl->ranks > 0)
+    if (pl->backend && strcmp(pl->backend, "in-process") == 0)
+        snprintf(where, sizeof where, ", %s", pl->backend);
+    else if (pl->backend && pl->ranks > 0)
         snprintf(where, sizeof where, ", %s: %d ranks, %d computing", pl->backend, pl->ranks, pl->workers);
     else if (pl->backend && pl->workers > 1)
         snprintf(where, sizeof where, ", %s: %d workers", pl->backend, pl->workers);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,32 @@ static int options_from_env(const jc_cache *cache, jc_options *o)
     return 0;
 }
 
+/* A program started as several ranks (mpirun, srun) that never called
+ * jc_mpi_init runs whole on every rank, each computing every call: almost
+ * always the line forgotten at the top of main. Said once per process; a
+ * program whose ranks each run a sweep of their own on purpose sets the
+ * backend (jc_options.backend or JOBCACHE_BACKEND), which silences it. */
+static void warn_forgotten_mpi_init(void)
+{
+    static atomic_flag warned = ATOMIC_FLAG_INIT;
+    if (jc__mpi_init_called())
+        return;
+    long n = jc__mpi_launched_size();
+    const char *pmix_rank = getenv("PMIX_RANK");
+    if (!(n > 1 || (n == -1 && pmix_rank && strcmp(pmix_rank, "0") != 0)))
+        return;
+    if (atomic_flag_test_and_set(&warned))
+        return;
+    char size[32] = "several";
+    if (n > 1)
+        snprintf(size, sizeof size, "%ld", n);
+    fprintf(stderr, "jobcache: this program was started as one of %s ranks (mpirun, srun) but did not call "
+            "jc_mpi_init: every rank runs the whole program and computes every call itself. Call "
+            "jc_mpi_init(&argc, &argv) at the top of main (docs/mpi.md), or set JOBCACHE_BACKEND if each rank "
+            "runs a sweep of its own on purpose.\n", size);
+    fflush(stderr);
+}
+
 jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
 {
     jc_options o = opts ? *opts : (jc_options){0};
@@ -189,6 +216,8 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
                       "they cannot apply to the in-process backend");
         return NULL;
     }
+    if (o.backend == JC_BACKEND_AUTO)
+        warn_forgotten_mpi_init();
     if (o.backend == JC_BACKEND_MPI && !jc__mpi_workers()) {
         jc__set_error(JC_EINVAL, "jc_batch_new: the MPI backend was asked for, but %s (start the program with "
                       "mpirun -np N or srun, and call jc_mpi_init at the top of main; docs/mpi.md)",

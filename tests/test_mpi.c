@@ -653,9 +653,53 @@ static void a_library_without_mpi_refuses_a_job_of_several_ranks(void **state)
 }
 #endif
 
+/* Run without jc_mpi_init (JC_TEST_SKIP_MPI_INIT=1), as a program that
+ * forgot it would be: under a launcher of several ranks, jc_batch_new says
+ * so on stderr, once; a backend set explicitly silences it. */
+static char *stderr_of(jc_cache *c, const jc_options *o, int times)
+{
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "forgotten.err");
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *f = freopen(path, "w", stderr);
+    assert_non_null(f);
+    for (int i = 0; i < times; i++)
+        jc_batch_free(jc_batch_new(c, o));
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    return jc_test_read_file(path, NULL);
+}
+
+static void forgetting_jc_mpi_init_under_a_launcher_is_said_once(void **state)
+{
+    (void)state;
+    jc_cache *c = fresh_cache("forgotten.db");
+    setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
+    setenv("JOBCACHE_BACKEND", "fork", 1);
+    char *quiet = stderr_of(c, NULL, 1);
+    unsetenv("JOBCACHE_BACKEND");
+    assert_string_equal(quiet, "");
+    char *text = stderr_of(c, NULL, 3);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    assert_non_null(strstr(text, "started as one of 3 ranks"));
+    assert_non_null(strstr(text, "did not call jc_mpi_init"));
+    assert_null(strstr(strstr(text, "jc_mpi_init") + 1, "started as one of")); /* once */
+    free(quiet);
+    free(text);
+    jc_cache_close(c);
+}
+
 int main(int argc, char **argv)
 {
     jc_test_path(log_path, sizeof log_path, "calls.log");
+    if (getenv("JC_TEST_SKIP_MPI_INIT")) {
+        const struct CMUnitTest forgotten[] = {
+            cmocka_unit_test(forgetting_jc_mpi_init_under_a_launcher_is_said_once),
+        };
+        return cmocka_run_group_tests(forgotten, NULL, NULL);
+    }
     /* Worker ranks stay in here; rank 0 (or a program on its own) goes on. */
     if (jc_mpi_init(&argc, &argv) < 0) {
         fprintf(stderr, "test_mpi: %s\n", jc_errmsg());
