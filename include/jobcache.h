@@ -634,7 +634,8 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  *
  * Worker ranks are separate processes, possibly on other machines, that
  * never ran main past this call: they do not share the coordinator's
- * memory. A function must depend only on its arguments (and on what every
+ * memory (arguments travel as messages; a large top-level array is sent to
+ * each rank once and kept there, up to 256 MiB per rank). A function must depend only on its arguments (and on what every
  * rank computes identically before main, or reads from shared files).
  *
  * A program started on its own (no launcher in the environment) is not

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "exec.h" /* jc__mpi_sent_bytes */
 #include "jobcache.h"
 #include "testutil.h"
 
@@ -185,6 +186,24 @@ static int slow(jc_call *call)
     return jc_return_int(call, i);
 }
 JC_FUNCTION(slow, "v1");
+
+/* sum_big(doubles, i, ints=...): the sum of both arrays, plus i. */
+static int sum_big(jc_call *call)
+{
+    size_t n, m;
+    const double *d = jc_arg_doubles(call, 0, &n);
+    int64_t i = jc_arg_int(call, 1);
+    const int64_t *k = jc_kwarg_ints(call, "ints", &m);
+    if (!d || !k)
+        return jc_fail(call, "missing arrays");
+    double sum = (double)i;
+    for (size_t j = 0; j < n; j++)
+        sum += d[j];
+    for (size_t j = 0; j < m; j++)
+        sum += (double)k[j];
+    return jc_return_double(call, sum);
+}
+JC_FUNCTION(sum_big, "v1");
 
 /* ---- helpers ---- */
 
@@ -590,6 +609,49 @@ static void the_backend_can_be_chosen_by_the_environment(void **state)
     jc_cache_close(c);
 }
 
+/* A large argument passed to every call (a data set) goes to each worker
+ * rank once; later calls, and later runs, send its digest. */
+static void a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state)
+{
+    (void)state;
+    enum { ND = 131072, NI = 16384 }; /* 1 MiB of doubles, 128 KiB of ints */
+    double *d = malloc(ND * sizeof *d);
+    int64_t *k = malloc(NI * sizeof *k);
+    assert_non_null(d);
+    assert_non_null(k);
+    double base = 0;
+    for (size_t j = 0; j < ND; j++)
+        base += d[j] = (double)(j % 1000) * 0.5;
+    for (size_t j = 0; j < NI; j++)
+        base += (double)(k[j] = (int64_t)j - 5);
+    jc_cache *c = fresh_cache("big-shared.db");
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, JC_BACKEND_AUTO);
+        for (int i = 0; i < 40; i++)
+            assert_int_equal(jc_delayed(b, sum_big, jc_doubles_ref(d, ND), jc_int(round * 40 + i),
+                                        jc_kw("ints", jc_ints_ref(k, NI))),
+                             0);
+        size_t before = jc__mpi_sent_bytes();
+        jc_results *r = jc_run(b);
+        size_t sent = jc__mpi_sent_bytes() - before;
+        assert_non_null(r);
+        assert_int_equal(jc_results_status(r), JC_OK);
+        for (int i = 0; i < 40; i++)
+            assert_true(jc_result_double(r, (size_t)i) == base + (double)(round * 40 + i));
+        size_t whole = (ND + NI) * 8, ranks = (size_t)jc_mpi_ranks() - 1;
+        print_message("round %d: %zu bytes sent for 40 calls of %zu bytes of arguments\n", round, sent, whole);
+        if (round == 0)
+            assert_true(sent < ranks * whole + 65536); /* once per rank, not 40 times */
+        else
+            assert_true(sent < 65536); /* the ranks keep them across runs */
+        jc_results_free(r);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    free(d);
+    free(k);
+}
+
 /* A call that calls exit() in a child of rank 0's own fork pool runs the
  * program's exit handlers there: jobcache's must not end the worker ranks
  * from that child (nor use MPI in it). The MPI runs after it still work. */
@@ -725,6 +787,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_hundred_thousand_tiny_calls_go_in_groups),
         cmocka_unit_test(a_run_stopped_at_an_error_leaves_the_ranks_ready),
         cmocka_unit_test(the_backend_can_be_chosen_by_the_environment),
+        cmocka_unit_test(a_large_argument_shared_by_calls_goes_to_each_rank_once),
         cmocka_unit_test(an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
