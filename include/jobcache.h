@@ -424,6 +424,8 @@ typedef struct jc_cache_options {
  *                               per tenth of the run finished (JC_VERBOSE_DETAIL)
  *   JOBCACHE_TIMEOUT=SECONDS    timeout_seconds (0: none)
  *   JOBCACHE_BACKEND=NAME       jc_options.backend: auto, fork, threads, in-process or mpi
+ *   JOBCACHE_MPI_KEEP=SIZE      large arguments each MPI worker rank keeps (read by jc_mpi_init;
+ *                               default 256M, 0 none; docs/mpi.md)
  *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
  *
  * Boolean variables take 1/0, yes/no, true/false, on/off. */

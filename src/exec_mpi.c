@@ -91,6 +91,8 @@ typedef struct task_hdr {
  * may come in several messages). */
 typedef struct results_hdr {
     uint32_t magic, run, group, n;
+    uint32_t args_reset; /* the rank dropped the large arguments it kept: forget its mirror */
+    uint32_t pad;
     double cost; /* in the group's last message: seconds the group took beyond its calls' own */
 } results_hdr;
 /* Followed by len bytes: the exact encoding of the result, or the message. */
@@ -109,7 +111,7 @@ typedef struct control_msg {
  *
  * A sweep often passes the same large array (a data set, a grid) to every
  * call. A worker rank keeps each top-level argument of JC__DIGEST_MIN bytes
- * or more that it received, by its digest, up to ARG_CACHE_BYTES, least
+ * or more that it received, by its digest, up to JOBCACHE_MPI_KEEP (256 MiB), least
  * recently used out first; the coordinator mirrors each rank's set exactly
  * (the same decisions in the same order: the order of the encoding, group
  * after group) and sends such an argument the rank holds as its 25-byte
@@ -117,7 +119,10 @@ typedef struct control_msg {
  * it, a call taken back out of a group), the coordinator forgets its mirror
  * and the rank's next group tells it to drop what it keeps: a mirror may
  * know less than the rank, never more. */
-#define ARG_CACHE_BYTES ((size_t)256 << 20)
+#define ARG_CACHE_DEFAULT ((size_t)256 << 20)
+/* JOBCACHE_MPI_KEEP, read by every rank at jc_mpi_init (mpirun and srun
+ * give every rank the same environment). */
+static size_t arg_cache_bytes = ARG_CACHE_DEFAULT;
 
 typedef struct arg_entry {
     unsigned char digest[25];
@@ -130,7 +135,36 @@ typedef struct arg_cache {
     arg_entry *e;
     size_t n, cap, bytes;
     uint64_t clock;
+    /* Values dropped (evicted, cleared) while calls of the group being
+     * decoded may still point into them: freed by arg_bury once the group
+     * has run. */
+    jc_value **dropped;
+    size_t ndropped, capdropped;
 } arg_cache;
+
+/* A kept value leaves the cache: freed later, by arg_bury. */
+static void arg_drop(arg_cache *c, jc_value *v)
+{
+    if (!v)
+        return;
+    if (c->ndropped == c->capdropped) {
+        size_t cap = c->capdropped ? 2 * c->capdropped : 16;
+        jc_value **d = realloc(c->dropped, cap * sizeof *d);
+        if (!d)
+            return; /* out of memory: left allocated rather than freed under a call */
+        c->dropped = d;
+        c->capdropped = cap;
+    }
+    c->dropped[c->ndropped++] = v;
+}
+
+/* Frees what left the cache: no call points into it any more. */
+static void arg_bury(arg_cache *c)
+{
+    for (size_t i = 0; i < c->ndropped; i++)
+        jc_value_free(c->dropped[i]);
+    c->ndropped = 0;
+}
 
 static size_t arg_bytes(const jc_value *v)
 {
@@ -149,19 +183,20 @@ static arg_entry *arg_find(arg_cache *c, const unsigned char d[25])
 }
 
 /* Keeps d (bytes long; value taken over, NULL in a mirror), the least
- * recently used out first to make room. False (value not taken) when it is
- * larger than the whole cache or memory runs out. */
+ * recently used out first to make room (what leaves goes to arg_drop). False
+ * (value not taken) when it is larger than the whole cache or memory runs
+ * out. */
 static bool arg_keep(arg_cache *c, const unsigned char d[25], size_t bytes, jc_value *value)
 {
-    if (bytes > ARG_CACHE_BYTES)
+    if (bytes > arg_cache_bytes)
         return false;
-    while (c->bytes + bytes > ARG_CACHE_BYTES && c->n) {
+    while (c->bytes + bytes > arg_cache_bytes && c->n) {
         size_t old = 0;
         for (size_t i = 1; i < c->n; i++)
             if (c->e[i].used < c->e[old].used)
                 old = i;
         c->bytes -= c->e[old].bytes;
-        jc_value_free(c->e[old].value);
+        arg_drop(c, c->e[old].value);
         c->e[old] = c->e[--c->n];
     }
     if (c->n == c->cap) {
@@ -184,9 +219,10 @@ static bool arg_keep(arg_cache *c, const unsigned char d[25], size_t bytes, jc_v
 static void arg_clear(arg_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        jc_value_free(c->e[i].value);
+        arg_drop(c, c->e[i].value);
     free(c->e);
-    *c = (arg_cache){0};
+    c->e = NULL;
+    c->n = c->cap = c->bytes = 0;
 }
 
 /* ---- state of this process ---- */
@@ -352,7 +388,7 @@ static bool ship_as_ref(void *ctx, const jc_value *v, const unsigned char digest
     arg_cache *mirror = &mpi.mirrors[rank];
     if (arg_find(mirror, digest))
         return true;
-    if (!arg_keep(mirror, digest, arg_bytes(v), NULL) && arg_bytes(v) <= ARG_CACHE_BYTES)
+    if (!arg_keep(mirror, digest, arg_bytes(v), NULL) && arg_bytes(v) <= arg_cache_bytes)
         forget_mirror(rank); /* out of memory: the mirror must not know less than it says */
     return false;
 }
@@ -415,6 +451,10 @@ static int encode_group(coord *c, int rank, size_t start, size_t *count, uint32_
     h.ntasks = (uint32_t)k;
     memcpy(out->data, &h, sizeof h);
     *count = k;
+    /* Forgotten while this group was made: what it recorded since is
+     * dropped by the rank at the next group, so dropped here too. */
+    if (mpi.clear_next[rank])
+        arg_clear(&mpi.mirrors[rank]);
     return 0;
 }
 
@@ -489,6 +529,8 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
     memcpy(&h, buf, sizeof h);
     if (h.magic != MAGIC)
         return jc__set_error(JC_EIO, "a malformed message from rank %d", src);
+    if (h.args_reset && src > 0 && src < mpi.size)
+        forget_mirror(src);
     if (h.run != mpi.run)
         return 0; /* of a run that was cancelled */
     rank_slot *s = NULL;
@@ -819,6 +861,11 @@ typedef struct group_run {
     double cost;       /* set before the last flush: the group's time beyond busy */
 } group_run;
 
+/* The rank's kept arguments and the coordinator's mirror of them parted
+ * (memory ran out on one side): the rank drops them all and says so in its
+ * next results, and the coordinator forgets its mirror. */
+static bool args_reset;
+
 /* The largest outcome a message carries: MPI counts bytes in an int. */
 #define MAX_OUTCOME ((size_t)INT_MAX - sizeof(results_hdr) - sizeof(outcome_hdr))
 
@@ -833,7 +880,9 @@ static void flush_results(group_run *g)
     if (!g->nout || group_dropped(g))
         return;
     double t0 = jc__monotonic();
-    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost};
+    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost,
+                     .args_reset = args_reset};
+    args_reset = false;
     memcpy(g->out.data, &h, sizeof h);
     if (send_sleeping(g->out.data, g->out.len, 0, TAG_RESULTS)) {
         fprintf(stderr, "jobcache: rank %d: cannot send results to the coordinator; ending the job\n", mpi.rank);
@@ -933,28 +982,33 @@ static bool serve_abandon(void *ctx)
  * (decode_args keeps it: positional ones, then named ones by name): one
  * sent as its digest is the value this rank keeps (read in place, as a
  * borrowed array; bytes are copied); one sent whole is kept from now on,
- * as the coordinator's mirror of this rank expects. False with *why set
- * when a digest names nothing kept here (memory ran out on one side). */
+ * as the coordinator's mirror of this rank expects. Every argument is seen
+ * even after a failure, so that the rank's choices stay the mirror's. A
+ * digest names the value's content, so a mismatch can only make a call
+ * fail, never read another value. False with *why set when a digest names
+ * nothing kept here (memory ran out on one side): the coordinator is told
+ * to start its mirror again. */
 static bool resolve_args(jc_value **argv, size_t argc, char **why)
 {
+    bool ok = true;
     for (size_t i = 0; i < argc; i++) {
         jc_value *kw = argv[i]->type == JC_TYPE_KWARG ? argv[i] : NULL;
         jc_value **slot = kw ? &kw->u.kw.val : &argv[i];
         jc_value *v = *slot;
         if (v->type == JC_TYPE_DIGEST) {
             arg_entry *e = arg_find(&srv.args, (const unsigned char *)v->u.s);
-            if (!e) {
-                *why = jc__strdup_printf("an argument sent by reference is not kept on MPI rank %d (memory ran out "
-                                         "on the rank or the coordinator); run again", mpi.rank);
-                return false;
-            }
-            const jc_value *k = e->value;
-            jc_value *r = k->type == JC_TYPE_DOUBLES ? jc_doubles_ref(k->u.arr, k->len)
-                          : k->type == JC_TYPE_INTS  ? jc_ints_ref(k->u.arr, k->len)
-                                                     : jc_bytes(k->u.s, k->len);
+            const jc_value *k = e ? e->value : NULL;
+            jc_value *r = !k                          ? NULL
+                          : k->type == JC_TYPE_DOUBLES ? jc_doubles_ref(k->u.arr, k->len)
+                          : k->type == JC_TYPE_INTS    ? jc_ints_ref(k->u.arr, k->len)
+                                                       : jc_bytes(k->u.s, k->len);
             if (!r) {
-                *why = jc__strdup_printf("out of memory on MPI rank %d", mpi.rank);
-                return false;
+                if (ok && !*why)
+                    *why = jc__strdup_printf("an argument sent by reference is not kept on MPI rank %d (memory "
+                                             "ran out on the rank or the coordinator); run again", mpi.rank);
+                ok = false;
+                args_reset = true;
+                continue;
             }
             r->parent = kw;
             *slot = r;
@@ -963,54 +1017,60 @@ static bool resolve_args(jc_value **argv, size_t argc, char **why)
                    arg_bytes(v) >= JC__DIGEST_MIN) {
             unsigned char d[25];
             jc_value *copy = NULL;
-            if (jc__value_digest(v, d) == 0 && (copy = jc_value_copy(v)) != NULL &&
-                !arg_keep(&srv.args, d, arg_bytes(v), copy))
+            if (jc__value_digest(v, d) != 0 || (copy = jc_value_copy(v)) == NULL ||
+                !arg_keep(&srv.args, d, arg_bytes(v), copy)) {
                 jc_value_free(copy);
+                if (arg_bytes(v) <= arg_cache_bytes)
+                    args_reset = true; /* the mirror counts it kept */
+            }
         }
     }
-    return true;
+    return ok;
 }
 
 /* Decodes one call of the group; false, with *why set (malloc'd), when it
- * cannot run here. */
+ * cannot run here. Its arguments are decoded and resolved first, whatever
+ * else is wrong with it: the coordinator counted its large arguments kept. */
 static bool decode_task(const char *p, const task_hdr *th, jc__task *t, char **why)
 {
+    jc_value **argv = NULL;
+    size_t argc = 0;
     char *name = strndup(p, th->name_len);
     char *version = strndup(p + th->name_len, th->version_len);
     if (!name || !version) {
         free(name);
         free(version);
         *why = jc__strdup("out of memory on the worker rank");
+        args_reset = true;
         return false;
     }
-    const jc_function *fn = jc_function_find(name);
-    if (!fn || strcmp(fn->version, version) != 0) {
-        *why = fn ? jc__strdup_printf("%s: rank %d (host %s) has version \"%s\" of it, the coordinator \"%s\": "
-                                      "every rank must run the same program",
-                                      name, mpi.rank, mpi.host, fn->version, version)
-                  : jc__strdup_printf("%s: not a registered function on rank %d (host %s): %s; every rank must "
-                                      "run the same program", name, mpi.rank, mpi.host, jc_errmsg());
+    if (jc__decode_args(p + th->name_len + th->version_len, th->args_len, &argv, &argc)) {
+        *why = jc__strdup_printf("%s: its arguments do not decode on rank %d: %s", name, mpi.rank, jc_errmsg());
+        args_reset = true;
         free(name);
         free(version);
         return false;
     }
-    free(name);
-    free(version);
-    jc_value **argv = NULL;
-    size_t argc = 0;
-    if (jc__decode_args(p + th->name_len + th->version_len, th->args_len, &argv, &argc)) {
-        *why = jc__strdup_printf("%s: its arguments do not decode on rank %d: %s", fn->name, mpi.rank, jc_errmsg());
-        return false;
-    }
-    if (!resolve_args(argv, argc, why)) {
-        char *msg = jc__strdup_printf("%s: %s", fn->name, *why ? *why : "an argument is missing");
-        free(*why);
-        *why = msg;
+    char *unresolved = NULL;
+    bool resolved = resolve_args(argv, argc, &unresolved);
+    const jc_function *fn = jc_function_find(name);
+    if (!resolved || !fn || strcmp(fn->version, version) != 0) {
+        *why = !resolved ? jc__strdup_printf("%s: %s", name, unresolved ? unresolved : "an argument is missing")
+               : fn ? jc__strdup_printf("%s: rank %d (host %s) has version \"%s\" of it, the coordinator \"%s\": "
+                                       "every rank must run the same program",
+                                       name, mpi.rank, mpi.host, fn->version, version)
+                    : jc__strdup_printf("%s: not a registered function on rank %d (host %s): %s; every rank must "
+                                        "run the same program", name, mpi.rank, mpi.host, jc_errmsg());
+        free(unresolved);
+        free(name);
+        free(version);
         for (size_t i = 0; i < argc; i++)
             jc_value_free(argv[i]);
         free(argv);
         return false;
     }
+    free(name);
+    free(version);
     *t = (jc__task){.fn = fn, .argv = argv, .argc = argc};
     return true;
 }
@@ -1092,6 +1152,7 @@ static void run_group(const queued *qg)
     free(g.index);
     free(g.done);
     jc__buf_free(&g.out);
+    arg_bury(&srv.args); /* no call of the group points into them now */
 }
 
 static _Noreturn void finish_worker(void)
@@ -1100,6 +1161,8 @@ static _Noreturn void finish_worker(void)
         free(srv.q[i].buf);
     free(srv.q);
     arg_clear(&srv.args);
+    arg_bury(&srv.args);
+    free(srv.args.dropped);
     /* Rank 0 drops results until every rank says it is done with sending. */
     control_msg ack = {.magic = MAGIC, .value = 0};
     send_sleeping(&ack, sizeof ack, 0, TAG_FINISHED);
@@ -1249,6 +1312,16 @@ int jc_mpi_init(int *argc, char ***argv)
     struct sigaction before[NCRASH];
     for (int i = 0; i < NCRASH; i++)
         sigaction(crash_sigs[i], NULL, &before[i]);
+    const char *keep = getenv("JOBCACHE_MPI_KEEP");
+    if (keep && *keep) {
+        int64_t bytes = 0;
+        if (jc_parse_size(keep, &bytes) || bytes < 0) {
+            mpi.why_not = "JOBCACHE_MPI_KEEP is not a size";
+            return mpi.init_rc = jc__set_error(JC_EINVAL, "jc_mpi_init: JOBCACHE_MPI_KEEP is '%s': it must be a "
+                                               "size (256M, 1G; 0 keeps nothing)", keep);
+        }
+        arg_cache_bytes = (size_t)bytes;
+    }
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {

@@ -205,6 +205,22 @@ static int sum_big(jc_call *call)
 }
 JC_FUNCTION(sum_big, "v1");
 
+/* sum_ints(a, b, ...): the sum of every int array given. */
+static int sum_ints(jc_call *call)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < jc_arg_count(call); i++) {
+        size_t n;
+        const int64_t *a = jc_arg_ints(call, i, &n);
+        if (!a)
+            return jc_fail(call, "argument %zu is not an int array", i);
+        for (size_t j = 0; j < n; j++)
+            sum += a[j];
+    }
+    return jc_return_int(call, sum);
+}
+JC_FUNCTION(sum_ints, "v1");
+
 /* ---- helpers ---- */
 
 static bool same_bits(const jc_value *a, const jc_value *b)
@@ -652,6 +668,49 @@ static void a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state
     free(k);
 }
 
+/* Run with JOBCACHE_MPI_KEEP=200K on every rank (JC_TEST_KEEP_SMALL=1):
+ * sum_ints(P) keeps P on a rank; sum_ints(P, Q) then gets P by reference
+ * and Q whole, and keeping Q evicts P while this very call reads P in place.
+ * The evicted value must outlive the call (it crashed, or read freed
+ * memory, when it was freed at once). */
+static void an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends(void **state)
+{
+    (void)state;
+    enum { N = 16384 }; /* 128 KiB each: two do not fit in 200 KiB */
+    int64_t *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    assert_non_null(p);
+    assert_non_null(q);
+    int64_t sp = 0, sq = 0;
+    for (int64_t j = 0; j < N; j++) {
+        sp += p[j] = j;
+        sq += q[j] = 3 * j + 1;
+    }
+    jc_cache *c = fresh_cache("evict.db");
+    for (int round = 0; round < 3; round++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF});
+        assert_non_null(b);
+        /* round r: P alone, then P and Q, then Q and P, with a distinct
+         * third argument so that every call is new */
+        int64_t tag[1] = {round};
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(p, N), jc_ints(tag, 1)), 0);
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(p, N), jc_ints_ref(q, N), jc_ints(tag, 1)), 0);
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(q, N), jc_ints_ref(p, N), jc_ints(tag, 1)), 0);
+        jc_results *r = jc_run(b);
+        assert_non_null(r);
+        for (size_t i = 0; i < 3; i++)
+            if (jc_result_status(r, i) != JC_STATUS_OK)
+                fail_msg("round %d, call %zu: %s", round, i, jc_result_error(r, i));
+        assert_int_equal(jc_result_int(r, 0), sp + round);
+        assert_int_equal(jc_result_int(r, 1), sp + sq + round);
+        assert_int_equal(jc_result_int(r, 2), sq + sp + round);
+        jc_results_free(r);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    free(p);
+    free(q);
+}
+
 /* A call that calls exit() in a child of rank 0's own fork pool runs the
  * program's exit handlers there: jobcache's must not end the worker ranks
  * from that child (nor use MPI in it). The MPI runs after it still work. */
@@ -766,6 +825,12 @@ int main(int argc, char **argv)
     if (jc_mpi_init(&argc, &argv) < 0) {
         fprintf(stderr, "test_mpi: %s\n", jc_errmsg());
         return 2;
+    }
+    if (getenv("JC_TEST_KEEP_SMALL") && jc_mpi_ranks() > 1) {
+        const struct CMUnitTest small[] = {
+            cmocka_unit_test(an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends),
+        };
+        return cmocka_run_group_tests(small, NULL, NULL);
     }
     if (jc_mpi_ranks() == 1) {
         const struct CMUnitTest alone[] = {
