@@ -424,6 +424,8 @@ typedef struct jc_cache_options {
  *                               per tenth of the run finished (JC_VERBOSE_DETAIL)
  *   JOBCACHE_TIMEOUT=SECONDS    timeout_seconds (0: none)
  *   JOBCACHE_BACKEND=NAME       jc_options.backend: auto, fork, threads, in-process or mpi
+ *   JOBCACHE_MPI_KEEP=SIZE      large arguments each MPI worker rank keeps (read by jc_mpi_init;
+ *                               default 256M, 0 none; docs/mpi.md)
  *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
  *
  * Boolean variables take 1/0, yes/no, true/false, on/off. */
@@ -634,7 +636,8 @@ JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
  *
  * Worker ranks are separate processes, possibly on other machines, that
  * never ran main past this call: they do not share the coordinator's
- * memory. A function must depend only on its arguments (and on what every
+ * memory (arguments travel as messages; a large top-level array is sent to
+ * each rank once and kept there, up to 256 MiB per rank). A function must depend only on its arguments (and on what every
  * rank computes identically before main, or reads from shared files).
  *
  * A program started on its own (no launcher in the environment) is not

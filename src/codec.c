@@ -159,18 +159,20 @@ static int xxh_write(void *ctx, const char *p, size_t n)
  * ext 3 holding its kind (1 doubles, 2 ints, 3 bytes), its length in
  * elements (u64, little-endian) and the XXH3-128 of its canonical payload.
  * The key still depends on every byte; the stored arguments stay small. */
-static int write_digest(const jc_value *v, msgpack_packer *pk)
+/* The digest payload of v into payload; kept in v (computed once). -1
+ * when out of memory. */
+static int compute_digest(const jc_value *v, unsigned char payload[DIGEST_LEN])
 {
     /* A call's arguments are encoded twice (for its key at jc_delayed, and
      * for the store after a miss): the digest is computed once and kept in
      * the value, which must stay unchanged until the run returns anyway. */
-    if (v->digest)
-        return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->digest, DIGEST_LEN)
-                   ? write_failed()
-                   : 0;
+    if (v->digest) {
+        memcpy(payload, v->digest, DIGEST_LEN);
+        return 0;
+    }
     XXH3_state_t *st = XXH3_createState();
     if (!st)
-        return write_failed();
+        return -1;
     XXH3_128bits_reset(st);
     if (v->type == JC_TYPE_BYTES) {
         XXH3_128bits_update(st, v->u.s, v->len);
@@ -179,13 +181,12 @@ static int write_digest(const jc_value *v, msgpack_packer *pk)
         msgpack_packer_init(&hp, st, xxh_write);
         if (write_array_body(v, &hp, MODE_ARGS)) {
             XXH3_freeState(st);
-            return write_failed();
+            return -1;
         }
     }
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
     XXH3_freeState(st);
-    unsigned char payload[DIGEST_LEN];
     payload[0] = v->type == JC_TYPE_DOUBLES ? 1 : v->type == JC_TYPE_INTS ? 2 : 3;
     uint64_t n = to_le64((uint64_t)v->len);
     memcpy(payload + 1, &n, 8);
@@ -195,6 +196,19 @@ static int write_digest(const jc_value *v, msgpack_packer *pk)
         memcpy(keep, payload, DIGEST_LEN);
         ((jc_value *)v)->digest = keep;
     }
+    return 0;
+}
+
+int jc__value_digest(const jc_value *v, unsigned char payload[25])
+{
+    return compute_digest(v, payload) ? jc__set_error(JC_ENOMEM, "out of memory hashing a value") : 0;
+}
+
+static int write_digest(const jc_value *v, msgpack_packer *pk)
+{
+    unsigned char payload[DIGEST_LEN];
+    if (compute_digest(v, payload))
+        return write_failed();
     return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
                ? write_failed()
                : 0;
@@ -292,7 +306,24 @@ static int cmp_kw(const void *a, const void *b)
     return strcmp(x->u.kw.name, y->u.kw.name);
 }
 
-static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, int mode)
+/* How one top-level argument goes out: whole (mode), or, when ref says
+ * so, as its digest. */
+static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_fn ref, void *ref_ctx)
+{
+    if (ref && digested(v, MODE_ARGS)) {
+        unsigned char payload[DIGEST_LEN];
+        if (compute_digest(v, payload))
+            return write_failed();
+        if (ref(ref_ctx, v, payload))
+            return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
+                       ? write_failed()
+                       : 0;
+    }
+    return encode(v, pk, 0, mode);
+}
+
+static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, int mode, jc__ref_fn ref,
+                       void *ref_ctx)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
@@ -304,7 +335,7 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode(argv[i], &pk, 0, mode);
+            int rc = encode_arg(argv[i], &pk, mode, ref, ref_ctx);
             if (rc)
                 return rc;
         }
@@ -333,7 +364,7 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
         if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode(kw[i]->u.kw.val, &pk, 0, mode);
+            rc = encode_arg(kw[i]->u.kw.val, &pk, mode, ref, ref_ctx);
     }
     if (kw != stackbuf)
         free(kw);
@@ -342,12 +373,13 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
 
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
 {
-    return encode_args(argv, argc, w, ctx, MODE_ARGS);
+    return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL);
 }
 
-int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, jc__ref_fn ref,
+                          void *ref_ctx)
 {
-    return encode_args(argv, argc, w, ctx, 0);
+    return encode_args(argv, argc, w, ctx, 0, ref, ref_ctx);
 }
 
 /* ---- decoding ---- */

@@ -66,6 +66,9 @@ int jc__exec_mpi(jc__exec *ex);
 /* How many worker ranks this process coordinates: 0 unless jc_mpi_init
  * started an MPI job of more than one rank and this is its rank 0. */
 int jc__mpi_workers(void);
+/* Bytes of calls the coordinator has sent to worker ranks (for tests);
+ * 0 without MPI. */
+size_t jc__mpi_sent_bytes(void);
 /* Whether the program called jc_mpi_init. */
 bool jc__mpi_init_called(void);
 /* Why the MPI backend cannot be used here, for jc_batch_new's message. */

@@ -79,6 +79,8 @@ typedef struct group_hdr {
     uint32_t magic, run, group, ntasks;
     double timeout;
     int64_t memory_limit;
+    uint32_t clear_args; /* the rank drops the arguments it keeps before this group */
+    uint32_t pad;
 } group_hdr;
 /* Followed by name, version and args bytes, for each task of the group. */
 typedef struct task_hdr {
@@ -89,6 +91,8 @@ typedef struct task_hdr {
  * may come in several messages). */
 typedef struct results_hdr {
     uint32_t magic, run, group, n;
+    uint32_t args_reset; /* the rank dropped the large arguments it kept: forget its mirror */
+    uint32_t pad;
     double cost; /* in the group's last message: seconds the group took beyond its calls' own */
 } results_hdr;
 /* Followed by len bytes: the exact encoding of the result, or the message. */
@@ -102,6 +106,124 @@ typedef struct control_msg {
     uint32_t magic;
     int32_t value;
 } control_msg;
+
+/* ---- large arguments kept by worker ranks ----
+ *
+ * A sweep often passes the same large array (a data set, a grid) to every
+ * call. A worker rank keeps each top-level argument of JC__DIGEST_MIN bytes
+ * or more that it received, by its digest, up to JOBCACHE_MPI_KEEP (256 MiB), least
+ * recently used out first; the coordinator mirrors each rank's set exactly
+ * (the same decisions in the same order: the order of the encoding, group
+ * after group) and sends such an argument the rank holds as its 25-byte
+ * digest. When the two could part (a group cancelled before the rank read
+ * it, a call taken back out of a group), the coordinator forgets its mirror
+ * and the rank's next group tells it to drop what it keeps: a mirror may
+ * know less than the rank, never more. */
+#define ARG_CACHE_DEFAULT ((size_t)256 << 20)
+/* JOBCACHE_MPI_KEEP, read by every rank at jc_mpi_init (mpirun and srun
+ * give every rank the same environment). */
+static size_t arg_cache_bytes = ARG_CACHE_DEFAULT;
+
+typedef struct arg_entry {
+    unsigned char digest[25];
+    size_t bytes;
+    uint64_t used;   /* the cache's clock when last used */
+    jc_value *value; /* on a worker rank: the value kept; NULL in a mirror */
+} arg_entry;
+
+typedef struct arg_cache {
+    arg_entry *e;
+    size_t n, cap, bytes;
+    uint64_t clock;
+    /* Values dropped (evicted, cleared) while calls of the group being
+     * decoded may still point into them: freed by arg_bury once the group
+     * has run. */
+    jc_value **dropped;
+    size_t ndropped, capdropped;
+} arg_cache;
+
+/* A kept value leaves the cache: freed later, by arg_bury. */
+static void arg_drop(arg_cache *c, jc_value *v)
+{
+    if (!v)
+        return;
+    if (c->ndropped == c->capdropped) {
+        size_t cap = c->capdropped ? 2 * c->capdropped : 16;
+        jc_value **d = realloc(c->dropped, cap * sizeof *d);
+        if (!d)
+            return; /* out of memory: left allocated rather than freed under a call */
+        c->dropped = d;
+        c->capdropped = cap;
+    }
+    c->dropped[c->ndropped++] = v;
+}
+
+/* Frees what left the cache: no call points into it any more. */
+static void arg_bury(arg_cache *c)
+{
+    for (size_t i = 0; i < c->ndropped; i++)
+        jc_value_free(c->dropped[i]);
+    c->ndropped = 0;
+}
+
+static size_t arg_bytes(const jc_value *v)
+{
+    return v->type == JC_TYPE_BYTES ? v->len : v->len * 8;
+}
+
+/* The entry of digest d, now most recently used; NULL when not kept. */
+static arg_entry *arg_find(arg_cache *c, const unsigned char d[25])
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (memcmp(c->e[i].digest, d, 25) == 0) {
+            c->e[i].used = ++c->clock;
+            return &c->e[i];
+        }
+    return NULL;
+}
+
+/* Keeps d (bytes long; value taken over, NULL in a mirror), the least
+ * recently used out first to make room (what leaves goes to arg_drop). False
+ * (value not taken) when it is larger than the whole cache or memory runs
+ * out. */
+static bool arg_keep(arg_cache *c, const unsigned char d[25], size_t bytes, jc_value *value)
+{
+    if (bytes > arg_cache_bytes)
+        return false;
+    while (c->bytes + bytes > arg_cache_bytes && c->n) {
+        size_t old = 0;
+        for (size_t i = 1; i < c->n; i++)
+            if (c->e[i].used < c->e[old].used)
+                old = i;
+        c->bytes -= c->e[old].bytes;
+        arg_drop(c, c->e[old].value);
+        c->e[old] = c->e[--c->n];
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        arg_entry *e = realloc(c->e, cap * sizeof *e);
+        if (!e)
+            return false;
+        c->e = e;
+        c->cap = cap;
+    }
+    arg_entry *e = &c->e[c->n++];
+    memcpy(e->digest, d, 25);
+    e->bytes = bytes;
+    e->used = ++c->clock;
+    e->value = value;
+    c->bytes += bytes;
+    return true;
+}
+
+static void arg_clear(arg_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        arg_drop(c, c->e[i].value);
+    free(c->e);
+    c->e = NULL;
+    c->n = c->cap = c->bytes = 0;
+}
 
 /* ---- state of this process ---- */
 
@@ -119,6 +241,11 @@ static struct {
     MPI_Comm comm;       /* a duplicate of MPI_COMM_WORLD: jobcache's messages only */
     uint32_t run;        /* the current run's number */
     orphan *orphans;     /* sends of cancelled runs, not known complete */
+    arg_cache *mirrors;  /* coordinator: per rank, the large arguments it keeps */
+    /* Coordinator, per rank: the next group sent must tell the rank to drop
+     * what it keeps (its mirror was forgotten). */
+    bool *clear_next;
+    size_t sent_bytes;   /* coordinator: bytes of groups sent, for the tests */
     size_t norphans;
     char host[64];
     pid_t pid;           /* the process that called jc_mpi_init (not a forked child of it) */
@@ -134,6 +261,11 @@ int jc__mpi_workers(void)
 const char *jc__mpi_unavailable(void)
 {
     return mpi.why_not;
+}
+
+size_t jc__mpi_sent_bytes(void)
+{
+    return mpi.sent_bytes;
 }
 
 bool jc__mpi_init_called(void)
@@ -245,10 +377,38 @@ static bool put(jc__buf *b, const void *p, size_t n)
  * becomes the number of calls it holds (fewer past GROUP_BYTES, or before a
  * call that cannot be encoded). A negative code when the first call cannot
  * be encoded (JC_EINVAL: that call fails) or memory runs out. */
-static int encode_group(coord *c, size_t start, size_t *count, uint32_t id, jc__buf *out)
+/* During the encoding of a group for a rank: a large argument the rank
+ * keeps goes as its digest; one it does not is sent whole, and from now on
+ * kept. */
+static void forget_mirror(int r);
+
+static bool ship_as_ref(void *ctx, const jc_value *v, const unsigned char digest[25])
+{
+    int rank = *(const int *)ctx;
+    arg_cache *mirror = &mpi.mirrors[rank];
+    if (arg_find(mirror, digest))
+        return true;
+    if (!arg_keep(mirror, digest, arg_bytes(v), NULL) && arg_bytes(v) <= arg_cache_bytes)
+        forget_mirror(rank); /* out of memory: the mirror must not know less than it says */
+    return false;
+}
+
+/* Coordinator: the mirror of rank r and the rank part ways; the rank's next
+ * group tells it to start again from nothing. */
+static void forget_mirror(int r)
+{
+    if (!mpi.mirrors)
+        return;
+    arg_clear(&mpi.mirrors[r]);
+    mpi.clear_next[r] = true;
+}
+
+static int encode_group(coord *c, int rank, size_t start, size_t *count, uint32_t id, jc__buf *out)
 {
     group_hdr h = {.magic = MAGIC, .run = mpi.run, .group = id, .ntasks = 0,
-                   .timeout = c->ex->timeout, .memory_limit = c->ex->memory_limit};
+                   .timeout = c->ex->timeout, .memory_limit = c->ex->memory_limit,
+                   .clear_args = mpi.clear_next[rank]};
+    mpi.clear_next[rank] = false; /* said by this group; dispatch forgets again if it is not sent */
     if (!put(out, &h, sizeof h))
         return jc__set_error(JC_ENOMEM, "out of memory sending calls to the worker ranks");
     size_t k = 0;
@@ -262,12 +422,18 @@ static int encode_group(coord *c, size_t start, size_t *count, uint32_t id, jc__
             !put(out, t->fn->version, strlen(t->fn->version)))
             return jc__set_error(JC_ENOMEM, "out of memory sending calls to the worker ranks");
         size_t args_at = out->len;
-        int rc = jc__encode_args_whole(t->argv, t->argc, jc__buf_write, out);
+        int rc = jc__encode_args_whole(t->argv, t->argc, jc__buf_write, out, ship_as_ref, &rank);
         if (!rc && out->oom)
             rc = jc__set_error(JC_ENOMEM, "out of memory sending calls to the worker ranks");
         if (!rc && out->len > INT_MAX)
             rc = jc__set_error(JC_EINVAL, "its arguments encode to %zu bytes, more than an MPI message can "
                                "carry (2 GiB)", out->len - args_at);
+        if (rc) {
+            /* Its large arguments may be in the mirror already: the mirror
+             * and the rank part ways after this group. */
+            arg_clear(&mpi.mirrors[rank]);
+            mpi.clear_next[rank] = true;
+        }
         if (rc && k) {
             /* The calls before it go now; it comes first in the next group,
              * alone, where its error is its own. */
@@ -285,6 +451,10 @@ static int encode_group(coord *c, size_t start, size_t *count, uint32_t id, jc__
     h.ntasks = (uint32_t)k;
     memcpy(out->data, &h, sizeof h);
     *count = k;
+    /* Forgotten while this group was made: what it recorded since is
+     * dropped by the rank at the next group, so dropped here too. */
+    if (mpi.clear_next[rank])
+        arg_clear(&mpi.mirrors[rank]);
     return 0;
 }
 
@@ -307,7 +477,9 @@ static int dispatch(coord *c, int i)
     while (!c->stopping && s->nq < INFLIGHT && c->next < c->ex->ntasks) {
         size_t count = group_size(c);
         jc__buf msg = {0};
-        int rc = encode_group(c, c->next, &count, c->next_group, &msg);
+        int rc = encode_group(c, s->rank, c->next, &count, c->next_group, &msg);
+        if (rc)
+            forget_mirror(s->rank); /* the group is not sent: what it said is unsaid */
         if (rc == JC_EINVAL) {
             /* One call's arguments are too large to send: that call fails. */
             jc__buf_free(&msg);
@@ -321,7 +493,9 @@ static int dispatch(coord *c, int i)
         }
         sent_group *g = &s->q[s->nq];
         *g = (sent_group){.id = c->next_group++, .ntasks = count, .buf = msg.data};
+        mpi.sent_bytes += msg.len;
         if (MPI_Isend(msg.data, (int)msg.len, MPI_BYTE, s->rank, TAG_GROUP, mpi.comm, &g->req) != MPI_SUCCESS) {
+            forget_mirror(s->rank);
             free(msg.data);
             return jc__set_error(JC_EIO, "MPI_Isend to rank %d failed", s->rank);
         }
@@ -355,6 +529,8 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
     memcpy(&h, buf, sizeof h);
     if (h.magic != MAGIC)
         return jc__set_error(JC_EIO, "a malformed message from rank %d", src);
+    if (h.args_reset && src > 0 && src < mpi.size)
+        forget_mirror(src);
     if (h.run != mpi.run)
         return 0; /* of a run that was cancelled */
     rank_slot *s = NULL;
@@ -469,6 +645,7 @@ static void cancel_outstanding(coord *c)
             continue;
         control_msg m = {.magic = MAGIC, .value = (int32_t)mpi.run};
         MPI_Send(&m, sizeof m, MPI_BYTE, s->rank, TAG_CANCEL, mpi.comm); /* tiny: sent eagerly */
+        forget_mirror(s->rank); /* the groups it drops unread kept nothing there */
         for (int k = 0; k < s->nq; k++) {
             orphan *o = realloc(mpi.orphans, (mpi.norphans + 1) * sizeof *o);
             if (!o) { /* cannot track it: MPI completes it alone; its buffer is left to it */
@@ -576,6 +753,7 @@ typedef struct queued {
 } queued;
 
 typedef struct serve_state {
+    arg_cache args;    /* the large arguments this rank keeps */
     queued *q;
     size_t nq, cap;
     uint32_t cancelled_up_to; /* groups of runs up to this one are dropped */
@@ -683,6 +861,11 @@ typedef struct group_run {
     double cost;       /* set before the last flush: the group's time beyond busy */
 } group_run;
 
+/* The rank's kept arguments and the coordinator's mirror of them parted
+ * (memory ran out on one side): the rank drops them all and says so in its
+ * next results, and the coordinator forgets its mirror. */
+static bool args_reset;
+
 /* The largest outcome a message carries: MPI counts bytes in an int. */
 #define MAX_OUTCOME ((size_t)INT_MAX - sizeof(results_hdr) - sizeof(outcome_hdr))
 
@@ -697,7 +880,9 @@ static void flush_results(group_run *g)
     if (!g->nout || group_dropped(g))
         return;
     double t0 = jc__monotonic();
-    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost};
+    results_hdr h = {.magic = MAGIC, .run = g->h.run, .group = g->h.group, .n = g->nout, .cost = g->cost,
+                     .args_reset = args_reset};
+    args_reset = false;
     memcpy(g->out.data, &h, sizeof h);
     if (send_sleeping(g->out.data, g->out.len, 0, TAG_RESULTS)) {
         fprintf(stderr, "jobcache: rank %d: cannot send results to the coordinator; ending the job\n", mpi.rank);
@@ -793,37 +978,99 @@ static bool serve_abandon(void *ctx)
     return group_dropped(g);
 }
 
+/* The large arguments of a decoded call, in the order of the encoding
+ * (decode_args keeps it: positional ones, then named ones by name): one
+ * sent as its digest is the value this rank keeps (read in place, as a
+ * borrowed array; bytes are copied); one sent whole is kept from now on,
+ * as the coordinator's mirror of this rank expects. Every argument is seen
+ * even after a failure, so that the rank's choices stay the mirror's. A
+ * digest names the value's content, so a mismatch can only make a call
+ * fail, never read another value. False with *why set when a digest names
+ * nothing kept here (memory ran out on one side): the coordinator is told
+ * to start its mirror again. */
+static bool resolve_args(jc_value **argv, size_t argc, char **why)
+{
+    bool ok = true;
+    for (size_t i = 0; i < argc; i++) {
+        jc_value *kw = argv[i]->type == JC_TYPE_KWARG ? argv[i] : NULL;
+        jc_value **slot = kw ? &kw->u.kw.val : &argv[i];
+        jc_value *v = *slot;
+        if (v->type == JC_TYPE_DIGEST) {
+            arg_entry *e = arg_find(&srv.args, (const unsigned char *)v->u.s);
+            const jc_value *k = e ? e->value : NULL;
+            jc_value *r = !k                          ? NULL
+                          : k->type == JC_TYPE_DOUBLES ? jc_doubles_ref(k->u.arr, k->len)
+                          : k->type == JC_TYPE_INTS    ? jc_ints_ref(k->u.arr, k->len)
+                                                       : jc_bytes(k->u.s, k->len);
+            if (!r) {
+                if (ok && !*why)
+                    *why = jc__strdup_printf("an argument sent by reference is not kept on MPI rank %d (memory "
+                                             "ran out on the rank or the coordinator); run again", mpi.rank);
+                ok = false;
+                args_reset = true;
+                continue;
+            }
+            r->parent = kw;
+            *slot = r;
+            jc_value_free(v);
+        } else if ((v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS || v->type == JC_TYPE_BYTES) &&
+                   arg_bytes(v) >= JC__DIGEST_MIN) {
+            unsigned char d[25];
+            jc_value *copy = NULL;
+            if (jc__value_digest(v, d) != 0 || (copy = jc_value_copy(v)) == NULL ||
+                !arg_keep(&srv.args, d, arg_bytes(v), copy)) {
+                jc_value_free(copy);
+                if (arg_bytes(v) <= arg_cache_bytes)
+                    args_reset = true; /* the mirror counts it kept */
+            }
+        }
+    }
+    return ok;
+}
+
 /* Decodes one call of the group; false, with *why set (malloc'd), when it
- * cannot run here. */
+ * cannot run here. Its arguments are decoded and resolved first, whatever
+ * else is wrong with it: the coordinator counted its large arguments kept. */
 static bool decode_task(const char *p, const task_hdr *th, jc__task *t, char **why)
 {
+    jc_value **argv = NULL;
+    size_t argc = 0;
     char *name = strndup(p, th->name_len);
     char *version = strndup(p + th->name_len, th->version_len);
     if (!name || !version) {
         free(name);
         free(version);
         *why = jc__strdup("out of memory on the worker rank");
+        args_reset = true;
         return false;
     }
-    const jc_function *fn = jc_function_find(name);
-    if (!fn || strcmp(fn->version, version) != 0) {
-        *why = fn ? jc__strdup_printf("%s: rank %d (host %s) has version \"%s\" of it, the coordinator \"%s\": "
-                                      "every rank must run the same program",
-                                      name, mpi.rank, mpi.host, fn->version, version)
-                  : jc__strdup_printf("%s: not a registered function on rank %d (host %s): %s; every rank must "
-                                      "run the same program", name, mpi.rank, mpi.host, jc_errmsg());
+    if (jc__decode_args(p + th->name_len + th->version_len, th->args_len, &argv, &argc)) {
+        *why = jc__strdup_printf("%s: its arguments do not decode on rank %d: %s", name, mpi.rank, jc_errmsg());
+        args_reset = true;
         free(name);
         free(version);
         return false;
     }
-    free(name);
-    free(version);
-    jc_value **argv = NULL;
-    size_t argc = 0;
-    if (jc__decode_args(p + th->name_len + th->version_len, th->args_len, &argv, &argc)) {
-        *why = jc__strdup_printf("%s: its arguments do not decode on rank %d: %s", fn->name, mpi.rank, jc_errmsg());
+    char *unresolved = NULL;
+    bool resolved = resolve_args(argv, argc, &unresolved);
+    const jc_function *fn = jc_function_find(name);
+    if (!resolved || !fn || strcmp(fn->version, version) != 0) {
+        *why = !resolved ? jc__strdup_printf("%s: %s", name, unresolved ? unresolved : "an argument is missing")
+               : fn ? jc__strdup_printf("%s: rank %d (host %s) has version \"%s\" of it, the coordinator \"%s\": "
+                                       "every rank must run the same program",
+                                       name, mpi.rank, mpi.host, fn->version, version)
+                    : jc__strdup_printf("%s: not a registered function on rank %d (host %s): %s; every rank must "
+                                        "run the same program", name, mpi.rank, mpi.host, jc_errmsg());
+        free(unresolved);
+        free(name);
+        free(version);
+        for (size_t i = 0; i < argc; i++)
+            jc_value_free(argv[i]);
+        free(argv);
         return false;
     }
+    free(name);
+    free(version);
     *t = (jc__task){.fn = fn, .argv = argv, .argc = argc};
     return true;
 }
@@ -832,6 +1079,8 @@ static void run_group(const queued *qg)
 {
     group_run g = {.last_flush = jc__monotonic()};
     memcpy(&g.h, qg->buf, sizeof g.h);
+    if (g.h.clear_args)
+        arg_clear(&srv.args);
     results_hdr placeholder = {0};
     jc__buf_write(&g.out, (const char *)&placeholder, sizeof placeholder);
     g.tasks = calloc(g.h.ntasks ? g.h.ntasks : 1, sizeof *g.tasks);
@@ -903,6 +1152,7 @@ static void run_group(const queued *qg)
     free(g.index);
     free(g.done);
     jc__buf_free(&g.out);
+    arg_bury(&srv.args); /* no call of the group points into them now */
 }
 
 static _Noreturn void finish_worker(void)
@@ -910,6 +1160,9 @@ static _Noreturn void finish_worker(void)
     for (size_t i = 0; i < srv.nq; i++)
         free(srv.q[i].buf);
     free(srv.q);
+    arg_clear(&srv.args);
+    arg_bury(&srv.args);
+    free(srv.args.dropped);
     /* Rank 0 drops results until every rank says it is done with sending. */
     control_msg ack = {.magic = MAGIC, .value = 0};
     send_sleeping(&ack, sizeof ack, 0, TAG_FINISHED);
@@ -1059,6 +1312,16 @@ int jc_mpi_init(int *argc, char ***argv)
     struct sigaction before[NCRASH];
     for (int i = 0; i < NCRASH; i++)
         sigaction(crash_sigs[i], NULL, &before[i]);
+    const char *keep = getenv("JOBCACHE_MPI_KEEP");
+    if (keep && *keep) {
+        int64_t bytes = 0;
+        if (jc_parse_size(keep, &bytes) || bytes < 0) {
+            mpi.why_not = "JOBCACHE_MPI_KEEP is not a size";
+            return mpi.init_rc = jc__set_error(JC_EINVAL, "jc_mpi_init: JOBCACHE_MPI_KEEP is '%s': it must be a "
+                                               "size (256M, 1G; 0 keeps nothing)", keep);
+        }
+        arg_cache_bytes = (size_t)bytes;
+    }
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {
@@ -1093,6 +1356,16 @@ int jc_mpi_init(int *argc, char ***argv)
         if (mpi.ours)
             on_exit(at_exit, NULL);
         return 0;
+    }
+    mpi.mirrors = calloc((size_t)mpi.size, sizeof *mpi.mirrors);
+    mpi.clear_next = calloc((size_t)mpi.size, sizeof *mpi.clear_next);
+    if (!mpi.mirrors || !mpi.clear_next) {
+        free(mpi.mirrors);
+        free(mpi.clear_next);
+        mpi.mirrors = NULL;
+        mpi.clear_next = NULL;
+        mpi.why_not = "out of memory starting the MPI backend";
+        return mpi.init_rc = jc__set_error(JC_ENOMEM, "jc_mpi_init: out of memory");
     }
     if (mpi.rank != 0) {
         if (mpi.ours)

@@ -95,6 +95,10 @@ int jc__args_canonicalize(jc_value *const *argv, size_t argc);
  * bytes) is encoded, for its key and in the stored arguments, as a digest:
  * see docs/format.md. Results are always stored whole. */
 #define JC__DIGEST_MIN 65536
+/* The 25-byte digest payload of a typed array or bytes value (kind, length,
+ * XXH3-128 of its canonical payload), as a large argument is keyed and
+ * stored; computed once and kept in the value. 0 or JC_ENOMEM. */
+int jc__value_digest(const jc_value *v, unsigned char payload[25]);
 /* A JC_TYPE_DIGEST value from the 25-byte ext 3 payload (copied). */
 jc_value *jc__digest_value(const unsigned char payload[25]);
 
@@ -130,11 +134,18 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+/* Asked, for each top-level argument of JC__DIGEST_MIN bytes or more, in
+ * the order of the encoding (positional ones, then named ones by name),
+ * with its 25-byte digest payload: true writes the digest instead of the
+ * value (the receiver holds the value already). */
+typedef bool (*jc__ref_fn)(void *ctx, const jc_value *v, const unsigned char digest[25]);
 /* The same layout with every argument whole, large arrays included (no
  * digest): what a call needs to run elsewhere (the MPI backend sends it to
  * another rank). Canonical, so arguments made canonical at submission
- * travel bit for bit. */
-int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+ * travel bit for bit. With ref (may be NULL), a large top-level argument
+ * goes as its digest where ref says so. */
+int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, jc__ref_fn ref,
+                          void *ref_ctx);
 /* After a decoding failed with JC_EDECODE: why, in a few words
  * ("truncated", "nested too deep"), valid until the thread's next decoding. */
 const char *jc__decode_reason(void);

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "exec.h" /* jc__mpi_sent_bytes */
 #include "jobcache.h"
 #include "testutil.h"
 
@@ -185,6 +186,40 @@ static int slow(jc_call *call)
     return jc_return_int(call, i);
 }
 JC_FUNCTION(slow, "v1");
+
+/* sum_big(doubles, i, ints=...): the sum of both arrays, plus i. */
+static int sum_big(jc_call *call)
+{
+    size_t n, m;
+    const double *d = jc_arg_doubles(call, 0, &n);
+    int64_t i = jc_arg_int(call, 1);
+    const int64_t *k = jc_kwarg_ints(call, "ints", &m);
+    if (!d || !k)
+        return jc_fail(call, "missing arrays");
+    double sum = (double)i;
+    for (size_t j = 0; j < n; j++)
+        sum += d[j];
+    for (size_t j = 0; j < m; j++)
+        sum += (double)k[j];
+    return jc_return_double(call, sum);
+}
+JC_FUNCTION(sum_big, "v1");
+
+/* sum_ints(a, b, ...): the sum of every int array given. */
+static int sum_ints(jc_call *call)
+{
+    int64_t sum = 0;
+    for (size_t i = 0; i < jc_arg_count(call); i++) {
+        size_t n;
+        const int64_t *a = jc_arg_ints(call, i, &n);
+        if (!a)
+            return jc_fail(call, "argument %zu is not an int array", i);
+        for (size_t j = 0; j < n; j++)
+            sum += a[j];
+    }
+    return jc_return_int(call, sum);
+}
+JC_FUNCTION(sum_ints, "v1");
 
 /* ---- helpers ---- */
 
@@ -590,6 +625,92 @@ static void the_backend_can_be_chosen_by_the_environment(void **state)
     jc_cache_close(c);
 }
 
+/* A large argument passed to every call (a data set) goes to each worker
+ * rank once; later calls, and later runs, send its digest. */
+static void a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state)
+{
+    (void)state;
+    enum { ND = 131072, NI = 16384 }; /* 1 MiB of doubles, 128 KiB of ints */
+    double *d = malloc(ND * sizeof *d);
+    int64_t *k = malloc(NI * sizeof *k);
+    assert_non_null(d);
+    assert_non_null(k);
+    double base = 0;
+    for (size_t j = 0; j < ND; j++)
+        base += d[j] = (double)(j % 1000) * 0.5;
+    for (size_t j = 0; j < NI; j++)
+        base += (double)(k[j] = (int64_t)j - 5);
+    jc_cache *c = fresh_cache("big-shared.db");
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = new_batch(c, JC_BACKEND_AUTO);
+        for (int i = 0; i < 40; i++)
+            assert_int_equal(jc_delayed(b, sum_big, jc_doubles_ref(d, ND), jc_int(round * 40 + i),
+                                        jc_kw("ints", jc_ints_ref(k, NI))),
+                             0);
+        size_t before = jc__mpi_sent_bytes();
+        jc_results *r = jc_run(b);
+        size_t sent = jc__mpi_sent_bytes() - before;
+        assert_non_null(r);
+        assert_int_equal(jc_results_status(r), JC_OK);
+        for (int i = 0; i < 40; i++)
+            assert_true(jc_result_double(r, (size_t)i) == base + (double)(round * 40 + i));
+        size_t whole = (ND + NI) * 8, ranks = (size_t)jc_mpi_ranks() - 1;
+        print_message("round %d: %zu bytes sent for 40 calls of %zu bytes of arguments\n", round, sent, whole);
+        if (round == 0)
+            assert_true(sent < ranks * whole + 65536); /* once per rank, not 40 times */
+        else
+            assert_true(sent < 65536); /* the ranks keep them across runs */
+        jc_results_free(r);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    free(d);
+    free(k);
+}
+
+/* Run with JOBCACHE_MPI_KEEP=200K on every rank (JC_TEST_KEEP_SMALL=1):
+ * sum_ints(P) keeps P on a rank; sum_ints(P, Q) then gets P by reference
+ * and Q whole, and keeping Q evicts P while this very call reads P in place.
+ * The evicted value must outlive the call (it crashed, or read freed
+ * memory, when it was freed at once). */
+static void an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends(void **state)
+{
+    (void)state;
+    enum { N = 16384 }; /* 128 KiB each: two do not fit in 200 KiB */
+    int64_t *p = malloc(N * sizeof *p), *q = malloc(N * sizeof *q);
+    assert_non_null(p);
+    assert_non_null(q);
+    int64_t sp = 0, sq = 0;
+    for (int64_t j = 0; j < N; j++) {
+        sp += p[j] = j;
+        sq += q[j] = 3 * j + 1;
+    }
+    jc_cache *c = fresh_cache("evict.db");
+    for (int round = 0; round < 3; round++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF});
+        assert_non_null(b);
+        /* round r: P alone, then P and Q, then Q and P, with a distinct
+         * third argument so that every call is new */
+        int64_t tag[1] = {round};
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(p, N), jc_ints(tag, 1)), 0);
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(p, N), jc_ints_ref(q, N), jc_ints(tag, 1)), 0);
+        assert_int_equal(jc_delayed(b, sum_ints, jc_ints_ref(q, N), jc_ints_ref(p, N), jc_ints(tag, 1)), 0);
+        jc_results *r = jc_run(b);
+        assert_non_null(r);
+        for (size_t i = 0; i < 3; i++)
+            if (jc_result_status(r, i) != JC_STATUS_OK)
+                fail_msg("round %d, call %zu: %s", round, i, jc_result_error(r, i));
+        assert_int_equal(jc_result_int(r, 0), sp + round);
+        assert_int_equal(jc_result_int(r, 1), sp + sq + round);
+        assert_int_equal(jc_result_int(r, 2), sq + sp + round);
+        jc_results_free(r);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    free(p);
+    free(q);
+}
+
 /* A call that calls exit() in a child of rank 0's own fork pool runs the
  * program's exit handlers there: jobcache's must not end the worker ranks
  * from that child (nor use MPI in it). The MPI runs after it still work. */
@@ -705,6 +826,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_mpi: %s\n", jc_errmsg());
         return 2;
     }
+    if (getenv("JC_TEST_KEEP_SMALL") && jc_mpi_ranks() > 1) {
+        const struct CMUnitTest small[] = {
+            cmocka_unit_test(an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends),
+        };
+        return cmocka_run_group_tests(small, NULL, NULL);
+    }
     if (jc_mpi_ranks() == 1) {
         const struct CMUnitTest alone[] = {
             cmocka_unit_test(without_a_launcher_nothing_changes_and_mpi_is_refused_clearly),
@@ -725,6 +852,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(a_hundred_thousand_tiny_calls_go_in_groups),
         cmocka_unit_test(a_run_stopped_at_an_error_leaves_the_ranks_ready),
         cmocka_unit_test(the_backend_can_be_chosen_by_the_environment),
+        cmocka_unit_test(a_large_argument_shared_by_calls_goes_to_each_rank_once),
         cmocka_unit_test(an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
