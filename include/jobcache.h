@@ -1026,6 +1026,8 @@ typedef struct jc_merge_result {
  * result is trusted as the other cache computed it, so merge only files you
  * trust as much as your own runs. The entries are committed in
  * batches, so that a run using the cache meanwhile waits only briefly.
+ * The parameter names the other file recorded (JC_FUNCTION_PARAMS) are
+ * copied for each function and version this cache has none for.
  * *out (may be NULL) gets the counts. Returns 0, or a negative jc_error as
  * jc_cache_open would give for other_path (JC_ENOTFOUND when missing), or a
  * failure writing cache (entries committed before it stay). */

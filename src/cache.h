@@ -78,6 +78,8 @@ int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
 /* The recorded parameter names of function and version ("beta,seed"):
  * 1 and *names (malloc'd), or 0 and NULL. */
 int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names);
+/* Records them, in the write transaction the caller holds (merge). */
+int jc__cache_params_put(jc_cache *cache, const char *function, const char *version, const char *names);
 int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *problem), void *ctx);
 int jc__cache_vacuum_store(jc_cache *cache);
 int jc__cache_backup_store(jc_cache *cache, const char *dest);

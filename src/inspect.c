@@ -1036,6 +1036,68 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, jc_merge_r
     return 0;
 }
 
+typedef struct fn_versions {
+    char **function, **version;
+    size_t n, cap;
+} fn_versions;
+
+static int collect_group(void *ctx, const jc__group *g)
+{
+    fn_versions *fv = ctx;
+    if (fv->n == fv->cap) {
+        size_t cap = fv->cap ? 2 * fv->cap : 16;
+        char **f = realloc(fv->function, cap * sizeof *f);
+        if (f)
+            fv->function = f;
+        char **v = f ? realloc(fv->version, cap * sizeof *v) : NULL;
+        if (!f || !v)
+            return jc__set_error(JC_ENOMEM, "out of memory listing functions");
+        fv->version = v;
+        fv->cap = cap;
+    }
+    fv->function[fv->n] = jc__strdup(g->function);
+    fv->version[fv->n] = jc__strdup(g->version);
+    if (!fv->function[fv->n] || !fv->version[fv->n]) {
+        free(fv->function[fv->n]);
+        free(fv->version[fv->n]);
+        return jc__set_error(JC_ENOMEM, "out of memory listing functions");
+    }
+    fv->n++;
+    return 0;
+}
+
+/* The parameter names the other cache recorded (schema 6) for a function
+ * and version this cache has none for come along with its entries, so that
+ * ls, show and export name the merged arguments as the other file did.
+ * Names this cache has already stay: they are its own program's. */
+static int merge_params(jc_cache *cache, jc_cache *other)
+{
+    fn_versions fv = {0};
+    int rc = jc__cache_groups(other, collect_group, &fv);
+    for (size_t i = 0; i < fv.n && !rc; i++) {
+        char *theirs = NULL, *ours = NULL;
+        rc = jc__cache_params(other, fv.function[i], fv.version[i], &theirs);
+        if (rc >= 0 && theirs)
+            rc = jc__cache_params(cache, fv.function[i], fv.version[i], &ours);
+        if (rc >= 0 && theirs && !ours) {
+            rc = begin_write(cache);
+            if (!rc)
+                rc = end_write(cache, jc__cache_params_put(cache, fv.function[i], fv.version[i], theirs), true);
+        }
+        if (rc > 0)
+            rc = 0;
+        free(theirs);
+        free(ours);
+    }
+    for (size_t i = 0; i < fv.n; i++) {
+        free(fv.function[i]);
+        free(fv.version[i]);
+    }
+    free(fv.function);
+    free(fv.version);
+    return rc;
+}
+
 int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out)
 {
     jc_merge_result res = {0};
@@ -1068,6 +1130,8 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     if (in_txn)
         rc = end_write(cache, rc, true);
     jc__cache_pager_free(pg);
+    if (!rc)
+        rc = merge_params(cache, other);
     jc_cache_close(other);
     if (out)
         *out = res;

@@ -910,6 +910,13 @@ static void tool_export_tables(void **state)
     free(out);
     expect(0, "[0] beta = 0.", "show -f %s %s", path, hex);
     expect(0, "[1] seed = ", "show -f %s %s", path, hex);
+    /* The names come along with a merge (a job array's caches gathered). */
+    char merged[PATH_CAP];
+    jc_test_path(merged, sizeof merged, "tables-merged.db");
+    jc_test_remove_db(merged);
+    expect(0, "added 9", "merge -f %s %s", merged, path);
+    expect(0, "beta=0.1, seed=1, label=\"plain\"", "ls %s --function sir", merged);
+    expect(0, "[0] beta = 0.", "show -f %s %s", merged, hex);
 }
 
 static void tool_merge_vacuum_clear(void **state)
