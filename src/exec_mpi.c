@@ -506,11 +506,18 @@ static int dispatch(coord *c, int i)
     return 0;
 }
 
+/* A running mean that follows change: the plain mean of the first 16
+ * samples, then an exponential one (weight 1/16), as the fork pool's. */
+static void learn_mean(double *mean, size_t *n, double x)
+{
+    (*n)++;
+    double k = *n < 16 ? 1.0 / (double)*n : 1.0 / 16;
+    *mean += (x - *mean) * k;
+}
+
 static void learn(coord *c, double secs)
 {
-    c->measured++;
-    double k = c->measured < 16 ? 1.0 / (double)c->measured : 1.0 / 16;
-    c->mean += (secs - c->mean) * k;
+    learn_mean(&c->mean, &c->measured, secs);
 }
 
 static void complete_send(sent_group *g)
@@ -572,11 +579,8 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
         if (c->ex->deliver(c->ex->ctx, &o))
             c->stopping = true;
     }
-    if (h.cost > 0) {
-        c->groups_measured++;
-        double k = c->groups_measured < 16 ? 1.0 / (double)c->groups_measured : 1.0 / 16;
-        c->group_cost += (h.cost - c->group_cost) * k;
-    }
+    if (h.cost > 0)
+        learn_mean(&c->group_cost, &c->groups_measured, h.cost);
     if (g->delivered == g->ntasks) {
         complete_send(g);
         memmove(&s->q[0], &s->q[1], sizeof(sent_group) * (INFLIGHT - 1));

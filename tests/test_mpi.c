@@ -72,20 +72,6 @@ static void reset_log(void)
 
 /* ---- the functions ---- */
 
-static double from_bits(uint64_t bits)
-{
-    double d;
-    memcpy(&d, &bits, sizeof d);
-    return d;
-}
-
-static uint64_t to_bits(double d)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof bits);
-    return bits;
-}
-
 /* Doubles that canonical encoding would change (-0.0, NaN payloads), and a plain one. */
 static const uint64_t odd_bits[] = {UINT64_C(0x8000000000000000), UINT64_C(0x7ff80000000abcde),
                                     UINT64_C(0xfff8000000000001), UINT64_C(0x3ff8000000000000)};
@@ -99,7 +85,7 @@ static int kind(jc_call *call)
     log_call("kind", k);
     double odd[NODD];
     for (size_t i = 0; i < NODD; i++)
-        odd[i] = from_bits(odd_bits[i]);
+        odd[i] = jc_test_from_bits(odd_bits[i]);
     switch (k) {
     case 0: return jc_return(call, jc_null());
     case 1: return jc_return(call, jc_bool(jc_kwarg_bool(call, "flag")));
@@ -223,40 +209,6 @@ JC_FUNCTION(sum_ints, "v1");
 
 /* ---- helpers ---- */
 
-static bool same_bits(const jc_value *a, const jc_value *b)
-{
-    if (jc_value_type(a) != jc_value_type(b))
-        return false;
-    switch (jc_value_type(a)) {
-    case JC_TYPE_DOUBLE: {
-        double x, y;
-        jc_value_get_double(a, &x);
-        jc_value_get_double(b, &y);
-        return to_bits(x) == to_bits(y);
-    }
-    case JC_TYPE_DOUBLES: {
-        const double *x, *y;
-        size_t n, m;
-        jc_value_get_doubles(a, &x, &n);
-        jc_value_get_doubles(b, &y, &m);
-        return n == m && memcmp(x, y, n * sizeof *x) == 0;
-    }
-    case JC_TYPE_LIST:
-    case JC_TYPE_MAP:
-        if (jc_value_len(a) != jc_value_len(b))
-            return false;
-        for (size_t i = 0; i < jc_value_len(a); i++) {
-            if (jc_value_type(a) == JC_TYPE_MAP && strcmp(jc_value_key_at(a, i), jc_value_key_at(b, i)) != 0)
-                return false;
-            if (!same_bits(jc_value_at(a, i), jc_value_at(b, i)))
-                return false;
-        }
-        return true;
-    default:
-        return jc_value_equal(a, b);
-    }
-}
-
 static jc_cache *fresh_cache(const char *name)
 {
     char path[PATH_CAP];
@@ -280,7 +232,7 @@ static void submit_kinds(jc_batch *b, const double *big)
 {
     double odd[NODD];
     for (size_t i = 0; i < NODD; i++)
-        odd[i] = from_bits(odd_bits[i]);
+        odd[i] = jc_test_from_bits(odd_bits[i]);
     assert_int_equal(jc_delayed(b, kind, jc_int(0)), 0);
     assert_int_equal(jc_delayed(b, kind, jc_int(1), jc_kw("flag", jc_bool(true))), 0);
     assert_int_equal(jc_delayed(b, kind, jc_int(2), jc_kw("plus", jc_int(7))), 0);
@@ -307,7 +259,7 @@ static void every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
     assert_non_null(big);
     for (size_t i = 0; i < BIG; i++)
         big[i] = (double)i * 0.25 - 1000.0;
-    big[17] = from_bits(odd_bits[3]);
+    big[17] = jc_test_from_bits(odd_bits[3]);
 
     jc_cache *here = fresh_cache("kinds-inprocess.db"), *there = fresh_cache("kinds-mpi.db");
     jc_batch *bh = new_batch(here, JC_BACKEND_INPROCESS), *bm = new_batch(there, JC_BACKEND_AUTO);
@@ -321,7 +273,7 @@ static void every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
     for (size_t k = 0; k < jc_results_count(rm); k++) {
         assert_int_equal(jc_result_status(rm, k), JC_STATUS_OK);
         assert_false(jc_result_cached(rm, k));
-        if (!same_bits(jc_result_value(rm, k), jc_result_value(rh, k)))
+        if (!jc_test_same_bits(jc_result_value(rm, k), jc_result_value(rh, k)))
             fail_msg("result %zu differs from the in-process one", k);
     }
     /* The value of kind 6 (call 9) is the big array, whole. */
@@ -343,7 +295,7 @@ static void every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
     jc_results *ra = jc_run(again);
     for (size_t k = 0; k < jc_results_count(ra); k++) {
         assert_true(jc_result_cached(ra, k));
-        assert_true(same_bits(jc_result_value(ra, k), jc_result_value(rh, k)));
+        assert_true(jc_test_same_bits(jc_result_value(ra, k), jc_result_value(rh, k)));
     }
     assert_int_equal(log_lines(NULL), 2 * calls);
     jc_results_free(ra);

@@ -37,20 +37,6 @@ static const char *other_code_sql(const char *where, char *buf, size_t cap)
 
 #define PATH_CAP 4096
 
-static double from_bits(uint64_t bits)
-{
-    double d;
-    memcpy(&d, &bits, sizeof d);
-    return d;
-}
-
-static uint64_t to_bits(double d)
-{
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof bits);
-    return bits;
-}
-
 /* Doubles whose bits canonical form would change: -0.0, a NaN with a
  * payload, a negative NaN; and ordinary ones. */
 static const uint64_t odd_bits[] = {
@@ -67,7 +53,7 @@ static jc_value *odd_value(void)
 {
     double arr[NODD];
     for (size_t i = 0; i < NODD; i++)
-        arr[i] = from_bits(odd_bits[i]);
+        arr[i] = jc_test_from_bits(odd_bits[i]);
     jc_value *list = jc_list_new();
     for (size_t i = 0; i < NODD; i++)
         jc_list_append(list, jc_double(arr[i]));
@@ -85,42 +71,6 @@ static int odd(jc_call *call)
 }
 JC_FUNCTION(odd, "v1");
 
-/* Whether a and b are the same value with the same bits in every double
- * (jc_value_equal compares doubles by value: -0.0 == 0.0). */
-static bool same_bits(const jc_value *a, const jc_value *b)
-{
-    if (jc_value_type(a) != jc_value_type(b))
-        return false;
-    switch (jc_value_type(a)) {
-    case JC_TYPE_DOUBLE: {
-        double x, y;
-        jc_value_get_double(a, &x);
-        jc_value_get_double(b, &y);
-        return to_bits(x) == to_bits(y);
-    }
-    case JC_TYPE_DOUBLES: {
-        const double *x, *y;
-        size_t n, m;
-        jc_value_get_doubles(a, &x, &n);
-        jc_value_get_doubles(b, &y, &m);
-        return n == m && memcmp(x, y, n * sizeof *x) == 0;
-    }
-    case JC_TYPE_LIST:
-    case JC_TYPE_MAP:
-        if (jc_value_len(a) != jc_value_len(b))
-            return false;
-        for (size_t i = 0; i < jc_value_len(a); i++) {
-            if (jc_value_type(a) == JC_TYPE_MAP && strcmp(jc_value_key_at(a, i), jc_value_key_at(b, i)) != 0)
-                return false;
-            if (!same_bits(jc_value_at(a, i), jc_value_at(b, i)))
-                return false;
-        }
-        return true;
-    default:
-        return jc_value_equal(a, b);
-    }
-}
-
 /* Runs odd(0) with n_jobs and checks the bits; returns whether it was a hit. */
 static bool run_odd(const char *path, int n_jobs)
 {
@@ -132,7 +82,7 @@ static bool run_odd(const char *path, int n_jobs)
     assert_int_equal(jc_results_status(res), JC_OK);
     jc_value *want = odd_value();
     for (size_t k = 0; k < 2; k++)
-        assert_true(same_bits(jc_result_value(res, k), want));
+        assert_true(jc_test_same_bits(jc_result_value(res, k), want));
     jc_value_free(want);
     bool cached = jc_result_cached(res, 0);
     jc_results_free(res);
@@ -157,7 +107,7 @@ static void results_keep_their_bits_cold_and_warm(void **state)
     for (int i = 0; i < 2; i++) {
         jc_cache *c = open_cache(path, 0);
         jc_value *v = jc_memo(c, odd, jc_int(7));
-        assert_true(same_bits(v, want));
+        assert_true(jc_test_same_bits(v, want));
         jc_value_free(v);
         jc_cache_close(c);
     }

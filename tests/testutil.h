@@ -304,6 +304,57 @@ static inline void jc_test_stderr_restore(int saved)
 
 #include <jobcache.h>
 
+/* A double from its bits, and back. */
+static inline double jc_test_from_bits(uint64_t bits)
+{
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
+}
+
+static inline uint64_t jc_test_to_bits(double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    return bits;
+}
+
+/* Whether a and b are the same value with the same bits in every double
+ * (jc_value_equal compares doubles by value: -0.0 == 0.0). */
+static inline bool jc_test_same_bits(const jc_value *a, const jc_value *b)
+{
+    if (jc_value_type(a) != jc_value_type(b))
+        return false;
+    switch (jc_value_type(a)) {
+    case JC_TYPE_DOUBLE: {
+        double x, y;
+        jc_value_get_double(a, &x);
+        jc_value_get_double(b, &y);
+        return jc_test_to_bits(x) == jc_test_to_bits(y);
+    }
+    case JC_TYPE_DOUBLES: {
+        const double *x, *y;
+        size_t n, m;
+        jc_value_get_doubles(a, &x, &n);
+        jc_value_get_doubles(b, &y, &m);
+        return n == m && memcmp(x, y, n * sizeof *x) == 0;
+    }
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (jc_value_len(a) != jc_value_len(b))
+            return false;
+        for (size_t i = 0; i < jc_value_len(a); i++) {
+            if (jc_value_type(a) == JC_TYPE_MAP && strcmp(jc_value_key_at(a, i), jc_value_key_at(b, i)) != 0)
+                return false;
+            if (!jc_test_same_bits(jc_value_at(a, i), jc_value_at(b, i)))
+                return false;
+        }
+        return true;
+    default:
+        return jc_value_equal(a, b);
+    }
+}
+
 /* Fails the test unless needle occurs in haystack. */
 /* A file's bytes, to show later that nothing was written to it. */
 typedef struct jc_test_bytes {
