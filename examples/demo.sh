@@ -1,32 +1,33 @@
 #!/usr/bin/env bash
-# Builds jobcache (the library, the demo and the `jobcache` command) and runs
-# the demo sweep twice: the second run computes nothing. Then plots the sweep
-# from its cache when Python's msgpack, pandas and matplotlib are installed,
-# and says how to otherwise.
+# The demo of README.md: installs what is missing (Debian packages), builds
+# jobcache (the library, the demo sweep and the `jobcache` command), runs the
+# sweep twice (the second run computes nothing), shows the cache's figures and
+# plots the sweep from its cache with the Python reader. Installing and
+# building print a line each; their whole output is in build/logs/, and a
+# failing step prints its end.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$top"
+export JC_LOG_DIR="$top/build/logs"
 . "$top/.ci/deps.sh"
-jc_install_deps
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build" -j"$(nproc)" --target sweep jobcache_tool >/dev/null
+jc_install_deps python3 python3-msgpack python3-pandas python3-matplotlib python3-xxhash
+jc_step "building jobcache in build/" "$JC_LOG_DIR/build.log" \
+    bash -c 'cmake -S "$1" -B "$1/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+             cmake --build "$1/build" -j"$(nproc)" --target sweep jobcache_tool' _ "$top"
 cd "$top/build"
+rm -f jobcache.db jobcache.db-wal jobcache.db-shm
+echo
 echo "== first run: every call is computed"
 ./sweep 16 -1
+echo
 echo "== second run: every call is a cache hit"
 ./sweep 16 -1
-echo "== the cache, seen by the jobcache command ($top/build/jobcache)"
-./jobcache stats | head -3
-
+echo
+echo "== the cache, seen by the jobcache command (build/jobcache)"
+./jobcache stats
+echo
 # The system's python3 (not one of pyenv or conda earlier on PATH): the one
 # Debian's python3-* packages are for.
-py=/usr/bin/python3
-[ -x "$py" ] || py=python3
-plot="$py $top/examples/plot_sweep.py $top/build/jobcache.db -o $top/build/sweep.png"
-echo "== plot"
-if "$py" -c 'import msgpack, pandas, matplotlib' 2>/dev/null; then
-    $plot >/dev/null
-    echo "wrote $top/build/sweep.png (as docs/sweep.png); to draw it again:"
-else
-    echo "to plot the sweep (as docs/sweep.png), install python3-msgpack python3-pandas python3-matplotlib, then run:"
-fi
-echo "  $plot"
+echo "== the plot, drawn from the cache by the Python reader (python/jobcache)"
+/usr/bin/python3 "$top/examples/plot_sweep.py" jobcache.db -o "$top/build/sweep.png"
+echo "to draw it again: python3 examples/plot_sweep.py build/jobcache.db -o build/sweep.png"

@@ -22,13 +22,19 @@ except ImportError:  # run from the repository, not installed
     import jobcache
 
 
+def _named(df):
+    """The sweep names its parameters (JC_FUNCTION_PARAMS); a cache made by
+    an older demo has them as arg0 and arg1."""
+    return df.rename(columns={"arg0": "beta", "arg1": "seed"})
+
+
 def summarize(cache):
     """One row per (population, R0): mean, std, min, max and count of the
     final size over seeds, from the entries of sir v1."""
     df = cache.frame("sir", "v1")
     if df.empty:
         raise SystemExit("no entries of sir v1 in %s: run examples/demo.sh first" % cache.path)
-    df = df.rename(columns={"arg0": "beta", "arg1": "seed"})
+    df = _named(df)
     df["R0"] = (df["beta"] / df["gamma"]).round(9)
     g = df.groupby(["population", "R0"])["final_size"]
     return g.agg(["mean", "std", "min", "max", "count"]).reset_index()
@@ -50,8 +56,8 @@ def plot(cache, out):
     import matplotlib.pyplot as plt
 
     summary = summarize(cache)
-    points = cache.frame("sir", "v1")
-    points["R0"] = (points["arg0"] / points["gamma"]).round(9)
+    points = _named(cache.frame("sir", "v1"))
+    points["R0"] = (points["beta"] / points["gamma"]).round(9)
     # Two panels on one R0 axis: the mean (the spread is too narrow to see
     # at this scale with a population of 150000), and each seed's distance
     # from the mean, where the spread shows.

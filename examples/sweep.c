@@ -65,7 +65,10 @@ static int sir(jc_call *call)
                                   jc_kw("peak", jc_int(peak)),
                                   jc_kw("days", jc_double(t))));
 }
-JC_FUNCTION(sir, "v1");
+/* The positional parameters are named: `jobcache ls`, the CSV export and the
+ * Python reader show them as columns "beta" and "seed" (names are not part
+ * of the key). */
+JC_FUNCTION_PARAMS(sir, "v1", "beta", "seed");
 
 int main(int argc, char **argv)
 {

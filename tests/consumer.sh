@@ -67,16 +67,18 @@ out="$work/readme-recipe"
 mkdir -p "$out"
 cp "$src/examples/sweep.c" "$out/"
 (cd "$out" && export PKG_CONFIG_LIBDIR="$libdir" && eval "$recipe")
-readelf -d "$out/sweep" | grep -Eq '(RPATH|RUNPATH).*'"$prefix" || { echo "README recipe: no rpath to $prefix" >&2; exit 1; }
+dyn=$(readelf -d "$out/sweep")
+grep -Eq '(RPATH|RUNPATH).*'"$prefix" <<<"$dyn" || { echo "README recipe: no rpath to $prefix" >&2; exit 1; }
 (cd "$out" && env -u LD_LIBRARY_PATH JOBCACHE_PATH="$out/sweep.db" ./sweep 2 1 >/dev/null)
-# (ldd's output is captured first: with pipefail, grep -q ending the pipe
-# early can fail it by SIGPIPE.)
+# (readelf's and ldd's output is captured first: with pipefail, grep -q
+# ending the pipe early fails it by SIGPIPE at random; .ci/deps.sh.)
 deps=$(env -u LD_LIBRARY_PATH ldd "$out/sweep")
 grep -q "libjobcache.so.0.2 => $prefix" <<<"$deps" || { echo "README recipe: libjobcache not from $prefix" >&2; exit 1; }
 
 # The Python reader, installed into the prefix's site directory.
 if [ -n "$python" ]; then
-    pyfile=$(find "$prefix" -path '*/jobcache/reader.py' | head -1)
+    pyfile=$(find "$prefix" -path '*/jobcache/reader.py')
+    pyfile="${pyfile%%$'\n'*}"
     [ -n "$pyfile" ] || { echo "the Python reader is not installed in $prefix" >&2; exit 1; }
     PYTHONPATH="$(dirname "$(dirname "$pyfile")")" "$python" -c '
 import sys, jobcache

@@ -1,60 +1,103 @@
 #!/usr/bin/env bash
-# Proves the README's two commands on a fresh Debian: debootstraps a minimal
-# system (trixie by default) into a folder, copies the working tree into it
-# and runs, inside a chroot, ./examples/demo.sh and ./tests/run.sh, which
-# install what they need with apt-get.
+# Proves the README's two commands on fresh Debian systems: for each suite
+# (bookworm and trixie by default) debootstraps a minimal system once (a
+# pristine base, never used itself), then on a fresh copy of that base, with
+# nothing installed before, runs ./examples/demo.sh DEMO_RUNS times (each on
+# a copy of its own, so that a flaky step cannot pass by luck), and on one
+# more copy runs ./tests/run.sh. Both scripts install what they need with
+# apt-get inside the chroot. Downloaded .deb files are kept per suite in
+# DIR/archives-SUITE and shared by the copies (nothing installed is shared).
 #
-#   sudo tools/debootstrap-check.sh [DIR [SUITE [MIRROR]]]
+#   sudo tools/debootstrap-check.sh [DIR [SUITES [DEMO_RUNS [MIRROR]]]]
 #
-# DIR defaults to /var/tmp/jobcache-trixie, SUITE to trixie, MIRROR to
-# http://deb.debian.org/debian. Needs root, debootstrap, network access, about
-# 2 GB and some minutes; run by hand, not by .ci/run. An existing DIR with a
-# finished debootstrap is reused (only the tree is copied again).
+# DIR defaults to /var/tmp/jobcache-debootstrap, SUITES to "bookworm trixie",
+# DEMO_RUNS to 3, MIRROR to http://deb.debian.org/debian. Needs root,
+# debootstrap, network access, about 3 GB per suite, and 15 to 30 minutes
+# per suite on 2 cores. Run by hand, not by .ci/run. Prints a line per step
+# and per result; each chroot's output goes to DIR/logs/.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${1:-/var/tmp/jobcache-trixie}"
-suite="${2:-trixie}"
-mirror="${3:-http://deb.debian.org/debian}"
+dir="${1:-/var/tmp/jobcache-debootstrap}"
+suites="${2:-bookworm trixie}"
+demo_runs="${3:-3}"
+mirror="${4:-http://deb.debian.org/debian}"
 
 [ "$(id -u)" -eq 0 ] || { echo "debootstrap-check: run as root (debootstrap and chroot need it)" >&2; exit 2; }
 command -v debootstrap >/dev/null || { echo "debootstrap-check: apt-get install debootstrap" >&2; exit 2; }
+mkdir -p "$dir/logs"
 
 mounted=()
-cleanup() {
+unmount_all() {
+    local i
     for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+    mounted=()
 }
-trap cleanup EXIT
+trap unmount_all EXIT
 
-if [ ! -x "$dir/usr/bin/apt-get" ] || [ ! -f "$dir/.debootstrap-done" ]; then
-    echo "== debootstrap $suite into $dir"
-    mkdir -p "$dir"
-    debootstrap --variant=minbase --include=ca-certificates,sudo "$suite" "$dir" "$mirror"
-    touch "$dir/.debootstrap-done"
-fi
-echo "== $(cat "$dir/etc/debian_version") in $dir"
+# fresh SUITE NAME: a copy of the suite's pristine base at $dir/NAME, with
+# the working tree (committed or not, without build folders) in /src/jobcache.
+fresh() {
+    local suite="$1" root="$dir/$2" m
+    unmount_all
+    rm -rf "$root"
+    cp -a "$dir/base-$suite" "$root"
+    for m in proc sys dev dev/pts; do
+        mkdir -p "$root/$m"
+        case $m in
+            proc) mount -t proc proc "$root/proc" ;;
+            sys) mount -t sysfs sys "$root/sys" ;;
+            *) mount --bind "/$m" "$root/$m" ;;
+        esac
+        mounted+=("$root/$m")
+    done
+    mkdir -p "$dir/archives-$suite/partial" "$root/var/cache/apt/archives"
+    mount --bind "$dir/archives-$suite" "$root/var/cache/apt/archives"
+    mounted+=("$root/var/cache/apt/archives")
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    mkdir -p "$root/src/jobcache"
+    tar -C "$top" --exclude='./build*' --exclude='./.git' --exclude='*.db' --exclude='*.db-*' -cf - . |
+        tar -C "$root/src/jobcache" -xf -
+}
 
-for m in proc sys dev dev/pts; do
-    mkdir -p "$dir/$m"
-    case $m in
-        proc) mount -t proc proc "$dir/proc" ;;
-        sys) mount -t sysfs sys "$dir/sys" ;;
-        *) mount --bind "/$m" "$dir/$m" ;;
-    esac
-    mounted+=("$dir/$m")
+# in_chroot NAME LOG COMMAND: runs COMMAND in /src/jobcache of copy NAME as a
+# new user's login would, its output (and the time it took) in LOG.
+in_chroot() {
+    local root="$dir/$1" log="$2" start=$SECONDS rc=0
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb \
+        /bin/bash -c "cd /src/jobcache && $3" >"$log" 2>&1 || rc=$?
+    echo "$((SECONDS - start))" >"$log.seconds"
+    return $rc
+}
+
+status=0
+for suite in $suites; do
+    base="$dir/base-$suite"
+    if [ ! -f "$base/.debootstrap-done" ]; then
+        echo "== debootstrap $suite into $base (log: $dir/logs/debootstrap-$suite.log)"
+        rm -rf "$base"
+        debootstrap --variant=minbase --include=ca-certificates,sudo "$suite" "$base" "$mirror" \
+            >"$dir/logs/debootstrap-$suite.log" 2>&1
+        touch "$base/.debootstrap-done"
+    fi
+    echo "== $suite: Debian $(cat "$base/etc/debian_version")"
+    for ((k = 1; k <= demo_runs; k++)); do
+        fresh "$suite" "$suite-demo"
+        log="$dir/logs/$suite-demo-$k.log"
+        if in_chroot "$suite-demo" "$log" ./examples/demo.sh; then
+            echo "   demo $k of $demo_runs: passed in $(cat "$log.seconds") s, $(wc -l <"$log") lines of output ($log)"
+        else
+            echo "!! demo $k of $demo_runs: FAILED ($log):"; tail -n 20 "$log"; status=1
+        fi
+    done
+    fresh "$suite" "$suite-tests"
+    log="$dir/logs/$suite-tests.log"
+    if in_chroot "$suite-tests" "$log" ./tests/run.sh; then
+        echo "   tests: passed in $(cat "$log.seconds") s, $(wc -l <"$log") lines of output ($log)"
+    else
+        echo "!! tests: FAILED ($log):"; tail -n 30 "$log"; status=1
+    fi
+    unmount_all
+    rm -rf "$dir/$suite-demo" "$dir/$suite-tests"
 done
-cp /etc/resolv.conf "$dir/etc/resolv.conf"
-
-# The working tree as it is (committed or not), without build folders.
-rm -rf "$dir/src/jobcache"
-mkdir -p "$dir/src/jobcache"
-tar -C "$top" --exclude='./build*' --exclude='./.git' --exclude='*.db' --exclude='*.db-*' -cf - . |
-    tar -C "$dir/src/jobcache" -xf -
-
-run() {
-    echo "== chroot: $*"
-    chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-        /bin/bash -c "cd /src/jobcache && $*"
-}
-run ./examples/demo.sh
-run ./tests/run.sh
-echo "== debootstrap-check: both README commands passed on $suite ($(cat "$dir/etc/debian_version"))"
+[ $status -eq 0 ] && echo "== debootstrap-check: both README commands passed on: $suites (demo $demo_runs times each)"
+exit $status

@@ -48,7 +48,7 @@ for h in "${harnesses[@]}"; do
     grep -E "^#[0-9]+.*(DONE|pulse|NEW)" "$log" | tail -1 || true
     if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz check failed|deadly signal" "$log"; then
         echo "!! $h: crash; see $log and $build/artifacts/" >&2
-        grep -E "ERROR|runtime error|fuzz check|SUMMARY|Test unit written" "$log" | head -20 >&2
+        awk '/ERROR|runtime error|fuzz check|SUMMARY|Test unit written/ && n++ < 20' "$log" >&2
         status=1
     fi
 done

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Instructions per call, counted by callgrind: stable on a shared, noisy
+machine where seconds are not (the same binary and inputs give the same
+count whatever else runs).
+
+    bench/callgrind.py --bench BUILD/jobcache_bench [--against LABEL=OTHER/jobcache_bench ...]
+                       [--commit LABEL=COMMIT ...] [--n 20000] [--json]
+
+Three paths, each on N tiny calls f(i, 7) with n_jobs = 1 (in-process, so
+that every instruction is in the one process callgrind follows), opening and
+closing the cache included:
+
+  cold   a fresh cache: N misses, computed and stored      Ir(tiny, N) / N
+  warm   the same calls again: N hits                      Ir(tiny, N) / N
+  memo   N jc_memo calls that hit (1,000 distinct, warmed)  (Ir(memo, N) - Ir(memo, 0)) / N
+
+The memo row subtracts a run of 0 calls, which removes opening, warming and
+closing: it is the cost of one memoized call. Every binary given is measured
+in this one invocation, each on caches of its own; --against takes builds of
+other commits (bench/baseline.sh DIR COMMIT builds one), --commit builds
+them here (0.1.0 is 24c2234: tags do not travel with a clone). For like
+with like, measure builds made the same way: baseline.sh links the library
+statically, as jobcache_bench of a -DBUILD_SHARED_LIBS=OFF build does. Prints a Markdown
+table (and the figures as JSON with --json).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+PATHS = ("cold", "warm", "memo")
+
+
+def collected(binary, args, tmp):
+    """Instructions executed by BINARY ARGS under callgrind (its 'Collected')."""
+    out = os.path.join(tmp, "callgrind.out")
+    env = dict(os.environ, JOBCACHE_VERBOSE="0")
+    p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, binary] + [str(a) for a in args],
+                       capture_output=True, text=True, env=env)
+    if p.returncode != 0:
+        raise SystemExit("callgrind: %s %s failed (%d):\n%s" % (binary, " ".join(map(str, args)), p.returncode,
+                                                                p.stderr[-2000:]))
+    m = re.search(r"Collected\s*:\s*(\d+)", p.stderr)
+    if not m:
+        raise SystemExit("callgrind: no 'Collected' line in the output of %s" % binary)
+    os.remove(out)
+    return int(m.group(1))
+
+
+def measure(binary, n, tmp):
+    """{path: instructions per call} for one build."""
+    db = os.path.join(tmp, "cg.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    cold = collected(binary, ["tiny", db, n, 1], tmp)
+    warm = collected(binary, ["tiny", db, n, 1], tmp)
+    memo_db = os.path.join(tmp, "cg-memo.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(memo_db + suffix):
+            os.remove(memo_db + suffix)
+    collected(binary, ["memo", memo_db, 0], tmp)  # the cache holds the 1,000 calls from here on
+    memo0 = collected(binary, ["memo", memo_db, 0], tmp)
+    memo = collected(binary, ["memo", memo_db, n], tmp)
+    return {"cold": cold / n, "warm": warm / n, "memo": (memo - memo0) / n}
+
+
+def table(results, n):
+    labels = list(results)
+    lines = ["| instructions per call (callgrind, %s tiny calls, n_jobs = 1) | %s |" % (f"{n:,}", " | ".join(labels)),
+             "| --- |" + " --- |" * len(labels)]
+    names = {"cold": "cold run (miss, computed, stored; open and close included)",
+             "warm": "warm rerun (hit; open and close included)",
+             "memo": "one memoized call that hits (jc_memo)"}
+    first = labels[0]
+    for path in PATHS:
+        cells = []
+        for label in labels:
+            v = results[label][path]
+            cell = f"{v:,.0f}"
+            if label != first:
+                cell += " (%+.1f%%)" % (100.0 * (results[first][path] - v) / v)
+            cells.append(cell)
+        lines.append("| %s | %s |" % (names[path], " | ".join(cells)))
+    if len(labels) > 1:
+        lines.append("")
+        lines.append("(In parentheses: how much more (+) or less (-) the first column executes than that one.)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench", required=True, help="the jobcache_bench binary measured first")
+    ap.add_argument("--label", default="this build")
+    ap.add_argument("--against", action="append", default=[], metavar="LABEL=BINARY",
+                    help="another build's jobcache_bench (repeatable)")
+    ap.add_argument("--commit", action="append", default=[], metavar="LABEL=COMMIT",
+                    help="build COMMIT's jobcache_bench with bench/baseline.sh and measure it too (repeatable)")
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    if not shutil.which("valgrind"):
+        raise SystemExit("callgrind: valgrind is not installed (Debian package valgrind)")
+    builds = [(a.label, a.bench)]
+    for spec in a.against:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            raise SystemExit("callgrind: --against takes LABEL=BINARY, got %r" % spec)
+        builds.append((label, path))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for spec in a.commit:
+        label, sep, commit = spec.partition("=")
+        if not sep:
+            raise SystemExit("callgrind: --commit takes LABEL=COMMIT, got %r" % spec)
+        print("callgrind: building %s (%s)..." % (label, commit), file=sys.stderr)
+        out = subprocess.run([os.path.join(here, "baseline.sh"), "/tmp/jobcache-callgrind-" + commit, commit],
+                             check=True, capture_output=True, text=True).stdout
+        builds.append((label, out.strip().splitlines()[-1]))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="jobcache-callgrind-") as tmp:
+        for label, binary in builds:
+            print("callgrind: %s (%s)..." % (label, binary), file=sys.stderr)
+            results[label] = measure(os.path.abspath(binary), a.n, tmp)
+    print(table(results, a.n))
+    if a.json:
+        print(json.dumps({"n": a.n, "results": results}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
