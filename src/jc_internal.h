@@ -110,14 +110,8 @@ jc_value *jc__digest_value(const unsigned char payload[25]);
 
 /* ---- codec (codec.c) ---- */
 
-/* A growable byte buffer. */
-typedef struct jc__buf {
-    char *data;
-    size_t len, cap;
-    bool oom; /* a write failed: the contents are incomplete */
-} jc__buf;
-int jc__buf_write(void *buf, const char *p, size_t n); /* msgpack write callback */
-void jc__buf_free(jc__buf *b);
+/* The byte buffer the encoders write to: util/buf.h. */
+#include "util/buf.h"
 
 /* The write target of the encoder: any msgpack-style callback. */
 typedef int (*jc__write_fn)(void *ctx, const char *p, size_t n);
@@ -207,163 +201,11 @@ char *jc__call_describe(const char *name, const char *const *params, size_t n_pa
 /* The same for a registered function, named by its parameters. */
 char *jc__call_describe_fn(const jc_function *fn, jc_value *const *argv, size_t argc);
 
-/* ---- cache (cache.c) ---- */
+/* ---- the cache handle ----
+ * struct jc_cache is the cache layer's own (cache/cache_int.h); the layer's
+ * functions are in cache/cache.h. */
 
-typedef struct jc__store jc__store;
-
-struct jc_cache {
-    jc__store *store; /* NULL when disabled */
-    char *path;
-    unsigned flags;   /* jc_cache_flags */
-    int64_t max_size;
-    /* Where max_size comes from: "environment", "program", "file" or
-     * "default" (jc_cache_config_list). */
-    const char *max_size_source;
-    /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
-     * lookup only, and the counts go to the file with the next write
-     * transaction, or at close. */
-    /* jc_run in progress, and its thread: jc_memo from another thread (a
-     * function under the threads backend) is refused rather than racing on
-     * the one SQLite connection. */
-    bool running;
-    pthread_t run_thread;
-    jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
-    const jc_function *memo_desc;
-    unsigned long memo_gen;
-    /* Hits not yet written: their keys (JC__KEY_LEN bytes each) and
-     * compute seconds, and the time of the latest. */
-    uint8_t *touched;
-    int64_t *touched_rowids;
-    double *touched_secs;
-    double touched_last;
-    /* The store's version when the first queued hit was looked up, and
-     * whether every queued hit was looked up under that same version: then
-     * their rowids still name their entries, and are recorded by rowid. */
-    int64_t touch_ver_data;
-    uint64_t touch_ver_deletes;
-    bool touch_ver_ok;
-    size_t ntouched, touched_cap;
-    size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
-    /* Entries whose result failed its checksum since the cache was opened
-     * (each then a miss, recomputed and overwritten). */
-    size_t damaged;
-    /* This handle's session of jc_memo calls, recorded at close as one
-     * run of kind "memo" (the record of runs). */
-    struct {
-        size_t calls, cached, computed, failed;
-        double started, saved;
-        char **failures; /* "status\tmessage", at most 100 */
-        size_t nfailures;
-    } memo;
-    /* Functions jc_memo has warned about (jc_on_code_change): once each. */
-    const jc_function **warned;
-    size_t nwarned;
-    /* Functions warned about for a result too large for max_size: once
-     * each. And the bytes an empty cache takes, plus a page (0 = not read
-     * yet). */
-    const jc_function **too_large;
-    size_t ntoo_large;
-    int64_t empty_bytes;
-};
-
-/* The hits queued and not yet written, and the compute seconds they saved. */
-void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved);
-/* Commits the store's transaction; on failure rolls back what SQLite left
- * open, keeping the commit's message. */
-int jc__cache_commit(jc_cache *cache);
-/* Writes the queued hits; call inside a write transaction or alone. */
-int jc__cache_flush_touches(jc_cache *cache);
-
-/* What a lookup found: the decoded result (owned by whoever receives it),
- * its compute time, and the fingerprint of the code that computed it. */
-typedef struct jc__found {
-    jc_value *value;
-    double seconds;
-    bool has_code_fp;
-    uint8_t code_fp[16];
-    int64_t rowid;        /* where it was found, under the store version below */
-    int64_t ver_data;
-    uint64_t ver_deletes;
-} jc__found;
-/* Queues a hit on the entry found as f under key for the next flush (no-op
- * when read-only); f's compute seconds count in jc_cache_stats until then,
- * and its rowid and store version let the flush record it by rowid. */
-void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN]);
-/* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
- * recorded: the caller decides to serve it, then calls jc__cache_touch).
- * Returns 0 on a miss, and also on an entry whose result fails its
- * checksum or does not decode (it is then recomputed and overwritten).
- * Negative on a store error. */
-int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
-/* Looks up n distinct keys at once; found(ctx, i, f) is called for each
- * keys[i] that hits, and then owns f->value. Damaged entries are misses.
- * Hits are not recorded: the callee calls jc__cache_touch for those served,
- * after the lookups (the store is not to be called from inside them). */
-typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc__found *f);
-int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
-                          void *ctx);
-/* Stores a computed result: encodes argv (and value, exactly, when blob is
- * NULL), with the fingerprint of fn's code. Must be inside a write
- * transaction of the store. Returns 0, or 1 when the entry is not stored
- * because a cache of max_size could not keep it even alone (warned about
- * once per function), or a negative code. */
-int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
-                  jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
-                  size_t blob_len, double seconds, double now);
-bool jc__cache_writable(const jc_cache *cache);
-/* Keeps the file within max_size (a no-op without one): when the database
- * and -wal files take more, checkpoints, then evicts least recently used
- * entries down to 90% of it and gives their pages back. Constant time when
- * within. Not inside a transaction (a no-op there). 0 or a negative code. */
-int jc__cache_enforce_size(jc_cache *cache);
-/* After entries were removed: truncates the -wal file if no other process
- * holds it, and when the files still take more than limit (> 0) in a file
- * without auto_vacuum, vacuums it once. */
-void jc__cache_settle(jc_cache *cache, int64_t limit);
-/* The code fingerprint stored with fn's entries: the fingerprint scheme
- * (JC__FINGERPRINT_SCHEME) in byte 0, then 15 bytes of the fingerprint of
- * fn's code (fingerprint.h). False when it cannot be taken (unknown). */
-bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16]);
-/* Whether a hit was computed by other code than fn's: both fingerprints
- * known, of the same scheme, and different. */
-bool jc__cache_code_changed(const jc_function *fn, const jc__found *f);
-
-/* ---- leases (cache.c) ---- */
-
-/* This process's identity as a lease owner: "BOOT ID|PID NAMESPACE|PID|START
- * TIME"; owned by the library (per thread). */
-const char *jc__cache_owner(void);
-/* Whether the owner of a claim that expires at expires is alive at now: in
- * this boot and pid namespace, while its process (pid and start time)
- * lives; elsewhere, until its claim expires. */
-bool jc__cache_owner_alive(const char *owner, double expires, double now);
-/* Whether this cache takes leases (writable, schema 4 or later). */
-bool jc__cache_leases_enabled(const jc_cache *cache);
-/* Claims keys[0..n) for this process in one transaction, to expire in ttl
- * seconds unless renewed: theirs[i] is set for each key a live owner of
- * another process holds (wait for its result); the others are claimed.
- * Dead owners' claims are dropped on the way. On failure nothing is
- * claimed and theirs is all false: compute them all. */
-int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, double ttl, bool *theirs);
-/* held_out[i]: keys[i] is still held by a live owner of another process. */
-int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, bool *held_out);
-/* Renews this process's claims (inside a write transaction). */
-int jc__cache_lease_renew(jc_cache *cache, double ttl);
-/* Releases this process's claims on keys[0..n) (JC__KEY_LEN bytes each;
- * sorted in place): their calls failed or their results could not be
- * stored, and a waiter computes them itself. Inside a write transaction. */
-int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n);
-/* Releases every claim of this process, in a transaction of its own. */
-int jc__cache_lease_end(jc_cache *cache);
-
-/* ---- the environment (cache.c) ---- */
-
-/* Reads a boolean JOBCACHE_* variable: 0 when unset (or the cache ignores
- * the environment), 1 with *on set, or JC_EINVAL naming the variable and
- * its value. */
-int jc__env_bool(const jc_cache *cache, const char *name, bool *on);
-/* The variable's value, NULL when unset, empty, or ignored by cache. */
-const char *jc__env(const jc_cache *cache, const char *name);
+/* ---- clocks (call.c) ---- */
 
 /* Monotonic seconds. */
 double jc__monotonic(void);

@@ -15,15 +15,19 @@ cc="${3:-cc}"
 rm -rf "$work"
 mkdir -p "$work"
 deps="libelf capstone libxxhash"
-"$cc" -c -O2 -std=c11 -D_GNU_SOURCE -DJC_HAVE_FINGERPRINT=1 -I"$src/src" -I"$src/include" \
-    $(pkg-config --cflags $deps) "$src/src/fingerprint.c" -o "$work/fingerprint.o"
+objs=()
+for f in fingerprint fp_elf fp_walk; do
+    "$cc" -c -O2 -std=c11 -D_GNU_SOURCE -DJC_HAVE_FINGERPRINT=1 -I"$src/src" -I"$src/include" \
+        $(pkg-config --cflags $deps) "$src/src/function/$f.c" -o "$work/$f.o"
+    objs+=("$work/$f.o")
+done
 libs="$(pkg-config --libs $deps) -lm -lpthread"
 
 # build NAME FLAGS...: builds $work/NAME and writes its fingerprints to NAME.fp
 build() {
     local name="$1"; shift
     "$cc" -std=c11 -D_GNU_SOURCE -I"$src/src" -I"$src/include" "$@" \
-        "$src/tests/fingerprint_rebuild_prog.c" "$work/fingerprint.o" $libs -o "$work/$name"
+        "$src/tests/fingerprint_rebuild_prog.c" "${objs[@]}" $libs -o "$work/$name"
     "$work/$name" > "$work/$name.fp"
 }
 

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fingerprint.h"
+#include "function/fingerprint.h"
 
 #ifdef UNRELATED
 int unrelated_table[64] = {1, 2, 3};

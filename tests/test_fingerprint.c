@@ -22,7 +22,7 @@
 
 #include <jobcache.h>
 
-#include "fingerprint.h"
+#include "function/fingerprint.h"
 #include "testutil.h"
 
 int64_t fp_lib_entry(int64_t x); /* tests/fingerprint_lib.c */

@@ -21,7 +21,7 @@
 #include <jobcache.h>
 #include <xxhash.h>
 
-#include "store.h"
+#include "store/store.h"
 /* square/v1 comes from testutil.h. */
 #define JC_TEST_WANT_SQUARE
 #include "testutil.h"

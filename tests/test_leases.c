@@ -27,7 +27,7 @@
 #include <jobcache.h>
 
 #include "jc_internal.h"
-#include "store.h"
+#include "cache/cache.h"
 #include "testutil.h"
 
 #define PATH_CAP 4096

@@ -32,7 +32,7 @@
 
 #include <jobcache.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #define PATH_CAP 4096

@@ -23,7 +23,7 @@
 
 #include <cmocka.h>
 
-#include "exec.h" /* jc__mpi_sent_bytes */
+#include "exec/exec.h" /* jc__mpi_sent_bytes */
 #include "jobcache.h"
 #include "testutil.h"
 

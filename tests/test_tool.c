@@ -24,7 +24,7 @@
 
 /* square/v1 comes from testutil.h. */
 #define JC_TEST_WANT_SQUARE
-#include "store.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #ifndef JC_TOOL_PATH

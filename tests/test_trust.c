@@ -25,7 +25,7 @@
 #include <jobcache.h>
 
 #define JC_TEST_WANT_SQUARE
-#include "fingerprint.h"
+#include "function/fingerprint.h"
 #include "testutil.h"
 
 /* SQL setting code_fp to a fingerprint of this scheme that no code has. */

@@ -1,0 +1,198 @@
+/*
+ * cache.h: the cache layer as run.c and inspect.c see it.
+ *
+ * The cache handle (cache.c) is the one layer between runs and inspection
+ * above and the store (store.c, the only code that speaks SQL) below, as
+ * SQLite's vdbe sees its B-trees only through btree.h: nothing above calls
+ * a jc__store_* function or reads a field of jc_cache (tests/layering.sh
+ * checks both). The store's plain data records (jc__row, jc__select,
+ * jc__group, jc__pager) pass through as they are.
+ *
+ * Every function returns 0 or a negative jc_error with the thread's message
+ * set, as the store does; the wrappers below add nothing but the handle.
+ */
+#ifndef JC_CACHE_H
+#define JC_CACHE_H
+
+#include "jc_internal.h"
+#include "store/store.h"
+
+/* ---- looking up and storing results (cache/lookup.c, hits.c, size.c) ---- */
+/* The hits queued and not yet written, and the compute seconds they saved. */
+void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved);
+/* Commits the store's transaction; on failure rolls back what SQLite left
+ * open, keeping the commit's message. */
+int jc__cache_commit(jc_cache *cache);
+/* Writes the queued hits; call inside a write transaction or alone. */
+int jc__cache_flush_touches(jc_cache *cache);
+
+/* What a lookup found: the decoded result (owned by whoever receives it),
+ * its compute time, and the fingerprint of the code that computed it. */
+typedef struct jc__found {
+    jc_value *value;
+    double seconds;
+    bool has_code_fp;
+    uint8_t code_fp[16];
+    int64_t rowid;        /* where it was found, under the store version below */
+    int64_t ver_data;
+    uint64_t ver_deletes;
+} jc__found;
+/* Queues a hit on the entry found as f under key for the next flush (no-op
+ * when read-only); f's compute seconds count in jc_cache_stats until then,
+ * and its rowid and store version let the flush record it by rowid. */
+void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN]);
+/* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
+ * recorded: the caller decides to serve it, then calls jc__cache_touch).
+ * Returns 0 on a miss, and also on an entry whose result fails its
+ * checksum or does not decode (it is then recomputed and overwritten).
+ * Negative on a store error. */
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
+/* Looks up n distinct keys at once; found(ctx, i, f) is called for each
+ * keys[i] that hits, and then owns f->value. Damaged entries are misses.
+ * Hits are not recorded: the callee calls jc__cache_touch for those served,
+ * after the lookups (the store is not to be called from inside them). */
+typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc__found *f);
+int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                          void *ctx);
+/* Stores a computed result: encodes argv (and value, exactly, when blob is
+ * NULL), with the fingerprint of fn's code. Must be inside a write
+ * transaction of the store. Returns 0, or 1 when the entry is not stored
+ * because a cache of max_size could not keep it even alone (warned about
+ * once per function), or a negative code. */
+int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
+                  jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
+                  size_t blob_len, double seconds, double now);
+bool jc__cache_writable(const jc_cache *cache);
+/* Keeps the file within max_size (a no-op without one): when the database
+ * and -wal files take more, checkpoints, then evicts least recently used
+ * entries down to 90% of it and gives their pages back. Constant time when
+ * within. Not inside a transaction (a no-op there). 0 or a negative code. */
+int jc__cache_enforce_size(jc_cache *cache);
+/* After entries were removed: truncates the -wal file if no other process
+ * holds it, and when the files still take more than limit (> 0) in a file
+ * without auto_vacuum, vacuums it once. */
+void jc__cache_settle(jc_cache *cache, int64_t limit);
+/* The code fingerprint stored with fn's entries: the fingerprint scheme
+ * (JC__FINGERPRINT_SCHEME) in byte 0, then 15 bytes of the fingerprint of
+ * fn's code (fingerprint.h). False when it cannot be taken (unknown). */
+bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16]);
+/* Whether a hit was computed by other code than fn's: both fingerprints
+ * known, of the same scheme, and different. */
+bool jc__cache_code_changed(const jc_function *fn, const jc__found *f);
+
+/* ---- leases (cache/leases.c) ---- */
+
+/* This process's identity as a lease owner: "BOOT ID|PID NAMESPACE|PID|START
+ * TIME"; owned by the library (per thread). */
+const char *jc__cache_owner(void);
+/* Whether the owner of a claim that expires at expires is alive at now: in
+ * this boot and pid namespace, while its process (pid and start time)
+ * lives; elsewhere, until its claim expires. */
+bool jc__cache_owner_alive(const char *owner, double expires, double now);
+/* Whether this cache takes leases (writable, schema 4 or later). */
+bool jc__cache_leases_enabled(const jc_cache *cache);
+/* Claims keys[0..n) for this process in one transaction, to expire in ttl
+ * seconds unless renewed: theirs[i] is set for each key a live owner of
+ * another process holds (wait for its result); the others are claimed.
+ * Dead owners' claims are dropped on the way. On failure nothing is
+ * claimed and theirs is all false: compute them all. */
+int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, double ttl, bool *theirs);
+/* held_out[i]: keys[i] is still held by a live owner of another process. */
+int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, bool *held_out);
+/* Renews this process's claims (inside a write transaction). */
+int jc__cache_lease_renew(jc_cache *cache, double ttl);
+/* Releases this process's claims on keys[0..n) (JC__KEY_LEN bytes each;
+ * sorted in place): their calls failed or their results could not be
+ * stored, and a waiter computes them itself. Inside a write transaction. */
+int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n);
+/* Releases every claim of this process, in a transaction of its own. */
+int jc__cache_lease_end(jc_cache *cache);
+
+/* ---- the environment (cache/env.c) ---- */
+
+/* Reads a boolean JOBCACHE_* variable: 0 when unset (or the cache ignores
+ * the environment), 1 with *on set, or JC_EINVAL naming the variable and
+ * its value. */
+int jc__env_bool(const jc_cache *cache, const char *name, bool *on);
+/* The variable's value, NULL when unset, empty, or ignored by cache. */
+const char *jc__env(const jc_cache *cache, const char *name);
+
+/* ---- state of the handle ---- */
+
+/* Hits queued and not yet written. */
+size_t jc__cache_pending(const jc_cache *cache);
+/* Drops the queued hits (bookkeeping that gives way to results). */
+void jc__cache_drop_pending(jc_cache *cache);
+/* Entries whose result failed its checksum since the cache was opened. */
+size_t jc__cache_damaged(const jc_cache *cache);
+/* Marks the start of a run in this thread; JC_EBUSY when one runs already. */
+int jc__cache_run_start(jc_cache *cache);
+void jc__cache_run_end(jc_cache *cache);
+/* Whether a run is going on in this cache (jc_memo from it is allowed in
+ * the running thread only: busy_elsewhere). */
+bool jc__cache_running(const jc_cache *cache);
+bool jc__cache_busy_elsewhere(const jc_cache *cache);
+/* The descriptor of fn for jc_memo, looked up once per function (NULL with
+ * the message set: unregistered, ambiguous). */
+const jc_function *jc__cache_memo_function(jc_cache *cache, jc_fn fn);
+/* True the first time it is asked about fn on this handle. */
+bool jc__cache_warn_once(jc_cache *cache, const jc_function *fn);
+/* A usable store behind the handle (not disabled); the message says what
+ * would have been done otherwise. */
+bool jc__cache_has_store(const jc_cache *cache);
+
+/* ---- write transactions ---- */
+
+/* Begins a write transaction (nested begins are counted: store.h). */
+int jc__cache_begin(jc_cache *cache);
+int jc__cache_rollback(jc_cache *cache);
+bool jc__cache_in_transaction(const jc_cache *cache);
+/* Begins a write transaction and writes the queued hits in it: the one way
+ * the tending functions start a change. */
+int jc__cache_write_begin(jc_cache *cache);
+/* Ends it: commits when rc is 0 and keep, else rolls back; returns rc, or
+ * the commit's failure. */
+int jc__cache_write_end(jc_cache *cache, int rc, bool keep);
+
+/* ---- entries, for inspection and tending (store.h says what each does) ---- */
+
+int jc__cache_row(jc_cache *cache, int64_t rowid, bool blobs, jc__row *row);
+int jc__cache_row_by_key(jc_cache *cache, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
+int jc__cache_find_range(jc_cache *cache, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
+                         jc__row *row);
+int jc__cache_put_row(jc_cache *cache, const jc__row *row);
+int jc__cache_delete(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
+int jc__cache_delete_rowid(jc_cache *cache, int64_t rowid);
+int jc__cache_pager_new(jc_cache *cache, const jc__select *q, jc__pager **out);
+int jc__cache_pager_next(jc__pager *p, const int64_t **rowids, size_t *n);
+void jc__cache_pager_free(jc__pager *p);
+int jc__cache_max_rowid(jc_cache *cache, int64_t *out);
+int jc__cache_remove(jc_cache *cache, const jc__select *q, int64_t *count, int64_t *bytes);
+int jc__cache_remove_stale(jc_cache *cache, int64_t *count, int64_t *bytes);
+int jc__cache_remove_lru(jc_cache *cache, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
+                         int64_t *bytes);
+int jc__cache_evict(jc_cache *cache, int64_t target, int64_t *count, int64_t *bytes);
+int jc__cache_clamp_future(jc_cache *cache, int64_t *count);
+int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
+int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
+/* The recorded parameter names of function and version ("beta,seed"):
+ * 1 and *names (malloc'd), or 0 and NULL. */
+int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names);
+/* Records them, in the write transaction the caller holds (merge). */
+int jc__cache_params_put(jc_cache *cache, const char *function, const char *version, const char *names);
+int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *problem), void *ctx);
+int jc__cache_vacuum_store(jc_cache *cache);
+int jc__cache_backup_store(jc_cache *cache, const char *dest);
+
+/* ---- the record of runs ---- */
+
+/* Appends r (host, pid and command filled in here) in a transaction of
+ * its own; nothing on a read-only cache, an older schema, or log-runs 0. */
+int jc__cache_record_run(jc_cache *cache, jc__run_row *r);
+/* Counts one jc_memo call of this handle's session (a hit when cached;
+ * message names a failure). */
+void jc__cache_memo_note(jc_cache *cache, jc_status status, bool cached, double seconds, const char *message);
+/* The setting log-runs: how many runs the record keeps. */
+int64_t jc__cache_log_runs(jc_cache *cache);
+
+#endif

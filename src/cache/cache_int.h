@@ -1,0 +1,86 @@
+/*
+ * cache_int.h: the cache handle's fields and what the files of the cache
+ * layer share; only they include it (tests/layering.sh checks), as SQLite's
+ * btreeInt.h keeps the Btree opaque to the VDBE. The layer's face is
+ * cache/cache.h.
+ */
+#ifndef JC_CACHE_INT_H
+#define JC_CACHE_INT_H
+
+#include <pthread.h>
+
+#include "cache/cache.h"
+
+struct jc_cache {
+    jc__store *store; /* NULL when disabled */
+    char *path;
+    unsigned flags;   /* jc_cache_flags */
+    int64_t max_size;
+    /* Where max_size comes from: "environment", "program", "file" or
+     * "default" (jc_cache_config_list). */
+    const char *max_size_source;
+    /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
+     * lookup only, and the counts go to the file with the next write
+     * transaction, or at close. */
+    /* jc_run in progress, and its thread: jc_memo from another thread (a
+     * function under the threads backend) is refused rather than racing on
+     * the one SQLite connection. */
+    bool running;
+    pthread_t run_thread;
+    jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
+    const jc_function *memo_desc;
+    unsigned long memo_gen;
+    /* Hits not yet written: their keys (JC__KEY_LEN bytes each) and
+     * compute seconds, and the time of the latest. */
+    uint8_t *touched;
+    int64_t *touched_rowids;
+    double *touched_secs;
+    double touched_last;
+    /* The store's version when the first queued hit was looked up, and
+     * whether every queued hit was looked up under that same version: then
+     * their rowids still name their entries, and are recorded by rowid. */
+    int64_t touch_ver_data;
+    uint64_t touch_ver_deletes;
+    bool touch_ver_ok;
+    size_t ntouched, touched_cap;
+    size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
+    /* Entries whose result failed its checksum since the cache was opened
+     * (each then a miss, recomputed and overwritten). */
+    size_t damaged;
+    /* This handle's session of jc_memo calls, recorded at close as one
+     * run of kind "memo" (the record of runs). */
+    struct {
+        size_t calls, cached, computed, failed;
+        double started, saved;
+        char **failures; /* "status\tmessage", at most 100 */
+        size_t nfailures;
+    } memo;
+    /* Functions jc_memo has warned about (jc_on_code_change): once each. */
+    const jc_function **warned;
+    size_t nwarned;
+    /* Functions warned about for a result too large for max_size: once
+     * each. And the bytes an empty cache takes, plus a page (0 = not read
+     * yet). */
+    const jc_function **too_large;
+    size_t ntoo_large;
+    int64_t empty_bytes;
+};
+
+/*
+ * cache: the cache handle that a program opens, over the store.
+ *
+ * It chooses the file (argument, $JOBCACHE_PATH, ./jobcache.db), applies the
+ * modes (recompute, read-only, disabled), turns stored blobs into values and
+ * back, and defers hit bookkeeping so that a hit costs one lookup.
+ *
+ * A hit is served only when its result's bytes match the checksum stored
+ * with them (XXH3-128, as ccache checks a result on read): a mismatch is a
+ * miss, recomputed and overwritten, and counted in cache->damaged. Results
+ * are encoded exactly (jc__encode_result), never canonicalised.
+ */
+
+/* Shared between the files of this folder (each defined in one of them). */
+int jc__c_options_from_env(jc_cache_options *o, const char **max_size_source);
+void jc__c_record_memo_session(jc_cache *cache);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * Looking results up: served only when their bytes match their checksum;
+ * the code fingerprint of a hit.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "function/fingerprint.h"
+#include "cache_int.h"
+
+/* Whether a stored result may be served: its bytes match its checksum. An
+ * entry without one (a read-only look at a 0.1.0 file, or a row a 0.1.0
+ * program wrote into a migrated file) is served as 0.1.0 served it. */
+static bool result_sound(jc_cache *cache, const jc__hit *hit)
+{
+    if (!hit->has_check)
+        return true;
+    uint8_t check[JC__CHECK_LEN];
+    jc__result_check(hit->result, hit->result_len, check);
+    if (memcmp(check, hit->check, JC__CHECK_LEN) == 0)
+        return true;
+    cache->damaged++;
+    return false;
+}
+
+static void found_from_hit(const jc__hit *hit, jc__found *f)
+{
+    f->seconds = hit->compute_seconds;
+    f->rowid = hit->rowid;
+    f->has_code_fp = hit->has_code_fp;
+    if (hit->has_code_fp)
+        memcpy(f->code_fp, hit->code_fp, JC__CHECK_LEN);
+}
+
+int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found)
+{
+    memset(found, 0, sizeof *found);
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
+        return 0;
+    jc__hit hit;
+    int rc = jc__store_get(cache->store, key, &hit);
+    if (rc <= 0)
+        return rc;
+    /* A blob that does not match its checksum, or does not decode, is
+     * treated as a miss: the call is computed again and its entry
+     * overwritten. */
+    if (!result_sound(cache, &hit) || jc__decode_value(hit.result, hit.result_len, &found->value)) {
+        found->value = NULL;
+        return 0;
+    }
+    found_from_hit(&hit, found);
+    found->ver_data = -1; /* not read per call (jc_memo's hot path): recorded by key */
+    return 1;
+}
+
+typedef struct many_ctx {
+    jc__cache_found_fn found;
+    void *ctx;
+    jc_cache *cache;
+    jc__store_ver ver;
+} many_ctx;
+
+static void on_many_hit(void *p, size_t i, const jc__hit *hit)
+{
+    many_ctx *m = p;
+    jc__found f = {0};
+    if (!result_sound(m->cache, hit) || jc__decode_value(hit->result, hit->result_len, &f.value))
+        return; /* damaged or does not decode: a miss, computed again and overwritten */
+    found_from_hit(hit, &f);
+    f.ver_data = m->ver.data;
+    f.ver_deletes = m->ver.deletes;
+    m->found(m->ctx, i, &f);
+}
+
+int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                          void *ctx)
+{
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
+        return 0;
+    many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
+    /* The version before the snapshot: a commit of another process after
+     * it changes the version, so rowids found here are trusted only while
+     * nothing changed (jc__cache_flush_touches). */
+    if (jc__store_version(cache->store, &m.ver))
+        m.ver.data = -1;
+    /* One snapshot for all of them (a no-op inside a write transaction). */
+    int rc = jc__store_read_begin(cache->store);
+    if (!rc)
+        rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+    jc__store_read_end(cache->store);
+    return rc;
+}
+
+bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16])
+{
+    /* A sweep stores results of one function after another: the last
+     * function's fingerprint is kept (per thread; the fingerprint module
+     * keeps them all, behind a lock). A library unloaded, and another loaded
+     * at the same address, within one thread between two stores would keep
+     * the old fingerprint: at worst a warning missed, never a wrong hit. */
+    static _Thread_local const jc_function *last_fn;
+    static _Thread_local jc_fn last_code;
+    static _Thread_local uint8_t last_fp[16];
+    static _Thread_local bool last_known;
+    if (fn != last_fn || fn->fn != last_code) {
+        uint8_t fp[16];
+        last_known = jc__code_fingerprint(fn->fn, fp) == 1;
+        last_fp[0] = JC__FINGERPRINT_SCHEME;
+        memcpy(last_fp + 1, fp, 15);
+        last_fn = fn;
+        last_code = fn->fn;
+    }
+    if (last_known)
+        memcpy(out, last_fp, 16);
+    return last_known;
+}
+
+bool jc__cache_code_changed(const jc_function *fn, const jc__found *f)
+{
+    uint8_t fp[16];
+    /* A fingerprint of another scheme (another jobcache's way of hashing
+     * code) says nothing about this code: unknown, never a change. */
+    return f->has_code_fp && f->code_fp[0] == JC__FINGERPRINT_SCHEME && jc__cache_code_fp(fn, fp) &&
+           memcmp(fp, f->code_fp, sizeof fp) != 0;
+}

@@ -1,0 +1,148 @@
+/*
+ * max_size: storing results under it, keeping the file within it by
+ * eviction.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "function/fingerprint.h"
+#include "cache_int.h"
+
+/* ---- max_size ---- */
+
+/* Eviction goes down to this much below max_size, so that a run adding a
+ * few entries to a full cache does not scan it again each time. */
+static int64_t evict_target(int64_t max_size)
+{
+    return max_size - max_size / 10;
+}
+
+void jc__cache_settle(jc_cache *cache, int64_t limit)
+{
+    if (!jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+        return;
+    jc__store_checkpoint(cache->store);
+    jc__store_size z;
+    if (limit > 0 && jc__store_disk_bytes(cache->store) > limit && jc__store_size_get(cache->store, &z) == 0 &&
+        !z.incremental) {
+        /* A file made before auto_vacuum was set at creation keeps the
+         * pages of removed entries: vacuumed once, it gives them back
+         * from then on by itself (jc__store_vacuum). */
+        jc__store_vacuum(cache->store);
+    }
+}
+
+int jc__cache_enforce_size(jc_cache *cache)
+{
+    if (cache->max_size <= 0 || !jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+        return 0;
+    /* The check that every run and every stored jc_memo result makes: two
+     * stat() calls, whatever the number of entries. */
+    if (jc__store_disk_bytes(cache->store) <= cache->max_size)
+        return 0;
+    /* Over: first the -wal file, which a checkpoint may empty. */
+    if (jc__store_checkpoint(cache->store) < 0)
+        return jc_errcode();
+    if (jc__store_disk_bytes(cache->store) <= cache->max_size)
+        return 0;
+    int rc = jc__store_begin(cache->store);
+    if (rc)
+        return rc;
+    jc__cache_flush_touches(cache); /* an entry just hit counts as used */
+    rc = jc__store_evict(cache->store, evict_target(cache->max_size), NULL, NULL);
+    if (rc)
+        jc__store_rollback(cache->store);
+    else
+        rc = jc__cache_commit(cache);
+    if (!rc)
+        jc__cache_settle(cache, cache->max_size);
+    return rc;
+}
+
+/* Whether an entry of payload bytes could be kept within max_size even
+ * alone; when not, warns once per function. */
+static bool fits(jc_cache *cache, const jc_function *fn, size_t payload)
+{
+    if (cache->max_size <= 0)
+        return true;
+    if (!cache->empty_bytes) {
+        jc__store_size z;
+        if (jc__store_size_get(cache->store, &z))
+            return true; /* unknown: stored, and eviction decides */
+        cache->empty_bytes = z.empty_bytes + z.page_bytes; /* and a page of slack */
+    }
+    int64_t room = evict_target(cache->max_size) - cache->empty_bytes;
+    if ((uint64_t)payload <= (uint64_t)(room > 0 ? room : 0))
+        return true;
+    for (size_t i = 0; i < cache->ntoo_large; i++)
+        if (cache->too_large[i] == fn)
+            return false;
+    const jc_function **t = realloc(cache->too_large, (cache->ntoo_large + 1) * sizeof *t);
+    if (t) {
+        cache->too_large = t;
+        cache->too_large[cache->ntoo_large++] = fn;
+    }
+    fprintf(stderr,
+            "jobcache: warning: a result of %s (version %s) takes %zu bytes with its arguments, more than a "
+            "cache of max_size %lld bytes can keep (an empty cache takes %lld): it is not stored, and is "
+            "computed again by every run that needs it; raise max_size to keep it\n",
+            fn->name, fn->version, payload, (long long)cache->max_size, (long long)cache->empty_bytes);
+    return false;
+}
+
+int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
+                  jc_value *const *argv, size_t argc, const jc_value *value, const void *blob,
+                  size_t blob_len, double seconds, double now)
+{
+    jc__buf args = {0}, res = {0};
+    int rc = jc__encode_args(argv, argc, jc__buf_write, &args);
+    if (!rc && !blob) {
+        rc = jc__encode_result(value, jc__buf_write, &res);
+        blob = res.data;
+        blob_len = res.len;
+    }
+    if (!rc && (args.oom || res.oom))
+        rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
+    if (!rc && !fits(cache, fn, args.len + blob_len))
+        rc = 1;
+    if (!rc) {
+        uint8_t fp[JC__CHECK_LEN];
+        jc__entry_in e = {
+            .key = key,
+            .function = fn->name,
+            .version = fn->version,
+            .args = args.data,
+            .args_len = args.len,
+            .result = blob ? blob : "",
+            .result_len = blob_len,
+            .compute_seconds = seconds,
+            .now = now,
+            .code_fp = jc__cache_code_fp(fn, fp) ? fp : NULL,
+        };
+        rc = jc__store_put(cache->store, &e);
+        /* The names of its parameters, in the same transaction. */
+        size_t n = 0;
+        const char *const *names = rc ? NULL : jc__function_params(fn, &n);
+        if (names && n) {
+            jc__buf nb = {0};
+            for (size_t i = 0; i < n; i++) {
+                if (i)
+                    jc__buf_write(&nb, ",", 1);
+                jc__buf_write(&nb, names[i], strlen(names[i]));
+            }
+            jc__buf_write(&nb, "", 1);
+            rc = nb.oom ? jc__set_error(JC_ENOMEM, "out of memory recording the parameters of %s", fn->name)
+                        : jc__store_params_put(cache->store, fn->name, fn->version, nb.data);
+            jc__buf_free(&nb);
+        }
+    }
+    jc__buf_free(&args);
+    jc__buf_free(&res);
+    return rc;
+}

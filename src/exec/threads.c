@@ -1,0 +1,161 @@
+/*
+ * exec_threads: misses computed on a pool of pthreads, for functions that
+ * are thread-safe. Same semantics as the fork backend (results delivered in
+ * the caller's thread as they finish, stop on error, interrupts), without
+ * fork: no copy-on-write, no crash isolation, no timeout.
+ *
+ * Threads take contiguous ranges of tasks from a shared counter (a range
+ * holds about BATCH_SECONDS of work, guided by what is left, as in the fork
+ * backend) and push outcomes onto a queue; the caller's thread drains the
+ * queue, delivers, commits and draws progress. The caller's thread never
+ * computes, so a slow store never stalls a worker and the other way round.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec/exec.h"
+
+#define BATCH_SECONDS 0.005
+
+typedef struct tpool {
+    jc__exec *ex;
+    pthread_mutex_t lock;
+    pthread_cond_t ready; /* an outcome was queued, or a thread finished */
+    size_t next;          /* next task to hand out */
+    bool stop;
+    double mean;          /* running mean of task seconds */
+    size_t measured;
+    jc__outcome *queue;   /* ntasks slots: each task is queued once at most */
+    size_t qhead, qtail;
+    int alive;
+    size_t running;
+} tpool;
+
+static size_t take_range(tpool *p, size_t *start)
+{
+    size_t left = p->ex->ntasks - p->next;
+    if (p->stop || !left)
+        return 0;
+    size_t guided = left / (2 * (size_t)p->ex->nworkers);
+    size_t by_time = p->mean > 0 ? (size_t)(BATCH_SECONDS / p->mean) : 1;
+    size_t n = by_time < guided ? by_time : guided;
+    if (n < 1)
+        n = 1;
+    *start = p->next;
+    p->next += n;
+    return n;
+}
+
+static void *thread_main(void *arg)
+{
+    tpool *p = arg;
+    pthread_mutex_lock(&p->lock);
+    size_t start, n;
+    while ((n = take_range(p, &start)) > 0) {
+        for (size_t t = start; t < start + n; t++) {
+            if (p->stop) {
+                /* Return the rest of the range: it is reported skipped. */
+                break;
+            }
+            p->running++;
+            pthread_mutex_unlock(&p->lock);
+            const jc__task *task = &p->ex->tasks[t];
+            jc__outcome o = {.task = t};
+            o.status = jc__call_invoke(task->fn, task->argv, task->argc, &o.value, &o.error, &o.seconds);
+            pthread_mutex_lock(&p->lock);
+            p->running--;
+            p->measured++;
+            p->mean += (o.seconds - p->mean) / (double)(p->measured < 16 ? p->measured : 16);
+            p->queue[p->qtail++] = o;
+            pthread_cond_signal(&p->ready);
+        }
+    }
+    p->alive--;
+    pthread_cond_signal(&p->ready);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* Delivers everything queued; called with the lock held, drops it while
+ * delivering so that workers keep going. */
+static void drain(tpool *p)
+{
+    while (p->qhead < p->qtail) {
+        jc__outcome o = p->queue[p->qhead++];
+        pthread_mutex_unlock(&p->lock);
+        bool stop = p->ex->deliver(p->ex->ctx, &o);
+        pthread_mutex_lock(&p->lock);
+        if (stop)
+            p->stop = true;
+    }
+}
+
+int jc__exec_threads(jc__exec *ex)
+{
+    int n = ex->nworkers > 0 ? ex->nworkers : 1;
+    tpool p = {.ex = ex};
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    p.queue = calloc(ex->ntasks ? ex->ntasks : 1, sizeof *p.queue);
+    if (!th || !p.queue) {
+        free(th);
+        free(p.queue);
+        return jc__set_error(JC_ENOMEM, "out of memory starting %d threads", n);
+    }
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p.ready, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int rc = 0, started = 0;
+    pthread_mutex_lock(&p.lock);
+    for (; started < n; started++) {
+        int err = pthread_create(&th[started], NULL, thread_main, &p);
+        if (err) {
+            if (!started)
+                rc = jc__set_error(JC_EIO, "cannot start a thread: %s", strerror(err));
+            break; /* run with the threads that did start */
+        }
+        p.alive++;
+    }
+    double last_tick = jc__monotonic();
+    while (started && (p.alive > 0 || p.qhead < p.qtail)) {
+        drain(&p);
+        if (jc__interrupted && !p.stop) {
+            p.stop = true;
+            rc = jc__set_error(JC_EINTR, "interrupted by a signal; running calls were let finish and kept");
+        }
+        if (p.alive == 0)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (p.qhead == p.qtail)
+            pthread_cond_timedwait(&p.ready, &p.lock, &ts);
+        double now = jc__monotonic();
+        if (ex->tick && now - last_tick >= 0.1) {
+            size_t r = p.running;
+            pthread_mutex_unlock(&p.lock);
+            ex->tick(ex->ctx, r);
+            pthread_mutex_lock(&p.lock);
+            last_tick = now;
+        }
+    }
+    drain(&p);
+    pthread_mutex_unlock(&p.lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_cond_destroy(&p.ready);
+    pthread_mutex_destroy(&p.lock);
+    free(th);
+    free(p.queue);
+    return rc;
+}

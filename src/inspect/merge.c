@@ -1,0 +1,179 @@
+/*
+ * Merging another cache file into this one: jc_cache_merge.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jc_internal.h"
+#include "inspect_int.h"
+
+/* ---- merging ---- */
+
+/* Copies one entry of other into cache. */
+static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, jc_merge_result *res)
+{
+    char problem[600];
+    jc__row theirs, mine;
+    int rc = jc__cache_row(other, rowid, true, &theirs);
+    if (rc <= 0)
+        return rc;
+    if (theirs.key_format != JC_KEY_FORMAT_VERSION) {
+        /* Of another release's key format: never served by this one, and
+         * its key cannot be checked here. Skipped, not rejected. */
+        res->other_format++;
+        return 0;
+    }
+    rc = jc__i_check_row(&theirs, problem, sizeof problem);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        res->rejected++;
+        return 0;
+    }
+    /* Times from another file are clamped to now: a far-future `created`
+     * would win every later merge, and a far-future `last_used` would never
+     * be evicted as least recently used. */
+    double now = jc__now();
+    bool future = theirs.created_future || !(theirs.created <= now); /* (the store reads them as now) */
+    if (future)
+        theirs.created = now;
+    if (!(theirs.last_used <= now))
+        theirs.last_used = now;
+    /* theirs points into other's buffer, which calls on cache's store
+     * leave alone. */
+    int found = jc__cache_row_by_key(cache, theirs.key, false, &mine);
+    if (found < 0)
+        return found;
+    if (found && mine.created >= theirs.created) {
+        res->kept++;
+        return 0;
+    }
+    /* An entry dated in the future, taken as created now, would replace its
+     * own copy at every merge of the same file, each time as newer: it is
+     * kept when the cache already has its result and compute time. */
+    if (found && future) {
+        found = jc__cache_row_by_key(cache, theirs.key, true, &mine);
+        if (found < 0)
+            return found;
+        if (found && mine.result_len == theirs.result_len &&
+            mine.compute_seconds == theirs.compute_seconds &&
+            (mine.result_len == 0 || memcmp(mine.result, theirs.result, mine.result_len) == 0)) {
+            res->kept++;
+            return 0;
+        }
+    }
+    rc = jc__cache_put_row(cache, &theirs);
+    if (rc)
+        return rc;
+    if (found)
+        res->replaced++;
+    else
+        res->added++;
+    return 0;
+}
+
+typedef struct fn_versions {
+    char **function, **version;
+    size_t n, cap;
+} fn_versions;
+
+static int collect_group(void *ctx, const jc__group *g)
+{
+    fn_versions *fv = ctx;
+    if (fv->n == fv->cap) {
+        size_t cap = fv->cap ? 2 * fv->cap : 16;
+        char **f = realloc(fv->function, cap * sizeof *f);
+        if (f)
+            fv->function = f;
+        char **v = f ? realloc(fv->version, cap * sizeof *v) : NULL;
+        if (!f || !v)
+            return jc__set_error(JC_ENOMEM, "out of memory listing functions");
+        fv->version = v;
+        fv->cap = cap;
+    }
+    fv->function[fv->n] = jc__strdup(g->function);
+    fv->version[fv->n] = jc__strdup(g->version);
+    if (!fv->function[fv->n] || !fv->version[fv->n]) {
+        free(fv->function[fv->n]);
+        free(fv->version[fv->n]);
+        return jc__set_error(JC_ENOMEM, "out of memory listing functions");
+    }
+    fv->n++;
+    return 0;
+}
+
+/* The parameter names the other cache recorded (schema 6) for a function
+ * and version this cache has none for come along with its entries, so that
+ * ls, show and export name the merged arguments as the other file did.
+ * Names this cache has already stay: they are its own program's. */
+static int merge_params(jc_cache *cache, jc_cache *other)
+{
+    fn_versions fv = {0};
+    int rc = jc__cache_groups(other, collect_group, &fv);
+    for (size_t i = 0; i < fv.n && !rc; i++) {
+        char *theirs = NULL, *ours = NULL;
+        rc = jc__cache_params(other, fv.function[i], fv.version[i], &theirs);
+        if (rc >= 0 && theirs)
+            rc = jc__cache_params(cache, fv.function[i], fv.version[i], &ours);
+        if (rc >= 0 && theirs && !ours) {
+            rc = jc__i_begin_write(cache);
+            if (!rc)
+                rc = jc__i_end_write(cache, jc__cache_params_put(cache, fv.function[i], fv.version[i], theirs), true);
+        }
+        if (rc > 0)
+            rc = 0;
+        free(theirs);
+        free(ours);
+    }
+    for (size_t i = 0; i < fv.n; i++) {
+        free(fv.function[i]);
+        free(fv.version[i]);
+    }
+    free(fv.function);
+    free(fv.version);
+    return rc;
+}
+
+int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out)
+{
+    jc_merge_result res = {0};
+    jc_cache *other = NULL;
+    jc__pager *pg = NULL;
+    const int64_t *ids = NULL;
+    size_t n = 0, done = 0;
+    bool in_txn = false;
+    int rc = jc__i_writable(cache, "jc_cache_merge");
+    if (!rc && !other_path)
+        rc = jc__set_error(JC_EINVAL, "jc_cache_merge: NULL path of the other cache");
+    if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
+        rc = jc_errcode();
+    if (!rc)
+        rc = jc__cache_pager_new(other, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
+    while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n) {
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (!in_txn) {
+                rc = jc__i_begin_write(cache);
+                in_txn = rc == 0;
+            }
+            if (!rc)
+                rc = merge_one(cache, other, ids[i], &res);
+            if (!rc && ++done % MERGE_BATCH == 0) {
+                in_txn = false;
+                rc = jc__i_end_write(cache, rc, true);
+            }
+        }
+    }
+    if (in_txn)
+        rc = jc__i_end_write(cache, rc, true);
+    jc__cache_pager_free(pg);
+    if (!rc)
+        rc = merge_params(cache, other);
+    jc_cache_close(other);
+    if (out)
+        *out = res;
+    return rc;
+}

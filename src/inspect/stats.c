@@ -1,0 +1,139 @@
+/*
+ * Figures of a cache: jc_cache_stats.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "jc_internal.h"
+#include "inspect_int.h"
+
+/* ---- figures ---- */
+
+typedef struct stats_builder {
+    jc_stats *s;
+    jc_function_stats *fs;
+    size_t cap;
+} stats_builder;
+
+static int add_group(void *ctx, const jc__group *g)
+{
+    stats_builder *b = ctx;
+    jc_stats *s = b->s;
+    if (s->nfunctions == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 8;
+        jc_function_stats *fs = realloc(b->fs, cap * sizeof *fs);
+        if (!fs)
+            return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
+        b->fs = fs;
+        b->cap = cap;
+        s->functions = fs;
+    }
+    jc_function_stats *f = &b->fs[s->nfunctions];
+    memset(f, 0, sizeof *f);
+    f->function = jc__strdup(g->function);
+    f->version = jc__strdup(g->version);
+    s->nfunctions++; /* counted now, so that jc_stats_free frees the strings */
+    if (!f->function || !f->version)
+        return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
+    f->entries = g->entries;
+    f->bytes = jc__i_sum_sat(g->args_bytes, g->result_bytes);
+    f->compute_seconds = g->compute_seconds;
+    f->mean_seconds = g->entries ? g->compute_seconds / (double)g->entries : 0;
+    f->hits = g->hits;
+    f->saved_seconds = g->saved_seconds;
+    f->oldest = g->oldest;
+    f->newest = g->newest;
+    f->last_used = g->last_used;
+    f->code_fingerprints = g->code_fingerprints;
+    s->other_format_entries += g->other_formats;
+
+    bool first = s->entries == 0;
+    s->entries = jc__i_sum_sat(s->entries, g->entries);
+    s->args_bytes = jc__i_sum_sat(s->args_bytes, g->args_bytes);
+    s->result_bytes = jc__i_sum_sat(s->result_bytes, g->result_bytes);
+    s->payload_bytes = jc__i_sum_sat(s->payload_bytes, f->bytes);
+    s->compute_seconds += g->compute_seconds;
+    s->hits = jc__i_sum_sat(s->hits, g->hits);
+    s->saved_seconds += g->saved_seconds;
+    s->oldest = first || g->oldest < s->oldest ? g->oldest : s->oldest;
+    s->newest = first || g->newest > s->newest ? g->newest : s->newest;
+    s->last_used = first || g->last_used > s->last_used ? g->last_used : s->last_used;
+    return 0;
+}
+
+static int64_t file_size(const char *path, const char *suffix)
+{
+    char buf[4096];
+    struct stat sb;
+    snprintf(buf, sizeof buf, "%s%s", path, suffix);
+    return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+static void count_lease(const jc_lease_info *l, void *userdata)
+{
+    jc_stats *s = userdata;
+    if (l->alive) {
+        s->leases_alive++;
+        s->leases_calls += l->calls;
+    } else {
+        s->leases_stale++;
+    }
+}
+
+jc_stats *jc_cache_stats(jc_cache *cache)
+{
+    jc__store_facts facts;
+    stats_builder b = {0};
+    if (jc__i_usable(cache, "jc_cache_stats"))
+        return NULL;
+    b.s = calloc(1, sizeof *b.s);
+    if (!b.s || !(b.s->path = jc__strdup(jc_cache_path(cache)))) {
+        jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
+        goto fail;
+    }
+    /* Hits not yet written count too: written first when the file takes
+     * them, else added to the totals (not per function) from memory. */
+    int64_t pending_hits = 0;
+    double pending_saved = 0;
+    if (jc__cache_pending(cache) && jc__cache_writable(cache) && !jc__cache_in_transaction(cache) &&
+        jc__cache_begin(cache) == 0) {
+        jc__cache_flush_touches(cache);
+        jc__cache_commit(cache);
+    }
+    jc__cache_pending_hits(cache, &pending_hits, &pending_saved);
+    if (jc__cache_facts(cache, &facts) ||
+        jc__cache_groups(cache, add_group, &b))
+        goto fail;
+    b.s->hits += pending_hits;
+    b.s->saved_seconds += pending_saved;
+    b.s->schema_version = (int)facts.schema_version;
+    b.s->key_format = (int)facts.key_format;
+    b.s->free_bytes = facts.free_bytes;
+    b.s->wal_bytes = file_size(jc_cache_path(cache), "-wal");
+    if (jc_cache_leases(cache, count_lease, b.s, NULL))
+        goto fail;
+    b.s->file_bytes = file_size(jc_cache_path(cache), "") + b.s->wal_bytes;
+    return b.s;
+
+fail:
+    jc_stats_free(b.s);
+    return NULL;
+}
+
+void jc_stats_free(jc_stats *stats)
+{
+    if (!stats)
+        return;
+    jc_function_stats *fs = (jc_function_stats *)stats->functions;
+    for (size_t i = 0; i < stats->nfunctions; i++) {
+        free((char *)fs[i].function);
+        free((char *)fs[i].version);
+    }
+    free(fs);
+    free((char *)stats->path);
+    free(stats);
+}

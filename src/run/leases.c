@@ -1,0 +1,198 @@
+/*
+ * Leases in a run: claiming the misses, waiting for other processes'
+ * results.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+#include "run/progress.h"
+#include "cache/cache.h"
+#include "run_int.h"
+
+/* ---- leases: claiming the misses, waiting for other processes' ---- */
+
+/* The keys of the slots of r->tasks. */
+static const uint8_t **task_keys(run *r, const size_t *slots, size_t n)
+{
+    const uint8_t **keys = malloc((n ? n : 1) * sizeof *keys);
+    if (keys)
+        for (size_t i = 0; i < n; i++)
+            keys[i] = r->batch->calls[r->res->slots[slots[i]].first].key;
+    return keys;
+}
+
+/* Claims the misses before computing them. Those another live process
+ * holds move from r->tasks to r->waiting: this run computes its own first,
+ * then waits for theirs (jc__r_wait_for_others). A failure to claim is not an
+ * error of the run: it computes everything, as without leases. */
+int jc__r_claim_misses(run *r)
+{
+    if (!jc__cache_leases_enabled(r->cache) || !r->ntasks)
+        return 0;
+    r->leases = true;
+    r->lease_ttl = LEASE_TTL;
+    r->last_renew = jc__monotonic();
+    r->release_cap = r->ntasks;
+    r->release = malloc(r->ntasks * JC__KEY_LEN);
+    r->waiting = malloc(r->ntasks * sizeof *r->waiting);
+    const uint8_t **keys = task_keys(r, r->task_slot, r->ntasks);
+    bool *theirs = malloc(r->ntasks * sizeof *theirs);
+    if (!r->release || !r->waiting || !keys || !theirs) {
+        free(keys);
+        free(theirs);
+        return jc__set_error(JC_ENOMEM, "out of memory claiming %zu calls", r->ntasks);
+    }
+    jc__cache_claim(r->cache, keys, r->ntasks, r->lease_ttl, theirs);
+    size_t k = 0;
+    for (size_t i = 0; i < r->ntasks; i++) {
+        if (theirs[i]) {
+            r->waiting[r->nwaiting++] = r->task_slot[i];
+            continue;
+        }
+        r->tasks[k] = r->tasks[i];
+        r->task_slot[k++] = r->task_slot[i];
+    }
+    r->ntasks = k;
+    r->p.waiting = r->nwaiting;
+    free(keys);
+    free(theirs);
+    return 0;
+}
+
+/* Sleeps about seconds, or less when a signal arrives. */
+static void nap(double seconds)
+{
+    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+
+/* lookup_many answers by index into its keys: the waiting slots'. */
+typedef struct waiting_ctx {
+    run *r;
+    const size_t *slots;
+} waiting_ctx;
+
+static void on_found_waiting(void *ctx, size_t i, jc__found *f)
+{
+    waiting_ctx *wc = ctx;
+    jc__r_on_found(wc->r, wc->slots[i], f);
+}
+
+/* After its own misses, the run waits for the calls other processes hold:
+ * it polls the store (20 ms at first, then at most every 200 ms; no lock
+ * is held between polls) and takes each result as a hit as it is stored.
+ * A call whose owner died, or released it (its call failed: failures are
+ * not cached), or whose claim expired, is claimed and computed here. The
+ * wait ends with the last such call; SIGINT and SIGTERM end it at once. */
+static int wait_loop(run *r, const sigset_t *taken)
+{
+    double delay = 0.02;
+    int rc = 0;
+    while (r->nwaiting && !rc && !r->stopped) {
+        r->ntasks = 0; /* the tasks of the last round are done */
+        if (!jc__interrupted)
+            nap(delay);
+        if (jc__interrupted) {
+            jc__interrupt_set_last(jc__interrupted);
+            return jc__set_error(JC_EINTR, "interrupted by %s while waiting for calls of other processes",
+                                 jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+        }
+        delay = delay * 2 < 0.2 ? delay * 2 : 0.2;
+        jc__r_renew_if_due(r);
+        jc__r_update_progress(r, 0, false);
+
+        /* Results stored meanwhile: hits. */
+        const uint8_t **keys = task_keys(r, r->waiting, r->nwaiting);
+        if (!keys)
+            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+        waiting_ctx wc = {r, r->waiting};
+        rc = jc__cache_lookup_many(r->cache, keys, r->nwaiting, on_found_waiting, &wc);
+        size_t k = 0;
+        for (size_t i = 0; i < r->nwaiting; i++) {
+            slot *sl = &r->res->slots[r->waiting[i]];
+            if (sl->done) {
+                if (r->batch->opts.on_result)
+                    r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+                continue;
+            }
+            r->waiting[k++] = r->waiting[i];
+        }
+        r->nwaiting = k;
+        r->p.waiting = k;
+        free(keys);
+        if (rc || !r->nwaiting)
+            break;
+
+        /* Calls no longer held by a live owner: claimed, and computed here. */
+        keys = task_keys(r, r->waiting, r->nwaiting);
+        bool *held = malloc(r->nwaiting * sizeof *held);
+        if (!keys || !held) {
+            free(keys);
+            free(held);
+            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+        }
+        jc__cache_still_held(r->cache, keys, r->nwaiting, held);
+        size_t nfree = 0;
+        for (size_t i = 0; i < r->nwaiting; i++)
+            if (!held[i])
+                keys[nfree++] = keys[i];
+        if (nfree) {
+            bool *theirs = held; /* reused: nfree <= nwaiting */
+            jc__cache_claim(r->cache, keys, nfree, r->lease_ttl, theirs);
+            size_t j = 0;
+            k = 0;
+            for (size_t i = 0; i < r->nwaiting; i++) {
+                size_t s = r->waiting[i];
+                const uint8_t *key = r->batch->calls[r->res->slots[s].first].key;
+                if (j < nfree && keys[j] == key) {
+                    if (!theirs[j]) {
+                        const pending *call = &r->batch->calls[r->res->slots[s].first];
+                        r->task_slot[r->ntasks] = s;
+                        r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
+                        j++;
+                        continue;
+                    }
+                    j++;
+                }
+                r->waiting[k++] = s;
+            }
+            r->nwaiting = k;
+            r->p.waiting = k;
+        }
+        free(keys);
+        free(held);
+        if (r->ntasks) {
+            rc = jc__r_execute_with(r, taken);
+            jc__r_flush(r, false);
+            delay = 0.02;
+        }
+    }
+    return rc;
+}
+
+/* SIGINT and SIGTERM are taken over once for the whole wait, its polls and
+ * the rounds of calls it computes: a signal at any point of it ends the
+ * wait with JC_EINTR (not the default action half-way through a jc__r_lookup). */
+int jc__r_wait_for_others(run *r)
+{
+    jc__saved_signals saved;
+    sigset_t taken;
+    jc__interrupts_catch(&saved, &taken);
+    int rc = wait_loop(r, &taken);
+    jc__interrupts_release(&saved);
+    if (!rc && jc__interrupted) {
+        jc__interrupt_set_last(jc__interrupted);
+        rc = jc__set_error(JC_EINTR, "interrupted by %s while waiting for calls of other processes",
+                           jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+    return rc;
+}

@@ -1,0 +1,106 @@
+/*
+ * One memoized call (jc_memo): looked up, computed in process on a miss,
+ * stored.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+#include "run/progress.h"
+#include "cache/cache.h"
+#include "run_int.h"
+
+/* ---- one memoized call ---- */
+
+/* The policy for a jc_memo hit computed by other code: the environment's,
+ * else warn, once per function and cache handle. */
+static jc_on_code_change memo_code_change(jc_cache *cache, const jc_function *fn)
+{
+    jc_on_code_change policy = JC_ON_CODE_CHANGE_WARN;
+    if (jc__r_code_change_from_env(cache, &policy)) {
+        fprintf(stderr, "jobcache: %s; warning instead\n", jc_errmsg());
+        policy = JC_ON_CODE_CHANGE_WARN;
+    }
+    if (policy != JC_ON_CODE_CHANGE_WARN)
+        return policy;
+    if (!jc__cache_warn_once(cache, fn))
+        return policy;
+    fprintf(stderr,
+            "jobcache: warning: a cached result of %s (version %s) was computed by different code: its "
+            "machine code has changed since; if the change alters results, bump the version in "
+            "JC_FUNCTION(%s, ...), or set JOBCACHE_ON_CODE_CHANGE=recompute (=ignore to silence this)\n",
+            fn->name, fn->version, fn->name);
+    return policy;
+}
+
+jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
+{
+    if (!cache) {
+        jc__r_free_args(argv, argc);
+        jc__r_at_site(jc__set_error(JC_EINVAL, "jc_memo: the cache is NULL"), file, line);
+        return NULL;
+    }
+    if (jc__cache_busy_elsewhere(cache)) {
+        jc__r_free_args(argv, argc);
+        jc__r_at_site(jc__set_error(JC_EBUSY, "jc_memo: this cache is running a batch in another thread; a "
+                              "cache is used by one thread at a time"), file, line);
+        return NULL;
+    }
+    const jc_function *desc = jc__cache_memo_function(cache, fn);
+    uint8_t key[JC__KEY_LEN];
+    if (jc__r_prepare("jc_memo", desc, argv, argc, key)) {
+        jc__r_at_site(jc_errcode(), file, line);
+        return NULL;
+    }
+
+    jc__found found;
+    int rc = jc__cache_lookup(cache, key, &found);
+    if (rc < 0) {
+        jc__r_free_args(argv, argc);
+        return NULL;
+    }
+    if (rc == 1 && found.has_code_fp && jc__cache_code_changed(desc, &found) &&
+        memo_code_change(cache, desc) == JC_ON_CODE_CHANGE_RECOMPUTE) {
+        jc_value_free(found.value);
+        rc = 0;
+    }
+    if (rc == 1) {
+        jc__cache_touch(cache, &found, key);
+        jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
+        jc__r_free_args(argv, argc);
+        return found.value;
+    }
+    jc_value *value = NULL;
+    double secs = 0;
+    char *error = NULL;
+    jc_status status = jc__call_invoke(desc, argv, argc, &value, &error, &secs);
+    jc__cache_memo_note(cache, status, false, secs, error ? error : desc->name);
+    if (status != JC_STATUS_OK) {
+        jc__set_error(JC_EFAILED, "%s", error ? error : desc->name);
+        jc__r_at_site(JC_EFAILED, file, line);
+        free(error);
+        jc__r_free_args(argv, argc);
+        return NULL;
+    }
+    if (jc__cache_writable(cache) && jc__cache_begin(cache) == 0) {
+        /* A result that cannot be stored is still returned: the computation
+         * succeeded, and the file stays as it was (see jc_memo). Hit counts
+         * are bookkeeping: their failure does not stop the result. */
+        jc__cache_flush_touches(cache);
+        if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()) < 0)
+            jc__cache_rollback(cache);
+        else
+            jc__cache_commit(cache);
+        /* jc_memo keeps max_size as a run does (constant time when within). */
+        jc__cache_enforce_size(cache);
+    }
+    jc__r_free_args(argv, argc);
+    return value;
+}

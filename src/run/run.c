@@ -1,0 +1,238 @@
+/*
+ * The run itself (jc_run): deduplicate, look up, claim, execute, wait for
+ * other processes, finish and record.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exec/exec.h"
+#include "run/progress.h"
+#include "cache/cache.h"
+#include "run_int.h"
+
+
+/* Appends the run to the record of runs, with its failures (at most 1000).
+ * Bookkeeping: a failure to record changes nothing of the run. */
+enum { RECORD_FAILURES = 1000 };
+
+static void record_run(run *r)
+{
+    jc_results *res = r->res;
+    jc__run_failure *fails = calloc(RECORD_FAILURES, sizeof *fails);
+    size_t nf = 0;
+    for (size_t s = 0; fails && s < res->nslots && nf < RECORD_FAILURES; s++) {
+        const slot *sl = &res->slots[s];
+        if (sl->status == JC_STATUS_OK || sl->status == JC_STATUS_SKIPPED || !sl->error)
+            continue;
+        fails[nf].status = jc_status_name((jc_status)sl->status);
+        fails[nf++].message = sl->error;
+    }
+    jc__run_row row = {
+        .started = r->started_wall, .ended = jc__now(), .kind = "run",
+        .n_jobs = r->workers ? r->workers : 1, .backend = r->backend_name ? r->backend_name : "none",
+        .calls = (int64_t)r->p.total, .cached = (int64_t)r->p.cached, .computed = (int64_t)r->p.computed,
+        .failed = (int64_t)r->p.failed, .skipped = (int64_t)r->p.skipped, .elapsed = r->p.elapsed,
+        .saved = r->p.saved, .status = res->status ? jc_err_name(res->status) : "ok",
+        .failures = fails, .nfailures = nf,
+    };
+    jc__cache_record_run(r->cache, &row);
+    free(fails);
+}
+
+/* Marks what never ran as skipped, and settles the run's status. */
+static void finish(run *r, int exec_rc)
+{
+    jc_results *res = r->res;
+    for (size_t s = 0; s < res->nslots; s++) {
+        slot *sl = &res->slots[s];
+        if (sl->done)
+            continue;
+        const pending *call = &r->batch->calls[sl->first];
+        sl->status = JC_STATUS_SKIPPED;
+        sl->done = true;
+        sl->error = jc__strdup_printf("%s: skipped: %s", call->fn->name,
+                                      exec_rc == JC_EINTR ? "the run was interrupted"
+                                      : r->stopped        ? "an earlier call failed (on_error = stop)"
+                                                          : "the run stopped early");
+        r->p.skipped += weight(r, s);
+        r->p.done += weight(r, s);
+    }
+    if (exec_rc == JC_EINTR) {
+        res->status = JC_EINTR;
+        res->message = jc__strdup(jc_errmsg());
+    } else if (exec_rc) {
+        res->status = exec_rc;
+        res->message = jc__strdup(jc_errmsg());
+    } else if (r->unstored && r->full_msg) {
+        res->status = JC_EFULL;
+        res->message = jc__strdup_printf("%zu result%s could not be stored (every result is returned; "
+                                         "what fitted is stored): %s",
+                                         r->unstored, r->unstored == 1 ? "" : "s", r->full_msg);
+    } else if (r->store_rc) {
+        res->status = JC_EIO;
+        res->message = jc__strdup_printf("results could not be stored: %s", r->store_msg);
+    } else if (r->p.failed || r->p.skipped) {
+        res->status = JC_EFAILED;
+        for (size_t s = 0; s < res->nslots; s++)
+            if (res->slots[s].status != JC_STATUS_OK && res->slots[s].status != JC_STATUS_SKIPPED) {
+                res->message = jc__strdup_printf("%zu of %zu calls failed; the first: %s", r->p.failed,
+                                                 r->p.total, res->slots[s].error);
+                break;
+            }
+    }
+    if (!res->message && r->evict_msg)
+        res->message = jc__strdup(r->evict_msg); /* the status stays: every result is fine */
+}
+
+/* With a maximum size, least recently used entries go after the run when
+ * the file takes more (the hits of this run count as recent): a check in
+ * constant time, and a pass over the entries only when eviction is due
+ * (jc__cache_enforce_size). A failure only adds to the results' message:
+ * the results themselves are fine and stored. */
+static void evict(run *r)
+{
+    /* (A cache without max_size, or read-only, returns at once.) */
+    int rc = jc__cache_enforce_size(r->cache);
+    if (rc && !r->evict_msg)
+        r->evict_msg = jc__strdup_printf("every result was stored, but evicting down to max_size failed: %s",
+                                         jc_errmsg());
+}
+
+jc_results *jc_run(jc_batch *b)
+{
+    if (!b) {
+        jc__set_error(JC_EINVAL, "jc_run: the batch is NULL");
+        return NULL;
+    }
+    if (b->error) {
+        jc__set_error(b->error, "jc_run: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
+        return NULL;
+    }
+    if (b->ran) {
+        jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
+        return NULL;
+    }
+    bool dry = false;
+    if (jc__env_bool(b->cache, "JOBCACHE_DRY_RUN", &dry) < 0) {
+        jc__set_error(JC_EINVAL, "jc_run: %s", jc_errmsg());
+        return NULL;
+    }
+    if (dry) {
+        /* As make -n: the plan, then the end of the program, computing
+         * nothing (skipped results would let it write empty outputs). */
+        jc_plan_info plan;
+        if (jc_plan(b, &plan) == 0) {
+            char *text = jc_plan_text(&plan);
+            fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): %s; cache %s\n", text ? text : "?",
+                    jc_cache_path(b->cache) ? jc_cache_path(b->cache) : "disabled");
+            free(text);
+            fflush(NULL);
+            exit(0);
+        }
+        fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): no plan: %s\n", jc_errmsg());
+        fflush(NULL);
+        exit(2);
+    }
+    if (jc__cache_run_start(b->cache))
+        return NULL;
+    b->ran = true;
+    jc__interrupt_set_last(0);
+
+    run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
+    r.last_commit = r.t0;
+    r.writable = jc__cache_writable(b->cache);
+    r.p.total = b->n;
+    jc__progress_init(&r.line, b->opts.verbose);
+    jc_results *res = r.res = calloc(1, sizeof *res);
+    size_t n = b->n ? b->n : 1;
+    if (res) {
+        res->n = b->n;
+        res->slot_of = malloc(n * sizeof *res->slot_of);
+        res->slots = calloc(n, sizeof *res->slots);
+    }
+    r.tasks = malloc(n * sizeof *r.tasks);
+    r.task_slot = malloc(n * sizeof *r.task_slot);
+    r.queue = malloc(n * sizeof *r.queue);
+    int rc = 0;
+    if (!res || !res->slot_of || !res->slots || !r.tasks || !r.task_slot || !r.queue)
+        rc = jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
+    if (!rc)
+        rc = jc__r_dedup(b, res);
+    if (!rc) {
+        for (size_t i = 0; i < b->n; i++) {
+            res->slots[res->slot_of[i]].nsubs++;
+            res->slots[res->slot_of[i]].refs++;
+        }
+        rc = jc__r_lookup(&r);
+    }
+    if (!rc) {
+        jc__r_update_progress(&r, 0, false);
+        int exec_rc = jc__r_claim_misses(&r);
+        if (!exec_rc && r.ntasks)
+            exec_rc = jc__r_execute(&r);
+        if (!exec_rc && r.nwaiting) {
+            jc__r_flush(&r, false); /* this run's own results first: others may wait for them */
+            /* A failure while waiting (the store unreadable a moment) keeps
+             * every result already had: the calls still awaited are skipped
+             * and the run reports why. */
+            int wrc = jc__r_wait_for_others(&r);
+            if (wrc == JC_EINTR)
+                exec_rc = wrc;
+            else if (wrc)
+                jc__r_note_store_error(&r, wrc);
+        }
+        jc__r_flush(&r, true);
+        if (r.leases)
+            jc__cache_lease_end(r.cache);
+        evict(&r);
+        jc__r_warn_code_changes(&r);
+        if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
+            rc = exec_rc; /* the backend could not start at all */
+        } else {
+            finish(&r, exec_rc);
+            r.p.elapsed = jc__monotonic() - r.t0;
+            r.p.running = 0;
+            res->summary = r.p;
+            if (b->opts.on_progress)
+                b->opts.on_progress(&r.p, b->opts.userdata);
+            jc__progress_finish(&r.line, &r.p, jc_cache_path(b->cache));
+            record_run(&r);
+        }
+    }
+    jc__progress_release(&r.line); /* SIGWINCH back as it was, whatever happened */
+    if (rc && res && res->slots)
+        jc__r_flush(&r, true); /* keep whatever was computed before the failure */
+    free(r.tasks);
+    free(r.task_slot);
+    for (size_t i = 0; i < r.nqueue; i++) /* results the file could not take */
+        free(r.queue[i].blob);
+    free(r.queue);
+    free(r.evict_msg);
+    free(r.changed);
+    free(r.full_msg);
+    free(r.waiting);
+    free(r.release);
+    jc__cache_run_end(b->cache);
+    free(r.store_msg);
+    if (rc) {
+        char *msg = jc__strdup(jc_errmsg());
+        if (res) {
+            if (res->slots && res->slot_of)
+                jc__r_results_free_slots(res);
+            free(res->slots);
+            free(res->slot_of);
+            free(res);
+        }
+        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+        free(msg);
+        return NULL;
+    }
+    return res;
+}

@@ -1,0 +1,173 @@
+/*
+ * run_int.h: what the files of the run share, and only they include: a
+ * batch, its results, and the state of one jc_run.
+ */
+#ifndef JC_RUN_INT_H
+#define JC_RUN_INT_H
+
+#include <signal.h>
+
+#include "exec/exec.h"
+#include "util/interrupt.h"
+#include "run/progress.h"
+#include "cache/cache.h"
+
+/*
+ * run: the orchestrator. A batch collects delayed calls; a run hashes them,
+ * computes each distinct call once, answers hits from the cache, hands the
+ * misses to a backend (exec.h), stores results as they arrive in batched
+ * transactions, and returns every result in submission order.
+ *
+ * Invariants:
+ *  - Every submission maps to exactly one slot (a distinct call); a slot ends
+ *    with exactly one final status.
+ *  - A failure is never stored. A success is stored before the run returns,
+ *    and at most ~100 ms (or COMMIT_EVERY results) after it arrived, so an
+ *    interrupted run keeps its finished work.
+ */
+
+enum { COMMIT_EVERY = 2000 };
+#define COMMIT_SECONDS 0.1
+
+typedef struct pending {
+    const jc_function *fn;
+    jc_value **argv; /* owned */
+    size_t argc;
+    uint8_t key[JC__KEY_LEN];
+} pending;
+
+struct jc_batch {
+    jc_cache *cache;
+    jc_options opts;
+    pending *calls;
+    size_t n, cap;
+    int error;    /* the first bad call's code, 0 if none */
+    jc_fn last_fn; /* the last function looked up, and its descriptor: a */
+    const jc_function *last_desc; /* sweep calls one function many times */
+    unsigned long last_gen;       /* the registry's generation when looked up */
+    char *errmsg; /* ... and its message */
+    bool ran;
+};
+
+typedef struct slot {
+    jc_value *value;
+    char *error;
+    double seconds;
+    size_t first; /* the first submission of this call */
+    size_t refs;  /* submissions sharing this slot whose value was not taken */
+    size_t nsubs; /* submissions of this call (for per-submission counts) */
+    uint8_t status;
+    bool cached;
+    bool done;
+} slot;
+
+struct jc_results {
+    size_t n;
+    size_t *slot_of; /* submission -> slot */
+    slot *slots;
+    size_t nslots;
+    int status;
+    char *message;
+    jc_progress summary;
+};
+
+
+/* A computed result waiting to be written. */
+typedef struct unstored {
+    size_t slot;
+    void *blob; /* the encoded result from a worker, or NULL: encode the slot's value */
+    size_t blob_len;
+    double seconds;
+} unstored;
+
+typedef struct run {
+    jc_batch *batch;
+    jc_cache *cache;
+    jc_results *res;
+    jc__task *tasks;
+    size_t *task_slot; /* task -> slot */
+    size_t ntasks;
+    bool writable;
+    bool inprocess; /* misses run in this thread */
+    const char *backend_name; /* for the record of runs */
+    int workers;
+    double started_wall;
+    /* Results are written in short transactions (jc__r_flush): the write lock is
+     * never held while a user's function runs or a worker is awaited, so
+     * other processes sharing the cache are not kept waiting. */
+    unstored *queue;
+    size_t nqueue;
+    double last_commit;
+    double last_seconds; /* compute time of the last result delivered */
+    int store_rc;        /* the first store error */
+    char *store_msg;
+    bool stopped;        /* stop on error was triggered */
+    char *evict_msg;     /* eviction after the run failed (results are fine) */
+    double t0;
+    jc_progress p;
+    jc__progress_line line;
+    size_t tenths_told; /* JC_VERBOSE_DETAIL: tenths of the run told so far */
+    /* The disk was found full: what fits is committed result by result;
+     * unstored counts results that did not fit, full_msg says why. */
+    bool full;
+    size_t unstored;
+    char *full_msg;
+    /* Leases (cache.c): the misses this run claimed, renewed with its
+     * write transactions; the slots whose calls another process holds,
+     * waited for after this run's own; keys of failed calls to release. */
+    bool leases;
+    double lease_ttl, last_renew, longest_call;
+    size_t *waiting;
+    size_t nwaiting;
+    uint8_t *release;
+    size_t nrelease, release_cap;
+    /* The running code's fingerprint of the function of the last hit. */
+    const jc_function *fp_fn;
+    uint8_t fp[16];
+    bool fp_known;
+    /* Hits computed by other code, per function (few functions a run). */
+    struct code_change {
+        const jc_function *fn;
+        size_t entries;
+    } *changed;
+    size_t nchanged;
+} run;
+
+/* How long this run's claims last unless renewed: a claim is renewed with
+ * every write transaction and at least every quarter of it, but not while a
+ * call runs in this thread (n_jobs = 1), so it outlasts the longest call
+ * seen so far four times over. Only owners in another pid namespace or on
+ * another machine rely on it: in this one, a claim lasts while its process
+ * lives. */
+#define LEASE_TTL 30.0
+
+/* How many submissions share slot s (for per-submission counts). */
+static inline size_t weight(const run *r, size_t s)
+{
+    return r->res->slots[s].nsubs;
+}
+
+/* Shared between the files of this folder (each defined in one of them). */
+int jc__r_at_site(int code, const char *file, int line);
+int jc__r_claim_misses(run *r);
+int jc__r_code_change_from_env(const jc_cache *cache, jc_on_code_change *policy);
+int jc__r_dedup(jc_batch *b, jc_results *res);
+int jc__r_execute_with(run *r, const sigset_t *taken);
+void jc__r_flush(run *r, bool final);
+void jc__r_flush_if_due(run *r);
+void jc__r_free_args(jc_value *const *argv, size_t argc);
+int jc__r_lookup(run *r);
+void jc__r_note_store_error(run *r, int rc);
+void jc__r_on_found(void *ctx, size_t s, jc__found *f);
+int jc__r_prepare(const char *api, const jc_function *fn, jc_value *const *argv,
+                   size_t argc, uint8_t key[JC__KEY_LEN]);
+void jc__r_release_key(run *r, const uint8_t key[JC__KEY_LEN]);
+void jc__r_renew_if_due(run *r);
+int jc__r_resolve_n_jobs(int n_jobs);
+void jc__r_update_progress(run *r, size_t running, bool force);
+int jc__r_wait_for_others(run *r);
+void jc__r_results_free_slots(jc_results *res);
+void jc__r_warn_code_changes(const run *r);
+int jc__r_execute(run *r);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * Looking entries up, one or many at once, and recording hits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "store/store.h"
+#include "sqlite_int.h"
+
+/* ---- entries ---- */
+
+/* A 16-byte blob column into out; false when NULL or of another length (a
+ * hostile file: an unknown checksum is no checksum, and verify reports the
+ * bad length). */
+static bool column_check(sqlite3_stmt *s, int col, uint8_t out[JC__CHECK_LEN])
+{
+    if (sqlite3_column_type(s, col) != SQLITE_BLOB || sqlite3_column_bytes(s, col) != JC__CHECK_LEN)
+        return false;
+    memcpy(out, sqlite3_column_blob(s, col), JC__CHECK_LEN);
+    return true;
+}
+
+/* The checksum and code fingerprint at columns col, col + 1. A checksum
+ * column that holds something other than NULL but not 16 bytes still
+ * counts as a checksum (all zero bytes), so that it fails: the row was
+ * damaged. */
+static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
+{
+    hit->has_check = column_check(s, col, hit->check);
+    if (!hit->has_check && sqlite3_column_type(s, col) != SQLITE_NULL) {
+        hit->has_check = true;
+        memset(hit->check, 0, sizeof hit->check);
+    }
+    hit->has_code_fp = column_check(s, col + 1, hit->code_fp);
+}
+
+/* Copies the found row into *hit; the result goes into st->buf. Returns 1,
+ * 0 when the row has no usable result, or a negative code. */
+static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
+{
+    int64_t rowid = sqlite3_column_int64(s, 0);
+    if (sqlite3_column_type(s, 1) != SQLITE_BLOB)
+        return 0; /* like a blob that does not decode: a miss, computed again */
+    const void *p = sqlite3_column_blob(s, 1);
+    size_t n = (size_t)sqlite3_column_bytes(s, 1);
+    if (n > st->buf_cap || !st->buf) {
+        void *nb = realloc(st->buf, n ? n : 1);
+        if (!nb)
+            return jc__set_error(JC_ENOMEM,
+                                 "cache file '%s': out of memory reading a %zu-byte result",
+                                 st->path, n);
+        st->buf = nb;
+        st->buf_cap = n ? n : 1;
+    }
+    if (n)
+        memcpy(st->buf, p, n);
+    hit->rowid = rowid;
+    hit->result = st->buf;
+    hit->result_len = n;
+    hit->compute_seconds = sqlite3_column_double(s, 2);
+    hit_checks(s, 3, hit);
+    return 1;
+}
+
+int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    if (!key || !hit)
+        return jc__set_error(JC_EINVAL, "cache file '%s': lookup with a NULL key or hit", st->path);
+    /* SQLITE_STATIC: key is only read before the reset below. */
+    sqlite3_bind_blob(st->get, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    int step = sqlite3_step(st->get);
+    if (step == SQLITE_ROW) {
+        rc = fill_hit(st, st->get, hit); /* 1 found, 0 unusable, < 0 error */
+    } else if (step != SQLITE_DONE) {
+        rc = jc__sq_store_error(st, step, "looking up an entry");
+    }
+    sqlite3_reset(st->get);
+    return rc;
+}
+
+int jc__store_read_begin(jc__store *st)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc || st->depth > 0 || st->reading)
+        return rc;
+    int b = sqlite3_step(st->begin_read);
+    sqlite3_reset(st->begin_read);
+    if (b != SQLITE_DONE)
+        return jc__sq_store_error(st, b, "beginning a read transaction");
+    st->reading = true;
+    return 0;
+}
+
+void jc__store_read_end(jc__store *st)
+{
+    if (st && jc__sq_same_process(st))
+        jc__sq_end_read(st);
+}
+
+
+/* A sum from the file as an int64: a hostile file can make total() any
+ * double, and converting one out of range is undefined. */
+int64_t jc__sq_clamp_int64(double d)
+{
+    if (!(d >= 0))
+        return 0;
+    if (d >= 9.2e18)
+        return INT64_MAX;
+    return (int64_t)d;
+}
+
+/* ---- many lookups at once ---- */
+
+/* Open-addressing set of the wanted keys. The keys are hashes already, so
+ * their first 8 bytes index the table; each slot keeps them too, so that a
+ * probe compares against the caller's key only on a likely match. */
+typedef struct keyslot {
+    uint64_t bits;
+    size_t index; /* + 1; 0 = empty */
+} keyslot;
+
+typedef struct keyset {
+    keyslot *slots;
+    size_t mask;
+} keyset;
+
+static uint64_t key_bits(const uint8_t *k)
+{
+    uint64_t h;
+    memcpy(&h, k, sizeof h);
+    return h;
+}
+
+static int keyset_build(keyset *ks, const uint8_t *const *keys, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    ks->slots = calloc(cap, sizeof *ks->slots);
+    if (!ks->slots)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    ks->mask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits = key_bits(keys[i]);
+        size_t at = (size_t)bits & ks->mask;
+        while (ks->slots[at].index)
+            at = (at + 1) & ks->mask;
+        ks->slots[at] = (keyslot){bits, i + 1};
+    }
+    return 0;
+}
+
+/* The index of key among the wanted keys, or SIZE_MAX. */
+static size_t keyset_find(const keyset *ks, const uint8_t *const *keys, const uint8_t *key)
+{
+    uint64_t bits = key_bits(key);
+    for (size_t at = (size_t)bits & ks->mask; ks->slots[at].index; at = (at + 1) & ks->mask)
+        if (ks->slots[at].bits == bits && memcmp(keys[ks->slots[at].index - 1], key, JC__KEY_LEN) == 0)
+            return ks->slots[at].index - 1;
+    return SIZE_MAX;
+}
+
+/* One pass over the whole table, picking out the wanted rows. */
+static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    keyset ks = {0};
+    int rc = keyset_build(&ks, keys, n);
+    if (rc)
+        return rc;
+    bool *seen = calloc(n, sizeof *seen);
+    if (!seen) {
+        free(ks.slots);
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    }
+    int step;
+    while ((step = sqlite3_step(st->scan)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st->scan, 0) != JC__KEY_LEN)
+            continue; /* the schema's CHECK makes this impossible; verify reports it */
+        size_t i = keyset_find(&ks, keys, sqlite3_column_blob(st->scan, 0));
+        /* Each wanted key is answered once: a hostile file can hold the same
+         * key twice behind an index that claims to be unique. */
+        if (i == SIZE_MAX || seen[i])
+            continue;
+        seen[i] = true;
+        if (sqlite3_column_type(st->scan, 3) != SQLITE_BLOB)
+            continue; /* like a blob that does not decode: computed again */
+        jc__hit hit = {
+            .rowid = sqlite3_column_int64(st->scan, 1),
+            .compute_seconds = sqlite3_column_double(st->scan, 2),
+            .result = sqlite3_column_blob(st->scan, 3),
+            .result_len = (size_t)sqlite3_column_bytes(st->scan, 3),
+        };
+        if (!hit.result)
+            hit.result = "";
+        hit_checks(st->scan, 4, &hit);
+        on_hit(ctx, i, &hit);
+    }
+    if (step != SQLITE_DONE)
+        rc = jc__sq_store_error(st, step, "scanning for entries");
+    sqlite3_reset(st->scan);
+    free(ks.slots);
+    free(seen);
+    return rc;
+}
+
+typedef struct key_ref {
+    const uint8_t *key;
+    size_t index;
+} key_ref;
+
+static int cmp_key_ref(const void *a, const void *b)
+{
+    return memcmp(((const key_ref *)a)->key, ((const key_ref *)b)->key, JC__KEY_LEN);
+}
+
+/* Point lookups, in key order: neighbouring keys share index pages. */
+static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    key_ref *order = malloc((n ? n : 1) * sizeof *order);
+    if (!order)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (key_ref){keys[i], i};
+    qsort(order, n, sizeof *order, cmp_key_ref);
+    int rc = 0;
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = order[k].index;
+        sqlite3_bind_blob(st->get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
+        int step = sqlite3_step(st->get);
+        if (step == SQLITE_ROW && sqlite3_column_type(st->get, 1) == SQLITE_BLOB) {
+            jc__hit hit = {
+                .rowid = sqlite3_column_int64(st->get, 0),
+                .result = sqlite3_column_blob(st->get, 1),
+                .result_len = (size_t)sqlite3_column_bytes(st->get, 1),
+                .compute_seconds = sqlite3_column_double(st->get, 2),
+            };
+            if (!hit.result)
+                hit.result = "";
+            hit_checks(st->get, 3, &hit);
+            on_hit(ctx, i, &hit);
+        } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = jc__sq_store_error(st, step, "looking up an entry");
+        }
+        sqlite3_reset(st->get);
+    }
+    free(order);
+    return rc;
+}
+
+int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc || !n)
+        return rc;
+    /* max(rowid) bounds the number of rows, found in O(log n). When the
+     * batch asks for a good share of the table, one sequential pass beats
+     * n B-tree descents (each a few microseconds); otherwise point lookups. */
+    int64_t rows = 0;
+    int step = sqlite3_step(st->max_rowid);
+    if (step == SQLITE_ROW)
+        rows = sqlite3_column_int64(st->max_rowid, 0);
+    sqlite3_reset(st->max_rowid);
+    if (step != SQLITE_ROW)
+        return jc__sq_store_error(st, step, "counting entries");
+    if ((uint64_t)rows <= 4 * (uint64_t)n)
+        return get_by_scan(st, keys, n, on_hit, ctx);
+    return get_by_points(st, keys, n, on_hit, ctx);
+}
+
+int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
+{
+    return jc__store_touch_n(st, key, 1, now);
+}
+
+int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
+{
+    int rc = jc__sq_store_enter_write(st, "record a hit");
+    if (rc)
+        return rc;
+    sqlite3_bind_double(st->touch, 1, now);
+    sqlite3_bind_blob(st->touch, 2, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st->touch, 3, hits);
+    return jc__sq_step_done(st, st->touch, "recording a hit");
+}
+
+int jc__store_version(jc__store *st, jc__store_ver *out)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    if (!st->data_version && (rc = jc__sq_prepare(st, "PRAGMA data_version", &st->data_version)))
+        return rc;
+    int step = sqlite3_step(st->data_version);
+    out->data = step == SQLITE_ROW ? sqlite3_column_int64(st->data_version, 0) : -1;
+    out->deletes = st->deletes;
+    sqlite3_reset(st->data_version);
+    return step == SQLITE_ROW ? 0 : jc__sq_store_error(st, step, "reading the data version");
+}
+
+int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now)
+{
+    int rc = jc__sq_store_enter_write(st, "record hits");
+    size_t i = 0;
+    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
+        sqlite3_bind_double(st->touch_rowids, 1, now);
+        for (int k = 0; k < TOUCH_CHUNK; k++)
+            sqlite3_bind_int64(st->touch_rowids, k + 2, rowids[i + (size_t)k]);
+        rc = jc__sq_step_done(st, st->touch_rowids, "recording hits");
+    }
+    if (!rc && i < n) {
+        /* The rest in one more statement, padded with NULLs. */
+        sqlite3_bind_double(st->touch_rowids, 1, now);
+        for (size_t k = 0; k < TOUCH_CHUNK; k++)
+            if (i + k < n)
+                sqlite3_bind_int64(st->touch_rowids, (int)k + 2, rowids[i + k]);
+            else
+                sqlite3_bind_null(st->touch_rowids, (int)k + 2); /* IN (NULL) matches no row */
+        rc = jc__sq_step_done(st, st->touch_rowids, "recording hits");
+    }
+    return rc;
+}
+
+int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
+{
+    int rc = jc__sq_store_enter_write(st, "record hits");
+    size_t i = 0;
+    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
+        sqlite3_bind_double(st->touch_many, 1, now);
+        for (int k = 0; k < TOUCH_CHUNK; k++)
+            sqlite3_bind_blob(st->touch_many, k + 2, keys + JC__KEY_LEN * (i + (size_t)k), JC__KEY_LEN,
+                              SQLITE_STATIC);
+        rc = jc__sq_step_done(st, st->touch_many, "recording hits");
+    }
+    for (; !rc && i < n; i++)
+        rc = jc__store_touch(st, keys + JC__KEY_LEN * i, now);
+    return rc;
+}
+
+/* Binds a blob that stays a BLOB when empty: a zero-length blob bound from
+ * a NULL pointer would be stored as NULL and violate NOT NULL. */

@@ -1,0 +1,135 @@
+/*
+ * sqlite_int.h: what the files of the SQLite store share, and only they
+ * include (tests/layering.sh checks): the handle's fields, the helpers every
+ * feature uses. The store's face is store/store.h.
+ */
+#ifndef JC_STORE_SQLITE_INT_H
+#define JC_STORE_SQLITE_INT_H
+
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include "store/store.h"
+
+/*
+ * store: the only part of jobcache that speaks SQL (see store.h).
+ *
+ * Invariants kept here:
+ *
+ *  - Every function returns 0 (or a count) or a negative jc_error, and on
+ *    failure has set the thread's message, which names the cache file and,
+ *    where SQLite failed, quotes sqlite3_errmsg.
+ *  - No statement is left un-reset between calls. A lookup copies the result
+ *    into a buffer owned by the store instead of leaving the SELECT pending:
+ *    a pending statement would pin a WAL read snapshot for as long as the
+ *    caller takes to come back, which keeps other processes' checkpoints from
+ *    finishing and lets the -wal file grow without bound.
+ *  - A file is only ever modified once it is known to be ours (user_version
+ *    == JC__SCHEMA_VERSION) or to be empty: a foreign database or a cache
+ *    with a newer schema is refused before its journal mode is touched.
+ *  - A store is used by one thread at a time (it is opened without SQLite's
+ *    mutexes) and must not cross fork(): an SQLite connection copied into a
+ *    child would share file locks and WAL state with its parent. A store used
+ *    in another process than the one that opened it refuses every call, and
+ *    closing it there frees only our own memory.
+ */
+
+#define DEFAULT_BUSY_TIMEOUT_MS 10000
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+struct jc__store {
+    sqlite3 *db;
+    char *path;
+    unsigned flags;
+    int busy_timeout_ms;
+    int schema;  /* the file's schema version: JC__SCHEMA_VERSION once a
+                  * writable open has migrated it; older when read-only */
+    pid_t pid;   /* the process that opened the store */
+    unsigned long generation; /* fork_generation when it was opened */
+    int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
+    bool doomed; /* an inner rollback happened: the outermost commit rolls back */
+    /* The last lookup's result, copied out of SQLite (see the note above). */
+    void *buf;
+    size_t buf_cap;
+    /* The last jc__store_row's strings and blobs (see store.h). */
+    char *rowbuf;
+    size_t rowbuf_cap;
+    sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
+    sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
+    sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK keys */
+    sqlite3_stmt *touch_rowids;     /* the same by rowid (jc__store_touch_rowids) */
+    sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_version) */
+    uint64_t deletes;               /* statements of this connection that removed entries */
+    /* An explicit read transaction around many lookups (a run's): one
+     * snapshot, one set of WAL read locks. Any write ends it first. (A
+     * snapshot held across jc_memo calls was tried and dropped: after the
+     * last hit nothing ends it, and it holds off other processes'
+     * checkpoints for as long as the program then computes.) */
+    sqlite3_stmt *begin_read, *jc__sq_end_read;
+    bool reading;
+    /* Opened with SQLite's immutable flag: a read-only look at a file in a
+     * directory or on a mount this process cannot write, with no -wal data
+     * beside it (see open_db). */
+    bool immutable;
+    /* Prepared on first use by inspect.c's calls, which a run never makes:
+     * [0] without blobs, [1] with them. */
+    sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
+    sqlite3_stmt *size; /* jc__store_size_get */
+    sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
+};
+
+enum { TOUCH_CHUNK = 256 };
+
+/* Times from the file later than now count as now, everywhere they are
+ * compared or ordered (an entry stored while the clock was a year ahead
+ * must not stay the most recently used for a year): USED and CREATED are
+ * the columns so clamped, with SQLite's own clock ('now' is the same for
+ * every row of one statement). jc__store_clamp_future writes them back. */
+#define NOW_SQL "((julianday('now') - 2440587.5) * 86400.0)"
+#define USED "min(last_used, " NOW_SQL ")"
+#define CREATED "min(created, " NOW_SQL ")"
+
+/* Binds the parameters of a statement built by jc__sq_run_where. */
+typedef int (*binder)(sqlite3_stmt *s, const void *ctx);
+
+/* What the file is, read without writing anything: its user_version, how
+ * many tables, indexes, views and triggers it has that SQLite did not make,
+ * and whether it has jobcache's two tables with the meta row every cache
+ * has. One statement reads them from one snapshot: read apart, another
+ * process could create the schema in between, and the file would look like
+ * a foreign database (tables, no version). */
+typedef struct schema_info {
+    int64_t version, objects;
+    bool ours; /* entries and meta tables, meta has key_format */
+} schema_info;
+
+/* Shared between the files of this folder (each defined in one of them). */
+int jc__sq_check_schema(jc__store *st);
+int64_t jc__sq_clamp_int64(double d);
+void jc__sq_end_read(jc__store *st);
+/* Records the process (and fork generation) that opened st: a store used
+ * in another process refuses every call (jc__sq_same_process). */
+void jc__sq_mark_process(jc__store *st);
+const char *jc__sq_key_format_column(const jc__store *st);
+int jc__sq_lazy(jc__store *st, sqlite3_stmt **s, const char *sql);
+int jc__sq_prepare(jc__store *st, const char *sql, sqlite3_stmt **s);
+int jc__sq_remove_where(jc__store *st, const char *where, binder bind, const void *ctx,
+                        int64_t *count, int64_t *bytes);
+int jc__sq_run_sql(jc__store *st, const char *sql, const char *what);
+int jc__sq_run_where(jc__store *st, const char *head, const char *where, binder bind,
+                     const void *ctx, const char *what, sqlite3_stmt **out);
+bool jc__sq_same_process(const jc__store *st);
+int jc__sq_set_wal(jc__store *st);
+int jc__sq_step_done(jc__store *st, sqlite3_stmt *s, const char *what);
+int jc__sq_store_enter(jc__store *st);
+int jc__sq_store_enter_write(jc__store *st, const char *what);
+int jc__sq_store_error(const jc__store *st, int rc, const char *what);
+const char *jc__sq_v2_columns(const jc__store *st);
+int jc__sq_read_schema_info(jc__store *st, schema_info *info);
+int jc__sq_classify(jc__store *st, const schema_info *info);
+int jc__sq_create_schema(jc__store *st);
+int jc__sq_migrate(jc__store *st);
+
+#endif

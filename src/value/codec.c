@@ -1,0 +1,714 @@
+/*
+ * codec: the one canonical encoding of values, with msgpack-c
+ * (docs/format.md is the specification; key format version 1).
+ *
+ * Canonical means the same value always gives the same bytes, on every
+ * machine: ints in msgpack's shortest form, doubles always as float64 with
+ * -0.0 written as 0.0 and every NaN as the one quiet NaN 0x7ff8000000000000,
+ * map keys sorted by byte order, typed arrays as little-endian ext payloads.
+ *
+ * Canonical form is for keys and stored arguments. Results are encoded
+ * exactly (MODE_EXACT): the same layout, but every double, alone or in a
+ * typed array, keeps its own bits (-0.0, NaN payloads), so that a hit, and
+ * a result carried from a worker, is bit for bit what the function returned.
+ *
+ * The encoder writes through a callback, so the same walk feeds a growable
+ * buffer (the stored argument and result blobs) or a running XXH3 state (the
+ * key), without building the whole encoding of a large array in memory.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+#include <xxhash.h>
+
+#include "jc_internal.h"
+
+enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3 };
+enum { DIGEST_LEN = 25 }; /* kind, count (u64 LE), XXH3-128 (canonical) */
+
+/* ---- encoding ---- */
+
+static uint64_t canonical_double_bits(double d)
+{
+    uint64_t bits;
+    if (isnan(d))
+        return UINT64_C(0x7ff8000000000000);
+    if (d == 0.0)
+        d = 0.0; /* -0.0 == 0.0: both become +0.0 */
+    memcpy(&bits, &d, sizeof bits);
+    return bits;
+}
+
+static uint64_t to_le64(uint64_t x)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(x);
+#else
+    return x;
+#endif
+}
+
+/* Writes a typed array's payload. On a little-endian host an int array, or a
+ * double array with no -0.0 and no NaN, goes to the writer straight from the
+ * value's memory (for a borrowed array: the caller's). Otherwise it is
+ * converted in chunks on the stack. */
+/* Whether m doubles (as bits) hold no NaN and no -0.0, in one branch-free
+ * pass the compiler vectorises: a NaN is an all-ones exponent with a
+ * non-zero mantissa, so its bits without the sign exceed those of infinity. */
+static bool doubles_canonical(const void *p, size_t m)
+{
+    const unsigned char *bytes = p;
+    uint64_t bad = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t b; /* memcpy, not a cast: the data are doubles (aliasing rules) */
+        memcpy(&b, bytes + 8 * i, 8);
+        bad |= (uint64_t)((b << 1) > UINT64_C(0xffe0000000000000)) | (uint64_t)(b == UINT64_C(0x8000000000000000));
+    }
+    return !bad;
+}
+
+/* How a value is encoded: MODE_ARGS digests large arguments (keys and
+ * stored arguments); MODE_EXACT keeps doubles' bits (results). */
+enum { MODE_ARGS = 1, MODE_EXACT = 2 };
+
+static int write_array_body(const jc_value *v, msgpack_packer *pk, int mode)
+{
+    const unsigned char *src = v->u.arr; /* doubles or int64s, read with memcpy */
+    size_t n = v->len;
+    uint64_t chunk[512];
+    bool ints = v->type == JC_TYPE_INTS || (mode & MODE_EXACT); /* exact: bits as they are */
+    while (n) {
+        size_t m = n < 512 ? n : 512;
+        bool clean = to_le64(1) == 1 && (ints || doubles_canonical(src, m));
+        if (clean) {
+            if (msgpack_pack_ext_body(pk, src, m * 8))
+                return -1;
+        } else {
+            for (size_t i = 0; i < m; i++) {
+                uint64_t bits;
+                memcpy(&bits, src + 8 * i, 8);
+                if (!ints) {
+                    double d;
+                    memcpy(&d, src + 8 * i, 8);
+                    bits = canonical_double_bits(d);
+                }
+                chunk[i] = to_le64(bits);
+            }
+            if (msgpack_pack_ext_body(pk, chunk, m * 8))
+                return -1;
+        }
+        src += 8 * m;
+        n -= m;
+    }
+    return 0;
+}
+
+static int write_failed(void)
+{
+    return jc__set_error(JC_ENOMEM, "out of memory encoding a value");
+}
+
+static int xxh_write(void *ctx, const char *p, size_t n)
+{
+    return XXH3_128bits_update(ctx, p, n) == XXH_OK ? 0 : -1;
+}
+
+/* An argument of JC__DIGEST_MIN bytes or more is encoded as its digest:
+ * ext 3 holding its kind (1 doubles, 2 ints, 3 bytes), its length in
+ * elements (u64, little-endian) and the XXH3-128 of its canonical payload.
+ * The key still depends on every byte; the stored arguments stay small. */
+/* The digest payload of v into payload; kept in v (computed once). -1
+ * when out of memory. */
+static int compute_digest(const jc_value *v, unsigned char payload[DIGEST_LEN])
+{
+    /* A call's arguments are encoded twice (for its key at jc_delayed, and
+     * for the store after a miss): the digest is computed once and kept in
+     * the value, which must stay unchanged until the run returns anyway. */
+    if (v->digest) {
+        memcpy(payload, v->digest, DIGEST_LEN);
+        return 0;
+    }
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return -1;
+    XXH3_128bits_reset(st);
+    if (v->type == JC_TYPE_BYTES) {
+        XXH3_128bits_update(st, v->u.s, v->len);
+    } else {
+        msgpack_packer hp;
+        msgpack_packer_init(&hp, st, xxh_write);
+        if (write_array_body(v, &hp, MODE_ARGS)) {
+            XXH3_freeState(st);
+            return -1;
+        }
+    }
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+    XXH3_freeState(st);
+    payload[0] = v->type == JC_TYPE_DOUBLES ? 1 : v->type == JC_TYPE_INTS ? 2 : 3;
+    uint64_t n = to_le64((uint64_t)v->len);
+    memcpy(payload + 1, &n, 8);
+    memcpy(payload + 9, c.digest, 16);
+    unsigned char *keep = malloc(DIGEST_LEN);
+    if (keep) { /* out of memory: computed again next time, no harm */
+        memcpy(keep, payload, DIGEST_LEN);
+        ((jc_value *)v)->digest = keep;
+    }
+    return 0;
+}
+
+int jc__value_digest(const jc_value *v, unsigned char payload[25])
+{
+    return compute_digest(v, payload) ? jc__set_error(JC_ENOMEM, "out of memory hashing a value") : 0;
+}
+
+static int write_digest(const jc_value *v, msgpack_packer *pk)
+{
+    unsigned char payload[DIGEST_LEN];
+    if (compute_digest(v, payload))
+        return write_failed();
+    return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
+               ? write_failed()
+               : 0;
+}
+
+static bool digested(const jc_value *v, int mode)
+{
+    size_t bytes = v->type == JC_TYPE_BYTES ? v->len : v->len * 8;
+    return (mode & MODE_ARGS) && (v->type == JC_TYPE_BYTES || v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS) &&
+           bytes >= JC__DIGEST_MIN;
+}
+
+static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
+{
+    int r = 0;
+    if (!v)
+        return jc__set_error(JC_EINVAL, "cannot encode a NULL value");
+    if (digested(v, mode))
+        return write_digest(v, pk);
+    switch ((jc_type)v->type) {
+    case JC_TYPE_DIGEST:
+        r = msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->u.s, DIGEST_LEN);
+        break;
+    case JC_TYPE_NULL: r = msgpack_pack_nil(pk); break;
+    case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
+    case JC_TYPE_DOUBLE: {
+        /* msgpack-c writes the double's 8 bytes as they are (big-endian). */
+        uint64_t bits = canonical_double_bits(v->u.d);
+        double d = v->u.d;
+        if (!(mode & MODE_EXACT))
+            memcpy(&d, &bits, sizeof d);
+        r = msgpack_pack_double(pk, d);
+        break;
+    }
+    case JC_TYPE_STR:
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "string of %zu bytes is longer than 4 GiB", v->len);
+        r = msgpack_pack_str(pk, v->len) || msgpack_pack_str_body(pk, v->u.s, v->len);
+        break;
+    case JC_TYPE_BYTES:
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "bytes value of %zu bytes is longer than 4 GiB", v->len);
+        r = msgpack_pack_bin(pk, v->len) || msgpack_pack_bin_body(pk, v->u.s, v->len);
+        break;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        if (v->len > UINT32_MAX / 8)
+            return jc__set_error(JC_EINVAL, "typed array of %zu elements is larger than 4 GiB", v->len);
+        r = msgpack_pack_ext(pk, v->len * 8, v->type == JC_TYPE_DOUBLES ? EXT_DOUBLES : EXT_INTS) ||
+            write_array_body(v, pk, mode);
+        break;
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        if (depth >= JC__MAX_DEPTH)
+            return jc__set_error(JC_EINVAL, "value nested more than %d levels deep", JC__MAX_DEPTH);
+        if (v->len > UINT32_MAX)
+            return jc__set_error(JC_EINVAL, "%s of %zu items is too long", jc_type_name(v->type), v->len);
+        r = v->type == JC_TYPE_LIST ? msgpack_pack_array(pk, v->len) : msgpack_pack_map(pk, v->len);
+        for (size_t i = 0; i < v->len && !r; i++) {
+            if (v->type == JC_TYPE_MAP) {
+                size_t kl = strlen(v->keys[i]);
+                if (msgpack_pack_str(pk, kl) || msgpack_pack_str_body(pk, v->keys[i], kl))
+                    return write_failed();
+            }
+            int rc = encode(v->u.items[i], pk, depth + 1, mode);
+            if (rc)
+                return rc;
+        }
+        break;
+    case JC_TYPE_KWARG:
+        return jc__set_error(JC_EINVAL, "named argument \"%s\" is only valid as a call argument; "
+                             "inside values use jc_map", v->u.kw.name);
+    }
+    return r ? write_failed() : 0;
+}
+
+int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    return encode(v, &pk, 0, 0);
+}
+
+int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    return encode(v, &pk, 0, MODE_EXACT);
+}
+
+static int cmp_kw(const void *a, const void *b)
+{
+    const jc_value *x = *(const jc_value *const *)a, *y = *(const jc_value *const *)b;
+    return strcmp(x->u.kw.name, y->u.kw.name);
+}
+
+/* How one top-level argument goes out: whole (mode), or, when ref says
+ * so, as its digest. */
+static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_fn ref, void *ref_ctx)
+{
+    if (ref && digested(v, MODE_ARGS)) {
+        unsigned char payload[DIGEST_LEN];
+        if (compute_digest(v, payload))
+            return write_failed();
+        if (ref(ref_ctx, v, payload))
+            return msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, payload, DIGEST_LEN)
+                       ? write_failed()
+                       : 0;
+    }
+    return encode(v, pk, 0, mode);
+}
+
+static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, int mode, jc__ref_fn ref,
+                       void *ref_ctx)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, ctx, w);
+    size_t nkw = 0;
+    for (size_t i = 0; i < argc; i++)
+        nkw += argv[i]->type == JC_TYPE_KWARG;
+
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_array(&pk, argc - nkw))
+        return write_failed();
+    for (size_t i = 0; i < argc; i++)
+        if (argv[i]->type != JC_TYPE_KWARG) {
+            int rc = encode_arg(argv[i], &pk, mode, ref, ref_ctx);
+            if (rc)
+                return rc;
+        }
+    if (msgpack_pack_map(&pk, nkw))
+        return write_failed();
+    if (!nkw)
+        return 0;
+
+    /* Named arguments in byte order of their names, whatever the call's order. */
+    jc_value *stackbuf[16];
+    jc_value **kw = nkw <= 16 ? stackbuf : malloc(nkw * sizeof *kw);
+    if (!kw)
+        return write_failed();
+    size_t k = 0;
+    for (size_t i = 0; i < argc; i++)
+        if (argv[i]->type == JC_TYPE_KWARG)
+            kw[k++] = argv[i];
+    qsort(kw, nkw, sizeof *kw, cmp_kw);
+    int rc = 0;
+    for (size_t i = 0; i < nkw && !rc; i++) {
+        if (i && strcmp(kw[i - 1]->u.kw.name, kw[i]->u.kw.name) == 0) {
+            rc = jc__set_error(JC_EINVAL, "named argument \"%s\" is given twice", kw[i]->u.kw.name);
+            break;
+        }
+        size_t kl = strlen(kw[i]->u.kw.name);
+        if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
+            rc = write_failed();
+        else
+            rc = encode_arg(kw[i]->u.kw.val, &pk, mode, ref, ref_ctx);
+    }
+    if (kw != stackbuf)
+        free(kw);
+    return rc;
+}
+
+int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
+{
+    return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL);
+}
+
+int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, jc__ref_fn ref,
+                          void *ref_ctx)
+{
+    return encode_args(argv, argc, w, ctx, 0, ref, ref_ctx);
+}
+
+/* ---- decoding ---- */
+
+/* Why the last decoding of this thread failed, without the lead-in of the
+ * message (jc__decode_reason): callers that name the entry themselves use
+ * it, rather than taking the message apart. */
+static _Thread_local char decode_reason[160];
+
+static int bad(const char *what)
+{
+    snprintf(decode_reason, sizeof decode_reason, "%s", what);
+    return jc__set_error(JC_EDECODE, "stored value does not decode: %s", what);
+}
+
+const char *jc__decode_reason(void)
+{
+    return decode_reason;
+}
+
+static int from_object(const msgpack_object *o, jc_value **out, int depth);
+
+/* msgpack-c leaves the pointer of a zero-length str, bin or ext NULL. */
+static const char *payload(const char *p)
+{
+    return p ? p : "";
+}
+
+static int decode_array_ext(const msgpack_object_ext *e, jc_value **out)
+{
+    if (e->size % 8)
+        return bad("typed array payload is not a multiple of 8 bytes");
+    size_t n = e->size / 8;
+    uint64_t *data = malloc(n ? n * 8 : 1);
+    if (!data)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding an array of %zu elements", n);
+    if (n)
+        memcpy(data, e->ptr, n * 8);
+    for (size_t i = 0; i < n; i++)
+        data[i] = to_le64(data[i]);
+    jc_value *v = e->type == EXT_DOUBLES ? jc_doubles_ref((double *)data, n)
+                                         : jc_ints_ref((int64_t *)data, n);
+    if (!v) {
+        free(data);
+        return JC_ENOMEM;
+    }
+    v->flags &= (uint8_t)~JC__V_BORROWED; /* the value owns data */
+    *out = v;
+    return 0;
+}
+
+static int decode_container(const msgpack_object *o, jc_value **out, int depth)
+{
+    if (depth >= JC__MAX_DEPTH)
+        return bad("nested too deep");
+    bool map = o->type == MSGPACK_OBJECT_MAP;
+    jc_value *c = map ? jc_map_new() : jc_list_new();
+    if (!c)
+        return JC_ENOMEM;
+    uint32_t n = map ? o->via.map.size : o->via.array.size;
+    for (uint32_t i = 0; i < n; i++) {
+        jc_value *item = NULL;
+        const msgpack_object *src = map ? &o->via.map.ptr[i].val : &o->via.array.ptr[i];
+        int rc = from_object(src, &item, depth + 1);
+        if (!rc && map) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR) {
+                jc_value_free(item);
+                rc = bad("a map key is not a string");
+            } else if (memchr(payload(k->via.str.ptr), '\0', k->via.str.size)) {
+                jc_value_free(item);
+                rc = bad("a map key contains a NUL byte");
+            } else {
+                char *key = strndup(payload(k->via.str.ptr), k->via.str.size);
+                if (!key) {
+                    jc_value_free(item);
+                    rc = jc__set_error(JC_ENOMEM, "out of memory decoding a map");
+                } else if ((rc = jc__map_insert(c, key, item)) == JC_EINVAL) {
+                    rc = bad("a map key is repeated");
+                }
+            }
+        } else if (!rc) {
+            rc = jc__list_push(c, item); /* depth bounded above (check_shape) */
+        }
+        if (rc) {
+            jc_value_free(c);
+            return rc;
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static int from_object(const msgpack_object *o, jc_value **out, int depth)
+{
+    jc_value *v = NULL;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: v = jc_null(); break;
+    case MSGPACK_OBJECT_BOOLEAN: v = jc_bool(o->via.boolean); break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        if (o->via.u64 > INT64_MAX)
+            return bad("integer larger than INT64_MAX");
+        v = jc_int((int64_t)o->via.u64);
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: v = jc_int(o->via.i64); break;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: v = jc_double(o->via.f64); break;
+    case MSGPACK_OBJECT_STR:
+        if (memchr(payload(o->via.str.ptr), '\0', o->via.str.size))
+            return bad("a string contains a NUL byte");
+        v = jc__str_stored(payload(o->via.str.ptr), o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN: v = jc_bytes(payload(o->via.bin.ptr), o->via.bin.size); break;
+    case MSGPACK_OBJECT_EXT:
+        if (o->via.ext.type == EXT_DIGEST) {
+            const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
+            if (o->via.ext.size != DIGEST_LEN || d[0] < 1 || d[0] > 3)
+                return bad("malformed argument digest");
+            v = jc__digest_value(d);
+            break;
+        }
+        if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)
+            return bad("unknown extension type");
+        return decode_array_ext(&o->via.ext, out);
+    case MSGPACK_OBJECT_ARRAY:
+    case MSGPACK_OBJECT_MAP:
+        return decode_container(o, out, depth);
+    default:
+        return bad("unknown msgpack type");
+    }
+    if (!v)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
+    *out = v;
+    return 0;
+}
+
+/* Checks that buf holds exactly one complete msgpack object in which lists
+ * and maps nest at most max_levels deep, before msgpack-c sees it. msgpack-c
+ * allocates a container's items as soon as it reads the header, so without
+ * this a hostile 5-byte array32 header makes it ask for 128 GiB; and its
+ * parser stack is 32 deep (deeper input fails as "out of memory"). A
+ * container that claims more items than there are bytes left (an item takes
+ * at least one byte) is truncated; so is anything msgpack-c then allocates
+ * bounded by the input's length. */
+static int check_shape(const unsigned char *p, size_t len, int max_levels)
+{
+    uint64_t left[JC__MAX_DEPTH + 2]; /* items still to come in each open container */
+    int open = 0;
+    size_t i = 0;
+    do {
+        if (i >= len)
+            return bad("truncated");
+        unsigned c = p[i++];
+        int kind = 0;       /* 0: scalar with n payload bytes; 1: array, 2: map of n items */
+        int lenbytes = 0;   /* a big-endian length field follows, added to n */
+        uint64_t n = 0;
+        if (c >= 0xa0 && c <= 0xbf)
+            n = c & 0x1f; /* fixstr */
+        else if (c >= 0x90 && c <= 0x9f)
+            kind = 1, n = c & 0x0f;
+        else if (c >= 0x80 && c <= 0x8f)
+            kind = 2, n = c & 0x0f;
+        else if (c >= 0xc0 && c <= 0xdf) {
+            switch (c) {
+            case 0xc0: case 0xc2: case 0xc3: break;          /* nil, false, true */
+            case 0xc4: case 0xd9: lenbytes = 1; break;       /* bin8, str8 */
+            case 0xc5: case 0xda: lenbytes = 2; break;       /* bin16, str16 */
+            case 0xc6: case 0xdb: lenbytes = 4; break;       /* bin32, str32 */
+            case 0xc7: lenbytes = 1, n = 1; break;           /* ext8/16/32: + type byte */
+            case 0xc8: lenbytes = 2, n = 1; break;
+            case 0xc9: lenbytes = 4, n = 1; break;
+            case 0xcc: case 0xd0: n = 1; break;
+            case 0xcd: case 0xd1: n = 2; break;
+            case 0xca: case 0xce: case 0xd2: n = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: n = 8; break;
+            case 0xd4: n = 2; break;                         /* fixext 1..16: type + data */
+            case 0xd5: n = 3; break;
+            case 0xd6: n = 5; break;
+            case 0xd7: n = 9; break;
+            case 0xd8: n = 17; break;
+            case 0xdc: kind = 1, lenbytes = 2; break;
+            case 0xdd: kind = 1, lenbytes = 4; break;
+            case 0xde: kind = 2, lenbytes = 2; break;
+            case 0xdf: kind = 2, lenbytes = 4; break;
+            default: return bad("malformed msgpack (byte 0xc1)");
+            }
+        } /* else positive or negative fixint */
+        if ((size_t)lenbytes > len - i)
+            return bad("truncated");
+        uint64_t field = 0;
+        for (int k = 0; k < lenbytes; k++)
+            field = field << 8 | p[i++];
+        n += field;
+        if (kind == 2)
+            n *= 2; /* keys and values */
+        if (n > len - i)
+            return bad("truncated");
+        if (kind) {
+            if (open >= max_levels)
+                return bad("nested too deep");
+            if (n) {
+                left[open++] = n;
+                continue;
+            }
+        } else {
+            i += (size_t)n;
+        }
+        /* One item is complete: so is every container it completes. */
+        while (open > 0 && --left[open - 1] == 0)
+            open--;
+    } while (open > 0);
+    if (i != len)
+        return bad("trailing bytes after the value");
+    return 0;
+}
+
+/* Parses exactly one msgpack object filling buf into zone. */
+static int unpack_one(const void *buf, size_t len, msgpack_zone *zone, msgpack_object *obj)
+{
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack(buf, len, &off, zone, obj);
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding %zu bytes", len);
+    if (r == MSGPACK_UNPACK_CONTINUE)
+        return bad("truncated");
+    if (r == MSGPACK_UNPACK_EXTRA_BYTES || (r == MSGPACK_UNPACK_SUCCESS && off != len))
+        return bad("trailing bytes after the value");
+    if (r != MSGPACK_UNPACK_SUCCESS)
+        return bad("malformed msgpack");
+    return 0;
+}
+
+/* One msgpack zone per thread, cleared after each use rather than made
+ * anew: a warm rerun decodes one small result per hit, and a fresh zone
+ * costs a malloc and a free each time. The zone keeps its first chunk, and
+ * a thread-specific key's destructor frees it when the thread exits (a
+ * _Thread_local pointer alone would leak it with every thread). */
+static pthread_once_t zone_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t zone_key;
+static bool zone_key_ok;
+
+static void zone_free(void *zone)
+{
+    msgpack_zone_free(zone);
+}
+
+static void zone_key_make(void)
+{
+    zone_key_ok = pthread_key_create(&zone_key, zone_free) == 0;
+}
+
+/* The calling thread's zone, made on first use; NULL when none could be
+ * made (no memory, or no key: then *own says the caller must free it). */
+static msgpack_zone *thread_zone(bool *own)
+{
+    *own = false;
+    pthread_once(&zone_key_once, zone_key_make);
+    msgpack_zone *zone = zone_key_ok ? pthread_getspecific(zone_key) : NULL;
+    if (zone)
+        return zone;
+    zone = msgpack_zone_new(2048);
+    if (zone && (!zone_key_ok || pthread_setspecific(zone_key, zone) != 0))
+        *own = true; /* not kept: a zone for this call only */
+    return zone;
+}
+
+/* Decodes one value whose outermost container is at depth (negative for
+ * wrappers that do not count against JC__MAX_DEPTH). */
+static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
+{
+    *out = NULL;
+    int rc = check_shape(buf, len, JC__MAX_DEPTH - depth);
+    if (rc)
+        return rc;
+    bool own;
+    msgpack_zone *zone = thread_zone(&own);
+    if (!zone)
+        return jc__set_error(JC_ENOMEM, "out of memory decoding a value");
+    msgpack_object obj;
+    rc = unpack_one(buf, len, zone, &obj);
+    if (!rc)
+        rc = from_object(&obj, out, depth);
+    if (own)
+        msgpack_zone_free(zone);
+    else
+        msgpack_zone_clear(zone);
+    return rc;
+}
+
+int jc__decode_value(const void *buf, size_t len, jc_value **out)
+{
+    return decode_at(buf, len, out, 0);
+}
+
+int jc_value_decode(const void *buf, size_t len, jc_value **out)
+{
+    if (!out)
+        return jc__set_error(JC_EINVAL, "jc_value_decode: NULL out");
+    if (!buf && len)
+        return jc__set_error(JC_EINVAL, "jc_value_decode: NULL buffer");
+    return jc__decode_value(buf, len, out);
+}
+
+int jc_value_encode(const jc_value *v, void **out, size_t *len)
+{
+    if (!out || !len)
+        return jc__set_error(JC_EINVAL, "jc_value_encode: NULL out or len");
+    jc__buf b = {0};
+    int rc = jc__encode_value(v, jc__buf_write, &b);
+    if (!rc && b.oom)
+        rc = write_failed();
+    if (rc) {
+        jc__buf_free(&b);
+        return rc;
+    }
+    *out = b.data ? (void *)b.data : malloc(1);
+    *len = b.len;
+    return *out ? 0 : write_failed();
+}
+
+int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *argc_out)
+{
+    jc_value *whole = NULL;
+    /* The [positional, named] wrapper's two levels do not count: an
+     * argument may nest as deep as any value. */
+    int rc = decode_at(buf, len, &whole, -2);
+    if (rc)
+        return rc;
+    if (whole->type != JC_TYPE_LIST || whole->len != 2 || whole->u.items[0]->type != JC_TYPE_LIST ||
+        whole->u.items[1]->type != JC_TYPE_MAP) {
+        jc_value_free(whole);
+        return bad("arguments are not [positional list, named map]");
+    }
+    jc_value *pos = whole->u.items[0], *named = whole->u.items[1];
+    size_t argc = pos->len + named->len;
+    jc_value **argv = calloc(argc ? argc : 1, sizeof *argv);
+    if (!argv) {
+        jc_value_free(whole);
+        return jc__set_error(JC_ENOMEM, "out of memory decoding arguments");
+    }
+    /* Move the items out of the decoded containers. */
+    size_t k = 0;
+    for (size_t i = 0; i < pos->len; i++) {
+        argv[k++] = pos->u.items[i];
+        pos->u.items[i] = NULL;
+        argv[k - 1]->parent = NULL; /* top-level arguments now */
+    }
+    for (size_t i = 0; i < named->len; i++) {
+        jc_value *kw = calloc(1, sizeof *kw);
+        if (!kw) {
+            for (size_t j = 0; j < k; j++)
+                jc_value_free(argv[j]);
+            free(argv);
+            jc_value_free(whole);
+            return jc__set_error(JC_ENOMEM, "out of memory decoding arguments");
+        }
+        kw->type = JC_TYPE_KWARG;
+        kw->u.kw.name = named->keys[i];
+        kw->u.kw.val = named->u.items[i];
+        kw->u.kw.val->parent = kw;
+        kw->height = kw->u.kw.val->height;
+        named->keys[i] = NULL;
+        named->u.items[i] = NULL;
+        argv[k++] = kw;
+    }
+    jc_value_free(whole);
+    *argv_out = argv;
+    *argc_out = argc;
+    return 0;
+}

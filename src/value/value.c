@@ -1,0 +1,661 @@
+/*
+ * Making values: scalars, text (UTF-8 checked), arrays, lists and maps
+ * (kept sorted, nesting bounded), copies, freeing.
+ */
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jc_internal.h"
+#include "value_int.h"
+
+static jc_value *new_value(jc_type t)
+{
+    jc_value *v = calloc(1, sizeof *v);
+    if (!v) {
+        jc__set_error(JC_ENOMEM, "out of memory making a %s value", jc_type_name(t));
+        return NULL;
+    }
+    v->type = (uint8_t)t;
+    v->height = t == JC_TYPE_LIST || t == JC_TYPE_MAP; /* [] is one level */
+    return v;
+}
+
+/* ---- text ---- */
+
+/* Offset of the first byte of text[0..len) that does not start a
+ * well-formed UTF-8 sequence (RFC 3629: no overlong form, no surrogate,
+ * nothing above U+10FFFF, no truncated sequence), or len when all is. */
+static size_t utf8_error_at(const char *text, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t more; /* continuation bytes */
+        unsigned char lo = 0x80, hi = 0xbf; /* range of the first of them */
+        if (c >= 0xc2 && c <= 0xdf) {
+            more = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            more = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* UTF-16 surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            more = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i; /* a continuation byte, an overlong 2-byte lead, or 0xf5-0xff */
+        }
+        if (len - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= more; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return i;
+        i += more + 1;
+    }
+    return len;
+}
+
+/* 0, or JC_EINVAL naming api, what the text is and the byte offset of the
+ * first byte that is not UTF-8. */
+static int check_utf8(const char *api, const char *what, const char *text, size_t len)
+{
+    size_t at = utf8_error_at(text, len);
+    if (at == len)
+        return 0;
+    return jc__set_error(JC_EINVAL, "%s: the %s is not valid UTF-8 at byte offset %zu (0x%02x)%s", api, what, at,
+                         (unsigned char)text[at],
+                         strcmp(what, "text") == 0 ? "; use jc_bytes for binary data" : "");
+}
+
+/* ---- nesting ---- */
+
+/* Levels a container adds to the values inside it (a jc_kw adds none). */
+static unsigned levels(const jc_value *v)
+{
+    return v->type == JC_TYPE_LIST || v->type == JC_TYPE_MAP;
+}
+
+/* Whether item may go into c (a list, map or jc_kw): it must have no owner
+ * yet and not be c or above c (a value inside itself would be freed and
+ * walked forever), and c's outermost container must stay within
+ * JC__MAX_DEPTH levels. The walk up is short: a jc_kw is never inside
+ * anything, so every step but one adds a level. Returns 0, or JC_EINVAL with
+ * the message set and *owned telling whether item belongs to a value already
+ * (then the caller must not free it). */
+static int check_adopt(const jc_value *c, const jc_value *item, const char *api, bool *owned)
+{
+    *owned = true;
+    if (item->parent)
+        return jc__set_error(JC_EINVAL, "%s: the value is already inside another list, map or jc_kw "
+                             "(a value has one owner; add a jc_value_copy of it)", api);
+    unsigned h = item->height;
+    for (const jc_value *p = c; p; p = p->parent) {
+        if (p == item)
+            return jc__set_error(JC_EINVAL, "%s: the value would contain itself", api);
+        h += levels(p);
+    }
+    *owned = false;
+    if (h > JC__MAX_DEPTH)
+        return jc__set_error(JC_EINVAL, "%s: the value would be nested more than " JC__STR(JC__MAX_DEPTH)
+                             " levels deep (lists and maps; the limit of the encoding)", api);
+    return 0;
+}
+
+/* Makes c the owner of item and raises the heights above it. */
+static void adopt(jc_value *c, jc_value *item)
+{
+    item->parent = c;
+    unsigned h = item->height;
+    for (jc_value *p = c; p; p = p->parent) {
+        h += levels(p);
+        if (h <= p->height)
+            break;
+        p->height = (uint8_t)h;
+    }
+}
+
+/* After a child of p was replaced: recomputes the heights from p up. */
+static void refresh_heights(jc_value *p)
+{
+    for (; p; p = p->parent) {
+        unsigned h = levels(p);
+        if (p->type == JC_TYPE_KWARG)
+            h = p->u.kw.val->height;
+        else
+            for (size_t i = 0; i < p->len; i++)
+                if (p->u.items[i]->height + 1u > h)
+                    h = p->u.items[i]->height + 1u;
+        if (h == p->height)
+            break;
+        p->height = (uint8_t)h;
+    }
+}
+
+jc_value *jc_null(void)
+{
+    return new_value(JC_TYPE_NULL);
+}
+
+jc_value *jc_bool(bool b)
+{
+    jc_value *v = new_value(JC_TYPE_BOOL);
+    if (v)
+        v->u.b = b;
+    return v;
+}
+
+jc_value *jc_int(int64_t i)
+{
+    jc_value *v = new_value(JC_TYPE_INT);
+    if (v)
+        v->u.i = i;
+    return v;
+}
+
+jc_value *jc_double(double d)
+{
+    jc_value *v = new_value(JC_TYPE_DOUBLE);
+    if (v)
+        v->u.d = d;
+    return v;
+}
+
+static jc_value *new_blob(jc_type t, const void *p, size_t len)
+{
+    jc_value *v = new_value(t);
+    if (!v)
+        return NULL;
+    v->u.s = malloc(len + 1);
+    if (!v->u.s) {
+        free(v);
+        jc__set_error(JC_ENOMEM, "out of memory copying %zu bytes", len);
+        return NULL;
+    }
+    if (len)
+        memcpy(v->u.s, p, len);
+    v->u.s[len] = '\0';
+    v->len = len;
+    return v;
+}
+
+jc_value *jc_strn(const char *s, size_t len)
+{
+    if (!s) {
+        jc__set_error(JC_EINVAL, "jc_str: NULL string");
+        return NULL;
+    }
+    if (memchr(s, '\0', len)) {
+        jc__set_error(JC_EINVAL, "jc_strn: the text contains a NUL byte; use jc_bytes for binary data");
+        return NULL;
+    }
+    if (check_utf8("jc_strn", "text", s, len))
+        return NULL;
+    return new_blob(JC_TYPE_STR, s, len);
+}
+
+jc_value *jc_str(const char *s)
+{
+    if (!s) {
+        jc__set_error(JC_EINVAL, "jc_str: NULL string");
+        return NULL;
+    }
+    size_t len = strlen(s);
+    if (check_utf8("jc_str", "text", s, len))
+        return NULL;
+    return new_blob(JC_TYPE_STR, s, len);
+}
+
+jc_value *jc__str_stored(const char *s, size_t len)
+{
+    if (memchr(s, '\0', len)) {
+        jc__set_error(JC_EINVAL, "a string contains a NUL byte");
+        return NULL;
+    }
+    return new_blob(JC_TYPE_STR, s, len);
+}
+
+jc_value *jc_bytes(const void *p, size_t len)
+{
+    if (!p && len) {
+        jc__set_error(JC_EINVAL, "jc_bytes: NULL pointer with length %zu", len);
+        return NULL;
+    }
+    return new_blob(JC_TYPE_BYTES, p, len);
+}
+
+static jc_value *new_array(jc_type t, const void *p, size_t n, bool borrow)
+{
+    if (!p && n) {
+        jc__set_error(JC_EINVAL, "%s: NULL pointer with %zu elements",
+                      t == JC_TYPE_DOUBLES ? "jc_doubles" : "jc_ints", n);
+        return NULL;
+    }
+    if (n > SIZE_MAX / 8) {
+        jc__set_error(JC_EINVAL, "typed array of %zu elements is too large", n);
+        return NULL;
+    }
+    jc_value *v = new_value(t);
+    if (!v)
+        return NULL;
+    v->len = n;
+    if (borrow) {
+        v->flags |= JC__V_BORROWED;
+        v->u.arr = p;
+        return v;
+    }
+    void *copy = malloc(n ? n * 8 : 1);
+    if (!copy) {
+        free(v);
+        jc__set_error(JC_ENOMEM, "out of memory copying an array of %zu elements", n);
+        return NULL;
+    }
+    if (n)
+        memcpy(copy, p, n * 8);
+    v->u.arr = copy;
+    return v;
+}
+
+jc_value *jc_doubles(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, false); }
+jc_value *jc_ints(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, false); }
+jc_value *jc_doubles_ref(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, true); }
+jc_value *jc_ints_ref(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, true); }
+
+jc_value *jc_kw(const char *name, jc_value *val)
+{
+    if (!name || !*name) {
+        jc_value_free(val);
+        jc__set_error(JC_EINVAL, "jc_kw: the name is %s", name ? "empty" : "NULL");
+        return NULL;
+    }
+    if (check_utf8("jc_kw", "name", name, strlen(name))) {
+        jc_value_free(val);
+        return NULL;
+    }
+    if (!val) {
+        /* The cause is copied first: the message buffer is the target. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", jc_errmsg());
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is NULL: a value builder failed "
+                      "(the thread's last error: %s)", name, why);
+        return NULL;
+    }
+    if (val->type == JC_TYPE_KWARG) {
+        jc_value_free(val);
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is itself a jc_kw named value", name);
+        return NULL;
+    }
+    if (val->parent) { /* not freed: it belongs to another value */
+        jc__set_error(JC_EINVAL, "jc_kw(\"%s\"): the value is already inside another list, map or jc_kw "
+                      "(a value has one owner; add a jc_value_copy of it)", name);
+        return NULL;
+    }
+    jc_value *v = new_value(JC_TYPE_KWARG);
+    char *copy = jc__strdup(name);
+    if (!v || !copy) {
+        free(v);
+        free(copy);
+        jc_value_free(val);
+        jc__set_error(JC_ENOMEM, "out of memory in jc_kw(\"%s\")", name);
+        return NULL;
+    }
+    v->u.kw.name = copy;
+    v->u.kw.val = val;
+    adopt(v, val);
+    return v;
+}
+
+jc_value *jc__digest_value(const unsigned char payload[25])
+{
+    jc_value *v = new_blob(JC_TYPE_DIGEST, payload, 25);
+    if (v)
+        v->len = 25;
+    return v;
+}
+
+/* The element count of a digest value. */
+size_t jc__v_digest_count(const jc_value *v)
+{
+    uint64_t n = 0;
+    for (int b = 0; b < 8; b++)
+        n |= (uint64_t)(unsigned char)v->u.s[1 + b] << (8 * b);
+    return (size_t)n;
+}
+
+jc_value *jc_list_new(void)
+{
+    return new_value(JC_TYPE_LIST);
+}
+
+jc_value *jc_map_new(void)
+{
+    return new_value(JC_TYPE_MAP);
+}
+
+static int reserve(jc_value *c, size_t need)
+{
+    if (need <= c->cap)
+        return 0;
+    size_t cap = c->cap ? c->cap * 2 : 4;
+    while (cap < need)
+        cap *= 2;
+    jc_value **items = realloc(c->u.items, cap * sizeof *items);
+    if (!items)
+        return jc__set_error(JC_ENOMEM, "out of memory growing a %s", jc_type_name(c->type));
+    c->u.items = items;
+    if (c->type == JC_TYPE_MAP) {
+        char **keys = realloc(c->keys, cap * sizeof *keys);
+        if (!keys)
+            return jc__set_error(JC_ENOMEM, "out of memory growing a map");
+        c->keys = keys;
+    }
+    c->cap = cap;
+    return 0;
+}
+
+int jc_list_append(jc_value *list, jc_value *item)
+{
+    if (!list || list->type != JC_TYPE_LIST) {
+        jc_value_free(item);
+        return jc__set_error(JC_ETYPE, "jc_list_append: not a list");
+    }
+    if (!item)
+        return jc__set_error(JC_EINVAL, "jc_list_append: item %zu is NULL", list->len);
+    if (item->type == JC_TYPE_KWARG) {
+        jc_value_free(item);
+        return jc__set_error(JC_EINVAL, "jc_list_append: item %zu is a jc_kw named value; "
+                             "lists hold plain values", list->len);
+    }
+    bool owned;
+    int rc = check_adopt(list, item, "jc_list_append", &owned);
+    if (rc) {
+        if (!owned)
+            jc_value_free(item);
+        return rc;
+    }
+    return jc__list_push(list, item);
+}
+
+int jc__list_push(jc_value *list, jc_value *item)
+{
+    int rc = reserve(list, list->len + 1);
+    if (rc) {
+        jc_value_free(item);
+        return rc;
+    }
+    list->u.items[list->len++] = item;
+    item->parent = NULL; /* taken out of a container being taken apart */
+    adopt(list, item);
+    return 0;
+}
+
+/* Binary search for key; returns its index, or -(insertion point) - 1. */
+ptrdiff_t jc__v_map_find(const jc_value *m, const char *key)
+{
+    size_t lo = 0, hi = m->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->keys[mid], key);
+        if (c == 0)
+            return (ptrdiff_t)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(ptrdiff_t)lo - 1;
+}
+
+/* Inserts key (taken over) -> v (taken over). With replace false a repeated
+ * key is an error. */
+static int map_put(jc_value *m, char *key, jc_value *v, bool replace)
+{
+    ptrdiff_t at = jc__v_map_find(m, key);
+    if (at >= 0) {
+        if (!replace) {
+            jc__set_error(JC_EINVAL, "jc_map: the key \"%s\" is given twice", key);
+            free(key);
+            jc_value_free(v);
+            return JC_EINVAL;
+        }
+        free(key);
+        jc_value_free(m->u.items[at]);
+        m->u.items[at] = v;
+        v->parent = NULL;
+        adopt(m, v);
+        refresh_heights(m); /* the old value may have been the deepest */
+        return 0;
+    }
+    int rc = reserve(m, m->len + 1);
+    if (rc) {
+        free(key);
+        jc_value_free(v);
+        return rc;
+    }
+    size_t pos = (size_t)(-at - 1);
+    memmove(m->keys + pos + 1, m->keys + pos, (m->len - pos) * sizeof *m->keys);
+    memmove(m->u.items + pos + 1, m->u.items + pos, (m->len - pos) * sizeof *m->u.items);
+    m->keys[pos] = key;
+    m->u.items[pos] = v;
+    m->len++;
+    v->parent = NULL;
+    adopt(m, v);
+    return 0;
+}
+
+int jc__map_insert(jc_value *map, char *key, jc_value *v)
+{
+    return map_put(map, key, v, false);
+}
+
+int jc_map_set(jc_value *map, const char *key, jc_value *v)
+{
+    if (!map || map->type != JC_TYPE_MAP) {
+        jc_value_free(v);
+        return jc__set_error(JC_ETYPE, "jc_map_set: not a map");
+    }
+    if (!key) {
+        jc_value_free(v);
+        return jc__set_error(JC_EINVAL, "jc_map_set: NULL key");
+    }
+    if (!v)
+        return jc__set_error(JC_EINVAL, "jc_map_set(\"%s\"): the value is NULL", key);
+    if (v->type == JC_TYPE_KWARG) {
+        jc_value_free(v);
+        return jc__set_error(JC_EINVAL, "jc_map_set(\"%s\"): the value is a jc_kw named value", key);
+    }
+    bool owned;
+    int rc = check_utf8("jc_map_set", "key", key, strlen(key));
+    if (!rc)
+        rc = check_adopt(map, v, "jc_map_set", &owned);
+    else
+        owned = false;
+    if (rc) {
+        if (!owned)
+            jc_value_free(v);
+        return rc;
+    }
+    char *copy = jc__strdup(key);
+    if (!copy) {
+        jc_value_free(v);
+        return jc__set_error(JC_ENOMEM, "out of memory in jc_map_set");
+    }
+    return map_put(map, copy, v, true);
+}
+
+static void free_all(jc_value *const *items, size_t n, size_t from)
+{
+    for (size_t i = from; i < n; i++)
+        jc_value_free(items[i]);
+}
+
+jc_value *jc_list_of(jc_value *const *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!items[i]) {
+            free_all(items, n, 0);
+            jc__set_error(JC_EINVAL, "jc_list: item %zu is NULL", i);
+            return NULL;
+        }
+    jc_value *list = jc_list_new();
+    if (!list || reserve(list, n)) {
+        jc_value_free(list);
+        free_all(items, n, 0);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (jc_list_append(list, items[i])) {
+            free_all(items, n, i + 1);
+            jc_value_free(list);
+            return NULL;
+        }
+    return list;
+}
+
+jc_value *jc_map_of(jc_value *const *entries, size_t n)
+{
+    jc_value *map = jc_map_new();
+    if (!map) {
+        free_all(entries, n, 0);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        jc_value *e = entries[i];
+        int rc;
+        if (!e) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: entry %zu is NULL", i);
+        } else if (e->type != JC_TYPE_KWARG) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: entry %zu is a %s; make entries with jc_kw(name, value)",
+                               i, jc_type_name(e->type));
+            jc_value_free(e);
+        } else if (e->u.kw.val->type == JC_TYPE_KWARG) {
+            rc = jc__set_error(JC_EINVAL, "jc_map: the value of \"%s\" is a jc_kw named value",
+                               e->u.kw.name);
+            jc_value_free(e);
+        } else {
+            /* The entry's name and value move into the map (map_put frees
+             * them on failure); only the shell is left to free. The name
+             * was checked by jc_kw. */
+            jc_value *val = e->u.kw.val;
+            bool owned;
+            val->parent = NULL;
+            rc = check_adopt(map, val, "jc_map", &owned);
+            if (rc) {
+                jc_value_free(e);
+            } else {
+                rc = map_put(map, e->u.kw.name, val, false);
+                free(e);
+            }
+        }
+        if (rc) {
+            free_all(entries, n, i + 1);
+            jc_value_free(map);
+            return NULL;
+        }
+    }
+    return map;
+}
+
+void jc_value_free(jc_value *v)
+{
+    if (!v)
+        return;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_STR:
+    case JC_TYPE_BYTES:
+    case JC_TYPE_DIGEST:
+        free(v->u.s);
+        break;
+    case JC_TYPE_DOUBLES:
+    case JC_TYPE_INTS:
+        if (!(v->flags & JC__V_BORROWED))
+            free((void *)v->u.arr);
+        break;
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++)
+            free(v->keys[i]);
+        free(v->keys);
+        /* fall through */
+    case JC_TYPE_LIST:
+        for (size_t i = 0; i < v->len; i++)
+            jc_value_free(v->u.items[i]);
+        free(v->u.items);
+        break;
+    case JC_TYPE_KWARG:
+        free(v->u.kw.name);
+        jc_value_free(v->u.kw.val);
+        break;
+    default:
+        break;
+    }
+    free(v->digest);
+    free(v);
+}
+
+jc_value *jc_value_copy(const jc_value *v)
+{
+    if (!v) {
+        jc__set_error(JC_EINVAL, "jc_value_copy: NULL value");
+        return NULL;
+    }
+    switch ((jc_type)v->type) {
+    case JC_TYPE_NULL: return jc_null();
+    case JC_TYPE_BOOL: return jc_bool(v->u.b);
+    case JC_TYPE_INT: return jc_int(v->u.i);
+    case JC_TYPE_DOUBLE: return jc_double(v->u.d);
+    case JC_TYPE_STR: return new_blob(JC_TYPE_STR, v->u.s, v->len);
+    case JC_TYPE_BYTES: return new_blob(JC_TYPE_BYTES, v->u.s, v->len);
+    case JC_TYPE_DIGEST: return jc__digest_value((const unsigned char *)v->u.s);
+    case JC_TYPE_DOUBLES: return jc_doubles(v->u.arr, v->len);
+    case JC_TYPE_INTS: return jc_ints(v->u.arr, v->len);
+    case JC_TYPE_KWARG: return jc_kw(v->u.kw.name, jc_value_copy(v->u.kw.val));
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP: {
+        jc_value *c = new_value((jc_type)v->type);
+        if (!c || reserve(c, v->len)) {
+            jc_value_free(c);
+            return NULL;
+        }
+        for (size_t i = 0; i < v->len; i++) {
+            jc_value *item = jc_value_copy(v->u.items[i]);
+            char *key = v->type == JC_TYPE_MAP ? jc__strdup(v->keys[i]) : NULL;
+            if (!item || (v->type == JC_TYPE_MAP && !key)) {
+                jc_value_free(item);
+                free(key);
+                jc_value_free(c);
+                jc__set_error(JC_ENOMEM, "out of memory copying a value");
+                return NULL;
+            }
+            /* Keys are already sorted and unique: append in order. */
+            c->u.items[i] = item;
+            item->parent = c;
+            if (key)
+                c->keys[i] = key;
+            c->len = i + 1;
+        }
+        c->height = v->height;
+        return c;
+    }
+    }
+    jc__set_error(JC_EINVAL, "jc_value_copy: bad value type %d", v->type);
+    return NULL;
+}
+
+const char *jc_type_name(jc_type t)
+{
+    static const char *const names[] = {"null", "bool", "int", "double", "str", "bytes",
+                                        "doubles", "ints", "list", "map", "named argument", "digest"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
