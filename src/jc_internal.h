@@ -205,9 +205,12 @@ char *jc__call_describe_fn(const jc_function *fn, jc_value *const *argv, size_t 
  * struct jc_cache is the cache layer's own (cache/cache_int.h); the layer's
  * functions are in cache/cache.h. */
 
-/* ---- clocks (call.c) ---- */
+/* ---- clocks: util/clock.h ---- */
 
-/* Monotonic seconds. */
-double jc__monotonic(void);
+#include "util/clock.h"
+
+/* ---- growing arrays: util/grow.h ---- */
+
+#include "util/grow.h"
 
 #endif

@@ -71,11 +71,8 @@ bool jc__cache_warn_once(jc_cache *cache, const jc_function *fn)
     for (size_t i = 0; i < cache->nwarned; i++)
         if (cache->warned[i] == fn)
             return false;
-    const jc_function **w = realloc(cache->warned, (cache->nwarned + 1) * sizeof *w);
-    if (w) {
-        cache->warned = w;
+    if (!JC__GROW(cache->warned, cache->capwarned, cache->nwarned + 1))
         cache->warned[cache->nwarned++] = fn;
-    }
     return true;
 }
 

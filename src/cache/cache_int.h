@@ -53,16 +53,16 @@ struct jc_cache {
         size_t calls, cached, computed, failed;
         double started, saved;
         char **failures; /* "status\tmessage", at most 100 */
-        size_t nfailures;
+        size_t nfailures, capfailures;
     } memo;
     /* Functions jc_memo has warned about (jc_on_code_change): once each. */
     const jc_function **warned;
-    size_t nwarned;
+    size_t nwarned, capwarned;
     /* Functions warned about for a result too large for max_size: once
      * each. And the bytes an empty cache takes, plus a page (0 = not read
      * yet). */
     const jc_function **too_large;
-    size_t ntoo_large;
+    size_t ntoo_large, captoo_large;
     int64_t empty_bytes;
 };
 

@@ -146,7 +146,7 @@ typedef struct lease_scan {
     size_t n, cap;
     /* owners found dead */
     char **dead;
-    size_t ndead;
+    size_t ndead, capdead;
     /* my own rows (for releasing one key) */
     bool alive_cached;
     char last_owner[200];
@@ -164,15 +164,11 @@ static int collect_lease(void *ctx, const jc__lease *l)
         sc->last_alive = jc__cache_owner_alive(l->owner, l->expires, sc->now);
         sc->alive_cached = true;
         if (!sc->last_alive) {
-            char **d = realloc(sc->dead, (sc->ndead + 1) * sizeof *d);
             char *copy = jc__strdup(l->owner);
-            if (!d || !copy) {
+            if (!copy || JC__GROW(sc->dead, sc->capdead, sc->ndead + 1)) {
                 free(copy);
-                if (d)
-                    sc->dead = d;
                 return jc__set_error(JC_ENOMEM, "out of memory reading leases");
             }
-            sc->dead = d;
             sc->dead[sc->ndead++] = copy;
         }
     }

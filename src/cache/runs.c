@@ -56,11 +56,9 @@ void jc__cache_memo_note(jc_cache *cache, jc_status status, bool cached, double 
     } else {
         cache->memo.failed++;
         if (cache->memo.nfailures < 100) {
-            char **f = realloc(cache->memo.failures, (cache->memo.nfailures + 1) * sizeof *f);
+            bool room = !JC__GROW(cache->memo.failures, cache->memo.capfailures, cache->memo.nfailures + 1);
             char *text = jc__strdup_printf("%s\t%s", jc_status_name(status), message ? message : "?");
-            if (f)
-                cache->memo.failures = f;
-            if (f && text)
+            if (room && text)
                 cache->memo.failures[cache->memo.nfailures++] = text;
             else
                 free(text);

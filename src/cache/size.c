@@ -83,11 +83,8 @@ static bool fits(jc_cache *cache, const jc_function *fn, size_t payload)
     for (size_t i = 0; i < cache->ntoo_large; i++)
         if (cache->too_large[i] == fn)
             return false;
-    const jc_function **t = realloc(cache->too_large, (cache->ntoo_large + 1) * sizeof *t);
-    if (t) {
-        cache->too_large = t;
+    if (!JC__GROW(cache->too_large, cache->captoo_large, cache->ntoo_large + 1))
         cache->too_large[cache->ntoo_large++] = fn;
-    }
     fprintf(stderr,
             "jobcache: warning: a result of %s (version %s) takes %zu bytes with its arguments, more than a "
             "cache of max_size %lld bytes can keep (an empty cache takes %lld): it is not stored, and is "

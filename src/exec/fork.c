@@ -289,7 +289,7 @@ static void check_timeouts(pool *p)
 {
     if (p->ex->timeout <= 0)
         return;
-    int64_t now = now_ns();
+    int64_t now = jc__monotonic_ns();
     for (int i = 0; i < p->n; i++) {
         worker *w = &p->w[i];
         uint64_t cur = atomic_load(&p->shm[i].current);
@@ -480,14 +480,14 @@ static char **workers_environment(void)
 }
 
 /* The program ignores SIGCHLD (its children are reaped by the kernel as
- * they end), and the run set the default for its duration, to jc__fk_learn how
+ * they end), and the run set the default for its duration, to learn how
  * its workers die. Any child of the program's that ended meanwhile is a
  * zombie the program did not ask for: the kernel would have reaped it. The
  * workers are all reaped by pid by now, so every zombie left is such a
  * child; reaping them is what the program's disposition would have done.
  * Called after SIGCHLD is ignored again: a child ending from then on is
  * reaped by the kernel. waitid(WNOWAIT) first, so that a child still
- * jc__fk_running is never waited for. */
+ * running is never waited for. */
 static void reap_what_sigchld_ign_would_have(void)
 {
     for (;;) {
@@ -522,7 +522,7 @@ int jc__exec_fork(jc__exec *ex)
     /* The signals the run took over stay blocked except inside ppoll, so
      * the check of jc__interrupted and the wait cannot miss one. SIGCHLD is
      * blocked, and set to its default action if the program ignores it
-     * (which would jc__fk_reap workers before jc__fk_bury() learns how they died). */
+     * (which would reap workers before jc__fk_bury() learns how they died). */
     sigset_t block, old;
     block = ex->interrupts;
     sigaddset(&block, SIGCHLD);

@@ -39,7 +39,7 @@ typedef struct ending {
     bool lost;    /* the call closed or replaced the pipe; the worker said so and exited */
 } ending;
 
-/* Whether a crash of worker i is evidence of jc__fk_running out of memory, and
+/* Whether a crash of worker i is evidence of running out of memory, and
  * which: an allocation refused just before it (errno ENOMEM, seen by the
  * crash handler), an address space at the memory limit, or (for SIGKILL)
  * the kernel's OOM killer having run meanwhile. Anything else is not
@@ -61,7 +61,7 @@ static void memory_evidence(const pool *p, int i, int sig, char *why, size_t siz
     }
 }
 
-/* Says how worker i ended, for the message of the task it was jc__fk_running:
+/* Says how worker i ended, for the message of the task it was running:
  * only what was seen. */
 static void death_message(const pool *p, int i, const ending *e, char *what, size_t size)
 {
@@ -101,17 +101,15 @@ static void death_message(const pool *p, int i, const ending *e, char *what, siz
 /* Remembers a killed worker that could not be reaped in time. */
 static void add_stray(pool *p, pid_t pid)
 {
-    pid_t *s = realloc(p->strays, (p->nstrays + 1) * sizeof *s);
-    if (!s)
+    if (JC__GROW(p->strays, p->capstrays, p->nstrays + 1))
         return; /* it stays a zombie of the program's: nothing worse */
-    p->strays = s;
     p->strays[p->nstrays++] = pid;
 }
 
 /* A worker is gone, or must go: its pipe closed, it broke the protocol, it
  * overran the timeout (killed), or the liveness check found it ended. Its
  * process group is killed (whatever its calls started ends with it), it is
- * reaped, the task it was jc__fk_running fails, and the others are queued again.
+ * reaped, the task it was running fails, and the others are queued again.
  *
  * A worker whose pipe closed while it runs on (a call closed every
  * descriptor above 2, say) would never be heard from again: it is given

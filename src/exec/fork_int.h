@@ -32,7 +32,7 @@
  * results and writes them at the end of a range, or every FLUSH_SECONDS.
  *
  * Crashes and timeouts. Each worker publishes, in a shared anonymous
- * mapping, the task it is jc__fk_running and when it started. When a worker dies
+ * mapping, the task it is running and when it started. When a worker dies
  * (a signal, exit(), the OOM killer) or overruns the timeout (the parent
  * kills it), that task alone gets the failure; every other task it held,
  * including finished ones whose buffered results died with it, is queued
@@ -72,7 +72,7 @@
  * worker sets it to its own size at start plus memory_limit.
  *
  * Threads. jobcache starts no thread of its own in this backend, so none is
- * jc__fk_running while it forks. A caller's own threads do not exist in the workers:
+ * running while it forks. A caller's own threads do not exist in the workers:
  * a lock that such a thread held at the moment of the fork stays locked in
  * the worker forever (docs/pool.md).
  */
@@ -138,7 +138,7 @@ typedef struct pool {
     size_t nretry;
     size_t outstanding; /* tasks dispatched and not yet delivered */
     bool stopping;
-    double mean;        /* jc__fk_running mean of task seconds, 0 = none yet */
+    double mean;        /* running mean of task seconds, 0 = none yet */
     size_t measured;
     int futile_deaths;  /* workers that died while idle, in a row */
     double spawn_retry_at; /* jc__monotonic() before which no spawn is tried */
@@ -147,15 +147,8 @@ typedef struct pool {
     struct sigaction chld_program; /* the program's SIGCHLD disposition, given back to workers */
     char **env;         /* the workers' environment (thread-count defaults), or NULL for the program's */
     pid_t *strays;      /* workers killed that could not be reaped in time */
-    size_t nstrays;
+    size_t nstrays, capstrays;
 } pool;
-
-static inline int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Shared between the files of this folder (each defined in one of them). */
 void jc__fk_bury(pool *p, int i);

@@ -51,7 +51,7 @@ static int64_t address_space_now(void)
 
 /* Records errno and the size of the address space for the parent (an
  * allocation refused just before the crash, or a size at the memory limit,
- * is evidence of jc__fk_running out of memory; nothing else is), then dies of the
+ * is evidence of running out of memory; nothing else is), then dies of the
  * same signal. Only async-signal-safe calls. */
 static void crash_handler(int sig)
 {
@@ -155,7 +155,7 @@ static void limit_memory(int64_t memory_limit)
  * program's to write: the parent writes it. A copy left in the worker would
  * come out a second time when the worker flushes (a logging thread may have
  * refilled stdout between the parent's fflush and the fork), so the worker
- * drops every stream's pending output before jc__fk_running anything. glibc keeps
+ * drops every stream's pending output before running anything. glibc keeps
  * its streams in the exported list _IO_list_all (the child is single-threaded
  * here, so walking it needs no lock); elsewhere only stdout and stderr are
  * known, and the parent's fflush(NULL) right before the fork is what
@@ -220,7 +220,7 @@ void jc__fk_worker_setup(pool *p, int slot, int fd, const sigset_t *old_mask, pi
     reset_interrupts(p->ex);
     signal(SIGPIPE, SIG_DFL);
     /* The program's own SIGCHLD disposition (the run set the default in the
-     * parent, to jc__fk_learn how workers die); ignored stays ignored for what the
+     * parent, to learn how workers die); ignored stays ignored for what the
      * calls start. */
     sigaction(SIGCHLD, &p->chld_program, NULL);
     if (p->env) {
@@ -264,7 +264,7 @@ static void worker_emit(jc__buf *out, uint32_t task, jc_status st, double secs, 
 static void worker_run_task(pool *p, int fd, uint32_t t, jc__buf *out)
 {
     const jc__task *task = &p->ex->tasks[t];
-    atomic_store(&my_slot->started_ns, now_ns());
+    atomic_store(&my_slot->started_ns, jc__monotonic_ns());
     atomic_store(&my_slot->current, (uint64_t)t + 1);
     errno = 0; /* so that the crash handler sees this call's errno only */
     jc_value *value = NULL;

@@ -25,7 +25,7 @@ static void finish_coordinator(int status)
         return;
     jc__mpi.finished = true;
     /* Sends of cancelled runs complete once their ranks take them (they
-     * jc__mpi_drain their queue in order); results of those runs are dropped. */
+     * drain their queue in order); results of those runs are dropped. */
     double until = jc__monotonic() + DRAIN_SECONDS;
     while (jc__mpi.norphans && jc__monotonic() < until) {
         jc__mpi_test_orphans();

@@ -21,6 +21,7 @@
  * give every rank the same environment). */
 size_t jc__mpi_arg_cache_bytes = ARG_CACHE_DEFAULT;
 
+/* A kept value leaves the cache: freed later, by jc__mpi_arg_bury. */
 static void arg_drop(arg_cache *c, jc_value *v)
 {
     if (!v)

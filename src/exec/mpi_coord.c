@@ -351,12 +351,11 @@ static void cancel_outstanding(coord *c)
         MPI_Send(&m, sizeof m, MPI_BYTE, s->rank, TAG_CANCEL, jc__mpi.comm); /* tiny: sent eagerly */
         forget_mirror(s->rank); /* the groups it drops unread kept nothing there */
         for (int k = 0; k < s->nq; k++) {
-            orphan *o = realloc(jc__mpi.orphans, (jc__mpi.norphans + 1) * sizeof *o);
-            if (!o) { /* cannot track it: MPI completes it alone; its buffer is left to it */
+            if (JC__GROW(jc__mpi.orphans, jc__mpi.caporphans, jc__mpi.norphans + 1)) {
+                /* cannot track it: MPI completes it alone; its buffer is left to it */
                 MPI_Request_free(&s->q[k].req);
                 continue;
             }
-            jc__mpi.orphans = o;
             jc__mpi.orphans[jc__mpi.norphans++] = (orphan){s->q[k].buf, s->q[k].req};
         }
         s->nq = 0;

@@ -140,7 +140,6 @@ typedef struct arg_cache {
     size_t ndropped, capdropped;
 } arg_cache;
 
-/* A kept value leaves the cache: freed later, by jc__mpi_arg_bury. */
 /* ---- state of this process ---- */
 
 typedef struct orphan {
@@ -162,7 +161,7 @@ struct jc__mpi_state {
      * what it keeps (its mirror was forgotten). */
     bool *clear_next;
     size_t sent_bytes;   /* coordinator: bytes of groups sent, for the tests */
-    size_t norphans;
+    size_t norphans, caporphans;
     char host[64];
     pid_t pid;           /* the process that called jc_mpi_init (not a forked child of it) */
     int init_rc;         /* what jc_mpi_init returned, returned again */

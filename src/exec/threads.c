@@ -131,13 +131,7 @@ int jc__exec_threads(jc__exec *ex)
         }
         if (p.alive == 0)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 50 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        struct timespec ts = jc__monotonic_after(0.05);
         if (p.qhead == p.qtail)
             pthread_cond_timedwait(&p.ready, &p.lock, &ts);
         double now = jc__monotonic();

@@ -15,13 +15,6 @@
 
 #include "jc_internal.h"
 
-double jc__monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Records the first failure of a call; later ones keep the first message. */
 static void call_failv(jc_call *call, const char *fmt, va_list ap)
 {

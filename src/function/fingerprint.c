@@ -107,7 +107,7 @@ static const fp_obj *fp_obj_get_locked(const fp_where *wh)
     for (size_t i = 0; i < fp_nobjs; i++)
         if (fp_objs[i]->bias == wh->bias && fp_objs[i]->phdr == wh->phdr && strcmp(fp_objs[i]->path, wh->path) == 0)
             return fp_objs[i];
-    if (jc__fp_grow(&fp_objs, &fp_capobjs, fp_nobjs + 1, sizeof *fp_objs) != 0)
+    if (jc__grow(&fp_objs, &fp_capobjs, fp_nobjs + 1, sizeof *fp_objs) != 0)
         return NULL;
     fp_obj *o = jc__fp_obj_load(wh->path, wh->bias, wh->phdr, wh->phnum);
     if (o)
@@ -183,7 +183,7 @@ int jc__code_fingerprint_addr(const void *code, uint8_t out[JC__FINGERPRINT_LEN]
     int rc = fp_lookup_locked(c, out, NULL);
     if (rc != FP_OK)
         memset(out, 0, JC__FINGERPRINT_LEN);
-    if (rc != FP_NOMEM && jc__fp_grow(&fp_memos, &fp_capmemos, fp_nmemos + 1, sizeof *fp_memos) == 0) {
+    if (rc != FP_NOMEM && jc__grow(&fp_memos, &fp_capmemos, fp_nmemos + 1, sizeof *fp_memos) == 0) {
         fp_memo *m = &fp_memos[fp_nmemos++];
         m->code = c;
         m->known = rc == FP_OK;

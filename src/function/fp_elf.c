@@ -22,28 +22,12 @@ void jc__fp_obj_free(fp_obj *o)
     free(o);
 }
 
-/* Grows *arr (of *cap items of size sz) to hold n items; 0 or -1. */
-int jc__fp_grow(void *arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < n)
-        ncap *= 2;
-    void *p = realloc(*(void **)arr, ncap * sz);
-    if (!p)
-        return -1;
-    *(void **)arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 /* Copies s into the object's name arena; returns its offset, or UINT32_MAX
  * when out of memory. */
 static uint32_t fp_name(fp_obj *o, const char *s)
 {
     size_t n = strlen(s) + 1;
-    if (o->names_len + n > UINT32_MAX - 1 || jc__fp_grow(&o->names, &o->names_cap, o->names_len + n, 1) != 0)
+    if (o->names_len + n > UINT32_MAX - 1 || jc__grow(&o->names, &o->names_cap, o->names_len + n, 1) != 0)
         return UINT32_MAX;
     memcpy(o->names + o->names_len, s, n);
     o->names_len += n;
@@ -255,7 +239,7 @@ static int fp_read_symtab(fp_obj *o, Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh
         uint32_t name = fp_name(o, nm ? nm : "");
         fp_sym **arr = func ? &o->funcs : &o->datas;
         size_t *cnt = func ? &o->nfuncs : &o->ndatas;
-        if (name == UINT32_MAX || jc__fp_grow(arr, func ? &fcap : &dcap, *cnt + 1, sizeof(fp_sym)) != 0)
+        if (name == UINT32_MAX || jc__grow(arr, func ? &fcap : &dcap, *cnt + 1, sizeof(fp_sym)) != 0)
             return FP_NOMEM;
         (*arr)[(*cnt)++] = (fp_sym){s.st_value, s.st_size, name, GELF_ST_BIND(s.st_info) == STB_LOCAL};
     }
@@ -297,7 +281,7 @@ static int fp_read_relocs(fp_obj *o, Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh
         if (!nm || !*nm)
             continue;
         uint32_t name = fp_name(o, nm);
-        if (name == UINT32_MAX || jc__fp_grow(&o->slots, cap, o->nslots + 1, sizeof(fp_slot)) != 0)
+        if (name == UINT32_MAX || jc__grow(&o->slots, cap, o->nslots + 1, sizeof(fp_slot)) != 0)
             return FP_NOMEM;
         o->slots[o->nslots++] = (fp_slot){r.r_offset, name};
     }
@@ -328,7 +312,7 @@ static int fp_obj_read(fp_obj *o, Elf *elf)
             continue;
         const char *nm = elf_strptr(elf, shstrndx, sh.sh_name);
         uint32_t name = fp_name(o, nm ? nm : "");
-        if (name == UINT32_MAX || jc__fp_grow(&o->secs, &seccap, o->nsecs + 1, sizeof(fp_sec)) != 0)
+        if (name == UINT32_MAX || jc__grow(&o->secs, &seccap, o->nsecs + 1, sizeof(fp_sec)) != 0)
             return FP_NOMEM;
         o->secs[o->nsecs++] = (fp_sec){sh.sh_addr, sh.sh_size, sh.sh_flags, sh.sh_type, name};
     }

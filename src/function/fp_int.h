@@ -6,6 +6,7 @@
 #define JC_FP_INT_H
 
 #include "function/fingerprint.h"
+#include "util/grow.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -107,7 +108,6 @@ int jc__fp_compute(const fp_obj *o, uint64_t code, uint8_t out[JC__FINGERPRINT_L
 const fp_sec *jc__fp_find_sec(const fp_obj *o, uint64_t addr);
 const fp_slot *jc__fp_find_slot(const fp_obj *o, uint64_t addr);
 const fp_sym *jc__fp_find_sym(const fp_sym *s, size_t n, uint64_t addr);
-int jc__fp_grow(void *arr, size_t *cap, size_t n, size_t sz);
 bool jc__fp_mapped(const fp_obj *o, uint64_t vaddr, uint64_t n, uint32_t need);
 void jc__fp_obj_free(fp_obj *o);
 fp_obj *jc__fp_obj_load(const char *path, uintptr_t bias, const ElfW(Phdr) *phdr, size_t phnum);

@@ -16,7 +16,7 @@
  *
  * Invariants kept here:
  *
- *  - Every change is one transaction of the store (jc__i_begin_write/jc__i_end_write),
+ *  - Every change is one transaction of the store (jc__i_begin_write/end_write),
  *    which first writes the hits the cache has queued: an entry just used
  *    then counts as used, and no queued hit lands on an entry that a later
  *    insert gave the same rowid.

@@ -181,7 +181,7 @@ static int wait_loop(run *r, const sigset_t *taken)
 
 /* SIGINT and SIGTERM are taken over once for the whole wait, its polls and
  * the rounds of calls it computes: a signal at any point of it ends the
- * wait with JC_EINTR (not the default action half-way through a jc__r_lookup). */
+ * wait with JC_EINTR (not the default action half-way through a lookup). */
 int jc__r_wait_for_others(run *r)
 {
     jc__saved_signals saved;

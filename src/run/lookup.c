@@ -39,10 +39,8 @@ static void note_code_change(run *r, const jc_function *fn)
             r->changed[i].entries++;
             return;
         }
-    struct code_change *c = realloc(r->changed, (r->nchanged + 1) * sizeof *c);
-    if (!c)
+    if (JC__GROW(r->changed, r->capchanged, r->nchanged + 1))
         return; /* out of memory: counted, not named */
-    r->changed = c;
     r->changed[r->nchanged++] = (struct code_change){fn, 1};
 }
 

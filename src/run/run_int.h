@@ -130,7 +130,7 @@ typedef struct run {
         const jc_function *fn;
         size_t entries;
     } *changed;
-    size_t nchanged;
+    size_t nchanged, capchanged;
 } run;
 
 /* How long this run's claims last unless renewed: a claim is renewed with

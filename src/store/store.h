@@ -384,7 +384,7 @@ int jc__store_schema(const jc__store *st);
 /* Whether an explicit transaction (jc__store_begin) is open. */
 bool jc__store_in_transaction(const jc__store *st);
 
-/* Current time as used for created/last_used: seconds since the epoch. */
-double jc__now(void);
+/* Times kept in the file (created, last_used) are jc__now() (util/clock.h):
+ * seconds since the epoch. */
 
 #endif

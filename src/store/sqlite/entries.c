@@ -18,6 +18,8 @@
 #include "store/store.h"
 #include "sqlite_int.h"
 
+/* Binds a blob that stays a BLOB when empty: a zero-length blob bound from
+ * a NULL pointer would be stored as NULL and violate NOT NULL. */
 static int bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n)
 {
     if (n == 0)

@@ -349,6 +349,3 @@ int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double no
         rc = jc__store_touch(st, keys + JC__KEY_LEN * i, now);
     return rc;
 }
-
-/* Binds a blob that stays a BLOB when empty: a zero-length blob bound from
- * a NULL pointer would be stored as NULL and violate NOT NULL. */

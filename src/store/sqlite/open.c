@@ -259,13 +259,6 @@ static int tune(jc__store *st)
                    "configuring the connection");
 }
 
-static double monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
-
 enum { WAL_BUSY = 1 };
 
 /* One attempt at PRAGMA journal_mode=WAL: 0 when the file is in WAL mode,
@@ -298,9 +291,9 @@ static int try_set_wal(jc__store *st)
  * same timeout. */
 int jc__sq_set_wal(jc__store *st)
 {
-    double deadline = monotonic_ms() + st->busy_timeout_ms;
+    double deadline = jc__monotonic() * 1e3 + st->busy_timeout_ms;
     int rc;
-    while ((rc = try_set_wal(st)) == WAL_BUSY && monotonic_ms() < deadline)
+    while ((rc = try_set_wal(st)) == WAL_BUSY && jc__monotonic() * 1e3 < deadline)
         sqlite3_sleep(5);
     if (rc == WAL_BUSY)
         rc = jc__set_error(JC_EBUSY,
@@ -350,7 +343,7 @@ static int prepare_all(jc__store *st)
     if (!rc)
         rc = jc__sq_prepare(st, "COMMIT", &st->jc__sq_end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
-        return rc; /* a read-only store never writes: nothing more to jc__sq_prepare */
+        return rc; /* a read-only store never writes: nothing more to prepare */
     rc = jc__sq_prepare(st, "UPDATE entries SET hits = hits + ?3, last_used = ?1 WHERE key = ?2", &st->touch);
     if (!rc) {
         /* UPDATE ... WHERE key IN (?2, ..., ?TOUCH_CHUNK+1): one statement

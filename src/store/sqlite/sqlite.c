@@ -338,12 +338,6 @@ bool jc__store_in_transaction(const jc__store *st)
     return st && st->depth > 0 && !sqlite3_get_autocommit(st->db);
 }
 
-double jc__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Runs SQL that returns no rows we need. */
 int jc__sq_run_sql(jc__store *st, const char *sql, const char *what)
