@@ -5,9 +5,10 @@
  * Each command lives in its own file with its help text beside its code,
  * and exports one `const command builtin_NAME`; main.c lists them, parses
  * the options (getopt_long) into an opts, opens the cache as the command
- * asks and calls its run function. Shared helpers for saying things,
- * formatting sizes, times and values and loading entries are in util.c;
- * the table printer in table.c.
+ * asks and calls its run function. The messages to the user (say() and
+ * the common errors) are in msgs.c (msgs.h); shared helpers for formatting
+ * sizes, times and values and loading entries in util.c; the table printer
+ * in table.c.
  *
  * A cache file is data from whoever wrote it: nothing read from it reaches
  * the terminal raw. Human-readable output goes out through say() (a line)
@@ -102,18 +103,7 @@ const command *command_find(const char *name);
 /* Writes "--name" of every option c takes, one a line. */
 void command_option_names(const command *c, FILE *f);
 
-/* ---- saying things (util.c) ---- */
-
-/* Writes one line of human-readable output: fmt's text with every control
- * character and bad byte escaped (text_escape), then a newline. Every line
- * that may hold text from a cache file, or from its messages, goes out
- * this way. */
-void say(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "jobcache CMD: MESSAGE (see 'jobcache help CMD')" on stderr; EXIT_USAGE. */
-int usage_error(const command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* jc_errmsg() on stderr, for command cmd; EXIT_USAGE. */
-int failed(const char *cmd);
-int out_of_memory(const char *cmd);
+/* ---- numbers (util.c) ---- */
 
 /* a + b, held at INT64_MAX or INT64_MIN instead of overflowing: sizes come
  * from the file, which may hold any number. */

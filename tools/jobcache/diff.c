@@ -14,6 +14,7 @@
 #include <jobcache.h>
 
 #include "builtin.h"
+#include "msgs.h"
 #include "table.h"
 #include "text.h"
 

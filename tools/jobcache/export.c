@@ -15,6 +15,7 @@
 
 #include "builtin.h"
 #include "json.h"
+#include "msgs.h"
 #include "table.h"
 #include "text.h"
 

@@ -11,6 +11,7 @@
 
 #include "builtin.h"
 #include "json.h"
+#include "msgs.h"
 #include "table.h"
 #include "text.h"
 

@@ -19,6 +19,7 @@
 #include <jobcache.h>
 
 #include "builtin.h"
+#include "msgs.h"
 
 /* ---- the commands ---- */
 

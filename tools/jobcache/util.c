@@ -1,11 +1,10 @@
 /*
- * Helpers shared by the commands (builtin.h): saying things, formatting
- * sizes, times and values, loading entries.
+ * Helpers shared by the commands (builtin.h): formatting sizes, times and
+ * values, loading entries; the messages are in msgs.c.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,34 +16,6 @@
 
 #include "builtin.h"
 #include "json.h"
-#include "text.h"
-
-/* fmt's text in a new string (free() it); NULL when out of memory. */
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list aq;
-    va_copy(aq, ap);
-    int n = vsnprintf(NULL, 0, fmt, aq);
-    va_end(aq);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (s)
-        vsnprintf(s, (size_t)n + 1, fmt, ap);
-    return s;
-}
-
-/* say() and the rest: see builtin.h. */
-void say(FILE *f, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *raw = vformat(fmt, ap);
-    va_end(ap);
-    char *safe = raw ? text_escape(raw) : NULL;
-    fputs(safe ? safe : "(out of memory)", f);
-    fputc('\n', f);
-    free(raw);
-    free(safe);
-}
 
 /* a + b, held at INT64_MAX or INT64_MIN instead of overflowing: sizes come
  * from the file, which may hold any number. */
@@ -54,33 +25,6 @@ int64_t sat_add(int64_t a, int64_t b)
     if (__builtin_add_overflow(a, b, &r))
         return a > 0 ? INT64_MAX : INT64_MIN;
     return r;
-}
-
-/* ---- help ---- */
-
-int usage_error(const command *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = vformat(fmt, ap);
-    va_end(ap);
-    say(stderr, "jobcache %s: %s (see 'jobcache help %s')", c->name, msg ? msg : "out of memory",
-        c->name);
-    free(msg);
-    return EXIT_USAGE;
-}
-
-
-int failed(const char *cmd)
-{
-    say(stderr, "jobcache %s: %s", cmd, jc_errmsg());
-    return EXIT_USAGE;
-}
-
-int out_of_memory(const char *cmd)
-{
-    fprintf(stderr, "jobcache %s: out of memory\n", cmd);
-    return EXIT_USAGE;
 }
 
 void fmt_size(char *buf, size_t cap, int64_t bytes)

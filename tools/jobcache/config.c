@@ -1,0 +1,56 @@
+/*
+ * jobcache config: the settings kept in the cache file, which every program
+ * that opens it honours.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jobcache.h>
+
+#include "builtin.h"
+#include "msgs.h"
+
+static void print_setting(const char *key, const char *value, const char *source, void *userdata)
+{
+    (void)userdata;
+    say(stdout, "%-10s %-14s (%s)", key, value, source);
+}
+
+static int cmd_config(jc_cache *cache, const opts *o)
+{
+    if (o->npos == 0) {
+        if (jc_cache_config_list(cache, print_setting, NULL))
+            return failed("config");
+        return EXIT_OK;
+    }
+    const char *key = o->pos[0];
+    if (o->npos == 1) {
+        char *v = NULL;
+        if (jc_cache_config_get(cache, key, &v))
+            return failed("config");
+        say(stdout, "%s", v ? v : "(not set)");
+        free(v);
+        return EXIT_OK;
+    }
+    /* Set: the file opened again, writable (config reads read-only). */
+    jc_cache *w = jc_cache_open(jc_cache_path(cache), &(jc_cache_options){.flags = JC_CACHE_NOCREATE});
+    if (!w)
+        return failed("config");
+    const char *value = strcmp(o->pos[1], "default") == 0 ? NULL : o->pos[1];
+    int rc = jc_cache_config_set(w, key, value);
+    jc_cache_close(w);
+    if (rc)
+        return failed("config");
+    say(stdout, value ? "%s = %s" : "%s back to its default", key, value ? value : "");
+    return EXIT_OK;
+}
+
+const command builtin_config = {
+    "config", cmd_config, OPT_FILE, 0, 2, false, false, MODE_READ, NULL, "config [KEY [VALUE|default]] [--file FILE]",
+    "Settings kept in the cache file, which every program that opens it honours unless it,\n"
+    "or the environment, sets its own: max-size (what the file may take on disk) and\n"
+    "log-runs (how many runs the record keeps). Without KEY: each setting in force and where\n"
+    "it comes from. With KEY: its stored value. With VALUE: store it ('default' removes it)."};

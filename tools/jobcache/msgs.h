@@ -1,0 +1,24 @@
+/*
+ * The command's messages to its user (msgs.c), as curl's tool_msgs.h: a
+ * line of output escaped for the terminal, and the errors every command
+ * reports the same way.
+ */
+#ifndef JC_TOOL_MSGS_H
+#define JC_TOOL_MSGS_H
+
+#include <stdio.h>
+
+struct command;
+
+/* Writes one line of human-readable output: fmt's text with every control
+ * character and bad byte escaped (text_escape), then a newline. Every line
+ * that may hold text from a cache file, or from its messages, goes out
+ * this way. */
+void say(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "jobcache CMD: MESSAGE (see 'jobcache help CMD')" on stderr; EXIT_USAGE. */
+int usage_error(const struct command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* jc_errmsg() on stderr, for command cmd; EXIT_USAGE. */
+int failed(const char *cmd);
+int out_of_memory(const char *cmd);
+
+#endif
