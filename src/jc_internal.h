@@ -30,10 +30,8 @@ char *jc__strdup(const char *s);
 
 /* ---- values (value.c) ---- */
 
-/* The "C" locale, made once, for text with numbers that must not follow the
- * program's setlocale() (a decimal comma); (locale_t)0 if unavailable. Use
- * with uselocale(), which switches the calling thread only. */
-locale_t jc__c_locale(void);
+/* The C locale for numbers: util/locale.h. */
+#include "util/locale.h"
 
 enum { JC__V_BORROWED = 1 }; /* array data points at the caller's memory */
 

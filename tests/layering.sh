@@ -45,6 +45,7 @@ done
 # 4. Private headers: each included by its own folder's files only.
 grep_outside '#include "(cache/)?cache_int\.h"' cache "the cache's private header included"
 grep_outside '#include "(store/sqlite/)?sqlite_int\.h"' store/sqlite "the SQLite store's private header included"
+grep_outside '#include "(store/)?store_int\.h"' store "the store's backend interface included"
 grep_outside '#include "(run/)?run_int\.h"' run "the run's private header included"
 grep_outside '#include "(inspect/)?inspect_int\.h"' inspect "inspection's private header included"
 

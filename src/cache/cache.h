@@ -1,8 +1,9 @@
 /*
- * cache.h: the cache layer as run.c and inspect.c see it.
+ * cache.h: the cache layer as the run (run/) and inspection (inspect/) see
+ * it: all of its functions, one file per feature in cache/.
  *
- * The cache handle (cache.c) is the one layer between runs and inspection
- * above and the store (store.c, the only code that speaks SQL) below, as
+ * The cache handle is the one layer between runs and inspection above and
+ * the store (store/, the only code that speaks SQL) below, as
  * SQLite's vdbe sees its B-trees only through btree.h: nothing above calls
  * a jc__store_* function or reads a field of jc_cache (tests/layering.sh
  * checks both). The store's plain data records (jc__row, jc__select,

@@ -69,11 +69,9 @@ static void death_message(const pool *p, int i, const ending *e, char *what, siz
     int status = e->status;
     int crash_errno = atomic_load(&p->shm[i].crash_errno);
     if (p->w[i].timed_out) {
-        locale_t c = jc__c_locale(); /* "0.5 s" whatever setlocale() the program made */
-        locale_t old = c ? uselocale(c) : (locale_t)0;
+        jc__locale_saved loc = jc__c_numbers_begin(); /* "0.5 s" whatever setlocale() the program made */
         snprintf(what, size, "timed out after %g s (the worker was killed)", p->ex->timeout);
-        if (c)
-            uselocale(old);
+        jc__c_numbers_end(loc);
     } else if (e->silent) {
         snprintf(what, size, "the worker stopped talking: its connection to the coordinating process closed "
                  "while this call ran (did the call close descriptors it did not open?); it was killed");

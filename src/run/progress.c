@@ -169,12 +169,10 @@ void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force
         if (pl->drawn && pl->columns && pl->drawn_len >= pl->columns)
             rows_up = pl->drawn_len / pl->columns;
     }
-    locale_t c = jc__c_locale();
-    locale_t old = c ? uselocale(c) : (locale_t)0;
+    jc__locale_saved loc = jc__c_numbers_begin();
     char line[512];
     compose(pl, p, line, sizeof line);
-    if (c)
-        uselocale(old);
+    jc__c_numbers_end(loc);
     if (rows_up)
         fprintf(stderr, "\r\033[%zuA\033[J", rows_up);
     fprintf(stderr, "\r%s\033[K", line);
@@ -186,8 +184,7 @@ void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force
 void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
 {
     /* "0.537 s" whatever locale the program chose: the line is for logs. */
-    locale_t c = jc__c_locale();
-    locale_t old = c ? uselocale(c) : (locale_t)0;
+    jc__locale_saved loc = jc__c_numbers_begin();
     char skipped[48] = "", damaged[80] = "";
     if (p->skipped)
         snprintf(skipped, sizeof skipped, ", %zu skipped", p->skipped);
@@ -196,8 +193,7 @@ void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
                  p->damaged == 1 ? "y" : "ies");
     snprintf(buf, size, "jobcache: %zu calls, %zu cached, %zu computed, %zu failed%s in %.3f s (saved %.3f s of compute)%s",
              p->total, p->cached, p->computed, p->failed, skipped, p->elapsed, p->saved, damaged);
-    if (c)
-        uselocale(old);
+    jc__c_numbers_end(loc);
 }
 
 void jc__progress_note(jc__progress_line *pl, const char *text)

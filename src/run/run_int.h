@@ -112,7 +112,7 @@ typedef struct run {
     bool full;
     size_t unstored;
     char *full_msg;
-    /* Leases (cache.c): the misses this run claimed, renewed with its
+    /* Leases (cache/leases.c): the misses this run claimed, renewed with its
      * write transactions; the slots whose calls another process holds,
      * waited for after this run's own; keys of failed calls to release. */
     bool leases;

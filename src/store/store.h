@@ -1,10 +1,14 @@
 /*
- * store: the only part of jobcache that speaks SQL.
+ * store: the interface of logical operations on a cache's entries, leases,
+ * record of runs and settings; the only part of jobcache that speaks SQL is
+ * behind it. The cache layer (cache/) is its one caller.
  *
- * One SQLite file in WAL mode holds one table of entries keyed by a 16-byte
- * XXH3-128 key. The schema version lives in PRAGMA user_version; a file with
- * a newer one is refused. Every statement is prepared once, when the store is
- * opened. Writes are grouped into explicit transactions by the caller
+ * The operations are dispatched (store.c) to the backend that opened the
+ * handle (store_int.h): today the embedded SQLite file (store/sqlite/): one
+ * file in WAL mode, one table of entries keyed by a 16-byte XXH3-128 key,
+ * the schema version in PRAGMA user_version (a file with a newer one is
+ * refused), the statements of the hot path prepared at open and the others
+ * on first use. Writes are grouped into explicit transactions by the caller
  * (jc__store_begin / jc__store_commit), so that a run commits many results at
  * once while a kill at any instant keeps everything committed before it.
  *
@@ -22,7 +26,8 @@
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
- * runs; 6 the names of parameters. store.c keeps the chain of migrations between them. */
+ * runs; 6 the names of parameters. store/sqlite/schema.c keeps the chain of
+ * migrations between them. */
 #define JC__SCHEMA_VERSION 6
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
@@ -141,7 +146,7 @@ int jc__store_params_get(jc__store *st, const char *function, const char *versio
 /* Removes the entry under key; 1 if removed, 0 if absent. */
 int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN]);
 
-/* ---- inspecting and tending a cache (for inspect.c) ----
+/* ---- inspecting and tending a cache (for inspection: inspect/) ----
  *
  * These read every column of an entry, select entries by a filter in a
  * chosen order, remove entries in bulk, and give per-function figures. A
@@ -207,7 +212,7 @@ typedef struct jc__select {
 } jc__select;
 
 /* A listing of the entries a selection picks, a page of rowids at a time
- * (keyset pagination, see store.c): memory bounded by a page, whatever the
+ * (keyset pagination, see store/sqlite/list.c): memory bounded by a page, whatever the
  * number of entries, and no statement pending between calls, so that a
  * slow reader never pins a WAL snapshot. Read each entry afterwards with
  * jc__store_row. An entry changed between pages may move in the order (a
@@ -324,7 +329,7 @@ int jc__store_vacuum(jc__store *st);
  * self-contained file (no -wal beside it). dest must not exist (JC_EIO).
  * Not inside a transaction (JC_EINVAL). */
 int jc__store_backup(jc__store *st, const char *dest);
-/* ---- leases (for cache.c; see store.c for the tables) ---- */
+/* ---- leases (for cache/leases.c; store/sqlite/schema.c has the tables) ---- */
 
 /* Creates or renews owner's row (create), or only renews it, to expire at
  * expires (seconds since the epoch). Inside a write transaction. */
@@ -350,7 +355,7 @@ int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, siz
  * 0 if not, or a negative code. */
 int jc__store_lease_drop(jc__store *st, const char *owner);
 
-/* The record of runs (store.c's RUN_TABLES). */
+/* The record of runs (store/sqlite/schema.c's RUN_TABLES). */
 typedef struct jc__run_failure {
     const char *status, *message;
 } jc__run_failure;

@@ -19,24 +19,9 @@ static void put_text(jc__buf *b, const char *s)
     jc__buf_write(b, s, strlen(s));
 }
 
-/* The "C" locale, made once: doubles are rendered with it, so that the text
+/* Doubles are rendered in the C locale (util/locale.h), so that the text
  * (error messages, the jobcache command's output, JSON) always has a '.'
- * whatever setlocale() the program made. uselocale() switches the calling
- * thread only, so rendering is thread-safe. (locale_t)0 when it could not
- * be made (glibc and musl never fail for "C"): see normalize_radix. */
-static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
-static locale_t c_locale_obj;
-
-static void c_locale_make(void)
-{
-    c_locale_obj = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-}
-
-locale_t jc__c_locale(void)
-{
-    pthread_once(&c_locale_once, c_locale_make);
-    return c_locale_obj;
-}
+ * whatever setlocale() the program made. */
 
 /* Only without the C locale object: rewrites the decimal separator of the
  * thread's locale (any run of bytes that a C-locale %g never writes, such
@@ -173,11 +158,9 @@ static void render(jc__buf *b, const jc_value *v, size_t max, bool c_loc)
 char *jc_value_format(const jc_value *v, size_t max_items)
 {
     jc__buf b = {0};
-    locale_t c = jc__c_locale();
-    locale_t old = c ? uselocale(c) : (locale_t)0;
-    render(&b, v, max_items, c && old);
-    if (old)
-        uselocale(old);
+    jc__locale_saved loc = jc__c_numbers_begin();
+    render(&b, v, max_items, loc.switched);
+    jc__c_numbers_end(loc);
     if (jc__buf_write(&b, "", 1)) { /* the terminating NUL; fails only on OOM */
         jc__buf_free(&b);
         jc__set_error(JC_ENOMEM, "out of memory formatting a value");

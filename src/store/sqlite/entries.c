@@ -55,7 +55,7 @@ static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e, const uint8_t chec
     return rc;
 }
 
-int jc__store_put(jc__store *st, const jc__entry_in *e)
+int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
 {
     int rc = jc__sq_store_enter_write(st, "store an entry");
     if (rc)
@@ -82,7 +82,7 @@ int jc__store_put(jc__store *st, const jc__entry_in *e)
 }
 
 
-int jc__store_params_put(jc__store *st, const char *function, const char *version, const char *names)
+int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names)
 {
     int rc = jc__sq_store_enter_write(st, "record parameter names");
     if (rc)
@@ -105,7 +105,7 @@ int jc__store_params_put(jc__store *st, const char *function, const char *versio
     return rc;
 }
 
-int jc__store_params_get(jc__store *st, const char *function, const char *version, char **names)
+int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names)
 {
     *names = NULL;
     int rc = jc__sq_store_enter(st);
@@ -132,7 +132,7 @@ int jc__store_params_get(jc__store *st, const char *function, const char *versio
     return rc;
 }
 
-int jc__store_delete(jc__store *st, const uint8_t key[JC__KEY_LEN])
+int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
 {
     int rc = jc__sq_store_enter_write(st, "remove an entry");
     if (rc)
@@ -156,7 +156,7 @@ enum { COL_CHECK = 10, COL_KEY_FORMAT = 12, COL_BLOBS = 13 };
 
 /* "SELECT <row columns> [, args, result] FROM entries WHERE <where>" for
  * this file's schema, into buf. */
-static const char *row_sql(const jc__store *st, bool blobs, const char *where, char *buf, size_t cap)
+static const char *row_sql(const jc__sqlite *st, bool blobs, const char *where, char *buf, size_t cap)
 {
     snprintf(buf, cap, "SELECT " ROW_COLUMNS ", %s, %s%s FROM entries WHERE %s", jc__sq_v2_columns(st),
              jc__sq_key_format_column(st), blobs ? ", args, result" : "", where);
@@ -164,7 +164,7 @@ static const char *row_sql(const jc__store *st, bool blobs, const char *where, c
 }
 
 /* Grows st->rowbuf to n bytes. */
-static int reserve_rowbuf(jc__store *st, size_t n)
+static int reserve_rowbuf(jc__sqlite *st, size_t n)
 {
     if (n <= st->rowbuf_cap)
         return 0;
@@ -179,7 +179,7 @@ static int reserve_rowbuf(jc__store *st, size_t n)
 
 /* Copies the row under s into *row; strings and blobs go into st->rowbuf.
  * Nothing read from the file is trusted: every length is SQLite's. */
-static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
+static int fill_row(jc__sqlite *st, sqlite3_stmt *s, bool blobs, jc__row *row)
 {
     const void *key = sqlite3_column_blob(s, 1);
     size_t key_len = (size_t)sqlite3_column_bytes(s, 1);
@@ -255,7 +255,7 @@ static int fill_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row)
 }
 
 /* Steps s once: 1 and *row filled on a row, 0 on none; resets s. */
-static int step_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row, const char *what)
+static int step_row(jc__sqlite *st, sqlite3_stmt *s, bool blobs, jc__row *row, const char *what)
 {
     int rc = 0;
     int step = sqlite3_step(s);
@@ -271,7 +271,7 @@ static int step_row(jc__store *st, sqlite3_stmt *s, bool blobs, jc__row *row, co
     return rc;
 }
 
-int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row)
+int jc__sqlite_row(jc__sqlite *st, int64_t rowid, bool blobs, jc__row *row)
 {
     char sql[256];
     int rc = jc__sq_store_enter(st);
@@ -285,7 +285,7 @@ int jc__store_row(jc__store *st, int64_t rowid, bool blobs, jc__row *row)
     return step_row(st, st->row[blobs], blobs, row, "reading an entry");
 }
 
-int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row)
+int jc__sqlite_row_by_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row)
 {
     char sql[256];
     int rc = jc__sq_store_enter(st);
@@ -301,7 +301,7 @@ int jc__store_row_by_key(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blo
     return step_row(st, st->row_key[blobs], blobs, row, "reading an entry");
 }
 
-int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
+int jc__sqlite_find_range(jc__sqlite *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row)
 {
     /* Keys compare as bytes (memcmp), so a hex prefix is a range of the
@@ -332,7 +332,7 @@ int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uin
     return rc ? rc : found;
 }
 
-int jc__store_put_row(jc__store *st, const jc__row *row)
+int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
 {
     int rc = jc__sq_store_enter_write(st, "store an entry");
     if (!rc && (!row || row->key_len != JC__KEY_LEN || (!row->args && row->args_len) ||
@@ -393,7 +393,7 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
     return rc;
 }
 
-int jc__store_delete_rowid(jc__store *st, int64_t rowid)
+int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid)
 {
     int rc = jc__sq_store_enter_write(st, "remove an entry");
     if (!rc)

@@ -19,7 +19,7 @@
 #include "store/store.h"
 #include "sqlite_int.h"
 
-int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)
+int jc__sqlite_groups(jc__sqlite *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)
 {
     sqlite3_stmt *s = NULL;
     int rc = jc__sq_store_enter(st);
@@ -62,7 +62,7 @@ int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), vo
     return rc;
 }
 
-int jc__store_facts_get(jc__store *st, jc__store_facts *out)
+int jc__sqlite_facts_get(jc__sqlite *st, jc__store_facts *out)
 {
     sqlite3_stmt *s = NULL;
     int rc = jc__sq_store_enter(st);
@@ -99,7 +99,7 @@ int jc__store_facts_get(jc__store *st, jc__store_facts *out)
     return rc;
 }
 
-int jc__store_integrity(jc__store *st, void (*fn)(void *ctx, const char *problem), void *ctx)
+int jc__sqlite_integrity(jc__sqlite *st, void (*fn)(void *ctx, const char *problem), void *ctx)
 {
     sqlite3_stmt *s = NULL;
     int problems = 0;

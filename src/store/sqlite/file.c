@@ -18,7 +18,7 @@
 #include "store/store.h"
 #include "sqlite_int.h"
 
-int jc__store_vacuum(jc__store *st)
+int jc__sqlite_vacuum(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "vacuum");
     if (rc)
@@ -40,7 +40,7 @@ int jc__store_vacuum(jc__store *st)
     return rc;
 }
 
-int jc__store_backup(jc__store *st, const char *dest)
+int jc__sqlite_backup(jc__sqlite *st, const char *dest)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -119,7 +119,7 @@ int jc__store_backup(jc__store *st, const char *dest)
     return rc;
 }
 
-int jc__store_max_rowid(jc__store *st, int64_t *out)
+int jc__sqlite_max_rowid(jc__sqlite *st, int64_t *out)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)

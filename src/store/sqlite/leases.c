@@ -20,7 +20,7 @@
 
 /* ---- leases ---- */
 
-int jc__store_lease_owner(jc__store *st, const char *owner, double expires, bool create)
+int jc__sqlite_lease_owner(jc__sqlite *st, const char *owner, double expires, bool create)
 {
     int rc = jc__sq_store_enter_write(st, "claim calls");
     if (rc)
@@ -40,7 +40,7 @@ int jc__store_lease_owner(jc__store *st, const char *owner, double expires, bool
     return rc;
 }
 
-int jc__store_lease_add(jc__store *st, const char *owner, const uint8_t *keys, size_t n)
+int jc__sqlite_lease_add(jc__sqlite *st, const char *owner, const uint8_t *keys, size_t n)
 {
     int rc = jc__sq_store_enter_write(st, "claim calls");
     if (rc || !n)
@@ -56,7 +56,7 @@ int jc__store_lease_add(jc__store *st, const char *owner, const uint8_t *keys, s
     return rc;
 }
 
-int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx)
+int jc__sqlite_leases(jc__sqlite *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -89,7 +89,7 @@ int jc__store_leases(jc__store *st, int (*fn)(void *ctx, const jc__lease *l), vo
     return rc;
 }
 
-int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, size_t n)
+int jc__sqlite_lease_set_keys(jc__sqlite *st, int64_t id, const uint8_t *keys, size_t n)
 {
     int rc = jc__sq_store_enter_write(st, "release a call");
     if (rc)
@@ -106,7 +106,7 @@ int jc__store_lease_set_keys(jc__store *st, int64_t id, const uint8_t *keys, siz
     return rc;
 }
 
-int jc__store_lease_drop(jc__store *st, const char *owner)
+int jc__sqlite_lease_drop(jc__sqlite *st, const char *owner)
 {
     int rc = jc__sq_store_enter_write(st, "release calls");
     if (rc)

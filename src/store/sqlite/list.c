@@ -21,7 +21,7 @@
 /* The filter of jc__select as SQL over bound parameters ?1..?4 and ?6
  * (?5 is a listing's LIMIT), into buf: the SQL text depends only on the
  * file's schema, whatever the filter holds. */
-static const char *filter_sql(const jc__store *st, char *buf, size_t cap)
+static const char *filter_sql(const jc__sqlite *st, char *buf, size_t cap)
 {
     snprintf(buf, cap,
              "(?1 IS NULL OR function = ?1) AND (?2 IS NULL OR version = ?2)"
@@ -83,8 +83,9 @@ static const bool sort_desc[JC__ORDER_COUNT] = {
     [JC__ORDER_HITS] = true, [JC__ORDER_CREATED] = true,
 };
 
-struct jc__pager {
-    jc__store *st;
+struct jc__sqlite_pager {
+    jc__pager base; /* first: the front dispatches on it (store_int.h) */
+    jc__sqlite *st;
     jc__select q;
     char *function, *version; /* q's strings, copied */
     int nkeys;
@@ -97,22 +98,23 @@ struct jc__pager {
     size_t cap;
 };
 
-int jc__store_pager_new(jc__store *st, const jc__select *q, jc__pager **out)
+int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
         return rc;
     if (!q || !out || q->order < 0 || q->order >= JC__ORDER_COUNT || q->limit < 0)
         return jc__set_error(JC_EINVAL, "cache file '%s': invalid selection of entries", st->path);
-    jc__pager *p = calloc(1, sizeof *p);
+    jc__sqlite_pager *p = calloc(1, sizeof *p);
     if (!p)
         return jc__set_error(JC_ENOMEM, "out of memory listing entries");
+    p->base.store = &st->base;
     p->st = st;
     p->q = *q;
     p->function = q->function ? jc__strdup(q->function) : NULL;
     p->version = q->version ? jc__strdup(q->version) : NULL;
     if ((q->function && !p->function) || (q->version && !p->version)) {
-        jc__store_pager_free(p);
+        jc__sqlite_pager_free(p);
         return jc__set_error(JC_ENOMEM, "out of memory listing entries");
     }
     p->q.function = p->function;
@@ -125,7 +127,7 @@ int jc__store_pager_new(jc__store *st, const jc__select *q, jc__pager **out)
     return 0;
 }
 
-void jc__store_pager_free(jc__pager *p)
+void jc__sqlite_pager_free(jc__sqlite_pager *p)
 {
     if (!p)
         return;
@@ -139,7 +141,7 @@ void jc__store_pager_free(jc__pager *p)
 
 /* "SELECT rowid, <keys> FROM entries WHERE <filter> [AND (<keys>, rowid) >
  * (?7, ...)] ORDER BY <keys>, rowid LIMIT ?5" for the pager, into buf. */
-static void page_sql(const jc__pager *p, char *buf, size_t cap)
+static void page_sql(const jc__sqlite_pager *p, char *buf, size_t cap)
 {
     char filter[512];
     const char *const *keys = sort_keys[p->q.order];
@@ -165,7 +167,7 @@ static void page_sql(const jc__pager *p, char *buf, size_t cap)
     snprintf(buf + len, cap - len, "rowid%s LIMIT ?5", dir);
 }
 
-static int page_bind(const jc__pager *p, sqlite3_stmt *s, size_t want)
+static int page_bind(const jc__sqlite_pager *p, sqlite3_stmt *s, size_t want)
 {
     int b = bind_filter(s, &p->q);
     if (b == SQLITE_OK)
@@ -178,7 +180,7 @@ static int page_bind(const jc__pager *p, sqlite3_stmt *s, size_t want)
 }
 
 /* Keeps the sort keys of the row under s as the cursor. */
-static int page_keep_cursor(jc__pager *p, sqlite3_stmt *s)
+static int page_keep_cursor(jc__sqlite_pager *p, sqlite3_stmt *s)
 {
     for (int i = 0; i < p->nkeys; i++) {
         sqlite3_value_free(p->last[i]);
@@ -191,7 +193,7 @@ static int page_keep_cursor(jc__pager *p, sqlite3_stmt *s)
     return 0;
 }
 
-int jc__store_pager_next(jc__pager *p, const int64_t **rowids, size_t *n)
+int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n)
 {
     char sql[2048];
     sqlite3_stmt *s = NULL;
@@ -243,7 +245,7 @@ int jc__store_pager_next(jc__pager *p, const int64_t **rowids, size_t *n)
 
 /* Prepares sql_head + where, binds it with bind, and steps it once; for
  * a SELECT, the row stays for the caller to read (finalize *out). */
-int jc__sq_run_where(jc__store *st, const char *head, const char *where, binder bind,
+int jc__sq_run_where(jc__sqlite *st, const char *head, const char *where, binder bind,
                      const void *ctx, const char *what, sqlite3_stmt **out)
 {
     char sql[1024];
@@ -260,7 +262,7 @@ int jc__sq_run_where(jc__store *st, const char *head, const char *where, binder 
 
 /* Counts what `where` selects, then removes it: inside the caller's
  * transaction both see the same entries. */
-int jc__sq_remove_where(jc__store *st, const char *where, binder bind, const void *ctx,
+int jc__sq_remove_where(jc__sqlite *st, const char *where, binder bind, const void *ctx,
                         int64_t *count, int64_t *bytes)
 {
     sqlite3_stmt *s = NULL;
@@ -286,7 +288,7 @@ int jc__sq_remove_where(jc__store *st, const char *where, binder bind, const voi
     return rc;
 }
 
-int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes)
+int jc__sqlite_remove(jc__sqlite *st, const jc__select *q, int64_t *count, int64_t *bytes)
 {
     char where[512];
     if (!q)
@@ -294,7 +296,7 @@ int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t
     return jc__sq_remove_where(st, filter_sql(st, where, sizeof where), bind_filter, q, count, bytes);
 }
 
-int jc__store_clamp_future(jc__store *st, int64_t *count)
+int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
 {
     int rc = jc__sq_store_enter_write(st, "clamp times later than now");
     if (rc)
@@ -308,7 +310,7 @@ int jc__store_clamp_future(jc__store *st, int64_t *count)
     return rc;
 }
 
-int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes)
+int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes)
 {
     /* The window runs over the groups: for each function, its versions
      * ranked by when they were last used (after rolling back to v1, v1 is
@@ -332,7 +334,7 @@ static int bind_lru(sqlite3_stmt *s, const void *ctx)
     return rc == SQLITE_OK ? sqlite3_bind_int64(s, 2, b->bytes) : rc;
 }
 
-int jc__store_remove_lru(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
+int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
                          int64_t *bytes)
 {
     /* Walking from the most recently used entry, n counts entries and cum

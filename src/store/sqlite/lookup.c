@@ -47,7 +47,7 @@ static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
 
 /* Copies the found row into *hit; the result goes into st->buf. Returns 1,
  * 0 when the row has no usable result, or a negative code. */
-static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
+static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
 {
     int64_t rowid = sqlite3_column_int64(s, 0);
     if (sqlite3_column_type(s, 1) != SQLITE_BLOB)
@@ -73,7 +73,7 @@ static int fill_hit(jc__store *st, sqlite3_stmt *s, jc__hit *hit)
     return 1;
 }
 
-int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
+int jc__sqlite_get(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -92,7 +92,7 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
     return rc;
 }
 
-int jc__store_read_begin(jc__store *st)
+int jc__sqlite_read_begin(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter(st);
     if (rc || st->depth > 0 || st->reading)
@@ -105,7 +105,7 @@ int jc__store_read_begin(jc__store *st)
     return 0;
 }
 
-void jc__store_read_end(jc__store *st)
+void jc__sqlite_read_end(jc__sqlite *st)
 {
     if (st && jc__sq_same_process(st))
         jc__sq_end_read(st);
@@ -175,7 +175,7 @@ static size_t keyset_find(const keyset *ks, const uint8_t *const *keys, const ui
 }
 
 /* One pass over the whole table, picking out the wanted rows. */
-static int get_by_scan(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
     keyset ks = {0};
     int rc = keyset_build(&ks, keys, n);
@@ -228,7 +228,7 @@ static int cmp_key_ref(const void *a, const void *b)
 }
 
 /* Point lookups, in key order: neighbouring keys share index pages. */
-static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
     key_ref *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
@@ -261,7 +261,7 @@ static int get_by_points(jc__store *st, const uint8_t *const *keys, size_t n, jc
     return rc;
 }
 
-int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
     int rc = jc__sq_store_enter(st);
     if (rc || !n)
@@ -281,12 +281,12 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
     return get_by_points(st, keys, n, on_hit, ctx);
 }
 
-int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
+int jc__sqlite_touch(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], double now)
 {
-    return jc__store_touch_n(st, key, 1, now);
+    return jc__sqlite_touch_n(st, key, 1, now);
 }
 
-int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
+int jc__sqlite_touch_n(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
 {
     int rc = jc__sq_store_enter_write(st, "record a hit");
     if (rc)
@@ -297,7 +297,7 @@ int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hit
     return jc__sq_step_done(st, st->touch, "recording a hit");
 }
 
-int jc__store_version(jc__store *st, jc__store_ver *out)
+int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -311,7 +311,7 @@ int jc__store_version(jc__store *st, jc__store_ver *out)
     return step == SQLITE_ROW ? 0 : jc__sq_store_error(st, step, "reading the data version");
 }
 
-int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now)
+int jc__sqlite_touch_rowids(jc__sqlite *st, const int64_t *rowids, size_t n, double now)
 {
     int rc = jc__sq_store_enter_write(st, "record hits");
     size_t i = 0;
@@ -334,7 +334,7 @@ int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, doubl
     return rc;
 }
 
-int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
+int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double now)
 {
     int rc = jc__sq_store_enter_write(st, "record hits");
     size_t i = 0;
@@ -346,6 +346,6 @@ int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double no
         rc = jc__sq_step_done(st, st->touch_many, "recording hits");
     }
     for (; !rc && i < n; i++)
-        rc = jc__store_touch(st, keys + JC__KEY_LEN * i, now);
+        rc = jc__sqlite_touch(st, keys + JC__KEY_LEN * i, now);
     return rc;
 }

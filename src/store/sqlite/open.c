@@ -184,7 +184,7 @@ static char *immutable_uri(const char *path)
  * which needs no -shm and takes no locks. With -wal data and no -shm to
  * read it through, the committed results in it cannot be read safely: that
  * is said, rather than serving a partial cache. */
-static int readonly_mode(jc__store *st)
+static int readonly_mode(jc__sqlite *st)
 {
     if (!(st->flags & JC__STORE_READONLY) || shm_usable(st->path))
         return 0;
@@ -199,7 +199,7 @@ static int readonly_mode(jc__store *st)
     return 0;
 }
 
-static int open_db(jc__store *st)
+static int open_db(jc__sqlite *st)
 {
     /* NOMUTEX: the store is used by one thread at a time (see the top). */
     int oflags = SQLITE_OPEN_NOMUTEX;
@@ -232,7 +232,7 @@ static int open_db(jc__store *st)
 }
 
 /* Settings of this connection, made once the file is known to be ours. */
-static int tune(jc__store *st)
+static int tune(jc__sqlite *st)
 {
     /* WAL keeps a commit durable across a killed process: the commit is in
      * the -wal file before COMMIT returns, and recovery replays it.
@@ -263,7 +263,7 @@ enum { WAL_BUSY = 1 };
 
 /* One attempt at PRAGMA journal_mode=WAL: 0 when the file is in WAL mode,
  * WAL_BUSY to try again, or a negative code with the message set. */
-static int try_set_wal(jc__store *st)
+static int try_set_wal(jc__sqlite *st)
 {
     sqlite3_stmt *s = NULL;
     int ret = 0;
@@ -289,7 +289,7 @@ static int try_set_wal(jc__store *st)
  * without calling the busy handler: two processes opening a new file at once
  * meet here while one of them creates the schema. So wait here, under the
  * same timeout. */
-int jc__sq_set_wal(jc__store *st)
+int jc__sq_set_wal(jc__sqlite *st)
 {
     double deadline = jc__monotonic() * 1e3 + st->busy_timeout_ms;
     int rc;
@@ -306,19 +306,19 @@ int jc__sq_set_wal(jc__store *st)
 
 /* The schema-2 columns, or NULLs in their place in an older file read as
  * it is. */
-const char *jc__sq_v2_columns(const jc__store *st)
+const char *jc__sq_v2_columns(const jc__sqlite *st)
 {
     return st->schema >= 2 ? "result_check, code_fp" : "NULL, NULL";
 }
 
 /* The key format of each entry: its column (schema 3), or 1 in an older
  * file read as it is (every entry of one was made with key format 1). */
-const char *jc__sq_key_format_column(const jc__store *st)
+const char *jc__sq_key_format_column(const jc__sqlite *st)
 {
     return st->schema >= 3 ? "key_format" : "1";
 }
 
-static int prepare_all(jc__store *st)
+static int prepare_all(jc__sqlite *st)
 {
     char sql[256];
     /* An entry of another key format is never served, not even under an
@@ -390,9 +390,9 @@ static int prepare_all(jc__store *st)
     return rc;
 }
 
-int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__store **out)
+int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__sqlite **out)
 {
-    jc__store *st = NULL;
+    jc__sqlite *st = NULL;
     int rc;
 
     if (!out)
@@ -426,14 +426,14 @@ int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__st
     return 0;
 
 fail:
-    jc__store_close(st);
+    jc__sqlite_close(st);
     return rc;
 }
 
 /* Refuses what is not ours; makes an empty file a cache; migrates an older
  * one. This is the first read of the file, where SQLite, which opens
  * lazily, finds out that a file is not a database or is damaged. */
-int jc__sq_check_schema(jc__store *st)
+int jc__sq_check_schema(jc__sqlite *st)
 {
     schema_info info = {0};
     int rc = jc__sq_read_schema_info(st, &info);

@@ -20,7 +20,7 @@
 
 /* ---- the record of runs ---- */
 
-int jc__store_run_add(jc__store *st, const jc__run_row *r, int64_t keep)
+int jc__sqlite_run_add(jc__sqlite *st, const jc__run_row *r, int64_t keep)
 {
     int rc = jc__sq_store_enter_write(st, "record a run");
     if (rc)
@@ -74,7 +74,7 @@ int jc__store_run_add(jc__store *st, const jc__run_row *r, int64_t keep)
     return rc;
 }
 
-int jc__store_runs(jc__store *st, int64_t last_n, bool failed_only,
+int jc__sqlite_runs(jc__sqlite *st, int64_t last_n, bool failed_only,
                    int (*fn)(void *ctx, const jc__run_row *r), void *ctx)
 {
     int rc = jc__sq_store_enter(st);

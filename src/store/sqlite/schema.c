@@ -140,7 +140,7 @@ static void sql_xxh3_128(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_blob(ctx, out, JC__CHECK_LEN, SQLITE_TRANSIENT);
 }
 
-int jc__sq_read_schema_info(jc__store *st, schema_info *info)
+int jc__sq_read_schema_info(jc__sqlite *st, schema_info *info)
 {
     static const char sql[] =
         "SELECT (SELECT user_version FROM pragma_user_version),"
@@ -176,7 +176,7 @@ int jc__sq_read_schema_info(jc__store *st, schema_info *info)
 /* Decides what the file is: 0 ours and current, 1 empty, 2 ours and older
  * (migrated by a writable open), or a negative code. Nothing is written
  * before this has said the file is ours. */
-int jc__sq_classify(jc__store *st, const schema_info *info)
+int jc__sq_classify(jc__sqlite *st, const schema_info *info)
 {
     if (info->version == 0 && info->objects == 0)
         return 1; /* empty */
@@ -204,7 +204,7 @@ int jc__sq_classify(jc__store *st, const schema_info *info)
 /* Brings an older file to JC__SCHEMA_VERSION in one write transaction.
  * Another process may be doing the same: the version is read again under
  * the write lock, so the steps run once. */
-int jc__sq_migrate(jc__store *st)
+int jc__sq_migrate(jc__sqlite *st)
 {
     int rc = sqlite3_create_function_v2(st->db, "jc_xxh3_128", 1,
                                         SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
@@ -240,7 +240,7 @@ int jc__sq_migrate(jc__store *st)
  * same: the check is repeated under the write lock, so exactly one creates;
  * the others find a current file, or (an older library won the race) one
  * to migrate. */
-int jc__sq_create_schema(jc__store *st)
+int jc__sq_create_schema(jc__sqlite *st)
 {
     schema_info info = {0};
     int rc = jc__sq_run_sql(st, "BEGIN IMMEDIATE", "locking the new cache file");

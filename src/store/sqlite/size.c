@@ -32,12 +32,12 @@ static int64_t stat_size(const char *path, const char *suffix)
     return stat(buf, &sb) == 0 ? (int64_t)sb.st_size : 0;
 }
 
-int64_t jc__store_disk_bytes(const jc__store *st)
+int64_t jc__sqlite_disk_bytes(const jc__sqlite *st)
 {
     return st ? stat_size(st->path, "") + stat_size(st->path, "-wal") : 0;
 }
 
-int jc__store_size_get(jc__store *st, jc__store_size *out)
+int jc__sqlite_size_get(jc__sqlite *st, jc__store_size *out)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -62,7 +62,7 @@ int jc__store_size_get(jc__store *st, jc__store_size *out)
     return rc;
 }
 
-int jc__store_checkpoint(jc__store *st)
+int jc__sqlite_checkpoint(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "checkpoint");
     if (rc)
@@ -87,9 +87,9 @@ int jc__store_checkpoint(jc__store *st)
 
 /* Bytes of the pages in use (the file's size once free pages are given
  * back), as this connection sees them, its own transaction included. */
-static int used_bytes(jc__store *st, int64_t *used, jc__store_size *z)
+static int used_bytes(jc__sqlite *st, int64_t *used, jc__store_size *z)
 {
-    int rc = jc__store_size_get(st, z);
+    int rc = jc__sqlite_size_get(st, z);
     if (!rc)
         *used = (z->pages - z->free_pages) * z->page_bytes;
     return rc;
@@ -106,7 +106,7 @@ static int bind_evict(sqlite3_stmt *s, const void *ctx)
     return rc == SQLITE_OK ? sqlite3_bind_double(s, 2, b->excess) : rc;
 }
 
-int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes)
+int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *bytes)
 {
     /* The least recently used entries whose estimated share of the file
      * (payload + overhead each) covers the excess: those before which less
@@ -123,7 +123,7 @@ int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *byte
     /* Times later than now age from today once eviction is due (they
      * already count as now in the order below). */
     if (!rc)
-        rc = jc__store_clamp_future(st, NULL);
+        rc = jc__sqlite_clamp_future(st, NULL);
     /* Each round gives free pages back (PRAGMA incremental_vacuum, a no-op
      * in a file without auto_vacuum, whose size then counts its pages in
      * use), measures, and removes what the estimate says covers the excess.

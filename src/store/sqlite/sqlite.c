@@ -46,7 +46,7 @@ static int map_sqlite(int rc)
 
 /* Sets the message for SQLite's failure rc while doing `what`. Must run
  * before any other call on the connection, which would replace errmsg. */
-int jc__sq_store_error(const jc__store *st, int rc, const char *what)
+int jc__sq_store_error(const jc__sqlite *st, int rc, const char *what)
 {
     const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
     int code = map_sqlite(rc);
@@ -83,19 +83,19 @@ static void install_atfork(void)
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-void jc__sq_mark_process(jc__store *st)
+void jc__sq_mark_process(jc__sqlite *st)
 {
     st->pid = getpid();
     pthread_once(&atfork_once, install_atfork);
     st->generation = atomic_load(&fork_generation);
 }
 
-bool jc__sq_same_process(const jc__store *st)
+bool jc__sq_same_process(const jc__sqlite *st)
 {
     return st->generation == atomic_load_explicit(&fork_generation, memory_order_relaxed);
 }
 
-static int store_check(const jc__store *st)
+static int store_check(const jc__sqlite *st)
 {
     if (!st)
         return jc__set_error(JC_EINVAL, "store: NULL store");
@@ -108,14 +108,14 @@ static int store_check(const jc__store *st)
 }
 
 
-int jc__sq_store_enter(jc__store *st)
+int jc__sq_store_enter(jc__sqlite *st)
 {
     return store_check(st);
 }
 
 /* The gate of every write: also ends a held read transaction, so that the
  * write is not swallowed into it (and committed only with it). */
-int jc__sq_store_enter_write(jc__store *st, const char *what)
+int jc__sq_store_enter_write(jc__sqlite *st, const char *what)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -133,7 +133,7 @@ int jc__sq_store_enter_write(jc__store *st, const char *what)
 
 /* ---- closing ---- */
 
-static void finalize_all(jc__store *st)
+static void finalize_all(jc__sqlite *st)
 {
     sqlite3_stmt *all[] = {st->get,        st->touch,      st->put,         st->del,
                            st->begin,      st->commit,     st->rollback,    st->row[0],
@@ -145,7 +145,7 @@ static void finalize_all(jc__store *st)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
 
-void jc__store_close(jc__store *st)
+void jc__sqlite_close(jc__sqlite *st)
 {
     if (!st)
         return;
@@ -156,7 +156,7 @@ void jc__store_close(jc__store *st)
             /* Close ends every level. A failure is left in jc_errmsg:
              * close has no way to report it. */
             st->depth = 1;
-            jc__store_commit(st);
+            jc__sqlite_commit(st);
         }
         finalize_all(st);
         /* A closed cache is complete on its own: what the -wal file holds
@@ -174,7 +174,7 @@ void jc__store_close(jc__store *st)
     free(st);
 }
 
-const char *jc__store_path(const jc__store *st)
+const char *jc__sqlite_path(const jc__sqlite *st)
 {
     return st ? st->path : NULL;
 }
@@ -182,7 +182,7 @@ const char *jc__store_path(const jc__store *st)
 /* ---- transactions ---- */
 
 /* Steps a statement that returns no rows, and resets it. */
-int jc__sq_step_done(jc__store *st, sqlite3_stmt *s, const char *what)
+int jc__sq_step_done(jc__sqlite *st, sqlite3_stmt *s, const char *what)
 {
     int rc = sqlite3_step(s);
     int ret = rc == SQLITE_DONE ? 0 : jc__sq_store_error(st, rc, what);
@@ -190,7 +190,7 @@ int jc__sq_step_done(jc__store *st, sqlite3_stmt *s, const char *what)
     return ret;
 }
 
-void jc__sq_end_read(jc__store *st)
+void jc__sq_end_read(jc__sqlite *st)
 {
     if (!st->reading)
         return;
@@ -201,7 +201,7 @@ void jc__sq_end_read(jc__store *st)
     }
 }
 
-int jc__store_begin(jc__store *st)
+int jc__sqlite_begin(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "begin a write transaction");
     if (rc)
@@ -227,7 +227,7 @@ int jc__store_begin(jc__store *st)
 
 /* Ends the outermost transaction with ROLLBACK; SQLite may already have
  * rolled it back itself after an I/O error, a full disk or out of memory. */
-static int rollback_outer(jc__store *st)
+static int rollback_outer(jc__sqlite *st)
 {
     st->depth = 0;
     st->doomed = false;
@@ -236,7 +236,7 @@ static int rollback_outer(jc__store *st)
     return jc__sq_step_done(st, st->rollback, "ROLLBACK");
 }
 
-int jc__store_commit(jc__store *st)
+int jc__sqlite_commit(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "commit");
     if (rc)
@@ -267,7 +267,7 @@ int jc__store_commit(jc__store *st)
     return rc;
 }
 
-int jc__store_rollback(jc__store *st)
+int jc__sqlite_rollback(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "roll back");
     if (rc)
@@ -285,7 +285,7 @@ int jc__store_rollback(jc__store *st)
     return rollback_outer(st);
 }
 
-int jc__store_meta_get(jc__store *st, const char *name, char **value)
+int jc__sqlite_meta_get(jc__sqlite *st, const char *name, char **value)
 {
     *value = NULL;
     int rc = jc__sq_store_enter(st);
@@ -308,7 +308,7 @@ int jc__store_meta_get(jc__store *st, const char *name, char **value)
     return rc;
 }
 
-int jc__store_meta_set(jc__store *st, const char *name, const char *value)
+int jc__sqlite_meta_set(jc__sqlite *st, const char *name, const char *value)
 {
     int rc = jc__sq_store_enter_write(st, "change a setting");
     if (rc)
@@ -326,12 +326,12 @@ int jc__store_meta_set(jc__store *st, const char *name, const char *value)
     return rc;
 }
 
-int jc__store_schema(const jc__store *st)
+int jc__sqlite_schema(const jc__sqlite *st)
 {
     return st ? st->schema : 0;
 }
 
-bool jc__store_in_transaction(const jc__store *st)
+bool jc__sqlite_in_transaction(const jc__sqlite *st)
 {
     /* SQLite may roll a transaction back by itself (SQLITE_FULL, an I/O
      * error): then, whatever the count of begins says, there is none. */
@@ -340,13 +340,13 @@ bool jc__store_in_transaction(const jc__store *st)
 
 
 /* Runs SQL that returns no rows we need. */
-int jc__sq_run_sql(jc__store *st, const char *sql, const char *what)
+int jc__sq_run_sql(jc__sqlite *st, const char *sql, const char *what)
 {
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? 0 : jc__sq_store_error(st, rc, what);
 }
 
-int jc__sq_prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
+int jc__sq_prepare(jc__sqlite *st, const char *sql, sqlite3_stmt **s)
 {
     int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
     if (rc == SQLITE_OK)
@@ -360,7 +360,7 @@ int jc__sq_prepare(jc__store *st, const char *sql, sqlite3_stmt **s)
 }
 
 /* Statements prepared on first use; they stay until the store closes. */
-int jc__sq_lazy(jc__store *st, sqlite3_stmt **s, const char *sql)
+int jc__sq_lazy(jc__sqlite *st, sqlite3_stmt **s, const char *sql)
 {
     return *s ? 0 : jc__sq_prepare(st, sql, s);
 }

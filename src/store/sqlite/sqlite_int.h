@@ -9,7 +9,8 @@
 #include <sqlite3.h>
 #include <sys/types.h>
 
-#include "store/store.h"
+#include "store/store_int.h"
+#include "store/sqlite/sqlite.h"
 
 /*
  * store: the only part of jobcache that speaks SQL (see store.h).
@@ -39,7 +40,11 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-struct jc__store {
+typedef struct jc__sqlite jc__sqlite;
+typedef struct jc__sqlite_pager jc__sqlite_pager;
+
+struct jc__sqlite {
+    jc__store base; /* first: the front dispatches on it (store_int.h) */
     sqlite3 *db;
     char *path;
     unsigned flags;
@@ -105,31 +110,86 @@ typedef struct schema_info {
     bool ours; /* entries and meta tables, meta has key_format */
 } schema_info;
 
+/* The operations of store.h on the SQLite store (ops.c hands them to the
+ * front; what each does is said in store.h). */
+int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__sqlite **out);
+void jc__sqlite_close(jc__sqlite *st);
+const char *jc__sqlite_path(const jc__sqlite *st);
+int jc__sqlite_begin(jc__sqlite *st);
+int jc__sqlite_commit(jc__sqlite *st);
+int jc__sqlite_rollback(jc__sqlite *st);
+int jc__sqlite_get(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
+int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+int jc__sqlite_read_begin(jc__sqlite *st);
+void jc__sqlite_read_end(jc__sqlite *st);
+int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out);
+int jc__sqlite_touch_rowids(jc__sqlite *st, const int64_t *rowids, size_t n, double now);
+int jc__sqlite_touch(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], double now);
+int jc__sqlite_touch_n(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now);
+int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double now);
+int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
+int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
+int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
+int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
+int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out);
+int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n);
+void jc__sqlite_pager_free(jc__sqlite_pager *p);
+int jc__sqlite_row(jc__sqlite *st, int64_t rowid, bool blobs, jc__row *row);
+int jc__sqlite_row_by_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
+int jc__sqlite_find_range(jc__sqlite *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN], jc__row *row);
+int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row);
+int jc__sqlite_max_rowid(jc__sqlite *st, int64_t *out);
+int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid);
+int jc__sqlite_remove(jc__sqlite *st, const jc__select *q, int64_t *count, int64_t *bytes);
+int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count);
+int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes);
+int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count, int64_t *bytes);
+int64_t jc__sqlite_disk_bytes(const jc__sqlite *st);
+int jc__sqlite_size_get(jc__sqlite *st, jc__store_size *out);
+int jc__sqlite_checkpoint(jc__sqlite *st);
+int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *bytes);
+int jc__sqlite_groups(jc__sqlite *st, int (*fn)(void *ctx, const jc__group *g), void *ctx);
+int jc__sqlite_facts_get(jc__sqlite *st, jc__store_facts *out);
+int jc__sqlite_integrity(jc__sqlite *st, void (*fn)(void *ctx, const char *problem), void *ctx);
+int jc__sqlite_vacuum(jc__sqlite *st);
+int jc__sqlite_backup(jc__sqlite *st, const char *dest);
+int jc__sqlite_lease_owner(jc__sqlite *st, const char *owner, double expires, bool create);
+int jc__sqlite_lease_add(jc__sqlite *st, const char *owner, const uint8_t *keys, size_t n);
+int jc__sqlite_leases(jc__sqlite *st, int (*fn)(void *ctx, const jc__lease *l), void *ctx);
+int jc__sqlite_lease_set_keys(jc__sqlite *st, int64_t id, const uint8_t *keys, size_t n);
+int jc__sqlite_lease_drop(jc__sqlite *st, const char *owner);
+int jc__sqlite_run_add(jc__sqlite *st, const jc__run_row *r, int64_t keep);
+int jc__sqlite_runs(jc__sqlite *st, int64_t last_n, bool failed_only, int (*fn)(void *ctx, const jc__run_row *r), void *ctx);
+int jc__sqlite_meta_get(jc__sqlite *st, const char *name, char **value);
+int jc__sqlite_meta_set(jc__sqlite *st, const char *name, const char *value);
+int jc__sqlite_schema(const jc__sqlite *st);
+bool jc__sqlite_in_transaction(const jc__sqlite *st);
+
 /* Shared between the files of this folder (each defined in one of them). */
-int jc__sq_check_schema(jc__store *st);
+int jc__sq_check_schema(jc__sqlite *st);
 int64_t jc__sq_clamp_int64(double d);
-void jc__sq_end_read(jc__store *st);
+void jc__sq_end_read(jc__sqlite *st);
 /* Records the process (and fork generation) that opened st: a store used
  * in another process refuses every call (jc__sq_same_process). */
-void jc__sq_mark_process(jc__store *st);
-const char *jc__sq_key_format_column(const jc__store *st);
-int jc__sq_lazy(jc__store *st, sqlite3_stmt **s, const char *sql);
-int jc__sq_prepare(jc__store *st, const char *sql, sqlite3_stmt **s);
-int jc__sq_remove_where(jc__store *st, const char *where, binder bind, const void *ctx,
+void jc__sq_mark_process(jc__sqlite *st);
+const char *jc__sq_key_format_column(const jc__sqlite *st);
+int jc__sq_lazy(jc__sqlite *st, sqlite3_stmt **s, const char *sql);
+int jc__sq_prepare(jc__sqlite *st, const char *sql, sqlite3_stmt **s);
+int jc__sq_remove_where(jc__sqlite *st, const char *where, binder bind, const void *ctx,
                         int64_t *count, int64_t *bytes);
-int jc__sq_run_sql(jc__store *st, const char *sql, const char *what);
-int jc__sq_run_where(jc__store *st, const char *head, const char *where, binder bind,
+int jc__sq_run_sql(jc__sqlite *st, const char *sql, const char *what);
+int jc__sq_run_where(jc__sqlite *st, const char *head, const char *where, binder bind,
                      const void *ctx, const char *what, sqlite3_stmt **out);
-bool jc__sq_same_process(const jc__store *st);
-int jc__sq_set_wal(jc__store *st);
-int jc__sq_step_done(jc__store *st, sqlite3_stmt *s, const char *what);
-int jc__sq_store_enter(jc__store *st);
-int jc__sq_store_enter_write(jc__store *st, const char *what);
-int jc__sq_store_error(const jc__store *st, int rc, const char *what);
-const char *jc__sq_v2_columns(const jc__store *st);
-int jc__sq_read_schema_info(jc__store *st, schema_info *info);
-int jc__sq_classify(jc__store *st, const schema_info *info);
-int jc__sq_create_schema(jc__store *st);
-int jc__sq_migrate(jc__store *st);
+bool jc__sq_same_process(const jc__sqlite *st);
+int jc__sq_set_wal(jc__sqlite *st);
+int jc__sq_step_done(jc__sqlite *st, sqlite3_stmt *s, const char *what);
+int jc__sq_store_enter(jc__sqlite *st);
+int jc__sq_store_enter_write(jc__sqlite *st, const char *what);
+int jc__sq_store_error(const jc__sqlite *st, int rc, const char *what);
+const char *jc__sq_v2_columns(const jc__sqlite *st);
+int jc__sq_read_schema_info(jc__sqlite *st, schema_info *info);
+int jc__sq_classify(jc__sqlite *st, const schema_info *info);
+int jc__sq_create_schema(jc__sqlite *st);
+int jc__sq_migrate(jc__sqlite *st);
 
 #endif
