@@ -157,7 +157,7 @@ static double run_reciprocal(jc_cache *c, int n_jobs, double x, bool *cached)
 
 /* 1/x of -0.0 and +0.0 share a key: whichever runs first, the function sees
  * +0.0, so the cache holds +inf and serves it for both. */
-static void signed_zero_arguments_reach_the_function_as_plus_zero(void **state)
+static void args_signed_zero_arguments_reach_the_function_as_plus_zero(void **state)
 {
     (void)state;
     for (int n_jobs = 1; n_jobs <= 2; n_jobs++)
@@ -178,7 +178,7 @@ static void signed_zero_arguments_reach_the_function_as_plus_zero(void **state)
 }
 
 /* The same with jc_memo, in the caller's process. */
-static void jc_memo_hands_the_function_plus_zero_for_minus_zero(void **state)
+static void args_jc_memo_hands_the_function_plus_zero_for_minus_zero(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -195,7 +195,7 @@ static void jc_memo_hands_the_function_plus_zero_for_minus_zero(void **state)
  * in lists and maps and in named arguments: the function sees only canonical
  * doubles. A borrowed array that needs a change is copied, never written;
  * one that needs none is handed over in place. Same through jc_delayed_name. */
-static void every_double_reaches_the_function_canonical(void **state)
+static void args_every_double_reaches_the_function_canonical(void **state)
 {
     (void)state;
     const double snan = double_of(UINT64_C(0x7ff0000000000001));     /* signalling */
@@ -263,7 +263,7 @@ static void every_double_reaches_the_function_canonical(void **state)
 
 /* Canonicalising does not change the key: a call made with -0.0 and NaN
  * payloads hits the entry of the same call made with canonical values. */
-static void canonical_and_raw_arguments_share_one_entry(void **state)
+static void args_canonical_and_raw_arguments_share_one_entry(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -293,7 +293,7 @@ static void canonical_and_raw_arguments_share_one_entry(void **state)
  * last), after them only, and none: every one is read by index in order.
  * Reading them took 16 s when jc_arg scanned from the start (quadratic);
  * now well under the per-call timeout of 20 s, even under sanitizers. */
-static void many_positional_arguments_are_read_by_index_in_constant_time(void **state)
+static void args_many_positional_arguments_are_read_by_index_in_constant_time(void **state)
 {
     (void)state;
     enum { N = 200000 };
@@ -355,7 +355,7 @@ static void many_positional_arguments_are_read_by_index_in_constant_time(void **
  * site, the builder and the byte offset; so does jc_memo. A function that
  * returns such text fails, naming itself and the offset, and nothing is
  * stored. */
-static void text_that_is_not_utf8_is_refused_at_the_call_and_in_results(void **state)
+static void args_text_that_is_not_utf8_is_refused_at_the_call_and_in_results(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -413,7 +413,7 @@ static int unnamed(jc_call *call)
 }
 JC_FUNCTION(unnamed, "v1");
 
-static void positional_parameters_are_read_and_shown_by_name(void **state)
+static void args_positional_parameters_are_read_and_shown_by_name(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -467,13 +467,13 @@ static void positional_parameters_are_read_and_shown_by_name(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(signed_zero_arguments_reach_the_function_as_plus_zero),
-        cmocka_unit_test(jc_memo_hands_the_function_plus_zero_for_minus_zero),
-        cmocka_unit_test(every_double_reaches_the_function_canonical),
-        cmocka_unit_test(canonical_and_raw_arguments_share_one_entry),
-        cmocka_unit_test(many_positional_arguments_are_read_by_index_in_constant_time),
-        cmocka_unit_test(text_that_is_not_utf8_is_refused_at_the_call_and_in_results),
-        cmocka_unit_test(positional_parameters_are_read_and_shown_by_name),
+        cmocka_unit_test(args_signed_zero_arguments_reach_the_function_as_plus_zero),
+        cmocka_unit_test(args_jc_memo_hands_the_function_plus_zero_for_minus_zero),
+        cmocka_unit_test(args_every_double_reaches_the_function_canonical),
+        cmocka_unit_test(args_canonical_and_raw_arguments_share_one_entry),
+        cmocka_unit_test(args_many_positional_arguments_are_read_by_index_in_constant_time),
+        cmocka_unit_test(args_text_that_is_not_utf8_is_refused_at_the_call_and_in_results),
+        cmocka_unit_test(args_positional_parameters_are_read_and_shown_by_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,7 +62,7 @@ static void make_cache(const char *path, int n)
     jc_cache_close(c);
 }
 
-static void a_missing_directory_is_eio_naming_the_path(void **state)
+static void cache_open_a_missing_directory_is_eio_naming_the_path(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -74,7 +74,7 @@ static void a_missing_directory_is_eio_naming_the_path(void **state)
     assert_false(jc_test_exists(dir)); /* nothing was created on the way */
 }
 
-static void a_text_file_is_ecorrupt(void **state)
+static void cache_open_a_text_file_is_ecorrupt(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -92,7 +92,7 @@ static void a_text_file_is_ecorrupt(void **state)
     free(after);
 }
 
-static void another_applications_sqlite_file_is_ecorrupt(void **state)
+static void cache_open_another_applications_sqlite_file_is_ecorrupt(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -104,7 +104,7 @@ static void another_applications_sqlite_file_is_ecorrupt(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM t"), 1);
 }
 
-static void a_directory_as_the_path_is_eio(void **state)
+static void cache_open_a_directory_as_the_path_is_eio(void **state)
 {
     (void)state;
     assert_open_fails(jc_test_dir(), 0, JC_EIO);
@@ -148,7 +148,7 @@ static int open_and_run_damaged(const char *path)
     return what;
 }
 
-static void a_truncated_cache_file_is_refused_or_fails_cleanly(void **state)
+static void cache_open_a_truncated_cache_file_is_refused_or_fails_cleanly(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -180,7 +180,7 @@ static void a_truncated_cache_file_is_refused_or_fails_cleanly(void **state)
             fail_msg("a cache cut to %zu of %zu bytes ran as if healthy", cuts[i], full);
 }
 
-static void a_newer_schema_is_eschema_and_the_file_is_left_byte_identical(void **state)
+static void cache_open_a_newer_schema_is_eschema_and_the_file_is_left_byte_identical(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -206,7 +206,7 @@ static void a_newer_schema_is_eschema_and_the_file_is_left_byte_identical(void *
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 10);
 }
 
-static void readonly_with_recompute_is_einval(void **state)
+static void cache_open_readonly_with_recompute_is_einval(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -222,7 +222,7 @@ static void readonly_with_recompute_is_einval(void **state)
     assert_contains(jc_errmsg(), "max_size");
 }
 
-static void nocreate_on_a_missing_file_is_enotfound(void **state)
+static void cache_open_nocreate_on_a_missing_file_is_enotfound(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -236,7 +236,7 @@ static void nocreate_on_a_missing_file_is_enotfound(void **state)
     jc_cache_close(c);
 }
 
-static void an_unwritable_directory_is_eio(void **state)
+static void cache_open_an_unwritable_directory_is_eio(void **state)
 {
     (void)state;
     if (geteuid() == 0)
@@ -261,7 +261,7 @@ static void an_unwritable_directory_is_eio(void **state)
     assert_contains(msg, "not writable");
 }
 
-static void a_cache_file_that_becomes_unwritable_can_still_be_read(void **state)
+static void cache_open_a_cache_file_that_becomes_unwritable_can_still_be_read(void **state)
 {
     (void)state;
     if (geteuid() == 0)
@@ -284,7 +284,7 @@ static void a_cache_file_that_becomes_unwritable_can_still_be_read(void **state)
     jc_cache_close(ro);
 }
 
-static void close_and_path_accept_null(void **state)
+static void cache_open_close_and_path_accept_null(void **state)
 {
     (void)state;
     jc_cache_close(NULL);
@@ -295,17 +295,17 @@ int main(void)
 {
     unsetenv("JOBCACHE_PATH");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_missing_directory_is_eio_naming_the_path),
-        cmocka_unit_test(a_text_file_is_ecorrupt),
-        cmocka_unit_test(another_applications_sqlite_file_is_ecorrupt),
-        cmocka_unit_test(a_directory_as_the_path_is_eio),
-        cmocka_unit_test(a_truncated_cache_file_is_refused_or_fails_cleanly),
-        cmocka_unit_test(a_newer_schema_is_eschema_and_the_file_is_left_byte_identical),
-        cmocka_unit_test(readonly_with_recompute_is_einval),
-        cmocka_unit_test(nocreate_on_a_missing_file_is_enotfound),
-        cmocka_unit_test(an_unwritable_directory_is_eio),
-        cmocka_unit_test(a_cache_file_that_becomes_unwritable_can_still_be_read),
-        cmocka_unit_test(close_and_path_accept_null),
+        cmocka_unit_test(cache_open_a_missing_directory_is_eio_naming_the_path),
+        cmocka_unit_test(cache_open_a_text_file_is_ecorrupt),
+        cmocka_unit_test(cache_open_another_applications_sqlite_file_is_ecorrupt),
+        cmocka_unit_test(cache_open_a_directory_as_the_path_is_eio),
+        cmocka_unit_test(cache_open_a_truncated_cache_file_is_refused_or_fails_cleanly),
+        cmocka_unit_test(cache_open_a_newer_schema_is_eschema_and_the_file_is_left_byte_identical),
+        cmocka_unit_test(cache_open_readonly_with_recompute_is_einval),
+        cmocka_unit_test(cache_open_nocreate_on_a_missing_file_is_enotfound),
+        cmocka_unit_test(cache_open_an_unwritable_directory_is_eio),
+        cmocka_unit_test(cache_open_a_cache_file_that_becomes_unwritable_can_still_be_read),
+        cmocka_unit_test(cache_open_close_and_path_accept_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

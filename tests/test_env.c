@@ -71,7 +71,7 @@ static jc_progress run_where(jc_cache *c, const jc_options *opts, int from, int 
 
 /* JOBCACHE_N_JOBS=1 runs a program that asks for every CPU in its own
  * process (for gdb). */
-static void n_jobs_from_the_environment(void **state)
+static void env_n_jobs_from_the_environment(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -89,7 +89,7 @@ static void n_jobs_from_the_environment(void **state)
 }
 
 /* RECOMPUTE, READONLY and DISABLE over what the program opened. */
-static void cache_modes_from_the_environment(void **state)
+static void env_cache_modes_from_the_environment(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -132,7 +132,7 @@ static void cache_modes_from_the_environment(void **state)
 }
 
 /* JC_CACHE_IGNORE_ENV: a program that embeds jobcache keeps its settings. */
-static void the_environment_can_be_ignored(void **state)
+static void env_the_environment_can_be_ignored(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -160,7 +160,7 @@ static char *captured_stderr(const char *path, jc_cache *c, const jc_options *o,
 
 /* JOBCACHE_VERBOSE: 0 quiet; 1 the summary line, which names the file; 2
  * also a line per failure and per tenth of the run. */
-static void verbose_levels_from_the_environment(void **state)
+static void env_verbose_levels_from_the_environment(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -191,7 +191,7 @@ static void verbose_levels_from_the_environment(void **state)
 }
 
 /* JOBCACHE_TIMEOUT applies to a program that set none. */
-static void timeout_from_the_environment(void **state)
+static void env_timeout_from_the_environment(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -251,7 +251,7 @@ static void note_run(const jc_run_record *r, void *userdata)
 /* Each run leaves a record with its failures, readable after the program
  * ended; a session of jc_memo calls is one record; the record is bounded
  * by log-runs; a read-only cache records nothing. */
-static void runs_are_recorded_with_their_failures(void **state)
+static void env_runs_are_recorded_with_their_failures(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -322,7 +322,7 @@ static int64_t disk_bytes(const char *path)
 
 /* max-size kept in the file: honoured by every program that opens it and
  * sets none; a program's own, and the environment's, come first. */
-static void max_size_kept_in_the_file(void **state)
+static void env_max_size_kept_in_the_file(void **state)
 {
     (void)state;
     char path[PATH_CAP], seen[128];
@@ -372,7 +372,7 @@ static void max_size_kept_in_the_file(void **state)
 /* A plan before a long sweep: counts, and the time from the stored mean
  * compute times; JOBCACHE_DRY_RUN=1 prints it and ends the program with
  * status 0, computing nothing. */
-static void a_plan_before_the_sweep(void **state)
+static void env_a_plan_before_the_sweep(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -430,14 +430,14 @@ static void a_plan_before_the_sweep(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(n_jobs_from_the_environment, clean_env),
-        cmocka_unit_test_setup(cache_modes_from_the_environment, clean_env),
-        cmocka_unit_test_setup(the_environment_can_be_ignored, clean_env),
-        cmocka_unit_test_setup(verbose_levels_from_the_environment, clean_env),
-        cmocka_unit_test_setup(timeout_from_the_environment, clean_env),
-        cmocka_unit_test_setup(max_size_kept_in_the_file, clean_env),
-        cmocka_unit_test_setup(runs_are_recorded_with_their_failures, clean_env),
-        cmocka_unit_test_setup(a_plan_before_the_sweep, clean_env),
+        cmocka_unit_test_setup(env_n_jobs_from_the_environment, clean_env),
+        cmocka_unit_test_setup(env_cache_modes_from_the_environment, clean_env),
+        cmocka_unit_test_setup(env_the_environment_can_be_ignored, clean_env),
+        cmocka_unit_test_setup(env_verbose_levels_from_the_environment, clean_env),
+        cmocka_unit_test_setup(env_timeout_from_the_environment, clean_env),
+        cmocka_unit_test_setup(env_max_size_kept_in_the_file, clean_env),
+        cmocka_unit_test_setup(env_runs_are_recorded_with_their_failures, clean_env),
+        cmocka_unit_test_setup(env_a_plan_before_the_sweep, clean_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

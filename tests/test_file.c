@@ -65,7 +65,7 @@ static int64_t entries_in(const char *path)
 
 /* A cache closed by its program while another still holds the file: the
  * file alone has every result (0.1.0 left them in the -wal file). */
-static void a_closed_cache_is_complete_on_its_own(void **state)
+static void file_a_closed_cache_is_complete_on_its_own(void **state)
 {
     (void)state;
     char path[PATH_CAP], copy[PATH_CAP];
@@ -82,7 +82,7 @@ static void a_closed_cache_is_complete_on_its_own(void **state)
 
 /* A copy of a file made right after it was created (say, after a crash)
  * is still a cache: the schema is in the database file, not only the WAL. */
-static void a_new_cache_file_holds_its_schema_at_once(void **state)
+static void file_a_new_cache_file_holds_its_schema_at_once(void **state)
 {
     (void)state;
     char path[PATH_CAP], copy[PATH_CAP];
@@ -98,7 +98,7 @@ static void a_new_cache_file_holds_its_schema_at_once(void **state)
 
 /* jc_cache_backup while the cache is open and written: the copy has every
  * committed result, is sound, and stands alone. */
-static void a_backup_of_a_cache_in_use_is_complete(void **state)
+static void file_a_backup_of_a_cache_in_use_is_complete(void **state)
 {
     (void)state;
     char path[PATH_CAP], dest[PATH_CAP], wal[PATH_CAP + 8];
@@ -186,7 +186,7 @@ static int read_the_readonly_cache(void *ctx)
     return 0;
 }
 
-static void a_closed_cache_on_a_read_only_mount_is_read(void **state)
+static void file_a_closed_cache_on_a_read_only_mount_is_read(void **state)
 {
     (void)state;
     char dir[1024], path[2048];
@@ -206,7 +206,7 @@ static void a_closed_cache_on_a_read_only_mount_is_read(void **state)
 
 /* The same while a program on a writable view of the share still holds the
  * cache, with results in its -wal file: read through the -wal file. */
-static void a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal(void **state)
+static void file_a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal(void **state)
 {
     (void)state;
     char dir[1024], path[2048];
@@ -239,7 +239,7 @@ static int open_is_refused_naming_the_wal(void *ctx)
     return 0;
 }
 
-static void wal_data_without_shm_on_a_read_only_mount_is_refused_clearly(void **state)
+static void file_wal_data_without_shm_on_a_read_only_mount_is_refused_clearly(void **state)
 {
     (void)state;
     char dir[1024], path[2048], copy[2048];
@@ -319,7 +319,7 @@ static int fill_the_disk(void *ctx)
     return 0;
 }
 
-static void a_full_disk_keeps_what_fits(void **state)
+static void file_a_full_disk_keeps_what_fits(void **state)
 {
     (void)state;
     char dir[1024], path[2048];
@@ -345,7 +345,7 @@ static double now_seconds(void)
  * set of 100 calls rerun daily with eviction to 120 entries: the future
  * ones go, the working set stays. 0.1.0 evicted 80 of the working set
  * after every run, forever. */
-static void entries_from_a_clock_ahead_do_not_stay_newest(void **state)
+static void file_entries_from_a_clock_ahead_do_not_stay_newest(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -378,7 +378,7 @@ static void entries_from_a_clock_ahead_do_not_stay_newest(void **state)
 }
 
 /* Future times read as now in stats and listings. */
-static void future_times_read_as_now(void **state)
+static void file_future_times_read_as_now(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -408,7 +408,7 @@ static void future_times_read_as_now(void **state)
 
 /* prune --stale-versions keeps the version in use: after rolling back from
  * v2 to v1, v1's entries (hit today) stay, though v2 was stored last. */
-static void stale_versions_keep_the_version_used_last(void **state)
+static void file_stale_versions_keep_the_version_used_last(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -441,7 +441,7 @@ static int mode_of(const char *path)
 /* A new cache file, and the -wal and -shm files beside it, get mode 0666
  * less the umask, as files of other Unix tools do (SQLite alone makes it
  * 0644 whatever the umask). */
-static void a_new_cache_file_gets_the_mode_the_umask_allows(void **state)
+static void file_a_new_cache_file_gets_the_mode_the_umask_allows(void **state)
 {
     (void)state;
     static const struct {
@@ -501,7 +501,7 @@ static int run_as_nobody(const char *path)
 /* The group sharing of the README: in a setgid directory of a group, with
  * umask 002, a cache one user made can be written by another member of the
  * group. Needs root (to be a second user); skipped otherwise. */
-static void a_group_member_can_write_a_cache_in_a_setgid_directory(void **state)
+static void file_a_group_member_can_write_a_cache_in_a_setgid_directory(void **state)
 {
     (void)state;
     if (geteuid() != 0) {
@@ -538,7 +538,7 @@ static void a_group_member_can_write_a_cache_in_a_setgid_directory(void **state)
 /* A cache opened by a relative path is the file of that moment's working
  * directory, whatever directory the program changes to later: its path,
  * its figures and its runs. */
-static void a_relative_path_is_resolved_once_at_open(void **state)
+static void file_a_relative_path_is_resolved_once_at_open(void **state)
 {
     (void)state;
     char here[PATH_CAP], path[PATH_CAP], real[PATH_CAP];
@@ -571,19 +571,19 @@ static void a_relative_path_is_resolved_once_at_open(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_closed_cache_is_complete_on_its_own),
-        cmocka_unit_test(a_new_cache_file_holds_its_schema_at_once),
-        cmocka_unit_test(a_backup_of_a_cache_in_use_is_complete),
-        cmocka_unit_test(a_closed_cache_on_a_read_only_mount_is_read),
-        cmocka_unit_test(a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal),
-        cmocka_unit_test(wal_data_without_shm_on_a_read_only_mount_is_refused_clearly),
-        cmocka_unit_test(a_full_disk_keeps_what_fits),
-        cmocka_unit_test(entries_from_a_clock_ahead_do_not_stay_newest),
-        cmocka_unit_test(future_times_read_as_now),
-        cmocka_unit_test(stale_versions_keep_the_version_used_last),
-        cmocka_unit_test(a_new_cache_file_gets_the_mode_the_umask_allows),
-        cmocka_unit_test(a_group_member_can_write_a_cache_in_a_setgid_directory),
-        cmocka_unit_test(a_relative_path_is_resolved_once_at_open),
+        cmocka_unit_test(file_a_closed_cache_is_complete_on_its_own),
+        cmocka_unit_test(file_a_new_cache_file_holds_its_schema_at_once),
+        cmocka_unit_test(file_a_backup_of_a_cache_in_use_is_complete),
+        cmocka_unit_test(file_a_closed_cache_on_a_read_only_mount_is_read),
+        cmocka_unit_test(file_a_cache_in_use_on_a_read_only_mount_is_read_through_its_wal),
+        cmocka_unit_test(file_wal_data_without_shm_on_a_read_only_mount_is_refused_clearly),
+        cmocka_unit_test(file_a_full_disk_keeps_what_fits),
+        cmocka_unit_test(file_entries_from_a_clock_ahead_do_not_stay_newest),
+        cmocka_unit_test(file_future_times_read_as_now),
+        cmocka_unit_test(file_stale_versions_keep_the_version_used_last),
+        cmocka_unit_test(file_a_new_cache_file_gets_the_mode_the_umask_allows),
+        cmocka_unit_test(file_a_group_member_can_write_a_cache_in_a_setgid_directory),
+        cmocka_unit_test(file_a_relative_path_is_resolved_once_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,7 +154,7 @@ static void key_of(jc_cache *c, const char *fn, uint8_t key[JC_KEY_SIZE], char h
 
 /* ---- sizes and ages ---- */
 
-static void parse_size_accepts_units(void **state)
+static void inspect_parse_size_accepts_units(void **state)
 {
     (void)state;
     int64_t v = -1;
@@ -191,7 +191,7 @@ static void parse_size_accepts_units(void **state)
     assert_int_equal(v, 0);
 }
 
-static void parse_size_rejects_garbage_einval(void **state)
+static void inspect_parse_size_rejects_garbage_einval(void **state)
 {
     (void)state;
     static const char *const bad[] = {"",   "M",    "-1",    "1.2.3", "12Q", "1 G",
@@ -209,7 +209,7 @@ static void parse_size_rejects_garbage_einval(void **state)
     assert_int_equal(jc_parse_size("1", NULL), JC_EINVAL);
 }
 
-static void parse_age_accepts_units(void **state)
+static void inspect_parse_age_accepts_units(void **state)
 {
     (void)state;
     double v = -1;
@@ -229,7 +229,7 @@ static void parse_age_accepts_units(void **state)
     assert_true(v == 0);
 }
 
-static void parse_age_needs_a_unit_einval(void **state)
+static void inspect_parse_age_needs_a_unit_einval(void **state)
 {
     (void)state;
     static const char *const bad[] = {"30", "", "h", "-1d", "1dd", "1y", "1 d", "d1"};
@@ -245,7 +245,7 @@ static void parse_age_needs_a_unit_einval(void **state)
 
 /* ---- listing ---- */
 
-static void entries_query_lists_in_name_order_and_filters(void **state)
+static void inspect_entries_query_lists_in_name_order_and_filters(void **state)
 {
     (void)state;
     char path[PATH_CAP], out[4096];
@@ -266,7 +266,7 @@ static void entries_query_lists_in_name_order_and_filters(void **state)
     jc_cache_close(c);
 }
 
-static void entries_query_sorts_and_ages(void **state)
+static void inspect_entries_query_sorts_and_ages(void **state)
 {
     (void)state;
     char path[PATH_CAP], out[4096];
@@ -306,7 +306,7 @@ static void entries_query_sorts_and_ages(void **state)
     jc_cache_close(c);
 }
 
-static void entries_next_skips_entries_removed_meanwhile(void **state)
+static void inspect_entries_next_skips_entries_removed_meanwhile(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -330,7 +330,7 @@ static void entries_next_skips_entries_removed_meanwhile(void **state)
 
 /* ---- single entries ---- */
 
-static void entry_find_by_prefix(void **state)
+static void inspect_entry_find_by_prefix(void **state)
 {
     (void)state;
     char path[PATH_CAP], hex[33], upper[33], prefix[33];
@@ -382,7 +382,7 @@ static void entry_find_by_prefix(void **state)
     jc_cache_close(c);
 }
 
-static void entry_load_decodes_args_kwargs_result(void **state)
+static void inspect_entry_load_decodes_args_kwargs_result(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -441,7 +441,7 @@ static void entry_load_decodes_args_kwargs_result(void **state)
     jc_cache_close(c);
 }
 
-static void entry_remove_removes_one(void **state)
+static void inspect_entry_remove_removes_one(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -462,7 +462,7 @@ static void entry_remove_removes_one(void **state)
 
 /* ---- removing in bulk ---- */
 
-static void remove_matching_counts_and_dry_runs(void **state)
+static void inspect_remove_matching_counts_and_dry_runs(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -496,7 +496,7 @@ static void remove_matching_counts_and_dry_runs(void **state)
     jc_cache_close(c);
 }
 
-static void prune_by_each_rule(void **state)
+static void inspect_prune_by_each_rule(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -544,7 +544,7 @@ static void prune_by_each_rule(void **state)
     jc_cache_close(c);
 }
 
-static void prune_rules_apply_in_order(void **state)
+static void inspect_prune_rules_apply_in_order(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -565,7 +565,7 @@ static void prune_rules_apply_in_order(void **state)
     jc_cache_close(c);
 }
 
-static void prune_counts_a_hit_not_yet_written(void **state)
+static void inspect_prune_counts_a_hit_not_yet_written(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -586,7 +586,7 @@ static void prune_counts_a_hit_not_yet_written(void **state)
     assert_int_equal(count_rows(path, "hits = 1"), 1);
 }
 
-static void prune_refuses_bad_options_and_readonly(void **state)
+static void inspect_prune_refuses_bad_options_and_readonly(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -607,7 +607,7 @@ static void prune_refuses_bad_options_and_readonly(void **state)
 
 /* ---- figures ---- */
 
-static void stats_sums_up_per_function(void **state)
+static void inspect_stats_sums_up_per_function(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -646,7 +646,7 @@ static void stats_sums_up_per_function(void **state)
     jc_cache_close(c);
 }
 
-static void stats_of_an_empty_cache(void **state)
+static void inspect_stats_of_an_empty_cache(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -678,7 +678,7 @@ static void on_problem(const jc_entry_info *e, const char *problem, void *userda
     snprintf(s->text + len, sizeof s->text - len, "%s: %s\n", e ? e->key_hex : "file", problem);
 }
 
-static void verify_sound_cache(void **state)
+static void inspect_verify_sound_cache(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -712,7 +712,7 @@ static void put_non_canonical(const char *path)
     jc__store_close(st);
 }
 
-static void verify_finds_and_repairs_bad_entries(void **state)
+static void inspect_verify_finds_and_repairs_bad_entries(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -769,7 +769,7 @@ static int64_t middle_leaf_page(const char *path)
 
 /* One damaged leaf page: verify reports it as a finding (0.1.0 failed with
  * JC_ECORRUPT having checked nothing), and checks every other entry. */
-static void verify_reports_a_damaged_page_and_checks_the_rest(void **state)
+static void inspect_verify_reports_a_damaged_page_and_checks_the_rest(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -797,7 +797,7 @@ static void verify_reports_a_damaged_page_and_checks_the_rest(void **state)
     jc_cache_close(c);
 }
 
-static void verify_damaged_file_does_not_crash(void **state)
+static void inspect_verify_damaged_file_does_not_crash(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -825,7 +825,7 @@ static void verify_damaged_file_does_not_crash(void **state)
 
 /* ---- merge ---- */
 
-static void merge_adds_replaces_keeps(void **state)
+static void inspect_merge_adds_replaces_keeps(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP];
@@ -858,7 +858,7 @@ static void merge_adds_replaces_keeps(void **state)
     jc_cache_close(c);
 }
 
-static void merge_rejects_bad_entries_and_bad_files(void **state)
+static void inspect_merge_rejects_bad_entries_and_bad_files(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP], text[PATH_CAP];
@@ -887,7 +887,7 @@ static void merge_rejects_bad_entries_and_bad_files(void **state)
     jc_cache_close(c);
 }
 
-static void merge_commits_in_batches(void **state)
+static void inspect_merge_commits_in_batches(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP];
@@ -903,7 +903,7 @@ static void merge_commits_in_batches(void **state)
 
 /* ---- an error to begin a transaction is reported as it is ---- */
 
-static void a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
+static void inspect_a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -954,7 +954,7 @@ static void a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
 
 /* ---- merge: what it checks, and times from another file ---- */
 
-static void merge_rejects_a_result_that_fails_its_checksum(void **state)
+static void inspect_merge_rejects_a_result_that_fails_its_checksum(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP];
@@ -982,7 +982,7 @@ static void merge_rejects_a_result_that_fails_its_checksum(void **state)
     jc_cache_close(c);
 }
 
-static void merge_clamps_times_from_the_future(void **state)
+static void inspect_merge_clamps_times_from_the_future(void **state)
 {
     (void)state;
     char mine[PATH_CAP], theirs[PATH_CAP];
@@ -1061,7 +1061,7 @@ static void load_args(jc_cache *c, jc_value *const *argv, size_t argc, jc_value 
     assert_int_equal(jc_entry_find(c, hex, info), 0);
 }
 
-static void digested_arguments_load_show_verify_and_diff(void **state)
+static void inspect_digested_arguments_load_show_verify_and_diff(void **state)
 {
     (void)state;
     char path[PATH_CAP], other[PATH_CAP], want[128];
@@ -1171,7 +1171,7 @@ static void digested_arguments_load_show_verify_and_diff(void **state)
 
 /* ---- vacuum and clear ---- */
 
-static void clear_then_vacuum_shrinks_the_file(void **state)
+static void inspect_clear_then_vacuum_shrinks_the_file(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1199,7 +1199,7 @@ static void clear_then_vacuum_shrinks_the_file(void **state)
 
 /* ---- handles without a file ---- */
 
-static void disabled_and_null_caches_are_einval(void **state)
+static void inspect_disabled_and_null_caches_are_einval(void **state)
 {
     (void)state;
     jc_entry_info info;
@@ -1227,7 +1227,7 @@ static void disabled_and_null_caches_are_einval(void **state)
 }
 
 /* Least recently used entries beyond a payload bound. */
-static void prune_max_payload(void **state)
+static void inspect_prune_max_payload(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1264,7 +1264,7 @@ static void other_format_rows(const char *path, int n)
     sql(path, stmt);
 }
 
-static void entries_of_another_key_format_are_kept_apart(void **state)
+static void inspect_entries_of_another_key_format_are_kept_apart(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1299,7 +1299,7 @@ static void entries_of_another_key_format_are_kept_apart(void **state)
 
 /* An entry of another format is never served, even under the very key a
  * lookup asks for: the call is computed and its entry replaced. */
-static void an_entry_of_another_key_format_is_never_served(void **state)
+static void inspect_an_entry_of_another_key_format_is_never_served(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1332,7 +1332,7 @@ static void an_entry_of_another_key_format_is_never_served(void **state)
 /* A cache of another key format is merged entry by entry: its entries of
  * this format are added, the others skipped with their own count, none
  * rejected. */
-static void merge_skips_entries_of_another_key_format(void **state)
+static void inspect_merge_skips_entries_of_another_key_format(void **state)
 {
     (void)state;
     char path[PATH_CAP], other[PATH_CAP];
@@ -1351,40 +1351,40 @@ static void merge_skips_entries_of_another_key_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parse_size_accepts_units),
-        cmocka_unit_test(parse_size_rejects_garbage_einval),
-        cmocka_unit_test(parse_age_accepts_units),
-        cmocka_unit_test(parse_age_needs_a_unit_einval),
-        cmocka_unit_test(entries_query_lists_in_name_order_and_filters),
-        cmocka_unit_test(entries_query_sorts_and_ages),
-        cmocka_unit_test(entries_next_skips_entries_removed_meanwhile),
-        cmocka_unit_test(entry_find_by_prefix),
-        cmocka_unit_test(entry_load_decodes_args_kwargs_result),
-        cmocka_unit_test(entry_remove_removes_one),
-        cmocka_unit_test(remove_matching_counts_and_dry_runs),
-        cmocka_unit_test(prune_by_each_rule),
-        cmocka_unit_test(prune_rules_apply_in_order),
-        cmocka_unit_test(prune_counts_a_hit_not_yet_written),
-        cmocka_unit_test(prune_refuses_bad_options_and_readonly),
-        cmocka_unit_test(prune_max_payload),
-        cmocka_unit_test(stats_sums_up_per_function),
-        cmocka_unit_test(stats_of_an_empty_cache),
-        cmocka_unit_test(verify_sound_cache),
-        cmocka_unit_test(verify_finds_and_repairs_bad_entries),
-        cmocka_unit_test(verify_damaged_file_does_not_crash),
-        cmocka_unit_test(verify_reports_a_damaged_page_and_checks_the_rest),
-        cmocka_unit_test(merge_adds_replaces_keeps),
-        cmocka_unit_test(merge_rejects_bad_entries_and_bad_files),
-        cmocka_unit_test(merge_commits_in_batches),
-        cmocka_unit_test(merge_rejects_a_result_that_fails_its_checksum),
-        cmocka_unit_test(merge_clamps_times_from_the_future),
-        cmocka_unit_test(entries_of_another_key_format_are_kept_apart),
-        cmocka_unit_test(an_entry_of_another_key_format_is_never_served),
-        cmocka_unit_test(merge_skips_entries_of_another_key_format),
-        cmocka_unit_test(a_locked_file_gives_ebusy_not_a_rollback_error),
-        cmocka_unit_test(digested_arguments_load_show_verify_and_diff),
-        cmocka_unit_test(clear_then_vacuum_shrinks_the_file),
-        cmocka_unit_test(disabled_and_null_caches_are_einval),
+        cmocka_unit_test(inspect_parse_size_accepts_units),
+        cmocka_unit_test(inspect_parse_size_rejects_garbage_einval),
+        cmocka_unit_test(inspect_parse_age_accepts_units),
+        cmocka_unit_test(inspect_parse_age_needs_a_unit_einval),
+        cmocka_unit_test(inspect_entries_query_lists_in_name_order_and_filters),
+        cmocka_unit_test(inspect_entries_query_sorts_and_ages),
+        cmocka_unit_test(inspect_entries_next_skips_entries_removed_meanwhile),
+        cmocka_unit_test(inspect_entry_find_by_prefix),
+        cmocka_unit_test(inspect_entry_load_decodes_args_kwargs_result),
+        cmocka_unit_test(inspect_entry_remove_removes_one),
+        cmocka_unit_test(inspect_remove_matching_counts_and_dry_runs),
+        cmocka_unit_test(inspect_prune_by_each_rule),
+        cmocka_unit_test(inspect_prune_rules_apply_in_order),
+        cmocka_unit_test(inspect_prune_counts_a_hit_not_yet_written),
+        cmocka_unit_test(inspect_prune_refuses_bad_options_and_readonly),
+        cmocka_unit_test(inspect_prune_max_payload),
+        cmocka_unit_test(inspect_stats_sums_up_per_function),
+        cmocka_unit_test(inspect_stats_of_an_empty_cache),
+        cmocka_unit_test(inspect_verify_sound_cache),
+        cmocka_unit_test(inspect_verify_finds_and_repairs_bad_entries),
+        cmocka_unit_test(inspect_verify_damaged_file_does_not_crash),
+        cmocka_unit_test(inspect_verify_reports_a_damaged_page_and_checks_the_rest),
+        cmocka_unit_test(inspect_merge_adds_replaces_keeps),
+        cmocka_unit_test(inspect_merge_rejects_bad_entries_and_bad_files),
+        cmocka_unit_test(inspect_merge_commits_in_batches),
+        cmocka_unit_test(inspect_merge_rejects_a_result_that_fails_its_checksum),
+        cmocka_unit_test(inspect_merge_clamps_times_from_the_future),
+        cmocka_unit_test(inspect_entries_of_another_key_format_are_kept_apart),
+        cmocka_unit_test(inspect_an_entry_of_another_key_format_is_never_served),
+        cmocka_unit_test(inspect_merge_skips_entries_of_another_key_format),
+        cmocka_unit_test(inspect_a_locked_file_gives_ebusy_not_a_rollback_error),
+        cmocka_unit_test(inspect_digested_arguments_load_show_verify_and_diff),
+        cmocka_unit_test(inspect_clear_then_vacuum_shrinks_the_file),
+        cmocka_unit_test(inspect_disabled_and_null_caches_are_einval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -354,13 +354,13 @@ static void interrupt_run(int sig, bool to_group, jc_options o, const char *name
     (void)interrupt_run_calls(sig, to_group, o, name, N_CALLS, 0.01);
 }
 
-static void test_sigint_stops_a_forked_run_keeping_finished_results(void **state)
+static void interrupt_sigint_stops_a_forked_run_keeping_finished_results(void **state)
 {
     (void)state;
     interrupt_run(SIGINT, false, (jc_options){.n_jobs = 2}, "int-fork.jobcache");
 }
 
-static void test_sigterm_stops_a_forked_run_keeping_finished_results(void **state)
+static void interrupt_sigterm_stops_a_forked_run_keeping_finished_results(void **state)
 {
     (void)state;
     interrupt_run(SIGTERM, false, (jc_options){.n_jobs = 2}, "term-fork.jobcache");
@@ -370,7 +370,7 @@ static void test_sigterm_stops_a_forked_run_keeping_finished_results(void **stat
  * more may wait unread in its socket. An interrupt delivers those instead of
  * throwing them away; only a result finished in the last instant (a worker
  * that got no CPU time during the ~100 ms the pool waits) may be lost. */
-static void test_sigint_keeps_results_finished_in_workers(void **state)
+static void interrupt_sigint_keeps_results_finished_in_workers(void **state)
 {
     (void)state;
     size_t lost = 0, finished = 0;
@@ -386,19 +386,19 @@ static void test_sigint_keeps_results_finished_in_workers(void **state)
     assert_true(lost <= 6);
 }
 
-static void test_sigint_stops_an_in_process_run_between_calls(void **state)
+static void interrupt_sigint_stops_an_in_process_run_between_calls(void **state)
 {
     (void)state;
     interrupt_run(SIGINT, false, (jc_options){.n_jobs = 1}, "int-inprocess.jobcache");
 }
 
-static void test_sigterm_stops_an_in_process_run_between_calls(void **state)
+static void interrupt_sigterm_stops_an_in_process_run_between_calls(void **state)
 {
     (void)state;
     interrupt_run(SIGTERM, false, (jc_options){.n_jobs = 1}, "term-inprocess.jobcache");
 }
 
-static void test_sigint_stops_a_threads_run_keeping_finished_results(void **state)
+static void interrupt_sigint_stops_a_threads_run_keeping_finished_results(void **state)
 {
     (void)state;
     interrupt_run(SIGINT, false, (jc_options){.n_jobs = 2, .backend = JC_BACKEND_THREADS}, "int-threads.jobcache");
@@ -406,7 +406,7 @@ static void test_sigint_stops_a_threads_run_keeping_finished_results(void **stat
 
 /* A Ctrl-C in a terminal reaches every process of the group: the workers
  * ignore it and the caller stops the run. */
-static void test_sigint_to_the_process_group_stops_a_forked_run(void **state)
+static void interrupt_sigint_to_the_process_group_stops_a_forked_run(void **state)
 {
     (void)state;
     interrupt_run(SIGINT, true, (jc_options){.n_jobs = 2}, "int-group.jobcache");
@@ -417,7 +417,7 @@ static void test_sigint_to_the_process_group_stops_a_forked_run(void **state)
  * must not be reported as crashes of the calls they were running, nor hide
  * the interrupt. Whether the caller sees its own SIGTERM or a worker's death
  * first is a race, so the test tries several times. */
-static void test_sigterm_to_the_process_group_stops_a_forked_run(void **state)
+static void interrupt_sigterm_to_the_process_group_stops_a_forked_run(void **state)
 {
     (void)state;
     for (int k = 0; k < 5; k++) {
@@ -428,7 +428,7 @@ static void test_sigterm_to_the_process_group_stops_a_forked_run(void **state)
 }
 
 /* A run with a timeout uses workers even for n_jobs = 1: interrupting it. */
-static void test_sigint_stops_a_one_worker_run_with_a_timeout(void **state)
+static void interrupt_sigint_stops_a_one_worker_run_with_a_timeout(void **state)
 {
     (void)state;
     interrupt_run(SIGINT, false, (jc_options){.n_jobs = 1, .timeout_seconds = 5}, "int-one-worker.jobcache");
@@ -473,7 +473,7 @@ static size_t interrupt_started_child(int sig, double delay, jc_options o, jc_fn
 
 /* The fork backend stops its workers at once: a run whose calls take 30 s
  * returns soon after the signal, every call skipped. */
-static void test_sigint_stops_a_forked_run_without_waiting_for_running_calls(void **state)
+static void interrupt_sigint_stops_a_forked_run_without_waiting_for_running_calls(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -501,7 +501,7 @@ static void test_sigint_stops_a_forked_run_without_waiting_for_running_calls(voi
 
 /* In-process, the first SIGINT lets the running call finish; a second one
  * while it still runs gets the default action: the program dies of it. */
-static void test_second_sigint_during_a_long_in_process_call_kills_the_program(void **state)
+static void interrupt_second_sigint_during_a_long_in_process_call_kills_the_program(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -602,7 +602,7 @@ static void run_with_sigint_raised(int n_jobs)
     assert_int_equal(run_quick_raising_sigint(n_jobs), JC_OK);
 }
 
-static void test_program_sigint_handler_is_kept_and_gets_the_signal(void **state)
+static void interrupt_program_sigint_handler_is_kept_and_gets_the_signal(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -628,7 +628,7 @@ static void test_program_sigint_handler_is_kept_and_gets_the_signal(void **state
     assert_int_equal(count_fds(), fds);
 }
 
-static void test_ignored_sigint_stays_ignored(void **state)
+static void interrupt_ignored_sigint_stays_ignored(void **state)
 {
     (void)state;
     struct sigaction ign = {.sa_handler = SIG_IGN}, after, old;
@@ -645,7 +645,7 @@ static void test_ignored_sigint_stays_ignored(void **state)
 
 /* A program that blocks SIGINT (to take it with sigwait or a signalfd) keeps
  * it blocked: jc_run must not unblock it and take the signal away. */
-static void test_blocked_sigint_stays_blocked_and_pending_for_the_program(void **state)
+static void interrupt_blocked_sigint_stays_blocked_and_pending_for_the_program(void **state)
 {
     (void)state;
     sigset_t block, old;
@@ -681,7 +681,7 @@ static void test_blocked_sigint_stays_blocked_and_pending_for_the_program(void *
 
 /* With default dispositions, jc_run takes SIGINT/SIGTERM over only while it
  * runs, and puts the defaults back. */
-static void test_default_dispositions_are_restored_after_a_run(void **state)
+static void interrupt_default_dispositions_are_restored_after_a_run(void **state)
 {
     (void)state;
     struct sigaction dfl = {.sa_handler = SIG_DFL}, oi, ot, ai, at;
@@ -717,21 +717,21 @@ static void test_default_dispositions_are_restored_after_a_run(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sigint_stops_a_forked_run_keeping_finished_results),
-        cmocka_unit_test(test_sigterm_stops_a_forked_run_keeping_finished_results),
-        cmocka_unit_test(test_sigint_keeps_results_finished_in_workers),
-        cmocka_unit_test(test_sigint_stops_an_in_process_run_between_calls),
-        cmocka_unit_test(test_sigterm_stops_an_in_process_run_between_calls),
-        cmocka_unit_test(test_sigint_stops_a_threads_run_keeping_finished_results),
-        cmocka_unit_test(test_sigint_stops_a_one_worker_run_with_a_timeout),
-        cmocka_unit_test(test_sigint_to_the_process_group_stops_a_forked_run),
-        cmocka_unit_test(test_sigterm_to_the_process_group_stops_a_forked_run),
-        cmocka_unit_test(test_sigint_stops_a_forked_run_without_waiting_for_running_calls),
-        cmocka_unit_test(test_second_sigint_during_a_long_in_process_call_kills_the_program),
-        cmocka_unit_test(test_program_sigint_handler_is_kept_and_gets_the_signal),
-        cmocka_unit_test(test_ignored_sigint_stays_ignored),
-        cmocka_unit_test(test_blocked_sigint_stays_blocked_and_pending_for_the_program),
-        cmocka_unit_test(test_default_dispositions_are_restored_after_a_run),
+        cmocka_unit_test(interrupt_sigint_stops_a_forked_run_keeping_finished_results),
+        cmocka_unit_test(interrupt_sigterm_stops_a_forked_run_keeping_finished_results),
+        cmocka_unit_test(interrupt_sigint_keeps_results_finished_in_workers),
+        cmocka_unit_test(interrupt_sigint_stops_an_in_process_run_between_calls),
+        cmocka_unit_test(interrupt_sigterm_stops_an_in_process_run_between_calls),
+        cmocka_unit_test(interrupt_sigint_stops_a_threads_run_keeping_finished_results),
+        cmocka_unit_test(interrupt_sigint_stops_a_one_worker_run_with_a_timeout),
+        cmocka_unit_test(interrupt_sigint_to_the_process_group_stops_a_forked_run),
+        cmocka_unit_test(interrupt_sigterm_to_the_process_group_stops_a_forked_run),
+        cmocka_unit_test(interrupt_sigint_stops_a_forked_run_without_waiting_for_running_calls),
+        cmocka_unit_test(interrupt_second_sigint_during_a_long_in_process_call_kills_the_program),
+        cmocka_unit_test(interrupt_program_sigint_handler_is_kept_and_gets_the_signal),
+        cmocka_unit_test(interrupt_ignored_sigint_stays_ignored),
+        cmocka_unit_test(interrupt_blocked_sigint_stays_blocked_and_pending_for_the_program),
+        cmocka_unit_test(interrupt_default_dispositions_are_restored_after_a_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

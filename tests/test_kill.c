@@ -199,7 +199,7 @@ static int64_t run_and_kill(const char *path, int64_t already, long delay_ms)
     return stored;
 }
 
-static void a_run_killed_with_sigkill_keeps_every_committed_result(void **state)
+static void kill_a_run_killed_with_sigkill_keeps_every_committed_result(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -247,7 +247,7 @@ int main(void)
 {
     unsetenv("JOBCACHE_PATH");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_run_killed_with_sigkill_keeps_every_committed_result),
+        cmocka_unit_test(kill_a_run_killed_with_sigkill_keeps_every_committed_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,7 +182,7 @@ static pid_t start_owner(const char *path, int n, bool fail3)
 /* Two processes started together on one cache, the same 100 calls of 10 ms
  * each: every call is computed once (0.1.0: twice), and both get every
  * result. */
-static void two_processes_compute_each_call_once(void **state)
+static void leases_two_processes_compute_each_call_once(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -226,7 +226,7 @@ static void two_processes_compute_each_call_once(void **state)
 
 /* The owner is killed with SIGKILL while it computes: the waiter sees its
  * process is gone and computes the rest at once, no hang. */
-static void a_killed_owner_costs_no_hang(void **state)
+static void leases_a_killed_owner_costs_no_hang(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -245,7 +245,7 @@ static void a_killed_owner_costs_no_hang(void **state)
 
 /* The owner's call fails: failures are not cached, and its claim on it is
  * released, so the waiter computes it itself. */
-static void a_failure_of_the_owner_is_computed_by_the_waiter(void **state)
+static void leases_a_failure_of_the_owner_is_computed_by_the_waiter(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -265,7 +265,7 @@ static void a_failure_of_the_owner_is_computed_by_the_waiter(void **state)
 /* A claim of an owner on another machine or in another container (another
  * boot id or pid namespace) holds until it expires: live, the run waits
  * for it; expired, the run computes the call at once. */
-static void a_foreign_owner_holds_until_its_claim_expires(void **state)
+static void leases_a_foreign_owner_holds_until_its_claim_expires(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -291,7 +291,7 @@ static void a_foreign_owner_holds_until_its_claim_expires(void **state)
 }
 
 /* A run interrupted while it waits returns JC_EINTR promptly. */
-static void a_wait_is_interruptible(void **state)
+static void leases_a_wait_is_interruptible(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -335,7 +335,7 @@ JC_FUNCTION(big_slow, "v1");
  * it releases its claim on each at once, and a waiter computes them itself
  * instead of waiting for the owner's whole run (which, in two processes
  * waiting on each other, was a deadlock). */
-static void results_the_owner_cannot_store_are_released(void **state)
+static void leases_results_the_owner_cannot_store_are_released(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -382,7 +382,7 @@ static void results_the_owner_cannot_store_are_released(void **state)
 
 /* An owner that has ended but is not reaped yet (a zombie) computes
  * nothing: its claims are taken over at once. */
-static void a_zombie_owner_is_dead(void **state)
+static void leases_a_zombie_owner_is_dead(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -478,14 +478,14 @@ static void leases_are_listed_and_stale_ones_broken(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(two_processes_compute_each_call_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_killed_owner_costs_no_hang, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_failure_of_the_owner_is_computed_by_the_waiter, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_foreign_owner_holds_until_its_claim_expires, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_wait_is_interruptible, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_two_processes_compute_each_call_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_a_killed_owner_costs_no_hang, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_a_failure_of_the_owner_is_computed_by_the_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_a_foreign_owner_holds_until_its_claim_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_a_wait_is_interruptible, setup, teardown),
         cmocka_unit_test(leases_are_listed_and_stale_ones_broken),
-        cmocka_unit_test_setup_teardown(results_the_owner_cannot_store_are_released, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_zombie_owner_is_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_results_the_owner_cannot_store_are_released, setup, teardown),
+        cmocka_unit_test_setup_teardown(leases_a_zombie_owner_is_dead, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

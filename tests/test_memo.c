@@ -56,7 +56,7 @@ static int64_t count_entries(const char *path)
     return jc_test_sql_int(path, "SELECT count(*) FROM entries");
 }
 
-static void a_miss_is_computed_in_process_and_stored(void **state)
+static void memo_a_miss_is_computed_in_process_and_stored(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -75,7 +75,7 @@ static void a_miss_is_computed_in_process_and_stored(void **state)
     jc_cache_close(c);
 }
 
-static void a_second_call_is_a_hit_also_after_reopening(void **state)
+static void memo_a_second_call_is_a_hit_also_after_reopening(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -105,7 +105,7 @@ static void a_second_call_is_a_hit_also_after_reopening(void **state)
     assert_int_equal(count_entries(path), 2);
 }
 
-static void a_nested_result_comes_back_from_the_file_unchanged(void **state)
+static void memo_a_nested_result_comes_back_from_the_file_unchanged(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -128,7 +128,7 @@ static void a_nested_result_comes_back_from_the_file_unchanged(void **state)
     jc_cache_close(c);
 }
 
-static void a_failure_returns_null_naming_the_call_and_caches_nothing(void **state)
+static void memo_a_failure_returns_null_naming_the_call_and_caches_nothing(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -154,7 +154,7 @@ static void a_failure_returns_null_naming_the_call_and_caches_nothing(void **sta
     assert_int_equal(count_entries(path), 1);
 }
 
-static void an_unregistered_function_gives_enofunc_with_file_and_line(void **state)
+static void memo_an_unregistered_function_gives_enofunc_with_file_and_line(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -169,7 +169,7 @@ static void an_unregistered_function_gives_enofunc_with_file_and_line(void **sta
     jc_cache_close(c);
 }
 
-static void bad_arguments_and_a_null_cache_are_refused(void **state)
+static void memo_bad_arguments_and_a_null_cache_are_refused(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -191,7 +191,7 @@ static void bad_arguments_and_a_null_cache_are_refused(void **state)
     jc_cache_close(c);
 }
 
-static void a_disabled_cache_computes_every_time(void **state)
+static void memo_a_disabled_cache_computes_every_time(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -208,7 +208,7 @@ static void a_disabled_cache_computes_every_time(void **state)
 
 /* Issue 9 item 5: returning 0 without a result is an error naming the
  * function and the call site, and nothing is cached. */
-static void a_function_returning_0_without_a_result_fails_and_caches_nothing(void **state)
+static void memo_a_function_returning_0_without_a_result_fails_and_caches_nothing(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -227,7 +227,7 @@ static void a_function_returning_0_without_a_result_fails_and_caches_nothing(voi
     assert_int_equal(count_entries(path), 0);
 }
 
-static void hit_counts_reach_the_file_after_close(void **state)
+static void memo_hit_counts_reach_the_file_after_close(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -244,7 +244,7 @@ static void hit_counts_reach_the_file_after_close(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE last_used > created"), 2);
 }
 
-static void many_hits_are_written_now_and_then_and_all_counted_at_close(void **state)
+static void memo_many_hits_are_written_now_and_then_and_all_counted_at_close(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -276,7 +276,7 @@ static void many_hits_are_written_now_and_then_and_all_counted_at_close(void **s
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 5000);
 }
 
-static void readonly_answers_hits_and_computes_misses_without_storing(void **state)
+static void memo_readonly_answers_hits_and_computes_misses_without_storing(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -323,7 +323,7 @@ static void memo_and_batches_share_entries(void **state)
     jc_cache_close(c);
 }
 
-static void recompute_computes_again_and_overwrites(void **state)
+static void memo_recompute_computes_again_and_overwrites(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -415,19 +415,19 @@ int main(void)
 {
     unsetenv("JOBCACHE_PATH");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_miss_is_computed_in_process_and_stored),
-        cmocka_unit_test(a_second_call_is_a_hit_also_after_reopening),
-        cmocka_unit_test(a_nested_result_comes_back_from_the_file_unchanged),
-        cmocka_unit_test(a_failure_returns_null_naming_the_call_and_caches_nothing),
-        cmocka_unit_test(an_unregistered_function_gives_enofunc_with_file_and_line),
-        cmocka_unit_test(bad_arguments_and_a_null_cache_are_refused),
-        cmocka_unit_test(a_disabled_cache_computes_every_time),
-        cmocka_unit_test(a_function_returning_0_without_a_result_fails_and_caches_nothing),
-        cmocka_unit_test(hit_counts_reach_the_file_after_close),
-        cmocka_unit_test(many_hits_are_written_now_and_then_and_all_counted_at_close),
-        cmocka_unit_test(readonly_answers_hits_and_computes_misses_without_storing),
+        cmocka_unit_test(memo_a_miss_is_computed_in_process_and_stored),
+        cmocka_unit_test(memo_a_second_call_is_a_hit_also_after_reopening),
+        cmocka_unit_test(memo_a_nested_result_comes_back_from_the_file_unchanged),
+        cmocka_unit_test(memo_a_failure_returns_null_naming_the_call_and_caches_nothing),
+        cmocka_unit_test(memo_an_unregistered_function_gives_enofunc_with_file_and_line),
+        cmocka_unit_test(memo_bad_arguments_and_a_null_cache_are_refused),
+        cmocka_unit_test(memo_a_disabled_cache_computes_every_time),
+        cmocka_unit_test(memo_a_function_returning_0_without_a_result_fails_and_caches_nothing),
+        cmocka_unit_test(memo_hit_counts_reach_the_file_after_close),
+        cmocka_unit_test(memo_many_hits_are_written_now_and_then_and_all_counted_at_close),
+        cmocka_unit_test(memo_readonly_answers_hits_and_computes_misses_without_storing),
         cmocka_unit_test(memo_and_batches_share_entries),
-        cmocka_unit_test(recompute_computes_again_and_overwrites),
+        cmocka_unit_test(memo_recompute_computes_again_and_overwrites),
         cmocka_unit_test(memo_keeps_max_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

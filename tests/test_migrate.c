@@ -129,7 +129,7 @@ static size_t run_v1_calls(jc_cache *c)
     return hits;
 }
 
-static void a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
+static void migrate_a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -154,7 +154,7 @@ static void a_0_1_0_file_is_read_as_it_is_when_read_only(void **state)
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 1);
 }
 
-static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
+static void migrate_a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -196,7 +196,7 @@ static void a_0_1_0_file_is_migrated_in_place_when_writable(void **state)
 /* Schema 2 -> 3: each entry's key format, 1 for every entry made before.
  * Read-only, the file is read as it is (its entries of format 1); writable,
  * it is migrated in place, and its entries keep hitting. */
-static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
+static void migrate_a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -243,7 +243,7 @@ static void a_schema_2_file_gets_the_key_format_of_each_entry(void **state)
 /* A schema-3 file gains the lease tables: read-only, it is read as it is
  * (no leases listed, nothing written); writable, it is migrated, and a run
  * on it claims and releases its misses. */
-static void a_schema_3_file_gets_leases(void **state)
+static void migrate_a_schema_3_file_gets_leases(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -286,7 +286,7 @@ static void count_run(const jc_run_record *r, void *userdata)
 
 /* A schema-4 file gains the record of runs: read-only, read as it is (no
  * runs listed, nothing written); writable, migrated, and its runs recorded. */
-static void a_schema_4_file_gets_the_record_of_runs(void **state)
+static void migrate_a_schema_4_file_gets_the_record_of_runs(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -311,7 +311,7 @@ static void a_schema_4_file_gets_the_record_of_runs(void **state)
 /* A schema-5 file gains the table of parameter names: read-only, read as
  * it is (no names, nothing written); writable, migrated, and the names of
  * a function stored later recorded with its results. */
-static void a_schema_5_file_gets_parameter_names(void **state)
+static void migrate_a_schema_5_file_gets_parameter_names(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -355,7 +355,7 @@ static void a_schema_5_file_gets_parameter_names(void **state)
  * entries would stay in it. The first time max_size cannot be kept
  * otherwise, it is vacuumed once, and gives pages back by itself from then
  * on. */
-static void an_older_file_is_vacuumed_once_to_keep_max_size(void **state)
+static void migrate_an_older_file_is_vacuumed_once_to_keep_max_size(void **state)
 {
     (void)state;
     char path[PATH_CAP], wal[PATH_CAP + 8];
@@ -389,7 +389,7 @@ static void an_older_file_is_vacuumed_once_to_keep_max_size(void **state)
 
 /* Another program's database whose user_version happens to be 1 (to 3) is
  * refused without a byte changed: not switched to WAL, not migrated. */
-static void a_foreign_database_is_refused_untouched(void **state)
+static void migrate_a_foreign_database_is_refused_untouched(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -429,14 +429,14 @@ static void a_foreign_database_is_refused_untouched(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(a_0_1_0_file_is_read_as_it_is_when_read_only),
-        cmocka_unit_test(a_0_1_0_file_is_migrated_in_place_when_writable),
-        cmocka_unit_test(a_schema_2_file_gets_the_key_format_of_each_entry),
-        cmocka_unit_test(a_schema_3_file_gets_leases),
-        cmocka_unit_test(a_schema_4_file_gets_the_record_of_runs),
-        cmocka_unit_test(a_schema_5_file_gets_parameter_names),
-        cmocka_unit_test(an_older_file_is_vacuumed_once_to_keep_max_size),
-        cmocka_unit_test(a_foreign_database_is_refused_untouched),
+        cmocka_unit_test(migrate_a_0_1_0_file_is_read_as_it_is_when_read_only),
+        cmocka_unit_test(migrate_a_0_1_0_file_is_migrated_in_place_when_writable),
+        cmocka_unit_test(migrate_a_schema_2_file_gets_the_key_format_of_each_entry),
+        cmocka_unit_test(migrate_a_schema_3_file_gets_leases),
+        cmocka_unit_test(migrate_a_schema_4_file_gets_the_record_of_runs),
+        cmocka_unit_test(migrate_a_schema_5_file_gets_parameter_names),
+        cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
+        cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

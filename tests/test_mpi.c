@@ -251,7 +251,7 @@ static void submit_kinds(jc_batch *b, const double *big)
 
 /* ---- under mpirun ---- */
 
-static void every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
+static void mpi_every_value_type_comes_back_as_n_jobs_1_gives_it(void **state)
 {
     (void)state;
     reset_log();
@@ -325,7 +325,7 @@ static jc_results *run_squares(jc_cache *c, int from, int to, int copies)
     return r;
 }
 
-static void only_misses_are_sent_and_a_rerun_sends_nothing(void **state)
+static void mpi_only_misses_are_sent_and_a_rerun_sends_nothing(void **state)
 {
     (void)state;
     reset_log();
@@ -360,7 +360,7 @@ static void record_backend(const jc_run_record *run, void *userdata)
     snprintf(out, 64, "%s %d", run->backend, run->n_jobs);
 }
 
-static void the_run_is_recorded_with_the_backend_and_its_worker_ranks(void **state)
+static void mpi_the_run_is_recorded_with_the_backend_and_its_worker_ranks(void **state)
 {
     (void)state;
     reset_log();
@@ -375,7 +375,7 @@ static void the_run_is_recorded_with_the_backend_and_its_worker_ranks(void **sta
     jc_cache_close(c);
 }
 
-static void identical_calls_are_computed_once(void **state)
+static void mpi_identical_calls_are_computed_once(void **state)
 {
     (void)state;
     reset_log();
@@ -402,7 +402,7 @@ static jc_results *run_fails(jc_cache *c, int n, double timeout)
     return r;
 }
 
-static void a_functions_error_is_that_calls_error_and_is_not_cached(void **state)
+static void mpi_a_functions_error_is_that_calls_error_and_is_not_cached(void **state)
 {
     (void)state;
     reset_log();
@@ -429,7 +429,7 @@ static void a_functions_error_is_that_calls_error_and_is_not_cached(void **state
     jc_cache_close(c);
 }
 
-static void a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on(void **state)
+static void mpi_a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on(void **state)
 {
     (void)state;
     reset_log();
@@ -461,7 +461,7 @@ static void a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on(void **s
     jc_cache_close(c);
 }
 
-static void a_call_past_the_timeout_is_killed_and_fails_as_timed_out(void **state)
+static void mpi_a_call_past_the_timeout_is_killed_and_fails_as_timed_out(void **state)
 {
     (void)state;
     reset_log();
@@ -492,7 +492,7 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void a_hundred_thousand_tiny_calls_go_in_groups(void **state)
+static void mpi_a_hundred_thousand_tiny_calls_go_in_groups(void **state)
 {
     (void)state;
     enum { N = 100000 };
@@ -529,7 +529,7 @@ static void a_hundred_thousand_tiny_calls_go_in_groups(void **state)
     jc_cache_close(c);
 }
 
-static void a_run_stopped_at_an_error_leaves_the_ranks_ready(void **state)
+static void mpi_a_run_stopped_at_an_error_leaves_the_ranks_ready(void **state)
 {
     (void)state;
     reset_log();
@@ -554,7 +554,7 @@ static void a_run_stopped_at_an_error_leaves_the_ranks_ready(void **state)
     jc_cache_close(c);
 }
 
-static void the_backend_can_be_chosen_by_the_environment(void **state)
+static void mpi_the_backend_can_be_chosen_by_the_environment(void **state)
 {
     (void)state;
     jc_cache *c = fresh_cache("env.db");
@@ -579,7 +579,7 @@ static void the_backend_can_be_chosen_by_the_environment(void **state)
 
 /* A large argument passed to every call (a data set) goes to each worker
  * rank once; later calls, and later runs, send its digest. */
-static void a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state)
+static void mpi_a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state)
 {
     (void)state;
     enum { ND = 131072, NI = 16384 }; /* 1 MiB of doubles, 128 KiB of ints */
@@ -625,7 +625,7 @@ static void a_large_argument_shared_by_calls_goes_to_each_rank_once(void **state
  * and Q whole, and keeping Q evicts P while this very call reads P in place.
  * The evicted value must outlive the call (it crashed, or read freed
  * memory, when it was freed at once). */
-static void an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends(void **state)
+static void mpi_an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends(void **state)
 {
     (void)state;
     enum { N = 16384 }; /* 128 KiB each: two do not fit in 200 KiB */
@@ -666,7 +666,7 @@ static void an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends(
 /* A call that calls exit() in a child of rank 0's own fork pool runs the
  * program's exit handlers there: jobcache's must not end the worker ranks
  * from that child (nor use MPI in it). The MPI runs after it still work. */
-static void an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone(void **state)
+static void mpi_an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone(void **state)
 {
     (void)state;
     jc_cache *c = fresh_cache("child-exit.db");
@@ -688,7 +688,7 @@ static void an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone(void **st
 
 /* ---- started on its own ---- */
 
-static void without_a_launcher_nothing_changes_and_mpi_is_refused_clearly(void **state)
+static void mpi_without_a_launcher_nothing_changes_and_mpi_is_refused_clearly(void **state)
 {
     (void)state;
     assert_int_equal(jc_mpi_ranks(), 1);
@@ -712,7 +712,7 @@ static void without_a_launcher_nothing_changes_and_mpi_is_refused_clearly(void *
 #ifndef JC_TEST_HAVE_MPI
 /* A jobcache built without MPI, started as several ranks, would run the
  * whole program on each: jc_mpi_init refuses, saying why. */
-static void a_library_without_mpi_refuses_a_job_of_several_ranks(void **state)
+static void mpi_a_library_without_mpi_refuses_a_job_of_several_ranks(void **state)
 {
     (void)state;
     setenv("OMPI_COMM_WORLD_SIZE", "3", 1);
@@ -745,7 +745,7 @@ static char *stderr_of(jc_cache *c, const jc_options *o, int times)
     return jc_test_read_file(path, NULL);
 }
 
-static void forgetting_jc_mpi_init_under_a_launcher_is_said_once(void **state)
+static void mpi_forgetting_jc_mpi_init_under_a_launcher_is_said_once(void **state)
 {
     (void)state;
     jc_cache *c = fresh_cache("forgotten.db");
@@ -769,7 +769,7 @@ int main(int argc, char **argv)
     jc_test_path(log_path, sizeof log_path, "calls.log");
     if (getenv("JC_TEST_SKIP_MPI_INIT")) {
         const struct CMUnitTest forgotten[] = {
-            cmocka_unit_test(forgetting_jc_mpi_init_under_a_launcher_is_said_once),
+            cmocka_unit_test(mpi_forgetting_jc_mpi_init_under_a_launcher_is_said_once),
         };
         return cmocka_run_group_tests(forgotten, NULL, NULL);
     }
@@ -780,32 +780,32 @@ int main(int argc, char **argv)
     }
     if (getenv("JC_TEST_KEEP_SMALL") && jc_mpi_ranks() > 1) {
         const struct CMUnitTest small[] = {
-            cmocka_unit_test(an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends),
+            cmocka_unit_test(mpi_an_argument_evicted_while_a_call_reads_it_stays_until_the_call_ends),
         };
         return cmocka_run_group_tests(small, NULL, NULL);
     }
     if (jc_mpi_ranks() == 1) {
         const struct CMUnitTest alone[] = {
-            cmocka_unit_test(without_a_launcher_nothing_changes_and_mpi_is_refused_clearly),
+            cmocka_unit_test(mpi_without_a_launcher_nothing_changes_and_mpi_is_refused_clearly),
 #ifndef JC_TEST_HAVE_MPI
-            cmocka_unit_test(a_library_without_mpi_refuses_a_job_of_several_ranks),
+            cmocka_unit_test(mpi_a_library_without_mpi_refuses_a_job_of_several_ranks),
 #endif
         };
         return cmocka_run_group_tests(alone, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_value_type_comes_back_as_n_jobs_1_gives_it),
-        cmocka_unit_test(only_misses_are_sent_and_a_rerun_sends_nothing),
-        cmocka_unit_test(the_run_is_recorded_with_the_backend_and_its_worker_ranks),
-        cmocka_unit_test(identical_calls_are_computed_once),
-        cmocka_unit_test(a_functions_error_is_that_calls_error_and_is_not_cached),
-        cmocka_unit_test(a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on),
-        cmocka_unit_test(a_call_past_the_timeout_is_killed_and_fails_as_timed_out),
-        cmocka_unit_test(a_hundred_thousand_tiny_calls_go_in_groups),
-        cmocka_unit_test(a_run_stopped_at_an_error_leaves_the_ranks_ready),
-        cmocka_unit_test(the_backend_can_be_chosen_by_the_environment),
-        cmocka_unit_test(a_large_argument_shared_by_calls_goes_to_each_rank_once),
-        cmocka_unit_test(an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
+        cmocka_unit_test(mpi_every_value_type_comes_back_as_n_jobs_1_gives_it),
+        cmocka_unit_test(mpi_only_misses_are_sent_and_a_rerun_sends_nothing),
+        cmocka_unit_test(mpi_the_run_is_recorded_with_the_backend_and_its_worker_ranks),
+        cmocka_unit_test(mpi_identical_calls_are_computed_once),
+        cmocka_unit_test(mpi_a_functions_error_is_that_calls_error_and_is_not_cached),
+        cmocka_unit_test(mpi_a_call_that_aborts_or_exits_fails_alone_and_the_ranks_go_on),
+        cmocka_unit_test(mpi_a_call_past_the_timeout_is_killed_and_fails_as_timed_out),
+        cmocka_unit_test(mpi_a_hundred_thousand_tiny_calls_go_in_groups),
+        cmocka_unit_test(mpi_a_run_stopped_at_an_error_leaves_the_ranks_ready),
+        cmocka_unit_test(mpi_the_backend_can_be_chosen_by_the_environment),
+        cmocka_unit_test(mpi_a_large_argument_shared_by_calls_goes_to_each_rank_once),
+        cmocka_unit_test(mpi_an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

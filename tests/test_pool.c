@@ -441,7 +441,7 @@ static void run_mixed(jc_options o, const char *label)
     jc_cache_close(c);
 }
 
-static void test_same_results_with_in_process_forked_and_threads_backends(void **state)
+static void pool_same_results_with_in_process_forked_and_threads_backends(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -454,7 +454,7 @@ static void test_same_results_with_in_process_forked_and_threads_backends(void *
 }
 
 /* Results computed by workers, stored, then read back in-process: equal. */
-static void test_results_stored_by_workers_are_hits_for_an_in_process_rerun(void **state)
+static void pool_results_stored_by_workers_are_hits_for_an_in_process_rerun(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -521,7 +521,7 @@ static void run_fail_on_13(jc_options o, const char *label)
     jc_cache_close(c);
 }
 
-static void test_function_error_fails_only_that_call(void **state)
+static void pool_function_error_fails_only_that_call(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -532,7 +532,7 @@ static void test_function_error_fails_only_that_call(void **state)
 }
 
 /* A failure is never stored: a rerun computes the failed call again. */
-static void test_failed_call_is_not_stored(void **state)
+static void pool_failed_call_is_not_stored(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -556,7 +556,7 @@ static void test_failed_call_is_not_stored(void **state)
     assert_clean(fds);
 }
 
-static void test_worker_killed_by_a_signal_names_the_signal_function_and_argument(void **state)
+static void pool_worker_killed_by_a_signal_names_the_signal_function_and_argument(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -593,7 +593,7 @@ static void test_worker_killed_by_a_signal_names_the_signal_function_and_argumen
     assert_clean(fds);
 }
 
-static void test_worker_calling_exit_reports_its_exit_status(void **state)
+static void pool_worker_calling_exit_reports_its_exit_status(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -618,7 +618,7 @@ static void test_worker_calling_exit_reports_its_exit_status(void **state)
     assert_clean(fds);
 }
 
-static void test_function_crashing_on_every_call_gives_one_crash_per_call_and_ends(void **state)
+static void pool_function_crashing_on_every_call_gives_one_crash_per_call_and_ends(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -682,13 +682,13 @@ static void run_timeout(int n_jobs)
     assert_clean(fds);
 }
 
-static void test_timeout_kills_the_late_call_and_keeps_the_others(void **state)
+static void pool_timeout_kills_the_late_call_and_keeps_the_others(void **state)
 {
     (void)state;
     run_timeout(2);
 }
 
-static void test_timeout_with_one_job_runs_calls_in_a_worker(void **state)
+static void pool_timeout_with_one_job_runs_calls_in_a_worker(void **state)
 {
     (void)state;
     run_timeout(1);
@@ -698,7 +698,7 @@ static void test_timeout_with_one_job_runs_calls_in_a_worker(void **state)
 
 enum { STOP_N = 200 };
 
-static void test_stop_on_error_skips_later_calls_and_keeps_finished_ones(void **state)
+static void pool_stop_on_error_skips_later_calls_and_keeps_finished_ones(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -773,7 +773,7 @@ static void test_stop_on_error_skips_later_calls_and_keeps_finished_ones(void **
 
 /* In-process the order is the plain loop's: everything after the failure is
  * skipped, everything before it is ok. */
-static void test_stop_on_error_in_process_skips_exactly_the_calls_after_it(void **state)
+static void pool_stop_on_error_in_process_skips_exactly_the_calls_after_it(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -799,7 +799,7 @@ static void test_stop_on_error_in_process_skips_exactly_the_calls_after_it(void 
     assert_clean(fds);
 }
 
-static void test_continue_on_error_runs_every_call(void **state)
+static void pool_continue_on_error_runs_every_call(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -829,7 +829,7 @@ static void test_continue_on_error_runs_every_call(void **state)
 
 enum { TINY_N = 100000 };
 
-static void test_hundred_thousand_tiny_calls_are_right_in_order_then_all_hits(void **state)
+static void pool_hundred_thousand_tiny_calls_are_right_in_order_then_all_hits(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -866,7 +866,7 @@ static void test_hundred_thousand_tiny_calls_are_right_in_order_then_all_hits(vo
 
 /* ---- the caller's memory ---- */
 
-static void test_worker_reads_caller_globals_filled_at_run_time(void **state)
+static void pool_worker_reads_caller_globals_filled_at_run_time(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -893,7 +893,7 @@ static void test_worker_reads_caller_globals_filled_at_run_time(void **state)
     assert_clean(fds);
 }
 
-static void test_worker_sums_a_large_borrowed_array_in_place(void **state)
+static void pool_worker_sums_a_large_borrowed_array_in_place(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -974,7 +974,7 @@ static void run_memory_limit(const char *name)
 }
 #endif
 
-static void test_memory_limit_fails_the_hungry_call_and_keeps_the_others(void **state)
+static void pool_memory_limit_fails_the_hungry_call_and_keeps_the_others(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_ADDRESS__
@@ -987,7 +987,7 @@ static void test_memory_limit_fails_the_hungry_call_and_keeps_the_others(void **
 
 /* The limit is what a worker may allocate beyond what it inherits: a caller
  * holding 300 MiB, with a limit of 64 MiB, still has its 16 MiB calls run. */
-static void test_memory_limit_does_not_count_the_callers_own_memory(void **state)
+static void pool_memory_limit_does_not_count_the_callers_own_memory(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_ADDRESS__
@@ -1038,7 +1038,7 @@ static void log_result(const jc_results *res, size_t index, void *userdata)
         log->bad = true;
 }
 
-static void test_on_result_reports_hits_then_computed_calls_in_completion_order(void **state)
+static void pool_on_result_reports_hits_then_computed_calls_in_completion_order(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1104,7 +1104,7 @@ static void log_progress(const jc_progress *p, void *userdata)
     log->last = *p;
 }
 
-static void test_on_progress_is_called_and_ends_with_everything_done(void **state)
+static void pool_on_progress_is_called_and_ends_with_everything_done(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1133,7 +1133,7 @@ static void test_on_progress_is_called_and_ends_with_everything_done(void **stat
 /* A crash in the middle of a long range of fast calls: the finished results
  * the worker had buffered died with it and come back from a retry, each to
  * its own index; only the crashing call is blamed. */
-static void test_crash_inside_a_large_range_blames_only_that_call(void **state)
+static void pool_crash_inside_a_large_range_blames_only_that_call(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1162,7 +1162,7 @@ static void test_crash_inside_a_large_range_blames_only_that_call(void **state)
     assert_clean(fds);
 }
 
-static void test_timeout_among_many_fast_calls_blames_only_the_late_one(void **state)
+static void pool_timeout_among_many_fast_calls_blames_only_the_late_one(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1194,7 +1194,7 @@ static void test_timeout_among_many_fast_calls_blames_only_the_late_one(void **s
 }
 
 /* Under STOP a crash skips what has not started, and the run ends. */
-static void test_crash_under_stop_on_error_skips_the_rest(void **state)
+static void pool_crash_under_stop_on_error_skips_the_rest(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1219,7 +1219,7 @@ static void test_crash_under_stop_on_error_skips_the_rest(void **state)
 }
 
 /* The same call submitted twice runs once; both submissions share its fate. */
-static void test_duplicate_submissions_of_a_crashing_call_share_the_crash(void **state)
+static void pool_duplicate_submissions_of_a_crashing_call_share_the_crash(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1245,7 +1245,7 @@ static void test_duplicate_submissions_of_a_crashing_call_share_the_crash(void *
 }
 
 /* Results much larger than a socket buffer come back whole. */
-static void test_large_results_come_back_whole_from_workers(void **state)
+static void pool_large_results_come_back_whole_from_workers(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1273,7 +1273,7 @@ static void test_large_results_come_back_whole_from_workers(void **state)
 
 /* What a function prints in a worker reaches the program's stdout, also when
  * stdout is a file (fully buffered), as it does in-process. */
-static void test_output_printed_by_functions_in_workers_is_not_lost(void **state)
+static void pool_output_printed_by_functions_in_workers_is_not_lost(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1351,7 +1351,7 @@ static void run_too_deep(int n_jobs, const char *label)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 7);
 }
 
-static void test_result_that_cannot_be_encoded_fails_only_that_call_in_a_worker(void **state)
+static void pool_result_that_cannot_be_encoded_fails_only_that_call_in_a_worker(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1359,7 +1359,7 @@ static void test_result_that_cannot_be_encoded_fails_only_that_call_in_a_worker(
     assert_clean(fds);
 }
 
-static void test_result_that_cannot_be_encoded_fails_only_that_call_in_process(void **state)
+static void pool_result_that_cannot_be_encoded_fails_only_that_call_in_process(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1367,7 +1367,7 @@ static void test_result_that_cannot_be_encoded_fails_only_that_call_in_process(v
     assert_clean(fds);
 }
 
-static void test_threads_backend_refuses_timeout_and_memory_limit(void **state)
+static void pool_threads_backend_refuses_timeout_and_memory_limit(void **state)
 {
     (void)state;
     jc_cache *c = open_disabled();
@@ -1386,7 +1386,7 @@ static void test_threads_backend_refuses_timeout_and_memory_limit(void **state)
 
 /* A worker's death is reported by the signal that killed it even when the
  * program ignores SIGCHLD (children then reap themselves). */
-static void test_crash_is_named_when_the_program_ignores_sigchld(void **state)
+static void pool_crash_is_named_when_the_program_ignores_sigchld(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1428,7 +1428,7 @@ static void reap_children(int sig)
 
 /* The same when the program reaps its children in a SIGCHLD handler: the
  * handler must not take the workers' statuses away from the pool. */
-static void test_crash_is_named_when_the_program_reaps_children_itself(void **state)
+static void pool_crash_is_named_when_the_program_reaps_children_itself(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1558,7 +1558,7 @@ static void watch_spawns(const jc_results *res, size_t index, void *userdata)
 /* A worker that cannot be replaced (socketpair failing with EMFILE) leaves
  * its slot empty: the other worker finishes the run, and the slot is filled
  * once descriptors are available again. */
-static void test_worker_that_cannot_be_replaced_leaves_the_others_running(void **state)
+static void pool_worker_that_cannot_be_replaced_leaves_the_others_running(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1610,7 +1610,7 @@ static void test_worker_that_cannot_be_replaced_leaves_the_others_running(void *
 }
 
 /* When not a single worker can start, the run fails and says why. */
-static void test_run_fails_when_no_worker_can_start(void **state)
+static void pool_run_fails_when_no_worker_can_start(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1651,7 +1651,7 @@ static void own_segv_handler(int sig)
 
 /* A SIGSEGV handler the program installed stays in effect in the workers:
  * it runs, and the call is reported crashed with the status it exits with. */
-static void test_program_crash_handler_stays_in_effect_in_workers(void **state)
+static void pool_program_crash_handler_stays_in_effect_in_workers(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -1692,39 +1692,39 @@ static void test_program_crash_handler_stays_in_effect_in_workers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_memory_limit_fails_the_hungry_call_and_keeps_the_others),
-        cmocka_unit_test(test_memory_limit_does_not_count_the_callers_own_memory),
-        cmocka_unit_test(test_same_results_with_in_process_forked_and_threads_backends),
-        cmocka_unit_test(test_results_stored_by_workers_are_hits_for_an_in_process_rerun),
-        cmocka_unit_test(test_function_error_fails_only_that_call),
-        cmocka_unit_test(test_failed_call_is_not_stored),
-        cmocka_unit_test(test_worker_killed_by_a_signal_names_the_signal_function_and_argument),
-        cmocka_unit_test(test_worker_calling_exit_reports_its_exit_status),
-        cmocka_unit_test(test_function_crashing_on_every_call_gives_one_crash_per_call_and_ends),
-        cmocka_unit_test(test_timeout_kills_the_late_call_and_keeps_the_others),
-        cmocka_unit_test(test_timeout_with_one_job_runs_calls_in_a_worker),
-        cmocka_unit_test(test_stop_on_error_skips_later_calls_and_keeps_finished_ones),
-        cmocka_unit_test(test_stop_on_error_in_process_skips_exactly_the_calls_after_it),
-        cmocka_unit_test(test_continue_on_error_runs_every_call),
-        cmocka_unit_test(test_hundred_thousand_tiny_calls_are_right_in_order_then_all_hits),
-        cmocka_unit_test(test_worker_reads_caller_globals_filled_at_run_time),
-        cmocka_unit_test(test_worker_sums_a_large_borrowed_array_in_place),
-        cmocka_unit_test(test_on_result_reports_hits_then_computed_calls_in_completion_order),
-        cmocka_unit_test(test_on_progress_is_called_and_ends_with_everything_done),
-        cmocka_unit_test(test_crash_inside_a_large_range_blames_only_that_call),
-        cmocka_unit_test(test_timeout_among_many_fast_calls_blames_only_the_late_one),
-        cmocka_unit_test(test_crash_under_stop_on_error_skips_the_rest),
-        cmocka_unit_test(test_duplicate_submissions_of_a_crashing_call_share_the_crash),
-        cmocka_unit_test(test_large_results_come_back_whole_from_workers),
-        cmocka_unit_test(test_output_printed_by_functions_in_workers_is_not_lost),
-        cmocka_unit_test(test_result_that_cannot_be_encoded_fails_only_that_call_in_a_worker),
-        cmocka_unit_test(test_result_that_cannot_be_encoded_fails_only_that_call_in_process),
-        cmocka_unit_test(test_threads_backend_refuses_timeout_and_memory_limit),
-        cmocka_unit_test(test_crash_is_named_when_the_program_ignores_sigchld),
-        cmocka_unit_test(test_crash_is_named_when_the_program_reaps_children_itself),
-        cmocka_unit_test(test_worker_that_cannot_be_replaced_leaves_the_others_running),
-        cmocka_unit_test(test_run_fails_when_no_worker_can_start),
-        cmocka_unit_test(test_program_crash_handler_stays_in_effect_in_workers),
+        cmocka_unit_test(pool_memory_limit_fails_the_hungry_call_and_keeps_the_others),
+        cmocka_unit_test(pool_memory_limit_does_not_count_the_callers_own_memory),
+        cmocka_unit_test(pool_same_results_with_in_process_forked_and_threads_backends),
+        cmocka_unit_test(pool_results_stored_by_workers_are_hits_for_an_in_process_rerun),
+        cmocka_unit_test(pool_function_error_fails_only_that_call),
+        cmocka_unit_test(pool_failed_call_is_not_stored),
+        cmocka_unit_test(pool_worker_killed_by_a_signal_names_the_signal_function_and_argument),
+        cmocka_unit_test(pool_worker_calling_exit_reports_its_exit_status),
+        cmocka_unit_test(pool_function_crashing_on_every_call_gives_one_crash_per_call_and_ends),
+        cmocka_unit_test(pool_timeout_kills_the_late_call_and_keeps_the_others),
+        cmocka_unit_test(pool_timeout_with_one_job_runs_calls_in_a_worker),
+        cmocka_unit_test(pool_stop_on_error_skips_later_calls_and_keeps_finished_ones),
+        cmocka_unit_test(pool_stop_on_error_in_process_skips_exactly_the_calls_after_it),
+        cmocka_unit_test(pool_continue_on_error_runs_every_call),
+        cmocka_unit_test(pool_hundred_thousand_tiny_calls_are_right_in_order_then_all_hits),
+        cmocka_unit_test(pool_worker_reads_caller_globals_filled_at_run_time),
+        cmocka_unit_test(pool_worker_sums_a_large_borrowed_array_in_place),
+        cmocka_unit_test(pool_on_result_reports_hits_then_computed_calls_in_completion_order),
+        cmocka_unit_test(pool_on_progress_is_called_and_ends_with_everything_done),
+        cmocka_unit_test(pool_crash_inside_a_large_range_blames_only_that_call),
+        cmocka_unit_test(pool_timeout_among_many_fast_calls_blames_only_the_late_one),
+        cmocka_unit_test(pool_crash_under_stop_on_error_skips_the_rest),
+        cmocka_unit_test(pool_duplicate_submissions_of_a_crashing_call_share_the_crash),
+        cmocka_unit_test(pool_large_results_come_back_whole_from_workers),
+        cmocka_unit_test(pool_output_printed_by_functions_in_workers_is_not_lost),
+        cmocka_unit_test(pool_result_that_cannot_be_encoded_fails_only_that_call_in_a_worker),
+        cmocka_unit_test(pool_result_that_cannot_be_encoded_fails_only_that_call_in_process),
+        cmocka_unit_test(pool_threads_backend_refuses_timeout_and_memory_limit),
+        cmocka_unit_test(pool_crash_is_named_when_the_program_ignores_sigchld),
+        cmocka_unit_test(pool_crash_is_named_when_the_program_reaps_children_itself),
+        cmocka_unit_test(pool_worker_that_cannot_be_replaced_leaves_the_others_running),
+        cmocka_unit_test(pool_run_fails_when_no_worker_can_start),
+        cmocka_unit_test(pool_program_crash_handler_stays_in_effect_in_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,7 +374,7 @@ JC_FUNCTION(wait_helper_ended, "v1");
 /* A call that closes the worker's pipe and runs on: the run does not wait
  * for it (no timeout is set), the call is reported crashed and named, and
  * the worker is reaped. */
-static void test_worker_that_closes_its_pipe_and_runs_on_is_reported_and_reaped(void **state)
+static void pool_manners_worker_that_closes_its_pipe_and_runs_on_is_reported_and_reaped(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -402,7 +402,7 @@ static void test_worker_that_closes_its_pipe_and_runs_on_is_reported_and_reaped(
 
 /* A call that closes the worker's pipe and returns: that call is blamed,
  * the others are computed, and the run ends. */
-static void test_call_that_closes_the_workers_pipe_and_returns_is_reported_crashed(void **state)
+static void pool_manners_call_that_closes_the_workers_pipe_and_returns_is_reported_crashed(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -425,7 +425,7 @@ static void test_call_that_closes_the_workers_pipe_and_returns_is_reported_crash
 
 /* A plain NULL-pointer crash under a memory limit is a crash, not "out of
  * memory?": nothing suggests memory. */
-static void test_null_pointer_crash_under_memory_limit_does_not_suggest_memory(void **state)
+static void pool_manners_null_pointer_crash_under_memory_limit_does_not_suggest_memory(void **state)
 {
     (void)state;
 #ifdef __SANITIZE_ADDRESS__
@@ -487,20 +487,20 @@ static void run_start_sleep(int64_t mode, jc_options o, jc_status want)
     assert_clean(fds);
 }
 
-static void test_timeout_kills_the_program_the_call_started(void **state)
+static void pool_manners_timeout_kills_the_program_the_call_started(void **state)
 {
     (void)state;
     run_start_sleep(0, (jc_options){.n_jobs = 2, .timeout_seconds = 2}, JC_STATUS_TIMEOUT);
 }
 
-static void test_crash_kills_the_program_the_call_started(void **state)
+static void pool_manners_crash_kills_the_program_the_call_started(void **state)
 {
     (void)state;
     run_start_sleep(1, (jc_options){.n_jobs = 2}, JC_STATUS_CRASHED);
 }
 
 /* The same through system(): the shell and its sleep end with the call. */
-static void test_timeout_kills_what_system_started(void **state)
+static void pool_manners_timeout_kills_what_system_started(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -542,7 +542,7 @@ static void interrupt_once_started(const jc_progress *progress, void *userdata)
     }
 }
 
-static void test_interrupted_run_kills_the_program_the_call_started(void **state)
+static void pool_manners_interrupted_run_kills_the_program_the_call_started(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -585,7 +585,7 @@ static int count_line(const char *text, const char *want)
 
 /* Two workers printing to stdout redirected to a file: every line arrives
  * once and whole. */
-static void test_lines_printed_by_two_workers_to_a_file_arrive_whole(void **state)
+static void pool_manners_lines_printed_by_two_workers_to_a_file_arrive_whole(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -637,7 +637,7 @@ static void *logger(void *arg)
     return NULL;
 }
 
-static void test_lines_of_a_logging_thread_are_not_duplicated_by_workers(void **state)
+static void pool_manners_lines_of_a_logging_thread_are_not_duplicated_by_workers(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -694,7 +694,7 @@ static void test_lines_of_a_logging_thread_are_not_duplicated_by_workers(void **
 
 /* What a function writes to a FILE * the program opened before the run
  * reaches the file with n_jobs = 2. */
-static void test_lines_written_to_the_programs_own_file_are_kept(void **state)
+static void pool_manners_lines_written_to_the_programs_own_file_are_kept(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -733,7 +733,7 @@ static void test_lines_written_to_the_programs_own_file_are_kept(void **state)
 
 /* A program that ignores SIGCHLD has its helper, which ends during the run,
  * reaped as the kernel would have: no zombie of its own is left. */
-static void test_program_ignoring_sigchld_gets_no_zombie_of_its_helper(void **state)
+static void pool_manners_program_ignoring_sigchld_gets_no_zombie_of_its_helper(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -783,7 +783,7 @@ static void *finder(void *arg)
 
 /* Another thread inside jc_function_find while workers fork: a function
  * that looks a function up in the worker does not hang. */
-static void test_registry_lookup_in_another_thread_does_not_hang_workers(void **state)
+static void pool_manners_registry_lookup_in_another_thread_does_not_hang_workers(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -828,7 +828,7 @@ static const char *result_text(const jc_results *r, size_t k)
 
 /* Workers get OMP_NUM_THREADS=1 and the BLAS knobs unless the program set
  * them; the program's own environment is unchanged. */
-static void test_workers_run_one_openmp_thread_unless_the_program_says(void **state)
+static void pool_manners_workers_run_one_openmp_thread_unless_the_program_says(void **state)
 {
     (void)state;
     int fds = count_fds();
@@ -863,19 +863,19 @@ static void test_workers_run_one_openmp_thread_unless_the_program_says(void **st
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_worker_that_closes_its_pipe_and_runs_on_is_reported_and_reaped),
-        cmocka_unit_test(test_call_that_closes_the_workers_pipe_and_returns_is_reported_crashed),
-        cmocka_unit_test(test_null_pointer_crash_under_memory_limit_does_not_suggest_memory),
-        cmocka_unit_test(test_timeout_kills_the_program_the_call_started),
-        cmocka_unit_test(test_crash_kills_the_program_the_call_started),
-        cmocka_unit_test(test_timeout_kills_what_system_started),
-        cmocka_unit_test(test_interrupted_run_kills_the_program_the_call_started),
-        cmocka_unit_test(test_lines_printed_by_two_workers_to_a_file_arrive_whole),
-        cmocka_unit_test(test_lines_of_a_logging_thread_are_not_duplicated_by_workers),
-        cmocka_unit_test(test_lines_written_to_the_programs_own_file_are_kept),
-        cmocka_unit_test(test_program_ignoring_sigchld_gets_no_zombie_of_its_helper),
-        cmocka_unit_test(test_registry_lookup_in_another_thread_does_not_hang_workers),
-        cmocka_unit_test(test_workers_run_one_openmp_thread_unless_the_program_says),
+        cmocka_unit_test(pool_manners_worker_that_closes_its_pipe_and_runs_on_is_reported_and_reaped),
+        cmocka_unit_test(pool_manners_call_that_closes_the_workers_pipe_and_returns_is_reported_crashed),
+        cmocka_unit_test(pool_manners_null_pointer_crash_under_memory_limit_does_not_suggest_memory),
+        cmocka_unit_test(pool_manners_timeout_kills_the_program_the_call_started),
+        cmocka_unit_test(pool_manners_crash_kills_the_program_the_call_started),
+        cmocka_unit_test(pool_manners_timeout_kills_what_system_started),
+        cmocka_unit_test(pool_manners_interrupted_run_kills_the_program_the_call_started),
+        cmocka_unit_test(pool_manners_lines_printed_by_two_workers_to_a_file_arrive_whole),
+        cmocka_unit_test(pool_manners_lines_of_a_logging_thread_are_not_duplicated_by_workers),
+        cmocka_unit_test(pool_manners_lines_written_to_the_programs_own_file_are_kept),
+        cmocka_unit_test(pool_manners_program_ignoring_sigchld_gets_no_zombie_of_its_helper),
+        cmocka_unit_test(pool_manners_registry_lookup_in_another_thread_does_not_hang_workers),
+        cmocka_unit_test(pool_manners_workers_run_one_openmp_thread_unless_the_program_says),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,7 @@ static int unnamed(jc_call *call)
     return jc_return_int(call, 5);
 }
 
-static void jc_function_registers_before_main_and_is_found_by_name(void **state)
+static void registry_jc_function_registers_before_main_and_is_found_by_name(void **state)
 {
     (void)state;
     const jc_function *f = jc_function_find("add");
@@ -73,7 +73,7 @@ static void jc_function_registers_before_main_and_is_found_by_name(void **state)
     assert_null(jc_function_find("whoami")); /* only under the name it was given */
 }
 
-static void a_function_is_called_under_its_registered_name(void **state)
+static void registry_a_function_is_called_under_its_registered_name(void **state)
 {
     (void)state;
     jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
@@ -96,7 +96,7 @@ static void a_function_is_called_under_its_registered_name(void **state)
     jc_cache_close(c);
 }
 
-static void an_unknown_name_is_enofunc_naming_it(void **state)
+static void registry_an_unknown_name_is_enofunc_naming_it(void **state)
 {
     (void)state;
     assert_null(jc_function_find("no/such/function"));
@@ -126,7 +126,7 @@ static void an_unknown_name_is_enofunc_naming_it(void **state)
     jc_cache_close(c);
 }
 
-static void registering_bad_descriptors_is_einval(void **state)
+static void registry_registering_bad_descriptors_is_einval(void **state)
 {
     (void)state;
     static const jc_function empty_name = {"", "v1", unnamed};
@@ -154,7 +154,7 @@ static void registering_bad_descriptors_is_einval(void **state)
     assert_int_equal(jc_errcode(), JC_ENOFUNC);
 }
 
-static void two_functions_under_one_name_are_refused_naming_both(void **state)
+static void registry_two_functions_under_one_name_are_refused_naming_both(void **state)
 {
     (void)state;
     static const jc_function a = {"reg/clash", "v1", first_impl};
@@ -197,7 +197,7 @@ static void two_functions_under_one_name_are_refused_naming_both(void **state)
     jc_cache_close(c);
 }
 
-static void one_function_under_two_names_is_refused_by_address(void **state)
+static void registry_one_function_under_two_names_is_refused_by_address(void **state)
 {
     (void)state;
     static const jc_function a = {"reg/alias-a", "v1", twice_named};
@@ -214,7 +214,7 @@ static void one_function_under_two_names_is_refused_by_address(void **state)
     jc_cache_close(c);
 }
 
-static void registering_the_same_descriptor_twice_is_harmless(void **state)
+static void registry_registering_the_same_descriptor_twice_is_harmless(void **state)
 {
     (void)state;
     static const jc_function d = {"reg/once", "v3", once};
@@ -241,7 +241,7 @@ static void registering_the_same_descriptor_twice_is_harmless(void **state)
     assert_non_null(jc_function_find("add"));
 }
 
-static void an_identical_copy_of_a_descriptor_is_harmless(void **state)
+static void registry_an_identical_copy_of_a_descriptor_is_harmless(void **state)
 {
     (void)state;
     /* Same name, version and function in another descriptor: the same
@@ -263,7 +263,7 @@ static void an_identical_copy_of_a_descriptor_is_harmless(void **state)
 }
 
 /* Last: under UBSan this one aborts the binary while the bug is there. */
-static void delayed_name_accepts_a_null_argv_with_no_arguments(void **state)
+static void registry_delayed_name_accepts_a_null_argv_with_no_arguments(void **state)
 {
     (void)state;
     jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
@@ -288,7 +288,7 @@ static int versionless(jc_call *call)
 }
 JC_FUNCTION(versionless, "");
 
-static void a_function_declared_with_an_empty_version_fails_where_it_is_used(void **state)
+static void registry_a_function_declared_with_an_empty_version_fails_where_it_is_used(void **state)
 {
     (void)state;
     jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
@@ -311,16 +311,16 @@ int main(void)
 {
     unsetenv("JOBCACHE_PATH");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(jc_function_registers_before_main_and_is_found_by_name),
-        cmocka_unit_test(a_function_is_called_under_its_registered_name),
-        cmocka_unit_test(an_unknown_name_is_enofunc_naming_it),
-        cmocka_unit_test(registering_bad_descriptors_is_einval),
-        cmocka_unit_test(a_function_declared_with_an_empty_version_fails_where_it_is_used),
-        cmocka_unit_test(two_functions_under_one_name_are_refused_naming_both),
-        cmocka_unit_test(one_function_under_two_names_is_refused_by_address),
-        cmocka_unit_test(registering_the_same_descriptor_twice_is_harmless),
-        cmocka_unit_test(an_identical_copy_of_a_descriptor_is_harmless),
-        cmocka_unit_test(delayed_name_accepts_a_null_argv_with_no_arguments),
+        cmocka_unit_test(registry_jc_function_registers_before_main_and_is_found_by_name),
+        cmocka_unit_test(registry_a_function_is_called_under_its_registered_name),
+        cmocka_unit_test(registry_an_unknown_name_is_enofunc_naming_it),
+        cmocka_unit_test(registry_registering_bad_descriptors_is_einval),
+        cmocka_unit_test(registry_a_function_declared_with_an_empty_version_fails_where_it_is_used),
+        cmocka_unit_test(registry_two_functions_under_one_name_are_refused_naming_both),
+        cmocka_unit_test(registry_one_function_under_two_names_is_refused_by_address),
+        cmocka_unit_test(registry_registering_the_same_descriptor_twice_is_harmless),
+        cmocka_unit_test(registry_an_identical_copy_of_a_descriptor_is_harmless),
+        cmocka_unit_test(registry_delayed_name_accepts_a_null_argv_with_no_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,7 +151,7 @@ static int64_t count_entries(const char *path)
 
 /* ---- order, hits, deduplication ---- */
 
-static void results_come_back_in_submission_order(void **state)
+static void run_results_come_back_in_submission_order(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -179,7 +179,7 @@ static void results_come_back_in_submission_order(void **state)
     jc_cache_close(c);
 }
 
-static void rerun_on_the_same_cache_is_all_hits(void **state)
+static void run_rerun_on_the_same_cache_is_all_hits(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -220,7 +220,7 @@ static void rerun_on_the_same_cache_is_all_hits(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 20);
 }
 
-static void extending_a_sweep_computes_only_the_new_calls(void **state)
+static void run_extending_a_sweep_computes_only_the_new_calls(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -255,7 +255,7 @@ static void record_result(const jc_results *res, size_t index, void *userdata)
     results_seen++;
 }
 
-static void identical_calls_in_one_batch_are_computed_once_and_reported_for_each(void **state)
+static void run_identical_calls_in_one_batch_are_computed_once_and_reported_for_each(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -301,7 +301,7 @@ static void identical_calls_in_one_batch_are_computed_once_and_reported_for_each
     assert_int_equal(count_entries(path), 3);
 }
 
-static void on_result_fires_once_per_distinct_computed_call(void **state)
+static void run_on_result_fires_once_per_distinct_computed_call(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -345,7 +345,7 @@ static void record_progress(const jc_progress *p, void *userdata)
     last_progress = *p;
 }
 
-static void on_progress_fires_and_ends_with_every_call_done(void **state)
+static void run_on_progress_fires_and_ends_with_every_call_done(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -371,7 +371,7 @@ static void on_progress_fires_and_ends_with_every_call_done(void **state)
 
 /* ---- failures ---- */
 
-static void errors_are_never_cached(void **state)
+static void run_errors_are_never_cached(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -398,7 +398,7 @@ static void errors_are_never_cached(void **state)
     }
 }
 
-static void stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results(void **state)
+static void run_stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -449,7 +449,7 @@ static void stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results
     jc_cache_close(c);
 }
 
-static void continue_on_error_runs_every_call(void **state)
+static void run_continue_on_error_runs_every_call(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -481,7 +481,7 @@ static void continue_on_error_runs_every_call(void **state)
     jc_cache_close(c);
 }
 
-static void a_failure_message_names_the_function_and_its_arguments(void **state)
+static void run_a_failure_message_names_the_function_and_its_arguments(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -497,7 +497,7 @@ static void a_failure_message_names_the_function_and_its_arguments(void **state)
     jc_cache_close(c);
 }
 
-static void a_wrong_typed_argument_is_an_error_naming_the_argument_and_types(void **state)
+static void run_a_wrong_typed_argument_is_an_error_naming_the_argument_and_types(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -523,7 +523,7 @@ static void a_wrong_typed_argument_is_an_error_naming_the_argument_and_types(voi
     jc_cache_close(c);
 }
 
-static void a_missing_named_argument_is_an_error_naming_it(void **state)
+static void run_a_missing_named_argument_is_an_error_naming_it(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -545,7 +545,7 @@ static void a_missing_named_argument_is_an_error_naming_it(void **state)
 /* Issue 9 item 5: returning 0 without a result is a forgotten jc_return, an
  * error naming the function, never a cached null; in-process and in forked
  * workers alike. */
-static void a_function_that_returns_0_without_a_result_is_an_error_naming_it(void **state)
+static void run_a_function_that_returns_0_without_a_result_is_an_error_naming_it(void **state)
 {
     (void)state;
     static const int jobs[] = {1, 2};
@@ -577,7 +577,7 @@ static void a_function_that_returns_0_without_a_result_is_an_error_naming_it(voi
     }
 }
 
-static void a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error(void **state)
+static void run_a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -598,7 +598,7 @@ static void a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_erro
     assert_int_equal(count_entries(path), 0);
 }
 
-static void argument_accessors_given_no_call_return_zero_values(void **state)
+static void run_argument_accessors_given_no_call_return_zero_values(void **state)
 {
     (void)state;
     assert_int_equal(jc_arg_count(NULL), 0);
@@ -627,7 +627,7 @@ static void __attribute__((noinline)) scribble(void)
     (void)junk[0];
 }
 
-static void a_result_borrowing_the_functions_own_memory_is_kept_intact(void **state)
+static void run_a_result_borrowing_the_functions_own_memory_is_kept_intact(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -666,7 +666,7 @@ static void a_result_borrowing_the_functions_own_memory_is_kept_intact(void **st
 
 /* ---- results ---- */
 
-static void results_status_is_ok_only_when_every_call_succeeded(void **state)
+static void run_results_status_is_ok_only_when_every_call_succeeded(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -693,7 +693,7 @@ static void results_status_is_ok_only_when_every_call_succeeded(void **state)
     assert_int_equal(jc_results_count(NULL), 0);
 }
 
-static void a_warm_rerun_reports_hits_and_the_compute_time_they_saved(void **state)
+static void run_a_warm_rerun_reports_hits_and_the_compute_time_they_saved(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -738,7 +738,7 @@ static void a_warm_rerun_reports_hits_and_the_compute_time_they_saved(void **sta
     jc_cache_close(c);
 }
 
-static void result_double_and_int_convert_or_give_nan_and_zero(void **state)
+static void run_result_double_and_int_convert_or_give_nan_and_zero(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -759,7 +759,7 @@ static void result_double_and_int_convert_or_give_nan_and_zero(void **state)
     jc_cache_close(c);
 }
 
-static void result_take_hands_the_value_over(void **state)
+static void run_result_take_hands_the_value_over(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -783,7 +783,7 @@ static void result_take_hands_the_value_over(void **state)
     jc_cache_close(c);
 }
 
-static void result_take_gives_each_identical_submission_its_own_value(void **state)
+static void run_result_take_gives_each_identical_submission_its_own_value(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -815,7 +815,7 @@ static void result_take_gives_each_identical_submission_its_own_value(void **sta
     assert_true(distinct);
 }
 
-static void an_out_of_range_index_gives_a_failed_status_and_no_value(void **state)
+static void run_an_out_of_range_index_gives_a_failed_status_and_no_value(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -854,7 +854,7 @@ JC_FUNCTION(where_am_i, "v1");
 
 /* A zero-initialised jc_options is the default: n_jobs = 0 means 1 (in this
  * process), and a literal naming only one field works. */
-static void zero_initialised_options_are_the_default(void **state)
+static void run_zero_initialised_options_are_the_default(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -886,7 +886,7 @@ static void zero_initialised_options_are_the_default(void **state)
     jc_cache_close(c);
 }
 
-static void a_negative_timeout_is_refused(void **state)
+static void run_a_negative_timeout_is_refused(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -925,7 +925,7 @@ static jc_results *run_mixed(const char *name, int n_jobs)
     return res;
 }
 
-static void n_jobs_minus_one_and_two_give_the_same_results_as_one(void **state)
+static void run_n_jobs_minus_one_and_two_give_the_same_results_as_one(void **state)
 {
     (void)state;
     jc_results *one = run_mixed("njobs1.db", 1);
@@ -971,7 +971,7 @@ static void n_jobs_minus_one_and_two_give_the_same_results_as_one(void **state)
 
 /* ---- bad calls ---- */
 
-static void an_unregistered_function_is_refused_at_the_call_with_file_and_line(void **state)
+static void run_an_unregistered_function_is_refused_at_the_call_with_file_and_line(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -996,7 +996,7 @@ static void an_unregistered_function_is_refused_at_the_call_with_file_and_line(v
     jc_cache_close(c);
 }
 
-static void a_null_argument_is_refused_at_the_call(void **state)
+static void run_a_null_argument_is_refused_at_the_call(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -1017,7 +1017,7 @@ static void a_null_argument_is_refused_at_the_call(void **state)
     jc_cache_close(c);
 }
 
-static void a_null_argument_is_einval_whatever_the_last_error_was(void **state)
+static void run_a_null_argument_is_einval_whatever_the_last_error_was(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -1036,7 +1036,7 @@ static void a_null_argument_is_einval_whatever_the_last_error_was(void **state)
     assert_contains(msg, "argument 1 is NULL");
 }
 
-static void a_named_argument_given_twice_is_refused(void **state)
+static void run_a_named_argument_given_twice_is_refused(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -1055,7 +1055,7 @@ static void a_named_argument_given_twice_is_refused(void **state)
     jc_cache_close(c);
 }
 
-static void running_a_batch_twice_is_an_error(void **state)
+static void run_running_a_batch_twice_is_an_error(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -1077,7 +1077,7 @@ static void running_a_batch_twice_is_an_error(void **state)
     jc_cache_close(c);
 }
 
-static void an_empty_batch_runs_fine(void **state)
+static void run_an_empty_batch_runs_fine(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1099,7 +1099,7 @@ static void an_empty_batch_runs_fine(void **state)
 
 /* ---- cache modes and files ---- */
 
-static void recompute_computes_every_call_and_overwrites_its_entry(void **state)
+static void run_recompute_computes_every_call_and_overwrites_its_entry(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1128,7 +1128,7 @@ static void recompute_computes_every_call_and_overwrites_its_entry(void **state)
     generation = 1;
 }
 
-static void readonly_uses_hits_and_never_writes(void **state)
+static void run_readonly_uses_hits_and_never_writes(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1179,7 +1179,7 @@ static void readonly_uses_hits_and_never_writes(void **state)
     free(bytes1);
 }
 
-static void readonly_on_a_missing_file_fails_naming_it(void **state)
+static void run_readonly_on_a_missing_file_fails_naming_it(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1191,7 +1191,7 @@ static void readonly_on_a_missing_file_fails_naming_it(void **state)
     assert_false(jc_test_exists(path)); /* and it made none */
 }
 
-static void disabled_computes_everything_and_creates_no_file(void **state)
+static void run_disabled_computes_everything_and_creates_no_file(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1215,7 +1215,7 @@ static void disabled_computes_everything_and_creates_no_file(void **state)
     assert_false(jc_test_exists(wal));
 }
 
-static void jobcache_path_chooses_the_file_when_path_is_null(void **state)
+static void run_jobcache_path_chooses_the_file_when_path_is_null(void **state)
 {
     (void)state;
     char path[PATH_CAP], other[PATH_CAP];
@@ -1237,7 +1237,7 @@ static void jobcache_path_chooses_the_file_when_path_is_null(void **state)
     unsetenv("JOBCACHE_PATH");
 }
 
-static void the_default_file_is_jobcache_db_in_the_current_directory(void **state)
+static void run_the_default_file_is_jobcache_db_in_the_current_directory(void **state)
 {
     (void)state;
     char cwd[PATH_CAP];
@@ -1270,7 +1270,7 @@ static void the_default_file_is_jobcache_db_in_the_current_directory(void **stat
     jc_cache_close(c);
 }
 
-static void a_corrupted_result_is_recomputed_and_its_entry_repaired(void **state)
+static void run_a_corrupted_result_is_recomputed_and_its_entry_repaired(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1333,7 +1333,7 @@ static char *stderr_of_run(const char *name, jc_verbose v, size_t *len)
     return text;
 }
 
-static void verbose_on_writes_exactly_one_summary_line(void **state)
+static void run_verbose_on_writes_exactly_one_summary_line(void **state)
 {
     (void)state;
     size_t len = 0;
@@ -1354,7 +1354,7 @@ static void verbose_on_writes_exactly_one_summary_line(void **state)
     free(text);
 }
 
-static void verbose_off_and_auto_without_a_terminal_write_nothing(void **state)
+static void run_verbose_off_and_auto_without_a_terminal_write_nothing(void **state)
 {
     (void)state;
     char *text = stderr_of_run("verbose-off.db", JC_VERBOSE_OFF, NULL);
@@ -1381,7 +1381,7 @@ static int64_t disk_bytes(const char *path)
 /* max_size bounds the files on disk (database and -wal), not the payload:
  * after a run, least recently used entries go until they fit, their pages
  * are given back, and the entries just used stay. */
-static void max_size_bounds_the_files_on_disk_after_a_run(void **state)
+static void run_max_size_bounds_the_files_on_disk_after_a_run(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1439,7 +1439,7 @@ static int big_result(jc_call *call)
 }
 JC_FUNCTION(big_result, "v1");
 
-static void a_result_too_large_for_max_size_is_reported_once(void **state)
+static void run_a_result_too_large_for_max_size_is_reported_once(void **state)
 {
     (void)state;
     char path[PATH_CAP], err[PATH_CAP];
@@ -1500,7 +1500,7 @@ static int blob_sum(jc_call *call)
 }
 JC_FUNCTION(blob_sum, "v1");
 
-static void bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them(void **state)
+static void run_bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them(void **state)
 {
     (void)state;
     jc_cache *c = open_cache(NULL, JC_CACHE_DISABLED);
@@ -1558,7 +1558,7 @@ static void bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them(vo
 /* A bytes argument of 64 KiB or more (kept in the cache as its digest)
  * reaches the function whole, in-process and in forked workers, and a
  * rerun is a hit. */
-static void a_large_bytes_argument_reaches_the_function_whole(void **state)
+static void run_a_large_bytes_argument_reaches_the_function_whole(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1603,7 +1603,7 @@ static sqlite3 *hold_write_lock(const char *path)
     return db;
 }
 
-static void a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored(void **state)
+static void run_a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1633,7 +1633,7 @@ static void a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored(
     assert_int_equal(count_entries(path), 30);
 }
 
-static void hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit(void **state)
+static void run_hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -1662,52 +1662,52 @@ int main(void)
 {
     unsetenv("JOBCACHE_PATH");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(results_come_back_in_submission_order),
-        cmocka_unit_test(rerun_on_the_same_cache_is_all_hits),
-        cmocka_unit_test(extending_a_sweep_computes_only_the_new_calls),
-        cmocka_unit_test(identical_calls_in_one_batch_are_computed_once_and_reported_for_each),
-        cmocka_unit_test(on_result_fires_once_per_distinct_computed_call),
-        cmocka_unit_test(on_progress_fires_and_ends_with_every_call_done),
-        cmocka_unit_test(errors_are_never_cached),
-        cmocka_unit_test(stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results),
-        cmocka_unit_test(continue_on_error_runs_every_call),
-        cmocka_unit_test(a_failure_message_names_the_function_and_its_arguments),
-        cmocka_unit_test(a_wrong_typed_argument_is_an_error_naming_the_argument_and_types),
-        cmocka_unit_test(a_missing_named_argument_is_an_error_naming_it),
-        cmocka_unit_test(a_function_that_returns_0_without_a_result_is_an_error_naming_it),
-        cmocka_unit_test(a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error),
-        cmocka_unit_test(argument_accessors_given_no_call_return_zero_values),
-        cmocka_unit_test(a_result_borrowing_the_functions_own_memory_is_kept_intact),
-        cmocka_unit_test(results_status_is_ok_only_when_every_call_succeeded),
-        cmocka_unit_test(a_warm_rerun_reports_hits_and_the_compute_time_they_saved),
-        cmocka_unit_test(result_double_and_int_convert_or_give_nan_and_zero),
-        cmocka_unit_test(result_take_hands_the_value_over),
-        cmocka_unit_test(result_take_gives_each_identical_submission_its_own_value),
-        cmocka_unit_test(an_out_of_range_index_gives_a_failed_status_and_no_value),
-        cmocka_unit_test(zero_initialised_options_are_the_default),
-        cmocka_unit_test(a_negative_timeout_is_refused),
-        cmocka_unit_test(n_jobs_minus_one_and_two_give_the_same_results_as_one),
-        cmocka_unit_test(an_unregistered_function_is_refused_at_the_call_with_file_and_line),
-        cmocka_unit_test(a_null_argument_is_refused_at_the_call),
-        cmocka_unit_test(a_null_argument_is_einval_whatever_the_last_error_was),
-        cmocka_unit_test(a_named_argument_given_twice_is_refused),
-        cmocka_unit_test(running_a_batch_twice_is_an_error),
-        cmocka_unit_test(an_empty_batch_runs_fine),
-        cmocka_unit_test(recompute_computes_every_call_and_overwrites_its_entry),
-        cmocka_unit_test(readonly_uses_hits_and_never_writes),
-        cmocka_unit_test(readonly_on_a_missing_file_fails_naming_it),
-        cmocka_unit_test(disabled_computes_everything_and_creates_no_file),
-        cmocka_unit_test(jobcache_path_chooses_the_file_when_path_is_null),
-        cmocka_unit_test(the_default_file_is_jobcache_db_in_the_current_directory),
-        cmocka_unit_test(a_corrupted_result_is_recomputed_and_its_entry_repaired),
-        cmocka_unit_test(verbose_on_writes_exactly_one_summary_line),
-        cmocka_unit_test(verbose_off_and_auto_without_a_terminal_write_nothing),
-        cmocka_unit_test(max_size_bounds_the_files_on_disk_after_a_run),
-        cmocka_unit_test(a_result_too_large_for_max_size_is_reported_once),
-        cmocka_unit_test(a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored),
-        cmocka_unit_test(hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),
-        cmocka_unit_test(bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
-        cmocka_unit_test(a_large_bytes_argument_reaches_the_function_whole),
+        cmocka_unit_test(run_results_come_back_in_submission_order),
+        cmocka_unit_test(run_rerun_on_the_same_cache_is_all_hits),
+        cmocka_unit_test(run_extending_a_sweep_computes_only_the_new_calls),
+        cmocka_unit_test(run_identical_calls_in_one_batch_are_computed_once_and_reported_for_each),
+        cmocka_unit_test(run_on_result_fires_once_per_distinct_computed_call),
+        cmocka_unit_test(run_on_progress_fires_and_ends_with_every_call_done),
+        cmocka_unit_test(run_errors_are_never_cached),
+        cmocka_unit_test(run_stop_on_error_skips_later_calls_and_keeps_and_stores_earlier_results),
+        cmocka_unit_test(run_continue_on_error_runs_every_call),
+        cmocka_unit_test(run_a_failure_message_names_the_function_and_its_arguments),
+        cmocka_unit_test(run_a_wrong_typed_argument_is_an_error_naming_the_argument_and_types),
+        cmocka_unit_test(run_a_missing_named_argument_is_an_error_naming_it),
+        cmocka_unit_test(run_a_function_that_returns_0_without_a_result_is_an_error_naming_it),
+        cmocka_unit_test(run_a_function_that_fails_without_jc_fail_or_returns_after_it_is_an_error),
+        cmocka_unit_test(run_argument_accessors_given_no_call_return_zero_values),
+        cmocka_unit_test(run_a_result_borrowing_the_functions_own_memory_is_kept_intact),
+        cmocka_unit_test(run_results_status_is_ok_only_when_every_call_succeeded),
+        cmocka_unit_test(run_a_warm_rerun_reports_hits_and_the_compute_time_they_saved),
+        cmocka_unit_test(run_result_double_and_int_convert_or_give_nan_and_zero),
+        cmocka_unit_test(run_result_take_hands_the_value_over),
+        cmocka_unit_test(run_result_take_gives_each_identical_submission_its_own_value),
+        cmocka_unit_test(run_an_out_of_range_index_gives_a_failed_status_and_no_value),
+        cmocka_unit_test(run_zero_initialised_options_are_the_default),
+        cmocka_unit_test(run_a_negative_timeout_is_refused),
+        cmocka_unit_test(run_n_jobs_minus_one_and_two_give_the_same_results_as_one),
+        cmocka_unit_test(run_an_unregistered_function_is_refused_at_the_call_with_file_and_line),
+        cmocka_unit_test(run_a_null_argument_is_refused_at_the_call),
+        cmocka_unit_test(run_a_null_argument_is_einval_whatever_the_last_error_was),
+        cmocka_unit_test(run_a_named_argument_given_twice_is_refused),
+        cmocka_unit_test(run_running_a_batch_twice_is_an_error),
+        cmocka_unit_test(run_an_empty_batch_runs_fine),
+        cmocka_unit_test(run_recompute_computes_every_call_and_overwrites_its_entry),
+        cmocka_unit_test(run_readonly_uses_hits_and_never_writes),
+        cmocka_unit_test(run_readonly_on_a_missing_file_fails_naming_it),
+        cmocka_unit_test(run_disabled_computes_everything_and_creates_no_file),
+        cmocka_unit_test(run_jobcache_path_chooses_the_file_when_path_is_null),
+        cmocka_unit_test(run_the_default_file_is_jobcache_db_in_the_current_directory),
+        cmocka_unit_test(run_a_corrupted_result_is_recomputed_and_its_entry_repaired),
+        cmocka_unit_test(run_verbose_on_writes_exactly_one_summary_line),
+        cmocka_unit_test(run_verbose_off_and_auto_without_a_terminal_write_nothing),
+        cmocka_unit_test(run_max_size_bounds_the_files_on_disk_after_a_run),
+        cmocka_unit_test(run_a_result_too_large_for_max_size_is_reported_once),
+        cmocka_unit_test(run_a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored),
+        cmocka_unit_test(run_hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),
+        cmocka_unit_test(run_bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
+        cmocka_unit_test(run_a_large_bytes_argument_reaches_the_function_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

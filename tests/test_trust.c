@@ -92,7 +92,7 @@ static bool run_odd(const char *path, int n_jobs)
 }
 
 /* Item 2: results cross the pipe from a worker and the store exactly. */
-static void results_keep_their_bits_cold_and_warm(void **state)
+static void trust_results_keep_their_bits_cold_and_warm(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -139,7 +139,7 @@ static jc_results *run_sq(jc_cache *c, int64_t from, int64_t to, jc_progress *su
 /* Item 3: a result replaced on disk by other valid MessagePack (sq(4) = 16
  * stored, then the bytes of 5) is not served: a miss, recomputed,
  * overwritten and counted; verify reports it first. */
-static void a_result_changed_on_disk_is_recomputed_and_counted(void **state)
+static void trust_a_result_changed_on_disk_is_recomputed_and_counted(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -188,7 +188,7 @@ static void a_result_changed_on_disk_is_recomputed_and_counted(void **state)
 
 /* Item 7: a hit queued for writing lands on the entry it hit, not on one
  * that took over its row id. */
-static void hits_land_on_the_entry_they_hit(void **state)
+static void trust_hits_land_on_the_entry_they_hit(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -236,7 +236,7 @@ static void replace_entry(const jc_results *res, size_t index, void *userdata)
     jc_cache_close(other);
 }
 
-static void hits_of_a_run_land_on_the_entry_they_hit(void **state)
+static void trust_hits_of_a_run_land_on_the_entry_they_hit(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -259,7 +259,7 @@ static void hits_of_a_run_land_on_the_entry_they_hit(void **state)
 }
 
 /* Item 7: jc_cache_stats counts the hits this process has not written yet. */
-static void stats_counts_hits_not_yet_written(void **state)
+static void trust_stats_counts_hits_not_yet_written(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -278,7 +278,7 @@ static void stats_counts_hits_not_yet_written(void **state)
 
 /* The same with a cache whose busy timeout is short, so that the flush
  * gives up at once and the count comes from memory. */
-static void stats_counts_pending_hits_while_the_file_is_locked(void **state)
+static void trust_stats_counts_pending_hits_while_the_file_is_locked(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -311,7 +311,7 @@ JC_FUNCTION(nap, "v1");
 
 /* Item 10: after an interrupted run a program ends as killed by the signal
  * (what a shell needs to stop a loop), once its results are committed. */
-static void an_interrupted_program_ends_as_killed_by_the_signal(void **state)
+static void trust_an_interrupted_program_ends_as_killed_by_the_signal(void **state)
 {
     (void)state;
     char path[PATH_CAP];
@@ -389,7 +389,7 @@ static jc_progress run_sq_policy(const char *path, int n, jc_on_code_change poli
 /* Item 4: entries computed by other code under the same name and version
  * (their stored fingerprint differs from the running code's) are warned
  * about, recomputed or served, as the policy says; unknown ones never. */
-static void hits_from_other_code_follow_the_policy(void **state)
+static void trust_hits_from_other_code_follow_the_policy(void **state)
 {
     (void)state;
     char path[PATH_CAP], *err = NULL;
@@ -461,7 +461,7 @@ static void hits_from_other_code_follow_the_policy(void **state)
 }
 
 /* Item 4 through jc_memo: warned once per function, recomputed on demand. */
-static void a_memo_hit_from_other_code_warns_once(void **state)
+static void trust_a_memo_hit_from_other_code_warns_once(void **state)
 {
     (void)state;
     char path[PATH_CAP], errpath[PATH_CAP + 16];
@@ -495,15 +495,15 @@ static void a_memo_hit_from_other_code_warns_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(results_keep_their_bits_cold_and_warm),
-        cmocka_unit_test(a_result_changed_on_disk_is_recomputed_and_counted),
-        cmocka_unit_test(hits_land_on_the_entry_they_hit),
-        cmocka_unit_test(hits_of_a_run_land_on_the_entry_they_hit),
-        cmocka_unit_test(stats_counts_hits_not_yet_written),
-        cmocka_unit_test(stats_counts_pending_hits_while_the_file_is_locked),
-        cmocka_unit_test(an_interrupted_program_ends_as_killed_by_the_signal),
-        cmocka_unit_test(hits_from_other_code_follow_the_policy),
-        cmocka_unit_test(a_memo_hit_from_other_code_warns_once),
+        cmocka_unit_test(trust_results_keep_their_bits_cold_and_warm),
+        cmocka_unit_test(trust_a_result_changed_on_disk_is_recomputed_and_counted),
+        cmocka_unit_test(trust_hits_land_on_the_entry_they_hit),
+        cmocka_unit_test(trust_hits_of_a_run_land_on_the_entry_they_hit),
+        cmocka_unit_test(trust_stats_counts_hits_not_yet_written),
+        cmocka_unit_test(trust_stats_counts_pending_hits_while_the_file_is_locked),
+        cmocka_unit_test(trust_an_interrupted_program_ends_as_killed_by_the_signal),
+        cmocka_unit_test(trust_hits_from_other_code_follow_the_policy),
+        cmocka_unit_test(trust_a_memo_hit_from_other_code_warns_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
