@@ -118,6 +118,58 @@ int jc__env_bool(const jc_cache *cache, const char *name, bool *on);
 /* The variable's value, NULL when unset, empty, or ignored by cache. */
 const char *jc__env(const jc_cache *cache, const char *name);
 
+/* ---- writes at the level of intent (cache/write.c) ----
+ *
+ * Each is one write transaction of the store, begun, filled and committed
+ * (or rolled back) here: nothing above composes a transaction by hand. */
+
+/* A computed result to store: jc__cache_put's arguments. */
+typedef struct jc__result_in {
+    const uint8_t *key;
+    const jc_function *fn;
+    jc_value *const *argv;
+    size_t argc;
+    const jc_value *value; /* encoded exactly, unless blob holds the encoding already */
+    const void *blob;
+    size_t blob_len;
+    double seconds;
+} jc__result_in;
+
+/* A piece of results, and what rides on its transaction. */
+typedef struct jc__piece {
+    size_t n;                                               /* results */
+    void (*item)(void *ctx, size_t i, jc__result_in *out);  /* the i-th result */
+    /* The i-th was not stored: rc 1, too large for max_size (warned about
+     * once per function); negative, a reason of its own (message set). */
+    void (*unstored)(void *ctx, size_t i, int rc);
+    void *ctx;
+    bool touches;      /* write the queued hits too */
+    bool leases;       /* with touches: renew this process's claims to lease_ttl */
+    double lease_ttl;  /* seconds */
+    uint8_t *release;  /* ... and release these claims (JC__KEY_LEN bytes each; sorted in place) */
+    size_t *nrelease;  /* how many; set to 0 once released (before any result is stored) */
+    bool leases_done;  /* out: the claims were renewed and released */
+} jc__piece;
+/* Stores a piece of results in one write transaction. Returns 0 when it
+ * committed (each result stored, or reported through unstored), JC_EFULL
+ * when the disk was full (everything rolled back: store smaller pieces), or
+ * another negative code when it could not begin or commit (nothing
+ * stored: try again later). */
+int jc__cache_store_piece(jc_cache *cache, jc__piece *p);
+/* Stores one memoized result with the queued hits, then keeps max_size: a
+ * no-op on a read-only cache. A result that cannot be stored changes
+ * nothing in the file. Returns jc__cache_put's code, or the begin's. */
+int jc__cache_store_result(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_function *fn,
+                           jc_value *const *argv, size_t argc, const jc_value *value, double seconds);
+/* Renews this process's claims to ttl seconds and releases release[0..n)
+ * (sorted in place), in a transaction of their own. 0 when the transaction
+ * began (the release was attempted: bookkeeping, its failures are not
+ * reported), else the begin's code (the file locked: try again later). */
+int jc__cache_renew_leases(jc_cache *cache, uint8_t *release, size_t nrelease, double ttl);
+/* Writes the queued hits in a transaction of their own: 0 at once when
+ * none is queued, the cache is read-only, or a transaction is open. */
+int jc__cache_sync_hits(jc_cache *cache);
+
 /* ---- state of the handle ---- */
 
 /* Hits queued and not yet written. */

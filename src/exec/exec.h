@@ -82,4 +82,33 @@ long jc__mpi_launched_size(void);
  * in progress, is util/interrupt.h's. */
 #include "util/interrupt.h"
 
+/* ---- what the backends share (exec.c) ---- */
+
+/* A running mean that follows change: the plain mean of the first 16
+ * samples, then an exponential one of weight 1/16. value 0 = none yet. */
+typedef struct jc__mean {
+    double value;
+    size_t n;
+} jc__mean;
+void jc__mean_add(jc__mean *m, double x);
+
+/* How many of the left tasks to hand one of workers at once: about
+ * seconds of work by the running mean of a task (mean; 1 task before any
+ * is measured), at most half of a fair share of what is left (guided
+ * scheduling), at least 1 and at most max (0: no bound). round: to the
+ * nearest count rather than down (two calls of 5 ms make a batch of 10 ms). */
+size_t jc__batch_size(size_t left, size_t workers, double mean, double seconds, size_t max, bool round);
+
+/* Progress ticks go out at most this often. */
+#define JC__TICK_SECONDS 0.1
+/* True at most once per JC__TICK_SECONDS: *last holds the monotonic time
+ * of the last tick (start it at jc__monotonic()). */
+bool jc__tick_due(double *last);
+
+/* Fills o (task, status and seconds set) from a call's payload as it came
+ * back from another process: for JC_STATUS_OK the encoded result (copied
+ * into o->blob; out of memory turns it into an error naming the call), else
+ * the failure's message. */
+void jc__outcome_received(jc__outcome *o, const jc__task *task, const void *payload, size_t len);
+
 #endif

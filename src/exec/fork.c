@@ -74,16 +74,8 @@ static int spawn(pool *p, int slot)
 
 static uint32_t batch_size(const pool *p)
 {
-    size_t left = p->ex->ntasks - p->next;
-    /* Guided share: never more than half of a fair share of what is left. */
-    size_t guided = left / (2 * (size_t)p->n);
-    size_t by_time = p->mean > 0 ? (size_t)(BATCH_SECONDS / p->mean) : 1;
-    size_t b = by_time < guided ? by_time : guided;
-    if (b < 1)
-        b = 1;
-    if (b > MAX_BATCH)
-        b = MAX_BATCH;
-    return (uint32_t)b;
+    return (uint32_t)jc__batch_size(p->ex->ntasks - p->next, (size_t)p->n, p->mean.value, BATCH_SECONDS, MAX_BATCH,
+                                    false);
 }
 
 static void dispatch(pool *p, int i)
@@ -116,12 +108,6 @@ static void dispatch(pool *p, int i)
     }
 }
 
-void jc__fk_learn(pool *p, double secs)
-{
-    p->measured++;
-    double k = p->measured < 16 ? 1.0 / (double)p->measured : 1.0 / 16;
-    p->mean += (secs - p->mean) * k;
-}
 
 /* Parses whole messages out of w->in and delivers them; false when the
  * worker broke the protocol (it is then killed). */
@@ -148,21 +134,9 @@ static bool consume(pool *p, worker *w)
         }
         p->outstanding--;
         p->futile_deaths = 0;
-        jc__fk_learn(p, h.seconds);
+        jc__mean_add(&p->mean, h.seconds);
         jc__outcome o = {.task = h.task, .status = (jc_status)h.status, .seconds = h.seconds};
-        if (h.status == JC_STATUS_OK) {
-            o.blob = malloc(h.len ? h.len : 1);
-            if (o.blob)
-                memcpy(o.blob, payload, h.len);
-            o.blob_len = h.len;
-            if (!o.blob) {
-                o.status = JC_STATUS_ERROR;
-                o.error = jc__strdup_printf("%s: out of memory receiving its result",
-                                            p->ex->tasks[h.task].fn->name);
-            }
-        } else {
-            o.error = strndup(payload, h.len);
-        }
+        jc__outcome_received(&o, &p->ex->tasks[h.task], payload, h.len);
         if (p->ex->deliver(p->ex->ctx, &o))
             p->stopping = true;
     }
@@ -421,11 +395,9 @@ static int loop(pool *p, struct pollfd *fds)
             salvage(p, fds);
         if (rc)
             return rc;
-        double now = jc__monotonic();
-        if (now - last_tick >= 0.1) {
+        if (jc__tick_due(&last_tick)) {
             if (p->ex->tick)
                 p->ex->tick(p->ex->ctx, jc__fk_running(p));
-            last_tick = now;
             if (p->ex->abandon && p->ex->abandon(p->ex->ctx)) {
                 p->stopping = true;
                 return jc__set_error(JC_EINTR, "abandoned: the run was cancelled");

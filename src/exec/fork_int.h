@@ -138,8 +138,7 @@ typedef struct pool {
     size_t nretry;
     size_t outstanding; /* tasks dispatched and not yet delivered */
     bool stopping;
-    double mean;        /* running mean of task seconds, 0 = none yet */
-    size_t measured;
+    jc__mean mean;      /* of task seconds */
     int futile_deaths;  /* workers that died while idle, in a row */
     double spawn_retry_at; /* jc__monotonic() before which no spawn is tried */
     sigset_t run_mask;  /* the mask to wait with (SIGINT/SIGTERM unblocked) */
@@ -154,7 +153,6 @@ typedef struct pool {
 void jc__fk_bury(pool *p, int i);
 bool jc__fk_has_ended(const worker *w);
 void jc__fk_kill_group(const worker *w);
-void jc__fk_learn(pool *p, double secs);
 void jc__fk_nap(const pool *p, double seconds);
 int64_t jc__fk_oom_kill_count(void);
 bool jc__fk_reap(const pool *p, pid_t pid, int *status, double deadline);

@@ -16,11 +16,8 @@ int jc__exec_inprocess(jc__exec *ex)
         o.status = jc__call_invoke(t->fn, t->argv, t->argc, &o.value, &o.error, &o.seconds);
         if (ex->deliver(ex->ctx, &o))
             return 0;
-        double now = jc__monotonic();
-        if (ex->tick && now - last_tick >= 0.1) {
+        if (ex->tick && jc__tick_due(&last_tick))
             ex->tick(ex->ctx, 0);
-            last_tick = now;
-        }
     }
     return 0;
 }

@@ -40,32 +40,22 @@ typedef struct coord {
     size_t outstanding; /* tasks sent and not yet delivered */
     uint32_t next_group;
     bool stopping;
-    double mean;        /* running mean of task seconds, 0 = none yet */
-    size_t measured;
-    double group_cost;  /* running mean of what a group costs a rank beyond its calls */
-    size_t groups_measured;
+    jc__mean mean;       /* of task seconds */
+    jc__mean group_cost; /* of what a group costs a rank beyond its calls */
     sigset_t run_mask;  /* the mask to sleep with: the run's interrupts unblocked */
 } coord;
 
 static size_t group_size(const coord *c)
 {
-    size_t left = c->ex->ntasks - c->next;
-    size_t guided = left / (2 * (size_t)c->n);
     /* About BATCH_SECONDS of calls, and at least GROUP_COST_FACTOR times
      * what a group costs a worker rank beyond its calls (the fork of the
      * child that runs them, mostly: about 1 ms), so that this cost stays a
      * few percent. Rounded, not truncated: two calls of 5 ms are a group of
      * 10 ms. */
     double seconds = BATCH_SECONDS;
-    if (c->group_cost * GROUP_COST_FACTOR > seconds)
-        seconds = c->group_cost * GROUP_COST_FACTOR;
-    size_t by_time = c->mean > 0 ? (size_t)(seconds / c->mean + 0.5) : 1;
-    size_t b = by_time < guided ? by_time : guided;
-    if (b < 1)
-        b = 1;
-    if (b > MAX_GROUP)
-        b = MAX_GROUP;
-    return b;
+    if (c->group_cost.value * GROUP_COST_FACTOR > seconds)
+        seconds = c->group_cost.value * GROUP_COST_FACTOR;
+    return jc__batch_size(c->ex->ntasks - c->next, (size_t)c->n, c->mean.value, seconds, MAX_GROUP, true);
 }
 
 static bool put(jc__buf *b, const void *p, size_t n)
@@ -206,19 +196,6 @@ static int dispatch(coord *c, int i)
     return 0;
 }
 
-/* A running mean that follows change: the plain mean of the first 16
- * samples, then an exponential one (weight 1/16), as the fork pool's. */
-static void learn_mean(double *mean, size_t *n, double x)
-{
-    (*n)++;
-    double k = *n < 16 ? 1.0 / (double)*n : 1.0 / 16;
-    *mean += (x - *mean) * k;
-}
-
-static void learn(coord *c, double secs)
-{
-    learn_mean(&c->mean, &c->measured, secs);
-}
 
 static void complete_send(sent_group *g)
 {
@@ -261,26 +238,14 @@ static int take_results(coord *c, int src, const char *buf, size_t len)
         g->delivered++;
         c->outstanding--;
         if (oh.status == JC_STATUS_OK || oh.seconds > 0)
-            learn(c, oh.seconds); /* not a call refused before it ran */
+            jc__mean_add(&c->mean, oh.seconds); /* not a call refused before it ran */
         jc__outcome o = {.task = oh.task, .status = (jc_status)oh.status, .seconds = oh.seconds};
-        if (o.status == JC_STATUS_OK) {
-            o.blob = malloc(oh.len ? oh.len : 1);
-            if (o.blob) {
-                memcpy(o.blob, payload, oh.len);
-                o.blob_len = oh.len;
-            } else {
-                o.status = JC_STATUS_ERROR;
-                o.error = jc__strdup_printf("%s: out of memory receiving its result",
-                                            c->ex->tasks[oh.task].fn->name);
-            }
-        } else {
-            o.error = strndup(payload, oh.len);
-        }
+        jc__outcome_received(&o, &c->ex->tasks[oh.task], payload, oh.len);
         if (c->ex->deliver(c->ex->ctx, &o))
             c->stopping = true;
     }
     if (h.cost > 0)
-        learn_mean(&c->group_cost, &c->groups_measured, h.cost);
+        jc__mean_add(&c->group_cost, h.cost);
     if (g->delivered == g->ntasks) {
         complete_send(g);
         memmove(&s->q[0], &s->q[1], sizeof(sent_group) * (INFLIGHT - 1));
@@ -392,11 +357,8 @@ static int coordinate(coord *c)
         if (rc)
             return rc;
         jc__mpi_test_orphans();
-        double now = jc__monotonic();
-        if (c->ex->tick && now - last_tick >= 0.1) {
+        if (c->ex->tick && jc__tick_due(&last_tick))
             c->ex->tick(c->ex->ctx, busy_ranks(c));
-            last_tick = now;
-        }
         if (got) {
             step = POLL_MIN;
         } else {

@@ -26,8 +26,7 @@ typedef struct tpool {
     pthread_cond_t ready; /* an outcome was queued, or a thread finished */
     size_t next;          /* next task to hand out */
     bool stop;
-    double mean;          /* running mean of task seconds */
-    size_t measured;
+    jc__mean mean;        /* of task seconds */
     jc__outcome *queue;   /* ntasks slots: each task is queued once at most */
     size_t qhead, qtail;
     int alive;
@@ -39,11 +38,7 @@ static size_t take_range(tpool *p, size_t *start)
     size_t left = p->ex->ntasks - p->next;
     if (p->stop || !left)
         return 0;
-    size_t guided = left / (2 * (size_t)p->ex->nworkers);
-    size_t by_time = p->mean > 0 ? (size_t)(BATCH_SECONDS / p->mean) : 1;
-    size_t n = by_time < guided ? by_time : guided;
-    if (n < 1)
-        n = 1;
+    size_t n = jc__batch_size(left, (size_t)p->ex->nworkers, p->mean.value, BATCH_SECONDS, 0, false);
     *start = p->next;
     p->next += n;
     return n;
@@ -67,8 +62,7 @@ static void *thread_main(void *arg)
             o.status = jc__call_invoke(task->fn, task->argv, task->argc, &o.value, &o.error, &o.seconds);
             pthread_mutex_lock(&p->lock);
             p->running--;
-            p->measured++;
-            p->mean += (o.seconds - p->mean) / (double)(p->measured < 16 ? p->measured : 16);
+            jc__mean_add(&p->mean, o.seconds);
             p->queue[p->qtail++] = o;
             pthread_cond_signal(&p->ready);
         }
@@ -134,13 +128,11 @@ int jc__exec_threads(jc__exec *ex)
         struct timespec ts = jc__monotonic_after(0.05);
         if (p.qhead == p.qtail)
             pthread_cond_timedwait(&p.ready, &p.lock, &ts);
-        double now = jc__monotonic();
-        if (ex->tick && now - last_tick >= 0.1) {
+        if (ex->tick && jc__tick_due(&last_tick)) {
             size_t r = p.running;
             pthread_mutex_unlock(&p.lock);
             ex->tick(ex->ctx, r);
             pthread_mutex_lock(&p.lock);
-            last_tick = now;
         }
     }
     drain(&p);

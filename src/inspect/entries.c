@@ -33,32 +33,13 @@ int jc__i_writable(const jc_cache *cache, const char *what)
     return rc;
 }
 
-/* Opens a write transaction, writing the queued hits first. */
-int jc__i_begin_write(jc_cache *cache)
-{
-    return jc__cache_write_begin(cache);
-}
-
-/* Ends the transaction of jc__i_begin_write: commits when rc is not an error and
- * keep is set, else rolls back. Returns rc, or the commit's failure. Only
- * after a jc__i_begin_write that succeeded: a failed one has no transaction left,
- * and rolling back would replace its error with "rollback without a
- * transaction". */
-int jc__i_end_write(jc_cache *cache, int rc, bool keep)
-{
-    return jc__cache_write_end(cache, rc, keep);
-}
-
 /* Before a dry run: its rollback must not take queued hits or an
  * enclosing transaction with it. */
 int jc__i_prepare_dry_run(jc_cache *cache, const char *what)
 {
     if (jc__cache_in_transaction(cache))
         return jc__set_error(JC_EINVAL, "%s: a dry run cannot be nested in a transaction", what);
-    if (!jc__cache_pending(cache))
-        return 0;
-    int rc = jc__i_begin_write(cache);
-    return rc ? rc : jc__i_end_write(cache, 0, true);
+    return jc__cache_sync_hits(cache);
 }
 
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info)
@@ -420,10 +401,10 @@ int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE])
     if (!rc && !key)
         rc = jc__set_error(JC_EINVAL, "jc_entry_remove: NULL key");
     if (!rc)
-        rc = jc__i_begin_write(cache);
+        rc = jc__cache_write_begin(cache);
     if (rc)
         return rc;
-    rc = jc__i_end_write(cache, jc__cache_delete(cache, key), true);
+    rc = jc__cache_write_end(cache, jc__cache_delete(cache, key), true);
     if (rc == 0) {
         char hex[2 * JC__KEY_LEN + 1];
         jc__key_hex(key, hex);

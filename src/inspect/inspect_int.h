@@ -16,7 +16,7 @@
  *
  * Invariants kept here:
  *
- *  - Every change is one transaction of the store (jc__i_begin_write/end_write),
+ *  - Every change is one transaction of the store (jc__cache_write_begin/_end),
  *    which first writes the hits the cache has queued: an entry just used
  *    then counts as used, and no queued hit lands on an entry that a later
  *    insert gave the same rowid.
@@ -39,9 +39,7 @@ enum { MERGE_BATCH = 500 };
 
 /* Shared between the files of this folder (each defined in one of them). */
 bool jc__i_bad_age(double age);
-int jc__i_begin_write(jc_cache *cache);
 int jc__i_check_row(const jc__row *r, char *problem, size_t cap);
-int jc__i_end_write(jc_cache *cache, int rc, bool keep);
 void jc__i_free_argv(jc_value **argv, size_t argc);
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info);
 int jc__i_prepare_dry_run(jc_cache *cache, const char *what);

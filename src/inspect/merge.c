@@ -120,9 +120,9 @@ static int merge_params(jc_cache *cache, jc_cache *other)
         if (rc >= 0 && theirs)
             rc = jc__cache_params(cache, fv.function[i], fv.version[i], &ours);
         if (rc >= 0 && theirs && !ours) {
-            rc = jc__i_begin_write(cache);
+            rc = jc__cache_write_begin(cache);
             if (!rc)
-                rc = jc__i_end_write(cache, jc__cache_params_put(cache, fv.function[i], fv.version[i], theirs), true);
+                rc = jc__cache_write_end(cache, jc__cache_params_put(cache, fv.function[i], fv.version[i], theirs), true);
         }
         if (rc > 0)
             rc = 0;
@@ -156,19 +156,19 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n) {
         for (size_t i = 0; i < n && !rc; i++) {
             if (!in_txn) {
-                rc = jc__i_begin_write(cache);
+                rc = jc__cache_write_begin(cache);
                 in_txn = rc == 0;
             }
             if (!rc)
                 rc = merge_one(cache, other, ids[i], &res);
             if (!rc && ++done % MERGE_BATCH == 0) {
                 in_txn = false;
-                rc = jc__i_end_write(cache, rc, true);
+                rc = jc__cache_write_end(cache, rc, true);
             }
         }
     }
     if (in_txn)
-        rc = jc__i_end_write(cache, rc, true);
+        rc = jc__cache_write_end(cache, rc, true);
     jc__cache_pager_free(pg);
     if (!rc)
         rc = merge_params(cache, other);

@@ -99,11 +99,7 @@ jc_stats *jc_cache_stats(jc_cache *cache)
      * them, else added to the totals (not per function) from memory. */
     int64_t pending_hits = 0;
     double pending_saved = 0;
-    if (jc__cache_pending(cache) && jc__cache_writable(cache) && !jc__cache_in_transaction(cache) &&
-        jc__cache_begin(cache) == 0) {
-        jc__cache_flush_touches(cache);
-        jc__cache_commit(cache);
-    }
+    jc__cache_sync_hits(cache);
     jc__cache_pending_hits(cache, &pending_hits, &pending_saved);
     if (jc__cache_facts(cache, &facts) ||
         jc__cache_groups(cache, add_group, &b))

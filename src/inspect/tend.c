@@ -28,10 +28,10 @@ int jc_cache_remove_matching(jc_cache *cache, const jc_filter *filter, bool dry_
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
     if (!rc)
-        rc = jc__i_begin_write(cache);
+        rc = jc__cache_write_begin(cache);
     if (rc)
         return rc;
-    rc = jc__i_end_write(cache, jc__cache_remove(cache, &q, &c, &b), !dry_run);
+    rc = jc__cache_write_end(cache, jc__cache_remove(cache, &q, &c, &b), !dry_run);
     if (rc)
         return rc;
     jc__i_set_out(count, c);
@@ -112,10 +112,10 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
     if (!rc)
-        rc = jc__i_begin_write(cache);
+        rc = jc__cache_write_begin(cache);
     if (rc)
         return rc;
-    rc = jc__i_end_write(cache, prune_rules(cache, opts, &c, &b), !dry_run);
+    rc = jc__cache_write_end(cache, prune_rules(cache, opts, &c, &b), !dry_run);
     if (rc)
         return rc;
     /* The file shrinks to what it holds now (the -wal file is truncated,
@@ -134,10 +134,10 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
     jc__i_set_out(count, 0);
     int rc = jc__i_writable(cache, "jc_cache_clear");
     if (!rc)
-        rc = jc__i_begin_write(cache);
+        rc = jc__cache_write_begin(cache);
     if (rc)
         return rc;
-    rc = jc__i_end_write(cache, jc__cache_remove(cache, &all, &c, NULL), true);
+    rc = jc__cache_write_end(cache, jc__cache_remove(cache, &all, &c, NULL), true);
     if (!rc)
         jc__i_set_out(count, c);
     return rc;
@@ -146,11 +146,8 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
 int jc_cache_vacuum(jc_cache *cache)
 {
     int rc = jc__i_writable(cache, "jc_cache_vacuum");
-    if (!rc && jc__cache_pending(cache)) {
-        rc = jc__i_begin_write(cache);
-        if (!rc)
-            rc = jc__i_end_write(cache, 0, true);
-    }
+    if (!rc)
+        rc = jc__cache_sync_hits(cache);
     return rc ? rc : jc__cache_vacuum_store(cache);
 }
 
@@ -162,7 +159,6 @@ int jc_cache_backup(jc_cache *cache, const char *dest_path)
     if (jc__cache_running(cache))
         return jc__set_error(JC_EBUSY, "jc_cache_backup: the cache is running a batch");
     /* This process's hits not yet written go into the copy too. */
-    if (jc__cache_pending(cache) && jc__cache_writable(cache) && jc__i_begin_write(cache) == 0)
-        jc__i_end_write(cache, 0, true);
+    jc__cache_sync_hits(cache);
     return jc__cache_backup_store(cache, dest_path);
 }

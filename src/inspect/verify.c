@@ -174,7 +174,7 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
 static int remove_bad(jc_cache *cache, verifier *v)
 {
     char problem[600];
-    int rc = jc__i_begin_write(cache);
+    int rc = jc__cache_write_begin(cache);
     if (rc) /* no transaction to end: keep begin's own error (JC_EBUSY, ...) */
         return rc;
     for (size_t i = 0; i < v->nbad && !rc; i++) {
@@ -188,7 +188,7 @@ static int remove_bad(jc_cache *cache, verifier *v)
         }
         rc = rc < 0 ? rc : 0;
     }
-    rc = jc__i_end_write(cache, rc, true);
+    rc = jc__cache_write_end(cache, rc, true);
     if (rc)
         v->res.removed = 0;
     return rc;

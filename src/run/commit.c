@@ -37,58 +37,50 @@ void jc__r_release_key(run *r, const uint8_t key[JC__KEY_LEN])
         memcpy(r->release + JC__KEY_LEN * r->nrelease++, key, JC__KEY_LEN);
 }
 
+typedef struct piece_ctx {
+    run *r;
+    size_t from;
+    size_t too_large;
+} piece_ctx;
+
+static void piece_item(void *ctx, size_t i, jc__result_in *out)
+{
+    piece_ctx *pc = ctx;
+    const unstored *u = &pc->r->queue[pc->from + i];
+    const slot *sl = &pc->r->res->slots[u->slot];
+    const pending *call = &pc->r->batch->calls[sl->first];
+    *out = (jc__result_in){.key = call->key, .fn = call->fn, .argv = call->argv, .argc = call->argc,
+                           .value = sl->value, .blob = u->blob, .blob_len = u->blob_len, .seconds = u->seconds};
+}
+
+static void piece_unstored(void *ctx, size_t i, int rc)
+{
+    piece_ctx *pc = ctx;
+    run *r = pc->r;
+    if (rc == 1)
+        pc->too_large++; /* too large for max_size: warned about, not stored */
+    else
+        jc__r_note_store_error(r, rc);
+    /* not stored: a waiter computes it */
+    jc__r_release_key(r, r->batch->calls[r->res->slots[r->queue[pc->from + i].slot].first].key);
+}
+
 /* Writes queue[from, from + n) in one transaction (with the queued hit
- * counts when touches). A result that cannot be stored for a reason of its
- * own (too large for SQLite, out of memory encoding it) is reported and
- * skipped; the others are stored. Returns 0 when the transaction committed,
- * JC_EFULL when the disk was full (everything rolled back), or another
- * negative code when it could not begin or commit. */
+ * counts, and the leases, when touches). A result that cannot be stored for
+ * a reason of its own (too large for SQLite, out of memory encoding it) is
+ * reported and skipped; the others are stored. Returns 0 when the
+ * transaction committed, JC_EFULL when the disk was full (everything rolled
+ * back), or another negative code when it could not begin or commit. */
 static int write_piece(run *r, size_t from, size_t n, bool touches)
 {
-    jc_cache *st = r->cache;
-    int rc = jc__cache_begin(st);
-    if (rc)
-        return rc;
-    /* Bookkeeping: a failure loses no result; if SQLite ended the
-     * transaction over it, a new one is begun for the results. */
-    if (touches && jc__cache_flush_touches(r->cache) && !jc__cache_in_transaction(st) && (rc = jc__cache_begin(st)))
-        return rc;
-    double now = jc__now();
-    size_t too_large = 0;
-    if (touches && r->leases) {
-        /* Leases ride on the same transaction: this run's claims renewed,
-         * and those of its failed calls released, so that a process
-         * waiting for them computes them itself. Bookkeeping: a failure
-         * here stores every result all the same. */
-        jc__cache_lease_release(r->cache, r->release, r->nrelease);
-        r->nrelease = 0;
-        jc__cache_lease_renew(r->cache, r->lease_ttl);
+    piece_ctx pc = {.r = r, .from = from};
+    jc__piece p = {.n = n, .item = piece_item, .unstored = piece_unstored, .ctx = &pc, .touches = touches,
+                   .leases = r->leases, .lease_ttl = r->lease_ttl, .release = r->release, .nrelease = &r->nrelease};
+    int rc = jc__cache_store_piece(r->cache, &p);
+    if (p.leases_done)
         r->last_renew = jc__monotonic();
-        if (!jc__cache_in_transaction(st) && (rc = jc__cache_begin(st)))
-            return rc;
-    }
-    for (size_t i = from; i < from + n && jc__cache_in_transaction(st); i++) {
-        const unstored *u = &r->queue[i];
-        const slot *sl = &r->res->slots[u->slot];
-        const pending *call = &r->batch->calls[sl->first];
-        rc = jc__cache_put(r->cache, call->key, call->fn, call->argv, call->argc, sl->value, u->blob, u->blob_len,
-                           u->seconds, now);
-        if (rc == JC_EFULL)
-            break;
-        if (rc == 1)
-            too_large++; /* too large for max_size: warned about, not stored */
-        else if (rc)
-            jc__r_note_store_error(r, rc);
-        if (rc)
-            jc__r_release_key(r, call->key); /* not stored: a waiter computes it */
-        rc = 0;
-    }
-    if (rc != JC_EFULL)
-        rc = jc__cache_in_transaction(st) ? jc__cache_commit(r->cache) : JC_EIO;
     if (rc == 0)
-        r->p.too_large += too_large;
-    if (rc == JC_EFULL && jc__cache_in_transaction(st))
-        jc__cache_rollback(st);
+        r->p.too_large += pc.too_large;
     return rc;
 }
 
@@ -167,12 +159,8 @@ void jc__r_renew_if_due(run *r)
         r->lease_ttl = ttl;
     if (jc__monotonic() - r->last_renew < r->lease_ttl / 4 && !r->nrelease)
         return;
-    if (jc__cache_begin(r->cache) == 0) {
-        jc__cache_lease_release(r->cache, r->release, r->nrelease);
+    if (jc__cache_renew_leases(r->cache, r->release, r->nrelease, r->lease_ttl) == 0)
         r->nrelease = 0;
-        jc__cache_lease_renew(r->cache, r->lease_ttl);
-        jc__cache_commit(r->cache);
-    }
     r->last_renew = jc__monotonic();
 }
 

@@ -89,18 +89,7 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         jc__r_free_args(argv, argc);
         return NULL;
     }
-    if (jc__cache_writable(cache) && jc__cache_begin(cache) == 0) {
-        /* A result that cannot be stored is still returned: the computation
-         * succeeded, and the file stays as it was (see jc_memo). Hit counts
-         * are bookkeeping: their failure does not stop the result. */
-        jc__cache_flush_touches(cache);
-        if (jc__cache_put(cache, key, desc, argv, argc, value, NULL, 0, secs, jc__now()) < 0)
-            jc__cache_rollback(cache);
-        else
-            jc__cache_commit(cache);
-        /* jc_memo keeps max_size as a run does (constant time when within). */
-        jc__cache_enforce_size(cache);
-    }
+    jc__cache_store_result(cache, key, desc, argv, argc, value, secs);
     jc__r_free_args(argv, argc);
     return value;
 }
