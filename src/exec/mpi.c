@@ -92,6 +92,84 @@ static void at_exit(int status, void *arg)
     }
 }
 
+/* JOBCACHE_MPI_KEEP: how many bytes of large arguments a worker rank keeps.
+ * 0, or a negative code with the message set (jc_mpi_init returns it). */
+static int read_keep_setting(void)
+{
+    const char *keep = getenv("JOBCACHE_MPI_KEEP");
+    if (!keep || !*keep)
+        return 0;
+    int64_t bytes = 0;
+    if (jc_parse_size(keep, &bytes) || bytes < 0) {
+        jc__mpi.why_not = "JOBCACHE_MPI_KEEP is not a size";
+        return jc__set_error(JC_EINVAL, "jc_mpi_init: JOBCACHE_MPI_KEEP is '%s': it must be a "
+                                        "size (256M, 1G; 0 keeps nothing)", keep);
+    }
+    jc__mpi_arg_cache_bytes = (size_t)bytes;
+    return 0;
+}
+
+/* MPI_Init unless the program called it, and jobcache's own communicator,
+ * rank, size and host name. */
+static int start_mpi(int *argc, char ***argv)
+{
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+            jc__mpi.why_not = "MPI_Init failed";
+            return jc__set_error(JC_EIO, "jc_mpi_init: MPI_Init failed");
+        }
+        jc__mpi.ours = true;
+    }
+    MPI_Comm_dup(MPI_COMM_WORLD, &jc__mpi.comm);
+    MPI_Comm_rank(jc__mpi.comm, &jc__mpi.rank);
+    MPI_Comm_size(jc__mpi.comm, &jc__mpi.size);
+    if (gethostname(jc__mpi.host, sizeof jc__mpi.host - 1) != 0)
+        strcpy(jc__mpi.host, "?");
+    return 0;
+}
+
+/* srun without an MPI plugin: the launcher started launched tasks, and
+ * every one is a job of its own. Refused on every task, MPI ended. */
+static int refuse_split_job(long launched)
+{
+    jc__set_error(JC_EINVAL, "jc_mpi_init: the launcher started %ld tasks but MPI sees %d rank%s: with Slurm, "
+                  "run srun --mpi=pmix (or pmi2), as the MPI library was built for", launched, jc__mpi.size,
+                  jc__mpi.size == 1 ? "" : "s");
+    jc__mpi.why_not = "the launcher's tasks are not one MPI job";
+    char *msg = jc__strdup(jc_errmsg());
+    MPI_Comm_free(&jc__mpi.comm);
+    if (jc__mpi.ours)
+        MPI_Finalize();
+    jc__mpi.size = 1;
+    int rc = jc__set_error(JC_EINVAL, "%s", msg ? msg : "jc_mpi_init: the launcher's tasks are not one MPI job");
+    free(msg);
+    return rc;
+}
+
+/* The coordinator's mirror of each rank's kept arguments. */
+static int allocate_mirrors(void)
+{
+    jc__mpi.mirrors = calloc((size_t)jc__mpi.size, sizeof *jc__mpi.mirrors);
+    jc__mpi.clear_next = calloc((size_t)jc__mpi.size, sizeof *jc__mpi.clear_next);
+    if (jc__mpi.mirrors && jc__mpi.clear_next)
+        return 0;
+    free(jc__mpi.mirrors);
+    free(jc__mpi.clear_next);
+    jc__mpi.mirrors = NULL;
+    jc__mpi.clear_next = NULL;
+    jc__mpi.why_not = "out of memory starting the MPI backend";
+    return jc__set_error(JC_ENOMEM, "jc_mpi_init: out of memory");
+}
+
+/* OpenMPI's MPI_Init installs handlers of its own for the crash signals
+ * (they print a backtrace). A worker rank puts the program's back: its
+ * calls run in forked children, where a crash is a call's failure that
+ * the fork pool reports, not a fault of the job to print. */
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+enum { NCRASH = sizeof crash_sigs / sizeof crash_sigs[0] };
+
 int jc_mpi_init(int *argc, char ***argv)
 {
     if (jc__mpi.started)
@@ -102,73 +180,27 @@ int jc_mpi_init(int *argc, char ***argv)
     long launched = jc__mpi_launched_size();
     if (launched == 0 || launched == 1) {
         jc__mpi.why_not = launched ? "the job has one rank: nothing to send calls to"
-                               : "the program was not started by mpirun or srun";
+                                   : "the program was not started by mpirun or srun";
         return 0;
     }
-    /* OpenMPI's MPI_Init installs handlers of its own for the crash signals
-     * (they print a backtrace). A worker rank puts the program's back: its
-     * calls run in forked children, where a crash is a call's failure that
-     * the fork pool reports, not a fault of the job to print. */
-    static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
-    enum { NCRASH = sizeof crash_sigs / sizeof crash_sigs[0] };
     struct sigaction before[NCRASH];
     for (int i = 0; i < NCRASH; i++)
         sigaction(crash_sigs[i], NULL, &before[i]);
-    const char *keep = getenv("JOBCACHE_MPI_KEEP");
-    if (keep && *keep) {
-        int64_t bytes = 0;
-        if (jc_parse_size(keep, &bytes) || bytes < 0) {
-            jc__mpi.why_not = "JOBCACHE_MPI_KEEP is not a size";
-            return jc__mpi.init_rc = jc__set_error(JC_EINVAL, "jc_mpi_init: JOBCACHE_MPI_KEEP is '%s': it must be a "
-                                               "size (256M, 1G; 0 keeps nothing)", keep);
-        }
-        jc__mpi_arg_cache_bytes = (size_t)bytes;
-    }
-    int inited = 0;
-    MPI_Initialized(&inited);
-    if (!inited) {
-        if (MPI_Init(argc, argv) != MPI_SUCCESS) {
-            jc__mpi.why_not = "MPI_Init failed";
-            return jc__mpi.init_rc = jc__set_error(JC_EIO, "jc_mpi_init: MPI_Init failed");
-        }
-        jc__mpi.ours = true;
-    }
-    MPI_Comm_dup(MPI_COMM_WORLD, &jc__mpi.comm);
-    MPI_Comm_rank(jc__mpi.comm, &jc__mpi.rank);
-    MPI_Comm_size(jc__mpi.comm, &jc__mpi.size);
-    if (gethostname(jc__mpi.host, sizeof jc__mpi.host - 1) != 0)
-        strcpy(jc__mpi.host, "?");
-    if (launched > 1 && jc__mpi.size != launched) {
-        /* srun without an MPI plugin: every task is a job of its own. */
-        jc__set_error(JC_EINVAL, "jc_mpi_init: the launcher started %ld tasks but MPI sees %d rank%s: with Slurm, "
-                      "run srun --mpi=pmix (or pmi2), as the MPI library was built for", launched, jc__mpi.size,
-                      jc__mpi.size == 1 ? "" : "s");
-        jc__mpi.why_not = "the launcher's tasks are not one MPI job";
-        char *msg = jc__strdup(jc_errmsg());
-        MPI_Comm_free(&jc__mpi.comm);
-        if (jc__mpi.ours)
-            MPI_Finalize();
-        jc__mpi.size = 1;
-        jc__mpi.init_rc = jc__set_error(JC_EINVAL, "%s", msg ? msg : "jc_mpi_init: the launcher's tasks are not one MPI job");
-        free(msg);
-        return jc__mpi.init_rc;
-    }
+    int rc = read_keep_setting();
+    if (!rc)
+        rc = start_mpi(argc, argv);
+    if (!rc && launched > 1 && jc__mpi.size != launched)
+        rc = refuse_split_job(launched);
+    if (rc)
+        return jc__mpi.init_rc = rc;
     if (jc__mpi.size == 1) {
         jc__mpi.why_not = "the job has one rank: nothing to send calls to";
         if (jc__mpi.ours)
             on_exit(at_exit, NULL);
         return 0;
     }
-    jc__mpi.mirrors = calloc((size_t)jc__mpi.size, sizeof *jc__mpi.mirrors);
-    jc__mpi.clear_next = calloc((size_t)jc__mpi.size, sizeof *jc__mpi.clear_next);
-    if (!jc__mpi.mirrors || !jc__mpi.clear_next) {
-        free(jc__mpi.mirrors);
-        free(jc__mpi.clear_next);
-        jc__mpi.mirrors = NULL;
-        jc__mpi.clear_next = NULL;
-        jc__mpi.why_not = "out of memory starting the MPI backend";
-        return jc__mpi.init_rc = jc__set_error(JC_ENOMEM, "jc_mpi_init: out of memory");
-    }
+    if ((rc = allocate_mirrors()))
+        return jc__mpi.init_rc = rc;
     if (jc__mpi.rank != 0) {
         if (jc__mpi.ours)
             for (int i = 0; i < NCRASH; i++)

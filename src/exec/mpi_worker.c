@@ -348,6 +348,86 @@ static bool decode_task(const char *p, const task_hdr *th, jc__task *t, char **w
     return true;
 }
 
+/* Decodes the group's calls into g->tasks; a call that cannot run here
+ * (an unknown function, another version) fails at once, its outcome added. */
+static void decode_group(group_run *g, const queued *qg)
+{
+    size_t off = sizeof g->h;
+    for (uint32_t k = 0; k < g->h.ntasks; k++) {
+        task_hdr th = {0};
+        if (qg->len - off >= sizeof th)
+            memcpy(&th, qg->buf + off, sizeof th);
+        if (qg->len - off < sizeof th ||
+            qg->len - off - sizeof th < (size_t)th.name_len + th.version_len + th.args_len) {
+            /* Cannot happen (the coordinator made it, MPI delivers it
+             * whole); were it to, the coordinator would wait forever. */
+            fprintf(stderr, "jobcache: rank %d: a truncated group of calls; ending the job\n", jc__mpi.rank);
+            MPI_Abort(MPI_COMM_WORLD, 70);
+        }
+        off += sizeof th;
+        char *why = NULL;
+        jc__task t;
+        if (decode_task(qg->buf + off, &th, &t, &why)) {
+            g->index[g->n] = th.task;
+            g->tasks[g->n++] = t;
+        } else {
+            add_outcome(g, th.task, JC_STATUS_ERROR, 0, why ? why : "", why ? strlen(why) : 0);
+            free(why);
+        }
+        off += (size_t)th.name_len + th.version_len + th.args_len;
+    }
+}
+
+/* The pool could not run (no child could be started, children dying
+ * before any call): every call it did not deliver fails, so that the
+ * coordinator hears of each. */
+static void fail_undelivered(group_run *g)
+{
+    char *why = jc__strdup_printf("not run: %s (on MPI rank %d, host %s)", jc_errmsg(), jc__mpi.rank, jc__mpi.host);
+    for (size_t i = 0; i < g->n; i++)
+        if (!g->done[i]) {
+            const jc__task *t = &g->tasks[i];
+            char *desc = jc__call_describe_fn(t->fn, t->argv, t->argc);
+            char *msg = jc__strdup_printf("%s: %s", desc ? desc : t->fn->name, why ? why : "not run");
+            const char *text = msg ? msg : "not run";
+            add_outcome(g, g->index[i], JC_STATUS_ERROR, 0, text, strlen(text));
+            free(msg);
+            free(desc);
+        }
+    free(why);
+}
+
+/* Runs the decoded calls on a fork pool of one worker, their outcomes sent
+ * back as they come (serve_deliver), and measures what the group cost
+ * beyond its calls. */
+static void execute_group(group_run *g)
+{
+    jc__exec ex = {.tasks = g->tasks, .ntasks = g->n, .nworkers = 1, .timeout = g->h.timeout,
+                   .memory_limit = g->h.memory_limit, .deliver = serve_deliver, .abandon = serve_abandon,
+                   .ctx = g};
+    /* Taken over here, so the child gets their default (exec_fork), and
+     * they reach this process during the fork pool's waits only. */
+    ex.interrupts = term_caught;
+    double t0 = jc__monotonic();
+    int rc = jc__exec_fork(&ex);
+    g->cost = jc__monotonic() - t0 - g->busy - g->sending;
+    if (rc && !group_dropped(g))
+        fail_undelivered(g);
+}
+
+static void free_group(group_run *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        for (size_t k = 0; k < g->tasks[i].argc; k++)
+            jc_value_free(g->tasks[i].argv[k]);
+        free((void *)g->tasks[i].argv);
+    }
+    free(g->tasks);
+    free(g->index);
+    free(g->done);
+    jc__buf_free(&g->out);
+}
+
 static void run_group(const queued *qg)
 {
     group_run g = {.last_flush = jc__monotonic()};
@@ -363,68 +443,11 @@ static void run_group(const queued *qg)
         fprintf(stderr, "jobcache: rank %d: out of memory for a group of calls; ending the job\n", jc__mpi.rank);
         MPI_Abort(MPI_COMM_WORLD, 70);
     }
-    size_t off = sizeof g.h;
-    for (uint32_t k = 0; k < g.h.ntasks; k++) {
-        task_hdr th = {0};
-        if (qg->len - off >= sizeof th)
-            memcpy(&th, qg->buf + off, sizeof th);
-        if (qg->len - off < sizeof th ||
-            qg->len - off - sizeof th < (size_t)th.name_len + th.version_len + th.args_len) {
-            /* Cannot happen (the coordinator made it, MPI delivers it
-             * whole); were it to, the coordinator would wait forever. */
-            fprintf(stderr, "jobcache: rank %d: a truncated group of calls; ending the job\n", jc__mpi.rank);
-            MPI_Abort(MPI_COMM_WORLD, 70);
-        }
-        off += sizeof th;
-        char *why = NULL;
-        jc__task t;
-        if (decode_task(qg->buf + off, &th, &t, &why)) {
-            g.index[g.n] = th.task;
-            g.tasks[g.n++] = t;
-        } else {
-            add_outcome(&g, th.task, JC_STATUS_ERROR, 0, why ? why : "", why ? strlen(why) : 0);
-            free(why);
-        }
-        off += (size_t)th.name_len + th.version_len + th.args_len;
-    }
-    if (g.n) {
-        jc__exec ex = {.tasks = g.tasks, .ntasks = g.n, .nworkers = 1, .timeout = g.h.timeout,
-                       .memory_limit = g.h.memory_limit, .deliver = serve_deliver, .abandon = serve_abandon,
-                       .ctx = &g};
-        /* Taken over here, so the child gets their default (exec_fork), and
-         * they reach this process during the fork pool's waits only. */
-        ex.interrupts = term_caught;
-        double t0 = jc__monotonic();
-        int rc = jc__exec_fork(&ex);
-        g.cost = jc__monotonic() - t0 - g.busy - g.sending;
-        if (rc && !group_dropped(&g)) {
-            /* The pool could not run (no child could be started, children
-             * dying before any call): every call it did not deliver fails,
-             * so that the coordinator hears of each. */
-            char *why = jc__strdup_printf("not run: %s (on MPI rank %d, host %s)", jc_errmsg(), jc__mpi.rank, jc__mpi.host);
-            for (size_t i = 0; i < g.n; i++)
-                if (!g.done[i]) {
-                    const jc__task *t = &g.tasks[i];
-                    char *desc = jc__call_describe_fn(t->fn, t->argv, t->argc);
-                    char *msg = jc__strdup_printf("%s: %s", desc ? desc : t->fn->name, why ? why : "not run");
-                    const char *text = msg ? msg : "not run";
-                    add_outcome(&g, g.index[i], JC_STATUS_ERROR, 0, text, strlen(text));
-                    free(msg);
-                    free(desc);
-                }
-            free(why);
-        }
-    }
+    decode_group(&g, qg);
+    if (g.n)
+        execute_group(&g);
     flush_results(&g);
-    for (size_t i = 0; i < g.n; i++) {
-        for (size_t k = 0; k < g.tasks[i].argc; k++)
-            jc_value_free(g.tasks[i].argv[k]);
-        free((void *)g.tasks[i].argv);
-    }
-    free(g.tasks);
-    free(g.index);
-    free(g.done);
-    jc__buf_free(&g.out);
+    free_group(&g);
     jc__mpi_arg_bury(&srv.args); /* no call of the group points into them now */
 }
 

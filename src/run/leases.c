@@ -87,6 +87,71 @@ static void on_found_waiting(void *ctx, size_t i, jc__found *f)
     jc__r_on_found(wc->r, wc->slots[i], f);
 }
 
+/* One poll of the waiting calls: those stored meanwhile are hits, served
+ * (on_result) and no longer waited for. */
+static int collect_stored(run *r)
+{
+    const uint8_t **keys = task_keys(r, r->waiting, r->nwaiting);
+    if (!keys)
+        return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+    waiting_ctx wc = {r, r->waiting};
+    int rc = jc__cache_lookup_many(r->cache, keys, r->nwaiting, on_found_waiting, &wc);
+    size_t k = 0;
+    for (size_t i = 0; i < r->nwaiting; i++) {
+        slot *sl = &r->res->slots[r->waiting[i]];
+        if (sl->done) {
+            if (r->batch->opts.on_result)
+                r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+            continue;
+        }
+        r->waiting[k++] = r->waiting[i];
+    }
+    r->nwaiting = k;
+    r->p.waiting = k;
+    free(keys);
+    return rc;
+}
+
+/* The waiting calls no longer held by a live owner (it died, or gave them
+ * up): claimed, and made this round's tasks, computed here. */
+static int take_over_abandoned(run *r)
+{
+    const uint8_t **keys = task_keys(r, r->waiting, r->nwaiting);
+    bool *held = malloc(r->nwaiting * sizeof *held);
+    if (!keys || !held) {
+        free(keys);
+        free(held);
+        return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
+    }
+    jc__cache_still_held(r->cache, keys, r->nwaiting, held);
+    size_t nfree = 0;
+    for (size_t i = 0; i < r->nwaiting; i++)
+        if (!held[i])
+            keys[nfree++] = keys[i];
+    if (nfree) {
+        bool *theirs = held; /* reused: nfree <= nwaiting */
+        jc__cache_claim(r->cache, keys, nfree, r->lease_ttl, theirs);
+        size_t j = 0, k = 0;
+        for (size_t i = 0; i < r->nwaiting; i++) {
+            size_t s = r->waiting[i];
+            const pending *call = &r->batch->calls[r->res->slots[s].first];
+            if (j < nfree && keys[j] == call->key) {
+                if (!theirs[j++]) {
+                    r->task_slot[r->ntasks] = s;
+                    r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
+                    continue;
+                }
+            }
+            r->waiting[k++] = s;
+        }
+        r->nwaiting = k;
+        r->p.waiting = k;
+    }
+    free(keys);
+    free(held);
+    return 0;
+}
+
 /* After its own misses, the run waits for the calls other processes hold:
  * it polls the store (20 ms at first, then at most every 200 ms; no lock
  * is held between polls) and takes each result as a hit as it is stored.
@@ -109,67 +174,11 @@ static int wait_loop(run *r, const sigset_t *taken)
         delay = delay * 2 < 0.2 ? delay * 2 : 0.2;
         jc__r_renew_if_due(r);
         jc__r_update_progress(r, 0, false);
-
-        /* Results stored meanwhile: hits. */
-        const uint8_t **keys = task_keys(r, r->waiting, r->nwaiting);
-        if (!keys)
-            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
-        waiting_ctx wc = {r, r->waiting};
-        rc = jc__cache_lookup_many(r->cache, keys, r->nwaiting, on_found_waiting, &wc);
-        size_t k = 0;
-        for (size_t i = 0; i < r->nwaiting; i++) {
-            slot *sl = &r->res->slots[r->waiting[i]];
-            if (sl->done) {
-                if (r->batch->opts.on_result)
-                    r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
-                continue;
-            }
-            r->waiting[k++] = r->waiting[i];
-        }
-        r->nwaiting = k;
-        r->p.waiting = k;
-        free(keys);
+        rc = collect_stored(r);
         if (rc || !r->nwaiting)
             break;
-
-        /* Calls no longer held by a live owner: claimed, and computed here. */
-        keys = task_keys(r, r->waiting, r->nwaiting);
-        bool *held = malloc(r->nwaiting * sizeof *held);
-        if (!keys || !held) {
-            free(keys);
-            free(held);
-            return jc__set_error(JC_ENOMEM, "out of memory waiting for %zu calls", r->nwaiting);
-        }
-        jc__cache_still_held(r->cache, keys, r->nwaiting, held);
-        size_t nfree = 0;
-        for (size_t i = 0; i < r->nwaiting; i++)
-            if (!held[i])
-                keys[nfree++] = keys[i];
-        if (nfree) {
-            bool *theirs = held; /* reused: nfree <= nwaiting */
-            jc__cache_claim(r->cache, keys, nfree, r->lease_ttl, theirs);
-            size_t j = 0;
-            k = 0;
-            for (size_t i = 0; i < r->nwaiting; i++) {
-                size_t s = r->waiting[i];
-                const uint8_t *key = r->batch->calls[r->res->slots[s].first].key;
-                if (j < nfree && keys[j] == key) {
-                    if (!theirs[j]) {
-                        const pending *call = &r->batch->calls[r->res->slots[s].first];
-                        r->task_slot[r->ntasks] = s;
-                        r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
-                        j++;
-                        continue;
-                    }
-                    j++;
-                }
-                r->waiting[k++] = s;
-            }
-            r->nwaiting = k;
-            r->p.waiting = k;
-        }
-        free(keys);
-        free(held);
+        if ((rc = take_over_abandoned(r)))
+            return rc;
         if (r->ntasks) {
             rc = jc__r_execute_with(r, taken);
             jc__r_flush(r, false);

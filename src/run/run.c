@@ -105,134 +105,179 @@ static void evict(run *r)
                                          jc_errmsg());
 }
 
-jc_results *jc_run(jc_batch *b)
+/* Why b cannot run, with the message set; 0 when it can. */
+static int refuse(const jc_batch *b)
 {
-    if (!b) {
-        jc__set_error(JC_EINVAL, "jc_run: the batch is NULL");
-        return NULL;
-    }
-    if (b->error) {
-        jc__set_error(b->error, "jc_run: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
-        return NULL;
-    }
-    if (b->ran) {
-        jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
-        return NULL;
-    }
-    bool dry = false;
-    if (jc__env_bool(b->cache, "JOBCACHE_DRY_RUN", &dry) < 0) {
-        jc__set_error(JC_EINVAL, "jc_run: %s", jc_errmsg());
-        return NULL;
-    }
-    if (dry) {
-        /* As make -n: the plan, then the end of the program, computing
-         * nothing (skipped results would let it write empty outputs). */
-        jc_plan_info plan;
-        if (jc_plan(b, &plan) == 0) {
-            char *text = jc_plan_text(&plan);
-            fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): %s; cache %s\n", text ? text : "?",
-                    jc_cache_path(b->cache) ? jc_cache_path(b->cache) : "disabled");
-            free(text);
-            fflush(NULL);
-            exit(0);
-        }
-        fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): no plan: %s\n", jc_errmsg());
-        fflush(NULL);
-        exit(2);
-    }
-    if (jc__cache_run_start(b->cache))
-        return NULL;
-    b->ran = true;
-    jc__interrupt_set_last(0);
+    if (!b)
+        return jc__set_error(JC_EINVAL, "jc_run: the batch is NULL");
+    if (b->error)
+        return jc__set_error(b->error, "jc_run: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
+    if (b->ran)
+        return jc__set_error(JC_EINVAL, "jc_run: this batch has already run; make a new one");
+    return 0;
+}
 
-    run r = {.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
-    r.last_commit = r.t0;
-    r.writable = jc__cache_writable(b->cache);
-    r.p.total = b->n;
-    jc__progress_init(&r.line, b->opts.verbose);
-    jc_results *res = r.res = calloc(1, sizeof *res);
+/* JOBCACHE_DRY_RUN, as make -n: the plan, then the end of the program,
+ * computing nothing (skipped results would let it write empty outputs).
+ * Returns only when the variable is unset or off (0), or bad (negative). */
+static int dry_run_and_exit(jc_batch *b)
+{
+    bool dry = false;
+    if (jc__env_bool(b->cache, "JOBCACHE_DRY_RUN", &dry) < 0)
+        return jc__set_error(JC_EINVAL, "jc_run: %s", jc_errmsg());
+    if (!dry)
+        return 0;
+    jc_plan_info plan;
+    if (jc_plan(b, &plan) == 0) {
+        char *text = jc_plan_text(&plan);
+        fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): %s; cache %s\n", text ? text : "?",
+                jc_cache_path(b->cache) ? jc_cache_path(b->cache) : "disabled");
+        free(text);
+        fflush(NULL);
+        exit(0);
+    }
+    fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): no plan: %s\n", jc_errmsg());
+    fflush(NULL);
+    exit(2);
+}
+
+/* The run's state and its results, allocated for b's calls; 0 or
+ * JC_ENOMEM (what was allocated is freed by release). */
+static int start(run *r, jc_batch *b)
+{
+    *r = (run){.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
+    r->last_commit = r->t0;
+    r->writable = jc__cache_writable(b->cache);
+    r->p.total = b->n;
+    jc__progress_init(&r->line, b->opts.verbose);
+    jc_results *res = r->res = calloc(1, sizeof *res);
     size_t n = b->n ? b->n : 1;
     if (res) {
         res->n = b->n;
         res->slot_of = malloc(n * sizeof *res->slot_of);
         res->slots = calloc(n, sizeof *res->slots);
     }
-    r.tasks = malloc(n * sizeof *r.tasks);
-    r.task_slot = malloc(n * sizeof *r.task_slot);
-    r.queue = malloc(n * sizeof *r.queue);
-    int rc = 0;
-    if (!res || !res->slot_of || !res->slots || !r.tasks || !r.task_slot || !r.queue)
-        rc = jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
-    if (!rc)
-        rc = jc__r_dedup(b, res);
-    if (!rc) {
-        for (size_t i = 0; i < b->n; i++) {
-            res->slots[res->slot_of[i]].nsubs++;
-            res->slots[res->slot_of[i]].refs++;
-        }
-        rc = jc__r_lookup(&r);
+    r->tasks = malloc(n * sizeof *r->tasks);
+    r->task_slot = malloc(n * sizeof *r->task_slot);
+    r->queue = malloc(n * sizeof *r->queue);
+    if (!res || !res->slot_of || !res->slots || !r->tasks || !r->task_slot || !r->queue)
+        return jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
+    return 0;
+}
+
+/* The distinct calls, and how many submissions share each; then the
+ * cache's answers for them. */
+static int deduplicate_and_look_up(run *r)
+{
+    jc_results *res = r->res;
+    int rc = jc__r_dedup(r->batch, res);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < r->batch->n; i++) {
+        res->slots[res->slot_of[i]].nsubs++;
+        res->slots[res->slot_of[i]].refs++;
     }
+    return jc__r_lookup(r);
+}
+
+/* The misses: claimed, computed on the backend, others' waited for, all
+ * stored. Returns the execution's code (JC_EINTR when interrupted). */
+static int compute(run *r)
+{
+    jc__r_update_progress(r, 0, false);
+    int exec_rc = jc__r_claim_misses(r);
+    if (!exec_rc && r->ntasks)
+        exec_rc = jc__r_execute(r);
+    if (!exec_rc && r->nwaiting) {
+        jc__r_flush(r, false); /* this run's own results first: others may wait for them */
+        /* A failure while waiting (the store unreadable a moment) keeps
+         * every result already had: the calls still awaited are skipped
+         * and the run reports why. */
+        int wrc = jc__r_wait_for_others(r);
+        if (wrc == JC_EINTR)
+            exec_rc = wrc;
+        else if (wrc)
+            jc__r_note_store_error(r, wrc);
+    }
+    jc__r_flush(r, true);
+    if (r->leases)
+        jc__cache_lease_end(r->cache);
+    evict(r);
+    jc__r_warn_code_changes(r);
+    return exec_rc;
+}
+
+/* The summary: statuses settled, progress finished, the run recorded. */
+static void report(run *r, int exec_rc)
+{
+    jc_batch *b = r->batch;
+    finish(r, exec_rc);
+    r->p.elapsed = jc__monotonic() - r->t0;
+    r->p.running = 0;
+    r->res->summary = r->p;
+    if (b->opts.on_progress)
+        b->opts.on_progress(&r->p, b->opts.userdata);
+    jc__progress_finish(&r->line, &r->p, jc_cache_path(b->cache));
+    record_run(r);
+}
+
+/* Frees the run's state (not its results). */
+static void release(run *r)
+{
+    free(r->tasks);
+    free(r->task_slot);
+    for (size_t i = 0; i < r->nqueue; i++) /* results the file could not take */
+        free(r->queue[i].blob);
+    free(r->queue);
+    free(r->evict_msg);
+    free(r->changed);
+    free(r->full_msg);
+    free(r->waiting);
+    free(r->release);
+    jc__cache_run_end(r->cache);
+    free(r->store_msg);
+}
+
+/* Frees results that are not handed over, keeping the thread's message. */
+static void discard(jc_results *res, int rc)
+{
+    char *msg = jc__strdup(jc_errmsg());
+    if (res) {
+        if (res->slots && res->slot_of)
+            jc__r_results_free_slots(res);
+        free(res->slots);
+        free(res->slot_of);
+        free(res);
+    }
+    jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+    free(msg);
+}
+
+jc_results *jc_run(jc_batch *b)
+{
+    if (refuse(b) || dry_run_and_exit(b) || jc__cache_run_start(b->cache))
+        return NULL;
+    b->ran = true;
+    jc__interrupt_set_last(0);
+
+    run r;
+    int rc = start(&r, b);
+    if (!rc)
+        rc = deduplicate_and_look_up(&r);
     if (!rc) {
-        jc__r_update_progress(&r, 0, false);
-        int exec_rc = jc__r_claim_misses(&r);
-        if (!exec_rc && r.ntasks)
-            exec_rc = jc__r_execute(&r);
-        if (!exec_rc && r.nwaiting) {
-            jc__r_flush(&r, false); /* this run's own results first: others may wait for them */
-            /* A failure while waiting (the store unreadable a moment) keeps
-             * every result already had: the calls still awaited are skipped
-             * and the run reports why. */
-            int wrc = jc__r_wait_for_others(&r);
-            if (wrc == JC_EINTR)
-                exec_rc = wrc;
-            else if (wrc)
-                jc__r_note_store_error(&r, wrc);
-        }
-        jc__r_flush(&r, true);
-        if (r.leases)
-            jc__cache_lease_end(r.cache);
-        evict(&r);
-        jc__r_warn_code_changes(&r);
-        if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached) {
+        int exec_rc = compute(&r);
+        if (exec_rc && exec_rc != JC_EINTR && r.p.done == r.p.cached)
             rc = exec_rc; /* the backend could not start at all */
-        } else {
-            finish(&r, exec_rc);
-            r.p.elapsed = jc__monotonic() - r.t0;
-            r.p.running = 0;
-            res->summary = r.p;
-            if (b->opts.on_progress)
-                b->opts.on_progress(&r.p, b->opts.userdata);
-            jc__progress_finish(&r.line, &r.p, jc_cache_path(b->cache));
-            record_run(&r);
-        }
+        else
+            report(&r, exec_rc);
     }
     jc__progress_release(&r.line); /* SIGWINCH back as it was, whatever happened */
-    if (rc && res && res->slots)
+    if (rc && r.res && r.res->slots)
         jc__r_flush(&r, true); /* keep whatever was computed before the failure */
-    free(r.tasks);
-    free(r.task_slot);
-    for (size_t i = 0; i < r.nqueue; i++) /* results the file could not take */
-        free(r.queue[i].blob);
-    free(r.queue);
-    free(r.evict_msg);
-    free(r.changed);
-    free(r.full_msg);
-    free(r.waiting);
-    free(r.release);
-    jc__cache_run_end(b->cache);
-    free(r.store_msg);
+    release(&r);
     if (rc) {
-        char *msg = jc__strdup(jc_errmsg());
-        if (res) {
-            if (res->slots && res->slot_of)
-                jc__r_results_free_slots(res);
-            free(res->slots);
-            free(res->slot_of);
-            free(res);
-        }
-        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
-        free(msg);
+        discard(r.res, rc);
         return NULL;
     }
-    return res;
+    return r.res;
 }

@@ -246,22 +246,19 @@ static void write_row(FILE *f, char *const *cells, size_t n, char delim)
     fputs(delim == ',' ? "\r\n" : "\n", f);
 }
 
-static int export_table(jc_cache *cache, const opts *o, char delim)
+/* The first pass of a table: its columns (key, version, the arguments and
+ * the result's fields, created, compute_seconds), and whether the entries
+ * are of one function. Returns EXIT_OK, or the exit status with the
+ * message printed. */
+static int table_columns(jc_cache *cache, const jc_filter *f, const char *what, columns *cols)
 {
-    const char *what = delim == ',' ? "csv" : "tsv";
-    jc_filter f = {.function = o->function, .version = o->version};
-    columns cols = {0};
-    bool ok = col_add(&cols, "key") && col_add(&cols, "version");
-    bool bad = false;
+    bool ok = col_add(cols, "key") && col_add(cols, "version");
     char *function = NULL, *other = NULL;
     jc_entry_info info;
     int rc = 0;
-    /* First pass: the columns, and whether the entries are of one function. */
-    jc_entries *it = jc_entries_query(cache, &f);
-    if (!it) {
-        col_free(&cols);
+    jc_entries *it = jc_entries_query(cache, f);
+    if (!it)
         return failed("export");
-    }
     while (ok && !other && (rc = jc_entries_next(it, &info)) == 1) {
         if (!function)
             ok = (function = strdup(info.function)) != NULL;
@@ -269,27 +266,55 @@ static int export_table(jc_cache *cache, const opts *o, char delim)
             ok = (other = strdup(info.function)) != NULL;
         entry e = {0};
         if (ok && !other && (ok = entry_load(cache, &info, &e)) && !e.error)
-            ok = entry_cells(&e, add_column, &cols);
+            ok = entry_cells(&e, add_column, cols);
         entry_free(&e);
     }
     jc_entries_free(it);
-    ok = ok && col_add(&cols, "created") && col_add(&cols, "compute_seconds");
-    if (!ok || rc < 0 || other) {
-        if (other)
-            fprintf(stderr,
-                    "jobcache export: the cache holds entries of several functions (\"%s\", \"%s\", ...), "
-                    "whose arguments and results differ: a %s table has one set of columns; export one "
-                    "function with --function F, or all of them with --format jsonl\n",
-                    function, other, what);
-        free(function);
-        free(other);
-        col_free(&cols);
-        return other ? EXIT_USAGE : !ok ? out_of_memory("export") : failed("export");
-    }
+    ok = ok && col_add(cols, "created") && col_add(cols, "compute_seconds");
+    if (other)
+        fprintf(stderr,
+                "jobcache export: the cache holds entries of several functions (\"%s\", \"%s\", ...), "
+                "whose arguments and results differ: a %s table has one set of columns; export one "
+                "function with --function F, or all of them with --format jsonl\n",
+                function, other, what);
     free(function);
+    free(other);
+    if (!ok || rc < 0 || other)
+        return other ? EXIT_USAGE : !ok ? out_of_memory("export") : failed("export");
+    return EXIT_OK;
+}
+
+/* Fills cells with one entry's row; false when out of memory. */
+static bool row_cells(const jc_entry_info *info, const entry *e, table_out *t)
+{
+    const columns *cols = t->cols;
+    char **cells = t->cells;
+    char buf[64];
+    for (size_t i = 0; i < cols->n; i++) {
+        free(cells[i]);
+        cells[i] = NULL;
+    }
+    bool ok = (cells[0] = strdup(info->key_hex)) && (cells[1] = strdup(info->version)) &&
+              entry_cells(e, put_cell, t);
+    snprintf(buf, sizeof buf, "%.17g", info->created);
+    ok = ok && (cells[cols->n - 2] = strdup(buf));
+    snprintf(buf, sizeof buf, "%.17g", info->compute_seconds);
+    return ok && (cells[cols->n - 1] = strdup(buf));
+}
+
+static int export_table(jc_cache *cache, const opts *o, char delim)
+{
+    const char *what = delim == ',' ? "csv" : "tsv";
+    jc_filter f = {.function = o->function, .version = o->version};
+    columns cols = {0};
+    int status = table_columns(cache, &f, what, &cols);
+    if (status != EXIT_OK) {
+        col_free(&cols);
+        return status;
+    }
     /* Second pass: the rows. */
     char **cells = calloc(cols.n, sizeof *cells);
-    it = cells ? jc_entries_query(cache, &f) : NULL;
+    jc_entries *it = cells ? jc_entries_query(cache, &f) : NULL;
     if (!it) {
         free(cells);
         col_free(&cols);
@@ -297,26 +322,16 @@ static int export_table(jc_cache *cache, const opts *o, char delim)
     }
     write_row(stdout, cols.name, cols.n, delim);
     table_out t = {&cols, cells, delim};
+    bool ok = true, bad = false;
+    jc_entry_info info;
+    int rc = 0;
     while (ok && (rc = jc_entries_next(it, &info)) == 1) {
         entry e;
         ok = entry_load(cache, &info, &e);
-        if (ok && e.error) {
+        if (ok && e.error)
             bad = true;
-        } else if (ok) {
-            char buf[64];
-            for (size_t i = 0; i < cols.n; i++) {
-                free(cells[i]);
-                cells[i] = NULL;
-            }
-            ok = (cells[0] = strdup(info.key_hex)) && (cells[1] = strdup(info.version)) &&
-                 entry_cells(&e, put_cell, &t);
-            snprintf(buf, sizeof buf, "%.17g", info.created);
-            ok = ok && (cells[cols.n - 2] = strdup(buf));
-            snprintf(buf, sizeof buf, "%.17g", info.compute_seconds);
-            ok = ok && (cells[cols.n - 1] = strdup(buf));
-            if (ok)
-                write_row(stdout, cells, cols.n, delim);
-        }
+        else if (ok && (ok = row_cells(&info, &e, &t)))
+            write_row(stdout, cells, cols.n, delim);
         entry_free(&e);
     }
     jc_entries_free(it);
