@@ -207,6 +207,19 @@ char *jc__call_describe_fn(const jc_function *fn, jc_value *const *argv, size_t 
 
 #include "util/clock.h"
 
+/* ---- saturating sums ---- */
+
+/* a + b for sums of figures read from a file (sizes, counts, hits): a
+ * hostile file can hold INT64_MAX in any of them, so sums saturate
+ * instead of overflowing. */
+static inline int64_t jc__sum_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
 /* ---- growing arrays: util/grow.h ---- */
 
 #include "util/grow.h"

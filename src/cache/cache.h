@@ -10,7 +10,9 @@
  * jc__group, jc__pager) pass through as they are.
  *
  * Every function returns 0 or a negative jc_error with the thread's message
- * set, as the store does; the wrappers below add nothing but the handle.
+ * set, as the store does. Writes are offered at the level of intent (a
+ * piece of results, a sync of hits, a prune): the transaction protocol is
+ * the cache layer's own.
  */
 #ifndef JC_CACHE_H
 #define JC_CACHE_H
@@ -194,48 +196,59 @@ bool jc__cache_warn_once(jc_cache *cache, const jc_function *fn);
  * would have been done otherwise. */
 bool jc__cache_has_store(const jc_cache *cache);
 
-/* ---- write transactions ---- */
+/* ---- a change of the cache, for inspection (cache/hits.c) ---- */
 
-/* Begins a write transaction (nested begins are counted: store.h). */
-int jc__cache_begin(jc_cache *cache);
-int jc__cache_rollback(jc_cache *cache);
+/* Whether a write transaction is open (a dry run cannot nest in one). */
 bool jc__cache_in_transaction(const jc_cache *cache);
 /* Begins a write transaction and writes the queued hits in it: the one way
- * the tending functions start a change. */
+ * inspection starts a change it composes itself (verify's repair, merge's
+ * batches); the tending operations above do it for themselves. */
 int jc__cache_write_begin(jc_cache *cache);
 /* Ends it: commits when rc is 0 and keep, else rolls back; returns rc, or
  * the commit's failure. */
 int jc__cache_write_end(jc_cache *cache, int rc, bool keep);
 
-/* ---- entries, for inspection and tending (store.h says what each does) ---- */
+/* ---- entries, for inspection (cache/entries.c; store.h says what each does) ---- */
 
 int jc__cache_row(jc_cache *cache, int64_t rowid, bool blobs, jc__row *row);
 int jc__cache_row_by_key(jc_cache *cache, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
 int jc__cache_find_range(jc_cache *cache, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row);
 int jc__cache_put_row(jc_cache *cache, const jc__row *row);
-int jc__cache_delete(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
 int jc__cache_delete_rowid(jc_cache *cache, int64_t rowid);
 int jc__cache_pager_new(jc_cache *cache, const jc__select *q, jc__pager **out);
 int jc__cache_pager_next(jc__pager *p, const int64_t **rowids, size_t *n);
 void jc__cache_pager_free(jc__pager *p);
 int jc__cache_max_rowid(jc_cache *cache, int64_t *out);
-int jc__cache_remove(jc_cache *cache, const jc__select *q, int64_t *count, int64_t *bytes);
-int jc__cache_remove_stale(jc_cache *cache, int64_t *count, int64_t *bytes);
-int jc__cache_remove_lru(jc_cache *cache, int64_t keep_entries, int64_t keep_bytes, int64_t *count,
-                         int64_t *bytes);
-int jc__cache_evict(jc_cache *cache, int64_t target, int64_t *count, int64_t *bytes);
-int jc__cache_clamp_future(jc_cache *cache, int64_t *count);
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
 /* The recorded parameter names of function and version ("beta,seed"):
  * 1 and *names (malloc'd), or 0 and NULL. */
 int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names);
-/* Records them, in the write transaction the caller holds (merge). */
-int jc__cache_params_put(jc_cache *cache, const char *function, const char *version, const char *names);
 int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *problem), void *ctx);
-int jc__cache_vacuum_store(jc_cache *cache);
-int jc__cache_backup_store(jc_cache *cache, const char *dest);
+
+/* ---- tending at the level of intent (cache/tend.c) ----
+ *
+ * Each is one change of the cache: the queued hits written first, then
+ * committed, or rolled back for a dry run or a failure. count and bytes
+ * (may be NULL where the store allows) get what was removed. */
+
+/* Removes the entries q selects. */
+int jc__cache_remove_selected(jc_cache *cache, const jc__select *q, bool dry_run, int64_t *count, int64_t *bytes);
+/* Applies o's rules in their documented order (jobcache.h, jc_cache_prune);
+ * older_than selects entries last used before used_before (epoch seconds). */
+int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, double used_before, bool dry_run,
+                    int64_t *count, int64_t *bytes);
+/* Removes the entry under key: 1 removed, 0 absent, or a negative code. */
+int jc__cache_remove_entry(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
+/* Records names as the parameter names of function and version (merge:
+ * another cache's, for a function this one has none for). */
+int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *version, const char *names);
+/* The queued hits written, then the file vacuumed (the store's VACUUM). */
+int jc__cache_vacuum(jc_cache *cache);
+/* The queued hits written, then an online backup of the file to dest (the
+ * store's: never replacing dest). */
+int jc__cache_backup(jc_cache *cache, const char *dest);
 
 /* ---- the record of runs ---- */
 

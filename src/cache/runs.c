@@ -139,13 +139,6 @@ int jc_cache_runs(jc_cache *cache, size_t last, bool failed_only, jc_run_fn fn, 
     return jc__store_runs(cache->store, (int64_t)last, failed_only, give_run, &c);
 }
 
-int jc__cache_params_put(jc_cache *cache, const char *function, const char *version, const char *names)
-{
-    if (!cache->store)
-        return 0;
-    return jc__store_params_put(cache->store, function, version, names);
-}
-
 int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names)
 {
     *names = NULL;

@@ -401,10 +401,7 @@ int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE])
     if (!rc && !key)
         rc = jc__set_error(JC_EINVAL, "jc_entry_remove: NULL key");
     if (!rc)
-        rc = jc__cache_write_begin(cache);
-    if (rc)
-        return rc;
-    rc = jc__cache_write_end(cache, jc__cache_delete(cache, key), true);
+        rc = jc__cache_remove_entry(cache, key);
     if (rc == 0) {
         char hex[2 * JC__KEY_LEN + 1];
         jc__key_hex(key, hex);

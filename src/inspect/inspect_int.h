@@ -44,7 +44,6 @@ void jc__i_free_argv(jc_value **argv, size_t argc);
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info);
 int jc__i_prepare_dry_run(jc_cache *cache, const char *what);
 void jc__i_set_out(int64_t *p, int64_t v);
-int64_t jc__i_sum_sat(int64_t a, int64_t b);
 int jc__i_to_select(const jc_filter *f, jc__select *q, const char *what);
 int jc__i_usable(const jc_cache *cache, const char *what);
 double jc__i_used_before(double age);

@@ -120,9 +120,7 @@ static int merge_params(jc_cache *cache, jc_cache *other)
         if (rc >= 0 && theirs)
             rc = jc__cache_params(cache, fv.function[i], fv.version[i], &ours);
         if (rc >= 0 && theirs && !ours) {
-            rc = jc__cache_write_begin(cache);
-            if (!rc)
-                rc = jc__cache_write_end(cache, jc__cache_params_put(cache, fv.function[i], fv.version[i], theirs), true);
+            rc = jc__cache_params_adopt(cache, fv.function[i], fv.version[i], theirs);
         }
         if (rc > 0)
             rc = 0;

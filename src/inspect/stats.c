@@ -40,7 +40,7 @@ static int add_group(void *ctx, const jc__group *g)
     if (!f->function || !f->version)
         return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
     f->entries = g->entries;
-    f->bytes = jc__i_sum_sat(g->args_bytes, g->result_bytes);
+    f->bytes = jc__sum_sat(g->args_bytes, g->result_bytes);
     f->compute_seconds = g->compute_seconds;
     f->mean_seconds = g->entries ? g->compute_seconds / (double)g->entries : 0;
     f->hits = g->hits;
@@ -52,12 +52,12 @@ static int add_group(void *ctx, const jc__group *g)
     s->other_format_entries += g->other_formats;
 
     bool first = s->entries == 0;
-    s->entries = jc__i_sum_sat(s->entries, g->entries);
-    s->args_bytes = jc__i_sum_sat(s->args_bytes, g->args_bytes);
-    s->result_bytes = jc__i_sum_sat(s->result_bytes, g->result_bytes);
-    s->payload_bytes = jc__i_sum_sat(s->payload_bytes, f->bytes);
+    s->entries = jc__sum_sat(s->entries, g->entries);
+    s->args_bytes = jc__sum_sat(s->args_bytes, g->args_bytes);
+    s->result_bytes = jc__sum_sat(s->result_bytes, g->result_bytes);
+    s->payload_bytes = jc__sum_sat(s->payload_bytes, f->bytes);
     s->compute_seconds += g->compute_seconds;
-    s->hits = jc__i_sum_sat(s->hits, g->hits);
+    s->hits = jc__sum_sat(s->hits, g->hits);
     s->saved_seconds += g->saved_seconds;
     s->oldest = first || g->oldest < s->oldest ? g->oldest : s->oldest;
     s->newest = first || g->newest > s->newest ? g->newest : s->newest;

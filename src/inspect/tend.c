@@ -28,10 +28,7 @@ int jc_cache_remove_matching(jc_cache *cache, const jc_filter *filter, bool dry_
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
     if (!rc)
-        rc = jc__cache_write_begin(cache);
-    if (rc)
-        return rc;
-    rc = jc__cache_write_end(cache, jc__cache_remove(cache, &q, &c, &b), !dry_run);
+        rc = jc__cache_remove_selected(cache, &q, dry_run, &c, &b);
     if (rc)
         return rc;
     jc__i_set_out(count, c);
@@ -47,53 +44,6 @@ static int check_prune_options(const jc_prune_options *o)
         return jc__set_error(JC_EINVAL, "jc_cache_prune: max_%s is negative",
                              o->max_size < 0 ? "size" : o->max_payload < 0 ? "payload" : "entries");
     return 0;
-}
-
-/* a + b for sums of figures read from the file (sizes, counts, hits): a
- * hostile file can hold INT64_MAX in any of them, so sums saturate
- * instead of overflowing. */
-int64_t jc__i_sum_sat(int64_t a, int64_t b)
-{
-    int64_t r;
-    if (__builtin_add_overflow(a, b, &r))
-        return b > 0 ? INT64_MAX : INT64_MIN;
-    return r;
-}
-
-/* The rules of o in their documented order, inside one transaction. */
-static int prune_rules(jc_cache *cache, const jc_prune_options *o, int64_t *count, int64_t *bytes)
-{
-    int64_t c = 0, b = 0;
-    /* Times later than now are written back as now first: every rule below
-     * reads them as now anyway, and written back they age from today. */
-    int rc = jc__cache_clamp_future(cache, NULL);
-    if (!rc && o->other_formats) {
-        rc = jc__cache_remove(cache, &(jc__select){.other_formats = true}, &c, &b);
-        *count = jc__i_sum_sat(*count, c);
-        *bytes = jc__i_sum_sat(*bytes, b);
-    }
-    if (!rc && o->stale_versions) {
-        rc = jc__cache_remove_stale(cache, &c, &b);
-        *count = jc__i_sum_sat(*count, c);
-        *bytes = jc__i_sum_sat(*bytes, b);
-    }
-    if (!rc && o->older_than > 0) {
-        jc__select q = {.used_before = jc__i_used_before(o->older_than)};
-        rc = jc__cache_remove(cache, &q, &c, &b);
-        *count = jc__i_sum_sat(*count, c);
-        *bytes = jc__i_sum_sat(*bytes, b);
-    }
-    if (!rc && (o->max_entries > 0 || o->max_payload > 0)) {
-        rc = jc__cache_remove_lru(cache, o->max_entries, o->max_payload, &c, &b);
-        *count = jc__i_sum_sat(*count, c);
-        *bytes = jc__i_sum_sat(*bytes, b);
-    }
-    if (!rc && o->max_size > 0) {
-        rc = jc__cache_evict(cache, o->max_size, &c, &b);
-        *count = jc__i_sum_sat(*count, c);
-        *bytes = jc__i_sum_sat(*bytes, b);
-    }
-    return rc;
 }
 
 int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, int64_t *count,
@@ -112,10 +62,7 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
     if (!rc)
-        rc = jc__cache_write_begin(cache);
-    if (rc)
-        return rc;
-    rc = jc__cache_write_end(cache, prune_rules(cache, opts, &c, &b), !dry_run);
+        rc = jc__cache_prune(cache, opts, jc__i_used_before(opts->older_than), dry_run, &c, &b);
     if (rc)
         return rc;
     /* The file shrinks to what it holds now (the -wal file is truncated,
@@ -134,10 +81,7 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
     jc__i_set_out(count, 0);
     int rc = jc__i_writable(cache, "jc_cache_clear");
     if (!rc)
-        rc = jc__cache_write_begin(cache);
-    if (rc)
-        return rc;
-    rc = jc__cache_write_end(cache, jc__cache_remove(cache, &all, &c, NULL), true);
+        rc = jc__cache_remove_selected(cache, &all, false, &c, NULL);
     if (!rc)
         jc__i_set_out(count, c);
     return rc;
@@ -146,9 +90,7 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
 int jc_cache_vacuum(jc_cache *cache)
 {
     int rc = jc__i_writable(cache, "jc_cache_vacuum");
-    if (!rc)
-        rc = jc__cache_sync_hits(cache);
-    return rc ? rc : jc__cache_vacuum_store(cache);
+    return rc ? rc : jc__cache_vacuum(cache);
 }
 
 int jc_cache_backup(jc_cache *cache, const char *dest_path)
@@ -158,7 +100,5 @@ int jc_cache_backup(jc_cache *cache, const char *dest_path)
         return rc;
     if (jc__cache_running(cache))
         return jc__set_error(JC_EBUSY, "jc_cache_backup: the cache is running a batch");
-    /* This process's hits not yet written go into the copy too. */
-    jc__cache_sync_hits(cache);
-    return jc__cache_backup_store(cache, dest_path);
+    return jc__cache_backup(cache, dest_path);
 }

@@ -1,0 +1,92 @@
+/*
+ * Tending at the level of intent (cache/cache.h): removing a selection,
+ * pruning by rules, removing one entry, adopting parameter names, vacuum and
+ * backup. Each is one change of the cache (jc__cache_write_begin: the queued
+ * hits written first; jc__cache_write_end: committed, or rolled back for a
+ * dry run or a failure), so that inspection composes no transaction itself.
+ */
+#include "cache_int.h"
+
+int jc__cache_remove_selected(jc_cache *cache, const jc__select *q, bool dry_run, int64_t *count, int64_t *bytes)
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    return jc__cache_write_end(cache, jc__store_remove(cache->store, q, count, bytes), !dry_run);
+}
+
+/* The rules of o in their documented order (jobcache.h), inside the
+ * caller's transaction; count and bytes sum what each removed. */
+static int prune_rules(jc_cache *cache, const jc_prune_options *o, double used_before, int64_t *count,
+                       int64_t *bytes)
+{
+    int64_t c = 0, b = 0;
+    /* Times later than now are written back as now first: every rule below
+     * reads them as now anyway, and written back they age from today. */
+    int rc = jc__store_clamp_future(cache->store, NULL);
+    if (!rc && o->other_formats) {
+        rc = jc__store_remove(cache->store, &(jc__select){.other_formats = true}, &c, &b);
+        *count = jc__sum_sat(*count, c);
+        *bytes = jc__sum_sat(*bytes, b);
+    }
+    if (!rc && o->stale_versions) {
+        rc = jc__store_remove_stale(cache->store, &c, &b);
+        *count = jc__sum_sat(*count, c);
+        *bytes = jc__sum_sat(*bytes, b);
+    }
+    if (!rc && o->older_than > 0) {
+        jc__select q = {.used_before = used_before};
+        rc = jc__store_remove(cache->store, &q, &c, &b);
+        *count = jc__sum_sat(*count, c);
+        *bytes = jc__sum_sat(*bytes, b);
+    }
+    if (!rc && (o->max_entries > 0 || o->max_payload > 0)) {
+        rc = jc__store_remove_lru(cache->store, o->max_entries, o->max_payload, &c, &b);
+        *count = jc__sum_sat(*count, c);
+        *bytes = jc__sum_sat(*bytes, b);
+    }
+    if (!rc && o->max_size > 0) {
+        rc = jc__store_evict(cache->store, o->max_size, &c, &b);
+        *count = jc__sum_sat(*count, c);
+        *bytes = jc__sum_sat(*bytes, b);
+    }
+    return rc;
+}
+
+int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, double used_before, bool dry_run,
+                    int64_t *count, int64_t *bytes)
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    return jc__cache_write_end(cache, prune_rules(cache, o, used_before, count, bytes), !dry_run);
+}
+
+int jc__cache_remove_entry(jc_cache *cache, const uint8_t key[JC__KEY_LEN])
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    return jc__cache_write_end(cache, jc__store_delete(cache->store, key), true);
+}
+
+int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *version, const char *names)
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    return jc__cache_write_end(cache, jc__store_params_put(cache->store, function, version, names), true);
+}
+
+int jc__cache_vacuum(jc_cache *cache)
+{
+    int rc = jc__cache_sync_hits(cache);
+    return rc ? rc : jc__store_vacuum(cache->store);
+}
+
+int jc__cache_backup(jc_cache *cache, const char *dest)
+{
+    /* This process's hits not yet written go into the copy too. */
+    jc__cache_sync_hits(cache);
+    return jc__store_backup(cache->store, dest);
+}
