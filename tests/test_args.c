@@ -1,7 +1,7 @@
 /*
- * Tests of what a cacheable function receives as its arguments (src/call.c,
- * the argument intake of jc_delayed / jc_delayed_name / jc_memo in run.c,
- * and the canonical form of values in value.c), through the public API,
+ * Tests of what a cacheable function receives as its arguments (src/function/call.c,
+ * the argument intake of jc_delayed / jc_delayed_name / jc_memo in src/run/batch.c,
+ * and the canonical form of values in src/value/canonical.c), through the public API,
  * in-process (n_jobs = 1) and in forked workers (n_jobs = 2).
  */
 #include <stdarg.h>

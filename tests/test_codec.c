@@ -1,5 +1,5 @@
 /*
- * Tests of the canonical encoding (src/codec.c, docs/format.md).
+ * Tests of the canonical encoding (src/value/codec.c, docs/format.md).
  *
  * The expected bytes are written out by hand from the MessagePack
  * specification, not produced by the encoder: a change in the encoding

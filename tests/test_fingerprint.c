@@ -1,5 +1,5 @@
 /*
- * Tests of code fingerprints (src/fingerprint.c): functions of the test
+ * Tests of code fingerprints (src/function/fingerprint.c): functions of the test
  * program (static and not) and of a shared library get a fingerprint, which
  * differs between different code, is the same in another process (another
  * load address), is forgotten when its library is unloaded, and is "unknown"

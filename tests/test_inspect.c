@@ -1,5 +1,5 @@
 /*
- * Tests of inspecting and tending a cache (src/inspect.c and the store's
+ * Tests of inspecting and tending a cache (src/inspect/ and the store's
  * inspection calls): listing, finding, loading, removing, pruning, figures,
  * verifying, merging, vacuuming and clearing, and parsing sizes and ages.
  *

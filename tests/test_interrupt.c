@@ -1,8 +1,8 @@
 /*
  * Tests of interrupting a run (SIGINT, SIGTERM) and of jobcache's handling of
- * the program's own signal dispositions (src/run.c catch_interrupts, the
- * interrupt paths of src/exec_fork.c, src/exec_inprocess.c and
- * src/exec_threads.c).
+ * the program's own signal dispositions (src/util/interrupt.c jc__interrupts_catch, the
+ * interrupt paths of src/exec/fork.c, src/exec/inprocess.c and
+ * src/exec/threads.c).
  *
  * An interrupted run happens in a child process that this test forks: the
  * child runs a batch of slow calls on a cache file, the test sends it the

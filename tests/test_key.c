@@ -1,5 +1,5 @@
 /*
- * Golden vectors of the key (src/key.c, docs/format.md, key format 1).
+ * Golden vectors of the key (src/value/key.c, docs/format.md, key format 1).
  *
  * The hex strings below are the keys of key format version 1. They are
  * literals on purpose: if one of them fails, the key format changed, and

@@ -1,5 +1,5 @@
 /*
- * Tests of the worker pools (src/exec_fork.c, src/exec_threads.c) through the
+ * Tests of the worker pools (src/exec/fork.c, src/exec/threads.c) through the
  * public interface: the same results whatever the backend, failures reported
  * per call and naming the call (an error, a signal, exit(), a timeout, the
  * memory limit), stop versus continue on error, many tiny calls, workers

@@ -1,6 +1,6 @@
 /*
- * Tests of forked workers as well-mannered child processes (src/exec_fork.c,
- * src/registry.c), through the public interface:
+ * Tests of forked workers as well-mannered child processes (src/exec/fork.c,
+ * src/function/registry.c), through the public interface:
  *
  * - a worker that stops talking (closes its pipe and runs on, or closes it
  *   and returns) is reported crashed, named, and reaped, without hanging the

@@ -1,5 +1,5 @@
 /*
- * Tests of the function registry (src/registry.c): JC_FUNCTION, lookups by
+ * Tests of the function registry (src/function/registry.c): JC_FUNCTION, lookups by
  * name and by address, and the refusal of names that mean two functions.
  *
  * The registry is process-wide and has no way to unregister, so every test

@@ -1,5 +1,5 @@
 /*
- * Tests of batches and runs (src/run.c, with call.c and cache.c beneath):
+ * Tests of batches and runs (src/run/, with src/function/call.c and src/cache/ beneath):
  * what a program sees when it submits delayed calls and runs them against a
  * cache, in-process (n_jobs = 1) unless a test says otherwise.
  *

@@ -1,5 +1,5 @@
 /*
- * Tests of the store (src/store.c): the SQLite file, its schema, its
+ * Tests of the store (src/store/sqlite/): the SQLite file, its schema, its
  * transactions, and how it refuses bad files without crashing.
  *
  * The tests look at the file with sqlite3 directly where the store's

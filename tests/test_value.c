@@ -1,5 +1,5 @@
 /*
- * Tests of the value model (src/value.c): builders, getters, containers,
+ * Tests of the value model (src/value/value.c): builders, getters, containers,
  * ownership, copying, equality and rendering.
  *
  * Every test frees what it makes: the suite also runs under ASan, whose leak

@@ -101,7 +101,7 @@ def _side_size(path, suffix):
 
 
 def _open_mode(path):
-    """How to open path read-only, as the C library decides (src/store.c,
+    """How to open path read-only, as the C library decides (src/store/sqlite/,
     readonly_mode): through SQLite's WAL index when it can read or create
     the -shm file (a cache in use, or any cache in a writable place), else
     with the immutable flag, which needs no -shm and is exact only when the
