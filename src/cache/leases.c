@@ -174,16 +174,8 @@ static int collect_lease(void *ctx, const jc__lease *l)
     }
     if (!sc->last_alive || !l->n)
         return 0;
-    if (sc->n + l->n > sc->cap) {
-        size_t cap = sc->cap ? sc->cap : 1024;
-        while (cap < sc->n + l->n)
-            cap *= 2;
-        uint8_t *k = realloc(sc->keys, cap * JC__KEY_LEN);
-        if (!k)
-            return jc__set_error(JC_ENOMEM, "out of memory reading leases");
-        sc->keys = k;
-        sc->cap = cap;
-    }
+    if (jc__grow(&sc->keys, &sc->cap, sc->n + l->n, JC__KEY_LEN))
+        return jc__set_error(JC_ENOMEM, "out of memory reading leases");
     memcpy(sc->keys + sc->n * JC__KEY_LEN, l->keys, l->n * JC__KEY_LEN);
     sc->n += l->n;
     return 0;

@@ -26,14 +26,8 @@ static void arg_drop(arg_cache *c, jc_value *v)
 {
     if (!v)
         return;
-    if (c->ndropped == c->capdropped) {
-        size_t cap = c->capdropped ? 2 * c->capdropped : 16;
-        jc_value **d = realloc(c->dropped, cap * sizeof *d);
-        if (!d)
-            return; /* out of memory: left allocated rather than freed under a call */
-        c->dropped = d;
-        c->capdropped = cap;
-    }
+    if (JC__GROW(c->dropped, c->capdropped, c->ndropped + 1))
+        return; /* out of memory: left allocated rather than freed under a call */
     c->dropped[c->ndropped++] = v;
 }
 
@@ -78,14 +72,8 @@ bool jc__mpi_arg_keep(arg_cache *c, const unsigned char d[25], size_t bytes, jc_
         arg_drop(c, c->e[old].value);
         c->e[old] = c->e[--c->n];
     }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        arg_entry *e = realloc(c->e, cap * sizeof *e);
-        if (!e)
-            return false;
-        c->e = e;
-        c->cap = cap;
-    }
+    if (JC__GROW(c->e, c->cap, c->n + 1))
+        return false;
     arg_entry *e = &c->e[c->n++];
     memcpy(e->digest, d, 25);
     e->bytes = bytes;

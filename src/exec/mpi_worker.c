@@ -84,16 +84,10 @@ void jc__mpi_drain(void)
             group_hdr h;
             memcpy(&h, buf, sizeof h);
             if (h.run > srv.cancelled_up_to && srv.nq < SIZE_MAX / sizeof(queued)) {
-                if (srv.nq == srv.cap) {
-                    size_t cap = srv.cap ? 2 * srv.cap : 8;
-                    queued *q = realloc(srv.q, cap * sizeof *q);
-                    if (!q) {
-                        fprintf(stderr, "jobcache: rank %d: out of memory queueing calls; ending the job\n",
-                                jc__mpi.rank);
-                        MPI_Abort(MPI_COMM_WORLD, 70);
-                    }
-                    srv.q = q;
-                    srv.cap = cap;
+                if (JC__GROW(srv.q, srv.cap, srv.nq + 1)) {
+                    fprintf(stderr, "jobcache: rank %d: out of memory queueing calls; ending the job\n",
+                            jc__mpi.rank);
+                    MPI_Abort(MPI_COMM_WORLD, 70);
                 }
                 srv.q[srv.nq++] = (queued){buf, (size_t)len, h.run};
                 continue;

@@ -68,15 +68,7 @@ static size_t count, cap;
 /* Room for one more entry; false when out of memory (nothing changed). */
 static bool grow(void)
 {
-    if (count < cap)
-        return true;
-    size_t ncap = cap ? cap * 2 : 32;
-    entry *t = realloc(table, ncap * sizeof *t);
-    if (!t)
-        return false;
-    table = t;
-    cap = ncap;
-    return true;
+    return JC__GROW(table, cap, count + 1) == 0;
 }
 
 int jc_function_register(const jc_function *desc)
@@ -265,16 +257,10 @@ int jc_function_register_params(const jc_function *desc, const char *const *name
     while (i < named_count && named_table[i].desc != desc)
         i++;
     if (i == named_count) {
-        if (named_count == named_cap) {
-            size_t ncap = named_cap ? named_cap * 2 : 16;
-            named *t = realloc(named_table, ncap * sizeof *t);
-            if (!t) {
-                rc = jc__set_error(JC_ENOMEM, "out of memory naming the parameters of \"%s\"",
-                                   desc->name ? desc->name : "");
-                goto out;
-            }
-            named_table = t;
-            named_cap = ncap;
+        if (JC__GROW(named_table, named_cap, named_count + 1)) {
+            rc = jc__set_error(JC_ENOMEM, "out of memory naming the parameters of \"%s\"",
+                               desc->name ? desc->name : "");
+            goto out;
         }
         named_count++;
     }

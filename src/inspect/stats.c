@@ -23,15 +23,9 @@ static int add_group(void *ctx, const jc__group *g)
 {
     stats_builder *b = ctx;
     jc_stats *s = b->s;
-    if (s->nfunctions == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 8;
-        jc_function_stats *fs = realloc(b->fs, cap * sizeof *fs);
-        if (!fs)
-            return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
-        b->fs = fs;
-        b->cap = cap;
-        s->functions = fs;
-    }
+    if (JC__GROW(b->fs, b->cap, s->nfunctions + 1))
+        return jc__set_error(JC_ENOMEM, "out of memory summing up a cache");
+    s->functions = b->fs;
     jc_function_stats *f = &b->fs[s->nfunctions];
     memset(f, 0, sizeof *f);
     f->function = jc__strdup(g->function);

@@ -129,14 +129,8 @@ static int note_bad(verifier *v, const jc__row *r, const char *problem, bool rep
         v->fn(&info, problem, v->userdata);
     if (!repair)
         return 0;
-    if (v->nbad == v->badcap) {
-        size_t cap = v->badcap ? v->badcap * 2 : 16;
-        int64_t *nb = realloc(v->bad, cap * sizeof *nb);
-        if (!nb)
-            return jc__set_error(JC_ENOMEM, "out of memory verifying a cache");
-        v->bad = nb;
-        v->badcap = cap;
-    }
+    if (JC__GROW(v->bad, v->badcap, v->nbad + 1))
+        return jc__set_error(JC_ENOMEM, "out of memory verifying a cache");
     v->bad[v->nbad++] = r->rowid;
     return 0;
 }

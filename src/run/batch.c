@@ -267,14 +267,7 @@ static int batch_add(jc_batch *b, const char *file, int line, const jc_function 
     rc = jc__r_prepare("jc_delayed", fn, argv, argc, p.key);
     if (rc)
         goto fail;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        pending *calls = realloc(b->calls, cap * sizeof *calls);
-        if (calls) {
-            b->calls = calls;
-            b->cap = cap;
-        }
-    }
+    JC__GROW(b->calls, b->cap, b->n + 1); /* checked below: b->n == b->cap */
     p.argv = malloc((argc ? argc : 1) * sizeof *p.argv);
     if (!p.argv || b->n == b->cap) {
         free(p.argv);

@@ -205,13 +205,8 @@ int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n
     size_t want = p->page;
     if (p->left > 0 && (uint64_t)p->left < want)
         want = (size_t)p->left;
-    if (want > p->cap) {
-        int64_t *r = realloc(p->rowids, want * sizeof *r);
-        if (!r)
-            return jc__set_error(JC_ENOMEM, "out of memory listing entries");
-        p->rowids = r;
-        p->cap = want;
-    }
+    if (JC__GROW(p->rowids, p->cap, want))
+        return jc__set_error(JC_ENOMEM, "out of memory listing entries");
     page_sql(p, sql, sizeof sql);
     rc = jc__sq_prepare(p->st, sql, &s);
     if (!rc) {

@@ -114,15 +114,9 @@ int jc__sqlite_runs(jc__sqlite *st, int64_t last_n, bool failed_only,
         size_t n = 0;
         int fs;
         while ((fs = sqlite3_step(f)) == SQLITE_ROW) {
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                jc__run_failure *nf = realloc(fails, nc * sizeof *nf);
-                if (!nf) {
-                    rc = jc__set_error(JC_ENOMEM, "out of memory reading the record of runs");
-                    break;
-                }
-                fails = nf;
-                cap = nc;
+            if (JC__GROW(fails, cap, n + 1)) {
+                rc = jc__set_error(JC_ENOMEM, "out of memory reading the record of runs");
+                break;
             }
             const char *st_ = (const char *)sqlite3_column_text(f, 0), *msg = (const char *)sqlite3_column_text(f, 1);
             fails[n].status = jc__strdup(st_ ? st_ : "");
