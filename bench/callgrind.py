@@ -92,6 +92,31 @@ def table(results, n):
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- callgrind: written by bench/callgrind.py -->", "<!-- /callgrind -->"
+
+
+def write_section(path, text, builds):
+    """Puts the table in path between BEGIN and END (bench/run.py keeps that
+    section when it rewrites the file); before the notes when new."""
+    import time
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    section = "\n".join([BEGIN, "## Instructions per call (callgrind)", "",
+                         "Written by `bench/callgrind.py` on %s: %s, each built by `bench/baseline.sh` "
+                         "(static library, RelWithDebInfo) and measured in one invocation. Instruction counts "
+                         "do not depend on the load of the machine." % (when, ", ".join(label for label, _ in builds)),
+                         "", text, END])
+    old = open(path).read() if os.path.exists(path) else ""
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END):]
+    elif "## How to read these figures" in old:
+        i = old.index("## How to read these figures")
+        new = old[:i] + section + "\n\n" + old[i:]
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + section + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bench", required=True, help="the jobcache_bench binary measured first")
@@ -102,6 +127,7 @@ def main(argv=None):
                     help="build COMMIT's jobcache_bench with bench/baseline.sh and measure it too (repeatable)")
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", help="write the table into this file (BENCHMARKS.md) between its callgrind markers")
     a = ap.parse_args(argv)
     if not shutil.which("valgrind"):
         raise SystemExit("callgrind: valgrind is not installed (Debian package valgrind)")
@@ -125,7 +151,10 @@ def main(argv=None):
         for label, binary in builds:
             print("callgrind: %s (%s)..." % (label, binary), file=sys.stderr)
             results[label] = measure(os.path.abspath(binary), a.n, tmp)
-    print(table(results, a.n))
+    text = table(results, a.n)
+    print(text)
+    if a.out:
+        write_section(a.out, text, builds)
     if a.json:
         print(json.dumps({"n": a.n, "results": results}))
     return results

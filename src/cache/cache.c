@@ -14,7 +14,7 @@
 #include "function/fingerprint.h"
 #include "cache_int.h"
 
-/* ---- the cache layer for run.c and inspect.c (cache.h) ---- */
+/* ---- the state of the handle, for the run and inspection (cache.h) ---- */
 
 size_t jc__cache_pending(const jc_cache *cache)
 {

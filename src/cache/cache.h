@@ -202,7 +202,7 @@ bool jc__cache_has_store(const jc_cache *cache);
 bool jc__cache_in_transaction(const jc_cache *cache);
 /* Begins a write transaction and writes the queued hits in it: the one way
  * inspection starts a change it composes itself (verify's repair, merge's
- * batches); the tending operations above do it for themselves. */
+ * batches); the tending operations below do it for themselves. */
 int jc__cache_write_begin(jc_cache *cache);
 /* Ends it: commits when rc is 0 and keep, else rolls back; returns rc, or
  * the commit's failure. */
@@ -235,10 +235,8 @@ int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *probl
 
 /* Removes the entries q selects. */
 int jc__cache_remove_selected(jc_cache *cache, const jc__select *q, bool dry_run, int64_t *count, int64_t *bytes);
-/* Applies o's rules in their documented order (jobcache.h, jc_cache_prune);
- * older_than selects entries last used before used_before (epoch seconds). */
-int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, double used_before, bool dry_run,
-                    int64_t *count, int64_t *bytes);
+/* Applies o's rules in their documented order (jobcache.h, jc_cache_prune). */
+int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, bool dry_run, int64_t *count, int64_t *bytes);
 /* Removes the entry under key: 1 removed, 0 absent, or a negative code. */
 int jc__cache_remove_entry(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
 /* Records names as the parameter names of function and version (merge:

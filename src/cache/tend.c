@@ -17,8 +17,7 @@ int jc__cache_remove_selected(jc_cache *cache, const jc__select *q, bool dry_run
 
 /* The rules of o in their documented order (jobcache.h), inside the
  * caller's transaction; count and bytes sum what each removed. */
-static int prune_rules(jc_cache *cache, const jc_prune_options *o, double used_before, int64_t *count,
-                       int64_t *bytes)
+static int prune_rules(jc_cache *cache, const jc_prune_options *o, int64_t *count, int64_t *bytes)
 {
     int64_t c = 0, b = 0;
     /* Times later than now are written back as now first: every rule below
@@ -35,7 +34,7 @@ static int prune_rules(jc_cache *cache, const jc_prune_options *o, double used_b
         *bytes = jc__sum_sat(*bytes, b);
     }
     if (!rc && o->older_than > 0) {
-        jc__select q = {.used_before = used_before};
+        jc__select q = {.used_before = jc__used_before(o->older_than)};
         rc = jc__store_remove(cache->store, &q, &c, &b);
         *count = jc__sum_sat(*count, c);
         *bytes = jc__sum_sat(*bytes, b);
@@ -53,13 +52,12 @@ static int prune_rules(jc_cache *cache, const jc_prune_options *o, double used_b
     return rc;
 }
 
-int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, double used_before, bool dry_run,
-                    int64_t *count, int64_t *bytes)
+int jc__cache_prune(jc_cache *cache, const jc_prune_options *o, bool dry_run, int64_t *count, int64_t *bytes)
 {
     int rc = jc__cache_write_begin(cache);
     if (rc)
         return rc;
-    return jc__cache_write_end(cache, prune_rules(cache, o, used_before, count, bytes), !dry_run);
+    return jc__cache_write_end(cache, prune_rules(cache, o, count, bytes), !dry_run);
 }
 
 int jc__cache_remove_entry(jc_cache *cache, const uint8_t key[JC__KEY_LEN])

@@ -1,10 +1,10 @@
 /*
  * exec: how misses get computed. One small interface, one file per backend:
- * in-process (exec_inprocess.c), forked workers (exec_fork.c), threads
- * (exec_threads.c) and the ranks of an MPI job (exec_mpi.c, which runs each
- * rank's calls through exec_fork). The run (run.c) hands a backend the list of tasks and a
+ * in-process (inprocess.c), forked workers (fork.c), threads (threads.c)
+ * and the ranks of an MPI job (mpi.c and its files, which run each rank's
+ * calls through the fork pool). The run (run/execute.c) hands a backend the list of tasks and a
  * deliver callback; the backend computes them in any order and delivers each
- * outcome, in the caller's thread, as soon as it is known. Only exec_fork.c
+ * outcome, in the caller's thread, as soon as it is known. Only fork.c
  * forks.
  */
 #ifndef JC_EXEC_H
@@ -61,7 +61,7 @@ typedef struct jc__exec {
 int jc__exec_inprocess(jc__exec *ex);
 int jc__exec_fork(jc__exec *ex);
 int jc__exec_threads(jc__exec *ex);
-/* The MPI backend (exec_mpi.c; without MPI, mpi_none.c refuses). */
+/* The MPI backend (mpi.c; without MPI, mpi_none.c refuses). */
 int jc__exec_mpi(jc__exec *ex);
 /* How many worker ranks this process coordinates: 0 unless jc_mpi_init
  * started an MPI job of more than one rank and this is its rank 0. */

@@ -59,7 +59,7 @@ static void finish_coordinator(int status)
     if (!jc__mpi.norphans)
         free(jc__mpi.orphans);
     jc__mpi.orphans = NULL;
-    jc__mpi.norphans = 0;
+    jc__mpi.norphans = jc__mpi.caporphans = 0;
 }
 
 /* MPI_Finalize frees MPI_COMM_SELF first, running the delete callbacks of

@@ -1,7 +1,7 @@
 /*
  * mpi_launch: whether the program was started by an MPI launcher, from the
  * environment alone (so that a program started on its own never initialises
- * MPI). Shared by exec_mpi.c and mpi_none.c.
+ * MPI). Shared by mpi.c and mpi_none.c.
  */
 #include <stdlib.h>
 

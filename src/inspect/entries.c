@@ -63,15 +63,6 @@ static const int order_of_sort[] = {
     [JC_SORT_HITS] = JC__ORDER_HITS, [JC_SORT_CREATED] = JC__ORDER_CREATED,
 };
 
-/* last_used below which an entry is older than `age` seconds. */
-double jc__i_used_before(double age)
-{
-    double t = jc__now() - age;
-    /* An age reaching before 1970 matches no entry; the store reads 0 as
-     * "no bound", which would match every entry. */
-    return t > 0 ? t : 1e-9;
-}
-
 bool jc__i_bad_age(double age)
 {
     return !(age >= 0) || isinf(age);
@@ -90,7 +81,7 @@ int jc__i_to_select(const jc_filter *f, jc__select *q, const char *what)
         return jc__set_error(JC_EINVAL, "%s: unknown sort order %d", what, (int)f->sort);
     q->function = f->function;
     q->version = f->version;
-    q->used_before = f->older_than > 0 ? jc__i_used_before(f->older_than) : 0;
+    q->used_before = f->older_than > 0 ? jc__used_before(f->older_than) : 0;
     q->used_since = f->newer_than > 0 ? jc__now() - f->newer_than : 0;
     q->order = order_of_sort[f->sort];
     q->reverse = f->reverse;

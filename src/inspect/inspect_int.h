@@ -46,7 +46,6 @@ int jc__i_prepare_dry_run(jc_cache *cache, const char *what);
 void jc__i_set_out(int64_t *p, int64_t v);
 int jc__i_to_select(const jc_filter *f, jc__select *q, const char *what);
 int jc__i_usable(const jc_cache *cache, const char *what);
-double jc__i_used_before(double age);
 int jc__i_writable(const jc_cache *cache, const char *what);
 
 #endif

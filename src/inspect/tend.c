@@ -62,7 +62,7 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
     if (!rc)
-        rc = jc__cache_prune(cache, opts, jc__i_used_before(opts->older_than), dry_run, &c, &b);
+        rc = jc__cache_prune(cache, opts, dry_run, &c, &b);
     if (rc)
         return rc;
     /* The file shrinks to what it holds now (the -wal file is truncated,

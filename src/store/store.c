@@ -136,8 +136,10 @@ int jc__store_params_put(jc__store *st, const char *function, const char *versio
 
 int jc__store_params_get(jc__store *st, const char *function, const char *version, char **names)
 {
-    if (!st)
+    if (!st) {
+        *names = NULL;
         return no_store();
+    }
     return st->ops->params_get(st, function, version, names);
 }
 
@@ -353,8 +355,10 @@ int jc__store_runs(jc__store *st, int64_t last_n, bool failed_only, int (*fn)(vo
 
 int jc__store_meta_get(jc__store *st, const char *name, char **value)
 {
-    if (!st)
+    if (!st) {
+        *value = NULL;
         return no_store();
+    }
     return st->ops->meta_get(st, name, value);
 }
 

@@ -39,3 +39,9 @@ double jc__now(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+double jc__used_before(double age)
+{
+    double t = jc__now() - age;
+    return t > 0 ? t : 1e-9;
+}

@@ -21,5 +21,9 @@ struct timespec jc__monotonic_after(double seconds);
 /* The wall clock (CLOCK_REALTIME), seconds since the epoch: the times kept
  * in a cache. */
 double jc__now(void);
+/* jc__now() - age, for a filter of entries last used before it: an age
+ * reaching before 1970 gives 1e-9, which matches no entry (0 means "no
+ * bound" to the store, which would match every entry). */
+double jc__used_before(double age);
 
 #endif

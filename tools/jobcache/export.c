@@ -277,10 +277,11 @@ static int table_columns(jc_cache *cache, const jc_filter *f, const char *what, 
                 "whose arguments and results differ: a %s table has one set of columns; export one "
                 "function with --function F, or all of them with --format jsonl\n",
                 function, other, what);
+    bool several = other != NULL;
     free(function);
     free(other);
-    if (!ok || rc < 0 || other)
-        return other ? EXIT_USAGE : !ok ? out_of_memory("export") : failed("export");
+    if (!ok || rc < 0 || several)
+        return several ? EXIT_USAGE : !ok ? out_of_memory("export") : failed("export");
     return EXIT_OK;
 }
 

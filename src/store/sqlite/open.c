@@ -341,7 +341,7 @@ static int prepare_all(jc__sqlite *st)
     if (!rc)
         rc = jc__sq_prepare(st, "BEGIN", &st->begin_read);
     if (!rc)
-        rc = jc__sq_prepare(st, "COMMIT", &st->jc__sq_end_read);
+        rc = jc__sq_prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
     rc = jc__sq_prepare(st, "UPDATE entries SET hits = hits + ?3, last_used = ?1 WHERE key = ?2", &st->touch);

@@ -114,8 +114,9 @@ static int op_delete(jc__store *st, const uint8_t key[JC__KEY_LEN])
 static int op_pager_new(jc__store *st, const jc__select *q, jc__pager **out)
 {
     jc__sqlite_pager *p = NULL;
-    int rc = jc__sqlite_pager_new(SQ(st), q, &p);
-    *out = (jc__pager *)p; /* its first member (list.c) */
+    int rc = jc__sqlite_pager_new(SQ(st), q, out ? &p : NULL);
+    if (out && p)
+        *out = (jc__pager *)p; /* its first member (list.c) */
     return rc;
 }
 

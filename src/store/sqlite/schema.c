@@ -21,7 +21,7 @@
 
 /* Leases (schema 4): a run claims the calls it is about to compute, so
  * that another process on the same cache waits for them instead of
- * computing them too. One row per owner (its identity, see cache.c, and
+ * computing them too. One row per owner (its identity, see cache/leases.c, and
  * when its claim lapses unless renewed), and its claimed keys in rows of up
  * to a few thousand sorted keys each (a blob of 16-byte keys): a cold run
  * of 100,000 calls writes some 25 rows, not 100,000, and renewing is one

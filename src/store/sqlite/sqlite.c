@@ -139,7 +139,7 @@ static void finalize_all(jc__sqlite *st)
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many, st->begin_read, st->jc__sq_end_read, st->touch_rowids, st->data_version, st->size,
+                           st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size,
                            st->params_put, st->params_get};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
@@ -196,8 +196,8 @@ void jc__sq_end_read(jc__sqlite *st)
         return;
     st->reading = false;
     if (!sqlite3_get_autocommit(st->db)) {
-        sqlite3_step(st->jc__sq_end_read); /* a read transaction: nothing to lose */
-        sqlite3_reset(st->jc__sq_end_read);
+        sqlite3_step(st->end_read); /* a read transaction: nothing to lose */
+        sqlite3_reset(st->end_read);
     }
 }
 

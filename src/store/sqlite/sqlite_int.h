@@ -72,13 +72,13 @@ struct jc__sqlite {
      * snapshot held across jc_memo calls was tried and dropped: after the
      * last hit nothing ends it, and it holds off other processes'
      * checkpoints for as long as the program then computes.) */
-    sqlite3_stmt *begin_read, *jc__sq_end_read;
+    sqlite3_stmt *begin_read, *end_read;
     bool reading;
     /* Opened with SQLite's immutable flag: a read-only look at a file in a
      * directory or on a mount this process cannot write, with no -wal data
      * beside it (see open_db). */
     bool immutable;
-    /* Prepared on first use by inspect.c's calls, which a run never makes:
+    /* Prepared on first use by inspection's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
