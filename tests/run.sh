@@ -62,13 +62,16 @@ ctest_step nompi "$top/build-test-nompi" -R '^(test_mpi.*|test_run|test_memo|con
 
 
 # Each libFuzzer harness briefly, when clang and its fuzzer runtime can be
-# had (the corpus was replayed by ctest above either way).
-jc_install_deps clang libclang-rt-14-dev || true
-if command -v clang >/dev/null 2>&1 && jc_pkg_installed libclang-rt-14-dev; then
+# had: Debian's default clang and its libclang-rt-dev (clang 14 on bookworm,
+# 19 on trixie). The corpus was replayed by ctest above either way.
+if jc_apt_offers libclang-rt-dev || jc_pkg_installed libclang-rt-dev; then
+    jc_install_deps clang libclang-rt-dev || true
+fi
+if command -v clang >/dev/null 2>&1 && jc_pkg_installed libclang-rt-dev; then
     jc_step "fuzz: each harness for ${JC_FUZZ_SECONDS:-10} s" "$JC_LOG_DIR/fuzz.log" \
         env JOBS="$jobs" "$top/tests/fuzz/run.sh" "${JC_FUZZ_SECONDS:-10}"
 else
-    echo "fuzz: skipped (clang or libclang-rt-14-dev missing)" >&2
+    echo "fuzz: skipped (clang or libclang-rt-dev missing)" >&2
 fi
 
 # A smoke-sized run of the benchmarks (bench/run.py without --smoke writes BENCHMARKS.md).

@@ -7,7 +7,7 @@
 # corpus/NAME/ once fixed, so that ctest replays it).
 #
 # Usage: tests/fuzz/run.sh [SECONDS] [HARNESS...]    (needs clang and
-# libclang-rt-14-dev; BUILD_DIR overrides build-fuzz)
+# libclang-rt-dev, Debian's default clang; BUILD_DIR overrides build-fuzz)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 top="$(cd "$here/../.." && pwd)"
