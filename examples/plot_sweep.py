@@ -31,9 +31,10 @@ def _named(df):
 def summarize(cache):
     """One row per (population, R0): mean, std, min, max and count of the
     final size over seeds, from the entries of sir v1."""
-    df = cache.frame("sir", "v1")
-    if df.empty:
-        raise SystemExit("no entries of sir v1 in %s: run examples/demo.sh first" % cache.path)
+    try:
+        df = cache.frame("sir", "v1")
+    except jobcache.UnknownFunctionError as e:
+        raise SystemExit("%s: run examples/demo.sh first" % e)
     df = _named(df)
     df["R0"] = (df["beta"] / df["gamma"]).round(9)
     g = df.groupby(["population", "R0"])["final_size"]

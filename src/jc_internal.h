@@ -24,6 +24,13 @@
 int jc__set_error(int code, const char *fmt, ...) JC__PRINTF(2, 3);
 int jc__set_errorv(int code, const char *fmt, va_list ap);
 
+/* For a call handed a NULL handle (api, such as "jc_run", and handle,
+ * "batch"): keeps the message of the failure that left it NULL (a
+ * jc_cache_open, a jc_batch_new) and its code, rather than replacing them
+ * with "the batch is NULL"; JC_EINVAL with that alone when no failure came
+ * before. A chain of such calls keeps the first failure's message. */
+int jc__set_error_null(const char *api, const char *handle);
+
 /* malloc'd printf; NULL when out of memory. */
 char *jc__strdup_printf(const char *fmt, ...) JC__PRINTF(1, 2);
 char *jc__strdup(const char *s);

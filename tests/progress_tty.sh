@@ -38,12 +38,15 @@ run() {
     t set-option -t jc -g window-size manual >/dev/null 2>&1
 }
 
-check_end() { # the summary alone: no live line left, the disposition as it was
+check_end() { # the summary, then a line per failed call (issue 23): no live line left, the disposition as it was
     wait_result "$1"
     capture
     grep -q 'jobcache: 40 calls, 0 cached, 36 computed, 4 failed' "$work/pane" || fail "no summary line"
     [ "$(live_len)" -eq 0 ] || fail "the live line was not cleared before the summary"
-    [ "$(grep -c 'jobcache' "$work/pane")" -eq 1 ] || fail "more than one line of jobcache"
+    [ "$(grep -c 'jobcache: [0-9]* calls' "$work/pane")" -eq 1 ] || fail "more than one summary line"
+    [ "$(grep -c 'jobcache: slow_call([0-9]*): no multiples of ten' "$work/pane")" -eq 4 ] ||
+        fail "not a line for each of the 4 failed calls"
+    [ "$(grep -c 'jobcache' "$work/pane")" -eq 5 ] || fail "other lines of jobcache"
     [ "$(cat "$work/result$1")" = ok ] || fail "$(cat "$work/result$1")"
 }
 

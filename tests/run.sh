@@ -19,7 +19,7 @@ jobs="$(nproc)"
 start=$SECONDS
 
 jc_install_deps python3 python3-joblib python3-numpy sqlite3 jq \
-    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux \
+    python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash tmux locales \
     openmpi-bin libopenmpi-dev
 
 # ctest_step NAME DIR [CTEST ARGS...]: runs the tests of build DIR; prints

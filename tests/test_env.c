@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,45 @@ static void env_timeout_from_the_environment(void **state)
     setenv("JOBCACHE_TIMEOUT", "-1", 1);
     assert_null(jc_batch_new(c, NULL));
     assert_contains(jc_errmsg(), "JOBCACHE_TIMEOUT is '-1'");
+    unsetenv("JOBCACHE_TIMEOUT");
+    jc_cache_close(c);
+}
+
+/* Numbers in the environment are read in the C locale, whatever
+ * setlocale() the program made: under de_DE (a decimal comma),
+ * JOBCACHE_TIMEOUT=1.5 is one and a half seconds and 1,5 is refused (0.2.0
+ * refused 1.5 and took 1,5). The locale is compiled here with localedef
+ * from Debian's locales package, into the test's own directory. */
+static void env_numbers_are_read_in_the_c_locale(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], cmd[2 * PATH_CAP];
+    jc_test_path(dir, sizeof dir, "locales");
+    mkdir(dir, 0755);
+    snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 '%s/de_DE.UTF-8' >/dev/null 2>&1", dir);
+    if (system(cmd) != 0) {
+        print_message("skipped: localedef could not make de_DE.UTF-8 (Debian package locales)\n");
+        skip();
+    }
+    setenv("LOCPATH", dir, 1);
+    assert_non_null(setlocale(LC_ALL, "de_DE.UTF-8"));
+    assert_string_equal(localeconv()->decimal_point, ",");
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "locale.db"), 0);
+    setenv("JOBCACHE_TIMEOUT", "1.5", 1);
+    jc_batch *b = jc_batch_new(c, NULL);
+    setlocale(LC_ALL, "C");
+    unsetenv("LOCPATH");
+    assert_non_null(b);
+    jc_batch_free(b);
+    setenv("LOCPATH", dir, 1);
+    assert_non_null(setlocale(LC_ALL, "de_DE.UTF-8"));
+    setenv("JOBCACHE_TIMEOUT", "1,5", 1);
+    b = jc_batch_new(c, NULL);
+    setlocale(LC_ALL, "C");
+    unsetenv("LOCPATH");
+    assert_null(b);
+    assert_contains(jc_errmsg(), "JOBCACHE_TIMEOUT is '1,5'");
     unsetenv("JOBCACHE_TIMEOUT");
     jc_cache_close(c);
 }
@@ -435,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup(env_the_environment_can_be_ignored, clean_env),
         cmocka_unit_test_setup(env_verbose_levels_from_the_environment, clean_env),
         cmocka_unit_test_setup(env_timeout_from_the_environment, clean_env),
+        cmocka_unit_test_setup(env_numbers_are_read_in_the_c_locale, clean_env),
         cmocka_unit_test_setup(env_max_size_kept_in_the_file, clean_env),
         cmocka_unit_test_setup(env_runs_are_recorded_with_their_failures, clean_env),
         cmocka_unit_test_setup(env_a_plan_before_the_sweep, clean_env),

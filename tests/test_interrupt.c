@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,10 @@ static report interrupt_run_calls(int sig, bool to_group, jc_options o, const ch
 {
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, name);
-    o.verbose = JC_VERBOSE_OFF;
+    /* The child's stderr goes to a file (not a terminal): an interrupted
+     * run says so there, and how to go on (issue 23). */
+    char errpath[PATH_CAP + 8];
+    snprintf(errpath, sizeof errpath, "%s.stderr", path);
     call_sleep = sleep_s;
     int fds0 = count_fds();
 
@@ -254,6 +258,11 @@ static report interrupt_run_calls(int sig, bool to_group, jc_options o, const ch
         close(pfd[0]);
         if (to_group)
             setpgid(0, 0);
+        int efd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (efd >= 0) {
+            dup2(efd, STDERR_FILENO);
+            close(efd);
+        }
         child_main(pfd[1], -1, path, o, slow_ten, n);
     }
     close(pfd[1]);
@@ -303,6 +312,15 @@ static report interrupt_run_calls(int sig, bool to_group, jc_options o, const ch
     assert_int_equal(rep.summary_done, (size_t)n);
     assert_int_equal(rep.summary_skipped, rep.skipped);
     assert_int_equal(rep.summary_computed, rep.ok);
+    if (o.verbose != JC_VERBOSE_OFF) {
+        char *err = jc_test_read_file(errpath, NULL);
+        char want[96];
+        assert_non_null(err);
+        assert_contains(err, sig == SIGTERM ? "interrupted by SIGTERM" : "interrupted by SIGINT");
+        snprintf(want, sizeof want, "a rerun computes the %zu call", rep.skipped);
+        assert_contains(err, want);
+        free(err);
+    }
     assert_int_equal(rep.ok_unfinished, 0);
     if (rep.children_left)
         print_error("%s: a worker was left unreaped after jc_run\n", name);

@@ -938,6 +938,22 @@ static void tool_merge_vacuum_clear(void **state)
     char fresh[PATH_CAP];
     jc_test_path(fresh, sizeof fresh, "merge-fresh.db");
     expect(1, "added 5, replaced 0, kept 0, rejected 1", "merge -f %s %s", fresh, theirs);
+    expect(0, "into ", "merge -f %s %s", fresh, mine); /* it says where it wrote */
+    /* A merge names where it writes: none into a ./jobcache.db made because
+     * no file was named (0.2.0 made one in the current directory). */
+    char here[PATH_CAP], nowhere[PATH_CAP];
+    assert_non_null(getcwd(here, sizeof here));
+    jc_test_path(nowhere, sizeof nowhere, "merge-nowhere");
+    mkdir(nowhere, 0755);
+    assert_int_equal(chdir(nowhere), 0);
+    char *saved = getenv("JOBCACHE_PATH") ? strdup(getenv("JOBCACHE_PATH")) : NULL;
+    unsetenv("JOBCACHE_PATH");
+    expect(2, "name the cache to write to", "merge %s", theirs);
+    assert_false(jc_test_exists("jobcache.db"));
+    if (saved)
+        setenv("JOBCACHE_PATH", saved, 1);
+    free(saved);
+    assert_int_equal(chdir(here), 0);
 
     expect(0, "removed 6 entries", "clear %s --yes", mine);
     assert_int_equal(entries(mine), 0);

@@ -12,9 +12,11 @@ xxhash (result checksums) are used when present. See docs/format.md.
 
 from .codec import DecodeError, Digest
 from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEntryError, Entry,
+                     UnknownFunctionError,
                      Error, NotACacheError, SchemaError, open)
 
 __version__ = "0.1.0"
 
 __all__ = ["open", "Cache", "Entry", "Digest", "Error", "NotACacheError", "SchemaError",
-           "DamagedEntryError", "DecodeError", "ChecksumWarning", "MAX_SCHEMA", "KEY_FORMATS"]
+           "DamagedEntryError", "DecodeError", "ChecksumWarning", "UnknownFunctionError", "MAX_SCHEMA",
+           "KEY_FORMATS"]

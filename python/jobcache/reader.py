@@ -45,6 +45,11 @@ class DamagedEntryError(Error):
     """A stored result does not match its checksum."""
 
 
+class UnknownFunctionError(Error, LookupError):
+    """No entry of the function (and version) asked for: the message lists
+    what the cache holds, so that a typo is not an empty table."""
+
+
 class ChecksumWarning(UserWarning):
     """Result checksums could not be checked (python3-xxhash is missing)."""
 
@@ -237,6 +242,20 @@ class Cache:
             if e is not None:
                 yield e
 
+    def _check_function(self, function, version):
+        """UnknownFunctionError unless the cache holds entries of function
+        (and of version, when given)."""
+        held = self.functions()
+        if any(f == function and (version is None or v == version) for f, v, _ in held):
+            return
+        versions = [v for f, v, _ in held if f == function]
+        if versions:
+            raise UnknownFunctionError("%s has no entries of %s version %r; its versions: %s"
+                                       % (self.path, function, version, ", ".join(versions)))
+        names = sorted({f for f, _, _ in held})
+        raise UnknownFunctionError("%s has no entries of a function %r; it holds: %s"
+                                   % (self.path, function, ", ".join(names) if names else "no entries"))
+
     def get(self, key):
         """The entry of a key (32 hex digits, or 16 bytes); KeyError if none."""
         kb = bytes.fromhex(key) if isinstance(key, str) else bytes(key)
@@ -293,6 +312,7 @@ class Cache:
         for other results, created (UTC datetime) and compute_seconds."""
         import pandas as pd
 
+        self._check_function(function, version)
         rows, arg_cols, res_cols = [], {}, {}
         for e in self.entries(function, version):
             args = e.args

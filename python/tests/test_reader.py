@@ -160,7 +160,12 @@ def test_frame(all_cache):
     assert list(ex.columns) == ["key", "version", "arg0", "result", "n", "neg_zero", "created",
                                 "compute_seconds"]
     assert same(ex["result"][2], f64(-0.0, NEG_NAN, 1.0, -math.inf))
-    assert len(c.frame("nothing")) == 0
+    # An unknown function or version is an error naming what the cache
+    # holds (0.2.0 gave an empty table: a typo made an empty plot).
+    with pytest.raises(jobcache.UnknownFunctionError, match="it holds: .*mixed"):
+        c.frame("nothing")
+    with pytest.raises(jobcache.UnknownFunctionError, match="its versions: v1"):
+        c.frame("exact", "v9")
 
 
 def test_typed_arrays_without_numpy(all_cache, monkeypatch):

@@ -89,7 +89,7 @@ static int options_from_env(const jc_cache *cache, jc_options *o)
         o->backend = names[i].backend;
     }
     if ((v = jc__env(cache, "JOBCACHE_TIMEOUT"))) {
-        double t = strtod(v, &end);
+        double t = jc__strtod_c(v, &end);
         if (*end || end == v || !(t >= 0) || t > 1e9)
             return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_TIMEOUT is '%s'; it must be seconds "
                                  "per call, 0 for none", v);
@@ -128,7 +128,7 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
 {
     jc_options o = opts ? *opts : (jc_options){0};
     if (!cache) {
-        jc__set_error(JC_EINVAL, "jc_batch_new: the cache is NULL (did jc_cache_open fail? %s)", jc_errmsg());
+        jc__set_error_null("jc_batch_new", "cache");
         return NULL;
     }
     if (o.n_jobs == 0)
@@ -290,7 +290,7 @@ int jc__delayed(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const
 {
     if (!b) {
         jc__r_free_args(argv, argc);
-        return jc__r_at_site(jc__set_error(JC_EINVAL, "jc_delayed: the batch is NULL"), file, line);
+        return jc__r_at_site(jc__set_error_null("jc_delayed", "batch"), file, line);
     }
     if (!fn || fn != b->last_fn || b->last_gen != jc__registry_generation()) {
         b->last_desc = jc__function_by_ptr(fn);

@@ -44,7 +44,7 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
 {
     if (!cache) {
         jc__r_free_args(argv, argc);
-        jc__r_at_site(jc__set_error(JC_EINVAL, "jc_memo: the cache is NULL"), file, line);
+        jc__r_at_site(jc__set_error_null("jc_memo", "cache"), file, line);
         return NULL;
     }
     if (jc__cache_busy_elsewhere(cache)) {

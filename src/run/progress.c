@@ -69,6 +69,7 @@ void jc__progress_init(jc__progress_line *pl, jc_verbose v)
     bool tty = isatty(STDERR_FILENO) == 1;
     memset(pl, 0, sizeof *pl);
     pl->summary = v == JC_VERBOSE_ON || v == JC_VERBOSE_DETAIL || (v == JC_VERBOSE_AUTO && tty);
+    pl->when_told = v == JC_VERBOSE_AUTO && !tty;
     pl->detail = v == JC_VERBOSE_DETAIL;
     pl->live = pl->summary && tty;
     if (!pl->live)
@@ -219,13 +220,21 @@ void jc__progress_release(jc__progress_line *pl)
     }
 }
 
-void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path)
+bool jc__progress_tells(const jc__progress_line *pl, bool alarm)
+{
+    return pl->summary || (alarm && pl->when_told);
+}
+
+void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path, const char *note,
+                         bool alarm)
 {
     jc__progress_release(pl);
-    if (!pl->summary)
+    if (!jc__progress_tells(pl, alarm))
         return;
-    char line[256];
+    char line[512];
     jc__progress_summary(p, line, sizeof line);
+    if (note && *note)
+        snprintf(line + strlen(line), sizeof line - strlen(line), "%s", note);
     char where[96] = "";
     if (pl->backend && strcmp(pl->backend, "in-process") == 0)
         snprintf(where, sizeof where, ", %s", pl->backend);

@@ -14,6 +14,10 @@ typedef struct jc__progress_line {
     bool live;    /* redraw a live line on stderr (a terminal) */
     bool drawn;   /* a live line is on screen */
     bool detail;  /* a line per failure and per tenth of the run (JC_VERBOSE_DETAIL) */
+    /* JC_VERBOSE_AUTO away from a terminal (a batch job, a log file): the
+     * summary only for a run with something to say (failures, an
+     * interruption, results not stored, evictions that failed). */
+    bool when_told;
     bool winch;   /* this line installed the SIGWINCH handler (restore it) */
     double last_draw;
     size_t columns;   /* the terminal's width, read again after a SIGWINCH */
@@ -34,9 +38,17 @@ void jc__progress_init(jc__progress_line *pl, jc_verbose v);
  * force): a bar with done/total, rate, ETA, workers busy and failures,
  * fitted to the terminal's width. */
 void jc__progress_update(jc__progress_line *pl, const jc_progress *p, bool force);
-/* Clears the live line, prints the summary line (naming the backend that
- * computed, and the cache file; NULL: a disabled cache), and releases. */
-void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path);
+/* Clears the live line, prints the summary line when it is told
+ * (jc__progress_tells), naming the backend that computed and the cache
+ * file (NULL: a disabled cache), with note after the counts, and
+ * releases. */
+void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char *cache_path, const char *note,
+                         bool alarm);
+/* Whether the end of a run is told: the summary line (with note appended
+ * to its counts) and the lines after it. alarm: the run has something to
+ * say, which is told unless the program asked for silence (JC_VERBOSE_OFF,
+ * JOBCACHE_VERBOSE=0), terminal or not. */
+bool jc__progress_tells(const jc__progress_line *pl, bool alarm);
 /* A line of its own ("jobcache: TEXT"), clearing the live line first. */
 void jc__progress_note(jc__progress_line *pl, const char *text);
 /* Clears the live line and puts SIGWINCH's disposition back; idempotent

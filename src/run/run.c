@@ -109,7 +109,7 @@ static void evict(run *r)
 static int refuse(const jc_batch *b)
 {
     if (!b)
-        return jc__set_error(JC_EINVAL, "jc_run: the batch is NULL");
+        return jc__set_error_null("jc_run", "batch");
     if (b->error)
         return jc__set_error(b->error, "jc_run: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
     if (b->ran)
@@ -207,7 +207,38 @@ static int compute(run *r)
     return exec_rc;
 }
 
-/* The summary: statuses settled, progress finished, the run recorded. */
+/* Failed calls named after the summary line, at most this many (all of
+ * them are in the record of runs: jobcache log --failed). */
+enum { FAILURE_LINES = 10 };
+
+/* The lines after the summary: each failed call (up to FAILURE_LINES;
+ * JC_VERBOSE_DETAIL named each as it came), then what was not stored. */
+static void tell_failures(run *r)
+{
+    const jc_results *res = r->res;
+    size_t shown = 0, failed = 0;
+    for (size_t s = 0; s < res->nslots; s++) {
+        const slot *sl = &res->slots[s];
+        if (sl->status == JC_STATUS_OK || sl->status == JC_STATUS_SKIPPED)
+            continue;
+        failed++;
+        if (!r->line.detail && shown < FAILURE_LINES && sl->error) {
+            jc__progress_note(&r->line, sl->error);
+            shown++;
+        }
+    }
+    if (!r->line.detail && failed > shown) {
+        char text[160];
+        snprintf(text, sizeof text, "... and %zu more failed call%s (jobcache log --failed lists them)",
+                 failed - shown, failed - shown == 1 ? "" : "s");
+        jc__progress_note(&r->line, text);
+    }
+    if ((r->unstored || r->store_rc || r->evict_msg) && res->message)
+        jc__progress_note(&r->line, res->message);
+}
+
+/* The summary: statuses settled, progress finished (told on stderr,
+ * terminal or not, when the run has something to say), the run recorded. */
 static void report(run *r, int exec_rc)
 {
     jc_batch *b = r->batch;
@@ -217,7 +248,16 @@ static void report(run *r, int exec_rc)
     r->res->summary = r->p;
     if (b->opts.on_progress)
         b->opts.on_progress(&r->p, b->opts.userdata);
-    jc__progress_finish(&r->line, &r->p, jc_cache_path(b->cache));
+    bool interrupted = exec_rc == JC_EINTR;
+    bool alarm = r->p.failed || interrupted || r->unstored || r->store_rc || r->evict_msg;
+    char note[200] = "";
+    if (interrupted)
+        snprintf(note, sizeof note, "; interrupted by %s: what finished is stored, and a rerun computes "
+                 "the %zu call%s left", jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT", r->p.skipped,
+                 r->p.skipped == 1 ? "" : "s");
+    jc__progress_finish(&r->line, &r->p, jc_cache_path(b->cache), note, alarm);
+    if (jc__progress_tells(&r->line, alarm))
+        tell_failures(r);
     record_run(r);
 }
 

@@ -72,6 +72,19 @@ int jc__set_error(int code, const char *fmt, ...)
     return code;
 }
 
+/* Marks the message of jc__set_error_null, so that a chain of calls on
+ * NULL handles keeps the first failure's message rather than nesting. */
+static const char null_cause[] = "; the call that should have made it failed: ";
+
+int jc__set_error_null(const char *api, const char *handle)
+{
+    if (!last_code)
+        return jc__set_error(JC_EINVAL, "%s: the %s is NULL", api, handle);
+    const char *cause = strstr(last_msg, null_cause);
+    cause = cause ? cause + sizeof null_cause - 1 : jc_errmsg();
+    return jc__set_error(last_code, "%s: the %s is NULL%s%s", api, handle, null_cause, cause);
+}
+
 char *jc__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

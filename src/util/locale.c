@@ -2,6 +2,7 @@
  * locale: the C locale for numbers, pushed and popped per thread (locale.h).
  */
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "util/locale.h"
 
@@ -30,4 +31,15 @@ void jc__c_numbers_end(jc__locale_saved saved)
 {
     if (saved.switched)
         uselocale(saved.old);
+}
+
+double jc__strtod_c(const char *s, char **end)
+{
+    locale_t c = jc__c_locale();
+    if (c)
+        return strtod_l(s, end, c);
+    jc__locale_saved loc = jc__c_numbers_begin();
+    double d = strtod(s, end);
+    jc__c_numbers_end(loc);
+    return d;
 }

@@ -25,4 +25,9 @@ jc__locale_saved jc__c_numbers_begin(void);
 /* Gives the thread back the locale saved by jc__c_numbers_begin. */
 void jc__c_numbers_end(jc__locale_saved saved);
 
+/* strtod(3) in the C locale whatever the program's: "1.5" is one and a
+ * half under de_DE as under C, and "1,5" stops at the comma. Every number
+ * jobcache reads from text (the environment, settings) goes through it. */
+double jc__strtod_c(const char *s, char **end);
+
 #endif

@@ -55,9 +55,12 @@ static void print_run(const jc_run_record *r, void *userdata)
     char when[32], took[16];
     fmt_time(when, sizeof when, r->started);
     fmt_seconds(took, sizeof took, r->elapsed);
+    char skipped[40] = "";
+    if (r->skipped)
+        snprintf(skipped, sizeof skipped, ", %lld skipped", (long long)r->skipped);
     say(stdout, "%s  %s %s  %lld calls, %lld cached, %lld computed, %lld failed%s in %s  %s", when, r->kind,
         r->command, (long long)r->calls, (long long)r->cached, (long long)r->computed, (long long)r->failed,
-        r->skipped ? ", some skipped" : "", took, r->status);
+        skipped, took, r->status);
     for (size_t i = 0; i < r->nfailures; i++)
         say(stdout, "    %s: %s", r->failures[i].status, r->failures[i].message);
 }

@@ -373,6 +373,14 @@ static int cmd_complete(int argc, char **argv)
 static jc_cache *open_cache(const command *c, const opts *o)
 {
     int mode = c->mode == MODE_VERIFY ? ((o->given & OPT_REPAIR) ? MODE_WRITE : MODE_READ) : c->mode;
+    /* A command that may create the file writes where it is told: never a
+     * ./jobcache.db made because nothing was named (issue 23). */
+    const char *env = getenv("JOBCACHE_PATH");
+    if (mode == MODE_CREATE && !o->file && !(env && *env)) {
+        usage_error(c, "name the cache to write to: --file FILE (or JOBCACHE_PATH); usage: jobcache %s",
+                    c->synopsis);
+        return NULL;
+    }
     unsigned flags = mode == MODE_READ ? JC_CACHE_READONLY : mode == MODE_WRITE ? JC_CACHE_NOCREATE : 0;
     jc_cache *cache = jc_cache_open(o->file, &(jc_cache_options){.flags = flags});
     if (!cache)

@@ -94,13 +94,13 @@ static int cmd_merge(jc_cache *cache, const opts *o)
     int rc = jc_cache_merge(cache, o->pos[0], &r);
     if (rc && r.added + r.replaced == 0)
         return failed("merge");
-    printf("added %lld, replaced %lld, kept %lld", (long long)r.added, (long long)r.replaced,
-           (long long)r.kept);
+    char rejected[80] = "", other[80] = "";
     if (r.rejected)
-        printf(", rejected %lld (they fail 'jobcache verify')", (long long)r.rejected);
+        snprintf(rejected, sizeof rejected, ", rejected %lld (they fail 'jobcache verify')", (long long)r.rejected);
     if (r.other_format)
-        printf(", skipped %lld of another key format", (long long)r.other_format);
-    putchar('\n');
+        snprintf(other, sizeof other, ", skipped %lld of another key format", (long long)r.other_format);
+    say(stdout, "merged %s into %s: added %lld, replaced %lld, kept %lld%s%s", o->pos[0], jc_cache_path(cache),
+        (long long)r.added, (long long)r.replaced, (long long)r.kept, rejected, other);
     if (rc)
         return failed("merge");
     return r.rejected ? EXIT_PROBLEMS : EXIT_OK;
@@ -130,8 +130,9 @@ const command builtin_verify = {
     "removes the bad entries."};
 
 const command builtin_merge = {
-    "merge", cmd_merge, OPT_FILE, 1, 1, false, false, MODE_CREATE, NULL, "merge OTHER-FILE",
-    "Copy in the entries of another cache; on a clash the entry created later wins.\n"
+    "merge", cmd_merge, OPT_FILE, 1, 1, false, false, MODE_CREATE, NULL, "merge OTHER-FILE --file FILE",
+    "Copy in the entries of another cache into FILE (or $JOBCACHE_PATH: it must be named;\n"
+    "it is created if missing); on a clash the entry created later wins.\n"
     "Entries of OTHER-FILE that fail verify's checks are rejected (exit 1)."};
 
 const command builtin_backup = {
