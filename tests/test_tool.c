@@ -410,18 +410,18 @@ static void tool_readonly_commands_never_create_a_file(void **state)
     (void)state;
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "missing.db");
-    expect(2, "does not exist", "stats %s", path);
-    expect(2, "does not exist", "ls %s", path);
-    expect(2, "does not exist", "show -f %s ab", path);
-    expect(2, "does not exist", "diff -f %s ab cd", path);
-    expect(2, "does not exist", "export %s", path);
-    expect(2, "does not exist", "verify %s", path);
+    expect(3, "does not exist", "stats %s", path);
+    expect(3, "does not exist", "ls %s", path);
+    expect(3, "does not exist", "show -f %s ab", path);
+    expect(3, "does not exist", "diff -f %s ab cd", path);
+    expect(3, "does not exist", "export %s", path);
+    expect(3, "does not exist", "verify %s", path);
     /* Commands that change a cache do not make one either. */
-    expect(2, "does not exist", "verify %s --repair", path);
-    expect(2, "does not exist", "prune %s --max-entries 3", path);
-    expect(2, "does not exist", "rm -f %s --function f", path);
-    expect(2, "does not exist", "vacuum %s", path);
-    expect(2, "does not exist", "clear %s --yes", path);
+    expect(3, "does not exist", "verify %s --repair", path);
+    expect(3, "does not exist", "prune %s --max-entries 3", path);
+    expect(3, "does not exist", "rm -f %s --function f", path);
+    expect(3, "does not exist", "vacuum %s", path);
+    expect(3, "does not exist", "clear %s --yes", path);
     assert_false(jc_test_exists(path));
 }
 
@@ -433,14 +433,36 @@ static void tool_refuses_a_file_that_is_not_a_cache(void **state)
     FILE *f = fopen(path, "w");
     fputs("this is a text file, not a cache; it is long enough to be read as one", f);
     fclose(f);
-    expect(2, "not an SQLite database", "stats %s", path);
-    expect(2, "not an SQLite database", "verify %s", path);
+    expect(3, "not an SQLite database", "stats %s", path);
+    expect(3, "not an SQLite database", "verify %s", path);
     jc_test_path(path, sizeof path, "foreign.db");
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "CREATE TABLE songs (title TEXT)", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    expect(2, "not a jobcache cache", "ls %s", path);
+    expect(3, "not a jobcache cache", "ls %s", path);
+}
+
+/* jobcache(1), EXIT STATUS: a usage error (2), a finding (1) and a failure
+ * (3) are told apart; a file that cannot be read exited 2, as a usage
+ * error, before. */
+static void tool_exit_statuses_tell_usage_findings_and_failures_apart(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], text[PATH_CAP];
+    make_cache(jc_test_path(path, sizeof path, "statuses.db"), 3, 0);
+    /* A usage error: an option no command has. */
+    expect(2, "unknown option '--bogus'", "verify %s --bogus", path);
+    /* A finding: a result that no longer matches its checksum. */
+    sql(path, "UPDATE entries SET result = x'05' WHERE rowid = 2");
+    expect(1, "checked 3 entries: 1 bad", "verify %s", path);
+    /* A failure: a text file given as the cache. */
+    jc_test_path(text, sizeof text, "statuses.txt");
+    FILE *f = fopen(text, "w");
+    assert_non_null(f);
+    fputs("this is a text file, not a cache; it is long enough to be read as one", f);
+    fclose(f);
+    expect(3, "not an SQLite database", "verify -f %s", text);
 }
 
 /* ---- looking ---- */
@@ -932,7 +954,7 @@ static void tool_merge_vacuum_clear(void **state)
     sql(theirs, "UPDATE entries SET result = x'c1' WHERE rowid = 6");
     expect(1, "rejected 1", "merge -f %s %s", mine, theirs);
     jc_test_path(missing, sizeof missing, "merge-missing.db");
-    expect(2, "does not exist", "merge -f %s %s", mine, missing);
+    expect(3, "does not exist", "merge -f %s %s", mine, missing);
     assert_false(jc_test_exists(missing));
     /* merge makes the file it merges into, when missing. */
     char fresh[PATH_CAP];
@@ -1057,7 +1079,7 @@ static void tool_backup_and_wal_notice(void **state)
     expect(0, "backed up", "backup %s %s", path, dest);
     assert_int_equal(jc_test_sql_int(dest, "SELECT count(*) FROM entries"), 500);
     expect(0, "checked 500 entries: all sound", "verify %s", dest);
-    expect(2, "already exists", "backup %s %s", path, dest);
+    expect(3, "already exists", "backup %s %s", path, dest);
     expect(2, "missing argument", "backup");
     jc_cache_close(holder);
 }
@@ -1308,6 +1330,7 @@ int main(void)
         cmocka_unit_test(tool_finds_the_file),
         cmocka_unit_test(tool_readonly_commands_never_create_a_file),
         cmocka_unit_test(tool_refuses_a_file_that_is_not_a_cache),
+        cmocka_unit_test(tool_exit_statuses_tell_usage_findings_and_failures_apart),
         cmocka_unit_test(tool_stats_text_and_json),
         cmocka_unit_test(tool_ls_filters_sorts_and_json),
         cmocka_unit_test(tool_show_entry),

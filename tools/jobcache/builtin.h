@@ -27,7 +27,14 @@
 
 #include "json.h"
 
-enum { EXIT_OK = 0, EXIT_PROBLEMS = 1, EXIT_USAGE = 2 };
+/* The exit statuses (jobcache(1), EXIT STATUS): 0 done; 1 a finding (verify's
+ * problems, diff's differences, find's no entry); 2 a usage error: what the
+ * user typed is wrong (an unknown command or option, a bad value, a missing or
+ * extra argument, a key prefix or setting that is no entry's or setting's);
+ * 3 the command failed on a valid request (the file could not be opened, read
+ * or written, it is locked past the busy timeout, the disk is full, out of
+ * memory). */
+enum { EXIT_OK = 0, EXIT_PROBLEMS = 1, EXIT_USAGE = 2, EXIT_FAILED = 3 };
 
 /* Elements of long arrays and lists that `show` and `ls` print. */
 enum { SHOW_ITEMS = 10, LS_ITEMS = 4 };

@@ -29,8 +29,10 @@ static int cmd_config(jc_cache *cache, const opts *o)
     const char *key = o->pos[0];
     if (o->npos == 1) {
         char *v = NULL;
+        /* JC_EINVAL: a setting it does not know (unless the cache has no
+         * file: JOBCACHE_DISABLE). */
         if (jc_cache_config_get(cache, key, &v))
-            return failed("config");
+            return jc_errcode() == JC_EINVAL && jc_cache_path(cache) ? refused("config") : failed("config");
         say(stdout, "%s", v ? v : "(not set)");
         free(v);
         return EXIT_OK;
@@ -41,9 +43,12 @@ static int cmd_config(jc_cache *cache, const opts *o)
         return failed("config");
     const char *value = strcmp(o->pos[1], "default") == 0 ? NULL : o->pos[1];
     int rc = jc_cache_config_set(w, key, value);
+    /* JC_EINVAL: a setting it does not know, or a value that is not one
+     * (unless the cache has no file: JOBCACHE_DISABLE). */
+    bool typed = rc == JC_EINVAL && jc_cache_path(w);
     jc_cache_close(w);
     if (rc)
-        return failed("config");
+        return typed ? refused("config") : failed("config");
     say(stdout, value ? "%s = %s" : "%s back to its default", key, value ? value : "");
     return EXIT_OK;
 }

@@ -2,7 +2,9 @@
  * jobcache diff: what differs between two entries (version, arguments,
  * result), and with --versions, how the results of two versions of a
  * function differ over every argument set computed under both. Exit codes
- * as diff(1): 0 the same, 1 different, 2 trouble.
+ * as diff(1): 0 the same, 1 different; then 2 a usage error (an unknown
+ * key prefix or version, entries of two functions), 3 a failure (a file or
+ * an entry that cannot be read).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -107,24 +109,21 @@ static double describe_change(char *buf, size_t cap, const jc_value *a, const jc
 
 /* ---- diff A B ---- */
 
-/* Finds and loads the entry of a key prefix; false with a message. */
-static bool find_entry(jc_cache *cache, const char *prefix, entry *e)
+/* Finds and loads the entry of a key prefix: -1, or the exit status with
+ * a message. */
+static int find_entry(jc_cache *cache, const char *prefix, entry *e)
 {
     jc_entry_info info;
     memset(e, 0, sizeof *e);
-    if (jc_entry_find(cache, prefix, &info)) {
-        failed("diff");
-        return false;
-    }
-    if (!entry_load(cache, &info, e)) {
-        out_of_memory("diff");
-        return false;
-    }
+    if (jc_entry_find(cache, prefix, &info))
+        return prefix_failed(cache, "diff");
+    if (!entry_load(cache, &info, e))
+        return out_of_memory("diff");
     if (e->error) {
         say(stderr, "jobcache diff: %s", e->error);
-        return false;
+        return EXIT_FAILED;
     }
-    return true;
+    return -1;
 }
 
 /* Adds a line for what differs, when it does: a or b NULL means absent. */
@@ -179,15 +178,17 @@ static int diff_entries(jc_cache *cache, const opts *o)
 {
     entry a, b;
     table t = {.ncols = 3, .align = "lll", .fit = "kss"};
-    int rc = EXIT_USAGE;
-    bool found = find_entry(cache, o->pos[0], &a);
+    int rc = find_entry(cache, o->pos[0], &a);
     memset(&b, 0, sizeof b);
-    if (found && (found = find_entry(cache, o->pos[1], &b)) && strcmp(a.function, b.function) != 0) {
+    if (rc < 0)
+        rc = find_entry(cache, o->pos[1], &b);
+    if (rc < 0 && strcmp(a.function, b.function) != 0) {
         say(stderr, "jobcache diff: the entries are of different functions (%s and %s); diff "
                     "compares calls of one function",
             a.function, b.function);
-        found = false;
+        rc = EXIT_USAGE;
     }
+    bool found = rc < 0;
     if (found && !diff_table(&a, &b, &t)) {
         rc = out_of_memory("diff");
     } else if (found && t.nrows == 1) {
@@ -456,4 +457,5 @@ const command builtin_diff = {
     "again?\". With --versions, compare the results of two versions of FUNCTION over\n"
     "every argument set computed under both: how many changed, and the largest changes\n"
     "(numeric differences for numbers and numeric arrays; what changed otherwise), at\n"
-    "most N (10). Exits 0 when the same, 1 when different, 2 on trouble, as diff(1)."};
+    "most N (10). Exits 0 when the same, 1 when different, as diff(1); 2 on a usage error,\n"
+    "3 when the file or an entry cannot be read."};

@@ -103,8 +103,10 @@ static int cmd_find(jc_cache *cache, const opts *o)
             continue;
         uint8_t key[JC_KEY_SIZE];
         char hex[2 * JC_KEY_SIZE + 1];
+        /* JC_EINVAL: arguments that make no call (a name given twice, a
+         * value nested too deep). */
         if (jc_call_key(fn, f->version, args, n, key)) {
-            rc = failed("find");
+            rc = jc_errcode() == JC_EINVAL ? refused("find") : failed("find");
             break;
         }
         for (int b = 0; b < JC_KEY_SIZE; b++)

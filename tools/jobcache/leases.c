@@ -41,8 +41,9 @@ static int cmd_break_lease(jc_cache *cache, const opts *o)
 {
     size_t n = 0;
     bool stale = strcmp(o->pos[0], "stale") == 0;
+    /* JC_ENOTFOUND: OWNER holds no claims. */
     if (jc_cache_break_lease(cache, stale ? NULL : o->pos[0], &n))
-        return failed("break-lease");
+        return jc_errcode() == JC_ENOTFOUND ? refused("break-lease") : failed("break-lease");
     printf("removed the claims of %zu process%s\n", n, n == 1 ? "" : "es");
     return EXIT_OK;
 }

@@ -6,8 +6,9 @@
  * (parsed with getopt_long), help, and opening the cache. Each command is
  * one file of this directory with its help beside its code (builtin.h).
  * It uses only the public API of <jobcache.h>, as any program could: what
- * this command does, a program can do too. Exit codes: 0 ok, 1 problems
- * found (or, for diff, differences), 2 usage or open errors.
+ * this command does, a program can do too. Exit codes (builtin.h): 0 ok,
+ * 1 problems found (or, for diff, differences), 2 usage errors, 3 failures
+ * (the file could not be opened, read or written; out of memory).
  */
 #define _GNU_SOURCE /* getopt_long */
 
@@ -116,7 +117,8 @@ static void usage(FILE *f)
     fprintf(f, "  help [COMMAND]\n\n"
                "Sizes: 500M, 2G, 64KiB (K, M, G, T and KiB, MiB...: powers of 1024; kB, MB, GB, TB:\n"
                "powers of 1000). Ages: 90s, 12m, 12h, 30d, 2w.\n"
-               "Exit status: 0 ok, 1 problems found (diff: differences), 2 usage or open errors.\n"
+               "Exit status: 0 ok, 1 problems found (diff: differences), 2 usage errors, 3 failures\n"
+               "(the file could not be opened, read or written; out of memory).\n"
                "Run 'jobcache help COMMAND' for a command's options, 'man jobcache' for all.\n");
 }
 
@@ -292,7 +294,7 @@ static int parse_args(const command *c, int argc, char **argv, opts *o)
     o->pos = calloc((size_t)argc + 1, sizeof *o->pos);
     if (!o->pos) {
         fprintf(stderr, "jobcache: out of memory\n");
-        return EXIT_USAGE;
+        return EXIT_FAILED;
     }
     opterr = 0;
     optind = 1;
@@ -370,21 +372,24 @@ static int cmd_complete(int argc, char **argv)
 
 /* ---- main ---- */
 
-static jc_cache *open_cache(const command *c, const opts *o)
+/* The cache as c opens it; NULL with the message said and *rc its exit
+ * status: a usage error when the file must be named and is not, a failure
+ * when it cannot be opened. */
+static jc_cache *open_cache(const command *c, const opts *o, int *rc)
 {
     int mode = c->mode == MODE_VERIFY ? ((o->given & OPT_REPAIR) ? MODE_WRITE : MODE_READ) : c->mode;
     /* A command that may create the file writes where it is told: never a
      * ./jobcache.db made because nothing was named (issue 23). */
     const char *env = getenv("JOBCACHE_PATH");
     if (mode == MODE_CREATE && !o->file && !(env && *env)) {
-        usage_error(c, "name the cache to write to: --file FILE (or JOBCACHE_PATH); usage: jobcache %s",
-                    c->synopsis);
+        *rc = usage_error(c, "name the cache to write to: --file FILE (or JOBCACHE_PATH); usage: jobcache %s",
+                          c->synopsis);
         return NULL;
     }
     unsigned flags = mode == MODE_READ ? JC_CACHE_READONLY : mode == MODE_WRITE ? JC_CACHE_NOCREATE : 0;
     jc_cache *cache = jc_cache_open(o->file, &(jc_cache_options){.flags = flags});
     if (!cache)
-        failed(c->name);
+        *rc = failed(c->name);
     return cache;
 }
 
@@ -416,8 +421,9 @@ int main(int argc, char **argv)
     if (rc < 0 && c->check)
         rc = c->check(c, &o);
     if (rc < 0) {
-        jc_cache *cache = open_cache(c, &o);
-        rc = cache ? c->run(cache, &o) : EXIT_USAGE;
+        jc_cache *cache = open_cache(c, &o, &rc);
+        if (cache)
+            rc = c->run(cache, &o);
         jc_cache_close(cache);
     }
     free(o.pos);

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -56,11 +57,26 @@ int usage_error(const command *c, const char *fmt, ...)
 int failed(const char *cmd)
 {
     say(stderr, "jobcache %s: %s", cmd, jc_errmsg());
-    return EXIT_USAGE;
+    return EXIT_FAILED;
 }
 
 int out_of_memory(const char *cmd)
 {
     fprintf(stderr, "jobcache %s: out of memory\n", cmd);
+    return EXIT_FAILED;
+}
+
+int refused(const char *cmd)
+{
+    failed(cmd);
     return EXIT_USAGE;
+}
+
+int prefix_failed(const jc_cache *cache, const char *cmd)
+{
+    int code = jc_errcode();
+    /* JC_EINVAL is a prefix that is not one, unless the cache has no file
+     * (JOBCACHE_DISABLE): then nothing could be looked up. */
+    bool typed = code == JC_ENOTFOUND || code == JC_EAMBIGUOUS || (code == JC_EINVAL && jc_cache_path(cache));
+    return typed ? refused(cmd) : failed(cmd);
 }

@@ -35,7 +35,7 @@ static int rm_keys(jc_cache *cache, const opts *o)
     for (size_t i = 0; i < o->npos; i++) {
         if (jc_entry_find(cache, o->pos[i], &found[i])) {
             free(found);
-            return failed("rm");
+            return prefix_failed(cache, "rm");
         }
     }
     int rc = EXIT_OK;

@@ -68,7 +68,7 @@ static int cmd_show(jc_cache *cache, const opts *o)
     jc_entry_info info;
     entry e;
     if (jc_entry_find(cache, o->pos[0], &info))
-        return failed("show");
+        return prefix_failed(cache, "show");
     if (!entry_load(cache, &info, &e)) {
         entry_free(&e);
         return out_of_memory("show");
