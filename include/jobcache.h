@@ -496,10 +496,14 @@ typedef enum jc_verbose {
      * live progress bar fitted to the terminal's width (TIOCGWINSZ). To
      * follow a resize, a run installs a SIGWINCH handler only when SIGWINCH
      * has its default disposition, and puts the default back when it ends;
-     * a program's own handler is left alone. */
+     * a program's own handler is left alone. Away from a terminal (a batch
+     * job, a log file), the summary only for a run with something to say:
+     * failed calls, an interruption (and what a rerun computes), results
+     * not stored, a failed eviction. After the summary (here and with ON),
+     * a line per failed call, at most 10, then how many more. */
     JC_VERBOSE_AUTO = 0,
-    JC_VERBOSE_ON = 1,    /* the summary line always */
-    JC_VERBOSE_OFF = 2,   /* nothing */
+    JC_VERBOSE_ON = 1,    /* the summary line always (and the failed calls, as AUTO) */
+    JC_VERBOSE_OFF = 2,   /* nothing: the program reads the statuses itself */
     JC_VERBOSE_DETAIL = 3 /* the summary line, and a line for each failure and each tenth of the
                            * run finished (joblib's verbose levels above 1) */
 } jc_verbose;
