@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +410,145 @@ static void file_future_times_read_as_now(void **state)
 
 /* prune --stale-versions keeps the version in use: after rolling back from
  * v2 to v1, v1's entries (hit today) stay, though v2 was stored last. */
+/* A write lock another process keeps (a stuck program, a long sqlite3
+ * session) holds a run for about twice its busy timeout, not for as long
+ * as the lock lasts (0.2.0 waited out a 25 s lock and more): past its busy
+ * timeout in all, the run stops waiting, returns every result and says
+ * they could not be stored. And a Ctrl-C ends a wait for a lock at once
+ * (0.2.0 waited the busy timeout out first). */
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void *interrupt_soon(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    kill(getpid(), SIGINT);
+    return NULL;
+}
+
+/* The first call has the other process take the lock, and arms the
+ * interrupt. */
+static int lock_want_fd = -1, lock_held_fd = -1;
+static pthread_t interrupter;
+static int lock_then_quick(jc_call *call)
+{
+    if (lock_want_fd >= 0) {
+        char x = 'w';
+        ssize_t io = write(lock_want_fd, &x, 1);
+        io = read(lock_held_fd, &x, 1);
+        (void)io;
+        lock_want_fd = -1;
+        pthread_create(&interrupter, NULL, interrupt_soon, NULL);
+    }
+    struct timespec ts = {0, 20 * 1000 * 1000}; /* 20 ms: stored after each, in-process */
+    nanosleep(&ts, NULL);
+    return jc_return_int(call, jc_arg_int(call, 0));
+}
+JC_FUNCTION(lock_then_quick, "v1");
+
+static void file_a_stuck_lock_holds_a_run_for_its_busy_timeout_not_longer(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "stuck-lock.db");
+    jc_test_remove_db(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_cache_close(c);
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the other process: holds the write lock 8 s */
+        sqlite3 *db = NULL;
+        if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        ssize_t w = write(pfd[1], "l", 1);
+        (void)w;
+        sleep(8);
+        _exit(0);
+    }
+    char got = 0;
+    assert_int_equal(read(pfd[0], &got, 1), 1);
+    close(pfd[0]);
+    close(pfd[1]);
+
+    c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 500});
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(jc_delayed(b, quick, jc_int(i)), 0);
+    double t0 = mono_now();
+    jc_results *r = jc_run(b);
+    double took = mono_now() - t0;
+    assert_non_null(r);
+    print_message("# a run under a stuck lock, busy timeout 0.5 s: %.2f s\n", took);
+    assert_true(took < 2.5);
+    assert_int_equal(jc_results_count(r), 2000);
+    for (size_t k = 0; k < 2000; k++)
+        assert_int_equal(jc_result_status(r, k), JC_STATUS_OK);
+    assert_int_not_equal(jc_results_status(r), JC_OK);
+    assert_contains(jc_results_message(r), "locked by another process");
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    /* A Ctrl-C during a wait of 10 s for a lock ends it at once: the other
+     * process takes the lock when the first call runs (after the run's own
+     * claim), and the interrupt comes 0.3 s later, while the run waits to
+     * store. */
+    int want[2], held[2];
+    assert_int_equal(pipe(want), 0);
+    assert_int_equal(pipe(held), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char x;
+        sqlite3 *db = NULL;
+        if (read(want[0], &x, 1) != 1 || sqlite3_open(path, &db) != SQLITE_OK ||
+            sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            _exit(1);
+        ssize_t w = write(held[1], "l", 1);
+        (void)w;
+        sleep(8);
+        _exit(0);
+    }
+    lock_want_fd = want[1];
+    lock_held_fd = held[0];
+    c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 10000});
+    assert_non_null(c);
+    b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(jc_delayed(b, lock_then_quick, jc_int(i)), 0);
+    t0 = mono_now();
+    r = jc_run(b);
+    took = mono_now() - t0;
+    print_message("# interrupted while waiting for a lock: %.2f s\n", took);
+    assert_true(took < 2.0);
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_EINTR);
+    assert_int_equal(jc_interrupted_signal(), SIGINT);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    pthread_join(interrupter, NULL);
+    for (int i = 0; i < 2; i++) {
+        close(want[i]);
+        close(held[i]);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 static void file_stale_versions_keep_the_version_used_last(void **state)
 {
     (void)state;
@@ -581,6 +722,7 @@ int main(void)
         cmocka_unit_test(file_entries_from_a_clock_ahead_do_not_stay_newest),
         cmocka_unit_test(file_future_times_read_as_now),
         cmocka_unit_test(file_stale_versions_keep_the_version_used_last),
+        cmocka_unit_test(file_a_stuck_lock_holds_a_run_for_its_busy_timeout_not_longer),
         cmocka_unit_test(file_a_new_cache_file_gets_the_mode_the_umask_allows),
         cmocka_unit_test(file_a_group_member_can_write_a_cache_in_a_setgid_directory),
         cmocka_unit_test(file_a_relative_path_is_resolved_once_at_open),

@@ -76,6 +76,16 @@ bool jc__cache_warn_once(jc_cache *cache, const jc_function *fn)
     return true;
 }
 
+int jc__cache_busy_timeout_ms(const jc_cache *cache)
+{
+    return cache->busy_timeout_ms;
+}
+
+void jc__cache_lock_wait(jc_cache *cache, bool wait)
+{
+    jc__store_busy_wait(cache->store, wait ? -1 : 0);
+}
+
 bool jc__cache_has_store(const jc_cache *cache)
 {
     return cache && cache->store;

@@ -195,6 +195,14 @@ bool jc__cache_warn_once(jc_cache *cache, const jc_function *fn);
 /* A usable store behind the handle (not disabled); the message says what
  * would have been done otherwise. */
 bool jc__cache_has_store(const jc_cache *cache);
+/* How long the handle waits for another process's lock
+ * (jc_cache_options.busy_timeout_ms; 10000 by default): at a time, and a
+ * run's storing of its results in all (run/commit.c). */
+int jc__cache_busy_timeout_ms(const jc_cache *cache);
+/* Whether a lock held by another process is waited for (the busy timeout)
+ * or tried once: a run that has waited its busy timeout in all tries once
+ * from then on, until it ends. */
+void jc__cache_lock_wait(jc_cache *cache, bool wait);
 
 /* ---- a change of the cache, for inspection (cache/hits.c) ---- */
 

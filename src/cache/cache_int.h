@@ -16,6 +16,7 @@ struct jc_cache {
     char *path;
     unsigned flags;   /* jc_cache_flags */
     int64_t max_size;
+    int busy_timeout_ms; /* how long to wait for another process's lock, at a time and in all */
     /* Where max_size comes from: "environment", "program", "file" or
      * "default" (jc_cache_config_list). */
     const char *max_size_source;

@@ -63,6 +63,7 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
     }
     c->flags = o.flags;
     c->max_size = o.max_size;
+    c->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 10000;
     c->max_size_source = max_size_source;
     if (o.flags & JC_CACHE_DISABLED)
         return c;

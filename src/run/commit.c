@@ -95,9 +95,16 @@ void jc__r_flush(run *r, bool final)
 {
     if (!r->writable || (!r->nqueue && !jc__cache_pending(r->cache) && !r->nrelease))
         return;
-    r->last_commit = jc__monotonic();
+    bool spent = r->busy_spent * 1e3 >= jc__cache_busy_timeout_ms(r->cache);
+    if (spent && !final)
+        return; /* locked past the busy timeout in all: the last attempt says so */
+    if (spent)
+        jc__cache_lock_wait(r->cache, false); /* one try each, to the end of the run */
+    double t0 = r->last_commit = jc__monotonic();
     size_t done = 0;
     int rc = r->full ? JC_EFULL : write_piece(r, 0, r->nqueue, true);
+    if (rc == JC_EBUSY)
+        r->busy_spent += jc__monotonic() - t0;
     if (rc == 0) {
         done = r->nqueue;
     } else if (rc == JC_EFULL) {

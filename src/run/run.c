@@ -274,6 +274,8 @@ static void release(run *r)
     free(r->full_msg);
     free(r->waiting);
     free(r->release);
+    if (r->busy_spent > 0)
+        jc__cache_lock_wait(r->cache, true);
     jc__cache_run_end(r->cache);
     free(r->store_msg);
 }

@@ -100,6 +100,11 @@ typedef struct run {
     double last_commit;
     double last_seconds; /* compute time of the last result delivered */
     int store_rc;        /* the first store error */
+    /* Seconds spent in attempts to store that found the file locked by
+     * another process: past the cache's busy timeout in all, the run stops
+     * trying until its last attempt, so that a stuck lock holds it for
+     * about twice the busy timeout at most, not for as long as it lasts. */
+    double busy_spent;
     char *store_msg;
     bool stopped;        /* stop on error was triggered */
     char *evict_msg;     /* eviction after the run failed (results are fine) */

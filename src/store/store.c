@@ -382,3 +382,10 @@ bool jc__store_in_transaction(const jc__store *st)
         return false;
     return st->ops->in_transaction(st);
 }
+
+void jc__store_busy_wait(jc__store *st, int ms)
+{
+    if (!st)
+        return;
+    st->ops->busy_wait(st, ms);
+}

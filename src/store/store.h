@@ -386,6 +386,12 @@ int jc__store_meta_set(jc__store *st, const char *name, const char *value);
 /* The file's schema version as it is read: JC__SCHEMA_VERSION, or an older
  * one when a read-only store reads an older file as it is. */
 int jc__store_schema(const jc__store *st);
+/* How long a lock held by another process is waited for from now on: ms
+ * (0: not at all, one try), or the handle's busy timeout again when ms is
+ * negative. Every wait also ends at an interrupt (SIGINT, SIGTERM during a
+ * run). */
+void jc__store_busy_wait(jc__store *st, int ms);
+
 /* Whether an explicit transaction (jc__store_begin) is open. */
 bool jc__store_in_transaction(const jc__store *st);
 

@@ -226,8 +226,9 @@ static int open_db(jc__sqlite *st)
     harden(st->db);
     /* Both processes of a shared cache wait for each other's write
      * transactions instead of failing with SQLITE_BUSY; this also covers
-     * BEGIN IMMEDIATE, whose write lock SQLite retries under the handler. */
-    sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
+     * BEGIN IMMEDIATE, whose write lock SQLite retries under the handler.
+     * An interrupt ends the wait. */
+    jc__sq_busy_install(st, st->busy_timeout_ms);
     return 0;
 }
 
@@ -293,7 +294,7 @@ int jc__sq_set_wal(jc__sqlite *st)
 {
     double deadline = jc__monotonic() * 1e3 + st->busy_timeout_ms;
     int rc;
-    while ((rc = try_set_wal(st)) == WAL_BUSY && jc__monotonic() * 1e3 < deadline)
+    while ((rc = try_set_wal(st)) == WAL_BUSY && jc__monotonic() * 1e3 < deadline && !jc__interrupted)
         sqlite3_sleep(5);
     if (rc == WAL_BUSY)
         rc = jc__set_error(JC_EBUSY,

@@ -280,6 +280,11 @@ static bool op_in_transaction(const jc__store *st)
     return jc__sqlite_in_transaction(SQC(st));
 }
 
+static void op_busy_wait(jc__store *st, int ms)
+{
+    jc__sq_busy_install(SQ(st), ms < 0 ? SQ(st)->busy_timeout_ms : ms);
+}
+
 const jc__store_ops jc__sqlite_ops = {
     .name = "sqlite",
     .close = op_close,
@@ -333,4 +338,5 @@ const jc__store_ops jc__sqlite_ops = {
     .meta_set = op_meta_set,
     .schema = op_schema,
     .in_transaction = op_in_transaction,
+    .busy_wait = op_busy_wait,
 };

@@ -74,10 +74,10 @@ int jc__sqlite_checkpoint(jc__sqlite *st)
      * another process reads (or writes) the file meanwhile, the checkpoint
      * copies what it can, and the -wal file keeps its size until a later
      * checkpoint resets it (journal_size_limit then truncates it). */
-    sqlite3_busy_timeout(st->db, 0);
+    jc__sq_busy_install(st, 0);
     int log = -1, done = -1;
     int c = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
-    sqlite3_busy_timeout(st->db, st->busy_timeout_ms);
+    jc__sq_busy_install(st, st->busy_timeout_ms);
     if (c == SQLITE_OK)
         return 0;
     if ((c & 0xff) == SQLITE_BUSY || (c & 0xff) == SQLITE_LOCKED)

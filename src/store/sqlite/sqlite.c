@@ -364,3 +364,29 @@ int jc__sq_lazy(jc__sqlite *st, sqlite3_stmt **s, const char *sql)
 {
     return *s ? 0 : jc__sq_prepare(st, sql, s);
 }
+
+/* SQLite's busy handler: true to try the lock again (after a sleep), false
+ * to give up with SQLITE_BUSY. count is 0 on the first call of a wait. */
+static int busy_wait(void *ctx, int count)
+{
+    jc__sqlite *st = ctx;
+    if (jc__interrupted)
+        return 0;
+    double now = jc__monotonic();
+    if (count == 0)
+        st->busy_since = now;
+    double left_ms = st->busy_wait_ms - (now - st->busy_since) * 1e3;
+    if (left_ms <= 0)
+        return 0;
+    /* 1, 2, 5, 10 then 25 ms: short enough to see an interrupt soon. */
+    static const int steps[] = {1, 2, 5, 10, 25};
+    int ms = steps[count < 4 ? count : 4];
+    sqlite3_sleep(ms < left_ms ? ms : (int)left_ms + 1);
+    return !jc__interrupted;
+}
+
+void jc__sq_busy_install(jc__sqlite *st, int ms)
+{
+    st->busy_wait_ms = ms;
+    sqlite3_busy_handler(st->db, busy_wait, st);
+}

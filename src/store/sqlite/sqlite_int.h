@@ -11,6 +11,7 @@
 
 #include "store/store_int.h"
 #include "store/sqlite/sqlite.h"
+#include "util/interrupt.h"
 
 /*
  * store: the only part of jobcache that speaks SQL (see store.h).
@@ -49,6 +50,10 @@ struct jc__sqlite {
     char *path;
     unsigned flags;
     int busy_timeout_ms;
+    /* The busy handler's wait (jc__sq_busy_install): 0 waits for nothing,
+     * else busy_timeout_ms; and when the current wait for a lock began. */
+    int busy_wait_ms;
+    double busy_since;
     int schema;  /* the file's schema version: JC__SCHEMA_VERSION once a
                   * writable open has migrated it; older when read-only */
     pid_t pid;   /* the process that opened the store */
@@ -164,6 +169,12 @@ int jc__sqlite_meta_get(jc__sqlite *st, const char *name, char **value);
 int jc__sqlite_meta_set(jc__sqlite *st, const char *name, const char *value);
 int jc__sqlite_schema(const jc__sqlite *st);
 bool jc__sqlite_in_transaction(const jc__sqlite *st);
+
+/* Waits for another process's lock up to ms (0: not at all), as
+ * sqlite3_busy_timeout does, but gives up at once when a run is being
+ * interrupted (SIGINT, SIGTERM: util/interrupt.h), so that a stuck lock
+ * never holds a program past a Ctrl-C. */
+void jc__sq_busy_install(jc__sqlite *st, int ms);
 
 /* Shared between the files of this folder (each defined in one of them). */
 int jc__sq_check_schema(jc__sqlite *st);
