@@ -342,7 +342,9 @@ static void memo_recompute_computes_again_and_overwrites(void **state)
     jc_value_free(v);
     jc_cache_close(c);
     assert_int_equal(count_entries(path), 1);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0); /* a new entry */
+    /* The entry's result is new; its hit count stays: storing a key never
+     * resets it (issue 23). */
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 1);
 }
 
 

@@ -134,7 +134,7 @@ typedef struct jc__entry_in {
     const uint8_t *code_fp; /* JC__CHECK_LEN bytes, or NULL: unknown */
 } jc__entry_in;
 
-/* Inserts or replaces the entry under e->key (hits restart at 0), with the
+/* Inserts or replaces the entry under e->key (its hit count kept), with the
  * checksum of its result computed here. */
 int jc__store_put(jc__store *st, const jc__entry_in *e);
 /* Records the names of function's positional parameters ("beta,seed"),

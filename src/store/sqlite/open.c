@@ -376,7 +376,7 @@ static int prepare_all(jc__sqlite *st)
                      " result = excluded.result, args_size = excluded.args_size,"
                      " result_size = excluded.result_size, created = excluded.created,"
                      " last_used = excluded.last_used,"
-                     " compute_seconds = excluded.compute_seconds, hits = 0,"
+                     " compute_seconds = excluded.compute_seconds,"
                      " result_check = excluded.result_check, code_fp = excluded.code_fp,"
                      " key_format = excluded.key_format",
                      &st->put);
