@@ -1311,7 +1311,8 @@ static void tool_config_log_and_find(void **state)
     assert_contains(out, "\"kind\": \"run\"");
     assert_contains(out, "\"computed\": 6");
     free(out);
-    expect(0, "(no runs recorded)", "log %s --failed", path);
+    /* Runs recorded, none failed: it says so (0.2.0: "(no runs recorded)"). */
+    expect(0, "(no failed runs among the runs recorded)", "log %s --failed", path);
     expect(0, "recent runs   1, 6 calls, 0.0% of them cached", "stats %s", path);
 
     expect(0, "square v1  9", "find square 3 --file %s", path);
@@ -1319,10 +1320,65 @@ static void tool_config_log_and_find(void **state)
     expect(1, "no entry of square", "find square 3 --version v9 --file %s", path);
 }
 
+/* A mistyped command names the one likely meant, as git does (0.2.0 said
+ * only "unknown command"); a word far from every command gets no guess. */
+static void tool_a_mistyped_command_suggests_the_one_meant(void **state)
+{
+    (void)state;
+    expect(2, "unknown command 'stat'; did you mean 'stats'?", "stat");
+    expect(2, "did you mean 'verify'?", "verfy");
+    expect(2, "did you mean 'prune'?", "help prnue");
+    char *out = NULL;
+    assert_int_equal(tool(&out, "bogus"), 2);
+    assert_contains(out, "unknown command 'bogus'");
+    assert_null(strstr(out, "did you mean"));
+    free(out);
+}
+
+/* The man page's synopsis names every command of `jobcache help` (0.2.0's
+ * lacked config, log and find). */
+static void tool_the_man_page_synopsis_lists_every_command(void **state)
+{
+    (void)state;
+    char *out = NULL, *man = jc_test_read_file(JC_TEST_SOURCE_DIR "/../docs/jobcache.1", NULL);
+    assert_non_null(man);
+    char *synopsis_end = strstr(man, ".SH DESCRIPTION");
+    assert_non_null(synopsis_end);
+    *synopsis_end = '\0';
+    assert_int_equal(tool(&out, "help"), 0);
+    char *list = strstr(out, "commands:\n");
+    assert_non_null(list);
+    size_t n = 0;
+    for (char *line = list + strlen("commands:\n"); strncmp(line, "  ", 2) == 0;) {
+        char name[32] = "", want[64] = ".B jobcache ";
+        if (sscanf(line + 2, "%31[a-z-]", name) == 1) {
+            size_t w = strlen(want);
+            for (const char *c = name; *c && w < sizeof want - 2; c++) {
+                if (*c == '-')
+                    want[w++] = '\\';
+                want[w++] = *c;
+            }
+            want[w] = '\0';
+            if (!strstr(man, want))
+                fail_msg("the man page's synopsis has no '%s'", want);
+            n++;
+        }
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    assert_true(n >= 18);
+    free(out);
+    free(man);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tool_ls_prints_as_it_reads),
+        cmocka_unit_test(tool_a_mistyped_command_suggests_the_one_meant),
+        cmocka_unit_test(tool_the_man_page_synopsis_lists_every_command),
         cmocka_unit_test(tool_other_key_formats),
         cmocka_unit_test(tool_prune_max_size_bounds_the_file),
         cmocka_unit_test(tool_help_everywhere),

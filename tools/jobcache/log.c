@@ -81,6 +81,15 @@ static int cmd_log(jc_cache *cache, const opts *o)
             }
             putchar('\n');
         }
+    } else if (!c.n && (o->given & OPT_FAILED)) {
+        /* Were there runs at all? Then say that none failed. */
+        log_ctx any = {.json = true, .arr = json_array()};
+        int rc = jc_cache_runs(cache, 1, false, print_run, &any);
+        size_t n = any.n;
+        json_decref(any.arr);
+        if (rc)
+            return failed("log");
+        say(stdout, n ? "(no failed runs among the runs recorded)" : "(no runs recorded)");
     } else if (!c.n) {
         say(stdout, "(no runs recorded)");
     }

@@ -48,6 +48,62 @@ const command *command_find(const char *name)
     return NULL;
 }
 
+/* Edit distance (insertions, deletions, substitutions, transpositions of
+ * neighbours) between a and b, or 3 when more; names are short. */
+static int distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 32 || m > 32 || (n > m ? n - m : m - n) > 2)
+        return 3;
+    int d[33][33];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m] < 3 ? d[n][m] : 3;
+}
+
+/* The command a mistyped name most likely meant (as git's "did you
+ * mean"): the one a name starts, else the nearest within 2 edits; NULL when
+ * none or several are as near. */
+static const command *command_guess(const char *name)
+{
+    const command *best = NULL;
+    int best_d = 3;
+    bool tie = false;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        const char *cn = commands[i]->name;
+        int d = strncmp(cn, name, strlen(name)) == 0 && *name ? 0 : distance(name, cn);
+        if (d < best_d) {
+            best = commands[i], best_d = d, tie = false;
+        } else if (d == best_d && d < 3) {
+            tie = true;
+        }
+    }
+    return tie ? NULL : best;
+}
+
+/* "unknown command 'X'", with the likely one when there is one. */
+static void unknown_command(const char *who, const char *name)
+{
+    const command *g = command_guess(name);
+    if (g)
+        say(stderr, "%s: unknown command '%s'; did you mean '%s'? (see 'jobcache help')", who, name, g->name);
+    else
+        say(stderr, "%s: unknown command '%s' (see 'jobcache help')", who, name);
+}
+
 /* ---- options ---- */
 
 typedef struct option_spec {
@@ -146,7 +202,7 @@ static int cmd_help(int argc, char **argv)
     }
     const command *c = command_find(argv[0]);
     if (!c) {
-        say(stderr, "jobcache help: unknown command '%s'", argv[0]);
+        unknown_command("jobcache help", argv[0]);
         usage(stderr);
         return EXIT_USAGE;
     }
@@ -413,7 +469,7 @@ int main(int argc, char **argv)
     }
     const command *c = command_find(argv[1]);
     if (!c) {
-        say(stderr, "jobcache: unknown command '%s' (see 'jobcache help')", argv[1]);
+        unknown_command("jobcache", argv[1]);
         return EXIT_USAGE;
     }
     opts o;
