@@ -728,6 +728,9 @@ static void value_format_doubles_read_back_exactly_and_look_like_doubles(void **
     expect_format(jc_double(2.5), 0, "2.5");
     expect_format(jc_double(0.1), 0, "0.1");
     expect_format(jc_double(0.1 + 0.2), 0, "0.30000000000000004");
+    /* 16 digits where they read back (issue 25: 0.2.0 wrote 17,
+     * -0.79999999999999982, where the CSV export wrote -0.7999999999999998). */
+    expect_format(jc_double(-0.7999999999999998), 0, "-0.7999999999999998");
     expect_format(jc_double(1e16), 0, "1e+16");
     expect_format(jc_double(-1.5e-300), 0, "-1.5e-300");
     expect_format(jc_double(123456789.0), 0, "123456789.0");
@@ -837,6 +840,9 @@ static void expect_dots(void)
     expect_format(jc_double(1.5), 0, "1.5");
     expect_format(jc_double(-0.25), 0, "-0.25");
     expect_format(jc_double(0.1 + 0.2), 0, "0.30000000000000004");
+    /* 16 digits where they read back (issue 25: 0.2.0 wrote 17,
+     * -0.79999999999999982, where the CSV export wrote -0.7999999999999998). */
+    expect_format(jc_double(-0.7999999999999998), 0, "-0.7999999999999998");
     expect_format(jc_double(-1.5e-300), 0, "-1.5e-300");
     expect_format(jc_double(3.0), 0, "3.0");
     expect_format(jc_doubles((const double[]){0.5, 2.0, 1.0 / 3}, 3), 0,

@@ -50,11 +50,15 @@ static void put_double(jc__buf *b, double d, bool c_loc)
     else if (isinf(d))
         put_text(b, d > 0 ? "Infinity" : "-Infinity");
     else {
-        /* %.17g reads back exactly; try the shorter %.15g first when it does.
-         * snprintf and strtod use the same locale, so the check holds. */
-        snprintf(tmp, sizeof tmp, "%.15g", d);
-        if (strtod(tmp, NULL) != d)
-            snprintf(tmp, sizeof tmp, "%.17g", d);
+        /* The shortest of %.15g, %.16g and %.17g that reads back exactly
+         * (%.17g always does; %g drops trailing zeros, so 0.1 is "0.1"):
+         * as the CSV export writes it. snprintf and strtod use the same
+         * locale, so the check holds. */
+        for (int p = 15; p <= 17; p++) {
+            snprintf(tmp, sizeof tmp, "%.*g", p, d);
+            if (p == 17 || strtod(tmp, NULL) == d)
+                break;
+        }
         if (!c_loc)
             normalize_radix(tmp);
         /* Keep doubles distinguishable from ints: 1.0, not 1. */
