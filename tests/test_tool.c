@@ -1373,10 +1373,47 @@ static void tool_the_man_page_synopsis_lists_every_command(void **state)
     free(man);
 }
 
+/* The gap after an argument of text (in bytes) up to the next column, on
+ * the line of out that holds needle. */
+static size_t gap_after(const char *out, const char *needle)
+{
+    const char *p = strstr(out, needle);
+    assert_non_null(p);
+    p += strlen(needle);
+    size_t n = 0;
+    while (p[n] == ' ')
+        n++;
+    return n;
+}
+
+/* Tables count display columns, not bytes or characters: a CJK label
+ * takes two columns a character, so the columns after it line up (0.2.0
+ * counted 4 for "温度実験", 8 wide, and shifted the next column by 4). */
+static void tool_tables_count_display_width(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], *out = NULL;
+    jc_test_path(path, sizeof path, "wide.db");
+    jc_test_remove_db(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    assert_int_equal(jc_delayed(b, sir, jc_double(0.5), jc_int(1), jc_kw("label", jc_str("温度実験"))), 0);
+    assert_int_equal(jc_delayed(b, sir, jc_double(0.5), jc_int(2), jc_kw("label", jc_str("plain"))), 0);
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(tool(&out, "ls %s", path), 0);
+    /* "温度実験" is 8 columns, "plain" 5: 3 spaces fewer after the first. */
+    assert_int_equal(gap_after(out, "label=\"温度実験\"") + 3, gap_after(out, "label=\"plain\""));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tool_ls_prints_as_it_reads),
+        cmocka_unit_test(tool_tables_count_display_width),
         cmocka_unit_test(tool_a_mistyped_command_suggests_the_one_meant),
         cmocka_unit_test(tool_the_man_page_synopsis_lists_every_command),
         cmocka_unit_test(tool_other_key_formats),

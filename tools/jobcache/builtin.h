@@ -125,10 +125,11 @@ void fmt_seconds(char *buf, size_t cap, double s);
 void fmt_ago(char *buf, size_t cap, double t);
 /* Local date and time of t (seconds since the epoch); "-" for none. */
 void fmt_time(char *buf, size_t cap, double t);
-/* Characters of UTF-8 text (bytes that do not continue a character). */
+/* Display columns of UTF-8 text: wcwidth(3) of each character in C.UTF-8
+ * (2 for a CJK character, 0 for a combining mark). */
 size_t text_width(const char *s);
-/* Cuts s (in place) to at most width characters (at least 4), ending with
- * "...". */
+/* Cuts s (in place) to at most width display columns (at least 4), ending
+ * with "...". */
 void abbreviate(char *s, size_t width);
 /* "0.15, 3, gamma=0.1": the arguments of a call, as written in C, long
  * containers in brief; positional ones named by params (nparams of them,

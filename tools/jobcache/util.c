@@ -2,12 +2,14 @@
  * Helpers shared by the commands (builtin.h): formatting sizes, times and
  * values, loading entries; the messages are in msgs.c.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* wcwidth, and POSIX 2008 */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
+#include <locale.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,29 +103,74 @@ void fmt_time(char *buf, size_t cap, double t)
         snprintf(buf, cap, "-");
 }
 
-/* Characters of UTF-8 text (bytes that do not continue a character). */
+/* The next character of UTF-8 text at *s (advanced past it): its code
+ * point, or 0xFFFD for a byte that does not start a well-formed one. */
+static wchar_t next_char(const char **s)
+{
+    const unsigned char *p = (const unsigned char *)*s;
+    unsigned n = p[0] < 0x80 ? 0 : p[0] >= 0xf0 ? 3 : p[0] >= 0xe0 ? 2 : p[0] >= 0xc0 ? 1 : 0;
+    wchar_t c = n == 0 ? p[0] : p[0] & (0x3f >> n);
+    for (unsigned i = 1; i <= n; i++) {
+        if ((p[i] & 0xc0) != 0x80) { /* cut short: the lead byte alone */
+            *s += 1;
+            return 0xFFFD;
+        }
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    *s += 1 + n;
+    return p[0] >= 0x80 && p[0] < 0xc0 ? 0xFFFD : c;
+}
+
+/* Display columns of character c: wcwidth(3) in a UTF-8 locale (C.UTF-8,
+ * whatever the program's), so that a CJK character takes 2 and a combining
+ * mark 0; 1 when no UTF-8 locale can be had, or for what wcwidth does not
+ * know. */
+static size_t char_width(wchar_t c)
+{
+    static locale_t utf8 = (locale_t)0;
+    static bool tried = false;
+    if (c < 0x80)
+        return 1;
+    if (!tried) {
+        tried = true;
+        utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    if (!utf8)
+        return 1;
+    locale_t old = uselocale(utf8);
+    int w = wcwidth(c);
+    uselocale(old);
+    return w < 0 ? 1 : (size_t)w;
+}
+
+/* Display columns of UTF-8 text (tables line up under CJK text). */
 size_t text_width(const char *s)
 {
     size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
+    while (*s)
+        n += char_width(next_char(&s));
     return n;
 }
 
-/* Cuts s (in place) to at most width characters, ending with "...". */
+/* Cuts s (in place) to at most width display columns, ending with "...". */
 void abbreviate(char *s, size_t width)
 {
     if (text_width(s) <= width)
         return;
     size_t n = 0;
     char *p = s;
-    for (; *p; p++)
-        if (((unsigned char)*p & 0xc0) != 0x80 && n++ == width - 3)
+    while (*p) {
+        const char *q = p;
+        size_t w = char_width(next_char(&q));
+        if (n + w > width - 3)
             break;
-    /* p starts character width-3: at least 4 bytes remain, room for "...". */
+        n += w;
+        p = (char *)q;
+    }
+    /* What is cut takes more than 3 columns, so 4 bytes at least: room for
+     * "..." and its NUL. */
     memcpy(p, "...", 4);
 }
-
 
 typedef struct text {
     FILE *f;
