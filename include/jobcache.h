@@ -387,7 +387,11 @@ enum jc_cache_flags {
 
 typedef struct jc_cache_options {
     unsigned flags;            /* jc_cache_flags, or-ed */
-    int busy_timeout_ms;       /* wait this long for another process's lock; 0 = 10000 */
+    /* Wait this long for another process's lock; 0 = 10000. A wait ends
+     * early at a SIGINT or SIGTERM during a run, and a run that has waited
+     * this long in all to store its results tries once from then on: its
+     * results are returned, marked not stored (jc_results_message). */
+    int busy_timeout_ms;
     /* Bytes the cache may take on disk, as `du` shows it: the database file
      * and its -wal file, once a run, a jc_memo call that stored a result,
      * or jc_cache_close has finished (and jc_cache_open, which brings a

@@ -69,6 +69,17 @@ in_chroot() {
     return $rc
 }
 
+# prove SUITE KIND LABEL LOG COMMAND: COMMAND on a fresh copy of SUITE,
+# a line of what it took, or its end when it failed.
+prove() {
+    fresh "$1" "$1-$2"
+    if in_chroot "$1-$2" "$4" "$5"; then
+        echo "   $3: passed in $(cat "$4.seconds") s, $(wc -l <"$4") lines of output ($4)"
+    else
+        echo "!! $3: FAILED ($4):"; tail -n 30 "$4"; status=1
+    fi
+}
+
 status=0
 for suite in $suites; do
     base="$dir/base-$suite"
@@ -81,21 +92,9 @@ for suite in $suites; do
     fi
     echo "== $suite: Debian $(cat "$base/etc/debian_version")"
     for ((k = 1; k <= demo_runs; k++)); do
-        fresh "$suite" "$suite-demo"
-        log="$dir/logs/$suite-demo-$k.log"
-        if in_chroot "$suite-demo" "$log" ./examples/demo.sh; then
-            echo "   demo $k of $demo_runs: passed in $(cat "$log.seconds") s, $(wc -l <"$log") lines of output ($log)"
-        else
-            echo "!! demo $k of $demo_runs: FAILED ($log):"; tail -n 20 "$log"; status=1
-        fi
+        prove "$suite" demo "demo $k of $demo_runs" "$dir/logs/$suite-demo-$k.log" ./examples/demo.sh
     done
-    fresh "$suite" "$suite-tests"
-    log="$dir/logs/$suite-tests.log"
-    if in_chroot "$suite-tests" "$log" ./tests/run.sh; then
-        echo "   tests: passed in $(cat "$log.seconds") s, $(wc -l <"$log") lines of output ($log)"
-    else
-        echo "!! tests: FAILED ($log):"; tail -n 30 "$log"; status=1
-    fi
+    prove "$suite" tests tests "$dir/logs/$suite-tests.log" ./tests/run.sh
     unmount_all
     rm -rf "$dir/$suite-demo" "$dir/$suite-tests"
 done
