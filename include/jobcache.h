@@ -1041,6 +1041,16 @@ typedef struct jc_merge_result {
  * failure writing cache (entries committed before it stay). */
 JC_EXPORT int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out);
 
+/* Sets the hit count of every entry to 0, as ccache's -z zeroes its
+ * statistics: jc_stats.hits and saved_seconds count from now on. When an
+ * entry was last used is kept (eviction still knows what was used lately),
+ * and the record of runs (jc_cache_runs) is history, not a counter: it is
+ * kept. Hits this handle has not yet written are zeroed with the rest.
+ * *count (may be NULL) gets how many entries had hits. Returns 0, or
+ * JC_EREADONLY on a read-only cache, JC_EBUSY while the handle runs a
+ * batch, or another negative jc_error (then nothing changed). */
+JC_EXPORT int jc_cache_zero_hits(jc_cache *cache, int64_t *count);
+
 /* Rewrites the file without its free pages, giving the space to the system
  * (SQLite's VACUUM), and truncates the -wal file. Needs free disk space of
  * about the file's size, and holds the write lock while it rewrites: a run

@@ -911,9 +911,15 @@ static void tool_export_tables(void **state)
     }
     /* Unnamed parameters are arg0, ...; a scalar result one result column. */
     assert_int_equal(tool(&out, "export %s --format csv --function square", path), 0);
-    assert_true(strncmp(out, "key,version,arg0,result,created,compute_seconds\r\n", 49) == 0);
+    const char *header = "key,version,arg0,result,created,created_utc,compute_seconds\r\n";
+    assert_true(strncmp(out, header, strlen(header)) == 0);
     assert_int_equal(count_lines(out), 4);
     free(out);
+    /* created_utc: the epoch's instant in ISO 8601, UTC, whatever TZ says. */
+    sql(path, "UPDATE entries SET created = 1700000000.25 WHERE function = 'square'");
+    setenv("TZ", "JST-9", 1);
+    expect(0, ",1700000000.25,2023-11-14T22:13:20.250000Z,", "export %s --format csv --function square", path);
+    unsetenv("TZ");
     expect(2, "--format takes jsonl, csv or tsv", "export %s --format xml", path);
     /* JSON Lines takes every function, and names the positional arguments. */
     assert_int_equal(tool(&out, "export %s --format jsonl", path), 0);
@@ -1182,29 +1188,67 @@ static void tool_bash_completion(void **state)
     assert_contains(out, "--versions\n");
     assert_lacks(out, "--repair");
     free(out);
-    assert_int_equal(tool(&out, "__complete functions %s", path), 0);
-    assert_string_equal(out, "scale\nsquare\n");
-    free(out);
-    expect(0, "v1", "__complete versions square %s", path);
+    /* The cache is the one the line names, however it names it. */
+    const char *lines[] = {"ls %s", "ls --file %s", "ls --file=%s --limit 3", "stats %s", "prune --dry-run %s"};
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+        char line[PATH_CAP + 64];
+        snprintf(line, sizeof line, lines[i], path);
+        assert_int_equal(tool(&out, "__complete functions %s", line), 0);
+        assert_string_equal(out, "scale\nsquare\n");
+        free(out);
+    }
+    expect(0, "v1", "__complete versions square ls %s", path);
     if (system("command -v bash >/dev/null 2>&1") != 0)
         skip();
-    char cmd[3 * PATH_CAP];
+    char cmd[5 * PATH_CAP];
     const char *dir = strrchr(JC_TOOL_PATH, '/');
     snprintf(cmd, sizeof cmd,
              "PATH='%.*s':\"$PATH\" bash -c '. %s/../tools/jobcache.bash && "
              "COMP_WORDS=(jobcache ls -f %s --function s); COMP_CWORD=5; _jobcache; echo \"${COMPREPLY[*]}\"; "
              "COMP_WORDS=(jobcache pr); COMP_CWORD=1; _jobcache; echo \"${COMPREPLY[*]}\"; "
-             "COMP_WORDS=(jobcache prune --max-e); COMP_CWORD=2; _jobcache; echo \"${COMPREPLY[*]}\"'",
-             (int)(dir - JC_TOOL_PATH), JC_TOOL_PATH, JC_TEST_SOURCE_DIR, path);
+             "COMP_WORDS=(jobcache prune --max-e); COMP_CWORD=2; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             /* issue 25: the cache named as ls's FILE, not --file */
+             "COMP_WORDS=(jobcache ls %s --function \"\"); COMP_CWORD=4; _jobcache; echo \"${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(jobcache ls %s --function square --version \"\"); COMP_CWORD=6; _jobcache; "
+             "echo \"${COMPREPLY[*]}\"'",
+             (int)(dir - JC_TOOL_PATH), JC_TOOL_PATH, JC_TEST_SOURCE_DIR, path, path, path);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
-    char line[3][256] = {"", "", ""};
-    for (int i = 0; i < 3; i++)
+    char line[5][256] = {"", "", "", "", ""};
+    for (int i = 0; i < 5; i++)
         assert_non_null(fgets(line[i], sizeof line[i], p));
     assert_int_equal(pclose(p), 0);
     assert_string_equal(line[0], "scale square\n");
     assert_string_equal(line[1], "prune\n");
     assert_string_equal(line[2], "--max-entries\n");
+    assert_string_equal(line[3], "scale square\n");
+    assert_string_equal(line[4], "v1\n");
+}
+
+/* stats -z zeroes the hit counts, as ccache -z (issue 25): hits and the
+ * time saved count from then on; when entries were last used stays (it is
+ * what eviction goes by), and so does the record of runs. A read-only cache
+ * is refused and keeps its counts. */
+static void tool_stats_zero_stats_zeroes_hit_counts(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "zero.db");
+    make_cache(path, 5, 0);
+    make_cache(path, 5, 0); /* a rerun: 5 hits */
+    sql(path, "UPDATE entries SET hits = 3, last_used = 1700000000.5 WHERE rowid = 1");
+    expect(0, "of which 7 hits saved", "stats %s", path);
+    int64_t runs = jc_test_sql_int(path, "SELECT count(*) FROM runs");
+    setenv("JOBCACHE_READONLY", "1", 1);
+    expect(3, "read-only", "stats -z %s", path);
+    unsetenv("JOBCACHE_READONLY");
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 7);
+    expect(0, "hit counts zeroed (5 entries had hits)", "stats %s -z", path);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT last_used = 1700000000.5 FROM entries WHERE rowid = 1"), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), runs);
+    expect(0, "\"hits\": 0", "stats --zero-stats --json %s", path);
+    expect(0, "of which 0 hits saved", "stats %s", path);
 }
 
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
@@ -1432,6 +1476,7 @@ int main(void)
         cmocka_unit_test(tool_diff_versions),
         cmocka_unit_test(tool_tables_fit_the_terminal),
         cmocka_unit_test(tool_bash_completion),
+        cmocka_unit_test(tool_stats_zero_stats_zeroes_hit_counts),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),

@@ -1,24 +1,13 @@
 # bash completion for jobcache(1): subcommands, their options, function
 # names and versions read from the cache, files. Installed by CMake into
 # bash-completion's completions directory. The words come from the command
-# itself (`jobcache __complete ...`), so that they follow its table.
-
-_jobcache_file()
-{
-    # The cache named on the line so far: --file/-f FILE, else nothing
-    # (the command then uses $JOBCACHE_PATH or ./jobcache.db).
-    local i
-    for ((i = 2; i < COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in
-        -f | --file) echo "${COMP_WORDS[i + 1]}"; return ;;
-        --file=*) echo "${COMP_WORDS[i]#--file=}"; return ;;
-        esac
-    done
-}
+# itself (`jobcache __complete ...`), so that they follow its table; the
+# cache is the one the line typed so far names (`ls FILE`, `--file FILE`),
+# found by the command's own parser.
 
 _jobcache()
 {
-    local cur prev cmd file
+    local cur prev cmd
     COMPREPLY=()
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD - 1]}"
@@ -29,21 +18,23 @@ _jobcache()
         return
     fi
     cmd="${COMP_WORDS[1]}"
-    file="$(_jobcache_file)"
+    # The line before the word being completed, and before the option
+    # waiting for its value.
+    local -a before=("${COMP_WORDS[@]:1:COMP_CWORD-1}") typed=("${COMP_WORDS[@]:1:COMP_CWORD-2}")
 
     case "$prev" in
     -f | --file)
         COMPREPLY=($(compgen -f -- "$cur"))
         return ;;
     --function)
-        COMPREPLY=($(compgen -W "$("$jc" __complete functions $file 2>/dev/null)" -- "$cur"))
+        COMPREPLY=($(compgen -W "$("$jc" __complete functions "${typed[@]}" 2>/dev/null)" -- "$cur"))
         return ;;
     --version)
         local i fn=""
         for ((i = 2; i < COMP_CWORD; i++)); do
             [[ "${COMP_WORDS[i]}" == --function ]] && fn="${COMP_WORDS[i + 1]}"
         done
-        [[ -n "$fn" ]] && COMPREPLY=($(compgen -W "$("$jc" __complete versions "$fn" $file 2>/dev/null)" -- "$cur"))
+        [[ -n "$fn" ]] && COMPREPLY=($(compgen -W "$("$jc" __complete versions "$fn" "${typed[@]}" 2>/dev/null)" -- "$cur"))
         return ;;
     --sort)
         COMPREPLY=($(compgen -W "name used size time hits created" -- "$cur"))
@@ -71,9 +62,9 @@ _jobcache()
             esac
         done
         if ((n == 0)); then
-            COMPREPLY=($(compgen -W "$("$jc" __complete functions $file 2>/dev/null)" -- "$cur"))
+            COMPREPLY=($(compgen -W "$("$jc" __complete functions "${before[@]}" 2>/dev/null)" -- "$cur"))
         else
-            COMPREPLY=($(compgen -W "$("$jc" __complete versions "$fn" $file 2>/dev/null)" -- "$cur"))
+            COMPREPLY=($(compgen -W "$("$jc" __complete versions "$fn" "${before[@]}" 2>/dev/null)" -- "$cur"))
         fi
         return
     fi

@@ -250,6 +250,9 @@ int jc__cache_remove_entry(jc_cache *cache, const uint8_t key[JC__KEY_LEN]);
 /* Records names as the parameter names of function and version (merge:
  * another cache's, for a function this one has none for). */
 int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *version, const char *names);
+/* The queued hits written (so that they are zeroed too), then every
+ * entry's hit count set to 0; *count gets how many had hits. */
+int jc__cache_zero_hits(jc_cache *cache, int64_t *count);
 /* The queued hits written, then the file vacuumed (the store's VACUUM). */
 int jc__cache_vacuum(jc_cache *cache);
 /* The queued hits written, then an online backup of the file to dest (the

@@ -76,6 +76,14 @@ int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *ve
     return jc__cache_write_end(cache, jc__store_params_put(cache->store, function, version, names), true);
 }
 
+int jc__cache_zero_hits(jc_cache *cache, int64_t *count)
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    return jc__cache_write_end(cache, jc__store_zero_hits(cache->store, count), true);
+}
+
 int jc__cache_vacuum(jc_cache *cache)
 {
     int rc = jc__cache_sync_hits(cache);

@@ -87,6 +87,20 @@ int jc_cache_clear(jc_cache *cache, int64_t *count)
     return rc;
 }
 
+int jc_cache_zero_hits(jc_cache *cache, int64_t *count)
+{
+    int64_t c = 0;
+    jc__i_set_out(count, 0);
+    int rc = jc__i_writable(cache, "jc_cache_zero_hits");
+    if (!rc && jc__cache_running(cache))
+        rc = jc__set_error(JC_EBUSY, "jc_cache_zero_hits: the cache is running a batch");
+    if (!rc)
+        rc = jc__cache_zero_hits(cache, &c);
+    if (!rc)
+        jc__i_set_out(count, c);
+    return rc;
+}
+
 int jc_cache_vacuum(jc_cache *cache)
 {
     int rc = jc__i_writable(cache, "jc_cache_vacuum");

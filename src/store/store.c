@@ -227,6 +227,13 @@ int jc__store_clamp_future(jc__store *st, int64_t *count)
     return st->ops->clamp_future(st, count);
 }
 
+int jc__store_zero_hits(jc__store *st, int64_t *count)
+{
+    if (!st)
+        return no_store();
+    return st->ops->zero_hits(st, count);
+}
+
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes)
 {
     if (!st)

@@ -256,6 +256,9 @@ int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t
  * newest; *count (may be NULL) gets how many entries. Everything else here
  * already reads such times as now. Call inside a write transaction. */
 int jc__store_clamp_future(jc__store *st, int64_t *count);
+/* Sets every entry's hit count to 0 (last_used unchanged); *count (may be
+ * NULL) gets how many entries had hits. Call inside a write transaction. */
+int jc__store_zero_hits(jc__store *st, int64_t *count);
 /* Every version of a function but the one most recently used (ties: the
  * greatest version string). */
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);

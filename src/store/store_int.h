@@ -46,6 +46,7 @@ typedef struct jc__store_ops {
     int (*delete_rowid)(jc__store *st, int64_t rowid);
     int (*remove)(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
     int (*clamp_future)(jc__store *st, int64_t *count);
+    int (*zero_hits)(jc__store *st, int64_t *count);
     int (*remove_stale)(jc__store *st, int64_t *count, int64_t *bytes);
     int (*remove_lru)(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count, int64_t *bytes);
     int64_t (*disk_bytes)(const jc__store *st);

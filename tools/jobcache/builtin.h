@@ -63,7 +63,8 @@ enum {
     OPT_OTHER_FORMATS = 1 << 18,
     OPT_VERSIONS = 1 << 19,
     OPT_FAILED = 1 << 20,
-    OPT_FORMAT = 1 << 21
+    OPT_FORMAT = 1 << 21,
+    OPT_ZERO = 1 << 22
 };
 
 /* export --format */
@@ -82,9 +83,11 @@ typedef struct opts {
     size_t npos;
 } opts;
 
-/* How a command opens the file. MODE_VERIFY: read-only, writable with
- * --repair. */
-enum { MODE_READ, MODE_WRITE, MODE_CREATE, MODE_VERIFY };
+/* How a command opens the file. MODE_READ_UNLESS: read-only, writable
+ * when an option that writes is given (OPT_WRITING: verify --repair,
+ * stats --zero-stats). */
+enum { MODE_READ, MODE_WRITE, MODE_CREATE, MODE_READ_UNLESS };
+enum { OPT_WRITING = OPT_REPAIR | OPT_ZERO };
 
 typedef struct command {
     const char *name;
@@ -125,6 +128,7 @@ void fmt_seconds(char *buf, size_t cap, double s);
 void fmt_ago(char *buf, size_t cap, double t);
 /* Local date and time of t (seconds since the epoch); "-" for none. */
 void fmt_time(char *buf, size_t cap, double t);
+void fmt_time_iso(char *buf, size_t cap, double t);
 /* Display columns of UTF-8 text: wcwidth(3) of each character in C.UTF-8
  * (2 for a CJK character, 0 for a combining mark). */
 size_t text_width(const char *s);

@@ -114,7 +114,7 @@ static bool is_arg_name(const entry *e, const char *name)
  * when an argument has that name (as the Python reader's frame does). */
 static char *field_column(const entry *e, const char *k)
 {
-    const char *fixed[] = {"key", "version", "created", "compute_seconds", "result"};
+    const char *fixed[] = {"key", "version", "created", "created_utc", "compute_seconds", "result"};
     bool clash = is_arg_name(e, k);
     for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
         clash |= strcmp(k, fixed[i]) == 0;
@@ -247,7 +247,7 @@ static void write_row(FILE *f, char *const *cells, size_t n, char delim)
 }
 
 /* The first pass of a table: its columns (key, version, the arguments and
- * the result's fields, created, compute_seconds), and whether the entries
+ * the result's fields, created, created_utc, compute_seconds), and whether the entries
  * are of one function. Returns EXIT_OK, or the exit status with the
  * message printed. */
 static int table_columns(jc_cache *cache, const jc_filter *f, const char *what, columns *cols)
@@ -270,7 +270,8 @@ static int table_columns(jc_cache *cache, const jc_filter *f, const char *what, 
         entry_free(&e);
     }
     jc_entries_free(it);
-    ok = ok && col_add(cols, "created") && col_add(cols, "compute_seconds");
+    ok = ok && col_add(cols, "created") && col_add(cols, "created_utc") &&
+         col_add(cols, "compute_seconds");
     if (other)
         fprintf(stderr,
                 "jobcache export: the cache holds entries of several functions (\"%s\", \"%s\", ...), "
@@ -298,6 +299,8 @@ static bool row_cells(const jc_entry_info *info, const entry *e, table_out *t)
     bool ok = (cells[0] = strdup(info->key_hex)) && (cells[1] = strdup(info->version)) &&
               entry_cells(e, put_cell, t);
     snprintf(buf, sizeof buf, "%.17g", info->created);
+    ok = ok && (cells[cols->n - 3] = strdup(buf));
+    fmt_time_iso(buf, sizeof buf, info->created);
     ok = ok && (cells[cols->n - 2] = strdup(buf));
     snprintf(buf, sizeof buf, "%.17g", info->compute_seconds);
     return ok && (cells[cols->n - 1] = strdup(buf));
@@ -370,5 +373,6 @@ const command builtin_export = {
     "recorded). --format csv or tsv writes a table of one function's entries: a\n"
     "header row, then one row per entry with columns key, version, one per argument\n"
     "(by parameter name when recorded, else arg0, arg1, ...), one per field of a map\n"
-    "result (or result), created and compute_seconds; arrays and nested values as\n"
-    "JSON text. CSV is RFC 4180. A cache of several functions needs --function."};
+    "result (or result), created (seconds since the epoch), created_utc (the same\n"
+    "in ISO 8601, UTC) and compute_seconds; arrays and nested values as JSON text.\n"
+    "CSV is RFC 4180. A cache of several functions needs --function."};

@@ -12,10 +12,12 @@
  */
 #define _GNU_SOURCE /* getopt_long */
 
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jobcache.h>
 
@@ -131,6 +133,7 @@ static const option_spec option_specs[] = {
     {"stale-versions", 0, OPT_STALE, NULL, "keep only the version of each function used last"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "only say what would be removed"},
     {"repair", 0, OPT_REPAIR, NULL, "remove the bad entries"},
+    {"zero-stats", 'z', OPT_ZERO, NULL, "stats: zero every entry's hit count first (as ccache -z)"},
     {"full", 0, OPT_FULL, NULL, "do not abbreviate long arrays and lists"},
     {"json", 0, OPT_JSON, NULL, "machine-readable output (fields in jobcache(1))"},
     {"failed", 0, OPT_FAILED, NULL, "log: only runs with a failure"},
@@ -383,9 +386,39 @@ static int parse_args(const command *c, int argc, char **argv, opts *o)
 
 /* ---- completion (tools/jobcache.bash) ---- */
 
-/* `jobcache __complete commands | options CMD | functions [FILE] |
- * versions F [FILE]`: one word a line, for the bash completion. Hidden:
- * not in the help, and the output is only for the completion script. */
+/* The cache a command line names, as the command itself reads it:
+ * `ls FILE`, `--file FILE`, `--file=FILE` (words[0] the command's name,
+ * the word being completed left out); NULL when it names none (the cache is
+ * then $JOBCACHE_PATH or ./jobcache.db, as jc_cache_open decides). The
+ * parse may fail (the line is unfinished); what it took stays. */
+static const char *complete_file(int nwords, char **words, opts *o)
+{
+    const command *c = nwords >= 1 ? command_find(words[0]) : NULL;
+    if (!c)
+        return NULL;
+    for (int i = 1; i < nwords; i++)
+        if (strcmp(words[i], "--help") == 0 || strcmp(words[i], "-h") == 0)
+            return NULL; /* the parser would print the help */
+    /* An unfinished line is no error: the parser's messages go nowhere. */
+    int saved = dup(STDERR_FILENO), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved >= 0 && null >= 0)
+        dup2(null, STDERR_FILENO);
+    (void)parse_args(c, nwords, words, o);
+    fflush(stderr);
+    if (saved >= 0 && null >= 0)
+        dup2(saved, STDERR_FILENO);
+    if (saved >= 0)
+        close(saved);
+    if (null >= 0)
+        close(null);
+    return o->file;
+}
+
+/* `jobcache __complete commands | options CMD | functions CMD WORD... |
+ * versions FUNCTION CMD WORD...`: one word a line, for the bash
+ * completion; CMD WORD... is the command line typed so far, from which the
+ * cache is found as the command finds it. Hidden: not in the help, and the
+ * output is only for the completion script. */
 static int cmd_complete(int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "commands") == 0) {
@@ -403,8 +436,11 @@ static int cmd_complete(int argc, char **argv)
     bool versions = argc >= 2 && strcmp(argv[0], "versions") == 0;
     if (!versions && !(argc >= 1 && strcmp(argv[0], "functions") == 0))
         return EXIT_USAGE;
-    const char *file = argc > (versions ? 2 : 1) ? argv[versions ? 2 : 1] : NULL;
+    int skip = versions ? 2 : 1;
+    opts o = {0};
+    const char *file = complete_file(argc - skip, argv + skip, &o);
     jc_cache *cache = jc_cache_open(file, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    free(o.pos);
     jc_stats *s = cache ? jc_cache_stats(cache) : NULL;
     for (size_t i = 0; s && i < s->nfunctions; i++) {
         const jc_function_stats *f = &s->functions[i];
@@ -433,7 +469,7 @@ static int cmd_complete(int argc, char **argv)
  * when it cannot be opened. */
 static jc_cache *open_cache(const command *c, const opts *o, int *rc)
 {
-    int mode = c->mode == MODE_VERIFY ? ((o->given & OPT_REPAIR) ? MODE_WRITE : MODE_READ) : c->mode;
+    int mode = c->mode == MODE_READ_UNLESS ? ((o->given & OPT_WRITING) ? MODE_WRITE : MODE_READ) : c->mode;
     /* A command that may create the file writes where it is told: never a
      * ./jobcache.db made because nothing was named (issue 23). */
     const char *env = getenv("JOBCACHE_PATH");

@@ -176,10 +176,15 @@ static void stats_text(const jc_stats *s)
 
 static int cmd_stats(jc_cache *cache, const opts *o)
 {
+    int64_t zeroed = 0;
+    if ((o->given & OPT_ZERO) && jc_cache_zero_hits(cache, &zeroed) != 0)
+        return failed("stats");
     jc_stats *s = jc_cache_stats(cache);
     if (!s)
         return failed("stats");
     int rc = EXIT_OK;
+    if ((o->given & OPT_ZERO) && !(o->given & OPT_JSON))
+        printf("hit counts zeroed (%lld entr%s had hits)\n\n", (long long)zeroed, zeroed == 1 ? "y" : "ies");
     if (o->given & OPT_JSON) {
         if (!stats_json(s))
             rc = out_of_memory("stats");
@@ -207,6 +212,10 @@ enum { LS_KEY = 12, LS_FUNCTION = 14, LS_VERSION = 7, LS_ARGS = 36, LS_RESULT = 
        LS_TIME = 7, LS_HITS = 5 };
 
 const command builtin_stats = {
-    "stats", cmd_stats, OPT_FILE | OPT_JSON, 0, 0, true, false, MODE_READ, NULL, "stats [FILE] [--json]",
+    "stats", cmd_stats, OPT_FILE | OPT_JSON | OPT_ZERO, 0, 0, true, false, MODE_READ_UNLESS, NULL,
+    "stats [FILE] [--json] [-z|--zero-stats]",
     "Show the cache's size, and per function and version: entries, bytes, compute time,\n"
-    "hits and the compute time they saved, and when entries were made and last used."};
+    "hits and the compute time they saved, and when entries were made and last used.\n"
+    "-z (--zero-stats) first sets every entry's hit count to 0, as ccache -z does, so\n"
+    "that hits count from now on; when entries were last used is kept (eviction goes\n"
+    "by it), and so is the record of runs ('jobcache log')."};

@@ -123,7 +123,7 @@ const command builtin_vacuum = {
     "Compact the file, giving the space of removed entries back to the system."};
 
 const command builtin_verify = {
-    "verify", cmd_verify, OPT_FILE | OPT_REPAIR, 0, 0, true, false, MODE_VERIFY, NULL, "verify [FILE] [--repair]",
+    "verify", cmd_verify, OPT_FILE | OPT_REPAIR, 0, 0, true, false, MODE_READ_UNLESS, NULL, "verify [FILE] [--repair]",
     "Run SQLite's integrity check, then check every entry: its key against its function,\n"
     "version and arguments, its result against its checksum, that its arguments and result\n"
     "decode, that its arguments are canonical. Exits 1 when it finds a problem; --repair\n"

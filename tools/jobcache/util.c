@@ -103,6 +103,22 @@ void fmt_time(char *buf, size_t cap, double t)
         snprintf(buf, cap, "-");
 }
 
+/* t (seconds since the epoch) as ISO 8601 in UTC to the microsecond,
+ * "2026-12-06T23:30:33.250000Z"; "" for none. (A table's reader parses it
+ * as it is: pandas.to_datetime, Python's datetime.fromisoformat from 3.11,
+ * spreadsheets.) */
+void fmt_time_iso(char *buf, size_t cap, double t)
+{
+    struct tm tm;
+    long long us = t > 0 && t < 1e15 ? llround(t * 1e6) : 0;
+    time_t tt = (time_t)(us / 1000000);
+    char day[32];
+    if (us <= 0 || !gmtime_r(&tt, &tm) || !strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm))
+        snprintf(buf, cap, "%s", "");
+    else
+        snprintf(buf, cap, "%s.%06lldZ", day, us % 1000000);
+}
+
 /* The next character of UTF-8 text at *s (advanced past it): its code
  * point, or 0xFFFD for a byte that does not start a well-formed one. */
 static wchar_t next_char(const char **s)

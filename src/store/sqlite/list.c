@@ -305,6 +305,17 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
     return rc;
 }
 
+int jc__sqlite_zero_hits(jc__sqlite *st, int64_t *count)
+{
+    int rc = jc__sq_store_enter_write(st, "zero the hit counts");
+    if (rc)
+        return rc;
+    rc = jc__sq_run_sql(st, "UPDATE entries SET hits = 0 WHERE hits <> 0", "zeroing the hit counts");
+    if (!rc && count)
+        *count = sqlite3_changes(st->db);
+    return rc;
+}
+
 int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes)
 {
     /* The window runs over the groups: for each function, its versions

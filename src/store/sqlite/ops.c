@@ -170,6 +170,11 @@ static int op_clamp_future(jc__store *st, int64_t *count)
     return jc__sqlite_clamp_future(SQ(st), count);
 }
 
+static int op_zero_hits(jc__store *st, int64_t *count)
+{
+    return jc__sqlite_zero_hits(SQ(st), count);
+}
+
 static int op_remove_stale(jc__store *st, int64_t *count, int64_t *bytes)
 {
     return jc__sqlite_remove_stale(SQ(st), count, bytes);
@@ -316,6 +321,7 @@ const jc__store_ops jc__sqlite_ops = {
     .delete_rowid = op_delete_rowid,
     .remove = op_remove,
     .clamp_future = op_clamp_future,
+    .zero_hits = op_zero_hits,
     .remove_stale = op_remove_stale,
     .remove_lru = op_remove_lru,
     .disk_bytes = op_disk_bytes,
