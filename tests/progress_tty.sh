@@ -46,7 +46,12 @@ check_end() { # the summary, then a line per failed call (issue 23): no live lin
     [ "$(grep -c 'jobcache: [0-9]* calls' "$work/pane")" -eq 1 ] || fail "more than one summary line"
     [ "$(grep -c 'jobcache: slow_call([0-9]*): no multiples of ten' "$work/pane")" -eq 4 ] ||
         fail "not a line for each of the 4 failed calls"
-    [ "$(grep -c 'jobcache' "$work/pane")" -eq 5 ] || fail "other lines of jobcache"
+    [ "$(grep -c '^jobcache' "$work/pane")" -eq 5 ] || fail "other lines of jobcache"
+    # The summary fits the 80 columns in rows of its own, broken between
+    # words, the cache file's name whole (issue 25: it wrapped mid-path).
+    t capture-pane -p -t jc >"$work/rows"
+    awk 'length($0) >= 80 { bad = 1 } END { exit bad }' "$work/rows" || fail "a row of 80 columns or more: wrapped"
+    grep -q "cache$1\.db\$" "$work/rows" || fail "the cache's name is not whole at the end of a row"
     [ "$(cat "$work/result$1")" = ok ] || fail "$(cat "$work/result$1")"
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <jobcache.h>
+#include "run/progress.h"
 
 /* add/v1 and fails/v1, with their call counters, come from testutil.h. */
 #define JC_TEST_WANT_ADD_FAILS
@@ -1658,6 +1659,73 @@ static void run_hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit(void
     jc_cache_close(c);
 }
 
+/* Each row of s ends in "\n" and has fewer than width characters (UTF-8
+ * code points); returns the number of rows. */
+static int rows_within(const char *s, size_t width)
+{
+    int rows = 0;
+    for (const char *p = s; *p; rows++) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        size_t c = 0;
+        for (const char *q = p; q < nl; q++)
+            c += ((unsigned char)*q & 0xc0) != 0x80;
+        if (c >= width)
+            fail_msg("a row of %zu characters at %zu columns: '%.*s'", c, width, (int)(nl - p), p);
+        p = nl + 1;
+    }
+    return rows;
+}
+
+/* The summary line on a terminal (issue 25): at 120 columns a long cache
+ * path wrapped in its middle. Rows now fit, break between words, and the
+ * path is shortened from the left, its file name whole; away from a
+ * terminal the line stays one line, as it is, for logs. */
+static void run_summary_fits_the_terminal_shortening_the_path_not_wrapping_it(void **state)
+{
+    (void)state;
+    const char *text = "jobcache: 600 calls, 0 cached, 118 computed, 0 failed, 482 skipped in 3.023 s "
+                       "(saved 0.000 s of compute); interrupted: rerun to continue, fork: 2 workers; cache";
+    const char *path = "/home/someone/experiments/2026/a-rather-long-project-directory/sweeps/jobcache.db";
+    char out[2048], want[1024];
+    jc__progress_fit(text, path, 0, out, sizeof out);
+    snprintf(want, sizeof want, "%s %s\n", text, path);
+    assert_string_equal(out, want);
+    for (size_t width = 40; width <= 400; width += 8) {
+        jc__progress_fit(text, path, width, out, sizeof out);
+        int rows = rows_within(out, width);
+        assert_true(strstr(out, "/jobcache.db\n") != NULL);
+        assert_true(strncmp(out, "jobcache: 600 calls,", 20) == 0);
+        if (width > strlen(want))
+            assert_string_equal(out, want); /* it fits: as it is */
+        if (width == 120) {
+            assert_int_equal(rows, 2);
+            assert_non_null(strstr(out, "\n          "));
+        }
+        /* Every word of the text, in order, whole. */
+        const char *at = out;
+        char word[64];
+        for (const char *p = text; *p;) {
+            size_t n = strcspn(p, " ");
+            snprintf(word, sizeof word, "%.*s", (int)n, p);
+            at = strstr(at, word);
+            assert_non_null(at);
+            at += n;
+            p += n + strspn(p + n, " ");
+        }
+    }
+    /* A path of multibyte characters is counted by characters and cut
+     * between them; a path with no "/" to cut at keeps its end. */
+    const char *wide = "/data/温度実験/温度実験温度実験温度実験温度実験温度実験温度実验/结果.db";
+    jc__progress_fit("jobcache: 3 calls, 3 cached; cache", wide, 40, out, sizeof out);
+    rows_within(out, 40);
+    assert_non_null(strstr(out, "/结果.db\n"));
+    jc__progress_fit(text, "jobcache-with-a-very-long-name-and-no-directory-at-all-to-cut-at.db", 60, out, sizeof out);
+    rows_within(out, 60);
+    assert_non_null(strstr(out, "..."));
+    assert_non_null(strstr(out, "cut-at.db\n"));
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -1708,6 +1776,7 @@ int main(void)
         cmocka_unit_test(run_hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),
         cmocka_unit_test(run_bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
         cmocka_unit_test(run_a_large_bytes_argument_reaches_the_function_whole),
+        cmocka_unit_test(run_summary_fits_the_terminal_shortening_the_path_not_wrapping_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

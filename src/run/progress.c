@@ -197,6 +197,75 @@ void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
     jc__c_numbers_end(loc);
 }
 
+/* Characters (UTF-8 code points) of the first n bytes of s. */
+static size_t chars(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n && s[i]; i++)
+        c += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return c;
+}
+
+/* path, or "..." and its end, in at most room characters: from the
+ * leftmost "/" that leaves a suffix that fits, else its last characters. */
+static void fit_path(const char *path, size_t room, char *buf, size_t size)
+{
+    size_t len = strlen(path);
+    if (chars(path, len) <= room || room <= 3) {
+        snprintf(buf, size, "%s", path);
+        return;
+    }
+    for (const char *s = strchr(path + 1, '/'); s; s = strchr(s + 1, '/'))
+        if (chars(s, len) + 3 <= room) {
+            snprintf(buf, size, "...%s", s);
+            return;
+        }
+    const char *s = path + len;
+    for (size_t c = 0; s > path && c < room - 3; c += ((unsigned char)*s & 0xc0) != 0x80)
+        s--;
+    while (s < path + len && ((unsigned char)*s & 0xc0) == 0x80)
+        s++;
+    snprintf(buf, size, "...%s", s);
+}
+
+void jc__progress_fit(const char *text, const char *path, size_t width, char *buf, size_t size)
+{
+    static const char indent[] = "          "; /* under the text after "jobcache: " */
+    size_t at = 0, col = 0, w = width > 1 ? width - 1 : 0;
+    buf[0] = '\0';
+#define PUT(...) (at += (size_t)snprintf(buf + at, at < size ? size - at : 0, __VA_ARGS__), at = at < size ? at : size)
+    if (w < 24) { /* not a terminal (or too narrow to lay out): as it is */
+        PUT("%s %s\n", text, path);
+        return;
+    }
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, " "), c = chars(p, n);
+        if (col > 0 && col + 1 + c > w) {
+            PUT("\n%s", indent);
+            col = sizeof indent - 1;
+        } else if (col > 0) {
+            PUT(" ");
+            col++;
+        }
+        PUT("%.*s", (int)n, p);
+        col += c;
+        p += n;
+        p += strspn(p, " ");
+    }
+    /* The path on this row if all of it, or its end from a "/", fits in
+     * what is left (at least 20 characters), else on a row of its own. */
+    char fitted[4096];
+    size_t room = col + 1 < w ? w - col - 1 : 0;
+    fit_path(path, room, fitted, sizeof fitted);
+    if (chars(fitted, strlen(fitted)) <= room && (room >= 20 || strcmp(fitted, path) == 0)) {
+        PUT(" %s\n", fitted);
+    } else {
+        fit_path(path, w - (sizeof indent - 1), fitted, sizeof fitted);
+        PUT("\n%s%s\n", indent, fitted);
+    }
+#undef PUT
+}
+
 void jc__progress_note(jc__progress_line *pl, const char *text)
 {
     fprintf(stderr, "%sjobcache: %s\n", pl->drawn ? "\r\033[K" : "", text);
@@ -245,7 +314,12 @@ void jc__progress_finish(jc__progress_line *pl, const jc_progress *p, const char
     else if (pl->backend)
         snprintf(where, sizeof where, ", %s", pl->backend);
     /* The file, so that a run from another directory (a new, empty cache)
-     * is noticed. */
-    fprintf(stderr, "%s%s; cache %s\n", line, where, cache_path ? cache_path : "disabled");
+     * is noticed. On a terminal, rows that fit its width (issue 25: at 120
+     * columns the line wrapped in the middle of the path). */
+    char text[640], out[8192];
+    snprintf(text, sizeof text, "%s%s; cache", line, where);
+    jc__progress_fit(text, cache_path ? cache_path : "disabled", pl->live ? terminal_columns() : 0, out,
+                     sizeof out);
+    fputs(out, stderr);
     fflush(stderr);
 }

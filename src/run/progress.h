@@ -57,5 +57,12 @@ void jc__progress_release(jc__progress_line *pl);
 /* "jobcache: N calls, H cached, C computed, F failed in T s (saved S s of
  * compute)" into buf. */
 void jc__progress_summary(const jc_progress *p, char *buf, size_t size);
+/* text, then " " and path, laid out for a terminal of width columns (0:
+ * not a terminal: one line, as it is) into buf, each row ending in "\n":
+ * rows of at most width - 1 characters (counted as UTF-8 code points),
+ * broken between words, later rows indented under the first's text; path
+ * (never broken) shortened from the left to "...", keeping its last
+ * components, where the row it ends leaves too little room for it. */
+void jc__progress_fit(const char *text, const char *path, size_t width, char *buf, size_t size);
 
 #endif
