@@ -88,9 +88,21 @@ assert c.functions() == [("sir", "v1", 16)], c.functions()
 ' "$prefix" "$out/sweep.db"
 fi
 
+# The bash completion, where bash-completion looks for a prefix on
+# XDG_DATA_DIRS (the README's line for a prefix of one's own): its loader
+# finds it there and sets the completion of jobcache.
+comp="$prefix/share/bash-completion/completions/jobcache"
+[ -f "$comp" ] || { echo "the bash completion is not installed as $comp" >&2; exit 1; }
+loader=/usr/share/bash-completion/bash_completion
+if [ -f "$loader" ]; then
+    XDG_DATA_DIRS="$prefix/share:/usr/share" bash -c '. "$1" && __load_completion jobcache && complete -p jobcache' \
+        _ "$loader" | grep -q '_jobcache jobcache$' ||
+        { echo "bash-completion does not load $comp with $prefix/share on XDG_DATA_DIRS" >&2; exit 1; }
+fi
+
 # As a subproject (add_subdirectory), static, without tests and examples.
 out="$work/subproject"
 cmake -S "$src/tests/subproject" -B "$out" -DJOBCACHE_SOURCE_DIR="$src" >/dev/null
 cmake --build "$out" >/dev/null
 (cd "$out" && ./consumer "$out/c.db")
-echo "consumer: 4 installed builds, 2 without the dependencies' .pc files, the README recipe (rpath), the Python reader and 1 subproject build ok"
+echo "consumer: 4 installed builds, 2 without the dependencies' .pc files, the README recipe (rpath), the Python reader, the bash completion and 1 subproject build ok"

@@ -15,7 +15,9 @@ from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEnt
                      UnknownFunctionError,
                      Error, NotACacheError, SchemaError, open)
 
-__version__ = "0.1.0"
+# The release of jobcache this reader comes with (the C library's JC_VERSION_*;
+# python/tests/test_install.py checks they agree).
+__version__ = "0.2.0"
 
 __all__ = ["open", "Cache", "Entry", "Digest", "Error", "NotACacheError", "SchemaError",
            "DamagedEntryError", "DecodeError", "ChecksumWarning", "UnknownFunctionError", "MAX_SCHEMA",
