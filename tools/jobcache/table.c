@@ -8,7 +8,8 @@
  * not do them as they are done here:
  * - Width and escaping go by the program's locale (its mbs_safe_width and
  *   safe encoding): run from cron or `env -i` (the C locale), a label of
- *   温度実験 comes out as \xe6\xb8\xa9... and is measured in bytes. Here
+ *   温度実験 comes out as \xe6\xb8\xa9... and is measured in bytes (try
+ *   `LC_ALL=C column -t`, which is libsmartcols). Here
  *   text is shown as UTF-8 and measured with wcwidth(3) in C.UTF-8 whatever
  *   the locale (util.c text_width), and only control characters and bad
  *   UTF-8 are escaped (text_escape).
