@@ -95,9 +95,10 @@ comp="$prefix/share/bash-completion/completions/jobcache"
 [ -f "$comp" ] || { echo "the bash completion is not installed as $comp" >&2; exit 1; }
 loader=/usr/share/bash-completion/bash_completion
 if [ -f "$loader" ]; then
-    XDG_DATA_DIRS="$prefix/share:/usr/share" bash -c '. "$1" && __load_completion jobcache && complete -p jobcache' \
-        _ "$loader" | grep -q '_jobcache jobcache$' ||
-        { echo "bash-completion does not load $comp with $prefix/share on XDG_DATA_DIRS" >&2; exit 1; }
+    spec=$(XDG_DATA_DIRS="$prefix/share:/usr/share" \
+        bash -c '. "$1" && __load_completion jobcache && complete -p jobcache' _ "$loader" 2>&1) || true
+    [[ "$spec" == *"-F _jobcache jobcache" ]] ||
+        { echo "bash-completion does not load $comp with $prefix/share on XDG_DATA_DIRS: $spec" >&2; exit 1; }
 fi
 
 # As a subproject (add_subdirectory), static, without tests and examples.
