@@ -399,13 +399,23 @@ typedef struct jc_cache_options {
      * used entries are evicted down to 90% of it and their pages given back
      * to the system, and the -wal file is truncated. The check costs two
      * stat() calls; only an eviction reads the entries. The bound holds
-     * within a few pages of 4 KiB, with two exceptions: an empty cache takes
-     * about 36 KiB (9 pages), which a smaller max_size cannot go below; and
+     * within a few pages of 4 KiB, with three exceptions: an empty cache
+     * takes about 40 KiB (10 pages): a smaller max_size is refused
+     * (JC_EINVAL from jc_cache_open, naming the smallest, as is a smaller
+     * JOBCACHE_MAX_SIZE; jc_cache_config_set refuses it too); one run (or
+     * jc_cache_open, or a stretch of jc_memo calls) evicts at most half of
+     * the entries it finds, so that a limit far too small for the cache
+     * never empties it unasked: past that the results are stored over the
+     * limit and a warning says by how much and that `jobcache prune
+     * --max-size` (jc_cache_prune) brings it down; and
      * a -wal file that another process is reading or writing at that moment
      * keeps its size until a later checkpoint (SQLite cannot truncate it
      * under a reader). While a program has the cache open, SQLite also keeps
      * a -shm file of 32 KiB beside it, not counted (removed when the last
-     * program closes the cache). A result that could not be kept even alone is not
+     * program closes the cache). Every eviction is told: the run's summary
+     * line (on stderr, terminal or not, unless JOBCACHE_VERBOSE=0), the
+     * record of runs (jc_run_record.evicted), jc_stats.evicted_entries.
+     * A result that could not be kept even alone is not
      * stored, and reported (jc_progress.too_large, and a warning). A file
      * made before this schema (without auto_vacuum) is vacuumed once, the
      * first time eviction cannot shrink it. 0 = no limit. */
@@ -965,6 +975,11 @@ typedef struct jc_stats {
     int64_t leases_alive;    /* processes holding claims on calls now (jc_cache_leases) */
     int64_t leases_stale;    /* claims of processes gone, which the next run drops */
     int64_t leases_calls;    /* calls the live ones claim */
+    /* Entries (and their payload bytes) that max_size evicted, by runs and
+     * jc_memo of every process, since the file was made or
+     * jc_cache_zero_hits zeroed the counts (ccache's "cleanups"); what
+     * jc_cache_prune removes is the user's doing and not counted. */
+    int64_t evicted_entries, evicted_bytes;
 } jc_stats;
 
 /* The figures of cache, from one read of the file: a new jc_stats that the
@@ -1048,7 +1063,8 @@ JC_EXPORT int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_r
  * kept. Hits this handle has not yet written are zeroed with the rest.
  * *count (may be NULL) gets how many entries had hits. Returns 0, or
  * JC_EREADONLY on a read-only cache, JC_EBUSY while the handle runs a
- * batch, or another negative jc_error (then nothing changed). */
+ * batch, or another negative jc_error (then nothing changed). The counts
+ * of evictions (jc_stats.evicted_entries, evicted_bytes) are zeroed too. */
 JC_EXPORT int jc_cache_zero_hits(jc_cache *cache, int64_t *count);
 
 /* Rewrites the file without its free pages, giving the space to the system
@@ -1104,6 +1120,9 @@ typedef struct jc_run_record {
     const char *status;      /* "ok", or the name of the run's jc_error ("JC_EFAILED", "JC_EINTR") */
     size_t nfailures;        /* kept: at most 1000 a run */
     const jc_run_failure *failures;
+    /* Entries, and their payload bytes, that max_size evicted during the
+     * run (0 in runs recorded before jobcache 0.3, which did not count). */
+    int64_t evicted, evicted_bytes;
 } jc_run_record;
 typedef void (*jc_run_fn)(const jc_run_record *run, void *userdata);
 /* Calls fn for each of the last `last` runs (0: all kept), oldest first;

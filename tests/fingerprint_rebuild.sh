@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Measures code fingerprints against rebuilds (issue 9, item 4): builds
-# tests/fingerprint_rebuild_prog.c (12 "cached" functions) with one knob at a
+# tests/fingerprint_rebuild_prog.c (13 "cached" functions) with one knob at a
 # time and compares the fingerprints each build prints with the base build's.
 #   (a) an unchanged rebuild                      must change nothing
 #   (b) an unrelated edit (code and data move)    must change nothing (false alarms)
+#       and lines added above (assert's line moves)
 #   (c) a real change to a function or its data   must change that function (misses)
 #   (d) other compiler flags                      reported (alarms expected)
 # Checks (a) to (c) at -O2 and -O0, and -g0 against -g; prints a table and
@@ -84,12 +85,14 @@ for opt in -O2 -O0; do
     fi
     build "again$o" "$opt" -g
     build "unrelated$o" "$opt" -g -DUNRELATED
+    build "lines$o" "$opt" -g -DMOVE_LINES
     echo "== $opt: functions changed / measured"
     expect_none "base$o" "again$o" "(a) unchanged rebuild"
     expect_none "base$o" "unrelated$o" "(b) unrelated edit ($(moved "base$o" "unrelated$o")/$total moved)"
+    expect_none "base$o" "lines$o" "(b) lines added above (assert)"
     for change in "SQ sq calls_root" "HELPER with_helper" "GLOBAL with_global" "STRING with_strings" \
                   "LIBM with_libm" "CALLBACK with_callback" "SWITCH with_switch" "TABLE with_table" \
-                  "CONST with_consts"; do
+                  "CONST with_consts" "ASSERT with_assert"; do
         set -- $change
         knob="$1"; shift
         build "change_$knob$o" "$opt" -g "-DCHANGE_$knob"

@@ -6,11 +6,14 @@
  *                  globals, string constants and a static local added before,
  *                  between and after the measured functions, so every one of
  *                  them moves and so does the data they use;
+ *   MOVE_LINES     the lines of the last functions moved (#line), as blank
+ *                  lines added above them would: must change nothing;
  *   CHANGE_<name>  a real change to one function or to what it uses;
  *                  fingerprint_rebuild.sh lists which functions must change.
  * It prints "name fingerprint" (or "name unknown") per function; with
  * `--trace name` it explains one fingerprint on stderr.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +203,24 @@ double with_consts(double x)
 #endif
 }
 
+/* 13: assert(), whose failure message carries the line number: lines
+ * added above move it (MOVE_LINES, as if 500 blank lines were), which is no
+ * change of the code (issue 23). (UNRELATED's lines are there, skipped,
+ * in every build: they move no line.) */
+#ifdef MOVE_LINES
+#line 700
+#endif
+double with_assert(double x);
+double with_assert(double x)
+{
+#ifdef CHANGE_ASSERT
+    assert(x > 0.5);
+#else
+    assert(x > 0.0);
+#endif
+    return sqrt(x) * 2.0;
+}
+
 #ifdef UNRELATED
 int unrelated_after(const char *s);
 int unrelated_after(const char *s)
@@ -224,6 +245,7 @@ static const struct {
     {"fib", (const void *)fib},
     {"calls_root", (const void *)calls_root},
     {"with_consts", (const void *)with_consts},
+    {"with_assert", (const void *)with_assert},
 };
 
 int main(int argc, char **argv)

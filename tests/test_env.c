@@ -381,9 +381,10 @@ static void env_max_size_kept_in_the_file(void **state)
     c = open_cache(path, 0); /* sets no max_size: the file's applies */
     jc_cache_config_list(c, note_setting, seen);
     assert_string_equal(seen, "max-size=65536 (file)");
-    run_where(c, &(jc_options){.verbose = JC_VERBOSE_OFF}, 0, 3000, NULL);
+    run_where(c, &(jc_options){.verbose = JC_VERBOSE_OFF}, 0, 300, NULL);
     jc_cache_close(c);
     assert_true(disk_bytes(path) <= 64 * 1024);
+    assert_true(jc_test_sql_int(path, "SELECT count(*) FROM entries") < 300); /* evicted */
 
     c = jc_cache_open(path, &(jc_cache_options){.max_size = 1 << 20});
     jc_cache_config_list(c, note_setting, seen);

@@ -400,14 +400,23 @@ static void memo_keeps_max_size(void **state)
     jc_cache_close(c);
     assert_true(disk_bytes(path) <= limit + margin);
 
-    /* 1000 more without a limit, then reopened with it. */
+    /* 1000 more without a limit, then reopened with it: the open evicts
+     * at once, but at most half of the entries (issue 23), and so do the
+     * jc_memo calls after it; pruning, the user's choice, does the rest. */
     c = open_cache(path, 0);
     for (int i = 1000; i < 2000; i++)
         jc_value_free(jc_memo(c, padded, jc_int(i), jc_int(100)));
     jc_cache_close(c);
     assert_true(disk_bytes(path) > limit + margin);
+    int64_t before = count_entries(path);
     c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
     assert_non_null(c);
+    assert_int_equal(count_entries(path), before - before / 2);
+    for (int i = 2000; i < 2010; i++)
+        jc_value_free(jc_memo(c, padded, jc_int(i), jc_int(100)));
+    int64_t after = count_entries(path);
+    assert_true(after < before - before / 2 && after >= (before - before / 2 + 10) / 2);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = limit}, false, NULL, NULL), 0);
     assert_true(disk_bytes(path) <= limit + margin);
     jc_cache_close(c);
     assert_true(disk_bytes(path) <= limit + margin);

@@ -13,6 +13,9 @@
  *                    before the record of runs (schema 5).
  *   v5.jobcache      schema 5, main at 3592c08: the same, with the record
  *                    of runs; before parameter names (6).
+ *   v6.jobcache      schema 6, main at 51fc915 (0.2.0): the same, with
+ *                    parameter names and its two runs recorded; before
+ *                    evictions in the record of runs (7).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -330,7 +333,6 @@ static void migrate_a_schema_5_file_gets_parameter_names(void **state)
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(JC__SCHEMA_VERSION, 6);
     assert_int_equal(run_v1_calls(c), 32);
     assert_int_equal(jc_function_params(c, "sq", "v1", &names, &n), 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
@@ -349,6 +351,76 @@ static void migrate_a_schema_5_file_gets_parameter_names(void **state)
     assert_int_equal(jc_function_params(c, "power", "v2", &names, &n), 0);
     jc_cache_close(c);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM params"), 1);
+}
+
+static void sum_evicted(const jc_run_record *r, void *userdata)
+{
+    int64_t *sum = userdata;
+    sum[0]++;
+    sum[1] += r->evicted;
+    sum[2] += r->evicted_bytes > 0;
+}
+
+/* A schema-6 file (0.2.0's) gains evictions in its record of runs:
+ * read-only, read as it is (its runs listed, having evicted 0, nothing
+ * written); writable, migrated in place keeping every entry, hit count,
+ * run and setting, and a run that evicts records what it evicted. */
+static void migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v6.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 6);
+    sql(path, "INSERT INTO meta VALUES ('config.log-runs', '50')");
+    int64_t hits = jc_test_sql_int(path, "SELECT sum(hits) FROM entries");
+    assert_int_equal(hits, 5);
+    jc_test_bytes before = jc_test_snapshot(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    int64_t sum[3] = {0, 0, 0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_evicted, sum), 0);
+    assert_int_equal(sum[0], 2);
+    assert_int_equal(sum[1], 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 7);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 32);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), hits);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+    char *v = NULL;
+    assert_int_equal(jc_cache_config_get(c, "log-runs", &v), 0);
+    assert_string_equal(v, "50");
+    free(v);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+    /* A run of 200 new entries under a max_size that holds about half of
+     * them evicts, and says so in the record of runs. */
+    jc_stats *s = NULL;
+    c = open_cache(path, 0);
+    s = jc_cache_stats(c);
+    int64_t limit = s->file_bytes + 16 * 1024;
+    jc_stats_free(s);
+    jc_cache_close(c);
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < 400; i++)
+        jc_delayed(b, power, jc_double(1.0 + i), jc_int(3));
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    jc_results_free(res);
+    jc_batch_free(b);
+    memset(sum, 0, sizeof sum);
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_evicted, sum), 0);
+    assert_true(sum[1] > 0);
+    assert_int_equal(sum[2], 1);
+    s = jc_cache_stats(c);
+    assert_int_equal(s->evicted_entries, sum[1]);
+    jc_stats_free(s);
+    jc_cache_close(c);
 }
 
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
@@ -374,8 +446,12 @@ static void migrate_an_older_file_is_vacuumed_once_to_keep_max_size(void **state
     free(jc_test_read_file(path, &len));
     assert_true((int64_t)len > 2 * limit);
 
+    /* The open evicts half of the entries (no more, issue 23) and vacuums
+     * once; pruning to max_size, the user's choice, does the rest. */
     c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
     assert_non_null(c);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA auto_vacuum"), 2);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = limit}, false, NULL, NULL), 0);
     jc_cache_close(c);
     free(jc_test_read_file(path, &len));
     size_t wal_len = 0;
@@ -435,6 +511,7 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_3_file_gets_leases),
         cmocka_unit_test(migrate_a_schema_4_file_gets_the_record_of_runs),
         cmocka_unit_test(migrate_a_schema_5_file_gets_parameter_names),
+        cmocka_unit_test(migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

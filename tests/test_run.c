@@ -1397,13 +1397,27 @@ static void run_max_size_bounds_the_files_on_disk_after_a_run(void **state)
     assert_true(payload < limit); /* what max_size counted before */
     assert_true(full > 2 * limit);
 
-    /* Opening with the limit brings the file within it at once; the most
-     * recently used entries stay. */
+    /* Opening with the limit evicts at once, but at most half of the
+     * entries (issue 23), saying how far over the file stays; pruning to
+     * max_size, the user's choice, brings it within. The most recently
+     * used entries stay. */
+    char err[PATH_CAP];
+    int saved = jc_test_stderr_to(jc_test_path(err, sizeof err, "maxsize.err"));
     c = jc_cache_open(path, &(jc_cache_options){.max_size = limit});
+    jc_test_stderr_restore(saved);
     assert_non_null(c);
+    assert_int_equal(count_entries(path), 1000);
+    assert_true(disk_bytes(path) > limit);
+    char *text = jc_test_read_file(err, NULL);
+    assert_non_null(text);
+    assert_contains(text, "evicted 1000 entries");
+    assert_contains(text, "over its max_size of 64.0 KiB");
+    assert_contains(text, "jobcache prune --max-size 65536");
+    free(text);
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = limit}, false, NULL, NULL), 0);
     assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
     int64_t left = count_entries(path);
-    assert_true(left >= 20 && left < 2000);
+    assert_true(left >= 20 && left < 1000);
     add_calls = 0;
     jc_results *res = run_adds(c, 1980, 2000);
     assert_int_equal(jc_results_status(res), JC_OK);
@@ -1413,18 +1427,114 @@ static void run_max_size_bounds_the_files_on_disk_after_a_run(void **state)
     assert_true(s->file_bytes <= limit + SIZE_MARGIN);
     assert_true(s->payload_bytes < s->file_bytes); /* two figures */
     jc_stats_free(s);
-    /* A run of 1000 new calls: evicted down after it, its newest kept. */
-    res = run_adds(c, 5000, 6000);
+    /* A run of new calls, fewer than the cache holds: evicted down after
+     * it, its newest kept. */
+    res = run_adds(c, 5000, 5000 + left / 3);
     jc_results_free(res);
     assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
     add_calls = 0;
-    res = run_adds(c, 5980, 6000);
+    res = run_adds(c, 5000 + left / 3 - 20, 5000 + left / 3);
     assert_int_equal(add_calls, 0);
     jc_results_free(res);
     jc_cache_close(c);
     assert_true(disk_bytes(path) <= limit + SIZE_MARGIN);
-    left = count_entries(path);
-    assert_true(left >= 20 && left < 1000);
+    assert_true(count_entries(path) >= 20);
+}
+
+static void record_evicted(const jc_run_record *r, void *userdata)
+{
+    int64_t *e = userdata;
+    e[0] = r->evicted;
+    e[1] = r->evicted_bytes;
+}
+
+/* A result of 1000 bytes. */
+static int kilo(jc_call *call)
+{
+    char buf[1001];
+    memset(buf, 'a' + (int)(jc_arg_int(call, 0) % 26), 1000);
+    buf[1000] = '\0';
+    return jc_return_str(call, buf);
+}
+JC_FUNCTION(kilo, "v1");
+
+static jc_results *run_kilos(jc_cache *c, int from, int to, jc_verbose v)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = v});
+    for (int i = from; i < to; i++)
+        jc_delayed(b, kilo, jc_int(i));
+    jc_results *res = jc_run(b);
+    jc_batch_free(b);
+    return res;
+}
+
+/* An absurd max_size (issue 23: JOBCACHE_MAX_SIZE=1K emptied a cache of
+ * 794 entries, saying only that a result could not be stored). A limit
+ * under what the file takes empty is refused naming the floor, from the
+ * environment, the program or the file's setting; a run (or an open)
+ * evicts at most half of the entries it finds, stores its results over
+ * the limit and says by how much and what brings it down; every eviction
+ * is counted and told (the summary line, away from a terminal too, the
+ * record of runs, stats). */
+static void run_an_absurd_max_size_is_refused_and_evictions_are_told(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], err[PATH_CAP];
+    jc_test_path(path, sizeof path, "absurd.db");
+    jc_test_path(err, sizeof err, "absurd.err");
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_kilos(c, 0, 794, JC_VERBOSE_OFF));
+    jc_cache_close(c);
+    setenv("JOBCACHE_MAX_SIZE", "1K", 1);
+    assert_null(jc_cache_open(path, NULL));
+    unsetenv("JOBCACHE_MAX_SIZE");
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_contains(jc_errmsg(), "JOBCACHE_MAX_SIZE");
+    assert_contains(jc_errmsg(), "less than the cache file");
+    assert_contains(jc_errmsg(), "give at least");
+    assert_null(jc_cache_open(path, &(jc_cache_options){.max_size = 1024}));
+    assert_contains(jc_errmsg(), "jc_cache_options");
+    assert_int_equal(count_entries(path), 794);
+    c = open_cache(path, 0);
+    assert_int_equal(jc_cache_config_set(c, "max-size", "1K"), JC_EINVAL);
+    assert_contains(jc_errmsg(), "less than the cache file takes empty");
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 794);
+
+    /* 64 KiB: above an empty file, far under 794 KB. The open evicts
+     * half; a run in it evicts at most half of what it then finds; both
+     * say so, on a stderr that is not a terminal. */
+    int saved = jc_test_stderr_to(err);
+    c = jc_cache_open(path, &(jc_cache_options){.max_size = 65536});
+    assert_non_null(c);
+    assert_int_equal(count_entries(path), 397);
+    jc_results *res = run_kilos(c, 10000, 10010, JC_VERBOSE_AUTO);
+    jc_test_stderr_restore(saved);
+    assert_int_equal(jc_results_status(res), JC_OK); /* every result is fine, and returned */
+    assert_int_equal(jc_results_summary(res).computed, 10);
+    jc_results_free(res);
+    assert_int_equal(count_entries(path), 407 - 203);
+    char *text = jc_test_read_file(err, NULL);
+    assert_non_null(text);
+    assert_contains(text, "was over its max_size of 65536 bytes: evicted 397 entries");
+    assert_contains(text, "jobcache: 10 calls, 0 cached, 10 computed, 0 failed");
+    assert_contains(text, "evicted 203 entries");
+    assert_contains(text, "to stay within max_size");
+    assert_contains(text, "(203 of 407 evicted)");
+    assert_contains(text, "'jobcache prune --max-size 65536' brings it down");
+    free(text);
+    int64_t e[2] = {0, 0};
+    assert_int_equal(jc_cache_runs(c, 1, false, record_evicted, e), 0);
+    assert_int_equal(e[0], 203);
+    assert_true(e[1] >= 203 * 1000);
+    jc_stats *s = jc_cache_stats(c);
+    assert_int_equal(s->evicted_entries, 397 + 203);
+    assert_true(s->evicted_bytes >= 600 * 1000);
+    jc_stats_free(s);
+    /* The user's choice: pruning to max_size brings it within. */
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.max_size = 65536}, false, NULL, NULL), 0);
+    assert_true(disk_bytes(path) <= 65536 + SIZE_MARGIN);
+    jc_cache_close(c);
 }
 
 /* A result that a cache of max_size could not keep even alone is not
@@ -1771,6 +1881,7 @@ int main(void)
         cmocka_unit_test(run_verbose_on_writes_exactly_one_summary_line),
         cmocka_unit_test(run_verbose_off_and_auto_without_a_terminal_write_nothing),
         cmocka_unit_test(run_max_size_bounds_the_files_on_disk_after_a_run),
+        cmocka_unit_test(run_an_absurd_max_size_is_refused_and_evictions_are_told),
         cmocka_unit_test(run_a_result_too_large_for_max_size_is_reported_once),
         cmocka_unit_test(run_a_locked_file_keeps_results_in_memory_and_says_they_were_not_stored),
         cmocka_unit_test(run_hits_on_a_locked_file_cost_one_busy_timeout_not_one_per_hit),

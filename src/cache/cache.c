@@ -31,18 +31,37 @@ size_t jc__cache_damaged(const jc_cache *cache)
     return cache->damaged;
 }
 
+void jc__cache_evict_epoch(jc_cache *cache)
+{
+    cache->epoch_base = -1;
+    cache->epoch_evicted = 0;
+    cache->epoch_told = false;
+}
+
 int jc__cache_run_start(jc_cache *cache)
 {
     if (cache->running)
         return jc__set_error(JC_EBUSY, "jc_run: this cache is already running a batch; a cache runs one at a time");
     cache->running = true;
     cache->run_thread = pthread_self();
+    jc__cache_evict_epoch(cache);
+    cache->run_evicted0 = cache->evicted;
+    cache->run_evicted0_bytes = cache->evicted_bytes;
     return 0;
+}
+
+void jc__cache_run_evicted(const jc_cache *cache, int64_t *entries, int64_t *bytes)
+{
+    *entries = cache->evicted - cache->run_evicted0;
+    *bytes = cache->evicted_bytes - cache->run_evicted0_bytes;
 }
 
 void jc__cache_run_end(jc_cache *cache)
 {
     cache->running = false;
+    cache->runs_evicted += cache->evicted - cache->run_evicted0;
+    cache->runs_evicted_bytes += cache->evicted_bytes - cache->run_evicted0_bytes;
+    jc__cache_evict_epoch(cache); /* jc_memo calls after it: an epoch of their own */
 }
 
 bool jc__cache_running(const jc_cache *cache)

@@ -71,6 +71,12 @@ bool jc__cache_writable(const jc_cache *cache);
  * entries down to 90% of it and gives their pages back. Constant time when
  * within. Not inside a transaction (a no-op there). 0 or a negative code. */
 int jc__cache_enforce_size(jc_cache *cache);
+/* A new epoch of eviction (a run): from here, evictions by max_size may
+ * remove at most half of the entries found at the first of them. */
+void jc__cache_evict_epoch(jc_cache *cache);
+/* The smallest max_size a cache file can keep: what it takes empty (its
+ * tables), plus a page; 0 when it cannot be read. */
+int64_t jc__cache_size_floor(jc_cache *cache);
 /* After entries were removed: truncates the -wal file if no other process
  * holds it, and when the files still take more than limit (> 0) in a file
  * without auto_vacuum, vacuums it once. */
@@ -183,6 +189,8 @@ size_t jc__cache_damaged(const jc_cache *cache);
 /* Marks the start of a run in this thread; JC_EBUSY when one runs already. */
 int jc__cache_run_start(jc_cache *cache);
 void jc__cache_run_end(jc_cache *cache);
+/* Entries and payload bytes max_size evicted since jc__cache_run_start. */
+void jc__cache_run_evicted(const jc_cache *cache, int64_t *entries, int64_t *bytes);
 /* Whether a run is going on in this cache (jc_memo from it is allowed in
  * the running thread only: busy_elsewhere). */
 bool jc__cache_running(const jc_cache *cache);

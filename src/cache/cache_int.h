@@ -65,6 +65,19 @@ struct jc_cache {
     const jc_function **too_large;
     size_t ntoo_large, captoo_large;
     int64_t empty_bytes;
+    /* Eviction by max_size (issue 23): entries and payload bytes this
+     * handle evicted since it was opened; and the epoch: from when the file
+     * was found over max_size until it is within again, within a run, or
+     * within the handle's open and its jc_memo calls. An epoch evicts at
+     * most half of the entries it found when it first evicted (epoch_base;
+     * -1: not counted yet), and says once when that bound left the cache
+     * over. */
+    int64_t evicted, evicted_bytes;
+    int64_t epoch_base, epoch_evicted;
+    bool epoch_told;
+    /* evicted when the current run started, and the sum over runs ended:
+     * the rest belongs to the session of jc_memo calls. */
+    int64_t run_evicted0, run_evicted0_bytes, runs_evicted, runs_evicted_bytes;
 };
 
 /*

@@ -62,6 +62,7 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         return NULL;
     }
     c->flags = o.flags;
+    jc__cache_evict_epoch(c);
     c->max_size = o.max_size;
     c->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 10000;
     c->max_size_source = max_size_source;
@@ -99,10 +100,41 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         }
         free(v);
     }
+    /* A limit under what the file takes empty would evict every entry
+     * (issue 23: JOBCACHE_MAX_SIZE=1K emptied a cache of 794 entries).
+     * Refused, naming the floor; the file's own setting (which
+     * jc_cache_config_set checks) is not used, so that the command can
+     * still open the file to change it. */
+    int64_t floor = c->max_size > 0 && jc__cache_writable(c) ? jc__cache_size_floor(c) : 0;
+    if (floor && c->max_size < floor && strcmp(c->max_size_source, "file") == 0) {
+        fprintf(stderr, "jobcache: warning: cache file '%s': its setting max-size (%lld bytes) is less than the "
+                "file takes empty (%lld bytes) and is not used ('jobcache config max-size' changes it)\n",
+                c->path, (long long)c->max_size, (long long)floor);
+        c->max_size = 0;
+        c->max_size_source = "default";
+    } else if (floor && c->max_size < floor) {
+        jc__set_error(JC_EINVAL, "jc_cache_open: max_size of %lld bytes (%s) is less than the cache file '%s' "
+                      "takes empty (%lld bytes, its tables): that limit would evict every entry; give at least "
+                      "%lld, or 0 for none", (long long)c->max_size,
+                      strcmp(c->max_size_source, "environment") == 0 ? "JOBCACHE_MAX_SIZE" : "jc_cache_options",
+                      c->path, (long long)floor, (long long)floor);
+        jc__store_close(c->store);
+        free(c->path);
+        free(c);
+        return NULL;
+    }
     /* A file grown beyond max_size (by a program with a larger one, or by
      * one without) is brought back at once. Best effort: a file locked by
      * another process is brought back after the next run instead. */
     jc__cache_enforce_size(c);
+    if (c->evicted > 0) {
+        fprintf(stderr, "jobcache: cache file '%s' was over its max_size of %lld bytes: evicted %lld entr%s "
+                "(%lld bytes of payload), least recently used first\n", c->path, (long long)c->max_size,
+                (long long)c->evicted, c->evicted == 1 ? "y" : "ies", (long long)c->evicted_bytes);
+        c->runs_evicted = c->evicted; /* told here: not the jc_memo calls' */
+        c->runs_evicted_bytes = c->evicted_bytes;
+    }
+    jc__cache_evict_epoch(c);
     return c;
 }
 

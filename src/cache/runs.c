@@ -83,7 +83,8 @@ void jc__c_record_memo_session(jc_cache *cache)
         .computed = (int64_t)cache->memo.computed, .failed = (int64_t)cache->memo.failed,
         .elapsed = jc__now() - cache->memo.started, .saved = cache->memo.saved,
         .status = cache->memo.failed ? "JC_EFAILED" : "ok", .failures = fails,
-        .nfailures = fails ? cache->memo.nfailures : 0,
+        .nfailures = fails ? cache->memo.nfailures : 0, .evicted = cache->evicted - cache->runs_evicted,
+        .evicted_bytes = cache->evicted_bytes - cache->runs_evicted_bytes,
     };
     jc__cache_record_run(cache, &row);
     free(fails);
@@ -124,7 +125,7 @@ static int give_run(void *ctx, const jc__run_row *r)
         .command = r->command, .kind = r->kind, .n_jobs = r->n_jobs, .backend = r->backend, .calls = r->calls,
         .cached = r->cached, .computed = r->computed, .failed = r->failed, .skipped = r->skipped,
         .elapsed = r->elapsed, .saved = r->saved, .status = r->status, .nfailures = r->nfailures,
-        .failures = (const jc_run_failure *)r->failures,
+        .failures = (const jc_run_failure *)r->failures, .evicted = r->evicted, .evicted_bytes = r->evicted_bytes,
     };
     c->fn(&rec, c->userdata);
     return 0;

@@ -41,6 +41,11 @@ int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
     bool is_size = strcmp(key, "max-size") == 0;
     if (value && is_size && jc_parse_size(value, &bytes))
         return jc__set_error(JC_EINVAL, "setting %s: '%s' is not a size (%s)", key, value, jc_errmsg());
+    if (value && is_size && bytes > 0 && bytes < jc__cache_size_floor(cache))
+        return jc__set_error(JC_EINVAL, "setting %s: '%s' (%lld bytes) is less than the cache file takes empty "
+                             "(%lld bytes, its tables): that limit would evict every entry; give at least "
+                             "%lld, or 0 for none", key, value, (long long)bytes,
+                             (long long)jc__cache_size_floor(cache), (long long)jc__cache_size_floor(cache));
     if (value && !is_size) {
         char *end = NULL;
         long long n = strtoll(value, &end, 10);

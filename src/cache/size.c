@@ -38,6 +38,70 @@ void jc__cache_settle(jc_cache *cache, int64_t limit)
     }
 }
 
+int64_t jc__cache_size_floor(jc_cache *cache)
+{
+    if (!cache->empty_bytes) {
+        jc__store_size z;
+        if (!cache->store || jc__store_size_get(cache->store, &z))
+            return 0;
+        cache->empty_bytes = z.empty_bytes + z.page_bytes; /* and a page of slack */
+    }
+    return cache->empty_bytes;
+}
+
+/* "1.5 MiB": bytes for a message. */
+static void size_text(int64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof *units) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%lld bytes", (long long)bytes);
+    else
+        snprintf(buf, cap, "%.1f %s", v, units[u]);
+}
+
+/* Adds what an eviction removed to the file's running totals (meta
+ * stats.evicted and stats.evicted-bytes: jc_stats, zeroed by
+ * jc_cache_zero_hits), in its transaction. Bookkeeping: a failure is not
+ * the eviction's. */
+static void count_evicted(jc_cache *cache, int64_t n, int64_t bytes)
+{
+    static const char *const names[] = {"stats.evicted", "stats.evicted-bytes"};
+    int64_t add[] = {n, bytes};
+    for (int i = 0; i < 2; i++) {
+        char *v = NULL, text[32];
+        long long now = 0;
+        if (jc__store_meta_get(cache->store, names[i], &v) == 0 && v)
+            now = strtoll(v, NULL, 10);
+        free(v);
+        snprintf(text, sizeof text, "%lld", now + (long long)add[i]);
+        jc__store_meta_set(cache->store, names[i], text);
+    }
+}
+
+/* Says once an epoch that it stopped at half of the entries with the file
+ * still over max_size, by how much, and what brings it down. */
+static void tell_over(jc_cache *cache, int64_t disk)
+{
+    if (cache->epoch_told || disk <= cache->max_size || cache->epoch_evicted < cache->epoch_base / 2)
+        return;
+    cache->epoch_told = true;
+    char over[32], max[32];
+    size_text(disk - cache->max_size, over, sizeof over);
+    size_text(cache->max_size, max, sizeof max);
+    fprintf(stderr,
+            "jobcache: warning: the cache file '%s' is %s over its max_size of %s: a run evicts at most half of "
+            "the entries it finds (%lld of %lld evicted), and stored its results over the limit; "
+            "'jobcache prune --max-size %lld' brings it down, or raise max_size\n",
+            cache->path ? cache->path : "", over, max, (long long)cache->epoch_evicted,
+            (long long)cache->epoch_base, (long long)cache->max_size);
+}
+
 int jc__cache_enforce_size(jc_cache *cache)
 {
     if (cache->max_size <= 0 || !jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
@@ -55,13 +119,34 @@ int jc__cache_enforce_size(jc_cache *cache)
     if (rc)
         return rc;
     jc__cache_flush_touches(cache); /* an entry just hit counts as used */
-    rc = jc__store_evict(cache->store, evict_target(cache->max_size), NULL, NULL);
-    if (rc)
+    /* At most half of the entries the epoch found (issue 23: an absurd
+     * limit emptied a cache of 794 entries without a word). */
+    if (cache->epoch_base < 0)
+        rc = jc__store_count(cache->store, &cache->epoch_base);
+    int64_t allowed = cache->epoch_base / 2 - cache->epoch_evicted, n = 0, bytes = 0;
+    if (!rc && allowed > 0)
+        rc = jc__store_evict(cache->store, evict_target(cache->max_size), allowed, &n, &bytes);
+    if (!rc && n > 0)
+        count_evicted(cache, n, bytes);
+    if (rc) {
         jc__store_rollback(cache->store);
-    else
-        rc = jc__cache_commit(cache);
-    if (!rc)
+        if (cache->epoch_evicted == 0)
+            cache->epoch_base = -1; /* counted again next time */
+        return rc;
+    }
+    rc = jc__cache_commit(cache);
+    if (!rc) {
+        cache->evicted += n;
+        cache->evicted_bytes += bytes;
+        cache->epoch_evicted += n;
         jc__cache_settle(cache, cache->max_size);
+        int64_t disk = jc__store_disk_bytes(cache->store);
+        tell_over(cache, disk);
+        /* Within the limit again: the next time it is over starts a new
+         * epoch (a loop of jc_memo calls keeps evicting what it adds). */
+        if (disk <= cache->max_size)
+            jc__cache_evict_epoch(cache);
+    }
     return rc;
 }
 
@@ -71,12 +156,8 @@ static bool fits(jc_cache *cache, const jc_function *fn, size_t payload)
 {
     if (cache->max_size <= 0)
         return true;
-    if (!cache->empty_bytes) {
-        jc__store_size z;
-        if (jc__store_size_get(cache->store, &z))
-            return true; /* unknown: stored, and eviction decides */
-        cache->empty_bytes = z.empty_bytes + z.page_bytes; /* and a page of slack */
-    }
+    if (!jc__cache_size_floor(cache))
+        return true; /* unknown: stored, and eviction decides */
     int64_t room = evict_target(cache->max_size) - cache->empty_bytes;
     if ((uint64_t)payload <= (uint64_t)(room > 0 ? room : 0))
         return true;

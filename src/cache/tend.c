@@ -45,7 +45,7 @@ static int prune_rules(jc_cache *cache, const jc_prune_options *o, int64_t *coun
         *bytes = jc__sum_sat(*bytes, b);
     }
     if (!rc && o->max_size > 0) {
-        rc = jc__store_evict(cache->store, o->max_size, &c, &b);
+        rc = jc__store_evict(cache->store, o->max_size, 0, &c, &b);
         *count = jc__sum_sat(*count, c);
         *bytes = jc__sum_sat(*bytes, b);
     }

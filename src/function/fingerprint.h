@@ -76,7 +76,7 @@
  * upgrading jobcache raises no alarm. Capstone is asked only for decoding
  * (instruction lengths, mnemonics, where the address fields are), not for
  * its version-dependent instruction numbers. */
-#define JC__FINGERPRINT_SCHEME 1
+#define JC__FINGERPRINT_SCHEME 2 /* 2: assert()'s line numbers left out (jobcache 0.3) */
 
 /* Writes fn's fingerprint to out and returns 1, or returns 0 (unknown; out
  * is zeroed) for the cases above. Never fails loudly, never sets the

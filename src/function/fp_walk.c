@@ -299,13 +299,16 @@ static size_t fp_address_operands(const fp_walk *w, const cs_insn *in, unsigned 
 }
 
 /* Hashes one instruction of cur that is not a relative branch: its bytes
- * with address fields zeroed, then what those point at. */
-static void fp_plain_insn(fp_walk *w, const fp_sym *cur, const cs_insn *in)
+ * with address fields zeroed (and its immediate, for the line number of an
+ * assert), then what those point at. */
+static void fp_plain_insn(fp_walk *w, const fp_sym *cur, const cs_insn *in, bool line_number)
 {
     unsigned char bytes[sizeof in->bytes];
     memcpy(bytes, in->bytes, in->size);
     fp_ref refs[2];
     size_t n = fp_address_operands(w, in, bytes, refs);
+    if (line_number)
+        fp_zero(bytes, in->size, in->detail->x86.encoding.imm_offset, in->detail->x86.encoding.imm_size);
     fp_put(w, 'I', bytes, in->size);
     for (size_t i = 0; i < n; i++)
         fp_data_target(w, cur, refs[i].target, refs[i].lea, refs[i].load);
@@ -318,6 +321,88 @@ static bool fp_relative_branch(const cs_insn *in)
         return false;
     for (uint8_t i = 0; i < d->groups_count; i++)
         if (d->groups[i] == CS_GRP_JUMP || d->groups[i] == CS_GRP_CALL || d->groups[i] == CS_GRP_BRANCH_RELATIVE)
+            return true;
+    return false;
+}
+
+/* ---- assert's line numbers ---- */
+
+/* Whether in calls (or jumps to) the C library's assertion failure:
+ * glibc's and musl's __assert_fail, glibc's __assert_perror_fail; through
+ * the PLT, the GOT (-fno-plt) or directly (static linking). in is not used
+ * after the PLT stub was decoded (that reuses w->insn). */
+static bool fp_calls_assert_fail(fp_walk *w, const cs_insn *in)
+{
+    const cs_x86 *x = &in->detail->x86;
+    if ((in->id != X86_INS_CALL && in->id != X86_INS_JMP) || x->op_count != 1)
+        return false;
+    const cs_x86_op *op = &x->operands[0];
+    const char *nm = NULL;
+    if (op->type == X86_OP_IMM) {
+        uint64_t target = (uint64_t)op->imm;
+        const fp_sym *f = jc__fp_find_sym(w->obj->funcs, w->obj->nfuncs, target);
+        const fp_sec *sec = f ? NULL : jc__fp_find_sec(w->obj, target);
+        nm = f ? w->obj->names + f->name : sec && fp_is_plt(w->obj, sec) ? fp_plt_name(w, sec, target) : NULL;
+    } else if (op->type == X86_OP_MEM && op->mem.base == X86_REG_RIP) {
+        const fp_slot *slot = jc__fp_find_slot(w->obj, in->address + in->size + (uint64_t)op->mem.disp);
+        nm = slot ? w->obj->names + slot->name : NULL;
+    }
+    return nm && (strcmp(nm, "__assert_fail") == 0 || strcmp(nm, "__assert_perror_fail") == 0);
+}
+
+static bool fp_is_edx(unsigned reg)
+{
+    return reg == X86_REG_EDX || reg == X86_REG_RDX || reg == X86_REG_DX || reg == X86_REG_DL ||
+           reg == X86_REG_DH;
+}
+
+/* Finds the instructions of f's code that load the line number of an
+ * assert() (its third argument, in %edx) for the call to __assert_fail
+ * that follows: a `mov $LINE, %edx` with no other write to %edx, branch or
+ * call before that call, within 16 instructions. Their addresses go to
+ * lines (at most cap; *n of them); the hash then leaves the number out, so
+ * that lines added above a function that asserts are no change of its code
+ * (issue 23). The condition and the file and function names, the other
+ * arguments, are string literals and hashed as such. */
+static void fp_find_assert_lines(fp_walk *w, const uint8_t *code, size_t size, uint64_t addr, uint64_t *lines,
+                                 size_t cap, size_t *n)
+{
+    uint64_t pending = 0;
+    int age = -1; /* instructions since the pending mov; -1: none */
+    *n = 0;
+    while (size > 0) {
+        if (!cs_disasm_iter(w->cs, &code, &size, &addr, w->insn)) {
+            code++, size--, addr++, age = -1;
+            continue;
+        }
+        const cs_insn *in = w->insn;
+        const cs_x86 *x = &in->detail->x86;
+        if (in->id == X86_INS_MOV && x->op_count == 2 && x->operands[0].type == X86_OP_REG &&
+            fp_is_edx(x->operands[0].reg) && x->operands[1].type == X86_OP_IMM && x->encoding.imm_offset) {
+            pending = in->address;
+            age = 0;
+            continue;
+        }
+        bool flow = false;
+        for (uint8_t i = 0; i < in->detail->groups_count; i++)
+            flow |= in->detail->groups[i] == CS_GRP_JUMP || in->detail->groups[i] == CS_GRP_CALL ||
+                    in->detail->groups[i] == CS_GRP_RET;
+        bool writes = false;
+        cs_regs rd, wr;
+        uint8_t nrd = 0, nwr = 0;
+        if (age >= 0 && !flow && cs_regs_access(w->cs, in, rd, &nrd, wr, &nwr) == CS_ERR_OK)
+            for (uint8_t i = 0; i < nwr; i++)
+                writes |= fp_is_edx(wr[i]);
+        if (age >= 0 && flow && fp_calls_assert_fail(w, in) && *n < cap)
+            lines[(*n)++] = pending;
+        age = age < 0 || flow || writes || age >= 16 ? -1 : age + 1;
+    }
+}
+
+static bool fp_in(const uint64_t *set, size_t n, uint64_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == v)
             return true;
     return false;
 }
@@ -337,6 +422,11 @@ static int fp_hash_function(fp_walk *w, size_t k)
         fprintf(w->trace, "function #%zu %s (%llu bytes)\n", k, w->obj->names + f->name,
                 (unsigned long long)f->size);
     fp_put_u64(w, 'F', f->size);
+    uint64_t lines[64];
+    size_t nlines;
+    fp_find_assert_lines(w, buf, f->size, f->addr, lines, sizeof lines / sizeof *lines, &nlines);
+    if (w->trace && nlines)
+        fprintf(w->trace, "  %zu assert line number%s left out\n", nlines, nlines == 1 ? "" : "s");
     const uint8_t *code = buf;
     size_t left = f->size;
     uint64_t addr = f->addr;
@@ -356,7 +446,7 @@ static int fp_hash_function(fp_walk *w, size_t k)
             fp_put_str(w, 'B', in->mnemonic);
             fp_branch_target(w, f, (uint64_t)in->detail->x86.operands[0].imm);
         } else {
-            fp_plain_insn(w, f, in);
+            fp_plain_insn(w, f, in, nlines && fp_in(lines, nlines, in->address));
         }
     }
     free(buf);

@@ -103,6 +103,8 @@ jc_stats *jc_cache_stats(jc_cache *cache)
     b.s->schema_version = (int)facts.schema_version;
     b.s->key_format = (int)facts.key_format;
     b.s->free_bytes = facts.free_bytes;
+    b.s->evicted_entries = facts.evicted_entries;
+    b.s->evicted_bytes = facts.evicted_bytes;
     b.s->wal_bytes = file_size(jc_cache_path(cache), "-wal");
     if (jc_cache_leases(cache, count_lease, b.s, NULL))
         goto fail;

@@ -42,6 +42,7 @@ static void record_run(run *r)
         .saved = r->p.saved, .status = res->status ? jc_err_name(res->status) : "ok",
         .failures = fails, .nfailures = nf,
     };
+    jc__cache_run_evicted(r->cache, &row.evicted, &row.evicted_bytes);
     jc__cache_record_run(r->cache, &row);
     free(fails);
 }
@@ -249,10 +250,18 @@ static void report(run *r, int exec_rc)
     if (b->opts.on_progress)
         b->opts.on_progress(&r->p, b->opts.userdata);
     bool interrupted = exec_rc == JC_EINTR;
-    bool alarm = r->p.failed || interrupted || r->unstored || r->store_rc || r->evict_msg;
-    char note[200] = "";
+    int64_t evicted = 0, evicted_bytes = 0;
+    jc__cache_run_evicted(r->cache, &evicted, &evicted_bytes);
+    /* Evictions are told as failures are (issue 23: an absurd max_size
+     * emptied a cache without a word), as ccache counts its cleanups. */
+    bool alarm = r->p.failed || interrupted || r->unstored || r->store_rc || r->evict_msg || evicted;
+    char note[320] = "";
+    if (evicted)
+        snprintf(note, sizeof note, "; evicted %lld entr%s (%lld bytes of payload) to stay within max_size",
+                 (long long)evicted, evicted == 1 ? "y" : "ies", (long long)evicted_bytes);
     if (interrupted)
-        snprintf(note, sizeof note, "; interrupted by %s: what finished is stored, and a rerun computes "
+        snprintf(note + strlen(note), sizeof note - strlen(note),
+                 "; interrupted by %s: what finished is stored, and a rerun computes "
                  "the %zu call%s left", jc__interrupted == SIGTERM ? "SIGTERM" : "SIGINT", r->p.skipped,
                  r->p.skipped == 1 ? "" : "s");
     jc__progress_finish(&r->line, &r->p, jc_cache_path(b->cache), note, alarm);

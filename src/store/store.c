@@ -269,11 +269,18 @@ int jc__store_checkpoint(jc__store *st)
     return st->ops->checkpoint(st);
 }
 
-int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes)
+int jc__store_count(jc__store *st, int64_t *out)
 {
     if (!st)
         return no_store();
-    return st->ops->evict(st, target, count, bytes);
+    return st->ops->count(st, out);
+}
+
+int jc__store_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes)
+{
+    if (!st)
+        return no_store();
+    return st->ops->evict(st, target, max_count, count, bytes);
 }
 
 int jc__store_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)

@@ -28,7 +28,7 @@
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
  * runs; 6 the names of parameters. store/sqlite/schema.c keeps the chain of
  * migrations between them. */
-#define JC__SCHEMA_VERSION 6
+#define JC__SCHEMA_VERSION 7
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -256,8 +256,9 @@ int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t
  * newest; *count (may be NULL) gets how many entries. Everything else here
  * already reads such times as now. Call inside a write transaction. */
 int jc__store_clamp_future(jc__store *st, int64_t *count);
-/* Sets every entry's hit count to 0 (last_used unchanged); *count (may be
- * NULL) gets how many entries had hits. Call inside a write transaction. */
+/* Sets every entry's hit count to 0 (last_used unchanged), and the counts
+ * of evictions (jc__store_facts); *count (may be NULL) gets how many
+ * entries had hits. Call inside a write transaction. */
 int jc__store_zero_hits(jc__store *st, int64_t *count);
 /* Every version of a function but the one most recently used (ties: the
  * greatest version string). */
@@ -293,8 +294,11 @@ int jc__store_size_get(jc__store *st, jc__store_size *out);
 int jc__store_checkpoint(jc__store *st);
 /* Inside a write transaction: removes least recently used entries until
  * the pages in use (free pages given back) take at most target bytes, or
- * no entry is left. *count and *bytes (payload) get what it removed. */
-int jc__store_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes);
+ * no entry is left, or max_count entries are removed (max_count <= 0: no
+ * bound). *count and *bytes (payload) get what it removed. */
+int jc__store_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes);
+/* How many entries the store holds (all key formats). */
+int jc__store_count(jc__store *st, int64_t *out);
 
 /* Figures of one (function, version); strings valid during the callback. */
 typedef struct jc__group {
@@ -316,6 +320,9 @@ typedef struct jc__store_facts {
     int64_t key_format;  /* from the meta table; 0 when absent */
     int64_t page_bytes;  /* pages in use by the database, in bytes */
     int64_t free_bytes;  /* of those, free pages that vacuum would return */
+    /* Evicted by max_size since the file was made or its counts zeroed
+     * (meta stats.evicted, stats.evicted-bytes). */
+    int64_t evicted_entries, evicted_bytes;
 } jc__store_facts;
 int jc__store_facts_get(jc__store *st, jc__store_facts *out);
 
@@ -371,6 +378,7 @@ typedef struct jc__run_row {
     int n_jobs;
     int64_t calls, cached, computed, failed, skipped;
     double elapsed, saved;
+    int64_t evicted, evicted_bytes; /* by max_size during the run (schema 7) */
     const jc__run_failure *failures;
     size_t nfailures;
 } jc__run_row;

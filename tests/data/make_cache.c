@@ -10,6 +10,7 @@
  *   v3.jobcache      3       main at 6784307             + key formats
  *   v4.jobcache      4       main at da49ab5             + leases
  *   v5.jobcache      5       main at 3592c08 (0.2.0 dev) + record of runs
+ *   v6.jobcache      6       main at 51fc915 (0.2.0)     + parameter names
  *
  * Kept for the record; it is not built. To make file F with commit C:
  *

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <jobcache.h>
 
@@ -48,6 +49,8 @@ static void print_run(const jc_run_record *r, void *userdata)
         json_object_set_new(j, "elapsed", json_seconds(r->elapsed));
         json_object_set_new(j, "saved", json_seconds(r->saved));
         json_object_set_new(j, "status", json_text(r->status));
+        json_object_set_new(j, "evicted", json_integer(r->evicted));
+        json_object_set_new(j, "evicted_bytes", json_integer(r->evicted_bytes));
         json_object_set_new(j, "failures", fails ? fails : json_array());
         json_array_append_new(c->arr, j);
         return;
@@ -55,9 +58,15 @@ static void print_run(const jc_run_record *r, void *userdata)
     char when[32], took[16];
     fmt_time(when, sizeof when, r->started);
     fmt_seconds(took, sizeof took, r->elapsed);
-    char skipped[40] = "";
+    char skipped[96] = "";
     if (r->skipped)
         snprintf(skipped, sizeof skipped, ", %lld skipped", (long long)r->skipped);
+    if (r->evicted) {
+        char size[16];
+        fmt_size(size, sizeof size, r->evicted_bytes);
+        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), ", %lld evicted (%s)",
+                 (long long)r->evicted, size);
+    }
     say(stdout, "%s  %s %s  %lld calls, %lld cached, %lld computed, %lld failed%s in %s  %s", when, r->kind,
         r->command, (long long)r->calls, (long long)r->cached, (long long)r->computed, (long long)r->failed,
         skipped, took, r->status);

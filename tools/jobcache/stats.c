@@ -60,7 +60,9 @@ static bool stats_json(const jc_stats *s)
               json_put(j, "other_format_entries", json_integer(s->other_format_entries)) &&
               json_put(j, "leases_alive", json_integer(s->leases_alive)) &&
               json_put(j, "leases_stale", json_integer(s->leases_stale)) &&
-              json_put(j, "leases_calls", json_integer(s->leases_calls));
+              json_put(j, "leases_calls", json_integer(s->leases_calls)) &&
+              json_put(j, "evicted_entries", json_integer(s->evicted_entries)) &&
+              json_put(j, "evicted_bytes", json_integer(s->evicted_bytes));
     for (size_t i = 0; ok && i < s->nfunctions; i++) {
         json_t *f = stats_function_json(&s->functions[i]);
         ok = f && json_array_append_new(fs, f) == 0;
@@ -162,6 +164,11 @@ static void stats_text(const jc_stats *s)
     fmt_time(c, sizeof c, s->last_used);
     fmt_ago(d, sizeof d, s->last_used);
     printf("oldest        %s\nnewest        %s\nlast used     %s (%s)\n", a, b, c, d);
+    if (s->evicted_entries) {
+        fmt_size(a, sizeof a, s->evicted_bytes);
+        printf("evicted       %lld entr%s, %s of payload, by max_size ('jobcache log' says when; -z zeroes)\n",
+               (long long)s->evicted_entries, s->evicted_entries == 1 ? "y" : "ies", a);
+    }
     if (s->leases_alive || s->leases_stale)
         printf("leases        %lld process%s computing %lld calls for this cache%s ('jobcache leases')\n",
                (long long)s->leases_alive, s->leases_alive == 1 ? "" : "es", (long long)s->leases_calls,

@@ -96,6 +96,17 @@ int jc__sqlite_facts_get(jc__sqlite *st, jc__store_facts *out)
         sqlite3_step(s) == SQLITE_ROW)
         out->key_format = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
+    s = NULL;
+    /* What max_size evicted, summed by the cache (absent: none). */
+    if (!rc && sqlite3_prepare_v2(st->db,
+                                  "SELECT (SELECT value FROM meta WHERE name = 'stats.evicted'),"
+                                  " (SELECT value FROM meta WHERE name = 'stats.evicted-bytes')",
+                                  -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        out->evicted_entries = sqlite3_column_int64(s, 0);
+        out->evicted_bytes = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_finalize(s);
     return rc;
 }
 

@@ -200,9 +200,14 @@ static int op_checkpoint(jc__store *st)
     return jc__sqlite_checkpoint(SQ(st));
 }
 
-static int op_evict(jc__store *st, int64_t target, int64_t *count, int64_t *bytes)
+static int op_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes)
 {
-    return jc__sqlite_evict(SQ(st), target, count, bytes);
+    return jc__sqlite_evict(SQ(st), target, max_count, count, bytes);
+}
+
+static int op_count(jc__store *st, int64_t *out)
+{
+    return jc__sqlite_count(SQ(st), out);
 }
 
 static int op_groups(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx)
@@ -328,6 +333,7 @@ const jc__store_ops jc__sqlite_ops = {
     .size_get = op_size_get,
     .checkpoint = op_checkpoint,
     .evict = op_evict,
+    .count = op_count,
     .groups = op_groups,
     .facts_get = op_facts_get,
     .integrity = op_integrity,

@@ -44,6 +44,13 @@
     "CREATE TABLE run_failures (run INTEGER NOT NULL, n INTEGER NOT NULL, status TEXT NOT NULL,"  \
     " message TEXT NOT NULL, PRIMARY KEY (run, n)) WITHOUT ROWID;"
 
+/* Schema 7: what max_size evicted during each run (issue 23), entries and
+ * their payload bytes. Added to the runs table of schema 5, so that both a
+ * new file and the migration get it by the same statements. */
+#define RUN_EVICTED                                                                                \
+    "ALTER TABLE runs ADD COLUMN evicted INTEGER NOT NULL DEFAULT 0;"                             \
+    "ALTER TABLE runs ADD COLUMN evicted_bytes INTEGER NOT NULL DEFAULT 0;"
+
 /* The names of functions' positional parameters (schema 6), by function
  * and version: "beta,seed" (identifiers joined by commas). Not part of any
  * key: renaming a parameter changes no result. */
@@ -88,6 +95,7 @@ static const char schema_sql[] =
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     LEASE_TABLES
     RUN_TABLES
+    RUN_EVICTED
     PARAMS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
@@ -119,6 +127,9 @@ static const char *const migrations[] = {
     /* 5 -> 6: the names of parameters. Functions of earlier runs have none
      * until a run stores one of their results again. */
     PARAMS_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 6 -> 7: evictions in the record of runs (runs of earlier releases
+     * evicted 0 as far as it knows: it did not count them). */
+    RUN_EVICTED "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");

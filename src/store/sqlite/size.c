@@ -97,16 +97,28 @@ static int used_bytes(jc__sqlite *st, int64_t *used, jc__store_size *z)
 
 typedef struct evict_bounds {
     double overhead, excess;
+    int64_t limit; /* at most this many entries; -1: no bound */
 } evict_bounds;
 
 static int bind_evict(sqlite3_stmt *s, const void *ctx)
 {
     const evict_bounds *b = ctx;
     int rc = sqlite3_bind_double(s, 1, b->overhead);
-    return rc == SQLITE_OK ? sqlite3_bind_double(s, 2, b->excess) : rc;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_double(s, 2, b->excess);
+    return rc == SQLITE_OK ? sqlite3_bind_int64(s, 3, b->limit) : rc;
 }
 
-int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *bytes)
+int jc__sqlite_count(jc__sqlite *st, int64_t *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = jc__sq_run_where(st, "SELECT count(*) FROM entries", "1", NULL, NULL, "counting entries", &s);
+    *out = rc ? 0 : sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes)
 {
     /* The least recently used entries whose estimated share of the file
      * (payload + overhead each) covers the excess: those before which less
@@ -115,7 +127,7 @@ int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *by
         "rowid IN (SELECT id FROM (SELECT rowid AS id, args_size + result_size + ?1 AS own,"
         " total(args_size + result_size + ?1) OVER (ORDER BY " USED ", rowid"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM entries)"
-        " WHERE cum - own < ?2)";
+        " WHERE cum - own < ?2 ORDER BY cum LIMIT ?3)";
     int64_t c_total = 0, b_total = 0;
     int rc = jc__sq_store_enter_write(st, "evict entries");
     if (!rc && st->depth == 0)
@@ -138,7 +150,7 @@ int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *by
         rc = jc__sq_run_sql(st, "PRAGMA incremental_vacuum", "giving free pages back");
         if (!rc)
             rc = used_bytes(st, &used, &z);
-        if (rc || used <= target)
+        if (rc || used <= target || (max_count > 0 && c_total >= max_count))
             break;
         sqlite3_stmt *s = NULL;
         rc = jc__sq_run_where(st, "SELECT count(*), total(args_size + result_size) FROM entries", "1", NULL, NULL,
@@ -151,7 +163,8 @@ int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t *count, int64_t *by
         if (rc || n == 0)
             break;
         double over = ((double)(used - z.empty_bytes) - payload) / (double)n;
-        evict_bounds b = {.overhead = over > 32 ? over : 32, .excess = (double)(used - target) * (1 + round)};
+        evict_bounds b = {.overhead = over > 32 ? over : 32, .excess = (double)(used - target) * (1 + round),
+                          .limit = max_count > 0 ? max_count - c_total : -1};
         int64_t c = 0, by = 0;
         rc = jc__sq_remove_where(st, where, bind_evict, &b, &c, &by);
         c_total += c;
