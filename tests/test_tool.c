@@ -1251,6 +1251,40 @@ static void tool_stats_zero_stats_zeroes_hit_counts(void **state)
     expect(0, "of which 0 hits saved", "stats %s", path);
 }
 
+/* Evictions by max_size in the command (issue 23): stats counts them, log
+ * says which run evicted how many, both in --json too; stats -z zeroes the
+ * count. */
+static void tool_stats_and_log_tell_evictions(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], err[PATH_CAP];
+    jc_test_path(path, sizeof path, "evict.db");
+    make_cache(path, 3000, 0);
+    int saved = jc_test_stderr_to(jc_test_path(err, sizeof err, "evict.err"));
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.max_size = 96 * 1024});
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int i = 10000; i < 10100; i++)
+        assert_int_equal(jc_delayed(b, square, jc_int(i)), 0);
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_cache_close(c);
+    jc_test_stderr_restore(saved);
+    int64_t run_evicted = jc_test_sql_int(path, "SELECT sum(evicted) FROM runs");
+    assert_true(run_evicted > 0);
+    char want[64];
+    snprintf(want, sizeof want, ", %lld evicted (", (long long)run_evicted);
+    expect(0, want, "log %s", path);
+    expect(0, "\"evicted\": ", "log %s --json", path);
+    expect(0, "evicted       ", "stats %s", path);
+    expect(0, "\"evicted_entries\": ", "stats %s --json", path);
+    expect(0, "hit counts zeroed", "stats %s -z", path);
+    char *out = NULL;
+    assert_int_equal(tool(&out, "stats %s", path), 0);
+    assert_lacks(out, "evicted       ");
+    free(out);
+}
+
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
  * while it is printing the first ones are not printed. (Before, it read and
  * formatted every entry to size its columns before printing a line: 1 GB
@@ -1477,6 +1511,7 @@ int main(void)
         cmocka_unit_test(tool_tables_fit_the_terminal),
         cmocka_unit_test(tool_bash_completion),
         cmocka_unit_test(tool_stats_zero_stats_zeroes_hit_counts),
+        cmocka_unit_test(tool_stats_and_log_tell_evictions),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),
         cmocka_unit_test(tool_verify_finds_corrupted_entries),
