@@ -980,6 +980,15 @@ typedef struct jc_stats {
      * jc_cache_zero_hits zeroed the counts (ccache's "cleanups"); what
      * jc_cache_prune removes is the user's doing and not counted. */
     int64_t evicted_entries, evicted_bytes;
+    /* Other processes reading a snapshot of the -wal file now (a read
+     * transaction open since before the latest commits): until they end
+     * it, a checkpoint cannot move those commits into the database, and
+     * the -wal file grows past max_size. Found in /proc/locks (Linux), so
+     * 0 where that cannot be read. wal_reader_pid is one of them (0: none),
+     * wal_reader_command its command line (NULL when it cannot be read). */
+    int64_t wal_readers;
+    long wal_reader_pid;
+    const char *wal_reader_command;
 } jc_stats;
 
 /* The figures of cache, from one read of the file: a new jc_stats that the

@@ -1348,6 +1348,67 @@ static void inspect_merge_skips_entries_of_another_key_format(void **state)
     assert_int_equal(count_rows(path, "1"), 3);
 }
 
+/* A -wal pinned by a reader (issue 23: it reached 183 MiB under a max_size
+ * of 40 MiB, and nothing said who held it): stats names the process that
+ * reads a snapshot, with its command line, and no one once it has ended
+ * its transaction. */
+static void inspect_stats_names_the_process_pinning_the_wal(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "pinned.db");
+    make_cache(path, 50, 0);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, NULL);
+    for (int i = 50; i < 100; i++)
+        jc_delayed(b, square, jc_int(i));
+    jc_results_free(jc_run(b)); /* commits in the -wal, for the reader's snapshot to include */
+    jc_batch_free(b);
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the reader: a snapshot held until told */
+        sqlite3 *db = NULL;
+        char byte = 0;
+        int ok = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+                 sqlite3_exec(db, "BEGIN; SELECT count(*) FROM entries;", NULL, NULL, NULL) == SQLITE_OK;
+        if (write(ready[1], ok ? "y" : "n", 1) != 1 || read(go[0], &byte, 1) < 0)
+            ok = 0;
+        sqlite3_close(db);
+        _exit(ok ? 0 : 1);
+    }
+    char byte = 0;
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    assert_int_equal(byte, 'y');
+    b = jc_batch_new(c, NULL);
+    for (int i = 100; i < 400; i++)
+        jc_delayed(b, square, jc_int(i));
+    jc_results_free(jc_run(b));
+    jc_batch_free(b);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    assert_int_equal(s->wal_readers, 1);
+    assert_int_equal(s->wal_reader_pid, (long)pid);
+    assert_non_null(s->wal_reader_command);
+    assert_contains(s->wal_reader_command, "test_inspect");
+    assert_true(s->wal_bytes > 0);
+    jc_stats_free(s);
+    assert_int_equal(write(go[1], "x", 1), 1);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    s = jc_cache_stats(c);
+    assert_int_equal(s->wal_readers, 0);
+    assert_int_equal(s->wal_reader_pid, 0);
+    assert_null(s->wal_reader_command);
+    jc_stats_free(s);
+    jc_cache_close(c);
+    close(ready[0]), close(ready[1]), close(go[0]), close(go[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1368,6 +1429,7 @@ int main(void)
         cmocka_unit_test(inspect_prune_refuses_bad_options_and_readonly),
         cmocka_unit_test(inspect_prune_max_payload),
         cmocka_unit_test(inspect_stats_sums_up_per_function),
+        cmocka_unit_test(inspect_stats_names_the_process_pinning_the_wal),
         cmocka_unit_test(inspect_stats_of_an_empty_cache),
         cmocka_unit_test(inspect_verify_sound_cache),
         cmocka_unit_test(inspect_verify_finds_and_repairs_bad_entries),

@@ -238,6 +238,7 @@ void jc__cache_pager_free(jc__pager *p);
 int jc__cache_max_rowid(jc_cache *cache, int64_t *out);
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
+size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap);
 /* The recorded parameter names of function and version ("beta,seed"):
  * 1 and *names (malloc'd), or 0 and NULL. */
 int jc__cache_params(jc_cache *cache, const char *function, const char *version, char **names);

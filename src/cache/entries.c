@@ -63,6 +63,11 @@ int jc__cache_facts(jc_cache *cache, jc__store_facts *out)
     return jc__store_facts_get(cache->store, out);
 }
 
+size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap)
+{
+    return jc__store_wal_readers(cache->store, pids, cap);
+}
+
 int jc__cache_integrity(jc_cache *cache, void (*fn)(void *ctx, const char *problem), void *ctx)
 {
     return jc__store_integrity(cache->store, fn, ctx);

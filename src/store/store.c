@@ -269,6 +269,11 @@ int jc__store_checkpoint(jc__store *st)
     return st->ops->checkpoint(st);
 }
 
+size_t jc__store_wal_readers(const jc__store *st, long *pids, size_t cap)
+{
+    return st ? st->ops->wal_readers(st, pids, cap) : 0;
+}
+
 int jc__store_count(jc__store *st, int64_t *out)
 {
     if (!st)

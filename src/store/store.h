@@ -297,6 +297,13 @@ int jc__store_checkpoint(jc__store *st);
  * no entry is left, or max_count entries are removed (max_count <= 0: no
  * bound). *count and *bytes (payload) get what it removed. */
 int jc__store_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes);
+/* Other processes holding a read snapshot of the file's -wal (a read
+ * transaction that started before the latest commits: until it ends, a
+ * checkpoint cannot copy those commits into the database, and the -wal
+ * grows). Up to cap of their pids (in this process's pid namespace) go to
+ * pids; returns how many there are (0 also when it cannot tell), never an
+ * error: it is for telling a user who pins the file. */
+size_t jc__store_wal_readers(const jc__store *st, long *pids, size_t cap);
 /* How many entries the store holds (all key formats). */
 int jc__store_count(jc__store *st, int64_t *out);
 

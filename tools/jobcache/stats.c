@@ -62,7 +62,11 @@ static bool stats_json(const jc_stats *s)
               json_put(j, "leases_stale", json_integer(s->leases_stale)) &&
               json_put(j, "leases_calls", json_integer(s->leases_calls)) &&
               json_put(j, "evicted_entries", json_integer(s->evicted_entries)) &&
-              json_put(j, "evicted_bytes", json_integer(s->evicted_bytes));
+              json_put(j, "evicted_bytes", json_integer(s->evicted_bytes)) &&
+              json_put(j, "wal_readers", json_integer(s->wal_readers)) &&
+              json_put(j, "wal_reader_pid", s->wal_reader_pid ? json_integer(s->wal_reader_pid) : json_null()) &&
+              json_put(j, "wal_reader_command",
+                       s->wal_reader_command ? json_text(s->wal_reader_command) : json_null());
     for (size_t i = 0; ok && i < s->nfunctions; i++) {
         json_t *f = stats_function_json(&s->functions[i]);
         ok = f && json_array_append_new(fs, f) == 0;
@@ -178,6 +182,15 @@ static void stats_text(const jc_stats *s)
         say(stdout, "wal           %s in %s-wal, maybe not yet in the file itself: copy the cache with", a,
             s->path);
         say(stdout, "              'jobcache backup', not cp");
+    }
+    if (s->wal_readers > 0) {
+        char *cmd = s->wal_reader_command ? text_escape(s->wal_reader_command) : NULL;
+        say(stdout, "wal readers   %lld process%s reading a snapshot keep the -wal file from being checkpointed",
+            (long long)s->wal_readers, s->wal_readers == 1 ? "" : "es");
+        say(stdout, "              past it until they end their read transaction: pid %ld%s%s%s%s",
+            s->wal_reader_pid, cmd ? " (" : "", cmd ? cmd : "", cmd ? ")" : "",
+            s->wal_readers > 1 ? " and others" : "");
+        free(cmd);
     }
 }
 

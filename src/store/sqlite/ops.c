@@ -205,6 +205,11 @@ static int op_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *c
     return jc__sqlite_evict(SQ(st), target, max_count, count, bytes);
 }
 
+static size_t op_wal_readers(const jc__store *st, long *pids, size_t cap)
+{
+    return jc__sqlite_wal_readers(SQC(st), pids, cap);
+}
+
 static int op_count(jc__store *st, int64_t *out)
 {
     return jc__sqlite_count(SQ(st), out);
@@ -334,6 +339,7 @@ const jc__store_ops jc__sqlite_ops = {
     .checkpoint = op_checkpoint,
     .evict = op_evict,
     .count = op_count,
+    .wal_readers = op_wal_readers,
     .groups = op_groups,
     .facts_get = op_facts_get,
     .integrity = op_integrity,

@@ -9,7 +9,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +38,56 @@ static int64_t stat_size(const char *path, const char *suffix)
 int64_t jc__sqlite_disk_bytes(const jc__sqlite *st)
 {
     return st ? stat_size(st->path, "") + stat_size(st->path, "-wal") : 0;
+}
+
+/* The bytes of the -shm file that SQLite's unix VFS locks (wal.c,
+ * WALINDEX_LOCK_OFFSET: 120; locks 0 write, 1 checkpoint, 2 recover,
+ * 3 + i read mark i): a process reading a snapshot that includes frames of
+ * the -wal holds a shared lock on read mark 1 to 4 (read mark 0 reads the
+ * database alone, and pins nothing). */
+enum { WAL_LOCK_OFFSET = 120, WAL_READ_FIRST = WAL_LOCK_OFFSET + 3 + 1, WAL_READ_LAST = WAL_LOCK_OFFSET + 3 + 4 };
+
+size_t jc__sqlite_wal_readers(const jc__sqlite *st, long *pids, size_t cap)
+{
+    /* Read from /proc/locks, not by testing the locks with fcntl: opening
+     * and closing the -shm file here would drop every POSIX lock this
+     * process's own connections hold on it. */
+    char shm[4096];
+    struct stat sb;
+    if (!st || snprintf(shm, sizeof shm, "%s-shm", st->path) >= (int)sizeof shm || stat(shm, &sb) != 0)
+        return 0;
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    size_t n = 0;
+    long self = (long)getpid();
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        /* "12: POSIX  ADVISORY  READ 4242 08:02:1311 124 124" (a lock
+         * blocked behind another starts with "->" and holds nothing). */
+        char kind[16], type[16];
+        long pid;
+        unsigned maj, min;
+        unsigned long long ino;
+        char start[24], end[24];
+        if (strstr(line, "->") ||
+            sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu %23s %23s", kind, type, &pid, &maj, &min, &ino, start,
+                   end) != 8 ||
+            strcmp(kind, "POSIX") != 0 || ino != (unsigned long long)sb.st_ino || maj != major(sb.st_dev) ||
+            min != minor(sb.st_dev) || pid == self || pid <= 0)
+            continue;
+        long long a = strtoll(start, NULL, 10), b = strcmp(end, "EOF") == 0 ? LLONG_MAX : strtoll(end, NULL, 10);
+        if (b < WAL_READ_FIRST || a > WAL_READ_LAST)
+            continue;
+        bool seen = false;
+        for (size_t i = 0; i < n && i < cap; i++)
+            seen |= pids[i] == pid;
+        if (!seen && n < cap)
+            pids[n] = pid;
+        n += !seen;
+    }
+    fclose(f);
+    return n;
 }
 
 int jc__sqlite_size_get(jc__sqlite *st, jc__store_size *out)
