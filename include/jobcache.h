@@ -822,7 +822,11 @@ typedef enum jc_sort {
     JC_SORT_SIZE = 2,    /* largest first */
     JC_SORT_TIME = 3,    /* longest compute time first */
     JC_SORT_HITS = 4,    /* most hits first */
-    JC_SORT_CREATED = 5  /* newest first */
+    JC_SORT_CREATED = 5, /* newest first */
+    /* By key: the order the file keeps them in, unsorted as far as a
+     * person can tell, the one whose first entries come at once (through
+     * the key's index, however many entries there are). */
+    JC_SORT_KEY = 6
 } jc_sort;
 
 /* Which entries, in what order. The zero value selects every entry in the

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <jobcache.h>
 
 /* square/v1 comes from testutil.h. */
@@ -1285,6 +1286,86 @@ static void tool_stats_and_log_tell_evictions(void **state)
     free(out);
 }
 
+/* The peak memory (VmHWM, KiB) of `jobcache ls FILE [SORT] | head -1` when
+ * its first line has come: the command runs with its output on a pipe
+ * read to that line and then no further (a listing of more than 64 KiB
+ * then waits on the full pipe, alive, as under head), and the pipe is
+ * closed after. */
+static long peak_kib_at_first_line(const char *file, const char *sort)
+{
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[0]);
+        close(fd[1]);
+        if (*sort)
+            execl(JC_TOOL_PATH, "jobcache", "ls", file, "--sort", sort, (char *)NULL);
+        else
+            execl(JC_TOOL_PATH, "jobcache", "ls", file, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    FILE *out = fdopen(fd[0], "r");
+    assert_non_null(out);
+    char line[4096], path[64];
+    assert_non_null(fgets(line, sizeof line, out));
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    FILE *st = fopen(path, "r");
+    long kib = -1;
+    while (st && fgets(line, sizeof line, st))
+        if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+            break;
+    if (st)
+        fclose(st);
+    fclose(out);
+    waitpid(pid, NULL, 0);
+    return kib;
+}
+
+/* `ls | head -1` in memory that does not grow with the cache (issue 23:
+ * 25 MB at 100k entries, 337 MB at 2M: a listing passes over the file once,
+ * and the connection's 64 MiB page cache and 256 MiB map kept it all); and
+ * in key order (--sort key), the first line at once, in the key's order. */
+static void tool_ls_memory_does_not_grow_with_the_cache(void **state)
+{
+    (void)state;
+    char small[PATH_CAP], large[PATH_CAP];
+    /* Both list more than a pipe holds (64 KiB), so that both wait alive. */
+    make_cache(jc_test_path(small, sizeof small, "ls-small.db"), 3000, 0);
+    make_cache(jc_test_path(large, sizeof large, "ls-large.db"), 60000, 0);
+    struct stat sb;
+    assert_int_equal(stat(large, &sb), 0);
+    assert_true(sb.st_size > 8 << 20);
+    const char *sorts[] = {"", "used", "key"};
+    for (size_t i = 0; i < sizeof sorts / sizeof *sorts; i++) {
+        long base = peak_kib_at_first_line(small, sorts[i]);
+        long big = peak_kib_at_first_line(large, sorts[i]);
+        assert_true(base > 0 && big > 0);
+        if (big - base > 4096)
+            fail_msg("ls --sort %s: %ld KiB on 60000 entries (%lld MiB), %ld KiB on 3000", *sorts[i] ? sorts[i] : "name",
+                     big, (long long)(sb.st_size >> 20), base);
+    }
+    /* Key order: keys ascending. */
+    char *out = NULL;
+    assert_int_equal(tool(&out, "ls %s --sort key --json -n 50", large), 0);
+    const char *p = out, *prev = NULL;
+    int n = 0;
+    while ((p = strstr(p, "\"key\": \""))) {
+        p += 8;
+        if (prev)
+            assert_true(strncmp(prev, p, 32) < 0);
+        prev = p;
+        n++;
+    }
+    assert_int_equal(n, 50);
+    free(out);
+    expect(2, "name, used, size, time, hits, created or key", "ls %s --sort shuffle", large);
+}
+
 /* `ls` prints each entry as it reads it (issue 16, item 7): entries removed
  * while it is printing the first ones are not printed. (Before, it read and
  * formatted every entry to size its columns before printing a line: 1 GB
@@ -1511,6 +1592,7 @@ int main(void)
         cmocka_unit_test(tool_tables_fit_the_terminal),
         cmocka_unit_test(tool_bash_completion),
         cmocka_unit_test(tool_stats_zero_stats_zeroes_hit_counts),
+        cmocka_unit_test(tool_ls_memory_does_not_grow_with_the_cache),
         cmocka_unit_test(tool_stats_and_log_tell_evictions),
         cmocka_unit_test(tool_rm_by_key_and_function),
         cmocka_unit_test(tool_prune),

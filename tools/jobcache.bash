@@ -37,7 +37,7 @@ _jobcache()
         [[ -n "$fn" ]] && COMPREPLY=($(compgen -W "$("$jc" __complete versions "$fn" "${typed[@]}" 2>/dev/null)" -- "$cur"))
         return ;;
     --sort)
-        COMPREPLY=($(compgen -W "name used size time hits created" -- "$cur"))
+        COMPREPLY=($(compgen -W "name used size time hits created key" -- "$cur"))
         return ;;
     --older-than | --newer-than | --max-size | --max-payload | --max-entries | --limit | -n)
         return ;;

@@ -60,7 +60,7 @@ void jc__i_info_from_row(const jc__row *r, jc_entry_info *info)
 static const int order_of_sort[] = {
     [JC_SORT_NAME] = JC__ORDER_NAME, [JC_SORT_USED] = JC__ORDER_USED,
     [JC_SORT_SIZE] = JC__ORDER_SIZE, [JC_SORT_TIME] = JC__ORDER_TIME,
-    [JC_SORT_HITS] = JC__ORDER_HITS, [JC_SORT_CREATED] = JC__ORDER_CREATED,
+    [JC_SORT_HITS] = JC__ORDER_HITS, [JC_SORT_CREATED] = JC__ORDER_CREATED, [JC_SORT_KEY] = JC__ORDER_KEY,
 };
 
 bool jc__i_bad_age(double age)

@@ -123,7 +123,7 @@ static const option_spec option_specs[] = {
     {"versions", 0, OPT_VERSIONS, NULL, "compare two versions of a function: diff --versions F V1 V2"},
     {"older-than", 0, OPT_OLDER, "AGE", "entries last used more than AGE ago (90s, 12h, 30d, 2w)"},
     {"newer-than", 0, OPT_NEWER, "AGE", "entries last used less than AGE ago"},
-    {"sort", 0, OPT_SORT, "KEY", "order by name (default), used, size, time, hits or created"},
+    {"sort", 0, OPT_SORT, "KEY", "order by name (default), used, size, time, hits, created or key"},
     {"reverse", 'r', OPT_REVERSE, NULL, "reverse the order"},
     {"limit", 'n', OPT_LIMIT, "N", "at most N entries (diff --versions: N largest changes)"},
     {"max-size", 0, OPT_MAX_SIZE, "SIZE", "remove least recently used entries until the file takes SIZE (500M, 2G)"},
@@ -232,13 +232,13 @@ static bool parse_count(const char *text, uint64_t max, uint64_t *out)
 
 static int parse_sort(const command *c, const char *text, jc_sort *out)
 {
-    static const char *const names[] = {"name", "used", "size", "time", "hits", "created"};
-    for (int i = 0; i < 6; i++)
+    static const char *const names[] = {"name", "used", "size", "time", "hits", "created", "key"};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++)
         if (strcmp(text, names[i]) == 0) {
             *out = (jc_sort)i;
             return 0;
         }
-    return usage_error(c, "--sort takes name, used, size, time, hits or created, not '%s'", text);
+    return usage_error(c, "--sort takes name, used, size, time, hits, created or key, not '%s'", text);
 }
 
 /* Stores the value of option s. */

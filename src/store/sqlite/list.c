@@ -76,6 +76,10 @@ static const char *const sort_keys[JC__ORDER_COUNT][SORT_KEYS_MAX] = {
     [JC__ORDER_TIME] = {"ifnull(CAST(compute_seconds AS REAL), 0)"},
     [JC__ORDER_HITS] = {"ifnull(CAST(hits AS INTEGER), 0)"},
     [JC__ORDER_CREATED] = {"ifnull(CAST(created AS REAL), 0)"},
+    /* The column itself, not an expression, so that the key's index gives
+     * the order (and the cursor compares as ORDER BY does: both by
+     * SQLite's order of values, whatever their type). */
+    [JC__ORDER_KEY] = {"key"},
 };
 /* Orders whose natural direction is descending (largest, newest first). */
 static const bool sort_desc[JC__ORDER_COUNT] = {
@@ -122,7 +126,9 @@ int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager *
     while (p->nkeys < SORT_KEYS_MAX && sort_keys[q->order][p->nkeys])
         p->nkeys++;
     p->left = q->limit > 0 ? q->limit : -1;
-    p->page = q->order == JC__ORDER_ROWID ? PAGE_ROWID : PAGE_FIRST;
+    p->page = q->order == JC__ORDER_ROWID || q->order == JC__ORDER_KEY ? PAGE_ROWID : PAGE_FIRST;
+    if (st->listings++ == 0)
+        jc__sq_run_sql(st, JC__SQ_MEMORY_LISTING, "bounding the memory of a listing"); /* best effort */
     *out = p;
     return 0;
 }
@@ -131,6 +137,8 @@ void jc__sqlite_pager_free(jc__sqlite_pager *p)
 {
     if (!p)
         return;
+    if (--p->st->listings == 0)
+        jc__sq_run_sql(p->st, JC__SQ_MEMORY_USE, "restoring the memory of the connection");
     for (int i = 0; i < SORT_KEYS_MAX; i++)
         sqlite3_value_free(p->last[i]);
     free(p->function);

@@ -253,8 +253,7 @@ static int tune(jc__sqlite *st)
      * could fault.) */
     return jc__sq_run_sql(st,
                    "PRAGMA synchronous=FULL;"
-                   "PRAGMA cache_size=-65536;"
-                   "PRAGMA mmap_size=268435456;"
+                   JC__SQ_MEMORY_USE
                    "PRAGMA temp_store=MEMORY;"
                    "PRAGMA journal_size_limit=67108864;",
                    "configuring the connection");

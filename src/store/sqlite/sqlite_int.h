@@ -44,6 +44,15 @@
 typedef struct jc__sqlite jc__sqlite;
 typedef struct jc__sqlite_pager jc__sqlite_pager;
 
+/* The page cache and memory map of a connection (open.c says why), and
+ * what a listing of entries uses while it is open (list.c): a listing
+ * passes over the whole file once, and pages it has passed are not read
+ * again, so that a large cache would only grow this process by the whole
+ * cache and map (issue 23: `jobcache ls | head -1` took 337 MB on 2
+ * million entries). */
+#define JC__SQ_MEMORY_USE "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
+#define JC__SQ_MEMORY_LISTING "PRAGMA cache_size=-2048; PRAGMA mmap_size=0;"
+
 struct jc__sqlite {
     jc__store base; /* first: the front dispatches on it (store_int.h) */
     sqlite3 *db;
@@ -59,6 +68,7 @@ struct jc__sqlite {
     pid_t pid;   /* the process that opened the store */
     unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
+    int listings; /* pagers open (JC__SQ_MEMORY_LISTING while any is) */
     bool doomed; /* an inner rollback happened: the outermost commit rolls back */
     /* The last lookup's result, copied out of SQLite (see the note above). */
     void *buf;
