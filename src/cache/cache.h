@@ -238,6 +238,9 @@ void jc__cache_pager_free(jc__pager *p);
 int jc__cache_max_rowid(jc_cache *cache, int64_t *out);
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
+/* A number that changes whenever another process commits to the file
+ * (SQLite's data_version); -1 when it cannot be read (then assume it did). */
+int64_t jc__cache_data_version(jc_cache *cache);
 size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap);
 /* The recorded parameter names of function and version ("beta,seed"):
  * 1 and *names (malloc'd), or 0 and NULL. */

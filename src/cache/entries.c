@@ -63,6 +63,12 @@ int jc__cache_facts(jc_cache *cache, jc__store_facts *out)
     return jc__store_facts_get(cache->store, out);
 }
 
+int64_t jc__cache_data_version(jc_cache *cache)
+{
+    jc__store_ver v;
+    return cache->store && jc__store_version(cache->store, &v) == 0 ? v.data : -1;
+}
+
 size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap)
 {
     return jc__store_wal_readers(cache->store, pids, cap);

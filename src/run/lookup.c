@@ -102,6 +102,7 @@ int jc__r_lookup(run *r)
      * results, or at the end of the run. */
     size_t damaged = jc__cache_damaged(r->cache);
     int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, jc__r_on_found, r);
+    r->lookup_version = jc__cache_data_version(r->cache);
     r->p.damaged += jc__cache_damaged(r->cache) - damaged;
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {

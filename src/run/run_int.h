@@ -121,6 +121,7 @@ typedef struct run {
      * write transactions; the slots whose calls another process holds,
      * waited for after this run's own; keys of failed calls to release. */
     bool leases;
+    int64_t lookup_version; /* jc__cache_data_version after the lookups */
     double lease_ttl, last_renew, longest_call;
     size_t *waiting;
     size_t nwaiting;
