@@ -16,16 +16,6 @@
 
 /* ---- the state of the handle, for the run and inspection (cache.h) ---- */
 
-size_t jc__cache_pending(const jc_cache *cache)
-{
-    return cache->ntouched;
-}
-
-void jc__cache_drop_pending(jc_cache *cache)
-{
-    cache->ntouched = 0;
-}
-
 size_t jc__cache_damaged(const jc_cache *cache)
 {
     return cache->damaged;
@@ -113,21 +103,6 @@ bool jc__cache_has_store(const jc_cache *cache)
 bool jc__cache_in_transaction(const jc_cache *cache)
 {
     return jc__store_in_transaction(cache->store);
-}
-
-int jc__cache_commit(jc_cache *cache)
-{
-    int rc = jc__store_commit(cache->store);
-    /* SQLite may keep the transaction open after a failed COMMIT (a busy
-     * lock): end it, or every later begin would nest into it and nothing
-     * would be committed again. Its message is kept. */
-    if (rc && jc__store_in_transaction(cache->store)) {
-        char *msg = jc__strdup(jc_errmsg());
-        jc__store_rollback(cache->store);
-        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
-        free(msg);
-    }
-    return rc;
 }
 
 bool jc__cache_writable(const jc_cache *cache)

@@ -22,12 +22,18 @@
 
 /* ---- looking up and storing results (cache/lookup.c, hits.c, size.c) ---- */
 /* The hits queued and not yet written, and the compute seconds they saved. */
-void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved);
+void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved);
 /* Commits the store's transaction; on failure rolls back what SQLite left
  * open, keeping the commit's message. */
 int jc__cache_commit(jc_cache *cache);
-/* Writes the queued hits; call inside a write transaction or alone. */
+/* Writes the queued hits; call inside a write transaction or alone. They
+ * stay queued until that transaction is known committed (written again if
+ * it rolled back): jc__cache_settle_touches, which the queue's readers
+ * call, drops those committed. */
 int jc__cache_flush_touches(jc_cache *cache);
+void jc__cache_settle_touches(jc_cache *cache);
+/* Drops the queued hits written in write transaction txn, just committed. */
+void jc__cache_touches_committed(jc_cache *cache, uint64_t txn);
 
 /* What a lookup found: the decoded result (owned by whoever receives it),
  * its compute time, and the fingerprint of the code that computed it. */
@@ -181,7 +187,7 @@ int jc__cache_sync_hits(jc_cache *cache);
 /* ---- state of the handle ---- */
 
 /* Hits queued and not yet written. */
-size_t jc__cache_pending(const jc_cache *cache);
+size_t jc__cache_pending(jc_cache *cache);
 /* Drops the queued hits (bookkeeping that gives way to results). */
 void jc__cache_drop_pending(jc_cache *cache);
 /* Entries whose result failed its checksum since the cache was opened. */

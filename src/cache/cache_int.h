@@ -44,6 +44,13 @@ struct jc_cache {
     uint64_t touch_ver_deletes;
     bool touch_ver_ok;
     size_t ntouched, touched_cap;
+    /* The first touch_flushed queued hits are written in write transaction
+     * touch_txn (jc__store_txn_id), not yet known committed: dropped from
+     * the queue once it has committed, written again if it rolled back
+     * (issue 23: hits written in a transaction that a busy or failed store
+     * rolled back were lost, counts short by up to 21% under 8 processes). */
+    size_t touch_flushed;
+    uint64_t touch_txn;
     size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
     /* Entries whose result failed its checksum since the cache was opened
      * (each then a miss, recomputed and overwritten). */

@@ -113,10 +113,34 @@ static int touch_each(jc_cache *cache, double at)
     return rc;
 }
 
+void jc__cache_touches_committed(jc_cache *cache, uint64_t txn)
+{
+    if (!cache->touch_flushed || cache->touch_txn != txn)
+        return;
+    size_t n = cache->touch_flushed, rest = cache->ntouched - n;
+    memmove(cache->touched, cache->touched + JC__KEY_LEN * n, rest * JC__KEY_LEN);
+    memmove(cache->touched_rowids, cache->touched_rowids + n, rest * sizeof *cache->touched_rowids);
+    memmove(cache->touched_secs, cache->touched_secs + n, rest * sizeof *cache->touched_secs);
+    cache->ntouched = rest;
+    cache->touch_flushed = 0;
+}
+
+void jc__cache_settle_touches(jc_cache *cache)
+{
+    /* Every commit goes through jc__cache_commit, which drops the hits its
+     * transaction wrote: a transaction that ended otherwise rolled back. */
+    if (cache->touch_flushed && jc__store_txn_id(cache->store) != cache->touch_txn)
+        cache->touch_flushed = 0; /* all of them are still to write */
+}
+
 int jc__cache_flush_touches(jc_cache *cache)
 {
+    jc__cache_settle_touches(cache);
     if (!cache->ntouched)
         return 0;
+    uint64_t current = jc__store_txn_id(cache->store);
+    if (cache->touch_flushed && current == cache->touch_txn)
+        return 0; /* written in this transaction; hits since wait for the next */
     /* All queued hits get the time of the latest: last_used orders
      * eviction, and a few milliseconds do not change that order. A key hit
      * twice (jc_memo in a loop) is counted twice, as the chunked statement
@@ -136,12 +160,18 @@ int jc__cache_flush_touches(jc_cache *cache)
     else
         rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
                                   : touch_each(cache, latest);
-    cache->ntouched = 0;
+    if (rc)
+        cache->touch_flushed = 0; /* the transaction rolls back: all stay queued */
+    else if (current == 0)
+        cache->ntouched = 0; /* outside a transaction: each statement committed */
+    else
+        cache->touch_flushed = cache->ntouched, cache->touch_txn = current;
     return rc;
 }
 
-void jc__cache_pending_hits(const jc_cache *cache, int64_t *hits, double *saved)
+void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved)
 {
+    jc__cache_settle_touches(cache);
     *hits = (int64_t)cache->ntouched;
     *saved = 0;
     for (size_t i = 0; i < cache->ntouched; i++)
@@ -167,4 +197,36 @@ int jc__cache_write_end(jc_cache *cache, int rc, bool keep)
     }
     int c = jc__cache_commit(cache);
     return c ? c : rc;
+}
+
+/* ---- the queue's state, and the commit that settles it ---- */
+
+size_t jc__cache_pending(jc_cache *cache)
+{
+    jc__cache_settle_touches(cache);
+    return cache->ntouched;
+}
+
+void jc__cache_drop_pending(jc_cache *cache)
+{
+    cache->ntouched = 0;
+    cache->touch_flushed = 0;
+}
+
+int jc__cache_commit(jc_cache *cache)
+{
+    uint64_t txn = jc__store_txn_id(cache->store);
+    int rc = jc__store_commit(cache->store);
+    if (!rc && !jc__store_in_transaction(cache->store))
+        jc__cache_touches_committed(cache, txn);
+    /* SQLite may keep the transaction open after a failed COMMIT (a busy
+     * lock): end it, or every later begin would nest into it and nothing
+     * would be committed again. Its message is kept. */
+    if (rc && jc__store_in_transaction(cache->store)) {
+        char *msg = jc__strdup(jc_errmsg());
+        jc__store_rollback(cache->store);
+        jc__set_error(rc, "%s", msg ? msg : jc_strerror(rc));
+        free(msg);
+    }
+    return rc;
 }

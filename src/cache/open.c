@@ -158,7 +158,7 @@ void jc_cache_close(jc_cache *cache)
         else
             jc__cache_commit(cache);
     }
-    if (cache->store && cache->ntouched) {
+    if (cache->store && jc__cache_pending(cache)) {
         /* Best effort: hit counts are bookkeeping, never results. */
         if (jc__store_begin(cache->store) == 0) {
             jc__cache_flush_touches(cache);

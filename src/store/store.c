@@ -395,6 +395,11 @@ int jc__store_schema(const jc__store *st)
     return st->ops->schema(st);
 }
 
+uint64_t jc__store_txn_id(const jc__store *st)
+{
+    return st ? st->ops->txn_id(st) : 0;
+}
+
 bool jc__store_in_transaction(const jc__store *st)
 {
     if (!st)

@@ -413,6 +413,11 @@ void jc__store_busy_wait(jc__store *st, int ms);
 
 /* Whether an explicit transaction (jc__store_begin) is open. */
 bool jc__store_in_transaction(const jc__store *st);
+/* Which write transaction is open: a number that grows with each outermost
+ * jc__store_begin, 0 when none is open. With the outcome of its commit, it
+ * tells the caller whether what it wrote in a transaction was committed or
+ * rolled back. */
+uint64_t jc__store_txn_id(const jc__store *st);
 
 /* Times kept in the file (created, last_used) are jc__now() (util/clock.h):
  * seconds since the epoch. */

@@ -71,6 +71,7 @@ typedef struct jc__store_ops {
     int (*meta_set)(jc__store *st, const char *name, const char *value);
     int (*schema)(const jc__store *st);
     bool (*in_transaction)(const jc__store *st);
+    uint64_t (*txn_id)(const jc__store *st);
     void (*busy_wait)(jc__store *st, int ms);
 } jc__store_ops;
 

@@ -295,6 +295,11 @@ static bool op_in_transaction(const jc__store *st)
     return jc__sqlite_in_transaction(SQC(st));
 }
 
+static uint64_t op_txn_id(const jc__store *st)
+{
+    return SQC(st)->txn_current;
+}
+
 static void op_busy_wait(jc__store *st, int ms)
 {
     jc__sq_busy_install(SQ(st), ms < 0 ? SQ(st)->busy_timeout_ms : ms);
@@ -356,5 +361,6 @@ const jc__store_ops jc__sqlite_ops = {
     .meta_set = op_meta_set,
     .schema = op_schema,
     .in_transaction = op_in_transaction,
+    .txn_id = op_txn_id,
     .busy_wait = op_busy_wait,
 };

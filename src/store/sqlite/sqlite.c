@@ -212,6 +212,7 @@ int jc__sqlite_begin(jc__sqlite *st)
          * count of begins is stale; what it held is gone. Start afresh. */
         st->depth = 0;
         st->doomed = false;
+        st->txn_current = 0;
     }
     if (st->depth > 0) {
         st->depth++;
@@ -222,6 +223,7 @@ int jc__sqlite_begin(jc__sqlite *st)
         return rc;
     st->depth = 1;
     st->doomed = false;
+    st->txn_current = ++st->txn_seq;
     return 0;
 }
 
@@ -231,6 +233,7 @@ static int rollback_outer(jc__sqlite *st)
 {
     st->depth = 0;
     st->doomed = false;
+    st->txn_current = 0;
     if (sqlite3_get_autocommit(st->db))
         return 0;
     return jc__sq_step_done(st, st->rollback, "ROLLBACK");
@@ -254,6 +257,7 @@ int jc__sqlite_commit(jc__sqlite *st)
     }
     if (sqlite3_get_autocommit(st->db)) {
         st->doomed = false;
+        st->txn_current = 0;
         return jc__set_error(JC_EIO,
                              "cache file '%s': SQLite rolled the transaction back after an "
                              "earlier error; nothing was committed",
@@ -264,6 +268,8 @@ int jc__sqlite_commit(jc__sqlite *st)
      * caller may then commit again or roll back. */
     if (rc && !sqlite3_get_autocommit(st->db))
         st->depth = 1;
+    else
+        st->txn_current = 0;
     return rc;
 }
 

@@ -69,6 +69,9 @@ struct jc__sqlite {
     unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
     int listings; /* pagers open (JC__SQ_MEMORY_LISTING while any is) */
+    /* Outermost write transactions: the open one (0: none) and the count
+     * of begins (jc__store_txn_id). */
+    uint64_t txn_current, txn_seq;
     bool doomed; /* an inner rollback happened: the outermost commit rolls back */
     /* The last lookup's result, copied out of SQLite (see the note above). */
     void *buf;
