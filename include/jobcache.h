@@ -906,7 +906,11 @@ JC_EXPORT int jc_cache_remove_matching(jc_cache *cache, const jc_filter *filter,
 /* What jc_cache_prune removes; the zero value removes nothing. The rules
  * apply in this order, each to what the previous ones left. */
 typedef struct jc_prune_options {
-    bool stale_versions; /* every version of a function but the one most recently used (hit or stored) */
+    /* Every version of a function but the one most recently used (hit or
+     * stored; ties: the one written last). Times written under a clock
+     * that was ahead count as no later than the entries written after
+     * them. */
+    bool stale_versions;
     double older_than;   /* entries last used more than this many seconds ago; 0 = none */
     int64_t max_entries; /* then least recently used entries until at most this many remain; 0 = no limit */
     /* Then least recently used entries until the file's pages in use take

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <signal.h>
 #include <pthread.h>
@@ -572,6 +573,192 @@ static void file_stale_versions_keep_the_version_used_last(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE version = 'v1'"), 5);
 }
 
+/* Entries written under a clock that was a day ahead (v1), then the
+ * version in use written and used with the clock right (v2): pruning stale
+ * versions keeps v2 (issue 23: clamped to now, v1 looked newer and v2 was
+ * removed), now and in every later prune; and v1's times are no later
+ * than v2's first entry. */
+static void file_stale_versions_after_a_clock_that_was_ahead_keep_the_current(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "stale-ahead.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 10);
+    jc_cache_close(c);
+    char q[256];
+    double now = now_seconds();
+    snprintf(q, sizeof q,
+             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE rowid <= 5;"
+             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE rowid > 5",
+             now + 86400, now + 86400, now - 120, now - 30);
+    sql(path, q);
+    for (int round = 0; round < 2; round++) {
+        c = open_cache(path, 0);
+        int64_t n = -1;
+        assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.stale_versions = true}, true, &n, NULL), 0);
+        assert_int_equal(n, 5);
+        /* Times written back by a prune of nothing (its clamp stays). */
+        assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.older_than = 1e9}, false, NULL, NULL), 0);
+        jc_cache_close(c);
+        assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE created > strftime('%s','now') + 1"), 0);
+        assert_int_equal(jc_test_sql_int(path, "SELECT (SELECT max(last_used) FROM entries WHERE rowid <= 5)"
+                                               " <= (SELECT created FROM entries WHERE rowid = 6) + 0.001"), 1);
+    }
+    c = open_cache(path, 0);
+    int64_t n = 0;
+    assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.stale_versions = true}, false, &n, NULL), 0);
+    assert_int_equal(n, 5);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE version = 'v2'"), 5);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 5);
+}
+
+/* ---- a full disk, simulated: a VFS over SQLite's own in which the -shm
+ * file cannot be made (what a full disk does to a closed cache: its -shm
+ * file is gone, and 32 KiB cannot be found for it), its error number
+ * ENOSPC. ---- */
+
+typedef struct full_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* right after this struct */
+} full_file;
+
+static sqlite3_vfs *real_vfs;
+#define REAL(f) (((full_file *)(f))->real)
+static int ff_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int ff_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int ff_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
+static int ff_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int ff_sync(sqlite3_file *f, int fl) { return REAL(f)->pMethods->xSync(REAL(f), fl); }
+static int ff_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int ff_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int ff_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int ff_check(sqlite3_file *f, int *o) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), o); }
+static int ff_control(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int ff_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int ff_dev(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int ff_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **p)
+{
+    (void)f, (void)pg, (void)sz, (void)ext;
+    *p = NULL;
+    errno = ENOSPC;
+    return SQLITE_IOERR_SHMSIZE; /* as unixShmMap reports a failed write of the -shm */
+}
+static int ff_shm_lock(sqlite3_file *f, int o, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl); }
+static void ff_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int ff_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int ff_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, p); }
+static int ff_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+static const sqlite3_io_methods full_methods = {
+    .iVersion = 3, .xClose = ff_close, .xRead = ff_read, .xWrite = ff_write, .xTruncate = ff_truncate,
+    .xSync = ff_sync, .xFileSize = ff_size, .xLock = ff_lock, .xUnlock = ff_unlock,
+    .xCheckReservedLock = ff_check, .xFileControl = ff_control, .xSectorSize = ff_sector,
+    .xDeviceCharacteristics = ff_dev, .xShmMap = ff_shm_map, .xShmLock = ff_shm_lock,
+    .xShmBarrier = ff_shm_barrier, .xShmUnmap = ff_shm_unmap, .xFetch = ff_fetch, .xUnfetch = ff_unfetch};
+
+static int fv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out)
+{
+    (void)vfs;
+    full_file *ff = (full_file *)f;
+    ff->real = (sqlite3_file *)(ff + 1);
+    int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out);
+    f->pMethods = rc == SQLITE_OK ? &full_methods : NULL;
+    return rc;
+}
+static int fv_delete(sqlite3_vfs *v, const char *n, int s) { (void)v; return real_vfs->xDelete(real_vfs, n, s); }
+static int fv_access(sqlite3_vfs *v, const char *n, int fl, int *o) { (void)v; return real_vfs->xAccess(real_vfs, n, fl, o); }
+static int fv_full(sqlite3_vfs *v, const char *n, int k, char *o) { (void)v; return real_vfs->xFullPathname(real_vfs, n, k, o); }
+static int fv_random(sqlite3_vfs *v, int n, char *o) { (void)v; return real_vfs->xRandomness(real_vfs, n, o); }
+static int fv_sleep(sqlite3_vfs *v, int us) { (void)v; return real_vfs->xSleep(real_vfs, us); }
+static int fv_time(sqlite3_vfs *v, double *t) { (void)v; return real_vfs->xCurrentTime(real_vfs, t); }
+static int fv_last_error(sqlite3_vfs *v, int n, char *o) { (void)v, (void)n, (void)o; return ENOSPC; }
+static int fv_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return real_vfs->xCurrentTimeInt64(real_vfs, t); }
+static sqlite3_vfs full_vfs = {.iVersion = 2, .zName = "full-disk", .xOpen = fv_open, .xDelete = fv_delete,
+                               .xAccess = fv_access, .xFullPathname = fv_full, .xRandomness = fv_random,
+                               .xSleep = fv_sleep, .xCurrentTime = fv_time, .xGetLastError = fv_last_error,
+                               .xCurrentTimeInt64 = fv_time64};
+
+static void full_disk_begin(void)
+{
+    real_vfs = sqlite3_vfs_find("unix");
+    assert_non_null(real_vfs);
+    full_vfs.szOsFile = (int)sizeof(full_file) + real_vfs->szOsFile;
+    full_vfs.mxPathname = real_vfs->mxPathname;
+    assert_int_equal(sqlite3_vfs_register(&full_vfs, 1), SQLITE_OK); /* the default from now on */
+}
+
+static void full_disk_end(void)
+{
+    sqlite3_vfs_unregister(&full_vfs);
+    sqlite3_vfs_register(real_vfs, 1);
+}
+
+/* A complete cache on a full disk (issue 23: runs, JOBCACHE_READONLY=1 and
+ * jobcache stats all failed with "disk I/O error", the -shm file being
+ * impossible to create): read-only, it reads; writable, a run serves its
+ * hits, computes its misses, returns every result with the full-disk
+ * status and says how many it could not store; nothing of the file is
+ * changed. Results still in a -wal file are said to be unreadable, naming
+ * the full disk. */
+static void file_a_cache_on_a_full_disk_is_read_and_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "full-disk.db");
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 5);
+    jc_cache_close(c); /* closed: complete in the file, no -shm left */
+    char shm[PATH_CAP + 8];
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    assert_false(jc_test_exists(shm));
+    jc_test_bytes before = jc_test_snapshot(path);
+
+    full_disk_begin();
+    c = jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    assert_non_null(c);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    assert_int_equal(s->entries, 5);
+    jc_stats_free(s);
+    jc_value *v = jc_memo(c, square, jc_int(3));
+    assert_non_null(v);
+    jc_value_free(v);
+    jc_cache_close(c);
+
+    c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int x = 0; x < 10; x++)
+        jc_delayed(b, square, jc_int(x));
+    jc_results *res = jc_run(b);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_EFULL);
+    assert_contains(jc_results_message(res), "5 results could not be stored");
+    assert_contains(jc_results_message(res), "the disk is full");
+    for (int x = 0; x < 10; x++)
+        assert_int_equal(jc_result_int(res, (size_t)x), x * x);
+    assert_int_equal(jc_results_summary(res).cached, 5);
+    assert_int_equal(jc_results_summary(res).computed, 5);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    full_disk_end();
+    jc_test_assert_unchanged(path, before);
+
+    /* Results still in the -wal file (a program has the cache open). */
+    c = open_cache(path, 0);
+    run_squares(c, 5, 8);
+    full_disk_begin();
+    jc_cache *other = jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    full_disk_end();
+    assert_null(other);
+    assert_int_equal(jc_errcode(), JC_EFULL);
+    assert_contains(jc_errmsg(), "the disk is full");
+    assert_contains(jc_errmsg(), "-wal");
+    jc_cache_close(c);
+}
+
 /* The permission bits of path, or -1 when it does not exist. */
 static int mode_of(const char *path)
 {
@@ -722,6 +909,8 @@ int main(void)
         cmocka_unit_test(file_entries_from_a_clock_ahead_do_not_stay_newest),
         cmocka_unit_test(file_future_times_read_as_now),
         cmocka_unit_test(file_stale_versions_keep_the_version_used_last),
+        cmocka_unit_test(file_stale_versions_after_a_clock_that_was_ahead_keep_the_current),
+        cmocka_unit_test(file_a_cache_on_a_full_disk_is_read_and_runs),
         cmocka_unit_test(file_a_stuck_lock_holds_a_run_for_its_busy_timeout_not_longer),
         cmocka_unit_test(file_a_new_cache_file_gets_the_mode_the_umask_allows),
         cmocka_unit_test(file_a_group_member_can_write_a_cache_in_a_setgid_directory),

@@ -252,17 +252,20 @@ int jc__store_delete_rowid(jc__store *st, int64_t rowid);
  * recorded) to what it removed. */
 /* The entries q selects (its order and limit are ignored). */
 int jc__store_remove(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
-/* Writes back as now every created and last_used later than now (stored
- * while the clock was ahead), so that such an entry does not stay the
- * newest; *count (may be NULL) gets how many entries. Everything else here
- * already reads such times as now. Call inside a write transaction. */
+/* Writes back every created and last_used later than now (stored while the
+ * clock was ahead) as the time the next entry written with a sane clock
+ * was made (rowids follow the order of writing), or now when there is
+ * none, so that such an entry neither stays the newest nor looks newer
+ * than the entries written after it; *count (may be NULL) gets how many
+ * entries. Everything else here reads such times as now until then. Call
+ * inside a write transaction. */
 int jc__store_clamp_future(jc__store *st, int64_t *count);
 /* Sets every entry's hit count to 0 (last_used unchanged), and the counts
  * of evictions (jc__store_facts); *count (may be NULL) gets how many
  * entries had hits. Call inside a write transaction. */
 int jc__store_zero_hits(jc__store *st, int64_t *count);
 /* Every version of a function but the one most recently used (ties: the
- * greatest version string). */
+ * one written last, then the greatest version string). */
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);
 /* Least recently used entries beyond the keep_entries most recently used or
  * beyond keep_bytes of them (args + result); 0 = no such bound. */

@@ -304,10 +304,24 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
     int rc = jc__sq_store_enter_write(st, "clamp times later than now");
     if (rc)
         return rc;
+    /* A time later than now was written under a clock that was ahead:
+     * when the entry was really made is unknown, but not after the next
+     * entry written with a sane clock (rowids follow the order of writing).
+     * That bound, or now, so that such an entry never looks newer than
+     * the entries written after it (issue 23: prune --stale-versions kept
+     * the old version, clamped to now, and removed the current one). */
+#define NEXT_SANE                                                                                  \
+    "ifnull((SELECT e.created FROM entries e WHERE e.rowid > entries.rowid AND e.created <= " NOW_SQL \
+    " ORDER BY e.rowid LIMIT 1), " NOW_SQL ")"
+#define NEW_CREATED                                                                                \
+    "(CASE WHEN created > " NOW_SQL " THEN min(" NOW_SQL ", " NEXT_SANE ") ELSE created END)"
     rc = jc__sq_run_sql(st,
-                 "UPDATE entries SET created = " CREATED ", last_used = " USED
+                 "UPDATE entries SET created = " NEW_CREATED ", last_used = (CASE WHEN last_used > " NOW_SQL
+                 " THEN max(" NEW_CREATED ", min(" NOW_SQL ", " NEXT_SANE ")) ELSE last_used END)"
                  " WHERE created > " NOW_SQL " OR last_used > " NOW_SQL,
                  "clamping times later than now");
+#undef NEW_CREATED
+#undef NEXT_SANE
     if (!rc && count)
         *count = sqlite3_changes(st->db);
     return rc;
@@ -335,7 +349,7 @@ int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes)
     static const char where[] =
         "(function, version) NOT IN (SELECT function, version FROM"
         " (SELECT function, version, row_number() OVER (PARTITION BY function"
-        " ORDER BY max(" USED ") DESC, version DESC) AS r FROM entries GROUP BY function, version)"
+        " ORDER BY max(" USED ") DESC, max(rowid) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
         " WHERE r = 1)";
     return jc__sq_remove_where(st, where, NULL, NULL, count, bytes);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -390,6 +391,51 @@ static int prepare_all(jc__sqlite *st)
     return rc;
 }
 
+/* Whether the open failed because the -shm file could not be made for
+ * want of space (issue 23: a complete cache on a full disk could not be
+ * read at all: "disk I/O error"). SQLite reports the -shm's failures as
+ * SQLITE_IOERR_SHMOPEN, SHMSIZE or SHMMAP (or SQLITE_FULL); the space is
+ * then confirmed by the error number or by the file system's free blocks. */
+static bool shm_out_of_space(jc__sqlite *st)
+{
+    if (!st->db)
+        return false;
+    int ext = sqlite3_extended_errcode(st->db);
+    if (ext != SQLITE_IOERR_SHMOPEN && ext != SQLITE_IOERR_SHMSIZE && ext != SQLITE_IOERR_SHMMAP &&
+        (ext & 0xff) != SQLITE_FULL)
+        return false;
+    if (sqlite3_system_errno(st->db) == ENOSPC || sqlite3_system_errno(st->db) == EDQUOT)
+        return true;
+    struct statvfs vfs;
+    char *dir = jc__strdup(st->path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        slash[slash == dir ? 1 : 0] = '\0';
+    bool full = dir && statvfs(slash ? dir : ".", &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < 64 * 1024;
+    free(dir);
+    return full;
+}
+
+/* A full disk: the file alone is read (immutable: no -shm, no locks), when
+ * it is the whole cache (no -wal data beside it); the handle stores nothing
+ * and says why (JC_EFULL at every write). Results still in the -wal file
+ * cannot be read without the -shm: that is said instead. */
+static int open_full_disk(jc__sqlite *st)
+{
+    if (side_size(st->path, "-wal") > 0)
+        return jc__set_error(JC_EFULL,
+                             "cannot read cache file '%s': the disk is full, and SQLite cannot create "
+                             "'%s-shm' (32 KiB) to read the results still in '%s-wal'; free some space",
+                             st->path, st->path, st->path);
+    sqlite3_close_v2(st->db);
+    st->db = NULL;
+    st->immutable = true;
+    st->disk_full = true;
+    st->flags |= JC__STORE_READONLY;
+    int rc = open_db(st);
+    return rc ? rc : jc__sq_check_schema(st);
+}
+
 int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__sqlite **out)
 {
     jc__sqlite *st = NULL;
@@ -416,6 +462,8 @@ int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__s
     rc = open_db(st);
     if (!rc)
         rc = jc__sq_check_schema(st);
+    if (rc && shm_out_of_space(st))
+        rc = open_full_disk(st);
     if (!rc)
         rc = tune(st);
     if (!rc)

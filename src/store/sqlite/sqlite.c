@@ -120,6 +120,12 @@ int jc__sq_store_enter_write(jc__sqlite *st, const char *what)
     int rc = jc__sq_store_enter(st);
     if (rc)
         return rc;
+    if (st->disk_full)
+        return jc__set_error(JC_EFULL,
+                             "cannot %s in cache file '%s': the disk is full (SQLite could not create "
+                             "'%s-shm', 32 KiB, which writing needs); hits are served and every result is "
+                             "returned, nothing is stored: free some space",
+                             what, st->path, st->path);
     if (st->flags & JC__STORE_READONLY)
         return jc__set_error(JC_EREADONLY, "cache file '%s' was opened read-only%s: cannot %s",
                              st->path,

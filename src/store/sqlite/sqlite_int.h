@@ -69,6 +69,9 @@ struct jc__sqlite {
     unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
     int listings; /* pagers open (JC__SQ_MEMORY_LISTING while any is) */
+    /* The -shm file could not be created for want of space: opened
+     * immutable, read-only; every write gives JC_EFULL (open.c). */
+    bool disk_full;
     /* Outermost write transactions: the open one (0: none) and the count
      * of begins (jc__store_txn_id). */
     uint64_t txn_current, txn_seq;
