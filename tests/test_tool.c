@@ -1341,7 +1341,13 @@ static void tool_ls_memory_does_not_grow_with_the_cache(void **state)
     assert_int_equal(stat(large, &sb), 0);
     assert_true(sb.st_size > 8 << 20);
     const char *sorts[] = {"", "used", "key"};
-    for (size_t i = 0; i < sizeof sorts / sizeof *sorts; i++) {
+    size_t nsorts = sizeof sorts / sizeof *sorts;
+#ifdef __SANITIZE_ADDRESS__
+    /* AddressSanitizer keeps freed memory in quarantine: the peak then
+     * grows with what a listing allocates and frees, not what it keeps. */
+    nsorts = 0;
+#endif
+    for (size_t i = 0; i < nsorts; i++) {
         long base = peak_kib_at_first_line(small, sorts[i]);
         long big = peak_kib_at_first_line(large, sorts[i]);
         assert_true(base > 0 && big > 0);
