@@ -150,7 +150,15 @@ typedef enum jc_type {
      * 64 KiB or more is kept as its length and XXH3-128 digest (see
      * docs/format.md). Only found in decoded stored arguments (jobcache
      * show, jc_entry_load); jc_value_len gives its length in elements. */
-    JC_TYPE_DIGEST = 11
+    JC_TYPE_DIGEST = 11,
+    /* A file or directory given by its path and keyed by its content
+     * (jc_file): the function reads it as a string, its path
+     * (jc_arg_str); the key and the stored arguments hold its content's
+     * digest. Decoded stored arguments hold the digest alone (no path). */
+    JC_TYPE_FILE = 12,
+    /* An argument left out of the key (JC_LEAVE_OUT): only found in decoded
+     * stored arguments, where it stands for the value the call had. */
+    JC_TYPE_LEFT_OUT = 13
 } jc_type;
 
 /* Builders. Each returns a new value owned by the caller, or NULL when out of
@@ -177,6 +185,22 @@ JC_EXPORT jc_value *jc_ints(const int64_t *p, size_t n);
  * is never copied through a pipe. */
 JC_EXPORT jc_value *jc_doubles_ref(const double *p, size_t n);
 JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
+/* A file or directory as an argument, keyed by its content (as make,
+ * Snakemake and DVC key their inputs): the key holds the XXH3-128 digest
+ * of the file's bytes, or of a directory's entries sorted by name (each
+ * entry's name, type, executable bit and content digest; a symbolic link
+ * as its target text, not followed; docs/format.md), and the function gets
+ * the path (jc_arg_str). A file changed between runs is a miss; a file
+ * touched but unchanged is a hit. An unchanged file is not read again in
+ * this process: its size, modification time, inode and device are
+ * remembered with its digest, as git's index does, and, by git's rule for
+ * racy timestamps, a file modified within 2 seconds of when it was hashed
+ * is hashed again. Copies path. NULL (JC_EIO, or JC_EINVAL for NULL or
+ * invalid UTF-8, naming the path and the reason) when it cannot be read,
+ * which fails the call at jc_delayed. The digest is taken when the value is
+ * made: a file changed after jc_file and before the function reads it is
+ * the function's to notice. */
+JC_EXPORT jc_value *jc_file(const char *path);
 /* A named argument for jc_delayed / jc_memo, or a map entry for jc_map.
  * Copies name (non-empty UTF-8); takes ownership of v, which may not itself
  * be a jc_kw. */
@@ -313,6 +337,30 @@ typedef struct jc_function {
  * valid for the life of the process. JC_EINVAL for a name that is not an
  * identifier, or a name given twice (the function then has no names). */
 JC_EXPORT int jc_function_register_params(const jc_function *desc, const char *const *names);
+
+/* JC_LEAVE_OUT(fn, "log_path", "verbose"), at file scope after fn's
+ * JC_FUNCTION, leaves those arguments out of fn's key, as joblib's
+ * Memory.cache(ignore=...) and Parsl's ignore_for_cache do: a log path
+ * that changes every run, a verbosity flag, a thread count. A name is a
+ * named argument's (jc_kw), or a positional parameter's
+ * (JC_FUNCTION_PARAMS). fn still gets every argument as given; the key, and
+ * the arguments the cache keeps, hold a placeholder for it instead of its
+ * value (jobcache show prints it as <left out>), so that two calls that
+ * differ only there are one call: computed once per run (the first one's
+ * value reaches fn) and hits of each other across runs. Adding or removing
+ * a name changes fn's keys as a version bump would. A call of fn that has
+ * none of these arguments keeps the key it had without JC_LEAVE_OUT. */
+#define JC_LEAVE_OUT(fn, ...)                                                   \
+    static const char *const jc__fn_left_out_##fn[] = {__VA_ARGS__, NULL};  \
+    __attribute__((constructor)) static void jc__fn_leave_out_##fn(void)    \
+    {                                                                        \
+        jc_function_leave_out(&jc__fn_desc_##fn, jc__fn_left_out_##fn);      \
+    }                                                                        \
+    typedef int jc__fn_left_out_semicolon_##fn
+/* What JC_LEAVE_OUT does: names is a NULL-terminated array that must stay
+ * valid for the life of the process. JC_EINVAL for an empty or non-UTF-8
+ * name, or a name given twice. */
+JC_EXPORT int jc_function_leave_out(const jc_function *desc, const char *const *names);
 
 /* Registers a function by hand (what JC_FUNCTION does). desc must stay valid
  * for the life of the process; it is not copied. An empty name or version is

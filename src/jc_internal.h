@@ -106,6 +106,16 @@ int jc__args_canonicalize(jc_value *const *argv, size_t argc);
 int jc__value_digest(const jc_value *v, unsigned char payload[25]);
 /* A JC_TYPE_DIGEST value from the 25-byte ext 3 payload (copied). */
 jc_value *jc__digest_value(const unsigned char payload[25]);
+/* A file argument's ext 4 payload: kind version (1), kind (1 file, 2
+ * directory), XXH3-128 of the content (canonical). docs/format.md. */
+#define JC__FILE_DIGEST_LEN 18
+/* A JC_TYPE_FILE value: path (copied; NULL for a decoded stored argument)
+ * and its payload. */
+jc_value *jc__file_value(const char *path, const unsigned char payload[JC__FILE_DIGEST_LEN]);
+/* A JC_TYPE_LEFT_OUT value (a decoded stored argument left out of the key). */
+jc_value *jc__left_out_value(void);
+/* How many times jc_file read a file's bytes in this process (tests). */
+unsigned long jc__file_reads(void);
 
 /* Maximum nesting of lists and maps in a value (msgpack-c's unpacker stack
  * is 32 deep; the argument wrappers take two levels). */
@@ -133,6 +143,10 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx);
+/* The same with the arguments left_out[i] marks (may be NULL: none) as the
+ * left-out placeholder (ext 5) instead of their values: what the key and
+ * the stored arguments of a function with JC_LEAVE_OUT hold. */
+int jc__encode_args_left_out(jc_value *const *argv, size_t argc, const bool *left_out, jc__write_fn w, void *ctx);
 /* Asked, for each top-level argument of JC__DIGEST_MIN bytes or more, in
  * the order of the encoding (positional ones, then named ones by name),
  * with its 25-byte digest payload: true writes the digest instead of the
@@ -159,6 +173,9 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv, size_t *argc)
  * 16-byte canonical (big-endian) form. */
 int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,
                     uint8_t key[JC__KEY_LEN]);
+/* The same with the arguments left_out marks (may be NULL) left out. */
+int jc__key_compute_left_out(const char *name, const char *version, jc_value *const *argv, size_t argc,
+                             const bool *left_out, uint8_t key[JC__KEY_LEN]);
 /* The same from an already-encoded argument blob (for verify). */
 int jc__key_from_blob(const char *name, const char *version, const void *args, size_t len,
                       uint8_t key[JC__KEY_LEN]);
@@ -175,6 +192,12 @@ const jc_function *jc__function_by_ptr(jc_fn fn);
 unsigned long jc__registry_generation(void);
 /* The parameter names of desc (JC_FUNCTION_PARAMS), *n of them, or NULL. */
 const char *const *jc__function_params(const jc_function *desc, size_t *n);
+/* Marks in left_out[0..argc) the arguments of a call of desc that its
+ * JC_LEAVE_OUT names (a positional one by its parameter's name, a named one
+ * by its name); returns whether any is. */
+bool jc__function_left_out(const jc_function *desc, jc_value *const *argv, size_t argc, bool *left_out);
+/* The names desc leaves out (NULL-terminated, or NULL), *n of them. */
+const char *const *jc__function_left_out_names(const jc_function *desc, size_t *n);
 
 /* ---- calls (call.c) ---- */
 

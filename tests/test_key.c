@@ -28,6 +28,8 @@
 #include "jc_internal.h"
 #include "testutil.h"
 
+#define PATH_CAP 4096
+
 /* ---- helpers ---- */
 
 /* XXH3-128 with seed 0 of p, as 32 lowercase hex digits of its canonical
@@ -169,6 +171,127 @@ static void key_golden_vectors(void **state)
     free(d);
     free(i);
     assert_int_equal(mismatches, 0);
+}
+
+/* ---- key inputs other than plain values (docs/format.md, "Key inputs") ----
+ *
+ * Each kind is computed here from the documented bytes and compared with
+ * the implementation, and pinned as a literal: a file by content (ext 4),
+ * a directory by its entries (ext 4), an argument left out (ext 5). A call
+ * using none of them keeps its key (the vectors above). */
+
+#define KEY_FILE_HELLO "7c2d163dff6d77e105a3085727802393"
+#define KEY_DIR_TREE "26e03b79172220f38abf748982dc47ad"
+#define KEY_LEFT_OUT "07a8822123d2902353daa82322236af3"
+
+/* Writes path with text (and mode). */
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+/* Appends a msgpack directory entry [name, type, executable, bin16 digest]. */
+static size_t put_entry(unsigned char *o, const char *name, int type, bool exec, const void *content, size_t n)
+{
+    size_t at = 0, nl = strlen(name);
+    o[at++] = 0x94;
+    o[at++] = (unsigned char)(0xa0 | nl);
+    memcpy(o + at, name, nl);
+    at += nl;
+    o[at++] = (unsigned char)type;
+    o[at++] = exec ? 0xc3 : 0xc2;
+    o[at++] = 0xc4;
+    o[at++] = 16;
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(content, n));
+    memcpy(o + at, c.digest, 16);
+    return at + 16;
+}
+
+/* The key input [1, "f", "v1", [[ext 4: 1, kind, digest], {}]] hashed. */
+static void file_key_hex(int kind, const unsigned char digest[16], char hex[33])
+{
+    unsigned char in[64] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91, 0xc7, 18, 4, 1, (unsigned char)kind};
+    memcpy(in + 14, digest, 16);
+    in[30] = 0x80;
+    xxh3_hex(in, 31, hex);
+}
+
+static void key_of_a_file_and_a_directory_by_their_content(void **state)
+{
+    (void)state;
+    char dir[PATH_CAP], path[2 * PATH_CAP + 64], hex[33];
+    jc_test_path(dir, sizeof dir, "keyfiles");
+    snprintf(path, sizeof path, "rm -rf '%s' && mkdir -p '%s/tree/sub'", dir, dir);
+    assert_int_equal(system(path), 0);
+    snprintf(path, sizeof path, "%s/hello.txt", dir);
+    write_text(path, "hello\n", 0644);
+    /* A file: the digest of its bytes. */
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits("hello\n", 6));
+    file_key_hex(1, c.digest, hex);
+    char got[33];
+    hex_of(got, "f", "v1", ARGS(jc_file(path)));
+    assert_string_equal(got, hex);
+    assert_string_equal(got, KEY_FILE_HELLO);
+
+    /* A directory: its entries sorted by name: a.txt (file "A"), b (a
+     * link to a.txt: its target text), sub (a directory holding c, an
+     * executable file "C"). */
+    snprintf(path, sizeof path, "%s/tree/a.txt", dir);
+    write_text(path, "A", 0644);
+    snprintf(path, sizeof path, "%s/tree/sub/c", dir);
+    write_text(path, "C", 0755);
+    snprintf(path, sizeof path, "%s/tree/b", dir);
+    assert_int_equal(symlink("a.txt", path), 0);
+    unsigned char sub[64], top[256];
+    size_t n = 0;
+    sub[n++] = 0x91;
+    n += put_entry(sub + n, "c", 1, true, "C", 1);
+    XXH128_canonical_t subd;
+    XXH128_canonicalFromHash(&subd, XXH3_128bits(sub, n));
+    size_t m = 0;
+    top[m++] = 0x93;
+    m += put_entry(top + m, "a.txt", 1, false, "A", 1);
+    m += put_entry(top + m, "b", 3, false, "a.txt", 5);
+    /* sub: its digest as the entry's (put_entry hashes content: patch in). */
+    m += put_entry(top + m, "sub", 2, false, "", 0);
+    memcpy(top + m - 16, subd.digest, 16);
+    XXH128_canonical_t topd;
+    XXH128_canonicalFromHash(&topd, XXH3_128bits(top, m));
+    file_key_hex(2, topd.digest, hex);
+    snprintf(path, sizeof path, "%s/tree", dir);
+    hex_of(got, "f", "v1", ARGS(jc_file(path)));
+    assert_string_equal(got, hex);
+    assert_string_equal(got, KEY_DIR_TREE);
+}
+
+static void key_of_an_argument_left_out(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[1], {"log": ext 5: 1}]] */
+    static const unsigned char in[] = {0x94, 0x01, 0xa1, 'f',  0xa2, 'v', '1', 0x92, 0x91, 0x01,
+                                       0x81, 0xa3, 'l',  'o',  'g',  0xd4, 5,  1};
+    char hex[33], got[33];
+    xxh3_hex(in, sizeof in, hex);
+    jc_value *argv[2] = {jc_int(1), jc_kw("log", jc_str("/tmp/run-4242.log"))};
+    bool left[2] = {false, true};
+    uint8_t key[JC__KEY_LEN];
+    assert_int_equal(jc__key_compute_left_out("f", "v1", argv, 2, left, key), 0);
+    jc__key_hex(key, got);
+    assert_string_equal(got, hex);
+    assert_string_equal(got, KEY_LEFT_OUT);
+    /* Whatever the value left out. */
+    jc_value_free(argv[1]);
+    argv[1] = jc_kw("log", jc_int(7));
+    assert_int_equal(jc__key_compute_left_out("f", "v1", argv, 2, left, key), 0);
+    jc__key_hex(key, got);
+    assert_string_equal(got, KEY_LEFT_OUT);
+    free_argv(argv, 2);
 }
 
 /* ---- the same keys, computed independently from the documented format ---- */
@@ -477,6 +600,8 @@ int main(void)
         cmocka_unit_test(key_golden_vectors),
         cmocka_unit_test(key_no_args_from_hand_written_bytes),
         cmocka_unit_test(key_int_and_double_from_hand_written_bytes),
+        cmocka_unit_test(key_of_a_file_and_a_directory_by_their_content),
+        cmocka_unit_test(key_of_an_argument_left_out),
         cmocka_unit_test(key_named_args_from_hand_written_bytes),
         cmocka_unit_test(key_doubles_array_from_hand_written_bytes),
         cmocka_unit_test(key_large_array_from_hand_written_bytes),

@@ -176,7 +176,10 @@ json_t *json_value(const jc_value *v)
     case JC_TYPE_DOUBLE: return jc_value_get_double(v, &d) ? NULL : value_double(d);
     case JC_TYPE_STR: return jc_value_get_str(v, &s, &n) ? NULL : json_textn(s, n);
     case JC_TYPE_BYTES: return jc_value_get_bytes(v, &p, &n) ? NULL : value_bytes(p, n);
-    case JC_TYPE_DIGEST: return value_digest(v);
+    case JC_TYPE_DIGEST:
+    case JC_TYPE_FILE:     /* "<file xxh3 ...>" as the cache keeps it */
+    case JC_TYPE_LEFT_OUT: /* "<left out>" */
+        return value_digest(v);
     case JC_TYPE_DOUBLES:
     case JC_TYPE_INTS:
     case JC_TYPE_LIST:

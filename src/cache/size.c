@@ -179,7 +179,14 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
                   size_t blob_len, double seconds, double now)
 {
     jc__buf args = {0}, res = {0};
-    int rc = jc__encode_args(argv, argc, jc__buf_write, &args);
+    /* The arguments as the key holds them: those fn leaves out, as the
+     * placeholder (so that verify recomputes the key from them). */
+    bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
+    int rc = left ? jc__encode_args_left_out(argv, argc, jc__function_left_out(fn, argv, argc, left) ? left : NULL,
+                                             jc__buf_write, &args)
+                  : jc__set_error(JC_ENOMEM, "out of memory storing a result of %s", fn->name);
+    if (left != stackmask)
+        free(left);
     if (!rc && !blob) {
         rc = jc__encode_result(value, jc__buf_write, &res);
         blob = res.data;

@@ -102,13 +102,19 @@ const char *jc_call_function(const jc_call *call)
 }
 
 /* The positional argument i, of type t, or NULL with the call failed. */
+/* Whether v is of type t; a file (jc_file) is read as its path, a string. */
+static bool is_type(const jc_value *v, jc_type t)
+{
+    return v->type == t || (t == JC_TYPE_STR && v->type == JC_TYPE_FILE && v->u.s);
+}
+
 static const jc_value *pos_typed(jc_call *call, size_t i, jc_type t)
 {
     const jc_value *v = jc_arg(call, i);
     if (!v)
         call_fail(call, "argument %zu is missing (the call has %zu positional argument%s), expected %s",
                   i, jc_arg_count(call), jc_arg_count(call) == 1 ? "" : "s", jc_type_name(t));
-    else if (v->type != t)
+    else if (!is_type(v, t))
         call_fail(call, "argument %zu is %s, expected %s", i, jc_type_name(v->type), jc_type_name(t));
     else
         return v;
@@ -121,7 +127,7 @@ static const jc_value *kw_typed(jc_call *call, const char *name, jc_type t)
     if (!v)
         call_fail(call, "named argument \"%s\" is missing, expected %s", name ? name : "(null)",
                   jc_type_name(t));
-    else if (v->type != t)
+    else if (!is_type(v, t))
         call_fail(call, "named argument \"%s\" is %s, expected %s", name, jc_type_name(v->type),
                   jc_type_name(t));
     else
@@ -162,7 +168,7 @@ static const jc_value *named_typed(jc_call *call, const char *param, jc_type t)
     if (!v)
         call_fail(call, "argument %zu (%s) is missing (the call has %zu positional argument%s), expected %s",
                   i, param, jc_arg_count(call), jc_arg_count(call) == 1 ? "" : "s", jc_type_name(t));
-    else if (v->type != t)
+    else if (!is_type(v, t))
         call_fail(call, "argument %zu (%s) is %s, expected %s", i, param, jc_type_name(v->type),
                   jc_type_name(t));
     else
@@ -410,6 +416,10 @@ static const char *result_problem(const jc_value *v, int depth)
         return v->len > UINT32_MAX / 8 ? "a typed array is larger than 4 GiB" : NULL;
     case JC_TYPE_KWARG:
         return "a jc_kw named value is not a result; use jc_map";
+    case JC_TYPE_FILE:
+        return v->u.s ? NULL : "a stored file digest is not a result";
+    case JC_TYPE_LEFT_OUT:
+        return "a left-out placeholder is not a result";
     case JC_TYPE_LIST:
     case JC_TYPE_MAP:
         if (depth >= JC__MAX_DEPTH)

@@ -286,3 +286,93 @@ const char *const *jc__function_params(const jc_function *desc, size_t *n)
     pthread_mutex_unlock(&lock);
     return found;
 }
+
+/* ---- arguments left out of the key (JC_LEAVE_OUT) ----
+ *
+ * By descriptor, as parameter names are. */
+typedef struct left_out {
+    const jc_function *desc;
+    const char *const *names;
+    size_t n;
+} left_out;
+static left_out *left_table;
+static size_t left_count, left_cap;
+
+int jc_function_leave_out(const jc_function *desc, const char *const *names)
+{
+    if (!desc || !names)
+        return jc__set_error(JC_EINVAL, "jc_function_leave_out: NULL %s", desc ? "names" : "descriptor");
+    size_t n = 0;
+    for (; names[n]; n++) {
+        jc_value *text = *names[n] ? jc_str(names[n]) : NULL; /* checks UTF-8 */
+        jc_value_free(text);
+        if (!text)
+            return jc__set_error(JC_EINVAL, "function \"%s\": an argument left out of the key has %s name",
+                                 desc->name ? desc->name : "", *names[n] ? "a non-UTF-8" : "an empty");
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(names[k], names[n]) == 0)
+                return jc__set_error(JC_EINVAL, "function \"%s\": argument \"%s\" is left out twice",
+                                     desc->name ? desc->name : "", names[n]);
+    }
+    int rc = 0;
+    registry_lock();
+    size_t i = 0;
+    while (i < left_count && left_table[i].desc != desc)
+        i++;
+    if (i == left_count) {
+        if (JC__GROW(left_table, left_cap, left_count + 1)) {
+            rc = jc__set_error(JC_ENOMEM, "out of memory leaving arguments of \"%s\" out",
+                               desc->name ? desc->name : "");
+            goto out;
+        }
+        left_count++;
+    }
+    left_table[i] = (left_out){desc, names, n};
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+out:
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+const char *const *jc__function_left_out_names(const jc_function *desc, size_t *n)
+{
+    const char *const *found = NULL;
+    *n = 0;
+    if (!desc)
+        return NULL;
+    registry_lock();
+    for (size_t i = 0; i < left_count; i++)
+        if (left_table[i].desc == desc) {
+            found = left_table[i].names;
+            *n = left_table[i].n;
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+static bool listed(const char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+bool jc__function_left_out(const jc_function *desc, jc_value *const *argv, size_t argc, bool *left)
+{
+    size_t nl = 0, np = 0;
+    const char *const *names = jc__function_left_out_names(desc, &nl);
+    const char *const *params = names ? jc__function_params(desc, &np) : NULL;
+    bool any = false;
+    size_t pos = 0;
+    for (size_t i = 0; i < argc; i++) {
+        const char *name = jc_value_type(argv[i]) == JC_TYPE_KWARG ? jc_value_key_at(argv[i], 0)
+                           : pos < np                              ? params[pos]
+                                                                   : NULL;
+        pos += jc_value_type(argv[i]) != JC_TYPE_KWARG;
+        left[i] = names && listed(names, nl, name);
+        any |= left[i];
+    }
+    return any;
+}

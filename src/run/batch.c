@@ -238,7 +238,16 @@ int jc__r_prepare(const char *api, const jc_function *fn, jc_value *const *argv,
             free(why);
             return JC_EINVAL;
         }
-    int rc = jc__key_compute(fn->name, fn->version, argv, argc, key);
+    /* Arguments fn leaves out of its key (JC_LEAVE_OUT) enter it as a
+     * placeholder. */
+    bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
+    int rc = left ? 0 : jc__set_error(JC_ENOMEM, "out of memory preparing a call of %s", fn->name);
+    if (!rc) {
+        bool any = jc__function_left_out(fn, argv, argc, left);
+        rc = jc__key_compute_left_out(fn->name, fn->version, argv, argc, any ? left : NULL, key);
+    }
+    if (left != stackmask)
+        free(left);
     if (!rc) /* the function sees what the key was made from */
         rc = jc__args_canonicalize(argv, argc);
     if (rc) {

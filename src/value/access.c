@@ -53,7 +53,8 @@ int jc_value_get_double(const jc_value *v, double *out)
 
 int jc_value_get_str(const jc_value *v, const char **out, size_t *len)
 {
-    int rc = want(v, JC_TYPE_STR);
+    /* A file argument (jc_file) reads as its path. */
+    int rc = v && v->type == JC_TYPE_FILE && v->u.s ? 0 : want(v, JC_TYPE_STR);
     if (!rc) {
         if (out)
             *out = v->u.s;

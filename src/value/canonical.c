@@ -123,6 +123,8 @@ bool jc_value_equal(const jc_value *a, const jc_value *b)
     case JC_TYPE_STR:
     case JC_TYPE_BYTES:
     case JC_TYPE_DIGEST: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
+    case JC_TYPE_FILE: return memcmp(a->digest, b->digest, JC__FILE_DIGEST_LEN) == 0; /* by content */
+    case JC_TYPE_LEFT_OUT: return true;
     case JC_TYPE_INTS: /* an empty borrowed array may have a NULL pointer */
         return a->len == b->len && (a->len == 0 || memcmp(a->u.arr, b->u.arr, a->len * 8) == 0);
     case JC_TYPE_DOUBLES: {

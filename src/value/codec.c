@@ -27,7 +27,13 @@
 
 #include "jc_internal.h"
 
-enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3 };
+/* Ext types: typed arrays (1, 2), a large argument's digest (3), a file
+ * or directory by its content (4), an argument left out of the key (5).
+ * 3 to 5 are the key's inputs other than plain values, each with a
+ * versioned payload (docs/format.md, "Key inputs"): a call that uses none
+ * of them encodes, and is keyed, exactly as before they existed. */
+enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3, EXT_FILE = 4, EXT_LEFT_OUT = 5 };
+enum { LEFT_OUT_VERSION = 1 };
 enum { DIGEST_LEN = 25 }; /* kind, count (u64 LE), XXH3-128 (canonical) */
 
 /* ---- encoding ---- */
@@ -194,6 +200,21 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
     case JC_TYPE_DIGEST:
         r = msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->u.s, DIGEST_LEN);
         break;
+    case JC_TYPE_FILE:
+        /* Keys and stored arguments hold the content's digest; a call sent
+         * to run elsewhere (or a result) carries the path, which is what
+         * the function reads. */
+        if (!(mode & MODE_ARGS) && v->u.s)
+            r = msgpack_pack_str(pk, v->len) || msgpack_pack_str_body(pk, v->u.s, v->len);
+        else
+            r = msgpack_pack_ext(pk, JC__FILE_DIGEST_LEN, EXT_FILE) ||
+                msgpack_pack_ext_body(pk, v->digest, JC__FILE_DIGEST_LEN);
+        break;
+    case JC_TYPE_LEFT_OUT: {
+        const char version = LEFT_OUT_VERSION;
+        r = msgpack_pack_ext(pk, 1, EXT_LEFT_OUT) || msgpack_pack_ext_body(pk, &version, 1);
+        break;
+    }
     case JC_TYPE_NULL: r = msgpack_pack_nil(pk); break;
     case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
     case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
@@ -269,9 +290,13 @@ static int cmp_kw(const void *a, const void *b)
 }
 
 /* How one top-level argument goes out: whole (mode), or, when ref says
- * so, as its digest. */
-static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_fn ref, void *ref_ctx)
+ * so, as its digest; left out of the key (left), as the placeholder. */
+static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_fn ref, void *ref_ctx, bool left)
 {
+    if (left && (mode & MODE_ARGS)) {
+        const char version = LEFT_OUT_VERSION;
+        return msgpack_pack_ext(pk, 1, EXT_LEFT_OUT) || msgpack_pack_ext_body(pk, &version, 1) ? write_failed() : 0;
+    }
     if (ref && digested(v, MODE_ARGS)) {
         unsigned char payload[DIGEST_LEN];
         if (compute_digest(v, payload))
@@ -285,7 +310,7 @@ static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_f
 }
 
 static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, int mode, jc__ref_fn ref,
-                       void *ref_ctx)
+                       void *ref_ctx, const bool *left_out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
@@ -297,7 +322,7 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
         return write_failed();
     for (size_t i = 0; i < argc; i++)
         if (argv[i]->type != JC_TYPE_KWARG) {
-            int rc = encode_arg(argv[i], &pk, mode, ref, ref_ctx);
+            int rc = encode_arg(argv[i], &pk, mode, ref, ref_ctx, left_out && left_out[i]);
             if (rc)
                 return rc;
         }
@@ -306,27 +331,32 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
     if (!nkw)
         return 0;
 
-    /* Named arguments in byte order of their names, whatever the call's order. */
-    jc_value *stackbuf[16];
-    jc_value **kw = nkw <= 16 ? stackbuf : malloc(nkw * sizeof *kw);
+    /* Named arguments in byte order of their names, whatever the call's
+     * order. (Each is followed in kw by its index in argv, for left_out.) */
+    jc_value *stackbuf[32];
+    jc_value **kw = nkw <= 16 ? stackbuf : malloc(2 * nkw * sizeof *kw);
     if (!kw)
         return write_failed();
     size_t k = 0;
     for (size_t i = 0; i < argc; i++)
-        if (argv[i]->type == JC_TYPE_KWARG)
-            kw[k++] = argv[i];
-    qsort(kw, nkw, sizeof *kw, cmp_kw);
+        if (argv[i]->type == JC_TYPE_KWARG) {
+            kw[2 * k] = argv[i];
+            kw[2 * k++ + 1] = (jc_value *)(uintptr_t)i;
+        }
+    qsort(kw, nkw, 2 * sizeof *kw, cmp_kw);
     int rc = 0;
     for (size_t i = 0; i < nkw && !rc; i++) {
-        if (i && strcmp(kw[i - 1]->u.kw.name, kw[i]->u.kw.name) == 0) {
-            rc = jc__set_error(JC_EINVAL, "named argument \"%s\" is given twice", kw[i]->u.kw.name);
+        const jc_value *a = kw[2 * i];
+        if (i && strcmp(kw[2 * i - 2]->u.kw.name, a->u.kw.name) == 0) {
+            rc = jc__set_error(JC_EINVAL, "named argument \"%s\" is given twice", a->u.kw.name);
             break;
         }
-        size_t kl = strlen(kw[i]->u.kw.name);
-        if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, kw[i]->u.kw.name, kl))
+        size_t kl = strlen(a->u.kw.name);
+        if (msgpack_pack_str(&pk, kl) || msgpack_pack_str_body(&pk, a->u.kw.name, kl))
             rc = write_failed();
         else
-            rc = encode_arg(kw[i]->u.kw.val, &pk, mode, ref, ref_ctx);
+            rc = encode_arg(a->u.kw.val, &pk, mode, ref, ref_ctx,
+                            left_out && left_out[(uintptr_t)kw[2 * i + 1]]);
     }
     if (kw != stackbuf)
         free(kw);
@@ -335,13 +365,18 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
 
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
 {
-    return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL);
+    return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL, NULL);
+}
+
+int jc__encode_args_left_out(jc_value *const *argv, size_t argc, const bool *left_out, jc__write_fn w, void *ctx)
+{
+    return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL, left_out);
 }
 
 int jc__encode_args_whole(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx, jc__ref_fn ref,
                           void *ref_ctx)
 {
-    return encode_args(argv, argc, w, ctx, 0, ref, ref_ctx);
+    return encode_args(argv, argc, w, ctx, 0, ref, ref_ctx, NULL);
 }
 
 /* ---- decoding ---- */
@@ -461,6 +496,19 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
             if (o->via.ext.size != DIGEST_LEN || d[0] < 1 || d[0] > 3)
                 return bad("malformed argument digest");
             v = jc__digest_value(d);
+            break;
+        }
+        if (o->via.ext.type == EXT_FILE) {
+            const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
+            if (o->via.ext.size != JC__FILE_DIGEST_LEN || d[0] != 1 || d[1] < 1 || d[1] > 2)
+                return bad("malformed file digest");
+            v = jc__file_value(NULL, d);
+            break;
+        }
+        if (o->via.ext.type == EXT_LEFT_OUT) {
+            if (o->via.ext.size != 1 || o->via.ext.ptr[0] != LEFT_OUT_VERSION)
+                return bad("malformed left-out argument");
+            v = jc__left_out_value();
             break;
         }
         if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)

@@ -87,12 +87,18 @@ static void write_header(hasher *h, const char *name, const char *version)
 int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,
                     uint8_t key[JC__KEY_LEN])
 {
+    return jc__key_compute_left_out(name, version, argv, argc, NULL, key);
+}
+
+int jc__key_compute_left_out(const char *name, const char *version, jc_value *const *argv, size_t argc,
+                             const bool *left_out, uint8_t key[JC__KEY_LEN])
+{
     hasher h;
     h.state = NULL;
     h.n = 0;
     h.oom = false;
     write_header(&h, name, version);
-    int rc = jc__encode_args(argv, argc, hasher_write, &h);
+    int rc = jc__encode_args_left_out(argv, argc, left_out, hasher_write, &h);
     if (!rc && h.oom)
         rc = jc__set_error(JC_ENOMEM, "out of memory hashing a call of %s", name);
     if (rc) {

@@ -120,6 +120,21 @@ static void render(jc__buf *b, const jc_value *v, size_t max, bool c_loc)
         put_text(b, text);
         break;
     }
+    case JC_TYPE_FILE: {
+        /* The path where the call has it; "<file xxh3 0123...>" for what
+         * the cache kept. */
+        if (v->u.s) {
+            put_json_string(b, v->u.s, v->len);
+            break;
+        }
+        char hex[33], text[80];
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", v->digest[2 + i]);
+        snprintf(text, sizeof text, "\"<%s xxh3 %s>\"", v->digest[1] == 2 ? "directory" : "file", hex);
+        put_text(b, text);
+        break;
+    }
+    case JC_TYPE_LEFT_OUT: put_text(b, "\"<left out>\""); break;
     case JC_TYPE_DOUBLES:
     case JC_TYPE_INTS:
     case JC_TYPE_LIST:

@@ -317,6 +317,32 @@ jc_value *jc_kw(const char *name, jc_value *val)
     return v;
 }
 
+jc_value *jc__file_value(const char *path, const unsigned char payload[JC__FILE_DIGEST_LEN])
+{
+    jc_value *v = new_value(JC_TYPE_FILE);
+    if (!v)
+        return NULL;
+    v->digest = malloc(JC__FILE_DIGEST_LEN);
+    if (path) {
+        v->len = strlen(path);
+        v->u.s = malloc(v->len + 1);
+    }
+    if (!v->digest || (path && !v->u.s)) {
+        jc_value_free(v);
+        jc__set_error(JC_ENOMEM, "out of memory making a file value");
+        return NULL;
+    }
+    memcpy(v->digest, payload, JC__FILE_DIGEST_LEN);
+    if (path)
+        memcpy(v->u.s, path, v->len + 1);
+    return v;
+}
+
+jc_value *jc__left_out_value(void)
+{
+    return new_value(JC_TYPE_LEFT_OUT);
+}
+
 jc_value *jc__digest_value(const unsigned char payload[25])
 {
     jc_value *v = new_blob(JC_TYPE_DIGEST, payload, 25);
@@ -576,6 +602,7 @@ void jc_value_free(jc_value *v)
     case JC_TYPE_STR:
     case JC_TYPE_BYTES:
     case JC_TYPE_DIGEST:
+    case JC_TYPE_FILE:
         free(v->u.s);
         break;
     case JC_TYPE_DOUBLES:
@@ -618,6 +645,8 @@ jc_value *jc_value_copy(const jc_value *v)
     case JC_TYPE_STR: return new_blob(JC_TYPE_STR, v->u.s, v->len);
     case JC_TYPE_BYTES: return new_blob(JC_TYPE_BYTES, v->u.s, v->len);
     case JC_TYPE_DIGEST: return jc__digest_value((const unsigned char *)v->u.s);
+    case JC_TYPE_FILE: return jc__file_value(v->u.s, v->digest);
+    case JC_TYPE_LEFT_OUT: return jc__left_out_value();
     case JC_TYPE_DOUBLES: return jc_doubles(v->u.arr, v->len);
     case JC_TYPE_INTS: return jc_ints(v->u.arr, v->len);
     case JC_TYPE_KWARG: return jc_kw(v->u.kw.name, jc_value_copy(v->u.kw.val));
@@ -656,6 +685,7 @@ jc_value *jc_value_copy(const jc_value *v)
 const char *jc_type_name(jc_type t)
 {
     static const char *const names[] = {"null", "bool", "int", "double", "str", "bytes",
-                                        "doubles", "ints", "list", "map", "named argument", "digest"};
+                                        "doubles", "ints", "list", "map", "named argument", "digest",
+                                        "file", "left out"};
     return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
 }
