@@ -26,6 +26,7 @@
 
 #include <jobcache.h>
 #include "run/progress.h"
+#include "jc_internal.h"
 
 /* add/v1 and fails/v1, with their call counters, come from testutil.h. */
 #define JC_TEST_WANT_ADD_FAILS
@@ -1836,6 +1837,200 @@ static void run_summary_fits_the_terminal_shortening_the_path_not_wrapping_it(vo
     assert_non_null(strstr(out, "cut-at.db\n"));
 }
 
+/* ---- keys users shape (issue 24) ---- */
+
+/* A function with a log path (named) and a thread count (positional,
+ * "threads") left out of its key; it counts its calls and records the log
+ * path it got. */
+static int logged_calls;
+static char logged_path[256];
+static int logged(jc_call *call)
+{
+    logged_calls++;
+    const char *log = jc_kwarg_str(call, "log");
+    snprintf(logged_path, sizeof logged_path, "%s", log ? log : "");
+    return jc_return_int(call, 10 * jc_arg_int(call, 0));
+}
+JC_FUNCTION_PARAMS(logged, "v1", "x", "threads");
+JC_LEAVE_OUT(logged, "log", "threads");
+
+static jc_results *run_logged(jc_cache *c, int run)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    char log[64];
+    for (int x = 0; x < 10; x++) {
+        snprintf(log, sizeof log, "/tmp/run-%d-pid-%d.log", run, 4000 + x);
+        assert_int_equal(jc_delayed(b, logged, jc_int(x), jc_int(run + 1), jc_kw("log", jc_str(log))), 0);
+    }
+    jc_results *res = jc_run(b);
+    jc_batch_free(b);
+    return res;
+}
+
+/* Arguments left out of the key (issue 24: a log path that changes every
+ * run gave 0 hits of 10 on the rerun): the rerun hits all 10; two calls
+ * that differ only there are one call; the function gets the values as
+ * given; the cache keeps a placeholder, which verify accepts. */
+static void run_arguments_left_out_of_the_key_do_not_make_misses(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "left-out.db");
+    jc_cache *c = open_cache(path, 0);
+    logged_calls = 0;
+    jc_results *res = run_logged(c, 0);
+    assert_int_equal(jc_results_summary(res).computed, 10);
+    assert_string_equal(logged_path, "/tmp/run-0-pid-4009.log"); /* as given */
+    jc_results_free(res);
+    res = run_logged(c, 1);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_results_summary(res).cached, 10);
+    assert_int_equal(logged_calls, 10);
+    for (int x = 0; x < 10; x++)
+        assert_int_equal(jc_result_int(res, (size_t)x), 10 * x);
+    jc_results_free(res);
+    /* Two calls of one batch that differ only in what is left out: one. */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, logged, jc_int(100), jc_int(1), jc_kw("log", jc_str("a.log")));
+    jc_delayed(b, logged, jc_int(100), jc_int(8), jc_kw("log", jc_str("b.log")));
+    res = jc_run(b);
+    assert_int_equal(logged_calls, 11); /* one computation answers both */
+    assert_int_equal(jc_results_summary(res).computed, 2);
+    assert_int_equal(jc_result_int(res, 1), 1000);
+    jc_results_free(res);
+    jc_batch_free(b);
+    /* What the cache keeps, and verify's agreement with it. */
+    jc_value *v = jc_memo(c, logged, jc_int(100), jc_int(3), jc_kw("log", jc_str("c.log")));
+    assert_non_null(v);
+    assert_int_equal(logged_calls, 11); /* a hit */
+    jc_value_free(v);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.checked, 11);
+    jc_cache_close(c);
+    char *args = jc_test_sql_text(path, "SELECT hex(args) FROM entries LIMIT 1");
+    assert_non_null(args);
+    assert_non_null(strstr(args, "D40501")); /* the placeholder, twice (threads, log) */
+    assert_non_null(strstr(strstr(args, "D40501") + 6, "D40501"));
+    free(args);
+}
+
+static int wc_calls;
+static int word_count(jc_call *call)
+{
+    wc_calls++;
+    const char *path = jc_arg_str(call, 0);
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return jc_fail(call, "cannot open '%s'", path ? path : "?");
+    int words = 0, c, in = 0;
+    while ((c = fgetc(f)) != EOF) {
+        words += !in && c > ' ';
+        in = c > ' ';
+    }
+    fclose(f);
+    return jc_return_int(call, words);
+}
+JC_FUNCTION(word_count, "v1");
+
+static jc_results *count_words(jc_cache *c, const char *path)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, word_count, jc_file(path));
+    jc_results *res = jc_run(b);
+    jc_batch_free(b);
+    return res;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Sets path's modification time to seconds ago. */
+static void age_file(const char *path, int seconds)
+{
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= seconds;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* A file argument keyed by its content (issue 24: a function reading the
+ * file its path names returned a stale hit after the file changed): a
+ * changed file is a miss; a file touched but unchanged is a hit, read again
+ * (its time changed) to find that; an unchanged file is not read again
+ * unless its time is racy; a directory with a changed file is a miss; a
+ * file that cannot be read fails the call at jc_delayed, naming it. */
+static void run_a_file_argument_is_keyed_by_its_content(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], dir[PATH_CAP], file[PATH_CAP + 32];
+    jc_test_path(path, sizeof path, "files.db");
+    jc_test_path(dir, sizeof dir, "words");
+    mkdir(dir, 0755);
+    snprintf(file, sizeof file, "%s/a.txt", dir);
+    write_file(file, "one two three\n");
+    age_file(file, 60);
+    jc_cache *c = open_cache(path, 0);
+    wc_calls = 0;
+    jc_results *res = count_words(c, file);
+    assert_int_equal(jc_result_int(res, 0), 3);
+    jc_results_free(res);
+    unsigned long reads = jc__file_reads();
+    res = count_words(c, file); /* unchanged: a hit, the file not read again */
+    assert_int_equal(jc_results_summary(res).cached, 1);
+    assert_int_equal(jc__file_reads(), reads);
+    jc_results_free(res);
+    write_file(file, "one two three four\n"); /* changed */
+    res = count_words(c, file);
+    assert_int_equal(jc_results_summary(res).computed, 1);
+    assert_int_equal(jc_result_int(res, 0), 4);
+    jc_results_free(res);
+    /* Just written: racy, so read again next time (and then a hit). */
+    reads = jc__file_reads();
+    res = count_words(c, file);
+    assert_int_equal(jc_results_summary(res).cached, 1);
+    assert_int_equal(jc__file_reads(), reads + 1);
+    jc_results_free(res);
+    age_file(file, 30); /* touched, unchanged: read again, a hit */
+    reads = jc__file_reads();
+    res = count_words(c, file);
+    assert_int_equal(jc_results_summary(res).cached, 1);
+    assert_int_equal(jc__file_reads(), reads + 1);
+    jc_results_free(res);
+    assert_int_equal(wc_calls, 2);
+
+    /* A directory: a changed file in it is a miss. */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, add, jc_int(1), jc_int(1), jc_kw("data", jc_file(dir)));
+    jc_results *r1 = jc_run(b);
+    jc_batch_free(b);
+    write_file(file, "changed\n");
+    b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, add, jc_int(1), jc_int(1), jc_kw("data", jc_file(dir)));
+    jc_results *r2 = jc_run(b);
+    jc_batch_free(b);
+    assert_int_equal(jc_results_summary(r1).computed, 1);
+    assert_int_equal(jc_results_summary(r2).computed, 1);
+    jc_results_free(r1);
+    jc_results_free(r2);
+
+    /* A file that cannot be read: the call fails at jc_delayed. */
+    snprintf(file, sizeof file, "%s/missing.txt", dir);
+    b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    assert_int_equal(jc_delayed(b, word_count, jc_file(file)), JC_EINVAL);
+    assert_contains(jc_errmsg(), "missing.txt");
+    assert_contains(jc_errmsg(), "No such file or directory");
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -1888,6 +2083,8 @@ int main(void)
         cmocka_unit_test(run_bytes_and_ints_accessors_read_their_arguments_or_fail_naming_them),
         cmocka_unit_test(run_a_large_bytes_argument_reaches_the_function_whole),
         cmocka_unit_test(run_summary_fits_the_terminal_shortening_the_path_not_wrapping_it),
+        cmocka_unit_test(run_arguments_left_out_of_the_key_do_not_make_misses),
+        cmocka_unit_test(run_a_file_argument_is_keyed_by_its_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
