@@ -591,12 +591,50 @@ static void codec_decode_trailing_bytes(void **state)
 static void codec_decode_unknown_ext_type(void **state)
 {
     (void)state;
-    EXPECT_DECODE_ERROR("unknown extension type", 0xd4, 0x05, 0x00);
+    EXPECT_DECODE_ERROR("unknown extension type", 0xd4, 0x06, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x00);
-    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x04);
+    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x06);
     /* -1 is msgpack's timestamp: not a jobcache type. */
     EXPECT_DECODE_ERROR("unknown extension type", 0xd6, 0xff, 0x00, 0x00, 0x00, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0x91, 0xd7, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0);
+}
+
+/* ext 4 (a file by content: 18 bytes, version 1, kind 1 or 2) and ext 5
+ * (an argument left out: the byte 1) decode to values that encode back to
+ * the same bytes; anything else of theirs is refused. */
+static void codec_file_and_left_out_round_trip_and_are_checked(void **state)
+{
+    (void)state;
+    unsigned char file[3 + 18] = {0xc7, 18, 0x04, 1, 2};
+    for (int i = 0; i < 16; i++)
+        file[5 + i] = (unsigned char)(0xa0 + i);
+    const unsigned char left[] = {0xd4, 0x05, 0x01};
+    const unsigned char *blobs[] = {file, left};
+    size_t lens[] = {sizeof file, sizeof left};
+    jc_type types[] = {JC_TYPE_FILE, JC_TYPE_LEFT_OUT};
+    for (int k = 0; k < 2; k++) {
+        jc_value *v = NULL;
+        assert_int_equal(jc_value_decode(blobs[k], lens[k], &v), 0);
+        assert_int_equal(jc_value_type(v), types[k]);
+        jc__buf b = {0};
+        assert_int_equal(jc__encode_value(v, jc__buf_write, &b), 0);
+        assert_int_equal(b.len, lens[k]);
+        assert_memory_equal(b.data, blobs[k], lens[k]);
+        char *text = jc_value_format(v, 0);
+        assert_non_null(text);
+        assert_contains(text, k == 0 ? "<directory xxh3 a0a1a2" : "<left out>");
+        free(text);
+        jc__buf_free(&b);
+        jc_value_free(v);
+    }
+    EXPECT_DECODE_ERROR("malformed file digest", 0xd4, 0x04, 0x01);
+    file[3] = 2; /* version */
+    jc_value *v = NULL;
+    assert_int_equal(jc_value_decode(file, sizeof file, &v), JC_EDECODE);
+    file[3] = 1, file[4] = 3; /* kind */
+    assert_int_equal(jc_value_decode(file, sizeof file, &v), JC_EDECODE);
+    EXPECT_DECODE_ERROR("malformed left-out argument", 0xd4, 0x05, 0x02);
+    EXPECT_DECODE_ERROR("malformed left-out argument", 0xd5, 0x05, 0x01, 0x01);
 }
 
 static void codec_decode_malformed_digest(void **state)
@@ -1259,6 +1297,7 @@ int main(void)
         cmocka_unit_test(codec_decode_trailing_bytes),
         cmocka_unit_test(codec_decode_unknown_ext_type),
         cmocka_unit_test(codec_decode_malformed_digest),
+        cmocka_unit_test(codec_file_and_left_out_round_trip_and_are_checked),
         cmocka_unit_test(codec_large_arguments_are_stored_as_digests),
         cmocka_unit_test(codec_decode_ext_payload_not_multiple_of_8),
         cmocka_unit_test(codec_decode_map_with_non_string_key),

@@ -1,12 +1,15 @@
 """Decoding of jobcache's stored values (docs/format.md, key format 1).
 
-A stored value is MessagePack with three extension types:
+A stored value is MessagePack with five extension types:
 
 - 1: an array of doubles, little-endian float64 elements;
 - 2: an array of int64, little-endian elements;
 - 3: the digest of a large argument (25 bytes: kind 1 doubles / 2 ints /
   3 bytes, the length as a little-endian uint64, the XXH3-128 of the
   payload in canonical big-endian form). Only found in stored arguments.
+- 4: a file or directory argument by its content (18 bytes: version 1,
+  kind 1 file / 2 directory, XXH3-128 digest): a FileDigest.
+- 5: an argument left out of the key (1 byte: version 1): LEFT_OUT.
 
 Typed arrays become numpy arrays when numpy is importable, else
 array.array ('d' or 'q'). Everything else maps to the obvious Python type:
@@ -28,6 +31,8 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 EXT_DOUBLES = 1
 EXT_INTS = 2
 EXT_DIGEST = 3
+EXT_FILE = 4
+EXT_LEFT_OUT = 5
 
 _KINDS = {1: "doubles", 2: "ints", 3: "bytes"}
 
@@ -75,6 +80,51 @@ class Digest:
     __str__ = __repr__
 
 
+class FileDigest:
+    """A file or directory argument as the cache keeps it: ``kind`` "file"
+    or "directory", ``xxh3`` the 16-byte digest of its content (of a
+    directory, of its entries: docs/format.md). The path is not kept."""
+
+    __slots__ = ("kind", "xxh3")
+
+    def __init__(self, kind, xxh3):
+        self.kind = kind
+        self.xxh3 = bytes(xxh3)
+
+    @classmethod
+    def from_ext(cls, data):
+        if len(data) != 18 or data[0] != 1 or data[1] not in (1, 2):
+            raise DecodeError("ext 4 (file digest) must be 18 bytes of version 1, kind 1 or 2")
+        return cls("file" if data[1] == 1 else "directory", data[2:18])
+
+    def __eq__(self, other):
+        if not isinstance(other, FileDigest):
+            return NotImplemented
+        return (self.kind, self.xxh3) == (other.kind, other.xxh3)
+
+    def __hash__(self):
+        return hash((self.kind, self.xxh3))
+
+    def __repr__(self):
+        return "<%s xxh3 %s>" % (self.kind, self.xxh3.hex())
+
+    __str__ = __repr__
+
+
+class _LeftOut:
+    """The placeholder of an argument left out of the key (JC_LEAVE_OUT)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<left out>"
+
+    __str__ = __repr__
+
+
+LEFT_OUT = _LeftOut()
+
+
 def _typed(data, code, use_numpy):
     if len(data) % 8:
         raise DecodeError("ext %d (typed array) payload of %d bytes is not a multiple of 8"
@@ -98,7 +148,13 @@ def decode(blob, use_numpy=True):
             return _typed(data, code, use_numpy)
         if code == EXT_DIGEST:
             return Digest.from_ext(data)
-        raise DecodeError("unknown ext type %d (key format 1 knows 1, 2 and 3)" % code)
+        if code == EXT_FILE:
+            return FileDigest.from_ext(data)
+        if code == EXT_LEFT_OUT:
+            if bytes(data) != b"\x01":
+                raise DecodeError("ext 5 (left-out argument) must be the byte 1")
+            return LEFT_OUT
+        raise DecodeError("unknown ext type %d (key format 1 knows 1 to 5)" % code)
 
     try:
         # surrogateescape: text written before jobcache checked UTF-8 still

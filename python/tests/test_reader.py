@@ -374,3 +374,20 @@ def test_cache_written_meanwhile_free(writer, tmp_path):
         assert p.wait(timeout=60) == 0
     assert seen == sorted(seen)
     assert len(jobcache.open(path)) == 1000
+
+
+def test_key_inputs_other_than_values_decode():
+    """Stored arguments of jc_file (ext 4) and of JC_LEAVE_OUT (ext 5)."""
+    import msgpack
+    from jobcache import codec
+    digest = bytes(range(16))
+    blob = msgpack.packb([[msgpack.ExtType(4, b"\x01\x01" + digest), msgpack.ExtType(4, b"\x01\x02" + digest)],
+                          {"log": msgpack.ExtType(5, b"\x01")}])
+    (f, d), named = codec.decode(blob)
+    assert isinstance(f, jobcache.FileDigest) and f.kind == "file" and f.xxh3 == digest
+    assert d.kind == "directory" and repr(d) == "<directory xxh3 %s>" % digest.hex()
+    assert named == {"log": jobcache.LEFT_OUT} and repr(named["log"]) == "<left out>"
+    with pytest.raises(jobcache.DecodeError):
+        codec.decode(msgpack.packb(msgpack.ExtType(4, b"\x02\x01" + digest)))
+    with pytest.raises(jobcache.DecodeError):
+        codec.decode(msgpack.packb(msgpack.ExtType(5, b"\x02")))
