@@ -37,9 +37,11 @@
  * ABI promise. Before 1.0, a minor release may change the ABI (0.2.0 grew
  * jc_progress, jc_options, jc_prune_options, jc_verify_result,
  * jc_merge_result and jc_function_stats, and changed the meaning of
- * jc_prune_options.max_size to bytes on disk), and the SONAME names the
- * minor version: libjobcache.so.0.2 for 0.2.x, so that a program built
- * against 0.1 never loads 0.2 by mistake; rebuild it. From 1.0 on, within
+ * jc_prune_options.max_size to bytes on disk; 0.3.0 grows jc_options
+ * (expires_after, retries), jc_progress (expired, retried), jc_plan_info
+ * (expired), jc_stats and jc_run_record), and the SONAME names the minor
+ * version: libjobcache.so.0.3 for 0.3.x, so that a program built against
+ * 0.2 never loads 0.3 by mistake; rebuild it. From 1.0 on, within
  * one major version, a minor release will only add functions, enum values at
  * the end of an enum, and fields at the end of structs the library
  * allocates and never hands out by value or in arrays, and the SONAME will
@@ -75,7 +77,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define JC_VERSION_MAJOR 0
-#define JC_VERSION_MINOR 2
+#define JC_VERSION_MINOR 3
 #define JC_VERSION_PATCH 0
 #define JC_VERSION_STRING "0.2.0"
 #define JC_VERSION_NUMBER (JC_VERSION_MAJOR * 10000 + JC_VERSION_MINOR * 100 + JC_VERSION_PATCH)
@@ -167,6 +169,12 @@ typedef enum jc_type {
 JC_EXPORT jc_value *jc_null(void);
 JC_EXPORT jc_value *jc_bool(bool b);
 JC_EXPORT jc_value *jc_int(int64_t i);
+/* A key is made from the exact bits of each double (docs/format.md): two
+ * computations of "the same" number that round differently are two calls.
+ * 0.1 * 6 is 0.6000000000000001, where 0.1 added six times is 0.6: of the
+ * parameters 0.1 * i for i = 0..9, 4 differ from the same made by a running
+ * sum, and a sweep that changes from one way to the other recomputes 4 of
+ * 10. Make parameters the same way every time (from integers: i / 10.0). */
 JC_EXPORT jc_value *jc_double(double d);
 /* Copies the NUL-terminated string s. NULL s is an error, and so is text
  * that is not valid UTF-8 (JC_EINVAL naming the byte offset of the first bad
@@ -174,6 +182,10 @@ JC_EXPORT jc_value *jc_double(double d);
 JC_EXPORT jc_value *jc_str(const char *s);
 /* Copies len bytes of text; the text may not contain NUL and must be UTF-8. */
 JC_EXPORT jc_value *jc_strn(const char *s, size_t len);
+/* The bytes are keyed as they are: jc_bytes(&params, sizeof params) of a
+ * C struct keys its padding too, whatever it holds (stack garbage), so that
+ * the same parameters miss every time (0 hits of 10). Pass the fields as
+ * values (jc_map), or memset the struct to 0 before filling it. */
 JC_EXPORT jc_value *jc_bytes(const void *p, size_t len);
 /* Typed arrays, copied. */
 JC_EXPORT jc_value *jc_doubles(const double *p, size_t n);
@@ -605,6 +617,11 @@ typedef struct jc_progress {
      * same cache is computing them (it claimed them first); each becomes a
      * hit when stored, or is computed here if that process fails or dies. */
     size_t waiting;
+    /* Calls whose entry had expired (jc_options.expires_after): computed
+     * again, among computed. */
+    size_t expired;
+    /* Runs of calls again after a crash or a timeout (jc_options.retries). */
+    size_t retried;
 } jc_progress;
 
 /* What a run does with a hit whose entry was computed by different code
@@ -646,6 +663,22 @@ typedef struct jc_options {
     void (*on_progress)(const jc_progress *p, void *userdata);
     void *userdata;
     jc_on_code_change on_code_change;
+    /* Entries stored more than this many seconds ago are misses: computed
+     * again and replaced (joblib's expires_after), however often they hit.
+     * Unlike pruning, nothing is removed: an entry expires for the runs that
+     * ask, and stays for others. jc_progress.expired and jc_plan_info.expired
+     * count them. 0 = never. JOBCACHE_EXPIRES_AFTER=AGE (jc_parse_age: 90s,
+     * 12h, 30d) overrides it. */
+    double expires_after;
+    /* A call that crashed (a signal, exit() in the function, out of memory)
+     * or timed out is run again, up to this many more times, before it
+     * counts as failed (GNU parallel's --retries): for the flaky cluster
+     * node, the allocation that failed under memory pressure. A call whose
+     * function failed by itself (jc_fail, or a bad return) is its own answer
+     * and is not retried. jc_progress.retried counts the retries, and so
+     * does the record of runs. 0 = none; at most 100. JOBCACHE_RETRIES=N
+     * overrides it. */
+    int retries;
 } jc_options;
 
 /* A new, empty batch that will run against cache. opts may be NULL, or
@@ -751,6 +784,7 @@ typedef struct jc_plan_info {
     int workers;               /* n_jobs resolved */
     double estimated_seconds;  /* of the calls to compute whose function has stored entries */
     size_t not_estimated;      /* calls to compute of functions with no entry to estimate from */
+    size_t expired;            /* of to_compute, distinct calls whose entry expired (expires_after) */
 } jc_plan_info;
 /* Fills *out for batch, which stays as it is (jc_run may follow). Returns
  * 0 or a negative jc_error (a bad call in the batch, a cache error). With
@@ -1188,6 +1222,8 @@ typedef struct jc_run_record {
     /* Entries, and their payload bytes, that max_size evicted during the
      * run (0 in runs recorded before jobcache 0.3, which did not count). */
     int64_t evicted, evicted_bytes;
+    /* Calls run again after a crash or a timeout (jc_options.retries). */
+    int64_t retries;
 } jc_run_record;
 typedef void (*jc_run_fn)(const jc_run_record *run, void *userdata);
 /* Calls fn for each of the last `last` runs (0: all kept), oldest first;

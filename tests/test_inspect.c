@@ -618,7 +618,7 @@ static void inspect_stats_sums_up_per_function(void **state)
     jc_stats *s = jc_cache_stats(c);
     assert_non_null(s);
     assert_string_equal(s->path, path);
-    assert_int_equal(s->schema_version, 7);
+    assert_int_equal(s->schema_version, JC__SCHEMA_VERSION);
     assert_int_equal(s->key_format, JC_KEY_FORMAT_VERSION);
     assert_int_equal(s->entries, 6);
     assert_int_equal(s->payload_bytes, jc_test_sql_int(path, "SELECT sum(args_size + result_size) FROM entries"));

@@ -16,6 +16,8 @@
  *   v6.jobcache      schema 6, main at 51fc915 (0.2.0): the same, with
  *                    parameter names and its two runs recorded; before
  *                    evictions in the record of runs (7).
+ *   v7.jobcache      schema 7, main at 7d2dd26: the same, with evictions
+ *                    per run; before retries per run (8).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -386,7 +388,6 @@ static void migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs(void **
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(JC__SCHEMA_VERSION, 7);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 32);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), hits);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
@@ -420,6 +421,44 @@ static void migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs(void **
     s = jc_cache_stats(c);
     assert_int_equal(s->evicted_entries, sum[1]);
     jc_stats_free(s);
+    jc_cache_close(c);
+}
+
+static void sum_retries(const jc_run_record *r, void *userdata)
+{
+    int64_t *sum = userdata;
+    sum[0]++;
+    sum[1] += r->retries;
+    sum[2] += r->evicted;
+}
+
+/* A schema-7 file gains retries in its record of runs: read-only, read as
+ * it is (its runs listed, having retried nothing); writable, migrated in
+ * place keeping every entry, hit count and run. */
+static void migrate_a_schema_7_file_gets_retries_in_its_record_of_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v7.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 7);
+    jc_test_bytes before = jc_test_snapshot(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    int64_t sum[3] = {0, 0, 0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_retries, sum), 0);
+    assert_int_equal(sum[0], 2);
+    assert_int_equal(sum[1], 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 8);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 32);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(retries) FROM runs"), 0);
+    assert_int_equal(run_v1_calls(c), 32);
     jc_cache_close(c);
 }
 
@@ -512,6 +551,7 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_4_file_gets_the_record_of_runs),
         cmocka_unit_test(migrate_a_schema_5_file_gets_parameter_names),
         cmocka_unit_test(migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs),
+        cmocka_unit_test(migrate_a_schema_7_file_gets_retries_in_its_record_of_runs),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

@@ -2031,6 +2031,133 @@ static void run_a_file_argument_is_keyed_by_its_content(void **state)
     jc_cache_close(c);
 }
 
+/* Expiry at lookup (issue 24, joblib's expires_after): entries older than
+ * the age are computed again and replaced, the rest are hits; the plan
+ * says how many expired; nothing is removed; the environment overrides. */
+static void run_expired_entries_are_computed_again_and_replaced(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "expiry.db");
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 5));
+    jc_cache_close(c);
+    sql(path, "UPDATE entries SET created = created - 7200 WHERE rowid <= 2");
+    c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .expires_after = 3600});
+    for (int i = 0; i < 5; i++)
+        jc_delayed(b, add, jc_int(i), jc_int(1000));
+    jc_plan_info plan;
+    assert_int_equal(jc_plan(b, &plan), 0);
+    assert_int_equal(plan.expired, 2);
+    assert_int_equal(plan.cached, 3);
+    char *text = jc_plan_text(&plan);
+    assert_contains(text, "(2 expired)");
+    free(text);
+    add_calls = 0;
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(add_calls, 2);
+    assert_int_equal(jc_results_summary(res).expired, 2);
+    assert_int_equal(jc_results_summary(res).cached, 3);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 5);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE created < strftime('%s','now') - 3600"),
+                     0); /* replaced */
+    /* The environment over the program; a bad value is refused. */
+    sql(path, "UPDATE entries SET created = created - 600 WHERE rowid = 3");
+    c = open_cache(path, 0);
+    setenv("JOBCACHE_EXPIRES_AFTER", "5m", 1);
+    add_calls = 0;
+    jc_results_free(run_adds(c, 0, 5));
+    assert_int_equal(add_calls, 1);
+    setenv("JOBCACHE_EXPIRES_AFTER", "soon", 1);
+    assert_null(jc_batch_new(c, NULL));
+    assert_contains(jc_errmsg(), "JOBCACHE_EXPIRES_AFTER is 'soon'");
+    unsetenv("JOBCACHE_EXPIRES_AFTER");
+    assert_null(jc_batch_new(c, &(jc_options){.expires_after = -1}));
+    assert_contains(jc_errmsg(), "expires_after");
+    jc_cache_close(c);
+}
+
+/* Crashes the first time it runs for x (a marker file per x, since every
+ * run is in a fresh worker), then succeeds; with x < 0, fails by itself. */
+static char flaky_dir[PATH_CAP];
+static int flaky(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    char marker[PATH_CAP + 32];
+    snprintf(marker, sizeof marker, "%s/%lld", flaky_dir, (long long)(x < 0 ? -x : x));
+    FILE *f = fopen(marker, "a");
+    long runs = f ? ftell(f) : 0;
+    if (f) {
+        fputc('x', f);
+        fclose(f);
+    }
+    if (x < 0)
+        return jc_fail(call, "fails by itself (run %ld)", runs + 1);
+    if (runs == 0)
+        abort(); /* a crash: a fresh worker runs it again */
+    return jc_return_int(call, x * 10);
+}
+JC_FUNCTION(flaky, "v1");
+
+static long marker_runs(int64_t x)
+{
+    char marker[PATH_CAP + 32];
+    snprintf(marker, sizeof marker, "%s/%lld", flaky_dir, (long long)x);
+    struct stat sb;
+    return stat(marker, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+/* Retries (issue 24, GNU parallel's --retries): a call that crashed runs
+ * again, up to the number asked, before it counts as failed; a call that
+ * failed by itself (jc_fail) is its own answer and runs once; the record
+ * of runs counts the retries; without retries a crash fails the call. */
+static void run_crashed_calls_are_retried_failures_are_not(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], cmd[2 * PATH_CAP + 64];
+    jc_test_path(path, sizeof path, "retries.db");
+    jc_test_path(flaky_dir, sizeof flaky_dir, "flaky");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", flaky_dir, flaky_dir);
+    assert_int_equal(system(cmd), 0);
+    jc_cache *c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .verbose = JC_VERBOSE_OFF, .retries = 2,
+                                                .on_error = JC_ON_ERROR_CONTINUE});
+    for (int x = 1; x <= 4; x++)
+        jc_delayed(b, flaky, jc_int(x));
+    jc_delayed(b, flaky, jc_int(-5));
+    jc_results *res = jc_run(b);
+    for (int x = 1; x <= 4; x++) {
+        assert_int_equal(jc_result_status(res, (size_t)x - 1), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, (size_t)x - 1), 10 * x);
+        assert_int_equal(marker_runs(x), 2); /* crashed once, then ran */
+    }
+    assert_int_equal(jc_result_status(res, 4), JC_STATUS_ERROR);
+    assert_int_equal(marker_runs(5), 1); /* not retried */
+    assert_int_equal(jc_results_summary(res).retried, 4);
+    assert_int_equal(jc_results_summary(res).failed, 1);
+    jc_results_free(res);
+    jc_batch_free(b);
+    assert_int_equal(jc_test_sql_int(path, "SELECT retries FROM runs ORDER BY id DESC LIMIT 1"), 4);
+    /* Without retries, the crash is the call's end. */
+    b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .verbose = JC_VERBOSE_OFF, .on_error = JC_ON_ERROR_CONTINUE});
+    jc_delayed(b, flaky, jc_int(6));
+    res = jc_run(b);
+    assert_int_equal(jc_result_status(res, 0), JC_STATUS_CRASHED);
+    assert_int_equal(jc_results_summary(res).retried, 0);
+    jc_results_free(res);
+    jc_batch_free(b);
+    setenv("JOBCACHE_RETRIES", "101", 1);
+    assert_null(jc_batch_new(c, NULL));
+    assert_contains(jc_errmsg(), "JOBCACHE_RETRIES is '101'");
+    unsetenv("JOBCACHE_RETRIES");
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -2085,6 +2212,8 @@ int main(void)
         cmocka_unit_test(run_summary_fits_the_terminal_shortening_the_path_not_wrapping_it),
         cmocka_unit_test(run_arguments_left_out_of_the_key_do_not_make_misses),
         cmocka_unit_test(run_a_file_argument_is_keyed_by_its_content),
+        cmocka_unit_test(run_expired_entries_are_computed_again_and_replaced),
+        cmocka_unit_test(run_crashed_calls_are_retried_failures_are_not),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,7 @@ void jc__cache_touches_committed(jc_cache *cache, uint64_t txn);
 typedef struct jc__found {
     jc_value *value;
     double seconds;
+    double created; /* when the entry was stored */
     bool has_code_fp;
     uint8_t code_fp[16];
     int64_t rowid;        /* where it was found, under the store version below */

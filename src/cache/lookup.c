@@ -32,6 +32,7 @@ static bool result_sound(jc_cache *cache, const jc__hit *hit)
 static void found_from_hit(const jc__hit *hit, jc__found *f)
 {
     f->seconds = hit->compute_seconds;
+    f->created = hit->created;
     f->rowid = hit->rowid;
     f->has_code_fp = hit->has_code_fp;
     if (hit->has_code_fp)

@@ -95,6 +95,20 @@ static int options_from_env(const jc_cache *cache, jc_options *o)
                                  "per call, 0 for none", v);
         o->timeout_seconds = t;
     }
+    if ((v = jc__env(cache, "JOBCACHE_EXPIRES_AFTER"))) {
+        double age = 0;
+        if (strcmp(v, "0") != 0 && jc_parse_age(v, &age))
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_EXPIRES_AFTER is '%s'; it must be an age "
+                                 "(90s, 12h, 30d, 2w), 0 for never", v);
+        o->expires_after = age;
+    }
+    if ((v = jc__env(cache, "JOBCACHE_RETRIES"))) {
+        long n = strtol(v, &end, 10);
+        if (*end || end == v || n < 0 || n > 100)
+            return jc__set_error(JC_EINVAL, "jc_batch_new: JOBCACHE_RETRIES is '%s'; it must be a whole number "
+                                 "of retries from 0 to 100", v);
+        o->retries = (int)n;
+    }
     return 0;
 }
 
@@ -146,6 +160,12 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
     }
     if (o.memory_limit < 0) {
         jc__set_error(JC_EINVAL, "jc_batch_new: memory_limit is negative (%lld)", (long long)o.memory_limit);
+        return NULL;
+    }
+    if (!(o.expires_after >= 0) || o.retries < 0 || o.retries > 100) {
+        jc__set_error(JC_EINVAL, "jc_batch_new: %s", !(o.expires_after >= 0)
+                      ? "expires_after is negative or not a number (seconds; 0 = never)"
+                      : "retries must be from 0 to 100");
         return NULL;
     }
     if ((unsigned)o.on_error > JC_ON_ERROR_CONTINUE || (unsigned)o.verbose > JC_VERBOSE_DETAIL ||

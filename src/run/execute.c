@@ -50,12 +50,40 @@ static void detail_lines(run *r, const slot *sl)
     }
 }
 
+/* A call that crashed or timed out, with retries left (jc_options.retries):
+ * queued to run again in the next round, not yet done; true when it is. */
+static bool retry(run *r, size_t s, jc__outcome *o)
+{
+    slot *sl = &r->res->slots[s];
+    if ((o->status != JC_STATUS_CRASHED && o->status != JC_STATUS_TIMEOUT) ||
+        sl->attempts >= r->batch->opts.retries || r->stopped || jc__interrupted ||
+        JC__GROW(r->retry, r->capretry, r->nretry + 1))
+        return false;
+    sl->attempts++;
+    r->retry[r->nretry++] = s;
+    r->p.retried++;
+    if (r->line.detail && o->error) {
+        char text[512];
+        snprintf(text, sizeof text, "%s; retried (%d of %d)", o->error, sl->attempts, r->batch->opts.retries);
+        jc__progress_note(&r->line, text);
+    }
+    jc_value_free(o->value);
+    o->value = NULL;
+    free(o->blob);
+    free(o->error);
+    o->blob = NULL;
+    o->error = NULL;
+    return true;
+}
+
 static bool deliver(void *ctx, jc__outcome *o)
 {
     run *r = ctx;
     size_t s = r->task_slot[o->task];
     slot *sl = &r->res->slots[s];
     const pending *call = &r->batch->calls[sl->first];
+    if (retry(r, s, o))
+        return r->stopped;
     sl->seconds = o->seconds;
     sl->status = (uint8_t)o->status;
     sl->done = true;
@@ -102,10 +130,32 @@ static bool deliver(void *ctx, jc__outcome *o)
     return r->stopped;
 }
 
-/* Runs r->tasks on the backend. With taken NULL, takes SIGINT/SIGTERM over
+static int round_of(run *r, const sigset_t *taken);
+
+/* Runs r->tasks on the backend, then again those that crashed or timed out
+ * while they have retries left. With taken NULL, takes SIGINT/SIGTERM over
  * for the time of it; else they are already taken (the wait for other
  * processes' calls holds them across its rounds), as *taken says. */
 int jc__r_execute_with(run *r, const sigset_t *taken)
+{
+    int rc = round_of(r, taken);
+    while (!rc && r->nretry && !r->stopped && !jc__interrupted) {
+        r->ntasks = 0;
+        for (size_t i = 0; i < r->nretry; i++) {
+            size_t s = r->retry[i];
+            const pending *call = &r->batch->calls[r->res->slots[s].first];
+            r->task_slot[r->ntasks] = s;
+            r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
+        }
+        r->nretry = 0;
+        rc = round_of(r, taken);
+    }
+    r->nretry = 0; /* what an interruption or a stop left: skipped */
+    return rc;
+}
+
+/* One round of r->tasks on the backend. */
+static int round_of(run *r, const sigset_t *taken)
 {
     jc_options *o = &r->batch->opts;
     int want = jc__r_resolve_n_jobs(o->n_jobs);

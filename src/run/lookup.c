@@ -69,6 +69,15 @@ void jc__r_on_found(void *ctx, size_t s, jc__found *f)
         jc_value_free(f->value);
         return;
     }
+    /* An entry older than expires_after is a miss: computed again and
+     * replaced. */
+    double expires = r->batch->opts.expires_after;
+    if (expires > 0 && f->created < jc__now() - expires) {
+        jc_value_free(f->value);
+        sl->expired = true;
+        r->p.expired += weight(r, s);
+        return;
+    }
     if (code_changed(r, call->fn, f)) {
         note_code_change(r, call->fn);
         if (r->batch->opts.on_code_change == JC_ON_CODE_CHANGE_RECOMPUTE) {

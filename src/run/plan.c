@@ -19,14 +19,19 @@
 /* ---- plans ---- */
 
 typedef struct plan_ctx {
-    size_t cached;
+    size_t cached, expired;
     bool *hit;
+    double expires_after, now;
 } plan_ctx;
 
 static void plan_found(void *ctx, size_t i, jc__found *f)
 {
     plan_ctx *p = ctx;
     jc_value_free(f->value);
+    if (p->expires_after > 0 && f->created < p->now - p->expires_after) {
+        p->expired++; /* computed again, as the run would */
+        return;
+    }
     if (!p->hit[i]) {
         p->hit[i] = true;
         p->cached++;
@@ -50,7 +55,7 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     bool *hit = calloc(n, sizeof *hit);
     int rc = res.slot_of && res.slots && keys && hit ? jc__r_dedup(b, &res)
                                                       : jc__set_error(JC_ENOMEM, "jc_plan: out of memory");
-    plan_ctx pc = {.hit = hit};
+    plan_ctx pc = {.hit = hit, .expires_after = b->opts.expires_after, .now = jc__now()};
     if (!rc) {
         for (size_t s = 0; s < res.nslots; s++)
             keys[s] = b->calls[res.slots[s].first].key;
@@ -60,6 +65,7 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     if (!rc) {
         out->distinct = res.nslots;
         out->cached = pc.cached;
+        out->expired = pc.expired;
         out->to_compute = res.nslots - pc.cached;
         for (size_t s = 0; s < res.nslots; s++) {
             if (hit[s])
@@ -115,10 +121,15 @@ char *jc_plan_text(const jc_plan_info *p)
         else
             snprintf(time, sizeof time, ", about %.1f h", t / 3600);
     }
-    char unknown[96] = "";
+    char unknown[96] = "", expired[48] = "";
     if (p->not_estimated)
         snprintf(unknown, sizeof unknown, " (%zu of them of functions with no stored time)", p->not_estimated);
-    return jc__strdup_printf("%s call%s: %s cached, %s to compute%s%s on %d worker%s", calls,
-                             p->calls == 1 ? "" : "s", cached, todo, unknown, time, p->workers,
+    if (p->expired) {
+        char n[32];
+        grouped(p->expired, n, sizeof n);
+        snprintf(expired, sizeof expired, " (%s expired)", n);
+    }
+    return jc__strdup_printf("%s call%s: %s cached, %s to compute%s%s%s on %d worker%s", calls,
+                             p->calls == 1 ? "" : "s", cached, todo, expired, unknown, time, p->workers,
                              p->workers == 1 ? "" : "s");
 }

@@ -186,14 +186,19 @@ void jc__progress_summary(const jc_progress *p, char *buf, size_t size)
 {
     /* "0.537 s" whatever locale the program chose: the line is for logs. */
     jc__locale_saved loc = jc__c_numbers_begin();
-    char skipped[48] = "", damaged[80] = "";
+    char skipped[48] = "", damaged[80] = "", expired[40] = "", retried[40] = "";
     if (p->skipped)
         snprintf(skipped, sizeof skipped, ", %zu skipped", p->skipped);
+    if (p->expired)
+        snprintf(expired, sizeof expired, " (%zu expired)", p->expired);
+    if (p->retried)
+        snprintf(retried, sizeof retried, ", %zu retried", p->retried);
     if (p->damaged)
         snprintf(damaged, sizeof damaged, "; %zu damaged entr%s recomputed", p->damaged,
                  p->damaged == 1 ? "y" : "ies");
-    snprintf(buf, size, "jobcache: %zu calls, %zu cached, %zu computed, %zu failed%s in %.3f s (saved %.3f s of compute)%s",
-             p->total, p->cached, p->computed, p->failed, skipped, p->elapsed, p->saved, damaged);
+    snprintf(buf, size,
+             "jobcache: %zu calls, %zu cached, %zu computed%s, %zu failed%s%s in %.3f s (saved %.3f s of compute)%s",
+             p->total, p->cached, p->computed, expired, p->failed, skipped, retried, p->elapsed, p->saved, damaged);
     jc__c_numbers_end(loc);
 }
 

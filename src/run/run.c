@@ -43,6 +43,7 @@ static void record_run(run *r)
         .failures = fails, .nfailures = nf,
     };
     jc__cache_run_evicted(r->cache, &row.evicted, &row.evicted_bytes);
+    row.retries = (int64_t)r->p.retried;
     jc__cache_record_run(r->cache, &row);
     free(fails);
 }
@@ -282,6 +283,7 @@ static void release(run *r)
     free(r->changed);
     free(r->full_msg);
     free(r->waiting);
+    free(r->retry);
     free(r->release);
     if (r->busy_spent > 0)
         jc__cache_lock_wait(r->cache, true);

@@ -57,8 +57,10 @@ typedef struct slot {
     size_t refs;  /* submissions sharing this slot whose value was not taken */
     size_t nsubs; /* submissions of this call (for per-submission counts) */
     uint8_t status;
+    uint8_t attempts; /* runs of the call that crashed or timed out (jc_options.retries) */
     bool cached;
     bool done;
+    bool expired;     /* its entry was older than expires_after */
 } slot;
 
 struct jc_results {
@@ -122,6 +124,10 @@ typedef struct run {
      * waited for after this run's own; keys of failed calls to release. */
     bool leases;
     int64_t lookup_version; /* jc__cache_data_version after the lookups */
+    /* Slots of calls that crashed or timed out and run again next round
+     * (jc_options.retries). */
+    size_t *retry;
+    size_t nretry, capretry;
     double lease_ttl, last_renew, longest_call;
     size_t *waiting;
     size_t nwaiting;

@@ -28,7 +28,7 @@
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
  * runs; 6 the names of parameters. store/sqlite/schema.c keeps the chain of
  * migrations between them. */
-#define JC__SCHEMA_VERSION 7
+#define JC__SCHEMA_VERSION 8
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -74,6 +74,7 @@ typedef struct jc__hit {
     const void *result;
     size_t result_len;
     double compute_seconds;
+    double created;   /* when the entry was stored (expiry: jc_options.expires_after) */
     bool has_check;   /* the entry has a checksum (schema 2; NULL in older rows) */
     bool has_code_fp; /* the entry records the code that computed it */
     uint8_t check[JC__CHECK_LEN];
@@ -390,6 +391,7 @@ typedef struct jc__run_row {
     int64_t calls, cached, computed, failed, skipped;
     double elapsed, saved;
     int64_t evicted, evicted_bytes; /* by max_size during the run (schema 7) */
+    int64_t retries;                /* runs of calls again after a crash or timeout (schema 8) */
     const jc__run_failure *failures;
     size_t nfailures;
 } jc__run_row;

@@ -11,6 +11,7 @@
  *   v4.jobcache      4       main at da49ab5             + leases
  *   v5.jobcache      5       main at 3592c08 (0.2.0 dev) + record of runs
  *   v6.jobcache      6       main at 51fc915 (0.2.0)     + parameter names
+ *   v7.jobcache      7       main at 7d2dd26 (0.3.0 dev) + evictions per run
  *
  * Kept for the record; it is not built. To make file F with commit C:
  *

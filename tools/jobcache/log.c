@@ -51,6 +51,7 @@ static void print_run(const jc_run_record *r, void *userdata)
         json_object_set_new(j, "status", json_text(r->status));
         json_object_set_new(j, "evicted", json_integer(r->evicted));
         json_object_set_new(j, "evicted_bytes", json_integer(r->evicted_bytes));
+        json_object_set_new(j, "retries", json_integer(r->retries));
         json_object_set_new(j, "failures", fails ? fails : json_array());
         json_array_append_new(c->arr, j);
         return;
@@ -61,6 +62,8 @@ static void print_run(const jc_run_record *r, void *userdata)
     char skipped[96] = "";
     if (r->skipped)
         snprintf(skipped, sizeof skipped, ", %lld skipped", (long long)r->skipped);
+    if (r->retries)
+        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), ", %lld retried", (long long)r->retries);
     if (r->evicted) {
         char size[16];
         fmt_size(size, sizeof size, r->evicted_bytes);

@@ -70,6 +70,7 @@ static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
     hit->result_len = n;
     hit->compute_seconds = sqlite3_column_double(s, 2);
     hit_checks(s, 3, hit);
+    hit->created = sqlite3_column_double(s, 5);
     return 1;
 }
 
@@ -207,6 +208,7 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         if (!hit.result)
             hit.result = "";
         hit_checks(st->scan, 4, &hit);
+        hit.created = sqlite3_column_double(st->scan, 6);
         on_hit(ctx, i, &hit);
     }
     if (step != SQLITE_DONE)
@@ -251,6 +253,7 @@ static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, j
             if (!hit.result)
                 hit.result = "";
             hit_checks(st->get, 3, &hit);
+            hit.created = sqlite3_column_double(st->get, 5);
             on_hit(ctx, i, &hit);
         } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = jc__sq_store_error(st, step, "looking up an entry");

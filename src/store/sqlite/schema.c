@@ -51,6 +51,9 @@
     "ALTER TABLE runs ADD COLUMN evicted INTEGER NOT NULL DEFAULT 0;"                             \
     "ALTER TABLE runs ADD COLUMN evicted_bytes INTEGER NOT NULL DEFAULT 0;"
 
+/* Schema 8: calls run again after a crash or timeout, per run (issue 24). */
+#define RUN_RETRIES "ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;"
+
 /* The names of functions' positional parameters (schema 6), by function
  * and version: "beta,seed" (identifiers joined by commas). Not part of any
  * key: renaming a parameter changes no result. */
@@ -96,6 +99,7 @@ static const char schema_sql[] =
     LEASE_TABLES
     RUN_TABLES
     RUN_EVICTED
+    RUN_RETRIES
     PARAMS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
@@ -130,6 +134,8 @@ static const char *const migrations[] = {
     /* 6 -> 7: evictions in the record of runs (runs of earlier releases
      * evicted 0 as far as it knows: it did not count them). */
     RUN_EVICTED "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 7 -> 8: retries in the record of runs (runs before it retried none). */
+    RUN_RETRIES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
