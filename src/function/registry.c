@@ -297,6 +297,10 @@ typedef struct left_out {
 } left_out;
 static left_out *left_table;
 static size_t left_count, left_cap;
+/* Whether any function leaves arguments out: read without the mutex on the
+ * hot path (jc_delayed, jc_memo, storing a result), so that a program that
+ * uses no JC_LEAVE_OUT pays nothing for it. */
+static atomic_bool any_left_out;
 
 int jc_function_leave_out(const jc_function *desc, const char *const *names)
 {
@@ -328,6 +332,7 @@ int jc_function_leave_out(const jc_function *desc, const char *const *names)
         left_count++;
     }
     left_table[i] = (left_out){desc, names, n};
+    atomic_store_explicit(&any_left_out, true, memory_order_release);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
 out:
     pthread_mutex_unlock(&lock);
@@ -361,6 +366,8 @@ static bool listed(const char *const *names, size_t n, const char *name)
 
 bool jc__function_left_out(const jc_function *desc, jc_value *const *argv, size_t argc, bool *left)
 {
+    if (!atomic_load_explicit(&any_left_out, memory_order_acquire))
+        return false; /* left[] is not read then */
     size_t nl = 0, np = 0;
     const char *const *names = jc__function_left_out_names(desc, &nl);
     const char *const *params = names ? jc__function_params(desc, &np) : NULL;
