@@ -150,6 +150,7 @@ static int start(run *r, jc_batch *b)
     *r = (run){.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
     r->last_commit = r->t0;
     r->writable = jc__cache_writable(b->cache);
+    jc__cache_want_created(b->cache, b->opts.expires_after > 0);
     r->p.total = b->n;
     jc__progress_init(&r->line, b->opts.verbose);
     jc_results *res = r->res = calloc(1, sizeof *res);
@@ -287,6 +288,7 @@ static void release(run *r)
     free(r->release);
     if (r->busy_spent > 0)
         jc__cache_lock_wait(r->cache, true);
+    jc__cache_want_created(r->cache, false);
     jc__cache_run_end(r->cache);
     free(r->store_msg);
 }

@@ -274,6 +274,12 @@ size_t jc__store_wal_readers(const jc__store *st, long *pids, size_t cap)
     return st ? st->ops->wal_readers(st, pids, cap) : 0;
 }
 
+void jc__store_want_created(jc__store *st, bool want)
+{
+    if (st)
+        st->ops->want_created(st, want);
+}
+
 int jc__store_count(jc__store *st, int64_t *out)
 {
     if (!st)

@@ -70,7 +70,7 @@ static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
     hit->result_len = n;
     hit->compute_seconds = sqlite3_column_double(s, 2);
     hit_checks(s, 3, hit);
-    hit->created = sqlite3_column_double(s, 5);
+    hit->created = 0; /* jc__sqlite_get serves jc_memo, which expires nothing */
     return 1;
 }
 
@@ -188,32 +188,33 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     }
     int step;
-    while ((step = sqlite3_step(st->scan)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st->scan, 0) != JC__KEY_LEN)
+    sqlite3_stmt *scan = st->want_created ? st->scan_created : st->scan;
+    while ((step = sqlite3_step(scan)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(scan, 0) != JC__KEY_LEN)
             continue; /* the schema's CHECK makes this impossible; verify reports it */
-        size_t i = keyset_find(&ks, keys, sqlite3_column_blob(st->scan, 0));
+        size_t i = keyset_find(&ks, keys, sqlite3_column_blob(scan, 0));
         /* Each wanted key is answered once: a hostile file can hold the same
          * key twice behind an index that claims to be unique. */
         if (i == SIZE_MAX || seen[i])
             continue;
         seen[i] = true;
-        if (sqlite3_column_type(st->scan, 3) != SQLITE_BLOB)
+        if (sqlite3_column_type(scan, 3) != SQLITE_BLOB)
             continue; /* like a blob that does not decode: computed again */
         jc__hit hit = {
-            .rowid = sqlite3_column_int64(st->scan, 1),
-            .compute_seconds = sqlite3_column_double(st->scan, 2),
-            .result = sqlite3_column_blob(st->scan, 3),
-            .result_len = (size_t)sqlite3_column_bytes(st->scan, 3),
+            .rowid = sqlite3_column_int64(scan, 1),
+            .compute_seconds = sqlite3_column_double(scan, 2),
+            .result = sqlite3_column_blob(scan, 3),
+            .result_len = (size_t)sqlite3_column_bytes(scan, 3),
         };
         if (!hit.result)
             hit.result = "";
-        hit_checks(st->scan, 4, &hit);
-        hit.created = sqlite3_column_double(st->scan, 6);
+        hit_checks(scan, 4, &hit);
+        hit.created = st->want_created ? sqlite3_column_double(scan, 6) : 0;
         on_hit(ctx, i, &hit);
     }
     if (step != SQLITE_DONE)
         rc = jc__sq_store_error(st, step, "scanning for entries");
-    sqlite3_reset(st->scan);
+    sqlite3_reset(scan);
     free(ks.slots);
     free(seen);
     return rc;
@@ -239,26 +240,27 @@ static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, j
         order[i] = (key_ref){keys[i], i};
     qsort(order, n, sizeof *order, cmp_key_ref);
     int rc = 0;
+    sqlite3_stmt *get = st->want_created ? st->get_created : st->get;
     for (size_t k = 0; k < n && !rc; k++) {
         size_t i = order[k].index;
-        sqlite3_bind_blob(st->get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
-        int step = sqlite3_step(st->get);
-        if (step == SQLITE_ROW && sqlite3_column_type(st->get, 1) == SQLITE_BLOB) {
+        sqlite3_bind_blob(get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
+        int step = sqlite3_step(get);
+        if (step == SQLITE_ROW && sqlite3_column_type(get, 1) == SQLITE_BLOB) {
             jc__hit hit = {
-                .rowid = sqlite3_column_int64(st->get, 0),
-                .result = sqlite3_column_blob(st->get, 1),
-                .result_len = (size_t)sqlite3_column_bytes(st->get, 1),
-                .compute_seconds = sqlite3_column_double(st->get, 2),
+                .rowid = sqlite3_column_int64(get, 0),
+                .result = sqlite3_column_blob(get, 1),
+                .result_len = (size_t)sqlite3_column_bytes(get, 1),
+                .compute_seconds = sqlite3_column_double(get, 2),
             };
             if (!hit.result)
                 hit.result = "";
-            hit_checks(st->get, 3, &hit);
-            hit.created = sqlite3_column_double(st->get, 5);
+            hit_checks(get, 3, &hit);
+            hit.created = st->want_created ? sqlite3_column_double(get, 5) : 0;
             on_hit(ctx, i, &hit);
         } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = jc__sq_store_error(st, step, "looking up an entry");
         }
-        sqlite3_reset(st->get);
+        sqlite3_reset(get);
     }
     free(order);
     return rc;
@@ -351,4 +353,9 @@ int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double 
     for (; !rc && i < n; i++)
         rc = jc__sqlite_touch(st, keys + JC__KEY_LEN * i, now);
     return rc;
+}
+
+void jc__sqlite_want_created(jc__sqlite *st, bool want)
+{
+    st->want_created = want;
 }

@@ -210,6 +210,11 @@ static size_t op_wal_readers(const jc__store *st, long *pids, size_t cap)
     return jc__sqlite_wal_readers(SQC(st), pids, cap);
 }
 
+static void op_want_created(jc__store *st, bool want)
+{
+    jc__sqlite_want_created(SQ(st), want);
+}
+
 static int op_count(jc__store *st, int64_t *out)
 {
     return jc__sqlite_count(SQ(st), out);
@@ -344,6 +349,7 @@ const jc__store_ops jc__sqlite_ops = {
     .checkpoint = op_checkpoint,
     .evict = op_evict,
     .count = op_count,
+    .want_created = op_want_created,
     .wal_readers = op_wal_readers,
     .groups = op_groups,
     .facts_get = op_facts_get,
