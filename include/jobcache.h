@@ -79,7 +79,7 @@ extern "C" {
 #define JC_VERSION_MAJOR 0
 #define JC_VERSION_MINOR 3
 #define JC_VERSION_PATCH 0
-#define JC_VERSION_STRING "0.2.0"
+#define JC_VERSION_STRING "0.3.0"
 #define JC_VERSION_NUMBER (JC_VERSION_MAJOR * 10000 + JC_VERSION_MINOR * 100 + JC_VERSION_PATCH)
 
 /* The version of the library actually linked, as "MAJOR.MINOR.PATCH". */

@@ -2005,6 +2005,21 @@ static void run_a_file_argument_is_keyed_by_its_content(void **state)
     assert_int_equal(jc__file_reads(), reads + 1);
     jc_results_free(res);
     assert_int_equal(wc_calls, 2);
+    /* Rewritten in place with its size and time put back (cp -p, fixed
+     * times): its ctime tells, and it is read again (a miss). */
+    struct stat before;
+    assert_int_equal(stat(file, &before), 0);
+    write_file(file, "ONE TWO THREE FOUR\n");
+    struct timespec t[2] = {before.st_atim, before.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, file, t, 0), 0);
+    res = count_words(c, file);
+    assert_int_equal(jc_results_summary(res).computed, 1);
+    jc_results_free(res);
+    assert_int_equal(wc_calls, 3);
+    assert_string_equal(jc_version(), JC_VERSION_STRING);
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", JC_VERSION_MAJOR, JC_VERSION_MINOR, JC_VERSION_PATCH);
+    assert_string_equal(JC_VERSION_STRING, version);
 
     /* A directory: a changed file in it is a miss. */
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});

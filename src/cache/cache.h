@@ -250,7 +250,7 @@ int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
 int64_t jc__cache_data_version(jc_cache *cache);
 /* Whether lookups report when each entry was stored (jc__found.created; 0
  * otherwise): for runs that expire entries. */
-void jc__cache_want_created(jc_cache *cache, bool want);
+bool jc__cache_want_created(jc_cache *cache, bool want); /* returns the previous setting */
 size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap);
 /* The recorded parameter names of function and version ("beta,seed"):
  * 1 and *names (malloc'd), or 0 and NULL. */

@@ -63,9 +63,9 @@ int jc__cache_facts(jc_cache *cache, jc__store_facts *out)
     return jc__store_facts_get(cache->store, out);
 }
 
-void jc__cache_want_created(jc_cache *cache, bool want)
+bool jc__cache_want_created(jc_cache *cache, bool want)
 {
-    jc__store_want_created(cache->store, want);
+    return jc__store_want_created(cache->store, want);
 }
 
 int64_t jc__cache_data_version(jc_cache *cache)

@@ -160,9 +160,11 @@ int jc__cache_flush_touches(jc_cache *cache)
     else
         rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
                                   : touch_each(cache, latest);
-    if (rc)
-        cache->touch_flushed = 0; /* the transaction rolls back: all stay queued */
-    else if (current == 0)
+    /* A failure may have written some chunks and the caller may commit
+     * anyway (hit counts are bookkeeping): they count as written in this
+     * transaction, so that none is written twice; if it rolls back, all of
+     * them are written again. */
+    if (current == 0)
         cache->ntouched = 0; /* outside a transaction: each statement committed */
     else
         cache->touch_flushed = cache->ntouched, cache->touch_txn = current;

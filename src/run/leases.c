@@ -112,8 +112,9 @@ int jc__r_claim_misses(run *r)
     r->p.waiting = r->nwaiting;
     free(keys);
     free(theirs);
+    /* A failure to look again computes them, as without leases. */
     if (r->ntasks && (r->lookup_version < 0 || jc__cache_data_version(r->cache) != r->lookup_version))
-        return serve_stored_meanwhile(r, 0);
+        (void)serve_stored_meanwhile(r, 0);
     return 0;
 }
 
@@ -187,8 +188,11 @@ static int take_over_abandoned(run *r)
     }
     free(keys);
     free(held);
-    /* Released since the poll before: maybe because they were stored. */
-    return r->ntasks ? serve_stored_meanwhile(r, 0) : 0;
+    /* Released since the poll before: maybe because they were stored (a
+     * failure to look again computes them). */
+    if (r->ntasks)
+        (void)serve_stored_meanwhile(r, 0);
+    return 0;
 }
 
 /* After its own misses, the run waits for the calls other processes hold:

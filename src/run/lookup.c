@@ -74,12 +74,15 @@ void jc__r_on_found(void *ctx, size_t s, jc__found *f)
     double expires = r->batch->opts.expires_after;
     if (expires > 0 && f->created < jc__now() - expires) {
         jc_value_free(f->value);
+        if (!sl->expired) /* looked up again (claims, waits): counted once */
+            r->p.expired += weight(r, s);
         sl->expired = true;
-        r->p.expired += weight(r, s);
         return;
     }
     if (code_changed(r, call->fn, f)) {
-        note_code_change(r, call->fn);
+        if (!sl->code_noted)
+            note_code_change(r, call->fn);
+        sl->code_noted = true;
         if (r->batch->opts.on_code_change == JC_ON_CODE_CHANGE_RECOMPUTE) {
             jc_value_free(f->value); /* a miss: computed again, the entry overwritten */
             return;
@@ -110,8 +113,10 @@ int jc__r_lookup(run *r)
     /* Lookups only read: the hits they record are written with the first
      * results, or at the end of the run. */
     size_t damaged = jc__cache_damaged(r->cache);
-    int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, jc__r_on_found, r);
+    /* Read before the lookups' snapshot: a commit of another process that
+     * the snapshot misses changes it (jc__r_claim_misses looks again). */
     r->lookup_version = jc__cache_data_version(r->cache);
+    int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, jc__r_on_found, r);
     r->p.damaged += jc__cache_damaged(r->cache) - damaged;
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {

@@ -59,9 +59,9 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     if (!rc) {
         for (size_t s = 0; s < res.nslots; s++)
             keys[s] = b->calls[res.slots[s].first].key;
-        jc__cache_want_created(b->cache, pc.expires_after > 0);
+        bool was = jc__cache_want_created(b->cache, pc.expires_after > 0);
         rc = jc__cache_lookup_many(b->cache, keys, res.nslots, plan_found, &pc);
-        jc__cache_want_created(b->cache, false);
+        jc__cache_want_created(b->cache, was); /* a plan made during a run leaves the run's as it was */
     }
     jc_stats *st = !rc && jc__cache_has_store(b->cache) ? jc_cache_stats(b->cache) : NULL;
     if (!rc) {

@@ -61,6 +61,7 @@ typedef struct slot {
     bool cached;
     bool done;
     bool expired;     /* its entry was older than expires_after */
+    bool code_noted;  /* counted in p.code_changed (once, however often looked up) */
 } slot;
 
 struct jc_results {

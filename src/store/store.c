@@ -274,10 +274,9 @@ size_t jc__store_wal_readers(const jc__store *st, long *pids, size_t cap)
     return st ? st->ops->wal_readers(st, pids, cap) : 0;
 }
 
-void jc__store_want_created(jc__store *st, bool want)
+bool jc__store_want_created(jc__store *st, bool want)
 {
-    if (st)
-        st->ops->want_created(st, want);
+    return st ? st->ops->want_created(st, want) : false;
 }
 
 int jc__store_count(jc__store *st, int64_t *out)

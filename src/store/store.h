@@ -310,8 +310,9 @@ int jc__store_evict(jc__store *st, int64_t target, int64_t max_count, int64_t *c
  * error: it is for telling a user who pins the file. */
 size_t jc__store_wal_readers(const jc__store *st, long *pids, size_t cap);
 /* Whether jc__store_get_many reports each hit's created (else 0): only
- * lookups that expire entries need it, and it costs every hit a column. */
-void jc__store_want_created(jc__store *st, bool want);
+ * lookups that expire entries need it, and it costs every hit a column.
+ * Returns the setting it replaces. */
+bool jc__store_want_created(jc__store *st, bool want);
 /* How many entries the store holds (all key formats). */
 int jc__store_count(jc__store *st, int64_t *out);
 

@@ -54,7 +54,7 @@ typedef struct jc__store_ops {
     int (*checkpoint)(jc__store *st);
     int (*evict)(jc__store *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes);
     int (*count)(jc__store *st, int64_t *out);
-    void (*want_created)(jc__store *st, bool want);
+    bool (*want_created)(jc__store *st, bool want);
     size_t (*wal_readers)(const jc__store *st, long *pids, size_t cap);
     int (*groups)(jc__store *st, int (*fn)(void *ctx, const jc__group *g), void *ctx);
     int (*facts_get)(jc__store *st, jc__store_facts *out);

@@ -12,7 +12,7 @@
  * refused.
  *
  * Digests of files are remembered in this process with the file's device,
- * inode, size and modification time, as git's index remembers them, so that
+ * inode, size, modification and change times, as git's index remembers them, so that
  * an unchanged file is not read again. Git's rule for racy timestamps
  * applies: a file whose modification time is within RACY_NS of when it was
  * hashed may have been changed again within the same timestamp tick, and is
@@ -45,7 +45,7 @@ typedef struct memo {
     dev_t dev;
     ino_t ino;
     off_t size;
-    int64_t mtime_ns, hashed_ns;
+    int64_t mtime_ns, ctime_ns, hashed_ns;
     unsigned char digest[16];
 } memo;
 
@@ -121,8 +121,11 @@ static bool memo_get(const char *path, const struct stat *sb, unsigned char out[
     pthread_mutex_lock(&memo_lock);
     for (size_t i = 0; i < nmemos && !found; i++) {
         const memo *m = &memos[i];
+        /* ctime too: content rewritten with its size and mtime put back
+         * (cp -p, tools with fixed times) still changes the inode's ctime. */
         if (strcmp(m->path, path) == 0 && m->dev == sb->st_dev && m->ino == sb->st_ino &&
-            m->size == sb->st_size && m->mtime_ns == ns_of(sb->st_mtim) && m->hashed_ns - m->mtime_ns > RACY_NS) {
+            m->size == sb->st_size && m->mtime_ns == ns_of(sb->st_mtim) && m->ctime_ns == ns_of(sb->st_ctim) &&
+            m->hashed_ns - m->mtime_ns > RACY_NS) {
             memcpy(out, m->digest, 16);
             found = true;
         }
@@ -153,6 +156,7 @@ static void memo_put(const char *path, const struct stat *sb, int64_t hashed_ns,
         m->ino = sb->st_ino;
         m->size = sb->st_size;
         m->mtime_ns = ns_of(sb->st_mtim);
+        m->ctime_ns = ns_of(sb->st_ctim);
         m->hashed_ns = hashed_ns;
         memcpy(m->digest, d, 16);
     } else {

@@ -96,6 +96,7 @@ struct jc__sqlite_pager {
     sqlite3_value *last[SORT_KEYS_MAX]; /* the sort keys of the last entry returned */
     int64_t last_rowid;
     bool started, done;
+    bool counted; /* in st->listings */
     int64_t left; /* entries the limit still allows; -1 = no limit */
     size_t page;  /* rows in the next page */
     int64_t *rowids;
@@ -129,6 +130,7 @@ int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager *
     p->page = q->order == JC__ORDER_ROWID || q->order == JC__ORDER_KEY ? PAGE_ROWID : PAGE_FIRST;
     if (st->listings++ == 0)
         jc__sq_run_sql(st, JC__SQ_MEMORY_LISTING, "bounding the memory of a listing"); /* best effort */
+    p->counted = true;
     *out = p;
     return 0;
 }
@@ -137,7 +139,7 @@ void jc__sqlite_pager_free(jc__sqlite_pager *p)
 {
     if (!p)
         return;
-    if (--p->st->listings == 0)
+    if (p->counted && --p->st->listings == 0)
         jc__sq_run_sql(p->st, JC__SQ_MEMORY_USE, "restoring the memory of the connection");
     for (int i = 0; i < SORT_KEYS_MAX; i++)
         sqlite3_value_free(p->last[i]);
@@ -305,23 +307,41 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
     if (rc)
         return rc;
     /* A time later than now was written under a clock that was ahead:
-     * when the entry was really made is unknown, but not after the next
-     * entry written with a sane clock (rowids follow the order of writing).
-     * That bound, or now, so that such an entry never looks newer than
-     * the entries written after it (issue 23: prune --stale-versions kept
-     * the old version, clamped to now, and removed the current one). */
-#define NEXT_SANE                                                                                  \
-    "ifnull((SELECT e.created FROM entries e WHERE e.rowid > entries.rowid AND e.created <= " NOW_SQL \
-    " ORDER BY e.rowid LIMIT 1), " NOW_SQL ")"
-#define NEW_CREATED                                                                                \
-    "(CASE WHEN created > " NOW_SQL " THEN min(" NOW_SQL ", " NEXT_SANE ") ELSE created END)"
+     * when the entry was really made is unknown, but not after the entries
+     * written after it with a sane clock (rowids follow the order of
+     * writing). The earliest of their creation times, or now, so that such
+     * an entry never looks newer than what was written after it (issue 23:
+     * prune --stale-versions kept the old version, clamped to now, and
+     * removed the current one). One pass, newest rowid first, carrying
+     * that minimum (a window), and only when a time needs it: the pass
+     * over every entry costs what the search for such times costs. */
+    sqlite3_stmt *s = NULL;
+    bool any = false;
+    rc = jc__sq_prepare(st, "SELECT EXISTS (SELECT 1 FROM entries WHERE created > " NOW_SQL " OR last_used > " NOW_SQL ")",
+                        &s);
+    if (!rc) {
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW)
+            any = sqlite3_column_int(s, 0) != 0;
+        else
+            rc = jc__sq_store_error(st, step, "looking for times later than now");
+    }
+    sqlite3_finalize(s);
+    if (rc || !any) {
+        if (!rc && count)
+            *count = 0;
+        return rc;
+    }
+#define NEW_CREATED "(CASE WHEN entries.created > " NOW_SQL " THEN min(" NOW_SQL ", w.bound) ELSE entries.created END)"
     rc = jc__sq_run_sql(st,
-                 "UPDATE entries SET created = " NEW_CREATED ", last_used = (CASE WHEN last_used > " NOW_SQL
-                 " THEN max(" NEW_CREATED ", min(" NOW_SQL ", " NEXT_SANE ")) ELSE last_used END)"
-                 " WHERE created > " NOW_SQL " OR last_used > " NOW_SQL,
+                 "UPDATE entries SET created = " NEW_CREATED ", last_used = (CASE WHEN entries.last_used > " NOW_SQL
+                 " THEN max(" NEW_CREATED ", min(" NOW_SQL ", w.bound)) ELSE entries.last_used END)"
+                 " FROM (SELECT rowid AS id, ifnull(min(CASE WHEN created <= " NOW_SQL " THEN created END)"
+                 " OVER (ORDER BY rowid DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), " NOW_SQL ") AS bound"
+                 " FROM entries) AS w"
+                 " WHERE entries.rowid = w.id AND (entries.created > " NOW_SQL " OR entries.last_used > " NOW_SQL ")",
                  "clamping times later than now");
 #undef NEW_CREATED
-#undef NEXT_SANE
     if (!rc && count)
         *count = sqlite3_changes(st->db);
     return rc;

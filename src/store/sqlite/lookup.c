@@ -355,7 +355,9 @@ int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double 
     return rc;
 }
 
-void jc__sqlite_want_created(jc__sqlite *st, bool want)
+bool jc__sqlite_want_created(jc__sqlite *st, bool want)
 {
+    bool was = st->want_created;
     st->want_created = want;
+    return was;
 }

@@ -210,9 +210,9 @@ static size_t op_wal_readers(const jc__store *st, long *pids, size_t cap)
     return jc__sqlite_wal_readers(SQC(st), pids, cap);
 }
 
-static void op_want_created(jc__store *st, bool want)
+static bool op_want_created(jc__store *st, bool want)
 {
-    jc__sqlite_want_created(SQ(st), want);
+    return jc__sqlite_want_created(SQ(st), want);
 }
 
 static int op_count(jc__store *st, int64_t *out)

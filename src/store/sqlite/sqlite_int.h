@@ -177,7 +177,7 @@ int jc__sqlite_checkpoint(jc__sqlite *st);
 int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t max_count, int64_t *count, int64_t *bytes);
 int jc__sqlite_count(jc__sqlite *st, int64_t *out);
 size_t jc__sqlite_wal_readers(const jc__sqlite *st, long *pids, size_t cap);
-void jc__sqlite_want_created(jc__sqlite *st, bool want);
+bool jc__sqlite_want_created(jc__sqlite *st, bool want);
 int jc__sqlite_groups(jc__sqlite *st, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__sqlite_facts_get(jc__sqlite *st, jc__store_facts *out);
 int jc__sqlite_integrity(jc__sqlite *st, void (*fn)(void *ctx, const char *problem), void *ctx);
