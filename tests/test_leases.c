@@ -289,22 +289,16 @@ static int quick_sq(jc_call *call)
 }
 JC_FUNCTION(quick_sq, "v1");
 
-/* 4 processes at once, each 20 runs of 100 calls of 0.2 ms, half of them
- * shared by all, so that runs end while others look up: calls computed
- * twice stay under 1% of the shared calls (issue 23: 29 of 40,000 with 4
- * processes, 695 with 8, at 20,000 calls of 1 ms). */
-static void leases_quick_shared_calls_are_computed_once(void **state)
+/* Runs body(p, path) in procs processes started together (released at
+ * once through a pipe), each exiting 0 when body returns true; checks
+ * every one did. */
+static void in_processes_at_once(int procs, const char *path, bool (*body)(int p, const char *path))
 {
-    (void)state;
-    enum { PROCS = 4, RUNS = 20, OWN = 1000, SHARED = 1000 };
-    char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "quick.db");
-    jc_cache_close(open_cache(path, 0));
-    atomic_store(computed, 0);
     int go[2];
     assert_int_equal(pipe(go), 0);
-    pid_t pids[PROCS];
-    for (int p = 0; p < PROCS; p++) {
+    pid_t pids[16];
+    assert_true(procs <= 16);
+    for (int p = 0; p < procs; p++) {
         pids[p] = fork();
         assert_true(pids[p] >= 0);
         if (pids[p] == 0) {
@@ -312,34 +306,79 @@ static void leases_quick_shared_calls_are_computed_once(void **state)
             close(go[1]);
             if (read(go[0], &ch, 1) != 0)
                 _exit(2);
-            jc_cache *c = jc_cache_open(path, NULL);
-            int ok = c != NULL;
-            for (int run = 0; run < RUNS && ok; run++) {
-                jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
-                /* Interleaved: shared calls all along each run. */
-                for (int i = run * (OWN + SHARED) / RUNS; i < (run + 1) * (OWN + SHARED) / RUNS; i++)
-                    jc_delayed(b, quick_sq, jc_int(i % 2 ? i / 2 : 1000000 * (p + 1) + i / 2));
-                jc_results *res = jc_run(b);
-                ok = jc_results_status(res) == JC_OK;
-                jc_results_free(res);
-                jc_batch_free(b);
-            }
-            jc_cache_close(c);
-            _exit(ok ? 0 : 1);
+            _exit(body(p, path) ? 0 : 1);
         }
     }
     close(go[0]);
     close(go[1]); /* all start now */
-    for (int p = 0; p < PROCS; p++) {
+    for (int p = 0; p < procs; p++) {
         int status = 0;
         assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    int unique = PROCS * OWN + SHARED, dup = atomic_load(computed) - unique;
-    print_message("%d processes, %d calls each (%d shared): %d computed, %d twice\n", PROCS, OWN + SHARED, SHARED,
-                  atomic_load(computed), dup);
+}
+
+enum { QUICK_RUNS = 20, QUICK_OWN = 1000, QUICK_SHARED = 1000 };
+
+/* Process p's runs: its own calls and the shared ones, interleaved, so
+ * that every run meets shared calls. */
+static bool quick_runs(int p, const char *path)
+{
+    jc_cache *c = jc_cache_open(path, NULL);
+    bool ok = c != NULL;
+    for (int run = 0; run < QUICK_RUNS && ok; run++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+        for (int i = run * (QUICK_OWN + QUICK_SHARED) / QUICK_RUNS;
+             i < (run + 1) * (QUICK_OWN + QUICK_SHARED) / QUICK_RUNS; i++)
+            jc_delayed(b, quick_sq, jc_int(i % 2 ? i / 2 : 1000000 * (p + 1) + i / 2));
+        jc_results *res = jc_run(b);
+        ok = jc_results_status(res) == JC_OK;
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    return ok;
+}
+
+/* 4 processes at once, each 20 runs of 100 calls of 0.2 ms, half of them
+ * shared by all, so that runs end while others look up: calls computed
+ * twice stay under 1% of the shared calls (issue 23: 29 of 40,000 with 4
+ * processes, 695 with 8, at 20,000 calls of 1 ms). */
+static void leases_quick_shared_calls_are_computed_once(void **state)
+{
+    (void)state;
+    enum { PROCS = 4 };
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "quick.db");
+    jc_cache_close(open_cache(path, 0));
+    atomic_store(computed, 0);
+    in_processes_at_once(PROCS, path, quick_runs);
+    int unique = PROCS * QUICK_OWN + QUICK_SHARED, dup = atomic_load(computed) - unique;
+    print_message("%d processes, %d calls each (%d shared): %d computed, %d twice\n", PROCS,
+                  QUICK_OWN + QUICK_SHARED, QUICK_SHARED, atomic_load(computed), dup);
     assert_true(dup >= 0);
-    assert_true(dup * 100 <= PROCS * SHARED);
+    assert_true(dup * 100 <= PROCS * QUICK_SHARED);
+}
+
+enum { HIT_RUNS = 10, HIT_CALLS = 200 };
+
+/* Process p's runs: every call a hit, and one miss a run (a write). */
+static bool hit_runs(int p, const char *path)
+{
+    jc_cache *c = jc_cache_open(path, NULL);
+    bool ok = c != NULL;
+    for (int run = 0; run < HIT_RUNS && ok; run++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+        for (int i = 0; i < HIT_CALLS; i++)
+            jc_delayed(b, quick_sq, jc_int(i));
+        jc_delayed(b, quick_sq, jc_int(100000 * (p + 1) + run));
+        jc_results *res = jc_run(b);
+        ok = jc_results_status(res) == JC_OK && jc_results_summary(res).cached == HIT_CALLS;
+        jc_results_free(res);
+        jc_batch_free(b);
+    }
+    jc_cache_close(c);
+    return ok;
 }
 
 /* 4 processes hitting one cache at once, each 10 runs of 200 hits, with a
@@ -350,52 +389,19 @@ static void leases_quick_shared_calls_are_computed_once(void **state)
 static void leases_hits_of_processes_at_once_are_all_counted(void **state)
 {
     (void)state;
-    enum { PROCS = 4, RUNS = 10, CALLS = 200 };
+    enum { PROCS = 4 };
     char path[PATH_CAP];
     jc_test_path(path, sizeof path, "hits8.db");
     jc_cache *c = open_cache(path, 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
-    for (int i = 0; i < CALLS; i++)
+    for (int i = 0; i < HIT_CALLS; i++)
         jc_delayed(b, quick_sq, jc_int(i));
     jc_results_free(jc_run(b));
     jc_batch_free(b);
     jc_cache_close(c);
-    int go[2];
-    assert_int_equal(pipe(go), 0);
-    pid_t pids[PROCS];
-    for (int p = 0; p < PROCS; p++) {
-        pids[p] = fork();
-        assert_true(pids[p] >= 0);
-        if (pids[p] == 0) {
-            char ch;
-            close(go[1]);
-            if (read(go[0], &ch, 1) != 0)
-                _exit(2);
-            jc_cache *pc = jc_cache_open(path, NULL);
-            int ok = pc != NULL;
-            for (int run = 0; run < RUNS && ok; run++) {
-                jc_batch *pb = jc_batch_new(pc, &(jc_options){.verbose = JC_VERBOSE_OFF});
-                for (int i = 0; i < CALLS; i++)
-                    jc_delayed(pb, quick_sq, jc_int(i));
-                jc_delayed(pb, quick_sq, jc_int(100000 * (p + 1) + run)); /* a miss: a write */
-                jc_results *res = jc_run(pb);
-                ok = jc_results_status(res) == JC_OK && jc_results_summary(res).cached == CALLS;
-                jc_results_free(res);
-                jc_batch_free(pb);
-            }
-            jc_cache_close(pc);
-            _exit(ok ? 0 : 1);
-        }
-    }
-    close(go[0]);
-    close(go[1]);
-    for (int p = 0; p < PROCS; p++) {
-        int status = 0;
-        assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
-        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    }
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), PROCS * RUNS * CALLS);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(cached) FROM runs"), PROCS * RUNS * CALLS);
+    in_processes_at_once(PROCS, path, hit_runs);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), PROCS * HIT_RUNS * HIT_CALLS);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(cached) FROM runs"), PROCS * HIT_RUNS * HIT_CALLS);
 }
 
 /* The owner is killed with SIGKILL while it computes: the waiter sees its

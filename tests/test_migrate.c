@@ -355,12 +355,19 @@ static void migrate_a_schema_5_file_gets_parameter_names(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM params"), 1);
 }
 
-static void sum_evicted(const jc_run_record *r, void *userdata)
+/* Sums over the record of runs: runs, evicted, runs that evicted bytes,
+ * retries. */
+typedef struct run_sums {
+    int64_t runs, evicted, evicting, retries;
+} run_sums;
+
+static void sum_runs(const jc_run_record *r, void *userdata)
 {
-    int64_t *sum = userdata;
-    sum[0]++;
-    sum[1] += r->evicted;
-    sum[2] += r->evicted_bytes > 0;
+    run_sums *sum = userdata;
+    sum->runs++;
+    sum->evicted += r->evicted;
+    sum->evicting += r->evicted_bytes > 0;
+    sum->retries += r->retries;
 }
 
 /* A schema-6 file (0.2.0's) gains evictions in its record of runs:
@@ -378,10 +385,10 @@ static void migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs(void **
     assert_int_equal(hits, 5);
     jc_test_bytes before = jc_test_snapshot(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
-    int64_t sum[3] = {0, 0, 0};
-    assert_int_equal(jc_cache_runs(c, 0, false, sum_evicted, sum), 0);
-    assert_int_equal(sum[0], 2);
-    assert_int_equal(sum[1], 0);
+    run_sums sum = {0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_runs, &sum), 0);
+    assert_int_equal(sum.runs, 2);
+    assert_int_equal(sum.evicted, 0);
     assert_int_equal(run_v1_calls(c), 32);
     jc_cache_close(c);
     jc_test_assert_unchanged(path, before);
@@ -414,22 +421,14 @@ static void migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs(void **
     assert_int_equal(jc_results_status(res), JC_OK);
     jc_results_free(res);
     jc_batch_free(b);
-    memset(sum, 0, sizeof sum);
-    assert_int_equal(jc_cache_runs(c, 0, false, sum_evicted, sum), 0);
-    assert_true(sum[1] > 0);
-    assert_int_equal(sum[2], 1);
+    sum = (run_sums){0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_runs, &sum), 0);
+    assert_true(sum.evicted > 0);
+    assert_int_equal(sum.evicting, 1);
     s = jc_cache_stats(c);
-    assert_int_equal(s->evicted_entries, sum[1]);
+    assert_int_equal(s->evicted_entries, sum.evicted);
     jc_stats_free(s);
     jc_cache_close(c);
-}
-
-static void sum_retries(const jc_run_record *r, void *userdata)
-{
-    int64_t *sum = userdata;
-    sum[0]++;
-    sum[1] += r->retries;
-    sum[2] += r->evicted;
 }
 
 /* A schema-7 file gains retries in its record of runs: read-only, read as
@@ -443,10 +442,10 @@ static void migrate_a_schema_7_file_gets_retries_in_its_record_of_runs(void **st
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 7);
     jc_test_bytes before = jc_test_snapshot(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
-    int64_t sum[3] = {0, 0, 0};
-    assert_int_equal(jc_cache_runs(c, 0, false, sum_retries, sum), 0);
-    assert_int_equal(sum[0], 2);
-    assert_int_equal(sum[1], 0);
+    run_sums sum = {0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_runs, &sum), 0);
+    assert_int_equal(sum.runs, 2);
+    assert_int_equal(sum.retries, 0);
     assert_int_equal(run_v1_calls(c), 32);
     jc_cache_close(c);
     jc_test_assert_unchanged(path, before);

@@ -12,36 +12,9 @@
 
 #include "function/fingerprint.h"
 #include "cache_int.h"
+#include "util/proc.h"
 
 /* ---- the record of runs ---- */
-
-/* The program's command line, arguments joined by spaces (quoted where
- * they hold one); malloc'd. */
-static char *command_line(void)
-{
-    FILE *f = fopen("/proc/self/cmdline", "re");
-    char buf[4096];
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    jc__buf out = {0};
-    for (size_t i = 0; i < n;) {
-        const char *arg = buf + i;
-        size_t len = strlen(arg);
-        bool quote = strpbrk(arg, " \t'\"") != NULL || len == 0;
-        if (out.len)
-            jc__buf_write(&out, " ", 1);
-        if (quote)
-            jc__buf_write(&out, "'", 1);
-        jc__buf_write(&out, arg, len);
-        if (quote)
-            jc__buf_write(&out, "'", 1);
-        i += len + 1;
-    }
-    jc__buf_write(&out, "", 1);
-    return out.oom ? (jc__buf_free(&out), jc__strdup("?")) : out.data;
-}
 
 void jc__cache_memo_note(jc_cache *cache, jc_status status, bool cached, double seconds, const char *message)
 {
@@ -99,7 +72,7 @@ int jc__cache_record_run(jc_cache *cache, jc__run_row *r)
         return 0;
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    char *cmd = command_line();
+    char *cmd = jc__command_line(0);
     r->host = host;
     r->pid = getpid();
     r->command = cmd ? cmd : "?";

@@ -215,17 +215,25 @@ out:
     return found;
 }
 
-/* ---- parameter names (JC_FUNCTION_PARAMS) ----
+/* ---- names by function: its parameters (JC_FUNCTION_PARAMS), the
+ * arguments it leaves out of its key (JC_LEAVE_OUT) ----
  *
  * Kept apart from the table of functions, by descriptor: a descriptor is
- * named once, before main, and never unnamed. */
+ * named before main, and never unnamed. */
 typedef struct named {
     const jc_function *desc;
     const char *const *names;
     size_t n;
 } named;
-static named *named_table;
-static size_t named_count, named_cap;
+typedef struct name_table {
+    named *rows;
+    size_t count, cap;
+} name_table;
+static name_table params_table, left_table;
+/* Whether any function leaves arguments out: read without the mutex on the
+ * hot path (jc_delayed, jc_memo, storing a result), so that a program that
+ * uses no JC_LEAVE_OUT pays nothing for it. */
+static atomic_bool any_left_out;
 
 static bool is_identifier(const char *s)
 {
@@ -237,123 +245,106 @@ static bool is_identifier(const char *s)
     return true;
 }
 
-int jc_function_register_params(const jc_function *desc, const char *const *names)
+/* names (n of them) as desc's row of t; what names them in a message. */
+static int names_set(name_table *t, const jc_function *desc, const char *const *names, size_t n, const char *what)
 {
-    if (!desc || !names)
-        return jc__set_error(JC_EINVAL, "jc_function_register_params: NULL %s", desc ? "names" : "descriptor");
-    size_t n = 0;
-    for (; names[n]; n++) {
-        if (!is_identifier(names[n]))
-            return jc__set_error(JC_EINVAL, "function \"%s\": parameter name \"%s\" is not an identifier",
-                                 desc->name ? desc->name : "", names[n]);
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(names[k], names[n]) == 0)
-                return jc__set_error(JC_EINVAL, "function \"%s\": parameter name \"%s\" is given twice",
-                                     desc->name ? desc->name : "", names[n]);
-    }
     int rc = 0;
     registry_lock();
     size_t i = 0;
-    while (i < named_count && named_table[i].desc != desc)
+    while (i < t->count && t->rows[i].desc != desc)
         i++;
-    if (i == named_count) {
-        if (JC__GROW(named_table, named_cap, named_count + 1)) {
-            rc = jc__set_error(JC_ENOMEM, "out of memory naming the parameters of \"%s\"",
+    if (i == t->count) {
+        if (JC__GROW(t->rows, t->cap, t->count + 1)) {
+            rc = jc__set_error(JC_ENOMEM, "out of memory recording %s of \"%s\"", what,
                                desc->name ? desc->name : "");
             goto out;
         }
-        named_count++;
+        t->count++;
     }
-    named_table[i] = (named){desc, names, n};
-out:
-    pthread_mutex_unlock(&lock);
-    return rc;
-}
-
-const char *const *jc__function_params(const jc_function *desc, size_t *n)
-{
-    const char *const *found = NULL;
-    *n = 0;
-    if (!desc)
-        return NULL;
-    registry_lock();
-    for (size_t i = 0; i < named_count; i++)
-        if (named_table[i].desc == desc) {
-            found = named_table[i].names;
-            *n = named_table[i].n;
-            break;
-        }
-    pthread_mutex_unlock(&lock);
-    return found;
-}
-
-/* ---- arguments left out of the key (JC_LEAVE_OUT) ----
- *
- * By descriptor, as parameter names are. */
-typedef struct left_out {
-    const jc_function *desc;
-    const char *const *names;
-    size_t n;
-} left_out;
-static left_out *left_table;
-static size_t left_count, left_cap;
-/* Whether any function leaves arguments out: read without the mutex on the
- * hot path (jc_delayed, jc_memo, storing a result), so that a program that
- * uses no JC_LEAVE_OUT pays nothing for it. */
-static atomic_bool any_left_out;
-
-int jc_function_leave_out(const jc_function *desc, const char *const *names)
-{
-    if (!desc || !names)
-        return jc__set_error(JC_EINVAL, "jc_function_leave_out: NULL %s", desc ? "names" : "descriptor");
-    size_t n = 0;
-    for (; names[n]; n++) {
-        jc_value *text = *names[n] ? jc_str(names[n]) : NULL; /* checks UTF-8 */
-        jc_value_free(text);
-        if (!text)
-            return jc__set_error(JC_EINVAL, "function \"%s\": an argument left out of the key has %s name",
-                                 desc->name ? desc->name : "", *names[n] ? "a non-UTF-8" : "an empty");
-        for (size_t k = 0; k < n; k++)
-            if (strcmp(names[k], names[n]) == 0)
-                return jc__set_error(JC_EINVAL, "function \"%s\": argument \"%s\" is left out twice",
-                                     desc->name ? desc->name : "", names[n]);
-    }
-    int rc = 0;
-    registry_lock();
-    size_t i = 0;
-    while (i < left_count && left_table[i].desc != desc)
-        i++;
-    if (i == left_count) {
-        if (JC__GROW(left_table, left_cap, left_count + 1)) {
-            rc = jc__set_error(JC_ENOMEM, "out of memory leaving arguments of \"%s\" out",
-                               desc->name ? desc->name : "");
-            goto out;
-        }
-        left_count++;
-    }
-    left_table[i] = (left_out){desc, names, n};
-    atomic_store_explicit(&any_left_out, true, memory_order_release);
+    t->rows[i] = (named){desc, names, n};
+    if (t == &left_table)
+        atomic_store_explicit(&any_left_out, true, memory_order_release);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
 out:
     pthread_mutex_unlock(&lock);
     return rc;
 }
 
-const char *const *jc__function_left_out_names(const jc_function *desc, size_t *n)
+static const char *const *names_get(name_table *t, const jc_function *desc, size_t *n)
 {
     const char *const *found = NULL;
     *n = 0;
     if (!desc)
         return NULL;
     registry_lock();
-    for (size_t i = 0; i < left_count; i++)
-        if (left_table[i].desc == desc) {
-            found = left_table[i].names;
-            *n = left_table[i].n;
+    for (size_t i = 0; i < t->count; i++)
+        if (t->rows[i].desc == desc) {
+            found = t->rows[i].names;
+            *n = t->rows[i].n;
             break;
         }
     pthread_mutex_unlock(&lock);
     return found;
+}
+
+/* Counts names into *n; JC_EINVAL, naming what kind of name it is, when
+ * bad finds fault with one (and says what) or one is given twice. */
+static int names_check(const jc_function *desc, const char *const *names, size_t *n,
+                       const char *(*bad)(const char *name), const char *kind)
+{
+    for (*n = 0; names[*n]; ++*n) {
+        const char *why = bad(names[*n]);
+        if (why)
+            return jc__set_error(JC_EINVAL, "function \"%s\": %s \"%s\" %s", desc->name ? desc->name : "",
+                                 kind, names[*n], why);
+        for (size_t k = 0; k < *n; k++)
+            if (strcmp(names[k], names[*n]) == 0)
+                return jc__set_error(JC_EINVAL, "function \"%s\": %s \"%s\" is given twice",
+                                     desc->name ? desc->name : "", kind, names[*n]);
+    }
+    return 0;
+}
+
+static const char *bad_parameter(const char *name)
+{
+    return is_identifier(name) ? NULL : "is not an identifier";
+}
+
+static const char *bad_left_out(const char *name)
+{
+    if (!*name)
+        return "is empty";
+    jc_value *text = jc_str(name); /* checks UTF-8 */
+    jc_value_free(text);
+    return text ? NULL : "is not UTF-8";
+}
+
+int jc_function_register_params(const jc_function *desc, const char *const *names)
+{
+    if (!desc || !names)
+        return jc__set_error(JC_EINVAL, "jc_function_register_params: NULL %s", desc ? "names" : "descriptor");
+    size_t n;
+    int rc = names_check(desc, names, &n, bad_parameter, "parameter name");
+    return rc ? rc : names_set(&params_table, desc, names, n, "the parameter names");
+}
+
+const char *const *jc__function_params(const jc_function *desc, size_t *n)
+{
+    return names_get(&params_table, desc, n);
+}
+
+int jc_function_leave_out(const jc_function *desc, const char *const *names)
+{
+    if (!desc || !names)
+        return jc__set_error(JC_EINVAL, "jc_function_leave_out: NULL %s", desc ? "names" : "descriptor");
+    size_t n;
+    int rc = names_check(desc, names, &n, bad_left_out, "argument left out");
+    return rc ? rc : names_set(&left_table, desc, names, n, "the arguments left out");
+}
+
+const char *const *jc__function_left_out_names(const jc_function *desc, size_t *n)
+{
+    return names_get(&left_table, desc, n);
 }
 
 static bool listed(const char *const *names, size_t n, const char *name)

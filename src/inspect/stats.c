@@ -10,31 +10,9 @@
 
 #include "jc_internal.h"
 #include "inspect_int.h"
+#include "util/proc.h"
 
 /* ---- figures ---- */
-
-/* The command line of process pid (its arguments joined by spaces, at
- * most about 200 bytes), malloc'd; NULL when it cannot be read (gone,
- * another user's under hidepid). */
-static char *command_of(long pid)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    while (n > 0 && buf[n - 1] == '\0')
-        n--;
-    if (n == 0)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] == '\0')
-            buf[i] = ' ';
-    buf[n] = '\0';
-    return jc__strdup(buf);
-}
 
 /* Who keeps the -wal file from being checkpointed (issue 23: a -wal of
  * 183 MiB under a max_size of 40 MiB, its reader anonymous). */
@@ -45,7 +23,7 @@ static void wal_readers(jc_cache *cache, jc_stats *s)
     s->wal_readers = (int64_t)n;
     if (n) {
         s->wal_reader_pid = pids[0];
-        s->wal_reader_command = command_of(pids[0]);
+        s->wal_reader_command = jc__command_line(pids[0]);
     }
 }
 
