@@ -501,6 +501,8 @@ typedef struct jc_cache_options {
  *   JOBCACHE_MPI_KEEP=SIZE      large arguments each MPI worker rank keeps (read by jc_mpi_init;
  *                               default 256M, 0 none; docs/mpi.md)
  *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
+ *   JOBCACHE_EXPIRES_AFTER=AGE  jc_options.expires_after, with jc_parse_age's units (0: never)
+ *   JOBCACHE_RETRIES=N          jc_options.retries (0 to 100)
  *
  * Boolean variables take 1/0, yes/no, true/false, on/off. */
 
