@@ -39,9 +39,10 @@
  * jc_merge_result and jc_function_stats, and changed the meaning of
  * jc_prune_options.max_size to bytes on disk; 0.3.0 grows jc_options
  * (expires_after, retries), jc_progress (expired, retried), jc_plan_info
- * (expired), jc_stats and jc_run_record), and the SONAME names the minor
- * version: libjobcache.so.0.3 for 0.3.x, so that a program built against
- * 0.2 never loads 0.3 by mistake; rebuild it. From 1.0 on, within
+ * (expired), jc_stats and jc_run_record; 0.4.0 grows jc_progress
+ * (inputs_read), jc_plan_info and jc_run_record and adds JC_TYPE_REF), and
+ * the SONAME names the minor version: libjobcache.so.0.4 for 0.4.x, so that
+ * a program built against 0.3 never loads 0.4 by mistake; rebuild it. From 1.0 on, within
  * one major version, a minor release will only add functions, enum values at
  * the end of an enum, and fields at the end of structs the library
  * allocates and never hands out by value or in arrays, and the SONAME will
@@ -77,9 +78,9 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define JC_VERSION_MAJOR 0
-#define JC_VERSION_MINOR 3
+#define JC_VERSION_MINOR 4
 #define JC_VERSION_PATCH 0
-#define JC_VERSION_STRING "0.3.0"
+#define JC_VERSION_STRING "0.4.0"
 #define JC_VERSION_NUMBER (JC_VERSION_MAJOR * 10000 + JC_VERSION_MINOR * 100 + JC_VERSION_PATCH)
 
 /* The version of the library actually linked, as "MAJOR.MINOR.PATCH". */
@@ -160,7 +161,14 @@ typedef enum jc_type {
     JC_TYPE_FILE = 12,
     /* An argument left out of the key (JC_LEAVE_OUT): only found in decoded
      * stored arguments, where it stands for the value the call had. */
-    JC_TYPE_LEFT_OUT = 13
+    JC_TYPE_LEFT_OUT = 13,
+    /* Another call's result as an argument (jc_use; docs/pipelines.md): in a
+     * batch, it stands for the result of an earlier call of the same batch,
+     * and the function receives that result in its place (jc_arg and every
+     * accessor see the result itself). The key and the stored arguments
+     * hold the XXH3-128 digest of the result, not its value. Decoded stored
+     * arguments hold the digest alone (jc_value_format: "<result xxh3 ...>"). */
+    JC_TYPE_REF = 14
 } jc_type;
 
 /* Builders. Each returns a new value owned by the caller, or NULL when out of
@@ -624,6 +632,11 @@ typedef struct jc_progress {
     size_t expired;
     /* Runs of calls again after a crash or a timeout (jc_options.retries). */
     size_t retried;
+    /* Results of calls that other calls of the batch use (jc_use) read
+     * from the cache: for a hit the caller wants, or as the input of a call
+     * computed. A rerun of a pipeline whose last calls hit, with the others
+     * marked intermediate (jc_intermediate), reads none. */
+    size_t inputs_read;
 } jc_progress;
 
 /* What a run does with a hit whose entry was computed by different code
@@ -710,6 +723,64 @@ JC_EXPORT size_t jc_batch_count(const jc_batch *batch);
 /* The same by registered name, for calls built from data. */
 JC_EXPORT int jc_delayed_name(jc_batch *batch, const char *name,
                               jc_value *const *argv, size_t argc);
+
+/* ---- Pipelines: one call's result as another's argument (docs/pipelines.md) ----
+ *
+ *     jc_ref data = jc_delayed_ref(batch, generate, jc_int(seed));
+ *     jc_ref fit  = jc_delayed_ref(batch, train, jc_use(data), jc_double(alpha));
+ *     jc_delayed(batch, evaluate, jc_use(fit), jc_use(data));
+ *
+ * A handle of a call of a batch, passed by value. Its fields are private. */
+typedef struct jc_ref {
+    uint64_t batch_;  /* the batch's serial; 0 when the call was refused */
+    size_t index_;    /* its submission index */
+} jc_ref;
+
+/* jc_delayed_ref(batch, fn, args...): as jc_delayed, and returns a handle
+ * of the call, for jc_use in later calls of the same batch and for its
+ * result (jc_ref_index). A refused call gives a handle that holds no call
+ * (jc_ref_ok false): the batch remembers the failure as jc_delayed does,
+ * and jc_use of the handle fails in turn. */
+#define jc_delayed_ref(batch, ...)                                             \
+    jc__delayed_ref((batch), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__), \
+                    JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
+/* The same by registered name. */
+JC_EXPORT jc_ref jc_delayed_name_ref(jc_batch *batch, const char *name, jc_value *const *argv, size_t argc);
+/* Whether ref holds a call. */
+JC_EXPORT bool jc_ref_ok(jc_ref ref);
+/* The call's submission index in its batch, for jc_result_* (SIZE_MAX when
+ * ref holds no call). */
+JC_EXPORT size_t jc_ref_index(jc_ref ref);
+
+/* The result of the call ref holds, as an argument of a later call of the
+ * same batch, anywhere a value goes (positional, jc_kw, inside jc_list or
+ * jc_map). A new value owned by the caller, like every builder; NULL (with
+ * jc_errmsg) when ref holds no call. jc_delayed refuses it, naming the
+ * call, when ref is of another batch or of a batch already freed.
+ *
+ * The rules (docs/pipelines.md):
+ *  - Key: a reference enters the key as the XXH3-128 digest of the result
+ *    (the checksum its entry carries), not as its value, nor as the input
+ *    call's key: an input recomputed to the same result keeps every
+ *    downstream hit (early cutoff), one with another result changes exactly
+ *    its downstream keys. A call without references keys as before.
+ *  - Scheduling: a call runs once every input has its result; independent
+ *    calls run in parallel, and a call does not wait for other calls of its
+ *    input's function. A rerun whose later calls hit reads only the
+ *    digests of their inputs, never the inputs' values
+ *    (jc_progress.inputs_read counts the values read).
+ *  - Failure: a call whose input failed, timed out, crashed or was skipped
+ *    is skipped, with a message naming the input ("evaluate(...): input 1,
+ *    train(0.3): diverged"); so are the calls that depend on it. */
+JC_EXPORT jc_value *jc_use(jc_ref ref);
+
+/* Marks the call ref holds as intermediate: its result is stored, and given
+ * to the calls that use it, but not handed back (jc_result_value is NULL,
+ * the status is the call's), so that memory holds only what the caller
+ * reads: a value is freed once the last call that uses it has finished,
+ * and a hit is not read at all unless a call that uses it is computed.
+ * Returns 0, or JC_EINVAL when ref holds no call of batch. */
+JC_EXPORT int jc_intermediate(jc_batch *batch, jc_ref ref);
 
 /* ---- MPI: one program over the ranks of a cluster job (docs/mpi.md) ----
  *
@@ -1277,6 +1348,8 @@ JC_EXPORT int jc_parse_age(const char *text, double *out);
 
 JC_EXPORT int jc__delayed(jc_batch *batch, jc_fn fn, jc_value *const *argv, size_t argc,
                           const char *file, int line);
+JC_EXPORT jc_ref jc__delayed_ref(jc_batch *batch, jc_fn fn, jc_value *const *argv, size_t argc,
+                                 const char *file, int line);
 JC_EXPORT jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc,
                              const char *file, int line);
 

@@ -68,6 +68,16 @@ struct jc_value {
             char *name;
             jc_value *val;
         } kw;
+        /* JC_TYPE_REF: the serial of the batch (0 for a decoded stored
+         * argument) and the submission index of the call referred to; the
+         * result it stands for once known (not owned), read through
+         * jc__deref. Its key payload (JC__REF_PAYLOAD_LEN bytes, in digest)
+         * is set once the result's digest is known. */
+        struct {
+            uint64_t batch;
+            size_t index;
+            const jc_value *target;
+        } ref;
     } u;
     char **keys; /* map keys, sorted by strcmp, unique */
     unsigned char *digest; /* a large argument's ext 3 payload, once computed (codec.c) */
@@ -114,6 +124,20 @@ jc_value *jc__digest_value(const unsigned char payload[25]);
 jc_value *jc__file_value(const char *path, const unsigned char payload[JC__FILE_DIGEST_LEN]);
 /* A JC_TYPE_LEFT_OUT value (a decoded stored argument left out of the key). */
 jc_value *jc__left_out_value(void);
+/* A reference's ext 6 payload: kind version (1), then the XXH3-128 digest
+ * of the result referred to (its entry's checksum, canonical form). */
+#define JC__REF_PAYLOAD_LEN 17
+/* A JC_TYPE_REF value: of call index of batch serial batch (jc_use), or,
+ * with payload, a decoded stored reference (batch 0). */
+jc_value *jc__ref_value(uint64_t batch, size_t index, const unsigned char payload[JC__REF_PAYLOAD_LEN]);
+/* Sets ref's digest (the result's checksum) and what it stands for: its key
+ * payload from then on. 0 or JC_ENOMEM. */
+int jc__ref_resolve(jc_value *ref, const uint8_t check[16], const jc_value *target);
+/* What v stands for: the result a resolved reference refers to, else v. */
+static inline const jc_value *jc__deref(const jc_value *v)
+{
+    return v && v->type == JC_TYPE_REF && v->u.ref.target ? v->u.ref.target : v;
+}
 /* How many times jc_file read a file's bytes in this process (tests). */
 unsigned long jc__file_reads(void);
 

@@ -42,8 +42,8 @@ for linkage in shared static; do
     if [ $linkage = static ] && grep -q libjobcache <<<"$(ldd "$out/consumer")"; then
         echo "find_package static build links libjobcache dynamically" >&2; exit 1
     fi
-    if [ $linkage = shared ] && ! grep -q "libjobcache.so.0.3 " <<<"$(ldd "$out/consumer")"; then
-        echo "find_package shared build does not link libjobcache.so.0.3" >&2; exit 1
+    if [ $linkage = shared ] && ! grep -q "libjobcache.so.0.4 " <<<"$(ldd "$out/consumer")"; then
+        echo "find_package shared build does not link libjobcache.so.0.4" >&2; exit 1
     fi
     (cd "$out" && ./consumer "$out/c.db")
 done
@@ -73,7 +73,7 @@ grep -Eq '(RPATH|RUNPATH).*'"$prefix" <<<"$dyn" || { echo "README recipe: no rpa
 # (readelf's and ldd's output is captured first: with pipefail, grep -q
 # ending the pipe early fails it by SIGPIPE at random; .ci/deps.sh.)
 deps=$(env -u LD_LIBRARY_PATH ldd "$out/sweep")
-grep -q "libjobcache.so.0.3 => $prefix" <<<"$deps" || { echo "README recipe: libjobcache not from $prefix" >&2; exit 1; }
+grep -q "libjobcache.so.0.4 => $prefix" <<<"$deps" || { echo "README recipe: libjobcache not from $prefix" >&2; exit 1; }
 
 # The Python reader, installed into the prefix's site directory.
 if [ -n "$python" ]; then

@@ -179,6 +179,7 @@ json_t *json_value(const jc_value *v)
     case JC_TYPE_DIGEST:
     case JC_TYPE_FILE:     /* "<file xxh3 ...>" as the cache keeps it */
     case JC_TYPE_LEFT_OUT: /* "<left out>" */
+    case JC_TYPE_REF:      /* "<result xxh3 ...>": another call's result, by its digest */
         return value_digest(v);
     case JC_TYPE_DOUBLES:
     case JC_TYPE_INTS:

@@ -17,7 +17,7 @@ from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEnt
 
 # The release of jobcache this reader comes with (the C library's JC_VERSION_*;
 # python/tests/test_install.py checks they agree).
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["open", "Cache", "Entry", "Digest", "FileDigest", "LEFT_OUT", "Error", "NotACacheError", "SchemaError",
            "DamagedEntryError", "DecodeError", "ChecksumWarning", "UnknownFunctionError", "MAX_SCHEMA",

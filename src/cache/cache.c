@@ -33,6 +33,7 @@ int jc__cache_run_start(jc_cache *cache)
     if (cache->running)
         return jc__set_error(JC_EBUSY, "jc_run: this cache is already running a batch; a cache runs one at a time");
     cache->running = true;
+    cache->claimed = false;
     cache->run_thread = pthread_self();
     jc__cache_evict_epoch(cache);
     cache->run_evicted0 = cache->evicted;

@@ -43,6 +43,10 @@ typedef struct jc__found {
     double created; /* when the entry was stored */
     bool has_code_fp;
     uint8_t code_fp[16];
+    /* The checksum of the result (XXH3-128 of its exact encoding): what a
+     * reference to it enters keys as (pipelines). */
+    bool has_check;
+    uint8_t check[16];
     int64_t rowid;        /* where it was found, under the store version below */
     int64_t ver_data;
     uint64_t ver_deletes;
@@ -64,6 +68,11 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found 
 typedef void (*jc__cache_found_fn)(void *ctx, size_t i, jc__found *f);
 int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
                           void *ctx);
+/* The same without reading the results: f->value is NULL, f->check the
+ * stored checksum (an entry without one is not reported: a miss). For a
+ * pipeline's inputs whose values are not needed. */
+int jc__cache_lookup_checks(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                            void *ctx);
 /* Stores a computed result: encodes argv (and value, exactly, when blob is
  * NULL), with the fingerprint of fn's code. Must be inside a write
  * transaction of the store. Returns 0, or 1 when the entry is not stored

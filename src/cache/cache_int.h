@@ -27,6 +27,10 @@ struct jc_cache {
      * function under the threads backend) is refused rather than racing on
      * the one SQLite connection. */
     bool running;
+    /* This run claimed already (cache/leases.c): its later claims (a
+     * pipeline's calls as they become ready, calls taken over) add to its
+     * claims; only the first drops rows an earlier run left. */
+    bool claimed;
     pthread_t run_thread;
     jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
     const jc_function *memo_desc;

@@ -235,7 +235,7 @@ int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, doubl
     lease_scan sc;
     /* Rows of this process left by an earlier run that could not release
      * them (its end found the file locked) go first: this run claims anew. */
-    rc = jc__store_lease_drop(cache->store, jc__cache_owner());
+    rc = cache->claimed ? 0 : jc__store_lease_drop(cache->store, jc__cache_owner());
     rc = rc < 0 ? rc : 0;
     if (!rc)
         rc = scan_leases(cache, &sc);
@@ -268,7 +268,10 @@ int jc__cache_claim(jc_cache *cache, const uint8_t *const *keys, size_t n, doubl
         free(msg);
         return rc;
     }
-    return jc__cache_commit(cache);
+    rc = jc__cache_commit(cache);
+    if (!rc && cache->running)
+        cache->claimed = true;
+    return rc;
 }
 
 int jc__cache_still_held(jc_cache *cache, const uint8_t *const *keys, size_t n, bool *held_out)

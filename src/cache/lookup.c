@@ -37,6 +37,15 @@ static void found_from_hit(const jc__hit *hit, jc__found *f)
     f->has_code_fp = hit->has_code_fp;
     if (hit->has_code_fp)
         memcpy(f->code_fp, hit->code_fp, JC__CHECK_LEN);
+    /* A served result matches its checksum; one stored without (0.1.0)
+     * gets it now. */
+    f->has_check = true;
+    if (hit->has_check)
+        memcpy(f->check, hit->check, JC__CHECK_LEN);
+    else if (hit->result)
+        jc__result_check(hit->result, hit->result_len, f->check);
+    else
+        f->has_check = false;
 }
 
 int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found)
@@ -94,6 +103,33 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
         rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+    jc__store_read_end(cache->store);
+    return rc;
+}
+
+static void on_check_hit(void *p, size_t i, const jc__hit *hit)
+{
+    many_ctx *m = p;
+    jc__found f = {0};
+    if (!hit->has_check)
+        return; /* no checksum to key by: a miss, computed again */
+    found_from_hit(hit, &f);
+    f.ver_data = m->ver.data;
+    f.ver_deletes = m->ver.deletes;
+    m->found(m->ctx, i, &f);
+}
+
+int jc__cache_lookup_checks(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                            void *ctx)
+{
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
+        return 0;
+    many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
+    if (jc__store_version(cache->store, &m.ver))
+        m.ver.data = -1;
+    int rc = jc__store_read_begin(cache->store);
+    if (!rc)
+        rc = jc__store_get_checks(cache->store, keys, n, on_check_hit, &m);
     jc__store_read_end(cache->store);
     return rc;
 }

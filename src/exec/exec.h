@@ -32,7 +32,14 @@ typedef struct jc__outcome {
 
 typedef struct jc__exec {
     const jc__task *tasks;
+    /* Tasks may be added while the backend runs: deliver may append tasks
+     * at tasks[ntasks..capacity) and raise ntasks (a pipeline's calls whose
+     * inputs became known); the backend runs them too, and returns only
+     * once every task below ntasks was delivered (or it stopped). tasks
+     * never moves. A task added after a worker process was forked is not in
+     * its memory: the fork pool sends it whole (fork.c). */
     size_t ntasks;
+    size_t capacity;
     int nworkers;
     double timeout;       /* seconds per call, 0 = none */
     int64_t memory_limit; /* bytes a worker may allocate beyond what it inherits, 0 = none */

@@ -67,6 +67,7 @@ static int spawn(pool *p, int slot)
     w->pid = pid;
     w->fd = sv[0];
     w->nq = 0;
+    w->known = p->ex->ntasks;
     w->in.len = 0;
     w->timed_out = false;
     return 0;
@@ -78,31 +79,109 @@ static uint32_t batch_size(const pool *p)
                                     false);
 }
 
-static void dispatch(pool *p, int i)
+/* The memfd holding task t whole (fork_int.h), or -1 with the message set. */
+static int task_file(const jc__task *t)
+{
+    jc__buf b = {0};
+    uintptr_t fn = (uintptr_t)t->fn;
+    int rc = jc__buf_write(&b, (const char *)&fn, sizeof fn);
+    if (!rc)
+        rc = jc__encode_args_whole(t->argv, t->argc, jc__buf_write, &b, NULL, NULL);
+    if (!rc && b.oom)
+        rc = jc__set_error(JC_ENOMEM, "out of memory encoding a call");
+    int fd = rc ? -1 : memfd_create("jobcache-call", MFD_CLOEXEC);
+    if (!rc && fd < 0)
+        jc__set_error(JC_EIO, "cannot make a memfd for a call: %s", strerror(errno));
+    for (size_t off = 0; fd >= 0 && off < b.len;) {
+        ssize_t k = write(fd, b.data + off, b.len - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            jc__set_error(JC_EIO, "cannot write a call to a memfd: %s", k < 0 ? strerror(errno) : "no space");
+            close(fd);
+            fd = -1;
+            break;
+        }
+        off += (size_t)k;
+    }
+    jc__buf_free(&b);
+    return fd;
+}
+
+/* Sends m, and with it a memfd of the call when m.whole; false when the
+ * worker cannot take it now (it died: seen on the next read). */
+static bool send_range(pool *p, worker *w, range_msg *m)
+{
+    int fd = -1;
+    if (m->whole && (fd = task_file(&p->ex->tasks[m->start])) < 0) {
+        /* The call cannot be sent: it fails alone, named. */
+        const jc__task *t = &p->ex->tasks[m->start];
+        char *desc = jc__call_describe_fn(t->fn, t->argv, t->argc);
+        jc__outcome o = {.task = m->start, .status = JC_STATUS_ERROR};
+        o.error = jc__strdup_printf("%s: cannot be sent to a worker: %s", desc ? desc : t->fn->name, jc_errmsg());
+        free(desc);
+        if (p->ex->deliver(p->ex->ctx, &o))
+            p->stopping = true;
+        m->count = 0;
+        return true;
+    }
+    struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof ctl.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    /* MSG_NOSIGNAL: a worker that just died must not take the caller
+     * down with SIGPIPE; its death is seen on the next read. */
+    ssize_t k = sendmsg(w->fd, &msg, MSG_NOSIGNAL);
+    if (fd >= 0)
+        close(fd);
+    return k == (ssize_t)sizeof *m;
+}
+
+/* Keeps up to depth ranges in flight at worker i. */
+static void dispatch(pool *p, int i, int depth)
 {
     worker *w = &p->w[i];
-    while (!p->stopping && w->fd >= 0 && w->nq < INFLIGHT) {
-        range_msg m;
+    while (!p->stopping && w->fd >= 0 && w->nq < depth) {
+        range_msg m = {0};
         bool from_retry = p->nretry > 0;
         if (from_retry) {
             m.start = p->retry[--p->nretry];
             m.count = 1;
+            m.whole = m.start >= w->known;
         } else if (p->next < p->ex->ntasks) {
             m.start = (uint32_t)p->next;
-            m.count = batch_size(p);
+            if (p->next >= w->known) {
+                m.count = 1;
+                m.whole = 1;
+            } else {
+                m.count = batch_size(p);
+                if (m.count > w->known - p->next)
+                    m.count = (uint32_t)(w->known - p->next);
+            }
             p->next += m.count;
         } else {
             return;
         }
-        /* MSG_NOSIGNAL: a worker that just died must not take the caller
-         * down with SIGPIPE; its death is seen on the next read. */
-        if (send(w->fd, &m, sizeof m, MSG_NOSIGNAL) != (ssize_t)sizeof m) {
+        if (!send_range(p, w, &m)) {
             if (from_retry)
                 p->retry[p->nretry++] = m.start;
             else
                 p->next -= m.count; /* it was the last range taken */
             return;
         }
+        if (!m.count)
+            continue; /* a call that could not be sent failed alone */
         w->q[w->nq++] = (inflight){.start = m.start, .count = m.count};
         p->outstanding += m.count;
     }
@@ -382,8 +461,11 @@ static int loop(pool *p, struct pollfd *fds)
             if (rc)
                 return rc;
         }
-        for (int i = 0; i < p->n; i++)
-            dispatch(p, i);
+        /* A range for every worker first, then the second in flight: two
+         * long calls go to two workers, not one after the other to one. */
+        for (int depth = 1; depth <= INFLIGHT; depth++)
+            for (int i = 0; i < p->n; i++)
+                dispatch(p, i, depth);
         if (!p->outstanding && (p->stopping || (!p->nretry && p->next >= p->ex->ntasks)))
             return 0;
         if (p->stopping) {
@@ -475,12 +557,13 @@ static void reap_what_sigchld_ign_would_have(void)
 
 int jc__exec_fork(jc__exec *ex)
 {
-    if (ex->ntasks > UINT32_MAX - 1)
-        return jc__set_error(JC_EINVAL, "a run of %zu distinct calls is too large for the pool", ex->ntasks);
+    size_t cap = ex->capacity > ex->ntasks ? ex->capacity : ex->ntasks;
+    if (cap > UINT32_MAX - 1)
+        return jc__set_error(JC_EINVAL, "a run of %zu distinct calls is too large for the pool", cap);
     pool p = {.ex = ex, .n = ex->nworkers > 0 ? ex->nworkers : 1};
     int rc = 0;
     p.w = calloc((size_t)p.n, sizeof *p.w);
-    p.retry = malloc((ex->ntasks ? ex->ntasks : 1) * sizeof *p.retry);
+    p.retry = malloc((cap ? cap : 1) * sizeof *p.retry);
     struct pollfd *fds = calloc((size_t)p.n, sizeof *fds);
     p.shm = mmap(NULL, (size_t)p.n * sizeof *p.shm, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p.shm == MAP_FAILED)

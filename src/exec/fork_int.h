@@ -86,9 +86,19 @@
 #define LIVENESS_SECONDS 0.05   /* how often the parent checks that its workers live */
 enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2 };
 
-/* Parent -> worker: a range of task indices. */
+/* Parent -> worker: a range of task indices. A task added after the worker
+ * was forked (jc__exec.ntasks grew: a pipeline's call whose inputs came
+ * later) is not in its memory: it goes alone (count 1), whole set, with a
+ * memfd passed along (SCM_RIGHTS) that holds the call: the descriptor's
+ * address, then its arguments encoded whole (jc__encode_args_whole). A
+ * descriptor, unlike the arguments, was in the parent's memory before the
+ * worker was forked (every call was submitted before the run). Through a
+ * file, not the socket: a large call written into the socket while the
+ * worker writes its results back could block both ends. */
 typedef struct range_msg {
     uint32_t start, count;
+    uint32_t whole;
+    uint32_t pad;
 } range_msg;
 
 /* Worker -> parent: one outcome, followed by len payload bytes (the encoded
@@ -119,6 +129,7 @@ typedef struct inflight {
 
 typedef struct worker {
     pid_t pid;   /* 0 when the slot is empty */
+    size_t known; /* tasks in its memory: those added before it was forked */
     int fd;      /* parent's end of the socketpair, -1 when closed */
     inflight q[INFLIGHT];
     int nq;

@@ -80,6 +80,61 @@ static bool write_all(int fd, const void *p, size_t n)
     return true;
 }
 
+static bool read_all(int fd, void *p, size_t n);
+
+/* A message of the parent, and the descriptor passed with it (or -1). */
+static bool read_msg(int fd, range_msg *m, int *passed)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t k;
+    while ((k = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (k <= 0)
+        return false;
+    *passed = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(passed, CMSG_DATA(c), sizeof(int));
+    return (size_t)k == sizeof *m || read_all(fd, (char *)m + k, sizeof *m - (size_t)k);
+}
+
+/* A call sent whole (fork_int.h): its descriptor and decoded arguments. */
+typedef struct whole_task {
+    jc__task task;
+    jc_value **argv;
+} whole_task;
+
+static void free_whole(whole_task *w)
+{
+    for (size_t i = 0; i < w->task.argc; i++)
+        jc_value_free(w->argv[i]);
+    free(w->argv);
+}
+
+static bool read_whole(int fd, whole_task *w)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || (size_t)sb.st_size < sizeof(uintptr_t))
+        return false;
+    size_t len = (size_t)sb.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED)
+        return false;
+    uintptr_t fn;
+    memcpy(&fn, map, sizeof fn);
+    size_t argc = 0;
+    w->argv = NULL;
+    int rc = jc__decode_args((const char *)map + sizeof fn, len - sizeof fn, &w->argv, &argc);
+    munmap(map, len);
+    w->task = (jc__task){.fn = (const jc_function *)fn, .argv = w->argv, .argc = argc};
+    return rc == 0;
+}
+
 static bool read_all(int fd, void *p, size_t n)
 {
     char *c = p;
@@ -261,9 +316,8 @@ static void worker_emit(jc__buf *out, uint32_t task, jc_status st, double secs, 
     jc__buf_write(out, payload, len);
 }
 
-static void worker_run_task(pool *p, int fd, uint32_t t, jc__buf *out)
+static void worker_run_task(const jc__task *task, int fd, uint32_t t, jc__buf *out)
 {
-    const jc__task *task = &p->ex->tasks[t];
     atomic_store(&my_slot->started_ns, jc__monotonic_ns());
     atomic_store(&my_slot->current, (uint64_t)t + 1);
     errno = 0; /* so that the crash handler sees this call's errno only */
@@ -323,12 +377,32 @@ _Noreturn void jc__fk_worker_main(pool *p, int slot, int fd)
 {
     jc__buf out = {0};
     range_msg m;
-    while (read_all(fd, &m, sizeof m)) {
+    int passed = -1;
+    while (read_msg(fd, &m, &passed)) {
         double last_flush = jc__monotonic();
+        if (m.whole) {
+            /* A task added after this worker was forked, sent whole. */
+            whole_task w;
+            if (passed < 0 || !read_whole(passed, &w))
+            {
+                atomic_store(&my_slot->current, (uint64_t)m.start + 1); /* blamed on that call */
+                _exit(4);
+            }
+            close(passed);
+            passed = -1;
+            worker_run_task(&w.task, fd, m.start, &out);
+            free_whole(&w);
+            worker_flush(fd, &out);
+            continue;
+        }
+        if (passed >= 0) {
+            close(passed);
+            passed = -1;
+        }
         for (uint32_t i = 0; i < m.count; i++) {
             if (atomic_load(&my_slot->stop))
                 break;
-            worker_run_task(p, fd, m.start + i, &out);
+            worker_run_task(&p->ex->tasks[m.start + i], fd, m.start + i, &out);
             if (out.len >= FLUSH_BYTES || jc__monotonic() - last_flush >= FLUSH_SECONDS) {
                 worker_flush(fd, &out);
                 last_flush = jc__monotonic();

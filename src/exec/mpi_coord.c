@@ -373,8 +373,9 @@ int jc__exec_mpi(jc__exec *ex)
 {
     if (!jc__mpi_workers())
         return jc__set_error(JC_EINVAL, "the MPI backend is not available: %s", jc__mpi.why_not);
-    if (ex->ntasks > UINT32_MAX - 1)
-        return jc__set_error(JC_EINVAL, "a run of %zu distinct calls is too large for the MPI backend", ex->ntasks);
+    size_t cap = ex->capacity > ex->ntasks ? ex->capacity : ex->ntasks;
+    if (cap > UINT32_MAX - 1)
+        return jc__set_error(JC_EINVAL, "a run of %zu distinct calls is too large for the MPI backend", cap);
     coord c = {.ex = ex, .n = ex->nworkers > 0 && ex->nworkers < jc__mpi.size - 1 ? ex->nworkers : jc__mpi.size - 1};
     c.r = calloc((size_t)c.n, sizeof *c.r);
     if (!c.r)

@@ -24,7 +24,10 @@ typedef struct tpool {
     jc__exec *ex;
     pthread_mutex_t lock;
     pthread_cond_t ready; /* an outcome was queued, or a thread finished */
+    pthread_cond_t more;  /* tasks were added, or none can be any more */
     size_t next;          /* next task to hand out */
+    size_t ntasks;        /* tasks known (ex->ntasks as of the last delivery) */
+    bool delivering;      /* the caller's thread is delivering: tasks may be added */
     bool stop;
     jc__mean mean;        /* of task seconds */
     jc__outcome *queue;   /* ntasks slots: each task is queued once at most */
@@ -35,7 +38,7 @@ typedef struct tpool {
 
 static size_t take_range(tpool *p, size_t *start)
 {
-    size_t left = p->ex->ntasks - p->next;
+    size_t left = p->ntasks - p->next;
     if (p->stop || !left)
         return 0;
     size_t n = jc__batch_size(left, (size_t)p->ex->nworkers, p->mean.value, BATCH_SECONDS, 0, false);
@@ -49,7 +52,15 @@ static void *thread_main(void *arg)
     tpool *p = arg;
     pthread_mutex_lock(&p->lock);
     size_t start, n;
-    while ((n = take_range(p, &start)) > 0) {
+    for (;;) {
+        if (!(n = take_range(p, &start))) {
+            /* A task that runs or waits to be delivered may add others
+             * (jc__exec.ntasks): idle until none can. */
+            if (p->stop || (!p->running && p->qhead == p->qtail && !p->delivering))
+                break;
+            pthread_cond_wait(&p->more, &p->lock);
+            continue;
+        }
         for (size_t t = start; t < start + n; t++) {
             if (p->stop) {
                 /* Return the rest of the range: it is reported skipped. */
@@ -68,6 +79,7 @@ static void *thread_main(void *arg)
         }
     }
     p->alive--;
+    pthread_cond_broadcast(&p->more);
     pthread_cond_signal(&p->ready);
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -79,20 +91,25 @@ static void drain(tpool *p)
 {
     while (p->qhead < p->qtail) {
         jc__outcome o = p->queue[p->qhead++];
+        p->delivering = true;
         pthread_mutex_unlock(&p->lock);
         bool stop = p->ex->deliver(p->ex->ctx, &o);
         pthread_mutex_lock(&p->lock);
+        p->delivering = false;
+        p->ntasks = p->ex->ntasks; /* deliver may have added tasks */
         if (stop)
             p->stop = true;
+        pthread_cond_broadcast(&p->more);
     }
 }
 
 int jc__exec_threads(jc__exec *ex)
 {
     int n = ex->nworkers > 0 ? ex->nworkers : 1;
-    tpool p = {.ex = ex};
+    tpool p = {.ex = ex, .ntasks = ex->ntasks};
     pthread_t *th = calloc((size_t)n, sizeof *th);
-    p.queue = calloc(ex->ntasks ? ex->ntasks : 1, sizeof *p.queue);
+    size_t cap = ex->capacity > ex->ntasks ? ex->capacity : ex->ntasks;
+    p.queue = calloc(cap ? cap : 1, sizeof *p.queue);
     if (!th || !p.queue) {
         free(th);
         free(p.queue);
@@ -103,6 +120,7 @@ int jc__exec_threads(jc__exec *ex)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p.ready, &ca);
+    pthread_cond_init(&p.more, NULL);
     pthread_condattr_destroy(&ca);
 
     int rc = 0, started = 0;
@@ -121,6 +139,7 @@ int jc__exec_threads(jc__exec *ex)
         drain(&p);
         if (jc__interrupted && !p.stop) {
             p.stop = true;
+            pthread_cond_broadcast(&p.more);
             rc = jc__set_error(JC_EINTR, "interrupted by a signal; running calls were let finish and kept");
         }
         if (p.alive == 0)
@@ -140,6 +159,7 @@ int jc__exec_threads(jc__exec *ex)
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     pthread_cond_destroy(&p.ready);
+    pthread_cond_destroy(&p.more);
     pthread_mutex_destroy(&p.lock);
     free(th);
     free(p.queue);

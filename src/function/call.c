@@ -80,11 +80,12 @@ const jc_value *jc_arg(const jc_call *call, size_t i)
 {
     if (!call || i >= call->npos)
         return NULL;
+    /* A reference (jc_use) is read as the result it stands for. */
     if (call->pos)
-        return call->pos[i];
+        return jc__deref(call->pos[i]);
     for (size_t k = 0; k < call->argc; k++) /* no index: out of memory */
         if (call->argv[k]->type != JC_TYPE_KWARG && i-- == 0)
-            return call->argv[k];
+            return jc__deref(call->argv[k]);
     return NULL;
 }
 
@@ -92,7 +93,7 @@ const jc_value *jc_kwarg(const jc_call *call, const char *name)
 {
     for (size_t k = 0; call && name && k < call->argc; k++)
         if (call->argv[k]->type == JC_TYPE_KWARG && strcmp(call->argv[k]->u.kw.name, name) == 0)
-            return call->argv[k]->u.kw.val;
+            return jc__deref(call->argv[k]->u.kw.val);
     return NULL;
 }
 
@@ -420,6 +421,8 @@ static const char *result_problem(const jc_value *v, int depth)
         return v->u.s ? NULL : "a stored file digest is not a result";
     case JC_TYPE_LEFT_OUT:
         return "a left-out placeholder is not a result";
+    case JC_TYPE_REF:
+        return "a reference (jc_use) is not a result; return a copy of the argument's value";
     case JC_TYPE_LIST:
     case JC_TYPE_MAP:
         if (depth >= JC__MAX_DEPTH)

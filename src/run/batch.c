@@ -138,6 +138,53 @@ static void warn_forgotten_mpi_init(void)
     fflush(stderr);
 }
 
+/* ---- the batches alive, for references (jc_ref) ----
+ *
+ * A reference names its batch by serial, never by address: a batch freed
+ * and another allocated at its address must not take its references. The
+ * serials of live batches are kept here, so that jc_delayed can say whether
+ * a reference of another serial is of another batch or of a freed one. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *live;
+static size_t nlive, caplive;
+static uint64_t last_serial;
+
+static uint64_t batch_born(void)
+{
+    pthread_mutex_lock(&live_lock);
+    uint64_t serial = ++last_serial;
+    if (!JC__GROW(live, caplive, nlive + 1))
+        live[nlive++] = serial; /* out of memory: only the message is less precise */
+    pthread_mutex_unlock(&live_lock);
+    return serial;
+}
+
+static void batch_died(uint64_t serial)
+{
+    pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < nlive; i++)
+        if (live[i] == serial) {
+            live[i] = live[--nlive];
+            break;
+        }
+    if (!nlive) {
+        free(live);
+        live = NULL;
+        caplive = 0;
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+static bool batch_alive(uint64_t serial)
+{
+    pthread_mutex_lock(&live_lock);
+    bool found = false;
+    for (size_t i = 0; i < nlive && !found; i++)
+        found = live[i] == serial;
+    pthread_mutex_unlock(&live_lock);
+    return found;
+}
+
 jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
 {
     jc_options o = opts ? *opts : (jc_options){0};
@@ -198,6 +245,7 @@ jc_batch *jc_batch_new(jc_cache *cache, const jc_options *opts)
     }
     b->cache = cache;
     b->opts = o;
+    b->serial = batch_born();
     return b;
 }
 
@@ -214,7 +262,9 @@ void jc_batch_free(jc_batch *b)
     for (size_t i = 0; i < b->n; i++) {
         jc__r_free_args(b->calls[i].argv, b->calls[i].argc);
         free(b->calls[i].argv);
+        free(b->calls[i].inputs);
     }
+    batch_died(b->serial);
     free(b->calls);
     free(b->errmsg);
     free(b);
@@ -232,6 +282,21 @@ int jc__r_at_site(int code, const char *file, int line)
     if (file)
         jc__set_error(code, "%s:%d: %s", file, line, jc_errmsg());
     return code;
+}
+
+int jc__r_call_key(const jc_function *fn, jc_value *const *argv, size_t argc, uint8_t key[JC__KEY_LEN])
+{
+    /* Arguments fn leaves out of its key (JC_LEAVE_OUT) enter it as a
+     * placeholder. */
+    bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
+    int rc = left ? 0 : jc__set_error(JC_ENOMEM, "out of memory preparing a call of %s", fn->name);
+    if (!rc) {
+        bool any = jc__function_left_out(fn, argv, argc, left);
+        rc = jc__key_compute_left_out(fn->name, fn->version, argv, argc, any ? left : NULL, key);
+    }
+    if (left != stackmask)
+        free(left);
+    return rc;
 }
 
 /* Checks a call and computes its key. On failure the arguments are freed
@@ -258,16 +323,9 @@ int jc__r_prepare(const char *api, const jc_function *fn, jc_value *const *argv,
             free(why);
             return JC_EINVAL;
         }
-    /* Arguments fn leaves out of its key (JC_LEAVE_OUT) enter it as a
-     * placeholder. */
-    bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
-    int rc = left ? 0 : jc__set_error(JC_ENOMEM, "out of memory preparing a call of %s", fn->name);
-    if (!rc) {
-        bool any = jc__function_left_out(fn, argv, argc, left);
-        rc = jc__key_compute_left_out(fn->name, fn->version, argv, argc, any ? left : NULL, key);
-    }
-    if (left != stackmask)
-        free(left);
+    /* A call that takes other calls' results (key NULL) is keyed once they
+     * are known (pipeline.c). */
+    int rc = key ? jc__r_call_key(fn, argv, argc, key) : 0;
     if (!rc) /* the function sees what the key was made from */
         rc = jc__args_canonicalize(argv, argc);
     if (rc) {
@@ -277,6 +335,58 @@ int jc__r_prepare(const char *api, const jc_function *fn, jc_value *const *argv,
         free(why);
     }
     return rc;
+}
+
+/* The references in v (depth first) into p->inputs; a reference of
+ * another batch, or of a freed one, is refused naming the argument. */
+static int collect_inputs(const jc_batch *b, const jc_function *fn, const jc_value *v, size_t arg, pending *p,
+                          size_t *cap)
+{
+    if (!v)
+        return 0;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_REF:
+        if (v->u.ref.batch != b->serial)
+            return jc__set_error(JC_EINVAL, "jc_delayed(%s, ...): argument %zu is a reference (jc_use) to a call "
+                                 "of %s; a reference is an argument of a later call of its own batch", fn->name,
+                                 arg, !v->u.ref.batch ? "no batch (one read back from the cache)"
+                                      : batch_alive(v->u.ref.batch) ? "another batch"
+                                                                    : "a batch already freed (jc_batch_free)");
+        if (v->u.ref.index >= b->n) /* cannot happen: a handle is made after its call */
+            return jc__set_error(JC_EINVAL, "jc_delayed(%s, ...): argument %zu refers to call %zu, which is not "
+                                 "an earlier call of this batch", fn->name, arg, v->u.ref.index);
+        if (p->ninputs == UINT32_MAX || JC__GROW(p->inputs, *cap, (size_t)p->ninputs + 1))
+            return jc__set_error(JC_ENOMEM, "jc_delayed(%s, ...): out of memory", fn->name);
+        p->inputs[p->ninputs++] = v->u.ref.index;
+        return 0;
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++) {
+            int rc = collect_inputs(b, fn, v->u.items[i], arg, p, cap);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case JC_TYPE_KWARG:
+        return collect_inputs(b, fn, v->u.kw.val, arg, p, cap);
+    default:
+        return 0;
+    }
+}
+
+static int find_inputs(const jc_batch *b, const jc_function *fn, jc_value *const *argv, size_t argc, pending *p)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < argc; i++) {
+        int rc = collect_inputs(b, fn, argv[i], i, p, &cap);
+        if (rc) {
+            free(p->inputs);
+            p->inputs = NULL;
+            p->ninputs = 0;
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int batch_add(jc_batch *b, const char *file, int line, const jc_function *fn, jc_value *const *argv,
@@ -293,13 +403,20 @@ static int batch_add(jc_batch *b, const char *file, int line, const jc_function 
         goto fail;
     }
     pending p = {.fn = fn, .argc = argc};
-    rc = jc__r_prepare("jc_delayed", fn, argv, argc, p.key);
-    if (rc)
+    if (fn && (rc = find_inputs(b, fn, argv, argc, &p))) {
+        jc__r_free_args(argv, argc);
         goto fail;
+    }
+    rc = jc__r_prepare("jc_delayed", fn, argv, argc, p.ninputs ? NULL : p.key);
+    if (rc) {
+        free(p.inputs);
+        goto fail;
+    }
     JC__GROW(b->calls, b->cap, b->n + 1); /* checked below: b->n == b->cap */
     p.argv = malloc((argc ? argc : 1) * sizeof *p.argv);
     if (!p.argv || b->n == b->cap) {
         free(p.argv);
+        free(p.inputs);
         jc__r_free_args(argv, argc);
         rc = jc__set_error(JC_ENOMEM, "jc_delayed(%s, ...): out of memory", fn->name);
         goto fail;
@@ -307,6 +424,8 @@ static int batch_add(jc_batch *b, const char *file, int line, const jc_function 
     if (argc)
         memcpy(p.argv, argv, argc * sizeof *argv);
     b->calls[b->n++] = p;
+    if (p.ninputs)
+        b->with_inputs++;
     return 0;
 fail:
     jc__r_at_site(rc, file, line);
@@ -337,4 +456,53 @@ int jc_delayed_name(jc_batch *b, const char *name, jc_value *const *argv, size_t
         return jc__set_error(JC_EINVAL, "jc_delayed_name: NULL %s", !b ? "batch" : !name ? "name" : "argv");
     }
     return batch_add(b, NULL, 0, jc_function_find(name), argv, argc);
+}
+
+/* ---- references (pipelines) ---- */
+
+jc_ref jc__delayed_ref(jc_batch *b, jc_fn fn, jc_value *const *argv, size_t argc, const char *file, int line)
+{
+    size_t at = b ? b->n : 0;
+    if (jc__delayed(b, fn, argv, argc, file, line))
+        return (jc_ref){0, 0};
+    return (jc_ref){b->serial, at};
+}
+
+jc_ref jc_delayed_name_ref(jc_batch *b, const char *name, jc_value *const *argv, size_t argc)
+{
+    size_t at = b ? b->n : 0;
+    if (jc_delayed_name(b, name, argv, argc))
+        return (jc_ref){0, 0};
+    return (jc_ref){b->serial, at};
+}
+
+bool jc_ref_ok(jc_ref ref)
+{
+    return ref.batch_ != 0;
+}
+
+size_t jc_ref_index(jc_ref ref)
+{
+    return ref.batch_ ? ref.index_ : SIZE_MAX;
+}
+
+jc_value *jc_use(jc_ref ref)
+{
+    if (!ref.batch_) {
+        jc__set_error(JC_EINVAL, "jc_use: the handle holds no call: the jc_delayed_ref that made it failed "
+                      "(jc_run reports why)");
+        return NULL;
+    }
+    return jc__ref_value(ref.batch_, ref.index_, NULL);
+}
+
+int jc_intermediate(jc_batch *b, jc_ref ref)
+{
+    if (!b)
+        return jc__set_error_null("jc_intermediate", "batch");
+    if (ref.batch_ != b->serial || ref.index_ >= b->n)
+        return jc__set_error(JC_EINVAL, "jc_intermediate: the handle %s", !ref.batch_ ? "holds no call"
+                             : "is of a call of another batch");
+    b->calls[ref.index_].intermediate = true;
+    return 0;
 }

@@ -79,6 +79,7 @@ static bool retry(run *r, size_t s, jc__outcome *o)
 static bool deliver(void *ctx, jc__outcome *o)
 {
     run *r = ctx;
+    r->round_done++;
     size_t s = r->task_slot[o->task];
     slot *sl = &r->res->slots[s];
     const pending *call = &r->batch->calls[sl->first];
@@ -101,6 +102,14 @@ static bool deliver(void *ctx, jc__outcome *o)
         r->longest_call = o->seconds;
     if (sl->status != JC_STATUS_OK)
         jc__r_release_key(r, call->key);
+    if (sl->status == JC_STATUS_OK && r->pipe && jc__p_computed(r, s, o->value, &o->blob, &o->blob_len)) {
+        char *desc = jc__call_describe_fn(call->fn, call->argv, call->argc);
+        sl->status = JC_STATUS_ERROR;
+        o->error = jc__strdup_printf("%s: the result cannot be encoded: %s", desc ? desc : call->fn->name,
+                                     jc_errmsg());
+        free(desc);
+        jc__r_release_key(r, call->key);
+    }
     if (sl->status == JC_STATUS_OK) {
         sl->value = o->value;
         o->value = NULL;
@@ -127,6 +136,12 @@ static bool deliver(void *ctx, jc__outcome *o)
     jc__r_flush_if_due(r);
     if (r->batch->opts.on_result)
         r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
+    if (r->pipe) { /* the calls that use it: keyed, looked up, added as tasks */
+        jc__p_slot_final(r, s);
+        int rc = jc__p_propagate(r);
+        if (rc)
+            jc__r_note_store_error(r, rc);
+    }
     return r->stopped;
 }
 
@@ -139,7 +154,7 @@ static int round_of(run *r, const sigset_t *taken);
 int jc__r_execute_with(run *r, const sigset_t *taken)
 {
     int rc = round_of(r, taken);
-    while (!rc && r->nretry && !r->stopped && !jc__interrupted) {
+    while (!rc && (r->nretry || jc__p_pending(r)) && !r->stopped && !jc__interrupted) {
         r->ntasks = 0;
         for (size_t i = 0; i < r->nretry; i++) {
             size_t s = r->retry[i];
@@ -148,9 +163,15 @@ int jc__r_execute_with(run *r, const sigset_t *taken)
             r->tasks[r->ntasks++] = (jc__task){.fn = call->fn, .argv = call->argv, .argc = call->argc};
         }
         r->nretry = 0;
+        /* A pipeline's calls that became ready as the round ended. */
+        if (r->pipe && (rc = jc__p_propagate(r)))
+            break;
+        if (!r->ntasks)
+            break;
         rc = round_of(r, taken);
     }
     r->nretry = 0; /* what an interruption or a stop left: skipped */
+    r->ntasks = 0;  /* every task was delivered, or is skipped */
     return rc;
 }
 
@@ -161,11 +182,14 @@ static int round_of(run *r, const sigset_t *taken)
     int want = jc__r_resolve_n_jobs(o->n_jobs);
     /* The backend follows from n_jobs, not from how many misses there are:
      * a single miss of an n_jobs = -1 run still runs isolated in a worker. */
-    int workers = (size_t)want > r->ntasks ? (r->ntasks ? (int)r->ntasks : 1) : want;
+    /* A pipeline's tasks keep coming as their inputs are computed. */
+    size_t expect = r->pipe ? r->batch->n : r->ntasks;
+    int workers = (size_t)want > expect ? (expect ? (int)expect : 1) : want;
     r->line.workers = workers;
     jc__exec ex = {
         .tasks = r->tasks,
         .ntasks = r->ntasks,
+        .capacity = r->batch->n,
         .nworkers = workers,
         .timeout = o->timeout_seconds,
         .memory_limit = o->memory_limit,
@@ -182,7 +206,7 @@ static int round_of(run *r, const sigset_t *taken)
     if (backend == JC_BACKEND_MPI) {
         /* Every worker rank (n_jobs does not apply), none idle by design. */
         int ranks = jc__mpi_workers();
-        workers = (size_t)ranks > r->ntasks ? (r->ntasks ? (int)r->ntasks : 1) : ranks;
+        workers = (size_t)ranks > expect ? (expect ? (int)expect : 1) : ranks;
         ex.nworkers = workers;
         r->line.workers = workers;
         r->line.ranks = ranks + 1;
@@ -200,12 +224,15 @@ static int round_of(run *r, const sigset_t *taken)
     else
         jc__interrupts_catch(&saved, &ex.interrupts);
     int rc;
+    r->ex = &ex;
+    r->round_done = 0;
     switch (backend) {
     case JC_BACKEND_FORK: rc = jc__exec_fork(&ex); break;
     case JC_BACKEND_THREADS: rc = jc__exec_threads(&ex); break;
     case JC_BACKEND_MPI: rc = jc__exec_mpi(&ex); break;
     default: rc = jc__exec_inprocess(&ex); break;
     }
+    r->ex = NULL;
     if (!taken)
         jc__interrupts_release(&saved);
     jc__interrupt_set_last(rc == JC_EINTR || jc__interrupted ? (jc__interrupted ? jc__interrupted : SIGINT) : 0);

@@ -83,25 +83,38 @@ static int serve_stored_meanwhile(run *r, size_t from)
  * computes everything, as without leases. */
 int jc__r_claim_misses(run *r)
 {
-    if (!jc__cache_leases_enabled(r->cache) || !r->ntasks)
+    /* A pipeline claims its later calls as they become ready (jc__r_claim_from). */
+    if (!jc__cache_leases_enabled(r->cache) || (!r->ntasks && !r->pipe))
         return 0;
+    size_t cap = r->pipe ? r->batch->n : r->ntasks;
+    r->release_cap = cap;
+    r->release = malloc((cap ? cap : 1) * JC__KEY_LEN);
+    r->waiting = malloc((cap ? cap : 1) * sizeof *r->waiting);
+    if (!r->release || !r->waiting)
+        return jc__set_error(JC_ENOMEM, "out of memory claiming %zu calls", cap);
     r->leases = true;
     r->lease_ttl = LEASE_TTL;
     r->last_renew = jc__monotonic();
-    r->release_cap = r->ntasks;
-    r->release = malloc(r->ntasks * JC__KEY_LEN);
-    r->waiting = malloc(r->ntasks * sizeof *r->waiting);
-    const uint8_t **keys = task_keys(r, r->task_slot, r->ntasks);
-    bool *theirs = malloc(r->ntasks * sizeof *theirs);
-    if (!r->release || !r->waiting || !keys || !theirs) {
+    if (r->ntasks)
+        jc__r_claim_from(r, 0);
+    return 0;
+}
+
+void jc__r_claim_from(run *r, size_t from)
+{
+    size_t n = r->ntasks - from;
+    const uint8_t **keys = task_keys(r, r->task_slot + from, n);
+    bool *theirs = malloc((n ? n : 1) * sizeof *theirs);
+    if (!keys || !theirs) { /* out of memory: computed here, as without leases */
         free(keys);
         free(theirs);
-        return jc__set_error(JC_ENOMEM, "out of memory claiming %zu calls", r->ntasks);
+        return;
     }
-    jc__cache_claim(r->cache, keys, r->ntasks, r->lease_ttl, theirs);
-    size_t k = 0;
-    for (size_t i = 0; i < r->ntasks; i++) {
-        if (theirs[i]) {
+    int64_t version = r->lookup_version;
+    jc__cache_claim(r->cache, keys, n, r->lease_ttl, theirs);
+    size_t k = from;
+    for (size_t i = from; i < r->ntasks; i++) {
+        if (theirs[i - from]) {
             r->waiting[r->nwaiting++] = r->task_slot[i];
             continue;
         }
@@ -113,9 +126,8 @@ int jc__r_claim_misses(run *r)
     free(keys);
     free(theirs);
     /* A failure to look again computes them, as without leases. */
-    if (r->ntasks && (r->lookup_version < 0 || jc__cache_data_version(r->cache) != r->lookup_version))
-        (void)serve_stored_meanwhile(r, 0);
-    return 0;
+    if (r->ntasks > from && (version < 0 || jc__cache_data_version(r->cache) != version))
+        (void)serve_stored_meanwhile(r, from);
 }
 
 /* Sleeps about seconds, or less when a signal arrives. */
@@ -218,9 +230,13 @@ static int wait_loop(run *r, const sigset_t *taken)
         jc__r_renew_if_due(r);
         jc__r_update_progress(r, 0, false);
         rc = collect_stored(r);
+        if (!rc && r->pipe) /* the calls that use them, as they are had */
+            rc = jc__p_propagate(r);
         if (rc || !r->nwaiting)
             break;
         if ((rc = take_over_abandoned(r)))
+            return rc;
+        if (r->pipe && (rc = jc__p_propagate(r)))
             return rc;
         if (r->ntasks) {
             rc = jc__r_execute_with(r, taken);

@@ -173,6 +173,10 @@ static int start(run *r, jc_batch *b)
 static int deduplicate_and_look_up(run *r)
 {
     jc_results *res = r->res;
+    if (r->batch->with_inputs) { /* a pipeline: each call as its inputs are known */
+        int rc = jc__p_start(r);
+        return rc ? rc : jc__p_propagate(r);
+    }
     int rc = jc__r_dedup(r->batch, res);
     if (rc)
         return rc;
@@ -189,9 +193,16 @@ static int compute(run *r)
 {
     jc__r_update_progress(r, 0, false);
     int exec_rc = jc__r_claim_misses(r);
-    if (!exec_rc && r->ntasks)
-        exec_rc = jc__r_execute(r);
-    if (!exec_rc && r->nwaiting) {
+    if (!exec_rc && r->pipe) { /* calls found stored meanwhile at the claim: their users */
+        int prc = jc__p_propagate(r);
+        if (prc)
+            jc__r_note_store_error(r, prc);
+    }
+    for (;;) {
+        if (!exec_rc && r->ntasks)
+            exec_rc = jc__r_execute(r);
+        if (exec_rc || !r->nwaiting || r->stopped)
+            break;
         jc__r_flush(r, false); /* this run's own results first: others may wait for them */
         /* A failure while waiting (the store unreadable a moment) keeps
          * every result already had: the calls still awaited are skipped
@@ -201,6 +212,9 @@ static int compute(run *r)
             exec_rc = wrc;
         else if (wrc)
             jc__r_note_store_error(r, wrc);
+        /* A pipeline's calls that use what the wait brought: computed next. */
+        if (wrc || !r->pipe || !r->ntasks)
+            break;
     }
     jc__r_flush(r, true);
     if (r->leases)
@@ -245,6 +259,8 @@ static void tell_failures(run *r)
 static void report(run *r, int exec_rc)
 {
     jc_batch *b = r->batch;
+    if (r->pipe)
+        jc__p_finish(r, exec_rc);
     finish(r, exec_rc);
     r->p.elapsed = jc__monotonic() - r->t0;
     r->p.running = 0;
@@ -275,6 +291,7 @@ static void report(run *r, int exec_rc)
 /* Frees the run's state (not its results). */
 static void release(run *r)
 {
+    jc__p_free(r);
     free(r->tasks);
     free(r->task_slot);
     for (size_t i = 0; i < r->nqueue; i++) /* results the file could not take */

@@ -33,7 +33,13 @@ typedef struct pending {
     const jc_function *fn;
     jc_value **argv; /* owned */
     size_t argc;
-    uint8_t key[JC__KEY_LEN];
+    uint8_t key[JC__KEY_LEN]; /* of a call with inputs: once they are known (pipeline.c) */
+    /* The calls whose results this one takes (jc_use), by submission index,
+     * in the order of the arguments, depth first: input 1, input 2, ... of
+     * messages. NULL when none. */
+    size_t *inputs;
+    uint32_t ninputs;
+    bool intermediate; /* jc_intermediate: stored, not handed back */
 } pending;
 
 struct jc_batch {
@@ -47,6 +53,8 @@ struct jc_batch {
     unsigned long last_gen;       /* the registry's generation when looked up */
     char *errmsg; /* ... and its message */
     bool ran;
+    uint64_t serial;  /* names the batch in its references (jc_ref) */
+    size_t with_inputs; /* calls that take other calls' results */
 };
 
 typedef struct slot {
@@ -83,8 +91,17 @@ typedef struct unstored {
     double seconds;
 } unstored;
 
+typedef struct jc__pipe jc__pipe;
+
 typedef struct run {
     jc_batch *batch;
+    /* The batch's pipeline (pipeline.c), when a call takes another's result;
+     * NULL otherwise. */
+    jc__pipe *pipe;
+    /* The backend running this round, while it runs: tasks added then are
+     * announced by raising ex->ntasks. */
+    jc__exec *ex;
+    size_t round_done; /* tasks of this round delivered */
     jc_cache *cache;
     jc_results *res;
     jc__task *tasks;
@@ -163,6 +180,18 @@ static inline size_t weight(const run *r, size_t s)
 /* Shared between the files of this folder (each defined in one of them). */
 int jc__r_at_site(int code, const char *file, int line);
 int jc__r_claim_misses(run *r);
+/* Claims r->tasks[from..ntasks) (pipeline.c: calls that became ready while
+ * the run went on); those another process holds move to r->waiting. */
+void jc__r_claim_from(run *r, size_t from);
+/* Pipelines (pipeline.c). */
+int jc__p_start(run *r);
+int jc__p_propagate(run *r);
+bool jc__p_pending(const run *r);
+void jc__p_slot_final(run *r, size_t s);
+void jc__p_found(run *r, size_t s, const jc__found *f);
+int jc__p_computed(run *r, size_t s, const jc_value *value, void **blob, size_t *len);
+void jc__p_finish(run *r, int exec_rc);
+void jc__p_free(run *r);
 int jc__r_code_change_from_env(const jc_cache *cache, jc_on_code_change *policy);
 int jc__r_dedup(jc_batch *b, jc_results *res);
 int jc__r_execute_with(run *r, const sigset_t *taken);
@@ -174,6 +203,8 @@ void jc__r_note_store_error(run *r, int rc);
 void jc__r_on_found(void *ctx, size_t s, jc__found *f);
 int jc__r_prepare(const char *api, const jc_function *fn, jc_value *const *argv,
                    size_t argc, uint8_t key[JC__KEY_LEN]);
+/* The key of a call of fn (the arguments fn leaves out left out). */
+int jc__r_call_key(const jc_function *fn, jc_value *const *argv, size_t argc, uint8_t key[JC__KEY_LEN]);
 void jc__r_release_key(run *r, const uint8_t key[JC__KEY_LEN]);
 void jc__r_renew_if_due(run *r);
 int jc__r_resolve_n_jobs(int n_jobs);

@@ -71,6 +71,13 @@ int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
     return st->ops->get_many(st, keys, n, on_hit, ctx);
 }
 
+int jc__store_get_checks(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    if (!st)
+        return no_store();
+    return st->ops->get_checks(st, keys, n, on_hit, ctx);
+}
+
 int jc__store_read_begin(jc__store *st)
 {
     if (!st)

@@ -92,6 +92,11 @@ int jc__store_get(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
  * negative code. */
 typedef void (*jc__hit_fn)(void *ctx, size_t i, const jc__hit *hit);
 int jc__store_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+/* The same without the results (hit->result NULL, result_len 0): the
+ * checksum, code fingerprint, compute time and creation time of each entry
+ * found, for a pipeline's input whose value is not needed (only its digest
+ * enters the keys of the calls that use it). Point lookups in key order. */
+int jc__store_get_checks(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
 
 
 /* A read transaction around many lookups (one snapshot, one set of WAL

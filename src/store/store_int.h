@@ -24,6 +24,7 @@ typedef struct jc__store_ops {
     int (*rollback)(jc__store *st);
     int (*get)(jc__store *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
     int (*get_many)(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+    int (*get_checks)(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
     int (*read_begin)(jc__store *st);
     void (*read_end)(jc__store *st);
     int (*version)(jc__store *st, jc__store_ver *out);

@@ -13,13 +13,17 @@
 
 /* ---- inspection ---- */
 
+/* A resolved reference (jc_use) reads as the result it stands for:
+ * every accessor looks through it. */
 jc_type jc_value_type(const jc_value *v)
 {
+    v = jc__deref(v);
     return v ? (jc_type)v->type : JC_TYPE_NULL;
 }
 
 static int want(const jc_value *v, jc_type t)
 {
+    v = jc__deref(v);
     if (!v)
         return jc__set_error(JC_ETYPE, "expected %s, got no value", jc_type_name(t));
     if (v->type != t)
@@ -29,6 +33,7 @@ static int want(const jc_value *v, jc_type t)
 
 int jc_value_get_bool(const jc_value *v, bool *out)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_BOOL);
     if (!rc && out)
         *out = v->u.b;
@@ -37,6 +42,7 @@ int jc_value_get_bool(const jc_value *v, bool *out)
 
 int jc_value_get_int(const jc_value *v, int64_t *out)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_INT);
     if (!rc && out)
         *out = v->u.i;
@@ -45,6 +51,7 @@ int jc_value_get_int(const jc_value *v, int64_t *out)
 
 int jc_value_get_double(const jc_value *v, double *out)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_DOUBLE);
     if (!rc && out)
         *out = v->u.d;
@@ -53,6 +60,7 @@ int jc_value_get_double(const jc_value *v, double *out)
 
 int jc_value_get_str(const jc_value *v, const char **out, size_t *len)
 {
+    v = jc__deref(v);
     /* A file argument (jc_file) reads as its path. */
     int rc = v && v->type == JC_TYPE_FILE && v->u.s ? 0 : want(v, JC_TYPE_STR);
     if (!rc) {
@@ -66,6 +74,7 @@ int jc_value_get_str(const jc_value *v, const char **out, size_t *len)
 
 int jc_value_get_bytes(const jc_value *v, const void **out, size_t *len)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_BYTES);
     if (!rc) {
         if (out)
@@ -78,6 +87,7 @@ int jc_value_get_bytes(const jc_value *v, const void **out, size_t *len)
 
 int jc_value_get_doubles(const jc_value *v, const double **out, size_t *n)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_DOUBLES);
     if (!rc) {
         if (out)
@@ -90,6 +100,7 @@ int jc_value_get_doubles(const jc_value *v, const double **out, size_t *n)
 
 int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n)
 {
+    v = jc__deref(v);
     int rc = want(v, JC_TYPE_INTS);
     if (!rc) {
         if (out)
@@ -102,6 +113,7 @@ int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n)
 
 size_t jc_value_len(const jc_value *v)
 {
+    v = jc__deref(v);
     if (!v)
         return 0;
     switch ((jc_type)v->type) {
@@ -121,13 +133,15 @@ size_t jc_value_len(const jc_value *v)
 
 const jc_value *jc_value_at(const jc_value *v, size_t i)
 {
+    v = jc__deref(v);
     if (!v || (v->type != JC_TYPE_LIST && v->type != JC_TYPE_MAP) || i >= v->len)
         return NULL;
-    return v->u.items[i];
+    return jc__deref(v->u.items[i]);
 }
 
 const char *jc_value_key_at(const jc_value *v, size_t i)
 {
+    v = v && v->type == JC_TYPE_KWARG ? v : jc__deref(v);
     if (v && v->type == JC_TYPE_KWARG)
         return v->u.kw.name;
     if (!v || v->type != JC_TYPE_MAP || i >= v->len)
@@ -137,8 +151,9 @@ const char *jc_value_key_at(const jc_value *v, size_t i)
 
 const jc_value *jc_value_get(const jc_value *v, const char *key)
 {
+    v = jc__deref(v);
     if (!v || v->type != JC_TYPE_MAP || !key)
         return NULL;
     ptrdiff_t at = jc__v_map_find(v, key);
-    return at >= 0 ? v->u.items[at] : NULL;
+    return at >= 0 ? jc__deref(v->u.items[at]) : NULL;
 }

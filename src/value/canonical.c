@@ -111,6 +111,8 @@ static bool same_double(double a, double b)
 
 bool jc_value_equal(const jc_value *a, const jc_value *b)
 {
+    a = jc__deref(a);
+    b = jc__deref(b);
     if (!a || !b)
         return a == b;
     if (a->type != b->type)
@@ -125,6 +127,9 @@ bool jc_value_equal(const jc_value *a, const jc_value *b)
     case JC_TYPE_DIGEST: return a->len == b->len && memcmp(a->u.s, b->u.s, a->len) == 0;
     case JC_TYPE_FILE: return memcmp(a->digest, b->digest, JC__FILE_DIGEST_LEN) == 0; /* by content */
     case JC_TYPE_LEFT_OUT: return true;
+    case JC_TYPE_REF: /* by digest once known, else the same call */
+        return a->digest && b->digest ? memcmp(a->digest, b->digest, JC__REF_PAYLOAD_LEN) == 0
+                                      : a->u.ref.batch == b->u.ref.batch && a->u.ref.index == b->u.ref.index;
     case JC_TYPE_INTS: /* an empty borrowed array may have a NULL pointer */
         return a->len == b->len && (a->len == 0 || memcmp(a->u.arr, b->u.arr, a->len * 8) == 0);
     case JC_TYPE_DOUBLES: {

@@ -32,7 +32,7 @@
  * 3 to 5 are the key's inputs other than plain values, each with a
  * versioned payload (docs/format.md, "Key inputs"): a call that uses none
  * of them encodes, and is keyed, exactly as before they existed. */
-enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3, EXT_FILE = 4, EXT_LEFT_OUT = 5 };
+enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3, EXT_FILE = 4, EXT_LEFT_OUT = 5, EXT_REF = 6 };
 enum { LEFT_OUT_VERSION = 1 };
 enum { DIGEST_LEN = 25 }; /* kind, count (u64 LE), XXH3-128 (canonical) */
 
@@ -215,6 +215,18 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
         r = msgpack_pack_ext(pk, 1, EXT_LEFT_OUT) || msgpack_pack_ext_body(pk, &version, 1);
         break;
     }
+    case JC_TYPE_REF:
+        /* Keys and stored arguments hold the digest of the result referred
+         * to (docs/pipelines.md); a call sent to run elsewhere carries the
+         * result itself. */
+        if (!(mode & MODE_ARGS) && v->u.ref.target)
+            return encode(v->u.ref.target, pk, depth, mode);
+        if (!v->digest)
+            return jc__set_error(JC_EINVAL, "a reference to call %zu of a batch is not resolved yet "
+                                 "(a reference is an argument of a later call of its batch)", v->u.ref.index);
+        r = msgpack_pack_ext(pk, JC__REF_PAYLOAD_LEN, EXT_REF) ||
+            msgpack_pack_ext_body(pk, v->digest, JC__REF_PAYLOAD_LEN);
+        break;
     case JC_TYPE_NULL: r = msgpack_pack_nil(pk); break;
     case JC_TYPE_BOOL: r = v->u.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
     case JC_TYPE_INT: r = msgpack_pack_int64(pk, v->u.i); break;
@@ -503,6 +515,13 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
             if (o->via.ext.size != JC__FILE_DIGEST_LEN || d[0] != 1 || d[1] < 1 || d[1] > 2)
                 return bad("malformed file digest");
             v = jc__file_value(NULL, d);
+            break;
+        }
+        if (o->via.ext.type == EXT_REF) {
+            const unsigned char *d = (const unsigned char *)o->via.ext.ptr;
+            if (o->via.ext.size != JC__REF_PAYLOAD_LEN || d[0] != 1)
+                return bad("malformed reference");
+            v = jc__ref_value(0, 0, d);
             break;
         }
         if (o->via.ext.type == EXT_LEFT_OUT) {

@@ -135,6 +135,21 @@ static void render(jc__buf *b, const jc_value *v, size_t max, bool c_loc)
         break;
     }
     case JC_TYPE_LEFT_OUT: put_text(b, "\"<left out>\""); break;
+    case JC_TYPE_REF: {
+        /* "<result of call 3>" in a batch; "<result xxh3 0123...>" as the
+         * cache keeps it. */
+        char text[80];
+        if (v->u.ref.batch || !v->digest) {
+            snprintf(text, sizeof text, "\"<result of call %zu>\"", v->u.ref.index);
+        } else {
+            char hex[33];
+            for (int i = 0; i < 16; i++)
+                snprintf(hex + 2 * i, 3, "%02x", v->digest[1 + i]);
+            snprintf(text, sizeof text, "\"<result xxh3 %s>\"", hex);
+        }
+        put_text(b, text);
+        break;
+    }
     case JC_TYPE_DOUBLES:
     case JC_TYPE_INTS:
     case JC_TYPE_LIST:

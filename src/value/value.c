@@ -343,6 +343,35 @@ jc_value *jc__left_out_value(void)
     return new_value(JC_TYPE_LEFT_OUT);
 }
 
+jc_value *jc__ref_value(uint64_t batch, size_t index, const unsigned char payload[JC__REF_PAYLOAD_LEN])
+{
+    jc_value *v = new_value(JC_TYPE_REF);
+    if (!v)
+        return NULL;
+    v->u.ref.batch = batch;
+    v->u.ref.index = index;
+    if (payload) {
+        v->digest = malloc(JC__REF_PAYLOAD_LEN);
+        if (!v->digest) {
+            jc_value_free(v);
+            jc__set_error(JC_ENOMEM, "out of memory making a reference");
+            return NULL;
+        }
+        memcpy(v->digest, payload, JC__REF_PAYLOAD_LEN);
+    }
+    return v;
+}
+
+int jc__ref_resolve(jc_value *ref, const uint8_t check[16], const jc_value *target)
+{
+    if (!ref->digest && !(ref->digest = malloc(JC__REF_PAYLOAD_LEN)))
+        return jc__set_error(JC_ENOMEM, "out of memory resolving a reference");
+    ref->digest[0] = 1;
+    memcpy(ref->digest + 1, check, 16);
+    ref->u.ref.target = target;
+    return 0;
+}
+
 jc_value *jc__digest_value(const unsigned char payload[25])
 {
     jc_value *v = new_blob(JC_TYPE_DIGEST, payload, 25);
@@ -647,6 +676,12 @@ jc_value *jc_value_copy(const jc_value *v)
     case JC_TYPE_DIGEST: return jc__digest_value((const unsigned char *)v->u.s);
     case JC_TYPE_FILE: return jc__file_value(v->u.s, v->digest);
     case JC_TYPE_LEFT_OUT: return jc__left_out_value();
+    case JC_TYPE_REF: {
+        jc_value *c = jc__ref_value(v->u.ref.batch, v->u.ref.index, v->digest);
+        if (c)
+            c->u.ref.target = v->u.ref.target;
+        return c;
+    }
     case JC_TYPE_DOUBLES: return jc_doubles(v->u.arr, v->len);
     case JC_TYPE_INTS: return jc_ints(v->u.arr, v->len);
     case JC_TYPE_KWARG: return jc_kw(v->u.kw.name, jc_value_copy(v->u.kw.val));
@@ -686,6 +721,6 @@ const char *jc_type_name(jc_type t)
 {
     static const char *const names[] = {"null", "bool", "int", "double", "str", "bytes",
                                         "doubles", "ints", "list", "map", "named argument", "digest",
-                                        "file", "left out"};
+                                        "file", "left out", "reference"};
     return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
 }

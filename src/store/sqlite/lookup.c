@@ -286,6 +286,44 @@ int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc
     return get_by_points(st, keys, n, on_hit, ctx);
 }
 
+int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc || !n)
+        return rc;
+    if (!st->get_check) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT rowid, compute_seconds, %s, created FROM entries WHERE key = ?1 AND %s = "
+                 STR(JC_KEY_FORMAT_VERSION), jc__sq_v2_columns(st), jc__sq_key_format_column(st));
+        if ((rc = jc__sq_prepare(st, sql, &st->get_check)))
+            return rc;
+    }
+    key_ref *order = malloc(n * sizeof *order);
+    if (!order)
+        return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (key_ref){keys[i], i};
+    qsort(order, n, sizeof *order, cmp_key_ref);
+    for (size_t k = 0; k < n && !rc; k++) {
+        size_t i = order[k].index;
+        sqlite3_bind_blob(st->get_check, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
+        int step = sqlite3_step(st->get_check);
+        if (step == SQLITE_ROW) {
+            jc__hit hit = {.rowid = sqlite3_column_int64(st->get_check, 0),
+                           .compute_seconds = sqlite3_column_double(st->get_check, 1)};
+            hit_checks(st->get_check, 2, &hit);
+            hit.created = sqlite3_column_double(st->get_check, 4);
+            on_hit(ctx, i, &hit);
+        } else if (step != SQLITE_DONE) {
+            rc = jc__sq_store_error(st, step, "looking up an entry");
+        }
+        sqlite3_reset(st->get_check);
+    }
+    free(order);
+    return rc;
+}
+
 int jc__sqlite_touch(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], double now)
 {
     return jc__sqlite_touch_n(st, key, 1, now);

@@ -56,6 +56,11 @@ static int op_get_many(jc__store *st, const uint8_t *const *keys, size_t n, jc__
     return jc__sqlite_get_many(SQ(st), keys, n, on_hit, ctx);
 }
 
+static int op_get_checks(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
+{
+    return jc__sqlite_get_checks(SQ(st), keys, n, on_hit, ctx);
+}
+
 static int op_read_begin(jc__store *st)
 {
     return jc__sqlite_read_begin(SQ(st));
@@ -319,6 +324,7 @@ const jc__store_ops jc__sqlite_ops = {
     .rollback = op_rollback,
     .get = op_get,
     .get_many = op_get_many,
+    .get_checks = op_get_checks,
     .read_begin = op_read_begin,
     .read_end = op_read_end,
     .version = op_version,

@@ -146,7 +146,8 @@ static void finalize_all(jc__sqlite *st)
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
                            st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size,
-                           st->params_put, st->params_get, st->get_created, st->scan_created};
+                           st->params_put, st->params_get, st->get_created, st->scan_created,
+                           st->get_check};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }

@@ -88,6 +88,7 @@ struct jc__sqlite {
      * (jc__store_want_created): the column costs a hit about 140
      * instructions that other lookups do not pay. */
     sqlite3_stmt *get_created, *scan_created;
+    sqlite3_stmt *get_check; /* jc__store_get_checks: the row without its result (prepared when first used) */
     bool want_created;
     sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK keys */
     sqlite3_stmt *touch_rowids;     /* the same by rowid (jc__store_touch_rowids) */
@@ -146,6 +147,7 @@ int jc__sqlite_commit(jc__sqlite *st);
 int jc__sqlite_rollback(jc__sqlite *st);
 int jc__sqlite_get(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit);
 int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
 int jc__sqlite_read_begin(jc__sqlite *st);
 void jc__sqlite_read_end(jc__sqlite *st);
 int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out);
