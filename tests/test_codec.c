@@ -591,9 +591,12 @@ static void codec_decode_trailing_bytes(void **state)
 static void codec_decode_unknown_ext_type(void **state)
 {
     (void)state;
-    EXPECT_DECODE_ERROR("unknown extension type", 0xd4, 0x06, 0x00);
+    EXPECT_DECODE_ERROR("unknown extension type", 0xd4, 0x07, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x00);
-    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x06);
+    EXPECT_DECODE_ERROR("unknown extension type", 0xc7, 0x00, 0x07);
+    /* ext 6, a reference: 17 bytes of version 1. */
+    EXPECT_DECODE_ERROR("malformed reference", 0xd4, 0x06, 0x01);
+    EXPECT_DECODE_ERROR("malformed reference", 0xc7, 0x11, 0x06, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     /* -1 is msgpack's timestamp: not a jobcache type. */
     EXPECT_DECODE_ERROR("unknown extension type", 0xd6, 0xff, 0x00, 0x00, 0x00, 0x00);
     EXPECT_DECODE_ERROR("unknown extension type", 0x91, 0xd7, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0);

@@ -183,6 +183,8 @@ static void key_golden_vectors(void **state)
 #define KEY_FILE_HELLO "7c2d163dff6d77e105a3085727802393"
 #define KEY_DIR_TREE "26e03b79172220f38abf748982dc47ad"
 #define KEY_LEFT_OUT "07a8822123d2902353daa82322236af3"
+/* f("v1", <the result whose digest is 00 01 .. 0f>) (jc_use) */
+#define KEY_REF "b917823cd45b2a4881787368509ece23"
 
 /* Writes path with text (and mode). */
 static void write_text(const char *path, const char *text, mode_t mode)
@@ -292,6 +294,40 @@ static void key_of_an_argument_left_out(void **state)
     jc__key_hex(key, got);
     assert_string_equal(got, KEY_LEFT_OUT);
     free_argv(argv, 2);
+}
+
+static void key_of_a_reference_is_the_digest_of_its_result(void **state)
+{
+    (void)state;
+    /* [1, "f", "v1", [[ext 6: 01 + digest], {}]]: ext 8 of 17 bytes */
+    unsigned char in[32] = {0x94, 0x01, 0xa1, 'f', 0xa2, 'v', '1', 0x92, 0x91, 0xc7, 0x11, 0x06, 0x01};
+    unsigned char payload[JC__REF_PAYLOAD_LEN] = {1};
+    for (int i = 0; i < 16; i++)
+        in[13 + i] = payload[1 + i] = (unsigned char)i;
+    in[29] = 0x80;
+    char hex[33], got[33];
+    xxh3_hex(in, 30, hex);
+    jc_value *argv[1] = {jc__ref_value(7, 3, payload)};
+    uint8_t key[JC__KEY_LEN];
+    assert_int_equal(jc__key_compute("f", "v1", argv, 1, key), 0);
+    jc__key_hex(key, got);
+    assert_string_equal(got, hex);
+    assert_string_equal(got, KEY_REF);
+    /* Whatever the batch and call it stands for, and whatever value it
+     * points at: only the digest counts. */
+    jc_value *other = jc_int(5);
+    jc__ref_resolve(argv[0], payload + 1, other);
+    argv[0]->u.ref.batch = 99;
+    assert_int_equal(jc__key_compute("f", "v1", argv, 1, key), 0);
+    jc__key_hex(key, got);
+    assert_string_equal(got, KEY_REF);
+    /* An unresolved reference has no key. */
+    jc_value *bare = jc__ref_value(7, 3, NULL);
+    assert_int_equal(jc__key_compute("f", "v1", &bare, 1, key), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "not resolved"));
+    jc_value_free(bare);
+    jc_value_free(other);
+    free_argv(argv, 1);
 }
 
 /* ---- the same keys, computed independently from the documented format ---- */
@@ -602,6 +638,7 @@ int main(void)
         cmocka_unit_test(key_int_and_double_from_hand_written_bytes),
         cmocka_unit_test(key_of_a_file_and_a_directory_by_their_content),
         cmocka_unit_test(key_of_an_argument_left_out),
+        cmocka_unit_test(key_of_a_reference_is_the_digest_of_its_result),
         cmocka_unit_test(key_named_args_from_hand_written_bytes),
         cmocka_unit_test(key_doubles_array_from_hand_written_bytes),
         cmocka_unit_test(key_large_array_from_hand_written_bytes),

@@ -10,7 +10,7 @@ Depends on sqlite3 and msgpack; numpy (typed arrays), pandas (frame) and
 xxhash (result checksums) are used when present. See docs/format.md.
 """
 
-from .codec import LEFT_OUT, DecodeError, Digest, FileDigest
+from .codec import LEFT_OUT, DecodeError, Digest, FileDigest, Ref
 from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEntryError, Entry,
                      UnknownFunctionError,
                      Error, NotACacheError, SchemaError, open)
@@ -19,6 +19,6 @@ from .reader import (KEY_FORMATS, MAX_SCHEMA, Cache, ChecksumWarning, DamagedEnt
 # python/tests/test_install.py checks they agree).
 __version__ = "0.4.0"
 
-__all__ = ["open", "Cache", "Entry", "Digest", "FileDigest", "LEFT_OUT", "Error", "NotACacheError", "SchemaError",
+__all__ = ["open", "Cache", "Entry", "Digest", "FileDigest", "Ref", "LEFT_OUT", "Error", "NotACacheError", "SchemaError",
            "DamagedEntryError", "DecodeError", "ChecksumWarning", "UnknownFunctionError", "MAX_SCHEMA",
            "KEY_FORMATS"]

@@ -1,6 +1,6 @@
 """Decoding of jobcache's stored values (docs/format.md, key format 1).
 
-A stored value is MessagePack with five extension types:
+A stored value is MessagePack with six extension types:
 
 - 1: an array of doubles, little-endian float64 elements;
 - 2: an array of int64, little-endian elements;
@@ -10,6 +10,9 @@ A stored value is MessagePack with five extension types:
 - 4: a file or directory argument by its content (18 bytes: version 1,
   kind 1 file / 2 directory, XXH3-128 digest): a FileDigest.
 - 5: an argument left out of the key (1 byte: version 1): LEFT_OUT.
+- 6: another call's result as an argument (jc_use; 17 bytes: version 1,
+  the XXH3-128 digest of the result, which is the checksum of the entry
+  that holds it): a Ref. docs/pipelines.md.
 
 Typed arrays become numpy arrays when numpy is importable, else
 array.array ('d' or 'q'). Everything else maps to the obvious Python type:
@@ -33,6 +36,7 @@ EXT_INTS = 2
 EXT_DIGEST = 3
 EXT_FILE = 4
 EXT_LEFT_OUT = 5
+EXT_REF = 6
 
 _KINDS = {1: "doubles", 2: "ints", 3: "bytes"}
 
@@ -111,6 +115,36 @@ class FileDigest:
     __str__ = __repr__
 
 
+class Ref:
+    """Another call's result as an argument (a pipeline's jc_use): ``xxh3``
+    is the 16-byte digest of that result, the checksum of the entry holding
+    it (Cache.by_result finds it while it is in the cache)."""
+
+    __slots__ = ("xxh3",)
+
+    def __init__(self, xxh3):
+        self.xxh3 = bytes(xxh3)
+
+    @classmethod
+    def from_ext(cls, data):
+        if len(data) != 17 or data[0] != 1:
+            raise DecodeError("ext 6 (reference) must be 17 bytes of version 1")
+        return cls(data[1:17])
+
+    def __eq__(self, other):
+        if not isinstance(other, Ref):
+            return NotImplemented
+        return self.xxh3 == other.xxh3
+
+    def __hash__(self):
+        return hash(self.xxh3)
+
+    def __repr__(self):
+        return "<result xxh3 %s>" % self.xxh3.hex()
+
+    __str__ = __repr__
+
+
 class _LeftOut:
     """The placeholder of an argument left out of the key (JC_LEAVE_OUT)."""
 
@@ -154,7 +188,9 @@ def decode(blob, use_numpy=True):
             if bytes(data) != b"\x01":
                 raise DecodeError("ext 5 (left-out argument) must be the byte 1")
             return LEFT_OUT
-        raise DecodeError("unknown ext type %d (key format 1 knows 1 to 5)" % code)
+        if code == EXT_REF:
+            return Ref.from_ext(data)
+        raise DecodeError("unknown ext type %d (key format 1 knows 1 to 6)" % code)
 
     try:
         # surrogateescape: text written before jobcache checked UTF-8 still

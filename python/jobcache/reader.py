@@ -268,6 +268,17 @@ class Cache:
                 return e
         raise KeyError(key)
 
+    def by_result(self, ref):
+        """The entry whose result a reference argument (a Ref) stands for,
+        or None when no entry holding that result is left in the cache (a
+        pipeline's input: docs/pipelines.md). A result computed by two calls
+        (their results equal) is held by both: one of them is returned."""
+        if "result_check" not in self._columns:
+            return None
+        row = self._db.execute("SELECT key FROM entries WHERE result_check = ? LIMIT 1",
+                               (bytes(ref.xxh3),)).fetchone()
+        return self.get(bytes(row[0])) if row else None
+
     def _entry(self, r):
         key = bytes(r["key"]).hex()
         kf = r.get("key_format", self.key_format)

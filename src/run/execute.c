@@ -102,7 +102,7 @@ static bool deliver(void *ctx, jc__outcome *o)
         r->longest_call = o->seconds;
     if (sl->status != JC_STATUS_OK)
         jc__r_release_key(r, call->key);
-    if (sl->status == JC_STATUS_OK && r->pipe && jc__p_computed(r, s, o->value, &o->blob, &o->blob_len)) {
+    if (sl->status == JC_STATUS_OK && r->pipe && r->pops->computed(r, s, o->value, &o->blob, &o->blob_len)) {
         char *desc = jc__call_describe_fn(call->fn, call->argv, call->argc);
         sl->status = JC_STATUS_ERROR;
         o->error = jc__strdup_printf("%s: the result cannot be encoded: %s", desc ? desc : call->fn->name,
@@ -137,8 +137,8 @@ static bool deliver(void *ctx, jc__outcome *o)
     if (r->batch->opts.on_result)
         r->batch->opts.on_result(r->res, sl->first, r->batch->opts.userdata);
     if (r->pipe) { /* the calls that use it: keyed, looked up, added as tasks */
-        jc__p_slot_final(r, s);
-        int rc = jc__p_propagate(r);
+        r->pops->final(r, s);
+        int rc = r->pops->propagate(r);
         if (rc)
             jc__r_note_store_error(r, rc);
     }
@@ -154,7 +154,7 @@ static int round_of(run *r, const sigset_t *taken);
 int jc__r_execute_with(run *r, const sigset_t *taken)
 {
     int rc = round_of(r, taken);
-    while (!rc && (r->nretry || jc__p_pending(r)) && !r->stopped && !jc__interrupted) {
+    while (!rc && (r->nretry || (r->pipe && r->pops->pending(r))) && !r->stopped && !jc__interrupted) {
         r->ntasks = 0;
         for (size_t i = 0; i < r->nretry; i++) {
             size_t s = r->retry[i];
@@ -164,7 +164,7 @@ int jc__r_execute_with(run *r, const sigset_t *taken)
         }
         r->nretry = 0;
         /* A pipeline's calls that became ready as the round ended. */
-        if (r->pipe && (rc = jc__p_propagate(r)))
+        if (r->pipe && (rc = r->pops->propagate(r)))
             break;
         if (!r->ntasks)
             break;

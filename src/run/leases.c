@@ -231,12 +231,12 @@ static int wait_loop(run *r, const sigset_t *taken)
         jc__r_update_progress(r, 0, false);
         rc = collect_stored(r);
         if (!rc && r->pipe) /* the calls that use them, as they are had */
-            rc = jc__p_propagate(r);
+            rc = r->pops->propagate(r);
         if (rc || !r->nwaiting)
             break;
         if ((rc = take_over_abandoned(r)))
             return rc;
-        if (r->pipe && (rc = jc__p_propagate(r)))
+        if (r->pipe && (rc = r->pops->propagate(r)))
             return rc;
         if (r->ntasks) {
             rc = jc__r_execute_with(r, taken);

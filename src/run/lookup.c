@@ -99,8 +99,8 @@ void jc__r_on_found(void *ctx, size_t s, jc__found *f)
     r->p.done += weight(r, s);
     r->p.saved += f->seconds * (double)weight(r, s);
     if (r->pipe) { /* only queued: the store is not to be called from here */
-        jc__p_found(r, s, f);
-        jc__p_slot_final(r, s);
+        r->pops->found(r, s, f);
+        r->pops->final(r, s);
     }
 }
 

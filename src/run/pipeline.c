@@ -42,6 +42,16 @@ struct jc__pipe {
     bool busy;         /* propagating (re-entry from a lookup's callback is refused) */
 };
 
+static void p_slot_final(run *r, size_t s);
+static void p_found(run *r, size_t s, const jc__found *f);
+static int p_computed(run *r, size_t s, const jc_value *value, void **blob, size_t *len);
+static int p_propagate(run *r);
+static bool p_pending(const run *r);
+
+static const jc__pipe_ops ops = {
+    .found = p_found, .computed = p_computed, .final = p_slot_final, .propagate = p_propagate, .pending = p_pending,
+};
+
 /* ---- slots by key ---- */
 
 static size_t *table_at(jc__pipe *p, const jc_results *res, const jc_batch *b, const uint8_t *key)
@@ -87,6 +97,7 @@ int jc__p_start(run *r)
     jc_batch *b = r->batch;
     size_t n = b->n ? b->n : 1;
     jc__pipe *p = r->pipe = calloc(1, sizeof *p);
+    r->pops = &ops;
     if (!p)
         return jc__set_error(JC_ENOMEM, "jc_run: out of memory for a pipeline of %zu calls", b->n);
     p->n = b->n;
@@ -163,12 +174,13 @@ void jc__p_free(run *r)
     free(p->fresh);
     free(p);
     r->pipe = NULL;
+    r->pops = NULL;
 }
 
 /* ---- settling ---- */
 
 /* Every submission of slot s is settled: s has its final status. */
-void jc__p_slot_final(run *r, size_t s)
+static void p_slot_final(run *r, size_t s)
 {
     jc__pipe *p = r->pipe;
     for (size_t j = r->res->slots[s].first; j != SIZE_MAX; j = p->next_sub[j])
@@ -176,7 +188,7 @@ void jc__p_slot_final(run *r, size_t s)
 }
 
 /* A hit: its digest, and its value counted when it is an input. */
-void jc__p_found(run *r, size_t s, const jc__found *f)
+static void p_found(run *r, size_t s, const jc__found *f)
 {
     jc__pipe *p = r->pipe;
     memcpy(p->check[s], f->check, 16);
@@ -186,7 +198,7 @@ void jc__p_found(run *r, size_t s, const jc__found *f)
 
 /* A computed result: its digest, from its exact encoding (kept for the
  * store in *blob when it had none). 0 or a negative code. */
-int jc__p_computed(run *r, size_t s, const jc_value *value, void **blob, size_t *len)
+static int p_computed(run *r, size_t s, const jc_value *value, void **blob, size_t *len)
 {
     if (!*blob) {
         jc__buf b = {0};
@@ -268,7 +280,7 @@ static void end_call(run *r, size_t d, jc_status status, char *msg)
         r->p.skipped++;
     else
         r->p.failed++;
-    jc__p_slot_final(r, s);
+    p_slot_final(r, s);
 }
 
 /* "evaluate(<result of call 1>, 0.5): skipped: input 1, train(0.3): diverged" */
@@ -422,7 +434,7 @@ static bool make_task(run *r, size_t s)
         free(desc);
         r->p.skipped += weight(r, s);
         r->p.done += weight(r, s);
-        jc__p_slot_final(r, s);
+        p_slot_final(r, s);
         return false;
     }
     r->task_slot[r->ntasks] = s;
@@ -504,7 +516,7 @@ static bool look_up_now(const run *r)
     return p->nfresh >= FRESH_BATCH || undone <= 2 * (size_t)(r->ex->nworkers > 0 ? r->ex->nworkers : 1);
 }
 
-int jc__p_propagate(run *r)
+static int p_propagate(run *r)
 {
     jc__pipe *p = r->pipe;
     if (!p || p->busy)
@@ -523,7 +535,7 @@ int jc__p_propagate(run *r)
     return rc;
 }
 
-bool jc__p_pending(const run *r)
+static bool p_pending(const run *r)
 {
     return r->pipe && (r->pipe->nfresh || r->pipe->nready || r->pipe->settle_head < r->pipe->settle_tail);
 }

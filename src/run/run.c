@@ -175,7 +175,7 @@ static int deduplicate_and_look_up(run *r)
     jc_results *res = r->res;
     if (r->batch->with_inputs) { /* a pipeline: each call as its inputs are known */
         int rc = jc__p_start(r);
-        return rc ? rc : jc__p_propagate(r);
+        return rc ? rc : r->pops->propagate(r);
     }
     int rc = jc__r_dedup(r->batch, res);
     if (rc)
@@ -194,7 +194,7 @@ static int compute(run *r)
     jc__r_update_progress(r, 0, false);
     int exec_rc = jc__r_claim_misses(r);
     if (!exec_rc && r->pipe) { /* calls found stored meanwhile at the claim: their users */
-        int prc = jc__p_propagate(r);
+        int prc = r->pops->propagate(r);
         if (prc)
             jc__r_note_store_error(r, prc);
     }

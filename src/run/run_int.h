@@ -92,12 +92,32 @@ typedef struct unstored {
 } unstored;
 
 typedef struct jc__pipe jc__pipe;
+struct run;
+
+/* What the run's other files ask of a pipeline (pipeline.c), through its
+ * table: it sits above them (it looks up, claims and runs calls through
+ * them), so they reach it only through these. */
+typedef struct jc__pipe_ops {
+    /* A hit of slot s: its digest kept (queued only: called from a
+     * lookup's callback). */
+    void (*found)(struct run *r, size_t s, const jc__found *f);
+    /* A computed result of slot s: its digest, from its encoding (made into
+     * *blob when NULL). 0 or a negative code. */
+    int (*computed)(struct run *r, size_t s, const jc_value *value, void **blob, size_t *len);
+    /* Slot s has its final status: the calls using it are told (queued). */
+    void (*final)(struct run *r, size_t s);
+    /* Works the queues: calls keyed, looked up, claimed, made tasks. */
+    int (*propagate)(struct run *r);
+    /* Whether anything is queued. */
+    bool (*pending)(const struct run *r);
+} jc__pipe_ops;
 
 typedef struct run {
     jc_batch *batch;
     /* The batch's pipeline (pipeline.c), when a call takes another's result;
      * NULL otherwise. */
     jc__pipe *pipe;
+    const jc__pipe_ops *pops;
     /* The backend running this round, while it runs: tasks added then are
      * announced by raising ex->ntasks. */
     jc__exec *ex;
@@ -183,13 +203,8 @@ int jc__r_claim_misses(run *r);
 /* Claims r->tasks[from..ntasks) (pipeline.c: calls that became ready while
  * the run went on); those another process holds move to r->waiting. */
 void jc__r_claim_from(run *r, size_t from);
-/* Pipelines (pipeline.c). */
+/* Pipelines (pipeline.c): set up r->pipe and r->pops, and the end. */
 int jc__p_start(run *r);
-int jc__p_propagate(run *r);
-bool jc__p_pending(const run *r);
-void jc__p_slot_final(run *r, size_t s);
-void jc__p_found(run *r, size_t s, const jc__found *f);
-int jc__p_computed(run *r, size_t s, const jc_value *value, void **blob, size_t *len);
 void jc__p_finish(run *r, int exec_rc);
 void jc__p_free(run *r);
 int jc__r_code_change_from_env(const jc_cache *cache, jc_on_code_change *policy);
