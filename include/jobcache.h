@@ -273,6 +273,10 @@ JC_EXPORT int jc_value_get_str(const jc_value *v, const char **out, size_t *len)
 JC_EXPORT int jc_value_get_bytes(const jc_value *v, const void **out, size_t *len);
 JC_EXPORT int jc_value_get_doubles(const jc_value *v, const double **out, size_t *n);
 JC_EXPORT int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n);
+/* The 16-byte XXH3-128 digest of the result a stored reference (JC_TYPE_REF
+ * in decoded stored arguments) stands for, owned by v; JC_ETYPE for other
+ * values, and for a reference of a batch not yet resolved. */
+JC_EXPORT int jc_value_get_ref(const jc_value *v, const uint8_t **digest);
 /* Number of items of a list, map, typed array, string or bytes; 0 otherwise. */
 JC_EXPORT size_t jc_value_len(const jc_value *v);
 /* Item i of a list or value i of a map (maps are in key order); NULL when out
@@ -858,6 +862,10 @@ typedef struct jc_plan_info {
     double estimated_seconds;  /* of the calls to compute whose function has stored entries */
     size_t not_estimated;      /* calls to compute of functions with no entry to estimate from */
     size_t expired;            /* of to_compute, distinct calls whose entry expired (expires_after) */
+    /* Calls that take other calls' results (jc_use), not in the figures
+     * above: their keys are known only once their inputs' results are
+     * (a rerun whose inputs all hit may hit them too). */
+    size_t after_inputs;
 } jc_plan_info;
 /* Fills *out for batch, which stays as it is (jc_run may follow). Returns
  * 0 or a negative jc_error (a bad call in the batch, a cache error). With
@@ -1043,6 +1051,21 @@ JC_EXPORT int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_
                             jc_value **kwargs, jc_value **result);
 /* Removes the entry under key. Returns 0, or JC_ENOTFOUND. */
 JC_EXPORT int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE]);
+/* Pipelines (docs/pipelines.md). The entry whose result a stored reference
+ * stands for (jc_value_get_ref gives its digest): fills *info (as
+ * jc_entry_find) and returns 0; JC_ENOTFOUND when no entry holding that
+ * result is left. Two calls that computed equal results hold one digest:
+ * either may come. One pass over the entries. */
+JC_EXPORT int jc_entry_by_result(jc_cache *cache, const uint8_t digest[16], jc_entry_info *info);
+/* Removes the entry under key and every entry computed from it: those
+ * whose arguments refer to its result (jc_use), and theirs, and so on, in
+ * one transaction. *count and *bytes (each may be NULL) get how many
+ * entries and payload bytes; with dry_run nothing is removed. An entry
+ * whose result equals another's is an input of the same calls: they go too.
+ * Returns 0, JC_ENOTFOUND, JC_EREADONLY or another jc_error. One pass over
+ * the entries per result removed. */
+JC_EXPORT int jc_cache_remove_downstream(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], bool dry_run,
+                                         int64_t *count, int64_t *bytes);
 /* The key of the call function(args...) of version (docs/format.md):
  * args[0..nargs) are positional values and named ones (jc_kw), borrowed,
  * not taken over. For looking an entry up by its arguments (jobcache

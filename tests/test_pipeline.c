@@ -480,8 +480,33 @@ static void a_reference_reads_as_its_result_through_every_accessor(void **state)
     char *text = jc_value_format(args, 0);
     assert_non_null(strstr(text, "<result xxh3 "));
     free(text);
+    /* The input is found by its result; rm --downstream of x takes y and z
+     * (z uses x directly and through y), and nothing else. */
+    const jc_value *ref = jc_value_at(jc_value_at(args, 0), 0);
+    const uint8_t *digest = NULL;
+    assert_int_equal(jc_value_get_ref(ref, &digest), 0);
+    jc_entry_info in;
+    assert_int_equal(jc_entry_by_result(c, digest, &in), 0);
+    assert_string_equal(in.function, "square");
     jc_value_free(args);
     jc_entries_free(it);
+    jc_batch *other = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_delayed(other, square, jc_int(5)); /* not downstream of square(3) */
+    jc_results_free(jc_run(other));
+    jc_batch_free(other);
+    uint8_t x_key[JC_KEY_SIZE];
+    jc_value *three = jc_int(3);
+    assert_int_equal(jc_call_key("square", "v1", &three, 1, x_key), 0);
+    jc_value_free(three);
+    int64_t count = 0, bytes = 0;
+    assert_int_equal(jc_cache_remove_downstream(c, x_key, true, &count, &bytes), 0);
+    assert_int_equal(count, 3);
+    assert_true(bytes > 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 4);
+    assert_int_equal(jc_cache_remove_downstream(c, x_key, false, &count, NULL), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 1);
+    assert_int_equal(jc_cache_remove_downstream(c, x_key, false, &count, NULL), JC_ENOTFOUND);
     jc_cache_close(c);
 }
 

@@ -284,6 +284,11 @@ int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *ve
 /* The queued hits written (so that they are zeroed too), then every
  * entry's hit count set to 0; *count gets how many had hits. */
 int jc__cache_zero_hits(jc_cache *cache, int64_t *count);
+/* Pipelines (jc__store_by_check, jc__store_users); and removing keys in
+ * one transaction (*removed gets how many were there). */
+int jc__cache_by_result(jc_cache *cache, const uint8_t check[16], uint8_t key[JC__KEY_LEN]);
+int jc__cache_users(jc_cache *cache, const uint8_t check[16], jc__user_fn fn, void *ctx);
+int jc__cache_remove_keys(jc_cache *cache, const uint8_t *keys, size_t n, int64_t *removed);
 /* The queued hits written, then the file vacuumed (the store's VACUUM). */
 int jc__cache_vacuum(jc_cache *cache);
 /* The queued hits written, then an online backup of the file to dest (the

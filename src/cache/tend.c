@@ -96,3 +96,36 @@ int jc__cache_backup(jc_cache *cache, const char *dest)
     jc__cache_sync_hits(cache);
     return jc__store_backup(cache->store, dest);
 }
+
+int jc__cache_by_result(jc_cache *cache, const uint8_t check[16], uint8_t key[JC__KEY_LEN])
+{
+    int rc = jc__store_by_check(cache->store, check, key);
+    jc__store_read_end(cache->store);
+    return rc;
+}
+
+int jc__cache_users(jc_cache *cache, const uint8_t check[16], jc__user_fn fn, void *ctx)
+{
+    int rc = jc__store_users(cache->store, check, fn, ctx);
+    jc__store_read_end(cache->store);
+    return rc;
+}
+
+int jc__cache_remove_keys(jc_cache *cache, const uint8_t *keys, size_t n, int64_t *removed)
+{
+    int rc = jc__cache_write_begin(cache);
+    if (rc)
+        return rc;
+    int64_t k = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int d = jc__store_delete(cache->store, keys + JC__KEY_LEN * i);
+        if (d < 0)
+            rc = d;
+        else
+            k += d;
+    }
+    rc = jc__cache_write_end(cache, rc, true);
+    if (!rc && removed)
+        *removed = k;
+    return rc;
+}

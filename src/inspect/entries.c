@@ -400,3 +400,115 @@ int jc_entry_remove(jc_cache *cache, const uint8_t key[JC_KEY_SIZE])
     }
     return rc < 0 ? rc : 0;
 }
+
+/* ---- pipelines ---- */
+
+int jc_entry_by_result(jc_cache *cache, const uint8_t digest[16], jc_entry_info *info)
+{
+    int rc = jc__i_usable(cache, "jc_entry_by_result");
+    if (!rc && (!digest || !info))
+        rc = jc__set_error(JC_EINVAL, "jc_entry_by_result: NULL %s", digest ? "info" : "digest");
+    uint8_t key[JC__KEY_LEN];
+    if (!rc)
+        rc = jc__cache_by_result(cache, digest, key);
+    jc__row r;
+    if (rc == 1)
+        rc = jc__cache_row_by_key(cache, key, false, &r);
+    if (rc == 0)
+        return jc__set_error(JC_ENOTFOUND, "no entry of cache file '%s' holds that result",
+                             jc_cache_path(cache));
+    if (rc < 0)
+        return rc;
+    jc__i_info_from_row(&r, info);
+    return 0;
+}
+
+/* The entries found so far and the results still to follow. */
+typedef struct downstream {
+    uint8_t *keys;   /* JC__KEY_LEN each */
+    size_t n, cap;
+    uint8_t *checks; /* results to look for among the arguments */
+    size_t nchecks, capchecks, next;
+    bool oom;
+} downstream;
+
+static bool has_key(const downstream *d, const uint8_t key[JC__KEY_LEN])
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (memcmp(d->keys + JC__KEY_LEN * i, key, JC__KEY_LEN) == 0)
+            return true;
+    return false;
+}
+
+static void add_found(void *ctx, const uint8_t key[JC__KEY_LEN], const uint8_t *check)
+{
+    downstream *d = ctx;
+    if (has_key(d, key))
+        return;
+    uint8_t *k = d->n + 1 > d->cap ? realloc(d->keys, (d->cap = 2 * d->cap + 16) * JC__KEY_LEN) : d->keys;
+    if (!k) {
+        d->oom = true;
+        return;
+    }
+    d->keys = k;
+    memcpy(d->keys + JC__KEY_LEN * d->n++, key, JC__KEY_LEN);
+    if (!check)
+        return;
+    uint8_t *c = d->nchecks + 1 > d->capchecks
+                     ? realloc(d->checks, (d->capchecks = 2 * d->capchecks + 16) * 16) : d->checks;
+    if (!c) {
+        d->oom = true;
+        return;
+    }
+    d->checks = c;
+    memcpy(d->checks + 16 * d->nchecks++, check, 16);
+}
+
+int jc_cache_remove_downstream(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], bool dry_run, int64_t *count,
+                               int64_t *bytes)
+{
+    if (count)
+        *count = 0;
+    if (bytes)
+        *bytes = 0;
+    int rc = dry_run ? jc__i_usable(cache, "jc_cache_remove_downstream")
+                     : jc__i_writable(cache, "jc_cache_remove_downstream");
+    if (!rc && !key)
+        rc = jc__set_error(JC_EINVAL, "jc_cache_remove_downstream: NULL key");
+    jc__row r;
+    if (!rc && (rc = jc__cache_row_by_key(cache, key, false, &r)) == 0) {
+        char hex[2 * JC__KEY_LEN + 1];
+        jc__key_hex(key, hex);
+        return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", jc_cache_path(cache), hex);
+    }
+    if (rc < 0)
+        return rc;
+    downstream d = {0};
+    add_found(&d, key, r.check_len == JC__CHECK_LEN ? r.check : NULL);
+    rc = 0;
+    while (!rc && !d.oom && d.next < d.nchecks) {
+        uint8_t check[16];
+        memcpy(check, d.checks + 16 * d.next++, 16);
+        rc = jc__cache_users(cache, check, add_found, &d);
+    }
+    if (!rc && d.oom)
+        rc = jc__set_error(JC_ENOMEM, "jc_cache_remove_downstream: out of memory");
+    int64_t size = 0;
+    for (size_t i = 0; i < d.n && !rc; i++) {
+        int got = jc__cache_row_by_key(cache, d.keys + JC__KEY_LEN * i, false, &r);
+        if (got < 0)
+            rc = got;
+        else if (got)
+            size += r.args_size + r.result_size;
+    }
+    int64_t removed = (int64_t)d.n;
+    if (!rc && !dry_run)
+        rc = jc__cache_remove_keys(cache, d.keys, d.n, &removed);
+    if (!rc && count)
+        *count = removed;
+    if (!rc && bytes)
+        *bytes = size;
+    free(d.keys);
+    free(d.checks);
+    return rc;
+}

@@ -46,6 +46,7 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     if (b->error)
         return jc__set_error(b->error, "jc_plan: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
     out->calls = b->n;
+    out->after_inputs = b->with_inputs;
     out->workers = jc__r_resolve_n_jobs(b->opts.n_jobs);
     jc_results res = {0};
     size_t n = b->n ? b->n : 1;
@@ -123,7 +124,12 @@ char *jc_plan_text(const jc_plan_info *p)
         else
             snprintf(time, sizeof time, ", about %.1f h", t / 3600);
     }
-    char unknown[96] = "", expired[48] = "";
+    char unknown[96] = "", expired[48] = "", later[96] = "";
+    if (p->after_inputs) {
+        char n[32];
+        grouped(p->after_inputs, n, sizeof n);
+        snprintf(later, sizeof later, "; %s more keyed once their inputs are known", n);
+    }
     if (p->not_estimated)
         snprintf(unknown, sizeof unknown, " (%zu of them of functions with no stored time)", p->not_estimated);
     if (p->expired) {
@@ -131,7 +137,7 @@ char *jc_plan_text(const jc_plan_info *p)
         grouped(p->expired, n, sizeof n);
         snprintf(expired, sizeof expired, " (%s expired)", n);
     }
-    return jc__strdup_printf("%s call%s: %s cached, %s to compute%s%s%s on %d worker%s", calls,
+    return jc__strdup_printf("%s call%s: %s cached, %s to compute%s%s%s on %d worker%s%s", calls,
                              p->calls == 1 ? "" : "s", cached, todo, expired, unknown, time, p->workers,
-                             p->workers == 1 ? "" : "s");
+                             p->workers == 1 ? "" : "s", later);
 }

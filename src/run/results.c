@@ -137,6 +137,10 @@ int jc__r_dedup(jc_batch *b, jc_results *res)
     if (!table)
         return jc__set_error(JC_ENOMEM, "out of memory deduplicating %zu calls", b->n);
     for (size_t i = 0; i < b->n; i++) {
+        if (b->calls[i].ninputs) { /* keyed once its inputs are known (pipeline.c) */
+            res->slot_of[i] = SIZE_MAX;
+            continue;
+        }
         uint64_t h;
         memcpy(&h, b->calls[i].key, sizeof h);
         size_t at = (size_t)h & (cap - 1);

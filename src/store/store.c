@@ -234,6 +234,20 @@ int jc__store_clamp_future(jc__store *st, int64_t *count)
     return st->ops->clamp_future(st, count);
 }
 
+int jc__store_by_check(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN])
+{
+    if (!st)
+        return no_store();
+    return st->ops->by_check(st, check, key);
+}
+
+int jc__store_users(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx)
+{
+    if (!st)
+        return no_store();
+    return st->ops->users(st, check, fn, ctx);
+}
+
 int jc__store_zero_hits(jc__store *st, int64_t *count)
 {
     if (!st)

@@ -270,6 +270,13 @@ int jc__store_clamp_future(jc__store *st, int64_t *count);
  * of evictions (jc__store_facts); *count (may be NULL) gets how many
  * entries had hits. Call inside a write transaction. */
 int jc__store_zero_hits(jc__store *st, int64_t *count);
+/* Pipelines: the key of an entry whose result has checksum check (1, key
+ * filled; 0 when none); and each entry whose arguments refer to that
+ * result (jc_use: ext 6 with check), as fn(ctx, key, its own checksum or
+ * NULL). 0 or a negative code. */
+int jc__store_by_check(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
+typedef void (*jc__user_fn)(void *ctx, const uint8_t key[JC__KEY_LEN], const uint8_t *check);
+int jc__store_users(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
 /* Every version of a function but the one most recently used (ties: the
  * one written last, then the greatest version string). */
 int jc__store_remove_stale(jc__store *st, int64_t *count, int64_t *bytes);

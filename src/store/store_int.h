@@ -48,6 +48,8 @@ typedef struct jc__store_ops {
     int (*remove)(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
     int (*clamp_future)(jc__store *st, int64_t *count);
     int (*zero_hits)(jc__store *st, int64_t *count);
+    int (*by_check)(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
+    int (*users)(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
     int (*remove_stale)(jc__store *st, int64_t *count, int64_t *bytes);
     int (*remove_lru)(jc__store *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count, int64_t *bytes);
     int64_t (*disk_bytes)(const jc__store *st);

@@ -111,6 +111,16 @@ int jc_value_get_ints(const jc_value *v, const int64_t **out, size_t *n)
     return rc;
 }
 
+int jc_value_get_ref(const jc_value *v, const uint8_t **digest)
+{
+    if (!v || v->type != JC_TYPE_REF || !v->digest)
+        return jc__set_error(JC_ETYPE, "expected a stored reference, got %s",
+                             v ? jc_type_name(v->type) : "no value");
+    if (digest)
+        *digest = v->digest + 1;
+    return 0;
+}
+
 size_t jc_value_len(const jc_value *v)
 {
     v = jc__deref(v);

@@ -64,7 +64,8 @@ enum {
     OPT_VERSIONS = 1 << 19,
     OPT_FAILED = 1 << 20,
     OPT_FORMAT = 1 << 21,
-    OPT_ZERO = 1 << 22
+    OPT_ZERO = 1 << 22,
+    OPT_DOWNSTREAM = 1 << 23
 };
 
 /* export --format */

@@ -132,6 +132,7 @@ static const option_spec option_specs[] = {
     {"max-entries", 0, OPT_MAX_ENTRIES, "N", "remove least recently used entries beyond N"},
     {"stale-versions", 0, OPT_STALE, NULL, "keep only the version of each function used last"},
     {"dry-run", 0, OPT_DRY_RUN, NULL, "only say what would be removed"},
+    {"downstream", 0, OPT_DOWNSTREAM, NULL, "rm: also every entry computed from the entry's result (pipelines)"},
     {"repair", 0, OPT_REPAIR, NULL, "remove the bad entries"},
     {"zero-stats", 'z', OPT_ZERO, NULL, "stats: zero every entry's hit count first (as ccache -z)"},
     {"full", 0, OPT_FULL, NULL, "do not abbreviate long arrays and lists"},

@@ -56,8 +56,29 @@ static int rm_keys(jc_cache *cache, const opts *o)
     return rc;
 }
 
+/* rm --downstream KEY...: each entry with every entry computed from it. */
+static int rm_downstream(jc_cache *cache, const opts *o)
+{
+    bool dry = o->given & OPT_DRY_RUN;
+    int64_t count = 0, bytes = 0;
+    for (size_t i = 0; i < o->npos; i++) {
+        jc_entry_info info;
+        int64_t c = 0, b = 0;
+        if (jc_entry_find(cache, o->pos[i], &info))
+            return prefix_failed(cache, "rm");
+        if (jc_cache_remove_downstream(cache, info.key, dry, &c, &b))
+            return failed("rm");
+        count += c;
+        bytes = sat_add(bytes, b);
+    }
+    report_removed(dry, count, bytes);
+    return EXIT_OK;
+}
+
 static int check_rm(const command *c, const opts *o)
 {
+    if ((o->given & OPT_DOWNSTREAM) && !o->npos)
+        return usage_error(c, "--downstream takes key prefixes");
     if (o->npos && (o->given & OPT_FUNCTION))
         return usage_error(c, "give key prefixes or --function, not both");
     if (!o->npos && !(o->given & OPT_FUNCTION))
@@ -67,6 +88,8 @@ static int check_rm(const command *c, const opts *o)
 
 static int cmd_rm(jc_cache *cache, const opts *o)
 {
+    if (o->given & OPT_DOWNSTREAM)
+        return rm_downstream(cache, o);
     if (o->npos)
         return rm_keys(cache, o);
     jc_filter f = {.function = o->function, .version = o->version};
@@ -121,10 +144,11 @@ static int cmd_clear(jc_cache *cache, const opts *o)
 }
 
 const command builtin_rm = {
-    "rm", cmd_rm, OPT_FILE | OPT_FUNCTION | OPT_VERSION | OPT_DRY_RUN, 0, SIZE_MAX, false, false, MODE_WRITE,
-    check_rm, "rm KEY-PREFIX... | rm --function F [--version V]  [--dry-run]",
+    "rm", cmd_rm, OPT_FILE | OPT_FUNCTION | OPT_VERSION | OPT_DRY_RUN | OPT_DOWNSTREAM, 0, SIZE_MAX, false, false,
+    MODE_WRITE, check_rm, "rm KEY-PREFIX... [--downstream] | rm --function F [--version V]  [--dry-run]",
     "Remove the entries with the given key prefixes, or every entry of a function\n"
-    "(of one version of it), and say how many."};
+    "(of one version of it), and say how many. With --downstream, also every entry\n"
+    "computed from each one's result, and from theirs (pipelines: jc_use)."};
 
 const command builtin_prune = {
     "prune", cmd_prune,

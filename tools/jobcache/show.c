@@ -38,7 +38,30 @@ static void show_values(const entry *e, size_t max)
     free(s);
 }
 
-static void show_text(const entry *e, size_t max)
+/* The references among v (depth first), numbered from *n. */
+static void list_inputs(jc_cache *cache, const jc_value *v, size_t *n)
+{
+    const uint8_t *digest = NULL;
+    if (jc_value_get_ref(v, &digest) == 0) {
+        char hex[33];
+        for (int i = 0; i < 16; i++)
+            snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+        jc_entry_info in;
+        if (jc_entry_by_result(cache, digest, &in) == 0)
+            say(stdout, "%-11s %zu: %s %s (result xxh3 %s)", *n == 1 ? "inputs" : "", *n, in.key_hex, in.function,
+                hex);
+        else
+            say(stdout, "%-11s %zu: result xxh3 %s (no entry holds it any more)", *n == 1 ? "inputs" : "", *n, hex);
+        ++*n;
+        return;
+    }
+    jc_type t = jc_value_type(v);
+    if (t == JC_TYPE_LIST || t == JC_TYPE_MAP)
+        for (size_t i = 0; i < jc_value_len(v); i++)
+            list_inputs(cache, jc_value_at(v, i), n);
+}
+
+static void show_text(jc_cache *cache, const entry *e, size_t max)
 {
     const jc_entry_info *i = &e->info;
     char a[32], b[32], c[32];
@@ -61,6 +84,9 @@ static void show_text(const entry *e, size_t max)
         say(stdout, "error       %s", e->error);
     else
         show_values(e, max);
+    size_t n = 1; /* a pipeline's inputs: the entries whose results it took */
+    list_inputs(cache, e->args, &n);
+    list_inputs(cache, e->kwargs, &n);
 }
 
 static int cmd_show(jc_cache *cache, const opts *o)
@@ -75,7 +101,7 @@ static int cmd_show(jc_cache *cache, const opts *o)
     }
     int rc = e.error ? EXIT_PROBLEMS : EXIT_OK;
     if (!(o->given & OPT_JSON))
-        show_text(&e, (o->given & OPT_FULL) ? 0 : SHOW_ITEMS);
+        show_text(cache, &e, (o->given & OPT_FULL) ? 0 : SHOW_ITEMS);
     else if (json_out(stdout, entry_json(&e), true) == 0)
         putchar('\n');
     else

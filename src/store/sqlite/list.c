@@ -412,3 +412,57 @@ int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_byt
     }
     return jc__sq_remove_where(st, where, bind_lru, &b, count, bytes);
 }
+
+/* ---- pipelines: entries by the results their arguments refer to ---- */
+
+int jc__sqlite_by_check(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN])
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    if (st->schema < 2)
+        return 0; /* no checksums: no entry is known by its result */
+    sqlite3_stmt *s = NULL;
+    if ((rc = jc__sq_prepare(st, "SELECT key FROM entries WHERE result_check = ?1 LIMIT 1", &s)))
+        return rc;
+    sqlite3_bind_blob(s, 1, check, JC__CHECK_LEN, SQLITE_STATIC);
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW && sqlite3_column_bytes(s, 0) == JC__KEY_LEN) {
+        memcpy(key, sqlite3_column_blob(s, 0), JC__KEY_LEN);
+        rc = 1;
+    } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = jc__sq_store_error(st, step, "looking an entry up by its result");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__sqlite_users(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    /* A reference is stored as msgpack ext 8 of 17 bytes, type 6, version
+     * 1, then the digest (docs/format.md): those 21 bytes in the arguments.
+     * One pass over the entries (no index holds the references). */
+    uint8_t pattern[4 + JC__CHECK_LEN] = {0xc7, 0x11, 0x06, 0x01};
+    memcpy(pattern + 4, check, JC__CHECK_LEN);
+    sqlite3_stmt *s = NULL;
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT key, %s FROM entries WHERE instr(args, ?1) > 0",
+             st->schema >= 2 ? "result_check" : "NULL");
+    if ((rc = jc__sq_prepare(st, sql, &s)))
+        return rc;
+    sqlite3_bind_blob(s, 1, pattern, sizeof pattern, SQLITE_STATIC);
+    int step;
+    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(s, 0) != JC__KEY_LEN)
+            continue;
+        const uint8_t *own = sqlite3_column_bytes(s, 1) == JC__CHECK_LEN ? sqlite3_column_blob(s, 1) : NULL;
+        fn(ctx, sqlite3_column_blob(s, 0), own);
+    }
+    if (step != SQLITE_DONE)
+        rc = jc__sq_store_error(st, step, "looking for the entries computed from a result");
+    sqlite3_finalize(s);
+    return rc;
+}

@@ -175,6 +175,16 @@ static int op_clamp_future(jc__store *st, int64_t *count)
     return jc__sqlite_clamp_future(SQ(st), count);
 }
 
+static int op_by_check(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN])
+{
+    return jc__sqlite_by_check(SQ(st), check, key);
+}
+
+static int op_users(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx)
+{
+    return jc__sqlite_users(SQ(st), check, fn, ctx);
+}
+
 static int op_zero_hits(jc__store *st, int64_t *count)
 {
     return jc__sqlite_zero_hits(SQ(st), count);
@@ -348,6 +358,8 @@ const jc__store_ops jc__sqlite_ops = {
     .remove = op_remove,
     .clamp_future = op_clamp_future,
     .zero_hits = op_zero_hits,
+    .by_check = op_by_check,
+    .users = op_users,
     .remove_stale = op_remove_stale,
     .remove_lru = op_remove_lru,
     .disk_bytes = op_disk_bytes,

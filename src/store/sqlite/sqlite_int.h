@@ -171,6 +171,8 @@ int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid);
 int jc__sqlite_remove(jc__sqlite *st, const jc__select *q, int64_t *count, int64_t *bytes);
 int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count);
 int jc__sqlite_zero_hits(jc__sqlite *st, int64_t *count);
+int jc__sqlite_by_check(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
+int jc__sqlite_users(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
 int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes);
 int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_bytes, int64_t *count, int64_t *bytes);
 int64_t jc__sqlite_disk_bytes(const jc__sqlite *st);
