@@ -40,7 +40,8 @@
  * jc_prune_options.max_size to bytes on disk; 0.3.0 grows jc_options
  * (expires_after, retries), jc_progress (expired, retried), jc_plan_info
  * (expired), jc_stats and jc_run_record; 0.4.0 grows jc_progress
- * (inputs_read), jc_plan_info and jc_run_record and adds JC_TYPE_REF), and
+ * (inputs_read), jc_plan_info (stages) and jc_run_record and adds JC_TYPE_REF
+ * and jc_plan_stage), and
  * the SONAME names the minor version: libjobcache.so.0.4 for 0.4.x, so that
  * a program built against 0.3 never loads 0.4 by mistake; rebuild it. From 1.0 on, within
  * one major version, a minor release will only add functions, enum values at
@@ -852,7 +853,26 @@ JC_EXPORT jc_results *jc_run(jc_batch *batch);
  * check_call_in_cache, for a whole sweep): how many calls, how many the
  * cache answers, how many to compute, and an estimate of the time from the
  * mean compute time stored for each function and version, over the workers
- * in use. */
+ * in use.
+ *
+ * A pipeline (calls that take other calls' results, jc_use) is planned
+ * stage by stage, as the run keys it: a call whose inputs the cache answers
+ * is keyed by their digests (read without their values) and looked up; a
+ * call with an input to compute cannot be keyed before that input's result
+ * exists, so it counts as to compute "because of its inputs" (at most: an
+ * input computed again with the same result keeps its users' hits, the
+ * early cutoff of docs/pipelines.md). */
+typedef struct jc_plan_stage {
+    const char *function;      /* its name; owned by the batch */
+    size_t calls;              /* submitted */
+    size_t distinct;           /* after identical calls are merged */
+    size_t cached;             /* distinct calls the cache answers */
+    size_t to_compute;         /* distinct calls to compute, including: */
+    size_t because_inputs;     /* ... those with an input to compute */
+    double estimated_seconds;  /* over the workers, as jc_plan_info's */
+    size_t not_estimated;      /* of to_compute, with no stored time to estimate from */
+} jc_plan_stage;
+
 typedef struct jc_plan_info {
     size_t calls;              /* submitted */
     size_t distinct;           /* after identical calls are merged */
@@ -862,10 +882,16 @@ typedef struct jc_plan_info {
     double estimated_seconds;  /* of the calls to compute whose function has stored entries */
     size_t not_estimated;      /* calls to compute of functions with no entry to estimate from */
     size_t expired;            /* of to_compute, distinct calls whose entry expired (expires_after) */
-    /* Calls that take other calls' results (jc_use), not in the figures
-     * above: their keys are known only once their inputs' results are
-     * (a rerun whose inputs all hit may hit them too). */
+    /* Calls that take other calls' results (jc_use), included in the
+     * figures above. */
     size_t after_inputs;
+    /* Of to_compute, the calls with an input to compute (see above). */
+    size_t because_inputs;
+    /* One stage per function, in the order of their first call in the
+     * batch: nstages entries, owned by the batch, valid until the next
+     * jc_plan of the batch or jc_batch_free. */
+    size_t nstages;
+    const jc_plan_stage *stages;
 } jc_plan_info;
 /* Fills *out for batch, which stays as it is (jc_run may follow). Returns
  * 0 or a negative jc_error (a bad call in the batch, a cache error). With
@@ -875,7 +901,10 @@ typedef struct jc_plan_info {
  * empty outputs. */
 JC_EXPORT int jc_plan(jc_batch *batch, jc_plan_info *out);
 /* "10,000 calls: 8,412 cached, 1,588 to compute, about 26 min on 2 workers";
- * malloc'd, the caller frees it (NULL when out of memory). */
+ * a batch with calls that take other calls' results adds a line per stage
+ * ("  evaluate: 10,000 calls, 0 cached, 10,000 to compute (10,000 because
+ * of their inputs)"). Malloc'd, the caller frees it (NULL when out of
+ * memory). Reads plan->stages: call it before the batch is freed. */
 JC_EXPORT char *jc_plan_text(const jc_plan_info *plan);
 
 JC_EXPORT void jc_results_free(jc_results *res);

@@ -133,6 +133,10 @@ jc_value *jc__ref_value(uint64_t batch, size_t index, const unsigned char payloa
 /* Sets ref's digest (the result's checksum) and what it stands for: its key
  * payload from then on. 0 or JC_ENOMEM. */
 int jc__ref_resolve(jc_value *ref, const uint8_t check[16], const jc_value *target);
+/* Calls fn(ref, ctx) on each reference in v (in lists, maps and keyword
+ * arguments), depth first, in the order of the arguments; stops at and
+ * returns the first nonzero it returns, else 0. */
+int jc__value_each_ref(jc_value *v, int (*fn)(jc_value *ref, void *ctx), void *ctx);
 /* What v stands for: the result a resolved reference refers to, else v. */
 static inline const jc_value *jc__deref(const jc_value *v)
 {

@@ -412,6 +412,103 @@ static void upstream_version_bump_recomputes_downstream_only_when_its_result_cha
     unsetenv("JC_TEST_DOWN_LOG");
 }
 
+/* ---- plans: stage by stage ---- */
+
+/* 4 seeds: generate -> train at two alphas -> evaluate; and generate(0)
+ * again, with a train identical to one already there. */
+static jc_batch *sweep_batch(jc_cache *c)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    assert_non_null(b);
+    for (int seed = 0; seed < 4; seed++) {
+        jc_ref data = jc_delayed_ref(b, generate, jc_int(seed));
+        for (int a = 1; a <= 2; a++) {
+            jc_ref fit = jc_delayed_ref(b, train, jc_use(data), jc_double(0.25 * a));
+            assert_int_equal(jc_delayed(b, evaluate, jc_use(fit), jc_use(data)), 0);
+        }
+    }
+    jc_ref again = jc_delayed_ref(b, generate, jc_int(0));
+    assert_true(jc_ref_ok(jc_delayed_ref(b, train, jc_use(again), jc_double(0.25))));
+    return b;
+}
+
+static void expect_stage(const jc_plan_info *p, size_t k, const char *fn, size_t calls, size_t distinct,
+                         size_t cached, size_t because)
+{
+    assert_true(k < p->nstages);
+    const jc_plan_stage *st = &p->stages[k];
+    assert_string_equal(st->function, fn);
+    assert_int_equal(st->calls, calls);
+    assert_int_equal(st->distinct, distinct);
+    assert_int_equal(st->cached, cached);
+    assert_int_equal(st->to_compute, distinct - cached);
+    assert_int_equal(st->because_inputs, because);
+}
+
+static void plans_count_each_stage_and_the_calls_waiting_for_inputs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = fresh_cache(path, "plan.jobcache");
+    jc_batch *b = sweep_batch(c);
+    jc_plan_info p;
+    /* Cold: nothing cached; the calls after generate wait for inputs. */
+    assert_int_equal(jc_plan(b, &p), 0);
+    assert_int_equal(p.calls, 22);
+    assert_int_equal(p.distinct, 20); /* generate(0) and its train, twice */
+    assert_int_equal(p.cached, 0);
+    assert_int_equal(p.to_compute, 20);
+    assert_int_equal(p.after_inputs, 17);
+    assert_int_equal(p.because_inputs, 16);
+    assert_int_equal(p.nstages, 3);
+    expect_stage(&p, 0, "generate", 5, 4, 0, 0);
+    expect_stage(&p, 1, "train", 9, 8, 0, 8);
+    expect_stage(&p, 2, "evaluate", 8, 8, 0, 8);
+    char *text = jc_plan_text(&p);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "22 calls: 0 cached, 20 to compute"));
+    assert_non_null(strstr(text, "\n  train: 9 calls, 0 cached, 8 to compute (8 because of their inputs)"));
+    assert_non_null(strstr(text, "\n  evaluate: 8 calls, 0 cached, 8 to compute (8 because of their inputs)"));
+    free(text);
+    /* The plan leaves the batch runnable. */
+    reset_counts();
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(n_gen + n_train + n_eval, 20);
+    assert_true(jc_result_double(res, 2) == 0.25 * 3 + 0); /* evaluate(train([0,1,2], 0.25), ...) */
+    jc_results_free(res);
+    jc_batch_free(b);
+
+    /* Warm: every stage answered, by the inputs' digests. */
+    b = sweep_batch(c);
+    assert_int_equal(jc_plan(b, &p), 0);
+    assert_int_equal(p.cached, 20);
+    assert_int_equal(p.to_compute, 0);
+    assert_int_equal(p.because_inputs, 0);
+    expect_stage(&p, 2, "evaluate", 8, 8, 8, 0);
+    jc_batch_free(b);
+
+    /* The fits removed: train computes again; evaluate may hit or not once
+     * their results are known (the same results: early cutoff). */
+    int64_t removed = 0;
+    assert_int_equal(jc_cache_remove_matching(c, &(jc_filter){.function = "train"}, false, &removed, NULL), 0);
+    assert_int_equal(removed, 8);
+    b = sweep_batch(c);
+    assert_int_equal(jc_plan(b, &p), 0);
+    expect_stage(&p, 0, "generate", 5, 4, 4, 0);
+    expect_stage(&p, 1, "train", 9, 8, 0, 0);
+    expect_stage(&p, 2, "evaluate", 8, 8, 0, 8);
+    assert_int_equal(p.because_inputs, 8);
+    reset_counts();
+    res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(n_train, 8);
+    assert_int_equal(n_eval, 0); /* the same fits: every evaluate hits */
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
 /* ---- handles ---- */
 
 static void handles_of_another_batch_or_a_freed_one_are_refused(void **state)
@@ -672,6 +769,7 @@ int main(void)
         cmocka_unit_test(failed_input_skips_exactly_its_dependants),
         cmocka_unit_test(stop_on_error_skips_the_waiting_calls),
         cmocka_unit_test(upstream_version_bump_recomputes_downstream_only_when_its_result_changes),
+        cmocka_unit_test(plans_count_each_stage_and_the_calls_waiting_for_inputs),
         cmocka_unit_test(handles_of_another_batch_or_a_freed_one_are_refused),
         cmocka_unit_test(a_reference_reads_as_its_result_through_every_accessor),
         cmocka_unit_test(a_graph_of_a_hundred_thousand_calls),

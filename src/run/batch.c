@@ -265,6 +265,9 @@ void jc_batch_free(jc_batch *b)
         free(b->calls[i].inputs);
     }
     batch_died(b->serial);
+    for (size_t k = 0; k < b->nplan_stages; k++) /* the last jc_plan's (plan.c) */
+        free((char *)b->plan_stages[k].function);
+    free(b->plan_stages);
     free(b->calls);
     free(b->errmsg);
     free(b);

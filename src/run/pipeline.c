@@ -216,31 +216,26 @@ static int p_computed(run *r, size_t s, const jc_value *value, void **blob, size
     return 0;
 }
 
-/* Calls fn on each reference in v, depth first. */
+/* Calls fn(r, ref, ctx) on each reference in call's arguments, depth first
+ * (jc__value_each_ref). */
 typedef int (*ref_fn)(run *r, jc_value *ref, void *ctx);
-static int each_ref(run *r, jc_value *v, ref_fn fn, void *ctx)
+typedef struct ref_walk {
+    run *r;
+    ref_fn fn;
+    void *ctx;
+} ref_walk;
+
+static int walk_one(jc_value *ref, void *ctx)
 {
-    if (!v)
-        return 0;
-    switch ((jc_type)v->type) {
-    case JC_TYPE_REF: return fn(r, v, ctx);
-    case JC_TYPE_LIST:
-    case JC_TYPE_MAP:
-        for (size_t i = 0; i < v->len; i++) {
-            int rc = each_ref(r, v->u.items[i], fn, ctx);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    case JC_TYPE_KWARG: return each_ref(r, v->u.kw.val, fn, ctx);
-    default: return 0;
-    }
+    ref_walk *w = ctx;
+    return w->fn(w->r, ref, w->ctx);
 }
 
 static int each_ref_of(run *r, const pending *call, ref_fn fn, void *ctx)
 {
+    ref_walk w = {r, fn, ctx};
     for (size_t i = 0; i < call->argc; i++) {
-        int rc = each_ref(r, call->argv[i], fn, ctx);
+        int rc = jc__value_each_ref(call->argv[i], walk_one, &w);
         if (rc)
             return rc;
     }

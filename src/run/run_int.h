@@ -55,6 +55,8 @@ struct jc_batch {
     bool ran;
     uint64_t serial;  /* names the batch in its references (jc_ref) */
     size_t with_inputs; /* calls that take other calls' results */
+    jc_plan_stage *plan_stages; /* the last jc_plan's (plan.c) */
+    size_t nplan_stages;
 };
 
 typedef struct slot {

@@ -372,6 +372,25 @@ int jc__ref_resolve(jc_value *ref, const uint8_t check[16], const jc_value *targ
     return 0;
 }
 
+int jc__value_each_ref(jc_value *v, int (*fn)(jc_value *ref, void *ctx), void *ctx)
+{
+    if (!v)
+        return 0;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_REF: return fn(v, ctx);
+    case JC_TYPE_LIST:
+    case JC_TYPE_MAP:
+        for (size_t i = 0; i < v->len; i++) {
+            int rc = jc__value_each_ref(v->u.items[i], fn, ctx);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case JC_TYPE_KWARG: return jc__value_each_ref(v->u.kw.val, fn, ctx);
+    default: return 0;
+    }
+}
+
 jc_value *jc__digest_value(const unsigned char payload[25])
 {
     jc_value *v = new_blob(JC_TYPE_DIGEST, payload, 25);
