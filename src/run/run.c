@@ -132,8 +132,11 @@ static int dry_run_and_exit(jc_batch *b)
     jc_plan_info plan;
     if (jc_plan(b, &plan) == 0) {
         char *text = jc_plan_text(&plan);
-        fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): %s; cache %s\n", text ? text : "?",
-                jc_cache_path(b->cache) ? jc_cache_path(b->cache) : "disabled");
+        /* The summary's line, the cache, then a pipeline's stages. */
+        const char *stages = text ? strchr(text, '\n') : NULL;
+        fprintf(stderr, "jobcache: dry run (JOBCACHE_DRY_RUN): %.*s; cache %s%s\n",
+                text ? (int)(stages ? (size_t)(stages - text) : strlen(text)) : 1, text ? text : "?",
+                jc_cache_path(b->cache) ? jc_cache_path(b->cache) : "disabled", stages ? stages : "");
         free(text);
         fflush(NULL);
         exit(0);
