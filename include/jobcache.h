@@ -1349,6 +1349,9 @@ typedef struct jc_run_record {
     int64_t evicted, evicted_bytes;
     /* Calls run again after a crash or a timeout (jc_options.retries). */
     int64_t retries;
+    /* Intermediate values of a pipeline read from the cache
+     * (jc_progress.inputs_read; 0 in runs recorded before schema 9). */
+    int64_t inputs_read;
 } jc_run_record;
 typedef void (*jc_run_fn)(const jc_run_record *run, void *userdata);
 /* Calls fn for each of the last `last` runs (0: all kept), oldest first;

@@ -18,6 +18,10 @@
  *                    evictions in the record of runs (7).
  *   v7.jobcache      schema 7, main at 7d2dd26: the same, with evictions
  *                    per run; before retries per run (8).
+ *   v8.jobcache      schema 8, main at 0d8e49d: the same, with retries per
+ *                    run, and a pipeline of two calls, half(half(3.0)),
+ *                    whose second key holds a reference; before inputs
+ *                    read per run (9).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -358,7 +362,7 @@ static void migrate_a_schema_5_file_gets_parameter_names(void **state)
 /* Sums over the record of runs: runs, evicted, runs that evicted bytes,
  * retries. */
 typedef struct run_sums {
-    int64_t runs, evicted, evicting, retries;
+    int64_t runs, evicted, evicting, retries, inputs_read;
 } run_sums;
 
 static void sum_runs(const jc_run_record *r, void *userdata)
@@ -368,6 +372,7 @@ static void sum_runs(const jc_run_record *r, void *userdata)
     sum->evicted += r->evicted;
     sum->evicting += r->evicted_bytes > 0;
     sum->retries += r->retries;
+    sum->inputs_read += r->inputs_read;
 }
 
 /* A schema-6 file (0.2.0's) gains evictions in its record of runs:
@@ -452,12 +457,73 @@ static void migrate_a_schema_7_file_gets_retries_in_its_record_of_runs(void **st
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(JC__SCHEMA_VERSION, 8);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 32);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(retries) FROM runs"), 0);
     assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+}
+
+/* half(half(3.0)), with the first call marked intermediate or not: the
+ * run's summary. */
+static jc_progress run_v8_pipeline(jc_cache *c, bool intermediate)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_ref h = jc_delayed_ref(b, half, jc_double(3.0));
+    jc_ref hh = jc_delayed_ref(b, half, jc_use(h));
+    assert_true(jc_ref_ok(hh));
+    if (intermediate)
+        assert_int_equal(jc_intermediate(b, h), 0);
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_true(jc_result_double(res, jc_ref_index(hh)) == 0.75);
+    jc_progress p = jc_results_summary(res);
+    jc_results_free(res);
+    jc_batch_free(b);
+    return p;
+}
+
+/* A schema-8 file (0.4.0 development) gains the intermediate values read
+ * in its record of runs: read-only, read as it is (its runs listed, having
+ * read none; its pipeline hits by the reference's digest, reading no
+ * intermediate value); writable, migrated in place keeping every entry and
+ * run, and a run that reads an input records it. */
+static void migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v8.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 8);
+    jc_test_bytes before = jc_test_snapshot(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    run_sums sum = {0};
+    assert_int_equal(jc_cache_runs(c, 0, false, sum_runs, &sum), 0);
+    assert_int_equal(sum.runs, 2);
+    assert_int_equal(sum.inputs_read, 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_progress p = run_v8_pipeline(c, true);
+    assert_int_equal(p.cached, 2);
+    assert_int_equal(p.computed, 0);
+    assert_int_equal(p.inputs_read, 0);
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 9);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(inputs_read) FROM runs"), 0);
+    assert_int_equal(run_v1_calls(c), 32);
+    /* Wanted, the first call's value is read to be handed back: recorded. */
+    p = run_v8_pipeline(c, false);
+    assert_int_equal(p.cached, 2);
+    assert_int_equal(p.inputs_read, 1);
+    sum = (run_sums){0};
+    assert_int_equal(jc_cache_runs(c, 1, false, sum_runs, &sum), 0);
+    assert_int_equal(sum.runs, 1);
+    assert_int_equal(sum.inputs_read, 1);
     jc_cache_close(c);
 }
 
@@ -551,6 +617,7 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_5_file_gets_parameter_names),
         cmocka_unit_test(migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_7_file_gets_retries_in_its_record_of_runs),
+        cmocka_unit_test(migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

@@ -24,7 +24,7 @@ except ImportError:
 # refused rather than misread. Schema 1: jobcache 0.1.0; 2: result checksums
 # and code fingerprints; 3: each entry's key format; 4: leases (tables this
 # reader does not need).
-MAX_SCHEMA = 8  # 7, 8: evictions and retries in the record of runs, which the reader does not read
+MAX_SCHEMA = 9  # 7, 8, 9: evictions, retries and inputs read in the record of runs, which the reader does not read
 # The key formats whose value encoding this reader decodes.
 KEY_FORMATS = (1,)
 

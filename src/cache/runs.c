@@ -99,7 +99,7 @@ static int give_run(void *ctx, const jc__run_row *r)
         .cached = r->cached, .computed = r->computed, .failed = r->failed, .skipped = r->skipped,
         .elapsed = r->elapsed, .saved = r->saved, .status = r->status, .nfailures = r->nfailures,
         .failures = (const jc_run_failure *)r->failures, .evicted = r->evicted, .evicted_bytes = r->evicted_bytes,
-        .retries = r->retries,
+        .retries = r->retries, .inputs_read = r->inputs_read,
     };
     c->fn(&rec, c->userdata);
     return 0;

@@ -44,6 +44,7 @@ static void record_run(run *r)
     };
     jc__cache_run_evicted(r->cache, &row.evicted, &row.evicted_bytes);
     row.retries = (int64_t)r->p.retried;
+    row.inputs_read = (int64_t)r->p.inputs_read;
     jc__cache_record_run(r->cache, &row);
     free(fails);
 }

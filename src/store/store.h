@@ -26,9 +26,10 @@
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
- * runs; 6 the names of parameters. store/sqlite/schema.c keeps the chain of
+ * runs; 6 the names of parameters; 7 evictions, 8 retries and 9 inputs read
+ * per run. store/sqlite/schema.c keeps the chain of
  * migrations between them. */
-#define JC__SCHEMA_VERSION 8
+#define JC__SCHEMA_VERSION 9
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -408,6 +409,7 @@ typedef struct jc__run_row {
     double elapsed, saved;
     int64_t evicted, evicted_bytes; /* by max_size during the run (schema 7) */
     int64_t retries;                /* runs of calls again after a crash or timeout (schema 8) */
+    int64_t inputs_read;            /* intermediate values read from the cache (schema 9) */
     const jc__run_failure *failures;
     size_t nfailures;
 } jc__run_row;

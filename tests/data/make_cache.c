@@ -12,6 +12,7 @@
  *   v5.jobcache      5       main at 3592c08 (0.2.0 dev) + record of runs
  *   v6.jobcache      6       main at 51fc915 (0.2.0)     + parameter names
  *   v7.jobcache      7       main at 7d2dd26 (0.3.0 dev) + evictions per run
+ *   v8.jobcache      8       main at 0d8e49d (0.4.0 dev) + retries per run
  *
  * Kept for the record; it is not built. To make file F with commit C:
  *
@@ -21,10 +22,12 @@
  *
  * where LIBS is "-lsqlite3 -lxxhash -lmsgpackc" for 0.1.0 and
  * "$(pkg-config --libs sqlite3 libxxhash msgpack libelf capstone)" for the
- * later commits. The program stores 32 calls of sq, half and greet, then
+ * later commits (with ompi-c added when the library was built with MPI, as
+ * v8's was). The program stores 32 calls of sq, half and greet, then
  * hits 5 of them once; the same functions are registered under the same
  * names and versions in tests/test_migrate.c, which hits every entry with
- * the new library.
+ * the new library. Built against 0.4 or later, it also stores a pipeline
+ * of two calls, half(half(3.0)), whose second call's key holds a reference.
  */
 #include <jobcache.h>
 #include <stdio.h>
@@ -70,6 +73,10 @@ int main(int argc, char **argv)
         jc_delayed(b, half, jc_double(i * 0.5));
     jc_delayed(b, greet, jc_str("ada"), jc_kw("times", jc_int(3)));
     jc_delayed(b, greet, jc_str("grace"), jc_kw("times", jc_int(1)));
+#if defined(JC_VERSION_NUMBER) && JC_VERSION_NUMBER >= 400
+    jc_ref h = jc_delayed_ref(b, half, jc_double(3.0));
+    jc_delayed(b, half, jc_use(h));
+#endif
     jc_results *r = jc_run(b);
     int rc = jc_results_status(r);
     jc_results_free(r);

@@ -52,6 +52,7 @@ static void print_run(const jc_run_record *r, void *userdata)
         json_object_set_new(j, "evicted", json_integer(r->evicted));
         json_object_set_new(j, "evicted_bytes", json_integer(r->evicted_bytes));
         json_object_set_new(j, "retries", json_integer(r->retries));
+        json_object_set_new(j, "inputs_read", json_integer(r->inputs_read));
         json_object_set_new(j, "failures", fails ? fails : json_array());
         json_array_append_new(c->arr, j);
         return;
@@ -59,11 +60,14 @@ static void print_run(const jc_run_record *r, void *userdata)
     char when[32], took[16];
     fmt_time(when, sizeof when, r->started);
     fmt_seconds(took, sizeof took, r->elapsed);
-    char skipped[96] = "";
+    char skipped[160] = "";
     if (r->skipped)
         snprintf(skipped, sizeof skipped, ", %lld skipped", (long long)r->skipped);
     if (r->retries)
         snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), ", %lld retried", (long long)r->retries);
+    if (r->inputs_read)
+        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), ", %lld input%s read",
+                 (long long)r->inputs_read, r->inputs_read == 1 ? "" : "s");
     if (r->evicted) {
         char size[16];
         fmt_size(size, sizeof size, r->evicted_bytes);

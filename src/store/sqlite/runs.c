@@ -28,8 +28,9 @@ int jc__sqlite_run_add(jc__sqlite *st, const jc__run_row *r, int64_t keep)
     sqlite3_stmt *s = NULL;
     rc = jc__sq_prepare(st,
                  "INSERT INTO runs (started, ended, host, pid, command, kind, n_jobs, backend, calls, cached,"
-                 " computed, failed, skipped, elapsed, saved, status, evicted, evicted_bytes, retries)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 " computed, failed, skipped, elapsed, saved, status, evicted, evicted_bytes, retries,"
+                 " inputs_read) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+                 " ?18, ?19, ?20)",
                  &s);
     if (rc)
         return rc;
@@ -52,6 +53,7 @@ int jc__sqlite_run_add(jc__sqlite *st, const jc__run_row *r, int64_t keep)
     sqlite3_bind_int64(s, 17, r->evicted);
     sqlite3_bind_int64(s, 18, r->evicted_bytes);
     sqlite3_bind_int64(s, 19, r->retries);
+    sqlite3_bind_int64(s, 20, r->inputs_read);
     rc = jc__sq_step_done(st, s, "recording a run");
     sqlite3_finalize(s);
     if (rc)
@@ -88,9 +90,10 @@ int jc__sqlite_runs(jc__sqlite *st, int64_t last_n, bool failed_only,
     char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT id, started, ended, host, pid, command, kind, n_jobs, backend, calls, cached, computed,"
-             " failed, skipped, elapsed, saved, status, %s, %s FROM (SELECT * FROM runs"
+             " failed, skipped, elapsed, saved, status, %s, %s, %s FROM (SELECT * FROM runs"
              " WHERE (?2 = 0 OR failed > 0 OR status != 'ok') ORDER BY id DESC LIMIT ?1) ORDER BY id",
-             st->schema >= 7 ? "evicted, evicted_bytes" : "0, 0", st->schema >= 8 ? "retries" : "0");
+             st->schema >= 7 ? "evicted, evicted_bytes" : "0, 0", st->schema >= 8 ? "retries" : "0",
+             st->schema >= 9 ? "inputs_read" : "0");
     rc = jc__sq_prepare(st, sql, &s);
     if (!rc)
         rc = jc__sq_prepare(st, "SELECT status, message FROM run_failures WHERE run = ?1 ORDER BY n", &f);
@@ -114,7 +117,7 @@ int jc__sqlite_runs(jc__sqlite *st, int64_t last_n, bool failed_only,
             .skipped = sqlite3_column_int64(s, 13), .elapsed = sqlite3_column_double(s, 14),
             .saved = sqlite3_column_double(s, 15), .status = TEXT(16),
             .evicted = sqlite3_column_int64(s, 17), .evicted_bytes = sqlite3_column_int64(s, 18),
-            .retries = sqlite3_column_int64(s, 19),
+            .retries = sqlite3_column_int64(s, 19), .inputs_read = sqlite3_column_int64(s, 20),
         };
         /* The failures' texts are copied: the statement below reuses its
          * buffers row by row. */

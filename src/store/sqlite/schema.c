@@ -54,6 +54,10 @@
 /* Schema 8: calls run again after a crash or timeout, per run (issue 24). */
 #define RUN_RETRIES "ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;"
 
+/* Schema 9: intermediate values read from the cache per run (pipelines:
+ * jc_progress.inputs_read). */
+#define RUN_INPUTS_READ "ALTER TABLE runs ADD COLUMN inputs_read INTEGER NOT NULL DEFAULT 0;"
+
 /* The names of functions' positional parameters (schema 6), by function
  * and version: "beta,seed" (identifiers joined by commas). Not part of any
  * key: renaming a parameter changes no result. */
@@ -100,6 +104,7 @@ static const char schema_sql[] =
     RUN_TABLES
     RUN_EVICTED
     RUN_RETRIES
+    RUN_INPUTS_READ
     PARAMS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
@@ -136,6 +141,9 @@ static const char *const migrations[] = {
     RUN_EVICTED "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
     /* 7 -> 8: retries in the record of runs (runs before it retried none). */
     RUN_RETRIES "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 8 -> 9: intermediate values read per run (runs before it read none:
+     * pipelines of 0.4 development builds counted them only in memory). */
+    RUN_INPUTS_READ "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
