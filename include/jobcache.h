@@ -255,7 +255,10 @@ JC_EXPORT int jc_map_set(jc_value *map, const char *key, jc_value *v);
 
 /* Frees v and everything it owns. NULL is a no-op. */
 JC_EXPORT void jc_value_free(jc_value *v);
-/* A deep copy (borrowed arrays become owned). NULL when out of memory. */
+/* A deep copy (borrowed arrays become owned). In a function's arguments, a
+ * reference to another call's result (jc_use) is copied as the value it
+ * stands for, at any depth, so that a function may return (part of) its
+ * arguments. NULL when out of memory. */
 JC_EXPORT jc_value *jc_value_copy(const jc_value *v);
 /* True when a and b encode to the same canonical bytes. */
 JC_EXPORT bool jc_value_equal(const jc_value *a, const jc_value *b);

@@ -1453,6 +1453,64 @@ static void tool_prune_max_size_bounds_the_file(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT max(rowid) FROM entries"), 3000);
 }
 
+/* A pipeline in the command (issue 27): log counts the intermediate values
+ * a run read, show lists an entry's inputs, rm --downstream takes an entry
+ * with everything computed from it. */
+static jc_progress run_echo_chain(const char *path, char keys[3][33])
+{
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    jc_ref a = jc_delayed_ref(b, echo, jc_int(41));
+    jc_ref m = jc_delayed_ref(b, echo, jc_list(jc_use(a), jc_int(1)));
+    assert_true(jc_ref_ok(jc_delayed_ref(b, echo, jc_use(m))));
+    jc_results *res = jc_run(b);
+    if (jc_results_status(res))
+        fail_msg("%s: %s", jc_results_message(res), jc_result_error(res, 1) ? jc_result_error(res, 1) : "");
+    jc_progress p = jc_results_summary(res);
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    /* The keys, in the order the chain stored them. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT lower(hex(key)) FROM entries ORDER BY rowid", -1, &st, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        snprintf(keys[i], 33, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return p;
+}
+
+static void tool_log_show_and_rm_downstream_of_a_pipeline(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], keys[3][33], want[160];
+    jc_test_path(path, sizeof path, "pipe.db");
+    jc_test_remove_db(path);
+    assert_int_equal(run_echo_chain(path, keys).computed, 3);
+    jc_progress p = run_echo_chain(path, keys); /* every value wanted: the two inputs are read */
+    assert_int_equal(p.cached, 3);
+    assert_int_equal(p.inputs_read, 2);
+    expect(0, "3 calls, 3 cached, 0 computed, 0 failed, 2 inputs read in", "log %s", path);
+    expect(0, "\"inputs_read\": 2", "log %s --json", path);
+    /* The middle entry's input is the first; the last's is the middle. */
+    snprintf(want, sizeof want, "inputs      1: %s echo (result xxh3 ", keys[0]);
+    expect(0, want, "show -f %s %.12s", path, keys[1]);
+    expect(0, "<result xxh3 ", "show -f %s %.12s", path, keys[2]);
+    expect(0, "<result xxh3 ", "export %s", path);
+    expect(0, "would remove 3 entries", "rm -f %s --downstream --dry-run %.12s", path, keys[0]);
+    expect(0, "would remove 2 entries", "rm -f %s --downstream --dry-run %.12s", path, keys[1]);
+    expect(2, "--downstream takes key prefixes", "rm -f %s --downstream", path);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 3);
+    expect(0, "removed 2 entries", "rm -f %s --downstream %.12s", path, keys[1]);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 1);
+}
+
 /* config, log, find and the recent hit rate of stats (issue 12). */
 static void tool_config_log_and_find(void **state)
 {
@@ -1612,6 +1670,7 @@ int main(void)
         cmocka_unit_test(tool_reads_while_a_run_writes),
         cmocka_unit_test(tool_backup_and_wal_notice),
         cmocka_unit_test(tool_config_log_and_find),
+        cmocka_unit_test(tool_log_show_and_rm_downstream_of_a_pipeline),
         cmocka_unit_test(tool_ls_shows_a_damaged_result_in_its_column),
         cmocka_unit_test(tool_reads_a_cache_on_a_read_only_mount),
     };

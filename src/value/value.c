@@ -696,6 +696,8 @@ jc_value *jc_value_copy(const jc_value *v)
     case JC_TYPE_FILE: return jc__file_value(v->u.s, v->digest);
     case JC_TYPE_LEFT_OUT: return jc__left_out_value();
     case JC_TYPE_REF: {
+        if (v->u.ref.target) /* in a function's arguments: the value it stands for */
+            return jc_value_copy(v->u.ref.target);
         jc_value *c = jc__ref_value(v->u.ref.batch, v->u.ref.index, v->digest);
         if (c)
             c->u.ref.target = v->u.ref.target;
