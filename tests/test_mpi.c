@@ -620,6 +620,113 @@ static void mpi_a_large_argument_shared_by_calls_goes_to_each_rank_once(void **s
     free(k);
 }
 
+/* ---- pipelines on the ranks ---- */
+
+enum { BIG_N = 131072 }; /* 1 MiB of doubles */
+
+/* big_data(seed): BIG_N doubles; seed 3 fails. */
+static int big_data(jc_call *call)
+{
+    int64_t seed = jc_arg_int(call, 0);
+    log_call("big_data", seed);
+    if (seed == 3)
+        return jc_fail(call, "no data for seed 3");
+    double *xs = malloc(BIG_N * sizeof *xs);
+    if (!xs)
+        return jc_fail(call, "out of memory");
+    for (size_t j = 0; j < BIG_N; j++)
+        xs[j] = (double)seed + (double)(j % 7);
+    int rc = jc_return(call, jc_doubles(xs, BIG_N));
+    free(xs);
+    return rc;
+}
+JC_FUNCTION(big_data, "v1");
+
+/* scaled(x, k): x * k. */
+static int scaled(jc_call *call)
+{
+    double x = jc_arg_double(call, 0);
+    log_call("scaled", (int64_t)x);
+    return jc_return_double(call, x * jc_arg_double(call, 1));
+}
+JC_FUNCTION(scaled, "v1");
+
+/* 4 seeds: big_data -> 10 sum_big over it -> scaled each. Returns the
+ * results; *sum_at and *scaled_at get the indices of seed 0's first sum and
+ * seed 3's first scaled. */
+static jc_results *run_big_pipeline(jc_cache *c, bool intermediate, size_t *sum_at, size_t *scaled_at)
+{
+    jc_batch *b = new_batch(c, JC_BACKEND_AUTO);
+    for (int seed = 0; seed < 4; seed++) {
+        jc_ref data = jc_delayed_ref(b, big_data, jc_int(seed));
+        if (intermediate)
+            assert_int_equal(jc_intermediate(b, data), 0);
+        for (int i = 0; i < 10; i++) {
+            jc_ref sum = jc_delayed_ref(b, sum_big, jc_use(data), jc_int(i), jc_kw("ints", jc_ints((int64_t[]){1}, 1)));
+            jc_ref out = jc_delayed_ref(b, scaled, jc_use(sum), jc_double(2.0));
+            assert_true(jc_ref_ok(out));
+            if (intermediate)
+                assert_int_equal(jc_intermediate(b, sum), 0);
+            if (seed == 0 && i == 0)
+                *sum_at = jc_ref_index(sum);
+            if (seed == 3 && i == 0)
+                *scaled_at = jc_ref_index(out);
+        }
+    }
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    jc_batch_free(b);
+    return r;
+}
+
+static void mpi_a_pipeline_runs_on_the_ranks_and_a_large_input_goes_to_each_rank_once(void **state)
+{
+    (void)state;
+    reset_log();
+    jc_cache *c = fresh_cache("pipeline.db");
+    size_t sum_at = 0, scaled_at = 0;
+    size_t before = jc__mpi_sent_bytes();
+    jc_results *r = run_big_pipeline(c, false, &sum_at, &scaled_at);
+    size_t sent = jc__mpi_sent_bytes() - before;
+    assert_int_equal(jc_results_status(r), JC_EFAILED);
+    jc_progress p = jc_results_summary(r);
+    assert_int_equal(p.computed, 3 + 30 + 30);
+    assert_int_equal(p.failed, 1);
+    assert_int_equal(p.skipped, 20); /* seed 3's sums and what uses them */
+    /* sum of seed 0: 7 * (0+1+...+6) * BIG_N / 7 / ... computed exactly: */
+    double want = 0 + 1; /* i = 0, ints = [1] */
+    for (size_t j = 0; j < BIG_N; j++)
+        want += (double)(j % 7);
+    assert_true(jc_result_double(r, sum_at) == want);
+    assert_true(jc_result_double(r, sum_at + 1) == 2 * want);
+    const char *err = jc_result_error(r, scaled_at);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "skipped: input 1, "));
+    assert_non_null(strstr(err, "no data for seed 3"));
+    /* Each megabyte input reached each worker rank at most once, not once
+     * per call that uses it (30 calls). */
+    size_t whole = BIG_N * 8, ranks = (size_t)jc_mpi_ranks() - 1;
+    print_message("%zu bytes sent for 30 calls over 3 inputs of %zu bytes\n", sent, whole);
+    assert_true(sent < ranks * 3 * whole + 2 * whole);
+    size_t zero;
+    assert_int_equal(log_lines(&zero), 4 + 30); /* big_data and scaled log their calls */
+    assert_int_equal(zero, 0); /* none on the coordinator */
+    jc_results_free(r);
+
+    /* The rerun, intermediates not wanted: only the failed call runs again,
+     * and no intermediate value is read. */
+    r = run_big_pipeline(c, true, &sum_at, &scaled_at);
+    p = jc_results_summary(r);
+    assert_int_equal(p.cached, 63);
+    assert_int_equal(p.computed, 0);
+    assert_int_equal(p.failed, 1);
+    assert_int_equal(p.inputs_read, 0);
+    assert_int_equal(log_lines(NULL), 4 + 30 + 1);
+    assert_true(jc_result_double(r, sum_at + 1) == 2 * want);
+    jc_results_free(r);
+    jc_cache_close(c);
+}
+
 /* Run with JOBCACHE_MPI_KEEP=200K on every rank (JC_TEST_KEEP_SMALL=1):
  * sum_ints(P) keeps P on a rank; sum_ints(P, Q) then gets P by reference
  * and Q whole, and keeping Q evicts P while this very call reads P in place.
@@ -806,6 +913,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(mpi_the_backend_can_be_chosen_by_the_environment),
         cmocka_unit_test(mpi_a_large_argument_shared_by_calls_goes_to_each_rank_once),
         cmocka_unit_test(mpi_an_exit_in_a_child_of_rank_0_leaves_the_worker_ranks_alone),
+        cmocka_unit_test(mpi_a_pipeline_runs_on_the_ranks_and_a_large_input_goes_to_each_rank_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

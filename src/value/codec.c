@@ -305,6 +305,8 @@ static int cmp_kw(const void *a, const void *b)
  * so, as its digest; left out of the key (left), as the placeholder. */
 static int encode_arg(const jc_value *v, msgpack_packer *pk, int mode, jc__ref_fn ref, void *ref_ctx, bool left)
 {
+    if (!(mode & MODE_ARGS)) /* sent whole: another call's result is its value, shared as any other */
+        v = jc__deref(v);
     if (left && (mode & MODE_ARGS)) {
         const char version = LEFT_OUT_VERSION;
         return msgpack_pack_ext(pk, 1, EXT_LEFT_OUT) || msgpack_pack_ext_body(pk, &version, 1) ? write_failed() : 0;
