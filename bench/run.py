@@ -318,11 +318,12 @@ def write_md(path, b, started, elapsed):
     for r in b.rows:
         lines.append(f"| {r['key']} | {r['what']} | {fmt(r['jc'])} | {fmt(r['old'])} | {fmt(r['jl'])} | "
                      f"{r['unit']} | {ratio(r)} | {r['target']} | {'yes' if r['met'] else '**no**'} |")
-    # The table of bench/callgrind.py, kept as it was written.
-    begin, end = "<!-- callgrind: written by bench/callgrind.py -->", "<!-- /callgrind -->"
+    # The tables of bench/callgrind.py and bench/pipeline.py, kept as they were written.
     old = open(path).read() if os.path.exists(path) else ""
-    if begin in old and end in old:
-        lines += ["", old[old.index(begin):old.index(end) + len(end)]]
+    for begin, end in (("<!-- callgrind: written by bench/callgrind.py -->", "<!-- /callgrind -->"),
+                       ("<!-- pipeline: written by bench/pipeline.py -->", "<!-- /pipeline -->")):
+        if begin in old and end in old:
+            lines += ["", old[old.index(begin):old.index(end) + len(end)]]
     notes = os.path.join(HERE, "NOTES.md")
     if os.path.exists(notes):
         lines += ["", open(notes).read().strip()]

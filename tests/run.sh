@@ -78,4 +78,6 @@ fi
 # A smoke-sized run of the benchmarks (bench/run.py without --smoke writes BENCHMARKS.md).
 jc_step "benchmark smoke" "$JC_LOG_DIR/bench.log" \
     /usr/bin/python3 "$top/bench/run.py" --bench "$top/build-test-plain/jobcache_bench" --smoke
+jc_step "pipeline benchmark smoke" "$JC_LOG_DIR/bench-pipeline.log" \
+    /usr/bin/python3 "$top/bench/pipeline.py" --bench "$top/build-test-plain/jobcache_bench_pipeline" --smoke
 echo "tests: all passed in $((SECONDS - start)) s" >&2
