@@ -412,6 +412,61 @@ static void upstream_version_bump_recomputes_downstream_only_when_its_result_cha
     unsetenv("JC_TEST_DOWN_LOG");
 }
 
+/* ---- calls that become ready during the run, on forked workers ---- */
+
+/* boom(x, data): aborts for x = 13; x + data[0] otherwise. */
+static int boom(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    size_t n = 0;
+    const double *xs = jc_arg_doubles(call, 1, &n);
+    if (x == 13)
+        abort();
+    if (!xs || !n)
+        return jc_fail(call, "no data");
+    return jc_return_double(call, (double)x + xs[0]);
+}
+JC_FUNCTION(boom, "v1");
+
+/* 300 calls over one input computed during the run: the forked workers get
+ * them whole, in groups; one crashes, and it alone fails (the others of its
+ * group run again); what uses it is skipped, naming it. */
+static void a_crash_among_calls_sent_whole_fails_that_call_alone(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = fresh_cache(path, "late.jobcache");
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE,
+                                                .verbose = JC_VERBOSE_OFF});
+    jc_ref data = jc_delayed_ref(b, generate, jc_int(5)); /* [5, 6, 7] */
+    size_t at[300];
+    for (int i = 0; i < 300; i++) {
+        jc_ref r = jc_delayed_ref(b, boom, jc_int(i), jc_use(data));
+        at[i] = jc_ref_index(r);
+        if (i == 13)
+            assert_true(jc_ref_ok(jc_delayed_ref(b, boom, jc_int(1000), jc_use(r))));
+    }
+    jc_results *res = jc_run(b);
+    assert_int_equal(jc_results_status(res), JC_EFAILED);
+    jc_progress p = jc_results_summary(res);
+    assert_int_equal(p.computed, 1 + 299);
+    assert_int_equal(p.failed, 1);
+    assert_int_equal(p.skipped, 1);
+    for (int i = 0; i < 300; i++) {
+        if (i == 13)
+            continue;
+        assert_int_equal(jc_result_status(res, at[i]), JC_STATUS_OK);
+        assert_true(jc_result_double(res, at[i]) == i + 5.0);
+    }
+    assert_int_equal(jc_result_status(res, at[13]), JC_STATUS_CRASHED);
+    const char *err = jc_result_error(res, at[13] + 1);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "skipped: input 1, boom(13, "));
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
 /* ---- plans: stage by stage ---- */
 
 /* 4 seeds: generate -> train at two alphas -> evaluate; and generate(0)
@@ -769,6 +824,7 @@ int main(void)
         cmocka_unit_test(failed_input_skips_exactly_its_dependants),
         cmocka_unit_test(stop_on_error_skips_the_waiting_calls),
         cmocka_unit_test(upstream_version_bump_recomputes_downstream_only_when_its_result_changes),
+        cmocka_unit_test(a_crash_among_calls_sent_whole_fails_that_call_alone),
         cmocka_unit_test(plans_count_each_stage_and_the_calls_waiting_for_inputs),
         cmocka_unit_test(handles_of_another_batch_or_a_freed_one_are_refused),
         cmocka_unit_test(a_reference_reads_as_its_result_through_every_accessor),

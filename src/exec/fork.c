@@ -79,17 +79,40 @@ static uint32_t batch_size(const pool *p)
                                     false);
 }
 
-/* The memfd holding task t whole (fork_int.h), or -1 with the message set. */
-static int task_file(const jc__task *t)
+/* The memfd holding tasks start.. whole (fork_int.h): *count of them at
+ * most, fewer when WHOLE_BYTES fill up first or a later one cannot be
+ * encoded (it goes first next time, and fails alone); -1 with the message
+ * set when the first cannot. */
+static int task_file(const jc__exec *ex, uint32_t start, uint32_t *count)
 {
     jc__buf b = {0};
-    uintptr_t fn = (uintptr_t)t->fn;
-    int rc = jc__buf_write(&b, (const char *)&fn, sizeof fn);
-    if (!rc)
-        rc = jc__encode_args_whole(t->argv, t->argc, jc__buf_write, &b, NULL, NULL);
-    if (!rc && b.oom)
-        rc = jc__set_error(JC_ENOMEM, "out of memory encoding a call");
-    int fd = rc ? -1 : memfd_create("jobcache-call", MFD_CLOEXEC);
+    uint32_t n = 0;
+    int rc = 0;
+    for (; n < *count && (n == 0 || b.len < WHOLE_BYTES); n++) {
+        const jc__task *t = &ex->tasks[start + n];
+        size_t at = b.len;
+        uintptr_t fn = (uintptr_t)t->fn;
+        uint64_t len = 0;
+        rc = jc__buf_write(&b, (const char *)&fn, sizeof fn);
+        if (!rc)
+            rc = jc__buf_write(&b, (const char *)&len, sizeof len);
+        if (!rc)
+            rc = jc__encode_args_whole(t->argv, t->argc, jc__buf_write, &b, NULL, NULL);
+        if (!rc && b.oom)
+            rc = jc__set_error(JC_ENOMEM, "out of memory encoding a call");
+        if (rc && n > 0) { /* the ones before it go */
+            b.len = at;
+            b.oom = false;
+            rc = 0;
+            break;
+        }
+        if (rc)
+            break;
+        len = (uint64_t)(b.len - at - sizeof fn - sizeof len);
+        memcpy(b.data + at + sizeof fn, &len, sizeof len);
+    }
+    *count = n;
+    int fd = rc ? -1 : memfd_create("jobcache-calls", MFD_CLOEXEC);
     if (!rc && fd < 0)
         jc__set_error(JC_EIO, "cannot make a memfd for a call: %s", strerror(errno));
     for (size_t off = 0; fd >= 0 && off < b.len;) {
@@ -108,13 +131,15 @@ static int task_file(const jc__task *t)
     return fd;
 }
 
-/* Sends m, and with it a memfd of the call when m.whole; false when the
- * worker cannot take it now (it died: seen on the next read). */
-static bool send_range(pool *p, worker *w, range_msg *m)
+/* Sends m, and with it a memfd of its calls when m->whole (m->count may
+ * shrink then); false when the worker cannot take it now (it died: seen on
+ * the next read). A call that cannot be encoded fails alone, named:
+ * m->count is 0 and *failed 1 then. */
+static bool send_range(pool *p, worker *w, range_msg *m, uint32_t *failed)
 {
     int fd = -1;
-    if (m->whole && (fd = task_file(&p->ex->tasks[m->start])) < 0) {
-        /* The call cannot be sent: it fails alone, named. */
+    *failed = 0;
+    if (m->whole && (fd = task_file(p->ex, m->start, &m->count)) < 0) {
         const jc__task *t = &p->ex->tasks[m->start];
         char *desc = jc__call_describe_fn(t->fn, t->argv, t->argc);
         jc__outcome o = {.task = m->start, .status = JC_STATUS_ERROR};
@@ -123,6 +148,7 @@ static bool send_range(pool *p, worker *w, range_msg *m)
         if (p->ex->deliver(p->ex->ctx, &o))
             p->stopping = true;
         m->count = 0;
+        *failed = 1;
         return true;
     }
     struct iovec iov = {.iov_base = m, .iov_len = sizeof *m};
@@ -161,25 +187,24 @@ static void dispatch(pool *p, int i, int depth)
             m.whole = m.start >= w->known;
         } else if (p->next < p->ex->ntasks) {
             m.start = (uint32_t)p->next;
-            if (p->next >= w->known) {
-                m.count = 1;
+            m.count = batch_size(p);
+            if (m.count > p->ex->ntasks - p->next)
+                m.count = (uint32_t)(p->ex->ntasks - p->next);
+            if (p->next >= w->known) /* added after the worker was forked: sent whole */
                 m.whole = 1;
-            } else {
-                m.count = batch_size(p);
-                if (m.count > w->known - p->next)
-                    m.count = (uint32_t)(w->known - p->next);
-            }
-            p->next += m.count;
+            else if (m.count > w->known - p->next)
+                m.count = (uint32_t)(w->known - p->next);
         } else {
             return;
         }
-        if (!send_range(p, w, &m)) {
+        uint32_t failed = 0;
+        if (!send_range(p, w, &m, &failed)) {
             if (from_retry)
                 p->retry[p->nretry++] = m.start;
-            else
-                p->next -= m.count; /* it was the last range taken */
             return;
         }
+        if (!from_retry)
+            p->next = (size_t)m.start + m.count + failed;
         if (!m.count)
             continue; /* a call that could not be sent failed alone */
         w->q[w->nq++] = (inflight){.start = m.start, .count = m.count};

@@ -84,17 +84,19 @@
 #define EOF_GRACE_SECONDS 0.5   /* a worker whose pipe closed, to finish dying by itself */
 #define REAP_SECONDS 10.0       /* a worker sent SIGKILL, to be reaped (it may be in D state) */
 #define LIVENESS_SECONDS 0.05   /* how often the parent checks that its workers live */
-enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2 };
+enum { MAX_BATCH = 65536, FLUSH_BYTES = 1 << 16, INFLIGHT = 2, WHOLE_BYTES = 4 << 20 };
 
-/* Parent -> worker: a range of task indices. A task added after the worker
- * was forked (jc__exec.ntasks grew: a pipeline's call whose inputs came
- * later) is not in its memory: it goes alone (count 1), whole set, with a
- * memfd passed along (SCM_RIGHTS) that holds the call: the descriptor's
- * address, then its arguments encoded whole (jc__encode_args_whole). A
- * descriptor, unlike the arguments, was in the parent's memory before the
- * worker was forked (every call was submitted before the run). Through a
- * file, not the socket: a large call written into the socket while the
- * worker writes its results back could block both ends. */
+/* Parent -> worker: a range of task indices. Tasks added after the worker
+ * was forked (jc__exec.ntasks grew: a pipeline's calls whose inputs came
+ * later) are not in its memory: they go with whole set and a memfd passed
+ * along (SCM_RIGHTS) that holds the range's calls, each as the descriptor's
+ * address, the length of its arguments (uint64_t) and its arguments encoded
+ * whole (jc__encode_args_whole), up to about WHOLE_BYTES (a call larger
+ * than that goes alone). A descriptor, unlike the arguments, was in the
+ * parent's memory before the worker was forked (every call was submitted
+ * before the run). Through a file, not the socket: a large call written
+ * into the socket while the worker writes its results back could block
+ * both ends. */
 typedef struct range_msg {
     uint32_t start, count;
     uint32_t whole;

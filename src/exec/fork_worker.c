@@ -103,36 +103,53 @@ static bool read_msg(int fd, range_msg *m, int *passed)
     return (size_t)k == sizeof *m || read_all(fd, (char *)m + k, sizeof *m - (size_t)k);
 }
 
-/* A call sent whole (fork_int.h): its descriptor and decoded arguments. */
-typedef struct whole_task {
-    jc__task task;
-    jc_value **argv;
-} whole_task;
+/* Calls sent whole (fork_int.h): the memfd's bytes, mapped, and where the
+ * next call starts. */
+typedef struct whole_file {
+    const char *map;
+    size_t len, at;
+} whole_file;
 
-static void free_whole(whole_task *w)
-{
-    for (size_t i = 0; i < w->task.argc; i++)
-        jc_value_free(w->argv[i]);
-    free(w->argv);
-}
-
-static bool read_whole(int fd, whole_task *w)
+static bool map_whole(int fd, whole_file *f)
 {
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || (size_t)sb.st_size < sizeof(uintptr_t))
+    *f = (whole_file){0};
+    if (fstat(fd, &sb) != 0 || sb.st_size <= 0)
         return false;
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED)
         return false;
+    f->map = map;
+    f->len = (size_t)sb.st_size;
+    return true;
+}
+
+/* The next call of f: its descriptor and decoded arguments (the caller
+ * frees argv and each argument); false when the bytes are not a call. */
+static bool next_whole(whole_file *f, jc__task *t)
+{
     uintptr_t fn;
-    memcpy(&fn, map, sizeof fn);
+    uint64_t len;
+    if (f->len - f->at < sizeof fn + sizeof len)
+        return false;
+    memcpy(&fn, f->map + f->at, sizeof fn);
+    memcpy(&len, f->map + f->at + sizeof fn, sizeof len);
+    f->at += sizeof fn + sizeof len;
+    if (len > f->len - f->at)
+        return false;
+    jc_value **argv = NULL;
     size_t argc = 0;
-    w->argv = NULL;
-    int rc = jc__decode_args((const char *)map + sizeof fn, len - sizeof fn, &w->argv, &argc);
-    munmap(map, len);
-    w->task = (jc__task){.fn = (const jc_function *)fn, .argv = w->argv, .argc = argc};
+    int rc = jc__decode_args(f->map + f->at, (size_t)len, &argv, &argc);
+    f->at += (size_t)len;
+    *t = (jc__task){.fn = (const jc_function *)fn, .argv = argv, .argc = argc};
     return rc == 0;
+}
+
+static void free_whole_task(jc__task *t)
+{
+    for (size_t i = 0; i < t->argc; i++)
+        jc_value_free(t->argv[i]);
+    free((void *)t->argv);
 }
 
 static bool read_all(int fd, void *p, size_t n)
@@ -381,18 +398,32 @@ _Noreturn void jc__fk_worker_main(pool *p, int slot, int fd)
     while (read_msg(fd, &m, &passed)) {
         double last_flush = jc__monotonic();
         if (m.whole) {
-            /* A task added after this worker was forked, sent whole. */
-            whole_task w;
-            if (passed < 0 || !read_whole(passed, &w))
-            {
-                atomic_store(&my_slot->current, (uint64_t)m.start + 1); /* blamed on that call */
-                _exit(4);
-            }
-            close(passed);
+            /* Tasks added after this worker was forked, sent whole. */
+            whole_file f;
+            bool mapped = passed >= 0 && map_whole(passed, &f);
+            if (passed >= 0)
+                close(passed);
             passed = -1;
-            worker_run_task(&w.task, fd, m.start, &out);
-            free_whole(&w);
+            for (uint32_t i = 0; i < m.count; i++) {
+                if (atomic_load(&my_slot->stop))
+                    break;
+                jc__task t;
+                if (!mapped || !next_whole(&f, &t)) {
+                    atomic_store(&my_slot->current, (uint64_t)m.start + i + 1); /* blamed on that call */
+                    _exit(4);
+                }
+                worker_run_task(&t, fd, m.start + i, &out);
+                free_whole_task(&t);
+                if (out.len >= FLUSH_BYTES || jc__monotonic() - last_flush >= FLUSH_SECONDS) {
+                    worker_flush(fd, &out);
+                    last_flush = jc__monotonic();
+                }
+            }
+            if (mapped)
+                munmap((void *)f.map, f.len);
             worker_flush(fd, &out);
+            if (atomic_load(&my_slot->stop))
+                break;
             continue;
         }
         if (passed >= 0) {
