@@ -9,6 +9,9 @@
  *   cpu      400 calls of about 5 ms of arithmetic, cache disabled
  *   arrays   N calls each taking a distinct 1 MB double array
  *   memo     N single memoized calls of one argument (jc_memo), against DB
+ *   memo_session  the same in a memo session (jc_memo_session_begin)
+ *   memo_distinct N memoized calls of N distinct keys, all hits (after
+ *            `tiny DB N`); memo_distinct DB N 1: in a memo session
  *   fill     fills DB with N entries quickly (for the cache-size series)
  *   tinyfrom the tiny calls FROM .. FROM + N - 1: jobcache_bench tinyfrom DB N N_JOBS FROM
  *   bigresult one call whose result is N MiB of doubles (n_jobs = 1): peak memory
@@ -20,6 +23,7 @@
  * 2 worker ranks); N_JOBS is then ignored.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,11 +250,27 @@ int main(int argc, char **argv)
                "\"peak_rss\": %ld, \"rss_per_result\": %.3f}\n",
                n, now() - t0, cached, peak_rss_bytes(), (double)peak_rss_bytes() / ((double)n * 1048576));
         rc = ok ? 0 : 2;
-    } else if (strcmp(w, "memo") == 0) {
+    } else if (strcmp(w, "memo") == 0 || strcmp(w, "memo_session") == 0 || strcmp(w, "memo_distinct") == 0) {
+        /* memo: N calls over 1,000 keys (warmed first); memo_distinct: N
+         * distinct keys, the calls of `tiny DB N` (run that first); with
+         * _session or a fourth argument of 1, in a memo session. */
         jc_cache *c = open_cache(db);
-        size_t distinct = 1000;
-        for (size_t i = 0; i < distinct; i++) /* warm it */
+        bool distinct_keys = strcmp(w, "memo_distinct") == 0;
+        bool session = strcmp(w, "memo_session") == 0 || (distinct_keys && argc > 4 && atoi(argv[4]) == 1);
+        size_t distinct = distinct_keys ? (n ? n : 1) : 1000;
+        for (size_t i = 0; !distinct_keys && i < distinct; i++) /* warm it */
             jc_value_free(jc_memo(c, tiny, jc_int((int64_t)i), jc_int(7)));
+#ifdef JC_HAVE_MEMO_SESSIONS
+        if (session && jc_memo_session_begin(c, NULL)) {
+            fprintf(stderr, "bench: %s\n", jc_errmsg());
+            return 2;
+        }
+#else
+        if (session) {
+            fprintf(stderr, "bench: this release has no memo sessions\n");
+            return 2;
+        }
+#endif
         double t0 = now();
         int64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
@@ -261,9 +281,13 @@ int main(int argc, char **argv)
             jc_value_free(v);
         }
         double t = now() - t0;
-        printf("{\"workload\": \"memo\", \"n\": %zu, \"seconds\": %.6f, \"per_second\": %.1f, "
+#ifdef JC_HAVE_MEMO_SESSIONS
+        if (session)
+            jc_memo_session_end(c);
+#endif
+        printf("{\"workload\": \"%s\", \"n\": %zu, \"seconds\": %.6f, \"per_second\": %.1f, "
                "\"us_per_call\": %.3f, \"checksum\": %lld}\n",
-               n, t, (double)n / t, t / (double)n * 1e6, (long long)sum);
+               w, n, t, (double)n / t, t / (double)n * 1e6, (long long)sum);
         jc_cache_close(c);
     } else {
         fprintf(stderr, "bench: unknown workload %s\n", w);

@@ -13,6 +13,9 @@ closing the cache included:
   cold   a fresh cache: N misses, computed and stored      Ir(tiny, N) / N
   warm   the same calls again: N hits                      Ir(tiny, N) / N
   memo   N jc_memo calls that hit (1,000 distinct, warmed)  (Ir(memo, N) - Ir(memo, 0)) / N
+  memo_session           the same in a memo session (jc_memo_session_begin)
+  memo_distinct          N jc_memo calls of N distinct keys, all hits (the cache of cold)
+  memo_distinct_session  the same in a memo session
 
 The memo row subtracts a run of 0 calls, which removes opening, warming and
 closing: it is the cost of one memoized call. Every binary given is measured
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 
-PATHS = ("cold", "warm", "memo")
+PATHS = ("cold", "warm", "memo", "memo_session", "memo_distinct", "memo_distinct_session")
 
 
 def collected(binary, args, tmp):
@@ -66,7 +69,21 @@ def measure(binary, n, tmp):
     collected(binary, ["memo", memo_db, 0], tmp)  # the cache holds the 1,000 calls from here on
     memo0 = collected(binary, ["memo", memo_db, 0], tmp)
     memo = collected(binary, ["memo", memo_db, n], tmp)
-    return {"cold": cold / n, "warm": warm / n, "memo": (memo - memo0) / n}
+    out = {"cold": cold / n, "warm": warm / n, "memo": (memo - memo0) / n}
+    # Memo sessions (0.4 on): a build without them fails these, shown as n/a.
+    try:
+        s0 = collected(binary, ["memo_session", memo_db, 0], tmp)
+        out["memo_session"] = (collected(binary, ["memo_session", memo_db, n], tmp) - s0) / n
+    except SystemExit:
+        out["memo_session"] = None
+    d0 = collected(binary, ["memo_distinct", db, 0, 0], tmp)
+    out["memo_distinct"] = (collected(binary, ["memo_distinct", db, n, 0], tmp) - d0) / n
+    try:
+        d0 = collected(binary, ["memo_distinct", db, 0, 1], tmp)
+        out["memo_distinct_session"] = (collected(binary, ["memo_distinct", db, n, 1], tmp) - d0) / n
+    except SystemExit:
+        out["memo_distinct_session"] = None
+    return out
 
 
 def table(results, n):
@@ -75,14 +92,20 @@ def table(results, n):
              "| --- |" + " --- |" * len(labels)]
     names = {"cold": "cold run (miss, computed, stored; open and close included)",
              "warm": "warm rerun (hit; open and close included)",
-             "memo": "one memoized call that hits (jc_memo)"}
+             "memo": "one memoized call that hits (jc_memo), 1,000 keys repeated",
+             "memo_session": "the same in a memo session",
+             "memo_distinct": "one memoized call that hits, every key distinct",
+             "memo_distinct_session": "the same in a memo session"}
     first = labels[0]
     for path in PATHS:
         cells = []
         for label in labels:
-            v = results[label][path]
+            v = results[label].get(path)
+            if v is None:
+                cells.append("n/a")
+                continue
             cell = f"{v:,.0f}"
-            if label != first:
+            if label != first and results[first].get(path) is not None:
                 cell += " (%+.1f%%)" % (100.0 * (results[first][path] - v) / v)
             cells.append(cell)
         lines.append("| %s | %s |" % (names[path], " | ".join(cells)))

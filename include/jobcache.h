@@ -972,6 +972,53 @@ JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
     jc__memo((cache), JC__HEAD(__VA_ARGS__, 0), JC__ARGV(__VA_ARGS__),        \
              JC__ARGC(__VA_ARGS__), __FILE__, __LINE__)
 
+/* Memo sessions: a loop of jc_memo calls on one snapshot of the cache.
+ *
+ *     jc_memo_session_begin(cache, NULL);
+ *     for (int i = 0; i < n; i++)
+ *         use(jc_memo(cache, f, jc_int(i % 1000)));
+ *     jc_memo_session_end(cache);
+ *
+ * Outside a session each jc_memo is its own read transaction (SQLite's
+ * locks on the -shm file: two fcntl() calls and about 3,800 instructions);
+ * in a session the calls read one snapshot, held from begin to end, and a
+ * call whose result the session has already read or computed is answered
+ * from memory, a copy of what it was then. A miss computes, stores its
+ * result in a write transaction of its own, and takes a new snapshot. So
+ * that SQLite's checkpoints are never kept waiting, a snapshot older than
+ * max_snapshot_seconds is renewed by the next call (the hits counted so
+ * far are written then); a session that renews sees what other processes
+ * stored meanwhile, but the results it keeps in memory stay what they were
+ * when read (an entry replaced under its key, by a recompute or an expiry,
+ * is seen at the next session). Hits are counted (jobcache stats) as
+ * outside a session, written at renewals and at the end.
+ *
+ * One session per cache handle, in the thread that uses the cache. A
+ * jc_run on the cache during a session is allowed: the session then takes a
+ * new snapshot at its next call. */
+typedef struct jc_memo_session_options {
+    /* Seconds a snapshot is held before the next call renews it; 0 = 1.
+     * $JOBCACHE_MEMO_SNAPSHOT (an age, jc_parse_age) overrides it. */
+    double max_snapshot_seconds;
+    /* Bytes of results kept in memory (counted as their encoded size);
+     * past it, further results are read from the snapshot each time.
+     * 0 = 64 MiB; a negative value keeps none. $JOBCACHE_MEMO_MEMORY (a
+     * size, jc_parse_size) overrides it. */
+    int64_t max_memory;
+} jc_memo_session_options;
+/* Begins a session on cache (opts may be NULL: the defaults). Returns 0;
+ * JC_EINVAL for a NULL cache, a session already begun on it, or a bad
+ * environment variable (named); JC_EBUSY while another thread runs a
+ * batch on it. On a disabled cache a session does nothing, and succeeds. */
+JC_EXPORT int jc_memo_session_begin(jc_cache *cache, const jc_memo_session_options *opts);
+/* Ends the session: the snapshot is let go, the hits are written, the
+ * results kept in memory are freed. Returns 0, or JC_EINVAL when no
+ * session was begun. jc_cache_close ends a session left open. */
+JC_EXPORT int jc_memo_session_end(jc_cache *cache);
+/* Defined where memo sessions exist (jobcache 0.4 and later), for code that
+ * builds against several releases. */
+#define JC_HAVE_MEMO_SESSIONS 1
+
 /* ------------------------------------------------------------------------ */
 /* Inspecting and tending a cache                                            */
 /* ------------------------------------------------------------------------ */

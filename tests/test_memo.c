@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jobcache.h>
 
@@ -452,6 +453,211 @@ static void memo_hits_written_in_a_rolled_back_transaction_are_kept(void **state
     assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries WHERE rowid = 1"), 2);
 }
 
+/* ---- memo sessions ---- */
+
+static int64_t memo_int(jc_cache *c, int64_t a)
+{
+    jc_value *v = jc_memo(c, add, jc_int(a), jc_int(1));
+    assert_non_null(v);
+    int64_t i = int_of(v);
+    jc_value_free(v);
+    return i;
+}
+
+/* Repeated calls in a session are answered from memory: an entry removed
+ * by another handle meanwhile is still answered, as read; a key not read
+ * yet is computed; after the session the removal is seen. Every hit is
+ * counted at the end. */
+static void memo_session_answers_what_it_read_from_memory(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    add_calls = 0;
+    assert_int_equal(jc_memo_session_begin(c, NULL), 0);
+    for (int round = 0; round < 3; round++)
+        for (int64_t a = 0; a < 100; a++)
+            assert_int_equal(memo_int(c, a), a + 1);
+    assert_int_equal(add_calls, 100); /* the first round computed, the others came from memory */
+    /* Another handle removes every entry. */
+    jc_cache *other = open_cache(path, 0);
+    int64_t removed = 0;
+    assert_int_equal(jc_cache_remove_matching(other, &(jc_filter){.function = "add"}, false, &removed, NULL), 0);
+    assert_int_equal(removed, 100);
+    jc_cache_close(other);
+    assert_int_equal(memo_int(c, 7), 8); /* as read in this session */
+    assert_int_equal(add_calls, 100);
+    assert_int_equal(memo_int(c, 500), 501); /* new: computed */
+    assert_int_equal(add_calls, 101);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    /* The session is over: the removed entry is computed again. */
+    assert_int_equal(memo_int(c, 7), 8);
+    assert_int_equal(add_calls, 102);
+    jc_cache_close(c);
+    assert_int_equal(count_entries(path), 2); /* 500 and 7 again */
+}
+
+/* Hits in a session are counted as outside one: written at the end. */
+static void memo_session_counts_its_hits(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-hits.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    for (int64_t a = 0; a < 10; a++)
+        memo_int(c, a); /* stored */
+    assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_memory = -1}), 0);
+    for (int round = 0; round < 5; round++) /* read from the snapshot each time: no memory */
+        for (int64_t a = 0; a < 10; a++)
+            memo_int(c, a);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0); /* not written yet */
+    assert_int_equal(jc_memo_session_end(c), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 50);
+    /* Answered from memory: counted per key, shown by stats before they
+     * are written, written at the end. */
+    assert_int_equal(jc_memo_session_begin(c, NULL), 0);
+    for (int round = 0; round < 5; round++)
+        for (int64_t a = 0; a < 10; a++)
+            memo_int(c, a);
+    jc_stats *st = jc_cache_stats(c);
+    assert_non_null(st);
+    assert_int_equal(st->hits, 100);
+    jc_stats_free(st);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 100);
+    assert_int_equal(jc_test_sql_int(path, "SELECT min(hits) FROM entries"), 10);
+    jc_cache_close(c);
+}
+
+/* WAL frames a checkpoint could not copy back into the database file: those
+ * written after the oldest snapshot a reader holds. */
+static int wal_left(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    int log = -1, done = -1;
+    /* The journal mode is known once the file has been read. */
+    assert_int_equal(sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL), SQLITE_OK);
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    sqlite3_close(db);
+    assert_int_equal(rc, SQLITE_OK);
+    return log - done;
+}
+
+/* A snapshot is renewed once older than its bound: a checkpoint that the
+ * session's snapshot holds back completes after the next call, and entries
+ * other handles stored meanwhile are seen. */
+static void memo_session_renews_its_snapshot_so_checkpoints_go_on(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-age.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    memo_int(c, 1);
+    assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 0.2}), 0);
+    memo_int(c, 1); /* the snapshot is taken */
+    /* Another handle stores 50 results: the session's snapshot keeps a
+     * checkpoint from copying them back. */
+    jc_cache *other = open_cache(path, 0);
+    for (int64_t a = 100; a < 150; a++)
+        memo_int(other, a);
+    assert_true(wal_left(path) > 0);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    add_calls = 0;
+    assert_int_equal(memo_int(c, 130), 131); /* renewed: stored by the other handle, a hit */
+    assert_int_equal(add_calls, 0);
+    assert_int_equal(wal_left(path), 0);
+    jc_cache_close(other);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    jc_cache_close(c);
+}
+
+/* Within its bound a session does not see what others store meanwhile. */
+static void memo_session_reads_one_snapshot_within_its_bound(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-snap.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    memo_int(c, 1);
+    assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 60}), 0);
+    memo_int(c, 1);
+    jc_cache *other = open_cache(path, 0);
+    memo_int(other, 2);
+    jc_cache_close(other);
+    add_calls = 0;
+    assert_int_equal(memo_int(c, 2), 3); /* not in the snapshot: computed (and stored again) */
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(memo_int(c, 2), 3); /* then kept */
+    assert_int_equal(add_calls, 1);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    jc_cache_close(c);
+}
+
+/* What a session refuses, and what goes on in one as outside. */
+static void memo_session_errors_and_failures(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-errors.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    assert_int_equal(jc_memo_session_begin(NULL, NULL), JC_EINVAL);
+    assert_int_equal(jc_memo_session_end(c), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "no memo session"));
+    setenv("JOBCACHE_MEMO_SNAPSHOT", "soon", 1);
+    assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_SNAPSHOT='soon'"));
+    unsetenv("JOBCACHE_MEMO_SNAPSHOT");
+    setenv("JOBCACHE_MEMO_MEMORY", "lots", 1);
+    assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_MEMORY='lots'"));
+    unsetenv("JOBCACHE_MEMO_MEMORY");
+    assert_int_equal(jc_memo_session_begin(c, NULL), 0);
+    assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "already in a memo session"));
+    /* A failure is neither stored nor kept: asked again, it runs again. */
+    fails_calls = 0;
+    assert_null(jc_memo(c, fails, jc_int(3)));
+    assert_null(jc_memo(c, fails, jc_int(3)));
+    assert_int_equal(fails_calls, 2);
+    /* A batch in the session's thread: allowed; the session goes on. */
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, add, jc_int(40), jc_int(1));
+    jc_results *r = jc_run(b);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    jc_results_free(r);
+    jc_batch_free(b);
+    add_calls = 0;
+    assert_int_equal(memo_int(c, 40), 41); /* stored by the batch */
+    assert_int_equal(add_calls, 0);
+    /* Left open: jc_cache_close ends it (and the sanitizers see nothing
+     * leaked). */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries WHERE function = 'add'"), 1);
+}
+
+/* On a disabled cache a session keeps nothing: every call computes. */
+static void memo_session_on_a_disabled_cache_computes_every_call(void **state)
+{
+    (void)state;
+    jc_cache *c = jc_cache_open(NULL, &(jc_cache_options){.flags = JC_CACHE_DISABLED});
+    assert_non_null(c);
+    add_calls = 0;
+    assert_int_equal(jc_memo_session_begin(c, NULL), 0);
+    memo_int(c, 1);
+    memo_int(c, 1);
+    assert_int_equal(add_calls, 2);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    jc_cache_close(c);
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -471,6 +677,12 @@ int main(void)
         cmocka_unit_test(memo_recompute_computes_again_and_overwrites),
         cmocka_unit_test(memo_keeps_max_size),
         cmocka_unit_test(memo_hits_written_in_a_rolled_back_transaction_are_kept),
+        cmocka_unit_test(memo_session_answers_what_it_read_from_memory),
+        cmocka_unit_test(memo_session_counts_its_hits),
+        cmocka_unit_test(memo_session_renews_its_snapshot_so_checkpoints_go_on),
+        cmocka_unit_test(memo_session_reads_one_snapshot_within_its_bound),
+        cmocka_unit_test(memo_session_errors_and_failures),
+        cmocka_unit_test(memo_session_on_a_disabled_cache_computes_every_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

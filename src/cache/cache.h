@@ -133,6 +133,21 @@ int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n);
 /* Releases every claim of this process, in a transaction of its own. */
 int jc__cache_lease_end(jc_cache *cache);
 
+/* ---- memo sessions (cache/session.c) ---- */
+
+/* In a memo session: holds the snapshot for the next lookup (a new one when
+ * none is held or it is older than the session's bound; the hits counted so
+ * far are written then). */
+void jc__cache_session_hold(jc_cache *cache);
+/* The result the session keeps under key: 1 with found->value a copy the
+ * caller owns (seconds and rowid set), counted as a hit; 0 when none. */
+int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
+/* Keeps a copy of value under key, when the session's byte limit allows. */
+void jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
+                            int64_t rowid);
+/* Whether jc_memo calls on the cache are in a memo session. */
+bool jc__cache_in_session(const jc_cache *cache);
+
 /* ---- the environment (cache/env.c) ---- */
 
 /* Reads a boolean JOBCACHE_* variable: 0 when unset (or the cache ignores

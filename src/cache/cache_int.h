@@ -11,6 +11,15 @@
 
 #include "cache/cache.h"
 
+/* A result kept by a memo session (session.c), under its key. */
+typedef struct jc__mslot {
+    uint8_t key[JC__KEY_LEN];
+    jc_value *value; /* NULL: an empty slot */
+    double seconds;
+    int64_t rowid;
+    int64_t hits; /* answered from memory since the hits were last written */
+} jc__mslot;
+
 struct jc_cache {
     jc__store *store; /* NULL when disabled */
     char *path;
@@ -89,6 +98,18 @@ struct jc_cache {
     /* evicted when the current run started, and the sum over runs ended:
      * the rest belongs to the session of jc_memo calls. */
     int64_t run_evicted0, run_evicted0_bytes, runs_evicted, runs_evicted_bytes;
+    /* The memo session (session.c): the snapshot's age bound and when it
+     * was taken (monotonic seconds; -1 before the first call), and the
+     * results kept in memory by key, an open-addressing table of cap
+     * slots (a power of two, at most half full), bytes of max_bytes. */
+    struct {
+        bool active;
+        double max_age, snapshot_at;
+        jc__mslot *slots;
+        size_t cap, n, bytes, max_bytes;
+        int64_t hits;      /* answered from memory, not written yet (in the slots' counts) */
+        double hits_saved; /* their compute seconds */
+    } session;
 };
 
 /*

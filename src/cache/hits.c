@@ -50,7 +50,8 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
      * after a failed attempt (the file locked by another process) only
      * 4096 hits later, so that a locked file costs one busy timeout per 4096
      * hits, not one per hit. */
-    if (!cache->running && cache->ntouched >= (cache->touch_flush_at ? cache->touch_flush_at : 4096)) {
+    if (!cache->running && !cache->session.active &&
+        cache->ntouched >= (cache->touch_flush_at ? cache->touch_flush_at : 4096)) {
         if (jc__store_begin(cache->store) == 0) {
             jc__cache_flush_touches(cache);
             jc__cache_commit(cache);
@@ -174,8 +175,8 @@ int jc__cache_flush_touches(jc_cache *cache)
 void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved)
 {
     jc__cache_settle_touches(cache);
-    *hits = (int64_t)cache->ntouched;
-    *saved = 0;
+    *hits = (int64_t)cache->ntouched + cache->session.hits;
+    *saved = cache->session.hits_saved;
     for (size_t i = 0; i < cache->ntouched; i++)
         *saved += cache->touched_secs[i];
 }

@@ -143,6 +143,8 @@ void jc_cache_close(jc_cache *cache)
 {
     if (!cache)
         return;
+    if (cache->session.active)
+        jc_memo_session_end(cache);
     if (cache->store && cache->memo.calls)
         jc__c_record_memo_session(cache);
     for (size_t i = 0; i < cache->memo.nfailures; i++)

@@ -61,6 +61,16 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     }
 
     jc__found found;
+    bool session = jc__cache_in_session(cache);
+    if (session && jc__cache_session_recall(cache, key, &found) == 1) {
+        /* Read (or computed) earlier in this session: counted as a hit by
+         * the session. */
+        jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
+        jc__r_free_args(argv, argc);
+        return found.value;
+    }
+    if (session)
+        jc__cache_session_hold(cache);
     int rc = jc__cache_lookup(cache, key, &found);
     if (rc < 0) {
         jc__r_free_args(argv, argc);
@@ -72,6 +82,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         rc = 0;
     }
     if (rc == 1) {
+        if (session)
+            jc__cache_session_keep(cache, key, found.value, found.seconds, found.rowid);
         jc__cache_touch(cache, &found, key);
         jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
         jc__r_free_args(argv, argc);
@@ -90,6 +102,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         return NULL;
     }
     jc__cache_store_result(cache, key, desc, argv, argc, value, secs);
+    if (session) /* touched as a hit if asked again: its rowid is not known here */
+        jc__cache_session_keep(cache, key, value, secs, -1);
     jc__r_free_args(argv, argc);
     return value;
 }

@@ -85,6 +85,11 @@ int jc__store_read_begin(jc__store *st)
     return st->ops->read_begin(st);
 }
 
+bool jc__store_reading(const jc__store *st)
+{
+    return st && st->ops->reading(st);
+}
+
 void jc__store_read_end(jc__store *st)
 {
     if (!st)

@@ -104,6 +104,9 @@ int jc__store_get_checks(jc__store *st, const uint8_t *const *keys, size_t n, jc
  * read locks). Ends by jc__store_read_end, or by any write. */
 int jc__store_read_begin(jc__store *st);
 void jc__store_read_end(jc__store *st);
+/* Whether a read transaction of jc__store_read_begin is still held (a write
+ * ends it). */
+bool jc__store_reading(const jc__store *st);
 
 /* What can make a rowid found by a lookup name another entry later: other
  * connections' commits (SQLite's data_version) and this connection's

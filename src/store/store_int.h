@@ -27,6 +27,7 @@ typedef struct jc__store_ops {
     int (*get_checks)(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
     int (*read_begin)(jc__store *st);
     void (*read_end)(jc__store *st);
+    bool (*reading)(const jc__store *st);
     int (*version)(jc__store *st, jc__store_ver *out);
     int (*touch_rowids)(jc__store *st, const int64_t *rowids, size_t n, double now);
     int (*touch)(jc__store *st, const uint8_t key[JC__KEY_LEN], double now);

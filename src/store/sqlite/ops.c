@@ -71,6 +71,11 @@ static void op_read_end(jc__store *st)
     jc__sqlite_read_end(SQ(st));
 }
 
+static bool op_reading(const jc__store *st)
+{
+    return SQC(st)->reading;
+}
+
 static int op_version(jc__store *st, jc__store_ver *out)
 {
     return jc__sqlite_version(SQ(st), out);
@@ -337,6 +342,7 @@ const jc__store_ops jc__sqlite_ops = {
     .get_checks = op_get_checks,
     .read_begin = op_read_begin,
     .read_end = op_read_end,
+    .reading = op_reading,
     .version = op_version,
     .touch_rowids = op_touch_rowids,
     .touch = op_touch,
