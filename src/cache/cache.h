@@ -142,9 +142,10 @@ void jc__cache_session_hold(jc_cache *cache);
 /* The result the session keeps under key: 1 with found->value a copy the
  * caller owns (seconds and rowid set), counted as a hit; 0 when none. */
 int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
-/* Keeps a copy of value under key, when the session's byte limit allows. */
-void jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
-                            int64_t rowid);
+/* Keeps a copy of value under key, when the session's byte limit allows;
+ * with hit, counts it as a hit then. Whether it was kept. */
+bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
+                            int64_t rowid, bool hit);
 /* Whether jc_memo calls on the cache are in a memo session. */
 bool jc__cache_in_session(const jc_cache *cache);
 

@@ -192,25 +192,29 @@ int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc
     return 1;
 }
 
-void jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
-                            int64_t rowid)
+bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
+                            int64_t rowid, bool hit)
 {
     if (!cache->store)
-        return; /* a disabled cache computes every call */
+        return false; /* a disabled cache computes every call */
     size_t bytes = value_bytes(value);
     if (bytes > cache->session.max_bytes || cache->session.bytes > cache->session.max_bytes - bytes ||
         !make_room(cache))
-        return;
+        return false;
     jc__mslot *s = slot_of(cache, key);
     if (s->value)
-        return; /* kept already */
+        return false; /* kept already */
     jc_value *copy = jc_value_copy(value);
     if (!copy)
-        return;
+        return false;
     memcpy(s->key, key, JC__KEY_LEN);
     s->value = copy;
     s->seconds = seconds;
     s->rowid = rowid;
+    s->hits = hit;
+    cache->session.hits += hit;
+    cache->session.hits_saved += hit ? seconds : 0;
     cache->session.n++;
     cache->session.bytes += bytes;
+    return true;
 }

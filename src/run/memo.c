@@ -82,9 +82,9 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         rc = 0;
     }
     if (rc == 1) {
-        if (session)
-            jc__cache_session_keep(cache, key, found.value, found.seconds, found.rowid);
-        jc__cache_touch(cache, &found, key);
+        /* Kept by the session, it counts the hit with those to come. */
+        if (!session || !jc__cache_session_keep(cache, key, found.value, found.seconds, found.rowid, true))
+            jc__cache_touch(cache, &found, key);
         jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
         jc__r_free_args(argv, argc);
         return found.value;
@@ -103,7 +103,7 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     }
     jc__cache_store_result(cache, key, desc, argv, argc, value, secs);
     if (session) /* touched as a hit if asked again: its rowid is not known here */
-        jc__cache_session_keep(cache, key, value, secs, -1);
+        jc__cache_session_keep(cache, key, value, secs, -1, false);
     jc__r_free_args(argv, argc);
     return value;
 }
