@@ -306,7 +306,7 @@ static int fill_the_disk(void *ctx)
     jc_stats *s = jc_cache_stats(c);
     CHECK(s);
     fprintf(stderr, "full disk: %lld of 4000 results stored\n", (long long)s->entries);
-    CHECK(s->entries >= 200 && s->entries < 4000);
+    CHECK(s->entries >= 100 && s->entries < 4000); /* 250 before schema 10, whose hit log takes a page */
     jc_stats_free(s);
     jc_verify_result vr;
     CHECK(jc_cache_verify(c, false, NULL, NULL, &vr) == 0 && vr.bad_entries == 0 && vr.file_problems == 0);
@@ -315,7 +315,7 @@ static int fill_the_disk(void *ctx)
     for (int x = 0; x < 4000; x++)
         jc_delayed(b, quick, jc_int(x));
     res = jc_run(b);
-    CHECK(res && jc_results_summary(res).cached >= 200);
+    CHECK(res && jc_results_summary(res).cached >= 100);
     jc_results_free(res);
     jc_batch_free(b);
     jc_cache_close(c);

@@ -825,6 +825,32 @@ static void inspect_verify_damaged_file_does_not_crash(void **state)
 
 /* ---- merge ---- */
 
+/* Appends count hits of the entry at rowid to the file's hit log (schema
+ * 10, store.h), as a run of another process would. */
+static void log_hits(const char *path, int64_t rowid, uint32_t count)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT key FROM entries WHERE rowid = ?1", -1, &q, NULL), SQLITE_OK);
+    sqlite3_bind_int64(q, 1, rowid);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    uint8_t rec[20];
+    memcpy(rec, sqlite3_column_blob(q, 0), 16);
+    sqlite3_finalize(q);
+    rec[16] = (uint8_t)count, rec[17] = (uint8_t)(count >> 8), rec[18] = (uint8_t)(count >> 16),
+    rec[19] = (uint8_t)(count >> 24);
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO hit_log (at, hits, saved, keys) VALUES (1.0, ?1, 0, ?2)", -1,
+                                        &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(q, 1, count);
+    sqlite3_bind_blob(q, 2, rec, sizeof rec, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+
 static void inspect_merge_adds_replaces_keeps(void **state)
 {
     (void)state;
@@ -837,6 +863,11 @@ static void inspect_merge_adds_replaces_keeps(void **state)
     seed(theirs, "f", "v1", 6, now - 200, 10); /* x = 0..5, x = 0..1 older, 2..3 newer below */
     /* Newer than mine, still in the past (times after now are clamped). */
     sql(theirs, "UPDATE entries SET created = created + 150, hits = 7 WHERE rowid IN (3, 4)");
+    /* Hits of theirs not folded yet (the hit log, schema 10): 3 more for
+     * x = 4, which is added, and 5 for x = 0, which mine keeps. */
+    log_hits(theirs, 5, 3);
+    log_hits(theirs, 1, 5);
+    int64_t hits5 = jc_test_sql_int(theirs, "SELECT hits FROM entries WHERE rowid = 5");
     jc_cache *c = open_cache(mine, 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
     assert_int_equal(r.added, 2);
@@ -846,6 +877,10 @@ static void inspect_merge_adds_replaces_keeps(void **state)
     jc_cache_close(c);
     assert_int_equal(count_rows(mine, "1"), 6);
     assert_int_equal(count_rows(mine, "hits = 7"), 2);
+    char q[256];
+    snprintf(q, sizeof q, "SELECT count(*) FROM entries WHERE hits = %lld", (long long)hits5 + 3);
+    assert_true(jc_test_sql_int(mine, q) >= 1);
+    assert_int_equal(jc_test_sql_int(theirs, "SELECT count(*) FROM hit_log"), 2); /* only read */
     assert_int_equal(count_rows(theirs, "1"), 6); /* the other file is only read */
 
     /* Again: everything is kept. Into itself: the same. */
@@ -856,6 +891,7 @@ static void inspect_merge_adds_replaces_keeps(void **state)
     assert_int_equal(jc_cache_merge(c, mine, &r), 0);
     assert_int_equal(r.kept, 6);
     jc_cache_close(c);
+    assert_true(jc_test_sql_int(mine, q) >= 1); /* merged again: counted once */
 }
 
 static void inspect_merge_rejects_bad_entries_and_bad_files(void **state)

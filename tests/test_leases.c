@@ -400,7 +400,7 @@ static void leases_hits_of_processes_at_once_are_all_counted(void **state)
     jc_batch_free(b);
     jc_cache_close(c);
     in_processes_at_once(PROCS, path, hit_runs);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), PROCS * HIT_RUNS * HIT_CALLS);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), PROCS * HIT_RUNS * HIT_CALLS);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(cached) FROM runs"), PROCS * HIT_RUNS * HIT_CALLS);
 }
 

@@ -241,9 +241,9 @@ static void memo_hit_counts_reach_the_file_after_close(void **state)
         jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
     jc_value_free(jc_memo(c, add, jc_int(2), jc_int(2)));
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 4);
-    assert_int_equal(jc_test_sql_int(path, "SELECT max(hits) FROM entries"), 3);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE last_used > created"), 2);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 4);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT max(hits) FROM entries"), 3);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT count(*) FROM entries WHERE last_used > created"), 2);
 }
 
 static void memo_many_hits_are_written_now_and_then_and_all_counted_at_close(void **state)
@@ -256,10 +256,10 @@ static void memo_many_hits_are_written_now_and_then_and_all_counted_at_close(voi
     for (int i = 0; i < 5000; i++)
         jc_value_free(jc_memo(c, add, jc_int(1), jc_int(1)));
     /* A program that only hits still writes its counts while it runs. */
-    int64_t while_open = jc_test_sql_int(path, "SELECT hits FROM entries");
+    int64_t while_open = jc_test_hits_sql(path, "SELECT hits FROM entries");
     assert_true(while_open >= 4096 && while_open <= 5000);
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 5000);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 5000);
 
     /* The same for hits inside a run's lookup transaction. */
     c = open_cache(path, 0);
@@ -274,8 +274,8 @@ static void memo_many_hits_are_written_now_and_then_and_all_counted_at_close(voi
         jc_batch_free(b);
     }
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries WHERE hits < 5000"), 5000);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 5000);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries WHERE hits < 5000"), 5000);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT count(*) FROM entries WHERE hits = 1"), 5000);
 }
 
 static void memo_readonly_answers_hits_and_computes_misses_without_storing(void **state)
@@ -298,7 +298,7 @@ static void memo_readonly_answers_hits_and_computes_misses_without_storing(void 
     jc_value_free(miss);
     jc_cache_close(c);
     assert_int_equal(count_entries(path), 1);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 0);
 }
 
 static void memo_and_batches_share_entries(void **state)
@@ -334,7 +334,7 @@ static void memo_recompute_computes_again_and_overwrites(void **state)
     jc_value_free(jc_memo(c, add, jc_int(1), jc_int(2)));
     jc_value_free(jc_memo(c, add, jc_int(1), jc_int(2))); /* a hit */
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 1);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 1);
 
     c = open_cache(path, JC_CACHE_RECOMPUTE);
     add_calls = 0;
@@ -346,7 +346,7 @@ static void memo_recompute_computes_again_and_overwrites(void **state)
     assert_int_equal(count_entries(path), 1);
     /* The entry's result is new; its hit count stays: storing a key never
      * resets it (issue 23). */
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 1);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 1);
 }
 
 
@@ -439,18 +439,18 @@ static void memo_hits_written_in_a_rolled_back_transaction_are_kept(void **state
     jc_value_free(jc_memo(c, describe, jc_str("a"), jc_kw("weight", jc_double(1)))); /* a hit, queued */
     assert_int_equal(jc__cache_write_begin(c), 0);    /* the hit written in it... */
     assert_int_equal(jc__cache_write_end(c, 0, false), 0); /* ...which rolls back */
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 0);
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 1);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 1);
 
     c = open_cache(path, 0);
     jc_value_free(jc_memo(c, describe, jc_str("a"), jc_kw("weight", jc_double(1))));
     assert_int_equal(jc__cache_write_begin(c), 0);
     assert_int_equal(jc__cache_write_end(c, 0, true), 0); /* committed */
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 2);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 2);
     jc_value_free(jc_memo(c, describe, jc_str("b"), jc_kw("weight", jc_double(2)))); /* a write */
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries WHERE rowid = 1"), 2);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries WHERE rowid = 1"), 2);
 }
 
 /* ---- memo sessions ---- */
@@ -513,9 +513,9 @@ static void memo_session_counts_its_hits(void **state)
     for (int round = 0; round < 5; round++) /* read from the snapshot each time: no memory */
         for (int64_t a = 0; a < 10; a++)
             memo_int(c, a);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0); /* not written yet */
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 0); /* not written yet */
     assert_int_equal(jc_memo_session_end(c), 0);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 50);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 50);
     /* Answered from memory: counted per key, shown by stats before they
      * are written, written at the end. */
     assert_int_equal(jc_memo_session_begin(c, NULL), 0);
@@ -527,8 +527,8 @@ static void memo_session_counts_its_hits(void **state)
     assert_int_equal(st->hits, 100);
     jc_stats_free(st);
     assert_int_equal(jc_memo_session_end(c), 0);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 100);
-    assert_int_equal(jc_test_sql_int(path, "SELECT min(hits) FROM entries"), 10);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 100);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT min(hits) FROM entries"), 10);
     jc_cache_close(c);
 }
 
@@ -640,7 +640,7 @@ static void memo_session_errors_and_failures(void **state)
     /* Left open: jc_cache_close ends it (and the sanitizers see nothing
      * leaked). */
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries WHERE function = 'add'"), 1);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries WHERE function = 'add'"), 1);
 }
 
 /* On a disabled cache a session keeps nothing: every call computes. */

@@ -22,6 +22,8 @@
  *                    run, and a pipeline of two calls, half(half(3.0)),
  *                    whose second key holds a reference; before inputs
  *                    read per run (9).
+ *   v9.jobcache      schema 9, main at 09bd3ae: the same, with inputs read
+ *                    per run; before the hit log (10).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -511,7 +513,6 @@ static void migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs(void 
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(JC__SCHEMA_VERSION, 9);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(inputs_read) FROM runs"), 0);
@@ -525,6 +526,46 @@ static void migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs(void 
     assert_int_equal(sum.runs, 1);
     assert_int_equal(sum.inputs_read, 1);
     jc_cache_close(c);
+}
+
+/* A schema-9 file gains the hit log: read-only, read as it is (its hits
+ * counted, nothing written); writable, migrated in place keeping every
+ * entry, hit count and run, and the hits of a rerun go to the log, counted
+ * by stats and folded into the entries. */
+static void migrate_a_schema_9_file_gets_the_hit_log(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v9.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 9);
+    jc_test_bytes before = jc_test_snapshot(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *st = jc_cache_stats(c);
+    assert_non_null(st);
+    assert_int_equal(st->hits, 5);
+    jc_stats_free(st);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_int_equal(run_v8_pipeline(c, true).cached, 2);
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 10);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 2);
+    assert_int_equal(run_v1_calls(c), 32);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5); /* in the log */
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM hit_log"), 32);
+    c = open_cache(path, 0);
+    st = jc_cache_stats(c);
+    assert_int_equal(st->hits, 37);
+    jc_stats_free(st);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 37); /* folded */
 }
 
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
@@ -618,6 +659,7 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_6_file_gets_evictions_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_7_file_gets_retries_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs),
+        cmocka_unit_test(migrate_a_schema_9_file_gets_the_hit_log),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

@@ -219,7 +219,63 @@ static void run_rerun_on_the_same_cache_is_all_hits(void **state)
     jc_cache_close(c);
     assert_int_equal(count_entries(path), 20);
     /* Each hit was counted in the file. */
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 20);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT count(*) FROM entries WHERE hits = 1"), 20);
+}
+
+/* Hits write no entry's row (issue 22): a rerun appends one row to the hit
+ * log, which stats counts at once (read-only too, without writing) and
+ * folds into the entries when it can write; the log is folded every 64
+ * rows, so that it stays short; a damaged row is dropped. */
+static void run_hits_go_to_the_hit_log_and_are_folded_later(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "hitlog.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    jc_results_free(run_adds(c, 0, 100));
+    jc_results_free(run_adds(c, 0, 100)); /* 100 hits */
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM hit_log"), 100);
+    assert_int_equal(jc_test_sql_int(path, "SELECT length(keys) FROM hit_log"), 100 * 20);
+    /* Read-only: counted, not written. */
+    jc_test_bytes before = jc_test_snapshot(path);
+    c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *st = jc_cache_stats(c);
+    assert_non_null(st);
+    assert_int_equal(st->hits, 100);
+    jc_stats_free(st);
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+    /* Writable: folded. */
+    c = open_cache(path, 0);
+    st = jc_cache_stats(c);
+    assert_int_equal(st->hits, 100);
+    jc_stats_free(st);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE hits = 1"), 100);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 0);
+    jc_cache_close(c);
+    /* 70 runs with a hit each: the log never holds 64 rows. */
+    for (int i = 0; i < 70; i++) {
+        c = open_cache(path, 0);
+        jc_results_free(run_adds(c, i, i + 1));
+        jc_cache_close(c);
+        assert_true(jc_test_sql_int(path, "SELECT count(*) FROM hit_log") < 64);
+    }
+    assert_int_equal(jc_test_sql_int(path, "SELECT (SELECT sum(hits) FROM entries) + (SELECT total(hits) FROM hit_log)"),
+                     170);
+    /* A damaged row: dropped at the fold, the others counted. */
+    char sql_bad[] = "INSERT INTO hit_log (at, hits, saved, keys) VALUES (1, 5, 0, x'01020304050607')";
+    assert_int_equal(jc_test_sql_exec(path, sql_bad), SQLITE_OK);
+    c = open_cache(path, 0);
+    st = jc_cache_stats(c);
+    assert_non_null(st);
+    jc_stats_free(st);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 170);
 }
 
 static void run_extending_a_sweep_computes_only_the_new_calls(void **state)
@@ -1139,6 +1195,7 @@ static void run_readonly_uses_hits_and_never_writes(void **state)
     jc_results_free(run_adds(c, 0, 5));
     jc_results_free(run_adds(c, 0, 2)); /* some hits, so that hits > 0 */
     jc_cache_close(c);
+    jc_test_fold_hits(path);
 
     size_t len0 = 0;
     void *bytes0 = jc_test_read_file(path, &len0);
@@ -2179,6 +2236,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(run_results_come_back_in_submission_order),
         cmocka_unit_test(run_rerun_on_the_same_cache_is_all_hits),
+        cmocka_unit_test(run_hits_go_to_the_hit_log_and_are_folded_later),
         cmocka_unit_test(run_extending_a_sweep_computes_only_the_new_calls),
         cmocka_unit_test(run_identical_calls_in_one_batch_are_computed_once_and_reported_for_each),
         cmocka_unit_test(run_on_result_fires_once_per_distinct_computed_call),

@@ -60,11 +60,14 @@ static int get_entry(jc__store *st, uint32_t i, jc__hit *hit)
     return jc__store_get(st, key, hit);
 }
 
+/* One hit of entry i at now: a row of the hit log (store.h), folded. */
 static int touch_entry(jc__store *st, uint32_t i, double now)
 {
-    uint8_t key[JC__KEY_LEN];
-    make_key(key, i);
-    return jc__store_touch(st, key, now);
+    uint8_t rec[JC__HIT_RECORD] = {0};
+    make_key(rec, i);
+    rec[JC__KEY_LEN] = 1; /* count 1, little-endian */
+    int rc = jc__store_hit_log_add(st, now, 1, 0, rec, sizeof rec);
+    return rc ? rc : jc__store_hit_log_fold(st, NULL);
 }
 
 static jc__store *open_ok(const char *path, unsigned flags)

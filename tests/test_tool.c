@@ -1237,6 +1237,7 @@ static void tool_stats_zero_stats_zeroes_hit_counts(void **state)
     jc_test_path(path, sizeof path, "zero.db");
     make_cache(path, 5, 0);
     make_cache(path, 5, 0); /* a rerun: 5 hits */
+    jc_test_fold_hits(path);
     sql(path, "UPDATE entries SET hits = 3, last_used = 1700000000.5 WHERE rowid = 1");
     expect(0, "of which 7 hits saved", "stats %s", path);
     int64_t runs = jc_test_sql_int(path, "SELECT count(*) FROM runs");

@@ -298,7 +298,7 @@ static void trust_stats_counts_pending_hits_while_the_file_is_locked(void **stat
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 2);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT sum(hits) FROM entries"), 2);
 }
 
 static int nap(jc_call *call)

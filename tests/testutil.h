@@ -304,6 +304,26 @@ static inline void jc_test_stderr_restore(int saved)
 
 #include <jobcache.h>
 
+/* Folds the hit log (schema 10: hits are appended to it, not written into
+ * their entries' rows) into the entries through the library, as
+ * inspection does, so that a test can read entries.hits and last_used. */
+static inline void jc_test_fold_hits(const char *path)
+{
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_IGNORE_ENV});
+    assert_non_null(c);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    jc_stats_free(s);
+    jc_cache_close(c);
+}
+
+/* jc_test_sql_int after jc_test_fold_hits: for queries of hit counts. */
+static inline int64_t jc_test_hits_sql(const char *path, const char *sql)
+{
+    jc_test_fold_hits(path);
+    return jc_test_sql_int(path, sql);
+}
+
 /* A double from its bits, and back. */
 static inline double jc_test_from_bits(uint64_t bits)
 {

@@ -24,7 +24,10 @@ except ImportError:
 # refused rather than misread. Schema 1: jobcache 0.1.0; 2: result checksums
 # and code fingerprints; 3: each entry's key format; 4: leases (tables this
 # reader does not need).
-MAX_SCHEMA = 9  # 7, 8, 9: evictions, retries and inputs read in the record of runs, which the reader does not read
+# 7, 8, 9: evictions, retries and inputs read in the record of runs, which
+# the reader does not read; 10: the hit log, whose hits not yet folded into
+# the entries it adds to their hit counts and last-used times.
+MAX_SCHEMA = 10
 # The key formats whose value encoding this reader decodes.
 KEY_FORMATS = (1,)
 
@@ -158,6 +161,7 @@ class Cache:
         try:
             self.schema = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            self._has_hit_log = "hit_log" in tables
         except sqlite3.DatabaseError as e:
             raise NotACacheError("'%s' is not a jobcache cache: %s" % (self.path, e)) from None
         if not {"entries", "meta"} <= tables:
@@ -237,10 +241,33 @@ class Cache:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created, rowid"
+        pending = self._pending_hits()
         for row in self._db.execute(sql, params):
-            e = self._entry(dict(zip(want + opt, row)))
+            r = dict(zip(want + opt, row))
+            more = pending.get(bytes(r["key"]))
+            if more:  # hits not folded yet (schema 10's hit log)
+                r["hits"] += more[0]
+                r["last_used"] = max(r["last_used"], more[1])
+            e = self._entry(r)
             if e is not None:
                 yield e
+
+    def _pending_hits(self):
+        """{key bytes: (hits, latest time)} of the hit log (schema 10): hits
+        recorded but not yet folded into their entries (docs/format.md)."""
+        pending = {}
+        if not getattr(self, "_has_hit_log", False):
+            return pending
+        for at, keys in self._db.execute("SELECT at, keys FROM hit_log ORDER BY id"):
+            keys = bytes(keys)
+            if len(keys) % 20:
+                continue  # damaged: jobcache drops it at the next fold
+            for off in range(0, len(keys), 20):
+                k = keys[off:off + 16]
+                n = int.from_bytes(keys[off + 16:off + 20], "little")
+                h, t = pending.get(k, (0, at))
+                pending[k] = (h + n, max(t, at))
+        return pending
 
     def _check_function(self, function, version):
         """UnknownFunctionError unless the cache holds entries of function

@@ -391,3 +391,21 @@ def test_key_inputs_other_than_values_decode():
         codec.decode(msgpack.packb(msgpack.ExtType(4, b"\x02\x01" + digest)))
     with pytest.raises(jobcache.DecodeError):
         codec.decode(msgpack.packb(msgpack.ExtType(5, b"\x02")))
+
+
+def test_hits_in_the_hit_log_count(all_copy):
+    """Schema 10 appends hits to a log that jobcache folds into the entries
+    later; the reader adds the hits not folded yet, and their time."""
+    raw = sqlite3.connect(all_copy)
+    key, hits, used = raw.execute("SELECT key, hits, last_used FROM entries ORDER BY rowid LIMIT 1").fetchone()
+    rec = bytes(key) + (4).to_bytes(4, "little")
+    raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (?, 4, 0, ?)", (used + 100, rec))
+    raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (?, 2, 0, ?)", (used + 50, rec[:16] + (2).to_bytes(4, "little")))
+    raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (1, 9, 0, x'0102')")  # damaged: skipped
+    raw.commit()
+    raw.close()
+    with jobcache.open(all_copy) as c:
+        e = c.get(bytes(key))
+        assert e.hits == hits + 6
+        assert e.last_used == used + 100
+        assert sum(x.hits for x in c) == hits + 6

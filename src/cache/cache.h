@@ -133,6 +133,12 @@ int jc__cache_lease_release(jc_cache *cache, uint8_t *keys, size_t n);
 /* Releases every claim of this process, in a transaction of its own. */
 int jc__cache_lease_end(jc_cache *cache);
 
+/* Queues count hits of key that saved seconds in all (cache/hits.c). */
+void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds);
+/* Folds the hit log of every process into the entries' hit counts and
+ * last-used times (store.h). Inside a write transaction. */
+int jc__cache_fold_hits(jc_cache *cache);
+
 /* ---- memo sessions (cache/session.c) ---- */
 
 /* In a memo session: holds the snapshot for the next lookup (a new one when
@@ -206,8 +212,11 @@ int jc__cache_store_result(jc_cache *cache, const uint8_t key[JC__KEY_LEN], cons
  * began (the release was attempted: bookkeeping, its failures are not
  * reported), else the begin's code (the file locked: try again later). */
 int jc__cache_renew_leases(jc_cache *cache, uint8_t *release, size_t nrelease, double ttl);
-/* Writes the queued hits in a transaction of their own: 0 at once when
- * none is queued, the cache is read-only, or a transaction is open. */
+/* Each sound row of the cache's hit log not yet folded (store.h). */
+int jc__cache_hit_log_each(jc_cache *cache, jc__hit_log_fn fn, void *ctx);
+/* Writes the queued hits, and folds the hit log of every process into the
+ * entries, in a transaction of their own: 0 at once when there is nothing
+ * to write, the cache is read-only, or a transaction is open. */
 int jc__cache_sync_hits(jc_cache *cache);
 
 /* ---- state of the handle ---- */

@@ -44,18 +44,14 @@ struct jc_cache {
     jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
     const jc_function *memo_desc;
     unsigned long memo_gen;
-    /* Hits not yet written: their keys (JC__KEY_LEN bytes each) and
-     * compute seconds, and the time of the latest. */
+    /* Hits not yet written: their keys (JC__KEY_LEN bytes each), counts and
+     * compute seconds saved, the sum of the counts, and the time of the
+     * latest. Written as one row of the hit log (store.h). */
     uint8_t *touched;
-    int64_t *touched_rowids;
+    uint32_t *touched_counts;
     double *touched_secs;
     double touched_last;
-    /* The store's version when the first queued hit was looked up, and
-     * whether every queued hit was looked up under that same version: then
-     * their rowids still name their entries, and are recorded by rowid. */
-    int64_t touch_ver_data;
-    uint64_t touch_ver_deletes;
-    bool touch_ver_ok;
+    uint64_t touched_hits;
     size_t ntouched, touched_cap;
     /* The first touch_flushed queued hits are written in write transaction
      * touch_txn (jc__store_txn_id), not yet known committed: dropped from

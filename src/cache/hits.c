@@ -14,10 +14,9 @@
 #include "function/fingerprint.h"
 #include "cache_int.h"
 
-void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN])
+/* Queues count hits of key that saved seconds in all. */
+static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
 {
-    if (!jc__cache_writable(cache))
-        return;
     if (cache->ntouched == cache->touched_cap) {
         size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
         uint8_t *t = realloc(cache->touched, cap * JC__KEY_LEN);
@@ -26,27 +25,35 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
         double *secs = realloc(cache->touched_secs, cap * sizeof *secs);
         if (secs)
             cache->touched_secs = secs;
-        int64_t *ids = realloc(cache->touched_rowids, cap * sizeof *ids);
-        if (ids)
-            cache->touched_rowids = ids;
-        if (!t || !secs || !ids)
+        uint32_t *counts = realloc(cache->touched_counts, cap * sizeof *counts);
+        if (counts)
+            cache->touched_counts = counts;
+        if (!t || !secs || !counts)
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
         cache->touched_cap = cap;
     }
-    if (cache->ntouched == 0) {
-        cache->touch_ver_data = f->ver_data;
-        cache->touch_ver_deletes = f->ver_deletes;
-        cache->touch_ver_ok = f->ver_data >= 0;
-    } else if (f->ver_data != cache->touch_ver_data || f->ver_deletes != cache->touch_ver_deletes) {
-        cache->touch_ver_ok = false;
-    }
     memcpy(cache->touched + JC__KEY_LEN * cache->ntouched, key, JC__KEY_LEN);
-    cache->touched_secs[cache->ntouched] = f->seconds;
-    cache->touched_rowids[cache->ntouched] = f->rowid;
+    cache->touched_secs[cache->ntouched] = seconds;
+    cache->touched_counts[cache->ntouched] = count;
     cache->ntouched++;
+    cache->touched_hits += count;
     cache->touched_last = jc__now();
+}
+
+void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
+{
+    if (jc__cache_writable(cache) && count)
+        queue_hits(cache, key, count, seconds);
+}
+
+void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN])
+{
+    if (!jc__cache_writable(cache))
+        return;
+    queue_hits(cache, key, 1, f->seconds);
     /* A program that only ever hits (jc_memo in a loop) still writes its hit
-     * counts now and then. Not during a run, which writes them itself; and
+     * counts now and then. Not during a run, which writes them itself, nor
+     * in a memo session, which writes them when it renews its snapshot; and
      * after a failed attempt (the file locked by another process) only
      * 4096 hits later, so that a locked file costs one busy timeout per 4096
      * hits, not one per hit. */
@@ -62,56 +69,50 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
     }
 }
 
-static int cmp_key(const void *a, const void *b)
+static int cmp_record(const void *a, const void *b)
 {
     return memcmp(a, b, JC__KEY_LEN);
 }
 
-/* Whether the queued keys are distinct. Sorting them also puts the updates
- * in index order, which is kinder to the page cache. (The compute seconds
- * beside them are only needed before a flush, by jc_cache_stats.) */
-static bool distinct_keys(jc_cache *cache)
+/* The queued hits as one row of the hit log (store.h): records of key and
+ * count, in key order, a key hit several times (jc_memo in a loop) once
+ * with its count. Malloc'd, *len bytes; NULL when out of memory. */
+static uint8_t *log_row(const jc_cache *cache, size_t *len)
 {
-    qsort(cache->touched, cache->ntouched, JC__KEY_LEN, cmp_key);
-    for (size_t i = 1; i < cache->ntouched; i++)
-        if (memcmp(cache->touched + JC__KEY_LEN * i, cache->touched + JC__KEY_LEN * (i - 1), JC__KEY_LEN) == 0)
-            return false;
-    return true;
-}
-
-static int cmp_int64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Whether the queued rowids are distinct (jc_memo may hit one entry many
- * times: those are counted one by one); sorts them, in table order. Called
- * only on the way to recording by rowid, after which the queue is emptied:
- * the keys beside them are not needed any more. */
-static bool distinct_rowids(jc_cache *cache)
-{
-    qsort(cache->touched_rowids, cache->ntouched, sizeof *cache->touched_rowids, cmp_int64);
-    for (size_t i = 1; i < cache->ntouched; i++)
-        if (cache->touched_rowids[i] == cache->touched_rowids[i - 1])
-            return false;
-    return true;
-}
-
-/* Queued keys that repeat (jc_memo in a loop hits one entry many times),
- * sorted by distinct_keys: one statement per distinct key, with its count. */
-static int touch_each(jc_cache *cache, double at)
-{
-    int rc = 0;
-    for (size_t i = 0; i < cache->ntouched && !rc;) {
-        const uint8_t *key = cache->touched + JC__KEY_LEN * i;
-        size_t j = i + 1;
-        while (j < cache->ntouched && memcmp(cache->touched + JC__KEY_LEN * j, key, JC__KEY_LEN) == 0)
-            j++;
-        rc = jc__store_touch_n(cache->store, key, (int64_t)(j - i), at);
-        i = j;
+    size_t n = cache->ntouched;
+    uint8_t *rec = malloc(n * JC__HIT_RECORD);
+    if (!rec)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *r = rec + JC__HIT_RECORD * i;
+        memcpy(r, cache->touched + JC__KEY_LEN * i, JC__KEY_LEN);
+        memcpy(r + JC__KEY_LEN, &cache->touched_counts[i], 4); /* summed below, then made little-endian */
     }
-    return rc;
+    qsort(rec, n, JC__HIT_RECORD, cmp_record);
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *r = rec + JC__HIT_RECORD * i;
+        uint32_t c;
+        memcpy(&c, r + JC__KEY_LEN, 4);
+        if (out && memcmp(rec + JC__HIT_RECORD * (out - 1), r, JC__KEY_LEN) == 0) {
+            uint32_t prev;
+            memcpy(&prev, rec + JC__HIT_RECORD * (out - 1) + JC__KEY_LEN, 4);
+            c = prev > UINT32_MAX - c ? UINT32_MAX : prev + c;
+            memcpy(rec + JC__HIT_RECORD * (out - 1) + JC__KEY_LEN, &c, 4);
+            continue;
+        }
+        if (out != i)
+            memmove(rec + JC__HIT_RECORD * out, r, JC__HIT_RECORD);
+        out++;
+    }
+    for (size_t i = 0; i < out; i++) {
+        uint8_t *r = rec + JC__HIT_RECORD * i + JC__KEY_LEN;
+        uint32_t c;
+        memcpy(&c, r, 4);
+        r[0] = (uint8_t)c, r[1] = (uint8_t)(c >> 8), r[2] = (uint8_t)(c >> 16), r[3] = (uint8_t)(c >> 24);
+    }
+    *len = out * JC__HIT_RECORD;
+    return rec;
 }
 
 void jc__cache_touches_committed(jc_cache *cache, uint64_t txn)
@@ -120,7 +121,9 @@ void jc__cache_touches_committed(jc_cache *cache, uint64_t txn)
         return;
     size_t n = cache->touch_flushed, rest = cache->ntouched - n;
     memmove(cache->touched, cache->touched + JC__KEY_LEN * n, rest * JC__KEY_LEN);
-    memmove(cache->touched_rowids, cache->touched_rowids + n, rest * sizeof *cache->touched_rowids);
+    for (size_t i = 0; i < n; i++)
+        cache->touched_hits -= cache->touched_counts[i];
+    memmove(cache->touched_counts, cache->touched_counts + n, rest * sizeof *cache->touched_counts);
     memmove(cache->touched_secs, cache->touched_secs + n, rest * sizeof *cache->touched_secs);
     cache->ntouched = rest;
     cache->touch_flushed = 0;
@@ -142,41 +145,49 @@ int jc__cache_flush_touches(jc_cache *cache)
     uint64_t current = jc__store_txn_id(cache->store);
     if (cache->touch_flushed && current == cache->touch_txn)
         return 0; /* written in this transaction; hits since wait for the next */
-    /* All queued hits get the time of the latest: last_used orders
-     * eviction, and a few milliseconds do not change that order. A key hit
-     * twice (jc_memo in a loop) is counted twice, as the chunked statement
-     * would count it once: those go one by one. Hits are recorded by key,
-     * not rowid: an entry removed and stored anew since (its rowid reused)
-     * must not get another entry's hits. */
-    double latest = cache->touched_last;
-    int rc;
-    /* By rowid when every queued hit was found under the store's current
-     * version (no other process has committed since, this one removed
-     * nothing): a rowid cannot name another entry then, and the rowid
-     * B-tree is what the update walks anyway. Else by key. */
-    jc__store_ver now;
-    if (cache->touch_ver_ok && jc__store_version(cache->store, &now) == 0 && now.data == cache->touch_ver_data &&
-        now.deletes == cache->touch_ver_deletes && distinct_rowids(cache))
-        rc = jc__store_touch_rowids(cache->store, cache->touched_rowids, cache->ntouched, latest);
-    else
-        rc = distinct_keys(cache) ? jc__store_touch_many(cache->store, cache->touched, cache->ntouched, latest)
-                                  : touch_each(cache, latest);
-    /* A failure may have written some chunks and the caller may commit
-     * anyway (hit counts are bookkeeping): they count as written in this
-     * transaction, so that none is written twice; if it rolls back, all of
-     * them are written again. */
+    /* One row of the hit log, whatever the number of hits: no entry's row
+     * is written (folded later, jc__cache_fold_hits). All of them get the
+     * time of the latest: last_used orders eviction, and a few
+     * milliseconds do not change that order. */
+    size_t len = 0;
+    uint8_t *row = log_row(cache, &len);
+    if (!row)
+        return jc__set_error(JC_ENOMEM, "out of memory recording %zu hits", cache->ntouched);
+    double saved = 0;
+    for (size_t i = 0; i < cache->ntouched; i++)
+        saved += cache->touched_secs[i];
+    int rc = jc__store_hit_log_add(cache->store, cache->touched_last, (int64_t)cache->touched_hits, saved, row, len);
+    free(row);
+    /* The log is folded now and then, so that it stays short. */
+    int64_t rows = 0, hits = 0;
+    double s = 0;
+    if (!rc && current && jc__store_hit_log_pending(cache->store, &rows, &hits, &s) == 0 &&
+        rows >= JC__HIT_LOG_FOLD_EVERY)
+        rc = jc__store_hit_log_fold(cache->store, NULL);
+    /* A failure may be committed anyway by the caller (hit counts are
+     * bookkeeping): they count as written in this transaction, so that none
+     * is written twice; if it rolls back, all of them are written again. */
     if (current == 0)
-        cache->ntouched = 0; /* outside a transaction: each statement committed */
+        cache->ntouched = 0, cache->touched_hits = 0; /* outside a transaction: committed */
     else
         cache->touch_flushed = cache->ntouched, cache->touch_txn = current;
     return rc;
 }
 
+int jc__cache_fold_hits(jc_cache *cache)
+{
+    return jc__store_hit_log_fold(cache->store, NULL);
+}
+
 void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved)
 {
     jc__cache_settle_touches(cache);
-    *hits = (int64_t)cache->ntouched + cache->session.hits;
-    *saved = cache->session.hits_saved;
+    int64_t rows = 0, logged = 0;
+    double logged_saved = 0;
+    if (jc__store_hit_log_pending(cache->store, &rows, &logged, &logged_saved))
+        logged = 0, logged_saved = 0;
+    *hits = (int64_t)cache->touched_hits + cache->session.hits + logged;
+    *saved = cache->session.hits_saved + logged_saved;
     for (size_t i = 0; i < cache->ntouched; i++)
         *saved += cache->touched_secs[i];
 }

@@ -176,7 +176,7 @@ void jc_cache_close(jc_cache *cache)
     free(cache->too_large);
     free(cache->touched);
     free(cache->touched_secs);
-    free(cache->touched_rowids);
+    free(cache->touched_counts);
     free(cache->warned);
     free(cache->path);
     free(cache);

@@ -79,38 +79,28 @@ static bool make_room(jc_cache *cache)
     return true;
 }
 
-/* Writes the hits of results answered from memory, one statement per key
- * with its count, inside the caller's write transaction. */
-static int write_slot_hits(jc_cache *cache)
-{
-    double now = jc__now();
-    for (size_t i = 0; i < cache->session.cap; i++) {
-        jc__mslot *s = &cache->session.slots[i];
-        if (s->value && s->hits) {
-            int rc = jc__store_touch_n(cache->store, s->key, s->hits, now);
-            if (rc)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-/* Ends the snapshot and writes the hits counted so far (bookkeeping: a
- * failure leaves them counted for the next chance). */
+/* Ends the snapshot and writes the hits counted so far, those answered
+ * from memory with them, one record per key (bookkeeping: a failure leaves
+ * them queued for the next chance). */
 static void let_go(jc_cache *cache)
 {
     jc__store_read_end(cache->store);
-    if ((!cache->ntouched && !cache->session.hits) || !jc__cache_writable(cache) ||
-        jc__store_begin(cache->store) != 0)
-        return;
-    if (jc__cache_flush_touches(cache) == 0 && write_slot_hits(cache) == 0 && jc__cache_commit(cache) == 0) {
-        for (size_t i = 0; i < cache->session.cap; i++)
-            cache->session.slots[i].hits = 0;
-        cache->session.hits = 0;
-        cache->session.hits_saved = 0;
-    } else {
-        jc__store_rollback(cache->store);
+    for (size_t i = 0; cache->session.hits && i < cache->session.cap; i++) {
+        jc__mslot *s = &cache->session.slots[i];
+        if (s->value && s->hits) {
+            jc__cache_touch_n(cache, s->key, (uint32_t)(s->hits > UINT32_MAX ? UINT32_MAX : s->hits),
+                              s->seconds * (double)s->hits);
+            s->hits = 0;
+        }
     }
+    cache->session.hits = 0;
+    cache->session.hits_saved = 0;
+    if (!cache->ntouched || !jc__cache_writable(cache) || jc__store_begin(cache->store) != 0)
+        return;
+    if (jc__cache_flush_touches(cache) == 0)
+        jc__cache_commit(cache);
+    else
+        jc__store_rollback(cache->store);
 }
 
 int jc_memo_session_begin(jc_cache *cache, const jc_memo_session_options *opts)

@@ -118,7 +118,11 @@ int jc__cache_enforce_size(jc_cache *cache)
     int rc = jc__store_begin(cache->store);
     if (rc)
         return rc;
-    jc__cache_flush_touches(cache); /* an entry just hit counts as used */
+    /* An entry just hit counts as used: this process's hits, and the hit
+     * log of every process, folded into last_used first. */
+    jc__cache_flush_touches(cache);
+    if (jc__store_in_transaction(cache->store))
+        jc__cache_fold_hits(cache);
     /* At most half of the entries the epoch found (issue 23: an absurd
      * limit emptied a cache of 794 entries without a word). */
     if (cache->epoch_base < 0)

@@ -83,8 +83,14 @@ int jc__cache_renew_leases(jc_cache *cache, uint8_t *release, size_t nrelease, d
 
 int jc__cache_sync_hits(jc_cache *cache)
 {
-    if (!jc__cache_pending(cache) || !jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+    if (!jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
         return 0;
+    int64_t rows = 0, hits = 0;
+    double saved = 0;
+    if (!jc__cache_pending(cache) && (jc__store_hit_log_pending(cache->store, &rows, &hits, &saved) || !rows))
+        return 0;
+    /* The hits of this process, then the log of every process, into the
+     * entries: what inspection shows per entry is then up to date. */
     int rc = jc__cache_write_begin(cache);
-    return rc ? rc : jc__cache_write_end(cache, 0, true);
+    return rc ? rc : jc__cache_write_end(cache, jc__cache_fold_hits(cache), true);
 }

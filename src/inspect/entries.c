@@ -112,6 +112,10 @@ jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter)
     jc_entries *it = NULL;
     if (jc__i_usable(cache, "jc_entries_query") || jc__i_to_select(filter, &q, "jc_entries_query"))
         return NULL;
+    /* Hit counts and last-used times as they are: the hit log folded in
+     * first, where the file can be written (bookkeeping: a failure, a
+     * locked file, lists the entries as they stand). */
+    jc__cache_sync_hits(cache);
     it = calloc(1, sizeof *it);
     if (!it) {
         jc__set_error(JC_ENOMEM, "out of memory listing entries");
@@ -226,6 +230,8 @@ int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info)
         rc = jc__set_error(JC_EINVAL, "jc_entry_find: NULL %s", hex_prefix ? "info" : "key prefix");
     if (!rc)
         rc = prefix_range(hex_prefix, lo, hi);
+    if (!rc)
+        jc__cache_sync_hits(cache); /* as jc_entries_query */
     if (!rc)
         rc = jc__cache_find_range(cache, lo, hi, &r);
     if (rc == 0)

@@ -61,6 +61,8 @@ int jc_cache_prune(jc_cache *cache, const jc_prune_options *opts, bool dry_run, 
         rc = check_prune_options(opts);
     if (!rc && dry_run)
         rc = jc__i_prepare_dry_run(cache, what);
+    else if (!rc) /* last-used times up to date (the hit log folded) */
+        rc = jc__cache_sync_hits(cache);
     if (!rc)
         rc = jc__cache_prune(cache, opts, dry_run, &c, &b);
     if (rc)

@@ -104,34 +104,6 @@ int jc__store_version(jc__store *st, jc__store_ver *out)
     return st->ops->version(st, out);
 }
 
-int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now)
-{
-    if (!st)
-        return no_store();
-    return st->ops->touch_rowids(st, rowids, n, now);
-}
-
-int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
-{
-    if (!st)
-        return no_store();
-    return st->ops->touch(st, key, now);
-}
-
-int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
-{
-    if (!st)
-        return no_store();
-    return st->ops->touch_n(st, key, hits, now);
-}
-
-int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
-{
-    if (!st)
-        return no_store();
-    return st->ops->touch_many(st, keys, n, now);
-}
-
 int jc__store_put(jc__store *st, const jc__entry_in *e)
 {
     if (!st)
@@ -251,6 +223,34 @@ int jc__store_users(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_
     if (!st)
         return no_store();
     return st->ops->users(st, check, fn, ctx);
+}
+
+int jc__store_hit_log_add(jc__store *st, double at, int64_t hits, double saved, const void *blob, size_t len)
+{
+    if (!st)
+        return no_store();
+    return st->ops->hit_log_add(st, at, hits, saved, blob, len);
+}
+
+int jc__store_hit_log_fold(jc__store *st, int64_t *rows)
+{
+    if (!st)
+        return no_store();
+    return st->ops->hit_log_fold(st, rows);
+}
+
+int jc__store_hit_log_pending(jc__store *st, int64_t *rows, int64_t *hits, double *saved)
+{
+    if (!st)
+        return no_store();
+    return st->ops->hit_log_pending(st, rows, hits, saved);
+}
+
+int jc__store_hit_log_each(jc__store *st, jc__hit_log_fn fn, void *ctx)
+{
+    if (!st)
+        return no_store();
+    return st->ops->hit_log_each(st, fn, ctx);
 }
 
 int jc__store_zero_hits(jc__store *st, int64_t *count)

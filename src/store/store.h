@@ -27,9 +27,9 @@
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
  * runs; 6 the names of parameters; 7 evictions, 8 retries and 9 inputs read
- * per run. store/sqlite/schema.c keeps the chain of
+ * per run; 10 the hit log. store/sqlite/schema.c keeps the chain of
  * migrations between them. */
-#define JC__SCHEMA_VERSION 9
+#define JC__SCHEMA_VERSION 10
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -60,7 +60,7 @@ const char *jc__store_path(const jc__store *st);
  * timeout). Nested begin calls are counted; the outermost commit commits.
  * An inner rollback dooms the whole transaction: the outermost commit then
  * rolls back and returns JC_EIO. Commit or rollback without begin is
- * JC_EINVAL. On a read-only store begin, put, touch and delete return
+ * JC_EINVAL. On a read-only store begin, put, the hit log and delete return
  * JC_EREADONLY. A lock held past the busy timeout gives JC_EBUSY. A store
  * used in a process other than the one that opened it refuses every call
  * (JC_EINVAL): an SQLite connection must not cross fork. */
@@ -117,18 +117,6 @@ typedef struct jc__store_ver {
     uint64_t deletes;
 } jc__store_ver;
 int jc__store_version(jc__store *st, jc__store_ver *out);
-/* Records hits by rowid (n distinct rowids, one last_used): the fast way,
- * for rowids known to be current (jc__store_version unchanged since they
- * were found). */
-int jc__store_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now);
-/* Records a hit on the entry under key: hits += 1, last_used = now. By key,
- * not rowid: an entry removed and replaced since the hit (its rowid reused)
- * must not get the hit. No entry under key any more is not an error. */
-int jc__store_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now);
-/* The same for hits hits of one entry at once (jc_memo in a loop). */
-int jc__store_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now);
-/* The same for n distinct keys (keys + JC__KEY_LEN * i), one last_used. */
-int jc__store_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now);
 
 /* What a store writes. */
 typedef struct jc__entry_in {
@@ -274,6 +262,29 @@ int jc__store_clamp_future(jc__store *st, int64_t *count);
  * of evictions (jc__store_facts); *count (may be NULL) gets how many
  * entries had hits. Call inside a write transaction. */
 int jc__store_zero_hits(jc__store *st, int64_t *count);
+
+/* The hit log (schema 10): hits are recorded as rows, each the distinct
+ * keys of one flush in key order, JC__HIT_RECORD bytes each (the 16-byte
+ * key, then its count as a little-endian uint32), with the time (at), their
+ * total (hits) and the compute seconds they saved; folded into the
+ * entries' hit counts and last-used times (hits += count, last_used =
+ * max(last_used, at)) later: at inspection, before eviction, and every
+ * JC__HIT_LOG_FOLD_EVERY rows. So a hit costs no write of its entry's row
+ * (issue 22). Adding and folding need a write transaction; on a file older
+ * than schema 10 (read as it is) there is no log: pending is 0, each
+ * yields nothing, fold does nothing. */
+#define JC__HIT_RECORD 20
+#define JC__HIT_LOG_FOLD_EVERY 64
+typedef int (*jc__hit_log_fn)(void *ctx, double at, int64_t hits, double saved, const void *blob, size_t len);
+int jc__store_hit_log_add(jc__store *st, double at, int64_t hits, double saved, const void *blob, size_t len);
+/* Folds every row and empties the log; *rows (may be NULL) gets how many
+ * rows (a damaged row, a blob not a multiple of JC__HIT_RECORD bytes, is
+ * dropped unread). */
+int jc__store_hit_log_fold(jc__store *st, int64_t *rows);
+/* The log's rows, hits and saved seconds not yet folded. */
+int jc__store_hit_log_pending(jc__store *st, int64_t *rows, int64_t *hits, double *saved);
+/* Calls fn for each sound row, oldest first; stops at its first nonzero. */
+int jc__store_hit_log_each(jc__store *st, jc__hit_log_fn fn, void *ctx);
 /* Pipelines: the key of an entry whose result has checksum check (1, key
  * filled; 0 when none); and each entry whose arguments refer to that
  * result (jc_use: ext 6 with check), as fn(ctx, key, its own checksum or

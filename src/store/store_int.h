@@ -29,10 +29,6 @@ typedef struct jc__store_ops {
     void (*read_end)(jc__store *st);
     bool (*reading)(const jc__store *st);
     int (*version)(jc__store *st, jc__store_ver *out);
-    int (*touch_rowids)(jc__store *st, const int64_t *rowids, size_t n, double now);
-    int (*touch)(jc__store *st, const uint8_t key[JC__KEY_LEN], double now);
-    int (*touch_n)(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now);
-    int (*touch_many)(jc__store *st, const uint8_t *keys, size_t n, double now);
     int (*put)(jc__store *st, const jc__entry_in *e);
     int (*params_put)(jc__store *st, const char *function, const char *version, const char *names);
     int (*params_get)(jc__store *st, const char *function, const char *version, char **names);
@@ -49,6 +45,10 @@ typedef struct jc__store_ops {
     int (*remove)(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
     int (*clamp_future)(jc__store *st, int64_t *count);
     int (*zero_hits)(jc__store *st, int64_t *count);
+    int (*hit_log_add)(jc__store *st, double at, int64_t hits, double saved, const void *blob, size_t len);
+    int (*hit_log_fold)(jc__store *st, int64_t *rows);
+    int (*hit_log_pending)(jc__store *st, int64_t *rows, int64_t *hits, double *saved);
+    int (*hit_log_each)(jc__store *st, jc__hit_log_fn fn, void *ctx);
     int (*by_check)(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
     int (*users)(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
     int (*remove_stale)(jc__store *st, int64_t *count, int64_t *bytes);

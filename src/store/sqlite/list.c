@@ -355,6 +355,8 @@ int jc__sqlite_zero_hits(jc__sqlite *st, int64_t *count)
     rc = jc__sq_run_sql(st, "UPDATE entries SET hits = 0 WHERE hits <> 0", "zeroing the hit counts");
     if (!rc && count)
         *count = sqlite3_changes(st->db);
+    if (!rc && st->schema >= 10) /* hits not folded yet go too */
+        rc = jc__sq_run_sql(st, "DELETE FROM hit_log", "emptying the hit log");
     if (!rc)
         rc = jc__sq_run_sql(st, "DELETE FROM meta WHERE name IN ('stats.evicted', 'stats.evicted-bytes')",
                             "zeroing the counts of evictions");

@@ -324,22 +324,6 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
     return rc;
 }
 
-int jc__sqlite_touch(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], double now)
-{
-    return jc__sqlite_touch_n(st, key, 1, now);
-}
-
-int jc__sqlite_touch_n(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
-{
-    int rc = jc__sq_store_enter_write(st, "record a hit");
-    if (rc)
-        return rc;
-    sqlite3_bind_double(st->touch, 1, now);
-    sqlite3_bind_blob(st->touch, 2, key, JC__KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st->touch, 3, hits);
-    return jc__sq_step_done(st, st->touch, "recording a hit");
-}
-
 int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out)
 {
     int rc = jc__sq_store_enter(st);
@@ -352,45 +336,6 @@ int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out)
     out->deletes = st->deletes;
     sqlite3_reset(st->data_version);
     return step == SQLITE_ROW ? 0 : jc__sq_store_error(st, step, "reading the data version");
-}
-
-int jc__sqlite_touch_rowids(jc__sqlite *st, const int64_t *rowids, size_t n, double now)
-{
-    int rc = jc__sq_store_enter_write(st, "record hits");
-    size_t i = 0;
-    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
-        sqlite3_bind_double(st->touch_rowids, 1, now);
-        for (int k = 0; k < TOUCH_CHUNK; k++)
-            sqlite3_bind_int64(st->touch_rowids, k + 2, rowids[i + (size_t)k]);
-        rc = jc__sq_step_done(st, st->touch_rowids, "recording hits");
-    }
-    if (!rc && i < n) {
-        /* The rest in one more statement, padded with NULLs. */
-        sqlite3_bind_double(st->touch_rowids, 1, now);
-        for (size_t k = 0; k < TOUCH_CHUNK; k++)
-            if (i + k < n)
-                sqlite3_bind_int64(st->touch_rowids, (int)k + 2, rowids[i + k]);
-            else
-                sqlite3_bind_null(st->touch_rowids, (int)k + 2); /* IN (NULL) matches no row */
-        rc = jc__sq_step_done(st, st->touch_rowids, "recording hits");
-    }
-    return rc;
-}
-
-int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double now)
-{
-    int rc = jc__sq_store_enter_write(st, "record hits");
-    size_t i = 0;
-    for (; !rc && n - i >= TOUCH_CHUNK; i += TOUCH_CHUNK) {
-        sqlite3_bind_double(st->touch_many, 1, now);
-        for (int k = 0; k < TOUCH_CHUNK; k++)
-            sqlite3_bind_blob(st->touch_many, k + 2, keys + JC__KEY_LEN * (i + (size_t)k), JC__KEY_LEN,
-                              SQLITE_STATIC);
-        rc = jc__sq_step_done(st, st->touch_many, "recording hits");
-    }
-    for (; !rc && i < n; i++)
-        rc = jc__sqlite_touch(st, keys + JC__KEY_LEN * i, now);
-    return rc;
 }
 
 bool jc__sqlite_want_created(jc__sqlite *st, bool want)

@@ -349,25 +349,7 @@ static int prepare_all(jc__sqlite *st)
         rc = jc__sq_prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
-    rc = jc__sq_prepare(st, "UPDATE entries SET hits = hits + ?3, last_used = ?1 WHERE key = ?2", &st->touch);
-    if (!rc) {
-        /* UPDATE ... WHERE key IN (?2, ..., ?TOUCH_CHUNK+1): one statement
-         * records TOUCH_CHUNK hits, so a warm rerun does not pay a statement
-         * (step, reset, binds) per hit. */
-        char tsql[64 + TOUCH_CHUNK * 8];
-        int len = snprintf(tsql, sizeof tsql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE key IN (");
-        for (int i = 0; i < TOUCH_CHUNK; i++)
-            len += snprintf(tsql + len, sizeof tsql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
-        snprintf(tsql + len, sizeof tsql - (size_t)len, ")");
-        rc = jc__sq_prepare(st, tsql, &st->touch_many);
-        if (!rc) {
-            len = snprintf(tsql, sizeof tsql, "UPDATE entries SET hits = hits + 1, last_used = ?1 WHERE rowid IN (");
-            for (int i = 0; i < TOUCH_CHUNK; i++)
-                len += snprintf(tsql + len, sizeof tsql - (size_t)len, "%s?%d", i ? "," : "", i + 2);
-            snprintf(tsql + len, sizeof tsql - (size_t)len, ")");
-            rc = jc__sq_prepare(st, tsql, &st->touch_rowids);
-        }
-    }
+    rc = 0;
     if (!rc)
         rc = jc__sq_prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"

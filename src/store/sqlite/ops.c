@@ -81,26 +81,6 @@ static int op_version(jc__store *st, jc__store_ver *out)
     return jc__sqlite_version(SQ(st), out);
 }
 
-static int op_touch_rowids(jc__store *st, const int64_t *rowids, size_t n, double now)
-{
-    return jc__sqlite_touch_rowids(SQ(st), rowids, n, now);
-}
-
-static int op_touch(jc__store *st, const uint8_t key[JC__KEY_LEN], double now)
-{
-    return jc__sqlite_touch(SQ(st), key, now);
-}
-
-static int op_touch_n(jc__store *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now)
-{
-    return jc__sqlite_touch_n(SQ(st), key, hits, now);
-}
-
-static int op_touch_many(jc__store *st, const uint8_t *keys, size_t n, double now)
-{
-    return jc__sqlite_touch_many(SQ(st), keys, n, now);
-}
-
 static int op_put(jc__store *st, const jc__entry_in *e)
 {
     return jc__sqlite_put(SQ(st), e);
@@ -188,6 +168,26 @@ static int op_by_check(jc__store *st, const uint8_t check[JC__CHECK_LEN], uint8_
 static int op_users(jc__store *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx)
 {
     return jc__sqlite_users(SQ(st), check, fn, ctx);
+}
+
+static int op_hit_log_add(jc__store *st, double at, int64_t hits, double saved, const void *blob, size_t len)
+{
+    return jc__sqlite_hit_log_add(SQ(st), at, hits, saved, blob, len);
+}
+
+static int op_hit_log_fold(jc__store *st, int64_t *rows)
+{
+    return jc__sqlite_hit_log_fold(SQ(st), rows);
+}
+
+static int op_hit_log_pending(jc__store *st, int64_t *rows, int64_t *hits, double *saved)
+{
+    return jc__sqlite_hit_log_pending(SQ(st), rows, hits, saved);
+}
+
+static int op_hit_log_each(jc__store *st, jc__hit_log_fn fn, void *ctx)
+{
+    return jc__sqlite_hit_log_each(SQ(st), fn, ctx);
 }
 
 static int op_zero_hits(jc__store *st, int64_t *count)
@@ -344,10 +344,6 @@ const jc__store_ops jc__sqlite_ops = {
     .read_end = op_read_end,
     .reading = op_reading,
     .version = op_version,
-    .touch_rowids = op_touch_rowids,
-    .touch = op_touch,
-    .touch_n = op_touch_n,
-    .touch_many = op_touch_many,
     .put = op_put,
     .params_put = op_params_put,
     .params_get = op_params_get,
@@ -364,6 +360,10 @@ const jc__store_ops jc__sqlite_ops = {
     .remove = op_remove,
     .clamp_future = op_clamp_future,
     .zero_hits = op_zero_hits,
+    .hit_log_add = op_hit_log_add,
+    .hit_log_fold = op_hit_log_fold,
+    .hit_log_pending = op_hit_log_pending,
+    .hit_log_each = op_hit_log_each,
     .by_check = op_by_check,
     .users = op_users,
     .remove_stale = op_remove_stale,

@@ -58,6 +58,13 @@
  * jc_progress.inputs_read). */
 #define RUN_INPUTS_READ "ALTER TABLE runs ADD COLUMN inputs_read INTEGER NOT NULL DEFAULT 0;"
 
+/* Schema 10: the hit log (store.h): hits are appended as rows of sorted
+ * keys with their counts, folded into entries.hits and last_used later, so
+ * that a hit writes no entry's row (issue 22). */
+#define HIT_LOG_TABLE                                                                              \
+    "CREATE TABLE hit_log (id INTEGER PRIMARY KEY, at REAL NOT NULL, hits INTEGER NOT NULL,"      \
+    " saved REAL NOT NULL, keys BLOB NOT NULL);"
+
 /* The names of functions' positional parameters (schema 6), by function
  * and version: "beta,seed" (identifiers joined by commas). Not part of any
  * key: renaming a parameter changes no result. */
@@ -105,6 +112,7 @@ static const char schema_sql[] =
     RUN_EVICTED
     RUN_RETRIES
     RUN_INPUTS_READ
+    HIT_LOG_TABLE
     PARAMS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
@@ -144,6 +152,9 @@ static const char *const migrations[] = {
     /* 8 -> 9: intermediate values read per run (runs before it read none:
      * pipelines of 0.4 development builds counted them only in memory). */
     RUN_INPUTS_READ "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 9 -> 10: the hit log; the hits of earlier runs are in entries.hits
+     * already. */
+    HIT_LOG_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");

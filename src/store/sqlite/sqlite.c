@@ -141,11 +141,11 @@ int jc__sq_store_enter_write(jc__sqlite *st, const char *what)
 
 static void finalize_all(jc__sqlite *st)
 {
-    sqlite3_stmt *all[] = {st->get,        st->touch,      st->put,         st->del,
+    sqlite3_stmt *all[] = {st->get,        st->put,         st->del,
                            st->begin,      st->commit,     st->rollback,    st->row[0],
                            st->row[1],     st->row_key[0], st->row_key[1],  st->range,
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
-                           st->touch_many, st->begin_read, st->end_read, st->touch_rowids, st->data_version, st->size,
+                           st->begin_read, st->end_read, st->data_version, st->size,
                            st->params_put, st->params_get, st->get_created, st->scan_created,
                            st->get_check};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)

@@ -82,7 +82,7 @@ struct jc__sqlite {
     /* The last jc__store_row's strings and blobs (see store.h). */
     char *rowbuf;
     size_t rowbuf_cap;
-    sqlite3_stmt *get, *touch, *put, *del, *begin, *commit, *rollback;
+    sqlite3_stmt *get, *put, *del, *begin, *commit, *rollback;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
     /* get and scan that also read created, for lookups that expire entries
      * (jc__store_want_created): the column costs a hit about 140
@@ -90,10 +90,9 @@ struct jc__sqlite {
     sqlite3_stmt *get_created, *scan_created;
     sqlite3_stmt *get_check; /* jc__store_get_checks: the row without its result (prepared when first used) */
     bool want_created;
-    sqlite3_stmt *touch_many;       /* jc__store_touch_many: TOUCH_CHUNK keys */
-    sqlite3_stmt *touch_rowids;     /* the same by rowid (jc__store_touch_rowids) */
     sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_version) */
     uint64_t deletes;               /* statements of this connection that removed entries */
+    int64_t hit_log_id;             /* the id of the last hit log row this connection added */
     /* An explicit read transaction around many lookups (a run's): one
      * snapshot, one set of WAL read locks. Any write ends it first. (A
      * snapshot held across jc_memo calls was tried and dropped: after the
@@ -112,7 +111,6 @@ struct jc__sqlite {
     sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
 };
 
-enum { TOUCH_CHUNK = 256 };
 
 /* Times from the file later than now count as now, everywhere they are
  * compared or ordered (an entry stored while the clock was a year ahead
@@ -151,10 +149,6 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
 int jc__sqlite_read_begin(jc__sqlite *st);
 void jc__sqlite_read_end(jc__sqlite *st);
 int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out);
-int jc__sqlite_touch_rowids(jc__sqlite *st, const int64_t *rowids, size_t n, double now);
-int jc__sqlite_touch(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], double now);
-int jc__sqlite_touch_n(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t hits, double now);
-int jc__sqlite_touch_many(jc__sqlite *st, const uint8_t *keys, size_t n, double now);
 int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
 int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
 int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
@@ -171,6 +165,11 @@ int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid);
 int jc__sqlite_remove(jc__sqlite *st, const jc__select *q, int64_t *count, int64_t *bytes);
 int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count);
 int jc__sqlite_zero_hits(jc__sqlite *st, int64_t *count);
+int jc__sqlite_hit_log_add(jc__sqlite *st, double at, int64_t hits, double saved, const void *blob, size_t len);
+int jc__sqlite_hit_log_fold(jc__sqlite *st, int64_t *rows);
+int jc__sqlite_hit_log_pending(jc__sqlite *st, int64_t *rows, int64_t *hits, double *saved);
+int jc__sqlite_hit_log_each(jc__sqlite *st, jc__hit_log_fn fn, void *ctx);
+int jc__sqlite_hit_log_clear(jc__sqlite *st);
 int jc__sqlite_by_check(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
 int jc__sqlite_users(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
 int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes);
