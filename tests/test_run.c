@@ -240,6 +240,21 @@ static void run_hits_go_to_the_hit_log_and_are_folded_later(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 1);
     assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM hit_log"), 100);
     assert_int_equal(jc_test_sql_int(path, "SELECT length(keys) FROM hit_log"), 100 * 20);
+    { /* its keys in key order (docs/format.md), each with a count of 1 */
+        sqlite3 *db = NULL;
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT keys FROM hit_log", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        const uint8_t *k = sqlite3_column_blob(q, 0);
+        for (int i = 0; i < 100; i++) {
+            if (i)
+                assert_true(memcmp(k + 20 * (i - 1), k + 20 * i, 16) < 0);
+            assert_memory_equal(k + 20 * i + 16, "\x01\x00\x00\x00", 4);
+        }
+        sqlite3_finalize(q);
+        sqlite3_close(db);
+    }
     /* Read-only: counted, not written. */
     jc_test_bytes before = jc_test_snapshot(path);
     c = open_cache(path, JC_CACHE_READONLY);
