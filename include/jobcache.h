@@ -519,6 +519,9 @@ typedef struct jc_cache_options {
  *   JOBCACHE_ON_CODE_CHANGE=warn|recompute|ignore   jc_options.on_code_change
  *   JOBCACHE_EXPIRES_AFTER=AGE  jc_options.expires_after, with jc_parse_age's units (0: never)
  *   JOBCACHE_RETRIES=N          jc_options.retries (0 to 100)
+ *   JOBCACHE_MEMO_SNAPSHOT=AGE  jc_memo_session_options.max_snapshot_seconds (read by
+ *                               jc_memo_session_begin)
+ *   JOBCACHE_MEMO_MEMORY=SIZE   jc_memo_session_options.max_memory (likewise)
  *
  * Boolean variables take 1/0, yes/no, true/false, on/off. */
 
@@ -1056,6 +1059,11 @@ typedef struct jc_entry_info {
     double last_used;                  /* when stored or last hit, seconds since the epoch */
     double compute_seconds;            /* how long computing it took */
     int64_t hits;                      /* how many times it was answered from the cache */
+    /* Hits are appended to the file's hit log, not written into their
+     * entries (a hit costs no write of its row: docs/format.md, schema 10);
+     * a writable handle folds the log into hits and last_used before it
+     * lists or finds entries, a read-only one shows them as last folded
+     * (jc_stats counts the log in its totals either way). */
 } jc_entry_info;
 
 typedef enum jc_sort {
