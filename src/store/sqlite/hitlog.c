@@ -39,6 +39,8 @@ int jc__sqlite_hit_log_add(jc__sqlite *st, double at, int64_t hits, double saved
     return rc;
 }
 
+static int fold(jc__sqlite *st, int64_t *rows);
+
 int jc__sqlite_hit_log_fold(jc__sqlite *st, int64_t *rows)
 {
     if (rows)
@@ -46,6 +48,25 @@ int jc__sqlite_hit_log_fold(jc__sqlite *st, int64_t *rows)
     int rc = jc__sq_store_enter_write(st, "fold the hit log");
     if (rc || !has_log(st))
         return rc;
+    if (st->depth > 0)
+        return fold(st, rows);
+    /* Alone: a write transaction of its own from the start. Reading the log
+     * and then writing in one deferred transaction could find another
+     * process's commit in between, which no wait resolves. */
+    rc = jc__sqlite_begin(st);
+    if (rc)
+        return rc;
+    rc = fold(st, rows);
+    if (rc) {
+        jc__sqlite_rollback(st);
+        return rc;
+    }
+    return jc__sqlite_commit(st);
+}
+
+static int fold(jc__sqlite *st, int64_t *rows)
+{
+    int rc = 0;
     sqlite3_stmt *q = NULL, *u = NULL;
     rc = jc__sq_prepare(st, "SELECT at, keys FROM hit_log ORDER BY id", &q);
     if (!rc)
