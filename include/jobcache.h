@@ -989,8 +989,9 @@ JC_EXPORT int64_t jc_result_int(const jc_results *res, size_t k);
  * from memory, a copy of what it was then. A miss computes, stores its
  * result in a write transaction of its own, and takes a new snapshot. So
  * that SQLite's checkpoints are never kept waiting, a snapshot older than
- * max_snapshot_seconds is renewed by the next call (the hits counted so
- * far are written then); a session that renews sees what other processes
+ * max_snapshot_seconds is let go by the next call, answered from memory or
+ * not (the hits counted so far are written then), and a miss lets it go
+ * while its function runs; a session that renews sees what other processes
  * stored meanwhile, but the results it keeps in memory stay what they were
  * when read (an entry replaced under its key, by a recompute or an expiry,
  * is seen at the next session). Hits are counted (jobcache stats) as
@@ -1003,10 +1004,10 @@ typedef struct jc_memo_session_options {
     /* Seconds a snapshot is held before the next call renews it; 0 = 1.
      * $JOBCACHE_MEMO_SNAPSHOT (an age, jc_parse_age) overrides it. */
     double max_snapshot_seconds;
-    /* Bytes of results kept in memory (counted as their encoded size);
-     * past it, further results are read from the snapshot each time.
-     * 0 = 64 MiB; a negative value keeps none. $JOBCACHE_MEMO_MEMORY (a
-     * size, jc_parse_size) overrides it. */
+    /* Bytes of results kept in memory (an estimate of what each takes
+     * there); past it, further results are read from the snapshot each
+     * time. 0 = 64 MiB; a negative value keeps none. $JOBCACHE_MEMO_MEMORY
+     * (a size, jc_parse_size; 0 keeps none) overrides it. */
     int64_t max_memory;
 } jc_memo_session_options;
 /* Begins a session on cache (opts may be NULL: the defaults). Returns 0;

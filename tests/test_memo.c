@@ -577,6 +577,68 @@ static void memo_session_renews_its_snapshot_so_checkpoints_go_on(void **state)
     jc_cache_close(c);
 }
 
+/* probe(): the WAL frames a checkpoint cannot copy back while it runs. */
+static char probe_path[PATH_CAP];
+static int probe(jc_call *call)
+{
+    (void)call;
+    return jc_return_int(call, wal_left(probe_path));
+}
+JC_FUNCTION(probe, "v1");
+
+/* A session answered from memory still lets an old snapshot go (and writes
+ * its hits then); a miss lets it go while its function runs. */
+static void memo_session_answered_from_memory_lets_an_old_snapshot_go(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-memory-age.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    memo_int(c, 1);
+    assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 0.2}), 0);
+    memo_int(c, 1); /* read from the snapshot, then kept */
+    jc_cache *other = open_cache(path, 0);
+    for (int64_t a = 100; a < 150; a++)
+        memo_int(other, a);
+    assert_true(wal_left(path) > 0);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    add_calls = 0;
+    memo_int(c, 1); /* from memory */
+    assert_int_equal(add_calls, 0);
+    assert_int_equal(wal_left(path), 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT total(hits) FROM hit_log"), 1); /* written at the renewal */
+    /* The snapshot taken again, then a miss: its function runs without it. */
+    memo_int(c, 120);
+    memo_int(other, 200);
+    snprintf(probe_path, sizeof probe_path, "%s", path);
+    jc_value *v = jc_memo(c, probe);
+    assert_non_null(v);
+    assert_int_equal(int_of(v), 0);
+    jc_value_free(v);
+    jc_cache_close(other);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    jc_cache_close(c);
+}
+
+/* JC_CACHE_RECOMPUTE computes every call, in a session too. */
+static void memo_session_recomputing_computes_every_call(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "session-recompute.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, JC_CACHE_RECOMPUTE);
+    add_calls = 0;
+    assert_int_equal(jc_memo_session_begin(c, NULL), 0);
+    memo_int(c, 1);
+    memo_int(c, 1);
+    assert_int_equal(add_calls, 2);
+    assert_int_equal(jc_memo_session_end(c), 0);
+    jc_cache_close(c);
+}
+
 /* Within its bound a session does not see what others store meanwhile. */
 static void memo_session_reads_one_snapshot_within_its_bound(void **state)
 {
@@ -681,6 +743,8 @@ int main(void)
         cmocka_unit_test(memo_session_counts_its_hits),
         cmocka_unit_test(memo_session_renews_its_snapshot_so_checkpoints_go_on),
         cmocka_unit_test(memo_session_reads_one_snapshot_within_its_bound),
+        cmocka_unit_test(memo_session_answered_from_memory_lets_an_old_snapshot_go),
+        cmocka_unit_test(memo_session_recomputing_computes_every_call),
         cmocka_unit_test(memo_session_errors_and_failures),
         cmocka_unit_test(memo_session_on_a_disabled_cache_computes_every_call),
     };

@@ -525,10 +525,13 @@ static void plans_count_each_stage_and_the_calls_waiting_for_inputs(void **state
     assert_non_null(strstr(text, "\n  train: 9 calls, 0 cached, 8 to compute (8 because of their inputs)"));
     assert_non_null(strstr(text, "\n  evaluate: 8 calls, 0 cached, 8 to compute (8 because of their inputs)"));
     free(text);
-    /* The plan leaves the batch runnable. */
+    /* The plan leaves the batch runnable; a batch that has run is not
+     * planned. */
     reset_counts();
     jc_results *res = jc_run(b);
     assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_plan(b, &p), JC_EINVAL);
+    assert_non_null(strstr(jc_errmsg(), "has run"));
     assert_int_equal(n_gen + n_train + n_eval, 20);
     assert_true(jc_result_double(res, 2) == 0.25 * 3 + 0); /* evaluate(train([0,1,2], 0.25), ...) */
     jc_results_free(res);

@@ -259,8 +259,7 @@ class Cache:
         if not getattr(self, "_has_hit_log", False):
             return pending
         for at, keys in self._db.execute("SELECT at, keys FROM hit_log ORDER BY id"):
-            keys = bytes(keys)
-            if len(keys) % 20:
+            if not isinstance(keys, bytes) or len(keys) % 20 or not isinstance(at, (int, float)):
                 continue  # damaged: jobcache drops it at the next fold
             for off in range(0, len(keys), 20):
                 k = keys[off:off + 16]

@@ -402,6 +402,8 @@ def test_hits_in_the_hit_log_count(all_copy):
     raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (?, 4, 0, ?)", (used + 100, rec))
     raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (?, 2, 0, ?)", (used + 50, rec[:16] + (2).to_bytes(4, "little")))
     raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (1, 9, 0, x'0102')")  # damaged: skipped
+    raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES (1, 9, 0, 'text')")  # likewise
+    raw.execute("INSERT INTO hit_log (at, hits, saved, keys) VALUES ('soon', 9, 0, ?)", (rec,))  # likewise
     raw.commit()
     raw.close()
     with jobcache.open(all_copy) as c:

@@ -47,13 +47,11 @@ typedef struct jc__found {
      * reference to it enters keys as (pipelines). */
     bool has_check;
     uint8_t check[16];
-    int64_t rowid;        /* where it was found, under the store version below */
-    int64_t ver_data;
-    uint64_t ver_deletes;
+    int64_t rowid;        /* where it was found */
 } jc__found;
 /* Queues a hit on the entry found as f under key for the next flush (no-op
- * when read-only); f's compute seconds count in jc_cache_stats until then,
- * and its rowid and store version let the flush record it by rowid. */
+ * when read-only); f's compute seconds count in jc_cache_stats until then.
+ * The flush appends it to the hit log (store.h). */
 void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN]);
 /* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
  * recorded: the caller decides to serve it, then calls jc__cache_touch).
@@ -145,6 +143,12 @@ int jc__cache_fold_hits(jc_cache *cache);
  * none is held or it is older than the session's bound; the hits counted so
  * far are written then). */
 void jc__cache_session_hold(jc_cache *cache);
+/* At every call of a session: a snapshot older than the session's bound is
+ * let go (and the hits counted so far written), whether the call then reads
+ * it or is answered from memory. */
+void jc__cache_session_tick(jc_cache *cache);
+/* Lets the snapshot go (before a function runs: it may run for minutes). */
+void jc__cache_session_release(jc_cache *cache);
 /* The result the session keeps under key: 1 with found->value a copy the
  * caller owns (seconds and rowid set), counted as a hit; 0 when none. */
 int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);

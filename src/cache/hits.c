@@ -265,6 +265,7 @@ size_t jc__cache_pending(jc_cache *cache)
 void jc__cache_drop_pending(jc_cache *cache)
 {
     cache->ntouched = 0;
+    cache->touched_hits = 0;
     cache->touch_flushed = 0;
 }
 

@@ -65,7 +65,6 @@ int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found 
         return 0;
     }
     found_from_hit(&hit, found);
-    found->ver_data = -1; /* not read per call (jc_memo's hot path): recorded by key */
     return 1;
 }
 
@@ -73,7 +72,6 @@ typedef struct many_ctx {
     jc__cache_found_fn found;
     void *ctx;
     jc_cache *cache;
-    jc__store_ver ver;
 } many_ctx;
 
 static void on_many_hit(void *p, size_t i, const jc__hit *hit)
@@ -83,8 +81,6 @@ static void on_many_hit(void *p, size_t i, const jc__hit *hit)
     if (!result_sound(m->cache, hit) || jc__decode_value(hit->result, hit->result_len, &f.value))
         return; /* damaged or does not decode: a miss, computed again and overwritten */
     found_from_hit(hit, &f);
-    f.ver_data = m->ver.data;
-    f.ver_deletes = m->ver.deletes;
     m->found(m->ctx, i, &f);
 }
 
@@ -94,11 +90,6 @@ int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n,
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
     many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
-    /* The version before the snapshot: a commit of another process after
-     * it changes the version, so rowids found here are trusted only while
-     * nothing changed (jc__cache_flush_touches). */
-    if (jc__store_version(cache->store, &m.ver))
-        m.ver.data = -1;
     /* One snapshot for all of them (a no-op inside a write transaction). */
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
@@ -114,8 +105,6 @@ static void on_check_hit(void *p, size_t i, const jc__hit *hit)
     if (!hit->has_check)
         return; /* no checksum to key by: a miss, computed again */
     found_from_hit(hit, &f);
-    f.ver_data = m->ver.data;
-    f.ver_deletes = m->ver.deletes;
     m->found(m->ctx, i, &f);
 }
 
@@ -125,8 +114,6 @@ int jc__cache_lookup_checks(jc_cache *cache, const uint8_t *const *keys, size_t 
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
     many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
-    if (jc__store_version(cache->store, &m.ver))
-        m.ver.data = -1;
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
         rc = jc__store_get_checks(cache->store, keys, n, on_check_hit, &m);

@@ -145,6 +145,19 @@ bool jc__cache_in_session(const jc_cache *cache)
     return cache->session.active;
 }
 
+void jc__cache_session_tick(jc_cache *cache)
+{
+    if (cache->store && jc__store_reading(cache->store) &&
+        jc__monotonic() - cache->session.snapshot_at > cache->session.max_age)
+        let_go(cache);
+}
+
+void jc__cache_session_release(jc_cache *cache)
+{
+    if (cache->store)
+        jc__store_read_end(cache->store);
+}
+
 void jc__cache_session_hold(jc_cache *cache)
 {
     if (!cache->store)
@@ -161,7 +174,7 @@ void jc__cache_session_hold(jc_cache *cache)
 
 int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found)
 {
-    if (!cache->session.n)
+    if (!cache->session.n || (cache->flags & JC_CACHE_RECOMPUTE))
         return 0;
     const jc__mslot *s = slot_of(cache, key);
     if (!s->value)
@@ -173,7 +186,6 @@ int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc
     found->value = copy;
     found->seconds = s->seconds;
     found->rowid = s->rowid;
-    found->ver_data = -1;
     /* Counted here, written with the session's other hits: one statement
      * per key, however often it was asked. */
     ((jc__mslot *)s)->hits++;
@@ -185,8 +197,8 @@ int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc
 bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
                             int64_t rowid, bool hit)
 {
-    if (!cache->store)
-        return false; /* a disabled cache computes every call */
+    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
+        return false; /* a disabled cache, or one recomputing, computes every call */
     size_t bytes = value_bytes(value);
     if (bytes > cache->session.max_bytes || cache->session.bytes > cache->session.max_bytes - bytes ||
         !make_room(cache))

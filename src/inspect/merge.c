@@ -62,7 +62,8 @@ static int add_pending(void *ctx, double at, int64_t hits, double saved, const v
             p->n++;
         }
         const uint8_t *c = rec + off + JC__KEY_LEN;
-        s->hits += (int64_t)((uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24);
+        int64_t n = (int64_t)((uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24);
+        s->hits = s->hits > INT64_MAX - n ? INT64_MAX : s->hits + n;
         if (at > s->at)
             s->at = at;
     }
@@ -101,7 +102,7 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const pend
     if (pending->n) {
         const pending_hit *ph = pending_slot(pending->slots, pending->cap, theirs.key);
         if (ph->used) {
-            theirs.hits += ph->hits;
+            theirs.hits = theirs.hits > INT64_MAX - ph->hits ? INT64_MAX : theirs.hits + ph->hits;
             if (ph->at > theirs.last_used)
                 theirs.last_used = ph->at;
         }

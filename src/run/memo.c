@@ -62,6 +62,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
 
     jc__found found;
     bool session = jc__cache_in_session(cache);
+    if (session) /* a snapshot past its age goes, answered from memory or not */
+        jc__cache_session_tick(cache);
     if (session && jc__cache_session_recall(cache, key, &found) == 1) {
         /* Read (or computed) earlier in this session: counted as a hit by
          * the session. */
@@ -92,6 +94,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     jc_value *value = NULL;
     double secs = 0;
     char *error = NULL;
+    if (session) /* no snapshot held while the function runs, however long */
+        jc__cache_session_release(cache);
     jc_status status = jc__call_invoke(desc, argv, argc, &value, &error, &secs);
     jc__cache_memo_note(cache, status, false, secs, error ? error : desc->name);
     if (status != JC_STATUS_OK) {

@@ -215,6 +215,12 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     memset(out, 0, sizeof *out);
     if (b->error)
         return jc__set_error(b->error, "jc_plan: the batch has a bad call: %s", b->errmsg ? b->errmsg : "?");
+    /* A plan keys the batch's calls with inputs (their references resolved
+     * to digests, or stand-ins): harmless before jc_run, which keys them
+     * again, wrong during or after it. */
+    if (b->ran)
+        return jc__set_error(JC_EINVAL, "jc_plan: the batch has run (or is running); plan a batch before its "
+                             "jc_run");
     free_stages(b);
     out->calls = b->n;
     out->after_inputs = b->with_inputs;

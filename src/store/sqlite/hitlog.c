@@ -34,8 +34,6 @@ int jc__sqlite_hit_log_add(jc__sqlite *st, double at, int64_t hits, double saved
     sqlite3_bind_blob64(s, 4, blob, (sqlite3_uint64)len, SQLITE_STATIC);
     rc = jc__sq_step_done(st, s, "recording hits");
     sqlite3_finalize(s);
-    if (!rc)
-        st->hit_log_id = sqlite3_last_insert_rowid(st->db);
     return rc;
 }
 
@@ -48,8 +46,19 @@ int jc__sqlite_hit_log_fold(jc__sqlite *st, int64_t *rows)
     int rc = jc__sq_store_enter_write(st, "fold the hit log");
     if (rc || !has_log(st))
         return rc;
-    if (st->depth > 0)
-        return fold(st, rows);
+    if (st->depth > 0) {
+        /* Inside the caller's transaction, which may commit whatever this
+         * returns (hit counts are bookkeeping): all of the fold or none of
+         * it, else the rows not deleted would count again. */
+        rc = jc__sq_run_sql(st, "SAVEPOINT jc_fold", "folding the hit log");
+        if (rc)
+            return rc;
+        rc = fold(st, rows);
+        if (rc)
+            jc__sq_run_sql(st, "ROLLBACK TO jc_fold", "folding the hit log");
+        int r2 = jc__sq_run_sql(st, "RELEASE jc_fold", "folding the hit log");
+        return rc ? rc : r2;
+    }
     /* Alone: a write transaction of its own from the start. Reading the log
      * and then writing in one deferred transaction could find another
      * process's commit in between, which no wait resolves. */
@@ -144,12 +153,4 @@ int jc__sqlite_hit_log_each(jc__sqlite *st, jc__hit_log_fn fn, void *ctx)
         rc = jc__sq_store_error(st, step, "reading the hit log");
     sqlite3_finalize(s);
     return rc;
-}
-
-int jc__sqlite_hit_log_clear(jc__sqlite *st)
-{
-    int rc = jc__sq_store_enter_write(st, "empty the hit log");
-    if (rc || !has_log(st))
-        return rc;
-    return jc__sq_run_sql(st, "DELETE FROM hit_log", "emptying the hit log");
 }

@@ -92,7 +92,6 @@ struct jc__sqlite {
     bool want_created;
     sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_version) */
     uint64_t deletes;               /* statements of this connection that removed entries */
-    int64_t hit_log_id;             /* the id of the last hit log row this connection added */
     /* An explicit read transaction around many lookups (a run's): one
      * snapshot, one set of WAL read locks. Any write ends it first. (A
      * snapshot held across jc_memo calls was tried and dropped: after the
@@ -169,7 +168,6 @@ int jc__sqlite_hit_log_add(jc__sqlite *st, double at, int64_t hits, double saved
 int jc__sqlite_hit_log_fold(jc__sqlite *st, int64_t *rows);
 int jc__sqlite_hit_log_pending(jc__sqlite *st, int64_t *rows, int64_t *hits, double *saved);
 int jc__sqlite_hit_log_each(jc__sqlite *st, jc__hit_log_fn fn, void *ctx);
-int jc__sqlite_hit_log_clear(jc__sqlite *st);
 int jc__sqlite_by_check(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], uint8_t key[JC__KEY_LEN]);
 int jc__sqlite_users(jc__sqlite *st, const uint8_t check[JC__CHECK_LEN], jc__user_fn fn, void *ctx);
 int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes);
