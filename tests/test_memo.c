@@ -675,11 +675,11 @@ static void memo_session_errors_and_failures(void **state)
     assert_non_null(strstr(jc_errmsg(), "no memo session"));
     setenv("JOBCACHE_MEMO_SNAPSHOT", "soon", 1);
     assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);
-    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_SNAPSHOT='soon'"));
+    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_SNAPSHOT='soon' is not an age above 0 (a number and its unit"));
     unsetenv("JOBCACHE_MEMO_SNAPSHOT");
     setenv("JOBCACHE_MEMO_MEMORY", "lots", 1);
     assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);
-    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_MEMORY='lots'"));
+    assert_non_null(strstr(jc_errmsg(), "JOBCACHE_MEMO_MEMORY: 'lots' is not a size"));
     unsetenv("JOBCACHE_MEMO_MEMORY");
     assert_int_equal(jc_memo_session_begin(c, NULL), 0);
     assert_int_equal(jc_memo_session_begin(c, NULL), JC_EINVAL);

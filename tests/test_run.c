@@ -261,7 +261,18 @@ static void run_hits_go_to_the_hit_log_and_are_folded_later(void **state)
     jc_stats *st = jc_cache_stats(c);
     assert_non_null(st);
     assert_int_equal(st->hits, 100);
+    assert_int_equal(st->nfunctions, 1);
+    assert_int_equal(st->functions[0].hits, 100); /* per function too */
     jc_stats_free(st);
+    jc_entries *it = jc_entries_query(c, NULL); /* and per entry, as ls shows them */
+    jc_entry_info info;
+    int listed = 0;
+    while (jc_entries_next(it, &info) == 1) {
+        assert_int_equal(info.hits, 1);
+        listed++;
+    }
+    jc_entries_free(it);
+    assert_int_equal(listed, 100);
     jc_cache_close(c);
     jc_test_assert_unchanged(path, before);
     /* Writable: folded. */

@@ -216,8 +216,22 @@ int jc__cache_store_result(jc_cache *cache, const uint8_t key[JC__KEY_LEN], cons
  * began (the release was attempted: bookkeeping, its failures are not
  * reported), else the begin's code (the file locked: try again later). */
 int jc__cache_renew_leases(jc_cache *cache, uint8_t *release, size_t nrelease, double ttl);
-/* Each sound row of the cache's hit log not yet folded (store.h). */
-int jc__cache_hit_log_each(jc_cache *cache, jc__hit_log_fn fn, void *ctx);
+/* The hit log not yet folded, by key (cache/hits.c): what a handle that
+ * cannot fold (read-only) adds to the rows it reads, and what merge takes
+ * along. *out is NULL when the log is empty. */
+typedef struct jc__pending_map jc__pending_map;
+int jc__cache_pending_map(jc_cache *cache, jc__pending_map **out);
+/* Adds key's pending hits to *hits and its latest hit to *last_used (m may
+ * be NULL). */
+void jc__pending_apply(const jc__pending_map *m, const uint8_t key[JC__KEY_LEN], int64_t *hits, double *last_used);
+/* Calls fn for each key of m with its hits; stops at its first nonzero. */
+int jc__pending_each(const jc__pending_map *m, int (*fn)(void *ctx, const uint8_t key[JC__KEY_LEN], int64_t hits),
+                     void *ctx);
+void jc__pending_map_free(jc__pending_map *m);
+/* Writes this handle's queued hits, in a transaction of their own (the hit
+ * log is not folded): 0 at once when there are none, the cache is
+ * read-only, or a transaction is open. */
+int jc__cache_write_own_hits(jc_cache *cache);
 /* Writes the queued hits, and folds the hit log of every process into the
  * entries, in a transaction of their own: 0 at once when there is nothing
  * to write, the cache is read-only, or a transaction is open. */

@@ -223,12 +223,8 @@ int jc__cache_fold_hits(jc_cache *cache)
 void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved)
 {
     jc__cache_settle_touches(cache);
-    int64_t rows = 0, logged = 0;
-    double logged_saved = 0;
-    if (jc__store_hit_log_pending(cache->store, &rows, &logged, &logged_saved))
-        logged = 0, logged_saved = 0;
-    *hits = (int64_t)cache->touched_hits + cache->session.hits + logged;
-    *saved = cache->session.hits_saved + logged_saved;
+    *hits = (int64_t)cache->touched_hits + cache->session.hits;
+    *saved = cache->session.hits_saved;
     for (size_t i = 0; i < cache->ntouched; i++)
         *saved += cache->touched_secs[i];
 }
@@ -285,4 +281,107 @@ int jc__cache_commit(jc_cache *cache)
         free(msg);
     }
     return rc;
+}
+
+/* ---- the hit log by key, for reading without folding ---- */
+
+/* An open-addressing table of the log's keys, at most half full. */
+typedef struct pending_hit {
+    uint8_t key[JC__KEY_LEN];
+    bool used;
+    int64_t hits;
+    double at;
+} pending_hit;
+
+struct jc__pending_map {
+    pending_hit *slots;
+    size_t cap, n;
+};
+
+static pending_hit *pending_slot(pending_hit *slots, size_t cap, const uint8_t key[JC__KEY_LEN])
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    for (size_t at = (size_t)h & (cap - 1);; at = (at + 1) & (cap - 1))
+        if (!slots[at].used || memcmp(slots[at].key, key, JC__KEY_LEN) == 0)
+            return &slots[at];
+}
+
+static int add_pending(void *ctx, double at, int64_t hits, double saved, const void *blob, size_t len)
+{
+    (void)hits, (void)saved;
+    jc__pending_map *p = ctx;
+    const uint8_t *rec = blob;
+    for (size_t off = 0; off < len; off += JC__HIT_RECORD) {
+        if (2 * (p->n + 1) > p->cap) {
+            size_t cap = p->cap ? 2 * p->cap : 1024;
+            pending_hit *slots = calloc(cap, sizeof *slots);
+            if (!slots)
+                return jc__set_error(JC_ENOMEM, "out of memory reading the hit log");
+            for (size_t i = 0; i < p->cap; i++)
+                if (p->slots[i].used)
+                    *pending_slot(slots, cap, p->slots[i].key) = p->slots[i];
+            free(p->slots);
+            p->slots = slots;
+            p->cap = cap;
+        }
+        pending_hit *s = pending_slot(p->slots, p->cap, rec + off);
+        if (!s->used) {
+            memcpy(s->key, rec + off, JC__KEY_LEN);
+            s->used = true;
+            p->n++;
+        }
+        const uint8_t *c = rec + off + JC__KEY_LEN;
+        int64_t n = (int64_t)((uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24);
+        s->hits = s->hits > INT64_MAX - n ? INT64_MAX : s->hits + n;
+        if (at > s->at)
+            s->at = at;
+    }
+    return 0;
+}
+
+int jc__cache_pending_map(jc_cache *cache, jc__pending_map **out)
+{
+    *out = NULL;
+    jc__pending_map *m = calloc(1, sizeof *m);
+    if (!m)
+        return jc__set_error(JC_ENOMEM, "out of memory reading the hit log");
+    int rc = jc__store_hit_log_each(cache->store, add_pending, m);
+    if (rc || !m->n) {
+        jc__pending_map_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void jc__pending_apply(const jc__pending_map *m, const uint8_t key[JC__KEY_LEN], int64_t *hits, double *last_used)
+{
+    if (!m)
+        return;
+    const pending_hit *s = pending_slot(m->slots, m->cap, key);
+    if (!s->used)
+        return;
+    *hits = *hits > INT64_MAX - s->hits ? INT64_MAX : *hits + s->hits;
+    if (s->at > *last_used)
+        *last_used = s->at;
+}
+
+int jc__pending_each(const jc__pending_map *m, int (*fn)(void *ctx, const uint8_t key[JC__KEY_LEN], int64_t hits),
+                     void *ctx)
+{
+    for (size_t i = 0; m && i < m->cap; i++)
+        if (m->slots[i].used) {
+            int rc = fn(ctx, m->slots[i].key, m->slots[i].hits);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+void jc__pending_map_free(jc__pending_map *m)
+{
+    if (m)
+        free(m->slots);
+    free(m);
 }

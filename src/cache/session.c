@@ -117,10 +117,10 @@ int jc_memo_session_begin(jc_cache *cache, const jc_memo_session_options *opts)
     int64_t max_memory = opts && opts->max_memory ? opts->max_memory : DEFAULT_MEMORY;
     const char *age = jc__env(cache, "JOBCACHE_MEMO_SNAPSHOT"), *mem = jc__env(cache, "JOBCACHE_MEMO_MEMORY");
     if (age && (jc_parse_age(age, &max_age) || max_age <= 0))
-        return jc__set_error(JC_EINVAL, "JOBCACHE_MEMO_SNAPSHOT='%s' is not an age above 0 (seconds, or "
-                             "with a unit: 500ms, 2s)", age);
+        return jc__set_error(JC_EINVAL, "JOBCACHE_MEMO_SNAPSHOT='%s' is not an age above 0 (a number and its "
+                             "unit, as jc_parse_age reads them: 0.5s, 2s, 1m)", age);
     if (mem && jc_parse_size(mem, &max_memory))
-        return jc__set_error(JC_EINVAL, "JOBCACHE_MEMO_MEMORY='%s' is not a size (%s)", mem, jc_errmsg());
+        return jc__set_error(JC_EINVAL, "JOBCACHE_MEMO_MEMORY: %s", jc_errmsg());
     cache->session.active = true;
     cache->session.max_age = max_age;
     cache->session.max_bytes = max_memory > 0 ? (size_t)max_memory : 0;

@@ -76,11 +76,6 @@ int jc__cache_params_adopt(jc_cache *cache, const char *function, const char *ve
     return jc__cache_write_end(cache, jc__store_params_put(cache->store, function, version, names), true);
 }
 
-int jc__cache_hit_log_each(jc_cache *cache, jc__hit_log_fn fn, void *ctx)
-{
-    return jc__store_hit_log_each(cache->store, fn, ctx);
-}
-
 int jc__cache_zero_hits(jc_cache *cache, int64_t *count)
 {
     int rc = jc__cache_write_begin(cache);

@@ -81,6 +81,14 @@ int jc__cache_renew_leases(jc_cache *cache, uint8_t *release, size_t nrelease, d
     return 0;
 }
 
+int jc__cache_write_own_hits(jc_cache *cache)
+{
+    if (!jc__cache_pending(cache) || !jc__cache_writable(cache) || jc__store_in_transaction(cache->store))
+        return 0;
+    int rc = jc__cache_write_begin(cache);
+    return rc ? rc : jc__cache_write_end(cache, 0, true);
+}
+
 int jc__cache_sync_hits(jc_cache *cache)
 {
     if (!jc__cache_writable(cache) || jc__store_in_transaction(cache->store))

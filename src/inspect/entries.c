@@ -39,7 +39,7 @@ int jc__i_prepare_dry_run(jc_cache *cache, const char *what)
 {
     if (jc__cache_in_transaction(cache))
         return jc__set_error(JC_EINVAL, "%s: a dry run cannot be nested in a transaction", what);
-    return jc__cache_sync_hits(cache);
+    return jc__cache_write_own_hits(cache); /* no fold: a dry run changes nothing it need not */
 }
 
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info)
@@ -104,6 +104,7 @@ struct jc_entries {
     size_t n, next;
     char *text; /* the current entry's function and version */
     size_t text_cap;
+    jc__pending_map *pending; /* the hit log not folded (a read-only handle's) */
 };
 
 jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter)
@@ -122,7 +123,8 @@ jc_entries *jc_entries_query(jc_cache *cache, const jc_filter *filter)
         return NULL;
     }
     it->cache = cache;
-    if (jc__cache_pager_new(cache, &q, &it->pager)) {
+    if (jc__cache_pending_map(cache, &it->pending) || jc__cache_pager_new(cache, &q, &it->pager)) {
+        jc__pending_map_free(it->pending);
         free(it);
         return NULL;
     }
@@ -168,6 +170,7 @@ int jc_entries_next(jc_entries *it, jc_entry_info *info)
         rc = keep_strings(it, &r);
         if (rc)
             return rc;
+        jc__pending_apply(it->pending, r.key, &r.hits, &r.last_used);
         jc__i_info_from_row(&r, info);
         return 1;
     }
@@ -178,6 +181,7 @@ void jc_entries_free(jc_entries *it)
     if (!it)
         return;
     jc__cache_pager_free(it->pager);
+    jc__pending_map_free(it->pending);
     free(it->text);
     free(it);
 }
@@ -244,6 +248,11 @@ int jc_entry_find(jc_cache *cache, const char *hex_prefix, jc_entry_info *info)
                              hex_prefix, jc_cache_path(cache));
     if (rc < 0)
         return rc;
+    /* A read-only handle cannot fold the hit log: it adds it. */
+    jc__pending_map *pending = NULL;
+    if (jc__cache_pending_map(cache, &pending) == 0)
+        jc__pending_apply(pending, r.key, &r.hits, &r.last_used);
+    jc__pending_map_free(pending);
     jc__i_info_from_row(&r, info);
     return 0;
 }

@@ -13,65 +13,8 @@
 
 /* ---- merging ---- */
 
-/* The other file's hits not folded into its entries yet (its hit log,
- * store.h), by key: an entry taken from it takes them along, as it takes
- * its hit count. An open-addressing table, at most half full. */
-typedef struct pending_hit {
-    uint8_t key[JC__KEY_LEN];
-    bool used;
-    int64_t hits;
-    double at;
-} pending_hit;
-
-typedef struct pending_hits {
-    pending_hit *slots;
-    size_t cap, n;
-} pending_hits;
-
-static pending_hit *pending_slot(pending_hit *slots, size_t cap, const uint8_t key[JC__KEY_LEN])
-{
-    uint64_t h;
-    memcpy(&h, key, sizeof h);
-    for (size_t at = (size_t)h & (cap - 1);; at = (at + 1) & (cap - 1))
-        if (!slots[at].used || memcmp(slots[at].key, key, JC__KEY_LEN) == 0)
-            return &slots[at];
-}
-
-static int add_pending(void *ctx, double at, int64_t hits, double saved, const void *blob, size_t len)
-{
-    (void)hits, (void)saved;
-    pending_hits *p = ctx;
-    const uint8_t *rec = blob;
-    for (size_t off = 0; off < len; off += JC__HIT_RECORD) {
-        if (2 * (p->n + 1) > p->cap) {
-            size_t cap = p->cap ? 2 * p->cap : 1024;
-            pending_hit *slots = calloc(cap, sizeof *slots);
-            if (!slots)
-                return jc__set_error(JC_ENOMEM, "out of memory reading the other cache's hits");
-            for (size_t i = 0; i < p->cap; i++)
-                if (p->slots[i].used)
-                    *pending_slot(slots, cap, p->slots[i].key) = p->slots[i];
-            free(p->slots);
-            p->slots = slots;
-            p->cap = cap;
-        }
-        pending_hit *s = pending_slot(p->slots, p->cap, rec + off);
-        if (!s->used) {
-            memcpy(s->key, rec + off, JC__KEY_LEN);
-            s->used = true;
-            p->n++;
-        }
-        const uint8_t *c = rec + off + JC__KEY_LEN;
-        int64_t n = (int64_t)((uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24);
-        s->hits = s->hits > INT64_MAX - n ? INT64_MAX : s->hits + n;
-        if (at > s->at)
-            s->at = at;
-    }
-    return 0;
-}
-
 /* Copies one entry of other into cache. */
-static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const pending_hits *pending,
+static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const jc__pending_map *pending,
                      jc_merge_result *res)
 {
     char problem[600];
@@ -99,14 +42,10 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const pend
     bool future = theirs.created_future || !(theirs.created <= now); /* (the store reads them as now) */
     if (future)
         theirs.created = now;
-    if (pending->n) {
-        const pending_hit *ph = pending_slot(pending->slots, pending->cap, theirs.key);
-        if (ph->used) {
-            theirs.hits = theirs.hits > INT64_MAX - ph->hits ? INT64_MAX : theirs.hits + ph->hits;
-            if (ph->at > theirs.last_used)
-                theirs.last_used = ph->at;
-        }
-    }
+    /* The other file's hits not folded into its entries yet (its hit log,
+     * store.h): an entry taken from it takes them along, as it takes its
+     * hit count. */
+    jc__pending_apply(pending, theirs.key, &theirs.hits, &theirs.last_used);
     if (!(theirs.last_used <= now))
         theirs.last_used = now;
     /* theirs points into other's buffer, which calls on cache's store
@@ -215,9 +154,9 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
         rc = jc__set_error(JC_EINVAL, "jc_cache_merge: NULL path of the other cache");
     if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
         rc = jc_errcode();
-    pending_hits pending = {0};
+    jc__pending_map *pending = NULL;
     if (!rc)
-        rc = jc__cache_hit_log_each(other, add_pending, &pending);
+        rc = jc__cache_pending_map(other, &pending);
     if (!rc)
         rc = jc__cache_pager_new(other, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
     while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n) {
@@ -227,7 +166,7 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
                 in_txn = rc == 0;
             }
             if (!rc)
-                rc = merge_one(cache, other, ids[i], &pending, &res);
+                rc = merge_one(cache, other, ids[i], pending, &res);
             if (!rc && ++done % MERGE_BATCH == 0) {
                 in_txn = false;
                 rc = jc__cache_write_end(cache, rc, true);
@@ -237,7 +176,7 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     if (in_txn)
         rc = jc__cache_write_end(cache, rc, true);
     jc__cache_pager_free(pg);
-    free(pending.slots);
+    jc__pending_map_free(pending);
     if (!rc)
         rc = merge_params(cache, other);
     jc_cache_close(other);

@@ -31,7 +31,32 @@ typedef struct stats_builder {
     jc_stats *s;
     jc_function_stats *fs;
     size_t cap;
+    jc_cache *cache;
 } stats_builder;
+
+/* Hits of the hit log not folded (a read-only handle cannot fold it): each
+ * added to its entry's function, and to the totals, when the entry is still
+ * there. */
+static int add_pending_hits(void *ctx, const uint8_t key[JC__KEY_LEN], int64_t hits)
+{
+    stats_builder *b = ctx;
+    jc__row r;
+    int rc = jc__cache_row_by_key(b->cache, key, false, &r);
+    if (rc <= 0)
+        return rc; /* removed since: not counted */
+    double saved = (double)hits * r.compute_seconds;
+    for (size_t i = 0; i < b->s->nfunctions; i++) {
+        jc_function_stats *f = &b->fs[i]; /* b->s->functions, writable */
+        if (strcmp(f->function, r.function) == 0 && strcmp(f->version, r.version) == 0) {
+            f->hits = jc__sum_sat(f->hits, hits);
+            f->saved_seconds += saved;
+            break;
+        }
+    }
+    b->s->hits = jc__sum_sat(b->s->hits, hits);
+    b->s->saved_seconds += saved;
+    return 0;
+}
 
 static int add_group(void *ctx, const jc__group *g)
 {
@@ -114,6 +139,13 @@ jc_stats *jc_cache_stats(jc_cache *cache)
         goto fail;
     b.s->hits += pending_hits;
     b.s->saved_seconds += pending_saved;
+    b.cache = cache;
+    jc__pending_map *log = NULL;
+    if (jc__cache_pending_map(cache, &log) || jc__pending_each(log, add_pending_hits, &b)) {
+        jc__pending_map_free(log);
+        goto fail;
+    }
+    jc__pending_map_free(log);
     b.s->schema_version = (int)facts.schema_version;
     b.s->key_format = (int)facts.key_format;
     b.s->free_bytes = facts.free_bytes;
