@@ -84,18 +84,27 @@ static void on_many_hit(void *p, size_t i, const jc__hit *hit)
     m->found(m->ctx, i, &f);
 }
 
-int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
-                          void *ctx)
+typedef int (*get_fn)(jc__store *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
+
+/* keys looked up by get in one snapshot (a no-op inside a write
+ * transaction), each hit passed through on_hit to found. */
+static int lookup_keys(jc_cache *cache, const uint8_t *const *keys, size_t n, get_fn get, jc__hit_fn on_hit,
+                       jc__cache_found_fn found, void *ctx)
 {
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
         return 0;
     many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
-    /* One snapshot for all of them (a no-op inside a write transaction). */
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
-        rc = jc__store_get_many(cache->store, keys, n, on_many_hit, &m);
+        rc = get(cache->store, keys, n, on_hit, &m);
     jc__store_read_end(cache->store);
     return rc;
+}
+
+int jc__cache_lookup_many(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
+                          void *ctx)
+{
+    return lookup_keys(cache, keys, n, jc__store_get_many, on_many_hit, found, ctx);
 }
 
 static void on_check_hit(void *p, size_t i, const jc__hit *hit)
@@ -111,14 +120,7 @@ static void on_check_hit(void *p, size_t i, const jc__hit *hit)
 int jc__cache_lookup_checks(jc_cache *cache, const uint8_t *const *keys, size_t n, jc__cache_found_fn found,
                             void *ctx)
 {
-    if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE) || !n)
-        return 0;
-    many_ctx m = {.found = found, .ctx = ctx, .cache = cache};
-    int rc = jc__store_read_begin(cache->store);
-    if (!rc)
-        rc = jc__store_get_checks(cache->store, keys, n, on_check_hit, &m);
-    jc__store_read_end(cache->store);
-    return rc;
+    return lookup_keys(cache, keys, n, jc__store_get_checks, on_check_hit, found, ctx);
 }
 
 bool jc__cache_code_fp(const jc_function *fn, uint8_t out[16])
