@@ -101,6 +101,10 @@ struct jc__sqlite_pager {
     size_t page;  /* rows in the next page */
     int64_t *rowids;
     size_t cap;
+    /* A page that failed part-way (a damaged page of the file) returns the
+     * rows before the failure; the failure comes with the next call. */
+    int pending_rc;
+    char *pending_msg;
 };
 
 int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out)
@@ -146,6 +150,7 @@ void jc__sqlite_pager_free(jc__sqlite_pager *p)
     free(p->function);
     free(p->version);
     free(p->rowids);
+    free(p->pending_msg);
     free(p);
 }
 
@@ -210,6 +215,12 @@ int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n
     *rowids = NULL;
     *n = 0;
     int rc = jc__sq_store_enter(p->st);
+    if (!rc && p->pending_rc) {
+        rc = jc__set_error(p->pending_rc, "%s", p->pending_msg ? p->pending_msg : "listing entries failed");
+        p->pending_rc = 0;
+        p->done = true;
+        return rc;
+    }
     if (rc || p->done || p->left == 0)
         return rc;
     size_t want = p->page;
@@ -234,8 +245,16 @@ int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n
     if (!rc && step != SQLITE_DONE)
         rc = jc__sq_store_error(p->st, step, "listing entries");
     sqlite3_finalize(s);
-    if (rc)
+    if (rc && got > 0 && step != SQLITE_DONE && step != SQLITE_ROW) {
+        /* The rows read before the failure are returned; it comes next. */
+        p->pending_rc = rc;
+        free(p->pending_msg);
+        p->pending_msg = jc__strdup(jc_errmsg());
+        rc = 0;
+        want = got + 1; /* not a full page: no cursor to keep */
+    } else if (rc) {
         return rc;
+    }
     if (got < want)
         p->done = true; /* a short page is the last */
     if (p->left > 0)
@@ -308,11 +327,11 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
         return rc;
     /* A time later than now was written under a clock that was ahead:
      * when the entry was really made is unknown, but not after the entries
-     * written after it with a sane clock (rowids follow the order of
+     * written after it with a sane clock (seq follows the order of
      * writing). The earliest of their creation times, or now, so that such
      * an entry never looks newer than what was written after it (issue 23:
      * prune --stale-versions kept the old version, clamped to now, and
-     * removed the current one). One pass, newest rowid first, carrying
+     * removed the current one). One pass, newest seq first, carrying
      * that minimum (a window), and only when a time needs it: the pass
      * over every entry costs what the search for such times costs. */
     sqlite3_stmt *s = NULL;
@@ -337,7 +356,7 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
                  "UPDATE entries SET created = " NEW_CREATED ", last_used = (CASE WHEN entries.last_used > " NOW_SQL
                  " THEN max(" NEW_CREATED ", min(" NOW_SQL ", w.bound)) ELSE entries.last_used END)"
                  " FROM (SELECT rowid AS id, ifnull(min(CASE WHEN created <= " NOW_SQL " THEN created END)"
-                 " OVER (ORDER BY rowid DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), " NOW_SQL ") AS bound"
+                 " OVER (ORDER BY seq DESC, rowid DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), " NOW_SQL ") AS bound"
                  " FROM entries) AS w"
                  " WHERE entries.rowid = w.id AND (entries.created > " NOW_SQL " OR entries.last_used > " NOW_SQL ")",
                  "clamping times later than now");
@@ -371,7 +390,7 @@ int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes)
     static const char where[] =
         "(function, version) NOT IN (SELECT function, version FROM"
         " (SELECT function, version, row_number() OVER (PARTITION BY function"
-        " ORDER BY max(" USED ") DESC, max(rowid) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
+        " ORDER BY max(" USED ") DESC, max(seq) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
         " WHERE r = 1)";
     return jc__sq_remove_where(st, where, NULL, NULL, count, bytes);
 }
@@ -399,7 +418,7 @@ int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_byt
     static const char where[] =
         "rowid IN (SELECT id FROM (SELECT rowid AS id, row_number() OVER w AS n,"
         " total(args_size + result_size) OVER w AS cum FROM entries"
-        " WINDOW w AS (ORDER BY " USED " DESC, rowid DESC"
+        " WINDOW w AS (ORDER BY " USED " DESC, seq DESC, rowid DESC"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
         " WHERE (?1 > 0 AND n > ?1) OR (?2 > 0 AND cum > ?2))";
     lru_bounds b = {keep_entries, keep_bytes};
