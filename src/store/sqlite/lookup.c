@@ -20,29 +20,26 @@
 
 /* ---- entries ---- */
 
-/* A 16-byte blob column into out; false when NULL or of another length (a
- * hostile file: an unknown checksum is no checksum, and verify reports the
- * bad length). */
-static bool column_check(sqlite3_stmt *s, int col, uint8_t out[JC__CHECK_LEN])
-{
-    if (sqlite3_column_type(s, col) != SQLITE_BLOB || sqlite3_column_bytes(s, col) != JC__CHECK_LEN)
-        return false;
-    memcpy(out, sqlite3_column_blob(s, col), JC__CHECK_LEN);
-    return true;
-}
-
-/* The checksum and code fingerprint at columns col, col + 1. A checksum
- * column that holds something other than NULL but not 16 bytes still
- * counts as a checksum (all zero bytes), so that it fails: the row was
- * damaged. */
+/* The checksum and code fingerprint at columns col, col + 1: a 16-byte
+ * value is copied out; NULL is none. A checksum column that holds
+ * anything else (a hostile file) still counts as a checksum (all zero
+ * bytes), so that it fails: the row was damaged; such a fingerprint is
+ * unknown. Two calls per column on the hot path: its length, then, at 16
+ * bytes, its bytes (a NULL's length is 0). */
 static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
 {
-    hit->has_check = column_check(s, col, hit->check);
-    if (!hit->has_check && sqlite3_column_type(s, col) != SQLITE_NULL) {
+    const void *p = NULL;
+    if (sqlite3_column_bytes(s, col) == JC__CHECK_LEN && (p = sqlite3_column_blob(s, col)) != NULL) {
+        memcpy(hit->check, p, JC__CHECK_LEN);
         hit->has_check = true;
+    } else {
+        hit->has_check = sqlite3_column_type(s, col) != SQLITE_NULL;
         memset(hit->check, 0, sizeof hit->check);
     }
-    hit->has_code_fp = column_check(s, col + 1, hit->code_fp);
+    hit->has_code_fp = sqlite3_column_bytes(s, col + 1) == JC__CHECK_LEN &&
+                       (p = sqlite3_column_blob(s, col + 1)) != NULL;
+    if (hit->has_code_fp)
+        memcpy(hit->code_fp, p, JC__CHECK_LEN);
 }
 
 /* Copies the found row into *hit; the result goes into st->buf. Returns 1,
