@@ -220,7 +220,7 @@ enum jc__order {
     JC__ORDER_TIME = 4,    /* compute time, longest first */
     JC__ORDER_HITS = 5,    /* most hits first */
     JC__ORDER_CREATED = 6, /* newest first */
-    JC__ORDER_KEY = 7,     /* by key: through its index, the first at once */
+    JC__ORDER_KEY = 7,     /* by key: the table's order (schema 11) or its index, the first at once */
     JC__ORDER_COUNT
 };
 

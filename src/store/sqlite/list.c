@@ -79,7 +79,7 @@ static const char *const sort_keys[JC__ORDER_COUNT][SORT_KEYS_MAX] = {
     /* The column itself, not an expression, so that the key's index gives
      * the order (and the cursor compares as ORDER BY does: both by
      * SQLite's order of values, whatever their type). */
-    [JC__ORDER_KEY] = {"key"},
+    [JC__ORDER_KEY] = {"key"}, /* in a file older than schema 11; see jc__sqlite_pager_new */
 };
 /* Orders whose natural direction is descending (largest, newest first). */
 static const bool sort_desc[JC__ORDER_COUNT] = {
@@ -128,7 +128,13 @@ int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager *
     }
     p->q.function = p->function;
     p->q.version = p->version;
-    while (p->nkeys < SORT_KEYS_MAX && sort_keys[q->order][p->nkeys])
+    /* In a schema-11 file the row ids are the keys' slots: their order is
+     * the keys' (keys sharing their first 64 bits, a rarity, by slot), and
+     * a page is a range of the one B-tree where ORDER BY key would sort
+     * the whole table for each page. */
+    if (q->order == JC__ORDER_KEY && st->schema >= 11)
+        p->q.order = JC__ORDER_ROWID;
+    while (p->nkeys < SORT_KEYS_MAX && sort_keys[p->q.order][p->nkeys])
         p->nkeys++;
     p->left = q->limit > 0 ? q->limit : -1;
     p->page = q->order == JC__ORDER_ROWID || q->order == JC__ORDER_KEY ? PAGE_ROWID : PAGE_FIRST;
