@@ -863,6 +863,62 @@ static void file_a_group_member_can_write_a_cache_in_a_setgid_directory(void **s
     assert_int_equal(rmdir(dir), 0);
 }
 
+
+/* In a child: a cache of many entries, read (hits), then cut short under
+ * the open handle as `truncate` or `cp` of a smaller copy over it does,
+ * then read again by a run and by jc_memo. Exits 0 when it lived through
+ * it, whatever the lookups answered. */
+static void cut_short_child(const char *path, off_t keep)
+{
+    signal(SIGBUS, SIG_DFL); /* not cmocka's handler: the parent sees the signal */
+    signal(SIGSEGV, SIG_DFL);
+    jc_cache *c = jc_cache_open(path, NULL);
+    if (!c)
+        _exit(3);
+    for (int round = 0; round < 2; round++) {
+        jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+        for (int x = 0; x < 4000; x++)
+            jc_delayed(b, square, jc_int(x));
+        jc_results_free(jc_run(b));
+        jc_batch_free(b);
+        for (int x = 0; x < 4000; x += 7)
+            jc_value_free(jc_memo(c, square, jc_int(x)));
+        if (round == 0 && truncate(path, keep) != 0)
+            _exit(4);
+    }
+    jc_cache_close(c);
+    _exit(0);
+}
+
+/* A cache file cut short while a program has it open (`truncate`, or `cp`
+ * of an older, smaller copy over it): the program's lookups fail or miss
+ * and compute again; it is never killed by SIGBUS, which a memory map of
+ * the file gives when a page past the new end is touched (issue 22). */
+static void file_a_cache_cut_short_in_use_never_kills_the_program(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "cut-short.db");
+    jc_test_remove_db(path);
+    jc_cache *c = open_cache(path, 0);
+    run_squares(c, 0, 4000);
+    jc_cache_close(c); /* everything in the file itself */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 64 * 1024);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        cut_short_child(path, sb.st_size / 3);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        fail_msg("the program was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A cache opened by a relative path is the file of that moment's working
  * directory, whatever directory the program changes to later: its path,
  * its figures and its runs. */
@@ -915,6 +971,7 @@ int main(void)
         cmocka_unit_test(file_a_new_cache_file_gets_the_mode_the_umask_allows),
         cmocka_unit_test(file_a_group_member_can_write_a_cache_in_a_setgid_directory),
         cmocka_unit_test(file_a_relative_path_is_resolved_once_at_open),
+        cmocka_unit_test(file_a_cache_cut_short_in_use_never_kills_the_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

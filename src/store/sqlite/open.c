@@ -244,14 +244,16 @@ static int tune(jc__sqlite *st)
      * NORMAL would save it at the price of losing the last transactions.
      *
      * A lookup of a cache of many entries walks a few B-tree pages; a 64 MiB
-     * page cache and a 256 MiB memory map keep those pages in this process
-     * instead of a read() per page. temp_store=MEMORY keeps sorting (the
-     * inspection tool, eviction) off the disk. journal_size_limit truncates
-     * the -wal file back to 64 MiB after a checkpoint that followed a large
-     * transaction. (The map cannot make a damaged file crash us: SQLite
-     * checks pages read through it as it checks pages read with read(). Only
-     * truncating the file under an open connection, which SQLite never does,
-     * could fault.) */
+     * page cache keeps those pages in this process after their first
+     * read(). No memory map (mmap_size=0): a file cut short under an open
+     * connection (`truncate`, or `cp` of an older, smaller copy over a
+     * cache in use) would kill the program with SIGBUS at the first page
+     * touched past its new end, where read() returns short and SQLite
+     * reports the file damaged (tests/test_file.c); and a large result read
+     * through the map was held twice, mapped and copied. temp_store=MEMORY
+     * keeps sorting (the inspection tool, eviction) off the disk.
+     * journal_size_limit truncates the -wal file back to 64 MiB after a
+     * checkpoint that followed a large transaction. */
     return jc__sq_run_sql(st,
                    "PRAGMA synchronous=FULL;"
                    JC__SQ_MEMORY_USE

@@ -44,13 +44,13 @@
 typedef struct jc__sqlite jc__sqlite;
 typedef struct jc__sqlite_pager jc__sqlite_pager;
 
-/* The page cache and memory map of a connection (open.c says why), and
- * what a listing of entries uses while it is open (list.c): a listing
+/* The page cache of a connection, never a memory map (open.c says why),
+ * and what a listing of entries uses while it is open (list.c): a listing
  * passes over the whole file once, and pages it has passed are not read
  * again, so that a large cache would only grow this process by the whole
- * cache and map (issue 23: `jobcache ls | head -1` took 337 MB on 2
- * million entries). */
-#define JC__SQ_MEMORY_USE "PRAGMA cache_size=-65536; PRAGMA mmap_size=268435456;"
+ * cache (issue 23: `jobcache ls | head -1` took 337 MB on 2 million
+ * entries). */
+#define JC__SQ_MEMORY_USE "PRAGMA cache_size=-65536; PRAGMA mmap_size=0;"
 #define JC__SQ_MEMORY_LISTING "PRAGMA cache_size=-2048; PRAGMA mmap_size=0;"
 
 struct jc__sqlite {
