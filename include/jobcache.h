@@ -1286,9 +1286,7 @@ typedef struct jc_verify_result {
                                * of jobcache 0.1.0 read as it is): their result was decoded,
                                * not checked against its bytes as stored */
     int64_t unreadable;       /* entries that could not be read at all (on damaged pages of
-                               * the file; a damaged page that stops the listing of entries
-                               * counts as one, as how many it held cannot be read); the
-                               * entries around them are still checked */
+                               * the file); the entries around them are still checked */
     int64_t other_format;     /* entries of another key format (made by a release whose keys
                                * differ): not damage, never served, not counted in checked,
                                * kept by repair; jc_prune_options.other_formats removes them */

@@ -561,8 +561,8 @@ static void file_stale_versions_keep_the_version_used_last(void **state)
     char q[256];
     double now = now_seconds();
     snprintf(q, sizeof q,
-             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE seq > 5;"
-             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE seq <= 5",
+             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE rowid > 5;"
+             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE rowid <= 5",
              now - 3600, now - 3600, now - 86400, now - 60);
     sql(path, q);
     c = open_cache(path, 0);
@@ -589,8 +589,8 @@ static void file_stale_versions_after_a_clock_that_was_ahead_keep_the_current(vo
     char q[256];
     double now = now_seconds();
     snprintf(q, sizeof q,
-             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE seq <= 5;"
-             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE seq > 5",
+             "UPDATE entries SET created = %.0f, last_used = %.0f WHERE rowid <= 5;"
+             "UPDATE entries SET version = 'v2', created = %.0f, last_used = %.0f WHERE rowid > 5",
              now + 86400, now + 86400, now - 120, now - 30);
     sql(path, q);
     for (int round = 0; round < 2; round++) {
@@ -602,8 +602,8 @@ static void file_stale_versions_after_a_clock_that_was_ahead_keep_the_current(vo
         assert_int_equal(jc_cache_prune(c, &(jc_prune_options){.older_than = 1e9}, false, NULL, NULL), 0);
         jc_cache_close(c);
         assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE created > strftime('%s','now') + 1"), 0);
-        assert_int_equal(jc_test_sql_int(path, "SELECT (SELECT max(last_used) FROM entries WHERE seq <= 5)"
-                                               " <= (SELECT created FROM entries WHERE seq = 6) + 0.001"), 1);
+        assert_int_equal(jc_test_sql_int(path, "SELECT (SELECT max(last_used) FROM entries WHERE rowid <= 5)"
+                                               " <= (SELECT created FROM entries WHERE rowid = 6) + 0.001"), 1);
     }
     c = open_cache(path, 0);
     int64_t n = 0;

@@ -273,8 +273,8 @@ static void inspect_entries_query_sorts_and_ages(void **state)
     jc_entry_info info;
     make_cache(jc_test_path(path, sizeof path, "sort.db"), 4, 0);
     /* x = 2 has the most hits and is the largest; x = 0 was used long ago. */
-    sql(path, "UPDATE entries SET hits = 9, result_size = 1000 WHERE seq = 3;"
-              "UPDATE entries SET last_used = last_used - 7200 WHERE seq = 1;");
+    sql(path, "UPDATE entries SET hits = 9, result_size = 1000 WHERE rowid = 3;"
+              "UPDATE entries SET last_used = last_used - 7200 WHERE rowid = 1;");
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
 
     jc_entries *it = jc_entries_query(c, &(jc_filter){.sort = JC_SORT_HITS});
@@ -315,7 +315,7 @@ static void inspect_entries_next_skips_entries_removed_meanwhile(void **state)
     jc_cache *c = open_cache(path, 0);
     jc_entries *it = jc_entries_query(c, NULL);
     assert_non_null(it);
-    sql(path, "DELETE FROM entries WHERE seq = 2");
+    sql(path, "DELETE FROM entries WHERE rowid = 2");
     int n = 0;
     while (jc_entries_next(it, &info) == 1)
         n++;
@@ -724,11 +724,11 @@ static void inspect_verify_finds_and_repairs_bad_entries(void **state)
      * checksum, as a 0.1.0 row, so that decoding is what finds them); 4:
      * sizes that lie; 5: another valid result in place of the stored one,
      * which only its checksum tells. */
-    sql(path, "UPDATE entries SET args = x'929101' || x'80' WHERE seq = 1;"
-              "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE seq = 2;"
-              "UPDATE entries SET result = 'text', result_check = NULL WHERE seq = 3;"
-              "UPDATE entries SET args_size = 999 WHERE seq = 4;"
-              "UPDATE entries SET result = x'05' WHERE seq = 5;");
+    sql(path, "UPDATE entries SET args = x'929101' || x'80' WHERE rowid = 1;"
+              "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE rowid = 2;"
+              "UPDATE entries SET result = 'text', result_check = NULL WHERE rowid = 3;"
+              "UPDATE entries SET args_size = 999 WHERE rowid = 4;"
+              "UPDATE entries SET result = x'05' WHERE rowid = 5;");
     put_non_canonical(path);
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     assert_int_equal(jc_cache_verify(c, false, on_problem, &s, &r), 0);
@@ -832,7 +832,7 @@ static void log_hits(const char *path, int64_t rowid, uint32_t count)
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT key FROM entries WHERE seq = ?1", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT key FROM entries WHERE rowid = ?1", -1, &q, NULL), SQLITE_OK);
     sqlite3_bind_int64(q, 1, rowid);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     uint8_t rec[20];
@@ -862,12 +862,12 @@ static void inspect_merge_adds_replaces_keeps(void **state)
     seed(mine, "f", "v1", 4, now - 100, 10);   /* x = 0..3 */
     seed(theirs, "f", "v1", 6, now - 200, 10); /* x = 0..5, x = 0..1 older, 2..3 newer below */
     /* Newer than mine, still in the past (times after now are clamped). */
-    sql(theirs, "UPDATE entries SET created = created + 150, hits = 7 WHERE seq IN (3, 4)");
+    sql(theirs, "UPDATE entries SET created = created + 150, hits = 7 WHERE rowid IN (3, 4)");
     /* Hits of theirs not folded yet (the hit log, schema 10): 3 more for
      * x = 4, which is added, and 5 for x = 0, which mine keeps. */
     log_hits(theirs, 5, 3);
     log_hits(theirs, 1, 5);
-    int64_t hits5 = jc_test_sql_int(theirs, "SELECT hits FROM entries WHERE seq = 5");
+    int64_t hits5 = jc_test_sql_int(theirs, "SELECT hits FROM entries WHERE rowid = 5");
     jc_cache *c = open_cache(mine, 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
     assert_int_equal(r.added, 2);
@@ -901,8 +901,8 @@ static void inspect_merge_rejects_bad_entries_and_bad_files(void **state)
     jc_merge_result r;
     make_cache(jc_test_path(theirs, sizeof theirs, "merge-bad-theirs.db"), 3, 0);
     /* A planted result: the key of square(1) with the arguments of square(2). */
-    sql(theirs, "UPDATE entries SET args = (SELECT args FROM entries WHERE seq = 3) WHERE seq = 2;"
-                "UPDATE entries SET result = x'c1' WHERE seq = 1;");
+    sql(theirs, "UPDATE entries SET args = (SELECT args FROM entries WHERE rowid = 3) WHERE rowid = 2;"
+                "UPDATE entries SET result = x'c1' WHERE rowid = 1;");
     jc_cache *c = open_cache(jc_test_path(mine, sizeof mine, "merge-bad-mine.db"), 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
     assert_int_equal(r.added, 1);
@@ -946,7 +946,7 @@ static void inspect_a_locked_file_gives_ebusy_not_a_rollback_error(void **state)
     jc_verify_result r;
     int64_t n = -1;
     make_cache(jc_test_path(path, sizeof path, "busy.db"), 3, 0);
-    sql(path, "UPDATE entries SET result = x'c1' WHERE seq = 1");
+    sql(path, "UPDATE entries SET result = x'c1' WHERE rowid = 1");
     jc_cache *c = jc_cache_open(path, &(jc_cache_options){.busy_timeout_ms = 50});
     assert_non_null(c);
     jc_value *v = jc_memo(c, square, jc_int(2)); /* a hit, queued for the next write */
@@ -1030,9 +1030,9 @@ static void inspect_merge_clamps_times_from_the_future(void **state)
     seed(theirs, "f", "v1", 3, now - 100, 10); /* x = 0, 1, 2 */
     /* x = 0: created after mine, but last used in the year 33658; x = 1
      * and 2: created and used then. */
-    sql(theirs, "UPDATE entries SET created = created + 90, last_used = 1e12 WHERE seq = 1;"
-                "UPDATE entries SET created = 1e12, last_used = 1e12, hits = 9 WHERE seq IN (2, 3)");
-    sql(mine, "UPDATE entries SET compute_seconds = 0.25 WHERE seq = 2"); /* x = 1 computed here */
+    sql(theirs, "UPDATE entries SET created = created + 90, last_used = 1e12 WHERE rowid = 1;"
+                "UPDATE entries SET created = 1e12, last_used = 1e12, hits = 9 WHERE rowid IN (2, 3)");
+    sql(mine, "UPDATE entries SET compute_seconds = 0.25 WHERE rowid = 2"); /* x = 1 computed here */
     jc_cache *c = open_cache(mine, 0);
     assert_int_equal(jc_cache_merge(c, theirs, &r), 0);
     assert_int_equal(r.replaced, 2); /* x = 0; x = 1, as created now */
@@ -1283,7 +1283,7 @@ static void inspect_prune_max_payload(void **state)
     assert_int_equal(total - bytes, left);
     assert_true(left <= total / 2);
     assert_true(left + last_gone > total / 2);
-    assert_int_equal(jc_test_sql_int(path, "SELECT min(seq) FROM entries"), n + 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT min(rowid) FROM entries"), n + 1);
 }
 
 
@@ -1296,7 +1296,7 @@ static void other_format_rows(const char *path, int n)
 {
     char stmt[256];
     snprintf(stmt, sizeof stmt,
-             "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE seq <= %d", n);
+             "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE rowid <= %d", n);
     sql(path, stmt);
 }
 
@@ -1340,7 +1340,7 @@ static void inspect_an_entry_of_another_key_format_is_never_served(void **state)
     (void)state;
     char path[PATH_CAP];
     make_cache(jc_test_path(path, sizeof path, "formats-served.db"), 6, 0);
-    sql(path, "UPDATE entries SET key_format = 2, result = x'05', result_check = NULL WHERE seq <= 2");
+    sql(path, "UPDATE entries SET key_format = 2, result = x'05', result_check = NULL WHERE rowid <= 2");
     jc_cache *c = open_cache(path, 0);
     for (int many = 0; many <= 1; many++) { /* point lookups, then one pass over the table */
         jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});

@@ -450,7 +450,7 @@ static void memo_hits_written_in_a_rolled_back_transaction_are_kept(void **state
     assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 2);
     jc_value_free(jc_memo(c, describe, jc_str("b"), jc_kw("weight", jc_double(2)))); /* a write */
     jc_cache_close(c);
-    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries WHERE seq = 1"), 2);
+    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries WHERE rowid = 1"), 2);
 }
 
 /* ---- memo sessions ---- */

@@ -24,8 +24,6 @@
  *                    read per run (9).
  *   v9.jobcache      schema 9, main at 09bd3ae: the same, with inputs read
  *                    per run; before the hit log (10).
- *   v10.jobcache     schema 10, main at ea74a0d: the same, its 5 hits in
- *                    the hit log; before entries in key order (11).
  *
  * A read-only open reads an older schema as it is, never writing; a
  * writable open migrates it in place, in one transaction. Either way every
@@ -553,6 +551,7 @@ static void migrate_a_schema_9_file_gets_the_hit_log(void **state)
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 10);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 0);
@@ -567,72 +566,6 @@ static void migrate_a_schema_9_file_gets_the_hit_log(void **state)
     jc_stats_free(st);
     jc_cache_close(c);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 37); /* folded */
-}
-
-/* A schema-10 file becomes schema 11, the entries in key order: read-only,
- * read as it is (its hits, still in the hit log, counted; nothing
- * written); writable, migrated in place: every entry at its key's slot, in
- * key order, no index left, the order of writing kept as seq, the hit log
- * kept and folded, every entry a hit again. */
-static void migrate_a_schema_10_file_gets_its_entries_in_key_order(void **state)
-{
-    (void)state;
-    char path[PATH_CAP];
-    copy_data("v10.jobcache", path, sizeof path);
-    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 10);
-    int64_t pending = jc_test_sql_int(path, "SELECT count(*) FROM hit_log");
-    assert_true(pending > 0);
-    jc_test_bytes before = jc_test_snapshot(path);
-    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
-    jc_stats *st = jc_cache_stats(c);
-    assert_non_null(st);
-    assert_int_equal(st->hits, 5);
-    jc_stats_free(st);
-    assert_int_equal(run_v1_calls(c), 32);
-    assert_int_equal(run_v8_pipeline(c, true).cached, 2);
-    jc_cache_close(c);
-    jc_test_assert_unchanged(path, before);
-
-    c = open_cache(path, 0);
-    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-                                           " AND tbl_name = 'entries'"), 0);
-    /* The old row ids (1..33, in order of writing) became seq. */
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(DISTINCT seq) FROM entries"), 33);
-    assert_int_equal(jc_test_sql_int(path, "SELECT max(seq) FROM entries"), 33);
-    assert_int_equal(jc_test_sql_int(path, "SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'seq'"), 33);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM meta WHERE name = 'displaced'"), 0);
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT slot, key FROM entries ORDER BY slot", -1, &q, NULL), SQLITE_OK);
-    uint8_t prev[JC__KEY_LEN] = {0};
-    int rows = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const uint8_t *key = sqlite3_column_blob(q, 1);
-        assert_int_equal(sqlite3_column_bytes(q, 1), JC__KEY_LEN);
-        assert_true(sqlite3_column_int64(q, 0) == jc__key_home(key)); /* at its home */
-        assert_true(rows == 0 || memcmp(prev, key, JC__KEY_LEN) < 0); /* in key order */
-        memcpy(prev, key, JC__KEY_LEN);
-        rows++;
-    }
-    assert_int_equal(rows, 33);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), pending); /* kept, not folded yet */
-    st = jc_cache_stats(c);
-    assert_int_equal(st->hits, 5);
-    jc_stats_free(st);
-    assert_int_equal(run_v1_calls(c), 32);
-    assert_int_equal(run_v8_pipeline(c, true).cached, 2);
-    jc_cache_close(c);
-    c = open_cache(path, 0);
-    st = jc_cache_stats(c);
-    assert_int_equal(st->hits, 5 + 32 + 2);
-    jc_stats_free(st);
-    jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5 + 32 + 2); /* folded */
 }
 
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
@@ -727,7 +660,6 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_7_file_gets_retries_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_9_file_gets_the_hit_log),
-        cmocka_unit_test(migrate_a_schema_10_file_gets_its_entries_in_key_order),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

@@ -1366,7 +1366,7 @@ static void run_a_corrupted_result_is_recomputed_and_its_entry_repaired(void **s
 
     /* 0xc1 is the one byte MessagePack never uses. */
     assert_int_equal(jc_test_sql_exec(path, "UPDATE entries SET result = x'c1' "
-                                            "WHERE seq = (SELECT min(seq) FROM entries)"),
+                                            "WHERE rowid = (SELECT min(rowid) FROM entries)"),
                      0);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE result = x'c1'"), 1);
 
@@ -2140,7 +2140,7 @@ static void run_expired_entries_are_computed_again_and_replaced(void **state)
     jc_cache *c = open_cache(path, 0);
     jc_results_free(run_adds(c, 0, 5));
     jc_cache_close(c);
-    sql(path, "UPDATE entries SET created = created - 7200 WHERE seq <= 2");
+    sql(path, "UPDATE entries SET created = created - 7200 WHERE rowid <= 2");
     c = open_cache(path, 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .expires_after = 3600});
     for (int i = 0; i < 5; i++)
@@ -2165,7 +2165,7 @@ static void run_expired_entries_are_computed_again_and_replaced(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE created < strftime('%s','now') - 3600"),
                      0); /* replaced */
     /* The environment over the program; a bad value is refused. */
-    sql(path, "UPDATE entries SET created = created - 600 WHERE seq = 3");
+    sql(path, "UPDATE entries SET created = created - 600 WHERE rowid = 3");
     c = open_cache(path, 0);
     setenv("JOBCACHE_EXPIRES_AFTER", "5m", 1);
     add_calls = 0;

@@ -253,9 +253,7 @@ static void store_put_get_roundtrip(void **state)
     assert_int_equal(put_entry(st, 7, result, sizeof result - 1, 1234.5), 0);
     jc__hit hit;
     assert_int_equal(get_entry(st, 7, &hit), 1);
-    uint8_t key[JC__KEY_LEN];
-    make_key(key, 7);
-    assert_true(hit.rowid == jc__key_home(key)); /* its slot: the key's home */
+    assert_true(hit.rowid > 0);
     assert_int_equal(hit.result_len, sizeof result - 1);
     assert_memory_equal(hit.result, result, sizeof result - 1);
     assert_true(hit.compute_seconds == 0.25);
@@ -406,112 +404,6 @@ static void store_reopen_persists(void **state)
     jc__store_close(st);
 }
 
-/* ---- keys sharing their first 64 bits (schema 11: store.h, jc__key_home) ---- */
-
-/* A key of prefix p (its first 8 bytes, big-endian) and tail t. */
-static void prefix_key(uint8_t key[JC__KEY_LEN], uint64_t p, uint8_t t)
-{
-    for (int i = 0; i < 8; i++)
-        key[i] = (uint8_t)(p >> (56 - 8 * i));
-    memset(key + 8, t, JC__KEY_LEN - 8);
-}
-
-static int put_key(jc__store *st, const uint8_t *key, const char *result)
-{
-    jc__entry_in e = {.key = key, .function = "f", .version = "v1", .args = "\x90", .args_len = 1,
-                      .result = result, .result_len = strlen(result), .compute_seconds = 0.5, .now = 1000};
-    int rc = jc__store_begin(st);
-    if (rc)
-        return rc;
-    rc = jc__store_put(st, &e);
-    if (rc) {
-        jc__store_rollback(st);
-        return rc;
-    }
-    return jc__store_commit(st);
-}
-
-static void assert_hit(jc__store *st, const uint8_t *key, const char *result)
-{
-    jc__hit hit;
-    assert_int_equal(jc__store_get(st, key, &hit), 1);
-    assert_int_equal(hit.result_len, strlen(result));
-    assert_memory_equal(hit.result, result, strlen(result));
-}
-
-/* Two keys that share their first 64 bits both live, one at the home, one
- * in the next slot; after the first goes, the second is still found, and
- * storing it again replaces it where it is rather than adding a second
- * row at the freed home. Sixteen such keys fill the slots; a seventeenth
- * is refused with an error naming the file, and nothing stored is lost.
- * The keys at the ends of the row ids' range have homes too. */
-static void store_keys_sharing_a_prefix_each_find_their_entry(void **state)
-{
-    (void)state;
-    char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "shared-prefix.db");
-    jc__store *st = open_ok(path, 0);
-    const uint64_t prefix = UINT64_C(0x1234567890abcdef);
-    uint8_t a[JC__KEY_LEN], b[JC__KEY_LEN], k[JC__KEY_LEN];
-    prefix_key(a, prefix, 0x01);
-    prefix_key(b, prefix, 0x02);
-    int64_t home = jc__key_home(a);
-    assert_int_equal(put_key(st, a, "A"), 0);
-    assert_int_equal(put_key(st, b, "B"), 0);
-    assert_hit(st, a, "A");
-    assert_hit(st, b, "B");
-    char q[160];
-    snprintf(q, sizeof q, "SELECT slot - (%lld) FROM entries WHERE key = x'%s'", (long long)home,
-             "1234567890abcdef0202020202020202");
-    assert_int_equal(sql_int(path, q), 1);
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM meta WHERE name = 'displaced'"), 1);
-
-    assert_int_equal(jc__store_begin(st), 0);
-    assert_int_equal(jc__store_delete(st, a), 1);
-    assert_int_equal(jc__store_commit(st), 0);
-    jc__hit hit;
-    assert_int_equal(jc__store_get(st, a, &hit), 0);
-    assert_hit(st, b, "B");
-    assert_int_equal(put_key(st, b, "B2"), 0);
-    assert_hit(st, b, "B2");
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM entries WHERE key = x'1234567890abcdef0202020202020202'"),
-                     1);
-
-    /* Fill the sixteen slots (b holds one), then one too many. */
-    for (uint8_t t = 3; t < 3 + JC__SLOTS - 1; t++) {
-        prefix_key(k, prefix, t);
-        assert_int_equal(put_key(st, k, "K"), 0);
-    }
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM entries"), JC__SLOTS);
-    prefix_key(k, prefix, 0x7f);
-    assert_int_equal(put_key(st, k, "X"), JC_EINVAL);
-    assert_non_null(strstr(jc_errmsg(), path));
-    assert_non_null(strstr(jc_errmsg(), "slots"));
-    assert_int_equal(sql_int(path, "SELECT count(*) FROM entries"), JC__SLOTS);
-    for (uint8_t t = 3; t < 3 + JC__SLOTS - 1; t++) {
-        prefix_key(k, prefix, t);
-        assert_hit(st, k, "K");
-    }
-    assert_hit(st, b, "B2");
-    /* A prefix of the keys finds them all (two or more: ambiguous). */
-    uint8_t lo[JC__KEY_LEN], hi[JC__KEY_LEN];
-    prefix_key(lo, prefix, 0x00);
-    prefix_key(hi, prefix, 0xff);
-    jc__row row;
-    assert_int_equal(jc__store_find_range(st, lo, hi, &row), 2);
-
-    /* The ends: homes INT64_MIN and INT64_MAX. */
-    prefix_key(k, 0, 0x00);
-    assert_true(jc__key_home(k) == INT64_MIN);
-    assert_int_equal(put_key(st, k, "min"), 0);
-    assert_hit(st, k, "min");
-    prefix_key(k, UINT64_MAX, 0xff);
-    assert_true(jc__key_home(k) == INT64_MAX);
-    assert_int_equal(put_key(st, k, "max"), 0);
-    assert_hit(st, k, "max");
-    jc__store_close(st);
-}
-
 /* ---- the file ---- */
 
 static void store_file_is_wal_with_schema_version(void **state)
@@ -523,14 +415,14 @@ static void store_file_is_wal_with_schema_version(void **state)
     assert_sql_text(path, "PRAGMA journal_mode", "wal");
     assert_int_equal(sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
     assert_sql_text(path, "SELECT value FROM meta WHERE name = 'key_format'", "1");
-    /* No index on the entries (schema 11): a lookup and an insert walk
-     * one B-tree, the table in key order. */
+    /* The key is the only index: every stored result and every hit pays
+     * for each index there is. */
     assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
-                                   " tbl_name = 'entries'"),
-                     0);
+                                   " name = 'entries_key'"),
+                     1);
     assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
                                    " sql IS NOT NULL"),
-                     0);
+                     1);
     jc__store_close(st);
 }
 
@@ -1079,7 +971,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(store_put_get_roundtrip),
-        cmocka_unit_test(store_keys_sharing_a_prefix_each_find_their_entry),
         cmocka_unit_test(store_get_absent_returns_0),
         cmocka_unit_test(store_put_overwrite_replaces_result_and_keeps_hits),
         cmocka_unit_test(store_touch_increments_hits),

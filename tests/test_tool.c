@@ -167,7 +167,7 @@ static void make_cache(const char *path, int nsq, int nscale)
 static void key_at(const char *path, int rowid, char hex[33])
 {
     char q[128];
-    snprintf(q, sizeof q, "SELECT lower(hex(key)) FROM entries WHERE seq = %d", rowid);
+    snprintf(q, sizeof q, "SELECT lower(hex(key)) FROM entries WHERE rowid = %d", rowid);
     char *t = jc_test_sql_text(path, q);
     assert_non_null(t);
     snprintf(hex, 33, "%s", t);
@@ -195,10 +195,10 @@ static void patch_blobs(const char *path, const char *col, const char *from, con
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     char q[256];
-    snprintf(q, sizeof q, "SELECT seq, %s FROM entries", col);
+    snprintf(q, sizeof q, "SELECT rowid, %s FROM entries", col);
     sqlite3_stmt *s, *u;
     assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
-    snprintf(q, sizeof q, "UPDATE entries SET %s = ?2%s WHERE seq = ?1", col,
+    snprintf(q, sizeof q, "UPDATE entries SET %s = ?2%s WHERE rowid = ?1", col,
              strcmp(col, "result") == 0 ? ", result_check = NULL" : "");
     assert_int_equal(sqlite3_prepare_v2(db, q, -1, &u, NULL), SQLITE_OK);
     while (sqlite3_step(s) == SQLITE_ROW) {
@@ -250,7 +250,7 @@ static void make_hostile_cache(const char *path)
     char stmt[256];
     snprintf(stmt, sizeof stmt,
              "UPDATE entries SET function = '%s', version = 'v1' || char(155) || char(27) || 'c'"
-             " WHERE seq IN (1, 2)",
+             " WHERE rowid IN (1, 2)",
              HOSTILE_FN);
     sql(path, stmt);
     patch_blobs(path, "result", "@@@", "\xff\xc0\x80", 3);
@@ -455,7 +455,7 @@ static void tool_exit_statuses_tell_usage_findings_and_failures_apart(void **sta
     /* A usage error: an option no command has. */
     expect(2, "unknown option '--bogus'", "verify %s --bogus", path);
     /* A finding: a result that no longer matches its checksum. */
-    sql(path, "UPDATE entries SET result = x'05' WHERE seq = 2");
+    sql(path, "UPDATE entries SET result = x'05' WHERE rowid = 2");
     expect(1, "checked 3 entries: 1 bad", "verify %s", path);
     /* A failure: a text file given as the cache. */
     jc_test_path(text, sizeof text, "statuses.txt");
@@ -500,8 +500,8 @@ static void tool_ls_filters_sorts_and_json(void **state)
     (void)state;
     char path[PATH_CAP], *out = NULL;
     make_cache(jc_test_path(path, sizeof path, "ls.db"), 6, 2);
-    sql(path, "UPDATE entries SET hits = 42 WHERE seq = 4;"
-              "UPDATE entries SET last_used = last_used - 7200 WHERE seq IN (1, 2)");
+    sql(path, "UPDATE entries SET hits = 42 WHERE rowid = 4;"
+              "UPDATE entries SET last_used = last_used - 7200 WHERE rowid IN (1, 2)");
     assert_int_equal(tool(&out, "ls %s", path), 0);
     assert_int_equal(count_lines(out), 9);
     assert_contains(out, "KEY");
@@ -574,7 +574,7 @@ static void tool_show_entry_that_does_not_decode(void **state)
     (void)state;
     char path[PATH_CAP], hex[33];
     make_cache(jc_test_path(path, sizeof path, "show-bad.db"), 2, 0);
-    sql(path, "UPDATE entries SET result = x'c1' WHERE seq = 1");
+    sql(path, "UPDATE entries SET result = x'c1' WHERE rowid = 1");
     key_at(path, 1, hex);
     expect(1, "does not decode", "show -f %s %s", path, hex);
     expect(0, "<does not decode>", "ls %s", path);
@@ -598,7 +598,7 @@ static void tool_diff_two_calls(void **state)
     free(out);
     char d[33];
     key_at(path, 4, d); /* scale(xs, factor=2) */
-    sql(path, "UPDATE entries SET version = 'v2' WHERE seq = 4");
+    sql(path, "UPDATE entries SET version = 'v2' WHERE rowid = 4");
     assert_int_equal(tool(&out, "diff -f %s %.8s %.8s", path, c, d), 1);
     assert_contains(out, "(version)");
     assert_contains(out, "factor");
@@ -743,7 +743,7 @@ static void tool_json_is_strict(void **state)
      * a file may still hold a -0.0, which is written as such. */
     assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": 0.0}");
     free(out);
-    sql(path, "UPDATE entries SET result = x'cb8000000000000000' WHERE seq = 7");
+    sql(path, "UPDATE entries SET result = x'cb8000000000000000' WHERE rowid = 7");
     assert_int_equal(tool(&out, "export %s", path), 0);
     assert_contains(out, "\"args\": [0.0], \"kwargs\": {}, \"result\": -0.0}");
     assert_contains(out, "\"result\": 0.1}");
@@ -808,8 +808,8 @@ static void tool_prune(void **state)
     (void)state;
     char path[PATH_CAP];
     make_cache(jc_test_path(path, sizeof path, "prune.db"), 20, 2);
-    sql(path, "UPDATE entries SET last_used = last_used - 40 * 86400 WHERE seq <= 4;"
-              "UPDATE entries SET version = 'v0', created = created - 100 WHERE seq = 22");
+    sql(path, "UPDATE entries SET last_used = last_used - 40 * 86400 WHERE rowid <= 4;"
+              "UPDATE entries SET version = 'v0', created = created - 100 WHERE rowid = 22");
     expect(0, "would remove 1 entry", "prune %s --stale-versions --dry-run", path);
     expect(0, "removed 1 entry", "prune %s --stale-versions", path);
     expect(0, "would remove 4 entries", "prune %s --older-than 30d --dry-run", path);
@@ -837,8 +837,8 @@ static void tool_verify_finds_corrupted_entries(void **state)
     /* The arguments of square(1) become those of square(0): the key no
      * longer matches. The result of square(4) becomes 5, valid msgpack that
      * only its checksum tells from the stored one. */
-    sql(path, "UPDATE entries SET args = (SELECT args FROM entries WHERE seq = 1) WHERE seq = 2;"
-              "UPDATE entries SET result = x'05' WHERE seq = 5");
+    sql(path, "UPDATE entries SET args = (SELECT args FROM entries WHERE rowid = 1) WHERE rowid = 2;"
+              "UPDATE entries SET result = x'05' WHERE rowid = 5");
     assert_int_equal(tool(&out, "verify %s", path), 1);
     assert_contains(out, "checked 7 entries: 2 bad");
     char line[160];
@@ -955,10 +955,10 @@ static void tool_merge_vacuum_clear(void **state)
     /* Theirs first: mine is newer where both have an entry. */
     make_cache(jc_test_path(theirs, sizeof theirs, "merge-theirs.db"), 5, 1);
     make_cache(jc_test_path(mine, sizeof mine, "merge-mine.db"), 3, 0);
-    sql(theirs, "UPDATE entries SET created = created + 100 WHERE seq = 1");
+    sql(theirs, "UPDATE entries SET created = created + 100 WHERE rowid = 1");
     expect(0, "added 3, replaced 1, kept 2", "merge -f %s %s", mine, theirs);
     assert_int_equal(entries(mine), 6);
-    sql(theirs, "UPDATE entries SET result = x'c1' WHERE seq = 6");
+    sql(theirs, "UPDATE entries SET result = x'c1' WHERE rowid = 6");
     expect(1, "rejected 1", "merge -f %s %s", mine, theirs);
     jc_test_path(missing, sizeof missing, "merge-missing.db");
     expect(3, "does not exist", "merge -f %s %s", mine, missing);
@@ -1051,7 +1051,7 @@ static void tool_ls_shows_a_damaged_result_in_its_column(void **state)
     (void)state;
     char path[PATH_CAP], *out = NULL;
     make_cache(jc_test_path(path, sizeof path, "ls-damaged.db"), 3, 0);
-    sql(path, "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE seq = 2");
+    sql(path, "UPDATE entries SET result = x'c1c1', result_check = NULL WHERE rowid = 2");
     assert_int_equal(tool(&out, "ls %s --sort created --reverse", path), 0);
     char *line = strstr(out, "<does not decode>");
     assert_non_null(line);
@@ -1238,7 +1238,7 @@ static void tool_stats_zero_stats_zeroes_hit_counts(void **state)
     make_cache(path, 5, 0);
     make_cache(path, 5, 0); /* a rerun: 5 hits */
     jc_test_fold_hits(path);
-    sql(path, "UPDATE entries SET hits = 3, last_used = 1700000000.5 WHERE seq = 1");
+    sql(path, "UPDATE entries SET hits = 3, last_used = 1700000000.5 WHERE rowid = 1");
     expect(0, "of which 7 hits saved", "stats %s", path);
     int64_t runs = jc_test_sql_int(path, "SELECT count(*) FROM runs");
     setenv("JOBCACHE_READONLY", "1", 1);
@@ -1247,7 +1247,7 @@ static void tool_stats_zero_stats_zeroes_hit_counts(void **state)
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 7);
     expect(0, "hit counts zeroed (5 entries had hits)", "stats %s -z", path);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 0);
-    assert_int_equal(jc_test_sql_int(path, "SELECT last_used = 1700000000.5 FROM entries WHERE seq = 1"), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT last_used = 1700000000.5 FROM entries WHERE rowid = 1"), 1);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), runs);
     expect(0, "\"hits\": 0", "stats --zero-stats --json %s", path);
     expect(0, "of which 0 hits saved", "stats %s", path);
@@ -1411,7 +1411,7 @@ static void tool_other_key_formats(void **state)
     (void)state;
     char path[PATH_CAP], other[PATH_CAP], *out = NULL;
     make_cache(jc_test_path(path, sizeof path, "formats.db"), 10, 0);
-    sql(path, "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE seq <= 3");
+    sql(path, "UPDATE entries SET key_format = 2, key = randomblob(16) WHERE rowid <= 3");
     expect(0, "3 entries are of another key format", "verify %s", path);
     expect(0, "checked 7 entries: all sound", "verify %s", path);
     expect(0, "kept", "verify %s --repair", path);
@@ -1451,7 +1451,7 @@ static void tool_prune_max_size_bounds_the_file(void **state)
         total += sb.st_size;
     assert_true(total <= 64 * 1024);
     /* The newest stayed. */
-    assert_int_equal(jc_test_sql_int(path, "SELECT max(seq) FROM entries"), 3000);
+    assert_int_equal(jc_test_sql_int(path, "SELECT max(rowid) FROM entries"), 3000);
 }
 
 /* A pipeline in the command (issue 27): log counts the intermediate values
@@ -1476,7 +1476,7 @@ static jc_progress run_echo_chain(const char *path, char keys[3][33])
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT lower(hex(key)) FROM entries ORDER BY seq", -1, &st, NULL),
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT lower(hex(key)) FROM entries ORDER BY rowid", -1, &st, NULL),
                      SQLITE_OK);
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);

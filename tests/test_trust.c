@@ -196,6 +196,7 @@ static void trust_hits_land_on_the_entry_they_hit(void **state)
     jc_cache *c = open_cache(path, 0);
     jc_value_free(jc_memo(c, sq, jc_int(1)));
     jc_value_free(jc_memo(c, sq, jc_int(1))); /* a hit, queued */
+    int64_t rowid = jc_test_sql_int(path, "SELECT rowid FROM entries");
     /* Another program removes sq(1) and stores sq(2), which gets the same
      * row id (SQLite gives the largest row id + 1). */
     jc_cache *other = open_cache(path, 0);
@@ -206,8 +207,7 @@ static void trust_hits_land_on_the_entry_they_hit(void **state)
     assert_int_equal(jc_entry_remove(other, info.key), 0);
     jc_value_free(jc_memo(other, sq, jc_int(2)));
     jc_cache_close(other);
-    /* Schema 10 gave sq(2) the freed row id; schema 11 puts it at its own
-     * key's slot. Either way the queued hit must not land on it. */
+    assert_int_equal(jc_test_sql_int(path, "SELECT rowid FROM entries"), rowid);
     double stored_used = (double)jc_test_sql_int(path, "SELECT CAST(last_used * 1000 AS INTEGER) FROM entries");
     jc_cache_close(c); /* writes the queued hit */
     assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0);
@@ -244,6 +244,7 @@ static void trust_hits_of_a_run_land_on_the_entry_they_hit(void **state)
     replace_path = path;
     jc_cache *c = open_cache(path, 0);
     jc_value_free(jc_memo(c, sq, jc_int(1)));
+    int64_t rowid = jc_test_sql_int(path, "SELECT rowid FROM entries");
     int done = 0;
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF, .on_result = replace_entry,
                                                 .userdata = &done});
@@ -253,7 +254,7 @@ static void trust_hits_of_a_run_land_on_the_entry_they_hit(void **state)
     jc_results_free(res);
     jc_batch_free(b);
     jc_cache_close(c);
-    /* sq(2): the same row id in schema 10, its own key's slot in 11 */
+    assert_int_equal(jc_test_sql_int(path, "SELECT rowid FROM entries"), rowid); /* sq(2), same rowid */
     assert_int_equal(jc_test_sql_int(path, "SELECT hits FROM entries"), 0);
 }
 
@@ -406,8 +407,8 @@ static void trust_hits_from_other_code_follow_the_policy(void **state)
     /* As if another build had computed four of them (same scheme byte),
      * and 0.1.0 one of them (no fingerprint). */
     char q[256];
-    sql(path, other_code_sql("seq <= 4", q, sizeof q));
-    sql(path, "UPDATE entries SET code_fp = NULL WHERE seq = 5");
+    sql(path, other_code_sql("rowid <= 4", q, sizeof q));
+    sql(path, "UPDATE entries SET code_fp = NULL WHERE rowid = 5");
     p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
     assert_int_equal(p.cached, 6);
     assert_int_equal(p.code_changed, 4);
@@ -443,7 +444,7 @@ static void trust_hits_from_other_code_follow_the_policy(void **state)
     free(err);
 
     /* A fingerprint of another scheme says nothing: never a change. */
-    sql(path, "UPDATE entries SET code_fp = x'ff000000000000000000000000000000' WHERE seq = 1");
+    sql(path, "UPDATE entries SET code_fp = x'ff000000000000000000000000000000' WHERE rowid = 1");
     p = run_sq_policy(path, 6, JC_ON_CODE_CHANGE_WARN, &err);
     assert_int_equal(p.code_changed, 0);
     free(err);

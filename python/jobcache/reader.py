@@ -27,7 +27,7 @@ except ImportError:
 # 7, 8, 9: evictions, retries and inputs read in the record of runs, which
 # the reader does not read; 10: the hit log, whose hits not yet folded into
 # the entries it adds to their hit counts and last-used times.
-MAX_SCHEMA = 11
+MAX_SCHEMA = 10
 # The key formats whose value encoding this reader decodes.
 KEY_FORMATS = (1,)
 
@@ -240,9 +240,7 @@ class Cache:
             params.append(version)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        # In order of writing: seq (schema 11, where row ids are key slots),
-        # else the row id.
-        sql += " ORDER BY created, %s" % ("seq" if self.schema >= 11 else "rowid")
+        sql += " ORDER BY created, rowid"
         pending = self._pending_hits()
         for row in self._db.execute(sql, params):
             r = dict(zip(want + opt, row))
@@ -287,18 +285,8 @@ class Cache:
     def get(self, key):
         """The entry of a key (32 hex digits, or 16 bytes); KeyError if none."""
         kb = bytes.fromhex(key) if isinstance(key, str) else bytes(key)
-        if self.schema >= 11 and len(kb) == 16:
-            # The key's slots (docs/format.md): its home, the first 8 bytes
-            # as a big-endian integer with the top bit flipped, and the 15
-            # row ids after it.
-            home = int.from_bytes(kb[:8], "big") ^ (1 << 63)
-            home -= (1 << 64) if home >= (1 << 63) else 0
-            last = min(home + 15, (1 << 63) - 1)
-            row = self._db.execute("SELECT function, version FROM entries WHERE slot BETWEEN ? AND ?"
-                                   " AND key = ?", (home, last, kb)).fetchone()
-        else:
-            row = self._db.execute("SELECT function, version FROM entries WHERE key = ?",
-                                   (kb,)).fetchone()
+        row = self._db.execute("SELECT function, version FROM entries WHERE key = ?",
+                               (kb,)).fetchone()
         if row is None:
             raise KeyError(key)
         for e in self.entries(row[0], row[1]):

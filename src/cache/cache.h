@@ -294,6 +294,7 @@ int jc__cache_delete_rowid(jc_cache *cache, int64_t rowid);
 int jc__cache_pager_new(jc_cache *cache, const jc__select *q, jc__pager **out);
 int jc__cache_pager_next(jc__pager *p, const int64_t **rowids, size_t *n);
 void jc__cache_pager_free(jc__pager *p);
+int jc__cache_max_rowid(jc_cache *cache, int64_t *out);
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx);
 int jc__cache_facts(jc_cache *cache, jc__store_facts *out);
 /* A number that changes whenever another process commits to the file

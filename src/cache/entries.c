@@ -48,6 +48,11 @@ void jc__cache_pager_free(jc__pager *p)
     jc__store_pager_free(p);
 }
 
+int jc__cache_max_rowid(jc_cache *cache, int64_t *out)
+{
+    return jc__store_max_rowid(cache->store, out);
+}
+
 int jc__cache_groups(jc_cache *cache, int (*fn)(void *ctx, const jc__group *g), void *ctx)
 {
     return jc__store_groups(cache->store, fn, ctx);

@@ -100,10 +100,5 @@ int jc__cache_sync_hits(jc_cache *cache)
     /* The hits of this process, then the log of every process, into the
      * entries: what inspection shows per entry is then up to date. */
     int rc = jc__cache_write_begin(cache);
-    if (!rc)
-        rc = jc__cache_write_end(cache, jc__cache_fold_hits(cache), true);
-    /* Folding rewrites the pages of the entries hit, spread over the
-     * key-ordered table: the -wal file grows by them until a checkpoint,
-     * which max_size's check makes when it is over. */
-    return rc ? rc : jc__cache_enforce_size(cache);
+    return rc ? rc : jc__cache_write_end(cache, jc__cache_fold_hits(cache), true);
 }

@@ -207,7 +207,7 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     if (rc < 0)
         goto out;
     rc = jc__cache_pager_new(cache, &(jc__select){.order = JC__ORDER_ROWID}, &pg);
-    int64_t last = INT64_MIN; /* the last row id checked: pages come in row id order */
+    int64_t last = 0; /* the last row id checked: pages come in row id order */
     while (!rc && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n)
         for (size_t i = 0; i < n && !rc; i++) {
             rc = verify_one(cache, &v, ids[i], repair);
@@ -216,27 +216,17 @@ int jc_cache_verify(jc_cache *cache, bool repair, jc_verify_fn fn, void *userdat
     if (rc == JC_ECORRUPT) {
         /* The table cannot be listed past a damaged page: that is a
          * finding, and every entry after the last one checked that can
-         * still be read is checked, listed from the other end (row ids
-         * are sparse in a schema-11 file: no counting up to the largest)
-         * until the listing meets damage again or the last one checked. */
+         * still be read is checked, by row id up to the largest (each read
+         * touches only its own pages). */
         file_problem(&v, jc_errmsg());
-        v.res.unreadable++; /* the entries of the page that stopped the listing: how many is unreadable too */
-        rc = 0;
-        jc__cache_pager_free(pg);
-        pg = NULL;
-        rc = jc__cache_pager_new(cache, &(jc__select){.order = JC__ORDER_ROWID, .reverse = true}, &pg);
-        bool done = false;
-        while (!rc && !done && (rc = jc__cache_pager_next(pg, &ids, &n)) == 0 && n)
-            for (size_t i = 0; i < n && !rc && !done; i++) {
-                if (ids[i] <= last)
-                    done = true;
-                else
-                    rc = verify_one(cache, &v, ids[i], repair);
-            }
+        int64_t max = 0;
+        rc = jc__cache_max_rowid(cache, &max);
         if (rc == JC_ECORRUPT) {
             file_problem(&v, jc_errmsg());
             rc = 0;
         }
+        for (int64_t id = last + 1; id <= max && !rc; id++)
+            rc = verify_one(cache, &v, id, repair);
     }
     if (!rc && v.nbad)
         rc = remove_bad(cache, &v);

@@ -183,6 +183,13 @@ int jc__store_put_row(jc__store *st, const jc__row *row)
     return st->ops->put_row(st, row);
 }
 
+int jc__store_max_rowid(jc__store *st, int64_t *out)
+{
+    if (!st)
+        return no_store();
+    return st->ops->max_rowid(st, out);
+}
+
 int jc__store_delete_rowid(jc__store *st, int64_t rowid)
 {
     if (!st)

@@ -21,42 +21,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "jc_internal.h"
 
 /* Schema versions: 1 jobcache 0.1.0; 2 adds result checksums and code
  * fingerprints; 3 each entry's key format; 4 adds leases; 5 the record of
  * runs; 6 the names of parameters; 7 evictions, 8 retries and 9 inputs read
- * per run; 10 the hit log; 11 entries in key order, one B-tree (each
- * entry's row id is its key's slot, below). store/sqlite/schema.c keeps
- * the chain of migrations between them. */
-#define JC__SCHEMA_VERSION 11
-
-/* Where an entry lives (schema 11): its row id is its key's home, the
- * key's first 8 bytes read as a big-endian integer with the top bit
- * flipped (so that row ids order as the keys do), or, when another key
- * holds the home already (two keys sharing their first 64 bits: about
- * n^2 / 2^65 pairs among n keys), the first free one of the JC__SLOTS - 1
- * row ids after it. A lookup reads the rows [home, home + JC__SLOTS - 1]
- * and compares whole keys: one B-tree, and a hit never rests on a prefix.
- * docs/format.md. */
-#define JC__SLOTS 16
-static inline int64_t jc__key_home(const uint8_t *key)
-{
-    uint64_t u = 0;
-    for (int i = 0; i < 8; i++)
-        u = u << 8 | key[i];
-    u ^= UINT64_C(1) << 63;
-    int64_t h;
-    memcpy(&h, &u, sizeof h);
-    return h;
-}
-/* The last row id an entry of home h may have. */
-static inline int64_t jc__key_slot_last(int64_t h)
-{
-    return h > INT64_MAX - (JC__SLOTS - 1) ? INT64_MAX : h + (JC__SLOTS - 1);
-}
+ * per run; 10 the hit log. store/sqlite/schema.c keeps the chain of
+ * migrations between them. */
+#define JC__SCHEMA_VERSION 10
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -220,7 +193,7 @@ enum jc__order {
     JC__ORDER_TIME = 4,    /* compute time, longest first */
     JC__ORDER_HITS = 5,    /* most hits first */
     JC__ORDER_CREATED = 6, /* newest first */
-    JC__ORDER_KEY = 7,     /* by key: the table's order (schema 11) or its index, the first at once */
+    JC__ORDER_KEY = 7,     /* by key: through its index, the first at once */
     JC__ORDER_COUNT
 };
 
@@ -266,6 +239,9 @@ int jc__store_find_range(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uin
  * blobs included, replacing an entry under the same key; the checksum is
  * computed from the result written. For merging. */
 int jc__store_put_row(jc__store *st, const jc__row *row);
+/* The largest row id in use (0 when none): the bound of a walk over row
+ * ids when listing them fails on a damaged page. */
+int jc__store_max_rowid(jc__store *st, int64_t *out);
 /* Removes the entry rowid; 1 if removed, 0 if absent. */
 int jc__store_delete_rowid(jc__store *st, int64_t rowid);
 

@@ -40,6 +40,7 @@ typedef struct jc__store_ops {
     int (*row_by_key)(jc__store *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
     int (*find_range)(jc__store *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN], jc__row *row);
     int (*put_row)(jc__store *st, const jc__row *row);
+    int (*max_rowid)(jc__store *st, int64_t *out);
     int (*delete_rowid)(jc__store *st, int64_t rowid);
     int (*remove)(jc__store *st, const jc__select *q, int64_t *count, int64_t *bytes);
     int (*clamp_future)(jc__store *st, int64_t *count);

@@ -14,8 +14,6 @@
  *   v7.jobcache      7       main at 7d2dd26 (0.3.0 dev) + evictions per run
  *   v8.jobcache      8       main at 0d8e49d (0.4.0 dev) + retries per run
  *   v9.jobcache      9       main at 09bd3ae (0.4.0 dev) + inputs read per run
- *   v10.jobcache     10      main at ea74a0d (0.4.0 dev) + the hit log (its 5
- *                                                          hits still in it)
  *
  * Kept for the record; it is not built. To make file F with commit C:
  *
@@ -26,7 +24,7 @@
  * where LIBS is "-lsqlite3 -lxxhash -lmsgpackc" for 0.1.0 and
  * "$(pkg-config --libs sqlite3 libxxhash msgpack libelf capstone)" for the
  * later commits (with ompi-c added when the library was built with MPI, as
- * v8's, v9's and v10's were). The program stores 32 calls of sq, half and greet, then
+ * v8's and v9's were). The program stores 32 calls of sq, half and greet, then
  * hits 5 of them once; the same functions are registered under the same
  * names and versions in tests/test_migrate.c, which hits every entry with
  * the new library. Built against 0.4 or later, it also stores a pipeline

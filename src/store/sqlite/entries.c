@@ -18,124 +18,6 @@
 #include "store/store.h"
 #include "sqlite_int.h"
 
-/* ---- where an entry lives (schema 11; store.h: jc__key_home) ---- */
-
-int jc__sq_txn_meta(jc__sqlite *st)
-{
-    if (st->depth > 0 && st->meta_txn == st->txn_current)
-        return 0;
-    int rc = jc__sq_lazy(st, &st->seq_put, "INSERT OR REPLACE INTO meta (name, value) VALUES ('seq', ?1)");
-    if (!rc)
-        rc = jc__sq_lazy(st, &st->slots,
-                         "SELECT (SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'seq'),"
-                         " EXISTS (SELECT 1 FROM meta WHERE name = 'displaced')");
-    if (rc)
-        return rc;
-    int step = sqlite3_step(st->slots);
-    if (step == SQLITE_ROW) {
-        st->seq = sqlite3_column_int64(st->slots, 0);
-        st->displaced = sqlite3_column_int(st->slots, 1) != 0;
-    }
-    sqlite3_reset(st->slots);
-    if (step != SQLITE_ROW)
-        return jc__sq_store_error(st, step, "reading the order of writes");
-    if (st->seq < 0 || st->seq > INT64_MAX / 2)
-        st->seq = 0; /* a hostile value: the order is a hint, never trusted */
-    st->seq_dirty = false;
-    st->meta_txn = st->depth > 0 ? st->txn_current : 0;
-    return 0;
-}
-
-/* The slot for key: the one holding it already, else the first free one
- * of its JC__SLOTS; JC_EINVAL when all hold other keys (JC__SLOTS keys
- * sharing their first 60-odd bits: a file made to collide). */
-static int find_slot(jc__sqlite *st, const uint8_t *key, int64_t *slot)
-{
-    static const char sql[] = "SELECT rowid, key FROM entries WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid";
-    sqlite3_stmt *s = NULL;
-    int rc = jc__sq_prepare(st, sql, &s);
-    if (rc)
-        return rc;
-    int64_t home = jc__key_home(key), last = jc__key_slot_last(home), cand = home;
-    bool found = false, cand_ok = true; /* cand: the first slot not seen held */
-    sqlite3_bind_int64(s, 1, home);
-    sqlite3_bind_int64(s, 2, last);
-    int step;
-    while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        if (sqlite3_column_bytes(s, 1) == JC__KEY_LEN && memcmp(sqlite3_column_blob(s, 1), key, JC__KEY_LEN) == 0) {
-            found = true;
-            *slot = id;
-            break;
-        }
-        /* Rows come in row id order: once one lies past cand, cand is free. */
-        if (cand_ok && id == cand) {
-            if (cand == last)
-                cand_ok = false;
-            else
-                cand++;
-        }
-    }
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = jc__sq_store_error(st, step, "finding a free slot for an entry");
-    sqlite3_finalize(s);
-    if (rc || found)
-        return rc;
-    if (!cand_ok)
-        return jc__set_error(JC_EINVAL,
-                             "cache file '%s': cannot store an entry: the %d row ids of its key's slots "
-                             "hold entries of other keys sharing its first bytes (a file made to collide?)",
-                             st->path, JC__SLOTS);
-    *slot = cand;
-    return 0;
-}
-
-/* Steps the upsert s (its slot parameter not yet bound) for key: at the
- * key's home, or, where another key holds it, at the slot find_slot
- * gives. An entry that lands away from its home marks the file (meta
- * 'displaced'), and from then on every put looks for its key in all its
- * slots first, so that a key never lives in two. */
-static int step_placed(jc__sqlite *st, sqlite3_stmt *s, int slot_param, const uint8_t *key, const char *what)
-{
-    int rc = jc__sq_txn_meta(st);
-    if (rc) {
-        sqlite3_reset(s);
-        return rc;
-    }
-    int64_t home = jc__key_home(key), slot = home;
-    bool searched = false;
-    if (st->displaced) {
-        if ((rc = find_slot(st, key, &slot))) {
-            sqlite3_reset(s);
-            return rc;
-        }
-        searched = true;
-    }
-    sqlite3_bind_int64(s, 20, ++st->seq);
-    st->seq_dirty = true;
-    for (;;) {
-        sqlite3_bind_int64(s, slot_param, slot);
-        if ((rc = jc__sq_step_done(st, s, what)))
-            return rc;
-        if (sqlite3_changes(st->db) > 0)
-            break;
-        if (searched) /* the slot was free or the key's own a moment ago: a file changed under us */
-            return jc__set_error(JC_ECORRUPT, "cache file '%s': %s: its slot %lld is held by another key",
-                                 st->path, what, (long long)slot);
-        if ((rc = find_slot(st, key, &slot)))
-            return rc;
-        searched = true;
-    }
-    if (slot != home && !st->displaced) {
-        rc = jc__sq_run_sql(st, "INSERT OR REPLACE INTO meta (name, value) VALUES ('displaced', '1')",
-                            "marking an entry stored away from its home");
-        st->displaced = rc == 0;
-    }
-    if (!rc && st->depth == 0)
-        rc = jc__sq_seq_flush(st);
-    return rc;
-}
-
 /* Binds a blob that stays a BLOB when empty: a zero-length blob bound from
  * a NULL pointer would be stored as NULL and violate NOT NULL. */
 static int bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n)
@@ -185,7 +67,7 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
     jc__result_check(e->result, e->result_len, check);
     rc = bind_entry(st->put, e, check);
     if (rc == SQLITE_OK)
-        return step_placed(st, st->put, 12, e->key, "storing an entry");
+        return jc__sq_step_done(st, st->put, "storing an entry");
     if ((rc & 0xff) == SQLITE_TOOBIG)
         rc = jc__set_error(JC_EINVAL,
                            "cache file '%s': cannot store an entry of %s with %zu bytes of "
@@ -259,7 +141,6 @@ int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
         return jc__set_error(JC_EINVAL, "cache file '%s': removing a NULL key", st->path);
     st->deletes++;
     sqlite3_bind_blob(st->del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
-    jc__sq_bind_slots(st, st->del, key);
     rc = jc__sq_step_done(st, st->del, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
 }
@@ -412,40 +293,30 @@ int jc__sqlite_row_by_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], bool b
         rc = jc__set_error(JC_EINVAL, "cache file '%s': reading an entry with a NULL key or row",
                            st->path);
     if (!rc)
-        rc = jc__sq_lazy(st, &st->row_key[blobs], row_sql(st, blobs, jc__sq_key_where(st), sql, sizeof sql));
+        rc = jc__sq_lazy(st, &st->row_key[blobs], row_sql(st, blobs, "key = ?1", sql, sizeof sql));
     if (rc)
         return rc;
     /* SQLITE_STATIC: key is only read before step_row resets. */
     sqlite3_bind_blob(st->row_key[blobs], 1, key, JC__KEY_LEN, SQLITE_STATIC);
-    jc__sq_bind_slots(st, st->row_key[blobs], key);
     return step_row(st, st->row_key[blobs], blobs, row, "reading an entry");
 }
 
 int jc__sqlite_find_range(jc__sqlite *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row)
 {
-    /* Keys compare as bytes (memcmp), so a hex prefix is a range of row
-     * ids (schema 11) or of the unique index: no scan of the table. Within
-     * a key's slots rows may not be in key order, which LIMIT 2 does not
-     * need: it asks only whether one or more match. */
+    /* Keys compare as bytes (memcmp), so a hex prefix is a range of the
+     * unique index: no scan of the table. */
     int rc = jc__sq_store_enter(st);
     if (!rc && (!lo || !hi || !row))
         rc = jc__set_error(JC_EINVAL, "cache file '%s': finding a key with NULL bounds", st->path);
     char sql[256];
     if (!rc)
         rc = jc__sq_lazy(st, &st->range,
-                  row_sql(st, false,
-                          st->schema >= 11 ? "rowid BETWEEN ?3 AND ?4 AND key BETWEEN ?1 AND ?2 ORDER BY rowid LIMIT 2"
-                                           : "key BETWEEN ?1 AND ?2 ORDER BY key LIMIT 2",
-                          sql, sizeof sql));
+                  row_sql(st, false, "key BETWEEN ?1 AND ?2 ORDER BY key LIMIT 2", sql, sizeof sql));
     if (rc)
         return rc;
     sqlite3_bind_blob(st->range, 1, lo, JC__KEY_LEN, SQLITE_STATIC);
     sqlite3_bind_blob(st->range, 2, hi, JC__KEY_LEN, SQLITE_STATIC);
-    if (st->schema >= 11) { /* keys in [lo, hi] live in the slots of [home(lo), home(hi) + 15] */
-        sqlite3_bind_int64(st->range, 3, jc__key_home(lo));
-        sqlite3_bind_int64(st->range, 4, jc__key_slot_last(jc__key_home(hi)));
-    }
     int found = 0;
     int step = sqlite3_step(st->range);
     if (step == SQLITE_ROW) {
@@ -469,18 +340,18 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
         rc = jc__set_error(JC_EINVAL, "cache file '%s': storing an incomplete entry", st->path);
     if (!rc)
         rc = jc__sq_lazy(st, &st->put_row,
-                  "INSERT INTO entries (slot, key, function, version, args, result, args_size,"
+                  "INSERT INTO entries (key, function, version, args, result, args_size,"
                   " result_size, created, last_used, compute_seconds, hits, result_check, code_fp,"
-                  " key_format, seq)"
-                  " VALUES (?15, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?20)"
-                  " ON CONFLICT (slot) DO UPDATE SET function = excluded.function,"
+                  " key_format)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                  " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                   " version = excluded.version, args = excluded.args,"
                   " result = excluded.result, args_size = excluded.args_size,"
                   " result_size = excluded.result_size, created = excluded.created,"
                   " last_used = excluded.last_used,"
                   " compute_seconds = excluded.compute_seconds, hits = excluded.hits,"
                   " result_check = excluded.result_check, code_fp = excluded.code_fp,"
-                  " key_format = excluded.key_format, seq = excluded.seq WHERE key = excluded.key");
+                  " key_format = excluded.key_format");
     if (rc)
         return rc;
     sqlite3_stmt *s = st->put_row;
@@ -516,7 +387,7 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
     if (b == SQLITE_OK)
         b = sqlite3_bind_int64(s, 14, row->key_format);
     if (b == SQLITE_OK)
-        return step_placed(st, s, 15, row->key, "storing an entry");
+        return jc__sq_step_done(st, s, "storing an entry");
     rc = jc__sq_store_error(st, b, "storing an entry");
     sqlite3_reset(s);
     return rc;

@@ -119,3 +119,15 @@ int jc__sqlite_backup(jc__sqlite *st, const char *dest)
     return rc;
 }
 
+int jc__sqlite_max_rowid(jc__sqlite *st, int64_t *out)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    *out = 0;
+    int step = sqlite3_step(st->max_rowid);
+    if (step == SQLITE_ROW)
+        *out = sqlite3_column_int64(st->max_rowid, 0);
+    sqlite3_reset(st->max_rowid);
+    return step == SQLITE_ROW ? 0 : jc__sq_store_error(st, step, "finding the largest row id");
+}

@@ -79,8 +79,7 @@ static int fold(jc__sqlite *st, int64_t *rows)
     sqlite3_stmt *q = NULL, *u = NULL;
     rc = jc__sq_prepare(st, "SELECT at, keys FROM hit_log ORDER BY id", &q);
     if (!rc)
-        rc = jc__sq_prepare(st, "UPDATE entries SET hits = hits + ?1, last_used = max(last_used, ?2) WHERE key = ?3"
-                            " AND rowid BETWEEN ?20 AND ?21",
+        rc = jc__sq_prepare(st, "UPDATE entries SET hits = hits + ?1, last_used = max(last_used, ?2) WHERE key = ?3",
                             &u);
     int step;
     int64_t n = 0;
@@ -97,9 +96,6 @@ static int fold(jc__sqlite *st, int64_t *rows)
             sqlite3_bind_int64(u, 1, count);
             sqlite3_bind_double(u, 2, at);
             sqlite3_bind_blob(u, 3, p + off, JC__KEY_LEN, SQLITE_STATIC);
-            int64_t home = jc__key_home(p + off);
-            sqlite3_bind_int64(u, 20, home);
-            sqlite3_bind_int64(u, 21, jc__key_slot_last(home));
             rc = jc__sq_step_done(st, u, "folding the hit log");
         }
     }

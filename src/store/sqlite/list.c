@@ -79,7 +79,7 @@ static const char *const sort_keys[JC__ORDER_COUNT][SORT_KEYS_MAX] = {
     /* The column itself, not an expression, so that the key's index gives
      * the order (and the cursor compares as ORDER BY does: both by
      * SQLite's order of values, whatever their type). */
-    [JC__ORDER_KEY] = {"key"}, /* in a file older than schema 11; see jc__sqlite_pager_new */
+    [JC__ORDER_KEY] = {"key"},
 };
 /* Orders whose natural direction is descending (largest, newest first). */
 static const bool sort_desc[JC__ORDER_COUNT] = {
@@ -101,10 +101,6 @@ struct jc__sqlite_pager {
     size_t page;  /* rows in the next page */
     int64_t *rowids;
     size_t cap;
-    /* A page that failed part-way (a damaged page of the file) returns the
-     * rows before the failure; the failure comes with the next call. */
-    int pending_rc;
-    char *pending_msg;
 };
 
 int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out)
@@ -128,13 +124,7 @@ int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager *
     }
     p->q.function = p->function;
     p->q.version = p->version;
-    /* In a schema-11 file the row ids are the keys' slots: their order is
-     * the keys' (keys sharing their first 64 bits, a rarity, by slot), and
-     * a page is a range of the one B-tree where ORDER BY key would sort
-     * the whole table for each page. */
-    if (q->order == JC__ORDER_KEY && st->schema >= 11)
-        p->q.order = JC__ORDER_ROWID;
-    while (p->nkeys < SORT_KEYS_MAX && sort_keys[p->q.order][p->nkeys])
+    while (p->nkeys < SORT_KEYS_MAX && sort_keys[q->order][p->nkeys])
         p->nkeys++;
     p->left = q->limit > 0 ? q->limit : -1;
     p->page = q->order == JC__ORDER_ROWID || q->order == JC__ORDER_KEY ? PAGE_ROWID : PAGE_FIRST;
@@ -156,7 +146,6 @@ void jc__sqlite_pager_free(jc__sqlite_pager *p)
     free(p->function);
     free(p->version);
     free(p->rowids);
-    free(p->pending_msg);
     free(p);
 }
 
@@ -221,12 +210,6 @@ int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n
     *rowids = NULL;
     *n = 0;
     int rc = jc__sq_store_enter(p->st);
-    if (!rc && p->pending_rc) {
-        rc = jc__set_error(p->pending_rc, "%s", p->pending_msg ? p->pending_msg : "listing entries failed");
-        p->pending_rc = 0;
-        p->done = true;
-        return rc;
-    }
     if (rc || p->done || p->left == 0)
         return rc;
     size_t want = p->page;
@@ -251,16 +234,8 @@ int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n
     if (!rc && step != SQLITE_DONE)
         rc = jc__sq_store_error(p->st, step, "listing entries");
     sqlite3_finalize(s);
-    if (rc && got > 0 && step != SQLITE_DONE && step != SQLITE_ROW) {
-        /* The rows read before the failure are returned; it comes next. */
-        p->pending_rc = rc;
-        free(p->pending_msg);
-        p->pending_msg = jc__strdup(jc_errmsg());
-        rc = 0;
-        want = got + 1; /* not a full page: no cursor to keep */
-    } else if (rc) {
+    if (rc)
         return rc;
-    }
     if (got < want)
         p->done = true; /* a short page is the last */
     if (p->left > 0)
@@ -333,11 +308,11 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
         return rc;
     /* A time later than now was written under a clock that was ahead:
      * when the entry was really made is unknown, but not after the entries
-     * written after it with a sane clock (seq follows the order of
+     * written after it with a sane clock (rowids follow the order of
      * writing). The earliest of their creation times, or now, so that such
      * an entry never looks newer than what was written after it (issue 23:
      * prune --stale-versions kept the old version, clamped to now, and
-     * removed the current one). One pass, newest seq first, carrying
+     * removed the current one). One pass, newest rowid first, carrying
      * that minimum (a window), and only when a time needs it: the pass
      * over every entry costs what the search for such times costs. */
     sqlite3_stmt *s = NULL;
@@ -362,7 +337,7 @@ int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count)
                  "UPDATE entries SET created = " NEW_CREATED ", last_used = (CASE WHEN entries.last_used > " NOW_SQL
                  " THEN max(" NEW_CREATED ", min(" NOW_SQL ", w.bound)) ELSE entries.last_used END)"
                  " FROM (SELECT rowid AS id, ifnull(min(CASE WHEN created <= " NOW_SQL " THEN created END)"
-                 " OVER (ORDER BY seq DESC, rowid DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), " NOW_SQL ") AS bound"
+                 " OVER (ORDER BY rowid DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), " NOW_SQL ") AS bound"
                  " FROM entries) AS w"
                  " WHERE entries.rowid = w.id AND (entries.created > " NOW_SQL " OR entries.last_used > " NOW_SQL ")",
                  "clamping times later than now");
@@ -396,7 +371,7 @@ int jc__sqlite_remove_stale(jc__sqlite *st, int64_t *count, int64_t *bytes)
     static const char where[] =
         "(function, version) NOT IN (SELECT function, version FROM"
         " (SELECT function, version, row_number() OVER (PARTITION BY function"
-        " ORDER BY max(" USED ") DESC, max(seq) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
+        " ORDER BY max(" USED ") DESC, max(rowid) DESC, version DESC) AS r FROM entries GROUP BY function, version)"
         " WHERE r = 1)";
     return jc__sq_remove_where(st, where, NULL, NULL, count, bytes);
 }
@@ -424,7 +399,7 @@ int jc__sqlite_remove_lru(jc__sqlite *st, int64_t keep_entries, int64_t keep_byt
     static const char where[] =
         "rowid IN (SELECT id FROM (SELECT rowid AS id, row_number() OVER w AS n,"
         " total(args_size + result_size) OVER w AS cum FROM entries"
-        " WINDOW w AS (ORDER BY " USED " DESC, seq DESC, rowid DESC"
+        " WINDOW w AS (ORDER BY " USED " DESC, rowid DESC"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))"
         " WHERE (?1 > 0 AND n > ?1) OR (?2 > 0 AND cum > ?2))";
     lru_bounds b = {keep_entries, keep_bytes};

@@ -80,7 +80,6 @@ int jc__sqlite_get(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], jc__hit *hit)
         return jc__set_error(JC_EINVAL, "cache file '%s': lookup with a NULL key or hit", st->path);
     /* SQLITE_STATIC: key is only read before the reset below. */
     sqlite3_bind_blob(st->get, 1, key, JC__KEY_LEN, SQLITE_STATIC);
-    jc__sq_bind_slots(st, st->get, key);
     int step = sqlite3_step(st->get);
     if (step == SQLITE_ROW) {
         rc = fill_hit(st, st->get, hit); /* 1 found, 0 unusable, < 0 error */
@@ -242,7 +241,6 @@ static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, j
     for (size_t k = 0; k < n && !rc; k++) {
         size_t i = order[k].index;
         sqlite3_bind_blob(get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
-        jc__sq_bind_slots(st, get, keys[i]);
         int step = sqlite3_step(get);
         if (step == SQLITE_ROW && sqlite3_column_type(get, 1) == SQLITE_BLOB) {
             jc__hit hit = {
@@ -270,27 +268,14 @@ int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc
     int rc = jc__sq_store_enter(st);
     if (rc || !n)
         return rc;
-    /* How many rows, found in O(log n): max(rowid) bounds it in an older
-     * file (row ids in order of writing); in a schema-11 file row ids are
-     * the keys' first 64 bits, uniform over 2^64, so the 64th smallest
-     * estimates it (about one part in eight). When the batch asks for a
-     * good share of the table, one sequential pass beats n B-tree descents
-     * (each a few microseconds); otherwise point lookups. */
+    /* max(rowid) bounds the number of rows, found in O(log n). When the
+     * batch asks for a good share of the table, one sequential pass beats
+     * n B-tree descents (each a few microseconds); otherwise point lookups. */
     int64_t rows = 0;
-    sqlite3_stmt *est = st->est_rows ? st->est_rows : st->max_rowid;
-    int step = sqlite3_step(est);
-    if (step == SQLITE_ROW && est == st->max_rowid) {
-        rows = sqlite3_column_int64(est, 0);
-    } else if (step == SQLITE_ROW) {
-        /* 64 of n uniform row ids lie in [INT64_MIN, r]: n ~ 64 * 2^64 / (r - INT64_MIN). */
-        double span = (double)sqlite3_column_int64(est, 0) + 9223372036854775808.0 + 1.0;
-        double n_est = 64.0 * 18446744073709551616.0 / span;
-        rows = n_est > 9e18 ? INT64_MAX : (int64_t)n_est;
-    } else if (step == SQLITE_DONE && est != st->max_rowid) {
-        rows = 63; /* fewer than 64 rows */
-        step = SQLITE_ROW;
-    }
-    sqlite3_reset(est);
+    int step = sqlite3_step(st->max_rowid);
+    if (step == SQLITE_ROW)
+        rows = sqlite3_column_int64(st->max_rowid, 0);
+    sqlite3_reset(st->max_rowid);
     if (step != SQLITE_ROW)
         return jc__sq_store_error(st, step, "counting entries");
     if ((uint64_t)rows <= 4 * (uint64_t)n)
@@ -306,9 +291,8 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
     if (!st->get_check) {
         char sql[256];
         snprintf(sql, sizeof sql,
-                 "SELECT rowid, compute_seconds, %s, created FROM entries WHERE %s AND %s = "
-                 STR(JC_KEY_FORMAT_VERSION), jc__sq_v2_columns(st), jc__sq_key_where(st),
-                 jc__sq_key_format_column(st));
+                 "SELECT rowid, compute_seconds, %s, created FROM entries WHERE key = ?1 AND %s = "
+                 STR(JC_KEY_FORMAT_VERSION), jc__sq_v2_columns(st), jc__sq_key_format_column(st));
         if ((rc = jc__sq_prepare(st, sql, &st->get_check)))
             return rc;
     }
@@ -321,7 +305,6 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
     for (size_t k = 0; k < n && !rc; k++) {
         size_t i = order[k].index;
         sqlite3_bind_blob(st->get_check, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
-        jc__sq_bind_slots(st, st->get_check, keys[i]);
         int step = sqlite3_step(st->get_check);
         if (step == SQLITE_ROW) {
             jc__hit hit = {.rowid = sqlite3_column_int64(st->get_check, 0),

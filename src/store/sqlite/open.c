@@ -321,20 +321,6 @@ const char *jc__sq_key_format_column(const jc__sqlite *st)
     return st->schema >= 3 ? "key_format" : "1";
 }
 
-const char *jc__sq_key_where(const jc__sqlite *st)
-{
-    return st->schema >= 11 ? JC__SQ_KEY_WHERE_11 : "key = ?1";
-}
-
-void jc__sq_bind_slots(const jc__sqlite *st, sqlite3_stmt *s, const uint8_t *key)
-{
-    if (st->schema < 11)
-        return;
-    int64_t home = jc__key_home(key);
-    sqlite3_bind_int64(s, 20, home);
-    sqlite3_bind_int64(s, 21, jc__key_slot_last(home));
-}
-
 static int prepare_all(jc__sqlite *st)
 {
     char sql[256];
@@ -344,10 +330,9 @@ static int prepare_all(jc__sqlite *st)
     int rc = 0;
     for (int created = 0; created <= 1 && !rc; created++) {
         snprintf(sql, sizeof sql,
-                 "SELECT rowid, result, compute_seconds, %s%s FROM entries WHERE %s AND %s = "
+                 "SELECT rowid, result, compute_seconds, %s%s FROM entries WHERE key = ?1 AND %s = "
                  STR(JC_KEY_FORMAT_VERSION),
-                 jc__sq_v2_columns(st), created ? ", created" : "", jc__sq_key_where(st),
-                 jc__sq_key_format_column(st));
+                 jc__sq_v2_columns(st), created ? ", created" : "", jc__sq_key_format_column(st));
         rc = jc__sq_prepare(st, sql, created ? &st->get_created : &st->get);
         /* key first: a row whose key is not wanted is passed over without
          * reading its arguments or result (overflow pages stay unread). */
@@ -360,8 +345,6 @@ static int prepare_all(jc__sqlite *st)
     }
     if (!rc)
         rc = jc__sq_prepare(st, "SELECT max(rowid) FROM entries", &st->max_rowid);
-    if (!rc && st->schema >= 11)
-        rc = jc__sq_prepare(st, "SELECT rowid FROM entries ORDER BY rowid LIMIT 1 OFFSET 63", &st->est_rows);
     if (!rc)
         rc = jc__sq_prepare(st, "BEGIN", &st->begin_read);
     if (!rc)
@@ -371,22 +354,22 @@ static int prepare_all(jc__sqlite *st)
     rc = 0;
     if (!rc)
         rc = jc__sq_prepare(st,
-                     "INSERT INTO entries (slot, key, function, version, args, result, args_size,"
+                     "INSERT INTO entries (key, function, version, args, result, args_size,"
                      " result_size, created, last_used, compute_seconds, hits, result_check, code_fp,"
-                     " key_format, seq)"
-                     " VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11, "
-                     STR(JC_KEY_FORMAT_VERSION) ", ?20)"
-                     " ON CONFLICT (slot) DO UPDATE SET function = excluded.function,"
+                     " key_format)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, 0, ?10, ?11, "
+                     STR(JC_KEY_FORMAT_VERSION) ")"
+                     " ON CONFLICT (key) DO UPDATE SET function = excluded.function,"
                      " version = excluded.version, args = excluded.args,"
                      " result = excluded.result, args_size = excluded.args_size,"
                      " result_size = excluded.result_size, created = excluded.created,"
                      " last_used = excluded.last_used,"
                      " compute_seconds = excluded.compute_seconds,"
                      " result_check = excluded.result_check, code_fp = excluded.code_fp,"
-                     " key_format = excluded.key_format, seq = excluded.seq WHERE key = excluded.key",
+                     " key_format = excluded.key_format",
                      &st->put);
     if (!rc)
-        rc = jc__sq_prepare(st, "DELETE FROM entries WHERE " JC__SQ_KEY_WHERE_11, &st->del);
+        rc = jc__sq_prepare(st, "DELETE FROM entries WHERE key = ?1", &st->del);
     if (!rc)
         rc = jc__sq_prepare(st, "BEGIN IMMEDIATE", &st->begin);
     if (!rc)

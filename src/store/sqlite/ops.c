@@ -140,6 +140,11 @@ static int op_put_row(jc__store *st, const jc__row *row)
     return jc__sqlite_put_row(SQ(st), row);
 }
 
+static int op_max_rowid(jc__store *st, int64_t *out)
+{
+    return jc__sqlite_max_rowid(SQ(st), out);
+}
+
 static int op_delete_rowid(jc__store *st, int64_t rowid)
 {
     return jc__sqlite_delete_rowid(SQ(st), rowid);
@@ -350,6 +355,7 @@ const jc__store_ops jc__sqlite_ops = {
     .row_by_key = op_row_by_key,
     .find_range = op_find_range,
     .put_row = op_put_row,
+    .max_rowid = op_max_rowid,
     .delete_rowid = op_delete_rowid,
     .remove = op_remove,
     .clamp_future = op_clamp_future,

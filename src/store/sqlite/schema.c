@@ -74,47 +74,38 @@
 
 /* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
  * older version is brought here by the migrations below. */
-/* Schema 11: the entries in key order, one B-tree (issue 22). The row id
- * (slot) is where the key lives (store.h, jc__key_home): a lookup or an
- * insert walks this one table, where schema 10 walked a unique index on
- * the key and then the rowid table. The columns a hit reads come first, so
- * that SQLite decodes no more of the record than they need; results before
- * arguments, so that a hit never walks the arguments' overflow pages. seq
- * is the order of writing (meta 'seq' holds the last one given), which row
- * ids no longer follow: times later than now are clamped by it, and it
- * breaks ties of last use. */
-#define ENTRIES_TABLE(name)                                                                        \
-    "CREATE TABLE " name " ("                                                                     \
-    " slot INTEGER PRIMARY KEY,"                                                                   \
-    " key BLOB NOT NULL CHECK (length(key) = " STR(JC__KEY_LEN) "),"                              \
-    " key_format INTEGER NOT NULL DEFAULT 1,"                                                      \
-    " compute_seconds REAL NOT NULL,"                                                              \
-    " result_check BLOB,"                                                                          \
-    " code_fp BLOB,"                                                                               \
-    " created REAL NOT NULL,"                                                                      \
-    " result BLOB NOT NULL,"                                                                       \
-    " function TEXT NOT NULL,"                                                                     \
-    " version TEXT NOT NULL,"                                                                      \
-    " args BLOB NOT NULL,"                                                                         \
-    " args_size INTEGER NOT NULL,"                                                                 \
-    " result_size INTEGER NOT NULL,"                                                               \
-    " last_used REAL NOT NULL,"                                                                    \
-    " hits INTEGER NOT NULL DEFAULT 0,"                                                            \
-    " seq INTEGER NOT NULL DEFAULT 0);"
-
-/* The schema of a new file (version JC__SCHEMA_VERSION). A file of an
- * older version is brought here by the migrations below. Columns as
- * schema 10 had them (docs/format.md):
- *   created, last_used: unix seconds; compute_seconds: the call's time;
- *   result_check: XXH3-128 of result (canonical, big-endian), checked on
- *   every hit and by verify; code_fp: the fingerprint of the code that
- *   computed it (NULL unknown: never a mismatch); key_format: the key
- *   format (JC_KEY_FORMAT_VERSION) its key was made with; an entry of
- *   another is never served.
- * No index: per-function queries (stats, rm --function) are rare and scan,
- * and an index on last_used would cost a write per folded hit. */
 static const char schema_sql[] =
-    ENTRIES_TABLE("entries")
+    "CREATE TABLE entries ("
+    " key BLOB NOT NULL CHECK (length(key) = " STR(JC__KEY_LEN) "),"
+    " function TEXT NOT NULL,"
+    " version TEXT NOT NULL,"
+    " args BLOB NOT NULL,"
+    " result BLOB NOT NULL,"
+    " args_size INTEGER NOT NULL,"
+    " result_size INTEGER NOT NULL,"
+    " created REAL NOT NULL,"         /* unix seconds */
+    " last_used REAL NOT NULL,"       /* unix seconds */
+    " compute_seconds REAL NOT NULL,"
+    " hits INTEGER NOT NULL DEFAULT 0,"
+    /* Schema 2: XXH3-128 of `result` (canonical, big-endian), checked on
+     * every hit and by verify; and the fingerprint of the code that
+     * computed the entry. NULL is unknown: never a mismatch. */
+    " result_check BLOB,"
+    " code_fp BLOB,"
+    /* Schema 3: the key format (JC_KEY_FORMAT_VERSION) the entry's key was
+     * made with. An entry of another format is never served, and verify
+     * and merge tell it apart from damage (docs/format.md). */
+    " key_format INTEGER NOT NULL DEFAULT 1);"
+    /* A rowid table, not WITHOUT ROWID: results can be large blobs, which a
+     * WITHOUT ROWID table would keep in its (key-ordered) B-tree pages. */
+    "CREATE UNIQUE INDEX entries_key ON entries(key);"
+    /* Only the key is indexed. Every stored result pays for each index, and
+     * storing is the hot path of a cold run; per-function queries (stats,
+     * rm --function) are rare and scan. */
+    /* No index on last_used: every hit rewrites last_used, and an index on
+     * it would cost an index update per hit on the hot path of a warm
+     * rerun. Ordering by it (ls --sort used, prune) sorts instead, which
+     * only the rare inspection and eviction pay for. */
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     LEASE_TABLES
     RUN_TABLES
@@ -164,21 +155,6 @@ static const char *const migrations[] = {
     /* 9 -> 10: the hit log; the hits of earlier runs are in entries.hits
      * already. */
     HIT_LOG_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
-    /* 10 -> 11: the entries in key order (ENTRIES_TABLE). Rows are copied
-     * in key order, each to its key's slot (jc_slot); their old row ids,
-     * which followed the order of writing, become seq. */
-    ENTRIES_TABLE("entries_11")
-    "INSERT INTO entries_11 (slot, key, key_format, compute_seconds, result_check, code_fp, created,"
-    " result, function, version, args, args_size, result_size, last_used, hits, seq)"
-    " SELECT jc_slot(key), key, key_format, compute_seconds, result_check, code_fp, created,"
-    " result, function, version, args, args_size, result_size, last_used, hits, rowid"
-    " FROM entries ORDER BY key;"
-    "DROP TABLE entries;"
-    "ALTER TABLE entries_11 RENAME TO entries;"
-    "INSERT OR REPLACE INTO meta SELECT 'seq', ifnull(max(seq), 0) FROM entries;"
-    "INSERT OR REPLACE INTO meta SELECT 'displaced', '1' FROM entries"
-    " WHERE slot <> jc_slot_home(key) LIMIT 1;"
-    "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");
@@ -198,48 +174,6 @@ static void sql_xxh3_128(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     uint8_t out[JC__CHECK_LEN];
     jc__result_check(sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]), out);
     sqlite3_result_blob(ctx, out, JC__CHECK_LEN, SQLITE_TRANSIENT);
-}
-
-/* jc_slot(key) for the migration to schema 11, called in key order: the
- * key's home, or the next row id after the last one given when that holds
- * another key already (keys sharing their first 64 bits sort next to each
- * other). Fails past JC__SLOTS - 1 from the home. */
-typedef struct slot_state {
-    bool any;
-    int64_t last;
-} slot_state;
-
-static void sql_slot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    slot_state *ss = sqlite3_user_data(ctx);
-    uint8_t key[JC__KEY_LEN] = {0};
-    int n = sqlite3_value_bytes(argv[0]);
-    const void *p = sqlite3_value_blob(argv[0]);
-    if (p)
-        memcpy(key, p, n < JC__KEY_LEN ? (size_t)n : JC__KEY_LEN);
-    int64_t home = jc__key_home(key), slot = home;
-    if (ss->any && ss->last >= home) {
-        if (ss->last == INT64_MAX || ss->last + 1 > jc__key_slot_last(home)) {
-            sqlite3_result_error(ctx, "too many keys share their first bytes to give each a slot", -1);
-            return;
-        }
-        slot = ss->last + 1;
-    }
-    ss->any = true;
-    ss->last = slot;
-    sqlite3_result_int64(ctx, slot);
-}
-
-static void sql_slot_home(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    (void)argc;
-    uint8_t key[JC__KEY_LEN] = {0};
-    int n = sqlite3_value_bytes(argv[0]);
-    const void *p = sqlite3_value_blob(argv[0]);
-    if (p)
-        memcpy(key, p, n < JC__KEY_LEN ? (size_t)n : JC__KEY_LEN);
-    sqlite3_result_int64(ctx, jc__key_home(key));
 }
 
 int jc__sq_read_schema_info(jc__sqlite *st, schema_info *info)
@@ -311,14 +245,6 @@ int jc__sq_migrate(jc__sqlite *st)
     int rc = sqlite3_create_function_v2(st->db, "jc_xxh3_128", 1,
                                         SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
                                         sql_xxh3_128, NULL, NULL, NULL);
-    slot_state ss = {0};
-    if (rc == SQLITE_OK)
-        rc = sqlite3_create_function_v2(st->db, "jc_slot", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, &ss, sql_slot,
-                                        NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_create_function_v2(st->db, "jc_slot_home", 1,
-                                        SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
-                                        sql_slot_home, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return jc__sq_store_error(st, rc, "preparing the schema migration");
     rc = jc__sq_run_sql(st, "BEGIN IMMEDIATE", "locking the file to migrate its schema");
@@ -343,8 +269,6 @@ int jc__sq_migrate(jc__sqlite *st)
     if (rc < 0)
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL); /* harmless if none is open */
     sqlite3_create_function_v2(st->db, "jc_xxh3_128", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
-    sqlite3_create_function_v2(st->db, "jc_slot", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
-    sqlite3_create_function_v2(st->db, "jc_slot_home", 1, SQLITE_UTF8, NULL, NULL, NULL, NULL, NULL);
     return rc;
 }
 

@@ -178,7 +178,7 @@ int jc__sqlite_evict(jc__sqlite *st, int64_t target, int64_t max_count, int64_t 
      * than the excess is covered. */
     static const char where[] =
         "rowid IN (SELECT id FROM (SELECT rowid AS id, args_size + result_size + ?1 AS own,"
-        " total(args_size + result_size + ?1) OVER (ORDER BY " USED ", seq, rowid"
+        " total(args_size + result_size + ?1) OVER (ORDER BY " USED ", rowid"
         " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum FROM entries)"
         " WHERE cum - own < ?2 ORDER BY cum LIMIT ?3)";
     int64_t c_total = 0, b_total = 0;

@@ -147,7 +147,7 @@ static void finalize_all(jc__sqlite *st)
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
                            st->begin_read, st->end_read, st->data_version, st->size,
                            st->params_put, st->params_get, st->get_created, st->scan_created,
-                           st->get_check,  st->slots,    st->seq_put,     st->est_rows};
+                           st->get_check};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }
@@ -246,15 +246,6 @@ static int rollback_outer(jc__sqlite *st)
     return jc__sq_step_done(st, st->rollback, "ROLLBACK");
 }
 
-int jc__sq_seq_flush(jc__sqlite *st)
-{
-    if (!st->seq_dirty || !st->seq_put)
-        return 0;
-    st->seq_dirty = false;
-    sqlite3_bind_int64(st->seq_put, 1, st->seq);
-    return jc__sq_step_done(st, st->seq_put, "recording the order of writes");
-}
-
 int jc__sqlite_commit(jc__sqlite *st)
 {
     int rc = jc__sq_store_enter_write(st, "commit");
@@ -279,9 +270,7 @@ int jc__sqlite_commit(jc__sqlite *st)
                              "earlier error; nothing was committed",
                              st->path);
     }
-    rc = jc__sq_seq_flush(st);
-    if (!rc)
-        rc = jc__sq_step_done(st, st->commit, "COMMIT");
+    rc = jc__sq_step_done(st, st->commit, "COMMIT");
     /* A COMMIT that failed may leave the transaction open (SQLITE_BUSY): the
      * caller may then commit again or roll back. */
     if (rc && !sqlite3_get_autocommit(st->db))

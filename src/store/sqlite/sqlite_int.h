@@ -108,27 +108,7 @@ struct jc__sqlite {
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
     sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
-    /* Schema 11 (entries.c): the write order (entries.seq) and whether any
-     * entry lives away from its key's home (meta 'displaced'), read from
-     * meta once per write transaction (meta_txn: the transaction they were
-     * read in; 0 none) and the next seq written back at commit. */
-    sqlite3_stmt *slots, *seq_put, *est_rows;
-    uint64_t meta_txn;
-    int64_t seq;
-    bool seq_dirty, displaced;
 };
-
-/* The WHERE terms that find a key bound to ?1: through the key's slots,
- * bound to ?20 and ?21 by jc__sq_bind_slots, in a schema-11 file; through
- * the unique index on the key in an older file read as it is. */
-#define JC__SQ_KEY_WHERE_11 "rowid BETWEEN ?20 AND ?21 AND key = ?1"
-const char *jc__sq_key_where(const jc__sqlite *st);
-/* Binds ?20 and ?21 to the slots of key (nothing in an older schema). */
-void jc__sq_bind_slots(const jc__sqlite *st, sqlite3_stmt *s, const uint8_t *key);
-/* Before a write transaction's first put: reads seq and displaced. */
-int jc__sq_txn_meta(jc__sqlite *st);
-/* Writes the next seq back to meta when puts advanced it. */
-int jc__sq_seq_flush(jc__sqlite *st);
 
 
 /* Times from the file later than now count as now, everywhere they are
@@ -179,6 +159,7 @@ int jc__sqlite_row(jc__sqlite *st, int64_t rowid, bool blobs, jc__row *row);
 int jc__sqlite_row_by_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
 int jc__sqlite_find_range(jc__sqlite *st, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN], jc__row *row);
 int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row);
+int jc__sqlite_max_rowid(jc__sqlite *st, int64_t *out);
 int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid);
 int jc__sqlite_remove(jc__sqlite *st, const jc__select *q, int64_t *count, int64_t *bytes);
 int jc__sqlite_clamp_future(jc__sqlite *st, int64_t *count);
