@@ -886,6 +886,77 @@ static unsigned char *encode_args(jc_value *const *argv, size_t argc, size_t *le
     return (unsigned char *)b.data;
 }
 
+static void expect_int(const unsigned char *p, size_t n, int64_t want)
+{
+    jc_value *v = NULL;
+    assert_int_equal(jc_value_decode(p, n, &v), 0);
+    int64_t got = 0;
+    assert_int_equal(jc_value_get_int(v, &got), 0);
+    if (got != want)
+        fail_msg("decoded %lld, want %lld", (long long)got, (long long)want);
+    jc_value_free(v);
+}
+
+#define EXPECT_INT(want, ...)                                                  \
+    do {                                                                     \
+        static const unsigned char in_[] = {__VA_ARGS__};                    \
+        expect_int(in_, sizeof in_, (want));                                 \
+    } while (0)
+
+/* Every form a lone scalar can take, including the non-shortest ones a
+ * foreign writer may use, decodes to its value (a result alone takes a
+ * path of its own, without msgpack-c); a uint64 past INT64_MAX and
+ * truncated forms are errors. */
+static void codec_lone_scalars_in_every_form(void **state)
+{
+    (void)state;
+    EXPECT_INT(0, 0x00);
+    EXPECT_INT(127, 0x7f);
+    EXPECT_INT(-1, 0xff);
+    EXPECT_INT(-32, 0xe0);
+    EXPECT_INT(200, 0xcc, 0xc8);
+    EXPECT_INT(5, 0xcc, 0x05);
+    EXPECT_INT(65535, 0xcd, 0xff, 0xff);
+    EXPECT_INT(4294967295LL, 0xce, 0xff, 0xff, 0xff, 0xff);
+    EXPECT_INT(INT64_MAX, 0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
+    EXPECT_INT(-100, 0xd0, 0x9c);
+    EXPECT_INT(100, 0xd0, 0x64);
+    EXPECT_INT(-30000, 0xd1, 0x8a, 0xd0);
+    EXPECT_INT(-2147483648LL, 0xd2, 0x80, 0x00, 0x00, 0x00);
+    EXPECT_INT(INT64_MIN, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    EXPECT_INT(-2, 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe);
+    EXPECT_DECODE_ERROR("INT64_MAX", 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0);
+    EXPECT_DECODE_ERROR("truncated", 0xcd, 0x01);
+    EXPECT_DECODE_ERROR("truncated", 0xd3, 0x01, 0x02);
+    EXPECT_DECODE_ERROR("truncated", 0xcb, 0x3f, 0xf0);
+
+    static const unsigned char one[] = {0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char half32[] = {0xca, 0x3f, 0x00, 0x00, 0x00}; /* 0.5 as float32 */
+    jc_value *v = NULL;
+    double d = 0;
+    assert_int_equal(jc_value_decode(one, sizeof one, &v), 0);
+    assert_int_equal(jc_value_get_double(v, &d), 0);
+    assert_true(d == 1.0);
+    jc_value_free(v);
+    assert_int_equal(jc_value_decode(half32, sizeof half32, &v), 0);
+    assert_int_equal(jc_value_get_double(v, &d), 0);
+    assert_true(d == 0.5);
+    jc_value_free(v);
+    static const unsigned char nil[] = {0xc0}, yes[] = {0xc3}, no[] = {0xc2};
+    assert_int_equal(jc_value_decode(nil, 1, &v), 0);
+    assert_int_equal(jc_value_type(v), JC_TYPE_NULL);
+    jc_value_free(v);
+    bool b = false;
+    assert_int_equal(jc_value_decode(yes, 1, &v), 0);
+    assert_int_equal(jc_value_get_bool(v, &b), 0);
+    assert_true(b);
+    jc_value_free(v);
+    assert_int_equal(jc_value_decode(no, 1, &v), 0);
+    assert_int_equal(jc_value_get_bool(v, &b), 0);
+    assert_false(b);
+    jc_value_free(v);
+}
+
 static void free_argv(jc_value **argv, size_t argc)
 {
     for (size_t k = 0; k < argc; k++)
@@ -1277,6 +1348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(codec_nil_and_bools),
+        cmocka_unit_test(codec_lone_scalars_in_every_form),
         cmocka_unit_test(codec_ints_take_the_shortest_form),
         cmocka_unit_test(codec_doubles_are_always_float64),
         cmocka_unit_test(codec_negative_zero_encodes_as_positive_zero),

@@ -679,10 +679,71 @@ static msgpack_zone *thread_zone(bool *own)
 
 /* Decodes one value whose outermost container is at depth (negative for
  * wrappers that do not count against JC__MAX_DEPTH). */
+/* A big-endian unsigned integer of n bytes at p. */
+static uint64_t be_uint(const unsigned char *p, int n)
+{
+    uint64_t x = 0;
+    for (int k = 0; k < n; k++)
+        x = x << 8 | p[k];
+    return x;
+}
+
+/* A scalar alone (nil, a bool, an int, a double: the result of most small
+ * calls) decoded without msgpack-c's zone, into what from_object makes of
+ * it; 1 when done (*out set, or an error returned through *rc), 0 when buf
+ * holds anything else. */
+static int decode_scalar(const unsigned char *p, size_t len, jc_value **out, int *rc)
+{
+    jc_value *v = NULL;
+    unsigned c = len ? p[0] : 0x100;
+    if (len == 1 && (c <= 0x7f || c >= 0xe0))
+        v = jc_int(c <= 0x7f ? (int64_t)c : (int64_t)c - 256); /* fixint */
+    else if (len == 1 && c == 0xc0)
+        v = jc_null();
+    else if (len == 1 && (c == 0xc2 || c == 0xc3))
+        v = jc_bool(c == 0xc3);
+    else if ((c == 0xcc && len == 2) || (c == 0xcd && len == 3) || (c == 0xce && len == 5) ||
+             (c == 0xcf && len == 9)) {
+        uint64_t u = be_uint(p + 1, (int)len - 1);
+        if (u > INT64_MAX) {
+            *rc = bad("integer larger than INT64_MAX");
+            return 1;
+        }
+        v = jc_int((int64_t)u);
+    } else if ((c == 0xd0 && len == 2) || (c == 0xd1 && len == 3) || (c == 0xd2 && len == 5) ||
+               (c == 0xd3 && len == 9)) {
+        int bits = 8 * ((int)len - 1);
+        uint64_t u = be_uint(p + 1, (int)len - 1);
+        if (bits < 64 && (u >> (bits - 1)) & 1)
+            u |= ~UINT64_C(0) << bits; /* sign-extend */
+        int64_t i;
+        memcpy(&i, &u, sizeof i);
+        v = jc_int(i);
+    } else if (c == 0xcb && len == 9) {
+        uint64_t u = be_uint(p + 1, 8);
+        double d;
+        memcpy(&d, &u, sizeof d);
+        v = jc_double(d);
+    } else if (c == 0xca && len == 5) {
+        uint32_t u = (uint32_t)be_uint(p + 1, 4);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        v = jc_double((double)f);
+    } else {
+        return 0;
+    }
+    *rc = v ? 0 : jc__set_error(JC_ENOMEM, "out of memory decoding a value");
+    *out = v;
+    return 1;
+}
+
 static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
 {
     *out = NULL;
-    int rc = check_shape(buf, len, JC__MAX_DEPTH - depth);
+    int rc = 0;
+    if (decode_scalar(buf, len, out, &rc))
+        return rc;
+    rc = check_shape(buf, len, JC__MAX_DEPTH - depth);
     if (rc)
         return rc;
     bool own;

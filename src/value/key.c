@@ -71,17 +71,47 @@ static void hasher_digest(hasher *h, uint8_t key[JC__KEY_LEN])
     memcpy(key, canon.digest, JC__KEY_LEN);
 }
 
-static void write_header(hasher *h, const char *name, const char *version)
+static void pack_header(hasher *h, const char *name, size_t nl, const char *version, size_t vl)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, h, hasher_write);
-    size_t nl = strlen(name), vl = strlen(version);
     msgpack_pack_array(&pk, 4);
     msgpack_pack_int(&pk, JC_KEY_FORMAT_VERSION);
     msgpack_pack_str(&pk, nl);
     msgpack_pack_str_body(&pk, name, nl);
     msgpack_pack_str(&pk, vl);
     msgpack_pack_str_body(&pk, version, vl);
+}
+
+/* The header of the last function keyed in this thread, by content: a
+ * sweep keys thousands of calls of one function, and packing its name and
+ * version costs more than comparing them. */
+enum { HEADER_CACHE = 160 };
+static _Thread_local struct {
+    size_t nl, vl, len;
+    char name[HEADER_CACHE], version[HEADER_CACHE];
+    char bytes[HEADER_CACHE * 2 + 16];
+} last_header;
+
+static void write_header(hasher *h, const char *name, const char *version)
+{
+    size_t nl = strlen(name), vl = strlen(version);
+    if (nl == last_header.nl && vl == last_header.vl && last_header.len && memcmp(name, last_header.name, nl) == 0 &&
+        memcmp(version, last_header.version, vl) == 0) {
+        hasher_write(h, last_header.bytes, last_header.len);
+        return;
+    }
+    size_t from = h->n;
+    bool fits = from == 0 && nl <= HEADER_CACHE && vl <= HEADER_CACHE; /* the header is the first input */
+    pack_header(h, name, nl, version, vl);
+    if (fits && !h->state && h->n <= sizeof last_header.bytes) {
+        memcpy(last_header.bytes, h->buf, h->n);
+        memcpy(last_header.name, name, nl);
+        memcpy(last_header.version, version, vl);
+        last_header.nl = nl;
+        last_header.vl = vl;
+        last_header.len = h->n;
+    }
 }
 
 int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,

@@ -14,11 +14,12 @@
 
 static jc_value *new_value(jc_type t)
 {
-    jc_value *v = calloc(1, sizeof *v);
+    jc_value *v = malloc(sizeof *v); /* not calloc: a value of every call's arguments pays it */
     if (!v) {
         jc__set_error(JC_ENOMEM, "out of memory making a %s value", jc_type_name(t));
         return NULL;
     }
+    *v = (jc_value){0};
     v->type = (uint8_t)t;
     v->height = t == JC_TYPE_LIST || t == JC_TYPE_MAP; /* [] is one level */
     return v;
