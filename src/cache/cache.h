@@ -47,7 +47,6 @@ typedef struct jc__found {
      * reference to it enters keys as (pipelines). */
     bool has_check;
     uint8_t check[16];
-    int64_t rowid;        /* where it was found */
 } jc__found;
 /* Queues a hit on the entry found as f under key for the next flush (no-op
  * when read-only); f's compute seconds count in jc_cache_stats until then.
@@ -150,12 +149,12 @@ void jc__cache_session_tick(jc_cache *cache);
 /* Lets the snapshot go (before a function runs: it may run for minutes). */
 void jc__cache_session_release(jc_cache *cache);
 /* The result the session keeps under key: 1 with found->value a copy the
- * caller owns (seconds and rowid set), counted as a hit; 0 when none. */
+ * caller owns (seconds set), counted as a hit; 0 when none. */
 int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
 /* Keeps a copy of value under key, when the session's byte limit allows;
  * with hit, counts it as a hit then. Whether it was kept. */
 bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
-                            int64_t rowid, bool hit);
+                            bool hit);
 /* Whether jc_memo calls on the cache are in a memo session. */
 bool jc__cache_in_session(const jc_cache *cache);
 

@@ -16,7 +16,6 @@ typedef struct jc__mslot {
     uint8_t key[JC__KEY_LEN];
     jc_value *value; /* NULL: an empty slot */
     double seconds;
-    int64_t rowid;
     int64_t hits; /* answered from memory since the hits were last written */
 } jc__mslot;
 

@@ -33,7 +33,6 @@ static void found_from_hit(const jc__hit *hit, jc__found *f)
 {
     f->seconds = hit->compute_seconds;
     f->created = hit->created;
-    f->rowid = hit->rowid;
     f->has_code_fp = hit->has_code_fp;
     if (hit->has_code_fp)
         memcpy(f->code_fp, hit->code_fp, JC__CHECK_LEN);

@@ -185,7 +185,6 @@ int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc
     memset(found, 0, sizeof *found);
     found->value = copy;
     found->seconds = s->seconds;
-    found->rowid = s->rowid;
     /* Counted here, written with the session's other hits: one statement
      * per key, however often it was asked. */
     ((jc__mslot *)s)->hits++;
@@ -195,7 +194,7 @@ int jc__cache_session_recall(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc
 }
 
 bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_value *value, double seconds,
-                            int64_t rowid, bool hit)
+                            bool hit)
 {
     if (!cache->store || (cache->flags & JC_CACHE_RECOMPUTE))
         return false; /* a disabled cache, or one recomputing, computes every call */
@@ -212,7 +211,6 @@ bool jc__cache_session_keep(jc_cache *cache, const uint8_t key[JC__KEY_LEN], con
     memcpy(s->key, key, JC__KEY_LEN);
     s->value = copy;
     s->seconds = seconds;
-    s->rowid = rowid;
     s->hits = hit;
     cache->session.hits += hit;
     cache->session.hits_saved += hit ? seconds : 0;

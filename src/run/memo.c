@@ -85,7 +85,7 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
     }
     if (rc == 1) {
         /* Kept by the session, it counts the hit with those to come. */
-        if (!session || !jc__cache_session_keep(cache, key, found.value, found.seconds, found.rowid, true))
+        if (!session || !jc__cache_session_keep(cache, key, found.value, found.seconds, true))
             jc__cache_touch(cache, &found, key);
         jc__cache_memo_note(cache, JC_STATUS_OK, true, found.seconds, NULL);
         jc__r_free_args(argv, argc);
@@ -106,8 +106,8 @@ jc_value *jc__memo(jc_cache *cache, jc_fn fn, jc_value *const *argv, size_t argc
         return NULL;
     }
     jc__cache_store_result(cache, key, desc, argv, argc, value, secs);
-    if (session) /* touched as a hit if asked again: its rowid is not known here */
-        jc__cache_session_keep(cache, key, value, secs, -1, false);
+    if (session) /* touched as a hit if asked again */
+        jc__cache_session_keep(cache, key, value, secs, false);
     jc__r_free_args(argv, argc);
     return value;
 }

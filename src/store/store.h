@@ -71,7 +71,6 @@ int jc__store_rollback(jc__store *st);
 /* What a lookup finds. result points into a buffer the store owns, valid
  * until the next call on the store. */
 typedef struct jc__hit {
-    int64_t rowid;
     const void *result;
     size_t result_len;
     double compute_seconds;

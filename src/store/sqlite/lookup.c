@@ -46,11 +46,10 @@ static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
  * 0 when the row has no usable result, or a negative code. */
 static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
 {
-    int64_t rowid = sqlite3_column_int64(s, 0);
-    if (sqlite3_column_type(s, 1) != SQLITE_BLOB)
+    if (sqlite3_column_type(s, 0) != SQLITE_BLOB)
         return 0; /* like a blob that does not decode: a miss, computed again */
-    const void *p = sqlite3_column_blob(s, 1);
-    size_t n = (size_t)sqlite3_column_bytes(s, 1);
+    const void *p = sqlite3_column_blob(s, 0);
+    size_t n = (size_t)sqlite3_column_bytes(s, 0);
     if (n > st->buf_cap || !st->buf) {
         void *nb = realloc(st->buf, n ? n : 1);
         if (!nb)
@@ -62,11 +61,10 @@ static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
     }
     if (n)
         memcpy(st->buf, p, n);
-    hit->rowid = rowid;
     hit->result = st->buf;
     hit->result_len = n;
-    hit->compute_seconds = sqlite3_column_double(s, 2);
-    hit_checks(s, 3, hit);
+    hit->compute_seconds = sqlite3_column_double(s, 1);
+    hit_checks(s, 2, hit);
     hit->created = 0; /* jc__sqlite_get serves jc_memo, which expires nothing */
     return 1;
 }
@@ -195,18 +193,17 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         if (i == SIZE_MAX || seen[i])
             continue;
         seen[i] = true;
-        if (sqlite3_column_type(scan, 3) != SQLITE_BLOB)
+        if (sqlite3_column_type(scan, 2) != SQLITE_BLOB)
             continue; /* like a blob that does not decode: computed again */
         jc__hit hit = {
-            .rowid = sqlite3_column_int64(scan, 1),
-            .compute_seconds = sqlite3_column_double(scan, 2),
-            .result = sqlite3_column_blob(scan, 3),
-            .result_len = (size_t)sqlite3_column_bytes(scan, 3),
+            .compute_seconds = sqlite3_column_double(scan, 1),
+            .result = sqlite3_column_blob(scan, 2),
+            .result_len = (size_t)sqlite3_column_bytes(scan, 2),
         };
         if (!hit.result)
             hit.result = "";
-        hit_checks(scan, 4, &hit);
-        hit.created = st->want_created ? sqlite3_column_double(scan, 6) : 0;
+        hit_checks(scan, 3, &hit);
+        hit.created = st->want_created ? sqlite3_column_double(scan, 5) : 0;
         on_hit(ctx, i, &hit);
     }
     if (step != SQLITE_DONE)
@@ -242,17 +239,16 @@ static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, j
         size_t i = order[k].index;
         sqlite3_bind_blob(get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
         int step = sqlite3_step(get);
-        if (step == SQLITE_ROW && sqlite3_column_type(get, 1) == SQLITE_BLOB) {
+        if (step == SQLITE_ROW && sqlite3_column_type(get, 0) == SQLITE_BLOB) {
             jc__hit hit = {
-                .rowid = sqlite3_column_int64(get, 0),
-                .result = sqlite3_column_blob(get, 1),
-                .result_len = (size_t)sqlite3_column_bytes(get, 1),
-                .compute_seconds = sqlite3_column_double(get, 2),
+                .result = sqlite3_column_blob(get, 0),
+                .result_len = (size_t)sqlite3_column_bytes(get, 0),
+                .compute_seconds = sqlite3_column_double(get, 1),
             };
             if (!hit.result)
                 hit.result = "";
-            hit_checks(get, 3, &hit);
-            hit.created = st->want_created ? sqlite3_column_double(get, 5) : 0;
+            hit_checks(get, 2, &hit);
+            hit.created = st->want_created ? sqlite3_column_double(get, 4) : 0;
             on_hit(ctx, i, &hit);
         } else if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = jc__sq_store_error(st, step, "looking up an entry");
@@ -291,7 +287,7 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
     if (!st->get_check) {
         char sql[256];
         snprintf(sql, sizeof sql,
-                 "SELECT rowid, compute_seconds, %s, created FROM entries WHERE key = ?1 AND %s = "
+                 "SELECT compute_seconds, %s, created FROM entries WHERE key = ?1 AND %s = "
                  STR(JC_KEY_FORMAT_VERSION), jc__sq_v2_columns(st), jc__sq_key_format_column(st));
         if ((rc = jc__sq_prepare(st, sql, &st->get_check)))
             return rc;
@@ -307,10 +303,9 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
         sqlite3_bind_blob(st->get_check, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
         int step = sqlite3_step(st->get_check);
         if (step == SQLITE_ROW) {
-            jc__hit hit = {.rowid = sqlite3_column_int64(st->get_check, 0),
-                           .compute_seconds = sqlite3_column_double(st->get_check, 1)};
-            hit_checks(st->get_check, 2, &hit);
-            hit.created = sqlite3_column_double(st->get_check, 4);
+            jc__hit hit = {.compute_seconds = sqlite3_column_double(st->get_check, 0)};
+            hit_checks(st->get_check, 1, &hit);
+            hit.created = sqlite3_column_double(st->get_check, 3);
             on_hit(ctx, i, &hit);
         } else if (step != SQLITE_DONE) {
             rc = jc__sq_store_error(st, step, "looking up an entry");

@@ -330,14 +330,14 @@ static int prepare_all(jc__sqlite *st)
     int rc = 0;
     for (int created = 0; created <= 1 && !rc; created++) {
         snprintf(sql, sizeof sql,
-                 "SELECT rowid, result, compute_seconds, %s%s FROM entries WHERE key = ?1 AND %s = "
+                 "SELECT result, compute_seconds, %s%s FROM entries WHERE key = ?1 AND %s = "
                  STR(JC_KEY_FORMAT_VERSION),
                  jc__sq_v2_columns(st), created ? ", created" : "", jc__sq_key_format_column(st));
         rc = jc__sq_prepare(st, sql, created ? &st->get_created : &st->get);
         /* key first: a row whose key is not wanted is passed over without
          * reading its arguments or result (overflow pages stay unread). */
         snprintf(sql, sizeof sql,
-                 "SELECT key, rowid, compute_seconds, result, %s%s FROM entries WHERE %s = "
+                 "SELECT key, compute_seconds, result, %s%s FROM entries WHERE %s = "
                  STR(JC_KEY_FORMAT_VERSION),
                  jc__sq_v2_columns(st), created ? ", created" : "", jc__sq_key_format_column(st));
         if (!rc)
