@@ -957,6 +957,49 @@ static void codec_lone_scalars_in_every_form(void **state)
     jc_value_free(v);
 }
 
+/* Arguments that are all ints and doubles are keyed by a path of their
+ * own: it writes exactly the bytes msgpack-c writes for them, at every
+ * boundary of the integer forms, for -0.0 and NaN; and steps aside (0) for
+ * any other shape. */
+static void codec_scalar_args_encode_as_msgpack_c_does(void **state)
+{
+    (void)state;
+    static const int64_t ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                                   INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767, -32768, -32769,
+                                   -2147483647LL, -2147483648LL, -2147483649LL, INT64_MIN};
+    static const double doubles[] = {0.0, -0.0, 1.5, -2.25e300, INFINITY, -INFINITY, NAN, 5e-324};
+    size_t ni = sizeof ints / sizeof *ints, nd = sizeof doubles / sizeof *doubles;
+    for (size_t k = 0; k < ni + nd; k++) {
+        jc_value *argv[3] = {k < ni ? jc_int(ints[k]) : jc_double(doubles[k - ni]), jc_int(7),
+                             jc_double(k < ni ? (double)ints[k] : doubles[k - ni])};
+        for (size_t argc = 1; argc <= 3; argc++) {
+            jc__buf b = {0};
+            assert_int_equal(jc__encode_args_left_out(argv, argc, NULL, jc__buf_write, &b), 0);
+            unsigned char out[3 + 9 * 15];
+            size_t n = jc__encode_args_scalars(argv, argc, NULL, out, sizeof out);
+            if (n != b.len || memcmp(out, b.data, n) != 0)
+                fail_msg("value %zu, %zu arguments: %zu bytes against msgpack-c's %zu", k, argc, n, b.len);
+            jc__buf_free(&b);
+        }
+        for (size_t i = 0; i < 3; i++)
+            jc_value_free(argv[i]);
+    }
+    unsigned char out[3 + 9 * 15];
+    jc_value *str = jc_str("x"), *one = jc_int(1), *kw = jc_kw("a", jc_int(1));
+    jc_value *mixed[2] = {one, str}, *named[2] = {one, kw};
+    assert_int_equal(jc__encode_args_scalars(mixed, 2, NULL, out, sizeof out), 0);
+    assert_int_equal(jc__encode_args_scalars(named, 2, NULL, out, sizeof out), 0);
+    assert_int_equal(jc__encode_args_scalars(mixed, 1, (bool[]){true}, out, sizeof out), 0);
+    assert_int_equal(jc__encode_args_scalars(mixed, 1, NULL, out, 5), 0); /* too small */
+    jc_value *many[16];
+    for (size_t i = 0; i < 16; i++)
+        many[i] = one;
+    assert_int_equal(jc__encode_args_scalars(many, 16, NULL, out, sizeof out), 0);
+    jc_value_free(str);
+    jc_value_free(one);
+    jc_value_free(kw);
+}
+
 static void free_argv(jc_value **argv, size_t argc)
 {
     for (size_t k = 0; k < argc; k++)
@@ -1349,6 +1392,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(codec_nil_and_bools),
         cmocka_unit_test(codec_lone_scalars_in_every_form),
+        cmocka_unit_test(codec_scalar_args_encode_as_msgpack_c_does),
         cmocka_unit_test(codec_ints_take_the_shortest_form),
         cmocka_unit_test(codec_doubles_are_always_float64),
         cmocka_unit_test(codec_negative_zero_encodes_as_positive_zero),

@@ -377,6 +377,60 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
     return rc;
 }
 
+/* An int as msgpack-c's msgpack_pack_int64 writes it (the shortest form,
+ * docs/format.md): into out, returning the bytes written. */
+static size_t put_int(unsigned char *out, int64_t d)
+{
+    unsigned char tag;
+    int n;
+    if (d < -(1 << 5)) {
+        if (d < -(1 << 15))
+            tag = d < -(INT64_C(1) << 31) ? 0xd3 : 0xd2, n = d < -(INT64_C(1) << 31) ? 8 : 4;
+        else
+            tag = d < -(1 << 7) ? 0xd1 : 0xd0, n = d < -(1 << 7) ? 2 : 1;
+    } else if (d < (1 << 7)) {
+        out[0] = (unsigned char)(d & 0xff); /* positive or negative fixint */
+        return 1;
+    } else if (d < (1 << 16)) {
+        tag = d < (1 << 8) ? 0xcc : 0xcd, n = d < (1 << 8) ? 1 : 2;
+    } else {
+        tag = d < (INT64_C(1) << 32) ? 0xce : 0xcf, n = d < (INT64_C(1) << 32) ? 4 : 8;
+    }
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    out[0] = tag;
+    for (int k = 0; k < n; k++)
+        out[1 + k] = (unsigned char)(u >> (8 * (n - 1 - k)));
+    return (size_t)n + 1;
+}
+
+size_t jc__encode_args_scalars(jc_value *const *argv, size_t argc, const bool *left_out, unsigned char *out,
+                               size_t cap)
+{
+    if (argc > 15 || cap < 3 + 9 * argc)
+        return 0;
+    size_t n = 0;
+    out[n++] = 0x92;                       /* [positional, named] */
+    out[n++] = (unsigned char)(0x90 | argc); /* fixarray of the positional */
+    for (size_t i = 0; i < argc; i++) {
+        const jc_value *v = argv[i];
+        if (!v || (left_out && left_out[i]))
+            return 0;
+        if (v->type == JC_TYPE_INT) {
+            n += put_int(out + n, v->u.i);
+        } else if (v->type == JC_TYPE_DOUBLE) {
+            uint64_t bits = canonical_double_bits(v->u.d);
+            out[n++] = 0xcb;
+            for (int k = 0; k < 8; k++)
+                out[n++] = (unsigned char)(bits >> (56 - 8 * k));
+        } else {
+            return 0;
+        }
+    }
+    out[n++] = 0x80; /* no named arguments */
+    return n;
+}
+
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
 {
     return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL, NULL);

@@ -128,7 +128,9 @@ int jc__key_compute_left_out(const char *name, const char *version, jc_value *co
     h.n = 0;
     h.oom = false;
     write_header(&h, name, version);
-    int rc = jc__encode_args_left_out(argv, argc, left_out, hasher_write, &h);
+    unsigned char scalars[3 + 9 * 15];
+    size_t ns = jc__encode_args_scalars(argv, argc, left_out, scalars, sizeof scalars);
+    int rc = ns ? hasher_write(&h, (const char *)scalars, ns) : jc__encode_args_left_out(argv, argc, left_out, hasher_write, &h);
     if (!rc && h.oom)
         rc = jc__set_error(JC_ENOMEM, "out of memory hashing a call of %s", name);
     if (rc) {
