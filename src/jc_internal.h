@@ -195,13 +195,6 @@ int jc__decode_value(const void *buf, size_t len, jc_value **out);
 /* Decodes an argument blob into positional values and KWARG values. */
 int jc__decode_args(const void *buf, size_t len, jc_value ***argv, size_t *argc);
 
-/* ---- key (key.c) ---- */
-
-/* key = XXH3-128 of the msgpack array [1, name, version, ARGS], stored as the
- * 16-byte canonical (big-endian) form. */
-int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,
-                    uint8_t key[JC__KEY_LEN]);
-/* The same with the arguments left_out marks (may be NULL) left out. */
 /* The key encoding of arguments that are all ints and doubles, positional,
  * none left out (most calls of a sweep), written straight into out: the
  * same bytes jc__encode_args_left_out writes through msgpack-c, at a
@@ -210,6 +203,14 @@ int jc__key_compute(const char *name, const char *version, jc_value *const *argv
  * small (3 + 9 * argc bytes always suffice). */
 size_t jc__encode_args_scalars(jc_value *const *argv, size_t argc, const bool *left_out, unsigned char *out,
                                size_t cap);
+
+/* ---- key (key.c) ---- */
+
+/* key = XXH3-128 of the msgpack array [1, name, version, ARGS], stored as the
+ * 16-byte canonical (big-endian) form. */
+int jc__key_compute(const char *name, const char *version, jc_value *const *argv, size_t argc,
+                    uint8_t key[JC__KEY_LEN]);
+/* The same with the arguments left_out marks (may be NULL) left out. */
 int jc__key_compute_left_out(const char *name, const char *version, jc_value *const *argv, size_t argc,
                              const bool *left_out, uint8_t key[JC__KEY_LEN]);
 /* The same from an already-encoded argument blob (for verify). */

@@ -130,7 +130,11 @@ int jc__key_compute_left_out(const char *name, const char *version, jc_value *co
     write_header(&h, name, version);
     unsigned char scalars[3 + 9 * 15];
     size_t ns = jc__encode_args_scalars(argv, argc, left_out, scalars, sizeof scalars);
-    int rc = ns ? hasher_write(&h, (const char *)scalars, ns) : jc__encode_args_left_out(argv, argc, left_out, hasher_write, &h);
+    int rc = 0;
+    if (ns)
+        hasher_write(&h, (const char *)scalars, ns); /* a failure is h.oom, reported below */
+    else
+        rc = jc__encode_args_left_out(argv, argc, left_out, hasher_write, &h);
     if (!rc && h.oom)
         rc = jc__set_error(JC_ENOMEM, "out of memory hashing a call of %s", name);
     if (rc) {
