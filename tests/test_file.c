@@ -898,9 +898,7 @@ static void file_a_cache_cut_short_in_use_never_kills_the_program(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "cut-short.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "cut-short.db", 0);
     run_squares(c, 0, 4000);
     jc_cache_close(c); /* everything in the file itself */
     struct stat sb;

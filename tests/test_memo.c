@@ -472,9 +472,7 @@ static void memo_session_answers_what_it_read_from_memory(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session.db", 0);
     add_calls = 0;
     assert_int_equal(jc_memo_session_begin(c, NULL), 0);
     for (int round = 0; round < 3; round++)
@@ -504,9 +502,7 @@ static void memo_session_counts_its_hits(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-hits.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-hits.db", 0);
     for (int64_t a = 0; a < 10; a++)
         memo_int(c, a); /* stored */
     assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_memory = -1}), 0);
@@ -554,9 +550,7 @@ static void memo_session_renews_its_snapshot_so_checkpoints_go_on(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-age.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-age.db", 0);
     memo_int(c, 1);
     assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 0.2}), 0);
     memo_int(c, 1); /* the snapshot is taken */
@@ -592,9 +586,7 @@ static void memo_session_answered_from_memory_lets_an_old_snapshot_go(void **sta
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-memory-age.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-memory-age.db", 0);
     memo_int(c, 1);
     assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 0.2}), 0);
     memo_int(c, 1); /* read from the snapshot, then kept */
@@ -627,9 +619,7 @@ static void memo_session_recomputing_computes_every_call(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-recompute.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, JC_CACHE_RECOMPUTE);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-recompute.db", JC_CACHE_RECOMPUTE);
     add_calls = 0;
     assert_int_equal(jc_memo_session_begin(c, NULL), 0);
     memo_int(c, 1);
@@ -644,9 +634,7 @@ static void memo_session_reads_one_snapshot_within_its_bound(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-snap.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-snap.db", 0);
     memo_int(c, 1);
     assert_int_equal(jc_memo_session_begin(c, &(jc_memo_session_options){.max_snapshot_seconds = 60}), 0);
     memo_int(c, 1);
@@ -667,9 +655,7 @@ static void memo_session_errors_and_failures(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_test_path(path, sizeof path, "session-errors.db");
-    jc_test_remove_db(path);
-    jc_cache *c = open_cache(path, 0);
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-errors.db", 0);
     assert_int_equal(jc_memo_session_begin(NULL, NULL), JC_EINVAL);
     assert_int_equal(jc_memo_session_end(c), JC_EINVAL);
     assert_non_null(strstr(jc_errmsg(), "no memo session"));

@@ -111,15 +111,6 @@ static void reset_counts(void)
     n_gen = n_train = n_eval = n_sum = 0;
 }
 
-static jc_cache *fresh_cache(char *path, const char *name)
-{
-    jc_test_path(path, PATH_CAP, name);
-    jc_test_remove_db(path);
-    jc_cache *c = jc_cache_open(path, NULL);
-    assert_non_null(c);
-    return c;
-}
-
 /* The three-stage chain: generate -> train -> evaluate. With intermediate,
  * the first two are marked not wanted. Returns the results. */
 static jc_results *run_chain(jc_cache *c, jc_options o, bool intermediate, size_t *eval_at)
@@ -145,7 +136,7 @@ static void chain_computes_each_stage_once_and_a_rerun_reads_no_intermediate_val
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "chain.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "chain.jobcache", 0);
     reset_counts();
     size_t ev = 0;
     jc_results *res = run_chain(c, (jc_options){.verbose = JC_VERBOSE_OFF}, false, &ev);
@@ -205,7 +196,7 @@ static void diamond_with_references_nested_in_lists_and_maps(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "diamond.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "diamond.jobcache", 0);
     for (int round = 0; round < 2; round++) {
         reset_counts();
         jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
@@ -234,7 +225,7 @@ static void fan_out_and_fan_in_of_ten_thousand_on_workers(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "fan.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "fan.jobcache", 0);
     enum { N = 10000 };
     for (int round = 0; round < 2; round++) {
         jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .verbose = JC_VERBOSE_OFF});
@@ -265,7 +256,7 @@ static void failed_input_skips_exactly_its_dependants(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "failed.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "failed.jobcache", 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.on_error = JC_ON_ERROR_CONTINUE, .verbose = JC_VERBOSE_OFF});
     jc_ref good = jc_delayed_ref(b, generate, jc_int(1));
     jc_ref bad = jc_delayed_ref(b, generate, jc_int(-1));
@@ -309,7 +300,7 @@ static void stop_on_error_skips_the_waiting_calls(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "stop.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "stop.jobcache", 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
     jc_ref bad = jc_delayed_ref(b, generate, jc_int(-1));
     jc_ref good = jc_delayed_ref(b, generate, jc_int(4));
@@ -435,7 +426,7 @@ static void a_crash_among_calls_sent_whole_fails_that_call_alone(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "late.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "late.jobcache", 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .on_error = JC_ON_ERROR_CONTINUE,
                                                 .verbose = JC_VERBOSE_OFF});
     jc_ref data = jc_delayed_ref(b, generate, jc_int(5)); /* [5, 6, 7] */
@@ -504,7 +495,7 @@ static void plans_count_each_stage_and_the_calls_waiting_for_inputs(void **state
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "plan.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "plan.jobcache", 0);
     jc_batch *b = sweep_batch(c);
     jc_plan_info p;
     /* Cold: nothing cached; the calls after generate wait for inputs. */
@@ -573,7 +564,7 @@ static void handles_of_another_batch_or_a_freed_one_are_refused(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "handles.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "handles.jobcache", 0);
     jc_batch *a = jc_batch_new(c, NULL), *b = jc_batch_new(c, NULL);
     jc_ref ra = jc_delayed_ref(a, generate, jc_int(1));
     assert_true(jc_ref_ok(ra));
@@ -614,7 +605,7 @@ static void a_reference_reads_as_its_result_through_every_accessor(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "access.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "access.jobcache", 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
     jc_ref x = jc_delayed_ref(b, square, jc_int(3));
     jc_ref y = jc_delayed_ref(b, square, jc_use(x)); /* 81 */
@@ -670,7 +661,7 @@ static void a_graph_of_a_hundred_thousand_calls(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "big.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "big.jobcache", 0);
     enum { N = 50000 };
     for (int round = 0; round < 2; round++) {
         jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
@@ -700,7 +691,7 @@ static void threads_backend_runs_a_pipeline(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "threads.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "threads.jobcache", 0);
     jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .backend = JC_BACKEND_THREADS,
                                                 .verbose = JC_VERBOSE_OFF});
     jc_ref refs[200];
@@ -737,7 +728,7 @@ static void stages_overlap_on_workers(void **state)
 {
     (void)state;
     char path[PATH_CAP];
-    jc_cache *c = fresh_cache(path, "overlap.jobcache");
+    jc_cache *c = jc_test_fresh_cache(path, PATH_CAP, "overlap.jobcache", 0);
     norder = 0;
     jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 2, .backend = JC_BACKEND_FORK, .on_result = note_result,
                                                 .verbose = JC_VERBOSE_OFF});

@@ -435,6 +435,15 @@ static inline jc_cache *open_cache(const char *path, unsigned flags)
     return c;
 }
 
+/* A new cache file named name in the tests' directory (its path into path,
+ * cap bytes), none of an earlier run left, opened with flags. */
+static inline jc_cache *jc_test_fresh_cache(char *path, size_t cap, const char *name, unsigned flags)
+{
+    jc_test_path(path, cap, name);
+    jc_test_remove_db(path);
+    return open_cache(path, flags);
+}
+
 /* Runs stmt on the database at path; it must succeed. */
 static inline void sql(const char *path, const char *stmt)
 {
