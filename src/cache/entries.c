@@ -70,8 +70,8 @@ bool jc__cache_want_created(jc_cache *cache, bool want)
 
 int64_t jc__cache_data_version(jc_cache *cache)
 {
-    jc__store_ver v;
-    return cache->store && jc__store_version(cache->store, &v) == 0 ? v.data : -1;
+    int64_t v = -1;
+    return cache->store && jc__store_data_version(cache->store, &v) == 0 ? v : -1;
 }
 
 size_t jc__cache_wal_readers(jc_cache *cache, long *pids, size_t cap)

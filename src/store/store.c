@@ -97,11 +97,11 @@ void jc__store_read_end(jc__store *st)
     st->ops->read_end(st);
 }
 
-int jc__store_version(jc__store *st, jc__store_ver *out)
+int jc__store_data_version(jc__store *st, int64_t *out)
 {
     if (!st)
         return no_store();
-    return st->ops->version(st, out);
+    return st->ops->data_version(st, out);
 }
 
 int jc__store_put(jc__store *st, const jc__entry_in *e)

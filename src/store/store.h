@@ -107,15 +107,9 @@ void jc__store_read_end(jc__store *st);
  * ends it). */
 bool jc__store_reading(const jc__store *st);
 
-/* What can make a rowid found by a lookup name another entry later: other
- * connections' commits (SQLite's data_version) and this connection's
- * removals. Two equal versions: every rowid found between them still names
- * the entry it named. */
-typedef struct jc__store_ver {
-    int64_t data;
-    uint64_t deletes;
-} jc__store_ver;
-int jc__store_version(jc__store *st, jc__store_ver *out);
+/* SQLite's data_version: it changes when another connection commits to
+ * the file (not on this connection's own commits). */
+int jc__store_data_version(jc__store *st, int64_t *out);
 
 /* What a store writes. */
 typedef struct jc__entry_in {

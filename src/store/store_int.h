@@ -28,7 +28,7 @@ typedef struct jc__store_ops {
     int (*read_begin)(jc__store *st);
     void (*read_end)(jc__store *st);
     bool (*reading)(const jc__store *st);
-    int (*version)(jc__store *st, jc__store_ver *out);
+    int (*data_version)(jc__store *st, int64_t *out);
     int (*put)(jc__store *st, const jc__entry_in *e);
     int (*params_put)(jc__store *st, const char *function, const char *version, const char *names);
     int (*params_get)(jc__store *st, const char *function, const char *version, char **names);

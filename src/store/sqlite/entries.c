@@ -139,7 +139,6 @@ int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
         return rc;
     if (!key)
         return jc__set_error(JC_EINVAL, "cache file '%s': removing a NULL key", st->path);
-    st->deletes++;
     sqlite3_bind_blob(st->del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     rc = jc__sq_step_done(st, st->del, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
@@ -400,7 +399,6 @@ int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid)
         rc = jc__sq_lazy(st, &st->del_rowid, "DELETE FROM entries WHERE rowid = ?1");
     if (rc)
         return rc;
-    st->deletes++;
     sqlite3_bind_int64(st->del_rowid, 1, rowid);
     rc = jc__sq_step_done(st, st->del_rowid, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;

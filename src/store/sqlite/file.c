@@ -30,7 +30,6 @@ int jc__sqlite_vacuum(jc__sqlite *st)
     /* From now on the file can give pages back without a VACUUM (eviction
      * runs PRAGMA incremental_vacuum): a file made before auto_vacuum was
      * set at creation gets it here, once. */
-    st->deletes++; /* VACUUM may renumber rowids */
     rc = jc__sq_run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuuming");
     /* Without a checkpoint the rewritten pages sit in the -wal file, which
      * then is as large as the database. A reader of another process may

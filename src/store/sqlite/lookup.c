@@ -316,7 +316,7 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
     return rc;
 }
 
-int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out)
+int jc__sqlite_data_version(jc__sqlite *st, int64_t *out)
 {
     int rc = jc__sq_store_enter(st);
     if (rc)
@@ -324,8 +324,7 @@ int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out)
     if (!st->data_version && (rc = jc__sq_prepare(st, "PRAGMA data_version", &st->data_version)))
         return rc;
     int step = sqlite3_step(st->data_version);
-    out->data = step == SQLITE_ROW ? sqlite3_column_int64(st->data_version, 0) : -1;
-    out->deletes = st->deletes;
+    *out = step == SQLITE_ROW ? sqlite3_column_int64(st->data_version, 0) : -1;
     sqlite3_reset(st->data_version);
     return step == SQLITE_ROW ? 0 : jc__sq_store_error(st, step, "reading the data version");
 }

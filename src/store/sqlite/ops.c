@@ -76,9 +76,9 @@ static bool op_reading(const jc__store *st)
     return SQC(st)->reading;
 }
 
-static int op_version(jc__store *st, jc__store_ver *out)
+static int op_data_version(jc__store *st, int64_t *out)
 {
-    return jc__sqlite_version(SQ(st), out);
+    return jc__sqlite_data_version(SQ(st), out);
 }
 
 static int op_put(jc__store *st, const jc__entry_in *e)
@@ -343,7 +343,7 @@ const jc__store_ops jc__sqlite_ops = {
     .read_begin = op_read_begin,
     .read_end = op_read_end,
     .reading = op_reading,
-    .version = op_version,
+    .data_version = op_data_version,
     .put = op_put,
     .params_put = op_params_put,
     .params_get = op_params_get,

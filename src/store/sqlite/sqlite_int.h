@@ -90,8 +90,7 @@ struct jc__sqlite {
     sqlite3_stmt *get_created, *scan_created;
     sqlite3_stmt *get_check; /* jc__store_get_checks: the row without its result (prepared when first used) */
     bool want_created;
-    sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_version) */
-    uint64_t deletes;               /* statements of this connection that removed entries */
+    sqlite3_stmt *data_version;     /* PRAGMA data_version (jc__store_data_version) */
     /* An explicit read transaction around many lookups (a run's): one
      * snapshot, one set of WAL read locks. Any write ends it first. (A
      * snapshot held across jc_memo calls was tried and dropped: after the
@@ -147,7 +146,7 @@ int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc
 int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx);
 int jc__sqlite_read_begin(jc__sqlite *st);
 void jc__sqlite_read_end(jc__sqlite *st);
-int jc__sqlite_version(jc__sqlite *st, jc__store_ver *out);
+int jc__sqlite_data_version(jc__sqlite *st, int64_t *out);
 int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
 int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
 int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
