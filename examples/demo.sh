@@ -10,7 +10,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$top"
 export JC_LOG_DIR="$top/build/logs"
 . "$top/.ci/deps.sh"
-jc_install_deps python3 python3-msgpack python3-pandas python3-matplotlib python3-xxhash
+jc_install_deps python3 python3-msgpack python3-pandas python3-matplotlib python3-xxhash python3-zstandard
 jc_step "building jobcache in build/" "$JC_LOG_DIR/build.log" \
     bash -c 'cmake -S "$1" -B "$1/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
              cmake --build "$1/build" -j"$(nproc)" --target sweep jobcache_tool' _ "$top"

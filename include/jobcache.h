@@ -206,6 +206,14 @@ JC_EXPORT jc_value *jc_ints(const int64_t *p, size_t n);
  * is never copied through a pipe. */
 JC_EXPORT jc_value *jc_doubles_ref(const double *p, size_t n);
 JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
+/* Typed arrays taking ownership: p (n elements, allocated with malloc,
+ * calloc or realloc) becomes the value's and is freed by jc_value_free, so
+ * that a function can return a large array it built without a copy
+ * (jc_return(call, jc_doubles_take(a, n)); a copy would double its peak
+ * memory). NULL p is JC_EINVAL; on any failure p is freed and NULL
+ * returned. Do not use or free p afterwards. */
+JC_EXPORT jc_value *jc_doubles_take(double *p, size_t n);
+JC_EXPORT jc_value *jc_ints_take(int64_t *p, size_t n);
 /* A file or directory as an argument, keyed by its content (as make,
  * Snakemake and DVC key their inputs): the key holds the XXH3-128 digest
  * of the file's bytes, or of a directory's entries sorted by name (each
@@ -496,6 +504,17 @@ typedef struct jc_cache_options {
      * made before this schema (without auto_vacuum) is vacuumed once, the
      * first time eviction cannot shrink it. 0 = no limit. */
     int64_t max_size;
+    /* Compression of large results (as ccache's compression and joblib's
+     * Memory(compress=)): "auto" (the default: zstd at level 1), a zstd
+     * level "1" to "19", or "off"; NULL leaves it to the environment, the
+     * file's setting ("compress") and the default, in that order. Only the
+     * parts of a result stored apart (each string, bytes or typed array of
+     * 64 KiB or more: docs/format.md, "Large results") are compressed, each
+     * only when zstd saves at least a tenth on a sample of it, so that
+     * incompressible data costs one trial of 48 KiB. The checksum covers
+     * the result as the function returned it, whatever its compression; a
+     * reader needs no setting. A bad value is JC_EINVAL at open. */
+    const char *compress;
 } jc_cache_options;
 
 /* The environment (read at jc_cache_open and jc_batch_new, unless
@@ -509,6 +528,7 @@ typedef struct jc_cache_options {
  *   JOBCACHE_RECOMPUTE=1        as JC_CACHE_RECOMPUTE
  *   JOBCACHE_DISABLE=1          as JC_CACHE_DISABLED: no file, compute everything
  *   JOBCACHE_MAX_SIZE=SIZE      max_size, with jc_parse_size's suffixes (0: no limit)
+ *   JOBCACHE_COMPRESS=auto|off|LEVEL   jc_cache_options.compress
  *   JOBCACHE_N_JOBS=N           n_jobs, as joblib's (1 in this process, for gdb; -1 all CPUs)
  *   JOBCACHE_VERBOSE=0|1|2      0 quiet, 1 the summary line, 2 also a line per failure and
  *                               per tenth of the run finished (JC_VERBOSE_DETAIL)
@@ -549,7 +569,8 @@ JC_EXPORT const char *jc_cache_path(const jc_cache *cache);
  * environment sets its own. Keys: "max-size" (a size, jc_parse_size;
  * applies as jc_cache_options.max_size when the program passes 0), and
  * "log-runs" (how many runs the record of runs keeps, default 1000; 0:
- * record none). A value
+ * record none), and "compress" (jc_cache_options.compress: auto, off or
+ * a zstd level, 1 to 19). A value
  * is checked before it is stored: a bad one is JC_EINVAL naming the key and
  * the value. value NULL removes the setting. Needs a writable cache
  * (JC_EREADONLY). */

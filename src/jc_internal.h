@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "jobcache.h"
+#include "util/buf.h"
 
 #define JC__KEY_LEN 16
 
@@ -92,6 +93,9 @@ int jc__list_push(jc_value *list, jc_value *item);
 /* A str value of stored text, as it was stored (not checked for UTF-8: a
  * file made before the check keeps decoding). NUL bytes are refused. */
 jc_value *jc__str_stored(const char *s, size_t len);
+/* A str or bytes value (type) owning s, malloc'd with room for len + 1
+ * bytes (the NUL is written here); s is freed on failure. */
+jc_value *jc__blob_take(int type, char *s, size_t len);
 /* Inserts key -> v into a map, taking both over (freed on failure); a key
  * already present is JC_EINVAL. v may come out of a container being taken
  * apart (its parent link is dropped). */
@@ -108,7 +112,7 @@ int jc__args_canonicalize(jc_value *const *argv, size_t argc);
 
 /* An argument whose payload is at least this many bytes (a typed array or
  * bytes) is encoded, for its key and in the stored arguments, as a digest:
- * see docs/format.md. Results are always stored whole. */
+ * see docs/format.md. */
 #define JC__DIGEST_MIN 65536
 /* The 25-byte digest payload of a typed array or bytes value (kind, length,
  * XXH3-128 of its canonical payload), as a large argument is keyed and
@@ -167,6 +171,42 @@ int jc__encode_value(const jc_value *v, jc__write_fn w, void *ctx);
  * included. Results are stored and carried between processes this way, so
  * that what is served is what the function returned. */
 int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx);
+
+/* ---- results in pieces (docs/format.md, "Large results") ---- */
+
+/* A string, bytes or typed array of a result with at least this many bytes
+ * is stored as a part of its own, in chunks, not inside the result's row. */
+#define JC__PIECE_MIN 65536
+/* One part: len bytes at data (memory of the value split, not owned). */
+typedef struct jc__part {
+    const void *data;
+    size_t len;
+} jc__part;
+/* A result as the store keeps it: stored holds the exact encoding when
+ * npieces is 0, else the ext 7 skeleton whose ext 8 references name
+ * pieces[0 .. npieces-1] in order; check is the XXH3-128 (canonical bytes)
+ * of the exact encoding either way, what jc__result_check gives for it. */
+typedef struct jc__split {
+    jc__buf stored;
+    jc__part *pieces;
+    size_t npieces;
+    uint8_t check[16];
+} jc__split;
+/* Splits v (which must outlive out, whose pieces point into it). 0, or a
+ * negative code with the message set; out is then empty. */
+int jc__encode_result_split(const jc_value *v, jc__split *out);
+void jc__split_free(jc__split *s);
+/* Whether stored bytes are a result in pieces (an ext 7 skeleton). */
+bool jc__result_in_pieces(const void *buf, size_t len);
+/* Fills dst with the len bytes of part number part; 0 or a negative code
+ * with the message set (a part missing, damaged or of another length). */
+typedef int (*jc__part_fn)(void *ctx, uint32_t part, void *dst, size_t len);
+/* Decodes a result in pieces: its skeleton, each part read by read into
+ * the memory of its value (a typed array's final buffer), and check set to
+ * the XXH3-128 of the exact encoding, for the caller to compare with the
+ * stored checksum before serving *out. */
+int jc__decode_result_pieces(const void *buf, size_t len, jc__part_fn read, void *ctx, uint8_t check[16],
+                             jc_value **out);
 /* Canonical encoding of call arguments: [ [positional...], {named...} ].
  * argv holds positional values and KWARG values in any order; named ones are
  * emitted sorted by name. */

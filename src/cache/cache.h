@@ -58,6 +58,14 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
  * checksum or does not decode (it is then recomputed and overwritten).
  * Negative on a store error. */
 int jc__cache_lookup(jc_cache *cache, const uint8_t key[JC__KEY_LEN], jc__found *found);
+/* Decodes a stored result (bytes as its row holds them; a result in pieces
+ * has its parts read from store under key, in the caller's snapshot).
+ * check, when not NULL, is its stored checksum: 0 and *out when the result
+ * matches it and decodes, 1 when it does not match, 2 when it does not
+ * decode (jc_errmsg says why), or a negative code (out of memory, a store
+ * error). */
+int jc__cache_decode_stored(jc__store *store, const uint8_t key[JC__KEY_LEN], const void *result, size_t len,
+                            const uint8_t *check, jc_value **out);
 /* Looks up n distinct keys at once; found(ctx, i, f) is called for each
  * keys[i] that hits, and then owns f->value. Damaged entries are misses.
  * Hits are not recorded: the callee calls jc__cache_touch for those served,

@@ -28,6 +28,10 @@ struct jc_cache {
     /* Where max_size comes from: "environment", "program", "file" or
      * "default" (jc_cache_config_list). */
     const char *max_size_source;
+    /* zstd's level for the parts of large results (0: none), and where it
+     * comes from, as max_size's. */
+    int compress_level;
+    const char *compress_source;
     /* Hits are recorded (hits += 1, last_used = now) lazily: a hit costs a
      * lookup only, and the counts go to the file with the next write
      * transaction, or at close. */
@@ -122,6 +126,9 @@ struct jc_cache {
 
 /* Shared between the files of this folder (each defined in one of them). */
 int jc__c_options_from_env(jc_cache_options *o, const char **max_size_source);
+/* The level a compress setting names ("auto" 1, "off" 0, "1" to "19"), or
+ * -1 when it names none. */
+int jc__c_compress_level(const char *text);
 void jc__c_record_memo_session(jc_cache *cache);
 
 #endif

@@ -42,6 +42,20 @@ int jc__env_bool(const jc_cache *cache, const char *name, bool *on)
     return jc__set_error(JC_EINVAL, "%s is '%s'; it must be 1 or 0 (yes/no, true/false, on/off)", name, v);
 }
 
+int jc__c_compress_level(const char *text)
+{
+    if (!text)
+        return -1;
+    if (strcasecmp(text, "auto") == 0 || strcasecmp(text, "on") == 0)
+        return 1; /* ccache's default level */
+    if (strcasecmp(text, "off") == 0)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    return end != text && !*end && !errno && n >= 1 && n <= 19 ? (int)n : -1;
+}
+
 /* Applies the environment's switches over the program's options; a bad
  * value is an error naming the variable. (jc__env_bool reads cache's
  * flags: a stand-in carries the program's JC_CACHE_IGNORE_ENV.) */
@@ -67,6 +81,13 @@ int jc__c_options_from_env(jc_cache_options *o, const char **max_size_source)
             if (on && flags[i].flag == JC_CACHE_RECOMPUTE)
                 o->flags &= ~(unsigned)JC_CACHE_READONLY;
         }
+    }
+    const char *compress = jc__env(&probe, "JOBCACHE_COMPRESS");
+    if (compress) {
+        if (jc__c_compress_level(compress) < 0)
+            return jc__set_error(JC_EINVAL, "jc_cache_open: JOBCACHE_COMPRESS is '%s'; it must be auto, off or a "
+                                 "zstd level from 1 to 19", compress);
+        o->compress = compress;
     }
     const char *size = jc__env(&probe, "JOBCACHE_MAX_SIZE");
     if (size) {

@@ -45,8 +45,14 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
 {
     jc_cache_options o = opts ? *opts : (jc_cache_options){0};
     const char *max_size_source = o.max_size > 0 ? "program" : "default";
+    const char *program_compress = o.compress;
     if (jc__c_options_from_env(&o, &max_size_source))
         return NULL;
+    if (o.compress && jc__c_compress_level(o.compress) < 0) {
+        jc__set_error(JC_EINVAL, "jc_cache_open: compress is '%s'; it must be auto, off or a zstd level from 1 "
+                      "to 19", o.compress);
+        return NULL;
+    }
     if ((o.flags & JC_CACHE_READONLY) && (o.flags & JC_CACHE_RECOMPUTE)) {
         jc__set_error(JC_EINVAL, "jc_cache_open: JC_CACHE_READONLY and JC_CACHE_RECOMPUTE contradict "
                       "each other (recompute overwrites entries)");
@@ -66,6 +72,8 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
     c->max_size = o.max_size;
     c->busy_timeout_ms = o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 10000;
     c->max_size_source = max_size_source;
+    c->compress_level = o.compress ? jc__c_compress_level(o.compress) : 1;
+    c->compress_source = !o.compress ? "default" : o.compress == program_compress ? "program" : "environment";
     if (o.flags & JC_CACHE_DISABLED)
         return c;
 
@@ -97,6 +105,15 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         if (jc__store_meta_get(c->store, "config.max-size", &v) == 0 && v && jc_parse_size(v, &bytes) == 0) {
             c->max_size = bytes;
             c->max_size_source = "file";
+        }
+        free(v);
+    }
+    if (strcmp(c->compress_source, "default") == 0) {
+        char *v = NULL;
+        int level = -1;
+        if (jc__store_meta_get(c->store, "config.compress", &v) == 0 && v && (level = jc__c_compress_level(v)) >= 0) {
+            c->compress_level = level;
+            c->compress_source = "file";
         }
         free(v);
     }

@@ -15,7 +15,7 @@
 
 /* ---- settings kept in the file ---- */
 
-static const char *const config_keys[] = {"max-size", "log-runs"};
+static const char *const config_keys[] = {"max-size", "log-runs", "compress"};
 
 static int config_key(const char *key, char *meta, size_t cap)
 {
@@ -24,7 +24,7 @@ static int config_key(const char *key, char *meta, size_t cap)
             snprintf(meta, cap, "config.%s", key);
             return 0;
         }
-    return jc__set_error(JC_EINVAL, "unknown setting '%s' (known: max-size, log-runs)", key ? key : "(null)");
+    return jc__set_error(JC_EINVAL, "unknown setting '%s' (known: max-size, log-runs, compress)", key ? key : "(null)");
 }
 
 int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
@@ -46,7 +46,10 @@ int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
                              "(%lld bytes, its tables): that limit would evict every entry; give at least "
                              "%lld, or 0 for none", key, value, (long long)bytes,
                              (long long)jc__cache_size_floor(cache), (long long)jc__cache_size_floor(cache));
-    if (value && !is_size) {
+    bool is_compress = strcmp(key, "compress") == 0;
+    if (value && is_compress && jc__c_compress_level(value) < 0)
+        return jc__set_error(JC_EINVAL, "setting %s: '%s' is not auto, off or a zstd level from 1 to 19", key, value);
+    if (value && !is_size && !is_compress) {
         char *end = NULL;
         long long n = strtoll(value, &end, 10);
         if (end == value || *end || n < 0 || n > 100000000)
@@ -58,6 +61,11 @@ int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
         rc = rc ? (jc__store_rollback(cache->store), rc) : jc__cache_commit(cache);
     }
     /* In force at once for this handle too, where the file's setting rules. */
+    if (!rc && is_compress &&
+        (strcmp(cache->compress_source, "file") == 0 || strcmp(cache->compress_source, "default") == 0)) {
+        cache->compress_level = value ? jc__c_compress_level(value) : 1;
+        cache->compress_source = value ? "file" : "default";
+    }
     if (!rc && is_size && (strcmp(cache->max_size_source, "file") == 0 || strcmp(cache->max_size_source, "default") == 0)) {
         cache->max_size = value ? bytes : 0;
         cache->max_size_source = value ? "file" : "default";
@@ -90,6 +98,8 @@ int jc_cache_config_list(jc_cache *cache, jc_config_fn fn, void *userdata)
         jc__store_meta_get(cache->store, "config.log-runs", &stored);
     fn("log-runs", text, stored ? "file" : "default", userdata);
     free(stored);
+    snprintf(text, sizeof text, cache->compress_level ? "%d" : "off", cache->compress_level);
+    fn("compress", text, cache->compress_source, userdata);
     return 0;
 }
 

@@ -183,6 +183,8 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
                   size_t blob_len, double seconds, double now)
 {
     jc__buf args = {0}, res = {0};
+    jc__split split = {0};
+    size_t parts_len = 0;
     /* The arguments as the key holds them: those fn leaves out, as the
      * placeholder (so that verify recomputes the key from them). */
     bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
@@ -191,14 +193,23 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
                   : jc__set_error(JC_ENOMEM, "out of memory storing a result of %s", fn->name);
     if (left != stackmask)
         free(left);
-    if (!rc && !blob) {
+    /* A result with a large string, bytes or array is stored in pieces
+     * (docs/format.md): split from its value. An encoding from a worker
+     * too small to hold one is stored as it came. */
+    if (!rc && value && (!blob || blob_len >= JC__PIECE_MIN)) {
+        rc = jc__encode_result_split(value, &split);
+        blob = split.stored.data;
+        blob_len = split.stored.len;
+        for (size_t i = 0; i < split.npieces; i++)
+            parts_len += split.pieces[i].len;
+    } else if (!rc && !blob) {
         rc = jc__encode_result(value, jc__buf_write, &res);
         blob = res.data;
         blob_len = res.len;
     }
     if (!rc && (args.oom || res.oom))
         rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
-    if (!rc && !fits(cache, fn, args.len + blob_len))
+    if (!rc && !fits(cache, fn, args.len + blob_len + parts_len))
         rc = 1;
     if (!rc) {
         uint8_t fp[JC__CHECK_LEN];
@@ -213,6 +224,10 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
             .compute_seconds = seconds,
             .now = now,
             .code_fp = jc__cache_code_fp(fn, fp) ? fp : NULL,
+            .pieces = split.pieces,
+            .npieces = split.npieces,
+            .check = split.npieces ? split.check : NULL,
+            .compress_level = cache->compress_level,
         };
         rc = jc__store_put(cache->store, &e);
         /* The names of its parameters, in the same transaction. */
@@ -233,5 +248,6 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     }
     jc__buf_free(&args);
     jc__buf_free(&res);
+    jc__split_free(&split);
     return rc;
 }

@@ -111,6 +111,13 @@ int jc__store_put(jc__store *st, const jc__entry_in *e)
     return st->ops->put(st, e);
 }
 
+int jc__store_part_read(jc__store *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len)
+{
+    if (!st)
+        return no_store();
+    return st->ops->part_read(st, key, part, dst, len);
+}
+
 int jc__store_params_put(jc__store *st, const char *function, const char *version, const char *names)
 {
     if (!st)

@@ -29,7 +29,7 @@
  * runs; 6 the names of parameters; 7 evictions, 8 retries and 9 inputs read
  * per run; 10 the hit log. store/sqlite/schema.c keeps the chain of
  * migrations between them. */
-#define JC__SCHEMA_VERSION 10
+#define JC__SCHEMA_VERSION 11
 
 /* The checksum of a stored result: XXH3-128 of its bytes, in canonical
  * (big-endian) form. Also the length of a code fingerprint. */
@@ -123,11 +123,28 @@ typedef struct jc__entry_in {
     double compute_seconds;
     double now; /* becomes created and last_used */
     const uint8_t *code_fp; /* JC__CHECK_LEN bytes, or NULL: unknown */
+    /* A result in pieces (jc__encode_result_split): result is its skeleton,
+     * pieces its parts in order, check its checksum (required with pieces;
+     * without, the store computes it from result). */
+    const jc__part *pieces;
+    size_t npieces;
+    const uint8_t *check;
+    /* zstd's level for the parts (1-19), each compressed when a trial on a
+     * sample of it saves a tenth; 0: stored as they are. */
+    int compress_level;
 } jc__entry_in;
 
-/* Inserts or replaces the entry under e->key (its hit count kept), with the
- * checksum of its result computed here. */
+/* Inserts or replaces the entry under e->key (its hit count kept), with
+ * its parts, if any, and the checksum of its result (computed here unless
+ * given). A replaced entry's parts go with it. */
 int jc__store_put(jc__store *st, const jc__entry_in *e);
+/* Reads part number part of the result in pieces stored under key into
+ * dst, which has room for exactly len bytes (the length its reference
+ * gives). 0, or JC_EDECODE naming the file when the part is missing, of
+ * another length or fails to decompress, or another negative code. Call it
+ * within the snapshot that found the skeleton (jc__store_read_begin, or a
+ * write transaction), so that both are of one version of the entry. */
+int jc__store_part_read(jc__store *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len);
 /* Records the names of function's positional parameters ("beta,seed"),
  * with version; writes only when they are new or changed. */
 int jc__store_params_put(jc__store *st, const char *function, const char *version, const char *names);

@@ -30,6 +30,7 @@ typedef struct jc__store_ops {
     bool (*reading)(const jc__store *st);
     int (*data_version)(jc__store *st, int64_t *out);
     int (*put)(jc__store *st, const jc__entry_in *e);
+    int (*part_read)(jc__store *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len);
     int (*params_put)(jc__store *st, const char *function, const char *version, const char *names);
     int (*params_get)(jc__store *st, const char *function, const char *version, char **names);
     int (*delete)(jc__store *st, const uint8_t key[JC__KEY_LEN]);

@@ -33,6 +33,11 @@
  * versioned payload (docs/format.md, "Key inputs"): a call that uses none
  * of them encodes, and is keyed, exactly as before they existed. */
 enum { EXT_DOUBLES = 1, EXT_INTS = 2, EXT_DIGEST = 3, EXT_FILE = 4, EXT_LEFT_OUT = 5, EXT_REF = 6 };
+/* A stored result in pieces (docs/format.md, "Large results"): ext 7 wraps
+ * its skeleton, in which each large string, bytes or typed array is an
+ * ext 8 reference to a part stored apart. Neither is ever a value. */
+enum { EXT_PIECES = 7, EXT_PIECE = 8, PIECES_VERSION = 1, PIECE_REF_LEN = 13 };
+enum { PIECE_STR = 0x10, PIECE_BIN = 0x11 };
 enum { LEFT_OUT_VERSION = 1 };
 enum { DIGEST_LEN = 25 }; /* kind, count (u64 LE), XXH3-128 (canonical) */
 
@@ -79,7 +84,19 @@ static bool doubles_canonical(const void *p, size_t m)
 
 /* How a value is encoded: MODE_ARGS digests large arguments (keys and
  * stored arguments); MODE_EXACT keeps doubles' bits (results). */
-enum { MODE_ARGS = 1, MODE_EXACT = 2 };
+enum { MODE_ARGS = 1, MODE_EXACT = 2, MODE_SPLIT = 4 };
+
+/* Where the packer's bytes go while a result is split into pieces: the
+ * skeleton and the running checksum both, or one of them. */
+enum { ROUTE_BOTH = 0, ROUTE_CHECK = 1, ROUTE_SKELETON = 2 };
+typedef struct split_ctx {
+    jc__buf skeleton;
+    XXH3_state_t *check;
+    int route;
+    jc__part *pieces;
+    size_t npieces, cap;
+    bool oom;
+} split_ctx;
 
 static int write_array_body(const jc_value *v, msgpack_packer *pk, int mode)
 {
@@ -189,6 +206,69 @@ static bool digested(const jc_value *v, int mode)
            bytes >= JC__DIGEST_MIN;
 }
 
+static int split_write(void *ctx, const char *p, size_t n)
+{
+    split_ctx *sc = ctx;
+    if (sc->route != ROUTE_SKELETON && XXH3_128bits_update(sc->check, p, n) != XXH_OK)
+        return -1;
+    if (sc->route != ROUTE_CHECK && jc__buf_write(&sc->skeleton, p, n))
+        return -1;
+    return sc->skeleton.oom ? -1 : 0;
+}
+
+/* Whether v goes to a part of its own: a string, bytes or typed array of
+ * JC__PIECE_MIN bytes or more, in a result being split (typed arrays only
+ * where memory is little-endian, as they are stored: elsewhere inline). */
+static bool split_out(const jc_value *v, int mode)
+{
+    if (!(mode & MODE_SPLIT))
+        return false;
+    if (v->type == JC_TYPE_STR || v->type == JC_TYPE_BYTES)
+        return v->len >= JC__PIECE_MIN && v->len <= UINT32_MAX;
+    if (v->type == JC_TYPE_DOUBLES || v->type == JC_TYPE_INTS)
+        return to_le64(1) == 1 && v->len * 8 >= JC__PIECE_MIN && v->len <= UINT32_MAX / 8;
+    return false;
+}
+
+/* The header msgpack gives a string, bytes or typed array of len bytes:
+ * what the checksum covers in place of a part's reference. */
+static int piece_header(msgpack_packer *pk, int kind, size_t len)
+{
+    if (kind == PIECE_STR)
+        return msgpack_pack_str(pk, len);
+    if (kind == PIECE_BIN)
+        return msgpack_pack_bin(pk, len);
+    return msgpack_pack_ext(pk, len, (int8_t)kind);
+}
+
+static int encode_piece(const jc_value *v, msgpack_packer *pk)
+{
+    split_ctx *sc = pk->data;
+    int kind = v->type == JC_TYPE_STR ? PIECE_STR : v->type == JC_TYPE_BYTES ? PIECE_BIN
+             : v->type == JC_TYPE_DOUBLES ? EXT_DOUBLES : EXT_INTS;
+    size_t len = kind == PIECE_STR || kind == PIECE_BIN ? v->len : v->len * 8;
+    const void *body = kind == PIECE_STR || kind == PIECE_BIN ? (const void *)v->u.s : v->u.arr;
+    if (sc->npieces >= UINT32_MAX || JC__GROW(sc->pieces, sc->cap, sc->npieces + 1))
+        return write_failed();
+    sc->pieces[sc->npieces] = (jc__part){.data = body, .len = len};
+    /* The checksum sees the value as an unsplit result holds it. */
+    sc->route = ROUTE_CHECK;
+    int r = piece_header(pk, kind, len) || (len && XXH3_128bits_update(sc->check, body, len) != XXH_OK);
+    unsigned char ref[PIECE_REF_LEN];
+    ref[0] = (unsigned char)kind;
+    uint32_t part = (uint32_t)sc->npieces;
+    uint64_t n64 = len;
+    for (int k = 0; k < 4; k++)
+        ref[1 + k] = (unsigned char)(part >> (8 * k));
+    for (int k = 0; k < 8; k++)
+        ref[5 + k] = (unsigned char)(n64 >> (8 * k));
+    sc->route = ROUTE_SKELETON;
+    r = r || msgpack_pack_ext(pk, PIECE_REF_LEN, EXT_PIECE) || msgpack_pack_ext_body(pk, ref, PIECE_REF_LEN);
+    sc->route = ROUTE_BOTH;
+    sc->npieces++;
+    return r ? write_failed() : 0;
+}
+
 static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
 {
     int r = 0;
@@ -196,6 +276,8 @@ static int encode(const jc_value *v, msgpack_packer *pk, int depth, int mode)
         return jc__set_error(JC_EINVAL, "cannot encode a NULL value");
     if (digested(v, mode))
         return write_digest(v, pk);
+    if (split_out(v, mode))
+        return encode_piece(v, pk);
     switch ((jc_type)v->type) {
     case JC_TYPE_DIGEST:
         r = msgpack_pack_ext(pk, DIGEST_LEN, EXT_DIGEST) || msgpack_pack_ext_body(pk, v->u.s, DIGEST_LEN);
@@ -293,6 +375,51 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx)
     msgpack_packer pk;
     msgpack_packer_init(&pk, ctx, w);
     return encode(v, &pk, 0, MODE_EXACT);
+}
+
+int jc__encode_result_split(const jc_value *v, jc__split *out)
+{
+    memset(out, 0, sizeof *out);
+    split_ctx sc = {.check = XXH3_createState()};
+    if (!sc.check)
+        return write_failed();
+    XXH3_128bits_reset(sc.check);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sc, split_write);
+    int rc = encode(v, &pk, 0, MODE_EXACT | MODE_SPLIT);
+    if (!rc && sc.skeleton.oom)
+        rc = write_failed();
+    if (!rc) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(sc.check));
+        memcpy(out->check, c.digest, sizeof out->check);
+    }
+    XXH3_freeState(sc.check);
+    if (!rc && sc.npieces) {
+        /* The skeleton wrapped: ext 7 of the version byte and the skeleton. */
+        msgpack_packer wp;
+        msgpack_packer_init(&wp, &out->stored, jc__buf_write);
+        const char version = PIECES_VERSION;
+        if (sc.skeleton.len >= UINT32_MAX || msgpack_pack_ext(&wp, sc.skeleton.len + 1, EXT_PIECES) ||
+            msgpack_pack_ext_body(&wp, &version, 1) ||
+            msgpack_pack_ext_body(&wp, sc.skeleton.data, sc.skeleton.len) || out->stored.oom)
+            rc = write_failed();
+        jc__buf_free(&sc.skeleton);
+    } else {
+        out->stored = sc.skeleton;
+    }
+    out->pieces = sc.pieces;
+    out->npieces = sc.npieces;
+    if (rc)
+        jc__split_free(out);
+    return rc;
+}
+
+void jc__split_free(jc__split *s)
+{
+    jc__buf_free(&s->stored);
+    free(s->pieces);
+    memset(s, 0, sizeof *s);
 }
 
 static int cmp_kw(const void *a, const void *b)
@@ -496,6 +623,90 @@ static int decode_array_ext(const msgpack_object_ext *e, jc_value **out)
     return 0;
 }
 
+/* A result in pieces being decoded in this thread (jc__decode_result_pieces):
+ * how far its skeleton has gone into the checksum, and its parts' reader. */
+typedef struct pieces_dec {
+    const unsigned char *done, *end;
+    XXH3_state_t *check;
+    jc__part_fn read;
+    void *ctx;
+    uint32_t next;
+} pieces_dec;
+static _Thread_local pieces_dec *tl_pieces;
+
+static int header_write(void *ctx, const char *p, size_t n)
+{
+    return XXH3_128bits_update(ctx, p, n) == XXH_OK ? 0 : -1;
+}
+
+static int decode_piece(const msgpack_object_ext *e, jc_value **out)
+{
+    pieces_dec *d = tl_pieces;
+    const unsigned char *r = (const unsigned char *)e->ptr;
+    if (!d)
+        return bad("a piece reference outside a result in pieces");
+    /* The reference is the ext8 c7 0d 08 and 13 bytes, inside the skeleton
+     * and after what the checksum has seen (msgpack-c points into it). */
+    if (e->size != PIECE_REF_LEN || !r || r - 3 < d->done || r + PIECE_REF_LEN > d->end || r[-3] != 0xc7 ||
+        r[-2] != PIECE_REF_LEN || r[-1] != EXT_PIECE)
+        return bad("malformed piece reference");
+    int kind = r[0];
+    uint32_t part = 0;
+    uint64_t len = 0;
+    for (int k = 3; k >= 0; k--)
+        part = part << 8 | r[1 + k];
+    for (int k = 7; k >= 0; k--)
+        len = len << 8 | r[5 + k];
+    bool array = kind == EXT_DOUBLES || kind == EXT_INTS;
+    if ((!array && kind != PIECE_STR && kind != PIECE_BIN) || len > UINT32_MAX || (array && len % 8))
+        return bad("malformed piece reference");
+    if (part != d->next)
+        return bad("pieces out of order");
+    /* The checksum: the skeleton up to the reference, then the value as an
+     * unsplit result holds it (its header, its bytes). */
+    msgpack_packer hp;
+    msgpack_packer_init(&hp, d->check, header_write);
+    if (XXH3_128bits_update(d->check, d->done, (size_t)(r - 3 - d->done)) != XXH_OK ||
+        piece_header(&hp, kind, (size_t)len))
+        return write_failed();
+    char *dst = malloc((size_t)len + 1);
+    if (!dst)
+        return jc__set_error(JC_ENOMEM, "out of memory reading a result part of %llu bytes", (unsigned long long)len);
+    int rc = d->read(d->ctx, part, dst, (size_t)len);
+    if (rc) {
+        free(dst);
+        return rc;
+    }
+    if (len && XXH3_128bits_update(d->check, dst, (size_t)len) != XXH_OK) {
+        free(dst);
+        return write_failed();
+    }
+    d->done = r + PIECE_REF_LEN;
+    d->next++;
+    jc_value *v;
+    if (kind == PIECE_STR && memchr(dst, '\0', (size_t)len)) {
+        free(dst);
+        return bad("a string contains a NUL byte");
+    } else if (!array) {
+        v = jc__blob_take(kind == PIECE_STR ? JC_TYPE_STR : JC_TYPE_BYTES, dst, (size_t)len);
+    } else {
+        uint64_t *w = (uint64_t *)(void *)dst;
+        if (to_le64(1) != 1)
+            for (size_t i = 0; i < len / 8; i++) {
+                uint64_t x;
+                memcpy(&x, dst + 8 * i, 8);
+                x = to_le64(x);
+                memcpy(dst + 8 * i, &x, 8);
+            }
+        v = kind == EXT_DOUBLES ? jc_doubles_take((double *)(void *)w, (size_t)len / 8)
+                                : jc_ints_take((int64_t *)(void *)w, (size_t)len / 8);
+    }
+    if (!v)
+        return JC_ENOMEM;
+    *out = v;
+    return 0;
+}
+
 static int decode_container(const msgpack_object *o, jc_value **out, int depth)
 {
     if (depth >= JC__MAX_DEPTH)
@@ -586,6 +797,8 @@ static int from_object(const msgpack_object *o, jc_value **out, int depth)
             v = jc__left_out_value();
             break;
         }
+        if (o->via.ext.type == EXT_PIECE)
+            return decode_piece(&o->via.ext, out);
         if (o->via.ext.type != EXT_DOUBLES && o->via.ext.type != EXT_INTS)
             return bad("unknown extension type");
         return decode_array_ext(&o->via.ext, out);
@@ -818,6 +1031,48 @@ static int decode_at(const void *buf, size_t len, jc_value **out, int depth)
 int jc__decode_value(const void *buf, size_t len, jc_value **out)
 {
     return decode_at(buf, len, out, 0);
+}
+
+bool jc__result_in_pieces(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    return len >= 4 && ((p[0] == 0xc7 && p[2] == EXT_PIECES) || (p[0] == 0xc8 && len >= 5 && p[3] == EXT_PIECES) ||
+                        (p[0] == 0xc9 && len >= 7 && p[5] == EXT_PIECES));
+}
+
+int jc__decode_result_pieces(const void *buf, size_t len, jc__part_fn read, void *ctx, uint8_t check[16],
+                             jc_value **out)
+{
+    *out = NULL;
+    const unsigned char *p = buf;
+    if (!jc__result_in_pieces(buf, len))
+        return bad("not a result in pieces");
+    int hl = p[0] == 0xc7 ? 1 : p[0] == 0xc8 ? 2 : 4;
+    uint64_t body = be_uint(p + 1, hl);
+    const unsigned char *b = p + 2 + hl;
+    if (body != len - (size_t)(2 + hl) || body < 2 || b[0] != PIECES_VERSION)
+        return bad(body == len - (size_t)(2 + hl) && body >= 2 ? "result in pieces of an unknown version"
+                                                              : "malformed result in pieces");
+    pieces_dec d = {.done = b + 1, .end = p + len, .check = XXH3_createState(), .read = read, .ctx = ctx};
+    if (!d.check)
+        return write_failed();
+    XXH3_128bits_reset(d.check);
+    pieces_dec *saved = tl_pieces;
+    tl_pieces = &d;
+    int rc = decode_at(b + 1, (size_t)body - 1, out, 0);
+    tl_pieces = saved;
+    if (!rc && XXH3_128bits_update(d.check, d.done, (size_t)(d.end - d.done)) != XXH_OK)
+        rc = write_failed();
+    if (!rc) {
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d.check));
+        memcpy(check, c.digest, 16);
+    } else {
+        jc_value_free(*out);
+        *out = NULL;
+    }
+    XXH3_freeState(d.check);
+    return rc;
 }
 
 int jc_value_decode(const void *buf, size_t len, jc_value **out)

@@ -228,6 +228,19 @@ jc_value *jc__str_stored(const char *s, size_t len)
     return new_blob(JC_TYPE_STR, s, len);
 }
 
+jc_value *jc__blob_take(int type, char *s, size_t len)
+{
+    jc_value *v = new_value((jc_type)type);
+    if (!v) {
+        free(s);
+        return NULL;
+    }
+    s[len] = '\0';
+    v->u.s = s;
+    v->len = len;
+    return v;
+}
+
 jc_value *jc_bytes(const void *p, size_t len)
 {
     if (!p && len) {
@@ -272,6 +285,24 @@ static jc_value *new_array(jc_type t, const void *p, size_t n, bool borrow)
 jc_value *jc_doubles(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, false); }
 jc_value *jc_ints(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, false); }
 jc_value *jc_doubles_ref(const double *p, size_t n) { return new_array(JC_TYPE_DOUBLES, p, n, true); }
+
+static jc_value *take_array(jc_type t, void *p, size_t n)
+{
+    if (!p) {
+        jc__set_error(JC_EINVAL, "%s: NULL pointer", t == JC_TYPE_DOUBLES ? "jc_doubles_take" : "jc_ints_take");
+        return NULL;
+    }
+    jc_value *v = new_array(t, p, n, true);
+    if (!v) {
+        free(p);
+        return NULL;
+    }
+    v->flags &= (uint8_t)~JC__V_BORROWED; /* the value owns p now */
+    return v;
+}
+
+jc_value *jc_doubles_take(double *p, size_t n) { return take_array(JC_TYPE_DOUBLES, p, n); }
+jc_value *jc_ints_take(int64_t *p, size_t n) { return take_array(JC_TYPE_INTS, p, n); }
 jc_value *jc_ints_ref(const int64_t *p, size_t n) { return new_array(JC_TYPE_INTS, p, n, true); }
 
 jc_value *jc_kw(const char *name, jc_value *val)

@@ -63,11 +63,35 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
     if (!e || !e->key || !e->function || !e->version || (!e->args && e->args_len) ||
         (!e->result && e->result_len))
         return jc__set_error(JC_EINVAL, "cache file '%s': storing an incomplete entry", st->path);
+    if (e->npieces && (!e->pieces || !e->check))
+        return jc__set_error(JC_EINVAL, "cache file '%s': storing a result in pieces without its parts", st->path);
+    if (e->npieces && st->schema < 11)
+        return jc__set_error(JC_EINVAL, "cache file '%s': schema %d has no room for results in pieces", st->path,
+                             st->schema);
     uint8_t check[JC__CHECK_LEN];
-    jc__result_check(e->result, e->result_len, check);
+    if (e->check)
+        memcpy(check, e->check, JC__CHECK_LEN);
+    else
+        jc__result_check(e->result, e->result_len, check);
     rc = bind_entry(st->put, e, check);
-    if (rc == SQLITE_OK)
-        return jc__sq_step_done(st, st->put, "storing an entry");
+    if (rc == SQLITE_OK) {
+        /* The row first: replacing one takes its old parts away (chunks.c's
+         * trigger), then the parts. */
+        rc = jc__sq_step_done(st, st->put, "storing an entry");
+        int64_t stored = 0;
+        if (!rc && e->npieces)
+            rc = jc__sqlite_put_pieces(st, e->key, e->pieces, e->npieces, e->compress_level, &stored);
+        if (!rc && e->npieces) {
+            /* result_size: what the result takes in the file, parts included. */
+            rc = jc__sq_lazy(st, &st->chunk_size, "UPDATE entries SET result_size = ?2 WHERE key = ?1");
+            if (!rc) {
+                sqlite3_bind_blob(st->chunk_size, 1, e->key, JC__KEY_LEN, SQLITE_STATIC);
+                sqlite3_bind_int64(st->chunk_size, 2, (sqlite3_int64)e->result_len + stored);
+                rc = jc__sq_step_done(st, st->chunk_size, "storing an entry");
+            }
+        }
+        return rc;
+    }
     if ((rc & 0xff) == SQLITE_TOOBIG)
         rc = jc__set_error(JC_EINVAL,
                            "cache file '%s': cannot store an entry of %s with %zu bytes of "

@@ -86,6 +86,11 @@ static int op_put(jc__store *st, const jc__entry_in *e)
     return jc__sqlite_put(SQ(st), e);
 }
 
+static int op_part_read(jc__store *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len)
+{
+    return jc__sqlite_part_read(SQ(st), key, part, dst, len);
+}
+
 static int op_params_put(jc__store *st, const char *function, const char *version, const char *names)
 {
     return jc__sqlite_params_put(SQ(st), function, version, names);
@@ -345,6 +350,7 @@ const jc__store_ops jc__sqlite_ops = {
     .reading = op_reading,
     .data_version = op_data_version,
     .put = op_put,
+    .part_read = op_part_read,
     .params_put = op_params_put,
     .params_get = op_params_get,
     .delete = op_delete,

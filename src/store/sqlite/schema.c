@@ -65,6 +65,14 @@
     "CREATE TABLE hit_log (id INTEGER PRIMARY KEY, at REAL NOT NULL, hits INTEGER NOT NULL,"      \
     " saved REAL NOT NULL, keys BLOB NOT NULL);"
 
+/* Schema 11: the parts of large results (docs/format.md, "Large results"),
+ * each in chunks of up to 1 MiB, raw (codec 0) or a zstd frame (codec 1);
+ * size is the chunk's raw length. A rowid table, read with blob I/O. */
+#define CHUNKS_TABLE                                                                               \
+    "CREATE TABLE chunks (key BLOB NOT NULL, part INTEGER NOT NULL, seq INTEGER NOT NULL,"         \
+    " codec INTEGER NOT NULL, size INTEGER NOT NULL, data BLOB NOT NULL);"                         \
+    "CREATE UNIQUE INDEX chunks_key ON chunks(key, part, seq);"
+
 /* The names of functions' positional parameters (schema 6), by function
  * and version: "beta,seed" (identifiers joined by commas). Not part of any
  * key: renaming a parameter changes no result. */
@@ -114,6 +122,7 @@ static const char schema_sql[] =
     RUN_INPUTS_READ
     HIT_LOG_TABLE
     PARAMS_TABLE
+    CHUNKS_TABLE
     "INSERT INTO meta VALUES ('key_format', '" STR(JC_KEY_FORMAT_VERSION) "'),"
     " ('created_by', 'jobcache " JC_VERSION_STRING "');"
     "PRAGMA user_version = " STR(JC__SCHEMA_VERSION) ";";
@@ -155,6 +164,9 @@ static const char *const migrations[] = {
     /* 9 -> 10: the hit log; the hits of earlier runs are in entries.hits
      * already. */
     HIT_LOG_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
+    /* 10 -> 11: results in pieces. Every result of an older file is whole
+     * in its row, and stays so. */
+    CHUNKS_TABLE "INSERT OR REPLACE INTO meta VALUES ('migrated_by', 'jobcache " JC_VERSION_STRING "');",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == JC__SCHEMA_VERSION - 1,
                "one migration step per schema version");

@@ -107,6 +107,7 @@ struct jc__sqlite {
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
     sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
+    sqlite3_stmt *chunk_put, *chunk_list, *chunk_size; /* chunks.c (prepared when first used) */
 };
 
 
@@ -150,6 +151,12 @@ int jc__sqlite_data_version(jc__sqlite *st, int64_t *out);
 int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
 int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
 int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
+/* chunks.c: the parts of results in pieces. */
+int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
+                          int level, int64_t *stored);
+int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len);
+/* The connection's TEMP triggers that take an entry's chunks with it. */
+int jc__sq_chunk_triggers(jc__sqlite *st);
 int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
 int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out);
 int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n);

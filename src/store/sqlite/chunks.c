@@ -1,0 +1,195 @@
+/*
+ * The parts of large results, in chunks (schema 11; docs/format.md, "Large
+ * results"): written straight from the value's memory, compressed with zstd
+ * where a trial on a sample saves a tenth, and read with SQLite's blob I/O
+ * straight into the memory of the value being decoded.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+#include "store/store.h"
+#include "sqlite_int.h"
+
+/* Raw bytes per chunk: a row of 256 overflow pages, and a zstd frame of its
+ * own, so that one chunk at a time is ever held in memory beyond the value. */
+#define CHUNK_RAW (1u << 20)
+/* The trial: three slices of the part (its start, middle and end). */
+#define TRIAL_SLICE (16u << 10)
+
+int jc__sq_chunk_triggers(jc__sqlite *st)
+{
+    /* TEMP triggers: this connection's own (a file's own triggers are
+     * never run: SQLITE_DBCONFIG_ENABLE_TRIGGER is off, which since SQLite
+     * 3.35 leaves TEMP triggers alone). Every way an entry leaves (rm,
+     * prune, eviction, expiry, a replacement) takes its chunks with it. */
+    return jc__sq_run_sql(st,
+                          "CREATE TEMP TRIGGER IF NOT EXISTS jc_chunks_delete AFTER DELETE ON main.entries"
+                          " BEGIN DELETE FROM chunks WHERE key = old.key; END;"
+                          "CREATE TEMP TRIGGER IF NOT EXISTS jc_chunks_replace AFTER UPDATE OF result ON main.entries"
+                          " BEGIN DELETE FROM chunks WHERE key = old.key; END;",
+                          "preparing the cache file");
+}
+
+/* Whether compressing the part at level saves a tenth, on a sample. */
+static bool worth_compressing(ZSTD_CCtx *cc, const jc__part *p, int level, void *scratch, size_t cap)
+{
+    unsigned char sample[3 * TRIAL_SLICE];
+    size_t n = 0;
+    if (p->len <= sizeof sample) {
+        memcpy(sample, p->data, p->len);
+        n = p->len;
+    } else {
+        size_t at[3] = {0, p->len / 2 - TRIAL_SLICE / 2, p->len - TRIAL_SLICE};
+        for (int i = 0; i < 3; i++, n += TRIAL_SLICE)
+            memcpy(sample + n, (const unsigned char *)p->data + at[i], TRIAL_SLICE);
+    }
+    size_t z = ZSTD_compressCCtx(cc, scratch, cap, sample, n, level);
+    return !ZSTD_isError(z) && z * 10 <= n * 9;
+}
+
+static int put_chunk(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, int64_t seq, int codec,
+                     size_t raw, const void *data, size_t len)
+{
+    sqlite3_stmt *s = st->chunk_put;
+    sqlite3_bind_blob(s, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, part);
+    sqlite3_bind_int64(s, 3, seq);
+    sqlite3_bind_int(s, 4, codec);
+    sqlite3_bind_int64(s, 5, (sqlite3_int64)raw);
+    int rc = len ? sqlite3_bind_blob64(s, 6, data, len, SQLITE_STATIC) : sqlite3_bind_zeroblob(s, 6, 0);
+    if (rc != SQLITE_OK) {
+        sqlite3_reset(s);
+        return jc__sq_store_error(st, rc, "storing a part of a result");
+    }
+    return jc__sq_step_done(st, s, "storing a part of a result");
+}
+
+int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
+                          int level, int64_t *stored)
+{
+    *stored = 0;
+    int rc = jc__sq_lazy(st, &st->chunk_put,
+                         "INSERT INTO chunks (key, part, seq, codec, size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (rc)
+        return rc;
+    ZSTD_CCtx *cc = NULL;
+    void *z = NULL;
+    size_t zcap = ZSTD_compressBound(CHUNK_RAW);
+    if (level > 0) {
+        cc = ZSTD_createCCtx();
+        z = malloc(zcap);
+        if (!cc || !z) {
+            ZSTD_freeCCtx(cc);
+            free(z);
+            return jc__set_error(JC_ENOMEM, "cache file '%s': out of memory compressing a result", st->path);
+        }
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        const unsigned char *p = pieces[i].data;
+        size_t left = pieces[i].len;
+        bool squeeze = cc && worth_compressing(cc, &pieces[i], level, z, zcap);
+        int64_t seq = 0;
+        do {
+            size_t raw = left < CHUNK_RAW ? left : CHUNK_RAW;
+            size_t zl = squeeze ? ZSTD_compressCCtx(cc, z, zcap, p, raw, level) : 0;
+            /* Compressed only where it saves at all: the chunk says which. */
+            if (squeeze && !ZSTD_isError(zl) && zl < raw) {
+                rc = put_chunk(st, key, (uint32_t)i, seq, 1, raw, z, zl);
+                *stored += (int64_t)zl;
+            } else {
+                rc = put_chunk(st, key, (uint32_t)i, seq, 0, raw, p, raw);
+                *stored += (int64_t)raw;
+            }
+            p += raw;
+            left -= raw;
+            seq++;
+        } while (left && !rc);
+    }
+    ZSTD_freeCCtx(cc);
+    free(z);
+    return rc;
+}
+
+static int damaged(const jc__sqlite *st, uint32_t part, const char *why)
+{
+    return jc__set_error(JC_EDECODE, "cache file '%s': part %u of a result is damaged: %s", st->path, part, why);
+}
+
+int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len)
+{
+    int rc = jc__sq_store_enter(st);
+    if (rc)
+        return rc;
+    if (st->schema < 11)
+        return damaged(st, part, "the file has no chunks table");
+    rc = jc__sq_lazy(st, &st->chunk_list,
+                     "SELECT rowid, seq, codec, size, length(data), typeof(data) = 'blob' FROM chunks"
+                     " WHERE key = ?1 AND part = ?2 ORDER BY seq");
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = st->chunk_list;
+    sqlite3_bind_blob(s, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, part);
+    sqlite3_blob *blob = NULL;
+    void *z = NULL;
+    size_t zcap = 0, off = 0;
+    int64_t want = 0;
+    int step = SQLITE_DONE;
+    while (!rc && (step = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_int64 rowid = sqlite3_column_int64(s, 0);
+        int64_t seq = sqlite3_column_int64(s, 1);
+        int codec = sqlite3_column_int(s, 2);
+        int64_t raw = sqlite3_column_int64(s, 3);
+        int64_t stored = sqlite3_column_int64(s, 4);
+        if (seq != want++ || (codec != 0 && codec != 1) || raw < 0 || (uint64_t)raw > len - off ||
+            !sqlite3_column_int(s, 5) || (codec == 0 && stored != raw) || stored < 0) {
+            rc = damaged(st, part, "its chunks are missing, out of order or of the wrong size");
+            break;
+        }
+        int b = blob ? sqlite3_blob_reopen(blob, rowid)
+                     : sqlite3_blob_open(st->db, "main", "chunks", "data", rowid, 0, &blob);
+        if (b != SQLITE_OK) {
+            rc = jc__sq_store_error(st, b, "reading a part of a result");
+            break;
+        }
+        if (codec == 0) {
+            b = raw ? sqlite3_blob_read(blob, (char *)dst + off, (int)raw, 0) : SQLITE_OK;
+        } else {
+            if ((size_t)stored > zcap) {
+                void *nz = realloc(z, (size_t)stored);
+                if (!nz) {
+                    rc = jc__set_error(JC_ENOMEM, "cache file '%s': out of memory reading a result", st->path);
+                    break;
+                }
+                z = nz;
+                zcap = (size_t)stored;
+            }
+            b = sqlite3_blob_read(blob, z, (int)stored, 0);
+            if (b == SQLITE_OK) {
+                size_t got = ZSTD_decompress((char *)dst + off, (size_t)raw, z, (size_t)stored);
+                if (ZSTD_isError(got) || got != (size_t)raw) {
+                    rc = damaged(st, part, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "a chunk of the wrong size");
+                    break;
+                }
+            }
+        }
+        if (b != SQLITE_OK) {
+            rc = jc__sq_store_error(st, b, "reading a part of a result");
+            break;
+        }
+        off += (size_t)raw;
+    }
+    if (!rc && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = jc__sq_store_error(st, step, "reading a part of a result");
+    if (!rc && off != len)
+        rc = damaged(st, part, "its chunks hold fewer bytes than its reference says");
+    sqlite3_blob_close(blob);
+    free(z);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc;
+}
