@@ -1438,9 +1438,9 @@ static void tool_prune_max_size_bounds_the_file(void **state)
     make_cache(jc_test_path(path, sizeof path, "prune-disk.db"), 3000, 0);
     assert_int_equal(stat(path, &sb), 0);
     assert_true(sb.st_size > 128 * 1024);
-    expect(0, "would remove", "prune %s --max-size 64K --dry-run", path);
+    expect(0, "would remove", "prune %s --max-size 80K --dry-run", path);
     assert_int_equal(entries(path), 3000);
-    expect(0, "removed", "prune %s --max-size 64K", path);
+    expect(0, "removed", "prune %s --max-size 80K", path); /* an empty file takes 48K */
     int64_t left = entries(path);
     assert_true(left > 20 && left < 3000);
     char wal[PATH_CAP + 8];
@@ -1449,7 +1449,7 @@ static void tool_prune_max_size_bounds_the_file(void **state)
     int64_t total = sb.st_size;
     if (stat(wal, &sb) == 0)
         total += sb.st_size;
-    assert_true(total <= 64 * 1024);
+    assert_true(total <= 80 * 1024);
     /* The newest stayed. */
     assert_int_equal(jc_test_sql_int(path, "SELECT max(rowid) FROM entries"), 3000);
 }

@@ -37,6 +37,12 @@ EXT_DIGEST = 3
 EXT_FILE = 4
 EXT_LEFT_OUT = 5
 EXT_REF = 6
+# A stored result in pieces (schema 11, docs/format.md "Large results"): ext 7
+# wraps its skeleton, in which ext 8 refers to each part stored apart.
+EXT_PIECES = 7
+EXT_PIECE = 8
+_PIECE_STR = 0x10
+_PIECE_BIN = 0x11
 
 _KINDS = {1: "doubles", 2: "ints", 3: "bytes"}
 
@@ -174,10 +180,13 @@ def _typed(data, code, use_numpy):
     return a
 
 
-def decode(blob, use_numpy=True):
-    """Decodes one stored value (an argument list or a result)."""
+def decode(blob, use_numpy=True, extra=None):
+    """Decodes one stored value (an argument list or a result). extra maps
+    further ext codes to their decoders (decode_pieces' references)."""
 
     def ext_hook(code, data):
+        if extra and code in extra:
+            return extra[code](data)
         if code in (EXT_DOUBLES, EXT_INTS):
             return _typed(data, code, use_numpy)
         if code == EXT_DIGEST:
@@ -201,3 +210,136 @@ def decode(blob, use_numpy=True):
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
         raise DecodeError("malformed stored value: %s" % e) from None
+
+
+def in_pieces(blob):
+    """Whether a stored result is a skeleton in pieces (an ext 7)."""
+    b = bytes(blob[:6])
+    return len(blob) >= 4 and ((b[0] == 0xc7 and b[2] == EXT_PIECES) or
+                               (b[0] == 0xc8 and len(blob) >= 5 and b[3] == EXT_PIECES) or
+                               (b[0] == 0xc9 and len(blob) >= 7 and b[5] == EXT_PIECES))
+
+
+_FIXED = {0xc0: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8,
+          0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8}
+
+
+def _ref_offsets(skel):
+    """The offsets of the ext 8 references in a skeleton, in order: a walk
+    of its MessagePack headers (the values are decoded by msgpack)."""
+    out, i, left, n = [], 0, 1, len(skel)
+
+    def be(at, k):
+        if at + k > n:
+            raise DecodeError("truncated skeleton")
+        return int.from_bytes(skel[at:at + k], "big")
+
+    while left:
+        if i >= n:
+            raise DecodeError("truncated skeleton")
+        c = skel[i]
+        left -= 1
+        if c <= 0x7f or c >= 0xe0:
+            i += 1
+        elif c <= 0x8f:
+            left += 2 * (c & 0x0f)
+            i += 1
+        elif c <= 0x9f:
+            left += c & 0x0f
+            i += 1
+        elif c <= 0xbf:
+            i += 1 + (c & 0x1f)
+        elif c in _FIXED:
+            i += 1 + _FIXED[c]
+        elif c in (0xc4, 0xc5, 0xc6, 0xd9, 0xda, 0xdb):
+            k = {0xc4: 1, 0xc5: 2, 0xc6: 4, 0xd9: 1, 0xda: 2, 0xdb: 4}[c]
+            i += 1 + k + be(i + 1, k)
+        elif c in (0xc7, 0xc8, 0xc9):
+            k = {0xc7: 1, 0xc8: 2, 0xc9: 4}[c]
+            length = be(i + 1, k)
+            if be(i + 1 + k, 1) == EXT_PIECE:
+                out.append(i)
+            i += 2 + k + length
+        elif 0xd4 <= c <= 0xd8:
+            i += 2 + (1 << (c - 0xd4))
+        elif c in (0xdc, 0xdd):
+            k = 2 if c == 0xdc else 4
+            left += be(i + 1, k)
+            i += 1 + k
+        elif c in (0xde, 0xdf):
+            k = 2 if c == 0xde else 4
+            left += 2 * be(i + 1, k)
+            i += 1 + k
+        else:
+            raise DecodeError("malformed skeleton (byte 0x%02x)" % c)
+    return out
+
+
+def _header(kind, length):
+    """The MessagePack header an unsplit result gives a part of this kind."""
+    if kind == _PIECE_STR:
+        if length < 32:
+            return bytes([0xa0 | length])
+        forms = ((0xd9, 1), (0xda, 2), (0xdb, 4))
+    elif kind == _PIECE_BIN:
+        forms = ((0xc4, 1), (0xc5, 2), (0xc6, 4))
+    else:
+        fix = {1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8}
+        if length in fix:
+            return bytes([fix[length], kind])
+        forms = ((0xc7, 1), (0xc8, 2), (0xc9, 4))
+    for code, k in forms:
+        if length < 1 << (8 * k):
+            head = bytes([code]) + length.to_bytes(k, "big")
+            return head if kind in (_PIECE_STR, _PIECE_BIN) else head + bytes([kind])
+    raise DecodeError("part of %d bytes is too long" % length)
+
+
+def decode_pieces(blob, read_part, use_numpy=True, hasher=None):
+    """Decodes a result in pieces. read_part(part, length) returns the bytes
+    of part number ``part``; hasher, when given (an XXH3-128 object), is fed
+    the result's exact encoding, which its checksum covers."""
+    blob = bytes(blob)
+    k = {0xc7: 1, 0xc8: 2, 0xc9: 4}[blob[0]]
+    size = int.from_bytes(blob[1:1 + k], "big")
+    body = blob[2 + k:]
+    if size != len(body) or size < 2:
+        raise DecodeError("malformed result in pieces")
+    if body[0] != 1:
+        raise DecodeError("result in pieces of an unknown version %d" % body[0])
+    skel = body[1:]
+    offsets = _ref_offsets(skel)
+    parts = []
+
+    def piece(data):
+        if len(data) != 13:
+            raise DecodeError("malformed piece reference")
+        kind, part, length = data[0], int.from_bytes(data[1:5], "little"), int.from_bytes(data[5:13], "little")
+        if part != len(parts):
+            raise DecodeError("pieces out of order")
+        raw = read_part(part, length)
+        if len(raw) != length:
+            raise DecodeError("part %d holds %d bytes, not %d" % (part, len(raw), length))
+        parts.append((kind, raw))
+        if kind == _PIECE_STR:
+            if b"\0" in raw:
+                raise DecodeError("a string contains a NUL byte")
+            return bytes(raw).decode("utf-8", "surrogateescape")
+        if kind == _PIECE_BIN:
+            return bytes(raw)
+        if kind in (EXT_DOUBLES, EXT_INTS):
+            return _typed(raw, kind, use_numpy)
+        raise DecodeError("malformed piece reference")
+
+    value = decode(skel, use_numpy, extra={EXT_PIECE: piece})
+    if len(parts) != len(offsets):
+        raise DecodeError("malformed result in pieces")
+    if hasher is not None:
+        at = 0
+        for off, (kind, raw) in zip(offsets, parts):
+            hasher.update(skel[at:off])
+            hasher.update(_header(kind, len(raw)))
+            hasher.update(raw)
+            at = off + 16
+        hasher.update(skel[at:])
+    return value

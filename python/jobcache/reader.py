@@ -20,14 +20,20 @@ try:  # optional: python3-xxhash
 except ImportError:
     _xxhash = None
 
+try:  # needed only for results stored compressed: python3-zstandard
+    import zstandard as _zstd
+except ImportError:
+    _zstd = None
+
 # The newest schema this reader knows (PRAGMA user_version). A newer file is
 # refused rather than misread. Schema 1: jobcache 0.1.0; 2: result checksums
 # and code fingerprints; 3: each entry's key format; 4: leases (tables this
 # reader does not need).
 # 7, 8, 9: evictions, retries and inputs read in the record of runs, which
 # the reader does not read; 10: the hit log, whose hits not yet folded into
-# the entries it adds to their hit counts and last-used times.
-MAX_SCHEMA = 10
+# the entries it adds to their hit counts and last-used times; 11: large
+# results in pieces (the chunks table; zstd needs python3-zstandard).
+MAX_SCHEMA = 11
 # The key formats whose value encoding this reader decodes.
 KEY_FORMATS = (1,)
 
@@ -162,6 +168,7 @@ class Cache:
             self.schema = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self._has_hit_log = "hit_log" in tables
+            self._tables = tables
         except sqlite3.DatabaseError as e:
             raise NotACacheError("'%s' is not a jobcache cache: %s" % (self.path, e)) from None
         if not {"entries", "meta"} <= tables:
@@ -313,6 +320,8 @@ class Cache:
                               % (key, kf, KEY_FORMATS))
         result_blob = bytes(r["result"])
         check = r.get("result_check")
+        if codec.in_pieces(result_blob):
+            return self._entry_in_pieces(r, key, result_blob, check)
         if check is None:
             checked = None
         elif _xxhash is None:
@@ -332,6 +341,54 @@ class Cache:
             result = codec.decode(result_blob, self.use_numpy)
         except codec.DecodeError as e:
             raise codec.DecodeError("entry %s (%s %s): %s" % (key, r["function"], r["version"], e)) from None
+        if not (isinstance(args, list) and len(args) == 2 and isinstance(args[0], list)
+                and isinstance(args[1], dict)):
+            raise codec.DecodeError("entry %s: arguments are not [[positional...], {named...}]" % key)
+        return Entry(key=key, function=r["function"], version=r["version"], positional=args[0],
+                     named=args[1], result=result, created=r["created"], last_used=r["last_used"],
+                     compute_seconds=r["compute_seconds"], hits=r["hits"], checked=checked,
+                     args_size=r["args_size"], result_size=r["result_size"],
+                     param_names=self._params.get((r["function"], r["version"])))
+
+    def _read_part(self, key, part, length):
+        out = bytearray()
+        want = 0
+        rows = self._db.execute("SELECT seq, codec, size, data FROM chunks WHERE key = ? AND part = ? "
+                                "ORDER BY seq", (key, part)) if "chunks" in self._tables else []
+        for seq, how, size, data in rows:
+            if seq != want or how not in (0, 1):
+                raise codec.DecodeError("part %d: its chunks are missing or out of order" % part)
+            want += 1
+            if how == 0:
+                out += data
+            elif _zstd is None:
+                raise Error("this result is stored compressed with zstd: install python3-zstandard")
+            else:
+                try:
+                    out += _zstd.ZstdDecompressor().decompress(bytes(data), max_output_size=size)
+                except _zstd.ZstdError as e:
+                    raise codec.DecodeError("part %d: %s" % (part, e)) from None
+        if len(out) != length:
+            raise codec.DecodeError("part %d holds %d bytes, not %d" % (part, len(out), length))
+        return out
+
+    def _entry_in_pieces(self, r, key, blob, check):
+        raw_key = bytes(r["key"])
+        hasher = _xxhash.xxh3_128() if (check is not None and _xxhash is not None) else None
+        try:
+            args = codec.decode(r["args"], self.use_numpy)
+            result = codec.decode_pieces(blob, lambda part, n: self._read_part(raw_key, part, n),
+                                         self.use_numpy, hasher)
+        except codec.DecodeError as e:
+            raise codec.DecodeError("entry %s (%s %s): %s" % (key, r["function"], r["version"], e)) from None
+        checked = None if check is None else hasher is not None
+        if hasher is not None and hasher.digest() != bytes(check):
+            msg = ("entry %s (%s %s): its result does not match its checksum (a damaged "
+                   "or edited file); 'jobcache verify' lists such entries" % (key, r["function"], r["version"]))
+            if self.on_damaged == "skip":
+                warnings.warn(msg + "; skipped", stacklevel=4)
+                return None
+            raise DamagedEntryError(msg)
         if not (isinstance(args, list) and len(args) == 2 and isinstance(args[0], list)
                 and isinstance(args[1], dict)):
             raise codec.DecodeError("entry %s: arguments are not [[positional...], {named...}]" % key)

@@ -297,6 +297,15 @@ int jc__cache_row_by_key(jc_cache *cache, const uint8_t key[JC__KEY_LEN], bool b
 int jc__cache_find_range(jc_cache *cache, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row);
 int jc__cache_put_row(jc_cache *cache, const jc__row *row);
+/* The result of a row read with its blobs (jc__cache_decode_stored, the
+ * parts of a result in pieces read from cache): 0 and *out, 1 when it does
+ * not match check (NULL: not checked), 2 when it does not decode, or a
+ * negative code. */
+int jc__cache_row_result(jc_cache *cache, const jc__row *row, const uint8_t *check, jc_value **out);
+/* Stores row (as jc__cache_put_row) with value as its result: split into
+ * pieces when it holds a large part, with this cache's compression. For a
+ * row of another file whose result is in pieces. */
+int jc__cache_put_row_value(jc_cache *cache, const jc__row *row, const jc_value *value);
 int jc__cache_delete_rowid(jc_cache *cache, int64_t rowid);
 int jc__cache_pager_new(jc_cache *cache, const jc__select *q, jc__pager **out);
 int jc__cache_pager_next(jc__pager *p, const int64_t **rowids, size_t *n);

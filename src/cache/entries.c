@@ -28,6 +28,29 @@ int jc__cache_put_row(jc_cache *cache, const jc__row *row)
     return jc__store_put_row(cache->store, row);
 }
 
+int jc__cache_row_result(jc_cache *cache, const jc__row *row, const uint8_t *check, jc_value **out)
+{
+    return jc__cache_decode_stored(cache->store, row->key, row->result, row->result_len, check, out);
+}
+
+int jc__cache_put_row_value(jc_cache *cache, const jc__row *row, const jc_value *value)
+{
+    jc__split split;
+    int rc = jc__encode_result_split(value, &split);
+    if (rc)
+        return rc;
+    jc__row r = *row;
+    r.result = split.stored.data;
+    r.result_len = split.stored.len;
+    r.parts = split.pieces;
+    r.nparts = split.npieces;
+    r.parts_check = split.check;
+    r.compress_level = cache->compress_level;
+    rc = jc__store_put_row(cache->store, &r);
+    jc__split_free(&split);
+    return rc;
+}
+
 int jc__cache_delete_rowid(jc_cache *cache, int64_t rowid)
 {
     return jc__store_delete_rowid(cache->store, rowid);

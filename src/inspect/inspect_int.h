@@ -39,7 +39,7 @@ enum { MERGE_BATCH = 500 };
 
 /* Shared between the files of this folder (each defined in one of them). */
 bool jc__i_bad_age(double age);
-int jc__i_check_row(const jc__row *r, char *problem, size_t cap);
+int jc__i_check_row(jc_cache *from, const jc__row *r, char *problem, size_t cap);
 void jc__i_free_argv(jc_value **argv, size_t argc);
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info);
 int jc__i_prepare_dry_run(jc_cache *cache, const char *what);

@@ -28,7 +28,7 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const jc__
         res->other_format++;
         return 0;
     }
-    rc = jc__i_check_row(&theirs, problem, sizeof problem);
+    rc = jc__i_check_row(other, &theirs, problem, sizeof problem);
     if (rc < 0)
         return rc;
     if (rc == 1) {
@@ -64,14 +64,28 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const jc__
         found = jc__cache_row_by_key(cache, theirs.key, true, &mine);
         if (found < 0)
             return found;
-        if (found && mine.result_len == theirs.result_len &&
-            mine.compute_seconds == theirs.compute_seconds &&
+        if (found && mine.result_len == theirs.result_len && mine.check_len == theirs.check_len &&
+            memcmp(mine.check, theirs.check, mine.check_len) == 0 && mine.compute_seconds == theirs.compute_seconds &&
             (mine.result_len == 0 || memcmp(mine.result, theirs.result, mine.result_len) == 0)) {
             res->kept++;
             return 0;
         }
     }
-    rc = jc__cache_put_row(cache, &theirs);
+    if (jc__result_in_pieces(theirs.result, theirs.result_len)) {
+        /* Its parts are in the other file: read (checked above, read again
+         * here) and stored in pieces again. */
+        jc_value *v = NULL;
+        rc = jc__cache_row_result(other, &theirs, NULL, &v);
+        if (rc > 0) {
+            res->rejected++;
+            return 0;
+        }
+        if (!rc)
+            rc = jc__cache_put_row_value(cache, &theirs, v);
+        jc_value_free(v);
+    } else {
+        rc = jc__cache_put_row(cache, &theirs);
+    }
     if (rc)
         return rc;
     if (found)

@@ -37,7 +37,7 @@ static int args_canonical(const jc__row *r, jc_value **argv, size_t argc)
 
 /* Checks an entry read with its blobs: 0 when sound, 1 with the problem
  * written to problem, or a negative code (out of memory). */
-int jc__i_check_row(const jc__row *r, char *problem, size_t cap)
+int jc__i_check_row(jc_cache *from, const jc__row *r, char *problem, size_t cap)
 {
     uint8_t key[JC__KEY_LEN];
     jc_value **argv = NULL, *res = NULL;
@@ -73,28 +73,27 @@ int jc__i_check_row(const jc__row *r, char *problem, size_t cap)
         snprintf(problem, cap, "the result's checksum is %zu bytes long, not %d", r->check_len, JC__CHECK_LEN);
         return 1;
     }
-    if (r->check_len) {
-        uint8_t check[JC__CHECK_LEN];
-        jc__result_check(r->result, r->result_len, check);
-        if (memcmp(check, r->check, JC__CHECK_LEN) != 0) {
-            snprintf(problem, cap, "the result does not match the checksum stored with it (its bytes "
-                                   "changed after it was stored)");
-            return 1;
-        }
-    }
     if (r->code_fp_len && r->code_fp_len != JC__CHECK_LEN) {
         snprintf(problem, cap, "the code fingerprint is %zu bytes long, not %d", r->code_fp_len, JC__CHECK_LEN);
         return 1;
     }
-    rc = jc__decode_value(r->result, r->result_len, &res);
+    /* The result, its parts read when it is in pieces, against its
+     * checksum, then decoded. */
+    rc = jc__cache_row_result(from, r, r->check_len ? r->check : NULL, &res);
     jc_value_free(res);
-    if (rc == JC_EDECODE) {
+    if (rc == 1) {
+        snprintf(problem, cap, "the result does not match the checksum stored with it (its bytes "
+                               "changed after it was stored)");
+        return 1;
+    }
+    if (rc == 2) {
         decode_problem(problem, cap, "result does");
         return 1;
     }
     if (rc)
         return rc;
-    if (r->args_size != (int64_t)r->args_len || r->result_size != (int64_t)r->result_len) {
+    bool pieces = jc__result_in_pieces(r->result, r->result_len);
+    if (r->args_size != (int64_t)r->args_len || (!pieces && r->result_size != (int64_t)r->result_len)) {
         snprintf(problem, cap,
                  "the recorded sizes (%lld and %lld bytes) are not those of the stored arguments "
                  "and result (%zu and %zu bytes)",
@@ -159,7 +158,7 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
     }
     v->res.checked++;
     v->res.unchecked += r.check_len == 0;
-    rc = jc__i_check_row(&r, problem, sizeof problem);
+    rc = jc__i_check_row(cache, &r, problem, sizeof problem);
     return rc == 1 ? note_bad(v, &r, problem, repair) : rc;
 }
 
@@ -176,7 +175,7 @@ static int remove_bad(jc_cache *cache, verifier *v)
         rc = jc__cache_row(cache, v->bad[i], true, &r);
         if (rc == 1 && r.key_format != JC_KEY_FORMAT_VERSION)
             rc = 0; /* rewritten meanwhile by a release of another key format: kept */
-        if (rc == 1 && (rc = jc__i_check_row(&r, problem, sizeof problem)) == 1) {
+        if (rc == 1 && (rc = jc__i_check_row(cache, &r, problem, sizeof problem)) == 1) {
             rc = jc__cache_delete_rowid(cache, v->bad[i]);
             v->res.removed += rc == 1;
         }

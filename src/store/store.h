@@ -191,6 +191,12 @@ typedef struct jc__row {
      * JC_KEY_FORMAT_VERSION is never served, and its key cannot be checked
      * here. */
     int64_t key_format;
+    /* For jc__store_put_row only (zero when read): a result in pieces, as
+     * jc__entry_in's pieces, check and compress_level. */
+    const jc__part *parts;
+    size_t nparts;
+    const uint8_t *parts_check;
+    int compress_level;
 } jc__row;
 
 /* The orders of jc__store_select; every one ends with rowid, so that the

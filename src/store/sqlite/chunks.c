@@ -114,6 +114,17 @@ int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const 
     return rc;
 }
 
+int jc__sq_set_result_size(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t size)
+{
+    /* result_size: what the result takes in the file, parts included. */
+    int rc = jc__sq_lazy(st, &st->chunk_size, "UPDATE entries SET result_size = ?2 WHERE key = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st->chunk_size, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st->chunk_size, 2, (sqlite3_int64)size);
+    return jc__sq_step_done(st, st->chunk_size, "storing an entry");
+}
+
 static int damaged(const jc__sqlite *st, uint32_t part, const char *why)
 {
     return jc__set_error(JC_EDECODE, "cache file '%s': part %u of a result is damaged: %s", st->path, part, why);

@@ -81,15 +81,8 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
         int64_t stored = 0;
         if (!rc && e->npieces)
             rc = jc__sqlite_put_pieces(st, e->key, e->pieces, e->npieces, e->compress_level, &stored);
-        if (!rc && e->npieces) {
-            /* result_size: what the result takes in the file, parts included. */
-            rc = jc__sq_lazy(st, &st->chunk_size, "UPDATE entries SET result_size = ?2 WHERE key = ?1");
-            if (!rc) {
-                sqlite3_bind_blob(st->chunk_size, 1, e->key, JC__KEY_LEN, SQLITE_STATIC);
-                sqlite3_bind_int64(st->chunk_size, 2, (sqlite3_int64)e->result_len + stored);
-                rc = jc__sq_step_done(st, st->chunk_size, "storing an entry");
-            }
-        }
+        if (!rc && e->npieces)
+            rc = jc__sq_set_result_size(st, e->key, (int64_t)e->result_len + stored);
         return rc;
     }
     if ((rc & 0xff) == SQLITE_TOOBIG)
@@ -401,7 +394,10 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
     if (b == SQLITE_OK)
         b = sqlite3_bind_int64(s, 11, row->hits);
     uint8_t check[JC__CHECK_LEN];
-    jc__result_check(row->result, row->result_len, check);
+    if (row->nparts && row->parts_check)
+        memcpy(check, row->parts_check, JC__CHECK_LEN);
+    else
+        jc__result_check(row->result, row->result_len, check);
     if (b == SQLITE_OK)
         b = sqlite3_bind_blob(s, 12, check, JC__CHECK_LEN, SQLITE_STATIC);
     if (b == SQLITE_OK)
@@ -409,8 +405,19 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
                                               : sqlite3_bind_null(s, 13);
     if (b == SQLITE_OK)
         b = sqlite3_bind_int64(s, 14, row->key_format);
-    if (b == SQLITE_OK)
-        return jc__sq_step_done(st, s, "storing an entry");
+    if (b == SQLITE_OK && row->nparts && (!row->parts || !row->parts_check || st->schema < 11)) {
+        sqlite3_reset(s);
+        return jc__set_error(JC_EINVAL, "cache file '%s': storing a result in pieces without its parts", st->path);
+    }
+    if (b == SQLITE_OK) {
+        rc = jc__sq_step_done(st, s, "storing an entry");
+        int64_t stored = 0;
+        if (!rc && row->nparts)
+            rc = jc__sqlite_put_pieces(st, row->key, row->parts, row->nparts, row->compress_level, &stored);
+        if (!rc && row->nparts)
+            rc = jc__sq_set_result_size(st, row->key, (int64_t)row->result_len + stored);
+        return rc;
+    }
     rc = jc__sq_store_error(st, b, "storing an entry");
     sqlite3_reset(s);
     return rc;

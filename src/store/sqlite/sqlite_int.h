@@ -155,6 +155,8 @@ int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *vers
 int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
                           int level, int64_t *stored);
 int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len);
+/* Sets the result_size of the entry under key (its parts included). */
+int jc__sq_set_result_size(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t size);
 /* The connection's TEMP triggers that take an entry's chunks with it. */
 int jc__sq_chunk_triggers(jc__sqlite *st);
 int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
