@@ -73,6 +73,37 @@ static int greet(jc_call *call)
 }
 JC_FUNCTION(greet, "v2");
 
+/* make_cache.c's ramp (v10 on): n doubles i / 8. */
+static int ramp(jc_call *call)
+{
+    size_t n = (size_t)jc_arg_int(call, 0);
+    double *a = malloc(n * sizeof *a);
+    if (!a)
+        return jc_fail(call, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        a[i] = (double)i / 8;
+    return jc_return(call, jc_doubles_take(a, n));
+}
+JC_FUNCTION(ramp, "v1");
+
+/* Runs ramp(n) (as ramp v1); true when it was a hit with the right values. */
+static bool ramp_hits(jc_cache *c, int64_t n)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, ramp, jc_int(n));
+    jc_results *r = jc_run(b);
+    bool ok = r && jc_results_status(r) == JC_OK;
+    bool hit = ok && jc_result_cached(r, 0);
+    size_t len = 0;
+    const double *d = NULL;
+    ok = ok && jc_value_get_doubles(jc_result_value(r, 0), &d, &len) == 0 && len == (size_t)n;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = d[i] == (double)i / 8;
+    jc_results_free(r);
+    jc_batch_free(b);
+    return ok && hit;
+}
+
 /* Not in the old files: a function with parameter names. */
 static int power(jc_call *call)
 {
@@ -551,7 +582,6 @@ static void migrate_a_schema_9_file_gets_the_hit_log(void **state)
 
     c = open_cache(path, 0);
     assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
-    assert_int_equal(JC__SCHEMA_VERSION, 10);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 33);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 5);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM hit_log"), 0);
@@ -566,6 +596,48 @@ static void migrate_a_schema_9_file_gets_the_hit_log(void **state)
     jc_stats_free(st);
     jc_cache_close(c);
     assert_int_equal(jc_test_sql_int(path, "SELECT sum(hits) FROM entries"), 37); /* folded */
+}
+
+/* A schema-10 file gains the chunks of results in pieces: read-only, read
+ * as it is; writable, migrated in place keeping every entry and hit, its
+ * 160 KB result (whole in its row) still a hit, and a new large result
+ * stored in pieces beside it, each sound to verify. */
+static void migrate_a_schema_10_file_gets_results_in_pieces(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    copy_data("v10.jobcache", path, sizeof path);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), 10);
+    jc_test_bytes before = jc_test_snapshot(path);
+    jc_cache *c = open_cache(path, JC_CACHE_READONLY);
+    jc_stats *st = jc_cache_stats(c);
+    assert_non_null(st);
+    assert_int_equal(st->hits, 5);
+    jc_stats_free(st);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_true(ramp_hits(c, 20000));
+    jc_cache_close(c);
+    jc_test_assert_unchanged(path, before);
+
+    c = open_cache(path, 0);
+    assert_int_equal(jc_test_sql_int(path, "PRAGMA user_version"), JC__SCHEMA_VERSION);
+    assert_int_equal(JC__SCHEMA_VERSION, 11);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 34);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM chunks"), 0);
+    st = jc_cache_stats(c);
+    assert_int_equal(st->hits, 5);
+    jc_stats_free(st);
+    assert_int_equal(run_v1_calls(c), 32);
+    assert_true(ramp_hits(c, 20000));
+    /* A new large result goes to the chunks; the old one stays whole. */
+    assert_false(ramp_hits(c, 30000));
+    assert_true(ramp_hits(c, 30000));
+    assert_true(jc_test_sql_int(path, "SELECT count(*) FROM chunks") >= 1);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.bad_entries, 0);
+    assert_int_equal(vr.checked, 35);
+    jc_cache_close(c);
 }
 
 /* A file made before schema 3 has no auto_vacuum: the pages of evicted
@@ -660,6 +732,7 @@ int main(void)
         cmocka_unit_test(migrate_a_schema_7_file_gets_retries_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_8_file_gets_inputs_read_in_its_record_of_runs),
         cmocka_unit_test(migrate_a_schema_9_file_gets_the_hit_log),
+        cmocka_unit_test(migrate_a_schema_10_file_gets_results_in_pieces),
         cmocka_unit_test(migrate_an_older_file_is_vacuumed_once_to_keep_max_size),
         cmocka_unit_test(migrate_a_foreign_database_is_refused_untouched),
     };

@@ -14,6 +14,9 @@
  *   v7.jobcache      7       main at 7d2dd26 (0.3.0 dev) + evictions per run
  *   v8.jobcache      8       main at 0d8e49d (0.4.0 dev) + retries per run
  *   v9.jobcache      9       main at 09bd3ae (0.4.0 dev) + inputs read per run
+ *   v10.jobcache     10      main at b94f492 (0.4.0 dev) + the hit log; and
+ *                                                          ramp(20000), a
+ *                                                          160 KB result
  *
  * Kept for the record; it is not built. To make file F with commit C:
  *
@@ -29,9 +32,12 @@
  * names and versions in tests/test_migrate.c, which hits every entry with
  * the new library. Built against 0.4 or later, it also stores a pipeline
  * of two calls, half(half(3.0)), whose second call's key holds a reference.
+ * Defined JC_MAKE_CACHE_RAMP (v10 on), it also stores ramp(20000): 20,000
+ * doubles, a result of 160 KB, whole in its row before schema 11.
  */
 #include <jobcache.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int sq(jc_call *call)
 {
@@ -56,6 +62,22 @@ static int greet(jc_call *call)
 }
 JC_FUNCTION(greet, "v2");
 
+#ifdef JC_MAKE_CACHE_RAMP
+static int ramp(jc_call *call)
+{
+    size_t n = (size_t)jc_arg_int(call, 0);
+    double *a = malloc(n * sizeof *a);
+    if (!a)
+        return jc_fail(call, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        a[i] = (double)i / 8;
+    jc_value *v = jc_doubles(a, n);
+    free(a);
+    return jc_return(call, v);
+}
+JC_FUNCTION(ramp, "v1");
+#endif
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -77,6 +99,9 @@ int main(int argc, char **argv)
 #if defined(JC_VERSION_NUMBER) && JC_VERSION_NUMBER >= 400
     jc_ref h = jc_delayed_ref(b, half, jc_double(3.0));
     jc_delayed(b, half, jc_use(h));
+#endif
+#ifdef JC_MAKE_CACHE_RAMP
+    jc_delayed(b, ramp, jc_int(20000));
 #endif
     jc_results *r = jc_run(b);
     int rc = jc_results_status(r);
