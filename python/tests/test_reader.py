@@ -118,10 +118,37 @@ def test_large_arguments_are_digests(all_cache):
     assert isinstance(a["extra"][0], jobcache.Digest) and a["extra"][0] == a["arg0"]
     assert same(a["extra"][1], d[:3].astype(np.float64))
     assert repr(a["arg1"]) == "<ints[10000] xxh3 %s>" % xxh3(i.tobytes()).hex()
-    # Results are never digested: the large result is whole.
+    # Results are never digested: the large result is whole, read from its
+    # pieces (schema 11), compressed or not, and checked against its checksum.
     assert same(e.result["series"], np.arange(10000, dtype=np.float64) * 0.5)
     assert e.result["sum"] == float(d.sum()) and e.result["isum"] == int(i.sum())
     assert e.result["bsum"] == sum(b)
+    assert e.result["text"] == "abcdefghijklmnopqrstuvwxyz" * 2692 + "abcdefgh"
+    assert e.result["raw"] == b
+    x, noise = 88172645463325252, []
+    for _ in range(10000):
+        x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 7
+        x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
+        noise.append(x >> 1)
+    assert same(e.result["noise"], np.array(noise, dtype=np.int64))
+    assert e.checked is True
+    db = sqlite3.connect(all_cache)
+    codecs = {r[0] for r in db.execute("SELECT codec FROM chunks")}
+    db.close()
+    assert codecs == {0, 1}  # the series compressed, the noise not
+
+
+def test_a_damaged_part_is_refused(all_cache, tmp_path):
+    path = tmp_path / "damaged.db"
+    shutil.copy(all_cache, path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE chunks SET data = zeroblob(length(data)) WHERE codec = 0")
+    db.commit()
+    db.close()
+    c = jobcache.open(str(path))
+    with pytest.raises((jobcache.DamagedEntryError, jobcache.DecodeError)):
+        list(c.entries("big"))
 
 
 def test_keys_are_the_library_keys(all_cache):
