@@ -203,7 +203,7 @@ class Bench:
                     pass
         for k in ("cold", "warm"):
             self.row("j", f"one result of {mib} MiB, {k}: peak memory of the coordinating process / result size",
-                     vals[k], [], "x", False, "<= 2x", statistics.median(vals[k]) <= 2, old[k])
+                     vals[k], [], "x", False, "<= 1.5x", statistics.median(vals[k]) <= 1.5, old[k])
         big_n, new_n = self.s["bigcache"], self.s["bigcache_new"]
         into_big, into_empty, o_big, o_empty = [], [], [], []
         for binary, big, empty in ((self.bin, into_big, into_empty), (self.base, o_big, o_empty)):

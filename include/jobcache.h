@@ -214,6 +214,7 @@ JC_EXPORT jc_value *jc_ints_ref(const int64_t *p, size_t n);
  * returned. Do not use or free p afterwards. */
 JC_EXPORT jc_value *jc_doubles_take(double *p, size_t n);
 JC_EXPORT jc_value *jc_ints_take(int64_t *p, size_t n);
+#define JC_HAVE_ARRAY_TAKE 1
 /* A file or directory as an argument, keyed by its content (as make,
  * Snakemake and DVC key their inputs): the key holds the XXH3-128 digest
  * of the file's bytes, or of a directory's entries sorted by name (each

@@ -192,6 +192,9 @@ typedef struct jc__split {
     size_t npieces;
     uint8_t check[16];
 } jc__split;
+/* Whether v holds a part to store apart (a string, bytes or typed array of
+ * JC__PIECE_MIN bytes or more, at any depth): what makes it worth splitting. */
+bool jc__value_has_part(const jc_value *v);
 /* Splits v (which must outlive out, whose pieces point into it). 0, or a
  * negative code with the message set; out is then empty. */
 int jc__encode_result_split(const jc_value *v, jc__split *out);

@@ -196,7 +196,7 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     /* A result with a large string, bytes or array is stored in pieces
      * (docs/format.md): split from its value. An encoding from a worker
      * too small to hold one is stored as it came. */
-    if (!rc && value && (!blob || blob_len >= JC__PIECE_MIN)) {
+    if (!rc && value && (!blob || blob_len >= JC__PIECE_MIN) && jc__value_has_part(value)) {
         rc = jc__encode_result_split(value, &split);
         blob = split.stored.data;
         blob_len = split.stored.len;

@@ -377,6 +377,22 @@ int jc__encode_result(const jc_value *v, jc__write_fn w, void *ctx)
     return encode(v, &pk, 0, MODE_EXACT);
 }
 
+bool jc__value_has_part(const jc_value *v)
+{
+    if (!v)
+        return false;
+    if (split_out(v, MODE_SPLIT))
+        return true;
+    if (v->type == JC_TYPE_REF && v->u.ref.target)
+        return jc__value_has_part(v->u.ref.target);
+    if (v->type != JC_TYPE_LIST && v->type != JC_TYPE_MAP)
+        return false;
+    for (size_t i = 0; i < v->len; i++)
+        if (jc__value_has_part(v->u.items[i]))
+            return true;
+    return false;
+}
+
 int jc__encode_result_split(const jc_value *v, jc__split *out)
 {
     memset(out, 0, sizeof *out);
