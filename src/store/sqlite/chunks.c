@@ -20,18 +20,65 @@
 /* The trial: three slices of the part (its start, middle and end). */
 #define TRIAL_SLICE (16u << 10)
 
-int jc__sq_chunk_triggers(jc__sqlite *st)
+/* Whether the chunks table may hold rows, asked once per write transaction
+ * (and at every write outside one): a cache that never stored a result in
+ * pieces pays nothing for them when it stores or removes entries. (TEMP
+ * triggers on entries did the same with no code at each removal, and made
+ * every insert 9,000 instructions dearer: with a trigger on a table, SQLite
+ * journals each statement's pages to roll it back alone.) */
+static bool chunks_any(jc__sqlite *st)
 {
-    /* TEMP triggers: this connection's own (a file's own triggers are
-     * never run: SQLITE_DBCONFIG_ENABLE_TRIGGER is off, which since SQLite
-     * 3.35 leaves TEMP triggers alone). Every way an entry leaves (rm,
-     * prune, eviction, expiry, a replacement) takes its chunks with it. */
-    return jc__sq_run_sql(st,
-                          "CREATE TEMP TRIGGER IF NOT EXISTS jc_chunks_delete AFTER DELETE ON main.entries"
-                          " BEGIN DELETE FROM chunks WHERE key = old.key; END;"
-                          "CREATE TEMP TRIGGER IF NOT EXISTS jc_chunks_replace AFTER UPDATE OF result ON main.entries"
-                          " BEGIN DELETE FROM chunks WHERE key = old.key; END;",
-                          "preparing the cache file");
+    if (st->schema < 11)
+        return false;
+    if (st->txn_current && st->chunks_txn == st->txn_current)
+        return st->chunks_any;
+    bool any = true; /* when it cannot tell */
+    if (jc__sq_lazy(st, &st->chunk_any, "SELECT EXISTS (SELECT 1 FROM chunks)") == 0) {
+        if (sqlite3_step(st->chunk_any) == SQLITE_ROW)
+            any = sqlite3_column_int(st->chunk_any, 0) != 0;
+        sqlite3_reset(st->chunk_any);
+    }
+    st->chunks_txn = st->txn_current;
+    st->chunks_any = any;
+    return any;
+}
+
+int jc__sq_chunks_drop_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
+{
+    if (!chunks_any(st))
+        return 0;
+    int rc = jc__sq_lazy(st, &st->chunk_del, "DELETE FROM chunks WHERE key = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st->chunk_del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    return jc__sq_step_done(st, st->chunk_del, "removing the parts of a result");
+}
+
+int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid)
+{
+    if (!chunks_any(st))
+        return 0;
+    sqlite3_stmt *s = NULL;
+    int rc = jc__sq_prepare(st, "DELETE FROM chunks WHERE key = (SELECT key FROM entries WHERE rowid = ?1)", &s);
+    if (!rc) {
+        sqlite3_bind_int64(s, 1, rowid);
+        rc = jc__sq_step_done(st, s, "removing the parts of a result");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int jc__sq_chunks_drop_where(jc__sqlite *st, const char *where, binder bind, const void *ctx)
+{
+    if (!chunks_any(st))
+        return 0;
+    char w[900];
+    snprintf(w, sizeof w, "%s)", where);
+    sqlite3_stmt *s = NULL;
+    int rc = jc__sq_run_where(st, "DELETE FROM chunks WHERE key IN (SELECT key FROM entries", w, bind, ctx,
+                              "removing the parts of results", &s);
+    sqlite3_finalize(s);
+    return rc;
 }
 
 /* Whether compressing the part at level saves a tenth, on a sample. */
@@ -72,6 +119,8 @@ int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const 
                           int level, int64_t *stored)
 {
     *stored = 0;
+    st->chunks_txn = st->txn_current;
+    st->chunks_any = true;
     int rc = jc__sq_lazy(st, &st->chunk_put,
                          "INSERT INTO chunks (key, part, seq, codec, size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (rc)

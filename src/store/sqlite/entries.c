@@ -73,10 +73,11 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
         memcpy(check, e->check, JC__CHECK_LEN);
     else
         jc__result_check(e->result, e->result_len, check);
+    /* A replaced entry's parts go first. */
+    if ((rc = jc__sq_chunks_drop_key(st, e->key)) != 0)
+        return rc;
     rc = bind_entry(st->put, e, check);
     if (rc == SQLITE_OK) {
-        /* The row first: replacing one takes its old parts away (chunks.c's
-         * trigger), then the parts. */
         rc = jc__sq_step_done(st, st->put, "storing an entry");
         int64_t stored = 0;
         if (!rc && e->npieces)
@@ -156,6 +157,8 @@ int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
         return rc;
     if (!key)
         return jc__set_error(JC_EINVAL, "cache file '%s': removing a NULL key", st->path);
+    if ((rc = jc__sq_chunks_drop_key(st, key)) != 0)
+        return rc;
     sqlite3_bind_blob(st->del, 1, key, JC__KEY_LEN, SQLITE_STATIC);
     rc = jc__sq_step_done(st, st->del, "removing an entry");
     return rc ? rc : sqlite3_changes(st->db) > 0;
@@ -409,6 +412,10 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
         sqlite3_reset(s);
         return jc__set_error(JC_EINVAL, "cache file '%s': storing a result in pieces without its parts", st->path);
     }
+    if (b == SQLITE_OK && (rc = jc__sq_chunks_drop_key(st, row->key)) != 0) {
+        sqlite3_reset(s);
+        return rc;
+    }
     if (b == SQLITE_OK) {
         rc = jc__sq_step_done(st, s, "storing an entry");
         int64_t stored = 0;
@@ -426,6 +433,8 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
 int jc__sqlite_delete_rowid(jc__sqlite *st, int64_t rowid)
 {
     int rc = jc__sq_store_enter_write(st, "remove an entry");
+    if (!rc)
+        rc = jc__sq_chunks_drop_rowid(st, rowid);
     if (!rc)
         rc = jc__sq_lazy(st, &st->del_rowid, "DELETE FROM entries WHERE rowid = ?1");
     if (rc)

@@ -284,6 +284,8 @@ int jc__sq_remove_where(jc__sqlite *st, const char *where, binder bind, const vo
     sqlite3_finalize(s);
     s = NULL;
     if (!rc && c > 0)
+        rc = jc__sq_chunks_drop_where(st, where, bind, ctx);
+    if (!rc && c > 0)
         rc = jc__sq_run_where(st, "DELETE FROM entries", where, bind, ctx, "removing entries", &s);
     sqlite3_finalize(s);
     if (count)

@@ -351,7 +351,7 @@ static int prepare_all(jc__sqlite *st)
         rc = jc__sq_prepare(st, "COMMIT", &st->end_read);
     if (rc || (st->flags & JC__STORE_READONLY))
         return rc; /* a read-only store never writes: nothing more to prepare */
-    rc = st->schema >= 11 ? jc__sq_chunk_triggers(st) : 0;
+    rc = 0;
     if (!rc)
         rc = jc__sq_prepare(st,
                      "INSERT INTO entries (key, function, version, args, result, args_size,"

@@ -147,7 +147,8 @@ static void finalize_all(jc__sqlite *st)
                            st->put_row,    st->del_rowid,  st->scan,        st->max_rowid,
                            st->begin_read, st->end_read, st->data_version, st->size,
                            st->params_put, st->params_get, st->get_created, st->scan_created,
-                           st->get_check,  st->chunk_put, st->chunk_list, st->chunk_size};
+                           st->get_check,  st->chunk_put, st->chunk_list, st->chunk_size,
+                           st->chunk_any, st->chunk_del};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }

@@ -107,7 +107,9 @@ struct jc__sqlite {
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
     sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
-    sqlite3_stmt *chunk_put, *chunk_list, *chunk_size; /* chunks.c (prepared when first used) */
+    sqlite3_stmt *chunk_put, *chunk_list, *chunk_size, *chunk_any, *chunk_del; /* chunks.c (when first used) */
+    uint64_t chunks_txn; /* the write transaction chunks_any was asked in */
+    bool chunks_any;
 };
 
 
@@ -157,8 +159,13 @@ int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const 
 int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len);
 /* Sets the result_size of the entry under key (its parts included). */
 int jc__sq_set_result_size(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64_t size);
-/* The connection's TEMP triggers that take an entry's chunks with it. */
-int jc__sq_chunk_triggers(jc__sqlite *st);
+/* Remove the chunks of the entry under key, of the entry rowid, or of the
+ * entries `where` selects (jc__sq_run_where's): what every removal and
+ * replacement of entries does first, in the same transaction. Nothing to
+ * do (and no statement run) while the file holds no chunks. */
+int jc__sq_chunks_drop_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
+int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid);
+int jc__sq_chunks_drop_where(jc__sqlite *st, const char *where, binder bind, const void *ctx);
 int jc__sqlite_delete(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
 int jc__sqlite_pager_new(jc__sqlite *st, const jc__select *q, jc__sqlite_pager **out);
 int jc__sqlite_pager_next(jc__sqlite_pager *p, const int64_t **rowids, size_t *n);
