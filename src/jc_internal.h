@@ -202,7 +202,9 @@ void jc__split_free(jc__split *s);
 /* Whether stored bytes are a result in pieces (an ext 7 skeleton). */
 bool jc__result_in_pieces(const void *buf, size_t len);
 /* Fills dst with the len bytes of part number part; 0 or a negative code
- * with the message set (a part missing, damaged or of another length). */
+ * with the message set (a part missing, damaged or of another length,
+ * JC_EDECODE). Called first with dst NULL: 0 when the part can be read
+ * with that length, before its memory is taken. */
 typedef int (*jc__part_fn)(void *ctx, uint32_t part, void *dst, size_t len);
 /* Decodes a result in pieces: its skeleton, each part read by read into
  * the memory of its value (a typed array's final buffer), and check set to

@@ -258,6 +258,8 @@ def _ref_offsets(skel):
             k = {0xc7: 1, 0xc8: 2, 0xc9: 4}[c]
             length = be(i + 1, k)
             if be(i + 1 + k, 1) == EXT_PIECE:
+                if c != 0xc7 or length != 13:  # always c7 0d 08, as the C reader requires
+                    raise DecodeError("malformed piece reference")
                 out.append(i)
             i += 2 + k + length
         elif 0xd4 <= c <= 0xd8:

@@ -359,32 +359,43 @@ class Cache:
             if seq != want or how not in (0, 1):
                 raise codec.DecodeError("part %d: its chunks are missing or out of order" % part)
             want += 1
+            if not isinstance(size, int) or size < 0 or size > length - len(out):
+                raise DamagedEntryError("part %d: a chunk of %r bytes where %d are left"
+                                        % (part, size, length - len(out)))
             if how == 0:
                 out += data
             elif _zstd is None:
                 raise Error("this result is stored compressed with zstd: install python3-zstandard")
             else:
+                # The frame's own length first: a hostile one may claim gigabytes.
                 try:
+                    if _zstd.frame_content_size(bytes(data)) != size:
+                        raise DamagedEntryError("part %d: a chunk's frame is not of its size" % part)
                     out += _zstd.ZstdDecompressor().decompress(bytes(data), max_output_size=size)
                 except _zstd.ZstdError as e:
-                    raise codec.DecodeError("part %d: %s" % (part, e)) from None
+                    raise DamagedEntryError("part %d: %s" % (part, e)) from None
         if len(out) != length:
-            raise codec.DecodeError("part %d holds %d bytes, not %d" % (part, len(out), length))
+            raise DamagedEntryError("part %d holds %d bytes, not %d" % (part, len(out), length))
         return out
 
     def _entry_in_pieces(self, r, key, blob, check):
         raw_key = bytes(r["key"])
         hasher = _xxhash.xxh3_128() if (check is not None and _xxhash is not None) else None
+        msg = None
         try:
             args = codec.decode(r["args"], self.use_numpy)
             result = codec.decode_pieces(blob, lambda part, n: self._read_part(raw_key, part, n),
                                          self.use_numpy, hasher)
         except codec.DecodeError as e:
             raise codec.DecodeError("entry %s (%s %s): %s" % (key, r["function"], r["version"], e)) from None
+        except DamagedEntryError as e:
+            msg = ("entry %s (%s %s): its result is damaged (%s); 'jobcache verify' lists such entries"
+                   % (key, r["function"], r["version"], e))
         checked = None if check is None else hasher is not None
-        if hasher is not None and hasher.digest() != bytes(check):
+        if msg is None and hasher is not None and hasher.digest() != bytes(check):
             msg = ("entry %s (%s %s): its result does not match its checksum (a damaged "
                    "or edited file); 'jobcache verify' lists such entries" % (key, r["function"], r["version"]))
+        if msg is not None:
             if self.on_damaged == "skip":
                 warnings.warn(msg + "; skipped", stacklevel=4)
                 return None

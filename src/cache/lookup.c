@@ -79,6 +79,12 @@ int jc__cache_decode_stored(jc__store *store, const uint8_t key[JC__KEY_LEN], co
  * (counted as damaged when not): 0 and *out, 1 a miss, or a negative code. */
 static int hit_value(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc__hit *hit, jc_value **out)
 {
+    *out = NULL;
+    if (!hit->has_check) {
+        /* Results in pieces always have one: a row without is damaged. */
+        cache->damaged++;
+        return 1;
+    }
     int rc = jc__cache_decode_stored(cache->store, key, hit->result, hit->result_len,
                                      hit->has_check ? hit->check : NULL, out);
     if (rc == 1)
@@ -183,9 +189,9 @@ static void on_many_hit(void *p, size_t i, const jc__hit *hit)
 }
 
 /* The results in pieces that on_many_hit put off. */
-static int many_later(many_ctx *m)
+static int many_later(many_ctx *m, int rc)
 {
-    int rc = m->oom ? jc__set_error(JC_ENOMEM, "out of memory looking results up") : 0;
+    rc = rc ? rc : m->oom ? jc__set_error(JC_ENOMEM, "out of memory looking results up") : 0;
     for (size_t k = 0; k < m->nlater; k++) {
         later *l = &m->later[k];
         jc__found f = {0};
@@ -213,8 +219,7 @@ static int lookup_keys(jc_cache *cache, const uint8_t *const *keys, size_t n, ge
     int rc = jc__store_read_begin(cache->store);
     if (!rc)
         rc = get(cache->store, keys, n, on_hit, &m);
-    int later_rc = many_later(&m);
-    rc = rc ? rc : later_rc;
+    rc = many_later(&m, rc);
     jc__store_read_end(cache->store);
     return rc;
 }

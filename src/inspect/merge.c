@@ -75,7 +75,7 @@ static int merge_one(jc_cache *cache, jc_cache *other, int64_t rowid, const jc__
         /* Its parts are in the other file: read (checked above, read again
          * here) and stored in pieces again. */
         jc_value *v = NULL;
-        rc = jc__cache_row_result(other, &theirs, NULL, &v);
+        rc = jc__cache_row_result(other, &theirs, theirs.check_len == JC__CHECK_LEN ? theirs.check : NULL, &v);
         if (rc > 0) {
             res->rejected++;
             return 0;

@@ -140,7 +140,8 @@ typedef struct jc__entry_in {
 int jc__store_put(jc__store *st, const jc__entry_in *e);
 /* Reads part number part of the result in pieces stored under key into
  * dst, which has room for exactly len bytes (the length its reference
- * gives). 0, or JC_EDECODE naming the file when the part is missing, of
+ * gives); with dst NULL, only checks that its chunks hold len bytes (before
+ * the memory is taken). 0, or JC_EDECODE naming the file when the part is missing, of
  * another length or fails to decompress, or another negative code. Call it
  * within the snapshot that found the skeleton (jc__store_read_begin, or a
  * write transaction), so that both are of one version of the entry. */

@@ -674,10 +674,21 @@ static int decode_piece(const msgpack_object_ext *e, jc_value **out)
     for (int k = 7; k >= 0; k--)
         len = len << 8 | r[5 + k];
     bool array = kind == EXT_DOUBLES || kind == EXT_INTS;
-    if ((!array && kind != PIECE_STR && kind != PIECE_BIN) || len > UINT32_MAX || (array && len % 8))
+    if ((!array && kind != PIECE_STR && kind != PIECE_BIN) || len > UINT32_MAX || len >= SIZE_MAX ||
+        (array && len % 8))
         return bad("malformed piece reference");
     if (part != d->next)
         return bad("pieces out of order");
+    /* The part's chunks must hold its length before its memory is taken
+     * (a hostile skeleton may claim 4 GiB). */
+    char why[300];
+    int rc = d->read(d->ctx, part, NULL, (size_t)len);
+    if (rc == JC_EDECODE) {
+        snprintf(why, sizeof why, "%s", jc_errmsg());
+        return bad(why);
+    }
+    if (rc)
+        return rc;
     /* The checksum: the skeleton up to the reference, then the value as an
      * unsplit result holds it (its header, its bytes). */
     msgpack_packer hp;
@@ -688,9 +699,13 @@ static int decode_piece(const msgpack_object_ext *e, jc_value **out)
     char *dst = malloc((size_t)len + 1);
     if (!dst)
         return jc__set_error(JC_ENOMEM, "out of memory reading a result part of %llu bytes", (unsigned long long)len);
-    int rc = d->read(d->ctx, part, dst, (size_t)len);
+    rc = d->read(d->ctx, part, dst, (size_t)len);
     if (rc) {
         free(dst);
+        if (rc == JC_EDECODE) {
+            snprintf(why, sizeof why, "%s", jc_errmsg());
+            return bad(why);
+        }
         return rc;
     }
     if (len && XXH3_128bits_update(d->check, dst, (size_t)len) != XXH_OK) {
@@ -718,7 +733,7 @@ static int decode_piece(const msgpack_object_ext *e, jc_value **out)
                                 : jc_ints_take((int64_t *)(void *)w, (size_t)len / 8);
     }
     if (!v)
-        return JC_ENOMEM;
+        return jc__set_error(JC_ENOMEM, "out of memory decoding a result part");
     *out = v;
     return 0;
 }

@@ -26,7 +26,7 @@
  * triggers on entries did the same with no code at each removal, and made
  * every insert 9,000 instructions dearer: with a trigger on a table, SQLite
  * journals each statement's pages to roll it back alone.) */
-static bool chunks_any(jc__sqlite *st)
+bool jc__sq_chunks_any(jc__sqlite *st)
 {
     if (st->schema < 11)
         return false;
@@ -43,9 +43,31 @@ static bool chunks_any(jc__sqlite *st)
     return any;
 }
 
+int jc__sq_guard(jc__sqlite *st, int rc)
+{
+    if (!rc && !st->guarded) {
+        int r = jc__sq_lazy(st, &st->guard_begin, "SAVEPOINT jc_put");
+        if (!r)
+            r = jc__sq_step_done(st, st->guard_begin, "storing an entry");
+        st->guarded = r == 0;
+        return r;
+    }
+    if (!st->guarded)
+        return rc;
+    st->guarded = false;
+    if (rc) {
+        /* What SQLite already rolled back by itself has no savepoint left:
+         * the failure is what is reported either way. */
+        sqlite3_exec(st->db, "ROLLBACK TO jc_put; RELEASE jc_put", NULL, NULL, NULL);
+        return rc;
+    }
+    int r = jc__sq_lazy(st, &st->guard_end, "RELEASE jc_put");
+    return r ? r : jc__sq_step_done(st, st->guard_end, "storing an entry");
+}
+
 int jc__sq_chunks_drop_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
 {
-    if (!chunks_any(st))
+    if (!jc__sq_chunks_any(st))
         return 0;
     int rc = jc__sq_lazy(st, &st->chunk_del, "DELETE FROM chunks WHERE key = ?1");
     if (rc)
@@ -56,7 +78,7 @@ int jc__sq_chunks_drop_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN])
 
 int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid)
 {
-    if (!chunks_any(st))
+    if (!jc__sq_chunks_any(st))
         return 0;
     sqlite3_stmt *s = NULL;
     int rc = jc__sq_prepare(st, "DELETE FROM chunks WHERE key = (SELECT key FROM entries WHERE rowid = ?1)", &s);
@@ -64,19 +86,6 @@ int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid)
         sqlite3_bind_int64(s, 1, rowid);
         rc = jc__sq_step_done(st, s, "removing the parts of a result");
     }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-int jc__sq_chunks_drop_where(jc__sqlite *st, const char *where, binder bind, const void *ctx)
-{
-    if (!chunks_any(st))
-        return 0;
-    char w[900];
-    snprintf(w, sizeof w, "%s)", where);
-    sqlite3_stmt *s = NULL;
-    int rc = jc__sq_run_where(st, "DELETE FROM chunks WHERE key IN (SELECT key FROM entries", w, bind, ctx,
-                              "removing the parts of results", &s);
     sqlite3_finalize(s);
     return rc;
 }
@@ -186,6 +195,29 @@ int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_
         return rc;
     if (st->schema < 11)
         return damaged(st, part, "the file has no chunks table");
+    if (!dst) {
+        /* Before the part's memory is taken: its chunks say its length. */
+        rc = jc__sq_lazy(st, &st->chunk_sum,
+                         "SELECT count(*), total(size), max(size), min(size) FROM chunks WHERE key = ?1 AND part = ?2");
+        if (rc)
+            return rc;
+        sqlite3_stmt *s = st->chunk_sum;
+        sqlite3_bind_blob(s, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, part);
+        int step = sqlite3_step(s);
+        if (step == SQLITE_ROW) {
+            int64_t n = sqlite3_column_int64(s, 0);
+            double total = sqlite3_column_double(s, 1);
+            int64_t most = sqlite3_column_int64(s, 2), least = sqlite3_column_int64(s, 3);
+            if ((n == 0 && len) || total != (double)len || most > (int64_t)CHUNK_RAW || least < 0)
+                rc = damaged(st, part, n ? "its chunks hold another length than its reference says"
+                                         : "its chunks are missing");
+        } else {
+            rc = jc__sq_store_error(st, step, "reading a part of a result");
+        }
+        sqlite3_reset(s);
+        return rc;
+    }
     rc = jc__sq_lazy(st, &st->chunk_list,
                      "SELECT rowid, seq, codec, size, length(data), typeof(data) = 'blob' FROM chunks"
                      " WHERE key = ?1 AND part = ?2 ORDER BY seq");
@@ -205,7 +237,8 @@ int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_
         int codec = sqlite3_column_int(s, 2);
         int64_t raw = sqlite3_column_int64(s, 3);
         int64_t stored = sqlite3_column_int64(s, 4);
-        if (seq != want++ || (codec != 0 && codec != 1) || raw < 0 || (uint64_t)raw > len - off ||
+        if (seq != want++ || (codec != 0 && codec != 1) || raw < 0 || raw > (int64_t)CHUNK_RAW ||
+            (uint64_t)raw > len - off ||
             !sqlite3_column_int(s, 5) || (codec == 0 && stored != raw) || stored < 0) {
             rc = damaged(st, part, "its chunks are missing, out of order or of the wrong size");
             break;

@@ -73,9 +73,15 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
         memcpy(check, e->check, JC__CHECK_LEN);
     else
         jc__result_check(e->result, e->result_len, check);
-    /* A replaced entry's parts go first. */
-    if ((rc = jc__sq_chunks_drop_key(st, e->key)) != 0)
+    /* A replaced entry's parts go first, then the row, then its parts: all
+     * or nothing (a savepoint), so that a failure in between leaves the
+     * entry it replaces whole. Without chunks it is one statement. */
+    bool guard = e->npieces || jc__sq_chunks_any(st);
+    if (guard && (rc = jc__sq_guard(st, 0)) != 0)
         return rc;
+    rc = jc__sq_chunks_drop_key(st, e->key);
+    if (rc)
+        return guard ? jc__sq_guard(st, rc) : rc;
     rc = bind_entry(st->put, e, check);
     if (rc == SQLITE_OK) {
         rc = jc__sq_step_done(st, st->put, "storing an entry");
@@ -84,7 +90,7 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
             rc = jc__sqlite_put_pieces(st, e->key, e->pieces, e->npieces, e->compress_level, &stored);
         if (!rc && e->npieces)
             rc = jc__sq_set_result_size(st, e->key, (int64_t)e->result_len + stored);
-        return rc;
+        return guard ? jc__sq_guard(st, rc) : rc;
     }
     if ((rc & 0xff) == SQLITE_TOOBIG)
         rc = jc__set_error(JC_EINVAL,
@@ -96,7 +102,7 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
     else
         rc = jc__sq_store_error(st, rc, "storing an entry");
     sqlite3_reset(st->put);
-    return rc;
+    return guard ? jc__sq_guard(st, rc) : rc;
 }
 
 
@@ -412,9 +418,14 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
         sqlite3_reset(s);
         return jc__set_error(JC_EINVAL, "cache file '%s': storing a result in pieces without its parts", st->path);
     }
-    if (b == SQLITE_OK && (rc = jc__sq_chunks_drop_key(st, row->key)) != 0) {
+    bool guard = b == SQLITE_OK && (row->nparts || jc__sq_chunks_any(st));
+    if (guard && (rc = jc__sq_guard(st, 0)) != 0) {
         sqlite3_reset(s);
         return rc;
+    }
+    if (b == SQLITE_OK && (rc = jc__sq_chunks_drop_key(st, row->key)) != 0) {
+        sqlite3_reset(s);
+        return guard ? jc__sq_guard(st, rc) : rc;
     }
     if (b == SQLITE_OK) {
         rc = jc__sq_step_done(st, s, "storing an entry");
@@ -423,7 +434,7 @@ int jc__sqlite_put_row(jc__sqlite *st, const jc__row *row)
             rc = jc__sqlite_put_pieces(st, row->key, row->parts, row->nparts, row->compress_level, &stored);
         if (!rc && row->nparts)
             rc = jc__sq_set_result_size(st, row->key, (int64_t)row->result_len + stored);
-        return rc;
+        return guard ? jc__sq_guard(st, rc) : rc;
     }
     rc = jc__sq_store_error(st, b, "storing an entry");
     sqlite3_reset(s);

@@ -30,7 +30,13 @@ int jc__sqlite_vacuum(jc__sqlite *st)
     /* From now on the file can give pages back without a VACUUM (eviction
      * runs PRAGMA incremental_vacuum): a file made before auto_vacuum was
      * set at creation gets it here, once. */
-    rc = jc__sq_run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuuming");
+    /* Chunks whose entry is gone (none is left so by this library; an
+     * older one writing a migrated file could) go first. */
+    if (st->schema >= 11)
+        rc = jc__sq_run_sql(st, "DELETE FROM chunks WHERE key NOT IN (SELECT key FROM entries)",
+                            "removing parts without an entry");
+    if (!rc)
+        rc = jc__sq_run_sql(st, "PRAGMA auto_vacuum = INCREMENTAL; VACUUM", "vacuuming");
     /* Without a checkpoint the rewritten pages sit in the -wal file, which
      * then is as large as the database. A reader of another process may
      * keep part of it: the checkpoint then does what it can, quietly. */

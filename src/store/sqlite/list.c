@@ -265,6 +265,19 @@ int jc__sq_run_where(jc__sqlite *st, const char *head, const char *where, binder
     return b == SQLITE_ROW || b == SQLITE_DONE ? 0 : jc__sq_store_error(st, b, what);
 }
 
+int jc__sq_chunks_drop_where(jc__sqlite *st, const char *where, binder bind, const void *ctx)
+{
+    if (!jc__sq_chunks_any(st))
+        return 0;
+    char w[900];
+    snprintf(w, sizeof w, "%s)", where);
+    sqlite3_stmt *s = NULL;
+    int rc = jc__sq_run_where(st, "DELETE FROM chunks WHERE key IN (SELECT key FROM entries", w, bind, ctx,
+                              "removing the parts of results", &s);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Counts what `where` selects, then removes it: inside the caller's
  * transaction both see the same entries. */
 int jc__sq_remove_where(jc__sqlite *st, const char *where, binder bind, const void *ctx,

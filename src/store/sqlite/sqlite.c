@@ -148,7 +148,8 @@ static void finalize_all(jc__sqlite *st)
                            st->begin_read, st->end_read, st->data_version, st->size,
                            st->params_put, st->params_get, st->get_created, st->scan_created,
                            st->get_check,  st->chunk_put, st->chunk_list, st->chunk_size,
-                           st->chunk_any, st->chunk_del};
+                           st->chunk_any, st->chunk_del, st->guard_begin, st->guard_end,
+                           st->chunk_sum};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         sqlite3_finalize(all[i]); /* NULL is a no-op */
 }

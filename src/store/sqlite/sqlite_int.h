@@ -107,7 +107,9 @@ struct jc__sqlite {
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
     sqlite3_stmt *size; /* jc__store_size_get */
     sqlite3_stmt *params_put, *params_get; /* jc__store_params_put / _get */
-    sqlite3_stmt *chunk_put, *chunk_list, *chunk_size, *chunk_any, *chunk_del; /* chunks.c (when first used) */
+    sqlite3_stmt *chunk_put, *chunk_list, *chunk_size, *chunk_any, *chunk_del, *chunk_sum; /* chunks.c (when first used) */
+    sqlite3_stmt *guard_begin, *guard_end;
+    bool guarded;
     uint64_t chunks_txn; /* the write transaction chunks_any was asked in */
     bool chunks_any;
 };
@@ -163,6 +165,11 @@ int jc__sq_set_result_size(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], int64
  * entries `where` selects (jc__sq_run_where's): what every removal and
  * replacement of entries does first, in the same transaction. Nothing to
  * do (and no statement run) while the file holds no chunks. */
+bool jc__sq_chunks_any(jc__sqlite *st);
+/* A store of an entry with parts, all or nothing: jc__sq_guard(st, 0)
+ * opens a savepoint; jc__sq_guard(st, rc) then releases it (rc 0) or rolls
+ * back to it (rc, returned as it is). */
+int jc__sq_guard(jc__sqlite *st, int rc);
 int jc__sq_chunks_drop_key(jc__sqlite *st, const uint8_t key[JC__KEY_LEN]);
 int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid);
 int jc__sq_chunks_drop_where(jc__sqlite *st, const char *where, binder bind, const void *ctx);
