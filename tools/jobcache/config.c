@@ -56,6 +56,7 @@ static int cmd_config(jc_cache *cache, const opts *o)
 const command builtin_config = {
     "config", cmd_config, OPT_FILE, 0, 2, false, false, MODE_READ, NULL, "config [KEY [VALUE|default]] [--file FILE]",
     "Settings kept in the cache file, which every program that opens it honours unless it,\n"
-    "or the environment, sets its own: max-size (what the file may take on disk) and\n"
-    "log-runs (how many runs the record keeps). Without KEY: each setting in force and where\n"
+    "or the environment, sets its own: max-size (what the file may take on disk),\n"
+    "log-runs (how many runs the record keeps) and compress (auto, off or a zstd level 1-19,\n"
+    "for results of 64 KiB and more). Without KEY: each setting in force and where\n"
     "it comes from. With KEY: its stored value. With VALUE: store it ('default' removes it)."};
