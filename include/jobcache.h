@@ -1402,6 +1402,18 @@ JC_EXPORT int jc_cache_leases(jc_cache *cache, jc_lease_fn fn, void *userdata, s
  * Returns 0, JC_ENOTFOUND when a named owner holds no claim, or a negative
  * jc_error. */
 JC_EXPORT int jc_cache_break_lease(jc_cache *cache, const char *owner, size_t *count);
+/* A cache file on a network file system (NFS, SMB/CIFS, Lustre, GPFS,
+ * CephFS, BeeGFS, ..., as statfs(2) tells) is used by one host at a time:
+ * SQLite's WAL index is shared memory of one host, and two hosts writing
+ * one file over the network can corrupt it. jc_cache_open records its host
+ * in path + ".host" (renewed every 40 s while the file is open, expiring
+ * 120 s after the last renewal, removed at jc_cache_close) and refuses
+ * another host's open meanwhile with JC_EBUSY, naming the host. Processes
+ * of one host share the file as on a local disk. This removes the record
+ * without opening the file (for a host that crashed, rather than waiting
+ * for it to expire): *host (may be NULL) gets the host it named (malloc'd;
+ * NULL when there was none). Returns 0 or JC_EIO naming the file. */
+JC_EXPORT int jc_cache_unlock_host(const char *path, char **host);
 
 /* The record of runs: each jc_run on a writable cache appends a row (and
  * each cache session of jc_memo calls one at jc_cache_close), with the

@@ -344,6 +344,23 @@ static void tool_help_everywhere(void **state)
     }
 }
 
+/* unlock-host removes a host's record without opening the file (which
+ * the record refuses to this host). */
+static void tool_unlock_host_clears_a_record(void **state)
+{
+    (void)state;
+    char path[PATH_CAP], rec[PATH_CAP + 8];
+    jc_test_path(path, sizeof path, "unlock.db");
+    snprintf(rec, sizeof rec, "%s.host", path);
+    expect(0, "no host recorded", "unlock-host %s", path);
+    FILE *f = fopen(rec, "w");
+    assert_non_null(f);
+    fprintf(f, "host node-z\npid 1\nexpires 99999999999\n");
+    fclose(f);
+    expect(0, "removed the record of host 'node-z'", "unlock-host %s", path);
+    assert_false(jc_test_exists(rec));
+}
+
 static void tool_usage_errors(void **state)
 {
     (void)state;
@@ -1644,6 +1661,7 @@ int main(void)
         cmocka_unit_test(tool_prune_max_size_bounds_the_file),
         cmocka_unit_test(tool_help_everywhere),
         cmocka_unit_test(tool_usage_errors),
+        cmocka_unit_test(tool_unlock_host_clears_a_record),
         cmocka_unit_test(tool_finds_the_file),
         cmocka_unit_test(tool_readonly_commands_never_create_a_file),
         cmocka_unit_test(tool_refuses_a_file_that_is_not_a_cache),

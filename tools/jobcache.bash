@@ -70,7 +70,7 @@ _jobcache()
     fi
     # Commands that take a FILE (or another file: merge, backup).
     case "$cmd" in
-    stats | ls | prune | verify | export | vacuum | clear | backup | leases | merge | break-lease)
+    stats | ls | prune | verify | export | vacuum | clear | backup | leases | merge | break-lease | unlock-host)
         COMPREPLY=($(compgen -f -- "$cur")) ;;
     esac
 } &&

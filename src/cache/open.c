@@ -41,6 +41,25 @@ static char *absolute_path(const char *path)
     return out;
 }
 
+int jc_cache_unlock_host(const char *path, char **host)
+{
+    char *h = NULL;
+    if (host)
+        *host = NULL;
+    if (!path || !*path)
+        return jc__set_error(JC_EINVAL, "jc_cache_unlock_host: %s path", path ? "empty" : "NULL");
+    char *abs = absolute_path(path);
+    if (!abs)
+        return jc__set_error(JC_ENOMEM, "out of memory");
+    int rc = jc__store_unlock_host(abs, &h);
+    free(abs);
+    if (host)
+        *host = h;
+    else
+        free(h);
+    return rc;
+}
+
 jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
 {
     jc_cache_options o = opts ? *opts : (jc_cache_options){0};

@@ -22,6 +22,11 @@ int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__st
     return jc__sqlite_store_open(path, flags, busy_timeout_ms, out);
 }
 
+int jc__store_unlock_host(const char *path, char **host)
+{
+    return jc__sqlite_unlock_host(path, host);
+}
+
 void jc__store_close(jc__store *st)
 {
     if (!st)

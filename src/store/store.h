@@ -52,6 +52,9 @@ enum {
  * file that is not a jobcache cache), JC_ESCHEMA (newer schema), JC_ENOTFOUND
  * (NOCREATE and no file). */
 int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__store **out);
+/* Removes the record of the host using the file at path on a network file
+ * system (jc_cache_unlock_host), without opening it. */
+int jc__store_unlock_host(const char *path, char **host);
 /* Commits an open transaction, finalizes statements, closes. NULL is a no-op. */
 void jc__store_close(jc__store *st);
 const char *jc__store_path(const jc__store *st);

@@ -87,7 +87,7 @@ typedef struct opts {
 /* How a command opens the file. MODE_READ_UNLESS: read-only, writable
  * when an option that writes is given (OPT_WRITING: verify --repair,
  * stats --zero-stats). */
-enum { MODE_READ, MODE_WRITE, MODE_CREATE, MODE_READ_UNLESS };
+enum { MODE_READ, MODE_WRITE, MODE_CREATE, MODE_READ_UNLESS, MODE_NONE /* not opened: run gets NULL */ };
 enum { OPT_WRITING = OPT_REPAIR | OPT_ZERO };
 
 typedef struct command {
@@ -106,7 +106,7 @@ typedef struct command {
 /* The commands, one file each; main.c lists them in this order. */
 extern const command builtin_stats, builtin_ls, builtin_show, builtin_diff, builtin_rm, builtin_prune,
     builtin_verify, builtin_export, builtin_merge, builtin_vacuum, builtin_clear, builtin_backup,
-    builtin_leases, builtin_break_lease, builtin_config, builtin_log, builtin_find;
+    builtin_leases, builtin_break_lease, builtin_unlock_host, builtin_config, builtin_log, builtin_find;
 
 /* The command table and the option names, for help and completion. */
 const command *const *commands_all(size_t *n);

@@ -48,12 +48,42 @@ static int cmd_break_lease(jc_cache *cache, const opts *o)
     return EXIT_OK;
 }
 
+/* The host record of a file on a network file system: removed without
+ * opening the file, which the record refuses to this host. */
+static int cmd_unlock_host(jc_cache *cache, const opts *o)
+{
+    (void)cache;
+    const char *env = getenv("JOBCACHE_PATH");
+    const char *file = o->file ? o->file : env && *env ? env : NULL;
+    if (!file) {
+        fprintf(stderr, "jobcache unlock-host: name the cache file: jobcache unlock-host FILE\n");
+        return EXIT_USAGE;
+    }
+    char *host = NULL;
+    if (jc_cache_unlock_host(file, &host))
+        return failed("unlock-host");
+    if (host)
+        say(stdout, "%s: removed the record of host '%s'; if a program there still has the file open, it "
+                    "records itself again", file, host);
+    else
+        say(stdout, "%s: no host recorded", file);
+    free(host);
+    return EXIT_OK;
+}
+
 /* ---- main ---- */
 
 const command builtin_leases = {
     "leases", cmd_leases, OPT_FILE, 0, 0, true, false, MODE_READ, NULL, "leases [FILE]",
     "List the processes that hold claims on calls of the cache (runs computing them, for which\n"
     "runs of other processes wait): pid, calls, since when, until when, alive or stale."};
+
+const command builtin_unlock_host = {
+    "unlock-host", cmd_unlock_host, OPT_FILE, 0, 0, true, false, MODE_NONE, NULL, "unlock-host [FILE]",
+    "A cache file on a network file system (NFS, SMB, Lustre, GPFS, ...) is used by one host at\n"
+    "a time: a program that opens it records its host in FILE.host, renewed while the file is\n"
+    "open and expiring two minutes after, and another host is refused meanwhile. Remove that\n"
+    "record, for a host that crashed and whose record has not expired yet."};
 
 const command builtin_break_lease = {
     "break-lease", cmd_break_lease, OPT_FILE, 1, 1, true, false, MODE_WRITE, NULL, "break-lease OWNER|stale [FILE]",

@@ -31,7 +31,7 @@ static int cmd_complete(int argc, char **argv);
 static const command *const commands[] = {
     &builtin_stats, &builtin_ls,     &builtin_show,   &builtin_diff,   &builtin_rm,
     &builtin_prune, &builtin_verify, &builtin_export, &builtin_merge,  &builtin_vacuum,
-    &builtin_clear, &builtin_backup, &builtin_leases, &builtin_break_lease, &builtin_config, &builtin_log,
+    &builtin_clear, &builtin_backup, &builtin_leases, &builtin_break_lease, &builtin_unlock_host, &builtin_config, &builtin_log,
     &builtin_find,
 };
 enum { NCOMMANDS = sizeof commands / sizeof *commands };
@@ -513,7 +513,9 @@ int main(int argc, char **argv)
     int rc = parse_args(c, argc - 1, argv + 1, &o);
     if (rc < 0 && c->check)
         rc = c->check(c, &o);
-    if (rc < 0) {
+    if (rc < 0 && c->mode == MODE_NONE) {
+        rc = c->run(NULL, &o);
+    } else if (rc < 0) {
         jc_cache *cache = open_cache(c, &o, &rc);
         if (cache)
             rc = c->run(cache, &o);

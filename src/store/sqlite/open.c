@@ -447,7 +447,10 @@ int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__s
     st->busy_timeout_ms = busy_timeout_ms > 0 ? busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS;
     jc__sq_mark_process(st);
 
-    rc = open_db(st);
+    /* On a network file system, one host at a time (hostlock.c). */
+    rc = jc__hostlock_take(path, &st->hostlock);
+    if (!rc)
+        rc = open_db(st);
     if (!rc)
         rc = jc__sq_check_schema(st);
     if (rc && shm_out_of_space(st))

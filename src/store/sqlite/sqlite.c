@@ -177,6 +177,10 @@ void jc__sqlite_close(jc__sqlite *st)
             sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         sqlite3_close_v2(st->db);
     }
+    /* After the connection: the host's record goes last. A forked child
+     * has no renewing thread to stop, and leaves the parent's record. */
+    if (jc__sq_same_process(st))
+        jc__hostlock_release(st->hostlock);
     free(st->buf);
     free(st->rowbuf);
     free(st->path);

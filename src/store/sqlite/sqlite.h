@@ -10,5 +10,7 @@
 
 /* jc__store_open on an SQLite cache file (store.h says what it does). */
 int jc__sqlite_store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__store **out);
+/* jc__store_unlock_host for an SQLite cache file (hostlock.c). */
+int jc__sqlite_unlock_host(const char *path, char **host);
 
 #endif

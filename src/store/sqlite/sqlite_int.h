@@ -102,6 +102,9 @@ struct jc__sqlite {
      * directory or on a mount this process cannot write, with no -wal data
      * beside it (see open_db). */
     bool immutable;
+    /* This host's record beside a file on a network file system (NULL on a
+     * local one): hostlock.c. */
+    struct jc__hostlock *hostlock;
     /* Prepared on first use by inspection's calls, which a run never makes:
      * [0] without blobs, [1] with them. */
     sqlite3_stmt *row[2], *row_key[2], *range, *put_row, *del_rowid;
@@ -155,6 +158,17 @@ int jc__sqlite_data_version(jc__sqlite *st, int64_t *out);
 int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
 int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
 int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
+/* hostlock.c: one host at a time on a network file system. Take records
+ * this host beside path when the file lies on one (and refuses, JC_EBUSY
+ * naming the host, while a live record names another); *out NULL on a
+ * local file system. Release stops renewing and removes the record when it
+ * is this process's. Clear removes any record (jobcache unlock-host): *host
+ * the host it named (malloc'd), NULL when there was none. */
+typedef struct jc__hostlock jc__hostlock;
+int jc__hostlock_take(const char *path, jc__hostlock **out);
+void jc__hostlock_release(jc__hostlock *h);
+int jc__hostlock_clear(const char *path, char **host);
+
 /* chunks.c: the parts of results in pieces. */
 int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
                           int level, int64_t *stored);
