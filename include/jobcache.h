@@ -1405,14 +1405,20 @@ JC_EXPORT int jc_cache_break_lease(jc_cache *cache, const char *owner, size_t *c
 /* A cache file on a network file system (NFS, SMB/CIFS, Lustre, GPFS,
  * CephFS, BeeGFS, ..., as statfs(2) tells) is used by one host at a time:
  * SQLite's WAL index is shared memory of one host, and two hosts writing
- * one file over the network can corrupt it. jc_cache_open records its host
- * in path + ".host" (renewed every 40 s while the file is open, expiring
- * 120 s after the last renewal, removed at jc_cache_close) and refuses
- * another host's open meanwhile with JC_EBUSY, naming the host. Processes
- * of one host share the file as on a local disk. This removes the record
- * without opening the file (for a host that crashed, rather than waiting
- * for it to expire): *host (may be NULL) gets the host it named (malloc'd;
- * NULL when there was none). Returns 0 or JC_EIO naming the file. */
+ * one file over the network can corrupt it. Each jc_cache_open there
+ * writes a record of its host and process into the directory path +
+ * ".hosts" (touched every 40 s while the file is open; dead 120 s after
+ * the last touch, by the file server's clock; removed at jc_cache_close),
+ * and is refused with JC_EBUSY, naming the host, while a live record of
+ * another host is there. Processes of one host share the file as on a
+ * local disk. A process whose record was removed while it lived and whose
+ * file another host then opened refuses every later write (JC_EIO). This
+ * removes every record without opening the file (for a host that crashed,
+ * rather than waiting for its record to die): *host (may be NULL) gets the
+ * hosts they named ("a, b"; malloc'd; NULL when there was none). Returns 0
+ * or JC_EIO naming the file. NFS caches what a directory holds for a few
+ * seconds: two hosts opening the file within that time may not see each
+ * other. */
 JC_EXPORT int jc_cache_unlock_host(const char *path, char **host);
 
 /* The record of runs: each jc_run on a writable cache appends a row (and

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include <jobcache.h>
 
@@ -35,11 +38,25 @@ static jc_cache *open_as(const char *path, const char *host)
     return jc_cache_open(path, NULL);
 }
 
-static char *record_of(const char *path)
+/* The records in path's FILE.hosts/: how many, and whether one is of host. */
+static int records(const char *path, const char *host)
 {
-    char rec[PATH_CAP + 8];
-    snprintf(rec, sizeof rec, "%s.host", path);
-    return jc_test_read_file(rec, NULL);
+    char dir[PATH_CAP + 8];
+    snprintf(dir, sizeof dir, "%s.hosts", path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0, of = 0;
+    struct dirent *e;
+    size_t hl = host ? strlen(host) : 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        n++;
+        of += host && strncmp(e->d_name, host, hl) == 0 && e->d_name[hl] == '~';
+    }
+    closedir(d);
+    return host ? of : n;
 }
 
 static int setup(void **state)
@@ -69,8 +86,7 @@ static void hostlock_local_file_system_records_nothing(void **state)
     jc_test_remove_db(path);
     jc_cache *c = open_as(path, "a");
     assert_non_null(c);
-    char *rec = record_of(path);
-    assert_null(rec);
+    assert_int_equal(records(path, NULL), 0);
     jc_cache_close(c);
 }
 
@@ -85,10 +101,7 @@ static void hostlock_a_second_host_is_refused_naming_the_first(void **state)
     jc_test_remove_db(path);
     jc_cache *a = open_as(path, "node-a");
     assert_non_null(a);
-    char *rec = record_of(path);
-    assert_non_null(rec);
-    assert_contains(rec, "host node-a\n");
-    free(rec);
+    assert_int_equal(records(path, "node-a"), 1);
     jc_value *v = jc_memo(a, sq, jc_int(7));
     assert_non_null(v);
     jc_value_free(v);
@@ -106,13 +119,16 @@ static void hostlock_a_second_host_is_refused_naming_the_first(void **state)
     assert_null(jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY}));
     assert_int_equal(jc_errcode(), JC_EBUSY);
 
-    /* Another process of node-a (here, another handle) shares it. */
+    /* Another process of node-a (here, another handle) shares it; one
+     * closing leaves the other's record. */
     jc_cache *a2 = open_as(path, "node-a");
     assert_non_null(a2);
+    assert_int_equal(records(path, "node-a"), 2);
     jc_cache_close(a2);
+    assert_int_equal(records(path, "node-a"), 1);
+    assert_null(open_as(path, "node-b"));
     jc_cache_close(a);
-    rec = record_of(path);
-    assert_null(rec); /* removed at close */
+    assert_int_equal(records(path, NULL), 0); /* removed at close */
     jc_cache *b = open_as(path, "node-b");
     assert_non_null(b);
     v = jc_memo(b, sq, jc_int(7));
@@ -124,29 +140,34 @@ static void hostlock_a_second_host_is_refused_naming_the_first(void **state)
     jc_cache_close(b);
 }
 
-/* A record left by a host that crashed expires: then another host takes
- * the file over. A record that does not parse counts as expired. */
-static void hostlock_an_expired_record_is_taken_over(void **state)
+/* A record left by a host that crashed dies when it is not touched for
+ * its lifetime (judged by the file's mtime, the server's clock): then
+ * another host opens the file, and the dead record is removed. */
+static void hostlock_a_dead_record_is_taken_over(void **state)
 {
     (void)state;
-    char path[PATH_CAP], rec[PATH_CAP + 8];
-    const char *bodies[] = {"host node-c\npid 1\nexpires %lld\n", "garbage %lld\n"};
-    for (int k = 0; k < 2; k++) {
-        jc_test_path(path, sizeof path, "host-expired.db");
-        jc_test_remove_db(path);
-        snprintf(rec, sizeof rec, "%s.host", path);
-        FILE *f = fopen(rec, "w");
-        assert_non_null(f);
-        fprintf(f, bodies[k], (long long)time(NULL) - 5);
-        fclose(f);
-        jc_cache *b = open_as(path, "node-b");
-        assert_non_null(b);
-        char *text = record_of(path);
-        assert_non_null(text);
-        assert_contains(text, "host node-b\n");
-        free(text);
-        jc_cache_close(b);
-    }
+    char path[PATH_CAP], dir[PATH_CAP + 8], rec[PATH_CAP + 64];
+    jc_test_path(path, sizeof path, "host-dead.db");
+    jc_test_remove_db(path);
+    snprintf(dir, sizeof dir, "%s.hosts", path);
+    mkdir(dir, 0777);
+    snprintf(rec, sizeof rec, "%s/node-c~boot.1.0", dir);
+    FILE *f = fopen(rec, "w");
+    assert_non_null(f);
+    fputs("host node-c\npid 1\n", f);
+    fclose(f);
+    /* Live: refused. */
+    assert_null(open_as(path, "node-b"));
+    assert_int_equal(jc_errcode(), JC_EBUSY);
+    assert_contains(jc_errmsg(), "'node-c'");
+    /* Untouched for 10 minutes: dead. */
+    struct timespec old[2] = {{.tv_sec = time(NULL) - 600}, {.tv_sec = time(NULL) - 600}};
+    assert_int_equal(utimensat(AT_FDCWD, rec, old, 0), 0);
+    jc_cache *b = open_as(path, "node-b");
+    assert_non_null(b);
+    assert_int_equal(records(path, "node-c"), 0);
+    assert_int_equal(records(path, "node-b"), 1);
+    jc_cache_close(b);
 }
 
 /* The record is renewed while the file is open: past its lifetime another
@@ -163,6 +184,31 @@ static void hostlock_the_record_is_renewed_while_open(void **state)
     sleep(3);
     assert_null(open_as(path, "node-b"));
     assert_int_equal(jc_errcode(), JC_EBUSY);
+    jc_cache_close(a);
+    unsetenv("JC_TEST_HOST_TTL");
+}
+
+/* A host whose record was cleared while it lived, and whose file another
+ * host then opened, has lost it: it writes nothing more, and says why. */
+static void hostlock_a_process_that_lost_the_file_writes_nothing(void **state)
+{
+    (void)state;
+    setenv("JC_TEST_HOST_TTL", "3", 1);
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "host-lost.db");
+    jc_test_remove_db(path);
+    jc_cache *a = open_as(path, "node-a");
+    assert_non_null(a);
+    char *hosts = NULL;
+    assert_int_equal(jc_cache_unlock_host(path, &hosts), 0);
+    assert_string_equal(hosts, "node-a");
+    free(hosts);
+    jc_cache *b = open_as(path, "node-b");
+    assert_non_null(b);
+    sleep(2); /* a renews (every second here), finds b */
+    expect_rc(jc_cache_config_set(a, "log-runs", "5"), JC_EIO, "host 'node-b' has opened it meanwhile");
+    assert_int_equal(jc_cache_config_set(b, "log-runs", "5"), 0);
+    jc_cache_close(b);
     jc_cache_close(a);
     unsetenv("JC_TEST_HOST_TTL");
 }
@@ -196,7 +242,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hostlock_local_file_system_records_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(hostlock_a_second_host_is_refused_naming_the_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(hostlock_an_expired_record_is_taken_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(hostlock_a_dead_record_is_taken_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(hostlock_a_process_that_lost_the_file_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(hostlock_the_record_is_renewed_while_open, setup, teardown),
         cmocka_unit_test_setup_teardown(hostlock_unlock_host_clears_the_record, setup, teardown),
     };

@@ -349,15 +349,17 @@ static void tool_help_everywhere(void **state)
 static void tool_unlock_host_clears_a_record(void **state)
 {
     (void)state;
-    char path[PATH_CAP], rec[PATH_CAP + 8];
+    char path[PATH_CAP], dir[PATH_CAP + 8], rec[PATH_CAP + 32];
     jc_test_path(path, sizeof path, "unlock.db");
-    snprintf(rec, sizeof rec, "%s.host", path);
+    snprintf(dir, sizeof dir, "%s.hosts", path);
+    snprintf(rec, sizeof rec, "%s/node-z~boot.1.0", dir);
     expect(0, "no host recorded", "unlock-host %s", path);
+    assert_int_equal(jc_test_mkdirs(dir), 0);
     FILE *f = fopen(rec, "w");
     assert_non_null(f);
-    fprintf(f, "host node-z\npid 1\nexpires 99999999999\n");
+    fprintf(f, "host node-z\npid 1\n");
     fclose(f);
-    expect(0, "removed the record of host 'node-z'", "unlock-host %s", path);
+    expect(0, "removed the records of host node-z", "unlock-host %s", path);
     assert_false(jc_test_exists(rec));
 }
 

@@ -63,8 +63,8 @@ static int cmd_unlock_host(jc_cache *cache, const opts *o)
     if (jc_cache_unlock_host(file, &host))
         return failed("unlock-host");
     if (host)
-        say(stdout, "%s: removed the record of host '%s'; if a program there still has the file open, it "
-                    "records itself again", file, host);
+        say(stdout, "%s: removed the records of host %s; a program still running there that finds another "
+                    "host using the file writes nothing more to it", file, host);
     else
         say(stdout, "%s: no host recorded", file);
     free(host);
@@ -81,9 +81,9 @@ const command builtin_leases = {
 const command builtin_unlock_host = {
     "unlock-host", cmd_unlock_host, OPT_FILE, 0, 0, true, false, MODE_NONE, NULL, "unlock-host [FILE]",
     "A cache file on a network file system (NFS, SMB, Lustre, GPFS, ...) is used by one host at\n"
-    "a time: a program that opens it records its host in FILE.host, renewed while the file is\n"
-    "open and expiring two minutes after, and another host is refused meanwhile. Remove that\n"
-    "record, for a host that crashed and whose record has not expired yet."};
+    "a time: a program that opens it records its host in FILE.hosts/, renewed while the file is\n"
+    "open and dead two minutes after, and another host is refused meanwhile. Remove those\n"
+    "records, for a host that crashed, without waiting for them to die."};
 
 const command builtin_break_lease = {
     "break-lease", cmd_break_lease, OPT_FILE, 1, 1, true, false, MODE_WRITE, NULL, "break-lease OWNER|stale [FILE]",

@@ -212,6 +212,10 @@ static int open_db(jc__sqlite *st)
         oflags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
 
     int rc = readonly_mode(st);
+    /* On a network file system, one host at a time (hostlock.c); an
+     * immutable look takes no locks and shares no memory: any host may. */
+    if (!rc && !st->immutable && !st->hostlock)
+        rc = jc__hostlock_take(st->path, (st->flags & JC__STORE_READONLY) != 0, &st->hostlock);
     if (rc)
         return rc;
     char *uri = NULL;
@@ -447,10 +451,7 @@ int jc__sqlite_open(const char *path, unsigned flags, int busy_timeout_ms, jc__s
     st->busy_timeout_ms = busy_timeout_ms > 0 ? busy_timeout_ms : DEFAULT_BUSY_TIMEOUT_MS;
     jc__sq_mark_process(st);
 
-    /* On a network file system, one host at a time (hostlock.c). */
-    rc = jc__hostlock_take(path, &st->hostlock);
-    if (!rc)
-        rc = open_db(st);
+    rc = open_db(st);
     if (!rc)
         rc = jc__sq_check_schema(st);
     if (rc && shm_out_of_space(st))

@@ -133,6 +133,13 @@ int jc__sq_store_enter_write(jc__sqlite *st, const char *what)
                                              "served, nothing is stored or recorded)"
                                            : "",
                              what);
+    const char *lost = jc__hostlock_lost(st->hostlock);
+    if (lost)
+        return jc__set_error(JC_EIO,
+                             "cannot %s in cache file '%s': it is on a network file system, where one host at a "
+                             "time may use it, and this process lost it: %s; nothing more is written to it "
+                             "from here",
+                             what, st->path, lost);
     jc__sq_end_read(st);
     return 0;
 }

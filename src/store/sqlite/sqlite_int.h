@@ -159,15 +159,16 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e);
 int jc__sqlite_params_put(jc__sqlite *st, const char *function, const char *version, const char *names);
 int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *version, char **names);
 /* hostlock.c: one host at a time on a network file system. Take records
- * this host beside path when the file lies on one (and refuses, JC_EBUSY
- * naming the host, while a live record names another); *out NULL on a
- * local file system. Release stops renewing and removes the record when it
- * is this process's. Clear removes any record (jobcache unlock-host): *host
- * the host it named (malloc'd), NULL when there was none. */
+ * this handle in path's FILE.hosts/ when the file lies on one, and refuses
+ * (JC_EBUSY naming the host) while a live record of another host is there;
+ * *out NULL on a local file system (and for a read-only look that cannot
+ * write the directory and found no other host). Release stops renewing and
+ * removes the record. Lost: why the file was lost to another host since
+ * (every write is then refused), or NULL. */
 typedef struct jc__hostlock jc__hostlock;
-int jc__hostlock_take(const char *path, jc__hostlock **out);
+int jc__hostlock_take(const char *path, bool readonly, jc__hostlock **out);
 void jc__hostlock_release(jc__hostlock *h);
-int jc__hostlock_clear(const char *path, char **host);
+const char *jc__hostlock_lost(const jc__hostlock *h);
 
 /* chunks.c: the parts of results in pieces. */
 int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
