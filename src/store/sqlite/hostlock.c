@@ -295,7 +295,7 @@ int jc__hostlock_take(const char *path, bool readonly, jc__hostlock **out)
     int64_t now = recorded ? mtime_of(h->mine) : -1;
     char other[256];
     int seen = 0;
-    if (!recorded && !(readonly && (err == EACCES || err == EROFS || err == EPERM)))
+    if (!recorded && !(readonly && (err == EACCES || err == EROFS || err == EPERM || err == ENOSPC || err == EDQUOT)))
         rc = jc__set_error(JC_EIO, "cannot record this host in '%s' (cache file '%s' is on a network file system, "
                            "%s, where one host at a time may use it): %s", h->dir, path, fs, strerror(err));
     else if ((seen = other_host(h, now >= 0 ? &now : NULL, other, sizeof other)) < 0 && recorded)
