@@ -293,6 +293,10 @@ int jc__cache_write_end(jc_cache *cache, int rc, bool keep);
 /* ---- entries, for inspection (cache/entries.c; store.h says what each does) ---- */
 
 int jc__cache_row(jc_cache *cache, int64_t rowid, bool blobs, jc__row *row);
+/* A read snapshot around reading a row and its parts (a result in pieces),
+ * when none is held: begin says whether it began one, for end. */
+bool jc__cache_snapshot_begin(jc_cache *cache);
+void jc__cache_snapshot_end(jc_cache *cache, bool began);
 int jc__cache_row_by_key(jc_cache *cache, const uint8_t key[JC__KEY_LEN], bool blobs, jc__row *row);
 int jc__cache_find_range(jc_cache *cache, const uint8_t lo[JC__KEY_LEN], const uint8_t hi[JC__KEY_LEN],
                          jc__row *row);

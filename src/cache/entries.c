@@ -23,6 +23,19 @@ int jc__cache_find_range(jc_cache *cache, const uint8_t lo[JC__KEY_LEN], const u
     return jc__store_find_range(cache->store, lo, hi, row);
 }
 
+bool jc__cache_snapshot_begin(jc_cache *cache)
+{
+    if (!cache->store || jc__store_reading(cache->store))
+        return false;
+    return jc__store_read_begin(cache->store) == 0 && jc__store_reading(cache->store);
+}
+
+void jc__cache_snapshot_end(jc_cache *cache, bool began)
+{
+    if (began)
+        jc__store_read_end(cache->store);
+}
+
 int jc__cache_put_row(jc_cache *cache, const jc__row *row)
 {
     return jc__store_put_row(cache->store, row);

@@ -364,15 +364,20 @@ int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_value **ar
     int rc = jc__i_usable(cache, "jc_entry_load");
     if (!rc && !key)
         rc = jc__set_error(JC_EINVAL, "jc_entry_load: NULL key");
+    /* The row and the parts of its result in one snapshot. */
+    bool snap = !rc && result && jc__cache_snapshot_begin(cache);
     if (!rc)
         rc = jc__cache_row_by_key(cache, key, true, &r);
     if (rc == 0) {
         char hex[2 * JC__KEY_LEN + 1];
         jc__key_hex(key, hex);
+        jc__cache_snapshot_end(cache, snap);
         return jc__set_error(JC_ENOTFOUND, "cache file '%s' has no entry %s", jc_cache_path(cache), hex);
     }
-    if (rc < 0)
+    if (rc < 0) {
+        jc__cache_snapshot_end(cache, snap);
         return rc;
+    }
     rc = 0;
     if (args || kwargs) {
         rc = jc__decode_args(r.args, r.args_len, &argv, &argc);
@@ -388,6 +393,7 @@ int jc_entry_load(jc_cache *cache, const uint8_t key[JC_KEY_SIZE], jc_value **ar
         if (rc > 0)
             rc = decode_failed(JC_EDECODE, cache, key, "result");
     }
+    jc__cache_snapshot_end(cache, snap);
     if (rc) {
         jc_value_free(a);
         jc_value_free(k);

@@ -169,6 +169,9 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
         rc = jc_errcode();
     jc__pending_map *pending = NULL;
+    /* One snapshot of the other file for the whole merge: every entry read
+     * with its parts (results in pieces) as one version. */
+    bool snap = !rc && jc__cache_snapshot_begin(other);
     if (!rc)
         rc = jc__cache_pending_map(other, &pending);
     if (!rc)
@@ -193,6 +196,8 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     jc__pending_map_free(pending);
     if (!rc)
         rc = merge_params(cache, other);
+    if (other)
+        jc__cache_snapshot_end(other, snap);
     jc_cache_close(other);
     if (out)
         *out = res;

@@ -158,7 +158,15 @@ static int verify_one(jc_cache *cache, verifier *v, int64_t rowid, bool repair)
     }
     v->res.checked++;
     v->res.unchecked += r.check_len == 0;
+    /* A result in pieces is read again with its parts in one snapshot: a
+     * writer replacing it between the two is not damage. */
+    bool snap = jc__result_in_pieces(r.result, r.result_len) && jc__cache_snapshot_begin(cache);
+    if (snap && (rc = jc__cache_row(cache, rowid, true, &r)) != 1) {
+        jc__cache_snapshot_end(cache, snap);
+        return rc < 0 ? rc : 0; /* removed meanwhile */
+    }
     rc = jc__i_check_row(cache, &r, problem, sizeof problem);
+    jc__cache_snapshot_end(cache, snap);
     return rc == 1 ? note_bad(v, &r, problem, repair) : rc;
 }
 
