@@ -647,7 +647,8 @@ typedef struct jc_progress {
     double elapsed;        /* seconds since jc_run started */
     double saved;          /* compute seconds that hits saved */
     /* Entries found damaged (their result no longer matches the checksum
-     * stored with it): not served, computed again and overwritten. */
+     * stored with it, or a part of a large result is missing or does not
+     * decompress): not served, computed again and overwritten. */
     size_t damaged;
     /* Hits whose entry was computed by other code under the same function
      * name and version (jc_on_code_change); counted whatever the policy. */

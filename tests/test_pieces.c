@@ -210,6 +210,29 @@ static void pieces_damage_is_a_miss_and_verify_names_it(void **state)
     }
 }
 
+/* A compressed chunk that no longer decompresses is damage too: counted
+ * (jc_progress.damaged, the summary line) as a changed byte is. */
+static void pieces_a_broken_compressed_chunk_is_counted_as_damage(void **state)
+{
+    (void)state;
+    char path[PATH_CAP];
+    jc_cache *c = jc_test_fresh_cache(path, sizeof path, "pieces-zdamage.db", 0);
+    assert_int_equal(run_make(c, 0, 300000), 0);
+    jc_cache_close(c);
+    assert_true(jc_test_sql_int(path, "SELECT count(*) FROM chunks WHERE codec = 1") >= 1);
+    sql(path, "UPDATE chunks SET data = zeroblob(length(data)) WHERE codec = 1");
+    c = open_cache(path, 0);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, make, jc_int(0), jc_int(300000));
+    jc_results *r = jc_run(b);
+    assert_int_equal(jc_results_status(r), JC_OK);
+    assert_false(jc_result_cached(r, 0));
+    assert_int_equal(jc_results_summary(r).damaged, 1);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
 /* Removing, replacing, evicting or pruning an entry takes its chunks. */
 static void pieces_leave_with_their_entry(void **state)
 {
@@ -298,6 +321,7 @@ int main(void)
         cmocka_unit_test(pieces_checksum_is_that_of_the_whole_encoding),
         cmocka_unit_test(pieces_round_trip_bit_exact_compressed_or_not),
         cmocka_unit_test(pieces_damage_is_a_miss_and_verify_names_it),
+        cmocka_unit_test(pieces_a_broken_compressed_chunk_is_counted_as_damage),
         cmocka_unit_test(pieces_leave_with_their_entry),
         cmocka_unit_test(pieces_merge_and_backup_carry_the_parts),
         cmocka_unit_test(pieces_compress_setting_and_its_errors),

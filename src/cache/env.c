@@ -50,10 +50,12 @@ int jc__c_compress_level(const char *text)
         return 1; /* ccache's default level */
     if (strcasecmp(text, "off") == 0)
         return 0;
+    if (*text < '0' || *text > '9')
+        return -1; /* no sign, no space */
     char *end = NULL;
     errno = 0;
     long n = strtol(text, &end, 10);
-    return end != text && !*end && !errno && n >= 1 && n <= 19 ? (int)n : -1;
+    return !*end && !errno && n >= 1 && n <= 19 ? (int)n : -1;
 }
 
 /* Applies the environment's switches over the program's options; a bad

@@ -87,7 +87,9 @@ static int hit_value(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc__
     }
     int rc = jc__cache_decode_stored(cache->store, key, hit->result, hit->result_len,
                                      hit->has_check ? hit->check : NULL, out);
-    if (rc == 1)
+    /* A part that is missing, cut short or does not decompress is damage
+     * as much as one whose bytes changed. */
+    if (rc == 1 || rc == 2)
         cache->damaged++;
     return rc > 0 ? 1 : rc;
 }

@@ -55,6 +55,19 @@ int jc_cache_config_set(jc_cache *cache, const char *key, const char *value)
         if (end == value || *end || n < 0 || n > 100000000)
             return jc__set_error(JC_EINVAL, "setting %s: '%s' is not a count of runs", key, value);
     }
+    /* compress is stored as it is read back: auto, off or a level. */
+    char canon[16];
+    if (value && is_compress) {
+        int level = jc__c_compress_level(value);
+        bool is_auto = strcasecmp(value, "auto") == 0 || strcasecmp(value, "on") == 0;
+        if (is_auto)
+            snprintf(canon, sizeof canon, "auto");
+        else if (level)
+            snprintf(canon, sizeof canon, "%d", level);
+        else
+            snprintf(canon, sizeof canon, "off");
+        value = canon;
+    }
     rc = jc__store_begin(cache->store);
     if (!rc) {
         rc = jc__store_meta_set(cache->store, meta, value);
@@ -98,7 +111,10 @@ int jc_cache_config_list(jc_cache *cache, jc_config_fn fn, void *userdata)
         jc__store_meta_get(cache->store, "config.log-runs", &stored);
     fn("log-runs", text, stored ? "file" : "default", userdata);
     free(stored);
-    snprintf(text, sizeof text, cache->compress_level ? "%d" : "off", cache->compress_level);
+    if (strcmp(cache->compress_source, "default") == 0)
+        snprintf(text, sizeof text, "auto");
+    else
+        snprintf(text, sizeof text, cache->compress_level ? "%d" : "off", cache->compress_level);
     fn("compress", text, cache->compress_source, userdata);
     return 0;
 }

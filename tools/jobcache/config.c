@@ -58,5 +58,6 @@ const command builtin_config = {
     "Settings kept in the cache file, which every program that opens it honours unless it,\n"
     "or the environment, sets its own: max-size (what the file may take on disk),\n"
     "log-runs (how many runs the record keeps) and compress (auto, off or a zstd level 1-19,\n"
-    "for results of 64 KiB and more). Without KEY: each setting in force and where\n"
+    "for each string, bytes or array of 64 KiB or more in a result). Without KEY: each\n"
+    "setting in force and where\n"
     "it comes from. With KEY: its stored value. With VALUE: store it ('default' removes it)."};

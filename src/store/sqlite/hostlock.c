@@ -61,6 +61,7 @@ struct jc__hostlock {
     pthread_cond_t cv;
     bool stop, running;
     atomic_bool lost;
+    double checked; /* CLOCK_MONOTONIC seconds of the last check at a write */
     char lost_to[400]; /* written once, before lost is set */
 };
 
@@ -335,9 +336,30 @@ int jc__hostlock_take(const char *path, bool readonly, jc__hostlock **out)
     return 0;
 }
 
-const char *jc__hostlock_lost(const jc__hostlock *h)
+const char *jc__hostlock_lost(jc__hostlock *h)
 {
-    return h && atomic_load(&h->lost) ? h->lost_to : NULL;
+    if (!h)
+        return NULL;
+    if (!atomic_load(&h->lost) && h->running) {
+        /* At a write, at most once a second: a record removed (jobcache
+         * unlock-host) while another host has opened the file since loses
+         * it now, not at the next renewal (up to a third of its lifetime
+         * later). */
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double now = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+        pthread_mutex_lock(&h->mu);
+        if (now - h->checked >= 1.0) {
+            h->checked = now;
+            char other[256], why[320];
+            if (access(h->mine, F_OK) != 0 && errno == ENOENT && other_host(h, NULL, other, sizeof other) == 1) {
+                snprintf(why, sizeof why, "host '%s' has opened it meanwhile", other);
+                lose(h, why);
+            }
+        }
+        pthread_mutex_unlock(&h->mu);
+    }
+    return atomic_load(&h->lost) ? h->lost_to : NULL;
 }
 
 void jc__hostlock_release(jc__hostlock *h)

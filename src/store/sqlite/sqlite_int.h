@@ -168,7 +168,7 @@ int jc__sqlite_params_get(jc__sqlite *st, const char *function, const char *vers
 typedef struct jc__hostlock jc__hostlock;
 int jc__hostlock_take(const char *path, bool readonly, jc__hostlock **out);
 void jc__hostlock_release(jc__hostlock *h);
-const char *jc__hostlock_lost(const jc__hostlock *h);
+const char *jc__hostlock_lost(jc__hostlock *h);
 
 /* chunks.c: the parts of results in pieces. */
 int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const jc__part *pieces, size_t n,
