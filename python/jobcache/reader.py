@@ -320,27 +320,38 @@ class Cache:
                               % (key, kf, KEY_FORMATS))
         result_blob = bytes(r["result"])
         check = r.get("result_check")
-        if codec.in_pieces(result_blob):
-            return self._entry_in_pieces(r, key, result_blob, check)
-        if check is None:
-            checked = None
-        elif _xxhash is None:
-            checked = False
-        else:
-            if _xxhash.xxh3_128_digest(result_blob) != bytes(check):
-                msg = ("entry %s (%s %s): its result does not match its checksum (a damaged "
-                       "or edited file); 'jobcache verify' lists such entries"
-                       % (key, r["function"], r["version"]))
-                if self.on_damaged == "skip":
-                    warnings.warn(msg + "; skipped", stacklevel=4)
-                    return None
-                raise DamagedEntryError(msg)
-            checked = True
+        what = "entry %s (%s %s)" % (key, r["function"], r["version"])
+        damage = None
+        # The checksum covers the result's unsplit encoding: the blob itself,
+        # or for a result in pieces (schema 11) the skeleton with its parts,
+        # hashed as they are read.
+        hasher = _xxhash.xxh3_128() if (check is not None and _xxhash is not None) else None
         try:
             args = codec.decode(r["args"], self.use_numpy)
-            result = codec.decode(result_blob, self.use_numpy)
+            if codec.in_pieces(result_blob):
+                raw_key = bytes(r["key"])
+                result = codec.decode_pieces(result_blob, lambda part, n: self._read_part(raw_key, part, n),
+                                             self.use_numpy, hasher)
+            else:
+                if hasher is not None:
+                    hasher.update(result_blob)
+                    if hasher.digest() != bytes(check):  # before decoding what may be damaged
+                        raise DamagedEntryError("its bytes do not match")
+                result = codec.decode(result_blob, self.use_numpy)
         except codec.DecodeError as e:
-            raise codec.DecodeError("entry %s (%s %s): %s" % (key, r["function"], r["version"], e)) from None
+            raise codec.DecodeError("%s: %s" % (what, e)) from None
+        except DamagedEntryError as e:
+            damage = str(e)
+        if damage is None and hasher is not None and hasher.digest() != bytes(check):
+            damage = "its bytes do not match"
+        if damage is not None:
+            msg = ("%s: its result does not match its checksum (a damaged or edited file: %s); "
+                   "'jobcache verify' lists such entries" % (what, damage))
+            if self.on_damaged == "skip":
+                warnings.warn(msg + "; skipped", stacklevel=4)
+                return None
+            raise DamagedEntryError(msg)
+        checked = None if check is None else hasher is not None
         if not (isinstance(args, list) and len(args) == 2 and isinstance(args[0], list)
                 and isinstance(args[1], dict)):
             raise codec.DecodeError("entry %s: arguments are not [[positional...], {named...}]" % key)
@@ -377,37 +388,6 @@ class Cache:
         if len(out) != length:
             raise DamagedEntryError("part %d holds %d bytes, not %d" % (part, len(out), length))
         return out
-
-    def _entry_in_pieces(self, r, key, blob, check):
-        raw_key = bytes(r["key"])
-        hasher = _xxhash.xxh3_128() if (check is not None and _xxhash is not None) else None
-        msg = None
-        try:
-            args = codec.decode(r["args"], self.use_numpy)
-            result = codec.decode_pieces(blob, lambda part, n: self._read_part(raw_key, part, n),
-                                         self.use_numpy, hasher)
-        except codec.DecodeError as e:
-            raise codec.DecodeError("entry %s (%s %s): %s" % (key, r["function"], r["version"], e)) from None
-        except DamagedEntryError as e:
-            msg = ("entry %s (%s %s): its result is damaged (%s); 'jobcache verify' lists such entries"
-                   % (key, r["function"], r["version"], e))
-        checked = None if check is None else hasher is not None
-        if msg is None and hasher is not None and hasher.digest() != bytes(check):
-            msg = ("entry %s (%s %s): its result does not match its checksum (a damaged "
-                   "or edited file); 'jobcache verify' lists such entries" % (key, r["function"], r["version"]))
-        if msg is not None:
-            if self.on_damaged == "skip":
-                warnings.warn(msg + "; skipped", stacklevel=4)
-                return None
-            raise DamagedEntryError(msg)
-        if not (isinstance(args, list) and len(args) == 2 and isinstance(args[0], list)
-                and isinstance(args[1], dict)):
-            raise codec.DecodeError("entry %s: arguments are not [[positional...], {named...}]" % key)
-        return Entry(key=key, function=r["function"], version=r["version"], positional=args[0],
-                     named=args[1], result=result, created=r["created"], last_used=r["last_used"],
-                     compute_seconds=r["compute_seconds"], hits=r["hits"], checked=checked,
-                     args_size=r["args_size"], result_size=r["result_size"],
-                     param_names=self._params.get((r["function"], r["version"])))
 
     def frame(self, function, version=None):
         """A pandas DataFrame of one function's entries (of one version when

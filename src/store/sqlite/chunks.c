@@ -188,6 +188,43 @@ static int damaged(const jc__sqlite *st, uint32_t part, const char *why)
     return jc__set_error(JC_EDECODE, "cache file '%s': part %u of a result is damaged: %s", st->path, part, why);
 }
 
+/* The statement *slot (prepared on first use) bound to key and part. */
+static int part_statement(jc__sqlite *st, sqlite3_stmt **slot, const char *sql, const uint8_t key[JC__KEY_LEN],
+                          uint32_t part, sqlite3_stmt **out)
+{
+    int rc = jc__sq_lazy(st, slot, sql);
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(*slot, 1, key, JC__KEY_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(*slot, 2, part);
+    *out = *slot;
+    return 0;
+}
+
+/* Before the part's memory is taken: whether its chunks add up to len,
+ * none over CHUNK_RAW. */
+static int part_length_sound(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, size_t len)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = part_statement(st, &st->chunk_sum,
+                            "SELECT count(*), total(size), max(size), min(size) FROM chunks WHERE key = ?1 AND part = ?2",
+                            key, part, &s);
+    if (rc)
+        return rc;
+    int step = sqlite3_step(s);
+    if (step == SQLITE_ROW) {
+        int64_t n = sqlite3_column_int64(s, 0);
+        double total = sqlite3_column_double(s, 1);
+        int64_t most = sqlite3_column_int64(s, 2), least = sqlite3_column_int64(s, 3);
+        if ((n == 0 && len) || total != (double)len || most > (int64_t)CHUNK_RAW || least < 0)
+            rc = damaged(st, part, n ? "its chunks hold another length than its reference says" : "its chunks are missing");
+    } else {
+        rc = jc__sq_store_error(st, step, "reading a part of a result");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
 int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, void *dst, size_t len)
 {
     int rc = jc__sq_store_enter(st);
@@ -195,37 +232,15 @@ int jc__sqlite_part_read(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_
         return rc;
     if (st->schema < 11)
         return damaged(st, part, "the file has no chunks table");
-    if (!dst) {
-        /* Before the part's memory is taken: its chunks say its length. */
-        rc = jc__sq_lazy(st, &st->chunk_sum,
-                         "SELECT count(*), total(size), max(size), min(size) FROM chunks WHERE key = ?1 AND part = ?2");
-        if (rc)
-            return rc;
-        sqlite3_stmt *s = st->chunk_sum;
-        sqlite3_bind_blob(s, 1, key, JC__KEY_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, part);
-        int step = sqlite3_step(s);
-        if (step == SQLITE_ROW) {
-            int64_t n = sqlite3_column_int64(s, 0);
-            double total = sqlite3_column_double(s, 1);
-            int64_t most = sqlite3_column_int64(s, 2), least = sqlite3_column_int64(s, 3);
-            if ((n == 0 && len) || total != (double)len || most > (int64_t)CHUNK_RAW || least < 0)
-                rc = damaged(st, part, n ? "its chunks hold another length than its reference says"
-                                         : "its chunks are missing");
-        } else {
-            rc = jc__sq_store_error(st, step, "reading a part of a result");
-        }
-        sqlite3_reset(s);
-        return rc;
-    }
-    rc = jc__sq_lazy(st, &st->chunk_list,
-                     "SELECT rowid, seq, codec, size, length(data), typeof(data) = 'blob' FROM chunks"
-                     " WHERE key = ?1 AND part = ?2 ORDER BY seq");
+    if (!dst)
+        return part_length_sound(st, key, part, len);
+    sqlite3_stmt *s = NULL;
+    rc = part_statement(st, &st->chunk_list,
+                        "SELECT rowid, seq, codec, size, length(data), typeof(data) = 'blob' FROM chunks"
+                        " WHERE key = ?1 AND part = ?2 ORDER BY seq",
+                        key, part, &s);
     if (rc)
         return rc;
-    sqlite3_stmt *s = st->chunk_list;
-    sqlite3_bind_blob(s, 1, key, JC__KEY_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, part);
     sqlite3_blob *blob = NULL;
     void *z = NULL;
     size_t zcap = 0, off = 0;
