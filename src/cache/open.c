@@ -23,7 +23,7 @@
  * report. */
 static char *absolute_path(const char *path)
 {
-    if (path[0] == '/')
+    if (path[0] == '/' || jc__store_is_server(path))
         return jc__strdup(path);
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
@@ -115,6 +115,20 @@ jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts)
         free(c->path);
         free(c);
         return NULL;
+    }
+    /* A server's location is named as its store names it: without the
+     * password a URI may carry (messages, jc_cache_path). */
+    if (strcmp(c->path, jc__store_path(c->store)) != 0) {
+        char *shown = jc__strdup(jc__store_path(c->store));
+        if (!shown) {
+            jc__store_close(c->store);
+            free(c->path);
+            free(c);
+            jc__set_error(JC_ENOMEM, "out of memory opening a cache");
+            return NULL;
+        }
+        free(c->path);
+        c->path = shown;
     }
     /* The file's own settings, where neither the environment nor the
      * program chose. A bad stored value is reported, not used. */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "store/store_int.h"
+#include "store/pg/pg.h"
 #include "store/sqlite/sqlite.h"
 
 /* What a call on no store returns: what every backend said before there
@@ -16,14 +17,28 @@ static int no_store(void)
     return jc__set_error(JC_EINVAL, "store: NULL store");
 }
 
-/* Opens the store at path. One backend today: the embedded SQLite file. */
+/* Opens the store at path: a libpq connection URI opens the PostgreSQL
+ * store, anything else is the embedded SQLite file. */
 int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__store **out)
 {
+    if (jc__pg_is_location(path))
+        return jc__pg_store_open(path, flags, busy_timeout_ms, out);
     return jc__sqlite_store_open(path, flags, busy_timeout_ms, out);
+}
+
+bool jc__store_is_server(const char *path)
+{
+    return jc__pg_is_location(path);
 }
 
 int jc__store_unlock_host(const char *path, char **host)
 {
+    if (jc__pg_is_location(path)) {
+        if (host)
+            *host = NULL;
+        return jc__set_error(JC_EINVAL, "unlock-host: a PostgreSQL cache has no host records (many hosts share it; "
+                             "only a cache file on a network file system has them)");
+    }
     return jc__sqlite_unlock_host(path, host);
 }
 

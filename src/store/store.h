@@ -52,6 +52,9 @@ enum {
  * file that is not a jobcache cache), JC_ESCHEMA (newer schema), JC_ENOTFOUND
  * (NOCREATE and no file). */
 int jc__store_open(const char *path, unsigned flags, int busy_timeout_ms, jc__store **out);
+/* Whether path names a store on a server (a PostgreSQL connection URI:
+ * store/pg/pg.h) rather than a file. */
+bool jc__store_is_server(const char *path);
 /* Removes the record of the host using the file at path on a network file
  * system (jc_cache_unlock_host), without opening it. */
 int jc__store_unlock_host(const char *path, char **host);

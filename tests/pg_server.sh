@@ -1,0 +1,82 @@
+#!/bin/sh
+# A PostgreSQL server of the tests' own (issue 26): `pg_server.sh start DIR`
+# makes a cluster in DIR with initdb and starts it, listening only on a Unix
+# socket in DIR (no TCP port), as an unprivileged user when run as root
+# (initdb refuses root); `pg_server.sh stop DIR` stops it and removes DIR.
+# CTest runs start as a fixture's setup and stop as its cleanup, so the
+# server is stopped even when tests fail.
+#
+# On success DIR/uri holds the connection URI of the database `jobcache`,
+# which tests read (testutil.h, jc_test_pg_uri). A machine without the
+# server's binaries gets DIR/skipped with the reason instead, and exit 0:
+# the tests that need the server then skip, saying why.
+set -u
+cmd=${1:-}
+dir=${2:-}
+if [ -z "$cmd" ] || [ -z "$dir" ]; then
+    echo "usage: pg_server.sh start|stop DIR" >&2
+    exit 2
+fi
+
+bindir=
+for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && bindir=$d
+done
+
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u nobody -- "$@"
+    else
+        "$@"
+    fi
+}
+
+case $cmd in
+start)
+    if [ -d "$dir/data" ]; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir" || exit 1
+    if [ -z "$bindir" ]; then
+        echo "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (Debian package postgresql)" \
+            >"$dir/skipped"
+        echo "skipped: $(cat "$dir/skipped")"
+        exit 0
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        chown nobody "$dir" || exit 1
+    fi
+    chmod 0755 "$dir"
+    # -A trust: only this socket, in a directory of the test's own.
+    if ! as_owner "$bindir/initdb" -D "$dir/data" -U jobcache -A trust -E UTF8 --locale=C.UTF-8 \
+        --no-sync >"$dir/initdb.log" 2>&1; then
+        cat "$dir/initdb.log" >&2
+        exit 1
+    fi
+    # No TCP (listen_addresses empty); the socket in DIR; no fsync (a
+    # test's server is thrown away).
+    if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses= -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null; then
+        cat "$dir/server.log" >&2
+        exit 1
+    fi
+    if ! as_owner "$bindir/createdb" -h "$dir" -U jobcache jobcache; then
+        exit 1
+    fi
+    printf 'postgresql:///jobcache?host=%s&user=jobcache\n' "$dir" >"$dir/uri"
+    echo "PostgreSQL ($($bindir/postgres --version)) on socket $dir"
+    ;;
+stop)
+    if [ -n "$bindir" ] && [ -d "$dir/data" ]; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+            as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1
+    fi
+    rm -rf "$dir"
+    ;;
+*)
+    echo "usage: pg_server.sh start|stop DIR" >&2
+    exit 2
+    ;;
+esac
