@@ -94,7 +94,7 @@ jc_apt() {
 }
 
 jc_install_deps() {
-    local pkgs=(gcc g++ make cmake pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev libelf-dev libcapstone-dev libjansson-dev libcsv-dev libzstd-dev "$@")
+    local pkgs=(gcc g++ make cmake pkg-config libsqlite3-dev libxxhash-dev libcmocka-dev libelf-dev libcapstone-dev libjansson-dev libcsv-dev libzstd-dev libpq-dev "$@")
     local missing=() msgpack p log="$JC_LOG_DIR/apt.log"
     for p in "${pkgs[@]}"; do
         jc_pkg_installed "$p" || missing+=("$p")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The layers of jobcache (docs/architecture.md), checked by folder: only the
-# SQLite store speaks SQL; only the cache layer calls the store; above the
+# stores speak SQL (SQLite's and PostgreSQL's, each its own); only the cache layer calls the store; above the
 # cache no field of its handle is read; each layer's private header is
 # included by that layer's files only; only the fork pool forks; the command
 # uses only the public API. Prints each violation and exits 1 if there is
@@ -23,8 +23,10 @@ grep_outside() {
     done
 }
 
-# 1. SQL: sqlite3 only in the SQLite store.
+# 1. SQL: sqlite3 only in the SQLite store, libpq only in the PostgreSQL
+#    store.
 grep_outside 'sqlite3' store/sqlite "SQL outside the store"
+grep_outside '\bPQ[a-zA-Z]+\(|libpq-fe\.h|PGresult|PGconn' store/pg "libpq outside the PostgreSQL store"
 
 # 2. Store calls (jc__store_*) only in the store and the cache layer.
 for f in $(find "$src" -name '*.[ch]' | sort); do
@@ -45,6 +47,7 @@ done
 # 4. Private headers: each included by its own folder's files only.
 grep_outside '#include "(cache/)?cache_int\.h"' cache "the cache's private header included"
 grep_outside '#include "(store/sqlite/)?sqlite_int\.h"' store/sqlite "the SQLite store's private header included"
+grep_outside '#include "(store/pg/)?pg_int\.h"' store/pg "the PostgreSQL store's private header included"
 grep_outside '#include "(store/)?store_int\.h"' store "the store's backend interface included"
 grep_outside '#include "(run/)?run_int\.h"' run "the run's private header included"
 grep_outside '#include "(inspect/)?inspect_int\.h"' inspect "inspection's private header included"
@@ -57,7 +60,7 @@ hits=$(grep -rn '#include "' "$tools" | grep -vE '#include "(text|json|builtin|t
     { echo "$hits" | sed 's|^|layering: the command includes an internal header: |'; bad=1; }
 
 # The checks above must see the folders they name.
-for d in store/sqlite cache run inspect exec; do
+for d in store/sqlite store/pg cache run inspect exec; do
     [ -d "$src/$d" ] || say "no folder src/$d: this script is stale"
 done
 [ -f "$src/exec/fork.c" ] || say "no src/exec/fork.c: this script is stale"

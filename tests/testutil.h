@@ -8,6 +8,7 @@
 #define JC_TESTUTIL_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,9 +63,134 @@ static inline void jc_test_remove_db_sidecars(const char *path)
     }
 }
 
-/* Removes path and its sidecar files. */
+/* ---- the same tests on the PostgreSQL store (issue 26) ----
+ *
+ * A test binary run with JC_TEST_PG=DIR (CTest's *_pg tests) works on the
+ * tests' PostgreSQL server that tests/pg_server.sh started in DIR: each
+ * jc_test_path is then a connection URI naming a schema of its own, and the
+ * jc_test_sql_* helpers below run their query there. Tables and columns are
+ * named alike in both stores, so one test body checks both. */
+#include <libpq-fe.h>
+
+/* The server's directory when this run is on PostgreSQL, else NULL. */
+static inline const char *jc_test_pg(void)
+{
+    const char *d = getenv("JC_TEST_PG");
+    return d && *d ? d : NULL;
+}
+
+static inline bool jc_test_is_pg_location(const char *path)
+{
+    return strncmp(path, "postgresql://", 13) == 0;
+}
+
+/* Called first in main: a run on PostgreSQL whose server could not be had
+ * (no binaries on this machine) skips as a whole, saying why; CTest counts
+ * exit 77 as skipped. */
+static inline void jc_test_pg_or_skip(void)
+{
+    const char *dir = jc_test_pg();
+    if (!dir)
+        return;
+    char f[4096];
+    snprintf(f, sizeof f, "%s/skipped", dir);
+    FILE *in = fopen(f, "r");
+    if (in) {
+        char why[512] = "";
+        if (!fgets(why, sizeof why, in))
+            why[0] = '\0';
+        fclose(in);
+        fprintf(stderr, "skipped: no PostgreSQL server for the tests: %s", why);
+        exit(77);
+    }
+    snprintf(f, sizeof f, "%s/uri", dir);
+    if (access(f, R_OK) != 0) {
+        fprintf(stderr, "JC_TEST_PG=%s: no server there (tests/pg_server.sh start %s)\n", dir, dir);
+        exit(2);
+    }
+}
+
+/* The schema a PostgreSQL test location names (after search_path%3D). */
+static inline const char *jc_test_pg_schema(const char *path)
+{
+    const char *s = strstr(path, "search_path%3D");
+    return s ? s + 14 : "";
+}
+
+/* A connection to the tests' server, or NULL with a message. */
+static inline PGconn *jc_test_pg_connect(void)
+{
+    char uri[4200];
+    snprintf(uri, sizeof uri, "postgresql:///jobcache?host=%s&user=jobcache", jc_test_pg());
+    PGconn *c = PQconnectdb(uri);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "cannot connect to the tests' server at %s: %s", jc_test_pg(), PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    return c;
+}
+
+/* Runs sql in the schema of location path (a search_path set by a
+ * parameter, never pasted); the first column of the first row as a new
+ * string in *text (may be NULL). 0, or -1 with a message on stderr. */
+static inline int jc_test_pg_sql(const char *path, const char *sql, char **text, bool quiet)
+{
+    if (text)
+        *text = NULL;
+    PGconn *c = jc_test_pg_connect();
+    if (!c)
+        return -1;
+    const char *schema = jc_test_pg_schema(path);
+    PQclear(PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, &schema, NULL, NULL, 0));
+    PGresult *r = PQexec(c, sql);
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc && !quiet)
+        fprintf(stderr, "jc_test_sql('%s', \"%s\"): %s", path, sql, PQresultErrorMessage(r));
+    if (!rc && text) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+            *text = strdup(PQgetvalue(r, 0, 0));
+        else
+            rc = 1; /* no row */
+    }
+    PQclear(r);
+    PQfinish(c);
+    return rc;
+}
+
+/* Drops the schema of location path and everything in it. */
+static inline void jc_test_pg_drop(const char *path)
+{
+    PGconn *c = jc_test_pg_connect();
+    if (!c)
+        return;
+    const char *schema = jc_test_pg_schema(path);
+    char *id = PQescapeIdentifier(c, schema, strlen(schema));
+    if (id) {
+        char sql[300];
+        snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", id); /* quoted by libpq */
+        PQclear(PQexec(c, sql));
+        PQfreemem(id);
+    }
+    PQfinish(c);
+}
+
+/* Whether this test looks at the cache as a file (its size, its -wal,
+ * SQLite's own statements): on PostgreSQL it is skipped (cmocka's skip()),
+ * saying so. Use as `if (jc_test_file_only()) return;` before anything. */
+#define jc_test_file_only()                                                                            \
+    (jc_test_pg() ? (fprintf(stderr, "skipped on PostgreSQL: this test looks at the cache file\n"),     \
+                     skip(), true)                                                                     \
+                  : false)
+
+/* Removes path and its sidecar files (on PostgreSQL: its schema). */
 static inline void jc_test_remove_db(const char *path)
 {
+    if (jc_test_is_pg_location(path)) {
+        jc_test_pg_drop(path);
+        return;
+    }
     unlink(path);
     jc_test_remove_db_sidecars(path);
 }
@@ -133,6 +259,24 @@ static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx
  * left under that name, so every test starts from no file. */
 static inline const char *jc_test_path(char *buf, size_t size, const char *name)
 {
+    if (jc_test_pg()) {
+        /* A schema per test binary and name: t_<program>_<name>, letters,
+         * digits and _ only. */
+        char schema[64];
+        int n = snprintf(schema, sizeof schema, "t_%s_%s", program_invocation_short_name, name);
+        for (int i = 0; i < n && i < (int)sizeof schema - 1; i++) {
+            char ch = schema[i];
+            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+            if (ch >= 'A' && ch <= 'Z')
+                schema[i] = (char)(ch - 'A' + 'a');
+            else if (!ok)
+                schema[i] = '_';
+        }
+        snprintf(buf, size, "postgresql:///jobcache?host=%s&user=jobcache&options=-csearch_path%%3D%s",
+                 jc_test_pg(), schema);
+        jc_test_remove_db(buf);
+        return buf;
+    }
     snprintf(buf, size, "%s/%s", jc_test_dir(), name);
     jc_test_remove_db(buf);
     return buf;
@@ -149,6 +293,8 @@ static inline const char *jc_test_path(char *buf, size_t size, const char *name)
  * prints SQLite's message on stderr when it fails. */
 static inline int jc_test_sql_exec(const char *path, const char *sql)
 {
+    if (jc_test_is_pg_location(path))
+        return jc_test_pg_sql(path, sql, NULL, false) == 0 ? SQLITE_OK : SQLITE_ERROR;
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
     if (rc == SQLITE_OK) {
@@ -168,6 +314,14 @@ static inline int jc_test_sql_exec(const char *path, const char *sql)
  * so that it can poll a file that does not exist yet. */
 static inline int jc_test_sql_int_rc(const char *path, const char *sql, int64_t *out)
 {
+    if (jc_test_is_pg_location(path)) {
+        char *t = NULL;
+        int prc = jc_test_pg_sql(path, sql, &t, true);
+        if (prc == 0 && t)
+            *out = strtoll(t, NULL, 10);
+        free(t);
+        return prc == 0 ? SQLITE_OK : prc == 1 ? SQLITE_DONE : SQLITE_ERROR;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
@@ -205,6 +359,11 @@ static inline int64_t jc_test_sql_int(const char *path, const char *sql)
  * crash may need to recover the -wal file. */
 static inline char *jc_test_sql_text(const char *path, const char *sql)
 {
+    if (jc_test_is_pg_location(path)) {
+        char *t = NULL;
+        jc_test_pg_sql(path, sql, &t, false);
+        return t;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     char *out = NULL;

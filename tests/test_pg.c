@@ -1,0 +1,235 @@
+/*
+ * Tests of what only the PostgreSQL store has (issue 26): its location, a
+ * password never shown, a server that cannot be reached, a schema that is
+ * not ours or is newer, read-only roles, and names and strings full of
+ * quotes and backslashes. What both stores do is tested by the other test
+ * binaries, run a second time on PostgreSQL (CTest's *_pg tests).
+ *
+ * Run without JC_TEST_PG, only the tests that need no server run.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jobcache.h>
+
+#define JC_TEST_WANT_ADD_FAILS
+#include "store/pg/pg.h"
+#include "testutil.h"
+
+#define PATH_CAP 4096
+
+/* Echoes its string argument with a prefix full of quotes. */
+static int quoted(jc_call *call)
+{
+    const char *s = jc_arg_str(call, 0);
+    char buf[512];
+    snprintf(buf, sizeof buf, "it's \"%s\" \\ done;--", s);
+    return jc_return(call, jc_str(buf));
+}
+JC_FUNCTION_NAMED(quoted, "quo'te\"d\\fn; DROP TABLE entries;--", "v'1\\");
+
+static void location_is_recognised_by_its_scheme(void **state)
+{
+    (void)state;
+    assert_true(jc__pg_is_location("postgresql://host/db"));
+    assert_true(jc__pg_is_location("postgres:///db?host=/tmp"));
+    assert_false(jc__pg_is_location("./postgresql.db"));
+    assert_false(jc__pg_is_location("/data/postgresql://x"));
+    assert_false(jc__pg_is_location(""));
+}
+
+static void a_location_is_shown_without_its_password(void **state)
+{
+    (void)state;
+    char *s = jc__pg_redact("postgresql://bob:s3cret@db.lab:5433/sweeps?options=-csearch_path%3Dalice"
+                            "&sslmode=require");
+    assert_non_null(s);
+    assert_null(strstr(s, "s3cret"));
+    assert_string_equal(s, "postgresql://bob@db.lab:5433/sweeps?options=-csearch_path=alice");
+    free(s);
+    s = jc__pg_redact("postgresql:///sweeps?host=/run/pg&password=s3cret");
+    assert_non_null(s);
+    assert_null(strstr(s, "s3cret"));
+    assert_string_equal(s, "postgresql:///sweeps?host=/run/pg");
+    free(s);
+}
+
+/* No server behind the socket: a clear error at once, naming the host and
+ * never the password; not a hang. */
+static void an_unreachable_server_is_an_error_naming_it_without_the_password(void **state)
+{
+    (void)state;
+    double t0 = wall_now();
+    jc_cache *c = jc_cache_open("postgresql://bob:s3cret@/jobcache?host=/nonexistent-jc-socket-dir", NULL);
+    double took = wall_now() - t0;
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_EIO);
+    const char *m = jc_errmsg();
+    assert_non_null(strstr(m, "/nonexistent-jc-socket-dir"));
+    assert_non_null(strstr(m, "cannot connect"));
+    assert_null(strstr(m, "s3cret"));
+    assert_true(took < 10.0);
+}
+
+/* ---- with the tests' server ---- */
+
+#define NEED_SERVER()                                                                                  \
+    do {                                                                                               \
+        if (!jc_test_pg()) {                                                                           \
+            skip();                                                                                    \
+            return;                                                                                    \
+        }                                                                                              \
+    } while (0)
+
+/* A schema holding tables of someone else's is not a cache, and is left
+ * exactly as it is. */
+static void a_schema_of_other_tables_is_refused_and_left_alone(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "foreign");
+    assert_int_equal(jc_test_pg_sql(path, "CREATE SCHEMA t_test_pg_foreign", NULL, false), 0);
+    assert_int_equal(jc_test_pg_sql(path, "CREATE TABLE results (x int); INSERT INTO results VALUES (7)", NULL,
+                                    false),
+                     0);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_ECORRUPT);
+    assert_non_null(strstr(jc_errmsg(), "not a jobcache cache"));
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT x FROM results"), 7);
+}
+
+/* A read-only open of a schema that does not exist creates nothing. */
+static void a_readonly_open_of_no_cache_creates_nothing(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "none");
+    jc_cache *c = jc_cache_open(path, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_ENOTFOUND);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM pg_namespace WHERE nspname = 't_test_pg_none'"),
+                     0);
+}
+
+/* A cache of a newer jobcache is refused and not changed. */
+static void a_newer_schema_is_refused_without_a_change(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "newer"), 0);
+    jc_value *v = jc_memo(c, add, jc_int(1), jc_int(2));
+    assert_non_null(v);
+    jc_value_free(v);
+    jc_cache_close(c);
+    sql(path, "UPDATE meta SET value = '999' WHERE name = 'schema_version'");
+    c = jc_cache_open(path, NULL);
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_ESCHEMA);
+    assert_non_null(strstr(jc_errmsg(), "999"));
+    assert_int_equal(jc_test_sql_int(path, "SELECT value::int FROM meta WHERE name = 'schema_version'"), 999);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 1);
+}
+
+/* Names, versions and strings full of quotes, backslashes and SQL go in
+ * as parameters and come back as they were. */
+static void quotes_and_backslashes_are_stored_and_read_back_as_they_are(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "quotes"), 0);
+    const char *arg = "O'Brien \\\"x\\\"; DELETE FROM entries;--";
+    jc_value *v = jc_memo(c, quoted, jc_str(arg));
+    assert_non_null(v);
+    jc_value_free(v);
+    jc_cache_close(c);
+    c = open_cache(path, JC_CACHE_READONLY);
+    v = jc_memo(c, quoted, jc_str(arg));
+    assert_non_null(v);
+    const char *s = NULL;
+    assert_int_equal(jc_value_get_str(v, &s, NULL), 0);
+    char want[512];
+    snprintf(want, sizeof want, "it's \"%s\" \\ done;--", arg);
+    assert_string_equal(s, want);
+    jc_value_free(v);
+    jc_cache_close(c);
+    char *fn = jc_test_sql_text(path, "SELECT function || '|' || version FROM entries");
+    assert_non_null(fn);
+    assert_string_equal(fn, "quo'te\"d\\fn; DROP TABLE entries;--|v'1\\");
+    free(fn);
+}
+
+/* A role that may only read the schema inspects and hits, and a write is
+ * refused saying the cache is read-only; nothing stored is lost. */
+static void a_readonly_role_reads_but_cannot_write(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "role"), 0);
+    jc_value *v = jc_memo(c, add, jc_int(20), jc_int(22));
+    assert_non_null(v);
+    jc_value_free(v);
+    jc_cache_close(c);
+    jc_test_pg_sql(path, "DROP ROLE IF EXISTS jc_reader", NULL, true);
+    sql(path, "CREATE ROLE jc_reader LOGIN; GRANT USAGE ON SCHEMA t_test_pg_role TO jc_reader;"
+              " GRANT SELECT ON ALL TABLES IN SCHEMA t_test_pg_role TO jc_reader");
+    char ro[PATH_CAP];
+    snprintf(ro, sizeof ro, "%s", path);
+    char *u = strstr(ro, "user=jobcache");
+    assert_non_null(u);
+    memmove(u + strlen("user=jc_reader"), u + strlen("user=jobcache"), strlen(u + strlen("user=jobcache")) + 1);
+    memcpy(u, "user=jc_reader", strlen("user=jc_reader"));
+
+    c = jc_cache_open(ro, &(jc_cache_options){.flags = JC_CACHE_READONLY});
+    assert_non_null(c);
+    add_calls = 0;
+    v = jc_memo(c, add, jc_int(20), jc_int(22));
+    assert_non_null(v);
+    assert_int_equal(add_calls, 0); /* a hit */
+    jc_value_free(v);
+    jc_cache_close(c);
+
+    /* Opened for writing, the first write says what is wrong. */
+    c = jc_cache_open(ro, NULL);
+    if (c) {
+        int rc = jc_cache_config_set(c, "max-size", "1G");
+        assert_int_equal(rc, JC_EREADONLY);
+        assert_non_null(strstr(jc_errmsg(), "read"));
+        jc_cache_close(c);
+    } else {
+        assert_int_equal(jc_errcode(), JC_EREADONLY);
+    }
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 1);
+    jc_test_pg_sql(path, "DROP OWNED BY jc_reader; DROP ROLE jc_reader", NULL, false);
+}
+
+int main(void)
+{
+    jc_test_pg_or_skip();
+    unsetenv("JOBCACHE_PATH");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(location_is_recognised_by_its_scheme),
+        cmocka_unit_test(a_location_is_shown_without_its_password),
+        cmocka_unit_test(an_unreachable_server_is_an_error_naming_it_without_the_password),
+        cmocka_unit_test(a_schema_of_other_tables_is_refused_and_left_alone),
+        cmocka_unit_test(a_readonly_open_of_no_cache_creates_nothing),
+        cmocka_unit_test(a_newer_schema_is_refused_without_a_change),
+        cmocka_unit_test(quotes_and_backslashes_are_stored_and_read_back_as_they_are),
+        cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
