@@ -378,6 +378,8 @@ JC_FUNCTION(padded, "v1");
 static void memo_keeps_max_size(void **state)
 {
     (void)state;
+    if (jc_test_file_only())
+        return;
     char path[PATH_CAP];
     const int64_t limit = 80 * 1024, margin = 4 * 4096; /* empty: 48 KiB */
     jc_test_path(path, sizeof path, "memo-max.db");
@@ -450,7 +452,8 @@ static void memo_hits_written_in_a_rolled_back_transaction_are_kept(void **state
     assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries"), 2);
     jc_value_free(jc_memo(c, describe, jc_str("b"), jc_kw("weight", jc_double(2)))); /* a write */
     jc_cache_close(c);
-    assert_int_equal(jc_test_hits_sql(path, "SELECT hits FROM entries WHERE rowid = 1"), 2);
+    assert_int_equal(jc_test_hits_sql(path, jc_test_pg() ? "SELECT hits FROM entries WHERE id = 1"
+                                                          : "SELECT hits FROM entries WHERE rowid = 1"), 2);
 }
 
 /* ---- memo sessions ---- */
@@ -549,6 +552,8 @@ static int wal_left(const char *path)
 static void memo_session_renews_its_snapshot_so_checkpoints_go_on(void **state)
 {
     (void)state;
+    if (jc_test_file_only())
+        return;
     char path[PATH_CAP];
     jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-age.db", 0);
     memo_int(c, 1);
@@ -585,6 +590,8 @@ JC_FUNCTION(probe, "v1");
 static void memo_session_answered_from_memory_lets_an_old_snapshot_go(void **state)
 {
     (void)state;
+    if (jc_test_file_only())
+        return;
     char path[PATH_CAP];
     jc_cache *c = jc_test_fresh_cache(path, sizeof path, "session-memory-age.db", 0);
     memo_int(c, 1);
@@ -600,7 +607,7 @@ static void memo_session_answered_from_memory_lets_an_old_snapshot_go(void **sta
     memo_int(c, 1); /* from memory */
     assert_int_equal(add_calls, 0);
     assert_int_equal(wal_left(path), 0);
-    assert_int_equal(jc_test_sql_int(path, "SELECT total(hits) FROM hit_log"), 1); /* written at the renewal */
+    assert_int_equal(jc_test_sql_int(path, "SELECT coalesce(sum(hits), 0) FROM hit_log"), 1); /* written at the renewal */
     /* The snapshot taken again, then a miss: its function runs without it. */
     memo_int(c, 120);
     memo_int(other, 200);

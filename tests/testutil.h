@@ -144,7 +144,21 @@ static inline int jc_test_pg_sql(const char *path, const char *sql, char **text,
         return -1;
     const char *schema = jc_test_pg_schema(path);
     PQclear(PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, &schema, NULL, NULL, 0));
-    PGresult *r = PQexec(c, sql);
+    /* SQLite's rowid is the column id here: the tests' statements say rowid. */
+    char q[8192];
+    size_t o = 0;
+    for (const char *p = sql; *p && o + 3 < sizeof q; p++) {
+        bool word_start = p == sql || !((p[-1] >= 'a' && p[-1] <= 'z') || p[-1] == '_');
+        if (word_start && strncmp(p, "rowid", 5) == 0 && !((p[5] >= 'a' && p[5] <= 'z') || p[5] == '_')) {
+            q[o++] = 'i';
+            q[o++] = 'd';
+            p += 4;
+            continue;
+        }
+        q[o++] = *p;
+    }
+    q[o] = '\0';
+    PGresult *r = PQexec(c, q);
     int rc = PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc && !quiet)
         fprintf(stderr, "jc_test_sql('%s', \"%s\"): %s", path, sql, PQresultErrorMessage(r));
@@ -255,9 +269,9 @@ static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx
     return jc_test_in_mount(dir, JC_TEST_READONLY_BIND, NULL, fn, ctx);
 }
 
-/* Writes "<scratch dir>/<name>" into buf and removes whatever a previous run
- * left under that name, so every test starts from no file. */
-static inline const char *jc_test_path(char *buf, size_t size, const char *name)
+/* Writes "<scratch dir>/<name>" into buf (on PostgreSQL: a location naming
+ * a schema of this test binary's and name's own). */
+static inline const char *jc_test_location(char *buf, size_t size, const char *name)
 {
     if (jc_test_pg()) {
         /* A schema per test binary and name: t_<program>_<name>, letters,
@@ -274,11 +288,30 @@ static inline const char *jc_test_path(char *buf, size_t size, const char *name)
         }
         snprintf(buf, size, "postgresql:///jobcache?host=%s&user=jobcache&options=-csearch_path%%3D%s",
                  jc_test_pg(), schema);
-        jc_test_remove_db(buf);
         return buf;
     }
     snprintf(buf, size, "%s/%s", jc_test_dir(), name);
+    return buf;
+}
+
+/* jc_test_location, after removing whatever a previous run left there. */
+static inline const char *jc_test_path(char *buf, size_t size, const char *name)
+{
+    jc_test_location(buf, size, name);
     jc_test_remove_db(buf);
+    return buf;
+}
+
+/* How the library names the cache at path in messages and jc_cache_path:
+ * a file as it is, a PostgreSQL location without its password and with
+ * its options decoded (a static buffer). */
+static inline const char *jc_test_shown(const char *path)
+{
+    static char buf[4200];
+    if (!jc_test_is_pg_location(path))
+        return path;
+    snprintf(buf, sizeof buf, "postgresql://jobcache@/jobcache?host=%s&options=-csearch_path=%s", jc_test_pg(),
+             jc_test_pg_schema(path));
     return buf;
 }
 
@@ -417,6 +450,15 @@ static inline void *jc_test_read_file(const char *path, size_t *len)
 /* Whether path exists (as anything). */
 static inline int jc_test_exists(const char *path)
 {
+    if (jc_test_is_pg_location(path)) { /* its schema (names of [a-z0-9_] only: jc_test_location) */
+        char q[300];
+        snprintf(q, sizeof q, "SELECT count(*) FROM pg_namespace WHERE nspname = '%s'", jc_test_pg_schema(path));
+        char *t = NULL;
+        jc_test_pg_sql(path, q, &t, false);
+        int yes = t && strcmp(t, "0") != 0;
+        free(t);
+        return yes;
+    }
     struct stat sb;
     return stat(path, &sb) == 0;
 }

@@ -623,9 +623,12 @@ int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__p
                                "it is left as it is (choose another schema: options=-csearch_path=NAME)",
                                pg->name, schema);
         } else if (flags & JC__STORE_NOCREATE) {
-            rc = jc__set_error(JC_ENOTFOUND, "cache '%s': there is no cache in %s%s%s", pg->name,
-                               schema ? "schema '" : "the search_path's first schema",
-                               schema ? schema : "", schema ? "'" : "");
+            PGresult *r = NULL;
+            jc__pg_query(pg, "reading the search_path", "SELECT current_setting('search_path')::text", NULL, &r);
+            rc = jc__set_error(JC_ENOTFOUND, "cache '%s' does not exist: no cache in %s '%s'", pg->name,
+                               schema ? "schema" : "the first schema of search_path",
+                               schema ? schema : r ? jc__pg_text(r, 0, 0) : "?");
+            PQclear(r);
         } else {
             rc = create(pg);
             free(schema);
