@@ -217,6 +217,49 @@ static void a_readonly_role_reads_but_cannot_write(void **state)
     jc_test_pg_sql(path, "DROP OWNED BY jc_reader; DROP ROLE jc_reader", NULL, false);
 }
 
+/* `jobcache backup postgresql://... FILE`: a file with every entry, sound;
+ * `jobcache merge FILE --file postgresql://...`: a job array's files go up. */
+static void a_server_cache_backs_up_into_a_file_and_files_merge_into_it(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP], file[PATH_CAP], part[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "backup"), 0);
+    for (int i = 0; i < 5; i++)
+        jc_value_free(jc_memo(c, add, jc_int(i), jc_int(100)));
+    snprintf(file, sizeof file, "%s/backup.jobcache", jc_test_dir());
+    unlink(file);
+    assert_int_equal(jc_cache_backup(c, file), 0);
+    assert_int_equal(jc_cache_backup(c, file), JC_EIO); /* never over an existing file */
+
+    jc_cache *b = open_cache(file, JC_CACHE_READONLY);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(b, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 5);
+    assert_int_equal(vr.bad_entries, 0);
+    add_calls = 0;
+    jc_value *v = jc_memo(b, add, jc_int(4), jc_int(100));
+    assert_int_equal(add_calls, 0);
+    jc_value_free(v);
+    jc_cache_close(b);
+
+    /* A part computed elsewhere, merged in: its entries hit here. */
+    snprintf(part, sizeof part, "%s/part.jobcache", jc_test_dir());
+    jc_test_remove_db(part);
+    b = open_cache(part, 0);
+    jc_value_free(jc_memo(b, add, jc_int(50), jc_int(100)));
+    jc_cache_close(b);
+    jc_merge_result mr;
+    assert_int_equal(jc_cache_merge(c, part, &mr), 0);
+    assert_int_equal(mr.added, 1);
+    add_calls = 0;
+    v = jc_memo(c, add, jc_int(50), jc_int(100));
+    assert_int_equal(add_calls, 0);
+    jc_value_free(v);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 6);
+}
+
 int main(void)
 {
     jc_test_pg_or_skip();
@@ -230,6 +273,7 @@ int main(void)
         cmocka_unit_test(a_newer_schema_is_refused_without_a_change),
         cmocka_unit_test(quotes_and_backslashes_are_stored_and_read_back_as_they_are),
         cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
+        cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -357,6 +357,11 @@ int jc__cache_vacuum(jc_cache *cache);
 /* The queued hits written, then an online backup of the file to dest (the
  * store's: never replacing dest). */
 int jc__cache_backup(jc_cache *cache, const char *dest);
+/* Whether the cache lives on a server (the PostgreSQL store) rather than in
+ * a file; and what its store measures for max_size (store.h,
+ * jc__store_disk_bytes). */
+bool jc__cache_on_server(const jc_cache *cache);
+int64_t jc__cache_disk_bytes(jc_cache *cache);
 
 /* ---- the record of runs ---- */
 

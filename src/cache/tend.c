@@ -97,6 +97,16 @@ int jc__cache_backup(jc_cache *cache, const char *dest)
     return jc__store_backup(cache->store, dest);
 }
 
+bool jc__cache_on_server(const jc_cache *cache)
+{
+    return cache && cache->path && jc__store_is_server(cache->path);
+}
+
+int64_t jc__cache_disk_bytes(jc_cache *cache)
+{
+    return cache && cache->store ? jc__store_disk_bytes(cache->store) : 0;
+}
+
 int jc__cache_by_result(jc_cache *cache, const uint8_t check[16], uint8_t key[JC__KEY_LEN])
 {
     int rc = jc__store_by_check(cache->store, check, key);

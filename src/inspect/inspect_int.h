@@ -42,6 +42,9 @@ bool jc__i_bad_age(double age);
 int jc__i_check_row(jc_cache *from, const jc__row *r, char *problem, size_t cap);
 void jc__i_free_argv(jc_value **argv, size_t argc);
 void jc__i_info_from_row(const jc__row *r, jc_entry_info *info);
+/* merge.c: a backup of a cache on a server, copied into a new file at
+ * dest (jc_cache_backup). */
+int jc__i_copy_into(jc_cache *cache, const char *dest);
 int jc__i_prepare_dry_run(jc_cache *cache, const char *what);
 void jc__i_set_out(int64_t *p, int64_t v);
 int jc__i_to_select(const jc_filter *f, jc__select *q, const char *what);

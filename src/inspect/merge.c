@@ -2,11 +2,14 @@
  * Merging another cache file into this one: jc_cache_merge.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "jc_internal.h"
 #include "inspect_int.h"
@@ -155,19 +158,16 @@ static int merge_params(jc_cache *cache, jc_cache *other)
     return rc;
 }
 
-int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out)
+/* Merges every entry of other, an open cache, into cache (jc_cache_merge;
+ * jc__i_copy_into, a backup of a cache on a server). */
+static int merge_from(jc_cache *cache, jc_cache *other, jc_merge_result *out)
 {
     jc_merge_result res = {0};
-    jc_cache *other = NULL;
     jc__pager *pg = NULL;
     const int64_t *ids = NULL;
     size_t n = 0, done = 0;
     bool in_txn = false;
-    int rc = jc__i_writable(cache, "jc_cache_merge");
-    if (!rc && !other_path)
-        rc = jc__set_error(JC_EINVAL, "jc_cache_merge: NULL path of the other cache");
-    if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
-        rc = jc_errcode();
+    int rc = 0;
     jc__pending_map *pending = NULL;
     /* One snapshot of the other file for the whole merge: every entry read
      * with its parts (results in pieces) as one version. */
@@ -196,10 +196,53 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
     jc__pending_map_free(pending);
     if (!rc)
         rc = merge_params(cache, other);
-    if (other)
-        jc__cache_snapshot_end(other, snap);
-    jc_cache_close(other);
+    jc__cache_snapshot_end(other, snap);
     if (out)
         *out = res;
+    return rc;
+}
+
+int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out)
+{
+    jc_cache *other = NULL;
+    int rc = jc__i_writable(cache, "jc_cache_merge");
+    if (!rc && !other_path)
+        rc = jc__set_error(JC_EINVAL, "jc_cache_merge: NULL path of the other cache");
+    if (!rc && !(other = jc_cache_open(other_path, &(jc_cache_options){.flags = JC_CACHE_READONLY})))
+        rc = jc_errcode();
+    if (!rc)
+        rc = merge_from(cache, other, out);
+    else if (out)
+        *out = (jc_merge_result){0};
+    jc_cache_close(other);
+    return rc;
+}
+
+/* A backup of a cache on a server into a new cache file at dest: its
+ * entries, from one snapshot (merge_from's), into a file made under a
+ * temporary name and renamed when complete, so that dest is absent or
+ * whole. dest must not exist (JC_EIO). */
+int jc__i_copy_into(jc_cache *cache, const char *dest)
+{
+    if (access(dest, F_OK) == 0)
+        return jc__set_error(JC_EIO, "backup: '%s' already exists; it is left as it is", dest);
+    char *tmp = jc__strdup_printf("%s.tmp-%ld", dest, (long)getpid());
+    if (!tmp)
+        return jc__set_error(JC_ENOMEM, "out of memory");
+    unlink(tmp);
+    jc_cache *copy = jc_cache_open(tmp, &(jc_cache_options){.flags = JC_CACHE_IGNORE_ENV});
+    int rc = copy ? merge_from(copy, cache, NULL) : jc_errcode();
+    jc_cache_close(copy);
+    if (!rc && rename(tmp, dest) != 0)
+        rc = jc__set_error(JC_EIO, "backup: cannot rename '%s' to '%s': %s", tmp, dest, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        char side[PATH_MAX + 16];
+        snprintf(side, sizeof side, "%s-wal", tmp);
+        unlink(side);
+        snprintf(side, sizeof side, "%s-shm", tmp);
+        unlink(side);
+    }
+    free(tmp);
     return rc;
 }

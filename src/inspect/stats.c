@@ -151,11 +151,13 @@ jc_stats *jc_cache_stats(jc_cache *cache)
     b.s->free_bytes = facts.free_bytes;
     b.s->evicted_entries = facts.evicted_entries;
     b.s->evicted_bytes = facts.evicted_bytes;
-    b.s->wal_bytes = file_size(jc_cache_path(cache), "-wal");
+    bool server = jc__cache_on_server(cache);
+    b.s->wal_bytes = server ? 0 : file_size(jc_cache_path(cache), "-wal");
     wal_readers(cache, b.s);
     if (jc_cache_leases(cache, count_lease, b.s, NULL))
         goto fail;
-    b.s->file_bytes = file_size(jc_cache_path(cache), "") + b.s->wal_bytes;
+    /* On a server, what its store measures for max_size (docs/store.md). */
+    b.s->file_bytes = server ? jc__cache_disk_bytes(cache) : file_size(jc_cache_path(cache), "") + b.s->wal_bytes;
     return b.s;
 
 fail:

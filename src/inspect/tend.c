@@ -116,5 +116,10 @@ int jc_cache_backup(jc_cache *cache, const char *dest_path)
         return rc;
     if (jc__cache_running(cache))
         return jc__set_error(JC_EBUSY, "jc_cache_backup: the cache is running a batch");
+    if (!dest_path)
+        return jc__set_error(JC_EINVAL, "jc_cache_backup: NULL destination");
+    /* A server's cache is copied entry by entry into a new file. */
+    if (jc__cache_on_server(cache))
+        return jc__i_copy_into(cache, dest_path);
     return jc__cache_backup(cache, dest_path);
 }
