@@ -306,8 +306,9 @@ int jc__hostlock_take(const char *path, bool readonly, jc__hostlock **out)
         rc = jc__set_error(JC_EBUSY,
                            "cache file '%s' is on a network file system (%s) and is in use on host '%s' (its "
                            "record is in '%s', renewed while it is open): SQLite cannot share a cache file "
-                           "between hosts safely (its WAL index is memory of one host). Use a cache file per "
-                           "host and 'jobcache merge' them; a record left by a host that crashed expires %d s "
+                           "between hosts safely (its WAL index is memory of one host). Share a cache among hosts "
+                           "on a PostgreSQL server (JOBCACHE_PATH=postgresql://...; docs/store.md), or use a "
+                           "cache file per host and 'jobcache merge' them; a record left by a host that crashed expires %d s "
                            "after its last renewal, or 'jobcache unlock-host %s' clears it",
                            path, fs, other, h->dir, h->ttl, path);
     if (!rc && recorded) {
