@@ -269,11 +269,15 @@ static inline int jc_test_in_readonly_mount(const char *dir, int (*fn)(void *ctx
     return jc_test_in_mount(dir, JC_TEST_READONLY_BIND, NULL, fn, ctx);
 }
 
-/* Writes "<scratch dir>/<name>" into buf (on PostgreSQL: a location naming
- * a schema of this test binary's and name's own). */
+/* Writes "<scratch dir>/<name>" into buf (on PostgreSQL, for a cache's
+ * name: a location naming a schema of this test binary's and name's own). */
 static inline const char *jc_test_location(char *buf, size_t size, const char *name)
 {
-    if (jc_test_pg()) {
+    /* A cache's name ends in .db or .jobcache, or has no extension; other
+     * names (x.err, x.txt) are files on either store. */
+    const char *dot = strrchr(name, '.');
+    bool cache = !dot || strcmp(dot, ".db") == 0 || strcmp(dot, ".jobcache") == 0;
+    if (jc_test_pg() && cache) {
         /* A schema per test binary and name: t_<program>_<name>, letters,
          * digits and _ only. */
         char schema[64];
