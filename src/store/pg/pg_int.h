@@ -32,6 +32,8 @@
 #include "store/store_int.h"
 #include "store/pg/pg.h"
 
+typedef struct jc__pg_puts jc__pg_puts;
+
 typedef struct jc__pg {
     jc__store base; /* first: the front dispatches on it (store_int.h) */
     PGconn *conn;
@@ -55,6 +57,14 @@ typedef struct jc__pg {
     /* This handle's lease owner, whose claims live as long as this
      * connection holds the advisory lock of its name (leases.c). */
     char *lease_owner;
+    bool pipeline_failed; /* a statement of the open pipeline failed (pg.c) */
+    /* Entries stored in a write transaction but not yet sent (entries.c):
+     * pending(pg, true) sends them, pending(pg, false) drops them. Every
+     * statement sends them first (jc__pg_query), so that the transaction
+     * reads what it wrote; a rollback drops them. NULL when none wait. */
+    int (*pending)(struct jc__pg *pg, bool send);
+    bool sending; /* pending is running: its own statements do not call it */
+    jc__pg_puts *puts;
 } jc__pg;
 
 typedef struct jc__pg_pager jc__pg_pager;
@@ -70,6 +80,9 @@ typedef struct jc__pg_pager jc__pg_pager;
 #define JC__PG_TEXT 25
 #define JC__PG_FLOAT8 701
 #define JC__PG_BYTEA_ARRAY 1001
+#define JC__PG_TEXT_ARRAY 1009
+#define JC__PG_INT8_ARRAY 1016
+#define JC__PG_FLOAT8_ARRAY 1022
 
 typedef struct jc__pg_params {
     int n;
@@ -90,9 +103,16 @@ void jc__pg_p_int8(jc__pg_params *p, int64_t v);
 void jc__pg_p_int4(jc__pg_params *p, int32_t v);
 void jc__pg_p_float8(jc__pg_params *p, double v);
 void jc__pg_p_bool(jc__pg_params *p, bool v);
-/* A bytea[] of n elements of len bytes each, elements at base + stride * i
- * (stride 0: ptrs[i]); for `key = ANY($k)`. */
+/* A bytea[] of n elements of len bytes each, at ptrs[i]. */
 void jc__pg_p_bytea_array(jc__pg_params *p, const uint8_t *const *ptrs, size_t n, size_t len);
+/* An array parameter of n elements (array_type of elem_type) holding
+ * bytes in all, their lengths aside: returns where the first element goes,
+ * to be filled by the jc__pg_put_* below (each returns where the next
+ * goes); NULL, and the parameters failed, when it cannot be made. */
+unsigned char *jc__pg_p_array(jc__pg_params *p, Oid array_type, Oid elem_type, size_t n, size_t bytes);
+unsigned char *jc__pg_put_elem(unsigned char *d, const void *b, size_t len); /* b NULL: a NULL element */
+unsigned char *jc__pg_put_int8(unsigned char *d, int64_t v);
+unsigned char *jc__pg_put_float8(unsigned char *d, double v);
 void jc__pg_p_free(jc__pg_params *p);
 
 /* ---- statements ---- */
@@ -105,6 +125,17 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
 /* The same for a statement without rows; *affected (may be NULL) gets
  * how many rows it changed (PQcmdTuples). */
 int jc__pg_exec(jc__pg *pg, const char *what, const char *sql, const jc__pg_params *p, int64_t *affected);
+/* A pipeline (libpq's pipeline mode): begin, then send statements and
+ * take each one's result in the order sent (a caller keeps one or two
+ * ahead), then end, which reads what was not taken and leaves the
+ * connection as before. A failed statement makes the later ones of the
+ * pipeline fail too (the server skips them), and end then treats the
+ * transaction as a failed statement does. Each returns 0 or a negative
+ * jc_error; take's *out is PQclear'd by the caller. */
+int jc__pg_pipeline_begin(jc__pg *pg);
+int jc__pg_pipeline_send(jc__pg *pg, const char *what, const char *sql, const jc__pg_params *p);
+int jc__pg_pipeline_take(jc__pg *pg, const char *what, PGresult **out);
+int jc__pg_pipeline_end(jc__pg *pg);
 /* Sets the message for a failed result r (or the connection's when r is
  * NULL) and returns its jc_error: JC_EBUSY for lock timeouts, serialization
  * failures and deadlocks; JC_EREADONLY for a read-only transaction or a

@@ -42,11 +42,6 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* Array types of the parameters built here (catalog/pg_type.h). */
-#define PG_TEXT_ARRAY 1009
-#define PG_INT8_ARRAY 1016
-#define PG_FLOAT8_ARRAY 1022
-
 /* What a row of entries and its index entries take beyond its payload:
  * the heap tuple's header and line pointer, the fixed columns, the names,
  * checksum and fingerprint, and one entry in each of the three indexes
@@ -62,81 +57,6 @@
 #define MEASURE "(greatest(args_size, 0) + greatest(result_size, 0) + " STR(ENTRY_OVERHEAD) ")"
 /* A numeric sum read as bigint, saturated rather than failing the cast. */
 #define SUM_INT8(x) "least(coalesce(" x ", 0), 9223372036854775807)::int8"
-
-/* ---- array parameters ----
- *
- * PostgreSQL's binary array format (array_send), as jc__pg_p_bytea_array
- * in pg.c builds it: dimensions (1), a has-nulls flag (0), the element
- * type, the dimension's length and lower bound (1), then each element as
- * its length (4 bytes, big-endian) and its bytes. The parameter owns its
- * buffer (jc__pg_p_free). */
-
-static unsigned char *put32(unsigned char *d, uint32_t v)
-{
-    d[0] = (unsigned char)(v >> 24);
-    d[1] = (unsigned char)(v >> 16);
-    d[2] = (unsigned char)(v >> 8);
-    d[3] = (unsigned char)v;
-    return d + 4;
-}
-
-static unsigned char *put64(unsigned char *d, uint64_t v)
-{
-    for (int k = 0; k < 8; k++)
-        d[k] = (unsigned char)(v >> (8 * (7 - k)));
-    return d + 8;
-}
-
-/* One element: its length, then its bytes. */
-static unsigned char *put_elem(unsigned char *d, const void *b, size_t len)
-{
-    d = put32(d, (uint32_t)len);
-    if (len)
-        memcpy(d, b, len);
-    return d + len;
-}
-
-static unsigned char *put_int8(unsigned char *d, int64_t v)
-{
-    return put64(put32(d, 8), (uint64_t)v);
-}
-
-static unsigned char *put_float8(unsigned char *d, double v)
-{
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return put64(put32(d, 8), bits);
-}
-
-/* Appends an array parameter of n elements holding bytes in all (their
- * lengths aside), and returns where the first element goes; NULL (and the
- * parameters failed, so that the query refuses) when there is no room for
- * another parameter, no memory, or its length would not fit libpq's int. */
-static unsigned char *p_array(jc__pg_params *p, Oid array_type, Oid elem_type, size_t n, size_t bytes)
-{
-    if (p->n >= JC__PG_MAX_PARAMS || n > (INT32_MAX - 20) / 4 || bytes > (size_t)INT32_MAX - 20 - 4 * n) {
-        p->failed = true;
-        return NULL;
-    }
-    size_t total = 20 + 4 * n + bytes;
-    unsigned char *b = malloc(total);
-    if (!b) {
-        p->failed = true;
-        return NULL;
-    }
-    int i = p->n++;
-    unsigned char *d = put32(b, 1);
-    d = put32(d, 0);
-    d = put32(d, elem_type);
-    d = put32(d, (uint32_t)n);
-    d = put32(d, 1);
-    p->owned[i] = b;
-    p->types[i] = array_type;
-    p->vals[i] = (const char *)b;
-    p->lens[i] = (int)total;
-    p->fmts[i] = 1;
-    return d;
-}
 
 /* ---- the hit log ---- */
 
@@ -175,13 +95,13 @@ static int cmp_fold(const void *a, const void *b)
 static int fold_update(jc__pg *pg, const fold_rec *rec, size_t n)
 {
     jc__pg_params p = {0};
-    unsigned char *k = p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, n, n * JC__KEY_LEN);
-    unsigned char *c = p_array(&p, PG_INT8_ARRAY, JC__PG_INT8, n, n * 8);
-    unsigned char *a = p_array(&p, PG_FLOAT8_ARRAY, JC__PG_FLOAT8, n, n * 8);
+    unsigned char *k = jc__pg_p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, n, n * JC__KEY_LEN);
+    unsigned char *c = jc__pg_p_array(&p, JC__PG_INT8_ARRAY, JC__PG_INT8, n, n * 8);
+    unsigned char *a = jc__pg_p_array(&p, JC__PG_FLOAT8_ARRAY, JC__PG_FLOAT8, n, n * 8);
     for (size_t i = 0; k && c && a && i < n; i++) {
-        k = put_elem(k, rec[i].key, JC__KEY_LEN);
-        c = put_int8(c, rec[i].count);
-        a = put_float8(a, rec[i].at);
+        k = jc__pg_put_elem(k, rec[i].key, JC__KEY_LEN);
+        c = jc__pg_put_int8(c, rec[i].count);
+        a = jc__pg_put_float8(a, rec[i].at);
     }
     int rc = jc__pg_exec(pg, "folding the hit log",
                          "UPDATE entries e SET hits = least(e.hits::numeric + u.c, 9223372036854775807)::int8,"
@@ -814,12 +734,12 @@ int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
     jc__pg_p_int8(&p, r->evicted_bytes);
     jc__pg_p_int8(&p, r->retries);
     jc__pg_p_int8(&p, r->inputs_read);
-    unsigned char *s = p_array(&p, PG_TEXT_ARRAY, JC__PG_TEXT, nf, sbytes);
-    unsigned char *m = p_array(&p, PG_TEXT_ARRAY, JC__PG_TEXT, nf, mbytes);
+    unsigned char *s = jc__pg_p_array(&p, JC__PG_TEXT_ARRAY, JC__PG_TEXT, nf, sbytes);
+    unsigned char *m = jc__pg_p_array(&p, JC__PG_TEXT_ARRAY, JC__PG_TEXT, nf, mbytes);
     for (size_t i = 0; s && m && i < nf; i++) {
         const char *st = text_or_empty(r->failures[i].status), *msg = text_or_empty(r->failures[i].message);
-        s = put_elem(s, st, strlen(st));
-        m = put_elem(m, msg, strlen(msg));
+        s = jc__pg_put_elem(s, st, strlen(st));
+        m = jc__pg_put_elem(m, msg, strlen(msg));
     }
     /* The run and its failures (numbered from 0 in their order) in one
      * statement: both or neither. */
