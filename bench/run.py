@@ -318,10 +318,11 @@ def write_md(path, b, started, elapsed):
     for r in b.rows:
         lines.append(f"| {r['key']} | {r['what']} | {fmt(r['jc'])} | {fmt(r['old'])} | {fmt(r['jl'])} | "
                      f"{r['unit']} | {ratio(r)} | {r['target']} | {'yes' if r['met'] else '**no**'} |")
-    # The tables of bench/callgrind.py and bench/pipeline.py, kept as they were written.
+    # The tables of bench/callgrind.py, bench/pipeline.py and bench/pg.py, kept as they were written.
     old = open(path).read() if os.path.exists(path) else ""
     for begin, end in (("<!-- callgrind: written by bench/callgrind.py -->", "<!-- /callgrind -->"),
-                       ("<!-- pipeline: written by bench/pipeline.py -->", "<!-- /pipeline -->")):
+                       ("<!-- pipeline: written by bench/pipeline.py -->", "<!-- /pipeline -->"),
+                       ("<!-- server: written by bench/pg.py -->", "<!-- /server -->")):
         if begin in old and end in old:
             lines += ["", old[old.index(begin):old.index(end) + len(end)]]
     notes = os.path.join(HERE, "NOTES.md")

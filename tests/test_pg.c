@@ -260,6 +260,91 @@ static void a_server_cache_backs_up_into_a_file_and_files_merge_into_it(void **s
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 6);
 }
 
+/* ---- many hosts on one cache ---- */
+
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+enum { HOSTS = 8, CALLS = 20000, SHARED = CALLS / 2 };
+static int *computed; /* per call id, in memory shared by the hosts */
+
+static int counted(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    __atomic_add_fetch(&computed[x], 1, __ATOMIC_RELAXED);
+    return jc_return_int(call, x * 3 + 1);
+}
+JC_FUNCTION(counted, "v1");
+
+/* Host h's run: the shared calls 0 .. SHARED - 1, then its own. */
+static int host_run(const char *path, int h)
+{
+    char boot[64];
+    snprintf(boot, sizeof boot, "host-%d-0000-0000-0000-000000000000", h);
+    setenv("JC_TEST_BOOT_ID", boot, 1);
+    jc_cache *c = jc_cache_open(path, NULL);
+    if (!c) {
+        fprintf(stderr, "host %d: %s\n", h, jc_errmsg());
+        return 1;
+    }
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < CALLS; i++) {
+        int64_t x = i < SHARED ? i : SHARED + (int64_t)h * (CALLS - SHARED) + (i - SHARED);
+        jc_delayed(b, counted, jc_int(x));
+    }
+    jc_results *res = jc_run(b);
+    int bad = !res || jc_results_status(res) != JC_OK;
+    for (int i = 0; !bad && i < CALLS; i++) {
+        int64_t x = i < SHARED ? i : SHARED + (int64_t)h * (CALLS - SHARED) + (i - SHARED);
+        if (jc_result_int(res, (size_t)i) != x * 3 + 1) {
+            fprintf(stderr, "host %d: call %d came back wrong\n", h, i);
+            bad = 1;
+        }
+    }
+    jc_results_free(res);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    return bad;
+}
+
+/* Eight "hosts" (each with a boot id of its own: JC_TEST_BOOT_ID) run
+ * 20,000 calls each on one PostgreSQL cache at once, half of them shared
+ * by all: no call is computed twice, nothing is lost, every result is
+ * right. */
+static void eight_hosts_share_one_cache_and_compute_each_call_once(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache_close(open_cache(jc_test_path(path, sizeof path, "hosts"), 0));
+    size_t ids = SHARED + (size_t)HOSTS * (CALLS - SHARED);
+    computed = mmap(NULL, ids * sizeof *computed, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(computed != MAP_FAILED);
+    pid_t kids[HOSTS];
+    for (int h = 0; h < HOSTS; h++) {
+        kids[h] = fork();
+        assert_true(kids[h] >= 0);
+        if (kids[h] == 0)
+            _exit(host_run(path, h));
+    }
+    for (int h = 0; h < HOSTS; h++) {
+        int status = 0;
+        assert_int_equal(waitpid(kids[h], &status, 0), kids[h]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    size_t twice = 0, never = 0;
+    for (size_t i = 0; i < ids; i++) {
+        twice += computed[i] > 1;
+        never += computed[i] == 0;
+    }
+    assert_int_equal(never, 0);
+    assert_int_equal(twice, 0);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), (int64_t)ids);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 0);
+    munmap(computed, ids * sizeof *computed);
+}
+
 int main(void)
 {
     jc_test_pg_or_skip();
@@ -274,6 +359,7 @@ int main(void)
         cmocka_unit_test(quotes_and_backslashes_are_stored_and_read_back_as_they_are),
         cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
         cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
+        cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
