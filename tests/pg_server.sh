@@ -68,6 +68,11 @@ start)
     printf 'postgresql:///jobcache?host=%s&user=jobcache\n' "$dir" >"$dir/uri"
     echo "PostgreSQL ($($bindir/postgres --version)) on socket $dir"
     ;;
+restart)
+    # Fast shutdown (every session cut off), then started again with the
+    # same options: a server restarted under running programs.
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     if [ -n "$bindir" ] && [ -d "$dir/data" ]; then
         as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
@@ -76,7 +81,7 @@ stop)
     rm -rf "$dir"
     ;;
 *)
-    echo "usage: pg_server.sh start|stop DIR" >&2
+    echo "usage: pg_server.sh start|stop|restart DIR" >&2
     exit 2
     ;;
 esac

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jobcache.h>
 
@@ -345,6 +346,75 @@ static void eight_hosts_share_one_cache_and_compute_each_call_once(void **state)
     munmap(computed, ids * sizeof *computed);
 }
 
+/* ---- a server restarted under a run ---- */
+
+static int slowish(jc_call *call)
+{
+    usleep(3000);
+    return jc_return_int(call, jc_arg_int(call, 0) * 2);
+}
+JC_FUNCTION(slowish, "v1");
+
+static jc_results *run_slowish(jc_cache *c, int n)
+{
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < n; i++)
+        jc_delayed(b, slowish, jc_int(i));
+    jc_results *res = jc_run(b);
+    jc_batch_free(b);
+    return res;
+}
+
+/* The server restarts while a run stores its results: the run hands every
+ * result over, right; what it could not store it says, and nothing it
+ * committed is lost; the handle connects again and the next run goes on. */
+static void a_server_restarted_under_a_run_loses_nothing_committed(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    const char *script = getenv("JC_TEST_PG_SERVER_SH");
+    if (!script) {
+        skip();
+        return;
+    }
+    char path[PATH_CAP];
+    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "restart"), 0);
+    enum { N = 600 };
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        usleep(600 * 1000);
+        char cmd[PATH_CAP + 64];
+        snprintf(cmd, sizeof cmd, "'%s' restart '%s'", script, jc_test_pg());
+        _exit(system(cmd) == 0 ? 0 : 1);
+    }
+    jc_results *res = run_slowish(c, N);
+    int status = 0;
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(res);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jc_result_status(res, (size_t)i), JC_STATUS_OK);
+        assert_int_equal(jc_result_int(res, (size_t)i), 2 * i);
+    }
+    if (jc_results_status(res) != JC_OK)
+        assert_non_null(strstr(jc_results_message(res), "could not be stored"));
+    jc_results_free(res);
+    int64_t stored = jc_test_sql_int(path, "SELECT count(*) FROM entries");
+    assert_true(stored >= 0 && stored <= N);
+
+    /* The same handle, after the restart: what was stored hits, the rest
+     * is computed and stored now. */
+    res = run_slowish(c, N);
+    assert_non_null(res);
+    assert_int_equal(jc_results_status(res), JC_OK);
+    assert_int_equal(jc_results_summary(res).cached, (size_t)stored);
+    assert_int_equal(jc_results_summary(res).computed, (size_t)(N - stored));
+    jc_results_free(res);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), N);
+}
+
 int main(void)
 {
     jc_test_pg_or_skip();
@@ -360,6 +430,7 @@ int main(void)
         cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
         cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
         cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
+        cmocka_unit_test(a_server_restarted_under_a_run_loses_nothing_committed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -365,6 +365,28 @@ static PGresult *run(jc__pg *pg, const char *sql, const jc__pg_params *p)
     return PQexecParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
 }
 
+static int session_settings(jc__pg *pg);
+
+/* A connection the server dropped (a restart, a network that broke) is
+ * made again when no transaction is open: what the session held, a
+ * snapshot or the claims' lock (tend.c), went with it, and the claims are
+ * taken again at the next renewal. Inside a transaction the statements
+ * fail until it ends: its writes are lost, and the caller keeps them
+ * (a run reports results it could not store). */
+static int revive(jc__pg *pg)
+{
+    if (PQstatus(pg->conn) != CONNECTION_BAD || pg->depth > 0)
+        return 0;
+    PQreset(pg->conn);
+    pg->reading = false;
+    free(pg->lease_owner);
+    pg->lease_owner = NULL;
+    if (PQstatus(pg->conn) != CONNECTION_OK)
+        return jc__set_error(JC_EIO, "cache '%s': the connection to the server is lost and cannot be made again: "
+                             "%s", pg->name, PQerrorMessage(pg->conn));
+    return session_settings(pg);
+}
+
 int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_params *p, PGresult **out)
 {
     if (out)
@@ -374,11 +396,22 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
     if (p && p->failed)
         return jc__set_error(JC_ENOMEM, "cache '%s': %s: a parameter could not be made (out of memory, or "
                              "over 2 GiB)", pg->name, what);
-    int rc = send_pending(pg);
+    int rc = revive(pg);
+    if (!rc)
+        rc = send_pending(pg);
     if (rc)
         return rc;
+    bool alone = pg->depth == 0 && !pg->reading;
     PGresult *r = run(pg, sql, p);
     ExecStatusType s = PQresultStatus(r);
+    /* A statement of its own, on a connection found dropped: once more on
+     * a new one. */
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && alone && PQstatus(pg->conn) == CONNECTION_BAD &&
+        revive(pg) == 0) {
+        PQclear(r);
+        r = run(pg, sql, p);
+        s = PQresultStatus(r);
+    }
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
         rc = jc__pg_fail(pg, what, r);
         PQclear(r);
@@ -455,7 +488,9 @@ int jc__pg_pipeline_begin(jc__pg *pg)
 {
     if (!jc__pg_usable(pg))
         return JC_EINVAL;
-    int rc = send_pending(pg);
+    int rc = revive(pg);
+    if (!rc)
+        rc = send_pending(pg);
     if (rc)
         return rc;
     if (PQsetnonblocking(pg->conn, 1) != 0 || !PQenterPipelineMode(pg->conn)) {
@@ -891,8 +926,13 @@ int jc__pg_begin(jc__pg *pg)
     int rc = jc__pg_enter_write(pg, "cannot write");
     if (rc)
         return rc;
-    if (pg->depth++ > 0)
+    if (pg->depth > 0) {
+        pg->depth++;
         return 0;
+    }
+    if ((rc = revive(pg)) != 0)
+        return rc;
+    pg->depth = 1;
     pg->doomed = false;
     rc = jc__pg_exec(pg, "beginning a transaction", "BEGIN", NULL, NULL);
     if (rc) {
