@@ -54,6 +54,10 @@ start)
         cat "$dir/initdb.log" >&2
         exit 1
     fi
+    # One role must give a password (test_pg: a password refused), the
+    # rest are trusted on this socket.
+    { echo "local all jc_password scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba" &&
+        cat "$dir/hba" >"$dir/data/pg_hba.conf" && rm -f "$dir/hba"
     # No TCP (listen_addresses empty); the socket in DIR; no fsync (a
     # test's server is thrown away).
     if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

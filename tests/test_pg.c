@@ -261,6 +261,36 @@ static void a_server_cache_backs_up_into_a_file_and_files_merge_into_it(void **s
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 6);
 }
 
+/* A password the server refuses: a clear error naming the server, and
+ * the password nowhere in it. */
+static void a_refused_password_is_a_clear_error_without_the_password(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "password");
+    jc_test_pg_sql(path, "DROP ROLE IF EXISTS jc_password", NULL, true);
+    sql(path, "CREATE ROLE jc_password LOGIN PASSWORD 'the-right-one'");
+    char uri[PATH_CAP];
+    snprintf(uri, sizeof uri, "postgresql://jc_password:wrong-s3cret@/jobcache?host=%s", jc_test_pg());
+    jc_cache *c = jc_cache_open(uri, NULL);
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_EIO);
+    assert_non_null(strstr(jc_errmsg(), "password authentication failed"));
+    assert_non_null(strstr(jc_errmsg(), jc_test_pg()));
+    assert_null(strstr(jc_errmsg(), "wrong-s3cret"));
+    /* The right one opens it; still never shown. */
+    snprintf(uri, sizeof uri, "postgresql://jc_password:the-right-one@/jobcache?host=%s", jc_test_pg());
+    c = jc_cache_open(uri, &(jc_cache_options){.flags = JC_CACHE_NOCREATE});
+    if (c) {
+        assert_null(strstr(jc_cache_path(c), "the-right-one"));
+        jc_cache_close(c);
+    } else {
+        assert_null(strstr(jc_errmsg(), "the-right-one"));
+    }
+    jc_test_pg_sql(path, "DROP ROLE jc_password", NULL, false);
+}
+
 /* ---- many hosts on one cache ---- */
 
 #include <sys/mman.h>
@@ -428,6 +458,7 @@ int main(void)
         cmocka_unit_test(a_newer_schema_is_refused_without_a_change),
         cmocka_unit_test(quotes_and_backslashes_are_stored_and_read_back_as_they_are),
         cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
+        cmocka_unit_test(a_refused_password_is_a_clear_error_without_the_password),
         cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
         cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
         cmocka_unit_test(a_server_restarted_under_a_run_loses_nothing_committed),
