@@ -23,6 +23,7 @@
 
 #define JC_TEST_WANT_ADD_FAILS
 #include "store/pg/pg.h"
+#include "store/store.h"
 #include "testutil.h"
 
 #define PATH_CAP 4096
@@ -291,6 +292,62 @@ static void a_refused_password_is_a_clear_error_without_the_password(void **stat
     jc_test_pg_sql(path, "DROP ROLE jc_password", NULL, false);
 }
 
+/* Entries stored in a transaction wait and go together at its end
+ * (store/pg/entries.c): with and without a code fingerprint, a key stored
+ * twice (the last one counts), read back within the transaction and
+ * after; a rollback drops them. */
+static void entries_stored_in_a_transaction_go_together_and_a_rollback_drops_them(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache_close(open_cache(jc_test_path(path, sizeof path, "together"), 0));
+    jc__store *st = NULL;
+    assert_int_equal(jc__store_open(path, 0, 0, &st), 0);
+    uint8_t keys[3][JC__KEY_LEN], fp[JC__CHECK_LEN];
+    memset(keys, 0, sizeof keys);
+    for (int i = 0; i < 3; i++)
+        keys[i][0] = (uint8_t)(i + 1);
+    memset(fp, 0xab, sizeof fp);
+    const char *results[] = {"\x01", "\x02", "\x03"};
+    assert_int_equal(jc__store_begin(st), 0);
+    for (int i = 0; i < 3; i++) {
+        jc__entry_in e = {.key = keys[i], .function = "f'n", .version = "v1", .args = "\x90", .args_len = 1,
+                          .result = "\x7f", .result_len = 1, .now = 1000 + i, .code_fp = i == 1 ? fp : NULL};
+        assert_int_equal(jc__store_put(st, &e), 0);
+    }
+    /* Key 0 again: the last one stored counts. */
+    jc__entry_in again = {.key = keys[0], .function = "f'n", .version = "v2", .args = "\x90", .args_len = 1,
+                          .result = results[2], .result_len = 1, .now = 2000, .code_fp = fp};
+    assert_int_equal(jc__store_put(st, &again), 0);
+    jc__hit hit;
+    assert_int_equal(jc__store_get(st, keys[2], &hit), 1); /* this transaction reads what it wrote */
+    assert_int_equal(jc__store_commit(st), 0);
+
+    assert_int_equal(jc__store_get(st, keys[0], &hit), 1);
+    assert_int_equal(hit.result_len, 1);
+    assert_memory_equal(hit.result, results[2], 1);
+    assert_true(hit.has_code_fp);
+    assert_int_equal(jc__store_get(st, keys[1], &hit), 1);
+    assert_true(hit.has_code_fp);
+    assert_memory_equal(hit.code_fp, fp, JC__CHECK_LEN);
+    assert_int_equal(jc__store_get(st, keys[2], &hit), 1);
+    assert_false(hit.has_code_fp);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE code_fp IS NULL"), 1);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries WHERE version = 'v2'"), 1);
+
+    /* A rollback drops what waited. */
+    uint8_t k4[JC__KEY_LEN] = {9};
+    assert_int_equal(jc__store_begin(st), 0);
+    jc__entry_in e4 = {.key = k4, .function = "g", .version = "v1", .args = "\x90", .args_len = 1,
+                       .result = "\x7f", .result_len = 1, .now = 3000};
+    assert_int_equal(jc__store_put(st, &e4), 0);
+    assert_int_equal(jc__store_rollback(st), 0);
+    assert_int_equal(jc__store_get(st, k4, &hit), 0);
+    jc__store_close(st);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 3);
+}
+
 /* ---- many hosts on one cache ---- */
 
 #include <sys/mman.h>
@@ -460,6 +517,7 @@ int main(void)
         cmocka_unit_test(a_readonly_role_reads_but_cannot_write),
         cmocka_unit_test(a_refused_password_is_a_clear_error_without_the_password),
         cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
+        cmocka_unit_test(entries_stored_in_a_transaction_go_together_and_a_rollback_drops_them),
         cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
         cmocka_unit_test(a_server_restarted_under_a_run_loses_nothing_committed),
     };

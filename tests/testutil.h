@@ -144,16 +144,30 @@ static inline int jc_test_pg_sql(const char *path, const char *sql, char **text,
         return -1;
     const char *schema = jc_test_pg_schema(path);
     PQclear(PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, &schema, NULL, NULL, 0));
-    /* SQLite's rowid is the column id here: the tests' statements say rowid. */
+    /* The tests' statements are SQLite's: its rowid is the column id here,
+     * a blob x'0a1b' is '\x0a1b'::bytea, randomblob(16) 16 random bytes. */
     char q[8192];
     size_t o = 0;
-    for (const char *p = sql; *p && o + 3 < sizeof q; p++) {
+    for (const char *p = sql; *p && o + 40 < sizeof q; p++) {
         bool word_start = p == sql || !((p[-1] >= 'a' && p[-1] <= 'z') || p[-1] == '_');
         if (word_start && strncmp(p, "rowid", 5) == 0 && !((p[5] >= 'a' && p[5] <= 'z') || p[5] == '_')) {
             q[o++] = 'i';
             q[o++] = 'd';
             p += 4;
             continue;
+        }
+        if (word_start && strncmp(p, "randomblob(16)", 14) == 0) {
+            o += (size_t)snprintf(q + o, sizeof q - o, "uuid_send(gen_random_uuid())");
+            p += 13;
+            continue;
+        }
+        if (word_start && p[0] == 'x' && p[1] == '\'') {
+            const char *end = strchr(p + 2, '\'');
+            if (end && (size_t)(end - p) + o + 20 < sizeof q) {
+                o += (size_t)snprintf(q + o, sizeof q - o, "'\\x%.*s'::bytea", (int)(end - p - 2), p + 2);
+                p = end;
+                continue;
+            }
         }
         q[o++] = *p;
     }
@@ -354,8 +368,8 @@ static inline int jc_test_sql_int_rc(const char *path, const char *sql, int64_t 
     if (jc_test_is_pg_location(path)) {
         char *t = NULL;
         int prc = jc_test_pg_sql(path, sql, &t, true);
-        if (prc == 0 && t)
-            *out = strtoll(t, NULL, 10);
+        if (prc == 0 && t) /* a boolean reads as 1 or 0, as in SQLite */
+            *out = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
         free(t);
         return prc == 0 ? SQLITE_OK : prc == 1 ? SQLITE_DONE : SQLITE_ERROR;
     }

@@ -1,12 +1,14 @@
-"""jobcache: read the cache files of the jobcache C library from Python.
+"""jobcache: read the caches of the jobcache C library from Python.
 
     import jobcache
     cache = jobcache.open("jobcache.db")        # read-only, never changes the file
+    cache = jobcache.open("postgresql://lab-db/sweeps?options=-csearch_path%3Dsir")  # a server's
     for e in cache.entries("sir", "v1"):
         print(e.args, e.result)
     df = cache.frame("sir")                      # pandas DataFrame, one row per entry
 
-Depends on sqlite3 and msgpack; numpy (typed arrays), pandas (frame) and
+Depends on sqlite3 and msgpack (and psycopg for a cache on a PostgreSQL
+server: Debian's python3-psycopg); numpy (typed arrays), pandas (frame) and
 xxhash (result checksums) are used when present. See docs/format.md.
 """
 

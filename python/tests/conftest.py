@@ -1,7 +1,8 @@
 """Fixtures of the Python reader's tests. ctest (tests/CMakeLists.txt) sets
 JC_PY_WRITER (tests/py_cache_writer.c), JC_SWEEP (examples/sweep.c),
 JC_TEST_DATA_DIR and JC_SOURCE_DIR; run by hand, the tests that need them
-are skipped with that reason."""
+are skipped with that reason. test_pg.py also needs JC_TEST_PG, the
+directory of the tests' PostgreSQL server (tests/pg_server.sh)."""
 import os
 import shutil
 import subprocess

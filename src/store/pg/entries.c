@@ -442,6 +442,12 @@ static int cmp_put_row(const void *a, const void *b)
     return (*x > *y) - (*x < *y); /* the order stored: the last wins */
 }
 
+static int cmp_put_order(const void *a, const void *b)
+{
+    const put_row *const *x = a, *const *y = b;
+    return (*x > *y) - (*x < *y);
+}
+
 /* Sends the waiting entries as one statement (send), or drops them. */
 static int flush_puts(jc__pg *pg, bool send)
 {
@@ -466,14 +472,18 @@ static int flush_puts(jc__pg *pg, bool send)
         for (size_t i = 0; i < b->n; i++)
             order[i] = &b->rows[i];
         qsort(order, b->n, sizeof *order, cmp_put_row);
-        size_t m = 0, fn = 0, ver = 0, args = 0, result = 0;
+        size_t m = 0, fn = 0, ver = 0, args = 0, result = 0, fps = 0;
         for (size_t i = 0; i < b->n; i++) {
             if (i + 1 < b->n && memcmp(order[i]->key, order[i + 1]->key, JC__KEY_LEN) == 0)
                 continue; /* replaced by a later put */
             const put_row *r = order[i];
             order[m++] = r;
             fn += r->fn_len, ver += r->ver_len, args += r->args_len, result += r->result_len;
+            fps += r->has_code_fp; /* an unknown one is a NULL element: its length alone */
         }
+        /* Back in the order stored: ids follow the order of writing, as
+         * SQLite's rowids do (eviction's ties, clamp_future). */
+        qsort(order, m, sizeof *order, cmp_put_order);
         jc__pg_params p = {0};
         unsigned char *k = jc__pg_p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, m, m * JC__KEY_LEN);
         unsigned char *f = jc__pg_p_array(&p, JC__PG_TEXT_ARRAY, JC__PG_TEXT, m, fn);
@@ -483,7 +493,7 @@ static int flush_puts(jc__pg *pg, bool send)
         unsigned char *now = jc__pg_p_array(&p, JC__PG_FLOAT8_ARRAY, JC__PG_FLOAT8, m, m * 8);
         unsigned char *sec = jc__pg_p_array(&p, JC__PG_FLOAT8_ARRAY, JC__PG_FLOAT8, m, m * 8);
         unsigned char *chk = jc__pg_p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, m, m * JC__CHECK_LEN);
-        unsigned char *fp = jc__pg_p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, m, m * JC__CHECK_LEN);
+        unsigned char *fp = jc__pg_p_array(&p, JC__PG_BYTEA_ARRAY, JC__PG_BYTEA, m, fps * JC__CHECK_LEN);
         for (size_t i = 0; i < m && k && f && v && a && res && now && sec && chk && fp; i++) {
             const put_row *r = order[i];
             k = jc__pg_put_elem(k, r->key, JC__KEY_LEN);
