@@ -124,6 +124,10 @@ def main():
     try:
         r = subprocess.run([os.path.join(TOP, "tests", "pg_server.sh"), "start", server], capture_output=True,
                            text=True)
+        if os.path.exists(os.path.join(server, "skipped")) and args.smoke:
+            print(f"pg bench smoke: skipped ({open(os.path.join(server, 'skipped')).read().strip()})",
+                  file=sys.stderr)
+            return
         if r.returncode != 0 or not os.path.exists(os.path.join(server, "uri")):
             sys.exit(f"bench/pg.py: cannot start a PostgreSQL server: {r.stdout}{r.stderr}")
         start_proxy(proxy_dir, os.path.join(server, PG_SOCKET), args.delay_ms / 1000.0)

@@ -80,4 +80,6 @@ jc_step "benchmark smoke" "$JC_LOG_DIR/bench.log" \
     /usr/bin/python3 "$top/bench/run.py" --bench "$top/build-test-plain/jobcache_bench" --smoke
 jc_step "pipeline benchmark smoke" "$JC_LOG_DIR/bench-pipeline.log" \
     /usr/bin/python3 "$top/bench/pipeline.py" --bench "$top/build-test-plain/jobcache_bench_pipeline" --smoke
+jc_step "server benchmark smoke" "$JC_LOG_DIR/bench-pg.log" \
+    /usr/bin/python3 "$top/bench/pg.py" --bench "$top/build-test-plain/jobcache_bench" --smoke
 echo "tests: all passed in $((SECONDS - start)) s" >&2
