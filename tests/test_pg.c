@@ -452,6 +452,45 @@ static jc_results *run_slowish(jc_cache *c, int n)
     return res;
 }
 
+/* The restart test's own server (a restart would cut off the other tests
+ * sharing the fixture's), started before it and stopped after it even
+ * when it fails (cmocka's setup and teardown). */
+static char own_server[PATH_CAP];
+
+static int own_server_sh(const char *cmd)
+{
+    const char *script = getenv("JC_TEST_PG_SERVER_SH");
+    char line[2 * PATH_CAP];
+    snprintf(line, sizeof line, "'%s' %s '%s' >/dev/null", script, cmd, own_server);
+    return system(line) == 0 ? 0 : -1;
+}
+
+static int own_server_start(void **state)
+{
+    (void)state;
+    if (!jc_test_pg() || !getenv("JC_TEST_PG_SERVER_SH"))
+        return 0;
+    snprintf(own_server, sizeof own_server, "%s/own-server", jc_test_dir());
+    return own_server_sh("start");
+}
+
+static int own_server_stop(void **state)
+{
+    (void)state;
+    if (own_server[0])
+        own_server_sh("stop");
+    return 0;
+}
+
+static int64_t entries_of(jc_cache *c)
+{
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    int64_t n = s->entries;
+    jc_stats_free(s);
+    return n;
+}
+
 /* The server restarts while a run stores its results: the run hands every
  * result over, right; what it could not store it says, and nothing it
  * committed is lost; the handle connects again and the next run goes on. */
@@ -459,21 +498,20 @@ static void a_server_restarted_under_a_run_loses_nothing_committed(void **state)
 {
     (void)state;
     NEED_SERVER();
-    const char *script = getenv("JC_TEST_PG_SERVER_SH");
-    if (!script) {
+    if (!own_server[0]) {
         skip();
         return;
     }
-    char path[PATH_CAP];
-    jc_cache *c = open_cache(jc_test_path(path, sizeof path, "restart"), 0);
+    char path[2 * PATH_CAP];
+    snprintf(path, sizeof path, "postgresql:///jobcache?host=%s&user=jobcache&options=-csearch_path%%3Drestart",
+             own_server);
+    jc_cache *c = open_cache(path, 0);
     enum { N = 600 };
     pid_t kid = fork();
     assert_true(kid >= 0);
     if (kid == 0) {
         usleep(600 * 1000);
-        char cmd[PATH_CAP + 64];
-        snprintf(cmd, sizeof cmd, "'%s' restart '%s'", script, jc_test_pg());
-        _exit(system(cmd) == 0 ? 0 : 1);
+        _exit(own_server_sh("restart") == 0 ? 0 : 1);
     }
     jc_results *res = run_slowish(c, N);
     int status = 0;
@@ -487,7 +525,7 @@ static void a_server_restarted_under_a_run_loses_nothing_committed(void **state)
     if (jc_results_status(res) != JC_OK)
         assert_non_null(strstr(jc_results_message(res), "could not be stored"));
     jc_results_free(res);
-    int64_t stored = jc_test_sql_int(path, "SELECT count(*) FROM entries");
+    int64_t stored = entries_of(c);
     assert_true(stored >= 0 && stored <= N);
 
     /* The same handle, after the restart: what was stored hits, the rest
@@ -498,8 +536,61 @@ static void a_server_restarted_under_a_run_loses_nothing_committed(void **state)
     assert_int_equal(jc_results_summary(res).cached, (size_t)stored);
     assert_int_equal(jc_results_summary(res).computed, (size_t)(N - stored));
     jc_results_free(res);
+    assert_int_equal(entries_of(c), N);
     jc_cache_close(c);
-    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), N);
+}
+
+/* ---- the chain of migrations on the server ----
+ *
+ * tests/data/v11.pgdump.sql is a cache of schema 11 made by this store's
+ * first version (pg_dump --inserts of py_cache_writer's values and a
+ * sweep run twice: 64 entries, a result in pieces, hits still in the log,
+ * runs, parameter names). Restored into the tests' server it opens, every
+ * entry sound, its hits counted: the first link of the chain of migrations
+ * that a later schema adds to (as tests/data/v*.jobcache for the file). */
+static void a_cache_dumped_by_schema_11_opens_whole(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    const char *dump_path = getenv("JC_TEST_PG_V11_DUMP");
+    if (!dump_path) {
+        skip();
+        return;
+    }
+    size_t len = 0;
+    char *dump = jc_test_read_file(dump_path, &len);
+    assert_non_null(dump);
+    char path[PATH_CAP];
+    jc_test_location(path, sizeof path, "v11");
+    /* The dump names its schema jc_v11: the test's location names it too. */
+    char *at = strstr(path, "search_path%3D");
+    assert_non_null(at);
+    snprintf(at, sizeof path - (size_t)(at - path), "search_path%%3Djc_v11");
+    jc_test_pg_drop(path);
+    PGconn *conn = jc_test_pg_connect();
+    assert_non_null(conn);
+    PGresult *r = PQexec(conn, dump);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("restoring %s: %s", dump_path, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(conn);
+    free(dump);
+
+    jc_cache *c = open_cache(path, 0);
+    jc_verify_result vr;
+    assert_int_equal(jc_cache_verify(c, false, NULL, NULL, &vr), 0);
+    assert_int_equal(vr.checked, 64);
+    assert_int_equal(vr.bad_entries, 0);
+    jc_stats *s = jc_cache_stats(c);
+    assert_non_null(s);
+    assert_int_equal(s->entries, 64);
+    assert_int_equal(s->schema_version, 11);
+    assert_int_equal(s->hits, 32); /* from the hit log, not yet folded */
+    jc_stats_free(s);
+    jc_cache_close(c);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM chunks"), 4);
+    assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM runs"), 3);
+    jc_test_pg_drop(path);
 }
 
 int main(void)
@@ -518,8 +609,10 @@ int main(void)
         cmocka_unit_test(a_refused_password_is_a_clear_error_without_the_password),
         cmocka_unit_test(a_server_cache_backs_up_into_a_file_and_files_merge_into_it),
         cmocka_unit_test(entries_stored_in_a_transaction_go_together_and_a_rollback_drops_them),
+        cmocka_unit_test(a_cache_dumped_by_schema_11_opens_whole),
         cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
-        cmocka_unit_test(a_server_restarted_under_a_run_loses_nothing_committed),
+        cmocka_unit_test_setup_teardown(a_server_restarted_under_a_run_loses_nothing_committed, own_server_start,
+                                        own_server_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
