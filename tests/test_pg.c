@@ -233,6 +233,9 @@ static void a_server_cache_backs_up_into_a_file_and_files_merge_into_it(void **s
     unlink(file);
     assert_int_equal(jc_cache_backup(c, file), 0);
     assert_int_equal(jc_cache_backup(c, file), JC_EIO); /* never over an existing file */
+    assert_int_equal(jc_cache_backup(c, path), JC_EINVAL); /* a backup is a file */
+    assert_non_null(strstr(jc_errmsg(), "merge"));
+    assert_null(strstr(jc_errmsg(), "options=")); /* the location is not repeated (a password could be in it) */
 
     jc_cache *b = open_cache(file, JC_CACHE_READONLY);
     jc_verify_result vr;

@@ -279,7 +279,7 @@ static void pieces_merge_and_backup_carry_the_parts(void **state)
     assert_int_equal(jc_cache_merge(cb, a, &mr), 0);
     assert_int_equal(mr.added, 1);
     assert_int_equal(run_make(cb, 3, 100000), 1);
-    jc_test_path(copy, sizeof copy, "pieces-backup.db");
+    snprintf(copy, sizeof copy, "%s/pieces-backup.db", jc_test_dir()); /* a backup is a file, on either store */
     jc_test_remove_db(copy);
     assert_int_equal(jc_cache_backup(ca, copy), 0);
     jc_cache_close(ca);

@@ -132,6 +132,19 @@ static inline PGconn *jc_test_pg_connect(void)
     return c;
 }
 
+/* The parenthesis closing the one at open, or NULL. */
+static inline const char *jc_test_close_paren(const char *open)
+{
+    int depth = 0;
+    for (const char *p = open; *p; p++) {
+        depth += *p == '(';
+        depth -= *p == ')';
+        if (depth == 0)
+            return p;
+    }
+    return NULL;
+}
+
 /* Runs sql in the schema of location path (a search_path set by a
  * parameter, never pasted); the first column of the first row as a new
  * string in *text (may be NULL). 0, or -1 with a message on stderr. */
@@ -154,6 +167,29 @@ static inline int jc_test_pg_sql(const char *path, const char *sql, char **text,
             q[o++] = 'i';
             q[o++] = 'd';
             p += 4;
+            continue;
+        }
+        if (word_start && strncmp(p, "hex(", 4) == 0) { /* SQLite's hex() is upper case */
+            o += (size_t)snprintf(q + o, sizeof q - o, "upper(encode(");
+            const char *close = jc_test_close_paren(p + 3);
+            if (close && (size_t)(close - p) + o + 20 < sizeof q) {
+                o += (size_t)snprintf(q + o, sizeof q - o, "%.*s, 'hex'))", (int)(close - p - 4), p + 4);
+                p = close;
+                continue;
+            }
+        }
+        if (word_start && strncmp(p, "zeroblob(", 9) == 0) {
+            const char *close = jc_test_close_paren(p + 8);
+            if (close && (size_t)(close - p) + o + 40 < sizeof q) {
+                o += (size_t)snprintf(q + o, sizeof q - o, "decode(repeat('00', %.*s), 'hex')", (int)(close - p - 9),
+                                      p + 9);
+                p = close;
+                continue;
+            }
+        }
+        if (strncmp(p, " WHERE 1", 8) == 0 && (p[8] == '\0' || p[8] == ';')) {
+            o += (size_t)snprintf(q + o, sizeof q - o, " WHERE true");
+            p += 7;
             continue;
         }
         if (word_start && strncmp(p, "randomblob(16)", 14) == 0) {

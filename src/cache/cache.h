@@ -361,6 +361,7 @@ int jc__cache_backup(jc_cache *cache, const char *dest);
  * a file; and what its store measures for max_size (store.h,
  * jc__store_disk_bytes). */
 bool jc__cache_on_server(const jc_cache *cache);
+bool jc__cache_location_on_server(const char *location);
 int64_t jc__cache_disk_bytes(jc_cache *cache);
 
 /* ---- the record of runs ---- */

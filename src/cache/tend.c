@@ -102,6 +102,11 @@ bool jc__cache_on_server(const jc_cache *cache)
     return cache && cache->path && jc__store_is_server(cache->path);
 }
 
+bool jc__cache_location_on_server(const char *location)
+{
+    return location && jc__store_is_server(location);
+}
+
 int64_t jc__cache_disk_bytes(jc_cache *cache)
 {
     return cache && cache->store ? jc__store_disk_bytes(cache->store) : 0;

@@ -118,6 +118,10 @@ int jc_cache_backup(jc_cache *cache, const char *dest_path)
         return jc__set_error(JC_EBUSY, "jc_cache_backup: the cache is running a batch");
     if (!dest_path)
         return jc__set_error(JC_EINVAL, "jc_cache_backup: NULL destination");
+    if (jc__cache_location_on_server(dest_path))
+        return jc__set_error(JC_EINVAL, "jc_cache_backup: a backup is a file, and '%.*s...' is a server's "
+                             "location; to copy a cache onto a server, merge it there (jc_cache_merge, 'jobcache "
+                             "merge FILE --file LOCATION')", 13, dest_path);
     /* A server's cache is copied entry by entry into a new file. */
     if (jc__cache_on_server(cache))
         return jc__i_copy_into(cache, dest_path);
