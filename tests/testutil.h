@@ -356,6 +356,18 @@ static inline const char *jc_test_path(char *buf, size_t size, const char *name)
     return buf;
 }
 
+/* A file beside the cache at path, named by suffix (".stderr"): path +
+ * suffix for a file, the scratch directory's <schema><suffix> for a cache
+ * on the server. */
+static inline const char *jc_test_side(char *buf, size_t size, const char *path, const char *suffix)
+{
+    if (jc_test_is_pg_location(path))
+        snprintf(buf, size, "%s/%s%s", jc_test_dir(), jc_test_pg_schema(path), suffix);
+    else
+        snprintf(buf, size, "%s%s", path, suffix);
+    return buf;
+}
+
 /* How the library names the cache at path in messages and jc_cache_path:
  * a file as it is, a PostgreSQL location without its password and with
  * its options decoded (a static buffer). */
