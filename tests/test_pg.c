@@ -81,6 +81,17 @@ static void an_unreachable_server_is_an_error_naming_it_without_the_password(voi
     assert_true(took < 10.0);
 }
 
+/* libpq quotes a location it cannot parse whole: the message must not. */
+static void a_malformed_location_is_refused_without_its_password(void **state)
+{
+    (void)state;
+    jc_cache *c = jc_cache_open("postgresql://u:s3cret@[::1]x/db", NULL);
+    assert_null(c);
+    assert_int_equal(jc_errcode(), JC_EINVAL);
+    assert_null(strstr(jc_errmsg(), "s3cret"));
+    assert_non_null(strstr(jc_errmsg(), "URI"));
+}
+
 /* ---- with the tests' server ---- */
 
 #define NEED_SERVER()                                                                                  \
@@ -347,6 +358,23 @@ static void entries_stored_in_a_transaction_go_together_and_a_rollback_drops_the
     assert_int_equal(jc__store_put(st, &e4), 0);
     assert_int_equal(jc__store_rollback(st), 0);
     assert_int_equal(jc__store_get(st, k4, &hit), 0);
+
+    /* Waiting entries the server refuses at commit (a name that is not
+     * UTF-8): the commit fails and rolls back, and the handle goes on. */
+    assert_int_equal(jc__store_begin(st), 0);
+    jc__entry_in bad = {.key = k4, .function = "bad\xff", .version = "v1", .args = "\x90", .args_len = 1,
+                        .result = "\x7f", .result_len = 1, .now = 3000};
+    assert_int_equal(jc__store_put(st, &bad), 0);
+    assert_true(jc__store_commit(st) < 0);
+    assert_non_null(strstr(jc_errmsg(), "rolled back"));
+    assert_false(jc__store_in_transaction(st));
+    assert_int_equal(jc__store_get(st, keys[1], &hit), 1);
+    assert_int_equal(jc__store_get(st, k4, &hit), 0);
+    assert_int_equal(jc__store_begin(st), 0);
+    assert_int_equal(jc__store_put(st, &e4), 0);
+    assert_int_equal(jc__store_commit(st), 0);
+    assert_int_equal(jc__store_get(st, k4, &hit), 1);
+    assert_int_equal(jc__store_delete(st, k4), 1);
     jc__store_close(st);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM entries"), 3);
 }
@@ -604,6 +632,7 @@ int main(void)
         cmocka_unit_test(location_is_recognised_by_its_scheme),
         cmocka_unit_test(a_location_is_shown_without_its_password),
         cmocka_unit_test(an_unreachable_server_is_an_error_naming_it_without_the_password),
+        cmocka_unit_test(a_malformed_location_is_refused_without_its_password),
         cmocka_unit_test(a_schema_of_other_tables_is_refused_and_left_alone),
         cmocka_unit_test(a_readonly_open_of_no_cache_creates_nothing),
         cmocka_unit_test(a_newer_schema_is_refused_without_a_change),

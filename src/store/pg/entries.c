@@ -515,6 +515,10 @@ static int flush_puts(jc__pg *pg, bool send)
     }
     b->n = 0;
     b->len = 0;
+    /* Entries whose puts said yes are gone unless the transaction goes
+     * with them. */
+    if (rc && pg->depth > 0)
+        pg->doomed = true;
     return rc;
 }
 
@@ -546,6 +550,16 @@ static int put_later(jc__pg *pg, const jc__entry_in *e, const uint8_t check[JC__
     if (!b && !(b = pg->puts = calloc(1, sizeof *b)))
         return jc__set_error(JC_ENOMEM, "cache '%s': out of memory storing an entry", pg->name);
     pg->pending = flush_puts;
+    /* The waiting ones go first when this one would take them past
+     * PUT_BYTES, so that a statement stays far under the server's 1 GiB. */
+    size_t bytes = fn_len + ver_len + e->args_len + e->result_len;
+    if (b->n && bytes > PUT_BYTES - b->len) {
+        pg->sending = true;
+        int rc = flush_puts(pg, true);
+        pg->sending = false;
+        if (rc)
+            return rc;
+    }
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 256;
         put_row *rows = realloc(b->rows, cap * sizeof *rows);
@@ -605,8 +619,9 @@ int jc__pg_put(jc__pg *pg, const jc__entry_in *e)
     else
         jc__result_check(e->result, e->result_len, check);
 
-    /* Inside a transaction, an entry without parts waits for the others. */
-    if (!e->npieces && pg->depth > 0 && !pg->sending)
+    /* Inside a transaction, an entry without parts waits for the others
+     * (one larger than a batch goes alone). */
+    if (!e->npieces && pg->depth > 0 && !pg->sending && e->args_len + e->result_len < PUT_BYTES)
         return put_later(pg, e, check, fn_len, ver_len);
 
     /* An empty blob goes as a zero-length value: a NULL pointer would be

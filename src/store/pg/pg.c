@@ -404,10 +404,11 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
     bool alone = pg->depth == 0 && !pg->reading;
     PGresult *r = run(pg, sql, p);
     ExecStatusType s = PQresultStatus(r);
-    /* A statement of its own, on a connection found dropped: once more on
-     * a new one. */
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && alone && PQstatus(pg->conn) == CONNECTION_BAD &&
-        revive(pg) == 0) {
+    /* A read of its own, on a connection found dropped: once more on a new
+     * one (a write is not sent twice: the server may have done it before the
+     * connection went). */
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && alone && strncmp(sql, "SELECT", 6) == 0 &&
+        PQstatus(pg->conn) == CONNECTION_BAD && revive(pg) == 0) {
         PQclear(r);
         r = run(pg, sql, p);
         s = PQresultStatus(r);
@@ -814,11 +815,21 @@ static int connect_to(jc__pg *pg, const char *location)
     /* A connect timeout unless the location or PGCONNECT_TIMEOUT gives one:
      * an unreachable server is an error within seconds, never a hang.
      * Keywords before dbname are overridden by what the URI says. */
-    const char *keys[4] = {0}, *vals[4] = {0};
+    const char *keys[12] = {0}, *vals[12] = {0};
     int k = 0;
     if (!getenv("PGCONNECT_TIMEOUT")) {
         keys[k] = "connect_timeout";
         vals[k++] = "10";
+    }
+    /* The client's TCP keepalives too (the server's are set per session):
+     * a network that silently drops mid-statement ends the wait in about
+     * 30 s rather than the system's two hours. */
+    static const char *const alive[][2] = {{"keepalives", "1"}, {"keepalives_idle", "10"},
+                                           {"keepalives_interval", "5"}, {"keepalives_count", "3"},
+                                           {"tcp_user_timeout", "30000"}};
+    for (size_t i = 0; i < sizeof alive / sizeof *alive; i++) {
+        keys[k] = alive[i][0];
+        vals[k++] = alive[i][1];
     }
     keys[k] = "application_name";
     vals[k++] = "jobcache";
@@ -830,6 +841,14 @@ static int connect_to(jc__pg *pg, const char *location)
     if (PQstatus(pg->conn) != CONNECTION_OK) {
         char msg[1024];
         server_message(pg, NULL, msg, sizeof msg);
+        /* libpq quotes a location it cannot parse whole, password and all. */
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(location, &err);
+        PQfreemem(err);
+        PQconninfoFree(opts);
+        if (!opts)
+            return jc__set_error(JC_EINVAL, "cache '%s': the location is not a connection URI libpq can read "
+                                 "(see libpq's \"Connection URIs\")", pg->name);
         const char *host = PQhost(pg->conn), *port = PQport(pg->conn);
         return jc__set_error(JC_EIO, "cache '%s': cannot connect to the PostgreSQL server at %s%s%s: %s",
                              pg->name, host && *host ? host : "(default host)", port && *port ? " port " : "",
@@ -949,15 +968,24 @@ int jc__pg_commit(jc__pg *pg)
         return JC_EINVAL;
     if (pg->depth == 0)
         return jc__set_error(JC_EINVAL, "cache '%s': commit without begin", pg->name);
-    if (--pg->depth > 0)
+    if (pg->depth > 1) {
+        pg->depth--;
         return 0;
+    }
+    /* The entries waiting go first, while the transaction is still open:
+     * if they fail, it rolls back below, and the caller gets their error
+     * (JC_EBUSY, JC_EFULL: it may try again). */
+    int sent = pg->doomed ? 0 : send_pending(pg);
+    pg->depth = 0;
     pg->txn_current = 0;
-    if (pg->doomed) {
+    if (pg->doomed || sent) {
         pg->doomed = false;
         drop_pending(pg);
-        jc__pg_exec(pg, "rolling back", "ROLLBACK", NULL, NULL);
-        return jc__set_error(JC_EIO, "cache '%s': the transaction was rolled back (an inner step failed)",
-                             pg->name);
+        char why[512];
+        snprintf(why, sizeof why, "%s", sent ? jc_errmsg() : "an inner step failed");
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+        return jc__set_error(sent ? sent : JC_EIO, "cache '%s': the transaction was rolled back (%s)", pg->name,
+                             why);
     }
     /* COMMIT of an aborted transaction answers ROLLBACK without an error:
      * the transaction status tells. */

@@ -54,7 +54,7 @@
 /* One entry's share of the measure max_size bounds. Sizes are clamped at
  * 0 so that a hostile negative one cannot make the measure grow as
  * entries go. */
-#define MEASURE "(greatest(args_size, 0) + greatest(result_size, 0) + " STR(ENTRY_OVERHEAD) ")"
+#define MEASURE "(greatest(args_size, 0)::numeric + greatest(result_size, 0) + " STR(ENTRY_OVERHEAD) ")"
 /* A numeric sum read as bigint, saturated rather than failing the cast. */
 #define SUM_INT8(x) "least(coalesce(" x ", 0), 9223372036854775807)::int8"
 
@@ -378,7 +378,7 @@ int jc__pg_evict(jc__pg *pg, int64_t target, int64_t max_count, int64_t *count, 
         " sum" MEASURE " OVER (ORDER BY " JC__PG_USED ", id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cum,"
         " sum" MEASURE " OVER () AS total FROM entries),"
         " v AS (SELECT id FROM w WHERE cum - own < total - $1 ORDER BY cum LIMIT CASE WHEN $2 > 0 THEN $2 END),"
-        " d AS (DELETE FROM entries e USING v WHERE e.id = v.id RETURNING e.args_size + e.result_size AS b)"
+        " d AS (DELETE FROM entries e USING v WHERE e.id = v.id RETURNING e.args_size::numeric + e.result_size AS b)"
         " SELECT count(*)::int8, " SUM_INT8("sum(b)") " FROM d";
     if (count)
         *count = 0;
@@ -627,9 +627,24 @@ int jc__pg_leases(jc__pg *pg, int (*fn)(void *ctx, const jc__lease *l), void *ct
      * and the statement below, with a snapshot taken after the wait, sees
      * what they committed: two hosts never both claim a call. Outside one
      * (inspection, a waiting run's look) nothing waits. */
-    int rc = pg->depth > 0 ? jc__pg_exec(pg, "reading leases", "SELECT pg_advisory_xact_lock(" CLAIM_LOCK ")", NULL,
-                                         NULL)
-                           : 0;
+    int rc = 0;
+    if (pg->depth > 0) {
+        /* Under a savepoint: a wait that times out fails this call, not the
+         * transaction (a run releases its claims in the one that stores its
+         * results, which must commit all the same). */
+        bool doomed = pg->doomed;
+        rc = jc__pg_exec(pg, "reading leases", "SAVEPOINT jc_claims", NULL, NULL);
+        if (!rc) {
+            rc = jc__pg_exec(pg, "reading leases", "SELECT pg_advisory_xact_lock(" CLAIM_LOCK ")", NULL, NULL);
+            int end = rc ? jc__pg_exec(pg, "reading leases", "ROLLBACK TO SAVEPOINT jc_claims", NULL, NULL) : 0;
+            if (rc && !end)
+                pg->doomed = doomed;
+            if (!end)
+                end = jc__pg_exec(pg, "reading leases", "RELEASE SAVEPOINT jc_claims", NULL, NULL);
+            if (!rc)
+                rc = end;
+        }
+    }
     if (rc)
         return rc;
     PGresult *r = NULL;
