@@ -790,6 +790,8 @@ static void two_processes_on_one_pipeline_compute_each_call_once(void **state)
             }
             jc_results *res = jc_run(b);
             int rc = res && jc_results_status(res) == JC_OK ? 0 : 1;
+            if (rc)
+                fprintf(stderr, "process %d: %s\n", k, res ? jc_results_message(res) : jc_errmsg());
             for (int i = 0; res && i < 100; i++)
                 if (jc_result_double(res, 3 * (size_t)i + 2) != 1000.0 * i + 3)
                     rc = 2;

@@ -749,19 +749,23 @@ static int look(jc__pg *pg, char **schema, int64_t *ours, int64_t *all, int64_t 
     return 0;
 }
 
-/* Creates the cache's tables in an empty schema, once: creators of one
- * schema wait for each other on an advisory lock, and the second finds the
- * tables made. */
+/* Creates the schema if needed and the cache's tables in it, once:
+ * creators of one schema wait for each other on an advisory lock, and the
+ * second finds the tables made. */
 static int create(jc__pg *pg)
 {
-    int rc = script(pg, "creating the cache's schema", make_schema_sql);
+    /* The lock first, named by the search_path (the schema may not exist
+     * yet): two processes creating one schema at once would otherwise both
+     * try CREATE SCHEMA, and one fail on the catalog's unique name. */
+    int rc = script(pg, "creating the cache's tables", "BEGIN");
     if (rc)
         return rc;
-    if ((rc = script(pg, "creating the cache's tables", "BEGIN")))
-        return rc;
     rc = jc__pg_exec(pg, "creating the cache's tables",
-                     "SELECT pg_advisory_xact_lock(hashtext('jobcache create ' || current_schema())::bigint)",
+                     "SELECT pg_advisory_xact_lock(hashtext('jobcache create ' || current_setting('search_path'))"
+                     "::bigint)",
                      NULL, NULL);
+    if (!rc)
+        rc = script(pg, "creating the cache's schema", make_schema_sql);
     char *schema = NULL;
     int64_t ours = 0, all = 0, version = 0;
     if (!rc)
