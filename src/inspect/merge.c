@@ -220,8 +220,8 @@ int jc_cache_merge(jc_cache *cache, const char *other_path, jc_merge_result *out
 
 /* A backup of a cache on a server into a new cache file at dest: its
  * entries, from one snapshot (merge_from's), into a file made under a
- * temporary name and renamed when complete, so that dest is absent or
- * whole. dest must not exist (JC_EIO). */
+ * temporary name and linked there when complete, so that dest is absent
+ * or whole. dest must not exist (JC_EIO). */
 int jc__i_copy_into(jc_cache *cache, const char *dest)
 {
     if (access(dest, F_OK) == 0)
@@ -233,8 +233,18 @@ int jc__i_copy_into(jc_cache *cache, const char *dest)
     jc_cache *copy = jc_cache_open(tmp, &(jc_cache_options){.flags = JC_CACHE_IGNORE_ENV});
     int rc = copy ? merge_from(copy, cache, NULL) : jc_errcode();
     jc_cache_close(copy);
-    if (!rc && rename(tmp, dest) != 0)
-        rc = jc__set_error(JC_EIO, "backup: cannot rename '%s' to '%s': %s", tmp, dest, strerror(errno));
+    /* link, not rename: it fails when dest has appeared meanwhile, which
+     * rename would replace; rename where the file system has no links. */
+    if (!rc && link(tmp, dest) != 0) {
+        int e = errno;
+        bool no_links = e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == ENOSYS;
+        bool there = access(dest, F_OK) == 0;
+        if (!(no_links && !there && rename(tmp, dest) == 0))
+            rc = jc__set_error(JC_EIO, "backup: cannot put the copy at '%s': %s", dest,
+                               there ? "it appeared while the copy was made; it is left as it is" : strerror(e));
+    }
+    if (!rc)
+        unlink(tmp);
     if (rc) {
         unlink(tmp);
         char side[PATH_MAX + 16];
