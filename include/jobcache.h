@@ -553,7 +553,14 @@ typedef struct jc_cache_options {
  * $JOBCACHE_PATH if set, else "./jobcache.db". opts may be NULL. Returns NULL
  * on failure with jc_errmsg() naming the file and the cause: a missing or
  * unwritable directory, a file that is not SQLite, a corrupt or truncated
- * file, a schema newer than this library. Free with jc_cache_close. */
+ * file, a schema newer than this library. Free with jc_cache_close.
+ * A path that is a libpq connection URI ("postgresql://..." or
+ * "postgres://...") opens a cache on a PostgreSQL server instead, in the
+ * first schema of the connection's search_path, created if needed
+ * (docs/store.md): JC_EIO when the server cannot be reached within the
+ * connect timeout (10 s unless the URI or PGCONNECT_TIMEOUT says), JC_EINVAL
+ * for a URI libpq cannot read, JC_ECORRUPT for a schema holding other
+ * tables; jc_cache_path and every message name it without its password. */
 JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts);
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */
