@@ -55,12 +55,39 @@ static void a_location_is_shown_without_its_password(void **state)
                             "&sslmode=require");
     assert_non_null(s);
     assert_null(strstr(s, "s3cret"));
-    assert_string_equal(s, "postgresql://bob@db.lab:5433/sweeps?options=-csearch_path=alice");
+    assert_string_equal(s, "postgresql://bob@db.lab:5433/sweeps?options=-csearch_path%3Dalice");
     free(s);
     s = jc__pg_redact("postgresql:///sweeps?host=/run/pg&password=s3cret");
     assert_non_null(s);
     assert_null(strstr(s, "s3cret"));
     assert_string_equal(s, "postgresql:///sweeps?host=/run/pg");
+    free(s);
+    /* What is shown is a location libpq reads back as the same cache
+     * (0.3.0's showed options=-csearch_path=alice, which libpq refuses:
+     * `jobcache config KEY VALUE` reopened the cache by it and failed). */
+    s = jc__pg_redact("postgresql://b%40x:pw@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b");
+    assert_non_null(s);
+    assert_string_equal(s, "postgresql://b%40x@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b");
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(s, &err);
+    assert_non_null(opts);
+    int seen = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        const char *want = !strcmp(o->keyword, "user")      ? "b@x"
+                           : !strcmp(o->keyword, "dbname")  ? "my db"
+                           : !strcmp(o->keyword, "host")    ? "/run/my pg"
+                           : !strcmp(o->keyword, "options") ? "-csearch_path=a&b"
+                                                            : NULL;
+        if (want) {
+            assert_non_null(o->val);
+            assert_string_equal(o->val, want);
+            seen++;
+        } else if (!strcmp(o->keyword, "password")) {
+            assert_null(o->val);
+        }
+    }
+    assert_int_equal(seen, 4);
+    PQconninfoFree(opts);
     free(s);
 }
 
@@ -202,10 +229,10 @@ static void a_readonly_role_reads_but_cannot_write(void **state)
               " GRANT SELECT ON ALL TABLES IN SCHEMA t_test_pg_role TO jc_reader");
     char ro[PATH_CAP];
     snprintf(ro, sizeof ro, "%s", path);
-    char *u = strstr(ro, "user=jobcache");
+    char *u = strstr(ro, "://jobcache@"); /* jc_test_location's user */
     assert_non_null(u);
-    memmove(u + strlen("user=jc_reader"), u + strlen("user=jobcache"), strlen(u + strlen("user=jobcache")) + 1);
-    memcpy(u, "user=jc_reader", strlen("user=jc_reader"));
+    memmove(u + strlen("://jc_reader@"), u + strlen("://jobcache@"), strlen(u + strlen("://jobcache@")) + 1);
+    memcpy(u, "://jc_reader@", strlen("://jc_reader@"));
 
     c = jc_cache_open(ro, &(jc_cache_options){.flags = JC_CACHE_READONLY});
     assert_non_null(c);

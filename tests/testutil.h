@@ -192,6 +192,11 @@ static inline int jc_test_pg_sql(const char *path, const char *sql, char **text,
             p += 7;
             continue;
         }
+        if (word_start && strncmp(p, "char(", 5) == 0) { /* SQLite's char(N) is chr(N) */
+            o += (size_t)snprintf(q + o, sizeof q - o, "chr(");
+            p += 4;
+            continue;
+        }
         if (word_start && strncmp(p, "randomblob(16)", 14) == 0) {
             o += (size_t)snprintf(q + o, sizeof q - o, "uuid_send(gen_random_uuid())");
             p += 13;
@@ -340,8 +345,21 @@ static inline const char *jc_test_location(char *buf, size_t size, const char *n
             else if (!ok)
                 schema[i] = '_';
         }
-        snprintf(buf, size, "postgresql:///jobcache?host=%s&user=jobcache&options=-csearch_path%%3D%s",
-                 jc_test_pg(), schema);
+        /* The socket's directory in the authority, percent-encoded (libpq's
+         * URI form), so that the location holds no '&' and goes unquoted
+         * through a shell (test_tool's commands). */
+        char host[1024];
+        size_t o = 0;
+        for (const char *p = jc_test_pg(); *p && o + 4 < sizeof host; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                ch == '_' || ch == '.')
+                host[o++] = (char)ch;
+            else
+                o += (size_t)snprintf(host + o, sizeof host - o, "%%%02X", ch);
+        }
+        host[o] = '\0';
+        snprintf(buf, size, "postgresql://jobcache@%s/jobcache?options=-csearch_path%%3D%s", host, schema);
         return buf;
     }
     snprintf(buf, size, "%s/%s", jc_test_dir(), name);
@@ -370,13 +388,13 @@ static inline const char *jc_test_side(char *buf, size_t size, const char *path,
 
 /* How the library names the cache at path in messages and jc_cache_path:
  * a file as it is, a PostgreSQL location without its password and with
- * its options decoded (a static buffer). */
+ * its values percent-encoded (a static buffer). */
 static inline const char *jc_test_shown(const char *path)
 {
     static char buf[4200];
     if (!jc_test_is_pg_location(path))
         return path;
-    snprintf(buf, sizeof buf, "postgresql://jobcache@/jobcache?host=%s&options=-csearch_path=%s", jc_test_pg(),
+    snprintf(buf, sizeof buf, "postgresql://jobcache@/jobcache?host=%s&options=-csearch_path%%3D%s", jc_test_pg(),
              jc_test_pg_schema(path));
     return buf;
 }

@@ -220,15 +220,19 @@ def _pg_split(uri):
 
 def _pg_redact(uri):
     """The location as messages show it: postgresql://user@host:port/db?host=..&options=..,
-    without a password (of the user part or a password= parameter) or any
+    percent-encoded (a location again), without a password (of the user part or a password= parameter) or any
     other parameter."""
     try:
         userinfo, hosts, db, params = _pg_split(uri)
     except Exception:  # noqa: BLE001 - whatever the text, never show it whole
         return "postgresql://(a location that could not be read)"
     user = urllib.parse.unquote(userinfo.partition(":")[0])
-    out = "postgresql://%s%s/%s" % (user + "@" if user else "", hosts, urllib.parse.unquote(db))
-    shown = ["%s=%s" % (k, v) for k, v in params if k in _PG_SHOWN]
+    # Percent-encoded as jc__pg_redact does, so that what is shown can be
+    # given back as a location.
+    q = lambda v: urllib.parse.quote(v, safe="-._~/:")  # noqa: E731
+    user = q(user)
+    out = "postgresql://%s%s/%s" % (user + "@" if user else "", hosts, q(urllib.parse.unquote(db)))
+    shown = ["%s=%s" % (k, q(v)) for k, v in params if k in _PG_SHOWN]
     return out + ("?" + "&".join(shown) if shown else "")
 
 

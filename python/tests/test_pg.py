@@ -370,9 +370,12 @@ def test_password_never_shown(pg_uri, pg_all, pg_location):
 def test_redacted_location():
     r = reader._pg_redact
     assert r("postgresql://ann:pw@db.lab:5433/caches?options=-csearch_path%3Dsweep&sslmode=require") \
-        == "postgresql://ann@db.lab:5433/caches?options=-csearch_path=sweep"
+        == "postgresql://ann@db.lab:5433/caches?options=-csearch_path%3Dsweep"
     assert r("postgres:///jobcache?host=/run/pg&user=bo&password=pw%21&options=-csearch_path%3Dx") \
-        == "postgresql:///jobcache?host=/run/pg&user=bo&options=-csearch_path=x"
+        == "postgresql:///jobcache?host=/run/pg&user=bo&options=-csearch_path%3Dx"
+    # What is shown is a location again (the same cache, no password).
+    assert r("postgresql://b%40x:pw@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b") \
+        == "postgresql://b%40x@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b"
     assert r("postgresql://h1:1,h2:2/d") == "postgresql://h1:1,h2:2/d"
     assert reader._pg_secrets("postgresql://ann:p%40ss@h/d?password=x1&sslpassword=y2") \
         == {"p%40ss", "p@ss", "x1", "y2"}

@@ -37,8 +37,9 @@ static int cmd_config(jc_cache *cache, const opts *o)
         free(v);
         return EXIT_OK;
     }
-    /* Set: the file opened again, writable (config reads read-only). */
-    jc_cache *w = jc_cache_open(jc_cache_path(cache), &(jc_cache_options){.flags = JC_CACHE_NOCREATE});
+    /* Set: the cache opened again, writable (config reads read-only), by
+     * the location given (jc_cache_path names a server without its password). */
+    jc_cache *w = jc_cache_open(o->file, &(jc_cache_options){.flags = JC_CACHE_NOCREATE});
     if (!w)
         return failed("config");
     const char *value = strcmp(o->pos[1], "default") == 0 ? NULL : o->pos[1];

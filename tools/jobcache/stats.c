@@ -142,7 +142,10 @@ static void recent_runs(jc_cache *cache)
 static void stats_text(const jc_stats *s)
 {
     char a[32], b[32], c[32], d[32];
-    say(stdout, "file          %s", s->path);
+    /* A cache on a PostgreSQL server (a connection URI: jc_cache_open):
+     * its measure is live data, not a file's size (docs/store.md). */
+    bool server = s->path && (strncmp(s->path, "postgresql://", 13) == 0 || strncmp(s->path, "postgres://", 11) == 0);
+    say(stdout, server ? "server        %s" : "file          %s", s->path);
     printf("schema        version %d, key format %d\n", s->schema_version, s->key_format);
     printf("entries       %lld\n", (long long)s->entries);
     if (s->other_format_entries)
@@ -151,7 +154,9 @@ static void stats_text(const jc_stats *s)
                (long long)s->other_format_entries);
     fmt_size(a, sizeof a, s->file_bytes);
     fmt_size(b, sizeof b, s->free_bytes);
-    if (s->free_bytes > 0)
+    if (server)
+        printf("live data     %s (what max_size bounds: arguments, results and 300 bytes an entry)\n", a);
+    else if (s->free_bytes > 0)
         printf("on disk       %s, with the -wal file (what max_size bounds; %s free: 'jobcache vacuum'\n"
                "              gives it back)\n", a, b);
     else

@@ -604,12 +604,25 @@ static void add(char *out, size_t cap, const char *fmt, const char *a, const cha
         snprintf(out + n, cap - n, fmt, a, b ? b : "");
 }
 
+/* Appends v percent-encoded where a URI's part would misread it (RFC 3986's
+ * unreserved characters, '/' and ':' kept; libpq decodes the rest), so that
+ * the location shown can be given back to libpq as it is. */
+static void add_encoded(char *out, size_t cap, const char *v)
+{
+    size_t n = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)v; *p && n + 4 < cap; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                     strchr("-._~/:", *p);
+        n += (size_t)snprintf(out + n, cap - n, plain ? "%c" : "%%%02X", *p);
+    }
+}
+
 char *jc__pg_redact(const char *location)
 {
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(location, &err);
     PQfreemem(err);
-    size_t cap = strlen(location) + 64;
+    size_t cap = 3 * strlen(location) + 64; /* every character may be encoded */
     char *out = malloc(cap);
     if (!out) {
         PQconninfoFree(opts);
@@ -634,17 +647,25 @@ char *jc__pg_redact(const char *location)
             options = o->val;
     }
     bool socket = host && host[0] == '/';
-    if (user)
-        add(out, cap, "%s@%s", user, NULL);
+    if (user) {
+        add_encoded(out, cap, user);
+        add(out, cap, "@%s%s", "", NULL);
+    }
     if (host && !socket)
         add(out, cap, "%s%s", host, NULL);
     if (port)
         add(out, cap, ":%s%s", port, NULL);
-    add(out, cap, "/%s%s", db ? db : "", NULL);
-    if (socket)
-        add(out, cap, "?host=%s%s", host, NULL);
-    if (options)
-        add(out, cap, "%soptions=%s", socket ? "&" : "?", options);
+    add(out, cap, "/%s%s", "", NULL);
+    if (db)
+        add_encoded(out, cap, db);
+    if (socket) {
+        add(out, cap, "?host=%s%s", "", NULL);
+        add_encoded(out, cap, host);
+    }
+    if (options) {
+        add(out, cap, "%soptions=%s", socket ? "&" : "?", NULL);
+        add_encoded(out, cap, options);
+    }
     PQconninfoFree(opts);
     return out;
 }
@@ -885,7 +906,7 @@ int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__p
     if (!rc && ours == 0) {
         if (all > 0) {
             rc = jc__set_error(JC_ECORRUPT, "cache '%s': schema '%s' holds tables that are not a jobcache cache; "
-                               "it is left as it is (choose another schema: options=-csearch_path=NAME)",
+                               "it is left as it is (choose another schema: options=-csearch_path%%3DNAME)",
                                pg->name, schema);
         } else if (flags & JC__STORE_NOCREATE) {
             PGresult *r = NULL;

@@ -18,8 +18,10 @@ bool jc__pg_is_location(const char *location);
 /* jc__store_open on a PostgreSQL location (store.h says what it does;
  * JC_EIO names the server and libpq's reason when it cannot connect). */
 int jc__pg_store_open(const char *location, unsigned flags, int busy_timeout_ms, jc__store **out);
-/* The location without its password, for messages (malloc'd; NULL on no
- * memory). A location libpq cannot parse comes back as its scheme only. */
+/* The location without its password or any parameter but host and
+ * options, for messages and jc_cache_path (malloc'd; NULL on no memory):
+ * percent-encoded, so that libpq reads it back as the same cache. A
+ * location libpq cannot parse comes back as its scheme only. */
 char *jc__pg_redact(const char *location);
 
 #endif
