@@ -18,11 +18,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <jobcache.h>
 
 #define JC_TEST_WANT_ADD_FAILS
 #include "store/pg/pg.h"
+#include "store/pg/pg_int.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -651,6 +654,148 @@ static void a_cache_dumped_by_schema_11_opens_whole(void **state)
     jc_test_pg_drop(path);
 }
 
+/* A run's Ctrl-C while it waits on the server (here to store a result, for
+ * a lock another session holds) ends the wait at once (the statement is
+ * cancelled), and what the run then tries does not wait for locks (as
+ * SQLite's busy handler gives up once interrupted), rather than each
+ * waiting out the busy timeout: 0.4.0's libpq calls waited the whole
+ * timeout, deaf to the signal. */
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void *interrupt_later(void *arg)
+{
+    (void)arg;
+    struct timespec t = {0, 700 * 1000000L};
+    nanosleep(&t, NULL);
+    kill(getpid(), SIGINT);
+    return NULL;
+}
+
+/* The first call takes the entries table in another session, held until
+ * the test ends; each takes 20 ms, so that the run stores as it goes. */
+static PGconn *locker;
+static int locks_the_table(jc_call *call)
+{
+    if (!locker) {
+        locker = jc_test_pg_connect();
+        if (!locker)
+            return jc_fail(call, "no connection");
+        PQclear(PQexec(locker, "BEGIN; LOCK TABLE t_test_pg_interrupt.entries IN ACCESS EXCLUSIVE MODE"));
+        if (PQtransactionStatus(locker) != PQTRANS_INTRANS)
+            return jc_fail(call, "could not lock: %s", PQerrorMessage(locker));
+    }
+    struct timespec t = {0, 20 * 1000000L};
+    nanosleep(&t, NULL);
+    return jc_return(call, jc_int(jc_arg_int(call, 0) + 1));
+}
+JC_FUNCTION(locks_the_table, "v1");
+
+static void a_wait_on_the_server_ends_at_a_runs_ctrl_c(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = jc_cache_open(jc_test_path(path, sizeof path, "interrupt"),
+                                &(jc_cache_options){.busy_timeout_ms = 60000});
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, locks_the_table, jc_int(i));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, interrupt_later, NULL), 0);
+    double t0 = now_s();
+    jc_results *r = jc_run(b);
+    double took = now_s() - t0;
+    pthread_join(th, NULL);
+    assert_non_null(locker);
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+    locker = NULL;
+    assert_non_null(r);
+    assert_int_equal(jc_results_status(r), JC_EINTR);
+    if (took > 10)
+        fail_msg("the run took %.1f s after its SIGINT: it waited for the lock", took);
+    /* Every result computed is handed over, stored or not. */
+    for (size_t i = 0; i < jc_results_count(r); i++)
+        if (jc_result_status(r, i) == JC_STATUS_OK)
+            assert_int_equal(jc_result_int(r, i), (int64_t)i + 1);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+}
+
+/* Text the server cannot take as it is (a failure's message with a byte
+ * that is not UTF-8) is recorded with that byte written \xNN, as
+ * `jobcache log` shows it from a file; 0.4.0's record of the run failed. */
+static int fails_oddly(jc_call *call)
+{
+    return jc_fail(call, "bad byte \xff in %s", "the message");
+}
+JC_FUNCTION(fails_oddly, "v1");
+
+static void keep_run(const jc_run_record *run, void *userdata)
+{
+    jc_run_record *out = userdata;
+    if (out->nfailures == 0 && run->nfailures > 0) {
+        out->nfailures = run->nfailures;
+        out->status = strdup(run->failures[0].message ? run->failures[0].message : "");
+    }
+}
+
+static void text_that_is_not_utf8_is_recorded_escaped(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = jc_cache_open(jc_test_path(path, sizeof path, "not_utf8"), NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1, .verbose = JC_VERBOSE_OFF});
+    jc_delayed(b, fails_oddly, jc_int(1));
+    jc_results *r = jc_run(b);
+    assert_int_equal(jc_results_status(r), JC_EFAILED);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_run_record got = {0};
+    assert_int_equal(jc_cache_runs(c, 1, false, keep_run, &got), 0);
+    assert_int_equal(got.nfailures, 1);
+    assert_non_null(strstr(got.status, "bad byte \\xff in the message"));
+    free((char *)got.status);
+    jc_cache_close(c);
+}
+
+/* The lock timeout a transaction set (a claim that must not wait) is set
+ * again once that transaction rolls back (which undid it on the server),
+ * and a new connection's session starts with it. */
+static void the_lock_timeout_survives_a_rollback(void **state)
+{
+    (void)state;
+    NEED_SERVER();
+    char path[PATH_CAP];
+    jc_cache *c = jc_cache_open(jc_test_path(path, sizeof path, "lockwait"), NULL);
+    assert_non_null(c);
+    jc_cache_close(c);
+    jc__store *st = NULL;
+    assert_int_equal(jc__store_open(path, 0, 5000, &st), 0);
+    jc__pg *pg = (jc__pg *)st;
+    PGresult *r = NULL;
+    assert_int_equal(jc__store_begin(st), 0);
+    jc__store_busy_wait(st, 0);
+    assert_int_equal(jc__store_rollback(st), 0);
+    assert_int_equal(jc__pg_query(pg, "test", "SELECT current_setting('lock_timeout')", NULL, &r), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "1ms");
+    PQclear(r);
+    jc__store_busy_wait(st, -1);
+    assert_int_equal(jc__pg_query(pg, "test", "SELECT current_setting('lock_timeout')", NULL, &r), 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "5s");
+    PQclear(r);
+    jc__store_close(st);
+}
+
 int main(void)
 {
     jc_test_pg_or_skip();
@@ -670,6 +815,9 @@ int main(void)
         cmocka_unit_test(entries_stored_in_a_transaction_go_together_and_a_rollback_drops_them),
         cmocka_unit_test(a_cache_dumped_by_schema_11_opens_whole),
         cmocka_unit_test(eight_hosts_share_one_cache_and_compute_each_call_once),
+        cmocka_unit_test(a_wait_on_the_server_ends_at_a_runs_ctrl_c),
+        cmocka_unit_test(text_that_is_not_utf8_is_recorded_escaped),
+        cmocka_unit_test(the_lock_timeout_survives_a_rollback),
         cmocka_unit_test_setup_teardown(a_server_restarted_under_a_run_loses_nothing_committed, own_server_start,
                                         own_server_stop),
     };

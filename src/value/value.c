@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jc_internal.h"
+#include "util/utf8.h"
 #include "value_int.h"
 
 static jc_value *new_value(jc_type t)
@@ -27,53 +28,12 @@ static jc_value *new_value(jc_type t)
 
 /* ---- text ---- */
 
-/* Offset of the first byte of text[0..len) that does not start a
- * well-formed UTF-8 sequence (RFC 3629: no overlong form, no surrogate,
- * nothing above U+10FFFF, no truncated sequence), or len when all is. */
-static size_t utf8_error_at(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t more; /* continuation bytes */
-        unsigned char lo = 0x80, hi = 0xbf; /* range of the first of them */
-        if (c >= 0xc2 && c <= 0xdf) {
-            more = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            more = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong */
-            else if (c == 0xed)
-                hi = 0x9f; /* UTF-16 surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            more = 3;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return i; /* a continuation byte, an overlong 2-byte lead, or 0xf5-0xff */
-        }
-        if (len - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= more; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return i;
-        i += more + 1;
-    }
-    return len;
-}
 
 /* 0, or JC_EINVAL naming api, what the text is and the byte offset of the
  * first byte that is not UTF-8. */
 static int check_utf8(const char *api, const char *what, const char *text, size_t len)
 {
-    size_t at = utf8_error_at(text, len);
+    size_t at = jc__utf8_error_at(text, len);
     if (at == len)
         return 0;
     return jc__set_error(JC_EINVAL, "%s: the %s is not valid UTF-8 at byte offset %zu (0x%02x)%s", api, what, at,

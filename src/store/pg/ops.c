@@ -246,11 +246,11 @@ static void op_busy_wait(jc__store *st, int ms)
     jc__pg *pg = PG(st);
     if (!jc__pg_usable(pg))
         return;
-    char v[32];
-    snprintf(v, sizeof v, "%d", ms < 0 ? pg->busy_timeout_ms : ms == 0 ? 1 : ms);
-    jc__pg_params p = {0};
-    jc__pg_p_text(&p, v);
-    jc__pg_exec(pg, "setting the lock timeout", "SELECT set_config('lock_timeout', $1, false)", &p, NULL);
+    pg->lock_ms = ms < 0 ? pg->busy_timeout_ms : ms == 0 ? 1 : ms;
+    /* A setting made in a transaction is undone by its rollback: pg.c
+     * makes it again after (and a new connection's session from the
+     * start: jc__pg_lock_timeout). */
+    jc__pg_lock_timeout(pg);
 }
 
 const jc__store_ops jc__pg_ops = {

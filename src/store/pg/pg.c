@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pg_int.h"
+#include "util/interrupt.h"
 
 /* The version of this backend's tables (store.h's JC__SCHEMA_VERSION: the
  * two stores move together, so that the cache layer asks one number). */
@@ -358,11 +359,29 @@ static void drop_pending(jc__pg *pg)
         pg->pending(pg, false);
 }
 
+static PGresult *next_result(jc__pg *pg, bool *lost);
+
+/* PQexecParams, with a wait that a run's Ctrl-C cuts short (wait_socket):
+ * the statement's result, its first error if it has several, or NULL
+ * when nothing came back (the connection's message says why). */
 static PGresult *run(jc__pg *pg, const char *sql, const jc__pg_params *p)
 {
-    if (p)
-        return PQexecParams(pg->conn, sql, p->n, p->types, p->vals, p->lens, p->fmts, 1);
-    return PQexecParams(pg->conn, sql, 0, NULL, NULL, NULL, NULL, 1);
+    pg->interrupt_seen = jc__interrupted;
+    if (!PQsendQueryParams(pg->conn, sql, p ? p->n : 0, p ? p->types : NULL, p ? p->vals : NULL,
+                           p ? p->lens : NULL, p ? p->fmts : NULL, 1))
+        return NULL;
+    PGresult *last = NULL, *r;
+    bool lost = false;
+    while ((r = next_result(pg, &lost)) != NULL) {
+        ExecStatusType s = PQresultStatus(last);
+        if (last && s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+            PQclear(r); /* the error stays the answer */
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    return last;
 }
 
 static int session_settings(jc__pg *pg);
@@ -401,6 +420,15 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
         rc = send_pending(pg);
     if (rc)
         return rc;
+    /* A lock timeout set in a transaction that has ended since (it may have
+     * rolled back, undoing it): set again. While a run is interrupted, no
+     * wait for a lock: what it stores on its way out is what it can have
+     * at once. */
+    if (!pg->setting_lock && ((pg->lock_in_txn && PQtransactionStatus(pg->conn) == PQTRANS_IDLE) ||
+                              pg->lock_short != (jc__interrupted != 0))) {
+        pg->lock_short = jc__interrupted != 0;
+        jc__pg_lock_timeout(pg);
+    }
     bool alone = pg->depth == 0 && !pg->reading;
     PGresult *r = run(pg, sql, p);
     ExecStatusType s = PQresultStatus(r);
@@ -448,17 +476,41 @@ int jc__pg_exec(jc__pg *pg, const char *what, const char *sql, const jc__pg_para
  * results to a client blocked writing its next statement would otherwise
  * wait for each other for ever. */
 
+/* Asks the server to cancel the statement under way (it then fails with
+ * 57014: JC_EINTR). */
+static void cancel(jc__pg *pg)
+{
+    PGcancel *c = PQgetCancel(pg->conn);
+    if (c) {
+        char err[256];
+        PQcancel(c, err, sizeof err);
+        PQfreeCancel(c);
+    }
+}
+
 /* Waits until the connection's socket is ready for ev (POLLIN, POLLOUT);
- * false when the connection is gone. */
+ * false when the connection is gone. A run's SIGINT or SIGTERM
+ * (jc__interrupted) that comes while it waits cancels the statement, so
+ * that a wait for a lock or a long statement ends at once rather than at
+ * the busy timeout; statements sent after it (a run's last commit of the
+ * results it has) are not cancelled, and stay bounded by the busy timeout
+ * and the keepalives. */
 static bool wait_socket(jc__pg *pg, short ev)
 {
     struct pollfd pfd = {.fd = PQsocket(pg->conn), .events = ev};
     if (pfd.fd < 0)
         return false;
-    while (poll(&pfd, 1, -1) < 0)
-        if (errno != EINTR)
+    for (;;) {
+        int n = poll(&pfd, 1, 100);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
             return false;
-    return true;
+        if (jc__interrupted && jc__interrupted != pg->interrupt_seen) {
+            pg->interrupt_seen = jc__interrupted;
+            cancel(pg);
+        }
+    }
 }
 
 /* Sends all libpq holds for the server, reading meanwhile. */
@@ -494,6 +546,7 @@ int jc__pg_pipeline_begin(jc__pg *pg)
         rc = send_pending(pg);
     if (rc)
         return rc;
+    pg->interrupt_seen = jc__interrupted;
     if (PQsetnonblocking(pg->conn, 1) != 0 || !PQenterPipelineMode(pg->conn)) {
         PQsetnonblocking(pg->conn, 0);
         return jc__pg_fail(pg, "starting a pipeline", NULL);
@@ -818,11 +871,23 @@ static int create(jc__pg *pg)
  * timeout (lock_timeout), and the server's TCP keepalives short, so that a
  * lost client's session, and with it its claims (leases.c), ends within
  * about half a minute (on a Unix socket they do not apply). */
+void jc__pg_lock_timeout(jc__pg *pg)
+{
+    pg->setting_lock = true;
+    char v[32];
+    snprintf(v, sizeof v, "%d", pg->lock_short ? 1 : pg->lock_ms);
+    jc__pg_params p = {0};
+    jc__pg_p_text(&p, v);
+    jc__pg_exec(pg, "setting the lock timeout", "SELECT set_config('lock_timeout', $1, false)", &p, NULL);
+    pg->lock_in_txn = PQtransactionStatus(pg->conn) != PQTRANS_IDLE; /* a rollback would undo it */
+    pg->setting_lock = false;
+}
+
 static int session_settings(jc__pg *pg)
 {
     jc__pg_params p = {0};
     char ms[32];
-    snprintf(ms, sizeof ms, "%d", pg->busy_timeout_ms);
+    snprintf(ms, sizeof ms, "%d", pg->lock_ms); /* the busy timeout, or what jc__store_busy_wait set */
     jc__pg_p_text(&p, ms);
     jc__pg_p_bool(&p, (pg->flags & JC__STORE_READONLY) != 0);
     return jc__pg_exec(pg, "setting up the session",
@@ -895,6 +960,7 @@ int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__p
     }
     pg->flags = flags;
     pg->busy_timeout_ms = busy_timeout_ms > 0 ? busy_timeout_ms : 10000;
+    pg->lock_ms = pg->busy_timeout_ms;
     pg->pid = getpid();
     int rc = connect_to(pg, location);
     if (!rc)

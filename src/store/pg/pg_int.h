@@ -40,6 +40,15 @@ typedef struct jc__pg {
     char *name;     /* the location without its password: messages and jc__store_path */
     unsigned flags; /* JC__STORE_READONLY ... */
     int busy_timeout_ms;
+    /* The session's lock_timeout (ms) as jc__store_busy_wait last set it;
+     * lock_in_txn: set inside a transaction, whose rollback undoes it
+     * (pg.c sets it again once the transaction has ended). */
+    int lock_ms;
+    bool lock_in_txn;
+    /* While a run is interrupted (jc__interrupted) the session waits for no
+     * lock (lock_timeout 1 ms), as SQLite's busy handler gives up then. */
+    bool lock_short;
+    bool setting_lock; /* jc__pg_lock_timeout's statement is under way */
     int schema;     /* the cache's schema version (meta 'schema_version') */
     pid_t pid;      /* the process that opened it */
     int depth;      /* nesting of jc__store_begin; 0 = no write transaction */
@@ -58,6 +67,9 @@ typedef struct jc__pg {
      * connection holds the advisory lock of its name (leases.c). */
     char *lease_owner;
     bool pipeline_failed; /* a statement of the open pipeline failed (pg.c) */
+    /* jc__interrupted when the statement waited for now was sent: a signal
+     * that comes during the wait cancels it (pg.c, wait_socket). */
+    int interrupt_seen;
     /* Entries stored in a write transaction but not yet sent (entries.c):
      * pending(pg, true) sends them, pending(pg, false) drops them. Every
      * statement sends them first (jc__pg_query), so that the transaction
@@ -182,6 +194,9 @@ void jc__pg_row_read(const PGresult *r, int i, jc__row *row);
 
 /* pg.c: open, close, transactions, snapshots, settings */
 int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__pg **out);
+/* Sets the session's lock_timeout to pg->lock_ms (a failure is the next
+ * statement's to report). */
+void jc__pg_lock_timeout(jc__pg *pg);
 void jc__pg_close(jc__pg *pg);
 int jc__pg_begin(jc__pg *pg);
 int jc__pg_commit(jc__pg *pg);

@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "pg_int.h"
+#include "util/utf8.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -716,6 +717,17 @@ static const char *text_or_empty(const char *s)
     return s ? s : "";
 }
 
+/* s as PostgreSQL's text takes it, UTF-8: a file stores any bytes, and a
+ * command line or a failure's message may hold some that are not; they
+ * are written \xNN, as `jobcache log` shows them from a file. *keep gets
+ * a copy to free (NULL when s is used as it is). */
+static const char *as_utf8(const char *s, char **keep)
+{
+    s = text_or_empty(s);
+    *keep = jc__utf8_escaped(s);
+    return *keep ? *keep : s;
+}
+
 int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
 {
     int rc = jc__pg_enter_write(pg, "cannot record a run");
@@ -724,19 +736,27 @@ int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
     if (!r)
         return jc__set_error(JC_EINVAL, "store: NULL run");
     size_t nf = r->failures ? r->nfailures : 0, sbytes = 0, mbytes = 0;
+    /* Its text, each as UTF-8: kept[] the copies made (a run's five, then
+     * each failure's two). */
+    char **kept = calloc(5 + 2 * nf, sizeof *kept);
+    if (!kept)
+        return jc__set_error(JC_ENOMEM, "cache '%s': out of memory recording a run", pg->name);
+    const char *host = as_utf8(r->host, &kept[0]), *command = as_utf8(r->command, &kept[1]),
+               *kind = as_utf8(r->kind, &kept[2]), *backend = as_utf8(r->backend, &kept[3]),
+               *status = as_utf8(r->status, &kept[4]);
     for (size_t i = 0; i < nf; i++) {
-        sbytes += strlen(text_or_empty(r->failures[i].status));
-        mbytes += strlen(text_or_empty(r->failures[i].message));
+        sbytes += strlen(as_utf8(r->failures[i].status, &kept[5 + 2 * i]));
+        mbytes += strlen(as_utf8(r->failures[i].message, &kept[6 + 2 * i]));
     }
     jc__pg_params p = {0};
     jc__pg_p_float8(&p, r->started);
     jc__pg_p_float8(&p, r->ended);
-    jc__pg_p_text(&p, text_or_empty(r->host));
+    jc__pg_p_text(&p, host);
     jc__pg_p_int8(&p, r->pid);
-    jc__pg_p_text(&p, text_or_empty(r->command));
-    jc__pg_p_text(&p, text_or_empty(r->kind));
+    jc__pg_p_text(&p, command);
+    jc__pg_p_text(&p, kind);
     jc__pg_p_int8(&p, r->n_jobs);
-    jc__pg_p_text(&p, text_or_empty(r->backend));
+    jc__pg_p_text(&p, backend);
     jc__pg_p_int8(&p, r->calls);
     jc__pg_p_int8(&p, r->cached);
     jc__pg_p_int8(&p, r->computed);
@@ -744,7 +764,7 @@ int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
     jc__pg_p_int8(&p, r->skipped);
     jc__pg_p_float8(&p, r->elapsed);
     jc__pg_p_float8(&p, r->saved);
-    jc__pg_p_text(&p, text_or_empty(r->status));
+    jc__pg_p_text(&p, status);
     jc__pg_p_int8(&p, r->evicted);
     jc__pg_p_int8(&p, r->evicted_bytes);
     jc__pg_p_int8(&p, r->retries);
@@ -752,7 +772,8 @@ int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
     unsigned char *s = jc__pg_p_array(&p, JC__PG_TEXT_ARRAY, JC__PG_TEXT, nf, sbytes);
     unsigned char *m = jc__pg_p_array(&p, JC__PG_TEXT_ARRAY, JC__PG_TEXT, nf, mbytes);
     for (size_t i = 0; s && m && i < nf; i++) {
-        const char *st = text_or_empty(r->failures[i].status), *msg = text_or_empty(r->failures[i].message);
+        const char *st = kept[5 + 2 * i] ? kept[5 + 2 * i] : text_or_empty(r->failures[i].status);
+        const char *msg = kept[6 + 2 * i] ? kept[6 + 2 * i] : text_or_empty(r->failures[i].message);
         s = jc__pg_put_elem(s, st, strlen(st));
         m = jc__pg_put_elem(m, msg, strlen(msg));
     }
@@ -768,6 +789,9 @@ int jc__pg_run_add(jc__pg *pg, const jc__run_row *r, int64_t keep)
                      " unnest($21::text[], $22::text[]) WITH ORDINALITY AS u(status, message, n)",
                      &p, NULL);
     jc__pg_p_free(&p);
+    for (size_t i = 0; i < 5 + 2 * nf; i++)
+        free(kept[i]);
+    free(kept);
     /* Bounded: the runs before the last keep go, with their failures (ON
      * DELETE CASCADE). Counted by rows, not ids: ids of runs rolled back
      * or recorded by other hosts leave gaps. */
