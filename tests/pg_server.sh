@@ -59,9 +59,16 @@ start)
     { echo "local all jc_password scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba" &&
         cat "$dir/hba" >"$dir/data/pg_hba.conf" && rm -f "$dir/hba"
     # No TCP (listen_addresses empty); the socket in DIR; no fsync (a
-    # test's server is thrown away).
+    # test's server is thrown away). JC_PG_LISTEN=ADDRESS: TCP on that
+    # address too, for a test that runs the server in a network namespace
+    # of its own (test_pg: a lost node), where no other program sees it.
+    listen=
+    if [ -n "${JC_PG_LISTEN:-}" ]; then
+        listen=$JC_PG_LISTEN
+        echo "host all jobcache $JC_PG_LISTEN/24 trust" >>"$dir/data/pg_hba.conf"
+    fi
     if ! as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses= -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        -o "-c listen_addresses=$listen -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
         start >/dev/null; then
         cat "$dir/server.log" >&2
         exit 1

@@ -127,6 +127,39 @@ static run_out run_sq(const char *path, int n, int n_jobs, int notify_fd)
 
 /* Writes a claim as another process would: owner's row, expiring at
  * expires, and a row of n claimed keys (keys, or n zero keys when NULL). */
+/* On the server, an owner is alive while a session holds its lock
+ * (store/pg/tend.c): a process of the test's holds it for owner, for
+ * seconds, then ends. Returns its pid (0 on a file, where nothing is
+ * needed). */
+static pid_t hold_owner_session(const char *path, const char *owner, double seconds)
+{
+    if (!jc_test_is_pg_location(path))
+        return 0;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        PGconn *c = jc_test_pg_connect();
+        if (!c)
+            _exit(1);
+        const char *schema = jc_test_pg_schema(path);
+        PQclear(PQexecParams(c, "SELECT set_config('search_path', $1, false)", 1, NULL, &schema, NULL, NULL, 0));
+        PGresult *r = PQexecParams(c, "SELECT pg_advisory_lock(hashtext('jobcache lease ' || current_schema()),"
+                                      " hashtext($1))", 1, NULL, &owner, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || write(p[1], "r", 1) != 1)
+            _exit(1);
+        nap_ms((int)(seconds * 1000));
+        _exit(0); /* the session ends with the process */
+    }
+    close(p[1]);
+    char ch;
+    assert_int_equal(read(p[0], &ch, 1), 1);
+    close(p[0]);
+    return pid;
+}
+
 static void insert_claim(const char *path, const char *owner, double expires, const uint8_t *keys, size_t n)
 {
     if (jc_test_pg()) { /* the same rows, as SQL text (test owners hold no quote) */
@@ -466,12 +499,17 @@ static void leases_a_foreign_owner_holds_until_its_claim_expires(void **state)
     jc_cache_close(open_cache(path, 0));
     uint8_t key[JC__KEY_LEN];
     slow_sq_key(5, key);
+    const char *owner = "00000000-feed-0000-0000-000000000000|pid:[1]|42|4242";
     for (int live = 1; live >= 0; live--) {
         sql(path, "DELETE FROM entries; DELETE FROM leases; DELETE FROM lease_owners;");
-        insert_claim(path, "00000000-feed-0000-0000-000000000000|pid:[1]|42|4242", jc__now() + (live ? 1.5 : -5),
-                     key, 1);
+        insert_claim(path, owner, jc__now() + (live ? 1.5 : -5), key, 1);
+        /* On the server: while its session lives (1.5 s), whatever time
+         * it stored. */
+        pid_t session = live ? hold_owner_session(path, owner, 1.5) : 0;
 
         run_out o = run_sq(path, 8, 1, -1);
+        if (session > 0)
+            waitpid(session, NULL, 0);
         assert_int_equal(o.status, JC_OK);
         assert_int_equal(o.computed, 8); /* nobody else stores it: computed here */
         if (live)
@@ -480,6 +518,17 @@ static void leases_a_foreign_owner_holds_until_its_claim_expires(void **state)
             assert_true(o.seconds < 1.0); /* an expired claim is no claim */
         /* The dead claim is gone. */
         assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM lease_owners"), 0);
+    }
+    if (jc_test_pg()) {
+        /* On the server a claim whose owner's session is gone is no claim,
+         * whatever time it stored (a killed process, a lost node): 0.4.0's
+         * held until that time. */
+        sql(path, "DELETE FROM entries; DELETE FROM leases; DELETE FROM lease_owners;");
+        insert_claim(path, owner, jc__now() + 3600, key, 1);
+        run_out o = run_sq(path, 8, 1, -1);
+        assert_int_equal(o.status, JC_OK);
+        assert_int_equal(o.computed, 8);
+        assert_true(o.seconds < 1.0);
     }
 }
 
@@ -630,6 +679,7 @@ static void leases_are_listed_and_stale_ones_broken(void **state)
     const char *stale = "22222222-0000-0000-0000-000000000000|pid:[7]|202|6";
     insert_claim(path, live, jc__now() + 3600, NULL, 12);
     insert_claim(path, stale, jc__now() - 10, NULL, 3);
+    pid_t session = hold_owner_session(path, live, 60); /* on the server: live while its session is */
 
     jc_cache *c = open_cache(path, JC_CACHE_READONLY);
     jc_stats *st = jc_cache_stats(c);
@@ -666,6 +716,10 @@ static void leases_are_listed_and_stale_ones_broken(void **state)
     assert_int_equal(n, 1);
     jc_cache_close(c);
     assert_int_equal(jc_test_sql_int(path, "SELECT count(*) FROM leases"), 0);
+    if (session > 0) {
+        kill(session, SIGKILL);
+        waitpid(session, NULL, 0);
+    }
 }
 
 int main(void)

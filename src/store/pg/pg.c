@@ -867,10 +867,6 @@ static int create(jc__pg *pg)
 
 /* ---- open and close ---- */
 
-/* The connection's settings for a cache: waits bounded by the busy
- * timeout (lock_timeout), and the server's TCP keepalives short, so that a
- * lost client's session, and with it its claims (leases.c), ends within
- * about half a minute (on a Unix socket they do not apply). */
 void jc__pg_lock_timeout(jc__pg *pg)
 {
     pg->setting_lock = true;
@@ -883,6 +879,20 @@ void jc__pg_lock_timeout(jc__pg *pg)
     pg->setting_lock = false;
 }
 
+/* The server's TCP setting NAME: the session's own when the location set
+ * one (options=-ctcp_keepalives_idle%3D2), else ours. */
+#define TCP_SETTING(name, ours)                                                                        \
+    "set_config('" name "', CASE current_setting('" name "') WHEN '0' THEN '" ours "'"                 \
+    " ELSE current_setting('" name "') END, false)"
+
+/* The connection's settings for a cache: waits bounded by the busy
+ * timeout (lock_timeout), and the server's TCP keepalives short (10 s, then
+ * 3 probes 5 s apart) and its user timeout 30 s (data it sent that a lost
+ * client never acknowledged: keepalives wait for none while some is
+ * unacknowledged, and the system's retransmissions take 15 minutes),
+ * unless the location sets its own, so that a lost client's session, and
+ * with it its claims (leases.c), ends within about half a minute (on a
+ * Unix socket they do not apply). */
 static int session_settings(jc__pg *pg)
 {
     jc__pg_params p = {0};
@@ -893,9 +903,10 @@ static int session_settings(jc__pg *pg)
     return jc__pg_exec(pg, "setting up the session",
                        "SELECT set_config('lock_timeout', $1, false),"
                        " set_config('default_transaction_read_only', CASE WHEN $2 THEN 'on' ELSE 'off' END, false),"
-                       " set_config('tcp_keepalives_idle', '10', false),"
-                       " set_config('tcp_keepalives_interval', '5', false),"
-                       " set_config('tcp_keepalives_count', '3', false),"
+                       " " TCP_SETTING("tcp_keepalives_idle", "10") ","
+                       " " TCP_SETTING("tcp_keepalives_interval", "5") ","
+                       " " TCP_SETTING("tcp_keepalives_count", "3") ","
+                       " " TCP_SETTING("tcp_user_timeout", "30000") ","
                        " set_config('client_min_messages', 'warning', false)",
                        &p, NULL);
 }

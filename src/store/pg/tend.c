@@ -538,9 +538,15 @@ int jc__pg_backup(jc__pg *pg, const char *dest)
  * The owner's advisory lock: two int4 keys, the cache's schema (so that
  * caches in two schemas of one database do not share owners) and the
  * owner. pg_locks shows such a lock with classid and objid the keys (as
- * oid: an int4's bits) and objsubid 2. Two owners whose names hash alike
- * (one chance in 2^32 a pair) would look alive while either lives: their
- * claims then expire as the stored time says, no worse than without. */
+ * oid: an int4's bits) and objsubid 2. An owner whose lock no session
+ * holds has ended, or lost its connection (a killed process, a lost node
+ * once the server's keepalives or user timeout give up on it): its claims
+ * read as expired at once, whatever time it stored, and the next claim
+ * drops them. An owner alive whose connection was made again takes its
+ * lock again at its next renewal; until then another host may compute
+ * its calls too (duplicate work, never a wrong result). Two owners whose
+ * names hash alike (one chance in 2^32 a pair) look alive while either
+ * lives: their claims then last while the other's session does. */
 #define LEASE_KEY1 "hashtext('jobcache lease ' || current_schema())"
 /* The lock that makes a claim's reading of the leases and its inserts one
  * step against every other claim of the cache (transaction-level). */
@@ -654,7 +660,8 @@ int jc__pg_leases(jc__pg *pg, int (*fn)(void *ctx, const jc__lease *l), void *ct
                       " AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                       " AND classid = " LEASE_KEY1 "::oid)"
                       " SELECT o.owner, (CASE WHEN EXISTS (SELECT 1 FROM held h WHERE h.objid = hashtext(o.owner)::oid)"
-                      " THEN " JC__PG_NOW " + " HELD_FOR " ELSE o.expires END)::float8, o.started::float8,"
+                      " THEN " JC__PG_NOW " + " HELD_FOR " ELSE least(o.expires, " JC__PG_NOW " - 1) END)::float8,"
+                      " o.started::float8,"
                       " coalesce(l.id, 0)::int8, l.keys"
                       " FROM lease_owners o LEFT JOIN leases l ON l.owner = o.owner ORDER BY o.owner, l.id",
                       NULL, &r);
