@@ -21,7 +21,7 @@ start=$SECONDS
 jc_install_deps python3 python3-joblib python3-numpy sqlite3 jq \
     python3-msgpack python3-pytest python3-pandas python3-matplotlib python3-xxhash python3-zstandard tmux locales \
     python3-pip python3-setuptools python3-wheel bash-completion \
-    openmpi-bin libopenmpi-dev postgresql python3-psycopg
+    openmpi-bin libopenmpi-dev postgresql python3-psycopg iproute2
 
 # ctest_step NAME DIR [CTEST ARGS...]: runs the tests of build DIR; prints
 # ctest's summary, and for a failure the output of each failing test (ctest
