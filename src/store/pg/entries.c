@@ -14,6 +14,7 @@
 #include <zstd.h>
 
 #include "pg_int.h"
+#include "store/parts/parts.h"
 
 /* Keys per statement of jc__pg_get_many / jc__pg_get_checks: a batch's
  * rows are read whole into memory (pg_int.h: no result is left pending on
@@ -27,11 +28,7 @@
  * MiB. */
 #define PART_BATCH 8
 
-/* As in store/sqlite/chunks.c (the format fixes them: docs/format.md):
- * raw bytes per chunk, and the slices of a part the compression trial
- * reads. */
-#define CHUNK_RAW (1u << 20)
-#define TRIAL_SLICE (16u << 10)
+#define CHUNK_RAW JC__CHUNK_RAW /* store/parts/parts.h */
 
 /* The most a statement's values may take: the server refuses a message of
  * 1 GiB or more by closing the connection, so a larger entry is refused
@@ -281,25 +278,6 @@ static const char put_sql[] =
     " compute_seconds = excluded.compute_seconds, result_check = excluded.result_check,"
     " code_fp = excluded.code_fp, key_format = excluded.key_format";
 
-/* Copied from store/sqlite/chunks.c (worth_compressing), so that both
- * stores take the same decision: whether compressing the part at level
- * saves a tenth, on a sample of three slices (its start, middle and end). */
-static bool worth_compressing(ZSTD_CCtx *cc, const jc__part *p, int level, void *scratch, size_t cap)
-{
-    unsigned char sample[3 * TRIAL_SLICE];
-    size_t n = 0;
-    if (p->len <= sizeof sample) {
-        memcpy(sample, p->data, p->len);
-        n = p->len;
-    } else {
-        size_t at[3] = {0, p->len / 2 - TRIAL_SLICE / 2, p->len - TRIAL_SLICE};
-        for (int i = 0; i < 3; i++, n += TRIAL_SLICE)
-            memcpy(sample + n, (const unsigned char *)p->data + at[i], TRIAL_SLICE);
-    }
-    size_t z = ZSTD_compressCCtx(cc, scratch, cap, sample, n, level);
-    return !ZSTD_isError(z) && z * 10 <= n * 9;
-}
-
 static int put_chunk(jc__pg *pg, const uint8_t key[JC__KEY_LEN], uint32_t part, int32_t seq, int codec, size_t raw,
                      const void *data, size_t len)
 {
@@ -336,7 +314,7 @@ static int put_pieces(jc__pg *pg, const uint8_t key[JC__KEY_LEN], const jc__part
     for (size_t i = 0; i < n && !rc; i++) {
         const unsigned char *p = pieces[i].data;
         size_t left = pieces[i].len;
-        bool squeeze = cc && worth_compressing(cc, &pieces[i], level, pg->buf, zcap);
+        bool squeeze = cc && jc__part_worth_compressing(cc, &pieces[i], level, pg->buf, zcap);
         int32_t seq = 0;
         do {
             size_t raw = left < CHUNK_RAW ? left : CHUNK_RAW;

@@ -11,14 +11,11 @@
 
 #include <zstd.h>
 
+#include "store/parts/parts.h"
 #include "store/store.h"
 #include "sqlite_int.h"
 
-/* Raw bytes per chunk: a row of 256 overflow pages, and a zstd frame of its
- * own, so that one chunk at a time is ever held in memory beyond the value. */
-#define CHUNK_RAW (1u << 20)
-/* The trial: three slices of the part (its start, middle and end). */
-#define TRIAL_SLICE (16u << 10)
+#define CHUNK_RAW JC__CHUNK_RAW
 
 /* Whether the chunks table may hold rows, asked once per write transaction
  * (and at every write outside one): a cache that never stored a result in
@@ -90,23 +87,6 @@ int jc__sq_chunks_drop_rowid(jc__sqlite *st, int64_t rowid)
     return rc;
 }
 
-/* Whether compressing the part at level saves a tenth, on a sample. */
-static bool worth_compressing(ZSTD_CCtx *cc, const jc__part *p, int level, void *scratch, size_t cap)
-{
-    unsigned char sample[3 * TRIAL_SLICE];
-    size_t n = 0;
-    if (p->len <= sizeof sample) {
-        memcpy(sample, p->data, p->len);
-        n = p->len;
-    } else {
-        size_t at[3] = {0, p->len / 2 - TRIAL_SLICE / 2, p->len - TRIAL_SLICE};
-        for (int i = 0; i < 3; i++, n += TRIAL_SLICE)
-            memcpy(sample + n, (const unsigned char *)p->data + at[i], TRIAL_SLICE);
-    }
-    size_t z = ZSTD_compressCCtx(cc, scratch, cap, sample, n, level);
-    return !ZSTD_isError(z) && z * 10 <= n * 9;
-}
-
 static int put_chunk(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], uint32_t part, int64_t seq, int codec,
                      size_t raw, const void *data, size_t len)
 {
@@ -149,7 +129,7 @@ int jc__sqlite_put_pieces(jc__sqlite *st, const uint8_t key[JC__KEY_LEN], const 
     for (size_t i = 0; i < n && !rc; i++) {
         const unsigned char *p = pieces[i].data;
         size_t left = pieces[i].len;
-        bool squeeze = cc && worth_compressing(cc, &pieces[i], level, z, zcap);
+        bool squeeze = cc && jc__part_worth_compressing(cc, &pieces[i], level, z, zcap);
         int64_t seq = 0;
         do {
             size_t raw = left < CHUNK_RAW ? left : CHUNK_RAW;
