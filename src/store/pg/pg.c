@@ -985,7 +985,7 @@ int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__p
             rc = jc__set_error(JC_ECORRUPT, "cache '%s': schema '%s' holds tables that are not a jobcache cache; "
                                "it is left as it is (choose another schema: options=-csearch_path%%3DNAME)",
                                pg->name, schema);
-        } else if (flags & JC__STORE_NOCREATE) {
+        } else if (flags & (JC__STORE_NOCREATE | JC__STORE_READONLY)) {
             PGresult *r = NULL;
             jc__pg_query(pg, "reading the search_path", "SELECT current_setting('search_path')::text", NULL, &r);
             rc = jc__set_error(JC_ENOTFOUND, "cache '%s' does not exist: no cache in %s '%s'", pg->name,
@@ -1004,8 +1004,9 @@ int jc__pg_open(const char *location, unsigned flags, int busy_timeout_ms, jc__p
         rc = jc__set_error(JC_ECORRUPT, "cache '%s': schema '%s' has jobcache's tables but no schema_version in "
                            "meta: not a cache this library made", pg->name, schema ? schema : "?");
     if (!rc && version > PG_SCHEMA)
-        rc = jc__set_error(JC_ESCHEMA, "cache '%s': its schema version is %lld, newer than this library's %d: "
-                           "use a newer jobcache", pg->name, (long long)version, PG_SCHEMA);
+        rc = jc__set_error(JC_ESCHEMA, "cache '%s' has schema version %lld, newer than version %d of this "
+                           "library (jobcache %s); use a newer jobcache", pg->name, (long long)version, PG_SCHEMA,
+                           JC_VERSION_STRING);
     if (!rc && version < PG_SCHEMA)
         rc = jc__set_error(JC_ESCHEMA, "cache '%s': its schema version %lld is not one this library knows "
                            "(PostgreSQL caches start at %d)", pg->name, (long long)version, PG_SCHEMA);
