@@ -151,7 +151,7 @@ static void env_the_environment_can_be_ignored(void **state)
 static char *captured_stderr(const char *path, jc_cache *c, const jc_options *o, int from, int to)
 {
     char errpath[PATH_CAP + 16];
-    snprintf(errpath, sizeof errpath, "%s.stderr", path);
+    jc_test_side(errpath, sizeof errpath, path, ".stderr");
     int saved = jc_test_stderr_to(errpath);
     run_where(c, o, from, to, NULL);
     jc_test_stderr_restore(saved);
@@ -176,7 +176,7 @@ static void env_verbose_levels_from_the_environment(void **state)
     err = captured_stderr(path, c, &o, 0, 30);
     assert_contains(err, "jobcache: 30 calls, 20 cached, 10 computed");
     assert_contains(err, "; cache ");
-    assert_contains(err, "verbose.db");
+    assert_contains(err, jc_test_shown(path));
     free(err);
     setenv("JOBCACHE_VERBOSE", "2", 1);
     err = captured_stderr(path, c, &o, -2, 40);
@@ -218,7 +218,7 @@ static void env_numbers_are_read_in_the_c_locale(void **state)
 {
     (void)state;
     char dir[PATH_CAP], cmd[2 * PATH_CAP];
-    jc_test_path(dir, sizeof dir, "locales");
+    jc_test_path(dir, sizeof dir, "locales.dir"); /* a directory on either store */
     mkdir(dir, 0755);
     snprintf(cmd, sizeof cmd, "localedef -i de_DE -f UTF-8 '%s/de_DE.UTF-8' >/dev/null 2>&1", dir);
     if (system(cmd) != 0) {
@@ -444,7 +444,7 @@ static void env_a_plan_before_the_sweep(void **state)
     jc_cache_close(c);
 
     char errpath[PATH_CAP + 16];
-    snprintf(errpath, sizeof errpath, "%s.dry", path);
+    jc_test_side(errpath, sizeof errpath, path, ".dry");
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {

@@ -245,7 +245,7 @@ static report interrupt_run_calls(int sig, bool to_group, jc_options o, const ch
     /* The child's stderr goes to a file (not a terminal): an interrupted
      * run says so there, and how to go on (issue 23). */
     char errpath[PATH_CAP + 8];
-    snprintf(errpath, sizeof errpath, "%s.stderr", path);
+    jc_test_side(errpath, sizeof errpath, path, ".stderr");
     call_sleep = sleep_s;
     int fds0 = count_fds();
 
@@ -332,10 +332,12 @@ static report interrupt_run_calls(int sig, bool to_group, jc_options o, const ch
     assert_false(rep.leaks);
 
     /* The file: intact, holding exactly the results reported ok. */
-    char *check = jc_test_sql_text(path, "PRAGMA integrity_check");
-    assert_non_null(check);
-    assert_string_equal(check, "ok");
-    free(check);
+    if (!jc_test_pg()) { /* SQLite's own check of its file */
+        char *check = jc_test_sql_text(path, "PRAGMA integrity_check");
+        assert_non_null(check);
+        assert_string_equal(check, "ok");
+        free(check);
+    }
     int64_t stored = jc_test_sql_int(path, "SELECT count(*) FROM entries");
     assert_true(stored > 0);
     assert_true(stored < (int64_t)n);

@@ -394,8 +394,9 @@ static inline const char *jc_test_shown(const char *path)
     static char buf[4200];
     if (!jc_test_is_pg_location(path))
         return path;
-    snprintf(buf, sizeof buf, "postgresql://jobcache@/jobcache?host=%s&options=-csearch_path%%3D%s", jc_test_pg(),
-             jc_test_pg_schema(path));
+    /* jc_test_location's form is the library's (jc__pg_redact): the socket's
+     * directory percent-encoded in the authority. */
+    snprintf(buf, sizeof buf, "%s", path);
     return buf;
 }
 

@@ -658,14 +658,14 @@ static void add(char *out, size_t cap, const char *fmt, const char *a, const cha
 }
 
 /* Appends v percent-encoded where a URI's part would misread it (RFC 3986's
- * unreserved characters, '/' and ':' kept; libpq decodes the rest), so that
- * the location shown can be given back to libpq as it is. */
-static void add_encoded(char *out, size_t cap, const char *v)
+ * unreserved characters and those of keep as they are; libpq decodes the
+ * rest), so that the location shown can be given back to libpq as it is. */
+static void add_encoded(char *out, size_t cap, const char *v, const char *keep)
 {
     size_t n = strlen(out);
     for (const unsigned char *p = (const unsigned char *)v; *p && n + 4 < cap; p++) {
         bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                     strchr("-._~/:", *p);
+                     strchr("-._~", *p) || strchr(keep, *p);
         n += (size_t)snprintf(out + n, cap - n, plain ? "%c" : "%%%02X", *p);
     }
 }
@@ -699,25 +699,23 @@ char *jc__pg_redact(const char *location)
         else if (!strcmp(o->keyword, "options"))
             options = o->val;
     }
-    bool socket = host && host[0] == '/';
+    /* postgresql://user@host:port/db?options=...: a socket directory too
+     * in the authority (libpq's %2F form), so that what is shown holds no
+     * '&' and goes through a shell unquoted but for its '?'. */
     if (user) {
-        add_encoded(out, cap, user);
+        add_encoded(out, cap, user, "");
         add(out, cap, "@%s%s", "", NULL);
     }
-    if (host && !socket)
-        add(out, cap, "%s%s", host, NULL);
+    if (host)
+        add_encoded(out, cap, host, ",");
     if (port)
         add(out, cap, ":%s%s", port, NULL);
     add(out, cap, "/%s%s", "", NULL);
     if (db)
-        add_encoded(out, cap, db);
-    if (socket) {
-        add(out, cap, "?host=%s%s", "", NULL);
-        add_encoded(out, cap, host);
-    }
+        add_encoded(out, cap, db, "");
     if (options) {
-        add(out, cap, "%soptions=%s", socket ? "&" : "?", NULL);
-        add_encoded(out, cap, options);
+        add(out, cap, "?options=%s%s", "", NULL);
+        add_encoded(out, cap, options, "/:");
     }
     PQconninfoFree(opts);
     return out;
