@@ -219,21 +219,47 @@ def _pg_split(uri):
 
 
 def _pg_redact(uri):
-    """The location as messages show it: postgresql://user@host:port/db?host=..&options=..,
-    percent-encoded (a location again), without a password (of the user part or a password= parameter) or any
-    other parameter."""
+    """The location as messages show it, in the form jc__pg_redact gives
+    (src/store/pg/pg.c): postgresql://user@host:port,host:port/db?options=..,
+    percent-encoded (a location again, a socket directory in the authority
+    as %2F...), without a password or any parameter but host, port, user,
+    dbname and options."""
     try:
-        userinfo, hosts, db, params = _pg_split(uri)
+        userinfo, netloc_hosts, db, params = _pg_split(uri)
     except Exception:  # noqa: BLE001 - whatever the text, never show it whole
         return "postgresql://(a location that could not be read)"
+    q = lambda v, keep="": urllib.parse.quote(v, safe="-._~" + keep)  # noqa: E731
     user = urllib.parse.unquote(userinfo.partition(":")[0])
-    # Percent-encoded as jc__pg_redact does, so that what is shown can be
-    # given back as a location.
-    q = lambda v: urllib.parse.quote(v, safe="-._~/:")  # noqa: E731
-    user = q(user)
-    out = "postgresql://%s%s/%s" % (user + "@" if user else "", hosts, q(urllib.parse.unquote(db)))
-    shown = ["%s=%s" % (k, q(v)) for k, v in params if k in _PG_SHOWN]
-    return out + ("?" + "&".join(shown) if shown else "")
+    hosts, ports = [], []
+    for item in netloc_hosts.split(",") if netloc_hosts else ():
+        if item.startswith("["):  # [IPv6]:port
+            h, _, rest = item[1:].partition("]")
+            p = rest[1:] if rest.startswith(":") else ""
+        else:
+            h, _, p = item.partition(":")
+        hosts.append(urllib.parse.unquote(h))
+        ports.append(p)
+    db = urllib.parse.unquote(db)
+    options = None
+    for k, v in params:  # a parameter overrides the URI's part, as in libpq
+        if k == "host":
+            hosts = v.split(",")
+        elif k == "port":
+            ports = v.split(",")
+        elif k == "user":
+            user = v
+        elif k == "dbname":
+            db = v
+        elif k == "options":
+            options = v
+    if len(ports) == 1:
+        ports = ports * max(len(hosts), 1)
+    shown = []
+    for i, h in enumerate(hosts or [""]):
+        p = ports[i] if i < len(ports) else ""
+        shown.append(q(h) + (":" + p if p else ""))
+    out = "postgresql://%s%s/%s" % (q(user) + "@" if user else "", ",".join(shown), q(db))
+    return out + ("?options=" + q(options, "/:") if options else "")
 
 
 def _pg_secrets(uri):

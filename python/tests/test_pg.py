@@ -372,10 +372,13 @@ def test_redacted_location():
     assert r("postgresql://ann:pw@db.lab:5433/caches?options=-csearch_path%3Dsweep&sslmode=require") \
         == "postgresql://ann@db.lab:5433/caches?options=-csearch_path%3Dsweep"
     assert r("postgres:///jobcache?host=/run/pg&user=bo&password=pw%21&options=-csearch_path%3Dx") \
-        == "postgresql:///jobcache?host=/run/pg&user=bo&options=-csearch_path%3Dx"
+        == "postgresql://bo@%2Frun%2Fpg/jobcache?options=-csearch_path%3Dx"
     # What is shown is a location again (the same cache, no password).
     assert r("postgresql://b%40x:pw@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b") \
-        == "postgresql://b%40x@/my%20db?host=/run/my%20pg&options=-csearch_path%3Da%26b"
+        == "postgresql://b%40x@%2Frun%2Fmy%20pg/my%20db?options=-csearch_path%3Da%26b"
+    # Each host with its port; a user with ':' is not read as a password.
+    assert r("postgresql:///d?host=h1,h2&port=5433") == "postgresql://h1:5433,h2:5433/d"
+    assert r("postgresql:///d?user=a%3Ab") == "postgresql://a%3Ab@/d"
     assert r("postgresql://h1:1,h2:2/d") == "postgresql://h1:1,h2:2/d"
     assert reader._pg_secrets("postgresql://ann:p%40ss@h/d?password=x1&sslpassword=y2") \
         == {"p%40ss", "p@ss", "x1", "y2"}

@@ -351,6 +351,11 @@ jc_results *jc_run(jc_batch *b)
     if (rc && r.res && r.res->slots)
         jc__r_flush(&r, true); /* keep whatever was computed before the failure */
     release(&r);
+    /* The signal that stopped this run is kept for jc_interrupted_signal;
+     * what the program does next (jc_memo, inspection, the next run's
+     * lookups and claims) is not interrupted by it: the stores' waits read
+     * the flag (no lock waited for while it is set). */
+    jc__interrupted = 0;
     if (rc) {
         discard(r.res, rc);
         return NULL;

@@ -361,12 +361,12 @@ static void drop_pending(jc__pg *pg)
 
 static PGresult *next_result(jc__pg *pg, bool *lost);
 
-/* PQexecParams, with a wait that a run's Ctrl-C cuts short (wait_socket):
+/* PQexecParams, with a wait that a run's Ctrl-C cuts short (wait_socket;
+ * the caller sets pg->interrupt_seen first):
  * the statement's result, its first error if it has several, or NULL
  * when nothing came back (the connection's message says why). */
 static PGresult *run(jc__pg *pg, const char *sql, const jc__pg_params *p)
 {
-    pg->interrupt_seen = jc__interrupted;
     if (!PQsendQueryParams(pg->conn, sql, p ? p->n : 0, p ? p->types : NULL, p ? p->vals : NULL,
                            p ? p->lens : NULL, p ? p->fmts : NULL, 1))
         return NULL;
@@ -388,8 +388,8 @@ static int session_settings(jc__pg *pg);
 
 /* A connection the server dropped (a restart, a network that broke) is
  * made again when no transaction is open: what the session held, a
- * snapshot or the claims' lock (tend.c), went with it, and the claims are
- * taken again at the next renewal. Inside a transaction the statements
+ * snapshot or the claims' lock (tend.c), went with it, and the lock is
+ * taken again at once. Inside a transaction the statements
  * fail until it ends: its writes are lost, and the caller keeps them
  * (a run reports results it could not store). */
 static int revive(jc__pg *pg)
@@ -398,12 +398,21 @@ static int revive(jc__pg *pg)
         return 0;
     PQreset(pg->conn);
     pg->reading = false;
-    free(pg->lease_owner);
+    char *owner = pg->lease_owner; /* its lock went with the old session */
     pg->lease_owner = NULL;
-    if (PQstatus(pg->conn) != CONNECTION_OK)
+    if (PQstatus(pg->conn) != CONNECTION_OK) {
+        free(owner);
         return jc__set_error(JC_EIO, "cache '%s': the connection to the server is lost and cannot be made again: "
                              "%s", pg->name, PQerrorMessage(pg->conn));
-    return session_settings(pg);
+    }
+    int rc = session_settings(pg);
+    /* This process's claims are alive again as soon as the new session
+     * holds their owner's lock (others read an owner whose lock no session
+     * holds as gone). */
+    if (!rc && owner && pg->hold_again)
+        rc = pg->hold_again(pg, owner);
+    free(owner);
+    return rc;
 }
 
 int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_params *p, PGresult **out)
@@ -420,16 +429,20 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
         rc = send_pending(pg);
     if (rc)
         return rc;
+    /* The interrupt flag, read once: the lock timeout is set by it, and a
+     * signal that comes after this read cancels the statement's wait. */
+    int interrupted = jc__interrupted;
     /* A lock timeout set in a transaction that has ended since (it may have
      * rolled back, undoing it): set again. While a run is interrupted, no
      * wait for a lock: what it stores on its way out is what it can have
      * at once. */
     if (!pg->setting_lock && ((pg->lock_in_txn && PQtransactionStatus(pg->conn) == PQTRANS_IDLE) ||
-                              pg->lock_short != (jc__interrupted != 0))) {
-        pg->lock_short = jc__interrupted != 0;
+                              pg->lock_short != (interrupted != 0))) {
+        pg->lock_short = interrupted != 0;
         jc__pg_lock_timeout(pg);
     }
     bool alone = pg->depth == 0 && !pg->reading;
+    pg->interrupt_seen = interrupted;
     PGresult *r = run(pg, sql, p);
     ExecStatusType s = PQresultStatus(r);
     /* A read of its own, on a connection found dropped: once more on a new
@@ -438,6 +451,7 @@ int jc__pg_query(jc__pg *pg, const char *what, const char *sql, const jc__pg_par
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && alone && strncmp(sql, "SELECT", 6) == 0 &&
         PQstatus(pg->conn) == CONNECTION_BAD && revive(pg) == 0) {
         PQclear(r);
+        pg->interrupt_seen = interrupted;
         r = run(pg, sql, p);
         s = PQresultStatus(r);
     }
@@ -675,7 +689,7 @@ char *jc__pg_redact(const char *location)
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(location, &err);
     PQfreemem(err);
-    size_t cap = 3 * strlen(location) + 64; /* every character may be encoded */
+    size_t cap = 8 * strlen(location) + 64; /* every character encoded, a port given to each host */
     char *out = malloc(cap);
     if (!out) {
         PQconninfoFree(opts);
@@ -706,9 +720,30 @@ char *jc__pg_redact(const char *location)
         add_encoded(out, cap, user, "");
         add(out, cap, "@%s%s", "", NULL);
     }
-    if (host)
-        add_encoded(out, cap, host, ",");
-    if (port)
+    /* Each host with its port (libpq: one port for all, or one each). */
+    size_t nports = 0;
+    for (const char *q = port; q && *q; q++)
+        nports += *q == ',';
+    nports += port && *port;
+    const char *h = host, *pt = port;
+    for (size_t i = 0; h; i++) {
+        const char *hend = strchr(h, ',');
+        char one[1024];
+        snprintf(one, sizeof one, "%.*s", (int)(hend ? (size_t)(hend - h) : strlen(h)), h);
+        if (i)
+            add(out, cap, ",%s%s", "", NULL);
+        add_encoded(out, cap, one, "");
+        if (pt && *pt) {
+            const char *pend = strchr(pt, ',');
+            snprintf(one, sizeof one, "%.*s", (int)(pend ? (size_t)(pend - pt) : strlen(pt)), pt);
+            if (*one)
+                add(out, cap, ":%s%s", one, NULL);
+            if (nports > 1)
+                pt = pend ? pend + 1 : NULL;
+        }
+        h = hend ? hend + 1 : NULL;
+    }
+    if (!host && port) /* a port for the default host */
         add(out, cap, ":%s%s", port, NULL);
     add(out, cap, "/%s%s", "", NULL);
     if (db)
@@ -878,10 +913,12 @@ void jc__pg_lock_timeout(jc__pg *pg)
 }
 
 /* The server's TCP setting NAME: the session's own when the location set
- * one (options=-ctcp_keepalives_idle%3D2), else ours. */
+ * one (options=-ctcp_keepalives_idle%3D2, or PGOPTIONS: pg_settings' source
+ * 'client'), else ours (over TCP, current_setting shows the system's value
+ * when none is set: 7200 s for the keepalives' idle time on Linux). */
 #define TCP_SETTING(name, ours)                                                                        \
-    "set_config('" name "', CASE current_setting('" name "') WHEN '0' THEN '" ours "'"                 \
-    " ELSE current_setting('" name "') END, false)"
+    "set_config('" name "', CASE (SELECT source FROM pg_settings WHERE name = '" name "')"            \
+    " WHEN 'client' THEN current_setting('" name "') ELSE '" ours "' END, false)"
 
 /* The connection's settings for a cache: waits bounded by the busy
  * timeout (lock_timeout), and the server's TCP keepalives short (10 s, then
@@ -895,7 +932,7 @@ static int session_settings(jc__pg *pg)
 {
     jc__pg_params p = {0};
     char ms[32];
-    snprintf(ms, sizeof ms, "%d", pg->lock_ms); /* the busy timeout, or what jc__store_busy_wait set */
+    snprintf(ms, sizeof ms, "%d", pg->lock_short ? 1 : pg->lock_ms); /* as jc__pg_lock_timeout */
     jc__pg_p_text(&p, ms);
     jc__pg_p_bool(&p, (pg->flags & JC__STORE_READONLY) != 0);
     return jc__pg_exec(pg, "setting up the session",

@@ -66,6 +66,10 @@ typedef struct jc__pg {
     /* This handle's lease owner, whose claims live as long as this
      * connection holds the advisory lock of its name (leases.c). */
     char *lease_owner;
+    /* Takes the lock of owner again for this session (tend.c sets it when
+     * it first takes one): a connection made again holds its claims again
+     * at once (pg.c, revive). */
+    int (*hold_again)(struct jc__pg *pg, const char *owner);
     bool pipeline_failed; /* a statement of the open pipeline failed (pg.c) */
     /* jc__interrupted when the statement waited for now was sent: a signal
      * that comes during the wait cancels it (pg.c, wait_socket). */

@@ -560,20 +560,24 @@ static int release_owner(jc__pg *pg)
 {
     jc__pg_params p = {0};
     jc__pg_p_text(&p, pg->lease_owner);
-    int rc = jc__pg_exec(pg, "releasing a lease", "SELECT pg_advisory_unlock(" LEASE_KEY1 ", hashtext($1))::int::int8",
+    int rc = jc__pg_exec(pg, "releasing a lease",
+                         "SELECT pg_advisory_unlock_shared(" LEASE_KEY1 ", hashtext($1))::int::int8",
                          &p, NULL);
     free(pg->lease_owner);
     pg->lease_owner = NULL;
     return rc;
 }
 
-/* Takes owner's lock for this session, once per handle. The owner is this
- * process, so no wait: when another session holds it (another handle of
- * this process on the same cache), that session keeps its claims alive,
- * and this handle tries again at its next renewal. A session-level lock
- * outlives a rollback, as pg->lease_owner does. */
+/* Takes owner's lock for this session, once per handle, shared: every
+ * handle of this process on the cache holds it, and its claims live while
+ * any of them is open. No wait (a shared lock waits only for an exclusive
+ * one, which nothing of ours takes); a handle that did not get it tries
+ * again at its next renewal. A session-level lock outlives a rollback, as
+ * pg->lease_owner does; a connection made again takes it again at once
+ * (pg->hold_again, pg.c's revive). */
 static int hold_owner(jc__pg *pg, const char *owner)
 {
+    pg->hold_again = hold_owner;
     int rc = pg->lease_owner ? release_owner(pg) : 0;
     if (rc)
         return rc;
@@ -583,8 +587,10 @@ static int hold_owner(jc__pg *pg, const char *owner)
     jc__pg_params p = {0};
     jc__pg_p_text(&p, owner);
     PGresult *r = NULL;
-    rc = jc__pg_query(pg, "claiming calls", "SELECT pg_try_advisory_lock(" LEASE_KEY1 ", hashtext($1))::int::int8", &p,
-                      &r);
+    /* Shared: every handle of this process on the cache holds it, so that
+     * its claims stay alive while any of them is open. */
+    rc = jc__pg_query(pg, "claiming calls",
+                      "SELECT pg_try_advisory_lock_shared(" LEASE_KEY1 ", hashtext($1))::int::int8", &p, &r);
     if (!rc && jc__pg_int8(r, 0, 0) == 1) {
         pg->lease_owner = copy;
         copy = NULL;
