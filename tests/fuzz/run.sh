@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes each libFuzzer harness of tests/fuzz for SECONDS (default 60), one
-# after the other and one process at a time (-jobs=1 -workers=1), starting
+# Fuzzes each libFuzzer harness of tests/fuzz for SECONDS (default 60), JOBS
+# harnesses at a time (default 1), each one process (-jobs=1 -workers=1), starting
 # from the seed corpus. New inputs go to a scratch corpus under the build
 # directory, never into the repository; a crash stops the script with the
 # input saved as build-fuzz/artifacts/NAME-crash-* (add it to
@@ -28,28 +28,45 @@ for h in "${harnesses[@]}"; do targets+=("fuzz_$h"); done
 cmake --build "$build" -j"${JOBS:-1}" --target "${targets[@]}"
 
 mkdir -p "$build/artifacts"
-status=0
-for h in "${harnesses[@]}"; do
-    work="$build/corpus/$h"
-    mkdir -p "$work"
+# One harness: its own working directory (libFuzzer's -jobs=1 writes
+# fuzz-0.log there), its log kept as $build/fuzz-NAME.log; prints its last
+# line of progress, and what a crash said; fails on a crash.
+fuzz_one() {
+    local h="$1" work="$build/corpus/$1" run="$build/run-$1" log="$build/fuzz-$1.log" rc=0
+    mkdir -p "$work" "$run"
     echo "== fuzz $h for ${seconds}s"
-    log="$build/fuzz-$h.log"
-    # -jobs=1 runs the one fuzzing process in the background with its output
-    # in fuzz-0.log of the working directory: run it in $build, keep the log.
-    if (cd "$build" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    if (cd "$run" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "$build/tests/fuzz/fuzz_$h" -jobs=1 -workers=1 -max_total_time="$seconds" -timeout=10 \
             -rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$build/artifacts/$h-" \
             "$work" "$here/corpus/$h" >/dev/null 2>&1); then
         :
     else
-        status=1
+        rc=1
     fi
-    mv -f "$build/fuzz-0.log" "$log" 2>/dev/null || true
+    mv -f "$run/fuzz-0.log" "$log" 2>/dev/null || true
     grep -E "^#[0-9]+.*(DONE|pulse|NEW)" "$log" | tail -1 || true
     if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|fuzz check failed|deadly signal" "$log"; then
-        echo "!! $h: crash; see $log and $build/artifacts/" >&2
-        awk '/ERROR|runtime error|fuzz check|SUMMARY|Test unit written/ && n++ < 20' "$log" >&2
-        status=1
+        echo "!! $h: crash; see $log and $build/artifacts/"
+        awk '/ERROR|runtime error|fuzz check|SUMMARY|Test unit written/ && n++ < 20' "$log"
+        rc=1
     fi
+    return $rc
+}
+
+# JOBS harnesses at a time, each one process; their reports in order.
+status=0
+per="${JOBS:-1}"
+for ((i = 0; i < ${#harnesses[@]}; i += per)); do
+    pids=()
+    for h in "${harnesses[@]:i:per}"; do
+        fuzz_one "$h" >"$build/fuzz-$h.out" 2>&1 &
+        pids+=("$!")
+    done
+    k=0
+    for h in "${harnesses[@]:i:per}"; do
+        wait "${pids[$k]}" || status=1
+        cat "$build/fuzz-$h.out"
+        k=$((k + 1))
+    done
 done
 exit $status
