@@ -400,7 +400,8 @@ JC_EXPORT int jc_function_register_params(const jc_function *desc, const char *c
 JC_EXPORT int jc_function_leave_out(const jc_function *desc, const char *const *names);
 
 /* Registers a function by hand (what JC_FUNCTION does). desc must stay valid
- * for the life of the process; it is not copied. An empty name or version is
+ * for the life of the process, its name and version unchanged; it is not
+ * copied (keys are made from those strings as they are). An empty name or version is
  * rejected (JC_EINVAL; a later jc_delayed or jc_memo of that function then
  * fails with JC_ENOFUNC saying why); a second function under an existing name marks the
  * name ambiguous, so that using either one fails with JC_ENOFUNC naming both.

@@ -258,6 +258,12 @@ int jc__key_compute(const char *name, const char *version, jc_value *const *argv
 /* The same with the arguments left_out marks (may be NULL) left out. */
 int jc__key_compute_left_out(const char *name, const char *version, jc_value *const *argv, size_t argc,
                              const bool *left_out, uint8_t key[JC__KEY_LEN]);
+/* The same for strings that stay as they are at the same addresses while
+ * stable (not 0) is the same: a registered function's name and version,
+ * stable = the registry's generation + 1 (their header is then not
+ * compared again, call after call). */
+int jc__key_compute_stable(const char *name, const char *version, unsigned long stable, jc_value *const *argv,
+                           size_t argc, const bool *left_out, uint8_t key[JC__KEY_LEN]);
 /* The same from an already-encoded argument blob (for verify). */
 int jc__key_from_blob(const char *name, const char *version, const void *args, size_t len,
                       uint8_t key[JC__KEY_LEN]);

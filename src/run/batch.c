@@ -295,7 +295,8 @@ int jc__r_call_key(const jc_function *fn, jc_value *const *argv, size_t argc, ui
     int rc = left ? 0 : jc__set_error(JC_ENOMEM, "out of memory preparing a call of %s", fn->name);
     if (!rc) {
         bool any = jc__function_left_out(fn, argv, argc, left);
-        rc = jc__key_compute_left_out(fn->name, fn->version, argv, argc, any ? left : NULL, key);
+        rc = jc__key_compute_stable(fn->name, fn->version, jc__registry_generation() + 1, argv, argc,
+                                    any ? left : NULL, key);
     }
     if (left != stackmask)
         free(left);

@@ -94,6 +94,9 @@ static int make_canonical(jc_value *v)
 int jc__args_canonicalize(jc_value *const *argv, size_t argc)
 {
     for (size_t i = 0; i < argc; i++) {
+        jc_type t = (jc_type)argv[i]->type;
+        if (t == JC_TYPE_INT || t == JC_TYPE_BOOL || t == JC_TYPE_NULL || t == JC_TYPE_STR)
+            continue; /* canonical as they are: most arguments of a sweep */
         int rc = make_canonical(argv[i]);
         if (rc)
             return rc;

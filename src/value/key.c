@@ -85,19 +85,31 @@ static void pack_header(hasher *h, const char *name, size_t nl, const char *vers
 
 /* The header of the last function keyed in this thread, by content: a
  * sweep keys thousands of calls of one function, and packing its name and
- * version costs more than comparing them. */
+ * version costs more than comparing them. Strings that cannot change under
+ * the same pointers while `stable` is the same (a registered function's,
+ * within one generation of the registry) are not even compared again. */
 enum { HEADER_CACHE = 160 };
 static _Thread_local struct {
     size_t nl, vl, len;
+    const char *name_at, *version_at;
+    unsigned long stable;
     char name[HEADER_CACHE], version[HEADER_CACHE];
     char bytes[HEADER_CACHE * 2 + 16];
 } last_header;
 
-static void write_header(hasher *h, const char *name, const char *version)
+static void write_header(hasher *h, const char *name, const char *version, unsigned long stable)
 {
+    if (stable && stable == last_header.stable && name == last_header.name_at &&
+        version == last_header.version_at && last_header.len) {
+        hasher_write(h, last_header.bytes, last_header.len);
+        return;
+    }
     size_t nl = strlen(name), vl = strlen(version);
     if (nl == last_header.nl && vl == last_header.vl && last_header.len && memcmp(name, last_header.name, nl) == 0 &&
         memcmp(version, last_header.version, vl) == 0) {
+        last_header.name_at = name;
+        last_header.version_at = version;
+        last_header.stable = stable;
         hasher_write(h, last_header.bytes, last_header.len);
         return;
     }
@@ -111,6 +123,9 @@ static void write_header(hasher *h, const char *name, const char *version)
         last_header.nl = nl;
         last_header.vl = vl;
         last_header.len = h->n;
+        last_header.name_at = name;
+        last_header.version_at = version;
+        last_header.stable = stable;
     }
 }
 
@@ -123,11 +138,17 @@ int jc__key_compute(const char *name, const char *version, jc_value *const *argv
 int jc__key_compute_left_out(const char *name, const char *version, jc_value *const *argv, size_t argc,
                              const bool *left_out, uint8_t key[JC__KEY_LEN])
 {
+    return jc__key_compute_stable(name, version, 0, argv, argc, left_out, key);
+}
+
+int jc__key_compute_stable(const char *name, const char *version, unsigned long stable, jc_value *const *argv,
+                           size_t argc, const bool *left_out, uint8_t key[JC__KEY_LEN])
+{
     hasher h;
     h.state = NULL;
     h.n = 0;
     h.oom = false;
-    write_header(&h, name, version);
+    write_header(&h, name, version, stable);
     unsigned char scalars[3 + 9 * 15];
     size_t ns = jc__encode_args_scalars(argv, argc, left_out, scalars, sizeof scalars);
     int rc = 0;
@@ -152,7 +173,7 @@ int jc__key_from_blob(const char *name, const char *version, const void *args, s
     h.state = NULL;
     h.n = 0;
     h.oom = false;
-    write_header(&h, name, version);
+    write_header(&h, name, version, 0);
     hasher_write(&h, args, len);
     if (h.oom) {
         XXH3_freeState(h.state);
