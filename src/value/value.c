@@ -50,9 +50,19 @@ static void spares_free(void *unused)
     nspare = 0;
 }
 
+static bool spare_key_made;
+
 static void spare_key_make(void)
 {
-    (void)pthread_key_create(&spare_key, spares_free);
+    spare_key_made = pthread_key_create(&spare_key, spares_free) == 0;
+}
+
+/* A library unloaded (dlclose) leaves no destructor of its own behind for
+ * threads that end after it. */
+__attribute__((destructor)) static void spare_key_drop(void)
+{
+    if (spare_key_made)
+        pthread_key_delete(spare_key);
 }
 #endif
 
