@@ -190,6 +190,23 @@ static const char HOSTILE_FN[] = "echo\x1b]0;pwned\x07\x1b[2J";
  * to (as long), as a hostile file would hold them: text that the library's
  * builders refuse (invalid UTF-8) can only come from a file. The result's
  * checksum is dropped where a result changes (as a file of 0.1.0 has none). */
+/* A copy of data[0..len) (free() it) with every run of from[0..n) written
+ * as to[0..n); *changed says whether there was any. */
+static unsigned char *patched_copy(const void *data, size_t len, const char *from, const char *to, size_t n,
+                                   bool *changed)
+{
+    unsigned char *blob = malloc(len + 1);
+    assert_non_null(blob);
+    memcpy(blob, data, len);
+    *changed = false;
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(blob + i, from, n) == 0) {
+            memcpy(blob + i, to, n);
+            *changed = true;
+        }
+    return blob;
+}
+
 static void patch_blobs_pg(const char *path, const char *col, const char *from, const char *to, size_t n)
 {
     PGconn *c = jc_test_pg_connect();
@@ -204,14 +221,8 @@ static void patch_blobs_pg(const char *path, const char *col, const char *from, 
              strcmp(col, "result") == 0 ? ", result_check = NULL" : "");
     for (int i = 0; i < PQntuples(r); i++) {
         size_t len = (size_t)PQgetlength(r, i, 1);
-        unsigned char *blob = malloc(len + 1);
-        memcpy(blob, PQgetvalue(r, i, 1), len);
-        bool changed = false;
-        for (size_t k = 0; k + n <= len; k++)
-            if (memcmp(blob + k, from, n) == 0) {
-                memcpy(blob + k, to, n);
-                changed = true;
-            }
+        bool changed;
+        unsigned char *blob = patched_copy(PQgetvalue(r, i, 1), len, from, to, n, &changed);
         if (changed) {
             char id[32];
             snprintf(id, sizeof id, "%.*s", PQgetlength(r, i, 0), PQgetvalue(r, i, 0)); /* binary text: as is */
@@ -245,14 +256,8 @@ static void patch_blobs(const char *path, const char *col, const char *from, con
     assert_int_equal(sqlite3_prepare_v2(db, q, -1, &u, NULL), SQLITE_OK);
     while (sqlite3_step(s) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        unsigned char *blob = malloc(len + 1);
-        memcpy(blob, sqlite3_column_blob(s, 1), len);
-        bool changed = false;
-        for (size_t i = 0; i + n <= len; i++)
-            if (memcmp(blob + i, from, n) == 0) {
-                memcpy(blob + i, to, n);
-                changed = true;
-            }
+        bool changed;
+        unsigned char *blob = patched_copy(sqlite3_column_blob(s, 1), len, from, to, n, &changed);
         if (changed) {
             sqlite3_bind_int64(u, 1, sqlite3_column_int64(s, 0));
             sqlite3_bind_blob(u, 2, blob, (int)len, SQLITE_TRANSIENT);
