@@ -561,7 +561,10 @@ typedef struct jc_cache_options {
  * (docs/store.md): JC_EIO when the server cannot be reached within the
  * connect timeout (10 s unless the URI or PGCONNECT_TIMEOUT says), JC_EINVAL
  * for a URI libpq cannot read, JC_ECORRUPT for a schema holding other
- * tables; jc_cache_path and every message name it without its password. */
+ * tables; jc_cache_path and every message name it without its password,
+ * as a URI libpq reads back (percent-encoded, a socket directory as %2F...
+ * in the host's place, only host, port, user, database and options): reopen
+ * a cache by the location given, not by jc_cache_path. */
 JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts);
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */
