@@ -14,8 +14,12 @@ int jc__pg_store_open(const char *location, unsigned flags, int busy_timeout_ms,
 {
     if (!out)
         return jc__set_error(JC_EINVAL, "jc__store_open: NULL out");
+    *out = NULL;
+    int rc = jc__libpq_load(); /* the first server location of the process loads libpq (libpq.h) */
+    if (rc)
+        return rc;
     jc__pg *pg = NULL;
-    int rc = jc__pg_open(location, flags, busy_timeout_ms, &pg);
+    rc = jc__pg_open(location, flags, busy_timeout_ms, &pg);
     if (pg)
         pg->base.ops = &jc__pg_ops;
     *out = pg ? &pg->base : NULL;

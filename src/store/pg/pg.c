@@ -687,8 +687,10 @@ static void add_encoded(char *out, size_t cap, const char *v, const char *keep)
 char *jc__pg_redact(const char *location)
 {
     char *err = NULL;
-    PQconninfoOption *opts = PQconninfoParse(location, &err);
-    PQfreemem(err);
+    /* Without libpq nothing parses the location: the scheme only. */
+    PQconninfoOption *opts = jc__libpq_load() == 0 ? PQconninfoParse(location, &err) : NULL;
+    if (err)
+        PQfreemem(err);
     size_t cap = 8 * strlen(location) + 64; /* every character encoded, a port given to each host */
     char *out = malloc(cap);
     if (!out) {

@@ -24,12 +24,12 @@
 #ifndef JC_STORE_PG_INT_H
 #define JC_STORE_PG_INT_H
 
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "store/store_int.h"
+#include "store/pg/libpq.h" /* libpq-fe.h, and the calls through the loaded table */
 #include "store/pg/pg.h"
 
 typedef struct jc__pg_puts jc__pg_puts;

@@ -1,0 +1,120 @@
+/*
+ * libpq is loaded when a PostgreSQL location is first opened, not linked
+ * (src/store/pg/libpq.h): a program on cache files never maps it, and a
+ * process where it cannot be loaded gets a clear error for a server
+ * location and goes on using files.
+ *
+ * This binary links the static library and not libpq. Run without
+ * arguments it checks the process's mappings; CTest runs it again as
+ * `test_libpq unloadable` with LD_LIBRARY_PATH on a directory whose
+ * libpq.so.5 is a library without libpq's functions (fake_libpq.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jobcache.h>
+
+static bool unloadable; /* argv[1] == "unloadable": LD_LIBRARY_PATH names the fake */
+
+/* Whether a file named libpq.so.5 is mapped into this process. */
+static bool libpq_mapped(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "/libpq.so.5") != NULL;
+    fclose(f);
+    return found;
+}
+
+static const char *tmpdir(void)
+{
+    const char *d = getenv("JC_TEST_TMPDIR");
+    if (!d)
+        d = "/tmp";
+    mkdir(d, 0700);
+    return d;
+}
+
+static int square(jc_call *call)
+{
+    int64_t x = jc_arg_int(call, 0);
+    return jc_return_int(call, x * x);
+}
+JC_FUNCTION(square, "v1");
+
+/* A run on a cache file leaves libpq unmapped; opening a server location
+ * maps it (here one with no server: loading comes before connecting). */
+static void files_never_load_libpq(void **state)
+{
+    (void)state;
+    if (unloadable)
+        skip();
+    assert_false(libpq_mapped());
+    char path[4096];
+    snprintf(path, sizeof path, "%s/libpq-files.jobcache", tmpdir());
+    unlink(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1});
+    assert_non_null(b);
+    for (int i = 0; i < 10; i++)
+        jc_delayed(b, square, jc_int(i));
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_result_int(r, 9), 81);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+    assert_false(libpq_mapped());
+
+    assert_null(jc_cache_open("postgresql:///nodb?host=/nonexistent-jobcache-test&connect_timeout=2", NULL));
+    assert_int_equal(jc_errcode(), JC_EIO);
+    assert_true(libpq_mapped());
+}
+
+/* A libpq.so.5 without libpq's functions: a server location fails with
+ * JC_EIO naming the missing function and the package, without the
+ * location's password; files work as before. */
+static void an_unloadable_libpq_is_a_clear_error(void **state)
+{
+    (void)state;
+    if (!unloadable)
+        skip();
+    for (int attempt = 0; attempt < 2; attempt++) { /* the second answers from the first's result */
+        jc_cache *c = jc_cache_open("postgresql://u:s3cret@%2Ftmp/db", NULL);
+        assert_null(c);
+        assert_int_equal(jc_errcode(), JC_EIO);
+        const char *msg = jc_errmsg();
+        if (!strstr(msg, "libpq.so.5 has no PQcancel: not libpq") || !strstr(msg, "libpq5") || strstr(msg, "s3cret"))
+            fail_msg("unexpected message: %s", msg);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/libpq-unloadable.jobcache", tmpdir());
+    unlink(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_cache_close(c);
+}
+
+int main(int argc, char **argv)
+{
+    unloadable = argc > 1 && strcmp(argv[1], "unloadable") == 0;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(files_never_load_libpq),
+        cmocka_unit_test(an_unloadable_libpq_is_a_clear_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
