@@ -27,6 +27,7 @@
 
 #include "jc_internal.h"
 #include "testutil.h"
+#include "util/keysort.h"
 
 #define PATH_CAP 4096
 
@@ -630,10 +631,88 @@ static void key_compute_refuses_bad_arguments(void **state)
     expect_error(JC_EINVAL, "the value is itself a jc_kw named value");
 }
 
+static int cmp_first16(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* jc__keysort orders records as qsort by memcmp of their first 16 bytes
+ * does, whatever the keys: hashes (spread evenly), keys that share their
+ * leading bytes (all in one bucket: not hashes, as a hostile file's lease
+ * rows could be), duplicates, few records; and carries each record's
+ * other bytes with its key. */
+static void keysort_orders_as_memcmp_does(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {16, 20, 64};
+    const size_t counts[] = {0, 1, 2, 63, 64, 65, 1000, 70000};
+    uint64_t seed = 12345;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof *counts; ci++)
+            for (int kind = 0; kind < 3; kind++) {
+                size_t size = sizes[si], n = counts[ci];
+                uint8_t *a = malloc(n * size + 1), *b = malloc(n * size + 1);
+                assert_non_null(a);
+                assert_non_null(b);
+                for (size_t i = 0; i < n * size; i++) {
+                    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                    a[i] = (uint8_t)(seed >> 56);
+                }
+                for (size_t i = 0; i < n; i++) {
+                    uint8_t *r = a + size * i;
+                    if (kind == 1) /* one bucket: the leading bytes equal */
+                        memset(r, 0xab, 8);
+                    if (kind == 2 && i % 3) /* duplicates of the record before */
+                        memcpy(r, r - size, 16);
+                    /* the record's own bytes after its key say which it was */
+                    if (size >= 20)
+                        memcpy(r + 16, &(uint32_t){(uint32_t)i}, 4);
+                }
+                memcpy(b, a, n * size);
+                jc__keysort(a, n, size);
+                if (n)
+                    qsort(b, n, size, cmp_first16);
+                for (size_t i = 0; i < n; i++) {
+                    if (memcmp(a + size * i, b + size * i, 16) != 0)
+                        fail_msg("size %zu, n %zu, kind %d: record %zu's key differs from qsort's", size, n, kind, i);
+                    if (i && memcmp(a + size * (i - 1), a + size * i, 16) > 0)
+                        fail_msg("size %zu, n %zu, kind %d: records %zu and %zu out of order", size, n, kind, i - 1, i);
+                }
+                /* every record is still there, whole: sorted by all its bytes, both are equal */
+                if (n) {
+                    uint8_t *c = malloc(n * size);
+                    assert_non_null(c);
+                    memcpy(c, a, n * size);
+                    for (size_t i = 1; i < n; i++) /* insertion sort by all bytes within equal keys */
+                        for (size_t j = i; j > 0 && memcmp(c + size * (j - 1), c + size * j, 16) == 0 &&
+                                           memcmp(c + size * (j - 1), c + size * j, size) > 0; j--) {
+                            uint8_t t[64];
+                            memcpy(t, c + size * j, size);
+                            memcpy(c + size * j, c + size * (j - 1), size);
+                            memcpy(c + size * (j - 1), t, size);
+                        }
+                    for (size_t i = 1; i < n; i++)
+                        for (size_t j = i; j > 0 && memcmp(b + size * (j - 1), b + size * j, 16) == 0 &&
+                                           memcmp(b + size * (j - 1), b + size * j, size) > 0; j--) {
+                            uint8_t t[64];
+                            memcpy(t, b + size * j, size);
+                            memcpy(b + size * j, b + size * (j - 1), size);
+                            memcpy(b + size * (j - 1), t, size);
+                        }
+                    if (memcmp(b, c, n * size) != 0)
+                        fail_msg("size %zu, n %zu, kind %d: the records are not those given", size, n, kind);
+                    free(c);
+                }
+                free(a);
+                free(b);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(key_golden_vectors),
+        cmocka_unit_test(keysort_orders_as_memcmp_does),
         cmocka_unit_test(key_no_args_from_hand_written_bytes),
         cmocka_unit_test(key_int_and_double_from_hand_written_bytes),
         cmocka_unit_test(key_of_a_file_and_a_directory_by_their_content),

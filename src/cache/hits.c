@@ -13,6 +13,7 @@
 
 #include "function/fingerprint.h"
 #include "cache_int.h"
+#include "util/keysort.h"
 
 /* Queues count hits of key that saved seconds in all. */
 static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
@@ -69,52 +70,6 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
     }
 }
 
-static int cmp_record(const void *a, const void *b)
-{
-    return memcmp(a, b, JC__KEY_LEN);
-}
-
-/* Sorts n records of JC__HIT_RECORD bytes by their keys. Keys are hashes,
- * spread evenly: a counting sort on their leading bits puts each in a
- * bucket of about one, and an insertion sort finishes each bucket, so
- * that a run's 100,000 hits cost about 100 instructions each where
- * qsort's comparisons cost 900. */
-static void sort_records(uint8_t *rec, size_t n)
-{
-    int bits = 8;
-    while (bits < 16 && ((size_t)1 << bits) < n)
-        bits++;
-    size_t nb = (size_t)1 << bits;
-    size_t *end = n >= 64 ? calloc(nb + 1, sizeof *end) : NULL;
-    uint8_t *tmp = end ? malloc(n * JC__HIT_RECORD) : NULL;
-    if (!tmp) { /* few, or out of memory */
-        free(end);
-        qsort(rec, n, JC__HIT_RECORD, cmp_record);
-        return;
-    }
-#define TOP(r) ((((size_t)(r)[0] << 8) | (r)[1]) >> (16 - bits))
-    for (size_t i = 0; i < n; i++)
-        end[TOP(rec + JC__HIT_RECORD * i) + 1]++;
-    for (size_t b = 0; b < nb; b++)
-        end[b + 1] += end[b];
-    for (size_t i = 0; i < n; i++) /* end[b] walks from bucket b's start to its end */
-        memcpy(tmp + JC__HIT_RECORD * end[TOP(rec + JC__HIT_RECORD * i)]++, rec + JC__HIT_RECORD * i,
-               JC__HIT_RECORD);
-#undef TOP
-    for (size_t b = 0, start = 0; b < nb; start = end[b], b++)
-        for (size_t i = start + 1; i < end[b]; i++)
-            for (size_t j = i; j > start && cmp_record(tmp + JC__HIT_RECORD * (j - 1), tmp + JC__HIT_RECORD * j) > 0;
-                 j--) {
-                uint8_t t[JC__HIT_RECORD];
-                memcpy(t, tmp + JC__HIT_RECORD * j, JC__HIT_RECORD);
-                memcpy(tmp + JC__HIT_RECORD * j, tmp + JC__HIT_RECORD * (j - 1), JC__HIT_RECORD);
-                memcpy(tmp + JC__HIT_RECORD * (j - 1), t, JC__HIT_RECORD);
-            }
-    memcpy(rec, tmp, n * JC__HIT_RECORD);
-    free(tmp);
-    free(end);
-}
-
 /* The queued hits as one row of the hit log (store.h): records of key and
  * count, in key order, a key hit several times (jc_memo in a loop) once
  * with its count. Malloc'd, *len bytes; NULL when out of memory. */
@@ -129,7 +84,7 @@ static uint8_t *log_row(const jc_cache *cache, size_t *len)
         memcpy(r, cache->touched + JC__KEY_LEN * i, JC__KEY_LEN);
         memcpy(r + JC__KEY_LEN, &cache->touched_counts[i], 4); /* summed below, then made little-endian */
     }
-    sort_records(rec, n);
+    jc__keysort(rec, n, JC__HIT_RECORD); /* keys are hashes: about 100 instructions each, qsort 900 */
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t *r = rec + JC__HIT_RECORD * i;
