@@ -2276,6 +2276,23 @@ static void run_crashed_calls_are_retried_failures_are_not(void **state)
     jc_cache_close(c);
 }
 
+/* Commits are spaced by what they cost: every 100 ms while a commit takes
+ * under 10 ms; ten times a slower commit's time (a cold run into a cache of
+ * 1.5 million entries wrote its whole key index again every 100 ms: 80% of
+ * the run, bench/NOTES.md), and never more than 2 s apart, which bounds
+ * what a kill -9 loses. */
+double jc__r_commit_interval(double took); /* run/run_int.h, whose names clash with this file's */
+static void run_commits_are_spaced_by_their_cost(void **state)
+{
+    (void)state;
+    assert_true(jc__r_commit_interval(0.0) == 0.1);
+    assert_true(jc__r_commit_interval(0.002) == 0.1);
+    assert_true(jc__r_commit_interval(0.05) > 0.49 && jc__r_commit_interval(0.05) < 0.51);
+    assert_true(jc__r_commit_interval(0.15) > 1.49 && jc__r_commit_interval(0.15) < 1.51);
+    assert_true(jc__r_commit_interval(0.5) == 2.0);
+    assert_true(jc__r_commit_interval(60.0) == 2.0); /* a long lock wait: still 2 s */
+}
+
 int main(void)
 {
     unsetenv("JOBCACHE_PATH");
@@ -2333,6 +2350,7 @@ int main(void)
         cmocka_unit_test(run_a_file_argument_is_keyed_by_its_content),
         cmocka_unit_test(run_expired_entries_are_computed_again_and_replaced),
         cmocka_unit_test(run_crashed_calls_are_retried_failures_are_not),
+        cmocka_unit_test(run_commits_are_spaced_by_their_cost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,14 +144,24 @@ void jc__r_flush(run *r, bool final)
             done = r->nqueue; /* what was queued is lost to the file, not to the caller */
         }
     }
-    for (size_t i = 0; i < done; i++)
+    for (size_t i = 0; i < done; i++) {
+        r->queued_bytes -= r->queue[i].blob ? r->queue[i].blob_len : 0;
         free(r->queue[i].blob);
+    }
     memmove(r->queue, r->queue + done, (r->nqueue - done) * sizeof *r->queue);
     r->nqueue -= done;
+    r->commit_interval = jc__r_commit_interval(jc__monotonic() - t0);
 }
 
-/* Commits when due: every COMMIT_SECONDS, every COMMIT_EVERY results, when
- * the run is being interrupted (a second signal may end the program), and,
+double jc__r_commit_interval(double took)
+{
+    double interval = COMMIT_SHARE * took;
+    return interval < COMMIT_SECONDS ? COMMIT_SECONDS : interval > COMMIT_SECONDS_MAX ? COMMIT_SECONDS_MAX : interval;
+}
+
+/* Commits when due: every commit_interval (COMMIT_SECONDS, longer after a
+ * slow commit: run_int.h), every COMMIT_EVERY results or COMMIT_BYTES of
+ * them, when the run is being interrupted (a second signal may end the program), and,
  * in-process, after every result that took 10 ms or more: the next call
  * runs in this thread and may be long, and what it waits behind would be
  * lost to a kill. Worker backends commit on the timer, since nothing long
@@ -174,8 +184,9 @@ void jc__r_renew_if_due(run *r)
 void jc__r_flush_if_due(run *r)
 {
     if ((r->nqueue || r->nrelease) &&
-        (r->nqueue >= COMMIT_EVERY || jc__interrupted || (r->inprocess && r->last_seconds >= 0.01) ||
-         r->nrelease || jc__monotonic() - r->last_commit >= COMMIT_SECONDS))
+        (r->nqueue >= COMMIT_EVERY || r->queued_bytes >= COMMIT_BYTES || jc__interrupted ||
+         (r->inprocess && r->last_seconds >= 0.01) || r->nrelease ||
+         jc__monotonic() - r->last_commit >= r->commit_interval))
         jc__r_flush(r, false);
     jc__r_renew_if_due(r);
 }

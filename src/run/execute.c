@@ -117,6 +117,7 @@ static bool deliver(void *ctx, jc__outcome *o)
         if (r->writable) {
             r->queue[r->nqueue++] = (unstored){.slot = s, .blob = o->blob, .blob_len = o->blob_len,
                                                 .seconds = o->seconds};
+            r->queued_bytes += o->blob ? o->blob_len : 0;
             o->blob = NULL;
         }
     } else {

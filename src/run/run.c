@@ -153,6 +153,7 @@ static int start(run *r, jc_batch *b)
 {
     *r = (run){.batch = b, .cache = b->cache, .t0 = jc__monotonic(), .started_wall = jc__now()};
     r->last_commit = r->t0;
+    r->commit_interval = COMMIT_SECONDS;
     r->writable = jc__cache_writable(b->cache);
     jc__cache_want_created(b->cache, b->opts.expires_after > 0);
     r->p.total = b->n;

@@ -22,12 +22,27 @@
  *  - Every submission maps to exactly one slot (a distinct call); a slot ends
  *    with exactly one final status.
  *  - A failure is never stored. A success is stored before the run returns,
- *    and at most ~100 ms (or COMMIT_EVERY results) after it arrived, so an
+ *    and at most commit_interval (100 ms, up to COMMIT_SECONDS_MAX when
+ *    commits are slow) or COMMIT_EVERY results after it arrived, so an
  *    interrupted run keeps its finished work.
  */
 
-enum { COMMIT_EVERY = 2000 };
+enum { COMMIT_EVERY = 20000 };
+/* Queued results' encoded bytes that make a commit due (worker backends
+ * send encoded results, held until stored). */
+#define COMMIT_BYTES ((size_t)64 << 20)
+/* The interval between commits: COMMIT_SECONDS, or COMMIT_SHARE times
+ * what the last commit took when that is longer, so that committing takes
+ * at most about a tenth of a run, up to COMMIT_SECONDS_MAX. A commit into a
+ * large cache writes a page of its key index per result (keys are hashes):
+ * at 1.5 million entries, commits every 100 ms spent 80% of a cold run
+ * writing the same pages again (bench/NOTES.md). */
 #define COMMIT_SECONDS 0.1
+#define COMMIT_SHARE 10.0
+#define COMMIT_SECONDS_MAX 2.0
+/* The interval before the next commit after one that took `took` seconds
+ * (its begin, writes and commit, lock waits included). */
+double jc__r_commit_interval(double took);
 
 typedef struct pending {
     const jc_function *fn;
@@ -140,6 +155,8 @@ typedef struct run {
     unstored *queue;
     size_t nqueue;
     double last_commit;
+    double commit_interval; /* seconds: COMMIT_SECONDS, longer after slow commits */
+    size_t queued_bytes;    /* the queue's encoded results */
     double last_seconds; /* compute time of the last result delivered */
     int store_rc;        /* the first store error */
     /* Seconds spent in attempts to store that found the file locked by
