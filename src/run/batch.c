@@ -255,14 +255,45 @@ void jc__r_free_args(jc_value *const *argv, size_t argc)
         jc_value_free(argv[i]);
 }
 
+/* A block of argument arrays (jc_batch.argv_blocks). */
+struct argv_block {
+    struct argv_block *next;
+    size_t cap;
+    jc_value *slot[]; /* cap of them */
+};
+
+/* Room for a call's argc argument pointers, from the batch's blocks; NULL
+ * when out of memory. */
+static jc_value **argv_take(jc_batch *b, size_t argc)
+{
+    size_t need = argc ? argc : 1;
+    if (b->argv_left < need) {
+        size_t cap = need > 1024 ? need : 1024;
+        struct argv_block *blk = malloc(sizeof *blk + cap * sizeof *blk->slot);
+        if (!blk)
+            return NULL;
+        blk->next = b->argv_blocks;
+        blk->cap = cap;
+        b->argv_blocks = blk;
+        b->argv_left = cap;
+    }
+    jc_value **out = b->argv_blocks->slot + (b->argv_blocks->cap - b->argv_left);
+    b->argv_left -= need;
+    return out;
+}
+
 void jc_batch_free(jc_batch *b)
 {
     if (!b)
         return;
     for (size_t i = 0; i < b->n; i++) {
         jc__r_free_args(b->calls[i].argv, b->calls[i].argc);
-        free(b->calls[i].argv);
         free(b->calls[i].inputs);
+    }
+    while (b->argv_blocks) {
+        struct argv_block *next = b->argv_blocks->next;
+        free(b->argv_blocks);
+        b->argv_blocks = next;
     }
     batch_died(b->serial);
     for (size_t k = 0; k < b->nplan_stages; k++) /* the last jc_plan's (plan.c) */
@@ -417,9 +448,8 @@ static int batch_add(jc_batch *b, const char *file, int line, const jc_function 
         goto fail;
     }
     JC__GROW(b->calls, b->cap, b->n + 1); /* checked below: b->n == b->cap */
-    p.argv = malloc((argc ? argc : 1) * sizeof *p.argv);
-    if (!p.argv || b->n == b->cap) {
-        free(p.argv);
+    p.argv = b->n == b->cap ? NULL : argv_take(b, argc);
+    if (!p.argv) {
         free(p.inputs);
         jc__r_free_args(argv, argc);
         rc = jc__set_error(JC_ENOMEM, "jc_delayed(%s, ...): out of memory", fn->name);

@@ -72,6 +72,10 @@ struct jc_batch {
     size_t with_inputs; /* calls that take other calls' results */
     jc_plan_stage *plan_stages; /* the last jc_plan's (plan.c) */
     size_t nplan_stages;
+    /* The calls' argument arrays (pending.argv) are carved from blocks of
+     * the batch's own, freed with it: a malloc and a free less per call. */
+    struct argv_block *argv_blocks; /* the newest first */
+    size_t argv_left;               /* free slots at the end of the newest */
 };
 
 typedef struct slot {
