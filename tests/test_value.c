@@ -1138,6 +1138,80 @@ static void value_a_million_nesting_levels_are_refused_and_nothing_recurses_with
     jc_value_free(v);
 }
 
+/* Values made in one thread and freed in another, both ways, while every
+ * thread makes and frees its own (value.c's slabs: a slab goes back when
+ * its last node is freed, by whichever thread; a thread's spares and slab
+ * when it ends). Each value is whole when it is freed. */
+#define HANDOFF_N 20000
+typedef struct handoff {
+    jc_value **made; /* by the thread, freed by the test */
+    jc_value **given; /* made by the test, freed by the thread */
+    int64_t base;
+    bool ok;
+} handoff;
+
+static int64_t int_of(const jc_value *v)
+{
+    int64_t x = INT64_MIN;
+    return v && jc_value_get_int(v, &x) == 0 ? x : INT64_MIN;
+}
+
+static const char *str_of(const jc_value *v)
+{
+    const char *out = NULL;
+    return v && jc_value_get_str(v, &out, NULL) == 0 ? out : "";
+}
+
+static void *handoff_thread(void *p)
+{
+    handoff *h = p;
+    h->ok = true;
+    for (size_t i = 0; i < HANDOFF_N; i++) {
+        jc_value *own = jc_list_of((jc_value *[]){jc_int((int64_t)i), jc_str("x")}, 2);
+        h->made[i] = i % 3 ? jc_int(h->base + (int64_t)i) : jc_str("made in a thread");
+        if (!own || !h->made[i] || int_of(jc_value_at(own, 0)) != (int64_t)i)
+            h->ok = false;
+        jc_value_free(own);
+        if (!h->given[i] || int_of(h->given[i]) != -(int64_t)i)
+            h->ok = false;
+        jc_value_free(h->given[i]);
+    }
+    return NULL;
+}
+
+static void value_nodes_cross_threads(void **state)
+{
+    (void)state;
+    enum { THREADS = 3 };
+    handoff h[THREADS];
+    pthread_t t[THREADS];
+    for (int k = 0; k < THREADS; k++) {
+        h[k] = (handoff){.made = calloc(HANDOFF_N, sizeof(jc_value *)),
+                         .given = calloc(HANDOFF_N, sizeof(jc_value *)), .base = 1000000 * k};
+        assert_non_null(h[k].made);
+        assert_non_null(h[k].given);
+        for (size_t i = 0; i < HANDOFF_N; i++)
+            h[k].given[i] = jc_int(-(int64_t)i);
+    }
+    for (int k = 0; k < THREADS; k++)
+        assert_int_equal(pthread_create(&t[k], NULL, handoff_thread, &h[k]), 0);
+    for (int k = 0; k < THREADS; k++) {
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+        assert_true(h[k].ok);
+    }
+    for (int k = 0; k < THREADS; k++) {
+        for (size_t i = 0; i < HANDOFF_N; i++) {
+            if (i % 3)
+                assert_int_equal(int_of(h[k].made[i]), h[k].base + (int64_t)i);
+            else
+                assert_string_equal(str_of(h[k].made[i]), "made in a thread");
+            jc_value_free(h[k].made[i]);
+        }
+        free(h[k].made);
+        free(h[k].given);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1162,6 +1236,7 @@ int main(void)
         cmocka_unit_test(value_list_append_grows_in_order),
         cmocka_unit_test(value_list_append_errors_take_the_item_over),
         cmocka_unit_test(value_map_keeps_keys_sorted_by_bytes),
+        cmocka_unit_test(value_nodes_cross_threads),
         cmocka_unit_test(value_map_rejects_duplicate_key),
         cmocka_unit_test(value_map_rejects_entry_not_made_with_kw),
         cmocka_unit_test(value_map_set_inserts_sorted_and_replaces),

@@ -26,6 +26,7 @@
 #include <xxhash.h>
 
 #include "jc_internal.h"
+#include "value_int.h"
 
 /* Ext types: typed arrays (1, 2), a large argument's digest (3), a file
  * or directory by its content (4), an argument left out of the key (5).
@@ -1160,7 +1161,7 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *a
         argv[k - 1]->parent = NULL; /* top-level arguments now */
     }
     for (size_t i = 0; i < named->len; i++) {
-        jc_value *kw = calloc(1, sizeof *kw);
+        jc_value *kw = jc__value_node(JC_TYPE_KWARG); /* a node of value.c's, freed by jc_value_free */
         if (!kw) {
             for (size_t j = 0; j < k; j++)
                 jc_value_free(argv[j]);
@@ -1168,7 +1169,6 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv_out, size_t *a
             jc_value_free(whole);
             return jc__set_error(JC_ENOMEM, "out of memory decoding arguments");
         }
-        kw->type = JC_TYPE_KWARG;
         kw->u.kw.name = named->keys[i];
         kw->u.kw.val = named->u.items[i];
         kw->u.kw.val->parent = kw;

@@ -5,6 +5,8 @@
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,84 +19,138 @@
  *
  * A call's arguments and its result are values made and freed by the
  * thousand (two ints a call in a sweep, a copy of the result for the
- * caller): each thread keeps up to NODE_SPARE freed nodes for the next
- * values it makes, so that a memoized call in a session pays a pointer
- * swap where glibc's malloc and free cost some 170 instructions a value
- * (bench/NOTES.md). A thread's spares are freed when it ends. Under
- * AddressSanitizer every node goes to malloc and free, so that a use after
- * free is still caught. */
+ * caller), where glibc's malloc and free cost some 300 instructions a
+ * node. Nodes come from slabs instead: blocks of SLAB_BYTES, aligned to
+ * their size, that a thread hands out in order (a pointer bump); a node
+ * freed finds its slab by its address, and a slab goes back to malloc when
+ * its last node is freed, by whichever thread (a count of its live nodes,
+ * atomic: results made by the threads backend's workers are freed by the
+ * caller). Each thread also keeps up to NODE_SPARE freed nodes for the next
+ * values it makes (a pointer swap, no atomic), so that a memoized call in a
+ * session reuses the same few nodes. A thread's spares and its slab in use
+ * are given back when it ends. A node kept for long keeps its slab's 4 KiB
+ * (a memo session's copies of results: about 170 bytes a node where malloc
+ * takes 64). Under AddressSanitizer every node goes to malloc and free, so
+ * that a use after free is still caught (bench/NOTES.md). */
 #if defined(__SANITIZE_ADDRESS__)
-#define JC_VALUE_NO_SPARES 1
+#define JC_VALUE_PLAIN_MALLOC 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
-#define JC_VALUE_NO_SPARES 1
+#define JC_VALUE_PLAIN_MALLOC 1
 #endif
 #endif
 
-#ifndef JC_VALUE_NO_SPARES
+#ifndef JC_VALUE_PLAIN_MALLOC
 #define NODE_SPARE 256
+#define SLAB_BYTES 4096
+
+typedef struct slab {
+    atomic_size_t live; /* nodes not yet freed, + 1 while its thread hands out from it */
+} slab;
+
+/* Where a slab's nodes start, and how many it holds. */
+#define SLAB_FIRST ((sizeof(slab) + _Alignof(jc_value) - 1) / _Alignof(jc_value) * _Alignof(jc_value))
+#define SLAB_NODES ((SLAB_BYTES - SLAB_FIRST) / sizeof(jc_value))
+
 static __thread jc_value *spare; /* a list through each node's first bytes */
 static __thread unsigned nspare;
-static __thread bool spare_registered;
-static pthread_key_t spare_key;
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static __thread slab *current;   /* the slab this thread hands out from */
+static __thread size_t handed;   /* ... and how many of its nodes it has */
+static __thread bool registered; /* the thread's end gives them back */
+static pthread_key_t node_key;
+static pthread_once_t node_once = PTHREAD_ONCE_INIT;
+static bool node_key_made;
 
-static void spares_free(void *unused)
+static void slab_release(slab *s)
+{
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1)
+        free(s);
+}
+
+static slab *slab_of(const jc_value *v)
+{
+    return (slab *)((uintptr_t)v & ~(uintptr_t)(SLAB_BYTES - 1));
+}
+
+static void nodes_give_back(void *unused)
 {
     (void)unused;
     while (spare) {
         jc_value *next = *(jc_value **)spare;
-        free(spare);
+        slab_release(slab_of(spare));
         spare = next;
     }
     nspare = 0;
+    if (current)
+        slab_release(current);
+    current = NULL;
 }
 
-static bool spare_key_made;
-
-static void spare_key_make(void)
+static void node_key_make(void)
 {
-    spare_key_made = pthread_key_create(&spare_key, spares_free) == 0;
+    node_key_made = pthread_key_create(&node_key, nodes_give_back) == 0;
 }
 
 /* A library unloaded (dlclose) leaves no destructor of its own behind for
  * threads that end after it. */
-__attribute__((destructor)) static void spare_key_drop(void)
+__attribute__((destructor)) static void node_key_drop(void)
 {
-    if (spare_key_made)
-        pthread_key_delete(spare_key);
+    if (node_key_made)
+        pthread_key_delete(node_key);
+}
+
+static void node_register(void)
+{
+    registered = true;
+    pthread_once(&node_once, node_key_make);
+    if (node_key_made)
+        pthread_setspecific(node_key, &spare); /* any non-NULL value: the destructor runs */
 }
 #endif
 
 static jc_value *node_new(void)
 {
-#ifndef JC_VALUE_NO_SPARES
+#ifndef JC_VALUE_PLAIN_MALLOC
     jc_value *v = spare;
     if (v) {
         spare = *(jc_value **)v;
         nspare--;
         return v;
     }
-#endif
+    if (!current || handed == SLAB_NODES) {
+        if (!registered)
+            node_register();
+        slab *s = aligned_alloc(SLAB_BYTES, SLAB_BYTES);
+        if (!s)
+            return NULL;
+        atomic_init(&s->live, 1); /* this thread's, until it moves on */
+        if (current)
+            slab_release(current);
+        current = s;
+        handed = 0;
+    }
+    atomic_fetch_add_explicit(&current->live, 1, memory_order_relaxed);
+    return (jc_value *)((char *)current + SLAB_FIRST + sizeof(jc_value) * handed++);
+#else
     return malloc(sizeof(jc_value));
+#endif
 }
 
 static void node_free(jc_value *v)
 {
-#ifndef JC_VALUE_NO_SPARES
+#ifndef JC_VALUE_PLAIN_MALLOC
+    if (!registered)
+        node_register();
     if (nspare < NODE_SPARE) {
-        if (!spare_registered) { /* the thread's first: its spares go when it ends */
-            spare_registered = true;
-            pthread_once(&spare_once, spare_key_make);
-            pthread_setspecific(spare_key, &spare);
-        }
         *(jc_value **)v = spare;
         spare = v;
         nspare++;
         return;
     }
-#endif
+    slab_release(slab_of(v));
+#else
     free(v);
+#endif
 }
 
 static jc_value *new_value(jc_type t)
@@ -108,6 +164,11 @@ static jc_value *new_value(jc_type t)
     v->type = (uint8_t)t;
     v->height = t == JC_TYPE_LIST || t == JC_TYPE_MAP; /* [] is one level */
     return v;
+}
+
+jc_value *jc__value_node(jc_type t)
+{
+    return new_value(t);
 }
 
 /* ---- text ---- */
@@ -225,7 +286,7 @@ static jc_value *new_blob(jc_type t, const void *p, size_t len)
         return NULL;
     v->u.s = malloc(len + 1);
     if (!v->u.s) {
-        free(v);
+        node_free(v);
         jc__set_error(JC_ENOMEM, "out of memory copying %zu bytes", len);
         return NULL;
     }
@@ -316,7 +377,7 @@ static jc_value *new_array(jc_type t, const void *p, size_t n, bool borrow)
     }
     void *copy = malloc(n ? n * 8 : 1);
     if (!copy) {
-        free(v);
+        node_free(v);
         jc__set_error(JC_ENOMEM, "out of memory copying an array of %zu elements", n);
         return NULL;
     }
@@ -381,7 +442,8 @@ jc_value *jc_kw(const char *name, jc_value *val)
     jc_value *v = new_value(JC_TYPE_KWARG);
     char *copy = jc__strdup(name);
     if (!v || !copy) {
-        free(v);
+        if (v)
+            node_free(v);
         free(copy);
         jc_value_free(val);
         jc__set_error(JC_ENOMEM, "out of memory in jc_kw(\"%s\")", name);
@@ -706,7 +768,7 @@ jc_value *jc_map_of(jc_value *const *entries, size_t n)
                 jc_value_free(e);
             } else {
                 rc = map_put(map, e->u.kw.name, val, false);
-                free(e);
+                node_free(e); /* the shell only: its name and value are the map's */
             }
         }
         if (rc) {

@@ -25,5 +25,9 @@
 /* Shared between the files of this folder (each defined in one of them). */
 size_t jc__v_digest_count(const jc_value *v);
 ptrdiff_t jc__v_map_find(const jc_value *m, const char *key);
+/* A new node of type t, zeroed (value.c's allocator: every node goes back
+ * through jc_value_free, never free()); NULL with the message set when out
+ * of memory. */
+jc_value *jc__value_node(jc_type t);
 
 #endif
