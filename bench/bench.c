@@ -154,6 +154,9 @@ static int run_batch(jc_cache *c, jc_batch *b, double t0, const char *name, size
         for (size_t k = 0; k < n; k++)
             if (jc_result_int(res, k) != (int64_t)k * 31 + 7) {
                 fprintf(stderr, "bench: wrong result %zu\n", k);
+                jc_results_free(res);
+                jc_batch_free(b);
+                jc_cache_close(c);
                 return 2;
             }
     jc_progress p = jc_results_summary(res);

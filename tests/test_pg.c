@@ -29,6 +29,9 @@
 
 #define JC_TEST_WANT_ADD_FAILS
 #include "store/pg/pg.h"
+/* This test links libpq and calls it by its own names (testutil.h), not
+ * through the table the store loads (store/pg/libpq.h). */
+#define JC_LIBPQ_TABLE_ITSELF
 #include "store/pg/pg_int.h"
 #include "store/store.h"
 #include "testutil.h"

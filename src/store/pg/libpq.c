@@ -36,6 +36,7 @@ static void load(void)
         if (!f) {                                                                                  \
             snprintf(load_error, sizeof load_error, "%s has no %s: not libpq, or older than libpq 14",  \
                      JC_LIBPQ_SONAME, #name);                                                      \
+            memset(&jc__libpq, 0, sizeof jc__libpq); /* nothing left pointing into it */       \
             dlclose(h);                                                                            \
             return;                                                                                \
         }                                                                                          \

@@ -694,7 +694,8 @@ char *jc__pg_redact(const char *location)
     size_t cap = 8 * strlen(location) + 64; /* every character encoded, a port given to each host */
     char *out = malloc(cap);
     if (!out) {
-        PQconninfoFree(opts);
+        if (opts)
+            PQconninfoFree(opts);
         return NULL;
     }
     snprintf(out, cap, "postgresql://");
