@@ -108,15 +108,10 @@ static void node_register(void)
 }
 #endif
 
-static jc_value *node_new(void)
-{
 #ifndef JC_VALUE_PLAIN_MALLOC
-    jc_value *v = spare;
-    if (v) {
-        spare = *(jc_value **)v;
-        nspare--;
-        return v;
-    }
+/* node_new when the thread has no spare: from its slab, or a new one. */
+__attribute__((noinline)) static jc_value *node_from_slab(void)
+{
     if (!current || handed == SLAB_NODES) {
         if (!registered)
             node_register();
@@ -131,14 +126,12 @@ static jc_value *node_new(void)
     }
     atomic_fetch_add_explicit(&current->live, 1, memory_order_relaxed);
     return (jc_value *)((char *)current + SLAB_FIRST + sizeof(jc_value) * handed++);
-#else
-    return malloc(sizeof(jc_value));
-#endif
 }
 
-static void node_free(jc_value *v)
+/* node_free when the spares are full, or the thread has not registered
+ * its end yet. */
+__attribute__((noinline)) static void node_free_slow(jc_value *v)
 {
-#ifndef JC_VALUE_PLAIN_MALLOC
     if (!registered)
         node_register();
     if (nspare < NODE_SPARE) {
@@ -148,6 +141,34 @@ static void node_free(jc_value *v)
         return;
     }
     slab_release(slab_of(v));
+}
+#endif
+
+static inline jc_value *node_new(void)
+{
+#ifndef JC_VALUE_PLAIN_MALLOC
+    jc_value *v = spare;
+    if (v) {
+        spare = *(jc_value **)v;
+        nspare--;
+        return v;
+    }
+    return node_from_slab();
+#else
+    return malloc(sizeof(jc_value));
+#endif
+}
+
+static inline void node_free(jc_value *v)
+{
+#ifndef JC_VALUE_PLAIN_MALLOC
+    if (nspare < NODE_SPARE && registered) {
+        *(jc_value **)v = spare;
+        spare = v;
+        nspare++;
+        return;
+    }
+    node_free_slow(v);
 #else
     free(v);
 #endif
