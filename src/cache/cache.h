@@ -52,6 +52,9 @@ typedef struct jc__found {
  * when read-only); f's compute seconds count in jc_cache_stats until then.
  * The flush appends it to the hit log (store.h). */
 void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN]);
+/* jc__cache_touch with the time of the hit given (unix seconds; 0: read
+ * the clock): a run's lookup pass reads it once for all its hits. */
+void jc__cache_touch_at(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN], double now);
 /* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
  * recorded: the caller decides to serve it, then calls jc__cache_touch).
  * Returns 0 on a miss, and also on an entry whose result fails its

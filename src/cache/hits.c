@@ -16,7 +16,7 @@
 #include "util/keysort.h"
 
 /* Queues count hits of key that saved seconds in all. */
-static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
+static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds, double now)
 {
     if (cache->ntouched == cache->touched_cap) {
         size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
@@ -38,20 +38,25 @@ static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t
     cache->touched_counts[cache->ntouched] = count;
     cache->ntouched++;
     cache->touched_hits += count;
-    cache->touched_last = jc__now();
+    cache->touched_last = now > 0 ? now : jc__now();
 }
 
 void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
 {
     if (jc__cache_writable(cache) && count)
-        queue_hits(cache, key, count, seconds);
+        queue_hits(cache, key, count, seconds, 0);
 }
 
 void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN])
 {
+    jc__cache_touch_at(cache, f, key, 0);
+}
+
+void jc__cache_touch_at(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN], double now)
+{
     if (!jc__cache_writable(cache))
         return;
-    queue_hits(cache, key, 1, f->seconds);
+    queue_hits(cache, key, 1, f->seconds, now);
     /* A program that only ever hits (jc_memo in a loop) still writes its hit
      * counts now and then. Not during a run, which writes them itself, nor
      * in a memo session, which writes them when it renews its snapshot; and

@@ -413,7 +413,11 @@ static int find_inputs(const jc_batch *b, const jc_function *fn, jc_value *const
 {
     size_t cap = 0;
     for (size_t i = 0; i < argc; i++) {
-        int rc = collect_inputs(b, fn, argv[i], i, p, &cap);
+        const jc_value *v = argv[i];
+        if (!v || (v->type != JC_TYPE_REF && v->type != JC_TYPE_LIST && v->type != JC_TYPE_MAP &&
+                   v->type != JC_TYPE_KWARG))
+            continue; /* a scalar or an array holds no reference (a sweep's ints: no call) */
+        int rc = collect_inputs(b, fn, v, i, p, &cap);
         if (rc) {
             free(p->inputs);
             p->inputs = NULL;

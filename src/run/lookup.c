@@ -89,7 +89,7 @@ void jc__r_on_found(void *ctx, size_t s, jc__found *f)
         }
     }
     /* Recorded in memory only during a run: the store is not called back. */
-    jc__cache_touch(r->cache, f, call->key);
+    jc__cache_touch_at(r->cache, f, call->key, r->lookup_now);
     sl->value = f->value;
     sl->status = JC_STATUS_OK;
     sl->cached = true;
@@ -120,7 +120,9 @@ int jc__r_lookup(run *r)
     /* Read before the lookups' snapshot: a commit of another process that
      * the snapshot misses changes it (jc__r_claim_misses looks again). */
     r->lookup_version = jc__cache_data_version(r->cache);
+    r->lookup_now = jc__now(); /* the time of this pass's hits; later finds read the clock */
     int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, jc__r_on_found, r);
+    r->lookup_now = 0;
     r->p.damaged += jc__cache_damaged(r->cache) - damaged;
     free(keys);
     for (size_t s = 0; s < res->nslots && !rc; s++) {

@@ -159,6 +159,7 @@ typedef struct run {
     unstored *queue;
     size_t nqueue;
     double last_commit;
+    double lookup_now; /* unix seconds of the last lookup pass: its hits' time (0: read the clock) */
     double commit_interval; /* seconds: COMMIT_SECONDS, longer after slow commits */
     size_t queued_bytes;    /* the queue's encoded results */
     double last_seconds; /* compute time of the last result delivered */
