@@ -106,22 +106,56 @@ int jc__sqlite_lease_set_keys(jc__sqlite *st, int64_t id, const uint8_t *keys, s
     return rc;
 }
 
+/* The pages a run's claims took (16 bytes a call: 16 MB for a million
+ * misses, written at its start, so that the entries stored after them
+ * leave them as a hole) go back to the system when the run drops them and
+ * the free pages are a sixteenth of the file or more (at least 256 pages):
+ * a file of a million entries was 10% free pages after its cold run
+ * (bench/NOTES.md). auto_vacuum=INCREMENTAL moves the last pages into the
+ * hole and truncates the file, in this transaction; a file without it is
+ * left as it is. Bookkeeping: a failure here changes nothing. */
+static void give_back_claims_pages(jc__sqlite *st)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t free_pages = 0, pages = 0, mode = 0;
+    if (jc__sq_prepare(st,
+                       "SELECT (SELECT freelist_count FROM pragma_freelist_count),"
+                       " (SELECT page_count FROM pragma_page_count),"
+                       " (SELECT auto_vacuum FROM pragma_auto_vacuum)",
+                       &s) == 0 &&
+        sqlite3_step(s) == SQLITE_ROW) {
+        free_pages = sqlite3_column_int64(s, 0);
+        pages = sqlite3_column_int64(s, 1);
+        mode = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    if (mode != 2 || free_pages < 256 || free_pages * 16 < pages)
+        return;
+    /* In a savepoint: a failure (the -wal file cannot grow) undoes this
+     * alone, not the transaction. */
+    if (jc__sq_guard(st, 0) == 0)
+        jc__sq_guard(st, sqlite3_exec(st->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL) == SQLITE_OK ? 0 : 1);
+}
+
 int jc__sqlite_lease_drop(jc__sqlite *st, const char *owner)
 {
     int rc = jc__sq_store_enter_write(st, "release calls");
     if (rc)
         return rc;
     sqlite3_stmt *s = NULL;
-    int dropped = 0;
+    int dropped = 0, rows = 0;
     for (int k = 0; k < 2 && !rc; k++) {
         rc = jc__sq_prepare(st, k ? "DELETE FROM lease_owners WHERE owner = ?1" : "DELETE FROM leases WHERE owner = ?1", &s);
         if (!rc) {
             sqlite3_bind_text(s, 1, owner, -1, SQLITE_STATIC);
             rc = jc__sq_step_done(st, s, "releasing calls");
             dropped += k ? sqlite3_changes(st->db) : 0;
+            rows += k ? 0 : sqlite3_changes(st->db);
         }
         sqlite3_finalize(s);
         s = NULL;
     }
+    if (!rc && rows)
+        give_back_claims_pages(st);
     return rc ? rc : dropped;
 }
