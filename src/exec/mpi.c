@@ -113,6 +113,11 @@ static int read_keep_setting(void)
  * rank, size and host name. */
 static int start_mpi(int *argc, char ***argv)
 {
+    int rc = jc__mpi_load(); /* the MPI library, loaded now (mpi_dl.h) */
+    if (rc) {
+        jc__mpi.why_not = "the MPI library could not be loaded";
+        return rc;
+    }
     int inited = 0;
     MPI_Initialized(&inited);
     if (!inited) {

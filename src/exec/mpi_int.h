@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "exec/exec.h"
+#include "exec/mpi_dl.h" /* mpi.h, and the calls through the loaded table */
 
 /*
  * exec_mpi: the MPI backend (docs/mpi.md). Rank 0 of the job is the

@@ -1,13 +1,16 @@
 /*
- * libpq is loaded when a PostgreSQL location is first opened, not linked
- * (src/store/pg/libpq.h): a program on cache files never maps it, and a
- * process where it cannot be loaded gets a clear error for a server
- * location and goes on using files.
+ * libpq and the MPI library are loaded when they are first needed, not
+ * linked: libpq when a PostgreSQL location is first opened
+ * (src/store/pg/libpq.h), MPI when jc_mpi_init starts the backend under a
+ * launcher (src/exec/mpi_dl.h). A program on cache files maps neither, and
+ * a process where one cannot be loaded gets a clear error where it is
+ * needed and goes on using files.
  *
- * This binary links the static library and not libpq. Run without
+ * This binary links the static library and neither library. Run without
  * arguments it checks the process's mappings; CTest runs it again as
- * `test_libpq unloadable` with LD_LIBRARY_PATH on a directory whose
- * libpq.so.5 is a library without libpq's functions (fake_libpq.c).
+ * `test_lazy_libs unloadable` with LD_LIBRARY_PATH on a directory whose
+ * libpq.so.5 and MPI library are libraries without their functions
+ * (fake_lib.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,15 +29,15 @@
 
 static bool unloadable; /* argv[1] == "unloadable": LD_LIBRARY_PATH names the fake */
 
-/* Whether a file named libpq.so.5 is mapped into this process. */
-static bool libpq_mapped(void)
+/* Whether a file whose name contains name is mapped into this process. */
+static bool mapped(const char *name)
 {
     FILE *f = fopen("/proc/self/maps", "r");
     assert_non_null(f);
     char line[4096];
     bool found = false;
     while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, "/libpq.so.5") != NULL;
+        found = strstr(line, name) != NULL;
     fclose(f);
     return found;
 }
@@ -62,7 +65,12 @@ static void files_never_load_libpq(void **state)
     (void)state;
     if (unloadable)
         skip();
-    assert_false(libpq_mapped());
+    assert_false(mapped("/libpq.so.5"));
+#ifdef JC_MPI_SONAME
+    assert_false(mapped("/" JC_MPI_SONAME));
+    assert_int_equal(jc_mpi_init(NULL, NULL), 0); /* not under a launcher: no MPI */
+    assert_false(mapped("/" JC_MPI_SONAME));
+#endif
     char path[4096];
     snprintf(path, sizeof path, "%s/libpq-files.jobcache", tmpdir());
     unlink(path);
@@ -78,11 +86,14 @@ static void files_never_load_libpq(void **state)
     jc_results_free(r);
     jc_batch_free(b);
     jc_cache_close(c);
-    assert_false(libpq_mapped());
+    assert_false(mapped("/libpq.so.5"));
+#ifdef JC_MPI_SONAME
+    assert_false(mapped("/" JC_MPI_SONAME));
+#endif
 
     assert_null(jc_cache_open("postgresql:///nodb?host=/nonexistent-jobcache-test&connect_timeout=2", NULL));
     assert_int_equal(jc_errcode(), JC_EIO);
-    assert_true(libpq_mapped());
+    assert_true(mapped("/libpq.so.5"));
 }
 
 /* A libpq.so.5 without libpq's functions: a server location fails with
@@ -109,12 +120,47 @@ static void an_unloadable_libpq_is_a_clear_error(void **state)
     jc_cache_close(c);
 }
 
+/* Started as if by mpirun (OMPI_COMM_WORLD_SIZE, what jc_mpi_init reads)
+ * with an MPI library that is not one: jc_mpi_init fails with JC_EIO
+ * naming it, and a batch then runs in this process as without MPI. */
+static void an_unloadable_mpi_library_is_a_clear_error(void **state)
+{
+    (void)state;
+#ifndef JC_MPI_SONAME
+    skip();
+#else
+    if (!unloadable)
+        skip();
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    int rc = jc_mpi_init(NULL, NULL);
+    unsetenv("OMPI_COMM_WORLD_SIZE");
+    assert_int_equal(rc, JC_EIO);
+    if (!strstr(jc_errmsg(), JC_MPI_SONAME " has no MPI_Abort"))
+        fail_msg("unexpected message: %s", jc_errmsg());
+    char path[4096];
+    snprintf(path, sizeof path, "%s/mpi-unloadable.jobcache", tmpdir());
+    unlink(path);
+    jc_cache *c = jc_cache_open(path, NULL);
+    assert_non_null(c);
+    jc_batch *b = jc_batch_new(c, &(jc_options){.n_jobs = 1});
+    assert_non_null(b);
+    jc_delayed(b, square, jc_int(12));
+    jc_results *r = jc_run(b);
+    assert_non_null(r);
+    assert_int_equal(jc_result_int(r, 0), 144);
+    jc_results_free(r);
+    jc_batch_free(b);
+    jc_cache_close(c);
+#endif
+}
+
 int main(int argc, char **argv)
 {
     unloadable = argc > 1 && strcmp(argv[1], "unloadable") == 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(files_never_load_libpq),
         cmocka_unit_test(an_unloadable_libpq_is_a_clear_error),
+        cmocka_unit_test(an_unloadable_mpi_library_is_a_clear_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
