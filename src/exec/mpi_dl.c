@@ -22,7 +22,10 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static atomic_bool loaded;
 static char load_error[512];
 
-/* A symbol of h into *out (a function pointer or an object's address). */
+/* A symbol of h into *out (a function pointer or an object's address);
+ * h RTLD_DEFAULT looks in the whole program, as its own references to MPI
+ * do (a program that calls MPI itself may hold the copy of an object that
+ * libmpi uses). */
 static int resolve(void *h, const char *name, void *out, size_t size)
 {
     void *p = dlsym(h, name);
@@ -49,14 +52,19 @@ static void load(void)
     JC_MPI_FUNCTIONS(JC__MPI_RESOLVE)
 #undef JC__MPI_RESOLVE
 #ifdef OPEN_MPI
+    /* The predefined handles are the addresses of libmpi's objects, or of
+     * the program's copies of them (copy relocations) when it refers to
+     * them itself: looked up as the program's own references are (libmpi
+     * is loaded RTLD_GLOBAL). */
     if (!rc)
-        rc = resolve(h, "ompi_mpi_comm_world", &jc__mpi_dl.comm_world, sizeof jc__mpi_dl.comm_world);
+        rc = resolve(RTLD_DEFAULT, "ompi_mpi_comm_world", &jc__mpi_dl.comm_world, sizeof jc__mpi_dl.comm_world);
     if (!rc)
-        rc = resolve(h, "ompi_mpi_comm_self", &jc__mpi_dl.comm_self, sizeof jc__mpi_dl.comm_self);
+        rc = resolve(RTLD_DEFAULT, "ompi_mpi_comm_self", &jc__mpi_dl.comm_self, sizeof jc__mpi_dl.comm_self);
     if (!rc)
-        rc = resolve(h, "ompi_mpi_byte", &jc__mpi_dl.byte, sizeof jc__mpi_dl.byte);
+        rc = resolve(RTLD_DEFAULT, "ompi_mpi_byte", &jc__mpi_dl.byte, sizeof jc__mpi_dl.byte);
     if (!rc)
-        rc = resolve(h, "OMPI_C_MPI_COMM_NULL_COPY_FN", &jc__mpi_dl.null_copy_fn, sizeof jc__mpi_dl.null_copy_fn);
+        rc = resolve(RTLD_DEFAULT, "OMPI_C_MPI_COMM_NULL_COPY_FN", &jc__mpi_dl.null_copy_fn,
+                     sizeof jc__mpi_dl.null_copy_fn);
 #endif
     if (rc) {
         memset(&jc__mpi_dl, 0, sizeof jc__mpi_dl); /* nothing left pointing into it */

@@ -113,9 +113,11 @@ int jc__sqlite_lease_set_keys(jc__sqlite *st, int64_t id, const uint8_t *keys, s
  * a file of a million entries was 10% free pages after its cold run
  * (bench/NOTES.md). auto_vacuum=INCREMENTAL moves the last pages into the
  * hole and truncates the file, in this transaction; a file without it is
- * left as it is. Bookkeeping: a failure here changes nothing. */
-static void give_back_claims_pages(jc__sqlite *st)
+ * left as it is. 0, or the code of a failure that ended the transaction. */
+static int give_back_claims_pages(jc__sqlite *st)
 {
+    if (st->guarded)
+        return 0; /* inside a store of an entry's parts: not nested (cannot happen today) */
     sqlite3_stmt *s = NULL;
     int64_t free_pages = 0, pages = 0, mode = 0;
     if (jc__sq_prepare(st,
@@ -130,11 +132,18 @@ static void give_back_claims_pages(jc__sqlite *st)
     }
     sqlite3_finalize(s);
     if (mode != 2 || free_pages < 256 || free_pages * 16 < pages)
-        return;
-    /* In a savepoint: a failure (the -wal file cannot grow) undoes this
-     * alone, not the transaction. */
-    if (jc__sq_guard(st, 0) == 0)
-        jc__sq_guard(st, sqlite3_exec(st->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL) == SQLITE_OK ? 0 : 1);
+        return 0;
+    /* In a savepoint, so that an error SQLite undoes statement by statement
+     * undoes this alone. Some (a full disk, an I/O error) end the whole
+     * transaction, and the savepoint with it: then the drop is lost too,
+     * and said, as the caller's transaction is. */
+    if (jc__sq_guard(st, 0) != 0)
+        return 0;
+    int rc = sqlite3_exec(st->db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    jc__sq_guard(st, rc == SQLITE_OK ? 0 : 1);
+    if (rc != SQLITE_OK && !jc__sqlite_in_transaction(st))
+        return jc__sq_store_error(st, rc, "giving the pages of released calls back");
+    return 0;
 }
 
 int jc__sqlite_lease_drop(jc__sqlite *st, const char *owner)
@@ -156,6 +165,6 @@ int jc__sqlite_lease_drop(jc__sqlite *st, const char *owner)
         s = NULL;
     }
     if (!rc && rows)
-        give_back_claims_pages(st);
+        rc = give_back_claims_pages(st);
     return rc ? rc : dropped;
 }
