@@ -84,6 +84,10 @@ static void nodes_give_back(void *unused)
     if (current)
         slab_release(current);
     current = NULL;
+    /* Another destructor of this thread's that runs after this one and
+     * makes or frees a value registers again, and is given back in the
+     * next round of destructors. */
+    registered = false;
 }
 
 static void node_key_make(void)
@@ -97,6 +101,7 @@ __attribute__((destructor)) static void node_key_drop(void)
 {
     if (node_key_made)
         pthread_key_delete(node_key);
+    node_key_made = false; /* a thread still running sets no deleted key */
 }
 
 static void node_register(void)
