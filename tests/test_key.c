@@ -636,6 +636,19 @@ static int cmp_first16(const void *a, const void *b)
     return memcmp(a, b, 16);
 }
 
+/* Orders records of equal keys (in runs, keys sorted) by all their bytes. */
+static void sort_equal_keys_by_all_bytes(uint8_t *r, size_t n, size_t size)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && memcmp(r + size * (j - 1), r + size * j, 16) == 0 &&
+                           memcmp(r + size * (j - 1), r + size * j, size) > 0; j--) {
+            uint8_t t[64];
+            memcpy(t, r + size * j, size);
+            memcpy(r + size * j, r + size * (j - 1), size);
+            memcpy(r + size * (j - 1), t, size);
+        }
+}
+
 /* jc__keysort orders records as qsort by memcmp of their first 16 bytes
  * does, whatever the keys: hashes (spread evenly), keys that share their
  * leading bytes (all in one bucket: not hashes, as a hostile file's lease
@@ -683,22 +696,8 @@ static void keysort_orders_as_memcmp_does(void **state)
                     uint8_t *c = malloc(n * size);
                     assert_non_null(c);
                     memcpy(c, a, n * size);
-                    for (size_t i = 1; i < n; i++) /* insertion sort by all bytes within equal keys */
-                        for (size_t j = i; j > 0 && memcmp(c + size * (j - 1), c + size * j, 16) == 0 &&
-                                           memcmp(c + size * (j - 1), c + size * j, size) > 0; j--) {
-                            uint8_t t[64];
-                            memcpy(t, c + size * j, size);
-                            memcpy(c + size * j, c + size * (j - 1), size);
-                            memcpy(c + size * (j - 1), t, size);
-                        }
-                    for (size_t i = 1; i < n; i++)
-                        for (size_t j = i; j > 0 && memcmp(b + size * (j - 1), b + size * j, 16) == 0 &&
-                                           memcmp(b + size * (j - 1), b + size * j, size) > 0; j--) {
-                            uint8_t t[64];
-                            memcpy(t, b + size * j, size);
-                            memcpy(b + size * j, b + size * (j - 1), size);
-                            memcpy(b + size * (j - 1), t, size);
-                        }
+                    sort_equal_keys_by_all_bytes(c, n, size);
+                    sort_equal_keys_by_all_bytes(b, n, size);
                     if (memcmp(b, c, n * size) != 0)
                         fail_msg("size %zu, n %zu, kind %d: the records are not those given", size, n, kind);
                     free(c);
