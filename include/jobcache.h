@@ -564,7 +564,14 @@ typedef struct jc_cache_options {
  * tables; jc_cache_path and every message name it without its password,
  * as a URI libpq reads back (percent-encoded, a socket directory as %2F...
  * in the host's place, only host, port, user, database and options): reopen
- * a cache by the location given, not by jc_cache_path. */
+ * a cache by the location given, not by jc_cache_path.
+ * The first cache file opened in a process turns SQLite's memory statistics
+ * off (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0)): they take a global
+ * mutex at each of SQLite's allocations, about 1,000 instructions of every
+ * stored result. A program that uses SQLite itself and relies on
+ * sqlite3_memory_used or sqlite3_soft_heap_limit64 calls sqlite3_initialize()
+ * before its first jc_cache_open: SQLite's configuration is then left as
+ * it is (https://sqlite.org/c3ref/config.html). */
 JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts);
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */

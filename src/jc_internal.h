@@ -249,6 +249,12 @@ int jc__decode_args(const void *buf, size_t len, jc_value ***argv, size_t *argc)
 size_t jc__encode_args_scalars(jc_value *const *argv, size_t argc, const bool *left_out, unsigned char *out,
                                size_t cap);
 
+/* A result that is one null, bool, int or double, as jc__encode_result
+ * writes it (msgpack-c's shortest form; a double's bits as they are),
+ * written straight into out. Returns the bytes written (1 to 9), or 0 for
+ * a value of any other type (then use jc__encode_result). */
+size_t jc__encode_result_scalar(const jc_value *v, unsigned char out[9]);
+
 /* ---- key (key.c) ---- */
 
 /* key = XXH3-128 of the msgpack array [1, name, version, ARGS], stored as the

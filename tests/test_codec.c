@@ -1000,6 +1000,46 @@ static void codec_scalar_args_encode_as_msgpack_c_does(void **state)
     jc_value_free(kw);
 }
 
+/* A result that is one null, bool, int or double is stored by a path of
+ * its own: exactly the bytes jc__encode_result writes through msgpack-c,
+ * at every boundary of the integer forms, and a double's bits as they are
+ * (-0.0 and a NaN's payload kept: a hit is bit-exact); any other type
+ * steps aside (0). */
+static void codec_scalar_result_encodes_as_msgpack_c_does(void **state)
+{
+    (void)state;
+    static const int64_t ints[] = {0, 1, 31, 32, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+                                   INT64_MAX, -1, -31, -32, -33, -127, -128, -129, -32767, -32768, -32769,
+                                   -2147483647LL, -2147483648LL, -2147483649LL, INT64_MIN};
+    uint64_t nan_bits = UINT64_C(0x7ff4000000000abc), neg_zero_bits = UINT64_C(0x8000000000000000);
+    double payload_nan, neg_zero;
+    memcpy(&payload_nan, &nan_bits, sizeof payload_nan);
+    memcpy(&neg_zero, &neg_zero_bits, sizeof neg_zero);
+    const double doubles[] = {0.0, neg_zero, 1.5, -2.25e300, INFINITY, -INFINITY, NAN, payload_nan, 5e-324};
+    size_t ni = sizeof ints / sizeof *ints, nd = sizeof doubles / sizeof *doubles;
+    for (size_t k = 0; k < ni + nd + 3; k++) {
+        jc_value *v = k < ni ? jc_int(ints[k]) : k < ni + nd ? jc_double(doubles[k - ni])
+                    : k == ni + nd ? jc_null() : jc_bool(k == ni + nd + 1);
+        jc__buf b = {0};
+        assert_int_equal(jc__encode_result(v, jc__buf_write, &b), 0);
+        unsigned char out[9];
+        size_t n = jc__encode_result_scalar(v, out);
+        if (n != b.len || memcmp(out, b.data, n) != 0)
+            fail_msg("value %zu: %zu bytes against msgpack-c's %zu", k, n, b.len);
+        jc__buf_free(&b);
+        jc_value_free(v);
+    }
+    unsigned char out[9];
+    jc_value *others[] = {jc_str("x"), jc_bytes("ab", 2), jc_list_of((jc_value *[]){jc_int(1)}, 1),
+                          jc_ints((int64_t[]){1}, 1), jc_doubles((double[]){1.0}, 1)};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+        assert_non_null(others[i]);
+        assert_int_equal(jc__encode_result_scalar(others[i], out), 0);
+        jc_value_free(others[i]);
+    }
+    assert_int_equal(jc__encode_result_scalar(NULL, out), 0);
+}
+
 static void free_argv(jc_value **argv, size_t argc)
 {
     for (size_t k = 0; k < argc; k++)
@@ -1393,6 +1433,7 @@ int main(void)
         cmocka_unit_test(codec_nil_and_bools),
         cmocka_unit_test(codec_lone_scalars_in_every_form),
         cmocka_unit_test(codec_scalar_args_encode_as_msgpack_c_does),
+        cmocka_unit_test(codec_scalar_result_encodes_as_msgpack_c_does),
         cmocka_unit_test(codec_ints_take_the_shortest_form),
         cmocka_unit_test(codec_doubles_are_always_float64),
         cmocka_unit_test(codec_negative_zero_encodes_as_positive_zero),

@@ -950,10 +950,67 @@ static void file_a_relative_path_is_resolved_once_at_open(void **state)
     assert_int_equal(chdir(here), 0);
 }
 
-int main(void)
+/* The child of file_sqlite_memory_statistics_..., in a process of its own
+ * (SQLite's configuration is the process's): stores results in path, with
+ * SQLite initialized by the program first or not; exits 0 when SQLite's
+ * memory statistics are as they should be then (counting only when the
+ * program initialized SQLite itself). */
+static int memstatus_child(const char *mode, const char *path)
 {
+    bool first = strcmp(mode, "program-first") == 0;
+    if (first && sqlite3_initialize() != SQLITE_OK)
+        return 2;
+    jc_cache *c = jc_cache_open(path, NULL);
+    if (!c)
+        return 3;
+    jc_batch *b = jc_batch_new(c, &(jc_options){.verbose = JC_VERBOSE_OFF});
+    for (int x = 0; x < 100; x++)
+        jc_delayed(b, square, jc_int(x));
+    jc_results *res = jc_run(b);
+    int ok = res && jc_results_status(res) == JC_OK;
+    jc_results_free(res);
+    jc_batch_free(b);
+    bool counted = sqlite3_memory_used() > 0;
+    jc_cache_close(c);
+    return !ok ? 4 : counted == first ? 0 : 5;
+}
+
+/* SQLite's memory statistics take a global mutex at each of its
+ * allocations (Debian's SQLite has no lookaside memory): jobcache turns
+ * them off when it is the first in the process to use SQLite, and leaves
+ * them on for a program that initialized SQLite before (which may use
+ * sqlite3_memory_used or heap limits). Each case in a fresh process. */
+static void file_sqlite_memory_statistics_are_the_programs_when_it_initialized_first(void **state)
+{
+    (void)state;
+    const char *modes[] = {"jobcache-first", "program-first"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[PATH_CAP];
+        jc_test_path(path, sizeof path, i ? "memstatus-program.db" : "memstatus-jobcache.db");
+        jc_test_remove_db(path);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            execl("/proc/self/exe", "test_file", "memstatus-child", modes[i], path, (char *)NULL);
+            _exit(127);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+            fail_msg("%s: the child exited with %d (5: SQLite's memory statistics %s)", modes[i],
+                     WEXITSTATUS(status), i ? "were turned off" : "were left on");
+        assert_int_equal(entries_in(path), 100);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "memstatus-child") == 0)
+        return memstatus_child(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_a_closed_cache_is_complete_on_its_own),
+        cmocka_unit_test(file_sqlite_memory_statistics_are_the_programs_when_it_initialized_first),
         cmocka_unit_test(file_a_new_cache_file_holds_its_schema_at_once),
         cmocka_unit_test(file_a_backup_of_a_cache_in_use_is_complete),
         cmocka_unit_test(file_a_closed_cache_on_a_read_only_mount_is_read),

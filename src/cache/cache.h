@@ -55,6 +55,10 @@ void jc__cache_touch(jc_cache *cache, const jc__found *f, const uint8_t key[JC__
 /* jc__cache_touch with the time of the hit given (unix seconds; 0: read
  * the clock): a run's lookup pass reads it once for all its hits. */
 void jc__cache_touch_at(jc_cache *cache, const jc__found *f, const uint8_t key[JC__KEY_LEN], double now);
+/* Makes room in the queue for more hits (a lookup pass of that many keys),
+ * so that it is not grown and copied as they come. Best effort: out of
+ * memory, the queue grows as before. */
+void jc__cache_touch_reserve(jc_cache *cache, size_t more);
 /* Looks key up; on a hit fills *found and returns 1 (the hit is not yet
  * recorded: the caller decides to serve it, then calls jc__cache_touch).
  * Returns 0 on a miss, and also on an entry whose result fails its

@@ -47,13 +47,13 @@ struct jc_cache {
     jc_fn memo_fn; /* the function of the last jc_memo, and its descriptor */
     const jc_function *memo_desc;
     unsigned long memo_gen;
-    /* Hits not yet written: their keys (JC__KEY_LEN bytes each), counts and
-     * compute seconds saved, the sum of the counts, and the time of the
-     * latest. Written as one row of the hit log (store.h). */
+    /* Hits not yet written: records of the hit log (JC__HIT_RECORD bytes
+     * each: the key, then the count as 4 bytes little-endian, store.h),
+     * the sum of their counts and of the compute seconds they saved, and
+     * the time of the latest. Written as one row of the hit log, sorted
+     * and merged in place. */
     uint8_t *touched;
-    uint32_t *touched_counts;
-    double *touched_secs;
-    double touched_last;
+    double touched_last, touched_saved;
     uint64_t touched_hits;
     size_t ntouched, touched_cap;
     /* The first touch_flushed queued hits are written in write transaction
@@ -63,6 +63,8 @@ struct jc_cache {
      * rolled back were lost, counts short by up to 21% under 8 processes). */
     size_t touch_flushed;
     uint64_t touch_txn;
+    uint64_t flushed_hits; /* ... and their counts and seconds saved */
+    double flushed_saved;
     size_t touch_flush_at; /* write the queued hits when this many; 0 = 4096 */
     /* Entries whose result failed its checksum since the cache was opened
      * (each then a miss, recomputed and overwritten). */

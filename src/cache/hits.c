@@ -15,30 +15,46 @@
 #include "cache_int.h"
 #include "util/keysort.h"
 
-/* Queues count hits of key that saved seconds in all. */
+static uint32_t record_count(const uint8_t *r)
+{
+    const uint8_t *c = r + JC__KEY_LEN;
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
+static void record_set_count(uint8_t *r, uint32_t c)
+{
+    uint8_t *p = r + JC__KEY_LEN;
+    p[0] = (uint8_t)c, p[1] = (uint8_t)(c >> 8), p[2] = (uint8_t)(c >> 16), p[3] = (uint8_t)(c >> 24);
+}
+
+/* Queues count hits of key that saved seconds in all, as a record of the
+ * hit log. */
 static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds, double now)
 {
     if (cache->ntouched == cache->touched_cap) {
         size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
-        uint8_t *t = realloc(cache->touched, cap * JC__KEY_LEN);
-        if (t)
-            cache->touched = t;
-        double *secs = realloc(cache->touched_secs, cap * sizeof *secs);
-        if (secs)
-            cache->touched_secs = secs;
-        uint32_t *counts = realloc(cache->touched_counts, cap * sizeof *counts);
-        if (counts)
-            cache->touched_counts = counts;
-        if (!t || !secs || !counts)
+        uint8_t *t = realloc(cache->touched, cap * JC__HIT_RECORD);
+        if (!t)
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
+        cache->touched = t;
         cache->touched_cap = cap;
     }
-    memcpy(cache->touched + JC__KEY_LEN * cache->ntouched, key, JC__KEY_LEN);
-    cache->touched_secs[cache->ntouched] = seconds;
-    cache->touched_counts[cache->ntouched] = count;
+    uint8_t *r = cache->touched + JC__HIT_RECORD * cache->ntouched;
+    memcpy(r, key, JC__KEY_LEN);
+    record_set_count(r, count);
     cache->ntouched++;
     cache->touched_hits += count;
+    cache->touched_saved += seconds;
     cache->touched_last = now > 0 ? now : jc__now();
+}
+
+void jc__cache_touch_reserve(jc_cache *cache, size_t more)
+{
+    if (!jc__cache_writable(cache) || cache->touched_cap - cache->ntouched >= more)
+        return;
+    uint8_t *t = realloc(cache->touched, (cache->ntouched + more) * JC__HIT_RECORD);
+    if (t) /* else the queue grows as hits come */
+        cache->touched = t, cache->touched_cap = cache->ntouched + more;
 }
 
 void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)
@@ -75,45 +91,29 @@ void jc__cache_touch_at(jc_cache *cache, const jc__found *f, const uint8_t key[J
     }
 }
 
-/* The queued hits as one row of the hit log (store.h): records of key and
- * count, in key order, a key hit several times (jc_memo in a loop) once
- * with its count. Malloc'd, *len bytes; NULL when out of memory. */
-static uint8_t *log_row(const jc_cache *cache, size_t *len)
+/* The queued hits made one row of the hit log (store.h), in place: the
+ * records in key order, a key hit several times (jc_memo in a loop) once
+ * with its count. Returns the records left. */
+static size_t sort_queue(jc_cache *cache)
 {
-    size_t n = cache->ntouched;
-    uint8_t *rec = malloc(n * JC__HIT_RECORD);
-    if (!rec)
-        return NULL;
+    size_t n = cache->ntouched, out = 0;
+    /* Keys are hashes: about 100 instructions each, qsort 900. */
+    uint8_t *rec = jc__keysort_move(cache->touched, n, JC__HIT_RECORD);
+    if (rec != cache->touched)
+        cache->touched = rec, cache->touched_cap = n;
     for (size_t i = 0; i < n; i++) {
         uint8_t *r = rec + JC__HIT_RECORD * i;
-        memcpy(r, cache->touched + JC__KEY_LEN * i, JC__KEY_LEN);
-        memcpy(r + JC__KEY_LEN, &cache->touched_counts[i], 4); /* summed below, then made little-endian */
-    }
-    jc__keysort(rec, n, JC__HIT_RECORD); /* keys are hashes: about 100 instructions each, qsort 900 */
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *r = rec + JC__HIT_RECORD * i;
-        uint32_t c;
-        memcpy(&c, r + JC__KEY_LEN, 4);
         if (out && memcmp(rec + JC__HIT_RECORD * (out - 1), r, JC__KEY_LEN) == 0) {
-            uint32_t prev;
-            memcpy(&prev, rec + JC__HIT_RECORD * (out - 1) + JC__KEY_LEN, 4);
-            c = prev > UINT32_MAX - c ? UINT32_MAX : prev + c;
-            memcpy(rec + JC__HIT_RECORD * (out - 1) + JC__KEY_LEN, &c, 4);
+            uint32_t prev = record_count(rec + JC__HIT_RECORD * (out - 1)), c = record_count(r);
+            record_set_count(rec + JC__HIT_RECORD * (out - 1), prev > UINT32_MAX - c ? UINT32_MAX : prev + c);
             continue;
         }
         if (out != i)
-            memmove(rec + JC__HIT_RECORD * out, r, JC__HIT_RECORD);
+            memcpy(rec + JC__HIT_RECORD * out, r, JC__HIT_RECORD);
         out++;
     }
-    for (size_t i = 0; i < out; i++) {
-        uint8_t *r = rec + JC__HIT_RECORD * i + JC__KEY_LEN;
-        uint32_t c;
-        memcpy(&c, r, 4);
-        r[0] = (uint8_t)c, r[1] = (uint8_t)(c >> 8), r[2] = (uint8_t)(c >> 16), r[3] = (uint8_t)(c >> 24);
-    }
-    *len = out * JC__HIT_RECORD;
-    return rec;
+    cache->ntouched = out;
+    return out;
 }
 
 void jc__cache_touches_committed(jc_cache *cache, uint64_t txn)
@@ -121,11 +121,9 @@ void jc__cache_touches_committed(jc_cache *cache, uint64_t txn)
     if (!cache->touch_flushed || cache->touch_txn != txn)
         return;
     size_t n = cache->touch_flushed, rest = cache->ntouched - n;
-    memmove(cache->touched, cache->touched + JC__KEY_LEN * n, rest * JC__KEY_LEN);
-    for (size_t i = 0; i < n; i++)
-        cache->touched_hits -= cache->touched_counts[i];
-    memmove(cache->touched_counts, cache->touched_counts + n, rest * sizeof *cache->touched_counts);
-    memmove(cache->touched_secs, cache->touched_secs + n, rest * sizeof *cache->touched_secs);
+    memmove(cache->touched, cache->touched + JC__HIT_RECORD * n, rest * JC__HIT_RECORD);
+    cache->touched_hits -= cache->flushed_hits;
+    cache->touched_saved = rest ? cache->touched_saved - cache->flushed_saved : 0;
     cache->ntouched = rest;
     cache->touch_flushed = 0;
 }
@@ -150,15 +148,9 @@ int jc__cache_flush_touches(jc_cache *cache)
      * is written (folded later, jc__cache_fold_hits). All of them get the
      * time of the latest: last_used orders eviction, and a few
      * milliseconds do not change that order. */
-    size_t len = 0;
-    uint8_t *row = log_row(cache, &len);
-    if (!row)
-        return jc__set_error(JC_ENOMEM, "out of memory recording %zu hits", cache->ntouched);
-    double saved = 0;
-    for (size_t i = 0; i < cache->ntouched; i++)
-        saved += cache->touched_secs[i];
-    int rc = jc__store_hit_log_add(cache->store, cache->touched_last, (int64_t)cache->touched_hits, saved, row, len);
-    free(row);
+    size_t n = sort_queue(cache);
+    int rc = jc__store_hit_log_add(cache->store, cache->touched_last, (int64_t)cache->touched_hits,
+                                   cache->touched_saved, cache->touched, n * JC__HIT_RECORD);
     /* The log is folded now and then, so that it stays short. */
     int64_t rows = 0, hits = 0;
     double s = 0;
@@ -168,10 +160,12 @@ int jc__cache_flush_touches(jc_cache *cache)
     /* A failure may be committed anyway by the caller (hit counts are
      * bookkeeping): they count as written in this transaction, so that none
      * is written twice; if it rolls back, all of them are written again. */
-    if (current == 0)
-        cache->ntouched = 0, cache->touched_hits = 0; /* outside a transaction: committed */
-    else
-        cache->touch_flushed = cache->ntouched, cache->touch_txn = current;
+    if (current == 0) { /* outside a transaction: committed */
+        cache->ntouched = 0, cache->touched_hits = 0, cache->touched_saved = 0;
+    } else {
+        cache->touch_flushed = n, cache->touch_txn = current;
+        cache->flushed_hits = cache->touched_hits, cache->flushed_saved = cache->touched_saved;
+    }
     return rc;
 }
 
@@ -184,9 +178,7 @@ void jc__cache_pending_hits(jc_cache *cache, int64_t *hits, double *saved)
 {
     jc__cache_settle_touches(cache);
     *hits = (int64_t)cache->touched_hits + cache->session.hits;
-    *saved = cache->session.hits_saved;
-    for (size_t i = 0; i < cache->ntouched; i++)
-        *saved += cache->touched_secs[i];
+    *saved = cache->session.hits_saved + cache->touched_saved;
 }
 
 int jc__cache_write_begin(jc_cache *cache)
@@ -222,6 +214,7 @@ void jc__cache_drop_pending(jc_cache *cache)
 {
     cache->ntouched = 0;
     cache->touched_hits = 0;
+    cache->touched_saved = 0;
     cache->touch_flushed = 0;
 }
 

@@ -225,8 +225,6 @@ void jc_cache_close(jc_cache *cache)
     jc__store_close(cache->store);
     free(cache->too_large);
     free(cache->touched);
-    free(cache->touched_secs);
-    free(cache->touched_counts);
     free(cache->warned);
     free(cache->path);
     free(cache);

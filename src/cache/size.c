@@ -188,9 +188,25 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     /* The arguments as the key holds them: those fn leaves out, as the
      * placeholder (so that verify recomputes the key from them). */
     bool stackmask[64], *left = argc <= 64 ? stackmask : malloc(argc * sizeof *left);
-    int rc = left ? jc__encode_args_left_out(argv, argc, jc__function_left_out(fn, argv, argc, left) ? left : NULL,
-                                             jc__buf_write, &args)
-                  : jc__set_error(JC_ENOMEM, "out of memory storing a result of %s", fn->name);
+    int rc = 0;
+    /* Most calls of a sweep: ints and doubles, and a scalar result, written
+     * straight into buffers here (the same bytes as through msgpack-c). */
+    unsigned char args_fast[3 + 9 * 15], res_fast[9];
+    const void *args_data = NULL;
+    size_t args_len = 0;
+    if (!left) {
+        rc = jc__set_error(JC_ENOMEM, "out of memory storing a result of %s", fn->name);
+    } else {
+        const bool *mask = jc__function_left_out(fn, argv, argc, left) ? left : NULL;
+        args_len = jc__encode_args_scalars(argv, argc, mask, args_fast, sizeof args_fast);
+        if (args_len) {
+            args_data = args_fast;
+        } else {
+            rc = jc__encode_args_left_out(argv, argc, mask, jc__buf_write, &args);
+            args_data = args.data;
+            args_len = args.len;
+        }
+    }
     if (left != stackmask)
         free(left);
     /* A result with a large string, bytes or array is stored in pieces
@@ -202,6 +218,8 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
         blob_len = split.stored.len;
         for (size_t i = 0; i < split.npieces; i++)
             parts_len += split.pieces[i].len;
+    } else if (!rc && !blob && (blob_len = jc__encode_result_scalar(value, res_fast)) != 0) {
+        blob = res_fast;
     } else if (!rc && !blob) {
         rc = jc__encode_result(value, jc__buf_write, &res);
         blob = res.data;
@@ -209,7 +227,7 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
     }
     if (!rc && (args.oom || res.oom))
         rc = jc__set_error(JC_ENOMEM, "out of memory encoding a result of %s", fn->name);
-    if (!rc && !fits(cache, fn, args.len + blob_len + parts_len))
+    if (!rc && !fits(cache, fn, args_len + blob_len + parts_len))
         rc = 1;
     if (!rc) {
         uint8_t fp[JC__CHECK_LEN];
@@ -217,8 +235,8 @@ int jc__cache_put(jc_cache *cache, const uint8_t key[JC__KEY_LEN], const jc_func
             .key = key,
             .function = fn->name,
             .version = fn->version,
-            .args = args.data,
-            .args_len = args.len,
+            .args = args_data,
+            .args_len = args_len,
             .result = blob ? blob : "",
             .result_len = blob_len,
             .compute_seconds = seconds,

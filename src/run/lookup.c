@@ -121,6 +121,7 @@ int jc__r_lookup(run *r)
      * the snapshot misses changes it (jc__r_claim_misses looks again). */
     r->lookup_version = jc__cache_data_version(r->cache);
     r->lookup_now = jc__now(); /* the time of this pass's hits; later finds read the clock */
+    jc__cache_touch_reserve(r->cache, res->nslots);
     int rc = jc__cache_lookup_many(r->cache, keys, res->nslots, jc__r_on_found, r);
     r->lookup_now = 0;
     r->p.damaged += jc__cache_damaged(r->cache) - damaged;

@@ -22,4 +22,9 @@
  * sorts with qsort (it cannot fail). */
 void jc__keysort(void *rec, size_t n, size_t size);
 
+/* The same for records in a buffer of malloc's: the sorted records are
+ * returned, either in rec or in a new buffer of exactly n records, rec
+ * then freed (saving the copy back). Cannot fail. */
+void *jc__keysort_move(void *rec, size_t n, size_t size);
+
 #endif

@@ -575,6 +575,26 @@ size_t jc__encode_args_scalars(jc_value *const *argv, size_t argc, const bool *l
     return n;
 }
 
+size_t jc__encode_result_scalar(const jc_value *v, unsigned char out[9])
+{
+    if (!v)
+        return 0;
+    switch ((jc_type)v->type) {
+    case JC_TYPE_NULL: out[0] = 0xc0; return 1;
+    case JC_TYPE_BOOL: out[0] = v->u.b ? 0xc3 : 0xc2; return 1;
+    case JC_TYPE_INT: return put_int(out, v->u.i);
+    case JC_TYPE_DOUBLE: {
+        uint64_t bits; /* exact: a result's double is stored as it was returned */
+        memcpy(&bits, &v->u.d, sizeof bits);
+        out[0] = 0xcb;
+        for (int k = 0; k < 8; k++)
+            out[1 + k] = (unsigned char)(bits >> (56 - 8 * k));
+        return 9;
+    }
+    default: return 0;
+    }
+}
+
 int jc__encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void *ctx)
 {
     return encode_args(argv, argc, w, ctx, MODE_ARGS, NULL, NULL, NULL);

@@ -20,36 +20,65 @@
 
 /* ---- entries ---- */
 
+/* Rows are read through sqlite3_column_value and the value's own
+ * accessors: each sqlite3_column_* call enters and leaves the statement
+ * (some 60 instructions), the value's accessors do not, and a blob column
+ * takes two of them (its bytes, its length). Such a value is unprotected
+ * (https://sqlite.org/c3ref/column_blob.html): safe here, where one thread
+ * at a time uses the connection (SQLITE_OPEN_NOMUTEX), and read before the
+ * statement steps or resets. Blob before length, as SQLite advises. */
+static const void *value_blob(sqlite3_value *v, size_t *len)
+{
+    const void *p = sqlite3_value_blob(v);
+    *len = (size_t)sqlite3_value_bytes(v);
+    return p;
+}
+
 /* The checksum and code fingerprint at columns col, col + 1: a 16-byte
  * value is copied out; NULL is none. A checksum column that holds
  * anything else (a hostile file) still counts as a checksum (all zero
  * bytes), so that it fails: the row was damaged; such a fingerprint is
- * unknown. Two calls per column on the hot path: its length, then, at 16
- * bytes, its bytes (a NULL's length is 0). */
+ * unknown. */
 static void hit_checks(sqlite3_stmt *s, int col, jc__hit *hit)
 {
-    const void *p = NULL;
-    if (sqlite3_column_bytes(s, col) == JC__CHECK_LEN && (p = sqlite3_column_blob(s, col)) != NULL) {
+    size_t n;
+    sqlite3_value *v = sqlite3_column_value(s, col);
+    const void *p = value_blob(v, &n);
+    if (p && n == JC__CHECK_LEN) {
         memcpy(hit->check, p, JC__CHECK_LEN);
         hit->has_check = true;
     } else {
-        hit->has_check = sqlite3_column_type(s, col) != SQLITE_NULL;
+        hit->has_check = sqlite3_value_type(v) != SQLITE_NULL;
         memset(hit->check, 0, sizeof hit->check);
     }
-    hit->has_code_fp = sqlite3_column_bytes(s, col + 1) == JC__CHECK_LEN &&
-                       (p = sqlite3_column_blob(s, col + 1)) != NULL;
+    p = value_blob(sqlite3_column_value(s, col + 1), &n);
+    hit->has_code_fp = p && n == JC__CHECK_LEN;
     if (hit->has_code_fp)
         memcpy(hit->code_fp, p, JC__CHECK_LEN);
+}
+
+/* The result at column col: false when it is not a blob (a miss, computed
+ * again and overwritten, like a blob that does not decode). */
+static bool hit_result(sqlite3_stmt *s, int col, jc__hit *hit)
+{
+    sqlite3_value *v = sqlite3_column_value(s, col);
+    if (sqlite3_value_type(v) != SQLITE_BLOB)
+        return false;
+    hit->result = value_blob(v, &hit->result_len);
+    if (!hit->result)
+        hit->result = "";
+    return true;
 }
 
 /* Copies the found row into *hit; the result goes into st->buf. Returns 1,
  * 0 when the row has no usable result, or a negative code. */
 static int fill_hit(jc__sqlite *st, sqlite3_stmt *s, jc__hit *hit)
 {
-    if (sqlite3_column_type(s, 0) != SQLITE_BLOB)
+    jc__hit found = {0};
+    if (!hit_result(s, 0, &found))
         return 0; /* like a blob that does not decode: a miss, computed again */
-    const void *p = sqlite3_column_blob(s, 0);
-    size_t n = (size_t)sqlite3_column_bytes(s, 0);
+    const void *p = found.result;
+    size_t n = found.result_len;
     if (n > st->buf_cap || !st->buf) {
         void *nb = realloc(st->buf, n ? n : 1);
         if (!nb)
@@ -185,23 +214,20 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
     int step;
     sqlite3_stmt *scan = st->want_created ? st->scan_created : st->scan;
     while ((step = sqlite3_step(scan)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(scan, 0) != JC__KEY_LEN)
+        size_t klen;
+        const uint8_t *key = value_blob(sqlite3_column_value(scan, 0), &klen);
+        if (!key || klen != JC__KEY_LEN)
             continue; /* the schema's CHECK makes this impossible; verify reports it */
-        size_t i = keyset_find(&ks, keys, sqlite3_column_blob(scan, 0));
+        size_t i = keyset_find(&ks, keys, key);
         /* Each wanted key is answered once: a hostile file can hold the same
          * key twice behind an index that claims to be unique. */
         if (i == SIZE_MAX || seen[i])
             continue;
         seen[i] = true;
-        if (sqlite3_column_type(scan, 2) != SQLITE_BLOB)
+        jc__hit hit = {0};
+        if (!hit_result(scan, 2, &hit))
             continue; /* like a blob that does not decode: computed again */
-        jc__hit hit = {
-            .compute_seconds = sqlite3_column_double(scan, 1),
-            .result = sqlite3_column_blob(scan, 2),
-            .result_len = (size_t)sqlite3_column_bytes(scan, 2),
-        };
-        if (!hit.result)
-            hit.result = "";
+        hit.compute_seconds = sqlite3_column_double(scan, 1);
         hit_checks(scan, 3, &hit);
         hit.created = st->want_created ? sqlite3_column_double(scan, 5) : 0;
         on_hit(ctx, i, &hit);
@@ -239,14 +265,9 @@ static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, j
         size_t i = order[k].index;
         sqlite3_bind_blob(get, 1, keys[i], JC__KEY_LEN, SQLITE_STATIC);
         int step = sqlite3_step(get);
-        if (step == SQLITE_ROW && sqlite3_column_type(get, 0) == SQLITE_BLOB) {
-            jc__hit hit = {
-                .result = sqlite3_column_blob(get, 0),
-                .result_len = (size_t)sqlite3_column_bytes(get, 0),
-                .compute_seconds = sqlite3_column_double(get, 1),
-            };
-            if (!hit.result)
-                hit.result = "";
+        jc__hit hit = {0};
+        if (step == SQLITE_ROW && hit_result(get, 0, &hit)) {
+            hit.compute_seconds = sqlite3_column_double(get, 1);
             hit_checks(get, 2, &hit);
             hit.created = st->want_created ? sqlite3_column_double(get, 4) : 0;
             on_hit(ctx, i, &hit);

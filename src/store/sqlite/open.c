@@ -200,8 +200,25 @@ static int readonly_mode(jc__sqlite *st)
     return 0;
 }
 
+/* SQLite's memory statistics (SQLITE_CONFIG_MEMSTATUS, on in its default
+ * build) take a global mutex at each of its allocations and frees, and
+ * Debian's SQLite is built without lookaside memory (SQLITE_OMIT_LOOKASIDE),
+ * so that every statement's records are allocations: some 1,000
+ * instructions of each stored result (bench/NOTES.md). jobcache turns
+ * them off when it is the first in the process to use SQLite; a program
+ * that uses SQLite's statistics or heap limits (sqlite3_memory_used,
+ * sqlite3_soft_heap_limit64) calls sqlite3_initialize() before opening a
+ * cache, and sqlite3_config then leaves its setting alone (it answers
+ * SQLITE_MISUSE once SQLite is initialized: https://sqlite.org/c3ref/config.html). */
+static void configure_sqlite(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int open_db(jc__sqlite *st)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once(&configured, configure_sqlite);
     /* NOMUTEX: the store is used by one thread at a time (see the top). */
     int oflags = SQLITE_OPEN_NOMUTEX;
     if (st->flags & JC__STORE_READONLY)
