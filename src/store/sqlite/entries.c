@@ -27,14 +27,32 @@ static int bind_bytes(sqlite3_stmt *s, int i, const void *p, size_t n)
     return sqlite3_bind_blob64(s, i, p, n, SQLITE_STATIC);
 }
 
-/* Binds e to the insert; returns SQLite's first failure. */
-static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e, const uint8_t check[JC__CHECK_LEN])
+/* Binds text to parameter i unless *bound (the text bound there before)
+ * equals it; *bound then holds a copy (NULL when unknown: bound again next
+ * time). */
+static int bind_same_text(sqlite3_stmt *s, int i, char **bound, const char *text)
 {
+    if (*bound && strcmp(*bound, text) == 0)
+        return SQLITE_OK;
+    free(*bound);
+    *bound = NULL;
+    int rc = sqlite3_bind_text(s, i, text, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        *bound = strdup(text); /* out of memory: NULL, bound again next time */
+    return rc;
+}
+
+/* Binds e to the insert (st->put); returns SQLite's first failure. The
+ * function's name, version and code fingerprint stay bound from the entry
+ * before when they are the same. */
+static int bind_entry(jc__sqlite *st, const jc__entry_in *e, const uint8_t check[JC__CHECK_LEN])
+{
+    sqlite3_stmt *s = st->put;
     int rc = sqlite3_bind_blob(s, 1, e->key, JC__KEY_LEN, SQLITE_STATIC);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 2, e->function, -1, SQLITE_STATIC);
+        rc = bind_same_text(s, 2, &st->put_function, e->function);
     if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(s, 3, e->version, -1, SQLITE_STATIC);
+        rc = bind_same_text(s, 3, &st->put_version, e->version);
     if (rc == SQLITE_OK)
         rc = bind_bytes(s, 4, e->args, e->args_len);
     if (rc == SQLITE_OK)
@@ -49,9 +67,20 @@ static int bind_entry(sqlite3_stmt *s, const jc__entry_in *e, const uint8_t chec
         rc = sqlite3_bind_double(s, 9, e->compute_seconds);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_blob(s, 10, check, JC__CHECK_LEN, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = e->code_fp ? sqlite3_bind_blob(s, 11, e->code_fp, JC__CHECK_LEN, SQLITE_STATIC)
-                        : sqlite3_bind_null(s, 11);
+    if (rc == SQLITE_OK && e->code_fp &&
+        (st->put_fp_bound != 2 || memcmp(st->put_fp, e->code_fp, JC__CHECK_LEN) != 0)) {
+        st->put_fp_bound = 0;
+        rc = sqlite3_bind_blob(s, 11, e->code_fp, JC__CHECK_LEN, SQLITE_TRANSIENT);
+        if (rc == SQLITE_OK) {
+            memcpy(st->put_fp, e->code_fp, JC__CHECK_LEN);
+            st->put_fp_bound = 2;
+        }
+    } else if (rc == SQLITE_OK && !e->code_fp && st->put_fp_bound != 1) {
+        st->put_fp_bound = 0;
+        rc = sqlite3_bind_null(s, 11);
+        if (rc == SQLITE_OK)
+            st->put_fp_bound = 1;
+    }
     return rc;
 }
 
@@ -82,7 +111,7 @@ int jc__sqlite_put(jc__sqlite *st, const jc__entry_in *e)
     rc = jc__sq_chunks_drop_key(st, e->key);
     if (rc)
         return guard ? jc__sq_guard(st, rc) : rc;
-    rc = bind_entry(st->put, e, check);
+    rc = bind_entry(st, e, check);
     if (rc == SQLITE_OK) {
         rc = jc__sq_step_done(st, st->put, "storing an entry");
         int64_t stored = 0;

@@ -190,6 +190,8 @@ void jc__sqlite_close(jc__sqlite *st)
         jc__hostlock_release(st->hostlock);
     free(st->buf);
     free(st->rowbuf);
+    free(st->put_function);
+    free(st->put_version);
     free(st->path);
     free(st);
 }

@@ -83,6 +83,14 @@ struct jc__sqlite {
     char *rowbuf;
     size_t rowbuf_cap;
     sqlite3_stmt *get, *put, *del, *begin, *commit, *rollback;
+    /* What put holds bound from the entry before (bindings outlive a
+     * reset): its function's name and version (SQLite's own copies, and
+     * these to compare) and code fingerprint, bound again only when they
+     * change. A bind costs some 150 instructions; a run stores thousands
+     * of results of one function. put_fp_bound: 0 unknown, 1 NULL, 2 put_fp. */
+    char *put_function, *put_version;
+    uint8_t put_fp[JC__CHECK_LEN];
+    int put_fp_bound;
     sqlite3_stmt *scan, *max_rowid; /* jc__store_get_many */
     /* get and scan that also read created, for lookups that expire entries
      * (jc__store_want_created): the column costs a hit about 140
