@@ -571,7 +571,9 @@ typedef struct jc_cache_options {
  * stored result. A program that uses SQLite itself and relies on
  * sqlite3_memory_used or sqlite3_soft_heap_limit64 calls sqlite3_initialize()
  * before its first jc_cache_open: SQLite's configuration is then left as
- * it is (https://sqlite.org/c3ref/config.html). */
+ * it is (https://sqlite.org/c3ref/config.html). sqlite3_config is not
+ * thread-safe: a program whose other threads may start using SQLite while
+ * its first cache is being opened initializes SQLite first, too. */
 JC_EXPORT jc_cache *jc_cache_open(const char *path, const jc_cache_options *opts);
 /* Closes the cache, committing anything pending. NULL is a no-op. The cache
  * must outlive every batch made on it. */

@@ -3,6 +3,7 @@
  * transaction (or at close), so that a hit costs one lookup.
  */
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@ static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t
 {
     if (cache->ntouched == cache->touched_cap) {
         size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
-        uint8_t *t = realloc(cache->touched, cap * JC__HIT_RECORD);
+        uint8_t *t = cap <= SIZE_MAX / JC__HIT_RECORD ? realloc(cache->touched, cap * JC__HIT_RECORD) : NULL;
         if (!t)
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
         cache->touched = t;
@@ -50,7 +51,8 @@ static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t
 
 void jc__cache_touch_reserve(jc_cache *cache, size_t more)
 {
-    if (!jc__cache_writable(cache) || cache->touched_cap - cache->ntouched >= more)
+    if (!jc__cache_writable(cache) || cache->touched_cap - cache->ntouched >= more ||
+        more > SIZE_MAX / JC__HIT_RECORD - cache->ntouched)
         return;
     uint8_t *t = realloc(cache->touched, (cache->ntouched + more) * JC__HIT_RECORD);
     if (t) /* else the queue grows as hits come */
