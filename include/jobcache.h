@@ -884,7 +884,7 @@ JC_EXPORT int jc_mpi_ranks(void);
  *
  * Results are committed every 100 ms (every ten times what the last commit
  * took, up to 2 s, when that is longer: a commit into a large cache writes
- * a page of its key index per result), every 20,000 results or (worker
+ * a page of its key index per result), every 100,000 results or (worker
  * backends) 64 MiB of encoded results, and, when calls run in this process, right after a call
  * that took 10 ms or more; no lock on the file is held while a function runs, so other
  * processes share the cache meanwhile. A
