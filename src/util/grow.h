@@ -14,7 +14,11 @@
  * overflows (the array is left as it was). */
 int jc__grow(void *arrp, size_t *cap, size_t n, size_t size);
 
-/* jc__grow on an array variable and its capacity: JC__GROW(a, cap, n). */
-#define JC__GROW(arr, cap, n) jc__grow(&(arr), &(cap), (n), sizeof *(arr))
+/* jc__grow on an array variable and its capacity: JC__GROW(a, cap, n).
+ * The common case, room already there, is answered here without a call
+ * (a run pushes a call per jc_delayed). n and cap are evaluated twice:
+ * pass expressions without side effects. */
+#define JC__GROW(arr, cap, n) \
+    ((size_t)(n) <= (size_t)(cap) ? 0 : jc__grow(&(arr), &(cap), (n), sizeof *(arr)))
 
 #endif

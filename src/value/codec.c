@@ -523,7 +523,7 @@ static int encode_args(jc_value *const *argv, size_t argc, jc__write_fn w, void 
 
 /* An int as msgpack-c's msgpack_pack_int64 writes it (the shortest form,
  * docs/format.md): into out, returning the bytes written. */
-static size_t put_int(unsigned char *out, int64_t d)
+static inline __attribute__((always_inline)) size_t put_int(unsigned char *out, int64_t d)
 {
     unsigned char tag;
     int n;
