@@ -1014,6 +1014,22 @@ static void store_now_is_wall_clock(void **state)
     assert_true(now > t - 2 && now < t + 2);
 }
 
+/* Entries [from, to) stored after owner's claims, as a run stores its
+ * results, then the claims dropped, each in a transaction of its own.
+ * Returns the file's pages before the drop. */
+static int64_t entries_then_drop(jc__store *st, const char *path, const char *owner, uint32_t from, uint32_t to)
+{
+    assert_int_equal(jc__store_begin(st), 0);
+    for (uint32_t i = from; i < to; i++)
+        assert_int_equal(put_entry(st, i, "a result of some twenty bytes", 29, jc__now()), 0);
+    assert_int_equal(jc__store_commit(st), 0);
+    int64_t pages = sql_int(path, "PRAGMA page_count");
+    assert_int_equal(jc__store_begin(st), 0);
+    assert_int_equal(jc__store_lease_drop(st, owner), 1);
+    assert_int_equal(jc__store_commit(st), 0);
+    return pages;
+}
+
 /* A run's claims (16 bytes a call) are written at its start and dropped at
  * its end, leaving a hole under the entries stored meanwhile: dropped, their
  * pages go back to the system when they are a sixteenth of the file or
@@ -1039,14 +1055,7 @@ static void store_lease_drop_gives_the_claims_pages_back(void **state)
     }
     assert_int_equal(jc__store_commit(st), 0);
     /* The entries stored after the claims, as a run stores its results. */
-    assert_int_equal(jc__store_begin(st), 0);
-    for (uint32_t i = 0; i < ENTRIES; i++)
-        assert_int_equal(put_entry(st, i, "a result of some twenty bytes", 29, jc__now()), 0);
-    assert_int_equal(jc__store_commit(st), 0);
-    int64_t pages_before = sql_int(path, "PRAGMA page_count");
-    assert_int_equal(jc__store_begin(st), 0);
-    assert_int_equal(jc__store_lease_drop(st, "host:1:run"), 1);
-    assert_int_equal(jc__store_commit(st), 0);
+    int64_t pages_before = entries_then_drop(st, path, "host:1:run", 0, ENTRIES);
     int64_t free_after = sql_int(path, "PRAGMA freelist_count"), pages_after = sql_int(path, "PRAGMA page_count");
     if (free_after > 16 || pages_after > pages_before - 256)
         fail_msg("after the claims were dropped: %lld free pages, %lld pages (%lld before)", (long long)free_after,
@@ -1063,14 +1072,7 @@ static void store_lease_drop_gives_the_claims_pages_back(void **state)
     for (uint32_t at = 0; at < 2 * ROW; at += ROW)
         assert_int_equal(jc__store_lease_add(st, "host:2:run", keys, ROW), 0);
     assert_int_equal(jc__store_commit(st), 0);
-    assert_int_equal(jc__store_begin(st), 0);
-    for (uint32_t i = ENTRIES; i < ENTRIES + 2000; i++) /* stored after the claims */
-        assert_int_equal(put_entry(st, i, "a result of some twenty bytes", 29, jc__now()), 0);
-    assert_int_equal(jc__store_commit(st), 0);
-    int64_t pages_small = sql_int(path, "PRAGMA page_count");
-    assert_int_equal(jc__store_begin(st), 0);
-    assert_int_equal(jc__store_lease_drop(st, "host:2:run"), 1);
-    assert_int_equal(jc__store_commit(st), 0);
+    int64_t pages_small = entries_then_drop(st, path, "host:2:run", ENTRIES, ENTRIES + 2000);
     int64_t free_small = sql_int(path, "PRAGMA freelist_count");
     if (free_small < 16 || sql_int(path, "PRAGMA page_count") != pages_small)
         fail_msg("a small drop: %lld free pages, %lld pages (%lld before)", (long long)free_small,
