@@ -100,6 +100,10 @@ jc_value *jc__blob_take(int type, char *s, size_t len);
  * already present is JC_EINVAL. v may come out of a container being taken
  * apart (its parent link is dropped). */
 int jc__map_insert(jc_value *map, char *key, jc_value *v);
+/* The regions of 2 MiB that value nodes are carved from (value.c), not yet
+ * given back, in the whole process; SIZE_MAX in a build whose nodes all
+ * come from malloc (AddressSanitizer). For tests. */
+size_t jc__value_regions(void);
 
 /* Makes call arguments what their key is made from (docs/format.md): every
  * double, also in typed arrays and nested in lists, maps and named

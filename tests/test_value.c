@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "jc_internal.h"
+#include "util/bigmem.h"
+#include "util/grow.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -1212,6 +1214,71 @@ static void value_nodes_cross_threads(void **state)
     }
 }
 
+/* A thread that makes values by the hundred thousand carves their nodes
+ * out of 2 MiB regions (value.c); a region goes back when its last node
+ * is freed, by whichever thread, and the thread's own hold on the region
+ * it carved last when it ends. */
+#define REGION_N 200000
+static void *make_many(void *p)
+{
+    jc_value **v = p;
+    for (size_t i = 0; i < REGION_N; i++)
+        v[i] = jc_int((int64_t)i);
+    return NULL;
+}
+
+static void value_nodes_regions_go_back_with_their_last_node(void **state)
+{
+    (void)state;
+    size_t before = jc__value_regions();
+    if (before == SIZE_MAX)
+        skip(); /* AddressSanitizer: every node from malloc */
+    jc_value **v = calloc(REGION_N, sizeof *v);
+    assert_non_null(v);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, make_many, v), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    size_t during = jc__value_regions();
+    assert_true(during > before);
+    /* Every other node freed: each region still holds live nodes. */
+    for (size_t i = 0; i < REGION_N; i += 2) {
+        assert_int_equal(int_of(v[i]), (int64_t)i);
+        jc_value_free(v[i]);
+    }
+    assert_int_equal(jc__value_regions(), during);
+    for (size_t i = 1; i < REGION_N; i += 2) {
+        assert_int_equal(int_of(v[i]), (int64_t)i);
+        jc_value_free(v[i]);
+    }
+    assert_int_equal(jc__value_regions(), before);
+    free(v);
+}
+
+/* An array grown past the huge page size moves to memory of its own
+ * (util/bigmem.h) with every item it had; large pieces asked zeroed are. */
+static void grow_and_big_pieces_keep_what_they_hold(void **state)
+{
+    (void)state;
+    uint64_t *a = NULL;
+    size_t cap = 0;
+    for (size_t n = 1; n <= 3 * JC__HUGE_PAGE / sizeof *a; n++) {
+        assert_int_equal(JC__GROW(a, cap, n), 0);
+        a[n - 1] = n * 2654435761u;
+    }
+    assert_true(cap * sizeof *a >= 3 * JC__HUGE_PAGE);
+    for (size_t n = 1; n <= 3 * JC__HUGE_PAGE / sizeof *a; n++)
+        assert_true(a[n - 1] == n * 2654435761u);
+    free(a);
+    size_t bytes = JC__HUGE_PAGE + 12345;
+    unsigned char *z = jc__calloc_big(bytes, 1);
+    assert_non_null(z);
+    for (size_t i = 0; i < bytes; i++)
+        assert_true(z[i] == 0);
+    free(z);
+    assert_null(jc__malloc_big(SIZE_MAX / 2, 4));
+    assert_null(jc__calloc_big(SIZE_MAX / 2, 4));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1237,6 +1304,8 @@ int main(void)
         cmocka_unit_test(value_list_append_errors_take_the_item_over),
         cmocka_unit_test(value_map_keeps_keys_sorted_by_bytes),
         cmocka_unit_test(value_nodes_cross_threads),
+        cmocka_unit_test(value_nodes_regions_go_back_with_their_last_node),
+        cmocka_unit_test(grow_and_big_pieces_keep_what_they_hold),
         cmocka_unit_test(value_map_rejects_duplicate_key),
         cmocka_unit_test(value_map_rejects_entry_not_made_with_kw),
         cmocka_unit_test(value_map_set_inserts_sorted_and_replaces),

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "util/bigmem.h"
 #include "function/fingerprint.h"
 #include "cache_int.h"
 #include "util/keysort.h"
@@ -39,6 +40,7 @@ static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t
             return; /* out of memory: this hit goes uncounted, nothing else is lost */
         cache->touched = t;
         cache->touched_cap = cap;
+        jc__advise_huge(t, cap * JC__HIT_RECORD);
     }
     uint8_t *r = cache->touched + JC__HIT_RECORD * cache->ntouched;
     memcpy(r, key, JC__KEY_LEN);
@@ -55,8 +57,10 @@ void jc__cache_touch_reserve(jc_cache *cache, size_t more)
         more > SIZE_MAX / JC__HIT_RECORD - cache->ntouched)
         return;
     uint8_t *t = realloc(cache->touched, (cache->ntouched + more) * JC__HIT_RECORD);
-    if (t) /* else the queue grows as hits come */
+    if (t) { /* else the queue grows as hits come */
         cache->touched = t, cache->touched_cap = cache->ntouched + more;
+        jc__advise_huge(t, cache->touched_cap * JC__HIT_RECORD);
+    }
 }
 
 void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/bigmem.h"
 #include "exec/exec.h"
 #include "run/progress.h"
 #include "cache/cache.h"
@@ -133,7 +134,7 @@ int jc__r_dedup(jc_batch *b, jc_results *res)
     size_t cap = 16;
     while (cap < 2 * b->n)
         cap *= 2;
-    size_t *table = calloc(cap, sizeof *table); /* slot + 1, 0 = empty */
+    size_t *table = jc__calloc_big(cap, sizeof *table); /* slot + 1, 0 = empty */
     if (!table)
         return jc__set_error(JC_ENOMEM, "out of memory deduplicating %zu calls", b->n);
     for (size_t i = 0; i < b->n; i++) {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/bigmem.h"
 #include "util/grow.h"
 
 int jc__grow(void *arrp, size_t *cap, size_t n, size_t size)
@@ -21,9 +22,18 @@ int jc__grow(void *arrp, size_t *cap, size_t n, size_t size)
         return -1;
     void *old;
     memcpy(&old, arrp, sizeof old);
-    void *p = realloc(old, ncap * size);
-    if (!p)
+    void *p;
+    if (ncap * size >= JC__BIG_ALIGNED) {
+        /* A large array moves to memory on huge pages (bigmem.h), copied
+         * once per doubling as realloc would. */
+        if (!(p = jc__malloc_big(ncap, size)))
+            return -1;
+        if (*cap)
+            memcpy(p, old, *cap * size);
+        free(old);
+    } else if (!(p = realloc(old, ncap * size))) {
         return -1;
+    }
     memcpy(arrp, &p, sizeof p);
     *cap = ncap;
     return 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "jc_internal.h"
+#include "util/bigmem.h"
 #include "util/utf8.h"
 #include "value_int.h"
 
@@ -31,7 +32,17 @@
  * are given back when it ends. A node kept for long keeps its slab's 4 KiB
  * (a memo session's copies of results: about 170 bytes a node where malloc
  * takes 64). Under AddressSanitizer every node goes to malloc and free, so
- * that a use after free is still caught (bench/NOTES.md). */
+ * that a use after free is still caught (bench/NOTES.md).
+ *
+ * A thread's first MALLOC_SLABS slabs come from malloc; after them, a
+ * thread that makes values by the hundred thousand (a sweep's arguments,
+ * a run's results) carves its slabs out of regions of 2 MiB on huge pages
+ * (util/bigmem.h): each 4 KiB slab from malloc cost a page fault when first
+ * touched, a fifth of a warm rerun's. A region goes back to the system
+ * when its last slab does (a count of its slabs not yet given back, plus
+ * one while its thread carves from it); its slabs are not reused before,
+ * so a node kept for long keeps its region's 2 MiB, as it keeps its
+ * slab's 4 KiB. */
 #if defined(__SANITIZE_ADDRESS__)
 #define JC_VALUE_PLAIN_MALLOC 1
 #elif defined(__has_feature)
@@ -44,9 +55,18 @@
 #define NODE_SPARE 256
 #define SLAB_BYTES 4096
 
+typedef struct region {
+    atomic_size_t live; /* slabs not yet given back, + 1 while its thread carves from it */
+} region;
+
 typedef struct slab {
     atomic_size_t live; /* nodes not yet freed, + 1 while its thread hands out from it */
+    region *home;       /* the region it was carved from; NULL: from malloc */
 } slab;
+
+#define MALLOC_SLABS 256 /* 1 MiB of slabs from malloc before regions */
+#define REGION_SLABS (JC__HUGE_PAGE / SLAB_BYTES) /* the first holds the region's count */
+_Static_assert(JC__HUGE_PAGE % SLAB_BYTES == 0 && sizeof(region) <= SLAB_BYTES, "slabs tile a region");
 
 /* Where a slab's nodes start, and how many it holds. */
 #define SLAB_FIRST ((sizeof(slab) + _Alignof(jc_value) - 1) / _Alignof(jc_value) * _Alignof(jc_value))
@@ -57,14 +77,60 @@ static __thread unsigned nspare;
 static __thread slab *current;   /* the slab this thread hands out from */
 static __thread size_t handed;   /* ... and how many of its nodes it has */
 static __thread bool registered; /* the thread's end gives them back */
+static __thread size_t malloc_slabs; /* slabs this thread took from malloc */
+static __thread region *carving;     /* the region this thread carves slabs from */
+static __thread size_t carved;       /* ... and how many of its slabs it has */
+static atomic_size_t regions_live;   /* regions not yet given back (tests) */
 static pthread_key_t node_key;
 static pthread_once_t node_once = PTHREAD_ONCE_INIT;
 static bool node_key_made;
 
+static void region_release(region *r)
+{
+    if (atomic_fetch_sub_explicit(&r->live, 1, memory_order_acq_rel) == 1) {
+        jc__region_free(r);
+        atomic_fetch_sub_explicit(&regions_live, 1, memory_order_relaxed);
+    }
+}
+
 static void slab_release(slab *s)
 {
-    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1)
-        free(s);
+    if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1) {
+        if (s->home)
+            region_release(s->home);
+        else
+            free(s);
+    }
+}
+
+/* A new slab for this thread, its count not yet set: from malloc for the
+ * first MALLOC_SLABS, then carved from a region (from malloc again when
+ * no region can be mapped). */
+static slab *slab_new(void)
+{
+    if (malloc_slabs >= MALLOC_SLABS && (!carving || carved == REGION_SLABS)) {
+        region *r = jc__region_new();
+        if (r) {
+            atomic_init(&r->live, 1); /* this thread's, until it moves on */
+            atomic_fetch_add_explicit(&regions_live, 1, memory_order_relaxed);
+            if (carving)
+                region_release(carving);
+            carving = r;
+            carved = 1; /* the first slab's place holds the count */
+        }
+    }
+    if (carving && carved < REGION_SLABS) {
+        slab *s = (slab *)((char *)carving + SLAB_BYTES * carved++);
+        atomic_fetch_add_explicit(&carving->live, 1, memory_order_relaxed);
+        s->home = carving;
+        return s;
+    }
+    slab *s = aligned_alloc(SLAB_BYTES, SLAB_BYTES);
+    if (s) {
+        malloc_slabs++;
+        s->home = NULL;
+    }
+    return s;
 }
 
 static slab *slab_of(const jc_value *v)
@@ -84,6 +150,9 @@ static void nodes_give_back(void *unused)
     if (current)
         slab_release(current);
     current = NULL;
+    if (carving)
+        region_release(carving);
+    carving = NULL;
     /* Another destructor of this thread's that runs after this one and
      * makes or frees a value registers again, and is given back in the
      * next round of destructors. */
@@ -120,7 +189,7 @@ __attribute__((noinline)) static jc_value *node_from_slab(void)
     if (!current || handed == SLAB_NODES) {
         if (!registered)
             node_register();
-        slab *s = aligned_alloc(SLAB_BYTES, SLAB_BYTES);
+        slab *s = slab_new();
         if (!s)
             return NULL;
         atomic_init(&s->live, 1); /* this thread's, until it moves on */
@@ -195,6 +264,15 @@ static jc_value *new_value(jc_type t)
 jc_value *jc__value_node(jc_type t)
 {
     return new_value(t);
+}
+
+size_t jc__value_regions(void)
+{
+#ifndef JC_VALUE_PLAIN_MALLOC
+    return atomic_load_explicit(&regions_live, memory_order_relaxed);
+#else
+    return SIZE_MAX;
+#endif
 }
 
 /* ---- text ---- */

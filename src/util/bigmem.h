@@ -1,0 +1,52 @@
+/*
+ * bigmem.h: memory in large pieces, on the kernel's huge pages where it
+ * gives them.
+ *
+ * A run of 100,000 calls touches some 80 MB of fresh memory once (the
+ * batch's calls, their argument and result values, the tables of its
+ * lookup and its hits), and the kernel maps it a 4 KiB page at a time: a
+ * warm rerun took 22,000 page faults, about half of its CPU time
+ * (bench/NOTES.md). Linux's transparent huge pages map 2 MiB at a fault
+ * instead, for memory advised so (MADV_HUGEPAGE, madvise(2); the default
+ * mode of Debian's kernel, "madvise", gives them to advised memory only:
+ * Documentation/admin-guide/mm/transhuge.rst). Only large pieces are
+ * advised, so that a small program's memory stays as it was; with the
+ * system's mode "never", or a kernel without them, the advice is ignored
+ * and everything works as before.
+ */
+#ifndef JC_BIGMEM_H
+#define JC_BIGMEM_H
+
+#include <stddef.h>
+
+/* The huge page size advised for (x86-64's 2 MiB), and the smallest
+ * allocation worth advising: one that surely spans a whole aligned huge
+ * page. */
+#define JC__HUGE_PAGE ((size_t)2 << 20)
+#define JC__BIG_BYTES ((size_t)4 << 20)
+
+/* Advises the huge pages that lie wholly inside [p, p + bytes), when bytes
+ * is at least JC__BIG_BYTES; nothing otherwise, and nothing on failure
+ * (advice only). Pages already touched stay as they are. */
+void jc__advise_huge(void *p, size_t bytes);
+
+/* malloc(n * size) and calloc(n, size) for the large arrays of a batch
+ * (a few per call): from JC__BIG_ALIGNED bytes on, aligned to the huge page
+ * size and rounded up to a multiple of it, so that all of it can be mapped
+ * by huge pages (a piece from malloc starts anywhere: the huge pages wholly
+ * inside a piece of 3 MiB were often none). Rounding up costs less than
+ * a huge page of address space, and of memory where a huge page is mapped:
+ * at most the piece's size again (a piece of just over 1 MiB takes 2 MiB),
+ * a fifth of it at 10 MiB. Freed with free(). NULL when out of memory or
+ * when n * size overflows. */
+#define JC__BIG_ALIGNED ((size_t)1 << 20)
+void *jc__malloc_big(size_t n, size_t size);
+void *jc__calloc_big(size_t n, size_t size);
+
+/* A region of JC__HUGE_PAGE bytes aligned to its size, zeroed, advised,
+ * from mmap (not malloc): NULL when it cannot be mapped. Given back with
+ * jc__region_free. */
+void *jc__region_new(void);
+void jc__region_free(void *region);
+
+#endif
