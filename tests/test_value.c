@@ -1254,8 +1254,9 @@ static void value_nodes_regions_go_back_with_their_last_node(void **state)
     free(v);
 }
 
-/* An array grown past the huge page size moves to memory of its own
- * (util/bigmem.h) with every item it had; large pieces asked zeroed are. */
+/* An array grown past JC__BIG_ALIGNED moves to memory of its own
+ * (util/bigmem.h) with every item it had; large pieces asked zeroed are,
+ * every byte of them writable. */
 static void grow_and_big_pieces_keep_what_they_hold(void **state)
 {
     (void)state;
@@ -1269,12 +1270,16 @@ static void grow_and_big_pieces_keep_what_they_hold(void **state)
     for (size_t n = 1; n <= 3 * JC__HUGE_PAGE / sizeof *a; n++)
         assert_true(a[n - 1] == n * 2654435761u);
     free(a);
-    size_t bytes = JC__HUGE_PAGE + 12345;
-    unsigned char *z = jc__calloc_big(bytes, 1);
-    assert_non_null(z);
-    for (size_t i = 0; i < bytes; i++)
-        assert_true(z[i] == 0);
-    free(z);
+    /* Below and above JC__BIG_ALIGNED: from calloc, and mapped. */
+    size_t sizes[] = {1000, JC__BIG_ALIGNED + 7, JC__HUGE_PAGE + 12345};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        unsigned char *z = jc__calloc_big(sizes[k], 1);
+        assert_non_null(z);
+        for (size_t i = 0; i < sizes[k]; i++)
+            assert_true(z[i] == 0);
+        memset(z, 0xa5, sizes[k]); /* all of it writable */
+        jc__free_big(z, sizes[k], 1);
+    }
     assert_null(jc__malloc_big(SIZE_MAX / 2, 4));
     assert_null(jc__calloc_big(SIZE_MAX / 2, 4));
 }

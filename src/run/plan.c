@@ -296,9 +296,9 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     free(pc.slot_of);
     free(pc.first);
     free(pc.state);
-    free(pc.has_check);
+    jc__free_big(pc.has_check, n, sizeof *pc.has_check);
     free(pc.check);
-    free(pc.table);
+    jc__free_big(pc.table, cap, sizeof *pc.table);
     return rc;
 }
 

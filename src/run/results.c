@@ -121,7 +121,7 @@ void jc_results_free(jc_results *res)
     if (!res)
         return;
     jc__r_results_free_slots(res);
-    free(res->slots);
+    jc__free_big(res->slots, res->n ? res->n : 1, sizeof *res->slots);
     free(res->slot_of);
     free(res->message);
     free(res);
@@ -161,6 +161,6 @@ int jc__r_dedup(jc_batch *b, jc_results *res)
             at = (at + 1) & (cap - 1);
         }
     }
-    free(table);
+    jc__free_big(table, cap, sizeof *table);
     return 0;
 }

@@ -323,7 +323,7 @@ static void discard(jc_results *res, int rc)
     if (res) {
         if (res->slots && res->slot_of)
             jc__r_results_free_slots(res);
-        free(res->slots);
+        jc__free_big(res->slots, res->n ? res->n : 1, sizeof *res->slots);
         free(res->slot_of);
         free(res);
     }

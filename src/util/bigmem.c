@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "util/bigmem.h"
 
@@ -49,6 +50,29 @@ void *jc__malloc_big(size_t n, size_t size)
     return bytes >= JC__BIG_ALIGNED ? aligned_big(bytes) : malloc(bytes ? bytes : 1);
 }
 
+/* Maps bytes of fresh zero pages, aligned to the huge page size and
+ * advised, with the mapping's size in the page before them. */
+static void *map_zeroed(size_t bytes)
+{
+    size_t round = (bytes + JC__HUGE_PAGE - 1) & ~(JC__HUGE_PAGE - 1);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (round < bytes || round > SIZE_MAX - 2 * JC__HUGE_PAGE)
+        return NULL;
+    size_t span = round + 2 * JC__HUGE_PAGE; /* room to align, header page included */
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uintptr_t at = ((uintptr_t)m + page + JC__HUGE_PAGE - 1) & ~(uintptr_t)(JC__HUGE_PAGE - 1);
+    char *start = (char *)at - page, *end = (char *)at + round;
+    if (start > m)
+        munmap(m, (size_t)(start - m));
+    if (m + span > end)
+        munmap(end, (size_t)(m + span - end));
+    memcpy(start, &(size_t){(size_t)(end - start)}, sizeof(size_t));
+    advise((void *)at, round);
+    return (void *)at;
+}
+
 void *jc__calloc_big(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
@@ -56,10 +80,20 @@ void *jc__calloc_big(size_t n, size_t size)
     size_t bytes = n * size;
     if (bytes < JC__BIG_ALIGNED)
         return calloc(bytes ? bytes : 1, 1);
-    void *p = aligned_big(bytes);
-    if (p)
-        memset(p, 0, bytes); /* on huge pages, already advised */
-    return p;
+    return map_zeroed(bytes);
+}
+
+void jc__free_big(void *p, size_t n, size_t size)
+{
+    if (!p)
+        return;
+    if (n * size < JC__BIG_ALIGNED) {
+        free(p);
+        return;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), span;
+    memcpy(&span, (char *)p - page, sizeof span);
+    munmap((char *)p - page, span);
 }
 
 void *jc__region_new(void)

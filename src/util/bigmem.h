@@ -41,7 +41,15 @@ void jc__advise_huge(void *p, size_t bytes);
  * when n * size overflows. */
 #define JC__BIG_ALIGNED ((size_t)1 << 20)
 void *jc__malloc_big(size_t n, size_t size);
+
+/* calloc(n, size) for the large tables of a batch: from JC__BIG_ALIGNED
+ * bytes on, fresh zero pages mapped for it (mmap), aligned and advised as
+ * above, so that nothing zeroes them again (a memset of an aligned piece
+ * from malloc would write every byte the kernel just zeroed). Freed with
+ * jc__free_big and the same n and size, never free(). NULL when out of
+ * memory or when n * size overflows. */
 void *jc__calloc_big(size_t n, size_t size);
+void jc__free_big(void *p, size_t n, size_t size);
 
 /* A region of JC__HUGE_PAGE bytes aligned to its size, zeroed, advised,
  * from mmap (not malloc): NULL when it cannot be mapped. Given back with

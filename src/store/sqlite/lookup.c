@@ -160,7 +160,7 @@ typedef struct keyslot {
 } keyslot;
 
 typedef struct keyset {
-    keyslot *slots;
+    keyslot *slots; /* mask + 1 of them, from jc__calloc_big */
     size_t mask;
 } keyset;
 
@@ -212,7 +212,7 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         return rc;
     bool *seen = jc__calloc_big(n, sizeof *seen);
     if (!seen) {
-        free(ks.slots);
+        jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     }
     int step;
@@ -239,8 +239,8 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
     if (step != SQLITE_DONE)
         rc = jc__sq_store_error(st, step, "scanning for entries");
     sqlite3_reset(scan);
-    free(ks.slots);
-    free(seen);
+    jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
+    jc__free_big(seen, n, sizeof *seen);
     return rc;
 }
 
