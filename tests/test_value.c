@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jc_internal.h"
 #include "util/bigmem.h"
@@ -1215,16 +1216,54 @@ static void value_nodes_cross_threads(void **state)
 }
 
 /* A thread that makes values by the hundred thousand carves their nodes
- * out of 2 MiB regions (value.c); a region goes back when its last node
+ * out of 2 MiB regions (value.c). A region goes back when its last node
  * is freed, by whichever thread, and the thread's own hold on the region
- * it carved last when it ends. */
+ * it carved last when it ends; while a few of its nodes are kept, the
+ * memory of the rest goes back to the system. Nodes are made and freed in
+ * threads of their own, so that no spare node of this thread's keeps a
+ * region. */
 #define REGION_N 200000
-static void *make_many(void *p)
+typedef struct nodes_job {
+    jc_value **v;
+    size_t from, step; /* free v[from], v[from + step], ... except every KEEP_EVERY-th */
+    bool make, ok;
+} nodes_job;
+#define KEEP_EVERY 1000
+
+static void *nodes_work(void *p)
 {
-    jc_value **v = p;
-    for (size_t i = 0; i < REGION_N; i++)
-        v[i] = jc_int((int64_t)i);
+    nodes_job *j = p;
+    j->ok = true;
+    for (size_t i = j->from; i < REGION_N; i += j->step) {
+        if (j->make) {
+            j->v[i] = jc_int((int64_t)i);
+        } else if (j->v[i]) {
+            j->ok = j->ok && int_of(j->v[i]) == (int64_t)i;
+            jc_value_free(j->v[i]);
+            j->v[i] = NULL;
+        }
+    }
     return NULL;
+}
+
+static void nodes_in_a_thread(jc_value **v, size_t from, size_t step, bool make)
+{
+    nodes_job j = {.v = v, .from = from, .step = step, .make = make};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, nodes_work, &j), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(j.ok);
+}
+
+/* This process's resident memory, in bytes (/proc/self/statm). */
+static size_t resident_bytes(void)
+{
+    unsigned long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%lu %lu", &size, &resident), 2);
+    fclose(f);
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static void value_nodes_regions_go_back_with_their_last_node(void **state)
@@ -1235,22 +1274,54 @@ static void value_nodes_regions_go_back_with_their_last_node(void **state)
         skip(); /* AddressSanitizer: every node from malloc */
     jc_value **v = calloc(REGION_N, sizeof *v);
     assert_non_null(v);
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, make_many, v), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    nodes_in_a_thread(v, 0, 1, true);
     size_t during = jc__value_regions();
     assert_true(during > before);
     /* Every other node freed: each region still holds live nodes. */
-    for (size_t i = 0; i < REGION_N; i += 2) {
-        assert_int_equal(int_of(v[i]), (int64_t)i);
-        jc_value_free(v[i]);
-    }
+    nodes_in_a_thread(v, 0, 2, false);
     assert_int_equal(jc__value_regions(), during);
-    for (size_t i = 1; i < REGION_N; i += 2) {
-        assert_int_equal(int_of(v[i]), (int64_t)i);
-        jc_value_free(v[i]);
-    }
+    nodes_in_a_thread(v, 1, 2, false);
     assert_int_equal(jc__value_regions(), before);
+    free(v);
+}
+
+static void *keep_few(void *p)
+{
+    jc_value **v = p;
+    for (size_t i = 0; i < REGION_N; i++)
+        if (i % KEEP_EVERY) {
+            jc_value_free(v[i]);
+            v[i] = NULL;
+        }
+    return NULL;
+}
+
+static void value_nodes_kept_few_keep_little_memory(void **state)
+{
+    (void)state;
+    size_t regions = jc__value_regions();
+    if (regions == SIZE_MAX)
+        skip(); /* AddressSanitizer: every node from malloc */
+    jc_value **v = calloc(REGION_N, sizeof *v);
+    assert_non_null(v);
+    memset(v, 0, REGION_N * sizeof *v); /* resident before the first count */
+    size_t before = resident_bytes();
+    nodes_in_a_thread(v, 0, 1, true);
+    size_t peak = resident_bytes();
+    assert_true(peak > before + REGION_N * sizeof(int64_t)); /* several MB of nodes */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, keep_few, v), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* Every region still holds a kept node, but not its memory. */
+    assert_true(jc__value_regions() > regions);
+    size_t after = resident_bytes();
+    print_message("resident: %zu KiB before, %zu at the peak, %zu with 1 node in %d kept\n", before / 1024,
+                  peak / 1024, after / 1024, KEEP_EVERY);
+    assert_true(after < before + (peak - before) / 2); /* without giving back: as at the peak */
+    for (size_t i = 0; i < REGION_N; i += KEEP_EVERY)
+        assert_int_equal(int_of(v[i]), (int64_t)i);
+    nodes_in_a_thread(v, 0, KEEP_EVERY, false);
+    assert_int_equal(jc__value_regions(), regions);
     free(v);
 }
 
@@ -1310,6 +1381,7 @@ int main(void)
         cmocka_unit_test(value_map_keeps_keys_sorted_by_bytes),
         cmocka_unit_test(value_nodes_cross_threads),
         cmocka_unit_test(value_nodes_regions_go_back_with_their_last_node),
+        cmocka_unit_test(value_nodes_kept_few_keep_little_memory),
         cmocka_unit_test(grow_and_big_pieces_keep_what_they_hold),
         cmocka_unit_test(value_map_rejects_duplicate_key),
         cmocka_unit_test(value_map_rejects_entry_not_made_with_kw),

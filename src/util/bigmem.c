@@ -25,10 +25,15 @@ static void advise(void *p, size_t bytes)
 
 void jc__advise_huge(void *p, size_t bytes)
 {
-    if (p && bytes >= JC__BIG_BYTES)
+#ifndef JC__PLAIN_MALLOC
+    if (p && bytes >= JC__BIG_ALIGNED)
         advise(p, bytes);
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
+#ifndef JC__PLAIN_MALLOC
 /* A piece of bytes (at least JC__BIG_ALIGNED), aligned to the huge page
  * size and rounded up to a multiple of it (bigmem.h), advised. */
 static void *aligned_big(size_t bytes)
@@ -40,14 +45,6 @@ static void *aligned_big(size_t bytes)
     if (p)
         advise(p, round);
     return p;
-}
-
-void *jc__malloc_big(size_t n, size_t size)
-{
-    if (size && n > SIZE_MAX / size)
-        return NULL;
-    size_t bytes = n * size;
-    return bytes >= JC__BIG_ALIGNED ? aligned_big(bytes) : malloc(bytes ? bytes : 1);
 }
 
 /* Maps bytes of fresh zero pages, aligned to the huge page size and
@@ -72,28 +69,45 @@ static void *map_zeroed(size_t bytes)
     advise((void *)at, round);
     return (void *)at;
 }
+#endif
+
+void *jc__malloc_big(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = n * size;
+#ifndef JC__PLAIN_MALLOC
+    if (bytes >= JC__BIG_ALIGNED)
+        return aligned_big(bytes);
+#endif
+    return malloc(bytes ? bytes : 1);
+}
 
 void *jc__calloc_big(size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size)
         return NULL;
     size_t bytes = n * size;
-    if (bytes < JC__BIG_ALIGNED)
-        return calloc(bytes ? bytes : 1, 1);
-    return map_zeroed(bytes);
+#ifndef JC__PLAIN_MALLOC
+    if (bytes >= JC__BIG_ALIGNED)
+        return map_zeroed(bytes);
+#endif
+    return calloc(bytes ? bytes : 1, 1);
 }
 
 void jc__free_big(void *p, size_t n, size_t size)
 {
-    if (!p)
-        return;
-    if (n * size < JC__BIG_ALIGNED) {
-        free(p);
+#ifndef JC__PLAIN_MALLOC
+    if (p && n * size >= JC__BIG_ALIGNED) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), span;
+        memcpy(&span, (char *)p - page, sizeof span);
+        munmap((char *)p - page, span);
         return;
     }
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), span;
-    memcpy(&span, (char *)p - page, sizeof span);
-    munmap((char *)p - page, span);
+#else
+    (void)n, (void)size;
+#endif
+    free(p);
 }
 
 void *jc__region_new(void)
@@ -110,6 +124,11 @@ void *jc__region_new(void)
         munmap((char *)at + JC__HUGE_PAGE, JC__HUGE_PAGE - head);
     advise((void *)at, JC__HUGE_PAGE);
     return (void *)at;
+}
+
+void jc__region_drop(void *p, size_t bytes)
+{
+    (void)madvise(p, bytes, MADV_DONTNEED);
 }
 
 void jc__region_free(void *region)

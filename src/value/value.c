@@ -40,23 +40,31 @@
  * (util/bigmem.h): each 4 KiB slab from malloc cost a page fault when first
  * touched, a fifth of a warm rerun's. A region goes back to the system
  * when its last slab does (a count of its slabs not yet given back, plus
- * one while its thread carves from it); its slabs are not reused before,
- * so a node kept for long keeps its region's 2 MiB, as it keeps its
- * slab's 4 KiB. */
-#if defined(__SANITIZE_ADDRESS__)
+ * one while its thread carves from it). Its slabs are not reused before:
+ * once its thread has moved on, the memory of those given back is given
+ * to the system (jc__region_drop) each time the region's count falls to a
+ * quarter of what it was the last time, from an eighth of its slabs down
+ * (64, 16, 4, 1), so that a few nodes kept
+ * long (a result copied out of each batch) keep their slabs' memory, not
+ * their regions': at most three times as many slabs given back as in use
+ * stay resident, each region's drops a handful of system calls. */
+#ifdef JC__PLAIN_MALLOC
 #define JC_VALUE_PLAIN_MALLOC 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JC_VALUE_PLAIN_MALLOC 1
-#endif
 #endif
 
 #ifndef JC_VALUE_PLAIN_MALLOC
 #define NODE_SPARE 256
 #define SLAB_BYTES 4096
 
+#define REGION_SLABS (JC__HUGE_PAGE / SLAB_BYTES) /* the first holds the region's counts */
+#define MALLOC_SLABS 256 /* 1 MiB of slabs from malloc before regions */
+#define NOT_A_SLAB SIZE_MAX
+
 typedef struct region {
-    atomic_size_t live; /* slabs not yet given back, + 1 while its thread carves from it */
+    atomic_size_t live;     /* slabs not yet given back, + 1 while its thread carves from it */
+    atomic_size_t sweep_at; /* the memory of those given back is dropped when live falls to it;
+                             * 0 while its thread carves from it */
+    _Atomic uint64_t gone[REGION_SLABS / 64]; /* slabs given back, memory not yet dropped */
 } region;
 
 typedef struct slab {
@@ -64,9 +72,8 @@ typedef struct slab {
     region *home;       /* the region it was carved from; NULL: from malloc */
 } slab;
 
-#define MALLOC_SLABS 256 /* 1 MiB of slabs from malloc before regions */
-#define REGION_SLABS (JC__HUGE_PAGE / SLAB_BYTES) /* the first holds the region's count */
-_Static_assert(JC__HUGE_PAGE % SLAB_BYTES == 0 && sizeof(region) <= SLAB_BYTES, "slabs tile a region");
+_Static_assert(JC__HUGE_PAGE % SLAB_BYTES == 0 && REGION_SLABS % 64 == 0 && sizeof(region) <= SLAB_BYTES,
+               "slabs tile a region");
 
 /* Where a slab's nodes start, and how many it holds. */
 #define SLAB_FIRST ((sizeof(slab) + _Alignof(jc_value) - 1) / _Alignof(jc_value) * _Alignof(jc_value))
@@ -85,8 +92,40 @@ static pthread_key_t node_key;
 static pthread_once_t node_once = PTHREAD_ONCE_INIT;
 static bool node_key_made;
 
-static void region_release(region *r)
+/* Gives the memory of r's slabs given back since the last sweep to the
+ * system, a run of neighbouring slabs a call. The caller holds a count of
+ * r, so it stays mapped. */
+static void region_sweep(region *r)
 {
+    uint64_t gone[REGION_SLABS / 64];
+    for (size_t w = 0; w < REGION_SLABS / 64; w++)
+        gone[w] = atomic_exchange_explicit(&r->gone[w], 0, memory_order_acquire);
+    size_t from = 0, n = 0;
+    for (size_t i = 0; i <= REGION_SLABS; i++) {
+        if (i < REGION_SLABS && (gone[i / 64] >> (i % 64) & 1)) {
+            if (!n++)
+                from = i;
+        } else if (n) {
+            jc__region_drop((char *)r + SLAB_BYTES * from, SLAB_BYTES * n);
+            n = 0;
+        }
+    }
+}
+
+/* Gives back one count of r: a slab's (its index) or its thread's
+ * (NOT_A_SLAB). */
+static void region_release(region *r, size_t index)
+{
+    if (index != NOT_A_SLAB)
+        atomic_fetch_or_explicit(&r->gone[index / 64], (uint64_t)1 << (index % 64), memory_order_release);
+    else /* its thread moves on: no more slabs to come, sweeps begin */
+        atomic_store_explicit(&r->sweep_at, REGION_SLABS / 8, memory_order_relaxed);
+    size_t live = atomic_load_explicit(&r->live, memory_order_relaxed);
+    size_t at = atomic_load_explicit(&r->sweep_at, memory_order_relaxed);
+    if (live > 1 && live - 1 <= at &&
+        atomic_compare_exchange_strong_explicit(&r->sweep_at, &at, (live - 1) / 4, memory_order_relaxed,
+                                                memory_order_relaxed))
+        region_sweep(r);
     if (atomic_fetch_sub_explicit(&r->live, 1, memory_order_acq_rel) == 1) {
         jc__region_free(r);
         atomic_fetch_sub_explicit(&regions_live, 1, memory_order_relaxed);
@@ -97,7 +136,7 @@ static void slab_release(slab *s)
 {
     if (atomic_fetch_sub_explicit(&s->live, 1, memory_order_acq_rel) == 1) {
         if (s->home)
-            region_release(s->home);
+            region_release(s->home, (size_t)((char *)s - (char *)s->home) / SLAB_BYTES);
         else
             free(s);
     }
@@ -112,9 +151,12 @@ static slab *slab_new(void)
         region *r = jc__region_new();
         if (r) {
             atomic_init(&r->live, 1); /* this thread's, until it moves on */
+            atomic_init(&r->sweep_at, 0); /* none while carved from */
+            for (size_t w = 0; w < REGION_SLABS / 64; w++)
+                atomic_init(&r->gone[w], 0);
             atomic_fetch_add_explicit(&regions_live, 1, memory_order_relaxed);
             if (carving)
-                region_release(carving);
+                region_release(carving, NOT_A_SLAB);
             carving = r;
             carved = 1; /* the first slab's place holds the count */
         }
@@ -151,7 +193,7 @@ static void nodes_give_back(void *unused)
         slab_release(current);
     current = NULL;
     if (carving)
-        region_release(carving);
+        region_release(carving, NOT_A_SLAB);
     carving = NULL;
     /* Another destructor of this thread's that runs after this one and
      * makes or frees a value registers again, and is given back in the

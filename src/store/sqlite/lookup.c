@@ -308,8 +308,13 @@ int jc__sqlite_get_many(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc
         if (big && st->listings++ == 0)
             jc__sq_run_sql(st, JC__SQ_MEMORY_LISTING, "bounding the memory of a pass"); /* best effort */
         rc = get_by_scan(st, keys, n, on_hit, ctx);
-        if (big && --st->listings == 0)
+        if (big && --st->listings == 0) {
+            char *msg = rc ? jc__strdup(jc_errmsg()) : NULL; /* the scan's failure is what is told */
             jc__sq_run_sql(st, JC__SQ_MEMORY_USE, "restoring the memory of the connection");
+            if (msg)
+                jc__set_error(rc, "%s", msg);
+            free(msg);
+        }
         return rc;
     }
     return get_by_points(st, keys, n, on_hit, ctx);
