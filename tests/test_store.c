@@ -290,6 +290,79 @@ static void store_put_get_roundtrip(void **state)
     assert_true(sql_double(path, "SELECT last_used FROM entries") == 1234.5);
 }
 
+/* jc__store_get_many answers each wanted key once, with its own index and
+ * result, whatever the order of the keys against the table's (a pass over
+ * the table first tries the key after the last one found: lookup.c). */
+typedef struct many_seen {
+    const uint32_t *id; /* the entry each wanted key names */
+    unsigned *calls;    /* on_hit calls per index */
+    bool wrong;
+} many_seen;
+
+static void many_on_hit(void *ctx, size_t i, const jc__hit *hit)
+{
+    many_seen *m = ctx;
+    m->calls[i]++;
+    uint32_t got;
+    if (hit->result_len != sizeof got)
+        m->wrong = true;
+    else if (memcpy(&got, hit->result, sizeof got), got != m->id[i])
+        m->wrong = true;
+}
+
+static void check_many(jc__store *st, const uint32_t *id, size_t n, uint32_t present)
+{
+    uint8_t (*key)[JC__KEY_LEN] = malloc(n * JC__KEY_LEN);
+    const uint8_t **keys = malloc(n * sizeof *keys);
+    unsigned *calls = calloc(n, sizeof *calls);
+    assert_non_null(key);
+    assert_non_null(keys);
+    assert_non_null(calls);
+    for (size_t i = 0; i < n; i++) {
+        make_key(key[i], id[i]);
+        keys[i] = key[i];
+    }
+    many_seen m = {.id = id, .calls = calls};
+    assert_int_equal(jc__store_get_many(st, keys, n, many_on_hit, &m), 0);
+    assert_false(m.wrong);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(calls[i], id[i] < present ? 1 : 0);
+    free(calls);
+    free(keys);
+    free(key);
+}
+
+static void store_get_many_answers_each_key_once_in_any_order(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    char path[PATH_CAP];
+    jc_test_path(path, sizeof path, "many.db");
+    jc__store *st = open_ok(path, 0);
+    assert_int_equal(jc__store_begin(st), 0);
+    for (uint32_t i = 0; i < N; i++)
+        assert_int_equal(put_entry(st, i, &i, sizeof i, 1000.0), 0);
+    assert_int_equal(jc__store_commit(st), 0);
+    uint32_t id[N];
+    for (uint32_t i = 0; i < N; i++) /* the table's order: one pass, no set of keys */
+        id[i] = i;
+    check_many(st, id, N, N);
+    for (uint32_t i = 0; i < N; i++) /* reversed: every row looked up */
+        id[i] = N - 1 - i;
+    check_many(st, id, N, N);
+    for (uint32_t i = 0; i < N; i++) /* pairs swapped, as two workers store them */
+        id[i] = i ^ 1;
+    check_many(st, id, N, N);
+    size_t n = 0; /* every other key, and keys not stored among them */
+    for (uint32_t i = 0; i < N; i += 2) {
+        id[n++] = i;
+        if (i % 10 == 0)
+            id[n++] = N + i;
+    }
+    check_many(st, id, n, N);
+    jc__store_close(st);
+}
+
 static void store_get_absent_returns_0(void **state)
 {
     (void)state;
@@ -1085,6 +1158,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(store_put_get_roundtrip),
+        cmocka_unit_test(store_get_many_answers_each_key_once_in_any_order),
         cmocka_unit_test(store_get_absent_returns_0),
         cmocka_unit_test(store_put_overwrite_replaces_result_and_keeps_hits),
         cmocka_unit_test(store_touch_increments_hits),

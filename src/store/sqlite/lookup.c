@@ -203,18 +203,22 @@ static size_t keyset_find(const keyset *ks, const uint8_t *const *keys, const ui
 /* Rows above which a pass goes through a small page cache. */
 #define SCAN_SMALL_CACHE_ROWS 20000
 
-/* One pass over the whole table, picking out the wanted rows. */
+/* One pass over the whole table, picking out the wanted rows. The table
+ * is in the order its entries were stored, which for a sweep run again is
+ * the order of its calls (99,974 of 100,000 rows of a cold run on two
+ * workers follow the row before in the batch): each row is first compared
+ * with the key after the last one found, read in order, and looked up in
+ * the set of wanted keys, built at the first row that is not that key,
+ * only then. A probe of that set (a table of 4 MiB for 100,000 keys) is a
+ * cache miss, a fifth of the time of a warm rerun in perf. */
 static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
     keyset ks = {0};
-    int rc = keyset_build(&ks, keys, n);
-    if (rc)
-        return rc;
+    int rc = 0;
     bool *seen = jc__calloc_big(n, sizeof *seen);
-    if (!seen) {
-        jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
+    if (!seen)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
-    }
+    size_t next = 0; /* the key expected next */
     int step;
     sqlite3_stmt *scan = st->want_created ? st->scan_created : st->scan;
     while ((step = sqlite3_step(scan)) == SQLITE_ROW) {
@@ -222,12 +226,18 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         const uint8_t *key = value_blob(sqlite3_column_value(scan, 0), &klen);
         if (!key || klen != JC__KEY_LEN)
             continue; /* the schema's CHECK makes this impossible; verify reports it */
-        size_t i = keyset_find(&ks, keys, key);
+        size_t i = next;
+        if (i >= n || memcmp(keys[i], key, JC__KEY_LEN) != 0) {
+            if (!ks.slots && (rc = keyset_build(&ks, keys, n)))
+                break;
+            i = keyset_find(&ks, keys, key);
+        }
         /* Each wanted key is answered once: a hostile file can hold the same
          * key twice behind an index that claims to be unique. */
         if (i == SIZE_MAX || seen[i])
             continue;
         seen[i] = true;
+        next = i + 1;
         jc__hit hit = {0};
         if (!hit_result(scan, 2, &hit))
             continue; /* like a blob that does not decode: computed again */
@@ -236,10 +246,11 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
         hit.created = st->want_created ? sqlite3_column_double(scan, 5) : 0;
         on_hit(ctx, i, &hit);
     }
-    if (step != SQLITE_DONE)
+    if (!rc && step != SQLITE_DONE)
         rc = jc__sq_store_error(st, step, "scanning for entries");
     sqlite3_reset(scan);
-    jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
+    if (ks.slots)
+        jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
     jc__free_big(seen, n, sizeof *seen);
     return rc;
 }
