@@ -17,7 +17,7 @@ rm -rf "$work"
 mkdir -p "$work"
 deps="libelf capstone libxxhash"
 objs=()
-for f in function/fingerprint function/fp_elf function/fp_walk util/grow util/bigmem; do
+for f in function/fingerprint function/fp_elf function/fp_walk util/grow; do
     "$cc" -c -O2 -std=c11 -D_GNU_SOURCE -DJC_HAVE_FINGERPRINT=1 -I"$src/src" -I"$src/include" \
         $(pkg-config --cflags $deps) "$src/src/$f.c" -o "$work/${f#*/}.o"
     objs+=("$work/${f#*/}.o")

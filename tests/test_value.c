@@ -21,8 +21,6 @@
 #include <unistd.h>
 
 #include "jc_internal.h"
-#include "util/bigmem.h"
-#include "util/grow.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -1325,36 +1323,6 @@ static void value_nodes_kept_few_keep_little_memory(void **state)
     free(v);
 }
 
-/* An array grown past JC__BIG_ALIGNED moves to memory of its own
- * (util/bigmem.h) with every item it had; large pieces asked zeroed are,
- * every byte of them writable. */
-static void grow_and_big_pieces_keep_what_they_hold(void **state)
-{
-    (void)state;
-    uint64_t *a = NULL;
-    size_t cap = 0;
-    for (size_t n = 1; n <= 3 * JC__HUGE_PAGE / sizeof *a; n++) {
-        assert_int_equal(JC__GROW(a, cap, n), 0);
-        a[n - 1] = n * 2654435761u;
-    }
-    assert_true(cap * sizeof *a >= 3 * JC__HUGE_PAGE);
-    for (size_t n = 1; n <= 3 * JC__HUGE_PAGE / sizeof *a; n++)
-        assert_true(a[n - 1] == n * 2654435761u);
-    free(a);
-    /* Below and above JC__BIG_ALIGNED: from calloc, and mapped. */
-    size_t sizes[] = {1000, JC__BIG_ALIGNED + 7, JC__HUGE_PAGE + 12345};
-    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
-        unsigned char *z = jc__calloc_big(sizes[k], 1);
-        assert_non_null(z);
-        for (size_t i = 0; i < sizes[k]; i++)
-            assert_true(z[i] == 0);
-        memset(z, 0xa5, sizes[k]); /* all of it writable */
-        jc__free_big(z, sizes[k], 1);
-    }
-    assert_null(jc__malloc_big(SIZE_MAX / 2, 4));
-    assert_null(jc__calloc_big(SIZE_MAX / 2, 4));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1382,7 +1350,6 @@ int main(void)
         cmocka_unit_test(value_nodes_cross_threads),
         cmocka_unit_test(value_nodes_regions_go_back_with_their_last_node),
         cmocka_unit_test(value_nodes_kept_few_keep_little_memory),
-        cmocka_unit_test(grow_and_big_pieces_keep_what_they_hold),
         cmocka_unit_test(value_map_rejects_duplicate_key),
         cmocka_unit_test(value_map_rejects_entry_not_made_with_kw),
         cmocka_unit_test(value_map_set_inserts_sorted_and_replaces),

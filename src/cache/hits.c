@@ -12,7 +12,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "util/grow.h"
 #include "function/fingerprint.h"
 #include "cache_int.h"
 #include "util/keysort.h"
@@ -33,10 +32,14 @@ static void record_set_count(uint8_t *r, uint32_t c)
  * hit log. */
 static void queue_hits(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds, double now)
 {
-    /* jc__grow: a large queue on huge pages (util/bigmem.h) */
-    if (cache->ntouched == cache->touched_cap &&
-        jc__grow(&cache->touched, &cache->touched_cap, cache->ntouched + 1, JC__HIT_RECORD))
-        return; /* out of memory: this hit goes uncounted, nothing else is lost */
+    if (cache->ntouched == cache->touched_cap) {
+        size_t cap = cache->touched_cap ? cache->touched_cap * 2 : 256;
+        uint8_t *t = cap <= SIZE_MAX / JC__HIT_RECORD ? realloc(cache->touched, cap * JC__HIT_RECORD) : NULL;
+        if (!t)
+            return; /* out of memory: this hit goes uncounted, nothing else is lost */
+        cache->touched = t;
+        cache->touched_cap = cap;
+    }
     uint8_t *r = cache->touched + JC__HIT_RECORD * cache->ntouched;
     memcpy(r, key, JC__KEY_LEN);
     record_set_count(r, count);
@@ -51,8 +54,9 @@ void jc__cache_touch_reserve(jc_cache *cache, size_t more)
     if (!jc__cache_writable(cache) || cache->touched_cap - cache->ntouched >= more ||
         more > SIZE_MAX / JC__HIT_RECORD - cache->ntouched)
         return;
-    (void)jc__grow(&cache->touched, &cache->touched_cap, cache->ntouched + more, JC__HIT_RECORD);
-    /* on failure, the queue grows as hits come */
+    uint8_t *t = realloc(cache->touched, (cache->ntouched + more) * JC__HIT_RECORD);
+    if (t) /* else the queue grows as hits come */
+        cache->touched = t, cache->touched_cap = cache->ntouched + more;
 }
 
 void jc__cache_touch_n(jc_cache *cache, const uint8_t key[JC__KEY_LEN], uint32_t count, double seconds)

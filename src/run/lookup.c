@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/bigmem.h"
 #include "exec/exec.h"
 #include "run/progress.h"
 #include "cache/cache.h"
@@ -110,7 +109,7 @@ void jc__r_on_found(void *ctx, size_t s, jc__found *f)
 int jc__r_lookup(run *r)
 {
     jc_results *res = r->res;
-    const uint8_t **keys = jc__malloc_big(res->nslots, sizeof *keys);
+    const uint8_t **keys = malloc((res->nslots ? res->nslots : 1) * sizeof *keys);
     if (!keys)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu calls", res->nslots);
     for (size_t s = 0; s < res->nslots; s++)

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/bigmem.h"
 #include "exec/exec.h"
 #include "run/progress.h"
 #include "cache/cache.h"
@@ -134,8 +133,8 @@ static int plan_levels(plan_ctx *p)
 {
     jc_batch *b = p->b;
     size_t n = b->n;
-    uint32_t *level = jc__malloc_big(n, sizeof *level);
-    size_t *at = NULL, *order = NULL, *look = jc__malloc_big(n, sizeof *look);
+    uint32_t *level = malloc((n ? n : 1) * sizeof *level);
+    size_t *at = NULL, *order = NULL, *look = malloc((n ? n : 1) * sizeof *look);
     uint32_t top = 0;
     bool ok = level && look;
     for (size_t i = 0; ok && i < n; i++) {
@@ -148,7 +147,7 @@ static int plan_levels(plan_ctx *p)
     }
     /* The calls of each level together, in submission order (a counting
      * sort). */
-    if (ok && (!(at = calloc((size_t)top + 2, sizeof *at)) || !(order = jc__malloc_big(n, sizeof *order))))
+    if (ok && (!(at = calloc((size_t)top + 2, sizeof *at)) || !(order = malloc((n ? n : 1) * sizeof *order))))
         ok = false;
     if (!ok) {
         free(level);
@@ -186,7 +185,7 @@ static int plan_levels(plan_ctx *p)
         }
         if (rc || !nlook)
             continue;
-        const uint8_t **keys = jc__malloc_big(nlook, sizeof *keys);
+        const uint8_t **keys = malloc(nlook * sizeof *keys);
         if (!keys) {
             rc = jc__set_error(JC_ENOMEM, "jc_plan: out of memory");
             break;
@@ -230,12 +229,12 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     while (cap < 2 * n)
         cap *= 2;
     plan_ctx pc = {.b = b,
-                   .slot_of = jc__malloc_big(n, sizeof *pc.slot_of),
-                   .first = jc__malloc_big(n, sizeof *pc.first),
-                   .state = jc__malloc_big(n, 1),
-                   .has_check = jc__calloc_big(n, sizeof *pc.has_check),
-                   .check = jc__malloc_big(n, sizeof *pc.check),
-                   .table = jc__calloc_big(cap, sizeof *pc.table),
+                   .slot_of = malloc(n * sizeof *pc.slot_of),
+                   .first = malloc(n * sizeof *pc.first),
+                   .state = malloc(n),
+                   .has_check = calloc(n, sizeof *pc.has_check),
+                   .check = malloc(n * sizeof *pc.check),
+                   .table = calloc(cap, sizeof *pc.table),
                    .cap = cap,
                    .expires_after = b->opts.expires_after,
                    .now = jc__now()};
@@ -296,9 +295,9 @@ int jc_plan(jc_batch *b, jc_plan_info *out)
     free(pc.slot_of);
     free(pc.first);
     free(pc.state);
-    jc__free_big(pc.has_check, n, sizeof *pc.has_check);
+    free(pc.has_check);
     free(pc.check);
-    jc__free_big(pc.table, cap, sizeof *pc.table);
+    free(pc.table);
     return rc;
 }
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/bigmem.h"
 #include "exec/exec.h"
 #include "run/progress.h"
 #include "cache/cache.h"
@@ -121,7 +120,7 @@ void jc_results_free(jc_results *res)
     if (!res)
         return;
     jc__r_results_free_slots(res);
-    jc__free_big(res->slots, res->n ? res->n : 1, sizeof *res->slots);
+    free(res->slots);
     free(res->slot_of);
     free(res->message);
     free(res);
@@ -134,7 +133,7 @@ int jc__r_dedup(jc_batch *b, jc_results *res)
     size_t cap = 16;
     while (cap < 2 * b->n)
         cap *= 2;
-    size_t *table = jc__calloc_big(cap, sizeof *table); /* slot + 1, 0 = empty */
+    size_t *table = calloc(cap, sizeof *table); /* slot + 1, 0 = empty */
     if (!table)
         return jc__set_error(JC_ENOMEM, "out of memory deduplicating %zu calls", b->n);
     for (size_t i = 0; i < b->n; i++) {
@@ -161,6 +160,6 @@ int jc__r_dedup(jc_batch *b, jc_results *res)
             at = (at + 1) & (cap - 1);
         }
     }
-    jc__free_big(table, cap, sizeof *table);
+    free(table);
     return 0;
 }

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "util/bigmem.h"
 #include "exec/exec.h"
 #include "run/progress.h"
 #include "cache/cache.h"
@@ -163,12 +162,12 @@ static int start(run *r, jc_batch *b)
     size_t n = b->n ? b->n : 1;
     if (res) {
         res->n = b->n;
-        res->slot_of = jc__malloc_big(n, sizeof *res->slot_of);
-        res->slots = jc__calloc_big(n, sizeof *res->slots);
+        res->slot_of = malloc(n * sizeof *res->slot_of);
+        res->slots = calloc(n, sizeof *res->slots);
     }
-    r->tasks = jc__malloc_big(n, sizeof *r->tasks);
-    r->task_slot = jc__malloc_big(n, sizeof *r->task_slot);
-    r->queue = jc__malloc_big(n, sizeof *r->queue);
+    r->tasks = malloc(n * sizeof *r->tasks);
+    r->task_slot = malloc(n * sizeof *r->task_slot);
+    r->queue = malloc(n * sizeof *r->queue);
     if (!res || !res->slot_of || !res->slots || !r->tasks || !r->task_slot || !r->queue)
         return jc__set_error(JC_ENOMEM, "jc_run: out of memory for %zu calls", b->n);
     return 0;
@@ -323,7 +322,7 @@ static void discard(jc_results *res, int rc)
     if (res) {
         if (res->slots && res->slot_of)
             jc__r_results_free_slots(res);
-        jc__free_big(res->slots, res->n ? res->n : 1, sizeof *res->slots);
+        free(res->slots);
         free(res->slot_of);
         free(res);
     }

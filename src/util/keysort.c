@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/bigmem.h"
 #include "util/keysort.h"
 
 #define KEY_BYTES 16
@@ -75,7 +74,7 @@ static uint8_t *sort_apart(const uint8_t *rec, size_t n, size_t size)
     while (bits < 16 && ((size_t)1 << bits) < n)
         bits++;
     size_t *end = n >= 64 && size <= JC__KEYSORT_MAX_RECORD ? calloc(((size_t)1 << bits) + 1, sizeof *end) : NULL;
-    uint8_t *out = end ? jc__malloc_big(n, size) : NULL;
+    uint8_t *out = end ? malloc(n * size) : NULL;
     if (out)
         bucket_sort(rec, out, n, size, bits, end);
     free(end);

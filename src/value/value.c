@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "jc_internal.h"
-#include "util/bigmem.h"
 #include "util/utf8.h"
 #include "value_int.h"
 
@@ -36,27 +36,33 @@
  *
  * A thread's first MALLOC_SLABS slabs come from malloc; after them, a
  * thread that makes values by the hundred thousand (a sweep's arguments,
- * a run's results) carves its slabs out of regions of 2 MiB on huge pages
- * (util/bigmem.h): each 4 KiB slab from malloc cost a page fault when first
- * touched, a fifth of a warm rerun's. A region goes back to the system
- * when its last slab does (a count of its slabs not yet given back, plus
- * one while its thread carves from it). Its slabs are not reused before:
- * once its thread has moved on, the memory of those given back is given
- * to the system (jc__region_drop) each time the region's count falls to a
- * quarter of what it was the last time, from an eighth of its slabs down
- * (64, 16, 4, 1), so that a few nodes kept
- * long (a result copied out of each batch) keep their slabs' memory, not
- * their regions': at most three times as many slabs given back as in use
- * stay resident, each region's drops a handful of system calls. */
-#ifdef JC__PLAIN_MALLOC
+ * a run's results) carves its slabs out of regions of REGION_BYTES mapped
+ * for them (mmap). A slab from aligned_alloc costs its 4 KiB and about as
+ * much again of the heap around it: a warm rerun of 100,000 calls peaked
+ * at 85 MB, at 55 MB with regions (bench/NOTES.md). A region goes back to
+ * the system when its last slab does (a count of its slabs not yet given
+ * back, plus one while its thread carves from it). Its slabs are not
+ * reused before: once its thread has moved on, the memory of those given
+ * back is given to the system (madvise MADV_DONTNEED) each time the
+ * region's count falls to a quarter of what it was the last time, from an
+ * eighth of its slabs down (64, 16, 4, 1), so that a few nodes kept long
+ * (a result copied out of each batch) keep their slabs' memory, not their
+ * regions': at most three times as many slabs given back as in use stay
+ * resident, each region's drops a handful of system calls. */
+#if defined(__SANITIZE_ADDRESS__)
 #define JC_VALUE_PLAIN_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JC_VALUE_PLAIN_MALLOC 1
+#endif
 #endif
 
 #ifndef JC_VALUE_PLAIN_MALLOC
 #define NODE_SPARE 256
 #define SLAB_BYTES 4096
 
-#define REGION_SLABS (JC__HUGE_PAGE / SLAB_BYTES) /* the first holds the region's counts */
+#define REGION_BYTES ((size_t)2 << 20)
+#define REGION_SLABS (REGION_BYTES / SLAB_BYTES) /* the first holds the region's counts */
 #define MALLOC_SLABS 256 /* 1 MiB of slabs from malloc before regions */
 #define NOT_A_SLAB SIZE_MAX
 
@@ -72,7 +78,7 @@ typedef struct slab {
     region *home;       /* the region it was carved from; NULL: from malloc */
 } slab;
 
-_Static_assert(JC__HUGE_PAGE % SLAB_BYTES == 0 && REGION_SLABS % 64 == 0 && sizeof(region) <= SLAB_BYTES,
+_Static_assert(REGION_BYTES % SLAB_BYTES == 0 && REGION_SLABS % 64 == 0 && sizeof(region) <= SLAB_BYTES,
                "slabs tile a region");
 
 /* Where a slab's nodes start, and how many it holds. */
@@ -106,7 +112,7 @@ static void region_sweep(region *r)
             if (!n++)
                 from = i;
         } else if (n) {
-            jc__region_drop((char *)r + SLAB_BYTES * from, SLAB_BYTES * n);
+            (void)madvise((char *)r + SLAB_BYTES * from, SLAB_BYTES * n, MADV_DONTNEED);
             n = 0;
         }
     }
@@ -127,7 +133,7 @@ static void region_release(region *r, size_t index)
                                                 memory_order_relaxed))
         region_sweep(r);
     if (atomic_fetch_sub_explicit(&r->live, 1, memory_order_acq_rel) == 1) {
-        jc__region_free(r);
+        munmap(r, REGION_BYTES);
         atomic_fetch_sub_explicit(&regions_live, 1, memory_order_relaxed);
     }
 }
@@ -148,8 +154,8 @@ static void slab_release(slab *s)
 static slab *slab_new(void)
 {
     if (malloc_slabs >= MALLOC_SLABS && (!carving || carved == REGION_SLABS)) {
-        region *r = jc__region_new();
-        if (r) {
+        region *r = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (r != MAP_FAILED) {
             atomic_init(&r->live, 1); /* this thread's, until it moves on */
             atomic_init(&r->sweep_at, 0); /* none while carved from */
             for (size_t w = 0; w < REGION_SLABS / 64; w++)

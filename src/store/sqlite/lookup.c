@@ -15,7 +15,6 @@
 
 #include <xxhash.h>
 
-#include "util/bigmem.h"
 #include "store/store.h"
 #include "sqlite_int.h"
 
@@ -160,7 +159,7 @@ typedef struct keyslot {
 } keyslot;
 
 typedef struct keyset {
-    keyslot *slots; /* mask + 1 of them, from jc__calloc_big */
+    keyslot *slots;
     size_t mask;
 } keyset;
 
@@ -176,7 +175,7 @@ static int keyset_build(keyset *ks, const uint8_t *const *keys, size_t n)
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    ks->slots = jc__calloc_big(cap, sizeof *ks->slots);
+    ks->slots = calloc(cap, sizeof *ks->slots);
     if (!ks->slots)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     ks->mask = cap - 1;
@@ -215,7 +214,7 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
 {
     keyset ks = {0};
     int rc = 0;
-    bool *seen = jc__calloc_big(n, sizeof *seen);
+    bool *seen = calloc(n ? n : 1, sizeof *seen);
     if (!seen)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     size_t next = 0; /* the key expected next */
@@ -249,9 +248,8 @@ static int get_by_scan(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc_
     if (!rc && step != SQLITE_DONE)
         rc = jc__sq_store_error(st, step, "scanning for entries");
     sqlite3_reset(scan);
-    if (ks.slots)
-        jc__free_big(ks.slots, ks.mask + 1, sizeof *ks.slots);
-    jc__free_big(seen, n, sizeof *seen);
+    free(ks.slots);
+    free(seen);
     return rc;
 }
 
@@ -268,7 +266,7 @@ static int cmp_key_ref(const void *a, const void *b)
 /* Point lookups, in key order: neighbouring keys share index pages. */
 static int get_by_points(jc__sqlite *st, const uint8_t *const *keys, size_t n, jc__hit_fn on_hit, void *ctx)
 {
-    key_ref *order = jc__malloc_big(n, sizeof *order);
+    key_ref *order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     for (size_t i = 0; i < n; i++)
@@ -344,7 +342,7 @@ int jc__sqlite_get_checks(jc__sqlite *st, const uint8_t *const *keys, size_t n, 
         if ((rc = jc__sq_prepare(st, sql, &st->get_check)))
             return rc;
     }
-    key_ref *order = jc__malloc_big(n, sizeof *order);
+    key_ref *order = malloc(n * sizeof *order);
     if (!order)
         return jc__set_error(JC_ENOMEM, "out of memory looking up %zu keys", n);
     for (size_t i = 0; i < n; i++)
