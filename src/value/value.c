@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "jc_internal.h"
 #include "util/utf8.h"
@@ -23,8 +24,8 @@
  * caller), where glibc's malloc and free cost some 300 instructions a
  * node. Nodes come from slabs instead: blocks of SLAB_BYTES, aligned to
  * their size, that a thread hands out in order (a pointer bump); a node
- * freed finds its slab by its address, and a slab goes back to malloc when
- * its last node is freed, by whichever thread (a count of its live nodes,
+ * freed finds its slab by its address, and a slab goes back (to malloc,
+ * or to its region, below) when its last node is freed, by whichever thread (a count of its live nodes,
  * atomic: results made by the threads backend's workers are freed by the
  * caller). Each thread also keeps up to NODE_SPARE freed nodes for the next
  * values it makes (a pointer swap, no atomic), so that a memoized call in a
@@ -47,8 +48,14 @@
  * region's count falls to a quarter of what it was the last time, from an
  * eighth of its slabs down (64, 16, 4, 1), so that a few nodes kept long
  * (a result copied out of each batch) keep their slabs' memory, not their
- * regions': at most three times as many slabs given back as in use stay
- * resident, each region's drops a handful of system calls. */
+ * regions': once a region is below an eighth of its slabs, at most three
+ * times as many slabs given back as in use stay resident (above it, up to
+ * the whole region), each region's drops a handful of system calls. The
+ * region a thread still carves from is not swept (up to 2 MiB per thread
+ * that made many values), nor, where the system's pages are larger than a
+ * slab, any region (a drop must cover whole pages). Regions are mapped
+ * without transparent huge pages (MADV_NOHUGEPAGE), which would make a
+ * region resident whole at its first touch and undo a drop. */
 #if defined(__SANITIZE_ADDRESS__)
 #define JC_VALUE_PLAIN_MALLOC 1
 #elif defined(__has_feature)
@@ -103,6 +110,8 @@ static bool node_key_made;
  * r, so it stays mapped. */
 static void region_sweep(region *r)
 {
+    if ((size_t)sysconf(_SC_PAGESIZE) != SLAB_BYTES)
+        return; /* a drop of slabs would take whole pages: live neighbours too */
     uint64_t gone[REGION_SLABS / 64];
     for (size_t w = 0; w < REGION_SLABS / 64; w++)
         gone[w] = atomic_exchange_explicit(&r->gone[w], 0, memory_order_acquire);
@@ -156,6 +165,9 @@ static slab *slab_new(void)
     if (malloc_slabs >= MALLOC_SLABS && (!carving || carved == REGION_SLABS)) {
         region *r = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (r != MAP_FAILED) {
+#ifdef MADV_NOHUGEPAGE
+            (void)madvise(r, REGION_BYTES, MADV_NOHUGEPAGE);
+#endif
             atomic_init(&r->live, 1); /* this thread's, until it moves on */
             atomic_init(&r->sweep_at, 0); /* none while carved from */
             for (size_t w = 0; w < REGION_SLABS / 64; w++)

@@ -68,7 +68,7 @@ struct jc__sqlite {
     pid_t pid;   /* the process that opened the store */
     unsigned long generation; /* fork_generation when it was opened */
     int depth;   /* nesting of jc__store_begin; 0 = no explicit transaction */
-    int listings; /* pagers open (JC__SQ_MEMORY_LISTING while any is) */
+    int listings; /* pagers open and large passes under way (JC__SQ_MEMORY_LISTING while any is) */
     /* The -shm file could not be created for want of space: opened
      * immutable, read-only; every write gives JC_EFULL (open.c). */
     bool disk_full;
