@@ -25,9 +25,9 @@
  * node. Nodes come from slabs instead: blocks of SLAB_BYTES, aligned to
  * their size, that a thread hands out in order (a pointer bump); a node
  * freed finds its slab by its address, and a slab goes back (to malloc,
- * or to its region, below) when its last node is freed, by whichever thread (a count of its live nodes,
- * atomic: results made by the threads backend's workers are freed by the
- * caller). Each thread also keeps up to NODE_SPARE freed nodes for the next
+ * or to its region, below) when its last node is freed, by whichever
+ * thread (a count of its live nodes, atomic: results made by the threads
+ * backend's workers are freed by the caller). Each thread also keeps up to NODE_SPARE freed nodes for the next
  * values it makes (a pointer swap, no atomic), so that a memoized call in a
  * session reuses the same few nodes. A thread's spares and its slab in use
  * are given back when it ends. A node kept for long keeps its slab's 4 KiB
