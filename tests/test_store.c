@@ -353,6 +353,9 @@ static void store_get_many_answers_each_key_once_in_any_order(void **state)
     for (uint32_t i = 0; i < N; i++) /* pairs swapped, as two workers store them */
         id[i] = i ^ 1;
     check_many(st, id, N, N);
+    for (uint32_t i = 0; i < N; i++) /* runs of 50 swapped: found again after each jump */
+        id[i] = (i / 50 % 2 ? i - 50 : i + 50) % N;
+    check_many(st, id, N, N);
     size_t n = 0; /* every other key, and keys not stored among them */
     for (uint32_t i = 0; i < N; i += 2) {
         id[n++] = i;
