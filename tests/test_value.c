@@ -1221,12 +1221,13 @@ static void value_nodes_cross_threads(void **state)
  * threads of their own, so that no spare node of this thread's keeps a
  * region. */
 #define REGION_N 200000
+#define KEEP_EVERY 1000
 typedef struct nodes_job {
     jc_value **v;
-    size_t from, step; /* free v[from], v[from + step], ... except every KEEP_EVERY-th */
+    size_t from, step; /* make or free v[from], v[from + step], ... */
+    size_t keep;       /* freeing, every keep-th is kept (0: none) */
     bool make, ok;
 } nodes_job;
-#define KEEP_EVERY 1000
 
 static void *nodes_work(void *p)
 {
@@ -1235,7 +1236,7 @@ static void *nodes_work(void *p)
     for (size_t i = j->from; i < REGION_N; i += j->step) {
         if (j->make) {
             j->v[i] = jc_int((int64_t)i);
-        } else if (j->v[i]) {
+        } else if (j->v[i] && !(j->keep && i % j->keep == 0)) {
             j->ok = j->ok && int_of(j->v[i]) == (int64_t)i;
             jc_value_free(j->v[i]);
             j->v[i] = NULL;
@@ -1244,9 +1245,9 @@ static void *nodes_work(void *p)
     return NULL;
 }
 
-static void nodes_in_a_thread(jc_value **v, size_t from, size_t step, bool make)
+static void nodes_in_a_thread(jc_value **v, size_t from, size_t step, size_t keep, bool make)
 {
-    nodes_job j = {.v = v, .from = from, .step = step, .make = make};
+    nodes_job j = {.v = v, .from = from, .step = step, .keep = keep, .make = make};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, nodes_work, &j), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
@@ -1264,52 +1265,45 @@ static size_t resident_bytes(void)
     return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static void value_nodes_regions_go_back_with_their_last_node(void **state)
+/* The regions not yet given back, and room for REGION_N values (zeroed,
+ * resident); skips the test in a build without regions. */
+static jc_value **regions_or_skip(size_t *regions)
 {
-    (void)state;
-    size_t before = jc__value_regions();
-    if (before == SIZE_MAX)
+    *regions = jc__value_regions();
+    if (*regions == SIZE_MAX)
         skip(); /* AddressSanitizer: every node from malloc */
     jc_value **v = calloc(REGION_N, sizeof *v);
     assert_non_null(v);
-    nodes_in_a_thread(v, 0, 1, true);
+    memset(v, 0, REGION_N * sizeof *v); /* resident before a first count */
+    return v;
+}
+
+static void value_nodes_regions_go_back_with_their_last_node(void **state)
+{
+    (void)state;
+    size_t before;
+    jc_value **v = regions_or_skip(&before);
+    nodes_in_a_thread(v, 0, 1, 0, true);
     size_t during = jc__value_regions();
     assert_true(during > before);
     /* Every other node freed: each region still holds live nodes. */
-    nodes_in_a_thread(v, 0, 2, false);
+    nodes_in_a_thread(v, 0, 2, 0, false);
     assert_int_equal(jc__value_regions(), during);
-    nodes_in_a_thread(v, 1, 2, false);
+    nodes_in_a_thread(v, 1, 2, 0, false);
     assert_int_equal(jc__value_regions(), before);
     free(v);
-}
-
-static void *keep_few(void *p)
-{
-    jc_value **v = p;
-    for (size_t i = 0; i < REGION_N; i++)
-        if (i % KEEP_EVERY) {
-            jc_value_free(v[i]);
-            v[i] = NULL;
-        }
-    return NULL;
 }
 
 static void value_nodes_kept_few_keep_little_memory(void **state)
 {
     (void)state;
-    size_t regions = jc__value_regions();
-    if (regions == SIZE_MAX)
-        skip(); /* AddressSanitizer: every node from malloc */
-    jc_value **v = calloc(REGION_N, sizeof *v);
-    assert_non_null(v);
-    memset(v, 0, REGION_N * sizeof *v); /* resident before the first count */
+    size_t regions;
+    jc_value **v = regions_or_skip(&regions);
     size_t before = resident_bytes();
-    nodes_in_a_thread(v, 0, 1, true);
+    nodes_in_a_thread(v, 0, 1, 0, true);
     size_t peak = resident_bytes();
     assert_true(peak > before + REGION_N * sizeof(int64_t)); /* several MB of nodes */
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, keep_few, v), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    nodes_in_a_thread(v, 0, 1, KEEP_EVERY, false);
     /* Every region still holds a kept node, but not its memory. */
     assert_true(jc__value_regions() > regions);
     size_t after = resident_bytes();
@@ -1318,7 +1312,7 @@ static void value_nodes_kept_few_keep_little_memory(void **state)
     assert_true(after < before + (peak - before) / 2); /* without giving back: as at the peak */
     for (size_t i = 0; i < REGION_N; i += KEEP_EVERY)
         assert_int_equal(int_of(v[i]), (int64_t)i);
-    nodes_in_a_thread(v, 0, KEEP_EVERY, false);
+    nodes_in_a_thread(v, 0, KEEP_EVERY, 0, false);
     assert_int_equal(jc__value_regions(), regions);
     free(v);
 }
